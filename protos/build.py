@@ -1,0 +1,157 @@
+"""Build tool for the contracts: generate Python stubs, check they are fresh, buf lint/breaking.
+
+    uv run python protos/build.py generate          # write protos/src/modelplane/**/_pb2*.py
+    uv run python protos/build.py check             # fail if generated code is stale
+    uv run python protos/build.py lint              # buf lint (offline, via a descriptor image)
+    uv run python protos/build.py breaking [REF]    # buf breaking against git REF (default: main)
+
+buf comes from the npm package @bufbuild/buf; `lint`/`breaking` install it into
+.tools/ on first use. The Buf registry is not reachable here, so both run on a
+descriptor image built with grpc_tools.protoc, with googleapis-common-protos and
+grpc_tools' bundled well-known types as include paths.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "src"
+TOOLS = ROOT / ".tools"
+
+
+def _include_paths() -> list[str]:
+    import google.api  # googleapis-common-protos ships the .proto sources
+    import grpc_tools
+
+    site = Path(google.api.__path__[0]).parent.parent
+    return [str(site), str(Path(grpc_tools.__file__).parent / "_proto")]
+
+
+def proto_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in (root / "modelplane").rglob("*.proto"))
+
+
+def _protoc(args: list[str]) -> None:
+    from grpc_tools import protoc
+
+    code = protoc.main(["grpc_tools.protoc", *args])
+    if code != 0:
+        raise SystemExit(f"protoc failed ({code}): {' '.join(args)}")
+
+
+def generate(src_root: Path = HERE, out: Path = OUT) -> None:
+    files = proto_files(src_root)
+    incs = [f"-I{src_root}", *(f"-I{p}" for p in _include_paths())]
+    out.mkdir(parents=True, exist_ok=True)
+    # Remove stale generated files so a deleted .proto leaves nothing behind.
+    for old in out.rglob("*_pb2*.py*"):
+        old.unlink()
+    _protoc([*incs, f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", *files])
+    # py.typed markers for the generated packages (PEP 561).
+    for pkg in {(out / f).parent for f in files}:
+        (pkg / "py.typed").touch()
+
+
+def check() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        generate(HERE, fresh)
+        stale = []
+        for path in sorted(fresh.rglob("*")):
+            if path.is_dir():
+                continue
+            rel = path.relative_to(fresh)
+            current = OUT / rel
+            if not current.exists() or not filecmp.cmp(path, current, shallow=False):
+                stale.append(str(rel))
+        committed = {p.relative_to(OUT) for p in OUT.rglob("*_pb2*.py*")}
+        extra = sorted(str(p) for p in committed if not (fresh / p).exists())
+    if stale or extra:
+        print("generated code is stale; run `uv run python protos/build.py generate`", file=sys.stderr)
+        for name in stale + extra:
+            print(f"  {name}", file=sys.stderr)
+        return 1
+    print("generated code is up to date")
+    return 0
+
+
+def image(src_root: Path, out_file: Path) -> None:
+    incs = [f"-I{src_root}", *(f"-I{p}" for p in _include_paths())]
+    _protoc([*incs, "--include_imports", "--include_source_info",
+             f"--descriptor_set_out={out_file}", *proto_files(src_root)])
+
+
+def buf_binary() -> str:
+    found = shutil.which("buf")
+    if found:
+        return found
+    local = TOOLS / "node_modules" / ".bin" / "buf"
+    if not local.exists():
+        TOOLS.mkdir(exist_ok=True)
+        subprocess.run(["npm", "install", "--silent", "--prefix", str(TOOLS), "@bufbuild/buf@1"],
+                       check=True)
+    return str(local)
+
+
+def lint() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        img = Path(tmp) / "image.binpb"
+        image(HERE, img)
+        # Run from protos/ so buf.yaml (the lint configuration) applies.
+        res = subprocess.run([buf_binary(), "lint", str(img), "--path", "modelplane"], cwd=HERE)
+    if res.returncode == 0:
+        print("buf lint: clean")
+    return res.returncode
+
+
+def breaking(ref: str) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", ref, "protos/modelplane"],
+                                 cwd=ROOT, capture_output=True, text=True)
+        if listing.returncode != 0 or not listing.stdout.strip():
+            print(f"buf breaking: {ref} has no contracts yet; nothing to compare")
+            return 0
+        old_root = tmpd / "old"
+        for name in listing.stdout.split():
+            if not name.endswith(".proto"):
+                continue
+            blob = subprocess.run(["git", "show", f"{ref}:{name}"], cwd=ROOT, check=True,
+                                  capture_output=True).stdout
+            dest = old_root / Path(name).relative_to("protos")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(blob)
+        image(old_root, tmpd / "old.binpb")
+        image(HERE, tmpd / "new.binpb")
+        res = subprocess.run([buf_binary(), "breaking", str(tmpd / "new.binpb"), "--against",
+                              str(tmpd / "old.binpb"), "--path", "modelplane"], cwd=HERE)
+    if res.returncode == 0:
+        print(f"buf breaking: no breaking change against {ref}")
+    return res.returncode
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else "generate"
+    if cmd == "generate":
+        generate()
+        return 0
+    if cmd == "check":
+        return check()
+    if cmd == "lint":
+        return lint()
+    if cmd == "breaking":
+        return breaking(argv[1] if len(argv) > 1 else os.environ.get("MODELPLANE_BREAKING_REF", "main"))
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
