@@ -1,0 +1,336 @@
+import datetime
+
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from modelplane.api.v1 import annotations_pb2 as _annotations_pb2_1
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EnsembleMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENSEMBLE_METHOD_UNSPECIFIED: _ClassVar[EnsembleMethod]
+    ENSEMBLE_METHOD_AVERAGE: _ClassVar[EnsembleMethod]
+    ENSEMBLE_METHOD_VOTE: _ClassVar[EnsembleMethod]
+    ENSEMBLE_METHOD_CHAIN: _ClassVar[EnsembleMethod]
+
+class PredictionLogging(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREDICTION_LOGGING_UNSPECIFIED: _ClassVar[PredictionLogging]
+    PREDICTION_LOGGING_ON: _ClassVar[PredictionLogging]
+    PREDICTION_LOGGING_OFF: _ClassVar[PredictionLogging]
+
+class DeploymentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEPLOYMENT_STATE_UNSPECIFIED: _ClassVar[DeploymentState]
+    DEPLOYMENT_STATE_LOADING: _ClassVar[DeploymentState]
+    DEPLOYMENT_STATE_READY: _ClassVar[DeploymentState]
+    DEPLOYMENT_STATE_FAILED: _ClassVar[DeploymentState]
+
+class BatchJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BATCH_JOB_STATE_UNSPECIFIED: _ClassVar[BatchJobState]
+    BATCH_JOB_STATE_PENDING: _ClassVar[BatchJobState]
+    BATCH_JOB_STATE_RUNNING: _ClassVar[BatchJobState]
+    BATCH_JOB_STATE_SUCCEEDED: _ClassVar[BatchJobState]
+    BATCH_JOB_STATE_FAILED: _ClassVar[BatchJobState]
+ENSEMBLE_METHOD_UNSPECIFIED: EnsembleMethod
+ENSEMBLE_METHOD_AVERAGE: EnsembleMethod
+ENSEMBLE_METHOD_VOTE: EnsembleMethod
+ENSEMBLE_METHOD_CHAIN: EnsembleMethod
+PREDICTION_LOGGING_UNSPECIFIED: PredictionLogging
+PREDICTION_LOGGING_ON: PredictionLogging
+PREDICTION_LOGGING_OFF: PredictionLogging
+DEPLOYMENT_STATE_UNSPECIFIED: DeploymentState
+DEPLOYMENT_STATE_LOADING: DeploymentState
+DEPLOYMENT_STATE_READY: DeploymentState
+DEPLOYMENT_STATE_FAILED: DeploymentState
+BATCH_JOB_STATE_UNSPECIFIED: BatchJobState
+BATCH_JOB_STATE_PENDING: BatchJobState
+BATCH_JOB_STATE_RUNNING: BatchJobState
+BATCH_JOB_STATE_SUCCEEDED: BatchJobState
+BATCH_JOB_STATE_FAILED: BatchJobState
+
+class ModelTarget(_message.Message):
+    __slots__ = ("model", "alias", "version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    alias: str
+    version: str
+    def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("target", "weight", "label")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    target: ModelTarget
+    weight: float
+    label: str
+    def __init__(self, target: _Optional[_Union[ModelTarget, _Mapping]] = ..., weight: _Optional[float] = ..., label: _Optional[str] = ...) -> None: ...
+
+class TrafficSplit(_message.Message):
+    __slots__ = ("routes",)
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    def __init__(self, routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
+
+class CircuitBreaker(_message.Message):
+    __slots__ = ("error_rate_threshold", "window", "minimum_requests", "open_duration")
+    ERROR_RATE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_DURATION_FIELD_NUMBER: _ClassVar[int]
+    error_rate_threshold: float
+    window: _duration_pb2.Duration
+    minimum_requests: int
+    open_duration: _duration_pb2.Duration
+    def __init__(self, error_rate_threshold: _Optional[float] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., minimum_requests: _Optional[int] = ..., open_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class FallbackPolicy(_message.Message):
+    __slots__ = ("chain", "timeout", "circuit_breaker")
+    CHAIN_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_BREAKER_FIELD_NUMBER: _ClassVar[int]
+    chain: _containers.RepeatedCompositeFieldContainer[ModelTarget]
+    timeout: _duration_pb2.Duration
+    circuit_breaker: CircuitBreaker
+    def __init__(self, chain: _Optional[_Iterable[_Union[ModelTarget, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., circuit_breaker: _Optional[_Union[CircuitBreaker, _Mapping]] = ...) -> None: ...
+
+class Ensemble(_message.Message):
+    __slots__ = ("method", "members", "weights")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    method: EnsembleMethod
+    members: _containers.RepeatedCompositeFieldContainer[ModelTarget]
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, method: _Optional[_Union[EnsembleMethod, str]] = ..., members: _Optional[_Iterable[_Union[ModelTarget, _Mapping]]] = ..., weights: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class FeatureBinding(_message.Message):
+    __slots__ = ("feature_refs", "entity_keys", "full_feature_names")
+    FEATURE_REFS_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_KEYS_FIELD_NUMBER: _ClassVar[int]
+    FULL_FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    feature_refs: _containers.RepeatedScalarFieldContainer[str]
+    entity_keys: _containers.RepeatedScalarFieldContainer[str]
+    full_feature_names: bool
+    def __init__(self, feature_refs: _Optional[_Iterable[str]] = ..., entity_keys: _Optional[_Iterable[str]] = ..., full_feature_names: _Optional[bool] = ...) -> None: ...
+
+class AccessPolicy(_message.Message):
+    __slots__ = ("infer_principals", "infer_access", "manage_principals", "manage_access")
+    INFER_PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    INFER_ACCESS_FIELD_NUMBER: _ClassVar[int]
+    MANAGE_PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    MANAGE_ACCESS_FIELD_NUMBER: _ClassVar[int]
+    infer_principals: _containers.RepeatedScalarFieldContainer[str]
+    infer_access: _annotations_pb2_1.Access
+    manage_principals: _containers.RepeatedScalarFieldContainer[str]
+    manage_access: _annotations_pb2_1.Access
+    def __init__(self, infer_principals: _Optional[_Iterable[str]] = ..., infer_access: _Optional[_Union[_annotations_pb2_1.Access, str]] = ..., manage_principals: _Optional[_Iterable[str]] = ..., manage_access: _Optional[_Union[_annotations_pb2_1.Access, str]] = ...) -> None: ...
+
+class LoadedModel(_message.Message):
+    __slots__ = ("target", "model", "version", "source_uri", "bento_model_tag", "load_time")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
+    BENTO_MODEL_TAG_FIELD_NUMBER: _ClassVar[int]
+    LOAD_TIME_FIELD_NUMBER: _ClassVar[int]
+    target: ModelTarget
+    model: str
+    version: str
+    source_uri: str
+    bento_model_tag: str
+    load_time: _timestamp_pb2.Timestamp
+    def __init__(self, target: _Optional[_Union[ModelTarget, _Mapping]] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., source_uri: _Optional[str] = ..., bento_model_tag: _Optional[str] = ..., load_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Deployment(_message.Message):
+    __slots__ = ("name", "description", "model", "traffic_split", "shadows", "fallback", "ensemble", "features", "sticky_key", "access", "prediction_logging", "state", "state_message", "loaded_models", "create_time", "update_time", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_SPLIT_FIELD_NUMBER: _ClassVar[int]
+    SHADOWS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    ENSEMBLE_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    STICKY_KEY_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_LOGGING_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    model: str
+    traffic_split: TrafficSplit
+    shadows: _containers.RepeatedCompositeFieldContainer[ModelTarget]
+    fallback: FallbackPolicy
+    ensemble: Ensemble
+    features: FeatureBinding
+    sticky_key: str
+    access: AccessPolicy
+    prediction_logging: PredictionLogging
+    state: DeploymentState
+    state_message: str
+    loaded_models: _containers.RepeatedCompositeFieldContainer[LoadedModel]
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model: _Optional[str] = ..., traffic_split: _Optional[_Union[TrafficSplit, _Mapping]] = ..., shadows: _Optional[_Iterable[_Union[ModelTarget, _Mapping]]] = ..., fallback: _Optional[_Union[FallbackPolicy, _Mapping]] = ..., ensemble: _Optional[_Union[Ensemble, _Mapping]] = ..., features: _Optional[_Union[FeatureBinding, _Mapping]] = ..., sticky_key: _Optional[str] = ..., access: _Optional[_Union[AccessPolicy, _Mapping]] = ..., prediction_logging: _Optional[_Union[PredictionLogging, str]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., state_message: _Optional[str] = ..., loaded_models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class CreateDeploymentRequest(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: Deployment
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+
+class GetDeploymentRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListDeploymentsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "model")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    model: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ListDeploymentsResponse(_message.Message):
+    __slots__ = ("deployments", "next_page_token")
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
+    next_page_token: str
+    def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateDeploymentRequest(_message.Message):
+    __slots__ = ("deployment", "update_mask")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    deployment: Deployment
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class DeleteDeploymentRequest(_message.Message):
+    __slots__ = ("name", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class SetTrafficSplitRequest(_message.Message):
+    __slots__ = ("name", "traffic_split", "etag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_SPLIT_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    traffic_split: TrafficSplit
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., traffic_split: _Optional[_Union[TrafficSplit, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class BatchJob(_message.Message):
+    __slots__ = ("id", "deployment", "target", "dataset", "parquet_uri", "output_uri", "prediction_logging", "state", "error_message", "rows_total", "rows_scored", "model", "model_version", "create_time", "start_time", "end_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    PARQUET_URI_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_URI_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_LOGGING_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ROWS_SCORED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    deployment: str
+    target: ModelTarget
+    dataset: str
+    parquet_uri: str
+    output_uri: str
+    prediction_logging: PredictionLogging
+    state: BatchJobState
+    error_message: str
+    rows_total: int
+    rows_scored: int
+    model: str
+    model_version: str
+    create_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., deployment: _Optional[str] = ..., target: _Optional[_Union[ModelTarget, _Mapping]] = ..., dataset: _Optional[str] = ..., parquet_uri: _Optional[str] = ..., output_uri: _Optional[str] = ..., prediction_logging: _Optional[_Union[PredictionLogging, str]] = ..., state: _Optional[_Union[BatchJobState, str]] = ..., error_message: _Optional[str] = ..., rows_total: _Optional[int] = ..., rows_scored: _Optional[int] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateBatchJobRequest(_message.Message):
+    __slots__ = ("batch_job",)
+    BATCH_JOB_FIELD_NUMBER: _ClassVar[int]
+    batch_job: BatchJob
+    def __init__(self, batch_job: _Optional[_Union[BatchJob, _Mapping]] = ...) -> None: ...
+
+class GetBatchJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListBatchJobsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "deployment")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    deployment: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., deployment: _Optional[str] = ...) -> None: ...
+
+class ListBatchJobsResponse(_message.Message):
+    __slots__ = ("batch_jobs", "next_page_token")
+    BATCH_JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    batch_jobs: _containers.RepeatedCompositeFieldContainer[BatchJob]
+    next_page_token: str
+    def __init__(self, batch_jobs: _Optional[_Iterable[_Union[BatchJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ExportBentoRequest(_message.Message):
+    __slots__ = ("name", "target", "output_path")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    target: ModelTarget
+    output_path: str
+    def __init__(self, name: _Optional[str] = ..., target: _Optional[_Union[ModelTarget, _Mapping]] = ..., output_path: _Optional[str] = ...) -> None: ...
+
+class ExportBentoResponse(_message.Message):
+    __slots__ = ("bento_tag", "path", "bento_model_tag")
+    BENTO_TAG_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BENTO_MODEL_TAG_FIELD_NUMBER: _ClassVar[int]
+    bento_tag: str
+    path: str
+    bento_model_tag: str
+    def __init__(self, bento_tag: _Optional[str] = ..., path: _Optional[str] = ..., bento_model_tag: _Optional[str] = ...) -> None: ...
