@@ -1,0 +1,97 @@
+"""pytest fixtures for real PostgreSQL and Redis (loaded through the ``pytest11`` entry point).
+
+PostgreSQL: ``MODELPLANE_TEST_POSTGRES`` (a DSN of a server where the user may
+create databases), else a throwaway container from testcontainers when a Docker
+engine answers, else the tests that ask for it skip and say how to enable them.
+Every database made here is dropped at the end of the test session.
+Redis likewise with ``MODELPLANE_TEST_REDIS``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+HOW_POSTGRES = ("PostgreSQL tests need a server: set MODELPLANE_TEST_POSTGRES="
+                "postgresql://postgres@127.0.0.1:5432/postgres (or run a Docker engine "
+                "for testcontainers)")
+HOW_REDIS = ("Redis tests need a server: set MODELPLANE_TEST_REDIS=redis://127.0.0.1:6379/0 "
+             "(or run a Docker engine for testcontainers)")
+
+
+def _docker_available() -> bool:
+    host = os.environ.get("DOCKER_HOST", "")
+    return bool(host) or Path("/var/run/docker.sock").exists()
+
+
+def postgres_url(dsn: str, dbname: str | None = None) -> str:
+    """A ``postgresql://`` URL for a DSN in either form, optionally for another database."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(dsn)
+    user = quote(str(parts.get("user") or os.environ.get("USER") or "postgres"))
+    password = parts.get("password")
+    auth = f"{user}:{quote(str(password))}" if password else user
+    host = parts.get("host") or "127.0.0.1"
+    port = parts.get("port") or 5432
+    db = dbname or parts.get("dbname") or "postgres"
+    return f"postgresql://{auth}@{host}:{port}/{db}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_dsn() -> Iterator[str]:
+    dsn = os.environ.get("MODELPLANE_TEST_POSTGRES")
+    if dsn:
+        yield postgres_url(dsn)
+        return
+    if not _docker_available():
+        pytest.skip(HOW_POSTGRES)
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver=None) as pg:
+        yield postgres_url(pg.get_connection_url())
+
+
+@pytest.fixture(scope="session")
+def make_postgres_database(postgres_server_dsn: str) -> Iterator[Callable[[str], str]]:
+    """``make(prefix) -> url`` of a new, empty database, dropped after the session."""
+    import psycopg
+
+    created: list[str] = []
+
+    def make(prefix: str = "mp_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}".lower()
+        with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return postgres_url(postgres_server_dsn, name)
+
+    yield make
+    with psycopg.connect(postgres_server_dsn, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(make_postgres_database: Callable[[str], str]) -> str:
+    """URL of a fresh database for this test session."""
+    return make_postgres_database("mp_test")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("MODELPLANE_TEST_REDIS")
+    if url:
+        yield url
+        return
+    if not _docker_available():
+        pytest.skip(HOW_REDIS)
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer("redis:7-alpine") as rc:
+        yield f"redis://{rc.get_container_host_ip()}:{rc.get_exposed_port(6379)}/0"

@@ -1,0 +1,296 @@
+"""Server bootstrap: one way to run a modelplane gRPC service.
+
+``serve(spec, settings)`` runs until SIGTERM/SIGINT, then stops gracefully;
+``running(spec, settings)`` is the same server as an async context manager
+(tests). Every server gets, in this order:
+
+1. OpenTelemetry server instrumentation (W3C trace context from metadata),
+2. the guard: API-key authentication, the least role per RPC, and the one
+   place where a ``ModelplaneError`` becomes a ``google.rpc.Status`` (any
+   other exception becomes INTERNAL with a reference id, logged, never sent),
+3. ``grpc.health.v1`` (NOT_SERVING until ``on_start`` has finished) and
+   server reflection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from modelplane.kit.auth import (
+    ANONYMOUS_ADMIN,
+    ApiKeyStore,
+    Principal,
+    Role,
+    bearer_token,
+    required_role,
+    reset_principal,
+    set_principal,
+)
+from modelplane.kit.errors import (
+    Internal,
+    ModelplaneError,
+    PermissionDenied,
+    Unauthenticated,
+    Unimplemented,
+)
+from modelplane.kit.settings import ServiceSettings
+from modelplane.kit.status import DETAILS_KEY, grpc_code, to_status
+from modelplane.kit.telemetry import setup_logging, setup_tracing
+
+log = logging.getLogger("modelplane.kit.server")
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Servicer:
+    """A generated ``add_XServicer_to_server``, its implementation and full service name."""
+
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    implementation: object
+    service_name: str
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    servicers: Sequence[Servicer]
+    on_start: Hook | None = None
+    on_stop: Hook | None = None
+    #: least role per full method ("/pkg.Svc/Method") for contracts without our option
+    method_access: Mapping[str, Role] = field(default_factory=dict)
+
+
+class _Guard(grpc.aio.ServerInterceptor):
+    def __init__(self, spec: ServiceSpec, settings: ServiceSettings) -> None:
+        self._spec = spec
+        self._auth = settings.auth_enabled
+        self._keys = ApiKeyStore(settings.api_keys_file) if self._auth else None
+        self._domain = f"{spec.name}.modelplane.dev"
+
+    def _authenticate(self, method: str, metadata: Mapping[str, Any]
+                      ) -> tuple[Principal | None, ModelplaneError | None]:
+        role = required_role(method, self._spec.method_access)
+        if role is None:
+            return None, None
+        if not self._auth:
+            return ANONYMOUS_ADMIN, None
+        token = bearer_token(metadata)
+        if token is None:
+            return None, Unauthenticated(
+                "missing API key: send the metadata 'authorization: Bearer <key>'",
+                reason="API_KEY_MISSING", metadata={"method": method})
+        assert self._keys is not None
+        principal = self._keys.lookup(token)
+        if principal is None:
+            return None, Unauthenticated("unknown API key", reason="API_KEY_INVALID",
+                                         metadata={"method": method})
+        if principal.role < role:
+            return None, PermissionDenied(
+                f"key {principal.name!r} has role {principal.role.name.lower()}; "
+                f"{method} needs {role.name.lower()}",
+                reason="ROLE_TOO_LOW",
+                metadata={"method": method, "required_role": role.name.lower(),
+                          "role": principal.role.name.lower()})
+        return principal, None
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        metadata = {k: v for k, v in (details.invocation_metadata or ())
+                    if not k.endswith("-bin")}
+        principal, error = self._authenticate(details.method, metadata)
+        return self._wrap(handler, details.method, principal, error)
+
+    async def _abort(self, context: grpc.aio.ServicerContext, error: ModelplaneError) -> None:
+        status = to_status(error, self._domain)
+        await context.abort(grpc_code(error), error.message,
+                            trailing_metadata=((DETAILS_KEY, status.SerializeToString()),))
+
+    async def _fail(self, context: grpc.aio.ServicerContext, method: str,
+                    exc: BaseException) -> None:
+        if isinstance(exc, ModelplaneError):
+            if exc.code == "INTERNAL":
+                log.error("%s failed: %s", method, exc.message)
+            await self._abort(context, exc)
+        elif isinstance(exc, NotImplementedError):
+            await self._abort(context, Unimplemented(
+                f"{method} is not implemented yet by the {self._spec.name} service",
+                metadata={"method": method}))
+        else:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("%s raised an unexpected error (reference %s)", method, ref)
+            await self._abort(context, Internal(
+                f"internal error in {self._spec.name} (reference {ref})",
+                metadata={"reference": ref}))
+
+    def _wrap(self, handler: Any, method: str, principal: Principal | None,
+              error: ModelplaneError | None) -> Any:
+        guard = self
+
+        if handler.unary_unary or handler.stream_unary:
+            behavior = handler.unary_unary or handler.stream_unary
+
+            async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                token = set_principal(principal)
+                try:
+                    if error is not None:
+                        raise error
+                    result = behavior(request, context)
+                    return await result if inspect.isawaitable(result) else result
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the one place errors are mapped
+                    await guard._fail(context, method, exc)
+                finally:
+                    reset_principal(token)
+
+            make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
+                    else grpc.stream_unary_rpc_method_handler)
+            return make(unary_response, request_deserializer=handler.request_deserializer,
+                        response_serializer=handler.response_serializer)
+
+        behavior = handler.unary_stream or handler.stream_stream
+        make = (grpc.unary_stream_rpc_method_handler if handler.unary_stream
+                else grpc.stream_stream_rpc_method_handler)
+        if inspect.isasyncgenfunction(behavior):
+            async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                token = set_principal(principal)
+                try:
+                    if error is not None:
+                        raise error
+                    async for item in behavior(request, context):
+                        yield item
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    await guard._fail(context, method, exc)
+                finally:
+                    reset_principal(token)
+            wrapped: Any = stream_response
+        else:
+            async def stream_writer(request: Any, context: grpc.aio.ServicerContext) -> None:
+                token = set_principal(principal)
+                try:
+                    if error is not None:
+                        raise error
+                    result = behavior(request, context)
+                    if inspect.isawaitable(result):
+                        await result
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    await guard._fail(context, method, exc)
+                finally:
+                    reset_principal(token)
+            wrapped = stream_writer
+        return make(wrapped, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)
+
+
+@dataclass
+class RunningService:
+    spec: ServiceSpec
+    settings: ServiceSettings
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+
+    @property
+    def address(self) -> str:
+        host = self.settings.listen.rsplit(":", 1)[0] or "127.0.0.1"
+        if host in ("0.0.0.0", "[::]", "::"):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ["", *(s.service_name for s in self.spec.servicers)]:
+            await self.health.set(name, status)
+
+
+def _server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert:
+        return None
+    assert settings.tls_key is not None, "MODELPLANE_TLS_KEY must accompany MODELPLANE_TLS_CERT"
+    chain = settings.tls_cert.read_bytes()
+    key = settings.tls_key.read_bytes()
+    ca = settings.tls_ca.read_bytes() if settings.tls_ca else None
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=ca,
+                                       require_client_auth=ca is not None)
+
+
+def build_server(spec: ServiceSpec, settings: ServiceSettings) -> tuple[grpc.aio.Server, Any]:
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    limit = settings.max_message_bytes
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(), _Guard(spec, settings)],
+        options=[("grpc.max_receive_message_length", limit),
+                 ("grpc.max_send_message_length", limit),
+                 ("grpc.so_reuseport", 0)],
+    )
+    for servicer in spec.servicers:
+        servicer.add_to_server(servicer.implementation, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [s.service_name for s in spec.servicers]
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME], server)
+    return server, health_servicer
+
+
+@contextlib.asynccontextmanager
+async def running(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIterator[RunningService]:
+    """Start the service, run ``on_start``, report SERVING; stop it all on exit."""
+    server, health_servicer = build_server(spec, settings)
+    creds = _server_credentials(settings)
+    port = (server.add_secure_port(settings.listen, creds) if creds
+            else server.add_insecure_port(settings.listen))
+    await server.start()
+    svc = RunningService(spec, settings, server, health_servicer, port)
+    await svc.set_serving(False)
+    started = False
+    try:
+        if spec.on_start is not None:
+            await spec.on_start()
+        started = True
+        await svc.set_serving(True)
+        log.info("%s serving on %s", spec.name, svc.address)
+        yield svc
+    finally:
+        await svc.set_serving(False)
+        try:
+            if started and spec.on_stop is not None:
+                await spec.on_stop()
+        finally:
+            await server.stop(settings.grace_seconds)
+            log.info("%s stopped", spec.name)
+
+
+async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight RPCs and stop."""
+    setup_logging(spec.name)
+    setup_tracing(spec.name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(spec, settings):
+        await stop.wait()
+        log.info("%s: stop requested, draining", spec.name)

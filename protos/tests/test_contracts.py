@@ -1,0 +1,45 @@
+"""The contracts: generated code is fresh and every RPC follows the conventions."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from google.api import annotations_pb2
+from google.protobuf.descriptor import ServiceDescriptor
+
+import modelplane
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generated_code_is_fresh() -> None:
+    res = subprocess.run([sys.executable, str(ROOT / "protos" / "build.py"), "check"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def _services() -> list[ServiceDescriptor]:
+    found = []
+    for mod in pkgutil.walk_packages(modelplane.__path__, "modelplane."):
+        if mod.name.endswith("_pb2") and ".v1." in mod.name:
+            module = importlib.import_module(mod.name)
+            found.extend(module.DESCRIPTOR.services_by_name.values())
+    return found
+
+
+def test_every_rpc_has_an_http_binding() -> None:
+    missing = [f"{svc.full_name}.{m.name}" for svc in _services() for m in svc.methods
+               if not m.GetOptions().HasExtension(annotations_pb2.http)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("svc", _services(), ids=lambda s: s.full_name)
+def test_service_lives_in_a_versioned_modelplane_package(svc: ServiceDescriptor) -> None:
+    package = svc.file.package
+    assert package.startswith("modelplane.") and package.endswith(".v1")
+    assert svc.file.name.startswith(package.replace(".", "/") + "/")
