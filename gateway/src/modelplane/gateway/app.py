@@ -1,0 +1,56 @@
+"""The gateway's ASGI application: transcoded RPC routes, ``/openapi.json``, ``/healthz``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from modelplane.gateway.backends import Backends
+from modelplane.gateway.catalog import Catalog
+from modelplane.gateway.gateway_auth import GatewayAuth
+from modelplane.gateway.openapi import build_openapi
+from modelplane.gateway.settings import GatewaySettings
+from modelplane.gateway.transcoder import Transcoder
+from opentelemetry.trace import TracerProvider
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+
+def create_app(settings: GatewaySettings | None = None, catalog: Catalog | None = None, *,
+               tracer_provider: TracerProvider | None = None) -> Starlette:
+    """The gateway app. ``catalog`` defaults to every contract installed (``Catalog.discover``)."""
+    settings = settings or GatewaySettings.from_env()
+    catalog = catalog if catalog is not None else Catalog.discover()
+    backends = Backends(settings)
+    auth = GatewayAuth(settings.service.api_keys_file) if settings.auth_enabled else None
+    transcoder = Transcoder(catalog, settings, backends, tracer_provider=tracer_provider,
+                            auth=auth)
+    document = json.dumps(build_openapi(catalog, proto_names=settings.json_names == "proto"),
+                          separators=(",", ":")).encode()
+
+    async def openapi(_: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    async def healthz(_: Request) -> Response:
+        body = json.dumps({"status": "SERVING", "services": catalog.backends,
+                           "rpcs": len(catalog.methods)}).encode()
+        return Response(body, media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await backends.close()
+
+    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
+                            Route("/openapi.json", openapi, methods=["GET"]),
+                            Mount("", app=transcoder)],
+                    lifespan=lifespan)
+    app.state.transcoder = transcoder
+    app.state.catalog = catalog
+    return app

@@ -1,0 +1,99 @@
+"""The gateway's settings, read from the environment in one place.
+
+| variable | default | meaning |
+|---|---|---|
+| ``MODELPLANE_GATEWAY_ADDR`` | ``127.0.0.1:7100`` | HTTP listen address |
+| ``MODELPLANE_<SERVICE>_TARGET`` | ``127.0.0.1:<port>`` | where each service's gRPC server is |
+| ``MODELPLANE_GATEWAY_MAX_BODY_BYTES`` | ``16777216`` | larger request bodies get 400 |
+| ``MODELPLANE_GATEWAY_TIMEOUT_SECONDS`` | ``60`` | deadline of unary calls (``grpc-timeout`` header overrides) |
+| ``MODELPLANE_GATEWAY_JSON_NAMES`` | ``proto`` | response field names: ``proto`` (snake_case) or ``json`` (lowerCamel) |
+| ``MODELPLANE_GATEWAY_AUTH`` | ``MODELPLANE_AUTH`` (``on``) | check API key and role at the gateway too |
+
+plus the kit's shared ones (``MODELPLANE_AUTH``, ``MODELPLANE_API_KEYS_FILE``,
+``MODELPLANE_MAX_MESSAGE_BYTES``, ``MODELPLANE_TLS_*``, ``OTEL_*``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from modelplane.kit.settings import DEFAULT_PORTS, ServiceSettings
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() not in {"0", "off", "false", "no"}
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value the gateway cannot use."""
+
+
+def _number(env: ServiceSettings, name: str, default: float, *, integer: bool) -> float:
+    raw = env.env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise SettingsError(f"MODELPLANE_GATEWAY_{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"MODELPLANE_GATEWAY_{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    service: ServiceSettings
+    """The kit's shared settings for the process named ``gateway``."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    json_names: str = "proto"
+    auth_enabled: bool = True
+
+    @property
+    def listen(self) -> str:
+        return self.service.listen
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return (host.strip("[]") or "127.0.0.1"), int(port)
+
+    def target(self, backend: str) -> str | None:
+        """gRPC address of a service, None when nothing says where it is."""
+        environ = self.service.environ
+        key = backend.upper()
+        explicit = environ.get(f"MODELPLANE_{key}_TARGET") or environ.get(f"MODELPLANE_{key}_ADDR")
+        if explicit:
+            return explicit
+        if backend in DEFAULT_PORTS and backend != "gateway":
+            return self.service.target(backend)
+        return None
+
+    def with_overrides(self, **changes: object) -> GatewaySettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = dict(os.environ if environ is None else environ)
+        service = ServiceSettings.from_env("gateway", env)
+        json_names = (service.env("JSON_NAMES") or "proto").strip().lower()
+        if json_names not in ("proto", "json"):
+            raise SettingsError(
+                f"MODELPLANE_GATEWAY_JSON_NAMES must be 'proto' or 'json', got {json_names!r}")
+        return cls(
+            service=service,
+            max_body_bytes=int(_number(service, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES,
+                                       integer=True)),
+            timeout_seconds=_number(service, "TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS,
+                                    integer=False),
+            json_names=json_names,
+            auth_enabled=_flag(service.env("AUTH"), service.auth_enabled),
+        )
