@@ -1,0 +1,165 @@
+"""Batch jobs: score a parquet file or a featurestore dataset, write results, log them (``batch``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelplane.kit.auth import current_principal
+from modelplane.kit.errors import FieldViolation, InvalidArgument, ModelplaneError, NotFound
+from modelplane.serving.batch_job import BatchJob, BatchJobState
+from modelplane.serving.data_plane import DataPlane
+from modelplane.serving.deployment import ModelTarget
+from modelplane.serving.deployment_service import decode_token, encode_token, page_bounds
+from modelplane.serving.deployment_store import DeploymentStore
+from modelplane.serving.prediction_log import PredictionRecord
+from modelplane.serving.servable_model import ModelInput, ServableModel
+
+log = logging.getLogger("modelplane.serving.batch_runner")
+
+#: Reads a featurestore dataset as pandas chunks (given its id).
+DatasetReader = Callable[[str], AsyncIterator[Any]]
+CHUNK_ROWS = 10_000
+
+
+def _local_path(uri: str) -> Path:
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://"))
+    if "://" in uri:
+        raise InvalidArgument(f"only local paths and file:// URIs are supported, not {uri!r}",
+                              reason="UNSUPPORTED_URI",
+                              field_violations=[FieldViolation("batch_job.parquet_uri",
+                                                               "local path or file://")])
+    return Path(uri)
+
+
+class BatchRunner:
+    def __init__(self, store: DeploymentStore, plane: DataPlane, output_dir: Path,
+                 dataset_reader: DatasetReader | None = None) -> None:
+        self.store = store
+        self.plane = plane
+        self.output_dir = output_dir
+        self.dataset_reader = dataset_reader
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def create(self, *, deployment: str, target: ModelTarget | None, dataset: str,
+                     parquet_uri: str, output_uri: str, logging_enabled: bool) -> BatchJob:
+        if bool(dataset) == bool(parquet_uri):
+            raise InvalidArgument("set exactly one of batch_job.dataset or batch_job.parquet_uri",
+                                  reason="BATCH_INPUT_INVALID",
+                                  field_violations=[FieldViolation("batch_job.input",
+                                                                   "exactly one")])
+        rt = self.plane.runtime(deployment)
+        self.plane.check_infer(rt, current_principal())
+        if parquet_uri and not _local_path(parquet_uri).exists():
+            raise NotFound(f"parquet input {parquet_uri!r} does not exist",
+                           reason="BATCH_INPUT_NOT_FOUND", metadata={"uri": parquet_uri})
+        if dataset and self.dataset_reader is None:
+            raise InvalidArgument("no featurestore is configured to read datasets from",
+                                  reason="FEATURESTORE_NOT_CONFIGURED")
+        job_id = uuid.uuid4().hex
+        out = output_uri or str(self.output_dir / f"{job_id}.parquet")
+        _local_path(out)
+        job = BatchJob(id=job_id, deployment=deployment,
+                       target=target.resolved_in(rt.deployment.model) if target else None,
+                       dataset=dataset, parquet_uri=parquet_uri, output_uri=out,
+                       logging_enabled=logging_enabled)
+        await asyncio.to_thread(self.store.save_job, job)
+        task = asyncio.create_task(self._run(job), name=f"batch-{job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    async def get(self, job_id: str) -> BatchJob:
+        job = await asyncio.to_thread(self.store.get_job, job_id)
+        if job is None:
+            raise NotFound(f"batch job {job_id!r} not found", reason="BATCH_JOB_NOT_FOUND",
+                           metadata={"batch_job": job_id})
+        return job
+
+    async def list(self, page_size: int, page_token: str, deployment: str
+                   ) -> tuple[list[BatchJob], str]:
+        limit = page_bounds(page_size)
+        token = decode_token(page_token)
+        offset = int(token) if token.isdigit() else 0
+        jobs = await asyncio.to_thread(self.store.list_jobs, offset=offset, limit=limit + 1,
+                                       deployment=deployment)
+        more = len(jobs) > limit
+        return jobs[:limit], encode_token(str(offset + limit)) if more else ""
+
+    async def _model(self, job: BatchJob) -> ServableModel:
+        rt = self.plane.runtime(job.deployment)
+        target = job.target or rt.routes[0].target
+        model = rt.models.get(target.key)
+        if model is None:
+            resolved = await self.plane.source.resolve(target)
+            model = await asyncio.to_thread(self.plane.repository.load, resolved)
+        return model
+
+    async def _chunks(self, job: BatchJob) -> AsyncIterator[Any]:
+        if job.parquet_uri:
+            import pyarrow.parquet as pq
+
+            table = await asyncio.to_thread(pq.read_table, _local_path(job.parquet_uri))
+            for batch in table.to_batches(CHUNK_ROWS):
+                yield batch.to_pandas()
+        else:
+            assert self.dataset_reader is not None
+            async for chunk in self.dataset_reader(job.dataset):
+                yield chunk
+
+    async def _run(self, job: BatchJob) -> None:
+        import pandas as pd
+
+        job.state, job.start_time = BatchJobState.RUNNING, datetime.now(UTC)
+        await asyncio.to_thread(self.store.save_job, job)
+        try:
+            model = await self._model(job)
+            job.model, job.model_version = model.model, model.version
+            parts = []
+            async for df in self._chunks(job):
+                job.rows_total += len(df)
+                data = ModelInput(len(df), {c: df[c].to_numpy() for c in df.columns})
+                started = time.perf_counter()
+                out = await asyncio.to_thread(model.predict_blocking, data)
+                elapsed = (time.perf_counter() - started) * 1000.0
+                pid = uuid.uuid4().hex
+                result = df.copy()
+                if out.ndim == 1:
+                    result["prediction"] = out
+                else:
+                    for k in range(out.shape[1]):
+                        result[f"prediction_{k}"] = out[:, k]
+                result["prediction_id"] = [f"{pid}.{i}" for i in range(len(df))]
+                result["model_version"] = model.version
+                parts.append(result)
+                if job.logging_enabled:
+                    self.plane.logger.log(PredictionRecord(
+                        pid, job.deployment, model.model, model.version, "batch", time.time(),
+                        data, out, elapsed / max(len(df), 1), {}, f"batch:{job.id}"))
+                job.rows_scored += len(df)
+                await asyncio.to_thread(self.store.save_job, job)
+            frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            path = _local_path(job.output_uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(frame.to_parquet, path, index=False)
+            job.state = BatchJobState.SUCCEEDED
+        except ModelplaneError as exc:
+            job.state, job.error_message = BatchJobState.FAILED, exc.message
+        except Exception as exc:
+            log.exception("batch job %s failed", job.id)
+            job.state, job.error_message = BatchJobState.FAILED, f"{type(exc).__name__}: {exc}"
+        job.end_time = datetime.now(UTC)
+        await asyncio.to_thread(self.store.save_job, job)
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=30)
+
+

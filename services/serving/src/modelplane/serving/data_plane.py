@@ -1,0 +1,511 @@
+"""The data plane: deployments loaded in memory and every inference request's path.
+
+Transport-neutral (the OIP gRPC servicer and the REST app are thin adapters):
+access check → online features → route choice (weighted / sticky) → model
+call with the deployment's timeout and circuit breaker → fallback chain →
+response with prediction id and answering version; then, off the response
+path, shadows and the prediction log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from modelplane.kit.auth import Principal, Role
+from modelplane.kit.errors import (
+    InvalidArgument,
+    ModelplaneError,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from modelplane.serving.bento_models import BentoModelRepository
+from modelplane.serving.circuit_breaker import CircuitBreaker
+from modelplane.serving.deployment import (
+    Access,
+    Deployment,
+    DeploymentState,
+    EnsembleMethod,
+    LoadedModelInfo,
+    ModelTarget,
+    Route,
+)
+from modelplane.serving.model_source import AliasEvent, ModelSource
+from modelplane.serving.online_features import OnlineFeatureSource
+from modelplane.serving.prediction_log import PredictionLogger, PredictionRecord
+from modelplane.serving.servable_model import ModelInput, ModelOutputError, ServableModel
+from modelplane.serving.serving_metrics import ServingMetrics
+from modelplane.serving.traffic_router import TrafficRouter
+
+log = logging.getLogger("modelplane.serving.data_plane")
+
+OUTPUT_NAME = "output-0"
+_ROLE_FOR_ACCESS = {Access.READ: Role.READER, Access.WRITE: Role.WRITER, Access.ADMIN: Role.ADMIN}
+FALLBACK_MODEL_ERROR = "MODEL_ERROR"
+FALLBACK_TIMEOUT = "TIMEOUT"
+FALLBACK_CIRCUIT_OPEN = "CIRCUIT_OPEN"
+
+
+@dataclass
+class InferenceRequest:
+    model_name: str
+    inputs: ModelInput
+    request_id: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class InferenceResponse:
+    model_name: str
+    model_version: str
+    request_id: str
+    outputs: list[tuple[str, np.ndarray]]
+    parameters: dict[str, Any]
+
+
+@dataclass
+class DeploymentRuntime:
+    """A deployment as it runs now: its router, loaded models and breakers."""
+
+    deployment: Deployment
+    router: TrafficRouter
+    routes: tuple[Route, ...]
+    models: dict[str, ServableModel]
+    breakers: dict[str, CircuitBreaker]
+    state: DeploymentState = DeploymentState.READY
+    state_message: str = ""
+    targets: dict[str, ModelTarget] = field(default_factory=dict)
+
+    def loaded_models(self) -> list[LoadedModelInfo]:
+        return [LoadedModelInfo(self.targets[k], m.model, m.version, m.source_uri,
+                                m.bento_model_tag, m.load_time)
+                for k, m in self.models.items() if k in self.targets]
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def may(principal: Principal, names: tuple[str, ...], access: Access) -> bool:
+    """Does a per-deployment right (principal list + least role) admit ``principal``?"""
+    if principal.role >= Role.ADMIN:
+        return True
+    if principal.role < _ROLE_FOR_ACCESS[access]:
+        return False
+    return not names or principal.name in names
+
+
+class DataPlane:
+    def __init__(self, source: ModelSource, repository: BentoModelRepository,
+                 logger: PredictionLogger, metrics: ServingMetrics,
+                 features: OnlineFeatureSource | None = None, *,
+                 shadow_concurrency: int = 64, retire_seconds: float = 30.0) -> None:
+        self.source = source
+        self.repository = repository
+        self.logger = logger
+        self.metrics = metrics
+        self.features = features
+        self._runtimes: dict[str, DeploymentRuntime] = {}
+        self._shadow_limit = shadow_concurrency
+        self._shadow_inflight = 0
+        self._retire_seconds = retire_seconds
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watch_task: asyncio.Task[None] | None = None
+
+    # --- deployments in memory ----------------------------------------------------------
+    def runtime(self, name: str) -> DeploymentRuntime:
+        rt = self._runtimes.get(name)
+        if rt is None:
+            raise NotFound(f"model {name!r} is not served here (no deployment of that name)",
+                           reason="DEPLOYMENT_NOT_FOUND", metadata={"deployment": name})
+        return rt
+
+    def find(self, name: str) -> DeploymentRuntime | None:
+        return self._runtimes.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._runtimes)
+
+    async def _load(self, target: ModelTarget) -> ServableModel:
+        resolved = await self.source.resolve(target)
+        return await asyncio.to_thread(self.repository.load, resolved)
+
+    async def build(self, deployment: Deployment,
+                    previous: DeploymentRuntime | None = None) -> DeploymentRuntime:
+        """Resolve and load every target of ``deployment`` (reusing what ``previous`` has)."""
+        targets = {t.key: t for t in deployment.all_targets()}
+        models: dict[str, ServableModel] = {}
+
+        async def one(key: str, target: ModelTarget) -> None:
+            old = previous.models.get(key) if previous else None
+            if old is not None and target.version:
+                models[key] = old
+                return
+            if old is not None:
+                resolved = await self.source.resolve(target)
+                if resolved.version == old.version:
+                    models[key] = old
+                    return
+                models[key] = await asyncio.to_thread(self.repository.load, resolved)
+                return
+            models[key] = await self._load(target)
+
+        await asyncio.gather(*(one(k, t) for k, t in targets.items()))
+        routes = deployment.effective_routes()
+        cb = deployment.fallback.circuit_breaker
+        breakers = {k: (previous.breakers[k] if previous and k in previous.breakers
+                        and previous.breakers[k].settings == cb else CircuitBreaker(cb))
+                    for k in targets}
+        return DeploymentRuntime(deployment, TrafficRouter(deployment.name, routes), routes,
+                                 models, breakers, targets=targets)
+
+    def install(self, rt: DeploymentRuntime) -> None:
+        previous = self._runtimes.get(rt.deployment.name)
+        self._runtimes[rt.deployment.name] = rt
+        if previous is not None:
+            keep = {id(m) for m in rt.models.values()}
+            self._retire([m for m in previous.models.values() if id(m) not in keep])
+
+    def install_failed(self, deployment: Deployment, message: str) -> None:
+        routes = deployment.effective_routes()
+        self._runtimes[deployment.name] = DeploymentRuntime(
+            deployment, TrafficRouter(deployment.name, routes), routes, {}, {},
+            state=DeploymentState.FAILED, state_message=message)
+
+    def remove(self, name: str) -> None:
+        rt = self._runtimes.pop(name, None)
+        if rt is not None:
+            self._retire(list(rt.models.values()))
+
+    def _retire(self, models: list[ServableModel]) -> None:
+        if not models:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            for m in models:
+                m.close()
+            return
+        # In-flight requests may still hold them: close a while later.
+        loop.call_later(self._retire_seconds, lambda: [m.close() for m in models])
+
+    # --- alias events -------------------------------------------------------------------
+    def watched_aliases(self) -> set[tuple[str, str]]:
+        return {(t.model, t.alias) for rt in self._runtimes.values()
+                for t in rt.targets.values() if t.alias}
+
+    def start(self) -> None:
+        self.logger.start()
+        if self._watch_task is None:
+            self._watch_task = asyncio.create_task(self._watch(), name="alias-watch")
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async for event in self.source.alias_events(self.watched_aliases):
+                    await self.on_alias_event(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect after a pause
+                log.warning("alias event stream failed (%s); retrying", exc)
+            await asyncio.sleep(1.0)
+
+    async def on_alias_event(self, event: AliasEvent) -> None:
+        """Swap every deployment that follows ``model@alias`` to its new version."""
+        key = f"{event.model}@{event.alias}"
+        if not event.version:
+            log.warning("alias %s was removed; deployments keep serving the loaded version", key)
+            return
+        new_model: ServableModel | None = None
+        for rt in list(self._runtimes.values()):
+            current = rt.models.get(key)
+            if key not in rt.targets or (current is not None
+                                         and current.version == event.version):
+                continue
+            try:
+                if new_model is None:
+                    new_model = await self._load(rt.targets[key])
+                    if new_model.version != event.version:
+                        log.info("%s resolved to v%s (event said v%s)", key,
+                                 new_model.version, event.version)
+            except ModelplaneError as exc:
+                log.error("could not load %s v%s: %s; keeping the loaded version",
+                          key, event.version, exc.message)
+                return
+            rt.models[key] = new_model  # one dict store: requests see old or new, never none
+            if current is not None:
+                self._retire([current])
+            log.info("deployment %s: %s now serves v%s", rt.deployment.name, key,
+                     new_model.version)
+
+    # --- access -------------------------------------------------------------------------
+    def check_infer(self, rt: DeploymentRuntime, principal: Principal) -> None:
+        acc = rt.deployment.access
+        if not may(principal, acc.infer_principals, acc.infer_access):
+            raise PermissionDenied(
+                f"key {principal.name!r} may not call model {rt.deployment.name!r}",
+                reason="DEPLOYMENT_ACCESS_DENIED",
+                metadata={"deployment": rt.deployment.name, "principal": principal.name})
+
+    # --- inference ----------------------------------------------------------------------
+    async def infer(self, req: InferenceRequest, principal: Principal) -> InferenceResponse:
+        started = time.perf_counter()
+        rt = self.runtime(req.model_name)
+        self.check_infer(rt, principal)
+        d = rt.deployment
+        if rt.state is not DeploymentState.READY:
+            raise Unavailable(f"model {d.name!r} is not ready: {rt.state_message}",
+                              reason="DEPLOYMENT_NOT_READY", metadata={"deployment": d.name})
+        data = req.inputs
+        fetched: dict[str, np.ndarray] = {}
+        if d.features is not None and d.features.feature_refs:
+            data, fetched = await self._join_features(d, data)
+
+        sticky = ""
+        if d.sticky_key:
+            value = req.parameters.get(d.sticky_key)
+            if value is None:
+                value = req.headers.get(d.sticky_key.lower())
+            sticky = "" if value is None else str(value)
+        route = rt.routes[rt.router.choose(sticky)]
+        timeout = d.fallback.timeout_seconds
+
+        output: np.ndarray | None = None
+        answered: ServableModel | None = None
+        label = route.label
+        fallback_reason = ""
+        version = ""
+        answered_model = d.model
+        if d.ensemble is not None:
+            try:
+                output, version = await self._ensemble(rt, data, timeout)
+                label = "ensemble"
+            except _Failed as exc:
+                fallback_reason = exc.reason
+        else:
+            try:
+                answered, output = await self._call(rt, route.target.key, data, timeout,
+                                                    primary=True)
+            except _Failed as exc:
+                fallback_reason = exc.reason
+        if output is None:
+            for i, target in enumerate(d.fallback_chain()):
+                try:
+                    answered, output = await self._call(rt, target.key, data, timeout,
+                                                        primary=False)
+                    label = f"fallback[{i}]"
+                    break
+                except _Failed:
+                    continue
+            if output is None:
+                self.metrics.requests.labels(d.name, "", label, "error").inc()
+                raise Unavailable(
+                    f"model {d.name!r} could not answer: the routed model failed "
+                    f"({fallback_reason}) and no fallback succeeded",
+                    reason="ALL_MODELS_FAILED",
+                    metadata={"deployment": d.name, "cause": fallback_reason})
+        if answered is not None:
+            answered_model, version = answered.model, answered.version
+        prediction_id = uuid.uuid4().hex
+        elapsed = time.perf_counter() - started
+        m = self.metrics
+        m.requests.labels(d.name, version, label, "ok").inc()
+        m.latency.labels(d.name, version).observe(elapsed)
+        if fallback_reason:
+            m.fallbacks.labels(d.name, version, fallback_reason).inc()
+        trace_id = _trace_id()
+        if d.logging_enabled:
+            self.logger.log(PredictionRecord(
+                prediction_id, d.name, answered_model, version, "production", time.time(),
+                req.inputs, output, elapsed * 1000.0, fetched, label, trace_id,
+                fallback_reason))
+        if d.shadows:
+            self._mirror(rt, data, prediction_id, trace_id)
+        params: dict[str, Any] = {"prediction_id": prediction_id, "model_version": version,
+                                  "registered_model": answered_model, "route": label,
+                                  "fallback": bool(fallback_reason)}
+        if fallback_reason:
+            params["fallback_reason"] = fallback_reason
+        return InferenceResponse(d.name, version, req.request_id, [(OUTPUT_NAME, output)],
+                                 params)
+
+    async def _call(self, rt: DeploymentRuntime, key: str, data: ModelInput, timeout: float,
+                    *, primary: bool) -> tuple[ServableModel, np.ndarray]:
+        """Call one model through its breaker and timeout; _Failed when it does not answer."""
+        model = rt.models.get(key)
+        breaker = rt.breakers.get(key)
+        name = rt.deployment.name
+        if model is None:
+            raise _Failed(FALLBACK_MODEL_ERROR, f"{key} is not loaded")
+        if breaker is not None and not breaker.allow():
+            raise _Failed(FALLBACK_CIRCUIT_OPEN, f"circuit open for {key}")
+        try:
+            out = await model.predict(data, timeout)
+        except InvalidArgument:
+            if breaker is not None and breaker.is_open:
+                breaker.record(True)  # the trial call reached the model; it was the input
+            if primary:
+                raise
+            raise _Failed(FALLBACK_MODEL_ERROR, f"{key} rejected the input") from None
+        except TimeoutError:
+            self.metrics.errors.labels(name, model.version, FALLBACK_TIMEOUT).inc()
+            if breaker is not None:
+                breaker.record(False)
+            raise _Failed(FALLBACK_TIMEOUT, f"{key} took longer than {timeout}s") from None
+        except Exception as exc:  # noqa: BLE001 - a broken model never breaks the server
+            self.metrics.errors.labels(name, model.version, FALLBACK_MODEL_ERROR).inc()
+            if breaker is not None:
+                breaker.record(False)
+            if not isinstance(exc, ModelOutputError):
+                log.warning("model %s v%s raised %s: %s", model.model, model.version,
+                            type(exc).__name__, exc)
+            raise _Failed(FALLBACK_MODEL_ERROR, f"{key} failed: {exc}") from None
+        if breaker is not None:
+            breaker.record(True)
+        return model, out
+
+    async def _ensemble(self, rt: DeploymentRuntime, data: ModelInput,
+                        timeout: float) -> tuple[np.ndarray, str]:
+        ens = rt.deployment.ensemble
+        assert ens is not None
+        keys = [t.key for t in rt.deployment.ensemble_members()]
+        versions: list[str] = []
+        if ens.method is EnsembleMethod.CHAIN:
+            current = data
+            out: np.ndarray | None = None
+            for i, key in enumerate(keys):
+                model, out = await self._call(rt, key, current, timeout, primary=i == 0)
+                versions.append(f"{model.model}:{model.version}")
+                current = current.with_column(f"member{i}_output", out)
+            assert out is not None
+            return out, "+".join(versions)
+
+        results = await asyncio.gather(*(self._call(rt, k, data, timeout, primary=True)
+                                         for k in keys), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        outs = [np.asarray(r[1]) for r in results]  # type: ignore[index]
+        versions = [f"{r[0].model}:{r[0].version}" for r in results]  # type: ignore[index]
+        if ens.method is EnsembleMethod.AVERAGE:
+            try:
+                stacked = np.stack([o.astype(np.float64) for o in outs])
+            except (ValueError, TypeError):
+                raise _Failed(FALLBACK_MODEL_ERROR, "ensemble members' outputs differ in "
+                              "shape or are not numeric") from None
+            weights = np.asarray(ens.weights or [1.0] * len(outs), dtype=np.float64)
+            combined = np.tensordot(weights / weights.sum(), stacked, axes=1)
+            return combined, "+".join(versions)
+        # VOTE: majority per row, ties to the earliest member.
+        rows = outs[0].shape[0]
+        voted = []
+        for i in range(rows):
+            counts: dict[Any, int] = {}
+            order: list[Any] = []
+            for o in outs:
+                v = o[i].item() if hasattr(o[i], "item") else o[i]
+                if v not in counts:
+                    order.append(v)
+                counts[v] = counts.get(v, 0) + 1
+            best = max(counts.values())
+            voted.append(next(v for v in order if counts[v] == best))
+        return np.asarray(voted), "+".join(versions)
+
+    async def _join_features(self, d: Deployment, data: ModelInput
+                             ) -> tuple[ModelInput, dict[str, np.ndarray]]:
+        binding = d.features
+        assert binding is not None
+        missing = [k for k in binding.entity_keys if k not in data.columns]
+        if missing:
+            raise InvalidArgument(
+                f"model {d.name!r} looks up features by {', '.join(binding.entity_keys)}; "
+                f"send them as input tensors (missing: {', '.join(missing)})",
+                reason="ENTITY_KEY_MISSING", metadata={"deployment": d.name})
+        if self.features is None:
+            raise Unavailable("no featurestore is configured for online features",
+                              reason="FEATURESTORE_NOT_CONFIGURED",
+                              metadata={"deployment": d.name})
+        entities = {k: np.asarray(data.columns[k]).reshape(-1) for k in binding.entity_keys}
+        fetched = await self.features.get_online_features(
+            binding.feature_refs, entities, binding.full_feature_names)
+        joined = ModelInput(data.n_rows, dict(data.columns), data.matrix, data.matrix_name,
+                            frozenset(binding.entity_keys))
+        for name in binding.column_names():
+            if name not in fetched:
+                raise Unavailable(f"the featurestore did not return feature {name!r}",
+                                  reason="FEATURE_NOT_RETURNED", metadata={"feature": name})
+            joined = joined.with_column(name, fetched[name])
+        return joined, fetched
+
+    def _mirror(self, rt: DeploymentRuntime, data: ModelInput, parent_id: str,
+                trace_id: str) -> None:
+        d = rt.deployment
+        for target in d.shadow_targets():
+            if self._shadow_inflight >= self._shadow_limit:
+                self.metrics.shadow.labels(d.name, "", "dropped").inc()
+                continue
+            self._shadow_inflight += 1
+            task = asyncio.create_task(self._shadow(rt, target, data, parent_id, trace_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._shadow_done)
+
+    def _shadow_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._shadow_inflight -= 1
+
+    async def _shadow(self, rt: DeploymentRuntime, target: ModelTarget, data: ModelInput,
+                      parent_id: str, trace_id: str) -> None:
+        d = rt.deployment
+        model = rt.models.get(target.key)
+        if model is None:
+            return
+        started = time.perf_counter()
+        try:
+            out = await model.predict(data, d.fallback.timeout_seconds)
+        except Exception as exc:  # noqa: BLE001 - a shadow's failure is only counted
+            self.metrics.shadow.labels(d.name, model.version, "error").inc()
+            log.debug("shadow %s failed: %s", target.key, exc)
+            return
+        self.metrics.shadow.labels(d.name, model.version, "ok").inc()
+        if d.logging_enabled:
+            self.logger.log(PredictionRecord(
+                uuid.uuid4().hex, d.name, model.model, model.version, "shadow", time.time(),
+                data, out, (time.perf_counter() - started) * 1000.0, {}, f"shadow:{target.key}",
+                trace_id, "", parent_id))
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            try:
+                await self._watch_task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            self._watch_task = None
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
+        await self.logger.close()
+        for rt in self._runtimes.values():
+            for m in rt.models.values():
+                m.close()
+        self._runtimes.clear()
+        await self.source.close()
+        if self.features is not None:
+            await self.features.close()
+
+
+def _trace_id() -> str:
+    from opentelemetry import trace
+
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""

@@ -1,0 +1,204 @@
+"""The control plane: create, change and delete deployments, persisted and applied live.
+
+Every change is validated, its models resolved and loaded *before* it is
+persisted, then swapped into the data plane in one step, so a bad change is an
+error to its caller and never a broken deployment. On start, persisted
+deployments are loaded again (a restart keeps routing as it was).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from modelplane.kit.auth import Principal, current_principal
+from modelplane.kit.errors import (
+    Aborted,
+    FieldViolation,
+    InvalidArgument,
+    ModelplaneError,
+    NotFound,
+    PermissionDenied,
+)
+from modelplane.serving.data_plane import DataPlane, may
+from modelplane.serving.deployment import (
+    Deployment,
+    DeploymentState,
+    LoadedModelInfo,
+    Route,
+    validate,
+    validate_traffic_split,
+)
+from modelplane.serving.deployment_store import DeploymentStore
+
+log = logging.getLogger("modelplane.serving.deployment_service")
+
+UPDATABLE_FIELDS = ("description", "model", "traffic_split", "shadows", "fallback", "ensemble",
+                    "features", "sticky_key", "access", "prediction_logging")
+_FIELD_ATTR = {"traffic_split": "routes", "prediction_logging": "logging_enabled"}
+MAX_PAGE = 1000
+DEFAULT_PAGE = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class DeploymentView:
+    """A deployment with its live state (what Get/List return)."""
+
+    deployment: Deployment
+    state: DeploymentState
+    state_message: str
+    loaded_models: list[LoadedModelInfo]
+
+
+def page_bounds(page_size: int) -> int:
+    if page_size < 0:
+        raise InvalidArgument("page_size must be >= 0", reason="INVALID_PAGE_SIZE",
+                              field_violations=[FieldViolation("page_size", "must be >= 0")])
+    return min(page_size or DEFAULT_PAGE, MAX_PAGE)
+
+
+def encode_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode() if value else ""
+
+
+def decode_token(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except Exception:  # noqa: BLE001
+        raise InvalidArgument("page_token is not one this server issued",
+                              reason="INVALID_PAGE_TOKEN",
+                              field_violations=[FieldViolation("page_token", "malformed")]
+                              ) from None
+
+
+class DeploymentService:
+    def __init__(self, store: DeploymentStore, plane: DataPlane) -> None:
+        self.store = store
+        self.plane = plane
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Load every persisted deployment (failures leave it FAILED, not the server down)."""
+        deployments = await asyncio.to_thread(self.store.list)
+        for d in deployments:
+            try:
+                self.plane.install(await self.plane.build(d))
+            except ModelplaneError as exc:
+                log.error("deployment %s could not be loaded: %s", d.name, exc.message)
+                self.plane.install_failed(d, exc.message)
+            except Exception as exc:
+                log.exception("deployment %s could not be loaded", d.name)
+                self.plane.install_failed(d, f"{type(exc).__name__}: {exc}")
+
+    # --- helpers ------------------------------------------------------------------------
+    def view(self, d: Deployment) -> DeploymentView:
+        rt = self.plane.find(d.name)
+        if rt is None:
+            return DeploymentView(d, DeploymentState.LOADING, "", [])
+        return DeploymentView(d, rt.state, rt.state_message, rt.loaded_models())
+
+    async def _get(self, name: str) -> Deployment:
+        d = await asyncio.to_thread(self.store.get, name)
+        if d is None:
+            raise NotFound(f"deployment {name!r} not found", reason="DEPLOYMENT_NOT_FOUND",
+                           metadata={"deployment": name})
+        return d
+
+    @staticmethod
+    def _check_manage(d: Deployment, principal: Principal) -> None:
+        acc = d.access
+        if not may(principal, acc.manage_principals, acc.manage_access):
+            raise PermissionDenied(
+                f"key {principal.name!r} may not change deployment {d.name!r}",
+                reason="DEPLOYMENT_ACCESS_DENIED",
+                metadata={"deployment": d.name, "principal": principal.name})
+
+    async def _apply(self, new: Deployment, *, expected_etag: str | None) -> Deployment:
+        previous = self.plane.find(new.name)
+        rt = await self.plane.build(new, previous if previous and previous.models else None)
+        if expected_etag is None:
+            await asyncio.to_thread(self.store.create, new)
+        else:
+            await asyncio.to_thread(self.store.replace, new, expected_etag=expected_etag)
+        self.plane.install(rt)
+        return new
+
+    # --- operations ---------------------------------------------------------------------
+    async def create(self, d: Deployment) -> DeploymentView:
+        validate(d)
+        now = datetime.now(UTC)
+        d = dataclasses.replace(d, create_time=now, update_time=now, etag=uuid.uuid4().hex)
+        async with self._lock:
+            if await asyncio.to_thread(self.store.get, d.name) is not None:
+                from modelplane.kit.errors import AlreadyExists
+
+                raise AlreadyExists(f"deployment {d.name!r} already exists",
+                                    reason="DEPLOYMENT_EXISTS", metadata={"deployment": d.name})
+            await self._apply(d, expected_etag=None)
+        return self.view(d)
+
+    async def get(self, name: str) -> DeploymentView:
+        d = await self._get(name)
+        return self.view(d)
+
+    async def list(self, page_size: int, page_token: str, model: str = ""
+                   ) -> tuple[list[DeploymentView], str]:
+        limit = page_bounds(page_size)
+        after = decode_token(page_token)
+        rows = await asyncio.to_thread(self.store.list, after=after, limit=limit + 1, model=model)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [self.view(d) for d in rows], encode_token(rows[-1].name) if more else ""
+
+    async def update(self, d: Deployment, paths: list[str]) -> DeploymentView:
+        unknown = [p for p in paths if p not in UPDATABLE_FIELDS]
+        if unknown:
+            raise InvalidArgument(
+                f"update_mask names fields that cannot be changed: {', '.join(unknown)}",
+                reason="INVALID_UPDATE_MASK",
+                field_violations=[FieldViolation("update_mask", f"{p} is not updatable")
+                                  for p in unknown])
+        async with self._lock:
+            current = await self._get(d.name)
+            self._check_manage(current, current_principal())
+            if d.etag and d.etag != current.etag:
+                raise Aborted(f"deployment {d.name!r} was changed since etag {d.etag}",
+                              reason="ETAG_MISMATCH", metadata={"deployment": d.name})
+            changes = {_FIELD_ATTR.get(p, p): getattr(d, _FIELD_ATTR.get(p, p))
+                       for p in (paths or UPDATABLE_FIELDS)}
+            new = dataclasses.replace(current, **changes, update_time=datetime.now(UTC),
+                                      etag=uuid.uuid4().hex)
+            validate(new)
+            await self._apply(new, expected_etag=current.etag)
+        return self.view(new)
+
+    async def set_traffic_split(self, name: str, routes: tuple[Route, ...],
+                                etag: str = "") -> DeploymentView:
+        violations = validate_traffic_split(routes)
+        if not routes:
+            violations.append(FieldViolation("traffic_split.routes", "at least one route"))
+        if violations:
+            raise InvalidArgument(
+                "invalid traffic split: " + "; ".join(f"{v.field}: {v.description}"
+                                                       for v in violations),
+                reason="INVALID_TRAFFIC_SPLIT", metadata={"deployment": name},
+                field_violations=violations)
+        current = await self._get(name)
+        return await self.update(dataclasses.replace(current, routes=routes, etag=etag),
+                                 ["traffic_split"])
+
+    async def delete(self, name: str, etag: str = "") -> None:
+        async with self._lock:
+            current = await self._get(name)
+            self._check_manage(current, current_principal())
+            if etag and etag != current.etag:
+                raise Aborted(f"deployment {name!r} was changed since etag {etag}",
+                              reason="ETAG_MISMATCH", metadata={"deployment": name})
+            await asyncio.to_thread(self.store.delete, name)
+            self.plane.remove(name)

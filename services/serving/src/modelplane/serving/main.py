@@ -1,0 +1,176 @@
+"""The serving service process: gRPC (ServingService + OIP) and REST (OIP + /metrics) in one.
+
+    modelplane-serving            # reads MODELPLANE_SERVING_* (see services/serving/README.md)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from modelplane.serving.settings import ServingSettings
+
+log = logging.getLogger("modelplane.serving")
+
+
+def configure_bentoml_home(settings: ServingSettings) -> None:
+    """BentoML's model store lives under the data dir unless BENTOML_HOME says otherwise.
+    Must run before ``bentoml`` is imported."""
+    home = settings.bentoml_home or (settings.data_dir / "bentoml")
+    os.environ.setdefault("BENTOML_HOME", str(home))
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+
+
+class _QuietUvicorn:
+    """uvicorn.Server without its own signal handlers (the kit owns SIGTERM)."""
+
+    @staticmethod
+    def make(config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        return Server(config)
+
+
+class ServingServer:
+    """Everything the serving process runs, wired together (sources may be injected)."""
+
+    def __init__(self, settings: ServingSettings, *, source: Any = None, sink: Any = None,
+                 features: Any = None, dataset_reader: Any = None) -> None:
+        configure_bentoml_home(settings)
+        from modelplane.kit.auth import ApiKeyStore
+        from modelplane.kit.clients import channel
+        from modelplane.kit.server import Servicer, ServiceSpec
+        from modelplane.serving.api import ServingApi
+        from modelplane.serving.batch_runner import BatchRunner
+        from modelplane.serving.bento_export import BentoExporter
+        from modelplane.serving.bento_models import BentoModelRepository
+        from modelplane.serving.data_plane import DataPlane
+        from modelplane.serving.deployment_service import DeploymentService
+        from modelplane.serving.deployment_store import DeploymentStore
+        from modelplane.serving.oip_grpc import METHOD_ACCESS, SERVICE_NAME, InferenceServicer
+        from modelplane.serving.oip_http import OipHttpApp
+        from modelplane.serving.online_features import FeastServingClient
+        from modelplane.serving.prediction_log import DiscardingSink, PredictionLogger
+        from modelplane.serving.serving_metrics import ServingMetrics
+        from modelplane.serving.v1 import serving_pb2_grpc
+        from tritonclient.grpc import service_pb2_grpc
+
+        self.settings = settings
+        svc = settings.service
+        if source is None:
+            if settings.model_source == "registry":
+                from modelplane.serving.registry_source import RegistryModelSource
+
+                source = RegistryModelSource(channel(svc.target("registry"), svc))
+            else:
+                from modelplane.serving.model_source import MlflowModelSource
+
+                source = MlflowModelSource(settings.model_source,
+                                           poll_seconds=settings.alias_poll_seconds)
+        if sink is None:
+            if settings.observability_target:
+                from modelplane.serving.observability_sink import ObservabilitySink
+
+                sink = ObservabilitySink(channel(settings.observability_target, svc))
+            else:
+                sink = DiscardingSink()
+        if features is None and settings.featurestore_target:
+            features = FeastServingClient(channel(settings.featurestore_target, svc))
+        if dataset_reader is None and settings.featurestore_target:
+            from modelplane.serving.dataset_reader import FeaturestoreDatasetReader
+
+            dataset_reader = FeaturestoreDatasetReader(channel(settings.featurestore_target, svc))
+        self.metrics = ServingMetrics()
+        self.logger = PredictionLogger(sink, settings.spool_dir,
+                                       batch_size=settings.log_batch_size,
+                                       flush_seconds=settings.log_flush_seconds,
+                                       max_queue=settings.log_max_queue)
+        self.plane = DataPlane(source, BentoModelRepository(
+            workers_per_model=settings.workers_per_model), self.logger, self.metrics, features)
+        self.store: Any = None
+        self._dataset_reader = dataset_reader
+        self.deployments: Any = None
+        self.batches: Any = None
+        self.http = OipHttpApp(self.plane, auth_enabled=svc.auth_enabled,
+                               keys=ApiKeyStore(svc.api_keys_file) if svc.auth_enabled else None)
+        self._http_server: Any = None
+        self._http_task: asyncio.Task[None] | None = None
+        self.http_port = 0
+        self._DeploymentStore = DeploymentStore
+        self._DeploymentService = DeploymentService
+        self._BatchRunner = BatchRunner
+        self.api = ServingApi(None, None, BentoExporter(self.plane,  # type: ignore[arg-type]
+                                                        settings.data_dir / "bentos"))
+        self.spec = ServiceSpec(
+            name="serving",
+            servicers=[
+                Servicer(serving_pb2_grpc.add_ServingServiceServicer_to_server, self.api,
+                         "modelplane.serving.v1.ServingService"),
+                Servicer(service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,
+                         InferenceServicer(self.plane), SERVICE_NAME),
+            ],
+            on_start=self.start, on_stop=self.stop, method_access=METHOD_ACCESS)
+
+    @property
+    def http_address(self) -> str:
+        host = self.settings.http_addr.rsplit(":", 1)[0] or "127.0.0.1"
+        return f"{host}:{self.http_port}"
+
+    async def start(self) -> None:
+        self.store = await asyncio.to_thread(self._DeploymentStore, self.settings.store_url)
+        self.deployments = self._DeploymentService(self.store, self.plane)
+        self.batches = self._BatchRunner(self.store, self.plane,
+                                         self.settings.data_dir / "batch-output",
+                                         self._dataset_reader)
+        self.api.deployments = self.deployments
+        self.api.batches = self.batches
+        await self.deployments.start()
+        self.plane.start()
+        if self.settings.http_addr:
+            await self._start_http()
+
+    async def _start_http(self) -> None:
+        import uvicorn
+
+        host, _, port = self.settings.http_addr.rpartition(":")
+        config = uvicorn.Config(self.http.app, host=host or "127.0.0.1", port=int(port),
+                                log_level="warning", access_log=False, lifespan="off")
+        server = _QuietUvicorn.make(config)
+        self._http_server = server
+        self._http_task = asyncio.create_task(server.serve(), name="oip-http")
+        while not server.started:
+            if self._http_task.done():
+                self._http_task.result()  # raises the bind error
+            await asyncio.sleep(0.02)
+        self.http_port = server.servers[0].sockets[0].getsockname()[1]
+        log.info("serving REST (OIP v2, /metrics) on %s", self.http_address)
+
+    async def stop(self) -> None:
+        if self._http_server is not None:
+            self._http_server.should_exit = True
+            if self._http_task is not None:
+                await self._http_task
+        if self.batches is not None:
+            await self.batches.close()
+        await self.plane.close()  # flushes (or spools) every prediction record
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+
+
+def main() -> None:
+    from modelplane.kit.server import serve
+
+    settings = ServingSettings.from_env()
+    server = ServingServer(settings)
+    asyncio.run(serve(server.spec, settings.service))
+
+

@@ -1,0 +1,106 @@
+"""Where model versions come from: the registry (``models:/name@alias``), and its alias events.
+
+:class:`ModelSource` is the seam: :class:`MlflowModelSource` talks to an MLflow
+tracking server / file store directly (polling aliases for changes), and
+``registry_source.RegistryModelSource`` uses the registry service's
+``ResolveModelUri`` / ``WatchModelEvents``. Both hand back a
+:class:`ResolvedModel`: the concrete version and the URI to load it from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from modelplane.kit.errors import NotFound, Unavailable
+from modelplane.serving.deployment import ModelTarget
+
+log = logging.getLogger("modelplane.serving.model_source")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A registered model version and where its MLflow model lives."""
+
+    model: str
+    version: str
+    source_uri: str
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """``model@alias`` now points at ``version`` ("" = the alias was removed)."""
+
+    model: str
+    alias: str
+    version: str
+
+
+class ModelSource(Protocol):
+    async def resolve(self, target: ModelTarget) -> ResolvedModel: ...
+
+    def alias_events(self, watched: Callable[[], set[tuple[str, str]]]
+                     ) -> AsyncIterator[AliasEvent]: ...
+
+    async def close(self) -> None: ...
+
+
+class MlflowModelSource:
+    """Resolves targets with the stock MLflow client; follows aliases by polling."""
+
+    def __init__(self, tracking_uri: str, *, poll_seconds: float = 1.0) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._poll = poll_seconds
+
+    def _resolve(self, target: ModelTarget) -> ResolvedModel:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if target.alias:
+                mv = self._client.get_model_version_by_alias(target.model, target.alias)
+            else:
+                mv = self._client.get_model_version(target.model, target.version)
+        except MlflowException as exc:
+            code = getattr(exc, "error_code", "")
+            if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                raise NotFound(f"{target.uri} does not exist in the registry",
+                               reason="MODEL_VERSION_NOT_FOUND",
+                               metadata={"model": target.model, "selector":
+                                         target.alias or target.version}) from None
+            raise Unavailable(f"the registry could not resolve {target.uri}: {exc.message}",
+                              reason="REGISTRY_UNAVAILABLE",
+                              metadata={"model": target.model}) from None
+        uri = self._client.get_model_version_download_uri(mv.name, mv.version)
+        return ResolvedModel(mv.name, str(mv.version), uri, mv.run_id or "")
+
+    async def resolve(self, target: ModelTarget) -> ResolvedModel:
+        return await asyncio.to_thread(self._resolve, target)
+
+    async def alias_events(self, watched: Callable[[], set[tuple[str, str]]]
+                           ) -> AsyncIterator[AliasEvent]:
+        known: dict[tuple[str, str], str] = {}
+        while True:
+            for model, alias in sorted(watched()):
+                try:
+                    r = await self.resolve(ModelTarget(model=model, alias=alias))
+                    version = r.version
+                except NotFound:
+                    version = ""
+                except Exception as exc:  # noqa: BLE001 - keep watching through outages
+                    log.warning("alias poll of %s@%s failed: %s", model, alias, exc)
+                    continue
+                previous = known.get((model, alias))
+                known[(model, alias)] = version
+                if previous is not None and previous != version:
+                    yield AliasEvent(model, alias, version)
+            await asyncio.sleep(self._poll)
+
+    async def close(self) -> None:
+        return None

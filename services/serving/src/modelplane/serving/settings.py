@@ -1,0 +1,70 @@
+"""The serving service's settings: defaults in one place, read from ``MODELPLANE_SERVING_*``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelplane.kit.settings import ServiceSettings
+
+DEFAULT_HTTP_ADDR = "127.0.0.1:7114"
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    service: ServiceSettings
+    #: REST (OIP /v2 and /metrics) listen address; "" = no REST listener
+    http_addr: str = DEFAULT_HTTP_ADDR
+    #: sqlite:///path (default under data_dir) or postgresql://...
+    database_url: str = ""
+    #: where models come from: "registry" (the registry service's gRPC contract) or an
+    #: MLflow tracking URI (http://..., file:///..., sqlite:///...) used directly
+    model_source: str = "registry"
+    #: featurestore gRPC target for online features; "" = none
+    featurestore_target: str = ""
+    #: observability gRPC target for prediction logs; "" = spool only
+    observability_target: str = ""
+    #: directory of BentoML's model store
+    bentoml_home: Path | None = None
+    #: prediction log batching and bounds
+    log_batch_size: int = 500
+    log_flush_seconds: float = 0.2
+    log_max_queue: int = 20_000
+    #: threads per loaded model
+    workers_per_model: int = 4
+    #: alias poll interval when models come straight from MLflow
+    alias_poll_seconds: float = 2.0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.service.data_dir
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "prediction-spool"
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'serving.db'}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
+        svc = ServiceSettings.from_env("serving", environ)
+        env = svc.env
+        home = env("BENTOML_HOME")
+        return cls(
+            service=svc,
+            http_addr=env("HTTP_ADDR", DEFAULT_HTTP_ADDR) or "",
+            database_url=env("DATABASE_URL", "") or "",
+            model_source=env("MODEL_SOURCE", "registry") or "registry",
+            featurestore_target=env("FEATURESTORE_TARGET", svc.target("featurestore")) or "",
+            observability_target=env("OBSERVABILITY_TARGET",
+                                     svc.target("observability")) or "",
+            bentoml_home=Path(home) if home else None,
+            log_batch_size=int(env("LOG_BATCH_SIZE", "500") or 500),
+            log_flush_seconds=float(env("LOG_FLUSH_SECONDS", "0.2") or 0.2),
+            log_max_queue=int(env("LOG_MAX_QUEUE", "20000") or 20000),
+            workers_per_model=int(env("WORKERS_PER_MODEL", "4") or 4),
+            alias_poll_seconds=float(env("ALIAS_POLL_SECONDS", "2.0") or 2.0),
+        )

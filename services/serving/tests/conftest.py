@@ -1,0 +1,175 @@
+"""Fixtures for the serving tests: a real MLflow registry with real models, a real server."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# BentoML reads its home once, at import: a throwaway model store for the whole session.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="mp-serving-tests-"))
+os.environ.setdefault("BENTOML_HOME", str(_SESSION_DIR / "bentoml"))
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+from collections.abc import AsyncIterator, Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from modelplane.serving.settings import ServingSettings  # noqa: E402
+
+N_FEATURES = 4
+
+
+def make_data(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, N_FEATURES))
+    y = (X[:, 0] + 0.5 * X[:, 1] - X[:, 2] > 0).astype(np.int64)
+    return X, y
+
+
+def _broken_models() -> dict[str, Any]:
+    """pyfunc models that misbehave (defined in a function so cloudpickle stores them by value)."""
+    import time
+
+    import mlflow.pyfunc
+
+    class Raises(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            raise RuntimeError("this model is broken")
+
+    class Hangs(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            time.sleep(60)
+            return [0] * len(model_input)
+
+    class Garbage(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            return "not a prediction"
+
+    class Constant(mlflow.pyfunc.PythonModel):
+        """A baseline: always predicts 7."""
+
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            return np.full(len(model_input), 7, dtype=np.int64)
+
+    return {"raises": Raises(), "hangs": Hangs(), "garbage": Garbage(), "constant": Constant()}
+
+
+class Registry:
+    """A real MLflow tracking store (SQLite) with registered models and aliases."""
+
+    def __init__(self, uri: str) -> None:
+        from mlflow import MlflowClient
+
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def log_sklearn(self, name: str, C: float = 1.0, seed: int = 0) -> str:
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+        from sklearn.linear_model import LogisticRegression
+
+        X, y = make_data(seed)
+        clf = LogisticRegression(C=C).fit(X, y)
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(clf, name="model", registered_model_name=name,
+                                            signature=infer_signature(X, clf.predict(X)))
+        return str(info.registered_model_version)
+
+    def log_pyfunc(self, name: str, kind: str) -> str:
+        import mlflow
+        import mlflow.pyfunc
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(name="model", python_model=_broken_models()[kind],
+                                           registered_model_name=name)
+        return str(info.registered_model_version)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    reg = Registry(f"sqlite:///{_SESSION_DIR / 'mlflow.db'}")
+    import mlflow
+
+    mlflow.set_tracking_uri(reg.uri)
+    reg.log_sklearn("churn", C=1.0, seed=0)       # v1
+    reg.log_sklearn("churn", C=0.01, seed=1)      # v2
+    reg.set_alias("churn", "champion", "1")
+    reg.set_alias("churn", "challenger", "2")
+    reg.log_pyfunc("broken", "raises")           # v1
+    reg.log_pyfunc("broken", "hangs")            # v2
+    reg.log_pyfunc("broken", "garbage")          # v3
+    reg.log_pyfunc("baseline", "constant")       # v1
+    return reg
+
+
+def serving_settings(tmp: Path, registry_uri: str, **env: str) -> ServingSettings:
+    environ = {"MODELPLANE_DATA_DIR": str(tmp), "MODELPLANE_AUTH": "off",
+               "MODELPLANE_SERVING_ADDR": "127.0.0.1:0",
+               "MODELPLANE_SERVING_HTTP_ADDR": "127.0.0.1:0",
+               "MODELPLANE_SERVING_MODEL_SOURCE": registry_uri,
+               "MODELPLANE_SERVING_FEATURESTORE_TARGET": "",
+               "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "",
+               "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "0.2",
+               "MODELPLANE_SERVING_LOG_FLUSH_SECONDS": "0.05",
+               "BENTOML_HOME": os.environ["BENTOML_HOME"], **env}
+    return ServingSettings.from_env(environ)
+
+
+@contextlib.asynccontextmanager
+async def run_server(settings: ServingSettings, **inject: Any) -> AsyncIterator[Any]:
+    from modelplane.kit.server import running
+
+    from modelplane.serving.main import ServingServer
+
+    server = ServingServer(settings, **inject)
+    async with running(server.spec, settings.service) as svc:
+        server.grpc_address = svc.address
+        yield server
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, registry: Registry) -> Callable[..., ServingSettings]:
+    def make(**env: str) -> ServingSettings:
+        return serving_settings(tmp_path, registry.uri, **env)
+    return make
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+
+
+class ServingHelpers:
+    """Helpers for the test modules (importlib mode: they cannot import conftest)."""
+
+    make_data = staticmethod(make_data)
+    run_server = staticmethod(run_server)
+    wait_until = staticmethod(wait_until)
+    serving_settings = staticmethod(serving_settings)
+
+
+@pytest.fixture(scope="session")
+def sv() -> type[ServingHelpers]:
+    return ServingHelpers
