@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from modelplane.gateway.path_template import TemplateSyntaxError, parse_template
 
 
@@ -45,7 +44,7 @@ def test_verb_on_literal_collection() -> None:
 def test_templates_with_a_verb_sort_first() -> None:
     plain = parse_template("/v1/models/{name}")
     verb = parse_template("/v1/models/{name}:resolve")
-    assert sorted([plain, verb], key=lambda t: t.specificity)[0] is verb
+    assert min([plain, verb], key=lambda t: t.specificity) is verb
 
 
 @pytest.mark.parametrize("bad", ["v1/models", "/v1/{name", "/v1/name}", "/v1/{na-me}",

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import httpx
-
-from typing import Any
 
 
 async def test_get_binds_a_multi_segment_path_variable(client: httpx.AsyncClient,

@@ -1,0 +1,139 @@
+"""Bad input never reaches a 500: 400 with a google.rpc.BadRequest naming the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+def _violations(r: httpx.Response) -> dict[str, str]:
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["code"] == 3
+    bad = [d for d in body["details"] if d["@type"].endswith("google.rpc.BadRequest")]
+    assert bad, body
+    return {v["field"]: v["description"] for v in bad[0]["field_violations"]}
+
+
+async def test_malformed_json_body(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/shelves/s/widgets/w:score", content=b'{"features": [1,')
+    found = _violations(r)
+    assert list(found) == ["body"] and "malformed JSON" in found["body"]
+    assert r.json()["details"][0]["reason"] == "MALFORMED_JSON"
+
+
+async def test_malformed_json_in_a_body_field_names_that_field(
+        client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/shelves/s/widgets", content=b"{nope")
+    assert list(_violations(r)) == ["widget"]
+
+
+async def test_unknown_fields_are_named_with_their_path(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/shelves/s/widgets",
+                          json={"name": "x", "size": {"width": 1, "depth": 2}, "colour": 1})
+    found = _violations(r)
+    assert set(found) == {"widget.size.depth", "widget.colour"}
+    assert r.json()["details"][0]["reason"] == "UNKNOWN_FIELD"
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"count": "many"}, "widget.count"),
+    ({"count": 1.5}, "widget.count"),
+    ({"count": 2**40}, "widget.count"),
+    ({"big": "12x"}, "widget.big"),
+    ({"weight": "heavy"}, "widget.weight"),
+    ({"active": "yes"}, "widget.active"),
+    ({"color": "COLOR_GREEN"}, "widget.color"),
+    ({"tags": "a"}, "widget.tags"),
+    ({"tags": ["a", 3]}, "widget.tags[1]"),
+    ({"labels": ["a"]}, "widget.labels"),
+    ({"labels": {"k": 1}}, "widget.labels['k']"),
+    ({"parts": [{"width": 1}, {"width": "w"}]}, "widget.parts[1].width"),
+    ({"size": 3}, "widget.size"),
+    ({"create_time": "yesterday"}, "widget.create_time"),
+    ({"ttl": 5}, "widget.ttl"),
+    ({"blob": 5}, "widget.blob"),
+    ({"url": "u", "blob": "AAAA"}, "widget.blob"),
+    ({"parts_by_slot": {"x": {}}}, "widget.parts_by_slot['x']"),
+])
+async def test_wrong_types_are_400_naming_the_field(client: httpx.AsyncClient,
+                                                    body: dict[str, Any], field: str) -> None:
+    r = await client.post("/v1/shelves/s/widgets", json=body)
+    assert field in _violations(r)
+
+
+async def test_body_that_is_not_an_object(client: httpx.AsyncClient) -> None:
+    assert "body" in _violations(await client.post("/v1/shelves/s/widgets/w:score", json=[1]))
+    assert "widget" in _violations(await client.post("/v1/shelves/s/widgets", json="w"))
+
+
+async def test_bad_query_and_path_values(client: httpx.AsyncClient) -> None:
+    assert "page_size" in _violations(await client.get("/v1/widgets", params={"page_size": "x"}))
+    assert "page_size" in _violations(await client.get("/v1/widgets/pages/ten"))
+    assert "active_only" in _violations(await client.get("/v1/widgets",
+                                                         params={"active_only": "maybe"}))
+    assert "colors[0]" in _violations(await client.get("/v1/widgets", params={"colors": "PINK"}))
+    assert "since" in _violations(await client.get("/v1/widgets", params={"since": "soon"}))
+    assert "nope" in _violations(await client.get("/v1/widgets", params={"nope": "1"}))
+    assert "filter.nope" in _violations(await client.get("/v1/widgets",
+                                                         params={"filter.nope": "1"}))
+    # A field bound by the path cannot come from the query too.
+    assert "shelf" in _violations(await client.get("/v1/shelves/s/widgets",
+                                                   params={"shelf": "t"}))
+    # A message field cannot come from a query value.
+    assert "filter" in _violations(await client.get("/v1/widgets", params={"filter": "x"}))
+    # With body "*", everything is in the body.
+    assert "x" in _violations(await client.post("/v1/shelves/s/widgets/w:score?x=1", json={}))
+    r = await client.get("/v1/widgets", headers={"grpc-timeout": "soon"})
+    assert "grpc-timeout" in _violations(r)
+
+
+async def test_oversized_body_declared_by_content_length(client: httpx.AsyncClient,
+                                                         stack: Any) -> None:
+    before = len(stack.backend.calls)
+    big = json.dumps({"features": [1.0] * 20000}).encode()
+    assert len(big) > 65536
+    r = await client.post("/v1/shelves/s/widgets/w:score", content=big)
+    found = _violations(r)
+    assert "65536" in found["body"]
+    assert r.json()["details"][0]["reason"] == "REQUEST_TOO_LARGE"
+    assert len(stack.backend.calls) == before
+
+
+async def test_oversized_chunked_body(stack: Any) -> None:
+    async def chunks() -> Any:
+        for _ in range(40):
+            yield b" " * 4096
+
+    async with httpx.AsyncClient(base_url=stack.url) as http:
+        r = await http.post("/v1/shelves/s/widgets/w:score", content=chunks())
+    assert r.status_code == 400
+    assert r.json()["details"][0]["reason"] == "REQUEST_TOO_LARGE"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["name", "count", "big", "weight", "active", "color",
+                                       "tags", "labels", "size", "parts", "ttl", "create_time",
+                                       "extra", "url", "blob", "limit", "parts_by_slot", "x"]),
+                      children, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=json_values, query=st.lists(st.tuples(
+    st.sampled_from(["widget_id", "widget.count", "nope", "widget", "shelf"]),
+    st.text(max_size=5)), max_size=2))
+async def test_random_bodies_and_queries_never_cause_a_server_error(
+        client: httpx.AsyncClient, body: Any, query: list[tuple[str, str]]) -> None:
+    r = await client.post("/v1/shelves/s/widgets", params=query, json=body)
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        assert r.json()["details"]
