@@ -1,0 +1,280 @@
+"""What every check shares: its catalog entry, its inputs and how limits are judged.
+
+A check is a class with a catalog entry (name, thresholds, parameters, inputs it
+needs) and ``run(ctx, cfg) -> CheckResult``. It reads the model and the data
+through ``CheckContext``, which computes shared work (predictions, permutation
+importance) once per run.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ..policy import CheckConfig, Policy
+from ..report import Bound, CheckResult, CheckStatus, TaskType, ThresholdOutcome
+from ..statistics import positive_class
+
+
+class Requirement(enum.Enum):
+    """An input a check needs beyond the candidate model and the dataset."""
+
+    BASELINE = "baseline_version"
+    TRAINING = "training_dataset"
+    EVENT_TIME = "event_timestamp_column"
+    PROTECTED = "protected_attributes"
+    ENTITIES = "entity_columns"
+    FEATURESTORE = "featurestore"
+
+
+@dataclass(frozen=True)
+class ThresholdSpec:
+    name: str
+    bound: Bound
+    description: str
+    default: float | None = None
+    warn_default: float | None = None
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: str
+    description: str
+    kind: type = float  # float, int or str; values are checked before the run starts
+
+
+class FeatureParitySource(Protocol):
+    """Where the feature-parity check reads both sides for the same entities."""
+
+    def online_features(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+        """Online values: one row per entity row, columns = entity columns + features."""
+
+    def offline_features(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+        """Offline (historical) values as of now for the same entities, same shape."""
+
+
+class Predictor:
+    """A model object seen through ``predict`` / ``predict_proba`` on a DataFrame.
+
+    Works with scikit-learn estimators and pipelines, MLflow pyfunc models
+    (``predict`` only) and anything duck-typed alike.
+    """
+
+    def __init__(self, model: Any, name: str = "model") -> None:
+        self.model = model
+        self.name = name
+
+    @property
+    def has_proba(self) -> bool:
+        return callable(getattr(self.model, "predict_proba", None))
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        classes = getattr(self.model, "classes_", None)
+        return None if classes is None else np.asarray(classes)
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        out = self.model.predict(x)
+        if isinstance(out, pd.DataFrame):
+            out = out.iloc[:, 0]
+        arr = np.asarray(out)
+        return arr.ravel() if arr.ndim > 1 and arr.shape[1] == 1 else arr
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray | None:
+        if not self.has_proba:
+            return None
+        return np.asarray(self.model.predict_proba(x), dtype=float)
+
+
+@dataclass
+class ResolvedConfig:
+    """A check's config with catalog defaults filled in and parameters typed."""
+
+    check: str
+    thresholds: dict[str, float]
+    warn_thresholds: dict[str, float]
+    params: dict[str, Any]
+
+    def param(self, name: str) -> Any:
+        return self.params[name]
+
+
+class Judge:
+    """Applies a check's limits; keeps the worst outcome per threshold."""
+
+    def __init__(self, specs: Sequence[ThresholdSpec], cfg: ResolvedConfig) -> None:
+        self._specs = {s.name: s for s in specs}
+        self._cfg = cfg
+        self.outcomes: dict[str, ThresholdOutcome] = {}
+
+    def status_of(self, name: str, measured: float) -> CheckStatus:
+        """PASS / WARN / FAIL of ``measured`` against threshold ``name`` (PASS when unset)."""
+        spec = self._specs[name]
+        limit = self._cfg.thresholds.get(name)
+        warn = self._cfg.warn_thresholds.get(name)
+        if math.isnan(measured):
+            return CheckStatus.PASS
+
+        def crosses(lim: float) -> bool:
+            return measured < lim if spec.bound == Bound.LOWER else measured > lim
+
+        if limit is not None and crosses(limit):
+            return CheckStatus.FAIL
+        if warn is not None and crosses(warn):
+            return CheckStatus.WARN
+        return CheckStatus.PASS
+
+    def apply(self, name: str, measured: float, subject: str = "") -> CheckStatus:
+        """Judge and record; the recorded outcome is the worst seen for ``name``."""
+        spec = self._specs[name]
+        limit = self._cfg.thresholds.get(name)
+        warn = self._cfg.warn_thresholds.get(name)
+        if limit is None and warn is None:
+            return CheckStatus.PASS
+        status = self.status_of(name, measured)
+        prev = self.outcomes.get(name)
+        more_extreme = prev is None or math.isnan(prev.measured) or (
+            measured < prev.measured if spec.bound == Bound.LOWER else measured > prev.measured)
+        if prev is None or status > prev.status or (status == prev.status and more_extreme):
+            self.outcomes[name] = ThresholdOutcome(
+                name=name, bound=spec.bound, limit=limit if limit is not None else math.nan,
+                warn_limit=warn, measured=measured, status=status, subject=subject)
+        return status
+
+    @property
+    def status(self) -> CheckStatus:
+        return max((o.status for o in self.outcomes.values()), default=CheckStatus.PASS)
+
+    def result(self, check: str, **kw: Any) -> CheckResult:
+        """A CheckResult with the recorded outcomes and the worst status (unless given)."""
+        status = kw.pop("status", None) or self.status
+        return CheckResult(check=check, status=status, thresholds=list(self.outcomes.values()), **kw)
+
+
+class Skip(Exception):
+    """Raised by a check whose inputs turn out absent; reported as SKIPPED with the message."""
+
+
+@dataclass
+class CheckContext:
+    """Everything a check may read, with shared work computed once."""
+
+    model: Predictor
+    data: pd.DataFrame
+    policy: Policy
+    features: list[str]
+    task: TaskType
+    baseline: Predictor | None = None
+    training: pd.DataFrame | None = None
+    parity_source: FeatureParitySource | None = None
+    feature_refs: list[str] = field(default_factory=list)
+    _importance: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.policy.label_column
+
+    @cached_property
+    def x(self) -> pd.DataFrame:
+        return self.data[self.features]
+
+    @cached_property
+    def y(self) -> np.ndarray:
+        return self.data[self.label].to_numpy()
+
+    @property
+    def seed(self) -> int:
+        return self.policy.seed
+
+    @cached_property
+    def classes(self) -> np.ndarray:
+        """Class labels: the model's ``classes_``, else the labels seen in the data."""
+        if self.task != TaskType.CLASSIFICATION:
+            return np.array([])
+        known = self.model.classes
+        if known is not None:
+            return known
+        seen = pd.unique(np.concatenate([self.y, self.predictions]))
+        return np.sort(seen) if seen.dtype != object else np.array(sorted(seen, key=str))
+
+    @cached_property
+    def positive(self) -> object | None:
+        if self.task != TaskType.CLASSIFICATION or len(self.classes) != 2:
+            return None
+        return positive_class(self.classes, self.policy.positive_class)
+
+    @cached_property
+    def predictions(self) -> np.ndarray:
+        return self.model.predict(self.x)
+
+    @cached_property
+    def probabilities(self) -> np.ndarray | None:
+        return self.model.predict_proba(self.x) if self.task == TaskType.CLASSIFICATION else None
+
+    @cached_property
+    def baseline_predictions(self) -> np.ndarray | None:
+        return None if self.baseline is None else self.baseline.predict(self.x)
+
+    @cached_property
+    def baseline_probabilities(self) -> np.ndarray | None:
+        if self.baseline is None or self.task != TaskType.CLASSIFICATION:
+            return None
+        return self.baseline.predict_proba(self.x)
+
+    def sample_index(self, frame: pd.DataFrame | None = None, rows: int | None = None) -> np.ndarray:
+        """Row positions of a seeded sample of at most ``policy.sample_rows`` rows."""
+        n = len(self.data if frame is None else frame)
+        limit = rows or self.policy.sample_rows
+        if n <= limit:
+            return np.arange(n)
+        return np.sort(np.random.default_rng(self.seed).choice(n, size=limit, replace=False))
+
+    def importance(self, which: str = "candidate") -> dict[str, float]:
+        """Permutation importance per feature (drop of the primary score), computed once."""
+        if which not in self._importance:
+            from .importance import permutation_importance  # shared with the importance check
+            model = self.model if which == "candidate" else self.baseline
+            if model is None:
+                raise ValueError("no baseline model")
+            self._importance[which] = permutation_importance(self, model)
+        return self._importance[which]
+
+
+class Check:
+    """Base of the catalog's checks."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    thresholds: ClassVar[tuple[ThresholdSpec, ...]] = ()
+    params: ClassVar[tuple[ParamSpec, ...]] = ()
+    requires: ClassVar[tuple[Requirement, ...]] = ()
+    tasks: ClassVar[tuple[TaskType, ...]] = ()
+
+    def resolve(self, cfg: CheckConfig | None) -> ResolvedConfig:
+        """Defaults filled in; assumes ``cfg`` was validated by the plan."""
+        cfg = cfg or CheckConfig(check=self.name)
+        limits = {s.name: s.default for s in self.thresholds if s.default is not None}
+        limits.update(cfg.thresholds)
+        warns = {s.name: s.warn_default for s in self.thresholds
+                 if s.warn_default is not None and s.name not in cfg.thresholds}
+        warns.update(cfg.warn_thresholds)
+        params: dict[str, Any] = {}
+        for p in self.params:
+            raw = cfg.params.get(p.name, p.default)
+            params[p.name] = p.kind(raw) if raw != "" or p.kind is str else None
+        return ResolvedConfig(self.name, limits, warns, params)
+
+    def run(self, ctx: CheckContext, cfg: ResolvedConfig) -> CheckResult:
+        raise NotImplementedError
+
+
+ProgressCallback = Callable[[str, int, int], None]
