@@ -48,11 +48,9 @@ async def test_traceparent_continues_into_the_service(client: httpx.AsyncClient,
                 if format(s.context.trace_id, "032x") == TRACE_ID]
     gateway_server = next(s for s in finished if s.kind == SpanKind.SERVER
                           and s.name == "POST /v1/echo")
-    gateway_client = next(s for s in finished if s.kind == SpanKind.CLIENT)
     service = next(s for s in finished if s.kind == SpanKind.SERVER and s is not gateway_server)
     assert format(gateway_server.parent.span_id, "016x") == PARENT_SPAN
-    assert gateway_client.parent.span_id == gateway_server.context.span_id
-    assert service.parent.span_id == gateway_client.context.span_id
+    assert service.parent.span_id == gateway_server.context.span_id
     assert gateway_server.attributes["http.response.status_code"] == 200
     assert gateway_server.attributes["http.route"] == "/v1/echo"
 
@@ -76,3 +74,25 @@ async def test_error_responses_mark_the_gateway_span(client: httpx.AsyncClient,
                   if s.kind == SpanKind.SERVER and s.name == "POST /v1/failures")
     assert server.attributes["http.response.status_code"] == 500
     assert not server.status.is_ok
+
+
+async def test_trace_context_is_carried_even_when_the_gateway_exports_no_spans(
+        stack: Any) -> None:
+    from modelplane.gateway.app import create_app
+    from modelplane.gateway.catalog import Catalog
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from .conftest import GatewayServer, gateway_settings
+
+    app = create_app(gateway_settings(stack.backend_address),
+                     Catalog.from_files([stack.contract.pb2.DESCRIPTOR]),
+                     tracer_provider=TracerProvider())  # no processor: nothing exported
+    async with GatewayServer(app) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        r = await http.post("/v1/echo", json={},
+                            headers={"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN}-01"})
+        assert r.json()["trace_id"] == TRACE_ID
+        forwarded = r.json()["metadata"]["traceparent"].split("-")
+        assert forwarded[2] != PARENT_SPAN  # the gateway's own span id, child of the caller
+        r = await http.post("/v1/echo", json={})
+        _, trace_id, _, flags = r.json()["metadata"]["traceparent"].split("-")
+        assert r.json()["trace_id"] == trace_id and flags == "01"

@@ -4,8 +4,8 @@ annotations, an OpenAPI document from the same descriptors, errors as ``google.r
     from modelplane.gateway import create_app, GatewaySettings, Catalog
 """
 
-from modelplane.gateway.app import create_app
+from modelplane.gateway.app import GatewayApp, create_app
 from modelplane.gateway.catalog import Catalog
 from modelplane.gateway.settings import GatewaySettings
 
-__all__ = ["Catalog", "GatewaySettings", "create_app"]
+__all__ = ["Catalog", "GatewayApp", "GatewaySettings", "create_app"]

@@ -12,16 +12,36 @@ from modelplane.gateway.catalog import Catalog
 from modelplane.gateway.gateway_auth import GatewayAuth
 from modelplane.gateway.openapi import build_openapi
 from modelplane.gateway.settings import GatewaySettings
-from modelplane.gateway.transcoder import Transcoder
+from modelplane.gateway.transcoder import Receive, Scope, Send, Transcoder
 from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
+
+
+class GatewayApp:
+    """The ASGI entry point: RPC routes go straight to the transcoder (the hot path,
+    no framework layers in between); ``/healthz``, ``/openapi.json`` and lifespan
+    events go to a small Starlette app."""
+
+    def __init__(self, transcoder: Transcoder, site: Starlette) -> None:
+        self.transcoder = transcoder
+        self.catalog = transcoder.catalog
+        self.site = site
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in _SITE_PATHS:
+            await self.transcoder(scope, receive, send)
+        else:
+            await self.site(scope, receive, send)
+
+
+_SITE_PATHS = frozenset({"/healthz", "/openapi.json"})
 
 
 def create_app(settings: GatewaySettings | None = None, catalog: Catalog | None = None, *,
-               tracer_provider: TracerProvider | None = None) -> Starlette:
+               tracer_provider: TracerProvider | None = None) -> GatewayApp:
     """The gateway app. ``catalog`` defaults to every contract installed (``Catalog.discover``)."""
     settings = settings or GatewaySettings.from_env()
     catalog = catalog if catalog is not None else Catalog.discover()
@@ -47,10 +67,7 @@ def create_app(settings: GatewaySettings | None = None, catalog: Catalog | None 
         finally:
             await backends.close()
 
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
-                            Route("/openapi.json", openapi, methods=["GET"]),
-                            Mount("", app=transcoder)],
-                    lifespan=lifespan)
-    app.state.transcoder = transcoder
-    app.state.catalog = catalog
-    return app
+    site = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
+                             Route("/openapi.json", openapi, methods=["GET"])],
+                     lifespan=lifespan)
+    return GatewayApp(transcoder, site)

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover
         http = "h11"
     log.info("gateway listening on http://%s:%d (%d RPCs of %s)", host, port,
-             len(app.state.catalog.methods), ", ".join(app.state.catalog.backends) or "no services")
+             len(app.catalog.methods), ", ".join(app.catalog.backends) or "no services")
     config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http, lifespan="on",
                             access_log=False, log_config=None, server_header=False,
                             timeout_graceful_shutdown=int(settings.service.grace_seconds))

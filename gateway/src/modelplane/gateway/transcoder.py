@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -35,7 +36,14 @@ from modelplane.gateway.status_mapping import (
 from modelplane.gateway.transcoding import BadInput, RequestBuilder, Violation
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, StatusCode, TracerProvider
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TracerProvider,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +79,38 @@ class Transcoder:
         self.router = Router(catalog.bindings)
         self.auth = auth
         self._builders: dict[int, RequestBuilder] = {}
+        self._provider = tracer_provider
         self._tracer = trace.get_tracer("modelplane.gateway", tracer_provider=tracer_provider)
         self._proto_names = settings.json_names == "proto"
 
     # ------------------------------------------------------------------ helpers
+
+    def _spans_recorded(self) -> bool:
+        """Whether a finished span goes anywhere (an exporter or other processor).
+
+        The kit installs an SDK provider in every process (log lines carry trace
+        ids) even when nothing exports spans; recording spans then costs tens of
+        microseconds per request for nothing, so the gateway only carries the
+        trace context on in that case.
+        """
+        provider = self._provider or trace.get_tracer_provider()
+        active = getattr(provider, "_active_span_processor", None)
+        processors = getattr(active, "_span_processors", None)
+        return processors is None or bool(processors)
+
+    def _start_span(self, parent: otel_context.Context, name: str,
+                    attributes: dict[str, Any]) -> trace.Span:
+        if self._spans_recorded():
+            return self._tracer.start_span(name, context=parent, kind=SpanKind.SERVER,
+                                           attributes=attributes)
+        caller = trace.get_current_span(parent).get_span_context()
+        if caller.is_valid:
+            trace_id, flags, state = caller.trace_id, caller.trace_flags, caller.trace_state
+        else:
+            trace_id, flags, state = (random.getrandbits(128), TraceFlags(TraceFlags.SAMPLED),
+                                      None)
+        return NonRecordingSpan(SpanContext(trace_id, random.getrandbits(64), is_remote=False,
+                                            trace_flags=flags, trace_state=state))
 
     def builder(self, binding: HttpBinding) -> RequestBuilder:
         found = self._builders.get(id(binding))
@@ -156,12 +192,10 @@ class Transcoder:
             return
         binding, path_values = found
         rpc = binding.method
-        span = self._tracer.start_span(
-            f"{method} {binding.template.template}", context=parent, kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": path,
-                        "http.route": binding.template.template, "rpc.system": "grpc",
-                        "rpc.service": rpc.descriptor.containing_service.full_name,
-                        "rpc.method": rpc.descriptor.name, "modelplane.request_id": request_id})
+        span = self._start_span(parent, f"{method} {binding.template.template}", {
+            "http.request.method": method, "url.path": path,
+            "http.route": binding.template.template, "rpc.system": "grpc",
+            "rpc.method": rpc.path, "modelplane.request_id": request_id})
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         status_code = 500
         try:
@@ -249,39 +283,32 @@ class Transcoder:
                 reason="SERVICE_NOT_CONFIGURED", metadata={"service": rpc.backend}),
                 response_headers)
 
-        client_span = self._tracer.start_span(
-            rpc.path.lstrip("/"), kind=SpanKind.CLIENT,
-            attributes={"rpc.system": "grpc",
-                        "rpc.service": rpc.descriptor.containing_service.full_name,
-                        "rpc.method": rpc.descriptor.name, "modelplane.service": rpc.backend})
         carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(client_span))
+        propagate.inject(carrier)  # the gateway span is current: the service becomes its child
         metadata.extend(carrier.items())
+        span = trace.get_current_span()
+        if rpc.server_streaming:
+            stream_timeout = timeout if "grpc-timeout" in headers else None
+            return await self._stream_out(receive, send, binding, call, request, metadata,
+                                          stream_timeout, response_headers, span)
         try:
-            if rpc.server_streaming:
-                stream_timeout = timeout if "grpc-timeout" in headers else None
-                return await self._stream_out(receive, send, binding, call, request, metadata,
-                                              stream_timeout, response_headers, client_span)
-            try:
-                response = await call(request, metadata=metadata, timeout=timeout)
-            except grpc.aio.AioRpcError as exc:
-                status = status_from_rpc_error(exc, rpc.backend)
-                client_span.set_attribute("rpc.grpc.status_code", status.code)
-                return await self._send_status(send, status, response_headers)
-            except ValueError as exc:  # e.g. metadata values gRPC refuses
-                return await self._send_status(send, make_status(
-                    code_pb2.INVALID_ARGUMENT, f"request headers not accepted: {exc}",
-                    reason="INVALID_HEADER"), response_headers)
-            client_span.set_attribute("rpc.grpc.status_code", 0)
-            body_bytes = _dumps(self._response_value(binding, response))
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", _JSON),
-                                    (b"content-length", str(len(body_bytes)).encode()),
-                                    *response_headers]})
-            await send({"type": "http.response.body", "body": body_bytes})
-            return 200
-        finally:
-            client_span.end()
+            response = await call(request, metadata=metadata, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            status = status_from_rpc_error(exc, rpc.backend)
+            span.set_attribute("rpc.grpc.status_code", status.code)
+            return await self._send_status(send, status, response_headers)
+        except ValueError as exc:  # e.g. metadata values gRPC refuses
+            return await self._send_status(send, make_status(
+                code_pb2.INVALID_ARGUMENT, f"request headers not accepted: {exc}",
+                reason="INVALID_HEADER"), response_headers)
+        span.set_attribute("rpc.grpc.status_code", 0)
+        body_bytes = _dumps(self._response_value(binding, response))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", _JSON),
+                                (b"content-length", str(len(body_bytes)).encode()),
+                                *response_headers]})
+        await send({"type": "http.response.body", "body": body_bytes})
+        return 200
 
     def _metadata(self, headers: dict[str, str], request_id: str) -> list[tuple[str, str]]:
         metadata = [("x-request-id", request_id)]
