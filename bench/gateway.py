@@ -49,8 +49,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def run_backend(port: int) -> None:
     from google.protobuf import timestamp_pb2
-
-    from modelplane.kit.server import ServiceSpec, Servicer, serve
+    from modelplane.kit.server import Servicer, ServiceSpec, serve
     from modelplane.kit.settings import ServiceSettings
     from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -64,7 +63,7 @@ def run_backend(port: int) -> None:
         latest_version=8, create_time=created, update_time=created)
 
     class Registry(registry_pb2_grpc.ModelRegistryServiceServicer):
-        async def GetModel(self, request, context):  # noqa: N802 - generated name
+        async def GetModel(self, request, context):
             return model
 
     spec = ServiceSpec(name="registry", servicers=[Servicer(
@@ -80,7 +79,6 @@ def run_backend(port: int) -> None:
 
 async def _grpc_worker(target: str, count: int, latencies: list[float]) -> None:
     import grpc
-
     from modelplane.registry.v1 import registry_pb2
 
     # A local subchannel pool gives this worker its own connection.

@@ -38,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         http = "h11"
     log.info("gateway listening on http://%s:%d (%d RPCs of %s)", host, port,
              len(app.catalog.methods), ", ".join(app.catalog.backends) or "no services")
+    tls = settings.service
     config = uvicorn.Config(app, host=host, port=port, loop=loop, http=http, lifespan="on",
                             access_log=False, log_config=None, server_header=False,
-                            timeout_graceful_shutdown=int(settings.service.grace_seconds))
+                            timeout_graceful_shutdown=int(tls.grace_seconds),
+                            # HTTPS with the same certificate as the services' gRPC TLS.
+                            ssl_certfile=str(tls.tls_cert) if tls.tls_cert else None,
+                            ssl_keyfile=str(tls.tls_key) if tls.tls_key else None)
     uvicorn.Server(config).run()
     return 0
 
