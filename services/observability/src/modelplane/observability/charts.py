@@ -1,0 +1,174 @@
+"""Inline SVG charts for the dashboard: no script, no CDN, readable offline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+
+RED = "#d64545"
+GREEN = "#2f9e6e"
+BLUE = "#3b6fd8"
+GREY = "#9aa3ad"
+ORANGE = "#e08a1e"
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    points: Sequence[tuple[datetime, float]]
+    color: str = BLUE
+    dashed: bool = False
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def line_chart(series: Sequence[Series], *, width: int = 560, height: int = 220,
+               title: str = "", y_label: str = "", threshold: float | None = None) -> str:
+    pts = [p for s in series for p in s.points]
+    if not pts:
+        return _empty(width, height, title, "no labeled records in this period")
+    left, right, top, bottom = 48, 12, 28, 30
+    xs = [p[0].timestamp() for p in pts]
+    ys = [p[1] for p in pts] + ([threshold] if threshold is not None else [])
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if y1 - y0 < 1e-9:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    pad = (y1 - y0) * 0.1
+    y0, y1 = y0 - pad, y1 + pad
+    if x1 == x0:
+        x1 = x0 + 1
+
+    def X(t: float) -> float:
+        return left + (t - x0) / (x1 - x0) * (width - left - right)
+
+    def Y(v: float) -> float:
+        return top + (1 - (v - y0) / (y1 - y0)) * (height - top - bottom)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'role="img" aria-label="{escape(title)}">',
+           f'<text x="{left}" y="16" font-size="13" font-weight="600">{escape(title)}</text>']
+    for k in range(5):
+        v = y0 + (y1 - y0) * k / 4
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" '
+                   f'stroke="#eee"/><text x="{left - 6}" y="{Y(v) + 4:.1f}" font-size="10" '
+                   f'text-anchor="end" fill="#555">{_fmt(v)}</text>')
+    for t in (x0, (x0 + x1) / 2, x1):
+        label = datetime.fromtimestamp(t).strftime("%m-%d %H:%M")
+        out.append(f'<text x="{X(t):.1f}" y="{height - 10}" font-size="10" text-anchor="middle" '
+                   f'fill="#555">{label}</text>')
+    if threshold is not None:
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{Y(threshold):.1f}" '
+                   f'y2="{Y(threshold):.1f}" stroke="{RED}" stroke-dasharray="5,4"/>'
+                   f'<text x="{width - right}" y="{Y(threshold) - 4:.1f}" font-size="10" '
+                   f'text-anchor="end" fill="{RED}">threshold {_fmt(threshold)}</text>')
+    lx = left + 8
+    for s in series:
+        if not s.points:
+            continue
+        path = " ".join(f"{X(t.timestamp()):.1f},{Y(v):.1f}" for t, v in s.points)
+        dash = ' stroke-dasharray="6,4"' if s.dashed else ""
+        out.append(f'<polyline fill="none" stroke="{s.color}" stroke-width="2"{dash} '
+                   f'points="{path}"/>')
+        for t, v in s.points:
+            out.append(f'<circle cx="{X(t.timestamp()):.1f}" cy="{Y(v):.1f}" r="2.5" '
+                       f'fill="{s.color}"><title>{escape(s.name)} {t:%Y-%m-%d %H:%M}: '
+                       f'{_fmt(v)}</title></circle>')
+        out.append(f'<rect x="{lx}" y="{top - 4}" width="10" height="3" fill="{s.color}"/>'
+                   f'<text x="{lx + 14}" y="{top}" font-size="10">{escape(s.name)}</text>')
+        lx += 22 + 7 * len(s.name)
+    if y_label:
+        out.append(f'<text x="12" y="{(top + height - bottom) / 2:.0f}" font-size="10" '
+                   f'transform="rotate(-90 12 {(top + height - bottom) / 2:.0f})" '
+                   f'text-anchor="middle" fill="#555">{escape(y_label)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    color: str = BLUE
+    note: str = ""
+
+
+def bar_chart(bars: Sequence[Bar], *, width: int = 560, title: str = "",
+              reference: float | None = None, reference_label: str = "",
+              value_format: str = "{:.3g}") -> str:
+    if not bars:
+        return _empty(width, 120, title, "nothing to show yet")
+    row = 22
+    label_w = min(max(len(b.label) for b in bars) * 6.4 + 10, 240)
+    left, right, top = label_w, 60, 30
+    height = top + row * len(bars) + 16
+    vmax = max([b.value for b in bars] + ([reference] if reference is not None else []) + [1e-12])
+    vmin = min([0.0] + [b.value for b in bars])
+    span = vmax - vmin or 1.0
+
+    def X(v: float) -> float:
+        return left + (v - vmin) / span * (width - left - right)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'role="img" aria-label="{escape(title)}">',
+           f'<text x="8" y="16" font-size="13" font-weight="600">{escape(title)}</text>']
+    for i, b in enumerate(bars):
+        y = top + i * row
+        x_start, x_end = sorted((X(0.0), X(b.value)))
+        out.append(f'<text x="{left - 6}" y="{y + 14}" font-size="11" text-anchor="end">'
+                   f'{escape(b.label[:40])}</text>'
+                   f'<rect x="{x_start:.1f}" y="{y + 3}" width="{max(x_end - x_start, 1):.1f}" '
+                   f'height="{row - 7}" fill="{b.color}" rx="2"><title>{escape(b.label)}: '
+                   f'{value_format.format(b.value)} {escape(b.note)}</title></rect>'
+                   f'<text x="{x_end + 4:.1f}" y="{y + 14}" font-size="10" fill="#333">'
+                   f'{value_format.format(b.value)}{(" " + escape(b.note)) if b.note else ""}'
+                   f'</text>')
+    if reference is not None:
+        out.append(f'<line x1="{X(reference):.1f}" x2="{X(reference):.1f}" y1="{top - 4}" '
+                   f'y2="{height - 12}" stroke="{RED}" stroke-dasharray="4,3"/>'
+                   f'<text x="{X(reference):.1f}" y="{height - 2}" font-size="10" '
+                   f'text-anchor="middle" fill="{RED}">{escape(reference_label)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Mark:
+    time: datetime
+    label: str
+    color: str
+
+
+def timeline(marks: Sequence[Mark], *, width: int = 560, title: str = "") -> str:
+    if not marks:
+        return _empty(width, 80, title, "no alerts")
+    height, left, right = 70, 20, 20
+    ts = [m.time.timestamp() for m in marks]
+    t0, t1 = min(ts), max(ts)
+    if t1 == t0:
+        t0, t1 = t0 - 3600, t1 + 3600
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'role="img" aria-label="{escape(title)}">',
+           f'<text x="8" y="16" font-size="13" font-weight="600">{escape(title)}</text>',
+           f'<line x1="{left}" x2="{width - right}" y1="40" y2="40" stroke="#bbb"/>']
+    for m in marks:
+        x = left + (m.time.timestamp() - t0) / (t1 - t0) * (width - left - right)
+        out.append(f'<circle cx="{x:.1f}" cy="40" r="6" fill="{m.color}"><title>'
+                   f'{m.time:%Y-%m-%d %H:%M} {escape(m.label)}</title></circle>')
+    for t in (t0, t1):
+        x = left + (t - t0) / (t1 - t0) * (width - left - right)
+        out.append(f'<text x="{x:.1f}" y="62" font-size="10" text-anchor="middle" fill="#555">'
+                   f'{datetime.fromtimestamp(t):%m-%d %H:%M}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _empty(width: int, height: int, title: str, message: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+            f'<text x="8" y="16" font-size="13" font-weight="600">{escape(title)}</text>'
+            f'<text x="{width / 2:.0f}" y="{height / 2 + 8:.0f}" font-size="12" '
+            f'text-anchor="middle" fill="#888">{escape(message)}</text></svg>')

@@ -1,0 +1,272 @@
+"""The web dashboard: per model, performance over time, drift per feature,
+worst slices and alerts, drawn as inline SVG (no script, no CDN).
+
+Protected by the service's API keys (any role): ``?key=KEY`` once (then a
+cookie, HttpOnly, SameSite=Strict), or ``Authorization: Bearer KEY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from html import escape
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from modelplane.kit.auth import ApiKeyStore, bearer_token
+from modelplane.kit.errors import ModelplaneError
+from modelplane.observability import metrics as M
+from modelplane.observability.charts import (
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    RED,
+    Bar,
+    Mark,
+    Series,
+    bar_chart,
+    line_chart,
+    timeline,
+)
+from modelplane.observability.drift import DriftMethod
+from modelplane.observability.evaluations import Reference
+from modelplane.observability.monitors import AlertState
+from modelplane.observability.records import (
+    ColumnRef,
+    ColumnSource,
+    Environment,
+    EvaluationFilter,
+    TimeWindow,
+    describe_slice,
+)
+
+if TYPE_CHECKING:
+    from modelplane.observability.runtime import ObservabilityRuntime
+
+log = logging.getLogger("modelplane.observability.dashboard")
+COOKIE = "modelplane_key"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#222}
+header{background:#1f2a44;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:baseline}
+header a{color:#cfe0ff;text-decoration:none} h1{font-size:18px;margin:0}
+main{padding:16px 24px} .grid{display:grid;grid-template-columns:repeat(2,minmax(560px,1fr));gap:16px}
+.card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 14px}
+.meta{color:#555;font-size:13px;margin:4px 0 12px} .pill{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
+.firing{background:#d64545}.resolved{background:#9aa3ad} table{border-collapse:collapse;font-size:13px}
+td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #eee} .note{color:#666;font-size:12px}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><header><h1>modelplane observability</h1>"
+            f"<a href='/'>models</a></header><main>{body}</main></body></html>")
+
+
+@dataclass
+class ModelView:
+    model: str
+    meta: str
+    performance_svg: str
+    drift_svg: str
+    slices_svg: str
+    alerts_svg: str
+    alerts_rows: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _color_for(metric: M.Metric, value: float, overall: float) -> str:
+    worse = value < overall if metric in M.HIGHER_IS_BETTER else value > overall
+    return RED if worse else GREEN
+
+
+def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
+    ev = rt.evaluations
+    catalog = ev.catalog(model, "model")
+    summary = next((s for s in rt.store.summaries() if s.model == model), None)
+    if summary is None or summary.last_time is None:
+        raise ModelplaneError(f"model {model!r} has no records")
+    envs = set(summary.environments)
+    env = Environment.PRODUCTION if Environment.PRODUCTION in envs else Environment.UNSPECIFIED
+    versions = catalog.versions()
+    latest = versions[-1] if versions else ""
+    notes: list[str] = []
+    live = EvaluationFilter(model, environment=env)
+    first = summary.first_time or summary.last_time
+    span = max(summary.last_time - first, timedelta(minutes=1))
+    bucket = max(span / 24, timedelta(minutes=1))
+    slice_cols = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(catalog.features())]
+    slice_cols += [ColumnRef(ColumnSource.TAG, n) for n in catalog.tags()]
+    perf = ev.performance(live, bucket=bucket, slice_by=slice_cols)
+    metric = M.Metric.ACCURACY if perf.task is M.TaskType.CLASSIFICATION else M.Metric.MAE
+    realized = [(g.window.start, v) for g in perf.windows
+                if g.window and g.window.start and (v := g.metrics.get(metric)) is not None]
+    series = [Series(f"{metric.name.lower()} (with actuals)", realized, BLUE)]
+    threshold = None
+    # Reference: the latest version's baseline, else training, else validation records.
+    reference: Reference | None = None
+    ref_name = ""
+    try:
+        baseline = ev.get_baseline(model, latest)
+        if baseline.record_count:
+            reference, ref_name = Reference(baseline=(model, latest)), f"baseline of {latest}"
+        if metric in baseline.metrics:
+            threshold = baseline.metrics[metric]
+    except ModelplaneError:
+        pass
+    if reference is None:
+        for candidate in (Environment.TRAINING, Environment.VALIDATION):
+            if candidate in envs and candidate is not env:
+                reference = Reference(filter=EvaluationFilter(model, environment=candidate))
+                ref_name = f"{candidate.name.lower()} records"
+                break
+    if reference is not None and catalog.score_keys() and perf.task is M.TaskType.CLASSIFICATION:
+        try:
+            proxy = ev.proxy_performance(live, reference, bucket=bucket)
+            est = [(g.window.start, v) for g in proxy.windows
+                   if g.window and g.window.start and (v := g.estimated.get(metric)) is not None]
+            series.append(Series(f"estimated {metric.name.lower()} (no actuals)", est, ORANGE,
+                                 dashed=True))
+        except ModelplaneError as exc:
+            notes.append(f"estimated performance unavailable: {exc.message}")
+    perf_svg = line_chart(series, title=f"Performance over time - {metric.name.lower()}",
+                          y_label=metric.name.lower(), threshold=threshold)
+    # Drift per feature: the last day of live records against the reference.
+    if reference is not None:
+        last_day = replace_window(live, TimeWindow(summary.last_time - timedelta(days=1),
+                                                   summary.last_time + timedelta(seconds=1)))
+        drift = ev.drift(last_day, reference)
+        bars = []
+        for c in drift.columns:
+            stat = c.drift.statistic(c.drift.decision_method)
+            if stat is None:
+                continue
+            value = stat.value if stat.method not in (DriftMethod.KS, DriftMethod.CHI_SQUARE) \
+                else 1 - (stat.p_value or 0)
+            bars.append(Bar(str(c.column), value, RED if c.drift.drifted else GREEN,
+                            stat.method.name.lower().replace("_", "-")))
+        bars.sort(key=lambda b: -b.value)
+        thr = rt_thresholds_hint(drift)
+        drift_svg = bar_chart(bars, title=f"Drift per feature - last day vs {ref_name}",
+                              reference=thr, reference_label="threshold")
+    else:
+        drift_svg = bar_chart([], title="Drift per feature")
+        notes.append("no reference for drift: set a baseline (SetBaseline) or log training "
+                     "records")
+    # Worst slices by the metric, against the overall value.
+    overall = perf.overall.metrics.get(metric)
+    worst = [g for g in perf.slices if g.labeled_count >= 30 and g.metrics.get(metric) is not None]
+    worst.sort(key=lambda g: g.metrics[metric] if metric not in M.HIGHER_IS_BETTER  # type: ignore[return-value]
+               else -g.metrics[metric])  # type: ignore[operator]
+    worst = worst[::-1][:10] if worst else []
+    slice_bars = [Bar(describe_slice(list(g.slice or ())), float(g.metrics[metric] or 0),
+                      _color_for(metric, float(g.metrics[metric] or 0), overall or 0.0),
+                      f"n={g.labeled_count}") for g in worst]
+    slices_svg = bar_chart(slice_bars, title=f"Worst slices - {metric.name.lower()}",
+                           reference=overall, reference_label="overall")
+    alerts = rt.monitors.alerts(model)
+    marks = [Mark(a.create_time, a.message, RED if a.state is AlertState.FIRING else GREY)
+             for a in alerts]
+    rows = [f"<tr><td><span class='pill {a.state.name.lower()}'>{a.state.name.lower()}</span>"
+            f"</td><td>{a.create_time:%Y-%m-%d %H:%M}</td><td>{escape(a.message)}</td></tr>"
+            for a in alerts[:10]]
+    meta = (f"{summary.record_count} records, {summary.actual_count} with actuals; versions "
+            f"{', '.join(versions)}; {summary.first_time:%Y-%m-%d %H:%M} → "
+            f"{summary.last_time:%Y-%m-%d %H:%M} UTC")
+    return ModelView(model, meta, perf_svg, drift_svg, slices_svg,
+                     timeline(marks, title="Alerts"), rows, notes)
+
+
+def replace_window(f: EvaluationFilter, window: TimeWindow) -> EvaluationFilter:
+    from dataclasses import replace
+    return replace(f, window=window)
+
+
+def rt_thresholds_hint(drift: object) -> float:
+    return 0.1  # normalized Wasserstein and Jensen-Shannon share the 0.1 default
+
+
+def render_model(view: ModelView) -> str:
+    notes = "".join(f"<p class='note'>{escape(n)}</p>" for n in view.notes)
+    table = ("<table><tr><th>state</th><th>raised</th><th>alert</th></tr>"
+             + "".join(view.alerts_rows) + "</table>") if view.alerts_rows else ""
+    return _page(view.model, f"""
+<h2>{escape(view.model)}</h2><div class='meta'>{escape(view.meta)}</div>{notes}
+<div class='grid'>
+<section class='card' id='performance'>{view.performance_svg}</section>
+<section class='card' id='drift'>{view.drift_svg}</section>
+<section class='card' id='slices'>{view.slices_svg}</section>
+<section class='card' id='alerts'>{view.alerts_svg}{table}</section>
+</div>""")
+
+
+def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
+    settings = rt.settings.service
+    keys = ApiKeyStore(settings.api_keys_file) if settings.auth_enabled else None
+
+    def authorized(request: Request) -> tuple[bool, str | None]:
+        if keys is None:
+            return True, None
+        query_key = request.query_params.get("key")
+        for key in (query_key, request.cookies.get(COOKIE),
+                    bearer_token({"authorization": request.headers.get("authorization", "")})):
+            if key and keys.lookup(key) is not None:
+                return True, key if key == query_key else None
+        return False, None
+
+    async def guard(request: Request, render: object) -> Response:
+        ok, new_key = authorized(request)
+        if not ok:
+            return HTMLResponse(_page("API key required", (
+                "<h2>API key required</h2><p>Open this page with <code>?key=YOUR_API_KEY</code> "
+                "once (it is then kept in a cookie), or send <code>Authorization: Bearer "
+                "KEY</code>.</p>")), status_code=401)
+        if new_key is not None:  # keep the key out of the address bar and history
+            resp: Response = RedirectResponse(request.url.path, status_code=303)
+            resp.set_cookie(COOKIE, new_key, httponly=True, samesite="strict")
+            return resp
+        try:
+            html = await render()  # type: ignore[operator]
+        except ModelplaneError as exc:
+            return HTMLResponse(_page("not available", f"<h2>Not available</h2><p>"
+                                      f"{escape(exc.message)}</p>"), status_code=404)
+        return HTMLResponse(html)
+
+    async def index(request: Request) -> Response:
+        async def render() -> str:
+            summaries = await asyncio.to_thread(rt.store.summaries)
+            rows = "".join(
+                f"<tr><td><a href='/models/{quote(s.model)}'>{escape(s.model)}</a></td>"
+                f"<td>{s.record_count}</td><td>{s.actual_count}</td>"
+                f"<td>{escape(', '.join(s.versions))}</td>"
+                f"<td>{s.last_time:%Y-%m-%d %H:%M}</td></tr>" for s in summaries)
+            return _page("models", "<h2>Models</h2><div class='card'><table><tr><th>model</th>"
+                         "<th>records</th><th>with actuals</th><th>versions</th>"
+                         f"<th>last prediction (UTC)</th></tr>{rows}</table></div>")
+        return await guard(request, render)
+
+    async def model_page(request: Request) -> Response:
+        model = request.path_params["model"]
+
+        async def render() -> str:
+            view = await asyncio.to_thread(build_model_view, rt, model)
+            return render_model(view)
+        return await guard(request, render)
+
+    async def health(request: Request) -> Response:
+        return Response("ok", media_type="text/plain")
+
+    return Starlette(routes=[Route("/", index), Route("/models/{model:path}", model_page),
+                             Route("/healthz", health)])
+
+
+__all__ = ["dashboard_app", "build_model_view", "datetime", "timezone", "BLUE"]

@@ -1,0 +1,303 @@
+"""Distribution drift between a reference and a current sample, vectorised.
+
+Definitions (also in the service README):
+
+* **KS** — two-sample Kolmogorov-Smirnov statistic D = sup |F_ref - F_cur|,
+  and its p-value exactly as ``scipy.stats.ks_2samp(method="auto")``: exact
+  for samples of at most 10,000 values, else Smirnov's asymptotic
+  ``kstwo.sf(D, round(n·m/(n+m)))``.
+* **Wasserstein** — ``scipy.stats.wasserstein_distance`` (W1, the area
+  between the two empirical CDFs), reported *normalized*: divided by the
+  reference's standard deviation (Evidently's "normed" variant); the raw
+  distance is kept in the result too.
+* **PSI** — population stability index Σ (c - r)·ln(c / r) over bins: for
+  numbers, ``bins`` (default 10) quantile bins of the reference
+  (``numpy.quantile``, linear), outer bins open; for categories, one bin per
+  category seen in either sample. Empty-bin proportions are replaced by
+  0.0001 (smoothing) before the sum.
+* **Jensen-Shannon** — the JS *distance* (square root of the divergence), base
+  2, so it lies in [0, 1], over the same bins as PSI, unsmoothed
+  (= ``scipy.spatial.distance.jensenshannon(r, c, base=2)``).
+* **Chi-square** — Pearson's test of homogeneity of the 2 × k table of
+  category counts (``scipy.stats.chi2_contingency``, no continuity correction).
+
+Defaults (the common ones, Evidently's): a numeric column is judged by KS
+(p < 0.05) when the reference has at most 1,000 values, else by normalized
+Wasserstein (> 0.1); a categorical column by chi-square (p < 0.05) up to
+1,000 values, else by Jensen-Shannon (> 0.1). PSI's threshold is 0.2.
+
+One merge of the two sorted samples serves KS and Wasserstein; the sorted
+samples serve the bins. Columns run in a thread pool (numpy releases the GIL).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+from scipy import stats
+
+SMALL_SAMPLE = 1000
+PSI_SMOOTHING = 1e-4
+DEFAULT_BINS = 10
+EXACT_KS_MAX_N = 10_000
+
+
+class DriftMethod(IntEnum):
+    UNSPECIFIED = 0
+    PSI = 1
+    KS = 2
+    JENSEN_SHANNON = 3
+    WASSERSTEIN = 4
+    CHI_SQUARE = 5
+
+
+NUMERIC_METHODS = (DriftMethod.PSI, DriftMethod.KS, DriftMethod.JENSEN_SHANNON,
+                   DriftMethod.WASSERSTEIN)
+CATEGORICAL_METHODS = (DriftMethod.PSI, DriftMethod.JENSEN_SHANNON, DriftMethod.CHI_SQUARE)
+TESTS = {DriftMethod.KS, DriftMethod.CHI_SQUARE}
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    psi: float = 0.2
+    p_value: float = 0.05
+    jensen_shannon: float = 0.1
+    wasserstein: float = 0.1
+
+    def for_method(self, method: DriftMethod) -> float:
+        return {DriftMethod.PSI: self.psi, DriftMethod.KS: self.p_value,
+                DriftMethod.CHI_SQUARE: self.p_value,
+                DriftMethod.JENSEN_SHANNON: self.jensen_shannon,
+                DriftMethod.WASSERSTEIN: self.wasserstein}[method]
+
+    @classmethod
+    def with_defaults(cls, psi: float = 0, p_value: float = 0, jensen_shannon: float = 0,
+                      wasserstein: float = 0) -> DriftThresholds:
+        d = cls()
+        return cls(psi or d.psi, p_value or d.p_value, jensen_shannon or d.jensen_shannon,
+                   wasserstein or d.wasserstein)
+
+
+@dataclass(frozen=True)
+class DriftStatistic:
+    method: DriftMethod
+    value: float
+    p_value: float | None
+    threshold: float
+    #: Raw Wasserstein distance (before normalization), for that method only.
+    raw: float | None = None
+
+    @property
+    def drifted(self) -> bool:
+        if self.method in TESTS:
+            return self.p_value is not None and self.p_value < self.threshold
+        return self.value > self.threshold
+
+
+@dataclass
+class SampleDrift:
+    reference_count: int
+    current_count: int
+    statistics: list[DriftStatistic] = field(default_factory=list)
+    decision_method: DriftMethod = DriftMethod.UNSPECIFIED
+
+    @property
+    def drifted(self) -> bool:
+        for s in self.statistics:
+            if s.method is self.decision_method:
+                return s.drifted
+        return False
+
+    def statistic(self, method: DriftMethod) -> DriftStatistic | None:
+        return next((s for s in self.statistics if s.method is method), None)
+
+
+# ---------------------------------------------------------------------------
+# Numbers
+
+
+def _ecdf_merge(ref_sorted: np.ndarray, cur_sorted: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merged sorted values and both ECDFs (right-continuous) at each of them.
+
+    At the last position of every run of equal values, the ECDFs equal
+    ``searchsorted(sample, value, side="right") / n`` - what scipy evaluates.
+    Inside a run they differ, but there the step to the next value is zero.
+    """
+    n1, n2 = len(ref_sorted), len(cur_sorted)
+    # Position of each current value in the merged order (ties: reference first).
+    pos_cur = np.arange(n2) + np.searchsorted(ref_sorted, cur_sorted, side="right")
+    from_ref = np.ones(n1 + n2, dtype=bool)
+    from_ref[pos_cur] = False
+    values = np.empty(n1 + n2, dtype=np.float64)
+    values[pos_cur] = cur_sorted
+    values[from_ref] = ref_sorted
+    cum_ref = np.cumsum(from_ref)
+    cum_cur = np.arange(1, n1 + n2 + 1) - cum_ref
+    return values, cum_ref, cum_cur
+
+
+def ks_from_merge(values: np.ndarray, cum_ref: np.ndarray, cum_cur: np.ndarray, n1: int, n2: int
+                  ) -> float:
+    last_of_run = np.empty(len(values), dtype=bool)
+    np.not_equal(values[1:], values[:-1], out=last_of_run[:-1])
+    last_of_run[-1] = True
+    if last_of_run.all():  # no ties: every position is the end of its run
+        diff = cum_ref / n1 - cum_cur / n2
+    else:
+        diff = cum_ref[last_of_run] / n1 - cum_cur[last_of_run] / n2
+    min_s = float(np.clip(-diff.min(), 0, 1))
+    max_s = float(diff.max())
+    return min_s if min_s > max_s else max_s
+
+
+def ks_p_value(d: float, n1: int, n2: int, ref: np.ndarray, cur: np.ndarray) -> float:
+    """scipy's p-value: exact for small samples (delegated), else the asymptotic one."""
+    if max(n1, n2) <= EXACT_KS_MAX_N:
+        return float(stats.ks_2samp(ref, cur, method="auto").pvalue)
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    en = m * n / (m + n)
+    return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0, 1))
+
+
+def wasserstein_from_merge(values: np.ndarray, cum_ref: np.ndarray, cum_cur: np.ndarray,
+                           n1: int, n2: int) -> float:
+    deltas = np.diff(values)
+    cdf_gap = np.abs(cum_ref[:-1] / n1 - cum_cur[:-1] / n2)
+    return float(np.sum(np.multiply(cdf_gap, deltas)))
+
+
+def psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
+    r = np.where(ref_share == 0, PSI_SMOOTHING, ref_share)
+    c = np.where(cur_share == 0, PSI_SMOOTHING, cur_share)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def jensen_shannon(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
+    p = ref_share / ref_share.sum()
+    q = cur_share / cur_share.sum()
+    m = (p + q) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0)
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0)
+    div = max(0.5 * float(kl_p.sum()) + 0.5 * float(kl_q.sum()), 0.0)
+    return math.sqrt(div)
+
+
+def quantile_bin_shares(ref_sorted: np.ndarray, cur_sorted: np.ndarray, bins: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Shares of both samples in the reference's quantile bins (-inf, e1], (e1, e2], …"""
+    edges = np.unique(np.quantile(ref_sorted, np.linspace(0, 1, bins + 1))[1:-1])
+    def shares(s: np.ndarray) -> np.ndarray:
+        le = np.searchsorted(s, edges, side="right")
+        counts = np.diff(np.concatenate([[0], le, [len(s)]]))
+        return counts / len(s)
+    return shares(ref_sorted), shares(cur_sorted)
+
+
+def numeric_drift(reference: np.ndarray, current: np.ndarray,
+                  methods: Sequence[DriftMethod] = NUMERIC_METHODS,
+                  thresholds: DriftThresholds = DriftThresholds(),
+                  bins: int = DEFAULT_BINS) -> SampleDrift:
+    """Drift of a numeric column; NaN values are left out of both samples."""
+    ref = reference[~np.isnan(reference)]
+    cur = current[~np.isnan(current)]
+    n1, n2 = len(ref), len(cur)
+    result = SampleDrift(n1, n2, decision_method=(
+        DriftMethod.KS if n1 <= SMALL_SAMPLE else DriftMethod.WASSERSTEIN))
+    if n1 == 0 or n2 == 0:
+        return result
+    ref_s = np.sort(ref)
+    cur_s = np.sort(cur)
+    if DriftMethod.KS in methods or DriftMethod.WASSERSTEIN in methods:
+        values, cum_ref, cum_cur = _ecdf_merge(ref_s, cur_s)
+        if DriftMethod.KS in methods:
+            d = ks_from_merge(values, cum_ref, cum_cur, n1, n2)
+            result.statistics.append(DriftStatistic(
+                DriftMethod.KS, d, ks_p_value(d, n1, n2, ref_s, cur_s), thresholds.p_value))
+        if DriftMethod.WASSERSTEIN in methods:
+            w = wasserstein_from_merge(values, cum_ref, cum_cur, n1, n2)
+            std = float(np.std(ref_s))
+            normed = w / std if std > 0 else (0.0 if w == 0 else math.inf)
+            result.statistics.append(DriftStatistic(DriftMethod.WASSERSTEIN, normed, None,
+                                                    thresholds.wasserstein, raw=w))
+    if DriftMethod.PSI in methods or DriftMethod.JENSEN_SHANNON in methods:
+        r_share, c_share = quantile_bin_shares(ref_s, cur_s, bins)
+        if DriftMethod.PSI in methods:
+            result.statistics.append(DriftStatistic(DriftMethod.PSI, psi(r_share, c_share),
+                                                    None, thresholds.psi))
+        if DriftMethod.JENSEN_SHANNON in methods:
+            result.statistics.append(DriftStatistic(
+                DriftMethod.JENSEN_SHANNON, jensen_shannon(r_share, c_share), None,
+                thresholds.jensen_shannon))
+    if result.decision_method not in {s.method for s in result.statistics} and result.statistics:
+        result.decision_method = result.statistics[0].method
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Categories
+
+
+def category_counts(reference: np.ndarray, current: np.ndarray
+                    ) -> tuple[list[object], np.ndarray, np.ndarray]:
+    ref = reference[reference != None]  # noqa: E711
+    cur = current[current != None]  # noqa: E711
+    cats = sorted({*ref.tolist(), *cur.tolist()}, key=str)
+    index = {c: i for i, c in enumerate(cats)}
+    ref_counts = np.bincount([index[v] for v in ref.tolist()], minlength=len(cats))
+    cur_counts = np.bincount([index[v] for v in cur.tolist()], minlength=len(cats))
+    return cats, ref_counts.astype(float), cur_counts.astype(float)
+
+
+def categorical_drift(reference: np.ndarray, current: np.ndarray,
+                      methods: Sequence[DriftMethod] = CATEGORICAL_METHODS,
+                      thresholds: DriftThresholds = DriftThresholds()) -> SampleDrift:
+    """Drift of a categorical column (None values are left out)."""
+    _, ref_counts, cur_counts = category_counts(reference, current)
+    n1, n2 = int(ref_counts.sum()), int(cur_counts.sum())
+    result = SampleDrift(n1, n2, decision_method=(
+        DriftMethod.CHI_SQUARE if n1 <= SMALL_SAMPLE else DriftMethod.JENSEN_SHANNON))
+    if n1 == 0 or n2 == 0:
+        return result
+    r_share, c_share = ref_counts / n1, cur_counts / n2
+    for method in methods:
+        if method is DriftMethod.PSI:
+            result.statistics.append(DriftStatistic(method, psi(r_share, c_share), None,
+                                                    thresholds.psi))
+        elif method is DriftMethod.JENSEN_SHANNON:
+            result.statistics.append(DriftStatistic(method, jensen_shannon(r_share, c_share),
+                                                    None, thresholds.jensen_shannon))
+        elif method is DriftMethod.CHI_SQUARE:
+            if len(ref_counts) < 2:
+                result.statistics.append(DriftStatistic(method, 0.0, 1.0, thresholds.p_value))
+            else:
+                chi = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]),
+                                             correction=False)
+                result.statistics.append(DriftStatistic(method, float(chi.statistic),
+                                                        float(chi.pvalue), thresholds.p_value))
+    if result.decision_method not in {s.method for s in result.statistics} and result.statistics:
+        result.decision_method = result.statistics[0].method
+    return result
+
+
+def drift_many(pairs: Sequence[tuple[np.ndarray, np.ndarray, bool]],
+               methods: Sequence[DriftMethod] | None, thresholds: DriftThresholds, bins: int,
+               executor: Executor | None = None) -> list[SampleDrift]:
+    """Drift of many columns: (reference, current, is_numeric) each, in parallel."""
+    def one(pair: tuple[np.ndarray, np.ndarray, bool]) -> SampleDrift:
+        ref, cur, numeric = pair
+        if numeric:
+            ms = [m for m in (methods or NUMERIC_METHODS) if m in NUMERIC_METHODS]
+            return numeric_drift(ref, cur, ms, thresholds, bins)
+        ms = [m for m in (methods or CATEGORICAL_METHODS) if m in CATEGORICAL_METHODS]
+        return categorical_drift(ref, cur, ms, thresholds)
+
+    if executor is None or len(pairs) < 2:
+        return [one(p) for p in pairs]
+    return list(executor.map(one, pairs))

@@ -1,0 +1,640 @@
+"""The evaluation store's read side: typed filters validated against what the
+store holds, frames loaded for them, and every analysis over those frames
+(performance, proxy performance, drift, root cause, attribution, baselines).
+
+Blocking (numpy, SQL): the api layer calls these methods from a thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from modelplane.observability import metrics as M
+from modelplane.observability.drift import (
+    DriftMethod,
+    DriftThresholds,
+    SampleDrift,
+    categorical_drift,
+    drift_many,
+    numeric_drift,
+)
+from modelplane.observability.records import (
+    PREDICTION,
+    ColumnKind,
+    ColumnRef,
+    ColumnSource,
+    Environment,
+    EvaluationFilter,
+    SlicePredicate,
+    TimeWindow,
+    describe_slice,
+    utcnow,
+)
+from modelplane.observability.slices import (
+    candidate_slices,
+    check_column,
+    slice_mask,
+    validate_predicates,
+)
+from modelplane.observability.store.base import (
+    Catalog,
+    EvaluationStore,
+    Frame,
+    ScanSpec,
+    frame_from_ndjson,
+    to_us,
+)
+
+MetricValues = dict[M.Metric, float | None]
+
+
+def _bad(field: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
+    return InvalidArgument(f"{field}: {description}", reason=reason,
+                           field_violations=[FieldViolation(field, description)])
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What an analysis compares against: a filter, or a version's baseline."""
+
+    filter: EvaluationFilter | None = None
+    baseline: tuple[str, str] | None = None
+
+
+@dataclass
+class Baseline:
+    model: str
+    version: str
+    reference: EvaluationFilter | None = None
+    metrics: dict[M.Metric, float] = field(default_factory=dict)
+    validation_report_id: str = ""
+    update_time: datetime | None = None
+    record_count: int = 0
+
+    def reference_filter(self) -> EvaluationFilter:
+        return self.reference or EvaluationFilter(self.model, (self.version,),
+                                                  Environment.VALIDATION)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"model": self.model, "version": self.version,
+                "reference": self.reference.to_dict() if self.reference else None,
+                "metrics": {int(k): v for k, v in self.metrics.items()},
+                "validation_report_id": self.validation_report_id,
+                "update_time": self.update_time.isoformat() if self.update_time else None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Baseline:
+        ref = d.get("reference")
+        metrics = d.get("metrics") or {}
+        assert isinstance(metrics, dict)
+        ut = d.get("update_time")
+        return cls(str(d["model"]), str(d["version"]),
+                   EvaluationFilter.from_dict(ref) if isinstance(ref, dict) else None,
+                   {M.Metric(int(k)): float(v) for k, v in metrics.items()},
+                   str(d.get("validation_report_id") or ""),
+                   datetime.fromisoformat(str(ut)) if ut else None)
+
+
+@dataclass
+class PerformanceGroup:
+    record_count: int
+    labeled_count: int
+    metrics: MetricValues
+    window: TimeWindow | None = None
+    slice: tuple[SlicePredicate, ...] | None = None
+
+
+@dataclass
+class PerformanceReport:
+    task: M.TaskType
+    overall: PerformanceGroup
+    windows: list[PerformanceGroup]
+    slices: list[PerformanceGroup]
+
+
+@dataclass
+class ColumnDriftResult:
+    column: ColumnRef
+    kind: ColumnKind
+    drift: SampleDrift
+
+
+@dataclass
+class DriftReport:
+    columns: list[ColumnDriftResult]
+    reference_count: int
+    current_count: int
+
+    @property
+    def drifted_share(self) -> float:
+        if not self.columns:
+            return 0.0
+        return sum(c.drift.drifted for c in self.columns) / len(self.columns)
+
+
+@dataclass
+class ProxyGroup:
+    record_count: int
+    estimated: MetricValues
+    prediction_drift: list[ColumnDriftResult]
+    window: TimeWindow | None = None
+
+
+@dataclass
+class ProxyReport:
+    overall: ProxyGroup
+    windows: list[ProxyGroup]
+    reference_metrics: MetricValues
+    calibrated: bool
+
+
+@dataclass
+class SliceContribution:
+    slice: tuple[SlicePredicate, ...]
+    contribution: float
+    contribution_share: float
+    reference_count: int
+    current_count: int
+    reference_value: float
+    current_value: float
+
+    @property
+    def display_name(self) -> str:
+        return describe_slice(self.slice)
+
+
+@dataclass
+class RootCauseReport:
+    reference_value: float
+    current_value: float
+    slices: list[SliceContribution]
+
+
+@dataclass
+class Importance:
+    feature: str
+    value: float
+    std: float = 0.0
+
+
+@dataclass
+class ImportanceReport:
+    importances: list[Importance]
+    fidelity: float
+    record_count: int
+
+
+@dataclass
+class ExplanationReport:
+    attributions: dict[str, dict[str, float]]
+    fidelity: float
+
+
+def infer_task(frame: Frame, catalog: Catalog, task: M.TaskType) -> M.TaskType:
+    if task is not M.TaskType.UNSPECIFIED:
+        return task
+    if catalog.score_keys():
+        return M.TaskType.CLASSIFICATION
+    kind = frame.kinds.get(PREDICTION, ColumnKind.CATEGORICAL)
+    return M.TaskType.REGRESSION if kind is ColumnKind.NUMERIC else M.TaskType.CLASSIFICATION
+
+
+def _buckets(frame: Frame, bucket: timedelta, window: TimeWindow
+             ) -> list[tuple[TimeWindow, np.ndarray]]:
+    if len(frame) == 0:
+        return []
+    width = int(bucket.total_seconds() * 1_000_000)
+    start = to_us(window.start) if window.start else int(frame.time_us.min()) // width * width
+    idx = (frame.time_us - start) // width
+    out = []
+    for b in np.unique(idx):
+        lo = start + int(b) * width
+        out.append((TimeWindow(_from_us(lo), _from_us(lo + width)), np.flatnonzero(idx == b)))
+    return out
+
+
+def _from_us(us: int) -> datetime:
+    from datetime import timezone
+    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+
+
+class Evaluations:
+    """The read side of the evaluation store and the analyses over it."""
+
+    def __init__(self, store: EvaluationStore, catalogs: dict[str, Catalog],
+                 catalog_lock: threading.Lock, executor: Executor | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
+        self._catalogs = catalogs
+        self._catalog_lock = catalog_lock
+        self._executor = executor
+        self._clock = clock
+
+    # -- filters and frames -------------------------------------------------
+
+    def catalog(self, model: str, path: str = "filter.model") -> Catalog:
+        if not model:
+            raise _bad(path, "required")
+        with self._catalog_lock:
+            catalog = self._catalogs.get(model)
+            if catalog is None:
+                raise NotFound(f"model {model!r} has no records in the evaluation store",
+                               reason="MODEL_NOT_FOUND", metadata={"model": model})
+            return Catalog(dict(catalog.kinds))
+
+    def validate_filter(self, f: EvaluationFilter, path: str = "filter"
+                        ) -> tuple[EvaluationFilter, Catalog]:
+        catalog = self.catalog(f.model, f"{path}.model")
+        known = set(catalog.versions())
+        for i, v in enumerate(f.versions):
+            if v not in known:
+                raise NotFound(f"model {f.model!r} has no version {v!r} in the evaluation store "
+                               f"({path}.versions[{i}])", reason="VERSION_NOT_FOUND",
+                               metadata={"model": f.model, "version": v})
+        f.window.validate(f"{path}.window")
+        columns = catalog.columns()
+        columns.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
+        preds = validate_predicates(f.predicates, columns, f.model, f"{path}.predicates")
+        return replace(f, predicates=tuple(preds)), catalog
+
+    def load(self, f: EvaluationFilter, path: str = "filter", *,
+             has_actual: bool | None = None) -> tuple[Frame, Catalog]:
+        f, catalog = self.validate_filter(f, path)
+        data = self._store.scan(ScanSpec(f.model, f.versions, f.environment, f.window,
+                                         has_actual=has_actual))
+        frame = frame_from_ndjson(data, catalog)
+        if f.predicates:
+            frame = frame.take(np.flatnonzero(slice_mask(frame, f.predicates)))
+        return frame, catalog
+
+    # -- baselines ----------------------------------------------------------
+
+    def set_baseline(self, baseline: Baseline) -> Baseline:
+        if not baseline.model:
+            raise _bad("baseline.model", "required")
+        if not baseline.version:
+            raise _bad("baseline.version", "required")
+        if baseline.reference is not None:
+            if baseline.reference.model != baseline.model:
+                raise _bad("baseline.reference.model", "must be the baseline's model")
+            self.validate_filter(baseline.reference, "baseline.reference")
+        baseline.update_time = self._clock()
+        self._store.put_document("baseline", f"{baseline.model}\x1f{baseline.version}",
+                                 baseline.model, baseline.to_dict())
+        return self.get_baseline(baseline.model, baseline.version)
+
+    def get_baseline(self, model: str, version: str) -> Baseline:
+        if not model:
+            raise _bad("model", "required")
+        if not version:
+            raise _bad("version", "required")
+        doc = self._store.get_document("baseline", f"{model}\x1f{version}")
+        if doc is None:
+            raise NotFound(f"model {model!r} version {version!r} has no baseline",
+                           reason="BASELINE_NOT_FOUND", metadata={"model": model,
+                                                                 "version": version})
+        baseline = Baseline.from_dict(doc)
+        try:
+            frame, _ = self.load(baseline.reference_filter(), "baseline.reference")
+            baseline.record_count = len(frame)
+        except NotFound:
+            baseline.record_count = 0
+        return baseline
+
+    def load_reference(self, reference: Reference | None, current: EvaluationFilter,
+                       path: str = "reference") -> tuple[Frame, Baseline | None]:
+        if reference is not None and reference.filter is not None:
+            return self.load(reference.filter, f"{path}.filter")[0], None
+        if reference is not None and reference.baseline is not None:
+            model, version = reference.baseline
+            baseline = self.get_baseline(model, version)
+        else:
+            versions = current.versions
+            if len(versions) != 1:
+                catalog = self.catalog(current.model)
+                versions = tuple(catalog.versions()) if len(catalog.versions()) == 1 else versions
+            if len(versions) != 1:
+                raise FailedPrecondition(
+                    f"{path}: unset, and the default (the baseline of the current version) "
+                    f"needs exactly one version in the current filter",
+                    reason="REFERENCE_REQUIRED", metadata={"model": current.model})
+            try:
+                baseline = self.get_baseline(current.model, versions[0])
+            except NotFound:
+                raise FailedPrecondition(
+                    f"{path}: unset, and model {current.model!r} version {versions[0]!r} has "
+                    f"no baseline (SetBaseline, or pass a reference filter)",
+                    reason="BASELINE_NOT_FOUND",
+                    metadata={"model": current.model, "version": versions[0]}) from None
+        frame, _ = self.load(baseline.reference_filter(), f"{path}.baseline")
+        return frame, baseline
+
+    # -- performance --------------------------------------------------------
+
+    def _metric_values(self, frame: Frame, task: M.TaskType, metrics: Sequence[M.Metric],
+                       positive: str | None, average: M.ClassAverage) -> tuple[int, MetricValues]:
+        if task is M.TaskType.REGRESSION:
+            ok = ~np.isnan(frame.actual_number) & ~np.isnan(frame.prediction_number)
+            return int(ok.sum()), M.regression_metrics(
+                frame.actual_number[ok], frame.prediction_number[ok], metrics)
+        ok = np.not_equal(frame.actual_label, None) & np.not_equal(frame.prediction_label, None)
+        idx = np.flatnonzero(ok)
+        data = M.ClassificationData(frame.actual_label[idx], frame.prediction_label[idx],
+                                    {k: v[idx] for k, v in frame.scores.items()})
+        return len(idx), M.classification_metrics(data, metrics, positive or None, average)
+
+    def _check_metrics(self, metrics: Sequence[M.Metric], task: M.TaskType, path: str
+                       ) -> list[M.Metric]:
+        allowed = M.metrics_for(task)
+        if not metrics:
+            return list(allowed)
+        for i, m in enumerate(metrics):
+            if m not in allowed:
+                raise _bad(f"{path}[{i}]", f"{m.name} does not apply to "
+                           f"{task.name.lower()} (use one of "
+                           f"{', '.join(a.name for a in allowed)})", "METRIC_NOT_APPLICABLE")
+        return list(metrics)
+
+    def performance(self, f: EvaluationFilter, metrics: Sequence[M.Metric] = (),
+                    task: M.TaskType = M.TaskType.UNSPECIFIED, positive: str = "",
+                    average: M.ClassAverage = M.ClassAverage.UNSPECIFIED,
+                    bucket: timedelta | None = None, slice_by: Sequence[ColumnRef] = (),
+                    slice_bins: int = 4) -> PerformanceReport:
+        if bucket is not None and bucket <= timedelta(0):
+            raise _bad("bucket", "must be positive")
+        frame, catalog = self.load(f)
+        task = infer_task(frame, catalog, task)
+        ms = self._check_metrics(metrics, task, "metrics")
+
+        def group(fr: Frame) -> PerformanceGroup:
+            labeled, values = self._metric_values(fr, task, ms, positive, average)
+            return PerformanceGroup(len(fr), labeled, values)
+
+        overall = group(frame)
+        windows = []
+        if bucket is not None:
+            for win, idx in _buckets(frame, bucket, f.window):
+                g = group(frame.take(idx))
+                g.window = win
+                windows.append(g)
+        slices = []
+        columns = catalog.columns()
+        columns.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
+        for i, ref in enumerate(slice_by):
+            kind = check_column(ref, columns, f.model, f"slice_by[{i}]")
+            for preds in candidate_slices(ref, kind, [frame], slice_bins or 4):
+                g = group(frame.take(np.flatnonzero(slice_mask(frame, preds))))
+                g.slice = preds
+                slices.append(g)
+        return PerformanceReport(task, overall, windows, slices)
+
+    # -- drift --------------------------------------------------------------
+
+    def _drift_columns(self, catalog: Catalog, columns: Sequence[ColumnRef], model: str,
+                       path: str) -> list[tuple[ColumnRef, ColumnKind]]:
+        kinds = catalog.columns()
+        kinds.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
+        if columns:
+            return [(c, check_column(c, kinds, model, f"{path}[{i}]"))
+                    for i, c in enumerate(columns)]
+        out = [(ColumnRef(ColumnSource.FEATURE, n), k)
+               for n, k in sorted(catalog.features().items())]
+        out.append((PREDICTION, kinds[PREDICTION]))
+        return out
+
+    def _drift_of(self, ref: Frame, cur: Frame, columns: Sequence[tuple[ColumnRef, ColumnKind]],
+                  methods: Sequence[DriftMethod], thresholds: DriftThresholds, bins: int
+                  ) -> list[ColumnDriftResult]:
+        pairs = []
+        for col, kind in columns:
+            numeric = kind is ColumnKind.NUMERIC
+            r = ref.column(col) if col in ref.kinds or col.source in (
+                ColumnSource.PREDICTION, ColumnSource.ACTUAL) else None
+            c = cur.column(col)
+            if r is None:
+                r = np.empty(0, dtype=np.float64 if numeric else object)
+            pairs.append((r, c, numeric))
+        drifts = drift_many(pairs, methods or None, thresholds, bins, self._executor)
+        return [ColumnDriftResult(col, kind, d) for (col, kind), d in zip(columns, drifts)]
+
+    def drift(self, current: EvaluationFilter, reference: Reference | None = None,
+              columns: Sequence[ColumnRef] = (), methods: Sequence[DriftMethod] = (),
+              thresholds: DriftThresholds = DriftThresholds(), bins: int = 10) -> DriftReport:
+        if bins < 0 or bins > 1000:
+            raise _bad("bins", "must be between 1 and 1000 (0 = 10)")
+        cur, catalog = self.load(current, "current")
+        ref, _ = self.load_reference(reference, current)
+        cols = self._drift_columns(catalog, columns, current.model, "columns")
+        if reference is not None and reference.filter is not None \
+                and reference.filter.model != current.model:
+            ref_catalog = self.catalog(reference.filter.model, "reference.filter.model")
+            ref_kinds = ref_catalog.columns()
+            for i, (c, k) in enumerate(cols):
+                if c.source in (ColumnSource.FEATURE, ColumnSource.TAG) and c not in ref_kinds:
+                    raise _bad(f"columns[{i}]", f"reference model "
+                               f"{reference.filter.model!r} has no column {c}", "UNKNOWN_COLUMN")
+        results = self._drift_of(ref, cur, cols, methods, thresholds, bins or 10)
+        return DriftReport(results, len(ref), len(cur))
+
+    # -- proxy performance ----------------------------------------------------
+
+    def proxy_performance(self, current: EvaluationFilter, reference: Reference | None = None,
+                          positive: str = "", bucket: timedelta | None = None,
+                          thresholds: DriftThresholds = DriftThresholds()) -> ProxyReport:
+        from modelplane.observability.estimation import ScoreEstimator
+
+        cur, catalog = self.load(current, "current")
+        ref, _ = self.load_reference(reference, current)
+        if infer_task(cur, catalog, M.TaskType.UNSPECIFIED) is not M.TaskType.CLASSIFICATION \
+                or not catalog.score_keys():
+            raise FailedPrecondition(
+                f"proxy performance estimates classifiers from their scores; model "
+                f"{current.model!r} logs no scores", reason="SCORES_REQUIRED",
+                metadata={"model": current.model})
+        estimator = ScoreEstimator.fit(ref, positive or None)
+        _, ref_metrics = self._metric_values(ref, M.TaskType.CLASSIFICATION,
+                                             M.CLASSIFICATION_METRICS, estimator.positive,
+                                             M.ClassAverage.UNSPECIFIED)
+        kinds = catalog.columns()
+        pred_cols: list[tuple[ColumnRef, ColumnKind]] = [
+            (PREDICTION, kinds.get(PREDICTION, ColumnKind.CATEGORICAL))]
+
+        def group(fr: Frame) -> ProxyGroup:
+            drift = self._drift_of(ref, fr, pred_cols, (), thresholds, 10)
+            if estimator.positive is not None and estimator.positive in fr.scores:
+                score_drift = numeric_drift(ref.scores.get(estimator.positive, np.empty(0)),
+                                            fr.scores[estimator.positive],
+                                            thresholds=thresholds)
+                drift.append(ColumnDriftResult(
+                    ColumnRef(ColumnSource.PREDICTION, ""), ColumnKind.NUMERIC, score_drift))
+            return ProxyGroup(len(fr), estimator.estimate(fr), drift)
+
+        overall = group(cur)
+        windows = []
+        if bucket is not None:
+            if bucket <= timedelta(0):
+                raise _bad("bucket", "must be positive")
+            for win, idx in _buckets(cur, bucket, current.window):
+                g = group(cur.take(idx))
+                g.window = win
+                windows.append(g)
+        return ProxyReport(overall, windows, ref_metrics, estimator.calibrated)
+
+    # -- root cause ---------------------------------------------------------
+
+    def root_cause(self, current: EvaluationFilter, reference: Reference | None = None,
+                   metric: M.Metric | None = None, drift_column: ColumnRef | None = None,
+                   columns: Sequence[ColumnRef] = (), max_slices: int = 10, max_depth: int = 2,
+                   min_slice_size: int = 30, bins: int = 4, positive: str = ""
+                   ) -> RootCauseReport:
+        cur, catalog = self.load(current, "current")
+        ref, _ = self.load_reference(reference, current)
+        kinds = catalog.columns()
+        kinds.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
+        if columns:
+            cols = [(c, check_column(c, kinds, current.model, f"columns[{i}]"))
+                    for i, c in enumerate(columns)]
+        else:
+            cols = [(c, k) for c, k in sorted(kinds.items())
+                    if c.source in (ColumnSource.FEATURE, ColumnSource.TAG)]
+        objective = self._objective(cur, catalog, metric, drift_column, kinds, current.model,
+                                    positive)
+        degrade, within, is_drift = objective
+        overall_change = degrade(ref, cur)
+        singles: list[SliceContribution] = []
+        col_of: dict[int, ColumnRef] = {}
+        for col, kind in cols:
+            for preds in candidate_slices(col, kind, [ref, cur], bins or 4):
+                c = self._contribution(ref, cur, preds, degrade, within, is_drift,
+                                       overall_change, min_slice_size)
+                if c is not None:
+                    col_of[id(c)] = col
+                    singles.append(c)
+        singles.sort(key=lambda s: -s.contribution)
+        found = list(singles)
+        if max_depth != 1:
+            top = [s for s in singles if s.contribution > 0][:8]
+            for a, b in itertools.combinations(top, 2):
+                if col_of[id(a)] == col_of[id(b)]:
+                    continue
+                c = self._contribution(ref, cur, a.slice + b.slice, degrade, within,
+                                       is_drift, overall_change, min_slice_size)
+                if c is not None:
+                    found.append(c)
+        found.sort(key=lambda s: -s.contribution)
+        ref_value, cur_value = within(ref), within(cur)
+        return RootCauseReport(ref_value, cur_value, found[:max_slices or 10])
+
+    def _objective(self, cur: Frame, catalog: Catalog, metric: M.Metric | None,
+                   drift_column: ColumnRef | None, kinds: dict[ColumnRef, ColumnKind],
+                   model: str, positive: str
+                   ) -> tuple[Callable[[Frame, Frame], float], Callable[[Frame], float], bool]:
+        if metric is not None and metric is not M.Metric.UNSPECIFIED:
+            task = infer_task(cur, catalog, M.TaskType.UNSPECIFIED)
+            self._check_metrics([metric], task, "objective.metric")
+            sign = 1.0 if metric in M.HIGHER_IS_BETTER else -1.0
+
+            def value(fr: Frame) -> float:
+                _, vals = self._metric_values(fr, task, [metric], positive,
+                                              M.ClassAverage.UNSPECIFIED)
+                v = vals[metric]
+                return float("nan") if v is None else v
+
+            def degrade(r: Frame, c: Frame) -> float:
+                return sign * (value(r) - value(c))
+
+            return degrade, value, False
+        col = drift_column or PREDICTION
+        kind = check_column(col, kinds, model, "objective.drift_column")
+        numeric = kind is ColumnKind.NUMERIC
+
+        def statistic(r: Frame, c: Frame) -> float:
+            if numeric:
+                d = numeric_drift(r.column(col), c.column(col), [DriftMethod.WASSERSTEIN])
+                s = d.statistic(DriftMethod.WASSERSTEIN)
+            else:
+                d = categorical_drift(r.column(col), c.column(col), [DriftMethod.JENSEN_SHANNON])
+                s = d.statistic(DriftMethod.JENSEN_SHANNON)
+            return 0.0 if s is None else s.value
+
+        return statistic, lambda fr: float(len(fr)), True
+
+    def _contribution(self, ref: Frame, cur: Frame, preds: tuple[SlicePredicate, ...],
+                      degrade: Callable[[Frame, Frame], float], within: Callable[[Frame], float],
+                      is_drift: bool, overall: float, min_size: int) -> SliceContribution | None:
+        rm = slice_mask(ref, preds)
+        cm = slice_mask(cur, preds)
+        n_ref, n_cur = int(rm.sum()), int(cm.sum())
+        if n_cur < (min_size or 30) or n_cur == len(cur):
+            return None
+        rest = degrade(ref.take(np.flatnonzero(~rm)), cur.take(np.flatnonzero(~cm)))
+        if math.isnan(rest) or math.isnan(overall):
+            return None
+        contribution = overall - rest
+        if is_drift:  # drift objective: the slice's share of records on each side
+            ref_value = n_ref / len(ref) if len(ref) else 0.0
+            cur_value = n_cur / len(cur) if len(cur) else 0.0
+        else:
+            ref_value = within(ref.take(np.flatnonzero(rm))) if n_ref else float("nan")
+            cur_value = within(cur.take(np.flatnonzero(cm)))
+        return SliceContribution(preds, contribution,
+                                 contribution / overall if overall else 0.0, n_ref, n_cur,
+                                 ref_value, cur_value)
+
+    # -- attribution --------------------------------------------------------
+
+    def feature_importance(self, f: EvaluationFilter, against_actual: bool = False,
+                           repeats: int = 5, max_records: int = 20000, seed: int = 0
+                           ) -> ImportanceReport:
+        from modelplane.observability.attribution import Surrogate
+
+        frame, catalog = self.load(f, has_actual=True if against_actual else None)
+        frame = _sample(frame, max_records or 20000, seed)
+        surrogate = Surrogate.fit(frame, catalog, against_actual, seed)
+        imp = surrogate.permutation_importance(repeats or 5, seed)
+        return ImportanceReport([Importance(n, m, s) for n, m, s in imp], surrogate.fidelity,
+                                len(frame))
+
+    def explain(self, f: EvaluationFilter, prediction_ids: Sequence[str] = (),
+                max_records: int = 1000, store: bool = False, seed: int = 0
+                ) -> ExplanationReport:
+        from modelplane.observability.attribution import Surrogate
+
+        frame, catalog = self.load(f)
+        if len(frame) == 0:
+            raise FailedPrecondition(f"no records of model {f.model!r} match the filter",
+                                     reason="NO_RECORDS", metadata={"model": f.model})
+        surrogate = Surrogate.fit(_sample(frame, 20000, seed), catalog, False, seed)
+        if prediction_ids:
+            wanted = set(prediction_ids)
+            idx = np.flatnonzero(np.fromiter((p in wanted for p in frame.prediction_id), bool,
+                                             len(frame)))
+            missing = wanted - set(frame.prediction_id[idx].tolist())
+            if missing:
+                pid = sorted(missing)[0]
+                raise NotFound(f"prediction {pid!r} is not a record of model {f.model!r} "
+                               f"matching the filter", reason="RECORD_NOT_FOUND",
+                               metadata={"prediction_id": pid, "model": f.model})
+        else:
+            idx = np.argsort(-frame.time_us, kind="stable")[: max_records or 1000]
+        target = frame.take(idx)
+        attributions = surrogate.occlusion(target)
+        if store:
+            self._store.set_attributions(f.model, attributions)
+        return ExplanationReport(attributions, surrogate.fidelity)
+
+
+def _sample(frame: Frame, n: int, seed: int) -> Frame:
+    if len(frame) <= n:
+        return frame
+    rng = np.random.default_rng(seed)
+    return frame.take(np.sort(rng.choice(len(frame), n, replace=False)))

@@ -1,0 +1,243 @@
+"""Ingest: batches of records and actuals into the store, with backpressure.
+
+A stream is read by one coroutine and written by another, joined by a
+bounded queue of batches: when the database is slower than the client, the
+reader stops reading, gRPC flow control stops the client, and memory stays
+bounded (``queue_batches`` × batch size). A malformed record is rejected
+with its index in the stream; the rest of the stream is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from modelplane.kit.errors import FieldViolation, InvalidArgument, Unimplemented
+from modelplane.observability.records import (
+    Actual,
+    Environment,
+    EvaluationRecord,
+    IngestResult,
+    Rejection,
+    Scalar,
+    utcnow,
+)
+from modelplane.observability.store.base import (
+    Catalog,
+    EvaluationStore,
+    RecordEncoder,
+    encode_actuals,
+)
+
+RecordItem = EvaluationRecord | Rejection
+ActualItem = Actual | Rejection
+#: Rows per store write when an incoming batch is larger.
+WRITE_CHUNK = 20_000
+
+
+def _bad(field: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
+    return InvalidArgument(f"{field}: {description}", reason=reason,
+                           field_violations=[FieldViolation(field, description)])
+
+
+class RecordIngestor:
+    def __init__(self, store: EvaluationStore, catalogs: dict[str, Catalog],
+                 catalog_lock: threading.Lock, queue_batches: int = 4,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
+        self._catalogs = catalogs
+        self._catalog_lock = catalog_lock
+        self._queue_batches = queue_batches
+        self._clock = clock
+
+    # -- blocking writes (run in a thread) ----------------------------------
+
+    def write_records(self, records: Sequence[RecordItem], first_index: int = 0,
+                      seen: set[str] | None = None) -> IngestResult:
+        result = IngestResult()
+        for start in range(0, max(len(records), 1), WRITE_CHUNK):
+            chunk = records[start:start + WRITE_CHUNK]
+            encoder = RecordEncoder(self._catalogs)
+            rows, new_columns, rejected, dupes = encoder.encode(chunk, first_index + start, seen)
+            new_columns = {m: c for m, c in new_columns.items() if c}
+            stored = self._store.write_records(rows, new_columns)
+            with self._catalog_lock:
+                for model, cols in new_columns.items():
+                    self._catalogs.setdefault(model, Catalog()).kinds.update(cols)
+            result.add(IngestResult(stored, dupes + len(rows) - stored, 0, rejected))
+        return result
+
+    def write_actuals(self, actuals: Sequence[ActualItem], first_index: int = 0) -> IngestResult:
+        rows, rejected, dupes = encode_actuals(actuals, first_index, self._clock())
+        changed, same, unmatched = self._store.write_actuals(rows)
+        return IngestResult(changed, same + dupes, unmatched, rejected)
+
+    # -- streams --------------------------------------------------------------
+
+    async def ingest_stream(self, batches: AsyncIterator[Sequence[Any]],
+                            write: Callable[[Sequence[Any], int, set[str]], IngestResult]
+                            ) -> IngestResult:
+        queue: asyncio.Queue[tuple[Sequence[Any], int] | None] = asyncio.Queue(
+            maxsize=self._queue_batches)
+        total = IngestResult()
+        seen: set[str] = set()
+
+        failure: list[BaseException] = []
+
+        async def writer() -> None:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if failure:
+                    continue  # drain, so the reader never blocks on a dead writer
+                batch, first = item
+                try:
+                    total.add(await asyncio.to_thread(write, batch, first, seen))
+                except Exception as exc:  # noqa: BLE001 - re-raised below, after the stream
+                    failure.append(exc)
+
+        task = asyncio.create_task(writer())
+        index = 0
+        try:
+            async for batch in batches:
+                if failure:
+                    break
+                await queue.put((batch, index))
+                index += len(batch)
+            await queue.put(None)
+        except BaseException:
+            task.cancel()
+            raise
+        await task
+        if failure:
+            raise failure[0]
+        return total
+
+    async def log_records(self, batches: AsyncIterator[Sequence[RecordItem]]) -> IngestResult:
+        return await self.ingest_stream(batches, self.write_records)
+
+    async def log_actuals(self, batches: AsyncIterator[Sequence[ActualItem]]) -> IngestResult:
+        return await self.ingest_stream(batches, lambda b, i, _s: self.write_actuals(b, i))
+
+    # -- bulk import ----------------------------------------------------------
+
+    def import_table(self, model: str, version: str, environment: Environment,
+                     table: Any, columns: ImportColumns) -> tuple[IngestResult, int]:
+        """Records (and actuals) from an Arrow table; returns (records result, actuals stored)."""
+        if not model:
+            raise _bad("model", "required")
+        if not version:
+            raise _bad("version", "required")
+        if environment is Environment.UNSPECIFIED:
+            raise _bad("environment", "required")
+        names = set(table.column_names)
+        for attr, col in (("prediction_id", columns.prediction_id),
+                          ("prediction_time", columns.prediction_time)):
+            if col not in names:
+                raise _bad(f"columns.{attr}", f"the table has no column {col!r} "
+                           f"(it has {', '.join(sorted(names))})", "COLUMN_NOT_FOUND")
+        has_prediction = columns.prediction in names
+        has_actual = columns.actual in names
+        score_cols = [n for n in names if n.startswith(columns.score_prefix)]
+        tag_cols = [n for n in names if n.startswith(columns.tag_prefix)]
+        reserved = {columns.prediction_id, columns.prediction_time, columns.prediction,
+                    columns.actual, *score_cols, *tag_cols}
+        features = list(columns.features) or [n for n in table.column_names if n not in reserved]
+        for i, f in enumerate(features):
+            if f not in names:
+                raise _bad(f"columns.features[{i}]", f"the table has no column {f!r}",
+                           "COLUMN_NOT_FOUND")
+        records: list[RecordItem] = []
+        actuals: list[ActualItem] = []
+        for i, row in enumerate(table.to_pylist()):
+            pid = row[columns.prediction_id]
+            ts = _as_time(row[columns.prediction_time])
+            if pid is None or ts is None:
+                records.append(Rejection(i, str(pid or ""), "prediction_id" if pid is None
+                                         else "prediction_time", "required"))
+                continue
+            pid = str(pid)
+            records.append(EvaluationRecord(
+                prediction_id=pid, model=model, version=version, environment=environment,
+                prediction_time=ts, features={f: _scalar(row[f]) for f in features},
+                prediction=_scalar(row[columns.prediction]) if has_prediction else None,
+                scores={n[len(columns.score_prefix):]: float(row[n]) for n in score_cols
+                        if row[n] is not None},
+                tags={n[len(columns.tag_prefix):]: str(row[n]) for n in tag_cols
+                      if row[n] is not None}))
+            if has_actual and row[columns.actual] is not None:
+                actuals.append(Actual(pid, _scalar(row[columns.actual])))
+        result = self.write_records(records)
+        stored = self.write_actuals(actuals).accepted if actuals else 0
+        return result, stored
+
+
+class ImportColumns:
+    def __init__(self, prediction_id: str = "", prediction_time: str = "", prediction: str = "",
+                 actual: str = "", score_prefix: str = "", tag_prefix: str = "",
+                 features: Sequence[str] = ()) -> None:
+        self.prediction_id = prediction_id or "prediction_id"
+        self.prediction_time = prediction_time or "prediction_time"
+        self.prediction = prediction or "prediction"
+        self.actual = actual or "actual"
+        self.score_prefix = score_prefix or "score_"
+        self.tag_prefix = tag_prefix or "tag_"
+        self.features = tuple(features)
+
+
+def _scalar(value: Any) -> Scalar:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return str(value)
+
+
+def _as_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    return None
+
+
+def read_table(parquet_uri: str | None, arrow_ipc: bytes | None, path: str) -> Any:
+    """An Arrow table from a local parquet path / file:// URI, or Arrow IPC stream bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if arrow_ipc:
+        try:
+            return pa.ipc.open_stream(arrow_ipc).read_all()
+        except pa.ArrowInvalid as exc:
+            raise _bad(f"{path}.arrow_ipc", f"not an Arrow IPC stream: {exc}",
+                       "INVALID_TABLE") from None
+    if not parquet_uri:
+        raise _bad(path, "one of parquet_uri or arrow_ipc is required")
+    parsed = urlparse(parquet_uri)
+    if parsed.scheme not in ("", "file"):
+        raise Unimplemented(f"{path}.parquet_uri: scheme {parsed.scheme!r} is not supported "
+                            f"yet (local paths and file:// only)", reason="URI_SCHEME_UNSUPPORTED",
+                            metadata={"uri": parquet_uri})
+    local = Path(parsed.path if parsed.scheme == "file" else parquet_uri)
+    if not local.exists():
+        raise _bad(f"{path}.parquet_uri", f"{parquet_uri} does not exist", "TABLE_NOT_FOUND")
+    try:
+        return pq.read_table(local)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _bad(f"{path}.parquet_uri", f"not a readable parquet file: {exc}",
+                   "INVALID_TABLE") from None

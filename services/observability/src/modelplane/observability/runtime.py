@@ -1,0 +1,103 @@
+"""The service's parts wired together: store, ingest, evaluations, monitors,
+the alert hub and the dashboard's HTTP server. Started and stopped by the kit
+hooks (``on_start`` / ``on_stop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from modelplane.observability.evaluations import Evaluations
+from modelplane.observability.ingest import RecordIngestor
+from modelplane.observability.monitors import AlertHub, Monitors
+from modelplane.observability.records import utcnow
+from modelplane.observability.settings import ObservabilitySettings
+from modelplane.observability.store.base import Catalog, EvaluationStore
+
+log = logging.getLogger("modelplane.observability")
+
+
+def open_store(settings: ObservabilitySettings) -> EvaluationStore:
+    if settings.database_url:
+        from modelplane.observability.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, settings.db_pool_size)
+    from modelplane.observability.store.embedded import EmbeddedStore
+
+    return EmbeddedStore(settings.embedded_path)
+
+
+class ObservabilityRuntime:
+    def __init__(self, settings: ObservabilitySettings,
+                 clock: Callable[[], datetime] = utcnow,
+                 webhook: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.settings = settings
+        self.store = open_store(settings)
+        self.catalogs: dict[str, Catalog] = {}
+        self.catalog_lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(max(settings.analysis_threads, 1),
+                                           thread_name_prefix="obs-analysis")
+        self.ingestor = RecordIngestor(self.store, self.catalogs, self.catalog_lock,
+                                       settings.ingest_queue_batches, clock)
+        self.evaluations = Evaluations(self.store, self.catalogs, self.catalog_lock,
+                                       self.executor, clock)
+        self.hub = AlertHub()
+        self.monitors = Monitors(self.store, self.evaluations, self.hub, clock, webhook)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: Any = None
+        self.http_port: int | None = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.open)
+        catalogs = await asyncio.to_thread(self.store.load_catalogs)
+        with self.catalog_lock:
+            self.catalogs.update(catalogs)
+        if self.settings.monitor_tick_seconds > 0:
+            self._tasks.append(asyncio.create_task(
+                self.monitors.run(self.settings.monitor_tick_seconds)))
+        if self.settings.http_addr:
+            await self._start_http(self.settings.http_addr)
+
+    async def _start_http(self, addr: str) -> None:
+        import uvicorn
+
+        from modelplane.observability.dashboard import dashboard_app
+
+        host, _, port = addr.rpartition(":")
+        config = uvicorn.Config(dashboard_app(self), host=host.strip("[]") or "127.0.0.1",
+                                port=int(port), log_level="warning", access_log=False,
+                                lifespan="off")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._http = server
+        self._tasks.append(asyncio.create_task(server.serve()))
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        if server.servers:
+            sock = server.servers[0].sockets[0]
+            self.http_port = int(sock.getsockname()[1])
+            log.info("observability dashboard on http://%s:%s/", config.host, self.http_port)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
+        for task in self._tasks:
+            if task.get_coro().__qualname__.startswith("Server.serve"):  # type: ignore[union-attr]
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 5)
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._tasks.clear()
+        await asyncio.to_thread(self.store.close)
+        self.executor.shutdown(wait=False)

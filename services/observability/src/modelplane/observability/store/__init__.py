@@ -1,0 +1,1 @@
+"""Evaluation store backends: embedded DuckDB (default) and PostgreSQL."""

@@ -1,0 +1,473 @@
+"""What every evaluation store does the same way: validate and encode records
+for ingest, and decode scanned rows into columnar frames for the analytics.
+
+A backend (embedded DuckDB, PostgreSQL) only moves rows: it writes encoded
+rows, and scans a window of one model's records as newline-delimited JSON
+(one object per record, keys below), which :func:`frame_from_ndjson` parses
+with Arrow's multithreaded JSON reader into numpy columns.
+
+    {"i": prediction id, "v": version, "e": environment, "t": time (µs since epoch),
+     "pl": prediction label, "pn": prediction number, "al": actual label,
+     "an": actual number, "f": {features}, "s": {scores}, "g": {tags},
+     "x": {attributions}, "tr": trace id, "lt": latency µs, "at": actual time µs}
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from modelplane.kit.errors import InvalidArgument
+from modelplane.observability.records import (
+    Actual,
+    ColumnKind,
+    ColumnRef,
+    ColumnSource,
+    Environment,
+    EvaluationRecord,
+    Rejection,
+    Scalar,
+    TimeWindow,
+    kind_of,
+    label_of,
+    number_of,
+)
+
+#: Catalog source code of score keys (not a slice column; internal to the store).
+SCORE_SOURCE = 5
+#: Catalog source code of a model's versions.
+VERSION_SOURCE = 6
+MAX_ID_LENGTH = 256
+
+RECORD_COLUMNS = ("prediction_id", "model", "version", "environment", "prediction_time",
+                  "features", "prediction_label", "prediction_number", "scores", "tags",
+                  "trace_id", "latency_us", "attributions")
+
+#: One encoded record, in RECORD_COLUMNS order (JSON columns as text).
+RecordRow = tuple[Any, ...]
+#: One encoded actual: prediction_id, label, number, actual_time.
+ActualRow = tuple[str, str | None, float | None, datetime]
+
+
+def _clean_number(value: float) -> float | None:
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _json_scalar(value: Scalar) -> Scalar:
+    if isinstance(value, float):
+        return _clean_number(value)
+    return value
+
+
+@dataclass
+class Catalog:
+    """Column kinds of one model: a feature keeps one kind, so scans are typed."""
+
+    kinds: dict[tuple[int, str], ColumnKind] = field(default_factory=dict)
+
+    def columns(self) -> dict[ColumnRef, ColumnKind]:
+        return {ColumnRef(ColumnSource(src), name): kind
+                for (src, name), kind in self.kinds.items()
+                if src not in (SCORE_SOURCE, VERSION_SOURCE)}
+
+    def versions(self) -> list[str]:
+        return sorted(name for (src, name) in self.kinds if src == VERSION_SOURCE)
+
+    def score_keys(self) -> list[str]:
+        return sorted(name for (src, name) in self.kinds if src == SCORE_SOURCE)
+
+    def features(self) -> dict[str, ColumnKind]:
+        return {name: kind for (src, name), kind in self.kinds.items()
+                if src == ColumnSource.FEATURE}
+
+    def tags(self) -> list[str]:
+        return sorted(name for (src, name) in self.kinds if src == ColumnSource.TAG)
+
+
+class RecordEncoder:
+    """Validates records against the catalogs and encodes them as rows.
+
+    Bad records become :class:`Rejection` s (index, field, reason); the rest go on.
+    """
+
+    def __init__(self, catalogs: dict[str, Catalog]) -> None:
+        self._catalogs = catalogs
+
+    def encode(self, records: Sequence[EvaluationRecord | Rejection], first_index: int,
+               seen: set[str] | None = None
+               ) -> tuple[list[RecordRow], dict[str, dict[tuple[int, str], ColumnKind]],
+                          list[Rejection], int]:
+        """Rows, new catalog columns per model, rejections, in-batch duplicates."""
+        rows: list[RecordRow] = []
+        new_columns: dict[str, dict[tuple[int, str], ColumnKind]] = {}
+        rejected: list[Rejection] = []
+        seen = set() if seen is None else seen
+        duplicates = 0
+        dumps = json.dumps
+        for offset, rec in enumerate(records):
+            index = first_index + offset
+            if isinstance(rec, Rejection):
+                rejected.append(Rejection(index, rec.prediction_id, rec.field, rec.reason))
+                continue
+            problem = self._check(rec, new_columns)
+            if problem is not None:
+                rejected.append(Rejection(index, rec.prediction_id, f"records[{offset}].{problem[0]}",
+                                          problem[1]))
+                continue
+            if rec.prediction_id in seen:
+                duplicates += 1
+                continue
+            seen.add(rec.prediction_id)
+            pred = rec.prediction
+            rows.append((
+                rec.prediction_id, rec.model, rec.version, int(rec.environment),
+                rec.prediction_time,
+                dumps({k: _json_scalar(v) for k, v in rec.features.items()}),
+                label_of(pred), _clean_number(n) if (n := number_of(pred)) is not None else None,
+                dumps(rec.scores) if rec.scores else None,
+                dumps(rec.tags) if rec.tags else None,
+                rec.trace_id or None, rec.latency_us,
+                dumps(rec.attributions) if rec.attributions else None,
+            ))
+        return rows, new_columns, rejected, duplicates
+
+    def _check(self, rec: EvaluationRecord,
+               new_columns: dict[str, dict[tuple[int, str], ColumnKind]]
+               ) -> tuple[str, str] | None:
+        if not rec.prediction_id:
+            return "prediction_id", "required"
+        if len(rec.prediction_id) > MAX_ID_LENGTH:
+            return "prediction_id", f"longer than {MAX_ID_LENGTH} characters"
+        if not rec.model:
+            return "model", "required"
+        if not rec.version:
+            return "version", "required"
+        if rec.environment == Environment.UNSPECIFIED:
+            return "environment", "required (TRAINING, VALIDATION, PRODUCTION, SHADOW or BATCH)"
+        if rec.prediction_time is None:
+            return "prediction_time", "required"
+        for key, score in rec.scores.items():
+            if not math.isfinite(score):
+                return f"scores[{key!r}]", "must be a finite number"
+        catalog = self._catalogs.setdefault(rec.model, Catalog())
+        pending = new_columns.setdefault(rec.model, {})
+        additions: dict[tuple[int, str], ColumnKind] = {}
+        for name, value in rec.features.items():
+            if not name:
+                return "features", "feature names must not be empty"
+            kind = kind_of(value)
+            if kind is ColumnKind.UNSPECIFIED:
+                continue
+            key = (int(ColumnSource.FEATURE), name)
+            known = catalog.kinds.get(key) or pending.get(key) or additions.get(key)
+            if known is None:
+                additions[key] = kind
+            elif known is not kind:
+                return (f"features[{name!r}]",
+                        f"is {kind.name.lower()} but model {rec.model!r} has it as "
+                        f"{known.name.lower()}")
+        for name in rec.tags:
+            key = (int(ColumnSource.TAG), name)
+            if key not in catalog.kinds and key not in pending:
+                additions[key] = ColumnKind.CATEGORICAL
+        for name in rec.scores:
+            key = (SCORE_SOURCE, name)
+            if key not in catalog.kinds and key not in pending:
+                additions[key] = ColumnKind.NUMERIC
+        vkey = (VERSION_SOURCE, rec.version)
+        if vkey not in catalog.kinds and vkey not in pending:
+            additions[vkey] = ColumnKind.UNSPECIFIED
+        if rec.prediction is not None:
+            # Integer predictions are class labels; only doubles are numeric (regression).
+            pred = rec.prediction
+            kind = (ColumnKind.NUMERIC if isinstance(pred, float)
+                    else ColumnKind.BOOLEAN if isinstance(pred, bool)
+                    else ColumnKind.CATEGORICAL)
+            key = (int(ColumnSource.PREDICTION), "")
+            if key not in catalog.kinds and key not in pending:
+                additions[key] = kind
+        pending.update(additions)
+        return None
+
+
+def encode_actuals(actuals: Sequence[Actual | Rejection], first_index: int, now: datetime
+                   ) -> tuple[list[ActualRow], list[Rejection], int]:
+    rows: dict[str, ActualRow] = {}
+    rejected: list[Rejection] = []
+    duplicates = 0
+    for offset, act in enumerate(actuals):
+        index = first_index + offset
+        if isinstance(act, Rejection):
+            rejected.append(Rejection(index, act.prediction_id, act.field, act.reason))
+            continue
+        if not act.prediction_id:
+            rejected.append(Rejection(index, "", f"actuals[{offset}].prediction_id", "required"))
+            continue
+        if act.value is None:
+            rejected.append(Rejection(index, act.prediction_id, f"actuals[{offset}].value",
+                                      "required"))
+            continue
+        if isinstance(act.value, float) and not math.isfinite(act.value):
+            rejected.append(Rejection(index, act.prediction_id, f"actuals[{offset}].value",
+                                      "must be a finite number"))
+            continue
+        if act.prediction_id in rows:
+            duplicates += 1
+        rows[act.prediction_id] = (act.prediction_id, label_of(act.value), number_of(act.value),
+                                   act.actual_time or now)
+    return list(rows.values()), rejected, duplicates
+
+
+# ---------------------------------------------------------------------------
+# Scans
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """Which of one model's records a backend scans (slices are applied later, vectorised)."""
+
+    model: str
+    versions: tuple[str, ...] = ()
+    environment: Environment = Environment.UNSPECIFIED
+    window: TimeWindow = TimeWindow()
+    prediction_ids: tuple[str, ...] = ()
+    has_actual: bool | None = None
+    limit: int | None = None
+    #: Keyset pagination: records strictly older than (time µs, prediction id), newest first.
+    before: tuple[int, str] | None = None
+    newest_first: bool = False
+
+
+@dataclass
+class Frame:
+    """Records of one model as numpy columns (the unit every analysis works on)."""
+
+    prediction_id: np.ndarray
+    version: np.ndarray
+    environment: np.ndarray
+    time_us: np.ndarray
+    prediction_label: np.ndarray
+    prediction_number: np.ndarray
+    actual_label: np.ndarray
+    actual_number: np.ndarray
+    scores: dict[str, np.ndarray]
+    features: dict[str, np.ndarray]
+    tags: dict[str, np.ndarray]
+    kinds: dict[ColumnRef, ColumnKind]
+
+    def __len__(self) -> int:
+        return len(self.prediction_id)
+
+    def take(self, index: np.ndarray) -> Frame:
+        return Frame(
+            self.prediction_id[index], self.version[index], self.environment[index],
+            self.time_us[index], self.prediction_label[index], self.prediction_number[index],
+            self.actual_label[index], self.actual_number[index],
+            {k: v[index] for k, v in self.scores.items()},
+            {k: v[index] for k, v in self.features.items()},
+            {k: v[index] for k, v in self.tags.items()}, self.kinds)
+
+    @property
+    def has_actual(self) -> np.ndarray:
+        return (self.actual_label != None) | ~np.isnan(self.actual_number)  # noqa: E711
+
+    def column(self, ref: ColumnRef) -> np.ndarray:
+        """Numeric columns as float64 (NaN = missing), others as object (None = missing)."""
+        if ref.source is ColumnSource.FEATURE:
+            return self.features[ref.name]
+        if ref.source is ColumnSource.TAG:
+            return self.tags[ref.name]
+        numeric = self.kinds.get(ref) is ColumnKind.NUMERIC
+        if ref.source is ColumnSource.PREDICTION:
+            return self.prediction_number if numeric else self.prediction_label
+        return self.actual_number if numeric else self.actual_label
+
+
+def _object_column(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    out = np.empty(len(arr), dtype=object)
+    out[:] = arr.to_pylist()
+    return out
+
+
+def _float_column(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+_ARROW_KIND = {ColumnKind.NUMERIC: pa.float64(), ColumnKind.CATEGORICAL: pa.string(),
+               ColumnKind.BOOLEAN: pa.bool_()}
+
+
+def empty_frame(catalog: Catalog) -> Frame:
+    return frame_from_ndjson(b"", catalog)
+
+
+def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
+    features = catalog.features()
+    tags = catalog.tags()
+    scores = catalog.score_keys()
+    kinds = catalog.columns()
+    pred_kind = kinds.get(ColumnRef(ColumnSource.PREDICTION), ColumnKind.CATEGORICAL)
+    kinds[ColumnRef(ColumnSource.PREDICTION)] = pred_kind
+    kinds[ColumnRef(ColumnSource.ACTUAL)] = pred_kind
+    fields: list[pa.Field] = [
+        pa.field("i", pa.string()), pa.field("v", pa.string()), pa.field("e", pa.int64()),
+        pa.field("t", pa.int64()), pa.field("pl", pa.string()), pa.field("pn", pa.float64()),
+        pa.field("al", pa.string()), pa.field("an", pa.float64()),
+    ]
+    if features:
+        fields.append(pa.field("f", pa.struct([pa.field(n, _ARROW_KIND[k])
+                                               for n, k in sorted(features.items())])))
+    if scores:
+        fields.append(pa.field("s", pa.struct([pa.field(n, pa.float64()) for n in scores])))
+    if tags:
+        fields.append(pa.field("g", pa.struct([pa.field(n, pa.string()) for n in tags])))
+    schema = pa.schema(fields)
+    if data.strip():
+        table = pa_json.read_json(
+            io.BytesIO(data), read_options=pa_json.ReadOptions(block_size=16 << 20),
+            parse_options=pa_json.ParseOptions(explicit_schema=schema,
+                                               unexpected_field_behavior="ignore"))
+    else:
+        table = schema.empty_table()
+
+    def struct_field(col: str, name: str) -> pa.ChunkedArray:
+        chunks = [c.field(name) for c in table.column(col).chunks]
+        return pa.chunked_array(chunks, type=schema.field(col).type.field(name).type)
+
+    feature_cols: dict[str, np.ndarray] = {}
+    for name, kind in features.items():
+        arr = struct_field("f", name)
+        feature_cols[name] = (_float_column(arr) if kind is ColumnKind.NUMERIC
+                              else _object_column(arr))
+    return Frame(
+        prediction_id=_object_column(table.column("i")),
+        version=_object_column(table.column("v")),
+        environment=table.column("e").to_numpy(zero_copy_only=False).astype(np.int8),
+        time_us=table.column("t").to_numpy(zero_copy_only=False).astype(np.int64),
+        prediction_label=_object_column(table.column("pl")),
+        prediction_number=_float_column(table.column("pn")),
+        actual_label=_object_column(table.column("al")),
+        actual_number=_float_column(table.column("an")),
+        scores={n: _float_column(struct_field("s", n)) for n in scores},
+        features=feature_cols,
+        tags={n: _object_column(struct_field("g", n)) for n in tags},
+        kinds=kinds,
+    )
+
+
+def record_from_json(doc: dict[str, Any], model: str) -> EvaluationRecord:
+    """One scanned record (a parsed NDJSON line) as a domain record."""
+    pred: Scalar = doc.get("pn") if doc.get("pn") is not None else doc.get("pl")
+    if doc.get("pl") is not None and doc.get("pn") is not None:
+        label = doc["pl"]
+        pred = True if label == "true" else False if label == "false" else doc["pn"]
+        if isinstance(pred, float) and pred.is_integer() and label == str(int(pred)):
+            pred = int(pred)
+    actual = None
+    if doc.get("al") is not None or doc.get("an") is not None:
+        value: Scalar = doc["an"] if doc.get("an") is not None else doc["al"]
+        if doc.get("al") in ("true", "false"):
+            value = doc["al"] == "true"
+        elif isinstance(value, float) and value.is_integer() and doc.get("al") == str(int(value)):
+            value = int(value)
+        actual = Actual(doc["i"], value, _from_us(doc.get("at")))
+    return EvaluationRecord(
+        prediction_id=doc["i"], model=model, version=doc["v"],
+        environment=Environment(doc["e"]), prediction_time=_from_us(doc["t"]),
+        features=doc.get("f") or {}, prediction=pred, scores=doc.get("s") or {},
+        tags=doc.get("g") or {}, trace_id=doc.get("tr") or "", latency_us=doc.get("lt"),
+        attributions=doc.get("x") or {}, actual=actual)
+
+
+def _from_us(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1_000_000, tz=timezone.utc)
+
+
+def to_us(value: datetime) -> int:
+    return int(round(value.timestamp() * 1_000_000))
+
+
+def encode_page_token(time_us: int, prediction_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([time_us, prediction_id]).encode()).decode()
+
+
+def decode_page_token(token: str, field_name: str = "page_token") -> tuple[int, str]:
+    try:
+        time_us, pid = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(time_us), str(pid)
+    except Exception:  # noqa: BLE001 - any garbage is the caller's mistake
+        raise InvalidArgument(f"{field_name}: not a token this service issued",
+                              reason="INVALID_PAGE_TOKEN") from None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model: str
+    versions: list[str]
+    environments: list[Environment]
+    record_count: int
+    actual_count: int
+    first_time: datetime | None
+    last_time: datetime | None
+
+
+class EvaluationStore(ABC):
+    """A backend of the evaluation store. Methods block: call them from a thread."""
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def load_catalogs(self) -> dict[str, Catalog]: ...
+
+    @abstractmethod
+    def write_records(self, rows: list[RecordRow],
+                      new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
+        """Store rows whose prediction id is new; return how many were stored."""
+
+    @abstractmethod
+    def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
+        """Upsert actuals; (changed, identical, without a stored prediction)."""
+
+    @abstractmethod
+    def scan(self, spec: ScanSpec) -> bytes:
+        """NDJSON of the matching records (see the module docstring)."""
+
+    @abstractmethod
+    def model_of(self, prediction_id: str) -> str | None: ...
+
+    @abstractmethod
+    def summaries(self) -> list[ModelSummary]: ...
+
+    @abstractmethod
+    def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None: ...
+
+    # Documents: baselines, monitors, alerts (JSON text).
+    @abstractmethod
+    def put_document(self, kind: str, key: str, model: str, doc: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def get_document(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def list_documents(self, kind: str, model: str | None = None) -> list[dict[str, Any]]:
+        """Documents of a kind (optionally of one model), newest key last."""
+
+    @abstractmethod
+    def delete_document(self, kind: str, key: str) -> bool: ...

@@ -1,0 +1,264 @@
+"""The embedded default: one DuckDB file under the service's data dir.
+
+Columnar and in-process: ingest appends Arrow batches, scans run in DuckDB's
+own threads. One connection, serialised by a lock (DuckDB allows one writer
+process per file).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from modelplane.observability.records import ColumnKind
+from modelplane.observability.store.base import (
+    RECORD_COLUMNS,
+    ActualRow,
+    Catalog,
+    EvaluationStore,
+    ModelSummary,
+    RecordRow,
+    ScanSpec,
+    to_us,
+)
+from modelplane.observability.records import Environment
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS obs_records (
+    prediction_id VARCHAR PRIMARY KEY,
+    model VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    environment SMALLINT NOT NULL,
+    prediction_time TIMESTAMPTZ NOT NULL,
+    features JSON NOT NULL,
+    prediction_label VARCHAR,
+    prediction_number DOUBLE,
+    scores JSON,
+    tags JSON,
+    trace_id VARCHAR,
+    latency_us BIGINT,
+    attributions JSON
+);
+CREATE INDEX IF NOT EXISTS obs_records_model_time ON obs_records (model, prediction_time);
+CREATE TABLE IF NOT EXISTS obs_actuals (
+    prediction_id VARCHAR PRIMARY KEY,
+    label VARCHAR,
+    number DOUBLE,
+    actual_time TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS obs_columns (
+    model VARCHAR, source SMALLINT, name VARCHAR, kind SMALLINT,
+    PRIMARY KEY (model, source, name)
+);
+CREATE TABLE IF NOT EXISTS obs_documents (
+    kind VARCHAR, key VARCHAR, model VARCHAR, doc VARCHAR, seq BIGINT,
+    PRIMARY KEY (kind, key)
+);
+CREATE SEQUENCE IF NOT EXISTS obs_document_seq;
+"""
+
+_ARROW_SCHEMA = pa.schema([
+    ("prediction_id", pa.string()), ("model", pa.string()), ("version", pa.string()),
+    ("environment", pa.int16()), ("prediction_time", pa.timestamp("us", tz="UTC")),
+    ("features", pa.string()), ("prediction_label", pa.string()),
+    ("prediction_number", pa.float64()), ("scores", pa.string()), ("tags", pa.string()),
+    ("trace_id", pa.string()), ("latency_us", pa.int64()), ("attributions", pa.string()),
+])
+
+_SCAN_SELECT = """
+SELECT json_object(
+    'i', r.prediction_id, 'v', r.version, 'e', r.environment,
+    't', epoch_us(r.prediction_time), 'pl', r.prediction_label, 'pn', r.prediction_number,
+    'al', a.label, 'an', a.number, 'f', r.features, 's', r.scores, 'g', r.tags,
+    'x', r.attributions, 'tr', r.trace_id, 'lt', r.latency_us,
+    'at', epoch_us(a.actual_time))::VARCHAR AS doc
+FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
+"""
+
+
+class EmbeddedStore(EvaluationStore):
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    def open(self) -> None:
+        import duckdb
+
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = duckdb.connect(str(self._path))
+        self._conn.execute(_SCHEMA)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def load_catalogs(self) -> dict[str, Catalog]:
+        with self._lock:
+            rows = self._conn.execute("SELECT model, source, name, kind FROM obs_columns").fetchall()
+        catalogs: dict[str, Catalog] = {}
+        for model, source, name, kind in rows:
+            catalogs.setdefault(model, Catalog()).kinds[(int(source), name)] = ColumnKind(kind)
+        return catalogs
+
+    def _save_columns(self, new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> None:
+        values = [(m, s, n, int(k)) for m, cols in new_columns.items() for (s, n), k in cols.items()]
+        for value in values:
+            self._conn.execute("INSERT INTO obs_columns VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               list(value)).fetchall()
+
+    def write_records(self, rows: list[RecordRow],
+                      new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
+        if not rows and not new_columns:
+            return 0
+        columns = list(zip(*rows)) if rows else [[] for _ in RECORD_COLUMNS]
+        stage = pa.Table.from_arrays(  # noqa: F841 - read by DuckDB's replacement scan
+            [pa.array(list(col), type=_ARROW_SCHEMA.field(i).type)
+             for i, col in enumerate(columns)], schema=_ARROW_SCHEMA)
+        with self._lock:
+            self._conn.register("obs_stage", stage)
+            self._conn.execute("BEGIN")
+            try:
+                self._save_columns(new_columns)
+                before = self._conn.execute("SELECT count(*) FROM obs_records").fetchone()[0]
+                self._conn.execute(
+                    "INSERT INTO obs_records SELECT s.* FROM obs_stage s "
+                    "ANTI JOIN obs_records r ON r.prediction_id = s.prediction_id").fetchall()
+                after = self._conn.execute("SELECT count(*) FROM obs_records").fetchone()[0]
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._conn.unregister("obs_stage")
+        return int(after - before)
+
+    def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
+        if not rows:
+            return 0, 0, 0
+        stage = pa.table({  # noqa: F841
+            "prediction_id": pa.array([r[0] for r in rows], pa.string()),
+            "label": pa.array([r[1] for r in rows], pa.string()),
+            "number": pa.array([r[2] for r in rows], pa.float64()),
+            "actual_time": pa.array([r[3] for r in rows], pa.timestamp("us", tz="UTC")),
+        })
+        with self._lock:
+            self._conn.register("obs_stage_actuals", stage)
+            self._conn.execute("BEGIN")
+            try:
+                same = self._conn.execute(
+                    "SELECT count(*) FROM obs_stage_actuals s JOIN obs_actuals a "
+                    "ON a.prediction_id = s.prediction_id "
+                    "AND a.label IS NOT DISTINCT FROM s.label "
+                    "AND a.number IS NOT DISTINCT FROM s.number").fetchone()[0]
+                unmatched = self._conn.execute(
+                    "SELECT count(*) FROM obs_stage_actuals s ANTI JOIN obs_records r "
+                    "ON r.prediction_id = s.prediction_id").fetchone()[0]
+                self._conn.execute(
+                    "INSERT INTO obs_actuals SELECT * FROM obs_stage_actuals "
+                    "ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, "
+                    "number = excluded.number, actual_time = excluded.actual_time").fetchall()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._conn.unregister("obs_stage_actuals")
+        return len(rows) - int(same), int(same), int(unmatched)
+
+    def scan(self, spec: ScanSpec) -> bytes:
+        where = ["r.model = ?"]
+        params: list[Any] = [spec.model]
+        if spec.versions:
+            where.append("r.version IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(spec.versions))
+        if spec.environment != Environment.UNSPECIFIED:
+            where.append("r.environment = ?")
+            params.append(int(spec.environment))
+        if spec.window.start is not None:
+            where.append("r.prediction_time >= ?")
+            params.append(spec.window.start)
+        if spec.window.end is not None:
+            where.append("r.prediction_time < ?")
+            params.append(spec.window.end)
+        if spec.prediction_ids:
+            where.append("r.prediction_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(spec.prediction_ids))
+        if spec.has_actual is not None:
+            where.append("a.prediction_id IS NOT NULL" if spec.has_actual
+                         else "a.prediction_id IS NULL")
+        if spec.before is not None:
+            where.append("(epoch_us(r.prediction_time), r.prediction_id) < (?, ?)")
+            params.extend(spec.before)
+        sql = _SCAN_SELECT + " WHERE " + " AND ".join(where)
+        if spec.newest_first:
+            sql += " ORDER BY r.prediction_time DESC, r.prediction_id DESC"
+        else:
+            sql += " ORDER BY r.prediction_time, r.prediction_id"
+        if spec.limit is not None:
+            sql += f" LIMIT {int(spec.limit)}"
+        with self._lock:
+            table = self._conn.sql(sql, params=params).to_arrow_table()
+        docs = table.column("doc").to_pylist()
+        return ("\n".join(docs) + "\n").encode() if docs else b""
+
+    def model_of(self, prediction_id: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT model FROM obs_records WHERE prediction_id = ?",
+                                     [prediction_id]).fetchone()
+        return row[0] if row else None
+
+    def summaries(self) -> list[ModelSummary]:
+        with self._lock:
+            rows = self._conn.execute("""
+                SELECT r.model, list(DISTINCT r.version ORDER BY r.version),
+                       list(DISTINCT r.environment ORDER BY r.environment), count(*),
+                       count(a.prediction_id), min(r.prediction_time), max(r.prediction_time)
+                FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
+                GROUP BY r.model ORDER BY r.model""").fetchall()
+        return [ModelSummary(m, list(v), [Environment(e) for e in envs], int(n), int(na), lo, hi)
+                for m, v, envs, n, na, lo, hi in rows]
+
+    def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None:
+        values = [(json.dumps(attr), pid, model) for pid, attr in attributions.items()]
+        with self._lock:
+            for value in values:
+                self._conn.execute("UPDATE obs_records SET attributions = ? "
+                                   "WHERE prediction_id = ? AND model = ?", list(value)).fetchall()
+
+    def put_document(self, kind: str, key: str, model: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO obs_documents VALUES (?, ?, ?, ?, nextval('obs_document_seq')) "
+                "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, model = excluded.model",
+                [kind, key, model, json.dumps(doc)]).fetchall()
+
+    def get_document(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT doc FROM obs_documents WHERE kind = ? AND key = ?",
+                                     [kind, key]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list_documents(self, kind: str, model: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT doc FROM obs_documents WHERE kind = ?"
+        params: list[Any] = [kind]
+        if model:
+            sql += " AND model = ?"
+            params.append(model)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY seq", params).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def delete_document(self, kind: str, key: str) -> bool:
+        with self._lock:
+            n = self._conn.execute("DELETE FROM obs_documents WHERE kind = ? AND key = ?",
+                                   [kind, key]).fetchone()[0]
+        return bool(n)
+
+
+__all__ = ["EmbeddedStore", "to_us"]

@@ -1,0 +1,295 @@
+"""PostgreSQL evaluation store (production).
+
+Schema, chosen for time-window and slice queries:
+
+* ``obs_records`` is range-partitioned by ``prediction_time`` (one partition a
+  month, created on demand), indexed on ``(model, prediction_time)``: every
+  analysis reads one model's window, so a scan touches the partitions of that
+  window only. Features, scores and tags are ``jsonb``; slice predicates are
+  evaluated vectorised on the scanned window (typed, never SQL text).
+* ``obs_record_ids`` (prediction id primary key) makes ingest idempotent
+  across partitions: a prediction id logged twice is stored once.
+* ``obs_actuals`` (prediction id primary key) is joined at query time, so an
+  actual may arrive before or after its prediction.
+
+Ingest: one ``COPY`` of the batch into a temporary staging table, then one
+``INSERT … SELECT`` of the ids that are new.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from modelplane.observability.records import ColumnKind, Environment
+from modelplane.observability.store.base import (
+    RECORD_COLUMNS,
+    ActualRow,
+    Catalog,
+    EvaluationStore,
+    ModelSummary,
+    RecordRow,
+    ScanSpec,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS obs_records (
+    prediction_id text NOT NULL,
+    model text NOT NULL,
+    version text NOT NULL,
+    environment smallint NOT NULL,
+    prediction_time timestamptz NOT NULL,
+    features jsonb NOT NULL,
+    prediction_label text,
+    prediction_number double precision,
+    scores jsonb,
+    tags jsonb,
+    trace_id text,
+    latency_us bigint,
+    attributions jsonb
+) PARTITION BY RANGE (prediction_time);
+CREATE INDEX IF NOT EXISTS obs_records_model_time ON obs_records (model, prediction_time);
+CREATE TABLE IF NOT EXISTS obs_record_ids (
+    prediction_id text PRIMARY KEY,
+    model text NOT NULL,
+    prediction_time timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS obs_actuals (
+    prediction_id text PRIMARY KEY,
+    label text,
+    number double precision,
+    actual_time timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS obs_columns (
+    model text, source smallint, name text, kind smallint,
+    PRIMARY KEY (model, source, name)
+);
+CREATE TABLE IF NOT EXISTS obs_documents (
+    kind text, key text, model text, doc jsonb, seq bigserial,
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS obs_documents_model ON obs_documents (kind, model);
+"""
+
+_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage "
+          "(LIKE obs_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+_STAGE_ACTUALS = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage_actuals "
+                  "(LIKE obs_actuals) ON COMMIT DELETE ROWS")
+
+_SCAN_SELECT = """
+SELECT json_build_object(
+    'i', r.prediction_id, 'v', r.version, 'e', r.environment,
+    't', (extract(epoch FROM r.prediction_time) * 1000000)::bigint,
+    'pl', r.prediction_label, 'pn', r.prediction_number, 'al', a.label, 'an', a.number,
+    'f', r.features, 's', r.scores, 'g', r.tags, 'x', r.attributions, 'tr', r.trace_id,
+    'lt', r.latency_us, 'at', (extract(epoch FROM a.actual_time) * 1000000)::bigint)
+FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
+"""
+
+
+def _month_start(t: datetime) -> datetime:
+    t = t.astimezone(timezone.utc)
+    return datetime(t.year, t.month, 1, tzinfo=timezone.utc)
+
+
+def _next_month(t: datetime) -> datetime:
+    return datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=timezone.utc)
+
+
+class PostgresStore(EvaluationStore):
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self._pool: Any = None
+        self._partitions: set[str] = set()
+        self._partition_lock = threading.Lock()
+
+    def open(self) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self._pool = ConnectionPool(self._url, min_size=1, max_size=self._pool_size, open=True,
+                                    kwargs={"autocommit": True})
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('modelplane_observability_schema'))")
+            conn.execute(_SCHEMA)
+            rows = conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'obs_records'"
+            ).fetchall()
+            self._partitions = {r[0] for r in rows}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def load_catalogs(self) -> dict[str, Catalog]:
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT model, source, name, kind FROM obs_columns").fetchall()
+        catalogs: dict[str, Catalog] = {}
+        for model, source, name, kind in rows:
+            catalogs.setdefault(model, Catalog()).kinds[(int(source), name)] = ColumnKind(kind)
+        return catalogs
+
+    def _ensure_partitions(self, conn: Any, times: set[datetime]) -> None:
+        months = {_month_start(t) for t in times}
+        missing = {m for m in months if f"obs_records_{m:%Y%m}" not in self._partitions}
+        if not missing:
+            return
+        with self._partition_lock:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('obs_records_partitions'))")
+                for month in sorted(missing):
+                    name = f"obs_records_{month:%Y%m}"
+                    # Identifiers come from dates, never from callers.
+                    conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF obs_records "
+                        f"FOR VALUES FROM ('{month.isoformat()}') TO "
+                        f"('{_next_month(month).isoformat()}')")
+                    self._partitions.add(name)
+
+    def write_records(self, rows: list[RecordRow],
+                      new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
+        columns = [(m, s, n, int(k)) for m, cols in new_columns.items()
+                   for (s, n), k in cols.items()]
+        if not rows and not columns:
+            return 0
+        with self._pool.connection() as conn:
+            if rows:
+                self._ensure_partitions(conn, {r[4] for r in rows})
+            with conn.transaction(), conn.cursor() as cur:
+                if columns:
+                    cur.executemany("INSERT INTO obs_columns VALUES (%s, %s, %s, %s) "
+                                    "ON CONFLICT DO NOTHING", columns)
+                if not rows:
+                    return 0
+                cur.execute(_STAGE)
+                with cur.copy(f"COPY obs_stage ({', '.join(RECORD_COLUMNS)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute("""
+                    WITH fresh AS (
+                        INSERT INTO obs_record_ids (prediction_id, model, prediction_time)
+                        SELECT prediction_id, model, prediction_time FROM obs_stage
+                        ON CONFLICT DO NOTHING RETURNING prediction_id)
+                    INSERT INTO obs_records SELECT s.* FROM obs_stage s
+                    JOIN fresh ON fresh.prediction_id = s.prediction_id""")
+                return int(cur.rowcount)
+
+    def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
+        if not rows:
+            return 0, 0, 0
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(_STAGE_ACTUALS)
+            with cur.copy("COPY obs_stage_actuals (prediction_id, label, number, actual_time) "
+                          "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute("SELECT count(*) FROM obs_stage_actuals s WHERE NOT EXISTS "
+                        "(SELECT 1 FROM obs_record_ids r WHERE r.prediction_id = s.prediction_id)")
+            unmatched = cur.fetchone()[0]  # type: ignore[index]
+            cur.execute("""
+                INSERT INTO obs_actuals SELECT * FROM obs_stage_actuals
+                ON CONFLICT (prediction_id) DO UPDATE
+                SET label = excluded.label, number = excluded.number,
+                    actual_time = excluded.actual_time
+                WHERE (obs_actuals.label, obs_actuals.number)
+                      IS DISTINCT FROM (excluded.label, excluded.number)""")
+            changed = int(cur.rowcount)
+        return changed, len(rows) - changed, int(unmatched)
+
+    def scan(self, spec: ScanSpec) -> bytes:
+        where = ["r.model = %s"]
+        params: list[Any] = [spec.model]
+        if spec.versions:
+            where.append("r.version = ANY(%s)")
+            params.append(list(spec.versions))
+        if spec.environment != Environment.UNSPECIFIED:
+            where.append("r.environment = %s")
+            params.append(int(spec.environment))
+        if spec.window.start is not None:
+            where.append("r.prediction_time >= %s")
+            params.append(spec.window.start)
+        if spec.window.end is not None:
+            where.append("r.prediction_time < %s")
+            params.append(spec.window.end)
+        if spec.prediction_ids:
+            where.append("r.prediction_id = ANY(%s)")
+            params.append(list(spec.prediction_ids))
+        if spec.has_actual is not None:
+            where.append("a.prediction_id IS NOT NULL" if spec.has_actual
+                         else "a.prediction_id IS NULL")
+        if spec.before is not None:
+            where.append("(r.prediction_time, r.prediction_id) < "
+                         "(to_timestamp(%s::double precision / 1000000), %s)")
+            params.extend(spec.before)
+        sql = _SCAN_SELECT + " WHERE " + " AND ".join(where)
+        sql += (" ORDER BY r.prediction_time DESC, r.prediction_id DESC" if spec.newest_first
+                else " ORDER BY r.prediction_time, r.prediction_id")
+        if spec.limit is not None:
+            sql += f" LIMIT {int(spec.limit)}"
+        chunks: list[bytes] = []
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            # CSV with a delimiter and quote JSON never contains raw: lines come out verbatim.
+            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', "
+                          f"QUOTE E'\\x01')", params) as copy:
+                for data in copy:
+                    chunks.append(bytes(data))
+        return b"".join(chunks)
+
+    def model_of(self, prediction_id: str) -> str | None:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT model FROM obs_record_ids WHERE prediction_id = %s",
+                               [prediction_id]).fetchone()
+        return row[0] if row else None
+
+    def summaries(self) -> list[ModelSummary]:
+        with self._pool.connection() as conn:
+            rows = conn.execute("""
+                SELECT r.model, array_agg(DISTINCT r.version), array_agg(DISTINCT r.environment),
+                       count(*), count(a.prediction_id), min(r.prediction_time),
+                       max(r.prediction_time)
+                FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
+                GROUP BY r.model ORDER BY r.model""").fetchall()
+        return [ModelSummary(m, sorted(v), [Environment(e) for e in sorted(envs)], int(n),
+                             int(na), lo, hi) for m, v, envs, n, na, lo, hi in rows]
+
+    def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None:
+        values = [(json.dumps(attr), pid, model) for pid, attr in attributions.items()]
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE obs_records r SET attributions = %s::jsonb FROM obs_record_ids i "
+                "WHERE i.prediction_id = %s AND i.model = %s AND r.model = i.model "
+                "AND r.prediction_time = i.prediction_time AND r.prediction_id = i.prediction_id",
+                values)
+
+    def put_document(self, kind: str, key: str, model: str, doc: dict[str, Any]) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO obs_documents (kind, key, model, doc) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, model = excluded.model",
+                [kind, key, model, json.dumps(doc)])
+
+    def get_document(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT doc FROM obs_documents WHERE kind = %s AND key = %s",
+                               [kind, key]).fetchone()
+        return row[0] if row else None
+
+    def list_documents(self, kind: str, model: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT doc FROM obs_documents WHERE kind = %s"
+        params: list[Any] = [kind]
+        if model:
+            sql += " AND model = %s"
+            params.append(model)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql + " ORDER BY seq", params).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_document(self, kind: str, key: str) -> bool:
+        with self._pool.connection() as conn, conn.transaction():
+            cur = conn.execute("DELETE FROM obs_documents WHERE kind = %s AND key = %s",
+                               [kind, key])
+            return cur.rowcount > 0
