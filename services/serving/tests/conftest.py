@@ -173,3 +173,54 @@ class ServingHelpers:
 @pytest.fixture(scope="session")
 def sv() -> type[ServingHelpers]:
     return ServingHelpers
+
+
+class ObservabilityStandIn:
+    """A real gRPC server speaking observability's LogRecords contract, that can go down
+    and come back on the same port. It stores what it receives, deduplicating by id."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.records: dict[str, Any] = {}
+        self.received = 0
+        self._server: Any = None
+
+    async def start(self) -> None:
+        import grpc
+
+        from modelplane.observability.v1 import observability_pb2 as obs
+        from modelplane.observability.v1 import observability_pb2_grpc
+
+        outer = self
+
+        class Servicer(observability_pb2_grpc.ObservabilityServiceServicer):
+            async def LogRecords(self, request_iterator, context):  # noqa: ANN001, ANN201, N802
+                accepted = duplicate = 0
+                async for req in request_iterator:
+                    for rec in req.records:
+                        outer.received += 1
+                        if rec.prediction_id in outer.records:
+                            duplicate += 1
+                        else:
+                            outer.records[rec.prediction_id] = rec
+                            accepted += 1
+                return obs.LogRecordsResponse(accepted_count=accepted, duplicate_count=duplicate)
+
+        self._server = grpc.aio.server()
+        observability_pb2_grpc.add_ObservabilityServiceServicer_to_server(Servicer(),
+                                                                          self._server)
+        self._server.add_insecure_port(self.address)
+        await self._server.start()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(0)
+            self._server = None
+
+
+ServingHelpers.ObservabilityStandIn = ObservabilityStandIn  # type: ignore[attr-defined]

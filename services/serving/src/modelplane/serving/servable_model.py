@@ -45,11 +45,12 @@ class InputSignature:
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": [[c.name, c.kind] for c in self.columns],
-                "n_features": self.n_features}
+                "n_features": self.n_features or 0}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSignature:
-        return cls(tuple(ColumnSpec(n, k) for n, k in d.get("columns", [])), d.get("n_features"))
+        return cls(tuple(ColumnSpec(n, k) for n, k in d.get("columns", [])),
+                   d.get("n_features") or None)
 
 
 @dataclass

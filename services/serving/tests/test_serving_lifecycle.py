@@ -1,0 +1,110 @@
+"""Alias swap under load with no failed request; prediction log spooling through an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+import grpc
+import numpy as np
+import tritonclient.grpc.aio as tgrpc_aio
+
+from modelplane.serving.v1 import serving_pb2 as pb
+from modelplane.serving.v1 import serving_pb2_grpc
+
+X = np.random.default_rng(11).normal(size=(1, 4))
+
+
+async def _client_loop(address: str, stop: asyncio.Event, seen: list, failures: list) -> None:
+    c = tgrpc_aio.InferenceServerClient(address)
+    inp = tgrpc_aio.InferInput("x", [1, 4], "FP64")
+    inp.set_data_from_numpy(X)
+    try:
+        while not stop.is_set():
+            try:
+                r = await c.infer("churn", [inp])
+                seen.append(r.get_response().model_version)
+            except Exception as exc:  # noqa: BLE001 - counted, the test asserts none
+                failures.append(repr(exc))
+    finally:
+        await c.close()
+
+
+async def test_moving_the_alias_swaps_the_model_under_load_without_a_failed_request(
+        make_settings, sv, registry):
+    registry.set_alias("churn", "live", "1")
+    async with sv.run_server(make_settings()) as server:
+        async with grpc.aio.insecure_channel(server.grpc_address) as ch:
+            await serving_pb2_grpc.ServingServiceStub(ch).CreateDeployment(
+                pb.CreateDeploymentRequest(deployment=pb.Deployment(
+                    name="churn", model="churn", traffic_split=pb.TrafficSplit(routes=[
+                        pb.Route(target=pb.ModelTarget(alias="live"), weight=1)]))))
+        stop = asyncio.Event()
+        seen: list[str] = []
+        failures: list[str] = []
+        clients = [asyncio.create_task(_client_loop(server.grpc_address, stop, seen, failures))
+                   for _ in range(4)]
+        await sv.wait_until(lambda: len(seen) > 100)
+        await asyncio.to_thread(registry.set_alias, "churn", "live", "2")
+        await sv.wait_until(lambda: seen[-1] == "2" and seen[-20:] == ["2"] * 20, timeout=20)
+        n_after = len(seen)
+        await sv.wait_until(lambda: len(seen) > n_after + 100)
+        stop.set()
+        await asyncio.gather(*clients)
+        assert failures == []
+        counts = collections.Counter(seen)
+        assert counts["1"] > 100 and counts["2"] > 100
+        # Once swapped, it stays swapped.
+        first_two = seen.index("2")
+        assert set(seen[first_two + 20:]) == {"2"}
+
+
+async def test_observability_outage_spools_and_exactly_n_records_arrive(make_settings, sv):
+    obs = sv.ObservabilityStandIn()
+    await obs.start()
+    settings = make_settings(MODELPLANE_SERVING_OBSERVABILITY_TARGET=obs.address)
+    n = 60
+    c = None
+    try:
+        async with sv.run_server(settings) as server:
+            server.logger.retry_seconds = 0.2
+            async with grpc.aio.insecure_channel(server.grpc_address) as ch:
+                await serving_pb2_grpc.ServingServiceStub(ch).CreateDeployment(
+                    pb.CreateDeploymentRequest(deployment=pb.Deployment(name="churn",
+                                                                        model="churn")))
+            c = tgrpc_aio.InferenceServerClient(server.grpc_address)
+            inp = tgrpc_aio.InferInput("x", [1, 4], "FP64")
+            inp.set_data_from_numpy(X)
+            await c.infer("churn", [inp])
+            await sv.wait_until(lambda: len(obs.records) == 1)
+            await obs.stop()                       # observability goes down
+            ids = set()
+            for _ in range(n):
+                r = await c.infer("churn", [inp])  # no request fails
+                ids.add(r.get_response().parameters["prediction_id"].string_param)
+            await sv.wait_until(lambda: server.logger.spooled >= n)
+            assert list(settings.spool_dir.glob("*.jsonl"))
+            await obs.start()                      # and comes back
+            await sv.wait_until(lambda: len(obs.records) == n + 1, timeout=15)
+            await asyncio.sleep(0.5)
+            assert ids <= set(obs.records)
+            assert obs.received == n + 1           # exactly N: nothing twice
+            assert not list(settings.spool_dir.glob("*.jsonl"))
+
+            # Graceful shutdown while observability is down: records go to disk ...
+            await obs.stop()
+            for _ in range(n):
+                await c.infer("churn", [inp])
+            await c.close()
+            c = None
+        assert sum(1 for p in settings.spool_dir.glob("*.jsonl")
+                   for _ in open(p)) == n
+        # ... and the next start delivers them.
+        await obs.start()
+        async with sv.run_server(settings):
+            await sv.wait_until(lambda: len(obs.records) == 2 * n + 1, timeout=15)
+        assert obs.received == 2 * n + 1
+    finally:
+        if c is not None:
+            await c.close()
+        await obs.stop()
