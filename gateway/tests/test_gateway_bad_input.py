@@ -137,3 +137,51 @@ async def test_random_bodies_and_queries_never_cause_a_server_error(
     assert r.status_code in (200, 400), r.text
     if r.status_code == 400:
         assert r.json()["details"]
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000,
+    b'{"a":' * 5000 + b"1" + b"}" * 5000,
+    b'{"extra":' + b'{"a":' * 3000 + b"1" + b"}" * 3001,
+])
+async def test_deeply_nested_json_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    r = await client.post("/v1/shelves/s/widgets", content=body)
+    assert r.status_code == 400, r.text[:300]
+
+
+async def test_out_of_range_float_literal_is_400_naming_the_field(
+        client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/shelves/s/widgets/w:score", content=b'{"features": [1, 1e400]}')
+    assert "features[1]" in _violations(r)
+
+
+@pytest.mark.parametrize(("header", "value"), [
+    ("grpc-metadata-x", "\xe9".encode("latin-1")),
+    ("x-request-id", "caf\xe9".encode("latin-1")),
+    ("grpc-metadata-x!", b"1"),
+    ("grpc-metadata-grpc-timeout", b"1S"),
+    ("grpc-metadata-x-bin", b"AAAA"),
+])
+async def test_headers_grpc_cannot_carry_are_400(client: httpx.AsyncClient, header: str,
+                                                 value: bytes) -> None:
+    r = await client.post("/v1/echo", json={}, headers={header: value})
+    assert header in _violations(r)
+    assert r.json()["details"][0]["reason"] == "INVALID_HEADER"
+
+
+segments = st.one_of(
+    st.sampled_from(["v1", "shelves", "widgets", "files", "pages", "s", "w:score", "x:purge",
+                     "widgets:watch", "widgets:import", "echo", "%2F", "%ZZ", "%C3%A9", ":", ""]),
+    st.text(alphabet="abc019%:._~-", min_size=1, max_size=6))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(method=st.sampled_from(["GET", "POST", "PATCH", "DELETE", "PUT"]),
+       path=st.lists(segments, min_size=1, max_size=6),
+       query=st.text(alphabet="abcz_.=&%1", max_size=12))
+async def test_random_paths_and_queries_never_cause_a_server_error(
+        client: httpx.AsyncClient, method: str, path: list[str], query: str) -> None:
+    url = "/" + "/".join(path) + (f"?{query}" if query else "")
+    r = await client.request(method, url, content=b"{}")
+    assert r.status_code < 500, (url, r.status_code, r.text[:300])
+    assert r.headers["content-type"] in ("application/json", "application/x-ndjson")

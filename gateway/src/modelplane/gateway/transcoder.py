@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -54,6 +55,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _JSON = b"application/json"
 _NDJSON = b"application/x-ndjson"
 _FORWARDED_PREFIX = "grpc-metadata-"
+_METADATA_KEY = re.compile(r"[0-9a-z_.\-]+")
 
 
 def _dumps(value: Any) -> bytes:
@@ -264,6 +266,7 @@ class Transcoder:
                 request: Any = builder.build_stream(path_values, query, body)
             else:
                 request = builder.build(path_values, query, body)
+            metadata = self._metadata(headers, request_id)
         except BadInput as exc:
             return await self._send_status(send, make_status(
                 code_pb2.INVALID_ARGUMENT, exc.message, reason=exc.reason,
@@ -274,7 +277,6 @@ class Transcoder:
                 violations=[Violation("query", "not valid UTF-8 after percent-decoding")]),
                 response_headers)
 
-        metadata = self._metadata(headers, request_id)
         try:
             call = self.backends.callable_for(rpc)
         except NoTarget:
@@ -310,7 +312,10 @@ class Transcoder:
         await send({"type": "http.response.body", "body": body_bytes})
         return 200
 
-    def _metadata(self, headers: dict[str, str], request_id: str) -> list[tuple[str, str]]:
+    @staticmethod
+    def _metadata(headers: dict[str, str], request_id: str) -> list[tuple[str, str]]:
+        """gRPC metadata from the HTTP headers passed on; values gRPC cannot carry
+        (non-printable or non-ASCII) are a 400 naming the header."""
         metadata = [("x-request-id", request_id)]
         auth = headers.get("authorization")
         if auth:
@@ -318,8 +323,20 @@ class Transcoder:
         for key, value in headers.items():
             if key.startswith(_FORWARDED_PREFIX) and len(key) > len(_FORWARDED_PREFIX):
                 name = key[len(_FORWARDED_PREFIX):]
-                if not name.endswith("-bin") and name not in ("authorization", "x-request-id"):
-                    metadata.append((name, value))
+                if not _METADATA_KEY.fullmatch(name) or name.endswith("-bin") or \
+                        name in ("authorization", "x-request-id") or name.startswith("grpc-"):
+                    raise BadInput(f"header {key!r} cannot be passed on", [Violation(
+                        key, "not a usable gRPC metadata key (lowercase letters, digits, "
+                             "'-', '_', '.'; not -bin, grpc-*, authorization, x-request-id)")],
+                        reason="INVALID_HEADER")
+                metadata.append((name, value))
+        for name, value in metadata:
+            if not (value.isascii() and value.isprintable()):
+                header = name if name in ("authorization", "x-request-id") \
+                    else _FORWARDED_PREFIX + name
+                raise BadInput(f"header {header!r} has characters gRPC metadata cannot carry",
+                               [Violation(header, "only printable ASCII is allowed")],
+                               reason="INVALID_HEADER")
         return metadata
 
     async def _stream_out(self, receive: Receive, send: Send, binding: HttpBinding, call: Any,

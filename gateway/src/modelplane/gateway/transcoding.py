@@ -99,6 +99,10 @@ def parse_json(data: bytes, where: str) -> Any:
         raise BadInput("request body is not UTF-8 JSON",
                        [Violation(where, "body is not valid UTF-8")],
                        reason="MALFORMED_JSON") from None
+    except RecursionError:
+        raise BadInput("JSON body nested too deeply",
+                       [Violation(where, "JSON nested too deeply")],
+                       reason="MALFORMED_JSON") from None
     except json.JSONDecodeError as exc:
         raise BadInput(f"malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}",
                        [Violation(where, f"malformed JSON: {exc.msg} at line {exc.lineno} "
@@ -309,7 +313,10 @@ class RequestBuilder:
         try:
             json_format.ParseDict(payload, message)
         except json_format.ParseError as exc:
-            found = find_violations(payload, self.request_desc)
+            try:
+                found = find_violations(payload, self.request_desc)
+            except RecursionError:
+                found = []
             if not found:
                 found = [Violation(self.body_where, _first_line(str(exc)))]
             head = found[0]
@@ -499,7 +506,8 @@ def _check_scalar(value: Any, fd: FieldDescriptor, where: str, out: list[Violati
         elif not low <= number <= high:
             out.append(Violation(where, f"{number} is out of range [{low}, {high}]"))
     elif t in _FLOAT_TYPES:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            math.isfinite(value)
         if isinstance(value, str):
             if value in ("NaN", "Infinity", "-Infinity"):
                 ok = True
@@ -508,6 +516,10 @@ def _check_scalar(value: Any, fd: FieldDescriptor, where: str, out: list[Violati
                     ok = math.isfinite(float(value))
                 except ValueError:
                     ok = False
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append(Violation(where, "number out of range; send \"Infinity\", "
+                                        "\"-Infinity\" or \"NaN\" as strings"))
+            return
         if not ok:
             out.append(Violation(where, f"expected a number, got {_describe(value)}"))
     elif t == FieldDescriptor.TYPE_BYTES:
