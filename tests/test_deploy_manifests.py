@@ -121,6 +121,11 @@ def apply_json6902(doc: Manifest, operations: list[dict[str, Any]]) -> None:
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node[part]
         kind = op["op"]
+        if kind == "test":
+            actual = node[int(last)] if isinstance(node, list) else node[last]
+            if actual != op["value"]:
+                raise AssertionError(f"JSON 6902 test failed at {op['path']}: {actual!r}")
+            continue
         if isinstance(node, list):
             if kind == "add":
                 value = copy.deepcopy(op["value"])
@@ -428,11 +433,49 @@ def test_pods_run_locked_down_with_requests_and_limits(rendered: dict[str, list[
                 assert 0 < request <= limit, f"{name} {kind}: {request} > {limit}"
             if name in DEPLOYABLES:  # writable only where a volume is mounted
                 mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-                for path in ("/tmp", "/data"):
-                    assert "emptyDir" in volumes[mounts[path]], f"{name} {path}"
+                assert "emptyDir" in volumes[mounts["/tmp"]], name
+                assert volumes[mounts["/data"]].keys() & {"emptyDir", "persistentVolumeClaim"}
                 keys = volumes[mounts["/etc/modelplane/keys"]]
                 assert keys["secret"]["secretName"] == "modelplane-api-keys"
                 assert keys["secret"]["defaultMode"] & 0o007 == 0, "keys readable by others"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_persistent_volumes_are_claimed_by_one_pod_at_a_time(
+        rendered: dict[str, list[Manifest]], overlay: str) -> None:
+    docs = rendered[overlay]
+    claims = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    claimed: set[str] = set()
+    for dep in (d for d in docs if d["kind"] == "Deployment"):
+        for volume in dep["spec"]["template"]["spec"].get("volumes", []):
+            if "persistentVolumeClaim" not in volume:
+                continue
+            claim = claims[volume["persistentVolumeClaim"]["claimName"]]
+            claimed.add(claim["metadata"]["name"])
+            if "ReadWriteOnce" in claim["spec"]["accessModes"]:
+                name = dep["metadata"]["name"]
+                assert dep["spec"].get("replicas", 1) == 1, name
+                assert dep["spec"]["strategy"]["type"] == "Recreate", name
+                assert name not in HPA_SERVICES
+    assert claimed == set(claims), "unused PersistentVolumeClaims"
+    if overlay == "production":
+        assert claimed == {"registry-data", "featurestore-data"}
+
+
+def test_registry_tells_clients_an_mlflow_address_it_accepts(
+        compose: dict[str, Any], rendered: dict[str, list[Manifest]]) -> None:
+    environments = [compose["services"]["registry"]["environment"]]
+    for overlay in OVERLAYS:
+        (container,) = deployment(rendered[overlay], "registry")["spec"]["template"]["spec"][
+            "containers"]
+        environments.append({k: v["value"] for k, v in container_env(container).items()
+                             if "value" in v})
+    for env in environments:
+        uri = re.fullmatch(r"http://([a-z-]+):(\d+)", env["MODELPLANE_REGISTRY_MLFLOW_URI"])
+        assert uri and uri[1] == "registry" and int(uri[2]) == _extra("mlflow")
+        allowed = env["MODELPLANE_REGISTRY_MLFLOW_ALLOWED_HOSTS"].split(",")
+        assert any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), f"{uri[1]}:{uri[2]}")
+                   for p in allowed), "MLflow would reject the Host header registry:7110"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
