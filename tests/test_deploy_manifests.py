@@ -384,6 +384,10 @@ def test_probes_check_health_on_the_container_port(rendered: dict[str, list[Mani
         (container,) = deployment(rendered[overlay], d.name)["spec"]["template"]["spec"][
             "containers"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        startup = container["startupProbe"]
+        # cold imports (Feast, MLflow, BentoML) and the registry's MLflow server start
+        # must not be mistaken for a hung process
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 180, d.name
         for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
             probe = container.get(probe_name)
             assert probe, f"{d.name} has no {probe_name}"
