@@ -1,0 +1,1 @@
+"""The validator's ports implemented over the platform's contracts and MLflow."""

@@ -1,0 +1,182 @@
+"""Datasets from parquet files and from the featurestore (modelplane.featurestore.v1),
+and the featurestore's offline/online reads for the parity check."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import grpc
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from modelplane.api.v1 import types_pb2
+from modelplane.featurestore.v1 import featurestore_pb2 as fs
+from modelplane.featurestore.v1 import featurestore_pb2_grpc as fs_grpc
+from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
+from modelplane.kit.status import raise_from_rpc_error
+
+from ..checks.base import FeatureParitySource
+from ..ports import DatasetInfo
+from ..run import DatasetRef
+
+
+def parquet_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path if parsed.scheme else uri)
+    raise InvalidArgument(f"dataset.parquet_uri: unsupported scheme {parsed.scheme!r} "
+                          "(a local path or file:// URI)",
+                          field_violations=[FieldViolation("dataset.parquet_uri", "unsupported scheme")],
+                          metadata={"parquet_uri": uri})
+
+
+def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas()
+
+
+class DatasetSources:
+    """Parquet URIs read directly; featurestore datasets through its gRPC contract."""
+
+    def __init__(self, featurestore: grpc.aio.Channel | None = None, timeout_s: float = 300.0) -> None:
+        self._stub = fs_grpc.FeatureStoreServiceStub(featurestore) if featurestore else None
+        self._timeout = timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def describe(self, ref: DatasetRef) -> DatasetInfo:
+        self._loop = asyncio.get_running_loop()
+        if ref.parquet_uri:
+            path = parquet_path(ref.parquet_uri)
+            if not path.exists():
+                raise NotFound(f"parquet dataset {ref.parquet_uri!r} does not exist",
+                               reason="DATASET_NOT_FOUND", metadata={"parquet_uri": ref.parquet_uri})
+            schema = await asyncio.to_thread(lambda: pq.ParquetDataset(path).schema)
+            return DatasetInfo(ref=ref, columns=[n for n in schema.names if n != "__index_level_0__"])
+        if self._stub is None:
+            raise NotFound(f"dataset {ref.dataset!r}: no featurestore configured",
+                           reason="DATASET_NOT_FOUND", metadata={"dataset": ref.dataset})
+        try:
+            ds = await self._stub.GetDataset(fs.GetDatasetRequest(id=ref.dataset), timeout=30)
+        except grpc.aio.AioRpcError as err:
+            raise_from_rpc_error(err)
+        return DatasetInfo(ref=ref, columns=[c.name for c in ds.columns], row_count=ds.row_count,
+                           join_keys=list(ds.join_keys), timestamp_column=ds.timestamp_column,
+                           feature_refs=list(ds.feature_refs), content_hash=ds.content_hash)
+
+    async def load(self, ref: DatasetRef, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        if ref.parquet_uri:
+            path = parquet_path(ref.parquet_uri)
+            return await asyncio.to_thread(pd.read_parquet, path, columns=list(columns) if columns else None)
+        assert self._stub is not None
+        return await self._read(ref.dataset, columns)
+
+    async def _read(self, dataset_id: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        assert self._stub is not None
+        tables = []
+        try:
+            async for chunk in self._stub.ReadDataset(
+                    fs.ReadDatasetRequest(id=dataset_id, columns=list(columns or [])),
+                    timeout=self._timeout):
+                tables.append(pa.ipc.open_stream(chunk.arrow_ipc).read_all())
+        except grpc.aio.AioRpcError as err:
+            raise_from_rpc_error(err)
+        if not tables:
+            return pd.DataFrame(columns=list(columns or []))
+        return await asyncio.to_thread(_arrow_to_pandas, pa.concat_tables(tables, promote_options="default"))
+
+    def parity_source(self) -> FeatureParitySource | None:
+        if self._stub is None or self._loop is None:
+            return None
+        return FeatureStoreParity(self, self._loop)
+
+
+def _value(v: object) -> types_pb2.Value:
+    if v is None or (isinstance(v, float) and v != v):
+        return types_pb2.Value(null_value=True)
+    if isinstance(v, bool):
+        return types_pb2.Value(bool_value=v)
+    if isinstance(v, int):
+        return types_pb2.Value(int64_value=v)
+    if isinstance(v, float):
+        return types_pb2.Value(double_value=v)
+    if isinstance(v, bytes):
+        return types_pb2.Value(bytes_value=v)
+    return types_pb2.Value(string_value=str(v))
+
+
+def _python(v: types_pb2.Value) -> object:
+    kind = v.WhichOneof("kind")
+    if kind in (None, "null_value"):
+        return None
+    if kind == "timestamp_value":
+        return v.timestamp_value.ToDatetime(tzinfo=UTC)
+    return getattr(v, kind)
+
+
+class FeatureStoreParity:
+    """Online values (GetOnlineFeatures) and offline values as of now (a point-in-time
+    dataset built for the sampled entities, read, then deleted). Called from a worker
+    thread; the gRPC calls run on the service's event loop."""
+
+    def __init__(self, sources: DatasetSources, loop: asyncio.AbstractEventLoop) -> None:
+        self._sources = sources
+        self._loop = loop
+
+    def _call(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=600)
+
+    def online_features(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+        return self._call(self._online(entities, features))
+
+    def offline_features(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+        return self._call(self._offline(entities, features))
+
+    async def _online(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+        stub = self._sources._stub
+        assert stub is not None
+        request = fs.GetOnlineFeaturesRequest(feature_refs=list(features))
+        for col in entities.columns:
+            request.entities[col].values.extend(_value(v) for v in entities[col].tolist())
+        try:
+            response = await stub.GetOnlineFeatures(request, timeout=60)
+        except grpc.aio.AioRpcError as err:
+            raise_from_rpc_error(err)
+        out = {c.name: [_python(v) for v in c.values] for c in response.columns}
+        frame = pd.DataFrame(out)
+        for col in entities.columns:  # keep the key dtype of the dataset for the merge
+            if col in frame:
+                frame[col] = frame[col].astype(entities[col].dtype)
+        return frame
+
+    async def _offline(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+        stub = self._sources._stub
+        assert stub is not None
+        rows = entities.copy()
+        rows["event_timestamp"] = pd.Timestamp(datetime.now(UTC))
+        sink = pa.BufferOutputStream()
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        name = f"validator_parity_{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+        try:
+            ds = await stub.CreateDataset(fs.CreateDatasetRequest(
+                dataset=fs.Dataset(name=name, feature_refs=list(features),
+                                   description="validator feature-parity probe (deleted after use)"),
+                entity_rows=types_pb2.TableData(arrow_ipc=sink.getvalue().to_pybytes()),
+                timestamp_column="event_timestamp"), timeout=300)
+        except grpc.aio.AioRpcError as err:
+            raise_from_rpc_error(err)
+        try:
+            frame = await self._sources._read(ds.id)
+        finally:
+            try:
+                await stub.DeleteDataset(fs.DeleteDatasetRequest(id=ds.id), timeout=30)
+            except grpc.aio.AioRpcError:
+                pass
+        keep = [c for c in frame.columns if c in entities.columns or c in
+                {f.split(":")[-1] for f in features}]
+        return frame[keep]
