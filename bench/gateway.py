@@ -1,7 +1,7 @@
 """One unary RPC through the HTTP gateway vs the same RPC over direct gRPC.
 
-    uv run python bench/gateway.py                      # 20000 requests, concurrency 16
-    uv run python bench/gateway.py --requests 5000 --concurrency 8
+    uv run python bench/gateway.py                      # 20000 requests a side, concurrency 16
+    uv run python bench/gateway.py --requests 5000 --concurrency 8 --rounds 2
 
 The RPC is the registry contract's ``GetModel`` (``GET /v1/models/{name}``),
 answered by a stub servicer on the kit's real server (interceptors, health,
@@ -177,6 +177,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="alternate direct and gateway this many times")
     parser.add_argument("--role", choices=["bench", "backend"], default="bench",
                         help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -212,19 +214,42 @@ def main() -> None:
         def through_gateway(n: int, lat: list[float]) -> Awaitable[None]:
             return _http_worker("127.0.0.1", http_port, n, lat)
 
-        results: dict[str, float] = {}
-        for name, make in (("direct gRPC", direct), ("gateway", through_gateway)):
+        sides = {"direct gRPC": direct, "gateway": through_gateway}
+        for make in sides.values():
             asyncio.run(_run(make, args.warmup, args.concurrency))
-            cpu0 = {"backend": _cpu_seconds(backend.pid), "gateway": _cpu_seconds(gateway.pid)}
-            elapsed, latencies, client_cpu = asyncio.run(
-                _run(make, args.requests, args.concurrency))
-            server_cpu = {k: _cpu_seconds(p) - cpu0[k]
-                          for k, p in (("backend", backend.pid), ("gateway", gateway.pid))}
-            if name == "direct gRPC":
-                server_cpu.pop("gateway")
-            results[name] = _summary(name, elapsed, latencies, client_cpu, server_cpu,
-                                     args.requests)
+        # Alternate the two sides in rounds so that load from other processes on a
+        # shared machine falls on both alike; totals are over all rounds.
+        per_round = max(1, args.requests // args.rounds)
+        totals = {name: {"elapsed": 0.0, "client": 0.0, "backend": 0.0, "gateway": 0.0,
+                         "latencies": []} for name in sides}
+        for round_no in range(1, args.rounds + 1):
+            line = []
+            for name, make in sides.items():
+                cpu0 = {"backend": _cpu_seconds(backend.pid),
+                        "gateway": _cpu_seconds(gateway.pid)}
+                elapsed, latencies, client_cpu = asyncio.run(
+                    _run(make, per_round, args.concurrency))
+                total = totals[name]
+                total["elapsed"] += elapsed
+                total["client"] += client_cpu
+                total["latencies"].extend(latencies)
+                for proc_name, proc in (("backend", backend), ("gateway", gateway)):
+                    total[proc_name] += _cpu_seconds(proc.pid) - cpu0[proc_name]
+                line.append(f"{name} {per_round / elapsed:6.0f} req/s")
+            print(f"  round {round_no}: " + ", ".join(line))
+        results: dict[str, float] = {}
+        cpu_per_request: dict[str, float] = {}
+        for name, total in totals.items():
+            server_cpu = {"backend": total["backend"]}
+            if name == "gateway":
+                server_cpu["gateway"] = total["gateway"]
+            n = per_round * args.rounds
+            results[name] = _summary(name, total["elapsed"], total["latencies"],
+                                     total["client"], server_cpu, n)
+            cpu_per_request[name] = (total["client"] + sum(server_cpu.values())) / n
         ratio = results["gateway"] / results["direct gRPC"]
+        print(f"CPU per request (client + servers): direct {cpu_per_request['direct gRPC'] * 1e3:.2f}"
+              f" ms, through the gateway {cpu_per_request['gateway'] * 1e3:.2f} ms")
         print(f"ratio gateway/direct = {ratio:.2f}  (target >= 0.5)")
     finally:
         for proc in (gateway, backend):
