@@ -39,6 +39,7 @@ OVERLAYS = ("dev", "production")
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 
 Manifest = dict[str, Any]
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentV
 
 
 def load_yaml_documents(path: Path) -> list[Manifest]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [doc for doc in yaml.load_all(path.read_text(), Loader=YAML_LOADER) if doc]
 
 
 def kustomization_file(directory: Path) -> Path:
@@ -346,7 +347,8 @@ def test_renderer_agrees_with_kustomize(rendered: dict[str, list[Manifest]],
     directory = K8S / "base" if overlay == "base" else K8S / "overlays" / overlay
     out = subprocess.run([*command, str(directory)], capture_output=True, text=True,
                          timeout=30, check=True).stdout
-    assert by_key([d for d in yaml.safe_load_all(out) if d]) == by_key(rendered[overlay])
+    assert by_key([d for d in yaml.load_all(out, Loader=YAML_LOADER) if d]) == by_key(
+        rendered[overlay])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
