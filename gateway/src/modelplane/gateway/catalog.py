@@ -37,7 +37,7 @@ class RpcMethod:
     response_class: type[Any]
     access: str
     """Least role: ``read``, ``write`` or ``admin`` (the ``modelplane.api.v1.access`` option,
-    else derived from the primary HTTP verb)."""
+    else GET = read, anything else = write: the kit's ``role_for_method``)."""
     bindings: list[HttpBinding] = field(default_factory=list)
 
     @property
@@ -87,19 +87,12 @@ def backend_of_package(package: str) -> str:
     raise ContractError(f"package {package!r} is not modelplane.<service>.v<N>")
 
 
-def _access(method: MethodDescriptor, primary_verb: str) -> str:
-    try:
-        from modelplane.api.v1 import annotations_pb2 as mp_annotations
-    except ImportError:  # pragma: no cover - the contracts package always ships it
-        mp_annotations = None
-    if mp_annotations is not None:
-        opts = method.GetOptions()
-        if opts.HasExtension(mp_annotations.access):
-            value = opts.Extensions[mp_annotations.access]
-            name = mp_annotations.Access.Name(value)
-            if name != "ACCESS_UNSPECIFIED":
-                return name.removeprefix("ACCESS_").lower()
-    return "read" if primary_verb == "GET" else "write"
+def _access(method: MethodDescriptor) -> str:
+    """``read``/``write``/``admin``, by the same rule the services' auth applies."""
+    from modelplane.kit.auth import Role, role_for_method
+
+    role = role_for_method(method)
+    return {Role.READER: "read", Role.WRITER: "write", Role.ADMIN: "admin"}[role]
 
 
 def _resolve_field(message: Descriptor, dotted: str) -> FieldDescriptor:
@@ -187,7 +180,7 @@ class Catalog:
                     if not bindings:
                         log.info("%s has no google.api.http rule; not exposed over HTTP", rpc.path)
                         continue
-                    object.__setattr__(rpc, "access", _access(md, bindings[0].http_method))
+                    object.__setattr__(rpc, "access", _access(md))
                     rpc.bindings.extend(bindings)
                     methods.append(rpc)
         return cls(methods)
