@@ -9,12 +9,11 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
@@ -98,7 +97,7 @@ def scalar_to_pb(value: Scalar) -> types_pb2.Value:
 
 
 def _time(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=timezone.utc)
+    return ts.ToDatetime(tzinfo=UTC)
 
 
 def _ts(t: datetime | None) -> Timestamp | None:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from modelplane.kit.errors import FailedPrecondition
 from modelplane.observability.records import PREDICTION, ColumnKind
 from modelplane.observability.store.base import Catalog, Frame

@@ -15,11 +15,6 @@ from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
-
 from modelplane.kit.auth import ApiKeyStore, bearer_token
 from modelplane.kit.errors import ModelplaneError
 from modelplane.observability import metrics as M
@@ -47,6 +42,10 @@ from modelplane.observability.records import (
     TimeWindow,
     describe_slice,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
 
 if TYPE_CHECKING:
     from modelplane.observability.runtime import ObservabilityRuntime
@@ -269,4 +268,4 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
                              Route("/healthz", health)])
 
 
-__all__ = ["dashboard_app", "build_model_view", "datetime", "timezone", "BLUE"]
+__all__ = ["BLUE", "build_model_view", "dashboard_app", "datetime", "timezone"]

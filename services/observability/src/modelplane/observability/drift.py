@@ -153,7 +153,7 @@ def ks_from_merge(values: np.ndarray, cum_ref: np.ndarray, cum_cur: np.ndarray, 
         diff = cum_ref[last_of_run] / n1 - cum_cur[last_of_run] / n2
     min_s = float(np.clip(-diff.min(), 0, 1))
     max_s = float(diff.max())
-    return min_s if min_s > max_s else max_s
+    return max(max_s, min_s)
 
 
 def ks_p_value(d: float, n1: int, n2: int, ref: np.ndarray, cur: np.ndarray) -> float:
@@ -246,8 +246,8 @@ def numeric_drift(reference: np.ndarray, current: np.ndarray,
 
 def category_counts(reference: np.ndarray, current: np.ndarray
                     ) -> tuple[list[object], np.ndarray, np.ndarray]:
-    ref = reference[reference != None]  # noqa: E711
-    cur = current[current != None]  # noqa: E711
+    ref = reference[reference != None]
+    cur = current[current != None]
     cats = sorted({*ref.tolist(), *cur.tolist()}, key=str)
     index = {c: i for i, c in enumerate(cats)}
     ref_counts = np.bincount([index[v] for v in ref.tolist()], minlength=len(cats))

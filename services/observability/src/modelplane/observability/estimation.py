@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from modelplane.observability import metrics as M
 from modelplane.observability.store.base import Frame
 

@@ -13,10 +13,9 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
-
 from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
 from modelplane.observability.drift import (
@@ -223,8 +222,7 @@ def _buckets(frame: Frame, bucket: timedelta, window: TimeWindow
 
 
 def _from_us(us: int) -> datetime:
-    from datetime import timezone
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
 class Evaluations:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from modelplane.kit.server import ServiceSpec, Servicer, serve
+from modelplane.kit.server import Servicer, ServiceSpec, serve
 from modelplane.observability.api import ObservabilityServicer
 from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.settings import ObservabilitySettings

@@ -67,7 +67,6 @@ class ObservabilityRuntime:
 
     async def _start_http(self, addr: str) -> None:
         import uvicorn
-
         from modelplane.observability.dashboard import dashboard_app
 
         host, _, port = addr.rpartition(":")

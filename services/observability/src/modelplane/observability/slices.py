@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.observability.records import (
     OPERAND_COUNT,

@@ -21,13 +21,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.json as pa_json
-
 from modelplane.kit.errors import InvalidArgument
 from modelplane.observability.records import (
     Actual,
@@ -280,7 +279,7 @@ class Frame:
 
     @property
     def has_actual(self) -> np.ndarray:
-        return (self.actual_label != None) | ~np.isnan(self.actual_number)  # noqa: E711
+        return (self.actual_label != None) | ~np.isnan(self.actual_number)
 
     def column(self, ref: ColumnRef) -> np.ndarray:
         """Numeric columns as float64 (NaN = missing), others as object (None = missing)."""
@@ -393,7 +392,7 @@ def record_from_json(doc: dict[str, Any], model: str) -> EvaluationRecord:
 def _from_us(value: int | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value / 1_000_000, tz=timezone.utc)
+    return datetime.fromtimestamp(value / 1_000_000, tz=UTC)
 
 
 def to_us(value: datetime) -> int:

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-
-from modelplane.observability.records import ColumnKind
+from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
     RECORD_COLUMNS,
     ActualRow,
@@ -25,7 +24,6 @@ from modelplane.observability.store.base import (
     ScanSpec,
     to_us,
 )
-from modelplane.observability.records import Environment
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS obs_records (
@@ -117,7 +115,7 @@ class EmbeddedStore(EvaluationStore):
         if not rows and not new_columns:
             return 0
         columns = list(zip(*rows)) if rows else [[] for _ in RECORD_COLUMNS]
-        stage = pa.Table.from_arrays(  # noqa: F841 - read by DuckDB's replacement scan
+        stage = pa.Table.from_arrays(
             [pa.array(list(col), type=_ARROW_SCHEMA.field(i).type)
              for i, col in enumerate(columns)], schema=_ARROW_SCHEMA)
         with self._lock:
@@ -125,11 +123,11 @@ class EmbeddedStore(EvaluationStore):
             self._conn.execute("BEGIN")
             try:
                 self._save_columns(new_columns)
-                before = self._conn.execute("SELECT count(*) FROM obs_records").fetchone()[0]
+                before = self._conn.execute("SELECT count(*) FROM obs_records").fetchall()[0][0]
                 self._conn.execute(
                     "INSERT INTO obs_records SELECT s.* FROM obs_stage s "
                     "ANTI JOIN obs_records r ON r.prediction_id = s.prediction_id").fetchall()
-                after = self._conn.execute("SELECT count(*) FROM obs_records").fetchone()[0]
+                after = self._conn.execute("SELECT count(*) FROM obs_records").fetchall()[0][0]
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -141,7 +139,7 @@ class EmbeddedStore(EvaluationStore):
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
             return 0, 0, 0
-        stage = pa.table({  # noqa: F841
+        stage = pa.table({
             "prediction_id": pa.array([r[0] for r in rows], pa.string()),
             "label": pa.array([r[1] for r in rows], pa.string()),
             "number": pa.array([r[2] for r in rows], pa.float64()),
@@ -155,10 +153,10 @@ class EmbeddedStore(EvaluationStore):
                     "SELECT count(*) FROM obs_stage_actuals s JOIN obs_actuals a "
                     "ON a.prediction_id = s.prediction_id "
                     "AND a.label IS NOT DISTINCT FROM s.label "
-                    "AND a.number IS NOT DISTINCT FROM s.number").fetchone()[0]
+                    "AND a.number IS NOT DISTINCT FROM s.number").fetchall()[0][0]
                 unmatched = self._conn.execute(
                     "SELECT count(*) FROM obs_stage_actuals s ANTI JOIN obs_records r "
-                    "ON r.prediction_id = s.prediction_id").fetchone()[0]
+                    "ON r.prediction_id = s.prediction_id").fetchall()[0][0]
                 self._conn.execute(
                     "INSERT INTO obs_actuals SELECT * FROM obs_stage_actuals "
                     "ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, "
@@ -209,9 +207,9 @@ class EmbeddedStore(EvaluationStore):
 
     def model_of(self, prediction_id: str) -> str | None:
         with self._lock:
-            row = self._conn.execute("SELECT model FROM obs_records WHERE prediction_id = ?",
-                                     [prediction_id]).fetchone()
-        return row[0] if row else None
+            rows = self._conn.execute("SELECT model FROM obs_records WHERE prediction_id = ?",
+                                      [prediction_id]).fetchall()
+        return rows[0][0] if rows else None
 
     def summaries(self) -> list[ModelSummary]:
         with self._lock:
@@ -240,9 +238,9 @@ class EmbeddedStore(EvaluationStore):
 
     def get_document(self, kind: str, key: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._conn.execute("SELECT doc FROM obs_documents WHERE kind = ? AND key = ?",
-                                     [kind, key]).fetchone()
-        return json.loads(row[0]) if row else None
+            rows = self._conn.execute("SELECT doc FROM obs_documents WHERE kind = ? AND key = ?",
+                                      [kind, key]).fetchall()
+        return json.loads(rows[0][0]) if rows else None
 
     def list_documents(self, kind: str, model: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT doc FROM obs_documents WHERE kind = ?"
@@ -257,7 +255,7 @@ class EmbeddedStore(EvaluationStore):
     def delete_document(self, kind: str, key: str) -> bool:
         with self._lock:
             n = self._conn.execute("DELETE FROM obs_documents WHERE kind = ? AND key = ?",
-                                   [kind, key]).fetchone()[0]
+                                   [kind, key]).fetchall()[0][0]
         return bool(n)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from modelplane.observability.records import ColumnKind, Environment
@@ -90,12 +90,12 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 
 
 def _month_start(t: datetime) -> datetime:
-    t = t.astimezone(timezone.utc)
-    return datetime(t.year, t.month, 1, tzinfo=timezone.utc)
+    t = t.astimezone(UTC)
+    return datetime(t.year, t.month, 1, tzinfo=UTC)
 
 
 def _next_month(t: datetime) -> datetime:
-    return datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=timezone.utc)
+    return datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=UTC)
 
 
 class PostgresStore(EvaluationStore):
@@ -138,17 +138,16 @@ class PostgresStore(EvaluationStore):
         missing = {m for m in months if f"obs_records_{m:%Y%m}" not in self._partitions}
         if not missing:
             return
-        with self._partition_lock:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('obs_records_partitions'))")
-                for month in sorted(missing):
-                    name = f"obs_records_{month:%Y%m}"
-                    # Identifiers come from dates, never from callers.
-                    conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF obs_records "
-                        f"FOR VALUES FROM ('{month.isoformat()}') TO "
-                        f"('{_next_month(month).isoformat()}')")
-                    self._partitions.add(name)
+        with self._partition_lock, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('obs_records_partitions'))")
+            for month in sorted(missing):
+                name = f"obs_records_{month:%Y%m}"
+                # Identifiers come from dates, never from callers.
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF obs_records "
+                    f"FOR VALUES FROM ('{month.isoformat()}') TO "
+                    f"('{_next_month(month).isoformat()}')")
+                self._partitions.add(name)
 
     def write_records(self, rows: list[RecordRow],
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:

@@ -1,0 +1,86 @@
+"""Evaluation records for the observability tests (imported by the test modules)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from modelplane.api.v1 import types_pb2 as T
+from modelplane.observability.runtime import ObservabilityRuntime
+from modelplane.observability.v1 import observability_pb2 as pb
+from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+
+
+@dataclass
+class Service:
+    stub: pb_grpc.ObservabilityServiceStub
+    runtime: ObservabilityRuntime
+    backend: str
+
+
+def value(v: object) -> T.Value:
+    if v is None:
+        return T.Value(null_value=True)
+    if isinstance(v, bool):
+        return T.Value(bool_value=v)
+    if isinstance(v, int):
+        return T.Value(int64_value=v)
+    if isinstance(v, float):
+        return T.Value(double_value=v)
+    return T.Value(string_value=str(v))
+
+
+def record(pid: str, model: str, version: str, env: int, t: datetime,
+           features: dict[str, object], prediction: object,
+           scores: dict[str, float] | None = None, tags: dict[str, str] | None = None
+           ) -> pb.EvaluationRecord:
+    r = pb.EvaluationRecord(prediction_id=pid, model=model, version=version, environment=env,
+                            features={k: value(v) for k, v in features.items()},
+                            prediction=value(prediction), scores=scores or {}, tags=tags or {})
+    r.prediction_time.FromDatetime(t)
+    return r
+
+
+async def log(stub: pb_grpc.ObservabilityServiceStub, records: list[pb.EvaluationRecord],
+              batch: int = 500) -> pb.LogRecordsResponse:
+    async def gen() -> AsyncIterator[pb.LogRecordsRequest]:
+        for i in range(0, len(records), batch):
+            yield pb.LogRecordsRequest(records=records[i:i + batch])
+    return await stub.LogRecords(gen())
+
+
+async def log_actuals(stub: pb_grpc.ObservabilityServiceStub,
+                      actuals: Iterable[tuple[str, object]]) -> pb.LogActualsResponse:
+    items = [pb.Actual(prediction_id=p, value=value(v)) for p, v in actuals]
+
+    async def gen() -> AsyncIterator[pb.LogActualsRequest]:
+        for i in range(0, len(items), 1000):
+            yield pb.LogActualsRequest(actuals=items[i:i + 1000])
+    return await stub.LogActuals(gen())
+
+
+def unique_model(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def churn_records(model: str, env: int, n: int, *, version: str = "v1", shift: float = 0.0,
+                  start: datetime = T0, step: timedelta = timedelta(minutes=1), seed: int = 0,
+                  prefix: str | None = None) -> tuple[list[pb.EvaluationRecord], np.ndarray]:
+    """A binary classifier with calibrated scores: returns the records and their true labels."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    tenure = rng.uniform(0, 10, n)
+    cities = np.array(["paris", "lyon", "nice"], dtype=object)[rng.integers(0, 3, n)]
+    p = 1 / (1 + np.exp(-(1.5 * x - 0.1 * tenure + 0.5)))
+    y = (rng.uniform(size=n) < p).astype(int)
+    prefix = prefix or f"{model}-{env}-{version}"
+    recs = [record(f"{prefix}-{i}", model, version, env, start + i * step,
+                   {"x": float(x[i]), "tenure": float(tenure[i]), "city": str(cities[i])},
+                   int(p[i] > 0.5), {"1": float(p[i])}, {"region": "eu" if i % 2 else "us"})
+            for i in range(n)]
+    return recs, y
