@@ -96,3 +96,24 @@ async def test_trace_context_is_carried_even_when_the_gateway_exports_no_spans(
         r = await http.post("/v1/echo", json={})
         _, trace_id, _, flags = r.json()["metadata"]["traceparent"].split("-")
         assert r.json()["trace_id"] == trace_id and flags == "01"
+
+
+async def test_access_log_line_names_route_status_and_request_id(
+        stack: Any, caplog: Any) -> None:
+    import logging
+
+    from modelplane.gateway.app import create_app
+    from modelplane.gateway.catalog import Catalog
+
+    from .conftest import GatewayServer, gateway_settings
+
+    app = create_app(gateway_settings(stack.backend_address,
+                                      MODELPLANE_GATEWAY_ACCESS_LOG="on"),
+                     Catalog.from_files([stack.contract.pb2.DESCRIPTOR]))
+    with caplog.at_level(logging.INFO, logger="modelplane.gateway.transcoder"):
+        async with GatewayServer(app) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+            await http.get("/v1/shelves/s/widgets/missing", headers={"x-request-id": "r-9"})
+    fields = [r.fields for r in caplog.records if hasattr(r, "fields")]
+    assert fields and fields[-1]["status"] == 404 and fields[-1]["request_id"] == "r-9"
+    assert fields[-1]["route"] == "/v1/{name=shelves/*/widgets/*}"
+    assert fields[-1]["duration_ms"] > 0

@@ -8,6 +8,7 @@
 | ``MODELPLANE_GATEWAY_TIMEOUT_SECONDS`` | ``60`` | deadline of unary calls (``grpc-timeout`` header overrides) |
 | ``MODELPLANE_GATEWAY_JSON_NAMES`` | ``proto`` | response field names: ``proto`` (snake_case) or ``json`` (lowerCamel) |
 | ``MODELPLANE_GATEWAY_AUTH`` | ``MODELPLANE_AUTH`` (``on``) | check API key and role at the gateway too |
+| ``MODELPLANE_GATEWAY_ACCESS_LOG`` | ``off`` | one JSON log line per RPC request (route, status, duration, ids) |
 
 plus the kit's shared ones (``MODELPLANE_AUTH``, ``MODELPLANE_API_KEYS_FILE``,
 ``MODELPLANE_MAX_MESSAGE_BYTES``, ``MODELPLANE_TLS_*``, ``OTEL_*``).
@@ -56,6 +57,7 @@ class GatewaySettings:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     json_names: str = "proto"
     auth_enabled: bool = True
+    access_log: bool = False
 
     @property
     def listen(self) -> str:
@@ -96,4 +98,5 @@ class GatewaySettings:
                                     integer=False),
             json_names=json_names,
             auth_enabled=_flag(service.env("AUTH"), service.auth_enabled),
+            access_log=_flag(service.env("ACCESS_LOG"), False),
         )

@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -84,6 +85,7 @@ class Transcoder:
         self._provider = tracer_provider
         self._tracer = trace.get_tracer("modelplane.gateway", tracer_provider=tracer_provider)
         self._proto_names = settings.json_names == "proto"
+        self._access_log = settings.access_log
 
     # ------------------------------------------------------------------ helpers
 
@@ -200,6 +202,7 @@ class Transcoder:
             "rpc.method": rpc.path, "modelplane.request_id": request_id})
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         status_code = 500
+        started = time.perf_counter() if self._access_log else 0.0
         try:
             status_code = await self._handle(scope, receive, send, binding, path_values, headers,
                                              request_id, response_headers)
@@ -219,6 +222,11 @@ class Transcoder:
             span.set_attribute("http.response.status_code", status_code)
             if status_code >= 500:
                 span.set_status(StatusCode.ERROR)
+            if self._access_log:
+                log.info("%s %s %d", method, path, status_code, extra={"fields": {
+                    "http_method": method, "path": path, "route": binding.template.template,
+                    "rpc": rpc.path, "status": status_code, "request_id": request_id,
+                    "duration_ms": round((time.perf_counter() - started) * 1e3, 3)}})
             span.end()
             otel_context.detach(token)
 
