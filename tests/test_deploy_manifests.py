@@ -351,7 +351,7 @@ def test_renderer_agrees_with_kustomize(rendered: dict[str, list[Manifest]],
         rendered[overlay])
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
 def test_each_deployable_has_service_account_deployment_and_service(
         rendered: dict[str, list[Manifest]], overlay: str) -> None:
     docs = rendered[overlay]
@@ -379,7 +379,7 @@ def test_each_deployable_has_service_account_deployment_and_service(
         assert split_image(container["image"])[0].endswith(f"modelplane/{d.name}")
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
 def test_probes_check_health_on_the_container_port(rendered: dict[str, list[Manifest]],
                                                    overlay: str) -> None:
     for d in DEPLOYABLES.values():
@@ -412,7 +412,7 @@ def quantity(value: str | float) -> float:
     return float(text)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
 def test_pods_run_locked_down_with_requests_and_limits(rendered: dict[str, list[Manifest]],
                                                        overlay: str) -> None:
     deployments = [d for d in rendered[overlay] if d["kind"] == "Deployment"]
@@ -484,7 +484,7 @@ def test_registry_tells_clients_an_mlflow_address_it_accepts(
                    for p in allowed), "MLflow would reject the Host header registry:7110"
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
 def test_autoscalers_cover_serving_and_observability(rendered: dict[str, list[Manifest]],
                                                      overlay: str) -> None:
     docs = rendered[overlay]
