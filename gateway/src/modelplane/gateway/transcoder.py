@@ -56,6 +56,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _JSON = b"application/json"
 _NDJSON = b"application/x-ndjson"
 _FORWARDED_PREFIX = "grpc-metadata-"
+# gRPC's default limit for a call's metadata is 8 KiB (soft) / 16 KiB (hard); the
+# gateway's own entries (traceparent, tracestate) need room too.
+_MAX_METADATA_BYTES = 6 * 1024
 _METADATA_KEY = re.compile(r"[0-9a-z_.\-]+")
 
 
@@ -338,7 +341,16 @@ class Transcoder:
                              "'-', '_', '.'; not -bin, grpc-*, authorization, x-request-id)")],
                         reason="INVALID_HEADER")
                 metadata.append((name, value))
+        total = 0
         for name, value in metadata:
+            total += len(name) + len(value)
+            if total > _MAX_METADATA_BYTES or (name == "x-request-id" and len(value) > 256):
+                header = name if name in ("authorization", "x-request-id") \
+                    else _FORWARDED_PREFIX + name
+                raise BadInput(f"header {header!r} is too large to pass on", [Violation(
+                    header, f"forwarded headers are limited to {_MAX_METADATA_BYTES} bytes "
+                            "in total, x-request-id to 256 characters")],
+                    reason="HEADER_TOO_LARGE")
             if not (value.isascii() and value.isprintable()):
                 header = name if name in ("authorization", "x-request-id") \
                     else _FORWARDED_PREFIX + name
