@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from html import escape
 
 RED = "#d64545"
@@ -27,7 +27,8 @@ def _fmt(v: float) -> str:
 
 
 def line_chart(series: Sequence[Series], *, width: int = 560, height: int = 220,
-               title: str = "", y_label: str = "", threshold: float | None = None) -> str:
+               title: str = "", y_label: str = "", threshold: float | None = None,
+               threshold_label: str = "threshold") -> str:
     pts = [p for s in series for p in s.points]
     if not pts:
         return _empty(width, height, title, "no labeled records in this period")
@@ -57,15 +58,15 @@ def line_chart(series: Sequence[Series], *, width: int = 560, height: int = 220,
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" '
                    f'stroke="#eee"/><text x="{left - 6}" y="{Y(v) + 4:.1f}" font-size="10" '
                    f'text-anchor="end" fill="#555">{_fmt(v)}</text>')
-    for t in (x0, (x0 + x1) / 2, x1):
-        label = datetime.fromtimestamp(t).strftime("%m-%d %H:%M")
-        out.append(f'<text x="{X(t):.1f}" y="{height - 10}" font-size="10" text-anchor="middle" '
-                   f'fill="#555">{label}</text>')
+    for t, anchor in ((x0, "start"), ((x0 + x1) / 2, "middle"), (x1, "end")):
+        label = _utc(t).strftime("%m-%d %H:%M")
+        out.append(f'<text x="{X(t):.1f}" y="{height - 10}" font-size="10" '
+                   f'text-anchor="{anchor}" fill="#555">{label}</text>')
     if threshold is not None:
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{Y(threshold):.1f}" '
                    f'y2="{Y(threshold):.1f}" stroke="{RED}" stroke-dasharray="5,4"/>'
                    f'<text x="{width - right}" y="{Y(threshold) - 4:.1f}" font-size="10" '
-                   f'text-anchor="end" fill="{RED}">threshold {_fmt(threshold)}</text>')
+                   f'text-anchor="end" fill="{RED}">{escape(threshold_label)} {_fmt(threshold)}</text>')
     lx = left + 8
     for s in series:
         if not s.points:
@@ -99,15 +100,15 @@ class Bar:
 
 def bar_chart(bars: Sequence[Bar], *, width: int = 560, title: str = "",
               reference: float | None = None, reference_label: str = "",
-              value_format: str = "{:.3g}") -> str:
+              value_format: str = "{:.3g}", axis_min: float | None = None) -> str:
     if not bars:
         return _empty(width, 120, title, "nothing to show yet")
     row = 22
     label_w = min(max(len(b.label) for b in bars) * 6.4 + 10, 240)
-    left, right, top = label_w, 60, 30
+    left, right, top = label_w, 110, 30
     height = top + row * len(bars) + 16
     vmax = max([b.value for b in bars] + ([reference] if reference is not None else []) + [1e-12])
-    vmin = min([0.0] + [b.value for b in bars])
+    vmin = min([0.0] + [b.value for b in bars]) if axis_min is None else axis_min
     span = vmax - vmin or 1.0
 
     def X(v: float) -> float:
@@ -118,7 +119,7 @@ def bar_chart(bars: Sequence[Bar], *, width: int = 560, title: str = "",
            f'<text x="8" y="16" font-size="13" font-weight="600">{escape(title)}</text>']
     for i, b in enumerate(bars):
         y = top + i * row
-        x_start, x_end = sorted((X(0.0), X(b.value)))
+        x_start, x_end = sorted((X(0.0 if axis_min is None else vmin), X(b.value)))
         out.append(f'<text x="{left - 6}" y="{y + 14}" font-size="11" text-anchor="end">'
                    f'{escape(b.label[:40])}</text>'
                    f'<rect x="{x_start:.1f}" y="{y + 3}" width="{max(x_end - x_start, 1):.1f}" '
@@ -159,10 +160,10 @@ def timeline(marks: Sequence[Mark], *, width: int = 560, title: str = "") -> str
         x = left + (m.time.timestamp() - t0) / (t1 - t0) * (width - left - right)
         out.append(f'<circle cx="{x:.1f}" cy="40" r="6" fill="{m.color}"><title>'
                    f'{m.time:%Y-%m-%d %H:%M} {escape(m.label)}</title></circle>')
-    for t in (t0, t1):
+    for t, anchor in ((t0, "start"), (t1, "end")):
         x = left + (t - t0) / (t1 - t0) * (width - left - right)
-        out.append(f'<text x="{x:.1f}" y="62" font-size="10" text-anchor="middle" fill="#555">'
-                   f'{datetime.fromtimestamp(t):%m-%d %H:%M}</text>')
+        out.append(f'<text x="{x:.1f}" y="62" font-size="10" text-anchor="{anchor}" '
+                   f'fill="#555">{_utc(t):%m-%d %H:%M} UTC</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -172,3 +173,7 @@ def _empty(width: int, height: int, title: str, message: str) -> str:
             f'<text x="8" y="16" font-size="13" font-weight="600">{escape(title)}</text>'
             f'<text x="{width / 2:.0f}" y="{height / 2 + 8:.0f}" font-size="12" '
             f'text-anchor="middle" fill="#888">{escape(message)}</text></svg>')
+
+
+def _utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=timezone.utc)

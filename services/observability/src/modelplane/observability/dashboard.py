@@ -83,6 +83,10 @@ class ModelView:
     notes: list[str] = field(default_factory=list)
 
 
+_SHORT = {DriftMethod.WASSERSTEIN: "wasserstein/sd", DriftMethod.JENSEN_SHANNON: "JS",
+          DriftMethod.KS: "1 - KS p", DriftMethod.CHI_SQUARE: "1 - chi2 p", DriftMethod.PSI: "PSI"}
+
+
 def _color_for(metric: M.Metric, value: float, overall: float) -> str:
     worse = value < overall if metric in M.HIGHER_IS_BETTER else value > overall
     return RED if worse else GREEN
@@ -138,7 +142,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
         except ModelplaneError as exc:
             notes.append(f"estimated performance unavailable: {exc.message}")
     perf_svg = line_chart(series, title=f"Performance over time - {metric.name.lower()}",
-                          y_label=metric.name.lower(), threshold=threshold)
+                          y_label=metric.name.lower(), threshold=threshold,
+                          threshold_label="validation baseline")
     # Drift per feature: the last day of live records against the reference.
     if reference is not None:
         last_day = replace_window(live, TimeWindow(summary.last_time - timedelta(days=1),
@@ -152,7 +157,7 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
             value = stat.value if stat.method not in (DriftMethod.KS, DriftMethod.CHI_SQUARE) \
                 else 1 - (stat.p_value or 0)
             bars.append(Bar(str(c.column), value, RED if c.drift.drifted else GREEN,
-                            stat.method.name.lower().replace("_", "-")))
+                            _SHORT[stat.method]))
         bars.sort(key=lambda b: -b.value)
         thr = rt_thresholds_hint(drift)
         drift_svg = bar_chart(bars, title=f"Drift per feature - last day vs {ref_name}",
@@ -170,8 +175,10 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
     slice_bars = [Bar(describe_slice(list(g.slice or ())), float(g.metrics[metric] or 0),
                       _color_for(metric, float(g.metrics[metric] or 0), overall or 0.0),
                       f"n={g.labeled_count}") for g in worst]
+    lowest = min([b.value for b in slice_bars] + [overall or 0.0])
     slices_svg = bar_chart(slice_bars, title=f"Worst slices - {metric.name.lower()}",
-                           reference=overall, reference_label="overall")
+                           reference=overall, reference_label="overall",
+                           axis_min=lowest * 0.9 if metric in M.HIGHER_IS_BETTER else None)
     alerts = rt.monitors.alerts(model)
     marks = [Mark(a.create_time, a.message, RED if a.state is AlertState.FIRING else GREY)
              for a in alerts]
