@@ -1,0 +1,166 @@
+"""Online lookup results as protobuf wire bytes.
+
+Values come out of the online stores as Feast's serialized ``Value``
+messages. Feast's own response embeds them as they are; ours
+(``modelplane.api.v1.Value``) numbers its fields differently, so each value
+is re-tagged (a one-byte change for every scalar type) instead of being
+parsed into Python and serialized again.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from modelplane.featurestore.online_lookup import (
+    NOT_FOUND,
+    NULL_VALUE,
+    OUTSIDE_MAX_AGE,
+    PRESENT,
+    LookupResult,
+)
+
+# Our FeatureStatus numbers for Feast's.
+OUR_STATUS = {PRESENT: 1, NOT_FOUND: 2, OUTSIDE_MAX_AGE: 3, NULL_VALUE: 4, 0: 0}
+_OUR_STATUS_BYTE = bytes(OUR_STATUS.get(i, 0) for i in range(256))
+
+_NULL = b"\x30\x01"  # modelplane.api.v1.Value{null_value: true}
+
+
+def varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _ld(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    n = len(payload)
+    return bytes((tag,)) + (bytes((n,)) if n < 0x80 else varint(n)) + payload
+
+
+def _timestamp(seconds: float) -> bytes:
+    whole = int(seconds)
+    nanos = int(round((seconds - whole) * 1e9))
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, 0
+    out = b"\x08" + varint(whole) if whole else b""
+    if nanos:
+        out += b"\x10" + varint(nanos)
+    return out
+
+
+def _float_to_double(rest: bytes) -> bytes:
+    return b"\x09" + struct.pack("<d", struct.unpack("<f", rest)[0])
+
+
+def _unix_ts(rest: bytes) -> bytes:
+    inner = b"\x08" + rest
+    return b"\x3a" + bytes((len(inner),)) + inner
+
+
+# Feast Value first tag byte -> our Value bytes (scalar types).
+_RETAG = {
+    0x0A: lambda rest: b"\x2a" + rest,   # bytes_val -> bytes_value
+    0x12: lambda rest: b"\x1a" + rest,   # string_val -> string_value
+    0x18: lambda rest: b"\x10" + rest,   # int32_val -> int64_value (same varint)
+    0x20: lambda rest: b"\x10" + rest,   # int64_val -> int64_value
+    0x29: lambda rest: b"\x09" + rest,   # double_val -> double_value
+    0x35: _float_to_double,              # float_val -> double_value
+    0x38: lambda rest: b"\x20" + rest,   # bool_val -> bool_value
+    0x40: _unix_ts,                      # unix_timestamp_val -> timestamp_value
+}
+
+
+def feast_value_to_ours(raw: bytes) -> bytes:
+    """Feast ``Value`` bytes -> ``modelplane.api.v1.Value`` bytes (lists and maps -> null)."""
+    if not raw:
+        return _NULL
+    convert = _RETAG.get(raw[0])
+    return convert(raw[1:]) if convert is not None else _NULL
+
+
+def python_value_to_ours(value: object) -> bytes:
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return b"\x20\x01" if value else b"\x20\x00"
+    if isinstance(value, int):
+        return b"\x10" + varint(value & 0xFFFFFFFFFFFFFFFF)
+    if isinstance(value, float):
+        return b"\x09" + struct.pack("<d", value)
+    if isinstance(value, bytes):
+        return _ld(0x2A, value)
+    return _ld(0x1A, str(value).encode())
+
+
+def python_value_to_feast(value: object) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return b"\x38\x01" if value else b"\x38\x00"
+    if isinstance(value, int):
+        return b"\x20" + varint(value & 0xFFFFFFFFFFFFFFFF)
+    if isinstance(value, float):
+        return b"\x29" + struct.pack("<d", value)
+    if isinstance(value, bytes):
+        return _ld(0x0A, value)
+    return _ld(0x12, str(value).encode())
+
+
+def _timestamps(seconds: Sequence[float], tag: int) -> bytes:
+    out = []
+    cache: dict[float, bytes] = {}
+    for s in seconds:
+        enc = cache.get(s)
+        if enc is None:
+            enc = cache[s] = _ld(tag, _timestamp(s) if s else b"")
+        out.append(enc)
+    return b"".join(out)
+
+
+def modelplane_response(result: LookupResult) -> bytes:
+    """``modelplane.featurestore.v1.GetOnlineFeaturesResponse`` bytes."""
+    columns = []
+    n = result.rows
+    present = bytes((1,)) * n
+    for key, vals in result.entity_values.items():
+        body = (_ld(0x0A, key.encode())
+                + b"".join(_ld(0x12, python_value_to_ours(v)) for v in vals)
+                + _ld(0x1A, present) + _ld(0x22, b"") * n)
+        columns.append(_ld(0x0A, body))
+    for name, vals, stats, secs in zip(result.plan.names, result.values, result.statuses,
+                                       result.event_seconds):
+        body = (_ld(0x0A, name.encode())
+                + b"".join(_ld(0x12, feast_value_to_ours(v)) for v in vals)
+                + _ld(0x1A, bytes(stats).translate(_OUR_STATUS_BYTE))
+                + _timestamps(secs, 0x22))
+        columns.append(_ld(0x0A, body))
+    return b"".join(columns)
+
+
+def feast_response(result: LookupResult) -> bytes:
+    """``feast.serving.GetOnlineFeaturesResponse`` bytes (Feast's column layout: keys first)."""
+    n = result.rows
+    names = [*result.entity_values, *result.plan.names]
+    metadata = _ld(0x0A, _ld(0x0A, b"".join(_ld(0x0A, s.encode()) for s in names)))
+    vectors = []
+    present = bytes((PRESENT,)) * n
+    empty_ts = _ld(0x1A, b"") * n
+    for vals in result.entity_values.values():
+        body = (b"".join(_ld(0x0A, python_value_to_feast(v)) for v in vals)
+                + _ld(0x12, present) + empty_ts)
+        vectors.append(_ld(0x12, body))
+    for vals, stats, secs in zip(result.values, result.statuses, result.event_seconds):
+        body = (b"".join(_ld(0x0A, v) for v in vals) + _ld(0x12, bytes(stats))
+                + _timestamps(secs, 0x1A))
+        vectors.append(_ld(0x12, body))
+    return metadata + b"".join(vectors)

@@ -1,0 +1,344 @@
+"""Behaviour of the featurestore over gRPC, on every store configuration.
+
+Each test makes its own entity/feature view names so they share one server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import grpc
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pytest
+from feast.protos.feast.serving import ServingService_pb2 as feast_pb
+from feast.protos.feast.types import Value_pb2
+
+from modelplane.featurestore.v1 import featurestore_pb2 as pb
+from modelplane.kit.status import error_from_status
+from modelplane.api.v1 import types_pb2
+from modelplane.featurestore.demo_data import arrow_ipc
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+def table_data(table: pa.Table) -> types_pb2.TableData:
+    return types_pb2.TableData(arrow_ipc=arrow_ipc(table))
+
+
+def ts(dt: datetime) -> Any:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    out = Timestamp()
+    out.FromDatetime(dt)
+    return out
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+async def make_view(fs: Any, *, ttl: timedelta = timedelta(0), online: bool = True) -> tuple[str, str]:
+    """A fresh entity (INT64 key) and feature view with DOUBLE `value`, STRING `tag`, INT64 `count`."""
+    entity = fs.unique("cust")
+    view = fs.unique("stats")
+    fv = pb.FeatureView(name=view, entities=[entity], online=online, features=[
+        pb.Feature(name="value", value_type=pb.VALUE_TYPE_DOUBLE),
+        pb.Feature(name="tag", value_type=pb.VALUE_TYPE_STRING),
+        pb.Feature(name="count", value_type=pb.VALUE_TYPE_INT64)])
+    fv.ttl.FromTimedelta(ttl)
+    await fs.stub.ApplyRepo(pb.ApplyRepoRequest(
+        entities=[pb.Entity(name=entity, join_key=f"{entity}_id", value_type=pb.VALUE_TYPE_INT64)],
+        feature_views=[fv]))
+    return entity, view
+
+
+def rows(key: str, ids: list[int], times: list[datetime], values: list[float],
+         tags: list[str] | None = None, counts: list[int] | None = None) -> pa.Table:
+    return pa.table({
+        key: pa.array(ids, pa.int64()), "event_timestamp": pa.array(times, TS),
+        "value": pa.array(values, pa.float64()),
+        "tag": pa.array(tags or [f"t{v}" for v in values], pa.string()),
+        "count": pa.array(counts or [int(v) for v in values], pa.int64())})
+
+
+async def write_offline(fs: Any, view: str, table: pa.Table) -> int:
+    resp = await fs.stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(feature_view=view,
+                                                                     rows=table_data(table)))
+    return resp.row_count
+
+
+async def materialize(fs: Any, views: list[str], end: datetime,
+                      start: datetime | None = None) -> list[pb.MaterializeProgress]:
+    req = pb.MaterializeRequest(feature_views=views, end_time=ts(end))
+    if start is not None:
+        req.start_time.CopyFrom(ts(start))
+    return [p async for p in fs.stub.Materialize(req)]
+
+
+async def online(fs: Any, refs: list[str], key: str, ids: list[Any]) -> dict[str, list[Any]]:
+    from modelplane.api.v1 import types_pb2
+    req = pb.GetOnlineFeaturesRequest(feature_refs=refs)
+    req.entities[key].values.extend(types_pb2.Value(int64_value=i) for i in ids)
+    resp = await fs.stub.GetOnlineFeatures(req)
+    out = {}
+    for col in resp.columns:
+        vals = []
+        for v in col.values:
+            kind = v.WhichOneof("kind")
+            vals.append(None if kind in (None, "null_value") else getattr(v, kind))
+        out[col.name] = vals
+    return out
+
+
+async def dataset_rows(fs: Any, dataset_id: str) -> pa.Table:
+    chunks = [ipc.open_stream(c.arrow_ipc).read_all()
+              async for c in fs.stub.ReadDataset(pb.ReadDatasetRequest(id=dataset_id))]
+    return pa.concat_tables(chunks)
+
+
+def rpc_error(exc: grpc.aio.AioRpcError) -> Any:
+    from modelplane.kit.status import raise_from_rpc_error
+    try:
+        raise_from_rpc_error(exc)
+    except Exception as err:  # noqa: BLE001
+        return err
+
+
+# ---------------------------------------------------------------- point-in-time correctness
+
+async def test_training_set_never_contains_a_value_stamped_after_its_row(featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    # Each feature value is its own event time (epoch seconds): a leak is visible as value > row time.
+    base = NOW - timedelta(days=5)
+    times = [base + timedelta(hours=7 * i + k) for k in range(3) for i in range(12)]
+    ids = [1 + (i % 3) for i in range(len(times))]
+    await write_offline(fs, view, rows(key, ids, times, [t.timestamp() for t in times]))
+    probe_times = [base + timedelta(hours=h, minutes=30) for h in range(-2, 90, 5)]
+    entity_rows = pa.table({key: pa.array([1 + (h % 3) for h in range(len(probe_times))], pa.int64()),
+                            "event_timestamp": pa.array(probe_times, TS),
+                            "label": pa.array(list(range(len(probe_times))), pa.int64())})
+    ds = await fs.stub.CreateDataset(pb.CreateDatasetRequest(
+        dataset=pb.Dataset(name=fs.unique("pit"), feature_refs=[f"{view}:value", f"{view}:tag"]),
+        entity_rows=table_data(entity_rows)))
+    got = (await dataset_rows(fs, ds.id)).to_pylist()
+    assert len(got) == len(probe_times) == ds.row_count
+    expected_any = 0
+    for row, probe, cid in zip(got, probe_times, entity_rows.column(key).to_pylist()):
+        assert row["label"] == probe_times.index(probe)  # row order and extra columns kept
+        candidates = [t.timestamp() for t, i in zip(times, ids) if i == cid and t <= probe]
+        if candidates:
+            expected_any += 1
+            assert row["value"] == max(candidates), "the latest value at or before the row's time"
+            assert row["value"] <= probe.timestamp()
+        else:
+            assert row["value"] is None, "no value existed yet: the row must stay, with no feature"
+    assert expected_any >= 10
+
+
+async def test_ttl_limits_how_old_a_joined_value_may_be(featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs, ttl=timedelta(hours=2))
+    key = f"{entity}_id"
+    t0 = NOW - timedelta(days=1)
+    await write_offline(fs, view, rows(key, [1], [t0], [5.0]))
+    entity_rows = pa.table({key: pa.array([1, 1], pa.int64()),
+                            "event_timestamp": pa.array([t0 + timedelta(hours=1), t0 + timedelta(hours=3)], TS)})
+    ds = await fs.stub.CreateDataset(pb.CreateDatasetRequest(
+        dataset=pb.Dataset(name=fs.unique("ttl"), feature_refs=[f"{view}:value"]),
+        entity_rows=table_data(entity_rows)))
+    got = (await dataset_rows(fs, ds.id)).column("value").to_pylist()
+    assert got == [5.0, None]
+
+
+# ---------------------------------------------------------------- materialization
+
+async def test_incremental_materialization_moves_only_new_data(featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    t1 = NOW - timedelta(hours=10)
+    await write_offline(fs, view, rows(key, [1, 2], [t1, t1], [1.0, 2.0]))
+    first = await materialize(fs, [view], end=NOW - timedelta(hours=5))
+    assert [p.state for p in first] == [pb.MATERIALIZE_STATE_RUNNING, pb.MATERIALIZE_STATE_SUCCEEDED]
+    assert first[-1].rows_written == 2
+    first_end = first[-1].range.end_time.ToDatetime(tzinfo=timezone.utc)
+
+    # Mark entity 1 in the online store: a second pass that re-moved old data would overwrite it.
+    await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(
+        feature_view=view, rows=table_data(rows(key, [1], [t1 + timedelta(minutes=1)], [111.0]))))
+    # A late row stamped before the first end is not "new": incremental runs start where the last ended.
+    await write_offline(fs, view, rows(key, [3, 4], [NOW - timedelta(hours=2), NOW - timedelta(hours=6)],
+                                       [3.0, 4.0]))
+    second = await materialize(fs, [view], end=NOW)
+    assert second[-1].state == pb.MATERIALIZE_STATE_SUCCEEDED
+    assert second[0].range.start_time.ToDatetime(tzinfo=timezone.utc) == first_end
+    assert second[-1].rows_written == 1
+    got = await online(fs, [f"{view}:value"], key, [1, 2, 3, 4])
+    assert got["value"] == [111.0, 2.0, 3.0, None]
+
+    again = await materialize(fs, [view], end=NOW)
+    assert [p.state for p in again] == [pb.MATERIALIZE_STATE_SKIPPED]
+
+
+async def test_online_values_equal_the_latest_offline_values(featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    import random
+    rnd = random.Random(3)
+    ids, times, values = [], [], []
+    for cid in range(1, 21):
+        for _ in range(rnd.randint(1, 5)):
+            ids.append(cid)
+            times.append(NOW - timedelta(minutes=rnd.randint(10, 5000)))
+            values.append(round(rnd.uniform(-100, 100), 3))
+    await write_offline(fs, view, rows(key, ids, times, values, counts=[rnd.randint(0, 9) for _ in ids]))
+    await materialize(fs, [view], end=NOW, start=NOW - timedelta(days=30))
+    latest: dict[int, tuple[datetime, float]] = {}
+    for cid, t, v in zip(ids, times, values):
+        if cid not in latest or t > latest[cid][0]:
+            latest[cid] = (t, v)
+    got = await online(fs, [f"{view}:value", f"{view}:tag"], key, list(range(1, 22)))
+    assert got[key] == list(range(1, 22))
+    assert got["value"] == [latest[c][1] for c in range(1, 21)] + [None]
+    assert got["tag"] == [f"t{latest[c][1]}" for c in range(1, 21)] + [None]
+
+
+async def test_feast_serving_stub_reads_what_our_rpcs_ingested(featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    t = NOW - timedelta(hours=1)
+    await write_offline(fs, view, rows(key, [7, 8], [t, t], [7.5, 8.5], tags=["a", "b"], counts=[70, 80]))
+    await materialize(fs, [view], end=NOW)
+    await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(
+        feature_view=view, rows=table_data(rows(key, [9], [NOW], [9.5], tags=["c"], counts=[90]))))
+
+    info = await fs.feast_stub.GetFeastServingInfo(feast_pb.GetFeastServingInfoRequest())
+    assert "feast" in info.version
+    req = feast_pb.GetOnlineFeaturesRequest(
+        features=feast_pb.FeatureList(val=[f"{view}:value", f"{view}:tag", f"{view}:count"]))
+    req.entities[key].val.extend(Value_pb2.Value(int64_val=i) for i in (7, 8, 9, 10))
+    resp = await fs.feast_stub.GetOnlineFeatures(req)
+    assert list(resp.metadata.feature_names.val) == [key, "value", "tag", "count"]
+    cols = {name: vec for name, vec in zip(resp.metadata.feature_names.val, resp.results)}
+    assert [v.double_val for v in cols["value"].values][:3] == [7.5, 8.5, 9.5]
+    assert [v.string_val for v in cols["tag"].values][:3] == ["a", "b", "c"]
+    assert [v.int64_val for v in cols["count"].values][:3] == [70, 80, 90]
+    assert list(cols["value"].statuses) == [feast_pb.PRESENT] * 3 + [feast_pb.NOT_FOUND]
+    assert cols["value"].event_timestamps[2].seconds == int(NOW.timestamp())
+
+    # Feast's own SDK reads the same online store and agrees.
+    feast_dict = fs.core.repository.store.get_online_features(
+        features=[f"{view}:value", f"{view}:tag"], entity_rows=[{key: i} for i in (7, 8, 9, 10)]).to_dict()
+    assert feast_dict["value"] == [7.5, 8.5, 9.5, None]
+    assert feast_dict["tag"] == ["a", "b", "c", None]
+
+
+async def test_push_keeps_the_newest_event_per_entity(featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    batch = rows(key, [1, 1, 2], [NOW - timedelta(hours=1), NOW, NOW], [1.0, 2.0, 3.0])
+    resp = await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(feature_view=view, rows=table_data(batch)))
+    assert resp.row_count == 2
+    older = rows(key, [1], [NOW - timedelta(hours=3)], [-1.0])
+    resp = await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(feature_view=view, rows=table_data(older)))
+    assert resp.row_count == 0
+    got = await online(fs, [f"{view}:value"], key, [1, 2])
+    assert got["value"] == [2.0, 3.0]
+
+
+# ---------------------------------------------------------------- bad input
+
+async def test_unknown_refs_are_named_in_the_error(featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await online(fs, [f"{view}:value", "nope_view:x"], key, [1])
+    err = rpc_error(info.value)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.metadata["feature_ref"] == "nope_view:x" and "nope_view" in err.message
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await online(fs, [f"{view}:value", f"{view}:missing"], key, [1])
+    err = rpc_error(info.value)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.metadata["feature_ref"] == f"{view}:missing"
+    assert err.field_violations[0].field == "feature_refs[1]"
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fs.stub.CreateDataset(pb.CreateDatasetRequest(
+            dataset=pb.Dataset(name="x", feature_refs=["malformed"]),
+            entity_rows=table_data(pa.table({key: [1], "event_timestamp": pa.array([NOW], TS)}))))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert rpc_error(info.value).field_violations[0].field == "dataset.feature_refs[0]"
+
+    # Feast's contract gets the same errors.
+    req = feast_pb.GetOnlineFeaturesRequest(features=feast_pb.FeatureList(val=["ghost:value"]))
+    req.entities[key].val.append(Value_pb2.Value(int64_val=1))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fs.feast_stub.GetOnlineFeatures(req)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+    for bad in (pb.WriteOfflineRowsRequest(feature_view="ghost", rows=table_data(pa.table({"a": [1]}))),):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await fs.stub.WriteOfflineRows(bad)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        assert rpc_error(info.value).metadata["feature_view"] == "ghost"
+
+
+async def test_bad_entity_keys_are_invalid_argument(featurestore: Any) -> None:
+    from modelplane.api.v1 import types_pb2
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    req = pb.GetOnlineFeaturesRequest(feature_refs=[f"{view}:value"])
+    req.entities[key].values.append(types_pb2.Value(string_value="not-an-int"))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fs.stub.GetOnlineFeatures(req)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert rpc_error(info.value).field_violations[0].field == f"entities.{key}[0]"
+
+    req = pb.GetOnlineFeaturesRequest(feature_refs=[f"{view}:value"])
+    req.entities["wrong_key"].values.append(types_pb2.Value(int64_value=1))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fs.stub.GetOnlineFeatures(req)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {v.field for v in rpc_error(info.value).field_violations}
+    assert fields == {f"entities.{key}", "entities.wrong_key"}
+
+
+async def test_rows_of_the_wrong_type_are_rejected_and_nothing_is_written(featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    good = rows(key, [1], [NOW - timedelta(hours=1)], [1.0])
+    await write_offline(fs, view, good)
+    await materialize(fs, [view], end=NOW)
+    bad = pa.table({key: pa.array([1, 2], pa.int64()),
+                    "event_timestamp": pa.array([NOW, NOW], TS),
+                    "value": pa.array(["high", "low"]),          # STRING for a DOUBLE
+                    "count": pa.array([1.5, 2.5]),               # float for an INT64
+                    "extra": pa.array([1, 2])})                  # not a column of the view
+    for call in (fs.stub.WriteOfflineRows, fs.stub.PushOnlineRows):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(type(pb.WriteOfflineRowsRequest())(feature_view=view, rows=table_data(bad))
+                       if call is fs.stub.WriteOfflineRows else
+                       pb.PushOnlineRowsRequest(feature_view=view, rows=table_data(bad), also_offline=True))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        fields = {v.field for v in rpc_error(info.value).field_violations}
+        assert fields == {"rows.value", "rows.count", "rows.extra"}
+    missing_ts = pa.table({key: pa.array([5], pa.int64()), "value": pa.array([1.0])})
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fs.stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(feature_view=view,
+                                                                 rows=table_data(missing_ts)))
+    assert {v.field for v in rpc_error(info.value).field_violations} == {"rows.event_timestamp"}
+
+    report = await fs.stub.ComputeDataQuality(pb.ComputeDataQualityRequest(feature_view=view))
+    assert report.row_count == 1, "a rejected request writes nothing offline"
+    got = await online(fs, [f"{view}:value"], key, [1, 2])
+    assert got["value"] == [1.0, None], "a rejected request writes nothing online"
