@@ -78,6 +78,7 @@ class WidgetBackend:
 
     pb2: ModuleType
     calls: list[tuple[str, Any, dict[str, str]]] = field(default_factory=list)
+    cancelled_streams: int = 0
 
     def _record(self, name: str, request: Any, context: grpc.aio.ServicerContext) -> None:
         md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
@@ -144,7 +145,11 @@ class WidgetBackend:
                                          metadata={"after": str(i)})
             yield self.pb2.WidgetEvent(sequence=i, widget=self.pb2.Widget(name=f"w{i}"))
         if request.linger:
-            await asyncio.sleep(request.linger)
+            try:
+                await asyncio.sleep(request.linger)
+            except asyncio.CancelledError:
+                self.cancelled_streams += 1
+                raise
 
     async def ImportWidgets(self, request_iterator: Any, context: Any) -> Any:
         names = []

@@ -184,7 +184,10 @@ segments = st.one_of(
        query=st.text(alphabet="abcz_.=&%1", max_size=12))
 async def test_random_paths_and_queries_never_cause_a_server_error(
         client: httpx.AsyncClient, method: str, path: list[str], query: str) -> None:
-    url = "/" + "/".join(path) + (f"?{query}" if query else "")
+    url = "/" + "/".join(path)
+    if url.startswith("//"):  # would be read as a URL authority by the client
+        url = "/v1" + url
+    url += f"?{query}" if query else ""
     r = await client.request(method, url, content=b"{}")
     assert r.status_code < 500, (url, r.status_code, r.text[:300])
     assert r.headers["content-type"] in ("application/json", "application/x-ndjson")

@@ -77,3 +77,18 @@ async def test_client_stream_with_a_bad_element_names_its_index(
     assert r.status_code == 400
     violation = r.json()["details"][1]["field_violations"][0]
     assert violation["field"] == "body[1].count"
+
+
+async def test_client_going_away_cancels_the_service_stream(stack: Any, caplog: Any) -> None:
+    before = stack.backend.cancelled_streams
+    async with httpx.AsyncClient(base_url=stack.url, timeout=10) as http, \
+            http.stream("GET", "/v1/widgets:watch", params={"count": 1, "linger": 30}) as r:
+        lines = r.aiter_lines()
+        assert json.loads(await asyncio.wait_for(lines.__anext__(), 5))["result"]
+    # The HTTP connection is closed; the gateway notices and cancels the gRPC stream.
+    for _ in range(100):
+        if stack.backend.cancelled_streams > before:
+            break
+        await asyncio.sleep(0.05)
+    assert stack.backend.cancelled_streams == before + 1
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -170,7 +170,7 @@ class Transcoder:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise asyncio.CancelledError("client disconnected")
+                raise ClientGone
             chunk = message.get("body", b"")
             if chunk:
                 size += len(chunk)
@@ -209,10 +209,12 @@ class Transcoder:
         try:
             status_code = await self._handle(scope, receive, send, binding, path_values, headers,
                                              request_id, response_headers)
+        except ClientGone:
+            status_code = 499  # nobody left to answer
         except asyncio.CancelledError:
             status_code = 499
             raise
-        except Exception:
+        except Exception:  # the last line of defence: never a stack trace to the caller
             ref = uuid.uuid4().hex[:12]
             log.exception("gateway failure on %s %s (reference %s)", method, path, ref)
             try:
@@ -362,7 +364,6 @@ class Transcoder:
     async def _stream_out(self, receive: Receive, send: Send, binding: HttpBinding, call: Any,
                           request: Any, metadata: list[tuple[str, str]], timeout: float | None,
                           response_headers: list[tuple[bytes, bytes]], span: trace.Span) -> int:
-        rpc = binding.method
         try:
             stream = call(request, metadata=metadata, timeout=timeout)
         except ValueError as exc:
@@ -371,41 +372,55 @@ class Transcoder:
                 reason="INVALID_HEADER"), response_headers)
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, stream))
         try:
-            iterator = stream.__aiter__()
-            try:
-                first = await iterator.__anext__()
-            except StopAsyncIteration:
-                first = None
-            except grpc.aio.AioRpcError as exc:
-                status = status_from_rpc_error(exc, rpc.backend)
-                span.set_attribute("rpc.grpc.status_code", status.code)
-                return await self._send_status(send, status, response_headers)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", _NDJSON), *response_headers]})
-            if first is not None:
-                await send({"type": "http.response.body", "more_body": True,
-                            "body": _dumps({"result": self._response_value(binding, first)})
-                            + b"\n"})
-                try:
-                    async for message in iterator:
-                        await send({"type": "http.response.body", "more_body": True,
-                                    "body": _dumps({"result": self._response_value(binding,
-                                                                                   message)})
-                                    + b"\n"})
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() == grpc.StatusCode.CANCELLED and watcher.done():
-                        return 499
-                    status = status_from_rpc_error(exc, rpc.backend)
-                    span.set_attribute("rpc.grpc.status_code", status.code)
-                    await send({"type": "http.response.body", "more_body": True,
-                                "body": _dumps({"error": self.error_json(status)}) + b"\n"})
-            await send({"type": "http.response.body", "body": b""})
-            span.set_attribute("rpc.grpc.status_code", 0)
-            return 200
+            return await self._relay(send, binding, stream, response_headers, span)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if watcher.done() and not watcher.cancelled() and task is not None \
+                    and not task.cancelling():
+                raise ClientGone from None  # the caller left; its stream was cancelled
+            raise
         finally:
             watcher.cancel()
             if not stream.done():
                 stream.cancel()
+
+    async def _relay(self, send: Send, binding: HttpBinding, stream: Any,
+                     response_headers: list[tuple[bytes, bytes]], span: trace.Span) -> int:
+        """Wait for the first message (a failure before it is a plain HTTP error), then
+        send one NDJSON line per message and, if the stream fails, an error line."""
+        rpc = binding.method
+        iterator = stream.__aiter__()
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except grpc.aio.AioRpcError as exc:
+            status = status_from_rpc_error(exc, rpc.backend)
+            span.set_attribute("rpc.grpc.status_code", status.code)
+            return await self._send_status(send, status, response_headers)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", _NDJSON), *response_headers]})
+        code = 0
+        if first is not None:
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": _dumps({"result": self._response_value(binding, first)}) + b"\n"})
+            try:
+                async for message in iterator:
+                    line = _dumps({"result": self._response_value(binding, message)})
+                    await send({"type": "http.response.body", "more_body": True,
+                                "body": line + b"\n"})
+            except grpc.aio.AioRpcError as exc:
+                status = status_from_rpc_error(exc, rpc.backend)
+                code = status.code
+                await send({"type": "http.response.body", "more_body": True,
+                            "body": _dumps({"error": self.error_json(status)}) + b"\n"})
+        await send({"type": "http.response.body", "body": b""})
+        span.set_attribute("rpc.grpc.status_code", code)
+        return 200
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected before the answer was complete."""
 
 
 async def _cancel_on_disconnect(receive: Receive, stream: Any) -> None:
