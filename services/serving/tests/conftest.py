@@ -108,6 +108,10 @@ def registry() -> Registry:
     import mlflow
 
     mlflow.set_tracking_uri(reg.uri)
+    # Artifacts under the session dir, not ./mlruns of whoever runs the tests.
+    reg.client.create_experiment("serving-tests",
+                                 artifact_location=(_SESSION_DIR / "artifacts").as_uri())
+    mlflow.set_experiment("serving-tests")
     reg.log_sklearn("churn", C=1.0, seed=0)       # v1
     reg.log_sklearn("churn", C=0.01, seed=1)      # v2
     reg.set_alias("churn", "champion", "1")

@@ -174,3 +174,7 @@ def main() -> None:
     asyncio.run(serve(server.spec, settings.service))
 
 
+
+
+if __name__ == "__main__":
+    main()

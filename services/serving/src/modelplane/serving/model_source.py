@@ -49,12 +49,26 @@ class ModelSource(Protocol):
     async def close(self) -> None: ...
 
 
+def local_path_of(uri: str) -> str:
+    """``file://`` URIs as plain paths (MLflow's Model.load only finds local *paths*)."""
+    if uri.startswith("file:"):
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        return url2pathname(urlparse(uri).path)
+    return uri
+
+
 class MlflowModelSource:
     """Resolves targets with the stock MLflow client; follows aliases by polling."""
 
     def __init__(self, tracking_uri: str, *, poll_seconds: float = 1.0) -> None:
+        import mlflow
         from mlflow import MlflowClient
 
+        # Loading a version's artifacts (MLflow 3 logged models) needs the same store.
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._poll = poll_seconds
@@ -77,7 +91,7 @@ class MlflowModelSource:
             raise Unavailable(f"the registry could not resolve {target.uri}: {exc.message}",
                               reason="REGISTRY_UNAVAILABLE",
                               metadata={"model": target.model}) from None
-        uri = self._client.get_model_version_download_uri(mv.name, mv.version)
+        uri = local_path_of(self._client.get_model_version_download_uri(mv.name, mv.version))
         return ResolvedModel(mv.name, str(mv.version), uri, mv.run_id or "")
 
     async def resolve(self, target: ModelTarget) -> ResolvedModel:

@@ -12,7 +12,7 @@ from modelplane.kit.errors import ModelplaneError, Unavailable
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
 from modelplane.serving.deployment import ModelTarget
-from modelplane.serving.model_source import AliasEvent, ResolvedModel
+from modelplane.serving.model_source import AliasEvent, ResolvedModel, local_path_of
 
 log = logging.getLogger("modelplane.serving.registry_source")
 
@@ -50,7 +50,7 @@ class RegistryModelSource:
         mv = r.model_version
         run_id = getattr(getattr(mv, "lineage", None), "run_id", "") or ""
         return ResolvedModel(mv.model_name, str(mv.version),
-                             r.download_uri or r.version_uri, run_id)
+                             local_path_of(r.download_uri or r.version_uri), run_id)
 
     async def alias_events(self, watched: Callable[[], set[tuple[str, str]]]
                            ) -> AsyncIterator[AliasEvent]:

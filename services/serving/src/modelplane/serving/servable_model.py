@@ -89,41 +89,113 @@ _KIND_OK = {
 
 
 class PredictionWorkers:
-    """Daemon threads that run one model's predictions (a hung model never blocks exit)."""
+    """Daemon threads that run one model's predictions, with adaptive batching.
 
-    def __init__(self, name: str, size: int) -> None:
+    A worker takes the oldest queued request and every other one already waiting
+    (up to ``max_batch``) whose input stacks with it (same width and dtype, or the
+    same DataFrame columns), calls ``predict`` once on the stacked rows and splits
+    the answer back: under load, many requests cost one call and one thread
+    hand-off; an idle server never waits to fill a batch. A batch that fails, or
+    whose answer does not split by rows, is retried one request at a time so one
+    bad request never fails its neighbours. Threads are daemons: a model that hangs
+    ties up its own workers only and never blocks the process from exiting.
+    """
+
+    def __init__(self, name: str, size: int, *, max_batch: int = 64) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.max_batch = max_batch
+        self.batches = 0
+        self.batched_requests = 0
         self._threads = [threading.Thread(target=self._run, name=f"predict-{name}-{i}",
                                           daemon=True) for i in range(size)]
         for t in self._threads:
             t.start()
 
     @staticmethod
-    def _deliver(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-        if fut.done():
-            return
-        if error is not None:
-            fut.set_exception(error)
-        else:
-            fut.set_result(result)
+    def _deliver(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+        for fut, result, error in results:
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+
+    @staticmethod
+    def _stack_key(arg: Any) -> Any:
+        if isinstance(arg, np.ndarray):
+            return ("nd", arg.shape[1:], arg.dtype.str) if arg.ndim == 2 else None
+        columns = getattr(arg, "columns", None)
+        if columns is not None and hasattr(arg, "dtypes"):
+            return ("df", tuple(columns), tuple(str(d) for d in arg.dtypes))
+        return None
+
+    def _call_one(self, fn: Callable[[Any], Any], arg: Any) -> tuple[Any, BaseException | None]:
+        try:
+            return fn(arg), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            return None, exc
+
+    def _call_batch(self, fn: Callable[[Any], Any], args: list[Any]) -> list[Any] | None:
+        """One predict over the stacked rows, split back; None when that does not work."""
+        try:
+            if isinstance(args[0], np.ndarray):
+                stacked: Any = np.concatenate(args)
+            else:
+                import pandas as pd
+
+                stacked = pd.concat(args, ignore_index=True)
+            raw = fn(stacked)
+            out = raw.to_numpy() if hasattr(raw, "to_numpy") else np.asarray(raw)
+            if out.ndim == 0 or out.shape[0] != len(stacked):
+                return None
+        except Exception:  # noqa: BLE001 - retried one by one
+            return None
+        bounds = np.cumsum([len(a) for a in args])[:-1]
+        return np.split(out, bounds)
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            loop, fut, fn, arg = item
-            if fut.done():  # timed out or cancelled while queued
-                continue
-            try:
-                result = fn(arg)
-                error = None
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                result, error = None, exc
-            try:
-                loop.call_soon_threadsafe(self._deliver, fut, result, error)
-            except RuntimeError:  # loop closed
+            items = [item]
+            key = self._stack_key(item[3])
+            while key is not None and len(items) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                if nxt[2] is not item[2] or self._stack_key(nxt[3]) != key:
+                    self._serve([nxt])
+                    continue
+                items.append(nxt)
+            if not self._serve(items):
                 return
+
+    def _serve(self, items: list[Any]) -> bool:
+        items = [it for it in items if not it[1].done()]  # timed out while queued
+        if not items:
+            return True
+        loop, fn = items[0][0], items[0][2]
+        outputs = self._call_batch(fn, [it[3] for it in items]) if len(items) > 1 else None
+        if outputs is not None:
+            self.batches += 1
+            self.batched_requests += len(items)
+            results = [(it[1], out, None) for it, out in zip(items, outputs, strict=True)]
+        else:
+            results = []
+            for it in items:
+                result, error = self._call_one(it[2], it[3])
+                results.append((it[1], result, error))
+        try:
+            loop.call_soon_threadsafe(self._deliver, results)
+        except RuntimeError:  # loop closed
+            return False
+        return True
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()

@@ -32,7 +32,7 @@ class ServingSettings:
     log_flush_seconds: float = 0.2
     log_max_queue: int = 20_000
     #: threads per loaded model
-    workers_per_model: int = 4
+    workers_per_model: int = 2
     #: alias poll interval when models come straight from MLflow
     alias_poll_seconds: float = 2.0
 
@@ -65,6 +65,6 @@ class ServingSettings:
             log_batch_size=int(env("LOG_BATCH_SIZE", "500") or 500),
             log_flush_seconds=float(env("LOG_FLUSH_SECONDS", "0.2") or 0.2),
             log_max_queue=int(env("LOG_MAX_QUEUE", "20000") or 20000),
-            workers_per_model=int(env("WORKERS_PER_MODEL", "4") or 4),
+            workers_per_model=int(env("WORKERS_PER_MODEL", "2") or 2),
             alias_poll_seconds=float(env("ALIAS_POLL_SECONDS", "2.0") or 2.0),
         )
