@@ -126,28 +126,40 @@ def window_to_pb(w: TimeWindow | None) -> types_pb2.TimeWindow | None:
 # -- records -------------------------------------------------------------------
 
 
+_SIMPLE_KINDS = frozenset({"double_value", "int64_value", "string_value", "bool_value"})
+
+
 def record_from_pb(r: pb.EvaluationRecord, i: int) -> EvaluationRecord | Rejection:
+    """The ingest hot path: kept to plain loops (no per-value function calls)."""
+    feats: dict[str, Scalar] = {}
+    for k, v in r.features.items():
+        kind = v.WhichOneof("kind")
+        if kind in _SIMPLE_KINDS:
+            feats[k] = getattr(v, kind)
+        elif kind is None or kind == "null_value":
+            feats[k] = None
+        else:
+            return Rejection(i, r.prediction_id, f"records[{i}].features[{k!r}]",
+                             f"{kind} is not supported here (use double, int64, string or bool)")
+    pred: Scalar = None
+    if r.HasField("prediction"):
+        kind = r.prediction.WhichOneof("kind")
+        if kind in _SIMPLE_KINDS:
+            pred = getattr(r.prediction, kind)
+        elif kind not in (None, "null_value"):
+            return Rejection(i, r.prediction_id, f"records[{i}].prediction",
+                             f"{kind} is not supported here (use double, int64, string or bool)")
     try:
-        feats: dict[str, Scalar] = {}
-        for k, v in r.features.items():
-            try:
-                feats[k] = scalar_from_pb(v)
-            except _BadValue as exc:
-                return Rejection(i, r.prediction_id, f"records[{i}].features[{k!r}]", str(exc))
-        try:
-            pred = scalar_from_pb(r.prediction) if r.HasField("prediction") else None
-        except _BadValue as exc:
-            return Rejection(i, r.prediction_id, f"records[{i}].prediction", str(exc))
-        return EvaluationRecord(
-            prediction_id=r.prediction_id, model=r.model, version=r.version,
-            environment=Environment(r.environment),
-            prediction_time=_time(r.prediction_time) if r.HasField("prediction_time") else None,
-            features=feats, prediction=pred, scores=dict(r.scores), tags=dict(r.tags),
-            trace_id=r.trace_id,
-            latency_us=r.latency.ToMicroseconds() if r.HasField("latency") else None,
-            attributions=dict(r.attributions))
-    except ValueError as exc:  # e.g. an environment number this version does not know
-        return Rejection(i, r.prediction_id, f"records[{i}]", str(exc))
+        env = Environment(r.environment)
+    except ValueError as exc:  # an environment number this version does not know
+        return Rejection(i, r.prediction_id, f"records[{i}].environment", str(exc))
+    return EvaluationRecord(
+        r.prediction_id, r.model, r.version, env,
+        r.prediction_time.ToDatetime(tzinfo=UTC) if r.HasField("prediction_time")
+        else None,
+        feats, pred, dict(r.scores), dict(r.tags), r.trace_id,
+        r.latency.ToMicroseconds() if r.HasField("latency") else None,
+        dict(r.attributions))
 
 
 def record_to_pb(rec: EvaluationRecord) -> pb.EvaluationRecord:

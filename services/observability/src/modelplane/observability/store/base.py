@@ -129,10 +129,13 @@ class RecordEncoder:
                 continue
             seen.add(rec.prediction_id)
             pred = rec.prediction
+            try:
+                features_json = dumps(rec.features, allow_nan=False)
+            except ValueError:  # NaN / inf: stored as missing
+                features_json = dumps({k: _json_scalar(v) for k, v in rec.features.items()})
             rows.append((
                 rec.prediction_id, rec.model, rec.version, int(rec.environment),
-                rec.prediction_time,
-                dumps({k: _json_scalar(v) for k, v in rec.features.items()}),
+                rec.prediction_time, features_json,
                 label_of(pred), _clean_number(n) if (n := number_of(pred)) is not None else None,
                 dumps(rec.scores) if rec.scores else None,
                 dumps(rec.tags) if rec.tags else None,

@@ -12,8 +12,9 @@ Schema, chosen for time-window and slice queries:
 * ``obs_actuals`` (prediction id primary key) is joined at query time, so an
   actual may arrive before or after its prediction.
 
-Ingest: one ``COPY`` of the batch into a temporary staging table, then one
-``INSERT … SELECT`` of the ids that are new.
+Ingest: the batch's ids are claimed in ``obs_record_ids`` (one ``INSERT …
+unnest … ON CONFLICT DO NOTHING RETURNING``), then the rows whose id was new
+are ``COPY``-ed straight into ``obs_records`` (routed to their partitions).
 """
 
 from __future__ import annotations
@@ -73,8 +74,6 @@ CREATE TABLE IF NOT EXISTS obs_documents (
 CREATE INDEX IF NOT EXISTS obs_documents_model ON obs_documents (kind, model);
 """
 
-_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage "
-          "(LIKE obs_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
 _STAGE_ACTUALS = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage_actuals "
                   "(LIKE obs_actuals) ON COMMIT DELETE ROWS")
 
@@ -164,18 +163,23 @@ class PostgresStore(EvaluationStore):
                                     "ON CONFLICT DO NOTHING", columns)
                 if not rows:
                     return 0
-                cur.execute(_STAGE)
-                with cur.copy(f"COPY obs_stage ({', '.join(RECORD_COLUMNS)}) FROM STDIN") as copy:
+                # Claim the ids first (idempotency across partitions), then COPY only
+                # the rows whose id was new straight into the partitioned table.
+                cur.execute(
+                    "INSERT INTO obs_record_ids (prediction_id, model, prediction_time) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) "
+                    "ON CONFLICT DO NOTHING RETURNING prediction_id",
+                    [[r[0] for r in rows], [r[1] for r in rows], [r[4] for r in rows]])
+                fresh = {r[0] for r in cur.fetchall()}
+                if not fresh:
+                    return 0
+                with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
+                              ) as copy:
+                    write = copy.write_row
                     for row in rows:
-                        copy.write_row(row)
-                cur.execute("""
-                    WITH fresh AS (
-                        INSERT INTO obs_record_ids (prediction_id, model, prediction_time)
-                        SELECT prediction_id, model, prediction_time FROM obs_stage
-                        ON CONFLICT DO NOTHING RETURNING prediction_id)
-                    INSERT INTO obs_records SELECT s.* FROM obs_stage s
-                    JOIN fresh ON fresh.prediction_id = s.prediction_id""")
-                return int(cur.rowcount)
+                        if row[0] in fresh:
+                            write(row)
+                return len(fresh)
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
