@@ -1,0 +1,328 @@
+"""Our app plugin for ``mlflow server --app-name modelplane`` (entry point ``mlflow.app``).
+
+Runs inside MLflow's uvicorn workers and wraps MLflow's own app, so the stock
+client and UI keep working while the registry's rules hold on MLflow's REST API
+too:
+
+- **API keys** (ASGI middleware, every route including the artifact proxy):
+  ``Authorization: Bearer KEY`` - what the stock client sends when
+  ``MLFLOW_TRACKING_TOKEN`` is set - or HTTP Basic with the key as password (the
+  browser prompt for the UI). GET and read-only POSTs (``*/search``, ``get-*``,
+  ``/graphql``) need role reader, other writes writer, webhook management
+  admin. ``/health`` and ``/version`` are open. Off when ``MODELPLANE_AUTH=off``.
+- **Promotion gate** on ``POST .../registered-models/alias``: a protected alias
+  moves only onto a version with a PASS validation. There is no override over
+  REST: an override needs a reason, given through the registry's gRPC SetAlias.
+- **Reserved tags**: ``modelplane.validation.*`` version tags are written only by
+  the registry's AttachValidation, so they cannot be forged to pass the gate.
+- **Audit and events**: alias sets and deletes (also those implied by deleting a
+  version or model) go to the alias history with the key's name; every registry
+  write appends an event, which is what keeps the registry's resolve cache
+  exact and feeds WatchModelEvents.
+- **Lineage**: a version registered with the stock client gets lineage version
+  tags copied from its run (``modelplane.dataset_id``, ``modelplane.feature_refs``,
+  ``mlflow.source.git.commit``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from modelplane.kit.auth import ApiKeyStore, Principal, Role
+from modelplane.kit.errors import ModelplaneError, PermissionDenied
+from modelplane.kit.settings import ServiceSettings
+from modelplane.registry import version_tags as vt
+from modelplane.registry.history import PendingEvent, RegistryHistory
+from modelplane.registry.model import AliasChange, ChangeOrigin, EventType
+from modelplane.registry.promotion import PromotionGate
+from modelplane.registry.settings import RegistrySettings
+
+log = logging.getLogger("modelplane.registry.mlflow_app")
+
+PRINCIPAL_HEADER = "x-modelplane-principal"
+OPEN_PATHS = frozenset({"/health", "/version"})
+_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+                   Awaitable[None]]
+
+
+def required_role(method: str, path: str) -> Role:
+    if "/webhooks" in path and method not in ("GET", "HEAD"):
+        return Role.ADMIN
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return Role.READER
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    if method == "POST" and ("search" in last or last.startswith("get") or path.endswith(
+            "/graphql")):
+        return Role.READER
+    return Role.WRITER
+
+
+def _token(headers: dict[bytes, bytes]) -> str | None:
+    value = headers.get(b"authorization", b"").decode("latin-1").strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "bearer" and rest.strip():
+        return rest.strip()
+    if scheme.lower() == "basic" and rest.strip():
+        try:
+            _, _, password = base64.b64decode(rest.strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return password or None
+    return None
+
+
+class ApiKeyMiddleware:
+    """Authenticates every HTTP request and tells Flask who is calling."""
+
+    def __init__(self, app: ASGIApp, keys: ApiKeyStore | None) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def _deny(self, send: Callable[[Any], Awaitable[None]], status: int, code: str,
+                    message: str) -> None:
+        body = json.dumps({"error_code": code, "message": message}).encode()
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode())]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Basic realm="modelplane MLflow"'))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = [(k, v) for k, v in scope.get("headers", []) if k.lower() != PRINCIPAL_HEADER.encode()]
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        principal: Principal | None = Principal("anonymous", Role.ADMIN)
+        if self.keys is not None and path not in OPEN_PATHS:
+            token = _token({k.lower(): v for k, v in raw})
+            if token is None:
+                await self._deny(send, 401, "UNAUTHENTICATED", "missing API key: set "
+                                 "MLFLOW_TRACKING_TOKEN to a modelplane API key")
+                return
+            principal = self.keys.lookup(token)
+            if principal is None:
+                await self._deny(send, 401, "UNAUTHENTICATED", "unknown API key")
+                return
+            needed = required_role(method, path)
+            if principal.role < needed:
+                await self._deny(send, 403, "PERMISSION_DENIED",
+                                 f"key {principal.name!r} has role {principal.role.name.lower()}; "
+                                 f"{method} {path} needs {needed.name.lower()}")
+                return
+        assert principal is not None
+        raw.append((PRINCIPAL_HEADER.encode(),
+                    f"{principal.name}|{principal.role.name}".encode()))
+        await self.app({**scope, "headers": raw}, receive, send)
+
+
+class RegistryRestGuard:
+    """Flask hooks: the gate, reserved tags, audit and events for MLflow's REST API."""
+
+    def __init__(self, history: RegistryHistory, gate: PromotionGate) -> None:
+        self.history = history
+        self.gate = gate
+
+    # plumbing ------------------------------------------------------------------------
+    @staticmethod
+    def _endpoint(path: str) -> str | None:
+        for prefix in _PREFIXES:
+            if path.startswith(prefix):
+                return path[len(prefix):].rstrip("/")
+        return None
+
+    @staticmethod
+    def _principal(request: Any) -> Principal:
+        name, _, role = (request.headers.get(PRINCIPAL_HEADER) or "anonymous|ADMIN").partition("|")
+        try:
+            return Principal(name, Role[role])
+        except KeyError:
+            return Principal(name, Role.READER)
+
+    @staticmethod
+    def _params(request: Any) -> dict[str, Any]:
+        body = request.get_json(silent=True) if request.method != "GET" else None
+        params = dict(request.args.items())
+        if isinstance(body, dict):
+            params.update(body)
+        return params
+
+    @staticmethod
+    def _registry_store() -> Any:
+        from mlflow.server.handlers import _get_model_registry_store
+
+        return _get_model_registry_store()
+
+    @staticmethod
+    def _tracking_store() -> Any:
+        from mlflow.server.handlers import _get_tracking_store
+
+        return _get_tracking_store()
+
+    @staticmethod
+    def _error(status: int, code: str, message: str) -> Any:
+        from flask import Response
+
+        return Response(json.dumps({"error_code": code, "message": message}), status=status,
+                        mimetype="application/json")
+
+    def _aliases(self, name: str) -> dict[str, int]:
+        try:
+            rm = self._registry_store().get_registered_model(name)
+        except Exception:  # noqa: BLE001 - MLflow itself will answer with the error
+            return {}
+        return {a: int(v) for a, v in (rm.aliases or {}).items()}
+
+    # hooks ---------------------------------------------------------------------------
+    def before_request(self) -> Any:
+        from flask import g, request
+
+        endpoint = self._endpoint(request.path)
+        if endpoint is None or request.method == "GET":
+            return None
+        try:
+            return self._before(endpoint, request, g)
+        except ModelplaneError as exc:
+            status = 403 if isinstance(exc, PermissionDenied) else 400
+            code = "PERMISSION_DENIED" if status == 403 else "INVALID_STATE"
+            return self._error(status, code, exc.message)
+
+    def _before(self, endpoint: str, request: Any, g: Any) -> Any:
+        params = self._params(request)
+        name = str(params.get("name", ""))
+        g.modelplane = {"endpoint": endpoint, "params": params, "name": name}
+        if endpoint in ("model-versions/set-tag", "model-versions/delete-tag"):
+            key = str(params.get("key", ""))
+            if key.startswith(vt.VALIDATION_PREFIX) or key == vt.CREATED_BY:
+                raise PermissionDenied(f"version tag {key!r} is written only by the modelplane "
+                                       "registry (AttachValidation)", reason="TAG_RESERVED")
+        elif endpoint == "model-versions/create":
+            for tag in params.get("tags") or []:
+                key = str(tag.get("key", "")) if isinstance(tag, dict) else ""
+                if key.startswith(vt.VALIDATION_PREFIX) or key == vt.CREATED_BY:
+                    raise PermissionDenied(f"version tag {key!r} is written only by the "
+                                           "modelplane registry", reason="TAG_RESERVED")
+        elif endpoint == "registered-models/alias":
+            alias = str(params.get("alias", ""))
+            g.modelplane["from_version"] = self._aliases(name).get(alias, 0)
+            if request.method == "POST":
+                version = int(str(params.get("version", "0")) or 0)
+                try:
+                    mv = self._registry_store().get_model_version(name, str(version))
+                except Exception:  # noqa: BLE001 - MLflow answers NOT_FOUND itself
+                    return None
+                validation = vt.validation_from_tags(dict(mv.tags or {}))
+                g.modelplane["validation"] = validation
+                self.gate.decide(model=name, version=version, alias=alias,
+                                 validation=validation, override_reason="",
+                                 principal=self._principal(request), allow_override=False)
+        elif endpoint in ("registered-models/delete", "model-versions/delete"):
+            g.modelplane["aliases"] = self._aliases(name)
+        return None
+
+    def after_request(self, response: Any) -> Any:
+        from flask import g, request
+
+        state = getattr(g, "modelplane", None)
+        if state is None or not 200 <= response.status_code < 300:
+            return response
+        try:
+            self._after(state, request, response)
+        except Exception:  # noqa: BLE001 - the MLflow write happened; never fail it here
+            log.exception("recording %s for the registry failed", state.get("endpoint"))
+        return response
+
+    def _after(self, state: dict[str, Any], request: Any, response: Any) -> None:
+        endpoint, params, name = state["endpoint"], state["params"], state["name"]
+        who = self._principal(request).name
+        mlflow = ChangeOrigin.MLFLOW
+
+        def event(kind: EventType, model: str = name, version: int = 0) -> PendingEvent:
+            return PendingEvent(kind, model, version, principal=who, origin=mlflow)
+
+        def change(alias: str, old: int, new: int, reason: str = "",
+                   validation: Any = None) -> None:
+            self.history.record_alias_change(AliasChange(
+                model_name=name, alias=alias, from_version=old, to_version=new, principal=who,
+                origin=mlflow, reason=reason, validation=validation))
+
+        version = int(str(params.get("version") or 0)) if str(
+            params.get("version") or "0").isdigit() else 0
+        if endpoint == "registered-models/alias":
+            alias = str(params.get("alias", ""))
+            if request.method == "POST":
+                change(alias, state.get("from_version", 0), version,
+                       validation=state.get("validation"))
+            elif request.method == "DELETE" and state.get("from_version"):
+                change(alias, state["from_version"], 0)
+        elif endpoint == "registered-models/create":
+            self.history.record_events([event(EventType.MODEL_CREATED)])
+        elif endpoint == "registered-models/rename":
+            new_name = str(params.get("new_name", ""))
+            self.history.record_events([event(EventType.MODEL_DELETED),
+                                        event(EventType.MODEL_CREATED, new_name)])
+        elif endpoint in ("registered-models/update", "registered-models/set-tag",
+                          "registered-models/delete-tag"):
+            self.history.record_events([event(EventType.MODEL_UPDATED)])
+        elif endpoint == "registered-models/delete":
+            for alias, old in sorted(state.get("aliases", {}).items()):
+                change(alias, old, 0, "model deleted")
+            self.history.record_events([event(EventType.MODEL_DELETED)])
+        elif endpoint == "model-versions/create":
+            created = json.loads(response.get_data()).get("model_version", {})
+            new_version = int(created.get("version", 0))
+            self._add_lineage(name, new_version, created.get("run_id", ""), who)
+            self.history.record_events([event(EventType.VERSION_CREATED, version=new_version)])
+        elif endpoint in ("model-versions/update", "model-versions/set-tag",
+                          "model-versions/delete-tag", "model-versions/transition-stage"):
+            self.history.record_events([event(EventType.VERSION_UPDATED, version=version)])
+        elif endpoint == "model-versions/delete":
+            for alias, old in sorted(state.get("aliases", {}).items()):
+                if old == version:
+                    change(alias, old, 0, "version deleted")
+            self.history.record_events([event(EventType.VERSION_DELETED, version=version)])
+
+    def _add_lineage(self, name: str, version: int, run_id: str, who: str) -> None:
+        tags = {vt.CREATED_BY: who}
+        if run_id:
+            try:
+                run = self._tracking_store().get_run(run_id)
+                tags.update(vt.lineage_tags_from_run(dict(run.data.tags),
+                                                     run.info.experiment_id))
+            except Exception as exc:  # noqa: BLE001 - lineage is best effort here
+                log.info("no run %s for lineage: %s", run_id, exc)
+        from mlflow.entities.model_registry import ModelVersionTag
+
+        store = self._registry_store()
+        for key, value in tags.items():
+            store.set_model_version_tag(name, str(version), ModelVersionTag(key, value))
+
+
+def create_app(app: Any = None) -> Any:
+    """The factory ``mlflow server --app-name modelplane`` runs in each worker."""
+    from mlflow.environment_variables import _MLFLOW_SGI_NAME
+    from mlflow.server import app as flask_app
+    from mlflow.server.fastapi_app import create_fastapi_app
+
+    flask_app = app or flask_app
+    settings = RegistrySettings.from_service(ServiceSettings.from_env("registry"))
+    history = RegistryHistory(settings.database_url)
+    history.create_tables()
+    guard = RegistryRestGuard(history, PromotionGate(settings.protected_aliases,
+                                                     settings.override_role))
+    flask_app.before_request(guard.before_request)
+    flask_app.after_request(guard.after_request)
+    if _MLFLOW_SGI_NAME.get() not in (None, "uvicorn"):
+        raise RuntimeError("the modelplane MLflow app runs under uvicorn (mlflow server's "
+                           "default); do not pass --gunicorn-opts or --waitress-opts")
+    keys = ApiKeyStore(settings.service.api_keys_file) if settings.service.auth_enabled else None
+    return ApiKeyMiddleware(create_fastapi_app(flask_app), keys)

@@ -1,0 +1,165 @@
+"""A real registry for tests: the gRPC service in-process, a real ``mlflow server`` child.
+
+One per test module and backend (starting MLflow is slow); the stock MLflow
+client talks to it over REST with API keys, exactly as data scientists do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from modelplane.kit.auth import Role, add_key
+from modelplane.kit.errors import ModelplaneError
+from modelplane.kit.server import running
+from modelplane.kit.settings import ServiceSettings
+from modelplane.kit.status import raise_from_rpc_error
+from modelplane.registry.main import RegistryService, build
+from modelplane.registry.settings import RegistrySettings
+from modelplane.registry.v1 import registry_pb2_grpc
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RegistryEnv:
+    backend: str
+    address: str
+    mlflow_uri: str
+    keys: dict[str, str]
+    service: RegistryService
+    channels: dict[str, grpc.aio.Channel]
+
+    def stub(self, who: str = "admin") -> registry_pb2_grpc.ModelRegistryServiceStub:
+        return registry_pb2_grpc.ModelRegistryServiceStub(self.channels[who])
+
+    def name(self, base: str) -> str:
+        return f"{base}-{self.backend}"
+
+    @contextlib.contextmanager
+    def mlflow_as(self, who: str | None) -> Iterator[Any]:
+        """The stock client, authenticated with one of our API keys (None: no key)."""
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        old = os.environ.get("MLFLOW_TRACKING_TOKEN")
+        if who is None:
+            os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
+        else:
+            os.environ["MLFLOW_TRACKING_TOKEN"] = self.keys[who]
+        mlflow.set_tracking_uri(self.mlflow_uri)
+        try:
+            yield MlflowClient(tracking_uri=self.mlflow_uri, registry_uri=self.mlflow_uri)
+        finally:
+            if old is None:
+                os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
+            else:
+                os.environ["MLFLOW_TRACKING_TOKEN"] = old
+
+
+async def rpc_error(call: Awaitable[Any]) -> ModelplaneError:
+    """The ModelplaneError (code, reason, metadata, field violations) a call failed with."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as err:
+        try:
+            raise_from_rpc_error(err)
+        except ModelplaneError as exc:
+            return exc
+    raise AssertionError("the call succeeded but should have failed")
+
+
+@contextlib.asynccontextmanager
+async def registry_env(backend: str, root: Path, database_url: str | None = None,
+                       backend_store_uri: str | None = None) -> AsyncIterator[RegistryEnv]:
+    keys_file = root / "api_keys.json"
+    keys = {role: add_key(keys_file, f"{role}-key", Role.parse(role))
+            for role in ("admin", "writer", "reader")}
+    mlflow_port = free_port()
+    environ = {
+        **os.environ,
+        "MODELPLANE_DATA_DIR": str(root / "data"),
+        "MODELPLANE_AUTH": "on",
+        "MODELPLANE_API_KEYS_FILE": str(keys_file),
+        "MODELPLANE_REGISTRY_ADDR": "127.0.0.1:0",
+        "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{mlflow_port}",
+        "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "1",
+        "MODELPLANE_REGISTRY_EVENT_POLL_SECONDS": "0.05",
+        "MODELPLANE_REGISTRY_PROTECTED_ALIASES": "champion,production",
+    }
+    environ.pop("MLFLOW_TRACKING_URI", None)
+    if database_url:
+        environ["MODELPLANE_REGISTRY_DATABASE_URL"] = database_url
+    if backend_store_uri:
+        environ["MODELPLANE_REGISTRY_MLFLOW_BACKEND_STORE_URI"] = backend_store_uri
+    settings = RegistrySettings.from_service(ServiceSettings.from_env("registry", environ))
+    spec, service = build(settings)
+    async with running(spec, settings.service) as svc:
+        channels = {who: grpc.aio.insecure_channel(svc.address, interceptors=[_Key(key)])
+                    for who, key in keys.items()}
+        try:
+            yield RegistryEnv(backend, svc.address, settings.mlflow_uri, keys, service,
+                              channels)
+        finally:
+            for ch in channels.values():
+                await ch.close()
+
+
+class _Key(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, key: str) -> None:
+        self._md = (("authorization", f"Bearer {key}"),)
+
+    def _details(self, d: Any) -> Any:
+        return grpc.aio.ClientCallDetails(d.method, d.timeout,
+                                          tuple(d.metadata or ()) + self._md,
+                                          d.credentials, d.wait_for_ready)
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+def log_sklearn_model(env: RegistryEnv, experiment: str, registered_name: str | None,
+                      run_tags: dict[str, str]) -> tuple[str, Any]:
+    """The data scientist's side: a run with a scikit-learn model, logged by the stock client."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(7)
+    X = pd.DataFrame(rng.normal(size=(80, 3)), columns=["amount", "age", "score"])
+    y = (X["amount"] + 0.5 * X["score"] > 0).astype(int)
+    model = LogisticRegression().fit(X, y)
+    with env.mlflow_as("writer"):
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run() as run:
+            mlflow.set_tags(run_tags)
+            mlflow.log_param("C", 1.0)
+            mlflow.log_metric("accuracy", float(model.score(X, y)))
+            info = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name=registered_name,
+                signature=infer_signature(X, model.predict(X)),
+                pip_requirements=["scikit-learn"])
+    return run.info.run_id, info
+
+
+async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
