@@ -175,7 +175,7 @@ BARE_SERVICE = textwrap.dedent("""
 """)
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:

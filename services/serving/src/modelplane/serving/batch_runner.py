@@ -122,10 +122,20 @@ class BatchRunner:
         try:
             model = await self._model(job)
             job.model, job.model_version = model.model, model.version
+            binding = self.plane.runtime(job.deployment).deployment.features
+            # A matrix model takes the deployment's feature columns, in binding order
+            # (a dataset also holds entity keys, timestamps and labels).
+            feature_columns = (binding.column_names() if binding is not None
+                               and not model.signature.columns else None)
             parts = []
             async for df in self._chunks(job):
                 job.rows_total += len(df)
-                data = ModelInput(len(df), {c: df[c].to_numpy() for c in df.columns})
+                use = feature_columns or list(df.columns)
+                missing = [c for c in use if c not in df.columns]
+                if missing:
+                    raise InvalidArgument(f"the input has no column(s) {', '.join(missing)}",
+                                          reason="BATCH_COLUMNS_MISSING")
+                data = ModelInput(len(df), {c: df[c].to_numpy() for c in use})
                 started = time.perf_counter()
                 out = await asyncio.to_thread(model.predict_blocking, data)
                 elapsed = (time.perf_counter() - started) * 1000.0
