@@ -141,7 +141,7 @@ def generate(n_customers: int = 300, days: int = 30, txns_per_customer_day: floa
     def arrow(df: pd.DataFrame) -> pa.Table:
         table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
         return table.set_column(table.column_names.index("event_timestamp"), "event_timestamp",
-                                table.column("event_timestamp").cast(TS))
+                                table.column("event_timestamp").cast(TS, safe=False))
 
     return DemoData(arrow(tx), arrow(profile), arrow(activity), start, end)
 

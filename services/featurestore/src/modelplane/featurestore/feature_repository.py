@@ -77,6 +77,50 @@ class AppliedRepo:
     feature_services: list[FeatureServiceSpec]
 
 
+@dataclass
+class RepoObjects:
+    entities: list[Any]
+    feature_views: list[Any]
+    feature_services: list[Any]
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def load_repo_objects(root: Path) -> RepoObjects:
+    """Import a Feast repo's Python files and collect its objects.
+
+    Like ``feast.repo_operations.parse_repo``, but by file location instead of
+    module paths relative to the working directory (a server has one cwd).
+    """
+    import importlib.util
+    import sys
+    import uuid as _uuid
+
+    from feast import Entity, FeatureService, FeatureView
+    from feast.repo_operations import get_repo_files
+
+    found = RepoObjects([], [], [])
+    with _IMPORT_LOCK:
+        sys.path.insert(0, str(root))
+        try:
+            for file in get_repo_files(root):
+                name = f"_mp_feature_repo_{_uuid.uuid4().hex[:8]}_{file.stem}"
+                spec = importlib.util.spec_from_file_location(name, file)
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                for attr in dir(module):
+                    obj = getattr(module, attr)
+                    for kind, bucket in ((Entity, found.entities), (FeatureView, found.feature_views),
+                                         (FeatureService, found.feature_services)):
+                        if type(obj) is kind and not any(o is obj for o in bucket):
+                            bucket.append(obj)
+        finally:
+            sys.path.remove(str(root))
+    return found
+
+
 def utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
@@ -296,22 +340,19 @@ class FeatureRepository:
 
     def apply_directory(self, path: str, *, dry_run: bool = False) -> AppliedRepo:
         """Apply every Feast object defined by the Python files under ``path``."""
-        from feast.repo_operations import parse_repo
-
-        root = Path(path)
+        root = Path(path).resolve()
         if not root.is_dir():
             raise InvalidArgument(f"repo_path: {path!r} is not a directory on the server",
                                   reason="REPO_NOT_FOUND", metadata={"repo_path": path},
                                   field_violations=[FieldViolation("repo_path", "not a directory")])
         try:
-            contents = parse_repo(root)
+            contents = load_repo_objects(root)
         except Exception as exc:  # noqa: BLE001 - user code: report, don't crash
             raise InvalidArgument(f"repo_path: the feature repo failed to load: {exc}",
                                   reason="REPO_INVALID", metadata={"repo_path": path},
                                   field_violations=[FieldViolation("repo_path", str(exc)[:500])]) from None
         with self._write_lock:
-            objects = [*contents.entities, *contents.data_sources, *contents.feature_views,
-                       *contents.feature_services]
+            objects = [*contents.entities, *contents.feature_views, *contents.feature_services]
             applied_entities = [entity_from_feast(e) for e in contents.entities]
             if dry_run:
                 return AppliedRepo(applied_entities,
