@@ -25,14 +25,13 @@ import asyncio
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL, ALIAS = "bench", "challenger"
@@ -75,11 +74,11 @@ class CpuMeter:
         children = self.registry.children(recursive=True)
         return cpu(self.registry), sum(cpu(c) for c in children)
 
-    def __enter__(self) -> CpuMeter:
+    def __enter__(self) -> Self:
         self.start = self._times()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         end = self._times()
         self.registry_cpu = end[0] - self.start[0]
         self.mlflow_cpu = end[1] - self.start[1]
@@ -88,7 +87,6 @@ class CpuMeter:
 async def grpc_side(address: str, key: str, seconds: float, concurrency: int
                     ) -> tuple[list[float], int]:
     import grpc
-
     from modelplane.registry.v1 import registry_pb2 as pb
     from modelplane.registry.v1 import registry_pb2_grpc
 
@@ -209,7 +207,8 @@ def main() -> None:
     log_path = tmp / "registry.log"
     print(f"starting registry + mlflow server (log: {log_path}) ...", flush=True)
     proc = subprocess.Popen([sys.executable, "-m", "modelplane.registry.main"], env=env,
-                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+                            stdout=open(log_path, "wb"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         t0 = time.monotonic()
@@ -241,7 +240,6 @@ def main() -> None:
 
         # Never stale: the stock client moves the alias, the next resolve sees it.
         import grpc
-
         from modelplane.registry.v1 import registry_pb2 as pb
         from modelplane.registry.v1 import registry_pb2_grpc
 

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from registry_testenv import RegistryEnv, registry_env  # noqa: E402
+from registry_testenv import RegistryEnv, registry_env
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-
 from modelplane.kit.auth import Role, add_key
+from modelplane.kit.clients import channel
 from modelplane.kit.errors import ModelplaneError
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
@@ -109,7 +109,7 @@ async def registry_env(backend: str, root: Path, database_url: str | None = None
     settings = RegistrySettings.from_service(ServiceSettings.from_env("registry", environ))
     spec, service = build(settings)
     async with running(spec, settings.service) as svc:
-        channels = {who: grpc.aio.insecure_channel(svc.address, interceptors=[_Key(key)])
+        channels = {who: channel(svc.address, api_key=key, tracing=False)
                     for who, key in keys.items()}
         try:
             yield RegistryEnv(backend, svc.address, settings.mlflow_uri, keys, service,
@@ -117,22 +117,6 @@ async def registry_env(backend: str, root: Path, database_url: str | None = None
         finally:
             for ch in channels.values():
                 await ch.close()
-
-
-class _Key(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, key: str) -> None:
-        self._md = (("authorization", f"Bearer {key}"),)
-
-    def _details(self, d: Any) -> Any:
-        return grpc.aio.ClientCallDetails(d.method, d.timeout,
-                                          tuple(d.metadata or ()) + self._md,
-                                          d.credentials, d.wait_for_ready)
-
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
 
 
 def log_sklearn_model(env: RegistryEnv, experiment: str, registered_name: str | None,

@@ -193,7 +193,7 @@ class EventHub:
             for listener in self._listeners:
                 try:
                     listener(batch)
-                except Exception:  # noqa: BLE001 - one bad listener must not stop the feed
+                except Exception:
                     log.exception("event listener failed")
             for ev in batch:
                 for sub in self._subs:

@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
-
 from modelplane.registry.model import (
     AliasChange,
     ChangeOrigin,
@@ -33,6 +31,7 @@ from modelplane.registry.model import (
     ValidationSummary,
 )
 from modelplane.registry.settings import is_postgres, sqlalchemy_url
+from sqlalchemy import event as sa_event
 
 log = logging.getLogger("modelplane.registry.history")
 
@@ -71,6 +70,12 @@ events = sa.Table(
 )
 
 _ADVISORY_LOCK_KEY = 7102_0001
+
+
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _now_ms() -> int:
@@ -157,7 +162,7 @@ class RegistryHistory:
             version=ev.version, alias=ev.alias, principal=ev.principal,
             origin=ev.origin.value, alias_change_id=alias_change_id,
             validation=validation_to_json(ev.validation)))
-        return int(result.inserted_primary_key[0])
+        return _inserted_id(result)
 
     def record_alias_change(self, change: AliasChange) -> AliasChange:
         """Append the change and its ALIAS_SET / ALIAS_DELETED event in one transaction."""
@@ -169,7 +174,7 @@ class RegistryHistory:
                 from_version=change.from_version, to_version=change.to_version,
                 principal=change.principal, reason=change.reason, override=change.override,
                 validation=validation_to_json(change.validation), origin=change.origin.value))
-            change_id = int(result.inserted_primary_key[0])
+            change_id = _inserted_id(result)
             kind = EventType.ALIAS_DELETED if change.to_version == 0 else EventType.ALIAS_SET
             self._insert_event(conn, PendingEvent(
                 kind, change.model_name, change.to_version or change.from_version, change.alias,

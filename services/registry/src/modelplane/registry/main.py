@@ -9,6 +9,7 @@ SERVING. Stopping reverses it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -38,6 +39,7 @@ class RegistryService:
     registry: ModelRegistry | None = None
     history: RegistryHistory | None = None
     hub: EventHub | None = None
+    watchdog: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.api = ModelRegistryApi(self.current)
@@ -61,6 +63,7 @@ class RegistryService:
                                             frozenset(s.protected_aliases))
             self.hub = EventHub(self.history, make_probe(self.history), s.event_poll_seconds)
             await self.hub.start()
+            self.watchdog = asyncio.get_running_loop().create_task(self.mlflow.supervise())
             self.registry = ModelRegistry(store, self.history, self.hub,
                                           PromotionGate(s.protected_aliases, s.override_role),
                                           s.mlflow_uri, s.cache_size)
@@ -69,6 +72,10 @@ class RegistryService:
             raise
 
     async def stop(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watchdog
         if self.hub is not None:
             await self.hub.stop()
         await self.mlflow.stop()
@@ -77,8 +84,8 @@ class RegistryService:
 
 
 def _import_mlflow() -> None:
-    import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
-    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    import mlflow.store.model_registry.sqlalchemy_store
+    import mlflow.store.tracking.sqlalchemy_store
     import mlflow.tracking  # noqa: F401
 
 

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
-
 from modelplane.kit.errors import Unavailable
 from modelplane.registry.settings import RegistrySettings
 
@@ -143,6 +142,26 @@ class MlflowServer:
                                       f"{self.settings.mlflow_start_timeout:.0f}s; see "
                                       f"{self.log_path}", reason="MLFLOW_SERVER_TIMEOUT")
                 await asyncio.sleep(0.25)
+
+    async def supervise(self, check_seconds: float = 1.0) -> None:
+        """Restart the server when it exits on its own (run as a task; cancel to end)."""
+        backoff = 1.0
+        while True:
+            await asyncio.sleep(check_seconds)
+            proc = self._process
+            if proc is None or proc.poll() is None:
+                continue
+            log.error("mlflow server exited with code %s; restarting it. Last lines:\n%s",
+                      proc.returncode, self._tail())
+            self._process = None
+            try:
+                self.launch()
+                await self.wait_ready()
+                backoff = 1.0
+            except Unavailable as exc:
+                log.error("mlflow server restart failed: %s", exc.message)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None

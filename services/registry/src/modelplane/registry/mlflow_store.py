@@ -22,7 +22,6 @@ from typing import Any
 
 from modelplane.kit.errors import (
     AlreadyExists,
-    FailedPrecondition,
     InvalidArgument,
     ModelplaneError,
     NotFound,
@@ -216,9 +215,17 @@ class MlflowModelStore:
             return self.client.get_logged_model(model_id)
 
     def run_has_model(self, run: Any, path: str) -> bool:
-        with mlflow_errors(f"artifacts of run {run.info.run_id!r}", run_id=run.info.run_id):
-            return any(f.path == f"{path}/MLmodel"
-                       for f in self.client.list_artifacts(run.info.run_id, path))
+        """An MLflow 2 style model under the run's artifacts (read from storage directly)."""
+        storage = self._storage_uri(run.info.artifact_uri or "")
+        if storage is None:
+            return False
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        try:
+            listed = get_artifact_repository(storage).list_artifacts(path)
+        except Exception:  # noqa: BLE001 - unreadable means no model we can register
+            return False
+        return any(f.path.rstrip("/").endswith("MLmodel") for f in listed)
 
     # versions ------------------------------------------------------------------------
     def create_version(self, name: str, source: str, run_id: str, tags: dict[str, str],
@@ -338,8 +345,9 @@ class MlflowModelStore:
             try:
                 run = self.client.get_run(run_id)
                 run_tags, run_experiment = dict(run.data.tags), run.info.experiment_id
-            except Exception:  # noqa: BLE001 - the run may have been deleted
-                pass
+            except Exception as exc:  # noqa: BLE001 - the run may have been deleted
+                log.info("run %s of version %s/%s unreadable: %s", run_id, mv.name, mv.version,
+                         exc)
         lineage: Lineage = vt.lineage_from_tags(
             run_id, tags, run_tags, run_experiment,
             self.signature(source, run_id, model_id))
@@ -354,14 +362,3 @@ class MlflowModelStore:
             validation=vt.validation_from_tags(tags),
             creator=tags.get(vt.CREATED_BY) or mv.user_id or "", logged_model_id=model_id,
             create_time=_ts(mv.creation_timestamp), update_time=_ts(mv.last_updated_timestamp))
-
-
-def require_found(condition: bool, message: str, reason: str, **meta: Any) -> None:
-    if not condition:
-        raise NotFound(message, reason=reason, metadata={k: str(v) for k, v in meta.items()})
-
-
-def require(condition: bool, message: str, reason: str, **meta: Any) -> None:
-    if not condition:
-        raise FailedPrecondition(message, reason=reason,
-                                 metadata={k: str(v) for k, v in meta.items()})

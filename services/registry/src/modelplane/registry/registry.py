@@ -19,7 +19,7 @@ from modelplane.registry import identifiers as ids
 from modelplane.registry import version_tags as vt
 from modelplane.registry.events import EventHub
 from modelplane.registry.history import PendingEvent, RegistryHistory
-from modelplane.registry.mlflow_store import MlflowModelStore, require_found
+from modelplane.registry.mlflow_store import MlflowModelStore
 from modelplane.registry.model import (
     Alias,
     AliasChange,
@@ -354,8 +354,9 @@ class ModelRegistry:
         ids.alias_name(alias)
         rm = await self._run(self.store.get_registered_model, model_name)
         current = (rm.aliases or {}).get(alias)
-        require_found(current is not None, f"alias {alias!r} of model {model_name!r} not found",
-                      "ALIAS_NOT_FOUND", model=model_name, alias=alias)
+        if current is None:
+            raise NotFound(f"alias {alias!r} of model {model_name!r} not found",
+                           reason="ALIAS_NOT_FOUND", metadata={"model": model_name, "alias": alias})
         await self._run(self.store.delete_alias, model_name, alias)
         await self._publish_change(AliasChange(
             model_name=model_name, alias=alias, from_version=int(current), to_version=0,
