@@ -105,7 +105,7 @@ class WidgetBackend:
 
     async def ListWidgets(self, request: Any, context: Any) -> Any:
         self._record("ListWidgets", request, context)
-        n = request.page_size or 2
+        n = min(request.page_size or 2, 50)  # a real service caps page_size too
         return self.pb2.ListWidgetsResponse(
             widgets=[self.pb2.Widget(name=f"shelves/{request.shelf or 'any'}/widgets/{i}")
                      for i in range(n)], next_page_token="next")

@@ -51,6 +51,7 @@ def test_paths_and_parameters_come_from_the_http_rules(doc: dict[str, Any]) -> N
     assert get["operationId"] == "WidgetService_GetWidget"
     assert get["parameters"][0]["in"] == "path" and get["parameters"][0]["name"] == "name"
     assert "shelves/*/widgets/*" in get["parameters"][0]["description"]
+    assert get["parameters"][0]["schema"]["pattern"] == "^shelves/[^/]+/widgets/[^/]+$"
     lst = paths["/v1/shelves/{shelf}/widgets"]["get"]
     query = {p["name"]: p for p in lst["parameters"] if p["in"] == "query"}
     assert {"page_size", "page_token", "colors", "filter.prefix", "filter.min_count",
@@ -64,8 +65,9 @@ def test_paths_and_parameters_come_from_the_http_rules(doc: dict[str, Any]) -> N
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": f"#/components/schemas/{W}Widget"}
     assert {p["name"] for p in create["parameters"] if p["in"] == "query"} == {"widget_id"}
-    patch = paths["/v1/{widget.name}"]["patch"]
-    assert patch["parameters"][0]["name"] == "widget.name"
+    patch = paths["/v1/{widget_name}"]["patch"]
+    assert patch["parameters"][0]["name"] == "widget_name"
+    assert patch["parameters"][0]["x-proto-field"] == "widget.name"
     assert paths["/v1/{name}:score"]["post"]["x-modelplane-access"] == "read"
     assert paths["/v1/files/{path}"]["get"]["responses"]["200"]["content"]["application/json"][
         "schema"] == {"$ref": f"#/components/schemas/{W}FileContent"}
@@ -85,7 +87,7 @@ def test_schemas_cover_enums_maps_oneofs_and_well_known_types(doc: dict[str, Any
     assert widget["blob"]["format"] == "byte"
     assert widget["limit"]["type"] == ["integer", "null"]
     assert schemas[f"{W}Widget"]["x-oneof"] == {"source": ["url", "blob"]}
-    patch = doc["paths"]["/v1/{widget.name}"]["patch"]
+    patch = doc["paths"]["/v1/{widget_name}"]["patch"]
     mask = next(p for p in patch["parameters"] if p["name"] == "update_mask")
     assert mask["in"] == "query" and mask["schema"]["type"] == "string"
     assert "google.rpc.Status" in schemas

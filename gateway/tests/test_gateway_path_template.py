@@ -32,7 +32,7 @@ def test_custom_verb_and_nested_field_path() -> None:
     assert t.verb == "setTrafficSplit"
     assert t.match("/v1/deployments/d1:setTrafficSplit") == {"deployment.name": "deployments/d1"}
     assert t.match("/v1/deployments/d1") is None
-    assert t.openapi_path == "/v1/{deployment.name}:setTrafficSplit"
+    assert t.openapi_path == "/v1/{deployment_name}:setTrafficSplit"
 
 
 def test_verb_on_literal_collection() -> None:

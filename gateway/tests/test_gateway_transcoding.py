@@ -127,3 +127,13 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz")
     assert r.status_code == 200
     assert r.json()["status"] == "SERVING" and r.json()["services"] == ["gatewaytest"]
+
+
+async def test_resource_names_with_encoded_slashes_reach_the_same_route(
+        client: httpx.AsyncClient, stack: Any) -> None:
+    # OpenAPI clients percent-encode path parameters, slashes included.
+    r = await client.get("/v1/shelves%2Fs1%2Fwidgets%2Fw9")
+    assert r.status_code == 200, r.text
+    assert stack.backend.last("GetWidget")[0].name == "shelves/s1/widgets/w9"
+    r = await client.post("/v1/shelves%2Fs1%2Fwidgets%2Fw9:score", json={"features": [1]})
+    assert r.status_code == 200 and r.json()["name"] == "shelves/s1/widgets/w9"

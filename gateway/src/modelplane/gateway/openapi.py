@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from modelplane.gateway.catalog import Catalog, HttpBinding
+from modelplane.gateway.path_template import openapi_parameter_name
 from modelplane.gateway.status_mapping import HTTP_STATUS
 
 log = logging.getLogger(__name__)
@@ -201,10 +202,19 @@ def _operation(builder: SchemaBuilder, binding: HttpBinding) -> dict[str, Any]:
     for var in binding.template.variables:
         fd = _field_at(request, var.field_path)
         schema = builder.field_schema(fd)
-        param: dict[str, Any] = {"name": var.field_path, "in": "path", "required": True,
-                                 "schema": schema}
+        param: dict[str, Any] = {"name": openapi_parameter_name(var.field_path), "in": "path",
+                                 "required": True, "schema": schema,
+                                 "x-proto-field": var.field_path}
+        notes = []
+        if "." in var.field_path:
+            notes.append(f"Sets the request field `{var.field_path}`.")
         if var.pattern != "*":
-            param["description"] = f"Matches the pattern `{var.pattern}`."
+            notes.append(f"Matches the pattern `{var.pattern}`.")
+            if schema.get("type") == "string":
+                param["schema"] = {**schema,
+                                   "pattern": binding.template.value_pattern(var)}
+        if notes:
+            param["description"] = " ".join(notes)
         params.append(param)
         bound.add(var.field_path)
     op: dict[str, Any] = {

@@ -42,15 +42,25 @@ class PathTemplate:
     literal_segments: int
     regex: re.Pattern[str]
     openapi_path: str
-    """The template with each variable as ``{field.path}`` (OpenAPI path key)."""
+    """The template with each variable as ``{field_path}`` (OpenAPI path key; dots of nested
+    fields become ``_``, since tools expand ``{a.b}`` as attribute access)."""
 
-    def match(self, raw_path: str) -> dict[str, str] | None:
-        """The percent-decoded variable values when ``raw_path`` matches, else None."""
-        found = self.regex.fullmatch(raw_path)
+    def match(self, path: str, *, decoded: bool = False) -> dict[str, str] | None:
+        """The variable values when ``path`` matches, else None. ``path`` is the raw
+        (percent-encoded) path and values are decoded, unless ``decoded`` says it
+        already is."""
+        found = self.regex.fullmatch(path)
         if found is None:
             return None
+        if decoded:
+            return dict(zip((v.field_path for v in self.variables), found.groups(), strict=True))
         return {var.field_path: unquote(value)
                 for var, value in zip(self.variables, found.groups(), strict=True)}
+
+    def value_pattern(self, var: PathVariable) -> str:
+        """A regular expression for the values of ``var`` (for OpenAPI)."""
+        regex, _ = _segments_regex(var.pattern.split("/"))
+        return f"^{regex}$"
 
     @property
     def specificity(self) -> tuple[int, int, int]:
@@ -99,6 +109,11 @@ def _split_top_level(path: str) -> list[str]:
     return out
 
 
+def openapi_parameter_name(field_path: str) -> str:
+    """The OpenAPI path parameter name of a variable: ``deployment.name`` -> ``deployment_name``."""
+    return field_path.replace(".", "_")
+
+
 _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -135,7 +150,7 @@ def parse_template(template: str) -> PathTemplate:
             variables.append(PathVariable(field_path, pattern,
                                           "/" in pattern or "**" in pattern))
             regex_parts.append(f"({sub_regex})")
-            openapi_parts.append("{" + field_path + "}")
+            openapi_parts.append("{" + openapi_parameter_name(field_path) + "}")
         else:
             seg_regex, seg_literals = _segments_regex([seg])
             literals += seg_literals

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 from modelplane.gateway.catalog import HttpBinding
 
@@ -61,10 +62,25 @@ class Router:
         return self._lists.get((method,), [])
 
     def find(self, method: str, path: str) -> tuple[HttpBinding, dict[str, str]] | None:
+        """The binding for a raw (percent-encoded) path.
+
+        Multi-segment variables (``{name=models/*/versions/*}``) are matched on the raw
+        path first; when that fails and the path has escapes, on the decoded path, so
+        clients that percent-encode the slashes of a resource name (most OpenAPI
+        clients do) reach the same route.
+        """
         for binding in self._candidates(method, path):
             values = binding.template.match(path)
             if values is not None:
                 return binding, values
+        if "%2" in path or "%3" in path:  # an escaped '/' (%2F) or ':' (%3A)
+            decoded = unquote(path)
+            for binding in self._candidates(method, decoded):
+                if any(v.multi_segment for v in binding.template.variables) or \
+                        binding.template.verb:
+                    values = binding.template.match(decoded, decoded=True)
+                    if values is not None:
+                        return binding, values
         return None
 
     def allowed_methods(self, path: str) -> list[str]:
