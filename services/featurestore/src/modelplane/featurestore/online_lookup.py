@@ -21,7 +21,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from modelplane.featurestore.definitions import ValueKind
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 
 # Feast's FieldStatus numbers.
+_NULL_VAL = b"\x98\x01\x00"  # Feast Value{null_val: NULL}
 PRESENT, NULL_VALUE, NOT_FOUND, OUTSIDE_MAX_AGE = 1, 2, 3, 4
 
 # Rows x features above which a SQLite read leaves the event loop for a thread.
@@ -55,6 +56,13 @@ class ViewRead:
     #: Redis hash fields: mmh3("view:feature") per feature, then "_ts:view"
     redis_fields: tuple[bytes, ...]
 
+    @property
+    def feature_index(self) -> dict[str, int]:
+        return self._index  # type: ignore[attr-defined,no-any-return]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {f: i for i, f in enumerate(self.features)})
+
 
 @dataclass(frozen=True)
 class LookupPlan:
@@ -75,24 +83,59 @@ class LookupResult:
     rows: int
     #: entity key columns as given (Python values), in plan.join_keys order
     entity_values: dict[str, list[Any]]
-    #: per output column, per row: Feast's serialized Value (b"" = no value)
-    values: list[list[bytes]]
+    #: per output column, per row: Feast's serialized Value (None = nothing stored)
+    values: list[list[bytes | None]]
     #: per output column, per row: Feast FieldStatus
     statuses: list[list[int]]
-    #: per output column, per row: event time in epoch seconds (0 = none)
+    #: per output column, per row: event time in epoch seconds (0 = none); columns of
+    #: one view share the same list
     event_seconds: list[list[float]]
     #: raw entity key bytes (per join-key tuple) for callers that write back
     keys: dict[tuple[str, ...], list[bytes]] = field(default_factory=dict)
 
 
-#: One view's read: for each entity key, (event seconds, {feature: value bytes}) or None.
-ViewRows = list[tuple[float, dict[str, bytes]] | None]
+@dataclass
+class ViewBlock:
+    """One view's read, column-major: ``columns[i][row]`` is feature ``i``'s Feast ``Value``
+    bytes for that entity row (None: nothing stored), ``row_seconds[row]`` its event time
+    (0.0: the entity has no row in this view)."""
+
+    columns: list[list[bytes | None]]
+    row_seconds: list[float]
 
 
 class OnlineBackend(Protocol):
-    async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewRows]: ...
+    async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewBlock]: ...
 
     async def close(self) -> None: ...
+
+
+def _fill(view: ViewRead, keys: list[bytes], rows: Iterable[tuple[Any, str, Any, Any]],
+          ts_cache: dict[Any, float]) -> ViewBlock:
+    """Scatter (entity_key, feature, value, event_ts) rows into a ViewBlock."""
+    n = len(keys)
+    position: dict[bytes, int] = {}
+    for i, k in enumerate(keys):
+        position.setdefault(k, i)
+    feature_index = view.feature_index
+    columns: list[list[bytes | None]] = [[None] * n for _ in view.features]
+    row_seconds = [0.0] * n
+    for key, name, value, ts in rows:
+        f = feature_index.get(name)
+        if f is None:
+            continue
+        i = position[key if type(key) is bytes else bytes(key)]
+        columns[f][i] = value if type(value) is bytes else bytes(value)
+        if not row_seconds[i]:
+            row_seconds[i] = _seconds_from_text(ts, ts_cache)
+    if len(position) != n:  # repeated keys in the request: copy the first occurrence
+        for i, k in enumerate(keys):
+            j = position[k]
+            if j != i:
+                row_seconds[i] = row_seconds[j]
+                for col in columns:
+                    col[i] = col[j]
+    return ViewBlock(columns, row_seconds)
 
 
 # ------------------------------------------------------------------ entity keys
@@ -181,9 +224,9 @@ class SqliteOnlineBackend:
             self._local.conn = conn
         return conn
 
-    def _read_sync(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewRows]:
+    def _read_sync(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewBlock]:
         conn = self._conn()
-        out: list[ViewRows] = []
+        out: list[ViewBlock] = []
         ts_cache: dict[Any, float] = {}
         for view, keys in requests:
             unique = list(dict.fromkeys(keys))
@@ -196,20 +239,13 @@ class SqliteOnlineBackend:
             try:
                 rows = conn.execute(query, params).fetchall()
             except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    rows = []
-                else:
+                if "no such table" not in str(exc):
                     raise
-            found: dict[bytes, tuple[float, dict[str, bytes]]] = {}
-            for key, name, value, ts in rows:
-                entry = found.get(key)
-                if entry is None:
-                    entry = found[key] = (_seconds_from_text(ts, ts_cache), {})
-                entry[1][name] = value
-            out.append([found.get(k) for k in keys])
+                rows = []
+            out.append(_fill(view, keys, rows, ts_cache))
         return out
 
-    async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewRows]:
+    async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewBlock]:
         cells = sum(len(keys) * len(view.features) for view, keys in requests)
         if cells <= INLINE_SQLITE_CELLS:
             # A few hundred microseconds: cheaper inline than a thread hop.
@@ -240,11 +276,11 @@ class PostgresOnlineBackend:
             self._pool = pool
         return self._pool
 
-    async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewRows]:
+    async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewBlock]:
         from psycopg import errors, sql
 
         pool = await self._get_pool()
-        out: list[ViewRows] = []
+        out: list[ViewBlock] = []
         ts_cache: dict[Any, float] = {}
         async with pool.connection() as conn:
             for view, keys in requests:
@@ -260,14 +296,7 @@ class PostgresOnlineBackend:
                     rows = await cur.fetchall()
                 except errors.UndefinedTable:
                     rows = []
-                found: dict[bytes, tuple[float, dict[str, bytes]]] = {}
-                for key, name, value, ts in rows:
-                    key = bytes(key)
-                    entry = found.get(key)
-                    if entry is None:
-                        entry = found[key] = (_seconds_from_text(ts, ts_cache), {})
-                    entry[1][name] = bytes(value)
-                out.append([found.get(k) for k in keys])
+                out.append(_fill(view, keys, rows, ts_cache))
         return out
 
     async def close(self) -> None:
@@ -284,33 +313,34 @@ class RedisOnlineBackend:
         self._client = redis.Redis.from_url(url)
         self._project = project.encode()
 
-    async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewRows]:
+    async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewBlock]:
         from google.protobuf.timestamp_pb2 import Timestamp
 
         async with self._client.pipeline(transaction=False) as pipe:
             for view, keys in requests:
+                fields = list(view.redis_fields)
                 for key in keys:
-                    pipe.hmget(key + self._project, list(view.redis_fields))
+                    pipe.hmget(key + self._project, fields)
             replies = await pipe.execute()
-        out: list[ViewRows] = []
+        out: list[ViewBlock] = []
         i = 0
         ts_cache: dict[bytes, float] = {}
         for view, keys in requests:
-            rows: ViewRows = []
-            for _ in keys:
-                reply = replies[i]
-                i += 1
-                ts_raw = reply[-1]
-                if not ts_raw:
-                    rows.append(None)
+            block = replies[i:i + len(keys)]
+            i += len(keys)
+            columns = [list(c) for c in zip(*block)] if block else [[] for _ in view.redis_fields]
+            ts_column = columns.pop()
+            row_seconds = []
+            for raw in ts_column:
+                if not raw:
+                    row_seconds.append(0.0)
                     continue
-                seconds = ts_cache.get(ts_raw)
+                seconds = ts_cache.get(raw)
                 if seconds is None:
-                    ts = Timestamp.FromString(ts_raw)
-                    seconds = ts_cache[ts_raw] = ts.seconds + ts.nanos / 1e9
-                rows.append((seconds, {name: value for name, value in zip(view.features, reply)
-                                       if value is not None}))
-            out.append(rows)
+                    t = Timestamp.FromString(raw)
+                    seconds = ts_cache[raw] = t.seconds + t.nanos / 1e9
+                row_seconds.append(seconds)
+            out.append(ViewBlock(columns, row_seconds))
         return out
 
     async def close(self) -> None:
@@ -354,37 +384,29 @@ class OnlineLookup:
                 keys = [encode(view.join_keys, view.key_kinds, tuple(row)) for row in zip(*columns)]
                 key_cache[view.join_keys] = keys
             requests.append((view, keys))
-        view_rows = await self.backend.read(requests)
+        blocks = await self.backend.read(requests)
 
         width = len(plan.names)
-        values: list[list[bytes]] = [[] for _ in range(width)]
+        values: list[list[bytes | None]] = [[] for _ in range(width)]
         statuses: list[list[int]] = [[] for _ in range(width)]
         seconds: list[list[float]] = [[] for _ in range(width)]
         now = self._clock()
-        for view, rows in zip(plan.views, view_rows):
-            cutoff = now - view.ttl_seconds if view.ttl_seconds > 0 else None
-            for name, pos in zip(view.features, view.positions):
-                col_v, col_s, col_t = values[pos], statuses[pos], seconds[pos]
-                for row in rows:
-                    if row is None:
-                        col_v.append(b"")
-                        col_s.append(NOT_FOUND)
-                        col_t.append(0.0)
-                        continue
-                    ts, found = row
-                    value = found.get(name)
-                    if value is None:
-                        col_v.append(b"")
-                        col_s.append(NOT_FOUND)
-                        col_t.append(0.0)
-                    elif cutoff is not None and ts < cutoff:
-                        col_v.append(b"")
-                        col_s.append(OUTSIDE_MAX_AGE)
-                        col_t.append(ts)
-                    else:
-                        col_v.append(value)
-                        col_s.append(PRESENT if value and value != b"\x98\x01\x00" else NULL_VALUE)
-                        col_t.append(ts)
+        for view, block in zip(plan.views, blocks):
+            row_seconds = block.row_seconds
+            expired: list[int] = []
+            if view.ttl_seconds > 0:
+                cutoff = now - view.ttl_seconds
+                expired = [i for i, t in enumerate(row_seconds) if t and t < cutoff]
+            for column, pos in zip(block.columns, view.positions):
+                if expired:
+                    column = list(column)
+                    for i in expired:
+                        column[i] = None
+                stats = [PRESENT if v and v != _NULL_VAL else (NOT_FOUND if v is None else NULL_VALUE)
+                         for v in column]
+                for i in expired:
+                    stats[i] = OUTSIDE_MAX_AGE
+                values[pos], statuses[pos], seconds[pos] = column, stats, row_seconds
         return LookupResult(plan, n, entity_values, values, statuses, seconds, key_cache)
 
     @staticmethod

@@ -80,7 +80,7 @@ _RETAG = {
 }
 
 
-def feast_value_to_ours(raw: bytes) -> bytes:
+def feast_value_to_ours(raw: bytes | None) -> bytes:
     """Feast ``Value`` bytes -> ``modelplane.api.v1.Value`` bytes (lists and maps -> null)."""
     if not raw:
         return _NULL
@@ -127,6 +127,52 @@ def _timestamps(seconds: Sequence[float], tag: int) -> bytes:
     return b"".join(out)
 
 
+# Feast tag -> our tag, for scalar types whose payload is carried over unchanged.
+_SAME_PAYLOAD = {0x0A: 0x2A, 0x12: 0x1A, 0x18: 0x10, 0x20: 0x10, 0x29: 0x09, 0x38: 0x20}
+
+
+def _uniform(values: Sequence[bytes | None]) -> int:
+    """The common length of ``values`` when all are present, non-empty and equally long, else 0."""
+    if not values or None in values:
+        return 0
+    first = len(values[0])  # type: ignore[arg-type]
+    if first == 0 or first > 127:
+        return 0
+    for v in values:
+        if len(v) != first:  # type: ignore[arg-type]
+            return 0
+    return first
+
+
+def _our_values(values: Sequence[bytes | None]) -> bytes:
+    """Repeated ``values`` field (tag 2) of an OnlineFeatureColumn."""
+    length = _uniform(values)
+    if length and len(values) > 4:
+        first_tag = values[0][0]  # type: ignore[index]
+        ours = _SAME_PAYLOAD.get(first_tag)
+        if ours is not None:
+            import numpy as np
+
+            joined = np.frombuffer(b"".join(values), dtype=np.uint8).reshape(len(values), length)  # type: ignore[arg-type]
+            if (joined[:, 0] == first_tag).all():
+                out = np.empty((len(values), length + 2), dtype=np.uint8)
+                out[:, 0] = 0x12
+                out[:, 1] = length
+                out[:, 2] = ours
+                out[:, 3:] = joined[:, 1:]
+                return out.tobytes()
+    return b"".join(_ld(0x12, feast_value_to_ours(v or b"")) for v in values)
+
+
+def _feast_values(values: Sequence[bytes | None]) -> bytes:
+    """Repeated ``values`` field (tag 1) of a Feast FeatureVector: the stored bytes as they are."""
+    length = _uniform(values)
+    if length:
+        prefix = bytes((0x0A, length))
+        return prefix + prefix.join(values)  # type: ignore[arg-type]
+    return b"".join(_ld(0x0A, v or b"") for v in values)
+
+
 def modelplane_response(result: LookupResult) -> bytes:
     """``modelplane.featurestore.v1.GetOnlineFeaturesResponse`` bytes."""
     columns = []
@@ -137,12 +183,14 @@ def modelplane_response(result: LookupResult) -> bytes:
                 + b"".join(_ld(0x12, python_value_to_ours(v)) for v in vals)
                 + _ld(0x1A, present) + _ld(0x22, b"") * n)
         columns.append(_ld(0x0A, body))
+    ts_cache: dict[int, bytes] = {}
     for name, vals, stats, secs in zip(result.plan.names, result.values, result.statuses,
                                        result.event_seconds):
-        body = (_ld(0x0A, name.encode())
-                + b"".join(_ld(0x12, feast_value_to_ours(v)) for v in vals)
-                + _ld(0x1A, bytes(stats).translate(_OUR_STATUS_BYTE))
-                + _timestamps(secs, 0x22))
+        times = ts_cache.get(id(secs))
+        if times is None:
+            times = ts_cache[id(secs)] = _timestamps(secs, 0x22)
+        body = (_ld(0x0A, name.encode()) + _our_values(vals)
+                + _ld(0x1A, bytes(stats).translate(_OUR_STATUS_BYTE)) + times)
         columns.append(_ld(0x0A, body))
     return b"".join(columns)
 
@@ -159,8 +207,11 @@ def feast_response(result: LookupResult) -> bytes:
         body = (b"".join(_ld(0x0A, python_value_to_feast(v)) for v in vals)
                 + _ld(0x12, present) + empty_ts)
         vectors.append(_ld(0x12, body))
+    ts_cache: dict[int, bytes] = {}
     for vals, stats, secs in zip(result.values, result.statuses, result.event_seconds):
-        body = (b"".join(_ld(0x0A, v) for v in vals) + _ld(0x12, bytes(stats))
-                + _timestamps(secs, 0x1A))
+        times = ts_cache.get(id(secs))
+        if times is None:
+            times = ts_cache[id(secs)] = _timestamps(secs, 0x1A)
+        body = _feast_values(vals) + _ld(0x12, bytes(stats)) + times
         vectors.append(_ld(0x12, body))
     return metadata + b"".join(vectors)
