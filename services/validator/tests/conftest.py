@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from validator_testdata import Scenario, make_scenario  # noqa: E402
+from validator_testdata import Scenario, make_scenario
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from modelplane.kit.errors import InvalidArgument, NotFound
 from modelplane.validator.policy import CheckConfig, Policy
 from modelplane.validator.report import (
@@ -26,11 +25,20 @@ from modelplane.validator.store import RunStore
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
 
+@pytest.fixture(scope="module")
+def postgres_url(make_postgres_database: Callable[[str], str]) -> str:
+    return make_postgres_database("mp_validator")  # one database: creating and dropping is slow
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
     if request.param == "postgres":
-        make: Callable[[str], str] = request.getfixturevalue("make_postgres_database")
-        s = RunStore(make("mp_validator"))
+        import psycopg
+
+        url = request.getfixturevalue("postgres_url")
+        s = RunStore(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("TRUNCATE validation_runs, validation_reports")
     else:
         s = RunStore.sqlite_in(tmp_path)
     yield s

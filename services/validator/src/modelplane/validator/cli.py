@@ -18,13 +18,12 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 import grpc
 from google.protobuf import json_format
-
 from modelplane.kit.clients import channel
 from modelplane.kit.errors import ModelplaneError
 from modelplane.kit.settings import ServiceSettings
@@ -82,8 +81,7 @@ def render_table(report: pb.ValidationReport, run: pb.ValidationRun, out: TextIO
         seconds = c.duration.seconds + c.duration.nanos / 1e9
         rows.append((c.check, _STATUS_TEXT[c.status], f"{seconds:.2f}s", detail[:100]))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        out.write(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n")
+    out.writelines(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n" for r in rows)
     if run.notes:
         out.write("\nNotes:\n" + "".join(f"  - {n}\n" for n in run.notes))
     out.write(f"\nreport {report.id}"
@@ -92,8 +90,9 @@ def render_table(report: pb.ValidationReport, run: pb.ValidationRun, out: TextIO
               f"observability baseline {'set' if run.observability_baseline_set else 'NOT set'}\n")
 
 
-async def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = ServiceSettings.from_env("validator")
+async def _validate(args: argparse.Namespace, out: TextIO, err: TextIO,
+                    environ: Mapping[str, str] | None) -> int:
+    settings = ServiceSettings.from_env("validator", environ)
     target = args.target or settings.target("validator")
     try:
         policy_text = args.policy.read_text()
@@ -133,8 +132,7 @@ async def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 raise_from_rpc_error(rpc)
             except ModelplaneError as exc:
                 err.write(f"error: {exc.code}: {exc.message}\n")
-                for v in exc.field_violations:
-                    err.write(f"  {v.field}: {v.description}\n")
+                err.writelines(f"  {v.field}: {v.description}\n" for v in exc.field_violations)
             return EXIT_ERROR
     if args.json:
         out.write(json.dumps(json_format.MessageToDict(report, preserving_proto_field_name=True),
@@ -144,10 +142,16 @@ async def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_FAIL if report.status in (pb.CHECK_STATUS_FAIL, pb.CHECK_STATUS_ERROR) else EXIT_PASS
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """``modelplane validate ...``: returns the exit code (0 PASS/WARN, 1 FAIL, 2 error, 3 unreachable)."""
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None,
+         environ: Mapping[str, str] | None = None) -> int:
+    """``modelplane validate ...`` (``argv`` without the ``validate`` word): the exit code,
+    0 PASS/WARN, 1 FAIL, 2 bad input or unfinished run, 3 validator unreachable.
+
+    The API key comes from ``MODELPLANE_API_KEY`` (or the data dir's admin key), the
+    address from ``--target`` or ``MODELPLANE_VALIDATOR_TARGET``; ``environ`` replaces
+    the process environment (tests)."""
     args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return asyncio.run(_validate(args, out or sys.stdout, err or sys.stderr))
+    return asyncio.run(_validate(args, out or sys.stdout, err or sys.stderr, environ))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ def _num(value: float | None) -> float | str | None:
     """JSON has no NaN / infinity: keep them as strings."""
     if value is None:
         return None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         return str(value)
     return value
 

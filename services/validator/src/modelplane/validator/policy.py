@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 
 from .report import TaskType

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from modelplane.kit.errors import FieldViolation, InvalidArgument, ModelplaneError
 
 from .checks import CATALOG, Check, CheckContext
@@ -36,8 +35,15 @@ from .engine import (
     run_checks,
 )
 from .policy import Policy, parse_policy_text
-from .ports import BaselineSink, DatasetInfo, DatasetSource, ModelLoader, ModelRegistry, ModelVersionInfo
-from .report import CheckStatus, ValidationReport, overall_status, summarize
+from .ports import (
+    BaselineSink,
+    DatasetInfo,
+    DatasetSource,
+    ModelLoader,
+    ModelRegistry,
+    ModelVersionInfo,
+)
+from .report import ValidationReport, overall_status, summarize
 from .run import DatasetRef, RunError, RunProgress, RunState, ValidationRun
 from .store import RunStore
 
@@ -289,7 +295,7 @@ class ValidationService:
         except ModelplaneError as exc:
             run.state = RunState.FAILED
             run.error = RunError(exc.code, exc.message, exc.reason, dict(exc.metadata))
-        except Exception as exc:  # noqa: BLE001 - a run fails, the server stays up
+        except Exception as exc:
             ref = uuid.uuid4().hex[:12]
             log.exception("validation run %s failed (reference %s)", run.id, ref)
             run.state = RunState.FAILED
@@ -327,8 +333,9 @@ class ValidationService:
 
         def work() -> tuple[list, CheckContext, str]:
             ctx = build_context(plan, model, data, baseline=baseline, training=training,
-                                parity_source=parity, feature_refs=prepared.candidate.feature_refs
-                                if parity is not None else ())
+                                parity_source=parity,
+                                feature_refs=(prepared.candidate.feature_refs
+                                              or prepared.dataset.feature_refs) if parity else ())
             results = run_checks(plan, ctx, progress=progress, cancelled=cancel.is_set)
             return results, ctx, dataset_fingerprint(data)
 

@@ -15,8 +15,6 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from sklearn import metrics as skm
 
-from .report import TaskType
-
 PSI_EPSILON = 1e-4
 HIGHER_IS_BETTER = {"accuracy": True, "precision": True, "recall": True, "f1": True,
                     "roc_auc": True, "log_loss": False, "mae": False, "rmse": False,
@@ -71,7 +69,7 @@ def positive_class(classes: np.ndarray, wanted: str = "") -> object:
     for candidate in ("1", "true", "1.0"):
         if candidate in by_text:
             return by_text[candidate]
-    return sorted(classes, key=str)[-1] if classes.dtype == object else np.sort(classes)[-1]
+    return max(classes, key=str) if classes.dtype == object else np.sort(classes)[-1]
 
 
 def classification_metrics(y: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,

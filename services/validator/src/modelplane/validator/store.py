@@ -90,8 +90,8 @@ class RunStore:
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
         if self._postgres:
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                yield cur
+            with self._pool.connection() as conn, conn.cursor() as pg_cur:
+                yield pg_cur
         else:
             with self._lock:
                 cur = self._sqlite.cursor()

@@ -4,6 +4,7 @@ and the featurestore's offline/online reads for the parity check."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,6 @@ import grpc
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.v1 import featurestore_pb2 as fs
 from modelplane.featurestore.v1 import featurestore_pb2_grpc as fs_grpc
@@ -95,7 +95,7 @@ class DatasetSources:
 
 
 def _value(v: object) -> types_pb2.Value:
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return types_pb2.Value(null_value=True)
     if isinstance(v, bool):
         return types_pb2.Value(bool_value=v)

@@ -92,7 +92,7 @@ class DataQualityCheck(Check):
         x = encode(data[features].iloc[rows])
         y = ctx.y[rows]
         with threadpool_limits(1):  # OpenMP spin-waits badly on a busy, small machine
-            mislabeled = self._mislabels(ctx, cfg, x, y)
+            mislabeled = self._mislabels(ctx, cfg, x, y)  # (also when called outside run_checks)
         rate = float(len(mislabeled) / max(len(rows), 1))
         measurements.append(Measurement("mislabeled_rate", rate))
         judge.apply("max_mislabeled_rate", rate)
@@ -155,8 +155,8 @@ class DataQualityCheck(Check):
             given = proba[np.arange(len(y)), given_idx]
             flagged = np.flatnonzero(has_confident & (best != given_idx)
                                      & (proba[np.arange(len(y)), best] - given >= margin))
-            return [(int(i), f"label {y[i]!r}, cross-validated {proba[i, best[i]]:.2f} for "
-                     f"{labels[best[i]]!r}") for i in flagged]
+            return [(int(i), (f"label {y[i]!r}, cross-validated {proba[i, best[i]]:.2f} for "
+                              f"{labels[best[i]]!r}")) for i in flagged]
         model = HistGradientBoostingRegressor(max_iter=50, max_leaf_nodes=15, random_state=ctx.seed)
         pred = cross_val_predict(model, x, y.astype(float),
                                  cv=KFold(3, shuffle=True, random_state=ctx.seed))

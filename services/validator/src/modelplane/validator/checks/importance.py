@@ -60,13 +60,13 @@ def permutation_importance(ctx: CheckContext, model: Predictor) -> dict[str, flo
         stacked = pd.concat(blocks, ignore_index=True)
         ys = np.tile(y, len(ctx.features))
         if ctx.task == TaskType.REGRESSION:
-            pred = model.predict(stacked)
+            values = model.predict(stacked)
             for i, feature in enumerate(ctx.features):
                 part = slice(i * n, (i + 1) * n)
-                drops[feature].append(base - regression_metrics(ys[part], pred[part]).get("r2", np.nan))
+                drops[feature].append(base - regression_metrics(ys[part], values[part]).get("r2", np.nan))
             continue
         proba = model.predict_proba(stacked) if len(ctx.classes) == 2 else None
-        pred = None if proba is not None and len(np.unique(y)) > 1 else model.predict(stacked)
+        pred: np.ndarray | None = None if proba is not None and len(np.unique(y)) > 1 else model.predict(stacked)
         for i, feature in enumerate(ctx.features):
             part = slice(i * n, (i + 1) * n)
             if pred is None:

@@ -38,7 +38,7 @@ class StressCheck(Check):
             idx = rng.choice(n, size=batch, replace=n < batch)
             frame = ctx.x.iloc[idx]
             ctx.model.predict(frame)  # warm-up
-            latencies = []
+            latencies: list[float] = []
             deadline = time.perf_counter() + cfg.param("duration_s")
             while len(latencies) < cfg.param("min_calls") or time.perf_counter() < deadline:
                 start = time.perf_counter()

@@ -1,0 +1,123 @@
+"""A real platform slice for the validator's tests: the registry (gRPC in-process plus its
+real ``mlflow server`` child), the featurestore (embedded Feast stores), observability and
+the validator, all with API keys."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from modelplane.featurestore.main import build_spec as build_featurestore
+from modelplane.featurestore.settings import FeatureStoreSettings
+from modelplane.featurestore.v1 import featurestore_pb2_grpc
+from modelplane.kit.auth import Role, add_key
+from modelplane.kit.clients import channel
+from modelplane.kit.server import running
+from modelplane.kit.settings import ServiceSettings
+from modelplane.observability.main import build as build_observability
+from modelplane.observability.settings import ObservabilitySettings
+from modelplane.observability.v1 import observability_pb2_grpc
+from modelplane.registry.main import build as build_registry
+from modelplane.registry.settings import RegistrySettings
+from modelplane.registry.v1 import registry_pb2_grpc
+from modelplane.validator.main import ValidatorRuntime, build_spec
+from modelplane.validator.settings import ValidatorSettings
+from modelplane.validator.v1 import validator_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Platform:
+    root: Path
+    environ: dict[str, str]
+    admin_key: str
+    reader_key: str
+    mlflow_uri: str
+    validator_address: str
+    validator: validator_pb2_grpc.ValidatorServiceStub
+    registry: registry_pb2_grpc.ModelRegistryServiceStub
+    observability: observability_pb2_grpc.ObservabilityServiceStub
+    featurestore: featurestore_pb2_grpc.FeatureStoreServiceStub
+    channels: list[grpc.aio.Channel]
+
+    @contextlib.contextmanager
+    def mlflow(self) -> Iterator[Any]:
+        """The stock MLflow client against the registry's tracking server, with the admin key."""
+        import mlflow
+
+        old = os.environ.get("MLFLOW_TRACKING_TOKEN")
+        os.environ["MLFLOW_TRACKING_TOKEN"] = self.admin_key
+        mlflow.set_tracking_uri(self.mlflow_uri)
+        try:
+            yield mlflow
+        finally:
+            if old is not None:
+                os.environ["MLFLOW_TRACKING_TOKEN"] = old
+
+
+@contextlib.asynccontextmanager
+async def platform(root: Path, validator_database_url: str | None = None) -> AsyncIterator[Platform]:
+    keys_file = root / "api_keys.json"
+    admin = add_key(keys_file, "admin-key", Role.ADMIN)
+    reader = add_key(keys_file, "reader-key", Role.READER)
+    environ = {
+        **os.environ,
+        "MODELPLANE_DATA_DIR": str(root / "data"),
+        "MODELPLANE_AUTH": "on",
+        "MODELPLANE_API_KEYS_FILE": str(keys_file),
+        "MODELPLANE_API_KEY": admin,
+        "MODELPLANE_REGISTRY_ADDR": "127.0.0.1:0",
+        "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{free_port()}",
+        "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "1",
+        "MODELPLANE_OBSERVABILITY_ADDR": "127.0.0.1:0",
+        "MODELPLANE_OBSERVABILITY_HTTP_ADDR": "off",
+        "MODELPLANE_VALIDATOR_ADDR": "127.0.0.1:0",
+        "MODELPLANE_FEATURESTORE_ADDR": "127.0.0.1:0",
+    }
+    environ.pop("MLFLOW_TRACKING_URI", None)
+    if validator_database_url:
+        environ["MODELPLANE_VALIDATOR_DATABASE_URL"] = validator_database_url
+    registry_settings = RegistrySettings.from_service(ServiceSettings.from_env("registry", environ))
+    registry_spec, _ = build_registry(registry_settings)
+    obs_settings = ObservabilitySettings.from_service(ServiceSettings.from_env("observability", environ))
+    obs_spec, _ = build_observability(obs_settings)
+    fs_service = ServiceSettings.from_env("featurestore", environ)
+    fs_spec, _ = build_featurestore(fs_service, FeatureStoreSettings(
+        data_dir=fs_service.data_dir, project="v" + uuid.uuid4().hex[:8]))
+    async with running(registry_spec, registry_settings.service) as reg, \
+            running(obs_spec, obs_settings.service) as obs, \
+            running(fs_spec, fs_service) as fs:
+        environ["MODELPLANE_REGISTRY_TARGET"] = reg.address
+        environ["MODELPLANE_OBSERVABILITY_TARGET"] = obs.address
+        environ["MODELPLANE_FEATURESTORE_TARGET"] = fs.address
+        settings = ValidatorSettings.from_service(ServiceSettings.from_env("validator", environ))
+        async with running(build_spec(ValidatorRuntime(settings)), settings.service) as val:
+            service = settings.service
+            channels = [channel(val.address, service, tracing=False),
+                        channel(reg.address, service, tracing=False),
+                        channel(obs.address, service, tracing=False),
+                        channel(fs.address, service, tracing=False)]
+            try:
+                yield Platform(
+                    root=root, environ=environ, admin_key=admin, reader_key=reader,
+                    mlflow_uri=registry_settings.mlflow_uri, validator_address=val.address,
+                    validator=validator_pb2_grpc.ValidatorServiceStub(channels[0]),
+                    registry=registry_pb2_grpc.ModelRegistryServiceStub(channels[1]),
+                    observability=observability_pb2_grpc.ObservabilityServiceStub(channels[2]),
+                    featurestore=featurestore_pb2_grpc.FeatureStoreServiceStub(channels[3]),
+                    channels=channels)
+            finally:
+                for ch in channels:
+                    await ch.close()
