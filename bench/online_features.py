@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +135,6 @@ def build_rows(n_entities: int, now: datetime) -> pa.Table:
 
 async def seed(address: str, rows: pa.Table, now: datetime) -> None:
     import grpc
-
     from modelplane.api.v1 import types_pb2
     from modelplane.featurestore.demo_data import arrow_ipc
     from modelplane.featurestore.v1 import featurestore_pb2 as pb
@@ -180,7 +179,6 @@ async def main() -> None:
 
     import grpc
     import httpx
-
     from modelplane.api.v1 import types_pb2
     from modelplane.featurestore.v1 import featurestore_pb2 as pb
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
@@ -195,12 +193,13 @@ async def main() -> None:
     env.pop("MODELPLANE_FEATURESTORE_DATABASE_URL", None)
     procs: list[subprocess.Popen] = []
     try:
-        ours = subprocess.Popen([sys.executable, "-m", "modelplane.featurestore.main"], env=env,
+        # Servers start once, before any timing: blocking Popen is fine here.
+        ours = subprocess.Popen([sys.executable, "-m", "modelplane.featurestore.main"], env=env,  # noqa: ASYNC220
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         procs.append(ours)
         wait_port(our_port, ours)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = build_rows(args.entities, now)
         await seed(f"127.0.0.1:{our_port}", rows, now)
 
@@ -212,7 +211,7 @@ async def main() -> None:
             "online_store": {"type": "sqlite", "path": str(fs_dir / "online_store.db")},
             "offline_store": {"type": "duckdb"}, "entity_key_serialization_version": 3}))
         feast_bin = Path(sys.executable).with_name("feast")
-        feast = subprocess.Popen([str(feast_bin), "-c", str(repo), "serve", "-p", str(feast_port),
+        feast = subprocess.Popen([str(feast_bin), "-c", str(repo), "serve", "-p", str(feast_port),  # noqa: ASYNC220
                                   "--no-access-log", "--max-requests", "0"], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  start_new_session=True)
@@ -223,7 +222,7 @@ async def main() -> None:
         rnd = random.Random(5)
         results: list[tuple[str, Result, Result]] = []
         for n_keys in (1, 100):
-            def keys() -> list[int]:
+            def keys(n_keys: int = n_keys) -> list[int]:
                 return [rnd.randint(1, args.entities) for _ in range(n_keys)]
 
             async def make_grpc():

@@ -13,17 +13,16 @@ import io
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
-
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.settings import ServiceSettings
+from pyarrow import ipc
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -43,7 +42,7 @@ def ts(dt: datetime) -> Any:
     from google.protobuf.timestamp_pb2 import Timestamp
 
     out = Timestamp()
-    out.FromDatetime(dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
+    out.FromDatetime(dt if dt.tzinfo else dt.replace(tzinfo=UTC))
     return out
 
 
@@ -98,7 +97,6 @@ async def featurestore(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 async def _start(config: str, tmp: Path, make_db: Any, redis_url: Any) -> tuple[Any, RunningFeatureStore]:
     from feast.protos.feast.serving import ServingService_pb2_grpc
-
     from modelplane.featurestore.main import build_spec
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
     from modelplane.kit.server import running

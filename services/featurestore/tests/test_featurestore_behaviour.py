@@ -5,20 +5,18 @@ Each test makes its own entity/feature view names so they share one server.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
 from feast.protos.feast.serving import ServingService_pb2 as feast_pb
 from feast.protos.feast.types import Value_pb2
-
-from modelplane.featurestore.v1 import featurestore_pb2 as pb
-from modelplane.kit.status import error_from_status
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.demo_data import arrow_ipc
+from modelplane.featurestore.v1 import featurestore_pb2 as pb
+from pyarrow import ipc
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -34,7 +32,7 @@ def ts(dt: datetime) -> Any:
     out.FromDatetime(dt)
     return out
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 async def make_view(fs: Any, *, ttl: timedelta = timedelta(0), online: bool = True) -> tuple[str, str]:
@@ -163,7 +161,7 @@ async def test_incremental_materialization_moves_only_new_data(featurestore: Any
     first = await materialize(fs, [view], end=NOW - timedelta(hours=5))
     assert [p.state for p in first] == [pb.MATERIALIZE_STATE_RUNNING, pb.MATERIALIZE_STATE_SUCCEEDED]
     assert first[-1].rows_written == 2
-    first_end = first[-1].range.end_time.ToDatetime(tzinfo=timezone.utc)
+    first_end = first[-1].range.end_time.ToDatetime(tzinfo=UTC)
 
     # Mark entity 1 in the online store: a second pass that re-moved old data would overwrite it.
     await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(
@@ -173,7 +171,7 @@ async def test_incremental_materialization_moves_only_new_data(featurestore: Any
                                        [3.0, 4.0]))
     second = await materialize(fs, [view], end=NOW)
     assert second[-1].state == pb.MATERIALIZE_STATE_SUCCEEDED
-    assert second[0].range.start_time.ToDatetime(tzinfo=timezone.utc) == first_end
+    assert second[0].range.start_time.ToDatetime(tzinfo=UTC) == first_end
     assert second[-1].rows_written == 1
     got = await online(fs, [f"{view}:value"], key, [1, 2, 3, 4])
     assert got["value"] == [111.0, 2.0, 3.0, None]

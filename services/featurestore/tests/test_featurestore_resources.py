@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
-
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.demo_data import (
     MODEL_FEATURE_REFS,
@@ -20,9 +18,10 @@ from modelplane.featurestore.demo_data import (
 )
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.kit.status import raise_from_rpc_error
+from pyarrow import ipc
 
 TS = pa.timestamp("us", tz="UTC")
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def err(exc: grpc.aio.AioRpcError) -> Any:
@@ -158,7 +157,7 @@ async def test_datasets_are_versioned_hashed_and_read_back(default_featurestore:
     assert first.id != second.id and first.content_hash == second.content_hash
     assert first.row_count > 100 and list(first.join_keys) == ["customer_id"]
     assert list(first.feature_refs) == list(MODEL_FEATURE_REFS)
-    assert first.time_range.start_time.ToDatetime(tzinfo=timezone.utc) >= demo.start + timedelta(days=8)
+    assert first.time_range.start_time.ToDatetime(tzinfo=UTC) >= demo.start + timedelta(days=8)
 
     chunks = [c async for c in stub.ReadDataset(pb.ReadDatasetRequest(id=first.id, chunk_rows=100))]
     assert len(chunks) == -(-first.row_count // 100)
@@ -223,7 +222,7 @@ async def test_data_quality_report_finds_what_is_wrong(default_featurestore: Any
     assert report.entity_count == 5
     assert report.history_length.ToTimedelta() == timedelta(days=3, hours=3)
     assert len(report.gaps) == 1
-    assert report.gaps[0].start_time.ToDatetime(tzinfo=timezone.utc) == t0 + timedelta(hours=1)
+    assert report.gaps[0].start_time.ToDatetime(tzinfo=UTC) == t0 + timedelta(hours=1)
     assert report.label.unlabeled_count == 1
     # Rows 0 and 5 share features (10.0, Porto)... but row 0 is label 0, row 5 label 1;
     # rows 1 and 2 are the same event with labels 1 and 0.

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.core import FeatureStoreCore
 from modelplane.featurestore.data_quality import QualityReport
@@ -57,12 +56,12 @@ def _ts(dt: datetime | str | None) -> Timestamp | None:
     if isinstance(dt, str):
         dt = datetime.fromisoformat(dt)
     out = Timestamp()
-    out.FromDatetime(dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc))
+    out.FromDatetime(dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC))
     return out
 
 
 def _dt(ts: Timestamp, present: bool) -> datetime | None:
-    return ts.ToDatetime(tzinfo=timezone.utc) if present else None
+    return ts.ToDatetime(tzinfo=UTC) if present else None
 
 
 def _value_kind(value: int, field: str, default: ValueKind) -> ValueKind:
@@ -113,7 +112,8 @@ def view_to_pb(spec: FeatureViewSpec) -> pb.FeatureView:
     msg.ttl.FromTimedelta(spec.ttl)
     if spec.source is not None:
         s = spec.source
-        msg.source.CopyFrom(pb.DataSource(name=s.name, kind=_SOURCE_TO_PB.get(s.kind, 0) if s.kind else 0,
+        kind = _SOURCE_TO_PB[s.kind] if s.kind else pb.SOURCE_KIND_UNSPECIFIED
+        msg.source.CopyFrom(pb.DataSource(name=s.name, kind=kind,
                                           path=s.path, table=s.table, timestamp_field=s.timestamp_field,
                                           created_timestamp_column=s.created_timestamp_column))
     for start, end in spec.materialization_intervals:
@@ -172,7 +172,7 @@ def report_to_pb(report: QualityReport, full: bool = True) -> pb.DataQualityRepo
     if full:
         for c in report.columns:
             msg.columns.append(pb.ColumnStatistics(
-                name=c.name, kind=_COLUMN_KIND.get(c.kind, 0), arrow_type=c.arrow_type, count=c.count,
+                name=c.name, kind=_COLUMN_KIND.get(c.kind, pb.COLUMN_KIND_UNSPECIFIED), arrow_type=c.arrow_type, count=c.count,
                 missing_count=c.missing_count, missing_fraction=c.missing_fraction,
                 distinct_count=c.distinct_count, mean=c.mean, std=c.std, min=c.min, max=c.max,
                 quantile_levels=c.quantile_levels, quantiles=c.quantiles,
@@ -188,7 +188,7 @@ def value_to_python(value: types_pb2.Value) -> Any:
     if kind is None or kind == "null_value":
         return None
     if kind == "timestamp_value":
-        return value.timestamp_value.ToDatetime(tzinfo=timezone.utc)
+        return value.timestamp_value.ToDatetime(tzinfo=UTC)
     return getattr(value, kind)
 
 
@@ -199,8 +199,8 @@ class TableReader:
         self.roots = [p.resolve() for p in allowed_roots]
 
     def read(self, data: types_pb2.TableData, field: str) -> pa.Table:
-        import pyarrow.ipc as ipc
         import pyarrow.parquet as pq
+        from pyarrow import ipc
 
         which = data.WhichOneof("source")
         if which == "arrow_ipc":
@@ -429,10 +429,10 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         done = object()
         while True:
             chunk = await asyncio.to_thread(next, chunks, done)
-            if chunk is done:
+            if not isinstance(chunk, tuple):
                 return
-            data, rows = chunk  # type: ignore[misc]
-            yield pb.ReadDatasetResponse(arrow_ipc=data, row_count=rows)
+            payload, count = chunk
+            yield pb.ReadDatasetResponse(arrow_ipc=payload, row_count=count)
 
     # ---------------------------------------------------------------- quality
 

@@ -8,13 +8,12 @@ baseline.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 
 QUANTILE_LEVELS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -192,7 +191,7 @@ def compute_quality(table: pa.Table, options: QualityOptions, report_id: str) ->
     n = len(df)
     ts_col = options.timestamp_column
     keys = list(options.entity_columns)
-    report = QualityReport(id=report_id, create_time=datetime.now(timezone.utc).isoformat(),
+    report = QualityReport(id=report_id, create_time=datetime.now(UTC).isoformat(),
                            row_count=n, timestamp_column=ts_col, entity_columns=keys)
     if ts_col and n:
         ts = pd.to_datetime(df[ts_col], utc=True).dropna().sort_values()
@@ -221,7 +220,7 @@ def compute_quality(table: pa.Table, options: QualityOptions, report_id: str) ->
                                                 index=False)
             per_group = labeled.groupby(hashed.to_numpy())[options.label_column].nunique()
             bad = per_group[per_group > 1].index
-            conflicting_groups = int(len(bad))
+            conflicting_groups = len(bad)
             conflicting_rows = int(np.isin(hashed.to_numpy(), bad).sum())
         counts = label.dropna().map(_text).value_counts()
         report.label = LabelQuality(

@@ -8,18 +8,17 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
-
 from modelplane.featurestore.feature_repository import FeatureRepository, ResolvedFeature
 from modelplane.featurestore.record_store import RecordStore
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
+from pyarrow import ipc
 
 UTC_US = pa.timestamp("us", tz="UTC")
 
@@ -158,7 +157,7 @@ class DatasetStore:
             content_hash=content_hash(joined), storage_uri=path.resolve().as_uri(),
             columns=[(f.name, str(f.type)) for f in joined.schema], join_keys=keys_needed,
             timestamp_column=ts, description=description, tags=dict(tags or {}),
-            create_time=datetime.now(timezone.utc).isoformat())
+            create_time=datetime.now(UTC).isoformat())
         try:
             stored = self.records.add_dataset(record.to_record())
         except BaseException:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from modelplane.featurestore.definitions import (
     EntitySpec,
     FeatureServiceSpec,
@@ -89,7 +88,7 @@ def definitions() -> tuple[list[EntitySpec], list[FeatureViewSpec], list[Feature
 def generate(n_customers: int = 300, days: int = 30, txns_per_customer_day: float = 0.8,
              seed: int = 7, end: datetime | None = None) -> DemoData:
     rng = np.random.default_rng(seed)
-    end = (end or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     ids = np.arange(1, n_customers + 1, dtype=np.int64)
     home = rng.choice(CITIES, size=n_customers)
@@ -147,7 +146,7 @@ def generate(n_customers: int = 300, days: int = 30, txns_per_customer_day: floa
 
 
 def arrow_ipc(table: pa.Table) -> bytes:
-    import pyarrow.ipc as ipc
+    from pyarrow import ipc
 
     sink = io.BytesIO()
     with ipc.new_stream(sink, table.schema) as writer:

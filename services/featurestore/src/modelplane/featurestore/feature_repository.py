@@ -11,13 +11,12 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-
 from modelplane.featurestore.definitions import (
     EntitySpec,
     FeatureServiceSpec,
@@ -48,7 +47,7 @@ from modelplane.kit.errors import (
 )
 
 log = logging.getLogger("modelplane.featurestore")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def load_repo_objects(root: Path) -> RepoObjects:
 
 
 def utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 class FeatureRepository:
@@ -439,13 +438,13 @@ class FeatureRepository:
         if len(df):
             with self._write_lock:
                 self.store.write_to_online_store(view_name, df.reset_index(drop=True))
-        return int(len(df))
+        return len(df)
 
     # ---------------------------------------------------------------- materialization
 
     def materialize(self, view_names: Sequence[str], start: datetime | None,
                     end: datetime | None) -> Iterator[MaterializeEvent]:
-        end = utc(end) if end else datetime.now(timezone.utc)
+        end = utc(end) if end else datetime.now(UTC)
         if start is not None and utc(start) >= end:
             raise InvalidArgument("start_time must be before end_time", reason="BAD_TIME_RANGE",
                                   field_violations=[FieldViolation("start_time", "not before end_time")])

@@ -17,7 +17,6 @@ from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from modelplane.featurestore.definitions import SourceKind, SourceSpec, ValueKind
 from modelplane.featurestore.row_schema import ViewColumns
 from modelplane.kit.errors import FailedPrecondition
@@ -163,10 +162,10 @@ class PostgresOfflineTables:
             raise FailedPrecondition(f"source {source.name!r} is a query; rows cannot be written to it",
                                      reason="SOURCE_READ_ONLY", metadata={"source": source.name})
         cols = ", ".join(_quote(c) for c in rows.column_names)
-        with self._connect() as conn, conn.cursor() as cur:
-            with cur.copy(f"COPY {self._from(source)} ({cols}) FROM STDIN") as copy:
-                for row in rows.to_pylist():
-                    copy.write_row(tuple(row.values()))
+        with self._connect() as conn, conn.cursor() as cur, \
+                cur.copy(f"COPY {self._from(source)} ({cols}) FROM STDIN") as copy:
+            for row in rows.to_pylist():
+                copy.write_row(tuple(row.values()))
 
     def read(self, source: SourceSpec, start: datetime | None = None,
              end: datetime | None = None, columns: Sequence[str] | None = None) -> pa.Table:

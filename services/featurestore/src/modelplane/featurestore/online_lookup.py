@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from modelplane.featurestore.definitions import ValueKind
@@ -177,15 +177,9 @@ class EntityKeyCodec:
 
 def coerce_key(value: Any, kind: ValueKind, field_path: str) -> Any:
     """A request's key value as the entity's type, or InvalidArgument."""
-    if kind in (ValueKind.INT64, ValueKind.INT32):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif kind == ValueKind.STRING:
-        if isinstance(value, str):
-            return value
-    elif kind == ValueKind.BYTES:
-        if isinstance(value, bytes):
-            return value
+    expected = {ValueKind.STRING: str, ValueKind.BYTES: bytes}.get(kind, int)
+    if isinstance(value, expected) and not isinstance(value, bool):
+        return value
     raise InvalidArgument(
         f"{field_path}: entity key must be {kind.value}, got {type(value).__name__} {value!r}",
         reason="ENTITY_KEY_TYPE", metadata={"join_key": field_path.rsplit(".", 1)[-1].split("[")[0]},
@@ -204,7 +198,7 @@ def _seconds_from_text(text: Any, cache: dict[Any, float]) -> float:
         else:
             ts = datetime.fromisoformat(text.decode() if isinstance(text, bytes) else text)
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)
+            ts = ts.replace(tzinfo=UTC)
         found = cache[text] = ts.timestamp()
     return found
 
@@ -320,7 +314,7 @@ class RedisOnlineBackend:
             for view, keys in requests:
                 fields = list(view.redis_fields)
                 for key in keys:
-                    pipe.hmget(key + self._project, fields)
+                    pipe.hmget(key + self._project, fields)  # type: ignore[arg-type]
             replies = await pipe.execute()
         out: list[ViewBlock] = []
         i = 0

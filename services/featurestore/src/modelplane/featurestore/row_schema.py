@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from modelplane.featurestore.definitions import FeatureViewSpec, ValueKind
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 
@@ -101,7 +100,7 @@ def conform_rows(table: pa.Table, columns: ViewColumns, *, field: str = "rows",
             if name == columns.created_timestamp_column:
                 import datetime as _dt
 
-                now = _dt.datetime.now(_dt.timezone.utc)
+                now = _dt.datetime.now(_dt.UTC)
                 out[name] = pa.chunked_array([pa.array([now] * n, UTC_US)])
             else:
                 out[name] = pa.chunked_array([pa.nulls(n, target.type)])

@@ -49,7 +49,7 @@ def _ld(tag: int, payload: bytes) -> bytes:
 
 def _timestamp(seconds: float) -> bytes:
     whole = int(seconds)
-    nanos = int(round((seconds - whole) * 1e9))
+    nanos = round((seconds - whole) * 1e9)
     if nanos >= 1_000_000_000:
         whole, nanos = whole + 1, 0
     out = b"\x08" + varint(whole) if whole else b""
