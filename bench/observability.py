@@ -207,8 +207,11 @@ def evidently_python() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"drift: installing evidently {EVIDENTLY_VERSION} into {venv} (first run) ...",
           flush=True)
-    subprocess.run(["uv", "venv", "-q", "--python", "3.11", str(venv)], check=True)
-    subprocess.run(["uv", "pip", "install", "-q", f"evidently=={EVIDENTLY_VERSION}", "pyarrow"],
+    subprocess.run(["uv", "venv", "-q", "--allow-existing", "--python", "3.11", str(venv)],
+                   check=True)
+    # Evidently 0.7 imports pandas internals that pandas 3 removed.
+    subprocess.run(["uv", "pip", "install", "-q", f"evidently=={EVIDENTLY_VERSION}", "pandas<3",
+                    "pyarrow"],
                    check=True, env={**os.environ, "VIRTUAL_ENV": str(venv)})
     return python
 
