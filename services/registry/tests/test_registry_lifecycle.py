@@ -7,6 +7,8 @@ on a real ``mlflow server`` the registry supervises.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -366,3 +368,26 @@ async def test_mlflow_rest_api_needs_an_api_key(registry: RegistryEnv, trained: 
         assert [m.name for m in found] == [trained.model_name]
         with pytest.raises(MlflowException, match="needs writer"):
             await in_thread(client.create_registered_model, registry.name("by-reader"))
+
+
+async def test_mlflow_server_is_restarted_when_it_dies(registry: RegistryEnv,
+                                                        trained: Trained) -> None:
+    """Last in the module: it kills the server the other tests use."""
+    server = registry.service.mlflow
+    old_pid = server.pid
+    assert old_pid is not None
+    os.killpg(old_pid, signal.SIGKILL)  # our own child and its workers
+    deadline = asyncio.get_running_loop().time() + 600
+    async with httpx.AsyncClient(base_url=registry.mlflow_uri, timeout=2) as http:
+        while True:
+            assert asyncio.get_running_loop().time() < deadline, "mlflow server not restarted"
+            if server.pid not in (None, old_pid):
+                try:
+                    if (await http.get("/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+            await asyncio.sleep(0.5)
+    with registry.mlflow_as("reader") as client:
+        mv = await in_thread(client.get_model_version, trained.model_name, "1")
+    assert mv.run_id == trained.run_id

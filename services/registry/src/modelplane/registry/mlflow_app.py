@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -235,11 +236,20 @@ class RegistryRestGuard:
         state = getattr(g, "modelplane", None)
         if state is None or not 200 <= response.status_code < 300:
             return response
-        try:
-            self._after(state, request, response)
-        except Exception:
-            log.exception("recording %s for the registry failed", state.get("endpoint"))
-        return response
+        for attempt in range(1, 4):
+            try:
+                self._after(state, request, response)
+                return response
+            except Exception:
+                log.exception("recording %s for the registry failed (attempt %d)",
+                              state.get("endpoint"), attempt)
+                time.sleep(0.2 * attempt)
+        # MLflow has the change but the registry's history and caches do not know it:
+        # say so instead of pretending all is well.
+        return self._error(503, "TEMPORARILY_UNAVAILABLE",
+                           "the change was applied in MLflow but could not be recorded in the "
+                           "modelplane registry's audit history; the registry may serve the "
+                           "previous state until its next change - retry the same request")
 
     def _after(self, state: dict[str, Any], request: Any, response: Any) -> None:
         endpoint, params, name = state["endpoint"], state["params"], state["name"]

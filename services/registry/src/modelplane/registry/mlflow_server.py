@@ -163,6 +163,10 @@ class MlflowServer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
