@@ -12,15 +12,14 @@ os.environ.setdefault("BENTOML_HOME", str(_SESSION_DIR / "bentoml"))
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-from collections.abc import AsyncIterator, Callable  # noqa: E402
-from typing import Any  # noqa: E402
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from modelplane.serving.settings import ServingSettings  # noqa: E402
+import numpy as np
+import pytest
+from modelplane.serving.settings import ServingSettings
 
 N_FEATURES = 4
 
@@ -39,22 +38,22 @@ def _broken_models() -> dict[str, Any]:
     import mlflow.pyfunc
 
     class Raises(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+        def predict(self, context, model_input, params=None):
             raise RuntimeError("this model is broken")
 
     class Hangs(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+        def predict(self, context, model_input, params=None):
             time.sleep(60)
             return [0] * len(model_input)
 
     class Garbage(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+        def predict(self, context, model_input, params=None):
             return "not a prediction"
 
     class Constant(mlflow.pyfunc.PythonModel):
         """A baseline: always predicts 7."""
 
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+        def predict(self, context, model_input, params=None):
             return np.full(len(model_input), 7, dtype=np.int64)
 
     return {"raises": Raises(), "hangs": Hangs(), "garbage": Garbage(), "constant": Constant()}
@@ -139,7 +138,6 @@ def serving_settings(tmp: Path, registry_uri: str, **env: str) -> ServingSetting
 @contextlib.asynccontextmanager
 async def run_server(settings: ServingSettings, **inject: Any) -> AsyncIterator[Any]:
     from modelplane.kit.server import running
-
     from modelplane.serving.main import ServingServer
 
     server = ServingServer(settings, **inject)
@@ -196,14 +194,13 @@ class ObservabilityStandIn:
 
     async def start(self) -> None:
         import grpc
-
         from modelplane.observability.v1 import observability_pb2 as obs
         from modelplane.observability.v1 import observability_pb2_grpc
 
         outer = self
 
         class Servicer(observability_pb2_grpc.ObservabilityServiceServicer):
-            async def LogRecords(self, request_iterator, context):  # noqa: ANN001, ANN201, N802
+            async def LogRecords(self, request_iterator, context):
                 accepted = duplicate = 0
                 async for req in request_iterator:
                     for rec in req.records:

@@ -8,10 +8,9 @@ import time
 import grpc
 import numpy as np
 import tritonclient.grpc as tgrpc
-
+from google.protobuf import duration_pb2
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
-from google.protobuf import duration_pb2
 
 X = np.random.default_rng(3).normal(size=(2, 4))
 
@@ -22,7 +21,7 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return d
 
 
-def broken(version: str, **extra) -> pb.Deployment:  # noqa: ANN003
+def broken(version: str, **extra) -> pb.Deployment:
     """Primary = a broken model version; fallback: churn v1, then the constant baseline."""
     return pb.Deployment(
         name="risky", model="broken",

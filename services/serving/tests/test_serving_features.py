@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import tritonclient.grpc as tgrpc
-
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 
@@ -19,12 +18,12 @@ TS = pa.timestamp("us", tz="UTC")
 
 @pytest.fixture(scope="module")
 async def featurestore(tmp_path_factory):
+    from modelplane.api.v1 import types_pb2
     from modelplane.featurestore.demo_data import arrow_ipc
     from modelplane.featurestore.main import build_spec
     from modelplane.featurestore.settings import FeatureStoreSettings
     from modelplane.featurestore.v1 import featurestore_pb2 as fpb
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
-    from modelplane.api.v1 import types_pb2
     from modelplane.kit.server import running
     from modelplane.kit.settings import ServiceSettings
 
@@ -32,32 +31,31 @@ async def featurestore(tmp_path_factory):
     settings = ServiceSettings(service="featurestore", listen="127.0.0.1:0", data_root=tmp,
                                auth_enabled=False)
     spec, _ = build_spec(settings, FeatureStoreSettings(data_dir=tmp / "data", project="srv"))
-    async with running(spec, settings) as svc:
-        async with grpc.aio.insecure_channel(svc.address) as ch:
-            stub = featurestore_pb2_grpc.FeatureStoreServiceStub(ch)
-            await stub.ApplyRepo(fpb.ApplyRepoRequest(
-                entities=[fpb.Entity(name="driver", join_key="driver_id",
-                                     value_type=fpb.VALUE_TYPE_INT64)],
-                feature_views=[fpb.FeatureView(
-                    name="driver_stats", entities=["driver"], online=True,
-                    features=[fpb.Feature(name=f"f{i}", value_type=fpb.VALUE_TYPE_DOUBLE)
-                              for i in range(4)])]))
-            values = np.random.default_rng(4).normal(size=(3, 4))
-            now = datetime.now(UTC).replace(microsecond=0)
-            table = pa.table({"driver_id": pa.array([1, 2, 3], pa.int64()),
-                              "event_timestamp": pa.array([now] * 3, TS),
-                              **{f"f{i}": pa.array(values[:, i], pa.float64())
-                                 for i in range(4)}})
-            await stub.PushOnlineRows(fpb.PushOnlineRowsRequest(
-                feature_view="driver_stats", rows=types_pb2.TableData(arrow_ipc=arrow_ipc(table)),
-                also_offline=True))
-            entity_rows = pa.table({"driver_id": pa.array([3, 1], pa.int64()),
-                                    "event_timestamp": pa.array([now, now], TS)})
-            ds = await stub.CreateDataset(fpb.CreateDatasetRequest(
-                dataset=fpb.Dataset(name="scoring", feature_refs=[f"driver_stats:f{i}"
-                                                                  for i in range(4)]),
-                entity_rows=types_pb2.TableData(arrow_ipc=arrow_ipc(entity_rows))))
-            yield svc.address, values, ds.id
+    async with running(spec, settings) as svc, grpc.aio.insecure_channel(svc.address) as ch:
+        stub = featurestore_pb2_grpc.FeatureStoreServiceStub(ch)
+        await stub.ApplyRepo(fpb.ApplyRepoRequest(
+            entities=[fpb.Entity(name="driver", join_key="driver_id",
+                                 value_type=fpb.VALUE_TYPE_INT64)],
+            feature_views=[fpb.FeatureView(
+                name="driver_stats", entities=["driver"], online=True,
+                features=[fpb.Feature(name=f"f{i}", value_type=fpb.VALUE_TYPE_DOUBLE)
+                          for i in range(4)])]))
+        values = np.random.default_rng(4).normal(size=(3, 4))
+        now = datetime.now(UTC).replace(microsecond=0)
+        table = pa.table({"driver_id": pa.array([1, 2, 3], pa.int64()),
+                          "event_timestamp": pa.array([now] * 3, TS),
+                          **{f"f{i}": pa.array(values[:, i], pa.float64())
+                             for i in range(4)}})
+        await stub.PushOnlineRows(fpb.PushOnlineRowsRequest(
+            feature_view="driver_stats", rows=types_pb2.TableData(arrow_ipc=arrow_ipc(table)),
+            also_offline=True))
+        entity_rows = pa.table({"driver_id": pa.array([3, 1], pa.int64()),
+                                "event_timestamp": pa.array([now, now], TS)})
+        ds = await stub.CreateDataset(fpb.CreateDatasetRequest(
+            dataset=fpb.Dataset(name="scoring", feature_refs=[f"driver_stats:f{i}"
+                                                              for i in range(4)]),
+            entity_rows=types_pb2.TableData(arrow_ipc=arrow_ipc(entity_rows))))
+        yield svc.address, values, ds.id
 
 
 async def test_features_are_fetched_by_entity_key_and_joined_to_the_inputs(

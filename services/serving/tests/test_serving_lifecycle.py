@@ -8,7 +8,6 @@ import collections
 import grpc
 import numpy as np
 import tritonclient.grpc.aio as tgrpc_aio
-
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 
@@ -97,8 +96,8 @@ async def test_observability_outage_spools_and_exactly_n_records_arrive(make_set
                 await c.infer("churn", [inp])
             await c.close()
             c = None
-        assert sum(1 for p in settings.spool_dir.glob("*.jsonl")
-                   for _ in open(p)) == n
+        assert sum(len(p.read_text().splitlines())
+                   for p in settings.spool_dir.glob("*.jsonl")) == n
         # ... and the next start delivers them.
         await obs.start()
         async with sv.run_server(settings):

@@ -8,7 +8,6 @@ import collections
 import grpc
 import numpy as np
 import tritonclient.grpc as tgrpc
-
 from modelplane.kit.auth import ANONYMOUS_ADMIN
 from modelplane.serving.data_plane import InferenceRequest
 from modelplane.serving.servable_model import ModelInput
@@ -18,7 +17,7 @@ from modelplane.serving.v1 import serving_pb2_grpc
 X1 = np.zeros((1, 4))
 
 
-def canary(weights: tuple[float, float] = (90, 10), **extra) -> pb.Deployment:  # noqa: ANN003
+def canary(weights: tuple[float, float] = (90, 10), **extra) -> pb.Deployment:
     return pb.Deployment(
         name="churn", model="churn",
         traffic_split=pb.TrafficSplit(routes=[
@@ -27,7 +26,7 @@ def canary(weights: tuple[float, float] = (90, 10), **extra) -> pb.Deployment:  
         **extra)
 
 
-async def _versions(server, n: int, sticky: str | None = None) -> collections.Counter:  # noqa: ANN001
+async def _versions(server, n: int, sticky: str | None = None) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
     for i in range(n):
         params = {"user_id": sticky} if sticky is not None else {}
@@ -83,7 +82,7 @@ async def test_sticky_key_pins_a_user_to_one_version_by_parameter_or_header(make
         assert by_param == seen["user-7"] == by_header
 
 
-async def _restart_keeps_split(settings, sv) -> None:  # noqa: ANN001
+async def _restart_keeps_split(settings, sv) -> None:
     async with sv.run_server(settings) as server:
         async with grpc.aio.insecure_channel(server.grpc_address) as ch:
             stub = serving_pb2_grpc.ServingServiceStub(ch)

@@ -10,6 +10,7 @@ path, shadows and the prediction log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -487,10 +488,8 @@ class DataPlane:
     async def close(self) -> None:
         if self._watch_task is not None:
             self._watch_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch_task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
             self._watch_task = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)

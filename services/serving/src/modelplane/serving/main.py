@@ -70,7 +70,7 @@ class ServingServer:
             if settings.model_source == "registry":
                 from modelplane.serving.registry_source import RegistryModelSource
 
-                source = RegistryModelSource(channel(svc.target("registry"), svc))
+                source = RegistryModelSource(channel(svc.target("registry"), svc), svc.api_key)
             else:
                 from modelplane.serving.model_source import MlflowModelSource
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -34,42 +33,56 @@ def row_ids(prediction_id: str, n_rows: int) -> list[str]:
     return [prediction_id] if n_rows == 1 else [f"{prediction_id}.{i}" for i in range(n_rows)]
 
 
+def _set_value(target: types_pb2.Value, v: Any) -> None:
+    if v is None:
+        target.null_value = True
+    elif isinstance(v, bool):
+        target.bool_value = v
+    elif isinstance(v, float):
+        target.double_value = v
+    elif isinstance(v, int):
+        target.int64_value = v
+    else:
+        target.string_value = str(v)
+
+
 def evaluation_records(record: dict[str, Any]) -> Iterator[obs.EvaluationRecord]:
     """One EvaluationRecord per row of a logged prediction."""
     outputs = record["outputs"]
     n = len(outputs)
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(datetime.fromtimestamp(record["time"], UTC))
+    ts.FromNanoseconds(int(record["time"] * 1e9))
     latency = duration_pb2.Duration()
     latency.FromNanoseconds(int(record["latency_ms"] * 1e6))
     tags = {"deployment": record["deployment"], "route": record.get("route", "")}
     for key in ("fallback_reason", "parent_prediction_id"):
         if record.get(key):
             tags[key] = record[key]
-    columns: dict[str, list[Any]] = {}
+    columns: list[tuple[str, list[Any]]] = []
     for name, values in {**record["inputs"], **record.get("features", {})}.items():
         if values and isinstance(values[0], list):  # a matrix: one column per position
-            for j in range(len(values[0])):
-                columns[f"{name}_{j}"] = [row[j] for row in values]
+            columns.extend((f"{name}_{j}", [row[j] for row in values])
+                           for j in range(len(values[0])))
         else:
-            columns[name] = values
+            columns.append((name, values))
+    env = _ENV.get(record["environment"], obs.ENVIRONMENT_PRODUCTION)
     for i, pid in enumerate(row_ids(record["prediction_id"], n)):
         out = outputs[i]
         rec = obs.EvaluationRecord(
             prediction_id=pid, model=record["model"], version=record["model_version"],
-            environment=_ENV.get(record["environment"], obs.ENVIRONMENT_PRODUCTION),
-            prediction_time=ts, trace_id=record.get("trace_id", ""), latency=latency,
-            tags=tags)
-        for name, values in columns.items():
+            environment=env, prediction_time=ts, trace_id=record.get("trace_id", ""),
+            latency=latency, tags=tags)
+        features = rec.features
+        for name, values in columns:
             if i < len(values):
-                rec.features[name].CopyFrom(_value(values[i]))
+                _set_value(features[name], values[i])
         if isinstance(out, list):  # scores per class
             for k, s in enumerate(out):
                 rec.scores[str(k)] = float(s)
-            rec.prediction.CopyFrom(_value(int(max(range(len(out)), key=lambda k: out[k]))
-                                           if out else None))
+            _set_value(rec.prediction,
+                       int(max(range(len(out)), key=lambda k: out[k])) if out else None)
         else:
-            rec.prediction.CopyFrom(_value(out))
+            _set_value(rec.prediction, out)
         yield rec
 
 

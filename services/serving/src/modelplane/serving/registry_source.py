@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
-from modelplane.kit.errors import ModelplaneError, Unavailable
+from modelplane.kit.errors import Unavailable
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
 from modelplane.serving.deployment import ModelTarget
@@ -20,8 +20,12 @@ log = logging.getLogger("modelplane.serving.registry_source")
 class RegistryModelSource:
     """A :class:`ModelSource` over the registry's gRPC contract."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, api_key: str | None = None) -> None:
         self._channel = channel
+        if api_key:
+            # The stock MLflow client sends it to the registry's tracking server
+            # when artifacts are downloaded.
+            os.environ.setdefault("MLFLOW_TRACKING_TOKEN", api_key)
         self._stub = registry_pb2_grpc.ModelRegistryServiceStub(channel)
         self._tracking_uri = ""
 
@@ -40,10 +44,7 @@ class RegistryModelSource:
             r = await self._stub.ResolveModelUri(
                 registry_pb2.ResolveModelUriRequest(uri=target.uri), timeout=10.0)
         except grpc.aio.AioRpcError as exc:
-            try:
-                raise_from_rpc_error(exc)
-            except ModelplaneError:
-                raise
+            raise_from_rpc_error(exc)
             raise Unavailable(f"the registry did not answer for {target.uri}",
                               reason="REGISTRY_UNAVAILABLE") from None
         self._use_tracking_uri(r.tracking_uri)

@@ -1,0 +1,124 @@
+"""Models from the real registry service: ``models:/name@alias`` resolved over its gRPC
+contract, artifacts from its MLflow server, and its alias events followed live."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import socket
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc.aio as tgrpc_aio
+from modelplane.kit.auth import Role, add_key
+from modelplane.serving.v1 import serving_pb2 as pb
+from modelplane.serving.v1 import serving_pb2_grpc
+
+X = np.random.default_rng(8).normal(size=(1, 4))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+async def registry_service(tmp_path_factory):
+    from modelplane.kit.server import running
+    from modelplane.kit.settings import ServiceSettings
+    from modelplane.registry.main import build
+    from modelplane.registry.settings import RegistrySettings
+
+    root = tmp_path_factory.mktemp("registry")
+    keys_file = root / "api_keys.json"
+    admin = add_key(keys_file, "admin", Role.ADMIN)
+    environ = {**os.environ, "MODELPLANE_DATA_DIR": str(root / "data"),
+               "MODELPLANE_AUTH": "on", "MODELPLANE_API_KEYS_FILE": str(keys_file),
+               "MODELPLANE_REGISTRY_ADDR": "127.0.0.1:0",
+               "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{_free_port()}",
+               "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "1",
+               "MODELPLANE_REGISTRY_EVENT_POLL_SECONDS": "0.05",
+               "MODELPLANE_REGISTRY_PROTECTED_ALIASES": "champion"}
+    environ.pop("MLFLOW_TRACKING_URI", None)
+    settings = RegistrySettings.from_service(ServiceSettings.from_env("registry", environ))
+    spec, _ = build(settings)
+    async with running(spec, settings.service) as svc:
+        yield svc.address, settings.mlflow_uri, admin
+
+
+def _log_versions(mlflow_uri: str, key: str, sv) -> None:
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    old = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    os.environ["MLFLOW_TRACKING_TOKEN"] = key
+    previous_uri = mlflow.get_tracking_uri()
+    try:
+        mlflow.set_tracking_uri(mlflow_uri)
+        mlflow.set_experiment("serving-registry-test")
+        for seed, C in ((0, 1.0), (1, 0.01)):
+            X, y = sv.make_data(seed)
+            clf = LogisticRegression(C=C).fit(X, y)
+            with mlflow.start_run():
+                mlflow.sklearn.log_model(clf, name="model", registered_model_name="fraud",
+                                         signature=infer_signature(X, clf.predict(X)))
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        if old is None:
+            os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
+        else:
+            os.environ["MLFLOW_TRACKING_TOKEN"] = old
+
+
+@pytest.mark.timeout(600)
+async def test_serves_models_resolved_by_the_registry_and_follows_its_alias_events(
+        make_settings, sv, registry_service):
+    from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
+
+    address, mlflow_uri, admin = registry_service
+    await asyncio.to_thread(_log_versions, mlflow_uri, admin, sv)
+    md = (("authorization", f"Bearer {admin}"),)
+    async with grpc.aio.insecure_channel(address) as rch:
+        registry = registry_pb2_grpc.ModelRegistryServiceStub(rch)
+        await registry.SetAlias(registry_pb2.SetAliasRequest(
+            model_name="fraud", alias="live", version=1), metadata=md)
+        settings = make_settings(MODELPLANE_SERVING_MODEL_SOURCE="registry",
+                                 MODELPLANE_REGISTRY_TARGET=address,
+                                 MODELPLANE_API_KEY=admin)
+        async with sv.run_server(settings) as server:
+            async with grpc.aio.insecure_channel(server.grpc_address) as ch:
+                d = await serving_pb2_grpc.ServingServiceStub(ch).CreateDeployment(
+                    pb.CreateDeploymentRequest(deployment=pb.Deployment(
+                        name="fraud", model="fraud", traffic_split=pb.TrafficSplit(routes=[
+                            pb.Route(target=pb.ModelTarget(alias="live"), weight=1)]))))
+            assert [m.version for m in d.loaded_models] == ["1"]
+            c = tgrpc_aio.InferenceServerClient(server.grpc_address)
+            inp = tgrpc_aio.InferInput("x", [1, 4], "FP64")
+            inp.set_data_from_numpy(X)
+            seen: list[str] = []
+            failures: list[str] = []
+            stop = asyncio.Event()
+
+            async def load() -> None:
+                while not stop.is_set():
+                    try:
+                        r = await c.infer("fraud", [inp])
+                        seen.append(r.get_response().model_version)
+                    except Exception as exc:  # noqa: BLE001
+                        failures.append(repr(exc))
+
+            tasks = [asyncio.create_task(load()) for _ in range(3)]
+            await sv.wait_until(lambda: len(seen) > 50)
+            await registry.SetAlias(registry_pb2.SetAliasRequest(
+                model_name="fraud", alias="live", version=2), metadata=md)
+            await sv.wait_until(lambda: seen[-10:] == ["2"] * 10, timeout=60)
+            stop.set()
+            await asyncio.gather(*tasks)
+            await c.close()
+            assert failures == []
+            assert collections.Counter(seen)["1"] > 50

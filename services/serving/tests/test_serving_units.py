@@ -1,0 +1,105 @@
+"""The router's parts on their own: adaptive batching, breaker, sticky hashing, validation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+from modelplane.kit.errors import InvalidArgument
+from modelplane.serving.circuit_breaker import CircuitBreaker
+from modelplane.serving.deployment import (
+    CircuitBreakerSettings,
+    Deployment,
+    ModelTarget,
+    Route,
+    validate,
+)
+from modelplane.serving.servable_model import PredictionWorkers
+from modelplane.serving.traffic_router import TrafficRouter
+
+
+async def test_queued_requests_are_batched_into_one_predict_and_split_back():
+    gate = threading.Event()
+    calls: list[int] = []
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        gate.wait(5)
+        calls.append(len(x))
+        return x.sum(axis=1)
+
+    workers = PredictionWorkers("t", 1)
+    try:
+        first = workers.submit(predict, np.ones((1, 3)))
+        await asyncio.sleep(0.05)  # the worker holds the first request, the rest queue up
+        rest = [workers.submit(predict, np.full((2, 3), i, dtype=float)) for i in range(10)]
+        gate.set()
+        assert (await first).tolist() == [3.0]
+        outs = await asyncio.gather(*rest)
+        assert [o.tolist() for o in outs] == [[3.0 * i, 3.0 * i] for i in range(10)]
+        assert calls == [1, 20]  # ten queued requests, one predict
+        assert workers.batches == 1 and workers.batched_requests == 10
+    finally:
+        workers.close()
+
+
+async def test_a_failing_batch_is_retried_per_request_so_one_bad_input_fails_alone():
+    gate = threading.Event()
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        gate.wait(5)
+        if np.isnan(x).any():
+            raise ValueError("NaN in input")
+        return x[:, 0]
+
+    workers = PredictionWorkers("t", 1)
+    try:
+        first = workers.submit(predict, np.zeros((1, 2)))
+        await asyncio.sleep(0.05)
+        good = workers.submit(predict, np.ones((1, 2)))
+        bad = workers.submit(predict, np.full((1, 2), np.nan))
+        gate.set()
+        await first
+        assert (await good).tolist() == [1.0]
+        with pytest.raises(ValueError, match="NaN"):
+            await bad
+    finally:
+        workers.close()
+
+
+def test_breaker_opens_on_error_rate_and_half_opens_after_the_open_duration():
+    now = [0.0]
+    cb = CircuitBreaker(CircuitBreakerSettings(0.5, 10.0, 4, 5.0), clock=lambda: now[0])
+    for ok in (True, False, True, False):
+        assert cb.allow()
+        cb.record(ok)
+    assert cb.is_open and not cb.allow()
+    now[0] = 5.1
+    assert cb.allow()          # one trial call
+    assert not cb.allow()      # and only one
+    cb.record(True)
+    assert not cb.is_open and cb.allow()
+
+
+def test_sticky_choice_is_stable_and_follows_the_weights():
+    routes = (Route(ModelTarget("m", alias="a"), 70), Route(ModelTarget("m", alias="b"), 30))
+    router = TrafficRouter("dep", routes)
+    picks = [router.choose(f"user-{i}") for i in range(20_000)]
+    assert abs(picks.count(1) / len(picks) - 0.30) < 0.02
+    assert all(router.choose(f"user-{i}") == picks[i] for i in range(100))
+    # Moving weight only moves the users in the moved slice.
+    moved = TrafficRouter("dep", (routes[0], Route(routes[1].target, 40)))
+    changed = [i for i in range(20_000) if moved.choose(f"user-{i}") != picks[i]]
+    assert all(picks[i] == 0 for i in changed)
+
+
+def test_validation_names_every_bad_field():
+    d = Deployment(name="x", model="m",
+                   routes=(Route(ModelTarget(alias="a", version="1"), 1),
+                           Route(ModelTarget(alias="b"), float("nan"))))
+    with pytest.raises(InvalidArgument) as info:
+        validate(d)
+    fields = {v.field for v in info.value.field_violations}
+    assert fields == {"deployment.traffic_split.routes[0].target",
+                      "deployment.traffic_split.routes[1].weight"}
