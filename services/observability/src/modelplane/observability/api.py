@@ -126,6 +126,7 @@ def window_to_pb(w: TimeWindow | None) -> types_pb2.TimeWindow | None:
 # -- records -------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIMPLE_KINDS = frozenset({"double_value", "int64_value", "string_value", "bool_value"})
 
 
@@ -153,13 +154,15 @@ def record_from_pb(r: pb.EvaluationRecord, i: int) -> EvaluationRecord | Rejecti
         env = Environment(r.environment)
     except ValueError as exc:  # an environment number this version does not know
         return Rejection(i, r.prediction_id, f"records[{i}].environment", str(exc))
+    when = None
+    if r.HasField("prediction_time"):
+        ts = r.prediction_time
+        when = _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
     return EvaluationRecord(
-        r.prediction_id, r.model, r.version, env,
-        r.prediction_time.ToDatetime(tzinfo=UTC) if r.HasField("prediction_time")
-        else None,
-        feats, pred, dict(r.scores), dict(r.tags), r.trace_id,
+        r.prediction_id, r.model, r.version, env, when, feats, pred,
+        dict(r.scores) if r.scores else {}, dict(r.tags) if r.tags else {}, r.trace_id,
         r.latency.ToMicroseconds() if r.HasField("latency") else None,
-        dict(r.attributions))
+        dict(r.attributions) if r.attributions else {})
 
 
 def record_to_pb(rec: EvaluationRecord) -> pb.EvaluationRecord:
