@@ -32,7 +32,7 @@ import textwrap
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,7 @@ def _make_records(n: int, model: str) -> list[object]:
     cats = rng.choice(["paris", "lyon", "nice", "lille"], n)
     plans = rng.choice(["basic", "pro"], n)
     p = 1 / (1 + np.exp(-num[:, 0]))
-    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
     out = []
     for i in range(n):
         feats = {f"f{j}": T.Value(double_value=float(num[i, j])) for j in range(8)}
@@ -86,7 +86,6 @@ def _make_records(n: int, model: str) -> list[object]:
 def bench_ingest(records: int, admin_dsn: str) -> None:
     import grpc
     import psycopg
-
     from modelplane.observability.store.base import RecordEncoder
     from modelplane.observability.v1 import observability_pb2 as pb
     from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
@@ -144,14 +143,14 @@ def bench_ingest(records: int, admin_dsn: str) -> None:
                 scores jsonb, tags jsonb, trace_id text, latency_us bigint, attributions jsonb)""")
             t = time.perf_counter()
             for i in range(0, len(rows), BATCH):
-                with conn.transaction(), conn.cursor() as cur:
+                with conn.transaction(), conn.cursor() as cur:  # noqa: SIM117
                     with cur.copy(f"COPY bench_raw ({cols}) FROM STDIN") as copy:
                         for row in rows[i:i + BATCH]:
                             copy.write_row(row)
             raw_batched = records / (time.perf_counter() - t)
             conn.execute("TRUNCATE bench_raw")
             t = time.perf_counter()
-            with conn.transaction(), conn.cursor() as cur:
+            with conn.transaction(), conn.cursor() as cur:  # noqa: SIM117
                 with cur.copy(f"COPY bench_raw ({cols}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
@@ -202,7 +201,7 @@ def evidently_python() -> Path:
     venv = CACHE / "evidently-venv"
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import evidently; print(evidently.__version__)"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return python
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"drift: installing evidently {EVIDENTLY_VERSION} into {venv} (first run) ...",
@@ -218,9 +217,13 @@ def evidently_python() -> Path:
 
 def bench_drift(rows: int, features: int, skip_evidently: bool) -> None:
     import pandas as pd
+    from modelplane.observability.drift import (
+        NUMERIC_METHODS,
+        DriftMethod,
+        DriftThresholds,
+        drift_many,
+    )
     from scipy import stats
-
-    from modelplane.observability.drift import NUMERIC_METHODS, DriftMethod, DriftThresholds, drift_many
 
     rng = np.random.default_rng(1)
     ref = {f"f{j}": rng.normal(0, 1 + j / 10, rows) for j in range(features)}
@@ -252,7 +255,7 @@ def bench_drift(rows: int, features: int, skip_evidently: bool) -> None:
         pd.DataFrame(cur).to_parquet(Path(tmp) / "cur.parquet")
         (Path(tmp) / "run.py").write_text(EVIDENTLY_RUNNER)
         proc = subprocess.run([str(python), str(Path(tmp) / "run.py"), str(Path(tmp) / "ref.parquet"),
-                               str(Path(tmp) / "cur.parquet")], capture_output=True, text=True)
+                               str(Path(tmp) / "cur.parquet")], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             print("  evidently failed:", proc.stderr[-2000:])
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 
 RED = "#d64545"
@@ -50,8 +50,8 @@ def line_chart(series: Sequence[Series], *, width: int = 560, height: int = 220,
     def Y(v: float) -> float:
         return top + (1 - (v - y0) / (y1 - y0)) * (height - top - bottom)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'role="img" aria-label="{escape(title)}">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'role="img" aria-label="{escape(title)}">'),
            f'<text x="{left}" y="16" font-size="13" font-weight="600">{escape(title)}</text>']
     for k in range(5):
         v = y0 + (y1 - y0) * k / 4
@@ -114,8 +114,8 @@ def bar_chart(bars: Sequence[Bar], *, width: int = 560, title: str = "",
     def X(v: float) -> float:
         return left + (v - vmin) / span * (width - left - right)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'role="img" aria-label="{escape(title)}">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'role="img" aria-label="{escape(title)}">'),
            f'<text x="8" y="16" font-size="13" font-weight="600">{escape(title)}</text>']
     for i, b in enumerate(bars):
         y = top + i * row
@@ -152,8 +152,8 @@ def timeline(marks: Sequence[Mark], *, width: int = 560, title: str = "") -> str
     t0, t1 = min(ts), max(ts)
     if t1 == t0:
         t0, t1 = t0 - 3600, t1 + 3600
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'role="img" aria-label="{escape(title)}">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'role="img" aria-label="{escape(title)}">'),
            f'<text x="8" y="16" font-size="13" font-weight="600">{escape(title)}</text>',
            f'<line x1="{left}" x2="{width - right}" y1="40" y2="40" stroke="#bbb"/>']
     for m in marks:
@@ -176,4 +176,4 @@ def _empty(width: int, height: int, title: str, message: str) -> str:
 
 
 def _utc(t: float) -> datetime:
-    return datetime.fromtimestamp(t, tz=timezone.utc)
+    return datetime.fromtimestamp(t, tz=UTC)

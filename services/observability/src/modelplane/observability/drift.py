@@ -155,7 +155,7 @@ def ks_from_merge(values: np.ndarray, gap: np.ndarray) -> float:
     diff = gap if last_of_run.all() else gap[last_of_run]  # no ties: every position ends a run
     min_s = float(np.clip(-diff.min(), 0, 1))
     max_s = float(diff.max())
-    return min_s if min_s > max_s else max_s
+    return max(max_s, min_s)
 
 
 def smirnov_sf(n: int, x: float) -> float:
@@ -164,7 +164,7 @@ def smirnov_sf(n: int, x: float) -> float:
     The sum's terms are log-concave in j, so only the band within e^-60 of its
     largest term is summed (in log space); the rest is below 1e-20 relative.
     """
-    top = int(math.floor(n * (1 - x)))
+    top = math.floor(n * (1 - x))
     if top < 0:
         return 0.0
     log_n = float(gammaln(n + 1))

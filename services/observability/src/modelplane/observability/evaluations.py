@@ -54,6 +54,7 @@ from modelplane.observability.store.base import (
 )
 
 MetricValues = dict[M.Metric, float | None]
+DEFAULT_THRESHOLDS = DriftThresholds()
 
 
 def _bad(field: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
@@ -426,7 +427,7 @@ class Evaluations:
 
     def drift(self, current: EvaluationFilter, reference: Reference | None = None,
               columns: Sequence[ColumnRef] = (), methods: Sequence[DriftMethod] = (),
-              thresholds: DriftThresholds = DriftThresholds(), bins: int = 10) -> DriftReport:
+              thresholds: DriftThresholds = DEFAULT_THRESHOLDS, bins: int = 10) -> DriftReport:
         if bins < 0 or bins > 1000:
             raise _bad("bins", "must be between 1 and 1000 (0 = 10)")
         cur, catalog = self.load(current, "current")
@@ -447,7 +448,7 @@ class Evaluations:
 
     def proxy_performance(self, current: EvaluationFilter, reference: Reference | None = None,
                           positive: str = "", bucket: timedelta | None = None,
-                          thresholds: DriftThresholds = DriftThresholds()) -> ProxyReport:
+                          thresholds: DriftThresholds = DEFAULT_THRESHOLDS) -> ProxyReport:
         from modelplane.observability.estimation import ScoreEstimator
 
         cur, catalog = self.load(current, "current")
@@ -618,7 +619,7 @@ class Evaluations:
                                              len(frame)))
             missing = wanted - set(frame.prediction_id[idx].tolist())
             if missing:
-                pid = sorted(missing)[0]
+                pid = min(missing)
                 raise NotFound(f"prediction {pid!r} is not a record of model {f.model!r} "
                                f"matching the filter", reason="RECORD_NOT_FOUND",
                                metadata={"prediction_id": pid, "model": f.model})

@@ -24,6 +24,19 @@ from modelplane.observability.store.base import Catalog, EvaluationStore
 log = logging.getLogger("modelplane.observability")
 
 
+def _quiet_server_class() -> type:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn without its own signal handlers: the kit owns SIGTERM/SIGINT."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def, override]
+            yield
+
+    return QuietServer
+
+
 def open_store(settings: ObservabilitySettings) -> EvaluationStore:
     if settings.database_url:
         from modelplane.observability.store.postgres import PostgresStore
@@ -69,12 +82,13 @@ class ObservabilityRuntime:
         import uvicorn
         from modelplane.observability.dashboard import dashboard_app
 
+        _QuietServer = _quiet_server_class()  # noqa: N806
+
         host, _, port = addr.rpartition(":")
         config = uvicorn.Config(dashboard_app(self), host=host.strip("[]") or "127.0.0.1",
                                 port=int(port), log_level="warning", access_log=False,
                                 lifespan="off")
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = _QuietServer(config)
         self._http = server
         self._tasks.append(asyncio.create_task(server.serve()))
         for _ in range(200):

@@ -4,6 +4,7 @@ vectorised on a frame, and the candidate slices analyses break results down by.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -157,7 +158,7 @@ def candidate_slices(column: ColumnRef, kind: ColumnKind, frames: Sequence[Frame
             return [(SlicePredicate(column, SliceOperator.EQUAL, (float(allv[0]),)),)]
         out: list[tuple[SlicePredicate, ...]] = [
             (SlicePredicate(column, SliceOperator.LESS, (float(edges[0]),)),)]
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in itertools.pairwise(edges):
             out.append((SlicePredicate(column, SliceOperator.BETWEEN, (float(lo), float(hi))),))
         out.append((SlicePredicate(column, SliceOperator.GREATER_OR_EQUAL,
                                    (float(edges[-1]),)),))

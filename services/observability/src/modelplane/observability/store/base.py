@@ -177,8 +177,8 @@ class RecordEncoder:
                 additions[key] = kind
             elif known is not kind:
                 return (f"features[{name!r}]",
-                        f"is {kind.name.lower()} but model {rec.model!r} has it as "
-                        f"{known.name.lower()}")
+                        (f"is {kind.name.lower()} but model {rec.model!r} has it as "
+                        f"{known.name.lower()}"))
         for name in rec.tags:
             key = (int(ColumnSource.TAG), name)
             if key not in catalog.kinds and key not in pending:
@@ -242,7 +242,7 @@ class ScanSpec:
     model: str
     versions: tuple[str, ...] = ()
     environment: Environment = Environment.UNSPECIFIED
-    window: TimeWindow = TimeWindow()
+    window: TimeWindow = field(default_factory=TimeWindow)
     prediction_ids: tuple[str, ...] = ()
     has_actual: bool | None = None
     limit: int | None = None
@@ -399,7 +399,7 @@ def _from_us(value: int | None) -> datetime | None:
 
 
 def to_us(value: datetime) -> int:
-    return int(round(value.timestamp() * 1_000_000))
+    return round(value.timestamp() * 1_000_000)
 
 
 def encode_page_token(time_us: int, prediction_id: str) -> str:

@@ -234,7 +234,7 @@ class PostgresStore(EvaluationStore):
         if spec.limit is not None:
             sql += f" LIMIT {int(spec.limit)}"
         chunks: list[bytes] = []
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        with self._pool.connection() as conn, conn.cursor() as cur:  # noqa: SIM117
             # CSV with a delimiter and quote JSON never contains raw: lines come out verbatim.
             with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', "
                           f"QUOTE E'\\x01')", params) as copy:
