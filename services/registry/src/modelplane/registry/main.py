@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 
 from modelplane.kit.errors import Unavailable
@@ -103,6 +104,10 @@ def build(settings: RegistrySettings) -> tuple[ServiceSpec, RegistryService]:
 
 def main() -> None:
     settings = RegistrySettings.from_service(ServiceSettings.from_env("registry"))
+    # MLflow's store code opens default-URI clients here and there; in the registry's own
+    # process the default is the backend store it owns.
+    os.environ["MLFLOW_TRACKING_URI"] = settings.backend_store_uri
+    os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
     spec, _ = build(settings)
     asyncio.run(serve(spec, settings.service))
 
