@@ -256,3 +256,27 @@ async def test_data_quality_of_a_dataset_and_a_source(default_featurestore: Any,
     listed = await stub.ListDataQualityReports(pb.ListDataQualityReportsRequest(
         feature_view="transactions", full_view=True))
     assert [r.id for r in listed.reports] == [report.id] and listed.reports[0].columns
+
+
+async def test_offline_rows_from_a_parquet_uri_under_the_data_root(default_featurestore: Any,
+                                                                   demo: Any, tmp_path: Any) -> None:
+    import pyarrow.parquet as pq
+    fs = default_featurestore
+    rows = pa.table({"customer_id": pa.array([9001], pa.int64()),
+                     "event_timestamp": pa.array([NOW], TS), "age": pa.array([33], pa.int64())})
+    inside = fs.data_dir / "imports" / "profile.parquet"
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(rows, inside)
+    resp = await fs.stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(
+        feature_view="customer_profile", rows=types_pb2.TableData(parquet_uri=inside.as_uri())))
+    assert resp.row_count == 1
+    assert resp.event_time_range.start_time.ToDatetime(tzinfo=UTC) == NOW
+
+    outside = tmp_path / "elsewhere.parquet"
+    pq.write_table(rows, outside)
+    for uri in (str(outside), "s3://bucket/x.parquet", str(fs.data_dir / "imports" / "missing.parquet")):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await fs.stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(
+                feature_view="customer_profile", rows=types_pb2.TableData(parquet_uri=uri)))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err(info.value).field_violations[0].field == "rows.parquet_uri"
