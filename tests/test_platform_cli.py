@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port_block
+from modelplane.kit.pytest_plugin import free_port_block
 
 SERVICES = ("featurestore", "registry", "validator", "serving", "observability")
 

@@ -10,6 +10,8 @@ Redis likewise with ``MODELPLANE_TEST_REDIS``.
 from __future__ import annotations
 
 import os
+import random
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +24,26 @@ HOW_POSTGRES = ("PostgreSQL tests need a server: set MODELPLANE_TEST_POSTGRES="
                 "for testcontainers)")
 HOW_REDIS = ("Redis tests need a server: set MODELPLANE_TEST_REDIS=redis://127.0.0.1:6379/0 "
              "(or run a Docker engine for testcontainers)")
+
+
+def free_port_block(size: int = 16) -> int:
+    """A base port whose next ``size`` ports are all free on 127.0.0.1."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - size)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free block of ports found")
 
 
 def _docker_available() -> bool:
