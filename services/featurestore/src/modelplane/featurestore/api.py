@@ -382,7 +382,7 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
     async def GetOnlineFeatures(self, request: pb.GetOnlineFeaturesRequest,
                                 context: Any) -> pb.GetOnlineFeaturesResponse:
         online = self.core.online
-        plan = online.plan(request.feature_refs, request.feature_service, request.full_feature_names)
+        plan = await online.plan(request.feature_refs, request.feature_service, request.full_feature_names)
         entities = {k: [value_to_python(v) for v in vl.values] for k, vl in request.entities.items()}
         result = await online.lookup(plan, entities)
         return pb.GetOnlineFeaturesResponse.FromString(modelplane_response(result))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -52,10 +51,10 @@ class FeatureStoreCore:
         self.datasets = DatasetStore(self.repository, self.records, settings.dataset_root)
         self._plans: dict[tuple[tuple[str, ...], str, bool], LookupPlan] = {}
         self._plans_generation = -1
-        self._plans_checked = time.monotonic()
         self._plan_lock = threading.Lock()
         self.codec = EntityKeyCodec(settings.entity_key_cache_size)
-        self.online = OnlineLookup(_backend(settings), self.plan_for, self.codec)
+        self.online = OnlineLookup(_backend(settings), self.plan_for, self.codec,
+                                   cached_plan=self.cached_plan)
 
     async def close(self) -> None:
         await self.online.backend.close()
@@ -64,26 +63,39 @@ class FeatureStoreCore:
 
     # ---------------------------------------------------------------- online plans
 
+    def cached_plan(self, refs: tuple[str, ...], service: str, full_names: bool) -> LookupPlan | None:
+        """The lookup plan for these refs if one is cached for the current definitions."""
+        if self._plans_generation != self.repository.generation:
+            return None
+        return self._plans.get((refs, service, full_names))
+
     def plan_for(self, refs: tuple[str, ...], service: str, full_names: bool) -> LookupPlan:
-        """The cached lookup plan for these refs (rebuilt when the definitions change)."""
-        now = time.monotonic()
-        if now - self._plans_checked > self.settings.metadata_refresh_seconds:
-            # Another replica may have changed the registry: re-read it.
-            self._plans_checked = now
-            self.repository.refresh()
-        key = (refs, service, full_names)
-        if self._plans_generation == self.repository.generation:
-            plan = self._plans.get(key)
-            if plan is not None:
-                return plan
+        """The lookup plan for these refs, built from the registry on a cache miss (blocking)."""
+        plan = self.cached_plan(refs, service, full_names)
+        if plan is not None:
+            return plan
         with self._plan_lock:
             generation = self.repository.generation
             if self._plans_generation != generation:
                 self._plans = {}
                 self._plans_generation = generation
             plan = self._build_plan(refs, service, full_names, generation)
-            self._plans[key] = plan
+            self._plans[(refs, service, full_names)] = plan
             return plan
+
+    async def refresh_definitions_forever(self) -> None:
+        """Re-read the registry now and then: another replica may have changed it."""
+        import asyncio
+
+        while True:
+            await asyncio.sleep(self.settings.metadata_refresh_seconds)
+            try:
+                await asyncio.to_thread(self.repository.refresh)
+            except Exception:  # keep serving from the last good definitions
+                import logging
+
+                logging.getLogger("modelplane.featurestore").warning(
+                    "registry refresh failed", exc_info=True)
 
     def _build_plan(self, refs: Sequence[str], service: str, full_names: bool,
                     generation: int) -> LookupPlan:

@@ -47,7 +47,7 @@ class FeastServingServicer(feast_grpc.ServingServiceServicer):
                                 context: Any) -> feast_pb.GetOnlineFeaturesResponse:
         online = self.core.online
         refs = list(request.features.val) if request.HasField("features") else []
-        plan = online.plan(refs, request.feature_service, request.full_feature_names)
+        plan = await online.plan(refs, request.feature_service, request.full_feature_names)
         entities = {k: [_python(v) for v in rv.val] for k, rv in request.entities.items()}
         result = await online.lookup(plan, entities)
         return feast_pb.GetOnlineFeaturesResponse.FromString(feast_response(result))

@@ -28,12 +28,17 @@ def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | No
     roots = [settings.data_root, *(Path(p) for p in (settings.env("IMPORT_DIRS") or "").split(":") if p)]
     tables = TableReader(roots)
 
+    refresher: list[asyncio.Task[None]] = []
+
     async def on_start() -> None:
+        refresher.append(asyncio.create_task(core.refresh_definitions_forever()))
         if fs.repo_path:
             applied = await asyncio.to_thread(core.repository.apply_directory, fs.repo_path)
             log.info("applied feature repo %s: %d views", fs.repo_path, len(applied.feature_views))
 
     async def on_stop() -> None:
+        for task in refresher:
+            task.cancel()
         await core.close()
 
     access = dict(METHOD_ACCESS)

@@ -347,14 +347,23 @@ class OnlineLookup:
     """Runs lookups against one backend with plans from ``plan_for``."""
 
     def __init__(self, backend: OnlineBackend, plan_for: Callable[[tuple[str, ...], str, bool], LookupPlan],
-                 key_codec: EntityKeyCodec, clock: Callable[[], float] = time.time) -> None:
+                 key_codec: EntityKeyCodec, clock: Callable[[], float] = time.time,
+                 cached_plan: Callable[[tuple[str, ...], str, bool], LookupPlan | None] | None = None
+                 ) -> None:
         self.backend = backend
         self._plan_for = plan_for
+        self._cached_plan = cached_plan
         self._codec = key_codec
         self._clock = clock
 
-    def plan(self, refs: Sequence[str], service: str, full_names: bool) -> LookupPlan:
-        return self._plan_for(tuple(refs), service, full_names)
+    async def plan(self, refs: Sequence[str], service: str, full_names: bool) -> LookupPlan:
+        """The cached plan, or one built from the registry in a worker thread."""
+        key = tuple(refs)
+        if self._cached_plan is not None:
+            plan = self._cached_plan(key, service, full_names)
+            if plan is not None:
+                return plan
+        return await asyncio.to_thread(self._plan_for, key, service, full_names)
 
     async def lookup(self, plan: LookupPlan, entities: Mapping[str, Sequence[Any]],
                      field: str = "entities") -> LookupResult:
