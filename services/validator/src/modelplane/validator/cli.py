@@ -70,16 +70,13 @@ def render_table(report: pb.ValidationReport, run: pb.ValidationRun, out: TextIO
               f"on {report.row_count} rows - {report.summary}\n\n")
     rows = [("CHECK", "STATUS", "TIME", "DETAIL")]
     for c in report.checks:
-        detail = c.message
-        if not detail:
-            judged = [t for t in c.thresholds]
-            worst = sorted(judged, key=lambda t: -t.status)[:2]
-            detail = "; ".join(
-                f"{t.name}{f'[{t.subject}]' if t.subject else ''}={t.measured:.4g} "
-                f"({'>=' if t.bound == pb.THRESHOLD_BOUND_LOWER else '<='} {t.limit:.4g})"
-                for t in worst)
+        worst = sorted(c.thresholds, key=lambda t: -t.status)[:1 if c.message else 2]
+        detail = "; ".join([*([c.message] if c.message else []), *(
+            f"{t.name}{f'[{t.subject}]' if t.subject else ''}={t.measured:.4g} "
+            f"({'>=' if t.bound == pb.THRESHOLD_BOUND_LOWER else '<='} {t.limit:.4g})"
+            for t in worst if t.status != pb.CHECK_STATUS_PASS or not c.message)])
         seconds = c.duration.seconds + c.duration.nanos / 1e9
-        rows.append((c.check, _STATUS_TEXT[c.status], f"{seconds:.2f}s", detail[:100]))
+        rows.append((c.check, _STATUS_TEXT[c.status], f"{seconds:.2f}s", detail[:160]))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     out.writelines(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n" for r in rows)
     if run.notes:

@@ -156,7 +156,8 @@ class FeatureStoreParity:
         stub = self._sources._stub
         assert stub is not None
         rows = entities.copy()
-        rows["event_timestamp"] = pd.Timestamp(datetime.now(UTC))
+        rows["event_timestamp"] = pd.Series(pd.Timestamp(datetime.now(UTC)).floor("us"),
+                                            index=rows.index).astype("datetime64[us, UTC]")
         sink = pa.BufferOutputStream()
         table = pa.Table.from_pandas(rows, preserve_index=False)
         with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -77,6 +77,13 @@ class Predictor:
         return callable(getattr(self.model, "predict_proba", None))
 
     @property
+    def sklearn_classifier(self) -> bool:
+        from sklearn.base import BaseEstimator, is_classifier
+
+        return (isinstance(self.model, BaseEstimator) and bool(is_classifier(self.model))
+                and self.classes is not None)
+
+    @property
     def classes(self) -> np.ndarray | None:
         classes = getattr(self.model, "classes_", None)
         return None if classes is None else np.asarray(classes)
@@ -213,15 +220,29 @@ class CheckContext:
 
     @cached_property
     def predictions(self) -> np.ndarray:
-        return self.model.predict(self.x)
+        return self._labels(self.model, self.probabilities)
 
     @cached_property
     def probabilities(self) -> np.ndarray | None:
-        return self.model.predict_proba(self.x) if self.task == TaskType.CLASSIFICATION else None
+        if self.task != TaskType.CLASSIFICATION:
+            return None
+        return self.model.predict_proba(self.x)
 
     @cached_property
     def baseline_predictions(self) -> np.ndarray | None:
-        return None if self.baseline is None else self.baseline.predict(self.x)
+        if self.baseline is None:
+            return None
+        return self._labels(self.baseline, self.baseline_probabilities)
+
+    def _labels(self, model: Predictor, proba: np.ndarray | None) -> np.ndarray:
+        """Predicted labels. For scikit-learn classifiers they are ``classes_[argmax(proba)]``
+        (what their ``predict`` does), so one pass over the rows serves both; anything
+        else is asked for ``predict``."""
+        if proba is not None and model.sklearn_classifier:
+            classes = model.classes
+            assert classes is not None
+            return classes[np.argmax(proba, axis=1)]
+        return model.predict(self.x)
 
     @cached_property
     def baseline_probabilities(self) -> np.ndarray | None:

@@ -63,6 +63,7 @@ class DataQualityCheck(Check):
     params = (
         ParamSpec("mislabel_margin", "0.5",
                   "Least lead of the confident other class's probability over the given label's"),
+        ParamSpec("rows", "10000", "Rows sampled for the cross-validated label check", int),
         ParamSpec("residual_z", "5", "Regression: robust z-score of the residual that marks a row"),
         ParamSpec("ranges", "", "JSON {feature: [min, max]} of expected ranges; default: the "
                   "training dataset's min / max", str),
@@ -88,7 +89,7 @@ class DataQualityCheck(Check):
                             "another label")
 
         # Likely mislabels by cross-validated disagreement.
-        rows = ctx.sample_index()
+        rows = ctx.sample_index(rows=min(cfg.param("rows"), ctx.policy.sample_rows))
         x = encode(data[features].iloc[rows])
         y = ctx.y[rows]
         with threadpool_limits(1):  # OpenMP spin-waits badly on a busy, small machine

@@ -54,7 +54,7 @@ class FittingCheck(Check):
         test_rows = ctx.sample_index()
         x_test, y_test = ctx.x.iloc[test_rows], ctx.y[test_rows]
         train_score = primary_score(ctx, ctx.model, x_train, y_train)
-        test_score = primary_score(ctx, ctx.model, x_test, y_test)
+        test_score = primary_score(ctx, _Cached(ctx, test_rows), x_test, y_test)
         gap = train_score - test_score
         measurements = [Measurement("train_score", train_score), Measurement("test_score", test_score),
                         Measurement("train_test_gap", gap)]
@@ -98,3 +98,18 @@ class _Aligned(Predictor):
             if c in own:
                 out[:, j] = proba[:, own.index(c)]
         return out
+
+
+class _Cached(Predictor):
+    """The candidate's answers on dataset rows, from the run's cached predictions."""
+
+    def __init__(self, ctx: CheckContext, rows: np.ndarray) -> None:
+        super().__init__(ctx.model.model, "candidate")
+        self._ctx, self._rows = ctx, rows
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return self._ctx.predictions[self._rows]
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray | None:
+        proba = self._ctx.probabilities
+        return None if proba is None else proba[self._rows]

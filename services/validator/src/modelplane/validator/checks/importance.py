@@ -20,7 +20,7 @@ from .base import (
 )
 
 IMPORTANCE_REPEATS = 3
-IMPORTANCE_ROWS = 5000
+IMPORTANCE_ROWS = 2500
 
 
 def primary_score(ctx: CheckContext, model: Predictor, x: pd.DataFrame, y: np.ndarray) -> float:
@@ -83,7 +83,7 @@ class FeatureImportanceCheck(Check):
     title = "Permutation feature importance and its change vs the baseline"
     description = ("Drop of the primary score (ROC AUC for binary classifiers with scores, else "
                    "accuracy; R² for regression) when each feature is shuffled, mean of 3 "
-                   "shuffles on a seeded sample of at most 5000 rows. Compared with the baseline "
+                   "shuffles on a seeded sample of at most 2500 rows. Compared with the baseline "
                    "version: Spearman rank correlation of the importances and overlap of the "
                    "top-k features.")
     thresholds = (
