@@ -75,9 +75,9 @@ class LiveTraffic:
 
 def fraud_probability(amount: np.ndarray, merchant: np.ndarray, hour: np.ndarray,
                       away: np.ndarray, age: np.ndarray) -> np.ndarray:
-    risk = (-2.6 + 1.1 * np.log1p(amount / 60.0)
-            + np.vectorize(_MERCHANT_RISK.get)(merchant)
-            + 1.0 * ((hour < 6) | (hour > 22)) + 1.2 * away - 0.015 * (age - 45))
+    risk = (-3.2 + 1.3 * np.log1p(amount / 60.0)
+            + 2.2 * np.vectorize(_MERCHANT_RISK.get)(merchant)
+            + 1.5 * ((hour < 6) | (hour > 22)) + 0.5 * away - 0.015 * (age - 45))
     return 1.0 / (1.0 + np.exp(-risk))
 
 

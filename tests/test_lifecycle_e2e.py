@@ -1,0 +1,400 @@
+"""The whole lifecycle on PostgreSQL, as a user runs it: `modelplane up --detach`, then
+`modelplane demo --fast`, then every stage's outcome checked against the services
+themselves (not only the demo's own summary), and one request's OpenTelemetry trace.
+
+Every service stores its state in its own fresh PostgreSQL database; the platform's
+processes export their spans (OTLP/gRPC) to a small collector run by this test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from datetime import datetime
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from modelplane.kit.pytest_plugin import free_port_block
+
+pytestmark = pytest.mark.timeout(900)
+
+SERVICES = ("featurestore", "registry", "validator", "serving", "observability")
+MODEL = "fraud-detector"
+
+
+# -- a tiny OTLP/gRPC trace collector -------------------------------------------------------
+class SpanCollector:
+    """Keeps (trace id, service name, span name) of every span exported to it."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1 import (
+            trace_service_pb2,
+            trace_service_pb2_grpc,
+        )
+
+        self.spans: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+        collector = self
+
+        class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                rows = []
+                for rs in request.resource_spans:
+                    service = next((a.value.string_value for a in rs.resource.attributes
+                                    if a.key == "service.name"), "")
+                    for ss in rs.scope_spans:
+                        rows += [(s.trace_id.hex(), service, s.name) for s in ss.spans]
+                with collector._lock:
+                    collector.spans.extend(rows)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def services_of(self, trace_id: str) -> dict[str, list[str]]:
+        with self._lock:
+            out: dict[str, list[str]] = {}
+            for t, service, name in self.spans:
+                if t == trace_id:
+                    out.setdefault(service, []).append(name)
+            return out
+
+    def stop(self) -> None:
+        self.server.stop(0)
+
+
+# -- the platform and the demo --------------------------------------------------------------
+def _cli(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelplane.cli.main", *args], env=env, check=False,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory: pytest.TempPathFactory,
+              make_postgres_database: Callable[[str], str]) -> Iterator[dict[str, Any]]:
+    data = tmp_path_factory.mktemp("lifecycle")
+    base = free_port_block()
+    collector = SpanCollector()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MODELPLANE_", "OTEL_", "MLFLOW_"))}
+    for service in SERVICES:
+        env[f"MODELPLANE_{service.upper()}_DATABASE_URL"] = make_postgres_database(f"mp_e2e_{service}")
+    env.update({
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "500",  # export every 0.5 s instead of 5 s
+        # one MLflow worker: uvicorn's worker health check kills slow-starting workers on a
+        # loaded 2-core machine
+        "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "1",
+        "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "0.5",
+    })
+    common = ["--data-dir", str(data), "--base-port", str(base)]
+    started = time.monotonic()
+    up = _cli(["up", "--detach", "--timeout", "400", *common], env, timeout=480)
+    up_seconds = time.monotonic() - started
+    try:
+        assert up.returncode == 0, f"modelplane up failed:\n{up.stdout}\n{up.stderr}"
+        started = time.monotonic()
+        demo = _cli(["demo", "--fast", "--data-dir", str(data)], env, timeout=720)
+        demo_seconds = time.monotonic() - started
+        summary_file = data / "demo" / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+        print(f"up {up_seconds:.0f}s, demo {demo_seconds:.0f}s\n{demo.stdout[-6000:]}")
+        from modelplane.cli.platform import Platform
+
+        platform = Platform.load(data)
+        assert platform is not None
+        yield {"data": data, "env": env, "summary": summary, "demo": demo,
+               "platform": platform, "key": (data / "admin.key").read_text().strip(),
+               "collector": collector}
+    finally:
+        _cli(["down", *common], env, timeout=120)
+        collector.stop()
+
+
+@pytest.fixture(scope="module")
+def summary(lifecycle: dict[str, Any]) -> dict[str, Any]:
+    demo = lifecycle["demo"]
+    assert demo.returncode == 0, (f"the demo stopped: {lifecycle['summary'].get('error')}\n"
+                                  f"{demo.stdout[-4000:]}\n{demo.stderr[-4000:]}")
+    return lifecycle["summary"]
+
+
+def _stub(lifecycle: dict[str, Any], service: str) -> Any:
+    """A blocking stub on a plain channel with the admin key."""
+    import importlib
+
+    mod = importlib.import_module(f"modelplane.{service}.v1.{service}_pb2_grpc")
+    names = {"featurestore": "FeatureStoreServiceStub", "registry": "ModelRegistryServiceStub",
+             "validator": "ValidatorServiceStub", "serving": "ServingServiceStub",
+             "observability": "ObservabilityServiceStub"}
+    ch = grpc.insecure_channel(lifecycle["platform"].grpc_address(service))
+    cls = getattr(mod, names[service])
+    stub = cls(ch)
+    key = lifecycle["key"]
+
+    class Authorized:
+        def __getattr__(self, name: str) -> Callable[..., Any]:
+            method = getattr(stub, name)
+            return lambda request, **kw: method(
+                request, metadata=[("authorization", f"Bearer {key}")], timeout=60, **kw)
+
+    return Authorized()
+
+
+# -- stage by stage -------------------------------------------------------------------------
+def test_training_dataset_exists_with_its_rows(lifecycle: dict[str, Any],
+                                               summary: dict[str, Any]) -> None:
+    from modelplane.featurestore.v1 import featurestore_pb2 as fs
+
+    store = _stub(lifecycle, "featurestore")
+    for name in ("fraud_train", "fraud_holdout"):
+        ds = store.GetDataset(fs.GetDatasetRequest(id=summary["datasets"][name]["id"]))
+        assert ds.name == name
+        assert ds.row_count == summary["datasets"][name]["row_count"] > 100
+        columns = {c.name for c in ds.columns}
+        assert {"customer_id", "event_timestamp", "amount", "city", "is_fraud", "age",
+                "txn_count_7d"} <= columns
+        assert len(ds.content_hash) == 64
+
+
+def test_model_versions_carry_lineage_to_the_dataset(lifecycle: dict[str, Any],
+                                                     summary: dict[str, Any]) -> None:
+    from modelplane.registry.v1 import registry_pb2 as rg
+
+    registry = _stub(lifecycle, "registry")
+    train_id = summary["datasets"]["fraud_train"]["id"]
+    for version in (summary["champion_version"], summary["challenger_version"]):
+        mv = registry.GetModelVersion(rg.GetModelVersionRequest(model_name=MODEL, version=version))
+        assert mv.lineage.dataset_id == train_id
+        assert mv.lineage.run_id == summary["versions"][str(version)]["run_id"]
+        assert "customer_profile:age" in mv.lineage.feature_refs
+        assert {f.name for f in mv.lineage.signature.inputs} >= {"amount", "city", "age"}
+    listed = registry.ListModelVersions(rg.ListModelVersionsRequest(model_name=MODEL,
+                                                                    dataset_id=train_id))
+    assert len(listed.model_versions) == 2
+
+
+def test_validation_reports_are_attached_to_the_versions(lifecycle: dict[str, Any],
+                                                         summary: dict[str, Any]) -> None:
+    from modelplane.registry.v1 import registry_pb2 as rg
+    from modelplane.validator.v1 import validator_pb2 as vd
+
+    registry, validator = _stub(lifecycle, "registry"), _stub(lifecycle, "validator")
+    for version in (summary["champion_version"], summary["challenger_version"]):
+        expected = summary["validation"][str(version)]
+        report = validator.GetValidationReport(vd.GetValidationReportRequest(
+            id=expected["report_id"]))
+        assert report.version == str(version)
+        assert {c.check for c in report.checks} == {"metrics", "feature_drift"}
+        mv = registry.GetModelVersion(rg.GetModelVersionRequest(model_name=MODEL, version=version))
+        assert mv.validation.report_id == report.id
+        assert rg.ValidationStatus.Name(mv.validation.status).endswith(expected["status"])
+    champion_report = summary["validation"][str(summary["champion_version"])]
+    assert champion_report["status"] == "PASS"
+
+
+def test_champion_alias_was_set_through_the_gate(lifecycle: dict[str, Any],
+                                                 summary: dict[str, Any]) -> None:
+    from modelplane.registry.v1 import registry_pb2 as rg
+
+    registry = _stub(lifecycle, "registry")
+    alias = registry.GetAlias(rg.GetAliasRequest(model_name=MODEL, alias="champion"))
+    assert alias.protected
+    assert alias.version == summary["final_champion_version"]
+    expected = (summary["challenger_version"] if summary["decision"] == "promoted"
+                else summary["champion_version"])
+    assert alias.version == expected
+    changes = registry.ListAliasChanges(rg.ListAliasChangesRequest(model_name=MODEL,
+                                                                   alias="champion"))
+    first = changes.alias_changes[-1]
+    assert (first.from_version, first.to_version) == (0, summary["champion_version"])
+    assert not any(c.override for c in changes.alias_changes)
+    assert all(c.validation.status == rg.VALIDATION_STATUS_PASS for c in changes.alias_changes)
+
+
+def test_canary_split_was_live(lifecycle: dict[str, Any], summary: dict[str, Any]) -> None:
+    from modelplane.serving.v1 import serving_pb2 as sv
+
+    assert summary["canary"]["routes"] == {"champion": 90.0, "challenger": 10.0}
+    routes = summary["traffic"]["routes"]
+    n = summary["traffic"]["requests"]
+    assert set(routes) == {"champion", "challenger"}
+    # 10% of n requests: far outside these bounds only if the split is not applied
+    assert 0.03 * n <= routes["challenger"] <= 0.2 * n
+    by_version = summary["traffic"]["by_version"]
+    assert by_version[str(summary["challenger_version"])] == routes["challenger"]
+    d = _stub(lifecycle, "serving").GetDeployment(sv.GetDeploymentRequest(name=MODEL))
+    assert d.state == sv.DEPLOYMENT_STATE_READY
+    assert [(r.target.alias, r.weight) for r in d.traffic_split.routes] == [("champion", 100.0)]
+    assert list(d.features.entity_keys) == ["customer_id"]
+
+
+def test_predictions_are_logged_and_actuals_joined(lifecycle: dict[str, Any],
+                                                   summary: dict[str, Any]) -> None:
+    from modelplane.observability.v1 import observability_pb2 as ob
+
+    obs = _stub(lifecycle, "observability")
+    ids = summary["traffic"]["prediction_ids"]
+    assert summary["actuals"] == {"accepted": len(ids), "unmatched": 0}
+    for pid in ids[:: max(1, len(ids) // 20)]:
+        record = obs.GetRecord(ob.GetRecordRequest(prediction_id=pid))
+        assert record.model == MODEL
+        assert record.environment == ob.ENVIRONMENT_PRODUCTION
+        assert record.HasField("actual")
+        # the online features serving joined are stored with the request's inputs
+        assert {"amount", "city", "age", "txn_count_7d"} <= set(record.features)
+    models = obs.ListObservedModels(ob.ListObservedModelsRequest())
+    m = next(m for m in models.models if m.model == MODEL)
+    assert m.record_count >= len(ids)
+    assert m.actual_count >= len(ids)
+
+
+def test_drift_and_root_cause_name_the_shifted_city(lifecycle: dict[str, Any],
+                                                    summary: dict[str, Any]) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from modelplane.api.v1 import types_pb2
+    from modelplane.observability.v1 import observability_pb2 as ob
+
+    analysis = summary["analysis"]
+    city = analysis["shifted_city"]
+    assert analysis["shifted_city_named"]
+    assert "amount" in analysis["drifted_columns"]
+
+    def ts(iso: str) -> Timestamp:
+        t = Timestamp()
+        t.FromDatetime(datetime.fromisoformat(iso))
+        return t
+
+    traffic = summary["traffic"]
+
+    def window(a: str, b: str) -> ob.EvaluationFilter:
+        return ob.EvaluationFilter(model=MODEL, environment=ob.ENVIRONMENT_PRODUCTION,
+                                   window=types_pb2.TimeWindow(start_time=ts(traffic[a]),
+                                                               end_time=ts(traffic[b])))
+
+    # recomputed here, not taken from the demo's word
+    result = _stub(lifecycle, "observability").ComputeRootCause(ob.ComputeRootCauseRequest(
+        current=window("shift_time", "t1"),
+        reference=ob.ReferenceData(filter=window("t0", "shift_time")),
+        objective=ob.RootCauseObjective(drift_column=ob.ColumnRef(
+            source=ob.COLUMN_SOURCE_FEATURE, name="amount")),
+        columns=[ob.ColumnRef(source=ob.COLUMN_SOURCE_FEATURE, name=n)
+                 for n in ("city", "merchant_category", "segment")], max_depth=1))
+    assert city in result.slices[0].slice.display_name
+    assert result.slices[0].contribution_share > 0.5
+
+    p = lifecycle["platform"]
+    page = httpx.get(f"{p.dashboard_url}models/{MODEL}", params={"key": lifecycle["key"]},
+                     timeout=60)
+    assert page.status_code == 200
+    assert city in page.text
+
+
+def test_one_request_is_one_trace_across_serving_and_featurestore(
+        lifecycle: dict[str, Any], summary: dict[str, Any]) -> None:
+    """A traced OIP request: serving and the featurestore lookup it makes share its trace
+    id, and observability's record of the prediction carries that trace id."""
+    trace_id, prediction_id = _traced_inference(lifecycle)
+    collector: SpanCollector = lifecycle["collector"]
+    services = _wait_for_services(collector, trace_id,
+                                  {"modelplane-serving", "modelplane-featurestore"})
+    assert {"modelplane-serving", "modelplane-featurestore"} <= set(services), services
+    from modelplane.observability.v1 import observability_pb2 as ob
+
+    obs = _stub(lifecycle, "observability")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            record = obs.GetRecord(ob.GetRecordRequest(prediction_id=prediction_id))
+            break
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert record.trace_id == trace_id
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the gateway transcodes only the modelplane contracts (81 RPCs), not the Open Inference "
+    "Protocol, so no inference request can go through it; and serving sends predictions to "
+    "observability from a background batch task, so observability's LogRecords span is in "
+    "its own trace (the record only carries the request's trace id)"))
+def test_one_request_through_the_gateway_is_one_trace_to_observability(
+        lifecycle: dict[str, Any], summary: dict[str, Any]) -> None:
+    p = lifecycle["platform"]
+    traceparent_id = os.urandom(16).hex()
+    r = httpx.post(f"{p.gateway_url}/v2/models/{MODEL}/infer", json=_infer_json(),
+                   headers={"authorization": f"Bearer {lifecycle['key']}",
+                            "traceparent": f"00-{traceparent_id}-{os.urandom(8).hex()}-01"},
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    wanted = {"modelplane-gateway", "modelplane-serving", "modelplane-featurestore",
+              "modelplane-observability"}
+    services = _wait_for_services(lifecycle["collector"], traceparent_id, wanted)
+    assert wanted <= set(services), services
+
+
+# -- helpers --------------------------------------------------------------------------------
+_ROW = {"customer_id": 7, "amount": 42.5, "merchant_category": "online", "hour": 23,
+        "city": "Paris"}
+
+
+def _infer_json() -> dict[str, Any]:
+    kinds = {"customer_id": "INT64", "amount": "FP64", "merchant_category": "BYTES",
+             "hour": "INT64", "city": "BYTES"}
+    return {"inputs": [{"name": k, "datatype": kinds[k], "shape": [1], "data": [v]}
+                       for k, v in _ROW.items()]}
+
+
+def _traced_inference(lifecycle: dict[str, Any]) -> tuple[str, str]:
+    """One OIP gRPC ModelInfer carrying a W3C traceparent; returns (trace id, prediction id)."""
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    Contents = service_pb2.InferTensorContents
+    request = service_pb2.ModelInferRequest(model_name=MODEL, inputs=[
+        service_pb2.ModelInferRequest.InferInputTensor(
+            name="customer_id", datatype="INT64", shape=[1],
+            contents=Contents(int64_contents=[_ROW["customer_id"]])),
+        service_pb2.ModelInferRequest.InferInputTensor(
+            name="amount", datatype="FP64", shape=[1], contents=Contents(fp64_contents=[_ROW["amount"]])),
+        service_pb2.ModelInferRequest.InferInputTensor(
+            name="merchant_category", datatype="BYTES", shape=[1],
+            contents=Contents(bytes_contents=[_ROW["merchant_category"].encode()])),
+        service_pb2.ModelInferRequest.InferInputTensor(
+            name="hour", datatype="INT64", shape=[1], contents=Contents(int64_contents=[_ROW["hour"]])),
+        service_pb2.ModelInferRequest.InferInputTensor(
+            name="city", datatype="BYTES", shape=[1],
+            contents=Contents(bytes_contents=[_ROW["city"].encode()])),
+    ])
+    trace_id = os.urandom(16).hex()
+    metadata = [("authorization", f"Bearer {lifecycle['key']}"),
+                ("traceparent", f"00-{trace_id}-{os.urandom(8).hex()}-01")]
+    with grpc.insecure_channel(lifecycle["platform"].grpc_address("serving")) as ch:
+        response = service_pb2_grpc.GRPCInferenceServiceStub(ch).ModelInfer(
+            request, metadata=metadata, timeout=30)
+    prediction_id = response.parameters["prediction_id"].string_param
+    assert prediction_id
+    return trace_id, prediction_id
+
+
+def _wait_for_services(collector: SpanCollector, trace_id: str, wanted: set[str],
+                       timeout: float = 30) -> dict[str, list[str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        services = collector.services_of(trace_id)
+        if wanted <= set(services) or time.monotonic() > deadline:
+            return services
+        time.sleep(0.5)
+
+
