@@ -1,6 +1,6 @@
 """Serving benchmark: the router's cost against a bare BentoML service and against itself.
 
-    uv run python bench/serving.py [--seconds 8] [--concurrency 8] [--features 20]
+    uv run python bench/serving.py [--seconds 8] [--rounds 3] [--concurrency 8] [--features 20]
 
 Same scikit-learn model (LogisticRegression), one server process each, same
 concurrency, one load-client process (its own connection per coroutine):
@@ -12,6 +12,8 @@ concurrency, one load-client process (its own connection per coroutine):
       by ``bentoml serve`` (1 worker), over HTTP/JSON;
   (c) modelplane-serving with one route, no fallback, logging off.
 
+All three servers run at once and are measured in alternation (a, b, c per round;
+the median round counts), so load from elsewhere on the machine hits each alike.
 Prints throughput, p50 and p99 per side, the CPU seconds the server and the
 client used, and the ratios (targets: a >= 1.5x b; a within 15% of c).
 On 2 cores the client competes with the server: compare figures of one run only.
@@ -249,7 +251,6 @@ def prepare_models(tmp: Path, n_features: int) -> str:
 def create_deployments(address: str) -> None:
     import grpc
     from google.protobuf import duration_pb2
-
     from modelplane.serving.v1 import serving_pb2 as pb
     from modelplane.serving.v1 import serving_pb2_grpc
 
@@ -292,6 +293,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--features", type=int, default=20)
     p.add_argument("--client", action="store_true")
     p.add_argument("--kind", default="grpc")
@@ -310,11 +312,12 @@ def main() -> None:
     os.environ.update({k: env[k] for k in ("BENTOML_HOME", "BENTOML_DO_NOT_TRACK")})
     print(f"preparing models in {tmp} ...", flush=True)
     uri = prepare_models(tmp, args.features)
-    results: dict[str, dict[str, Any]] = {}
     procs: list[subprocess.Popen[bytes]] = []
+    rounds: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
     try:
-        # (a) and (c): one modelplane-serving process, logging to a LogRecords sink process.
-        sink_port, grpc_port = free_port(), free_port()
+        # All three servers up at once (idle ones cost ~nothing), measured in alternation,
+        # so load from elsewhere on the machine hits every side alike.
+        sink_port, grpc_port, http_port = free_port(), free_port(), free_port()
         sink = subprocess.Popen([sys.executable, "-c", SINK, f"127.0.0.1:{sink_port}"],
                                 env=env, start_new_session=True)
         procs.append(sink)
@@ -328,33 +331,37 @@ def main() -> None:
                                    env=serving_env, start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(serving)
-        wait_port(sink_port, sink)
-        wait_port(grpc_port, serving)
-        create_deployments(f"127.0.0.1:{grpc_port}")
-        print("measuring (a) ...", flush=True)
-        results["a"] = measure("grpc", f"127.0.0.1:{grpc_port}", serving.pid, args, "routed")
-        print("measuring (c) ...", flush=True)
-        results["c"] = measure("grpc", f"127.0.0.1:{grpc_port}", serving.pid, args, "plain")
-        stop(serving)
-        stop(sink)
-
-        # (b): bare BentoML.
         svc_dir = tmp / "bare"
         svc_dir.mkdir()
         (svc_dir / "service.py").write_text(BARE_SERVICE)
-        http_port = free_port()
         bare = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "service:Bare",
                                  "--port", str(http_port), "--host", "127.0.0.1"],
                                 cwd=svc_dir, env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(bare)
+        wait_port(sink_port, sink)
+        wait_port(grpc_port, serving)
+        create_deployments(f"127.0.0.1:{grpc_port}")
         wait_port(http_port, bare)
         wait_ready(f"http://127.0.0.1:{http_port}/readyz", bare)
-        print("measuring (b) ...", flush=True)
-        results["b"] = measure("http", f"http://127.0.0.1:{http_port}/predict", bare.pid, args)
+        for i in range(args.rounds):
+            print(f"round {i + 1}/{args.rounds}: a, b, c ...", flush=True)
+            rounds["a"].append(measure("grpc", f"127.0.0.1:{grpc_port}", serving.pid, args,
+                                       "routed"))
+            rounds["b"].append(measure("http", f"http://127.0.0.1:{http_port}/predict",
+                                       bare.pid, args))
+            rounds["c"].append(measure("grpc", f"127.0.0.1:{grpc_port}", serving.pid, args,
+                                       "plain"))
     finally:
         for proc in procs:
             stop(proc)
+    for side, rs in rounds.items():
+        for i, r in enumerate(rs):
+            print(f"  {side} round {i + 1}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
+                  f"p99 {r['p99_ms']:.2f} ms, server cpu {r['server_cpu']:.2f}, "
+                  f"client cpu {r['client_cpu']:.2f}, errors {r['errors']}")
+    # Per side, the median round by throughput.
+    results = {k: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2] for k, rs in rounds.items()}
     report(results)
 
 

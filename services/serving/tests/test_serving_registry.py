@@ -57,9 +57,10 @@ def _log_versions(mlflow_uri: str, key: str, sv) -> None:
 
     old = os.environ.get("MLFLOW_TRACKING_TOKEN")
     os.environ["MLFLOW_TRACKING_TOKEN"] = key
-    previous_uri = mlflow.get_tracking_uri()
+    previous_uri, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     try:
         mlflow.set_tracking_uri(mlflow_uri)
+        mlflow.set_registry_uri(mlflow_uri)
         mlflow.set_experiment("serving-registry-test")
         for seed, C in ((0, 1.0), (1, 0.01)):
             X, y = sv.make_data(seed)
@@ -69,6 +70,7 @@ def _log_versions(mlflow_uri: str, key: str, sv) -> None:
                                          signature=infer_signature(X, clf.predict(X)))
     finally:
         mlflow.set_tracking_uri(previous_uri)
+        mlflow.set_registry_uri(previous_registry)
         if old is None:
             os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
         else:

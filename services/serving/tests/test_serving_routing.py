@@ -81,6 +81,21 @@ async def test_sticky_key_pins_a_user_to_one_version_by_parameter_or_header(make
         by_param, by_header = await asyncio.to_thread(over_grpc)
         assert by_param == seen["user-7"] == by_header
 
+        def pinned() -> tuple[str, str]:
+            c = tgrpc.InferenceServerClient(server.grpc_address)
+            inp = tgrpc.InferInput("x", [1, 4], "FP64")
+            inp.set_data_from_numpy(X1)
+            v2 = c.infer("churn", [inp], model_version="2").get_response().model_version
+            try:
+                c.infer("churn", [inp], model_version="9")
+                missing = ""
+            except Exception as exc:  # noqa: BLE001
+                missing = exc.status()
+            c.close()
+            return v2, missing
+
+        assert await asyncio.to_thread(pinned) == ("2", "StatusCode.NOT_FOUND")
+
 
 async def _restart_keeps_split(settings, sv) -> None:
     async with sv.run_server(settings) as server:

@@ -61,6 +61,8 @@ class InferenceRequest:
     request_id: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: OIP ``model_version``: answer with this loaded version of the deployment's model
+    model_version: str = ""
 
 
 @dataclass
@@ -280,6 +282,8 @@ class DataPlane:
                 value = req.headers.get(d.sticky_key.lower())
             sticky = "" if value is None else str(value)
         route = rt.routes[rt.router.choose(sticky)]
+        if req.model_version:
+            route = self._pinned_route(rt, req.model_version)
         timeout = d.fallback.timeout_seconds
 
         output: np.ndarray | None = None
@@ -340,6 +344,21 @@ class DataPlane:
             params["fallback_reason"] = fallback_reason
         return InferenceResponse(d.name, version, req.request_id, [(OUTPUT_NAME, output)],
                                  params)
+
+    @staticmethod
+    def _pinned_route(rt: DeploymentRuntime, version: str) -> Route:
+        """The route serving ``version`` of the deployment's model, else any loaded target."""
+        for r in rt.routes:
+            m = rt.models.get(r.target.key)
+            if m is not None and m.version == version:
+                return r
+        for key, m in rt.models.items():
+            if m.model == rt.deployment.model and m.version == version:
+                return Route(rt.targets[key], 0.0, f"v{version}")
+        raise NotFound(f"model {rt.deployment.name!r} does not serve version {version!r} "
+                       f"(loaded: {', '.join(sorted({m.version for m in rt.models.values()}))})",
+                       reason="MODEL_VERSION_NOT_SERVED",
+                       metadata={"deployment": rt.deployment.name, "version": version})
 
     async def _call(self, rt: DeploymentRuntime, key: str, data: ModelInput, timeout: float,
                     *, primary: bool) -> tuple[ServableModel, np.ndarray]:

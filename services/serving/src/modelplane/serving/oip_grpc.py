@@ -144,7 +144,8 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         self.plane.runtime(request.model_name)
         inputs = to_model_input(decode_inputs(request))
         resp = await self.plane.infer(
-            InferenceRequest(request.model_name, inputs, request.id, params, headers),
+            InferenceRequest(request.model_name, inputs, request.id, params, headers,
+                             request.model_version),
             current_principal())
         reply = service_pb2.ModelInferResponse(model_name=resp.model_name,
                                                model_version=resp.model_version,

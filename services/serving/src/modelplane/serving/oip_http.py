@@ -193,7 +193,8 @@ class OipHttpApp:
                 for o in payload.get("outputs") or [])
             resp = await self.plane.infer(
                 InferenceRequest(name, to_model_input(tensors), str(payload.get("id", "")),
-                                 params, {k.lower(): v for k, v in request.headers.items()}),
+                                 params, {k.lower(): v for k, v in request.headers.items()},
+                                 request.path_params.get("version", "")),
                 principal)
         except ModelplaneError as exc:
             return _error(exc)
