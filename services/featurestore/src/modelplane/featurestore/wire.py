@@ -173,25 +173,50 @@ def _feast_values(values: Sequence[bytes | None]) -> bytes:
     return b"".join(_ld(0x0A, v or b"") for v in values)
 
 
+_FIELD_CACHE: dict[tuple[int, bytes], bytes] = {}
+
+
+def _cached_ld(tag: int, payload: bytes) -> bytes:
+    """``_ld`` for the small payloads that repeat across requests (names, status runs)."""
+    key = (tag, payload)
+    found = _FIELD_CACHE.get(key)
+    if found is None:
+        if len(_FIELD_CACHE) > 50_000:
+            _FIELD_CACHE.clear()
+        found = _FIELD_CACHE[key] = _ld(tag, payload)
+    return found
+
+
+def _column(body_parts: Sequence[bytes]) -> bytes:
+    body = b"".join(body_parts)
+    n = len(body)
+    return b"\x0a" + (bytes((n,)) if n < 0x80 else varint(n)) + body
+
+
 def modelplane_response(result: LookupResult) -> bytes:
     """``modelplane.featurestore.v1.GetOnlineFeaturesResponse`` bytes."""
     columns = []
     n = result.rows
-    present = bytes((1,)) * n
+    present = _cached_ld(0x1A, bytes((1,)) * n)
+    no_times = _ld(0x22, b"") * n
     for key, vals in result.entity_values.items():
-        body = (_ld(0x0A, key.encode())
-                + b"".join(_ld(0x12, python_value_to_ours(v)) for v in vals)
-                + _ld(0x1A, present) + _ld(0x22, b"") * n)
-        columns.append(_ld(0x0A, body))
+        columns.append(_column((_cached_ld(0x0A, key.encode()),
+                                b"".join(_ld(0x12, python_value_to_ours(v)) for v in vals),
+                                present, no_times)))
     ts_cache: dict[int, bytes] = {}
     for name, vals, stats, secs in zip(result.plan.names, result.values, result.statuses,
                                        result.event_seconds):
         times = ts_cache.get(id(secs))
         if times is None:
             times = ts_cache[id(secs)] = _timestamps(secs, 0x22)
-        body = (_ld(0x0A, name.encode()) + _our_values(vals)
-                + _ld(0x1A, bytes(stats).translate(_OUR_STATUS_BYTE)) + times)
-        columns.append(_ld(0x0A, body))
+        if n == 1:
+            ours = feast_value_to_ours(vals[0])
+            values = b"\x12" + bytes((len(ours),)) + ours if len(ours) < 0x80 else _ld(0x12, ours)
+        else:
+            values = _our_values(vals)
+        status = bytes(stats)
+        columns.append(_column((_cached_ld(0x0A, name.encode()), values,
+                                _cached_ld(0x1A, status.translate(_OUR_STATUS_BYTE)), times)))
     return b"".join(columns)
 
 
