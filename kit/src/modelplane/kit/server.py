@@ -79,10 +79,17 @@ class _Guard(grpc.aio.ServerInterceptor):
         self._auth = settings.auth_enabled
         self._keys = ApiKeyStore(settings.api_keys_file) if self._auth else None
         self._domain = f"{spec.name}.modelplane.dev"
+        self._roles: dict[str, Role | None] = {}
+
+    def _required_role(self, method: str) -> Role | None:
+        # The contract does not change while the server runs: look each method up once.
+        if method not in self._roles:
+            self._roles[method] = required_role(method, self._spec.method_access)
+        return self._roles[method]
 
     def _authenticate(self, method: str, metadata: Mapping[str, Any]
                       ) -> tuple[Principal | None, ModelplaneError | None]:
-        role = required_role(method, self._spec.method_access)
+        role = self._required_role(method)
         if role is None:
             return None, None
         if not self._auth:
