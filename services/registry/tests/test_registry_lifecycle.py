@@ -241,6 +241,16 @@ async def test_alias_history_records_grpc_and_stock_client_changes(
                                                               alias="challenger")))
     assert err.code == "NOT_FOUND" and err.reason == "ALIAS_NOT_FOUND"
 
+    # Versions page newest first too.
+    page = await reader.ListModelVersions(pb.ListModelVersionsRequest(model_name=name,
+                                                                      page_size=2))
+    assert [v.version for v in page.model_versions] == [3, 2] and page.next_page_token
+    rest = await reader.ListModelVersions(pb.ListModelVersionsRequest(
+        model_name=name, page_size=2, page_token=page.next_page_token))
+    assert [v.version for v in rest.model_versions] == [1] and not rest.next_page_token
+    models = await reader.ListModels(pb.ListModelsRequest(name_prefix=name))
+    assert [m.name for m in models.models] == [name] and models.models[0].latest_version == 3
+
 
 async def test_event_stream_delivers_alias_moves_from_both_sides(
         registry: RegistryEnv, trained: Trained) -> None:

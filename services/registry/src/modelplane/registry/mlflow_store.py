@@ -42,6 +42,13 @@ log = logging.getLogger("modelplane.registry.mlflow")
 _LOGGED_MODEL_IN_PATH = re.compile(r"/models/(m-[0-9a-f]+)/artifacts/?$")
 
 
+def _token_text(token: str | bytes | None) -> str:
+    """MLflow's SQL store hands out page tokens as bytes."""
+    if isinstance(token, bytes):
+        return token.decode()
+    return token or ""
+
+
 def _ts(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
 
@@ -177,7 +184,7 @@ class MlflowModelStore:
             page = self.client.search_registered_models(
                 filter_string=filter_string or None, max_results=page_size,
                 order_by=["name ASC"], page_token=token)
-        return list(page), page.token or ""
+        return list(page), _token_text(page.token)
 
     def update_model(self, name: str, description: str | None,
                      tags: dict[str, str] | None) -> None:
@@ -257,7 +264,7 @@ class MlflowModelStore:
             page = self.client.search_model_versions(
                 filter_string=filter_string or None, max_results=page_size,
                 order_by=["name ASC", "version_number DESC"], page_token=token)
-        return [self.to_version(mv) for mv in page], page.token or ""
+        return [self.to_version(mv) for mv in page], _token_text(page.token)
 
     def update_version(self, name: str, version: int, description: str | None,
                        set_tags: dict[str, str], delete_tags: list[str]) -> None:
