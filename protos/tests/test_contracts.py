@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
-import modelplane
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,12 +22,22 @@ def test_generated_code_is_fresh() -> None:
 
 
 def _services() -> list[ServiceDescriptor]:
+    # pkgutil does not descend into PEP 420 namespace packages, so walk the files.
+    src = ROOT / "protos" / "src"
     found = []
-    for mod in pkgutil.walk_packages(modelplane.__path__, "modelplane."):
-        if mod.name.endswith("_pb2") and ".v1." in mod.name:
-            module = importlib.import_module(mod.name)
-            found.extend(module.DESCRIPTOR.services_by_name.values())
+    for path in sorted(src.glob("modelplane/*/v*/*_pb2.py")):
+        name = ".".join(path.relative_to(src).with_suffix("").parts)
+        found.extend(importlib.import_module(name).DESCRIPTOR.services_by_name.values())
     return found
+
+
+def test_every_service_contract_is_found() -> None:
+    names = {svc.full_name for svc in _services()}
+    assert {"modelplane.featurestore.v1.FeatureStoreService",
+            "modelplane.registry.v1.ModelRegistryService",
+            "modelplane.validator.v1.ValidatorService",
+            "modelplane.serving.v1.ServingService",
+            "modelplane.observability.v1.ObservabilityService"} <= names
 
 
 def test_every_rpc_has_an_http_binding() -> None:
