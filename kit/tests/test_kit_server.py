@@ -22,7 +22,7 @@ from modelplane.kit.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from modelplane.kit.server import ServiceSpec, Servicer, running
+from modelplane.kit.server import Servicer, ServiceSpec, running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.kit.status import raise_from_rpc_error
 

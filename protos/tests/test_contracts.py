@@ -11,7 +11,6 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
