@@ -1,7 +1,8 @@
 """Ingest: batches of records and actuals into the store, with backpressure.
 
-A stream is read by one coroutine and written by another, joined by a
-bounded queue of batches: when the database is slower than the client, the
+A stream is read by one coroutine and written by ``writers`` others (each
+batch in its own transaction, so the database works on two at once), joined
+by a bounded queue of batches: when the database is slower than the client, the
 reader stops reading, gRPC flow control stops the client, and memory stays
 bounded (``queue_batches`` × batch size). A malformed record is rejected
 with its index in the stream; the rest of the stream is kept.
@@ -48,12 +49,13 @@ def _bad(field: str, description: str, reason: str = "INVALID_ARGUMENT") -> Inva
 class RecordIngestor:
     def __init__(self, store: EvaluationStore, catalogs: dict[str, Catalog],
                  catalog_lock: threading.Lock, queue_batches: int = 4,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, writers: int = 2) -> None:
         self._store = store
         self._catalogs = catalogs
         self._catalog_lock = catalog_lock
         self._queue_batches = queue_batches
         self._clock = clock
+        self._writers = max(writers, 1)
 
     # -- blocking writes (run in a thread) ----------------------------------
 
@@ -102,7 +104,7 @@ class RecordIngestor:
                 except Exception as exc:  # noqa: BLE001 - re-raised below, after the stream
                     failure.append(exc)
 
-        task = asyncio.create_task(writer())
+        tasks = [asyncio.create_task(writer()) for _ in range(self._writers)]
         index = 0
         try:
             async for batch in batches:
@@ -110,11 +112,13 @@ class RecordIngestor:
                     break
                 await queue.put((batch, index))
                 index += len(batch)
-            await queue.put(None)
+            for _ in tasks:
+                await queue.put(None)
         except BaseException:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
             raise
-        await task
+        await asyncio.gather(*tasks)
         if failure:
             raise failure[0]
         return total

@@ -58,7 +58,8 @@ class ObservabilityRuntime:
         self.executor = ThreadPoolExecutor(max(settings.analysis_threads, 1),
                                            thread_name_prefix="obs-analysis")
         self.ingestor = RecordIngestor(self.store, self.catalogs, self.catalog_lock,
-                                       settings.ingest_queue_batches, clock)
+                                       settings.ingest_queue_batches, clock,
+                                       settings.ingest_writers)
         self.evaluations = Evaluations(self.store, self.catalogs, self.catalog_lock,
                                        self.executor, clock)
         self.hub = AlertHub()
@@ -82,7 +83,7 @@ class ObservabilityRuntime:
         import uvicorn
         from modelplane.observability.dashboard import dashboard_app
 
-        _QuietServer = _quiet_server_class()  # noqa: N806
+        _QuietServer = _quiet_server_class()
 
         host, _, port = addr.rpartition(":")
         config = uvicorn.Config(dashboard_app(self), host=host.strip("[]") or "127.0.0.1",

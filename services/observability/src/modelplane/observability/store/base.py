@@ -94,6 +94,19 @@ class Catalog:
         return sorted(name for (src, name) in self.kinds if src == ColumnSource.TAG)
 
 
+_NONE_TYPE = type(None)
+
+
+@dataclass
+class _SeenColumns:
+    """Columns of one model already checked by this encoder (one batch)."""
+
+    versions: set[str] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+    scores: set[str] = field(default_factory=set)
+    feature_types: dict[str, type] = field(default_factory=dict)
+
+
 class RecordEncoder:
     """Validates records against the catalogs and encodes them as rows.
 
@@ -102,6 +115,7 @@ class RecordEncoder:
 
     def __init__(self, catalogs: dict[str, Catalog]) -> None:
         self._catalogs = catalogs
+        self._seen: dict[str, _SeenColumns] = {}
 
     def encode(self, records: Sequence[EvaluationRecord | Rejection], first_index: int,
                seen: set[str] | None = None
@@ -162,6 +176,31 @@ class RecordEncoder:
         for key, score in rec.scores.items():
             if not math.isfinite(score):
                 return f"scores[{key!r}]", "must be a finite number"
+        # Fast path: every column of this record was already checked in this batch.
+        seen = self._seen.get(rec.model)
+        if seen is not None and rec.version in seen.versions \
+                and seen.tags.issuperset(rec.tags) and seen.scores.issuperset(rec.scores):
+            types = seen.feature_types
+            for name, value in rec.features.items():
+                t = type(value)
+                if t is not _NONE_TYPE and types.get(name) is not t:
+                    break
+            else:
+                return None
+        problem = self._check_columns(rec, new_columns)
+        if problem is None:
+            if seen is None:
+                seen = self._seen[rec.model] = _SeenColumns()
+            seen.versions.add(rec.version)
+            seen.tags.update(rec.tags)
+            seen.scores.update(rec.scores)
+            seen.feature_types.update(
+                {n: type(v) for n, v in rec.features.items() if v is not None})
+        return problem
+
+    def _check_columns(self, rec: EvaluationRecord,
+                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]
+                       ) -> tuple[str, str] | None:
         catalog = self._catalogs.setdefault(rec.model, Catalog())
         pending = new_columns.setdefault(rec.model, {})
         additions: dict[tuple[int, str], ColumnKind] = {}
