@@ -324,7 +324,7 @@ def main() -> None:
         serving_env = {**env, "MODELPLANE_SERVING_ADDR": f"127.0.0.1:{grpc_port}",
                        "MODELPLANE_SERVING_HTTP_ADDR": "",
                        "MODELPLANE_SERVING_MODEL_SOURCE": uri,
-                       "MODELPLANE_SERVING_FEATURESTORE_TARGET": "",
+                       "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
                        "MODELPLANE_SERVING_OBSERVABILITY_TARGET": f"127.0.0.1:{sink_port}",
                        "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "5"}
         serving = subprocess.Popen([sys.executable, "-m", "modelplane.serving.main"],

@@ -127,8 +127,8 @@ def serving_settings(tmp: Path, registry_uri: str, **env: str) -> ServingSetting
                "MODELPLANE_SERVING_ADDR": "127.0.0.1:0",
                "MODELPLANE_SERVING_HTTP_ADDR": "127.0.0.1:0",
                "MODELPLANE_SERVING_MODEL_SOURCE": registry_uri,
-               "MODELPLANE_SERVING_FEATURESTORE_TARGET": "",
-               "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "",
+               "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
+               "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
                "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "0.2",
                "MODELPLANE_SERVING_LOG_FLUSH_SECONDS": "0.05",
                "BENTOML_HOME": os.environ["BENTOML_HOME"], **env}

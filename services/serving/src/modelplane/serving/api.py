@@ -186,7 +186,7 @@ class ServingApi(serving_pb2_grpc.ServingServiceServicer):
         return deployment_out(await self.deployments.get(request.name))
 
     async def ListDeployments(self, request: Any, context: Any) -> pb.ListDeploymentsResponse:
-        views, token = await self.deployments.list(request.page_size, request.page_token,
+        views, token = await self.deployments.list_deployments(request.page_size, request.page_token,
                                                    request.model)
         return pb.ListDeploymentsResponse(deployments=[deployment_out(v) for v in views],
                                           next_page_token=token)
@@ -217,7 +217,7 @@ class ServingApi(serving_pb2_grpc.ServingServiceServicer):
         return job_out(await self.batches.get(request.id))
 
     async def ListBatchJobs(self, request: Any, context: Any) -> pb.ListBatchJobsResponse:
-        jobs, token = await self.batches.list(request.page_size, request.page_token,
+        jobs, token = await self.batches.list_jobs(request.page_size, request.page_token,
                                               request.deployment)
         return pb.ListBatchJobsResponse(batch_jobs=[job_out(j) for j in jobs],
                                         next_page_token=token)

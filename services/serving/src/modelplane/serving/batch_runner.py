@@ -83,7 +83,7 @@ class BatchRunner:
                            metadata={"batch_job": job_id})
         return job
 
-    async def list(self, page_size: int, page_token: str, deployment: str
+    async def list_jobs(self, page_size: int, page_token: str, deployment: str
                    ) -> tuple[list[BatchJob], str]:
         limit = page_bounds(page_size)
         token = decode_token(page_token)

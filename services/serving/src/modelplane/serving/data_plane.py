@@ -213,9 +213,20 @@ class DataPlane:
         if self._watch_task is None:
             self._watch_task = asyncio.create_task(self._watch(), name="alias-watch")
 
+    async def resync(self) -> None:
+        """Resolve every followed alias now (events may have been missed while disconnected)."""
+        for model, alias in sorted(self.watched_aliases()):
+            try:
+                resolved = await self.source.resolve(ModelTarget(model=model, alias=alias))
+            except ModelplaneError as exc:
+                log.warning("could not resolve %s@%s: %s", model, alias, exc.message)
+                continue
+            await self.on_alias_event(AliasEvent(model, alias, resolved.version))
+
     async def _watch(self) -> None:
         while True:
             try:
+                await self.resync()
                 async for event in self.source.alias_events(self.watched_aliases):
                     await self.on_alias_event(event)
             except asyncio.CancelledError:

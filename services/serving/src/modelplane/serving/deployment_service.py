@@ -85,7 +85,7 @@ class DeploymentService:
 
     async def start(self) -> None:
         """Load every persisted deployment (failures leave it FAILED, not the server down)."""
-        deployments = await asyncio.to_thread(self.store.list)
+        deployments = await asyncio.to_thread(self.store.list_deployments)
         for d in deployments:
             try:
                 self.plane.install(await self.plane.build(d))
@@ -147,11 +147,11 @@ class DeploymentService:
         d = await self._get(name)
         return self.view(d)
 
-    async def list(self, page_size: int, page_token: str, model: str = ""
+    async def list_deployments(self, page_size: int, page_token: str, model: str = ""
                    ) -> tuple[list[DeploymentView], str]:
         limit = page_bounds(page_size)
         after = decode_token(page_token)
-        rows = await asyncio.to_thread(self.store.list, after=after, limit=limit + 1, model=model)
+        rows = await asyncio.to_thread(self.store.list_deployments, after=after, limit=limit + 1, model=model)
         more = len(rows) > limit
         rows = rows[:limit]
         return [self.view(d) for d in rows], encode_token(rows[-1].name) if more else ""

@@ -81,7 +81,7 @@ class DeploymentStore:
             row = cur.fetchone()
         return Deployment.from_dict(json.loads(row[0])) if row else None
 
-    def list(self, *, after: str = "", limit: int = 1000, model: str = "") -> list[Deployment]:
+    def list_deployments(self, *, after: str = "", limit: int = 1000, model: str = "") -> list[Deployment]:
         sql = "SELECT body FROM serving_deployments WHERE name > ?"
         args: list[Any] = [after]
         if model:

@@ -78,13 +78,13 @@ class FeastServingClient:
         for name, vector in zip(names, response.results, strict=False):
             if name in entities:
                 continue
-            values = [_from_feast_value(v) for v in vector.values]
-            if any(v is None for v in values):
+            got = [_from_feast_value(v) for v in vector.values]
+            if any(v is None for v in got):
                 raise InvalidArgument(
                     f"feature {name!r} has no online value for some entity keys",
                     reason="FEATURE_VALUE_MISSING", metadata={"feature": name},
                     field_violations=[FieldViolation("inputs", f"no online value for {name}")])
-            out[name] = np.asarray(values)
+            out[name] = np.asarray(got)
         return out
 
     async def close(self) -> None:

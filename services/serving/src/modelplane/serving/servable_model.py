@@ -182,12 +182,12 @@ class PredictionWorkers:
             return True
         loop, fn = items[0][0], items[0][2]
         outputs = self._call_batch(fn, [it[3] for it in items]) if len(items) > 1 else None
+        results: list[tuple[Any, Any, BaseException | None]] = []
         if outputs is not None:
             self.batches += 1
             self.batched_requests += len(items)
             results = [(it[1], out, None) for it, out in zip(items, outputs, strict=True)]
         else:
-            results = []
             for it in items:
                 result, error = self._call_one(it[2], it[3])
                 results.append((it[1], result, error))

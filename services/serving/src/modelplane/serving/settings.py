@@ -11,6 +11,11 @@ from modelplane.kit.settings import ServiceSettings
 DEFAULT_HTTP_ADDR = "127.0.0.1:7114"
 
 
+def _peer(value: str | None) -> str:
+    """A peer target; ``none`` (or ``off``) means there is no such peer."""
+    return "" if (value or "").strip().lower() in ("", "none", "off") else (value or "")
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     service: ServiceSettings
@@ -21,7 +26,7 @@ class ServingSettings:
     #: where models come from: "registry" (the registry service's gRPC contract) or an
     #: MLflow tracking URI (http://..., file:///..., sqlite:///...) used directly
     model_source: str = "registry"
-    #: featurestore gRPC target for online features; "" = none
+    #: featurestore gRPC target for online features ("none" in the environment = no peer)
     featurestore_target: str = ""
     #: observability gRPC target for prediction logs; "" = spool only
     observability_target: str = ""
@@ -58,9 +63,9 @@ class ServingSettings:
             http_addr=env("HTTP_ADDR", DEFAULT_HTTP_ADDR) or "",
             database_url=env("DATABASE_URL", "") or "",
             model_source=env("MODEL_SOURCE", "registry") or "registry",
-            featurestore_target=env("FEATURESTORE_TARGET", svc.target("featurestore")) or "",
-            observability_target=env("OBSERVABILITY_TARGET",
-                                     svc.target("observability")) or "",
+            featurestore_target=_peer(env("FEATURESTORE_TARGET", svc.target("featurestore"))),
+            observability_target=_peer(env("OBSERVABILITY_TARGET",
+                                           svc.target("observability"))),
             bentoml_home=Path(home) if home else None,
             log_batch_size=int(env("LOG_BATCH_SIZE", "500") or 500),
             log_flush_seconds=float(env("LOG_FLUSH_SECONDS", "0.2") or 0.2),
