@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+
 from modelplane.cli.platform import Platform
 
 T = TypeVar("T")
@@ -170,6 +171,7 @@ def arrow_ipc(df: Any) -> bytes:
 # -- 1-3: data, featurestore, datasets ------------------------------------------------
 def feature_definitions() -> Any:
     from google.protobuf.duration_pb2 import Duration
+
     from modelplane.featurestore.v1 import featurestore_pb2 as fs
 
     def feats(**kinds: int) -> list[Any]:
@@ -206,8 +208,9 @@ def feature_definitions() -> Any:
 
 async def read_dataset(demo: Demo, dataset_id: str) -> Any:
     import pyarrow as pa
-    from modelplane.featurestore.v1 import featurestore_pb2 as fs
     from pyarrow import ipc
+
+    from modelplane.featurestore.v1 import featurestore_pb2 as fs
 
     tables = []
     stream = demo.stub("featurestore").ReadDataset(fs.ReadDatasetRequest(id=dataset_id))
@@ -303,6 +306,7 @@ async def stage_data(demo: Demo) -> Any:
 async def train_register(demo: Demo, kind: str, datasets: dict[str, Any],
                          frames: dict[str, Any], alias_note: str) -> int:
     from google.protobuf import field_mask_pb2
+
     from modelplane.cli import demo_data
     from modelplane.cli.demo_training import train_and_log
     from modelplane.registry.v1 import registry_pb2 as rg
@@ -343,8 +347,9 @@ async def train_register(demo: Demo, kind: str, datasets: dict[str, Any],
 
 
 async def validate(demo: Demo, version: int, holdout_id: str, skip_baseline: bool) -> Any:
-    from modelplane.validator.v1 import validator_pb2 as vd
     from rich.table import Table
+
+    from modelplane.validator.v1 import validator_pb2 as vd
 
     validator = demo.stub("validator")
     run = await call("CreateValidationRun", validator.CreateValidationRun(
@@ -583,9 +588,10 @@ def _metric(group: Any, metric: int) -> float | None:
 
 async def analyse(demo: Demo, t0: datetime, shift_time: datetime, t1: datetime,
                   versions: dict[str, str]) -> dict[str, Any]:
+    from rich.table import Table
+
     from modelplane.cli.demo_data import SHIFTED_CITY
     from modelplane.observability.v1 import observability_pb2 as ob
-    from rich.table import Table
 
     obs = demo.stub("observability")
     feature = ob.COLUMN_SOURCE_FEATURE
@@ -672,6 +678,7 @@ async def analyse(demo: Demo, t0: datetime, shift_time: datetime, t1: datetime,
 async def drift_monitor(demo: Demo, version: str) -> str:
     """A drift monitor on amount, evaluated now, so the alert is on the dashboard."""
     from google.protobuf.duration_pb2 import Duration
+
     from modelplane.observability.v1 import observability_pb2 as ob
 
     obs = demo.stub("observability")
@@ -697,9 +704,10 @@ async def drift_monitor(demo: Demo, version: str) -> str:
 
 # -- the whole story ---------------------------------------------------------------------
 async def run(demo: Demo) -> dict[str, Any]:
+    from rich.progress import Progress  # noqa: F401 - fail early when rich is missing
+
     from modelplane.cli import demo_data
     from modelplane.serving.v1 import serving_pb2 as sv
-    from rich.progress import Progress  # noqa: F401 - fail early when rich is missing
 
     started = time.monotonic()
     history, datasets, frames = await stage_data(demo)
@@ -707,12 +715,15 @@ async def run(demo: Demo) -> dict[str, Any]:
 
     demo.stage(4, "Train the first model (stock MLflow client) and register it with lineage")
     champion = await train_register(demo, "logistic_numeric", datasets, frames, "first model")
+    demo.summary.update({"model": MODEL, "champion_version": champion})
 
     demo.stage(5, f"Validate v{champion} and promote it to champion (gated)")
     report = await validate(demo, champion, holdout_id, skip_baseline=True)
     from modelplane.validator.v1 import validator_pb2 as vd
 
-    if not await set_alias(demo, "champion", champion):
+    promoted = await set_alias(demo, "champion", champion)
+    demo.summary["champion_promoted"] = promoted
+    if not promoted:
         raise DemoFailed(f"v{champion} did not pass validation ({report.summary}); "
                          "the demo stops here rather than override the gate")
 
@@ -722,6 +733,7 @@ async def run(demo: Demo) -> dict[str, Any]:
     demo.stage(7, "Train a challenger, validate it against the champion")
     challenger = await train_register(demo, "logistic_all_features", datasets, frames,
                                       "challenger")
+    demo.summary["challenger_version"] = challenger
     challenger_report = await validate(demo, challenger, holdout_id, skip_baseline=False)
     await set_alias(demo, "challenger", challenger)
 
@@ -753,6 +765,12 @@ async def run(demo: Demo) -> dict[str, Any]:
         second = await send_traffic(demo, traffic.rows, traffic.labels,
                                     range(traffic.shift_at, n), progress, task)
     predictions = sorted(first + second, key=lambda p: p.index)
+    demo.summary["traffic"] = {
+        "requests": len(predictions), "routes": dict(Counter(p.route for p in predictions)),
+        "by_version": dict(Counter(p.version for p in predictions)),
+        "t0": t0.isoformat(), "shift_time": shift_time.isoformat(),
+        "customer_id": int(traffic.rows["customer_id"].iloc[0]),
+        "prediction_ids": [p.prediction_id for p in predictions]}
     t1 = datetime.now(UTC) + timedelta(seconds=1)
     routes = Counter(p.route for p in predictions)
     demo.console.print(f"{len(predictions)} predictions: " + ", ".join(
@@ -765,10 +783,14 @@ async def run(demo: Demo) -> dict[str, Any]:
         await wait_records(demo, len(predictions), progress, task)
         task = progress.add_task("actuals (labels arrive days later)", total=1)
         actuals = await send_actuals(demo, predictions)
+        demo.summary["actuals"] = {"accepted": int(actuals.accepted_count),
+                                   "unmatched": int(actuals.unmatched_count)}
         progress.update(task, completed=1)
     demo.console.print(f"actuals: {actuals.accepted_count} accepted, "
                        f"{actuals.unmatched_count} not matched to a prediction")
     analysis = await analyse(demo, t0, shift_time, t1, version_of)
+    demo.summary["traffic"]["t1"] = t1.isoformat()
+    demo.summary["analysis"] = analysis
     monitor_id = await drift_monitor(demo, str(champion))
 
     demo.stage(11, "Promote the challenger or roll back, by the numbers")
@@ -808,17 +830,9 @@ async def run(demo: Demo) -> dict[str, Any]:
     demo.console.print(f"champion is v{final.version}; all traffic goes to it")
 
     demo.summary.update({
-        "model": MODEL, "deployment": DEPLOYMENT, "champion_version": champion,
-        "challenger_version": challenger, "final_champion_version": int(final.version),
+        "deployment": DEPLOYMENT, "final_champion_version": int(final.version),
         "decision": decision, "monitor_id": monitor_id,
-        "traffic": {"requests": len(predictions), "routes": dict(routes),
-                    "by_version": dict(Counter(p.version for p in predictions)),
-                    "t0": t0.isoformat(), "shift_time": shift_time.isoformat(),
-                    "t1": t1.isoformat(),
-                    "prediction_ids": [p.prediction_id for p in predictions]},
-        "actuals": {"accepted": int(actuals.accepted_count),
-                    "unmatched": int(actuals.unmatched_count)},
-        "analysis": analysis, "seconds": round(time.monotonic() - started, 1)})
+        "seconds": round(time.monotonic() - started, 1)})
     return demo.summary
 
 
