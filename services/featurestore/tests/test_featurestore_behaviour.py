@@ -150,6 +150,24 @@ async def test_ttl_limits_how_old_a_joined_value_may_be(featurestore: Any) -> No
     assert got == [5.0, None]
 
 
+async def test_nanosecond_entity_times_are_joined_without_leaking(featurestore: Any) -> None:
+    # pandas timestamps carry nanoseconds; Feast's offline stores keep microseconds.
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    t0 = NOW - timedelta(hours=3)
+    await write_offline(fs, view, rows(key, [1, 1], [t0, t0 + timedelta(hours=1)], [1.0, 2.0]))
+    base_ns = int(t0.timestamp() * 1_000_000) * 1000
+    probe_ns = [base_ns + 123, base_ns + 3_600 * 10**9 - 1]  # just after t0; 1 ns before t0+1h
+    entity_rows = pa.table({key: pa.array([1, 1], pa.int64()),
+                            "event_timestamp": pa.array(probe_ns, pa.timestamp("ns", tz="UTC"))})
+    ds = await fs.stub.CreateDataset(pb.CreateDatasetRequest(
+        dataset=pb.Dataset(name=fs.unique("ns"), feature_refs=[f"{view}:value"]),
+        entity_rows=table_data(entity_rows)))
+    got = (await dataset_rows(fs, ds.id)).column("value").to_pylist()
+    assert got == [1.0, 1.0], "the value stamped at t0+1h is after both rows"
+
+
 # ---------------------------------------------------------------- materialization
 
 async def test_incremental_materialization_moves_only_new_data(featurestore: Any) -> None:

@@ -487,6 +487,9 @@ class FeatureRepository:
         df["__mp_row"] = range(len(df))
         if timestamp_column != "event_timestamp":
             df = df.rename(columns={timestamp_column: "event_timestamp"})
+        # Feast's offline stores keep microseconds; a nanosecond entity time cannot be cast
+        # to them. Flooring moves the cut-off earlier, so no later value can leak in.
+        df["event_timestamp"] = pd.to_datetime(df["event_timestamp"], utc=True).dt.floor("us")
         names = [f.feature for f in features]
         full = len(set(names)) != len(names) or any(n in df.columns for n in names)
         job = self.store.get_historical_features(entity_df=df, features=[f.ref for f in features],
