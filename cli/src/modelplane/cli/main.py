@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from modelplane.cli.health import UNREACHABLE, grpc_status, http_status
+from modelplane.cli.health import grpc_status, http_status
 from modelplane.cli.platform import (
     COMPONENTS,
     DEFAULT_BASE_PORT,
