@@ -549,17 +549,23 @@ async def send_actuals(demo: Demo, predictions: list[Prediction]) -> Any:
     return await call("LogActuals", demo.stub("observability").LogActuals(batches()))
 
 
-async def wait_records(demo: Demo, expected: int, progress: Any, task: Any,
-                       timeout: float = 120) -> int:
+async def observed_records(demo: Demo) -> int:
     from modelplane.observability.v1 import observability_pb2 as ob
 
+    models = await call("ListObservedModels", demo.stub("observability").ListObservedModels(
+        ob.ListObservedModelsRequest(page_size=1000)))
+    m = next((m for m in models.models if m.model == MODEL), None)
+    return int(m.record_count) if m else 0
+
+
+async def wait_records(demo: Demo, before: int, expected: int, progress: Any, task: Any,
+                       timeout: float = 120) -> int:
+    """Wait until observability holds this run's predictions (serving logs them in batches);
+    ``before`` is what it held from earlier runs."""
     deadline = time.monotonic() + timeout
     while True:
-        models = await call("ListObservedModels", demo.stub("observability").ListObservedModels(
-            ob.ListObservedModelsRequest(page_size=100)))
-        m = next((m for m in models.models if m.model == MODEL), None)
-        seen = int(m.record_count) if m else 0
-        progress.update(task, completed=min(seen, expected))
+        seen = await observed_records(demo) - before
+        progress.update(task, completed=min(max(seen, 0), expected))
         if seen >= expected:
             return seen
         if time.monotonic() > deadline:
@@ -752,6 +758,7 @@ async def run(demo: Demo) -> dict[str, Any]:
     demo.stage(9, f"Live traffic with online features; halfway, {demo_data.SHIFTED_CITY} shifts")
     traffic = await asyncio.to_thread(demo_data.live_traffic, history, demo.size.requests)
     n = len(traffic.rows)
+    records_before = await observed_records(demo)
     t0 = datetime.now(UTC) - timedelta(seconds=1)
     with demo.progress() as progress:
         task = progress.add_task("requests, first half", total=traffic.shift_at)
@@ -780,7 +787,7 @@ async def run(demo: Demo) -> dict[str, Any]:
     demo.stage(10, "Delayed actuals to observability, then drift and root cause")
     with demo.progress() as progress:
         task = progress.add_task("predictions logged by serving", total=len(predictions))
-        await wait_records(demo, len(predictions), progress, task)
+        await wait_records(demo, records_before, len(predictions), progress, task)
         task = progress.add_task("actuals (labels arrive days later)", total=1)
         actuals = await send_actuals(demo, predictions)
         demo.summary["actuals"] = {"accepted": int(actuals.accepted_count),

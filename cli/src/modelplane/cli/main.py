@@ -1,6 +1,7 @@
 """``modelplane``: run the platform locally and talk to it.
 
-    modelplane up [--detach] [--data-dir DIR] [--base-port 7100]
+    modelplane up [--demo] [--detach] [--data-dir DIR] [--base-port 7100]
+    modelplane demo [--data-dir DIR]
     modelplane down [--data-dir DIR]
     modelplane status [--json] [--data-dir DIR]
     modelplane validate --model NAME --version V --dataset ID --policy FILE [--json]
@@ -120,6 +121,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         report = status_report(platform)
 
     _print_summary(platform, key, created)
+    if args.demo:
+        code = cmd_demo(["--data-dir", str(data_dir)])
+        if code != 0:
+            print(f"the demo stopped with exit code {code}; the platform keeps running",
+                  file=sys.stderr)
     if args.detach:
         print("running in the background; `modelplane status` checks it, `modelplane down` stops it.")
         return 0
@@ -209,7 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start every service and the gateway")
     common(up)
     up.add_argument("--detach", action="store_true", help="return once healthy, leave running")
-    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for health")
+    up.add_argument("--timeout", type=float, default=300.0,
+                    help="seconds to wait for health (default 300: cold imports and MLflow's "
+                         "first start are slow on a busy machine)")
+    up.add_argument("--demo", action="store_true",
+                    help="once healthy, run the lifecycle demo (`modelplane demo`) against it")
     down = sub.add_parser("down", help="stop a detached platform")
     common(down)
     status = sub.add_parser("status", help="health of every part")

@@ -103,6 +103,8 @@ class Platform:
         })
         for service in SERVICES:
             env[f"MODELPLANE_{service.upper()}_ADDR"] = self.grpc_address(service)
+        # One person's laptop platform: one MLflow worker starts in half the CPU of two.
+        env.setdefault("MODELPLANE_REGISTRY_MLFLOW_WORKERS", "1")
         return env
 
     # state -----------------------------------------------------------------------
