@@ -170,8 +170,13 @@ def main() -> None:
     from modelplane.kit.server import serve
 
     settings = ServingSettings.from_env()
-    server = ServingServer(settings)
-    asyncio.run(serve(server.spec, settings.service))
+
+    async def run() -> None:
+        # Built inside the running loop: its grpc.aio channels to peers bind to this loop.
+        server = ServingServer(settings)
+        await serve(server.spec, settings.service)
+
+    asyncio.run(run())
 
 
 
