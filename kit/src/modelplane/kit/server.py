@@ -281,12 +281,13 @@ async def running(spec: ServiceSpec, settings: ServiceSettings) -> AsyncIterator
         log.info("%s serving on %s", spec.name, svc.address)
         yield svc
     finally:
+        # Drain in-flight RPCs first, then release what they were using.
         await svc.set_serving(False)
         try:
+            await server.stop(settings.grace_seconds)
+        finally:
             if started and spec.on_stop is not None:
                 await spec.on_stop()
-        finally:
-            await server.stop(settings.grace_seconds)
             log.info("%s stopped", spec.name)
 
 

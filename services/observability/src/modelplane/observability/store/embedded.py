@@ -92,9 +92,11 @@ class EmbeddedStore(EvaluationStore):
         self._conn.execute(_SCHEMA)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        # Under the lock: a monitor evaluation may still be running in a worker thread.
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def load_catalogs(self) -> dict[str, Catalog]:
         with self._lock:
