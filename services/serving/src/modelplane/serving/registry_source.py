@@ -24,8 +24,9 @@ class RegistryModelSource:
         self._channel = channel
         if api_key:
             # The stock MLflow client sends it to the registry's tracking server
-            # when artifacts are downloaded.
-            os.environ.setdefault("MLFLOW_TRACKING_TOKEN", api_key)
+            # when artifacts are downloaded. The key this source was given wins over
+            # a token left in the environment (it may belong to another registry).
+            os.environ["MLFLOW_TRACKING_TOKEN"] = api_key
         self._stub = registry_pb2_grpc.ModelRegistryServiceStub(channel)
         self._tracking_uri = ""
 

@@ -26,8 +26,9 @@ class MlflowModelLoader:
         self._cache = cache_dir
         self._reports = reports_dir
         self._lock = threading.Lock()
-        if api_key and not os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        if api_key:
             # The stock client sends it as `Authorization: Bearer`, the registry checks it.
+            # The key this adapter was given wins over a token left in the environment.
             os.environ["MLFLOW_TRACKING_TOKEN"] = api_key
 
     def _download(self, info: ModelVersionInfo) -> Path:
