@@ -437,7 +437,13 @@ class FeatureRepository:
             self.offline.append(view.source, table)
         if len(df):
             with self._write_lock:
-                self.store.write_to_online_store(view_name, df.reset_index(drop=True))
+                try:
+                    self.store.write_to_online_store(view_name, df.reset_index(drop=True))
+                except KeyError:
+                    # Feast looks the view up in its cached registry, which may predate a
+                    # view applied moments ago (seen on the PostgreSQL registry): refresh once.
+                    self.store.refresh_registry()
+                    self.store.write_to_online_store(view_name, df.reset_index(drop=True))
         return len(df)
 
     # ---------------------------------------------------------------- materialization
