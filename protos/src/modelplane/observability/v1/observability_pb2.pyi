@@ -170,7 +170,7 @@ ALERT_STATE_FIRING: AlertState
 ALERT_STATE_RESOLVED: AlertState
 
 class EvaluationRecord(_message.Message):
-    __slots__ = ("prediction_id", "model", "version", "environment", "prediction_time", "features", "prediction", "scores", "tags", "trace_id", "latency", "actual", "attributions")
+    __slots__ = ("prediction_id", "model", "version", "environment", "prediction_time", "features", "prediction", "scores", "tags", "trace_id", "latency", "actual", "attributions", "span_id")
     class FeaturesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +212,7 @@ class EvaluationRecord(_message.Message):
     LATENCY_FIELD_NUMBER: _ClassVar[int]
     ACTUAL_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     model: str
     version: str
@@ -225,7 +226,8 @@ class EvaluationRecord(_message.Message):
     latency: _duration_pb2.Duration
     actual: Actual
     attributions: _containers.ScalarMap[str, float]
-    def __init__(self, prediction_id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., environment: _Optional[_Union[Environment, str]] = ..., prediction_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., features: _Optional[_Mapping[str, _types_pb2.Value]] = ..., prediction: _Optional[_Union[_types_pb2.Value, _Mapping]] = ..., scores: _Optional[_Mapping[str, float]] = ..., tags: _Optional[_Mapping[str, str]] = ..., trace_id: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., actual: _Optional[_Union[Actual, _Mapping]] = ..., attributions: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    span_id: str
+    def __init__(self, prediction_id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., environment: _Optional[_Union[Environment, str]] = ..., prediction_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., features: _Optional[_Mapping[str, _types_pb2.Value]] = ..., prediction: _Optional[_Union[_types_pb2.Value, _Mapping]] = ..., scores: _Optional[_Mapping[str, float]] = ..., tags: _Optional[_Mapping[str, str]] = ..., trace_id: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., actual: _Optional[_Union[Actual, _Mapping]] = ..., attributions: _Optional[_Mapping[str, float]] = ..., span_id: _Optional[str] = ...) -> None: ...
 
 class Actual(_message.Message):
     __slots__ = ("prediction_id", "value", "actual_time")
@@ -238,10 +240,12 @@ class Actual(_message.Message):
     def __init__(self, prediction_id: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ..., actual_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LogRecordsRequest(_message.Message):
-    __slots__ = ("records",)
+    __slots__ = ("records", "arrow_ipc")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[EvaluationRecord]
-    def __init__(self, records: _Optional[_Iterable[_Union[EvaluationRecord, _Mapping]]] = ...) -> None: ...
+    arrow_ipc: bytes
+    def __init__(self, records: _Optional[_Iterable[_Union[EvaluationRecord, _Mapping]]] = ..., arrow_ipc: _Optional[bytes] = ...) -> None: ...
 
 class RejectedRecord(_message.Message):
     __slots__ = ("index", "prediction_id", "field", "reason")
