@@ -181,17 +181,17 @@ async def test_unexpected_exception_is_internal_without_leaking(
 
 async def test_stream_error_mid_stream_keeps_items_and_status(
         tmp_path: Path, keys: dict[str, str]) -> None:
-    async with running(_spec(), _settings(tmp_path, keys)) as svc:
-        async with channel(svc.address, api_key=keys["reader"], tracing=False) as ch:
-            call = ch.unary_stream(STREAM, request_serializer=S.SerializeToString,
-                                   response_deserializer=S.FromString)(S(value="5"))
-            got = []
-            with pytest.raises(grpc.aio.AioRpcError) as exc:
-                async for item in call:
-                    got.append(item.value)
-            assert got == ["0", "1"]
-            assert exc.value.code() == grpc.StatusCode.NOT_FOUND
-            assert _error(exc).reason == "RAN_OUT"
+    async with running(_spec(), _settings(tmp_path, keys)) as svc, \
+            channel(svc.address, api_key=keys["reader"], tracing=False) as ch:
+        call = ch.unary_stream(STREAM, request_serializer=S.SerializeToString,
+                               response_deserializer=S.FromString)(S(value="5"))
+        got = []
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            async for item in call:
+                got.append(item.value)
+        assert got == ["0", "1"]
+        assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+        assert _error(exc).reason == "RAN_OUT"
 
 
 async def test_auth_off_lets_anonymous_admin_through(tmp_path: Path, keys: dict[str, str]) -> None:

@@ -144,68 +144,57 @@ class _Guard(grpc.aio.ServerInterceptor):
                 f"internal error in {self._spec.name} (reference {ref})",
                 metadata={"reference": ref}))
 
+    @contextlib.asynccontextmanager
+    async def _guarded(self, context: grpc.aio.ServicerContext, method: str,
+                       principal: Principal | None,
+                       error: ModelplaneError | None) -> AsyncIterator[None]:
+        """The one place a handler's errors are mapped, with the caller's principal set."""
+        token = set_principal(principal)
+        try:
+            if error is not None:
+                raise error
+            yield
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place errors are mapped
+            await self._fail(context, method, exc)
+        finally:
+            reset_principal(token)
+
     def _wrap(self, handler: Any, method: str, principal: Principal | None,
               error: ModelplaneError | None) -> Any:
-        guard = self
+        guarded = self._guarded
+        serializers = {"request_deserializer": handler.request_deserializer,
+                       "response_serializer": handler.response_serializer}
 
         if handler.unary_unary or handler.stream_unary:
             behavior = handler.unary_unary or handler.stream_unary
 
             async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                token = set_principal(principal)
-                try:
-                    if error is not None:
-                        raise error
+                async with guarded(context, method, principal, error):
                     result = behavior(request, context)
                     return await result if inspect.isawaitable(result) else result
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the one place errors are mapped
-                    await guard._fail(context, method, exc)
-                finally:
-                    reset_principal(token)
 
             make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary
                     else grpc.stream_unary_rpc_method_handler)
-            return make(unary_response, request_deserializer=handler.request_deserializer,
-                        response_serializer=handler.response_serializer)
+            return make(unary_response, **serializers)
 
         behavior = handler.unary_stream or handler.stream_stream
         make = (grpc.unary_stream_rpc_method_handler if handler.unary_stream
                 else grpc.stream_stream_rpc_method_handler)
         if inspect.isasyncgenfunction(behavior):
             async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                token = set_principal(principal)
-                try:
-                    if error is not None:
-                        raise error
+                async with guarded(context, method, principal, error):
                     async for item in behavior(request, context):
                         yield item
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    await guard._fail(context, method, exc)
-                finally:
-                    reset_principal(token)
-            wrapped: Any = stream_response
-        else:
-            async def stream_writer(request: Any, context: grpc.aio.ServicerContext) -> None:
-                token = set_principal(principal)
-                try:
-                    if error is not None:
-                        raise error
-                    result = behavior(request, context)
-                    if inspect.isawaitable(result):
-                        await result
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    await guard._fail(context, method, exc)
-                finally:
-                    reset_principal(token)
-            wrapped = stream_writer
-        return make(wrapped, request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer)
+            return make(stream_response, **serializers)
+
+        async def stream_writer(request: Any, context: grpc.aio.ServicerContext) -> None:
+            async with guarded(context, method, principal, error):
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    await result
+        return make(stream_writer, **serializers)
 
 
 @dataclass
