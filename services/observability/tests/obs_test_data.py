@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from modelplane.api.v1 import types_pb2 as T
@@ -84,3 +85,66 @@ def churn_records(model: str, env: int, n: int, *, version: str = "v1", shift: f
                    int(p[i] > 0.5), {"1": float(p[i])}, {"region": "eu" if i % 2 else "us"})
             for i in range(n)]
     return recs, y
+
+
+def _py(v: T.Value) -> object:
+    kind = v.WhichOneof("kind")
+    return None if kind in (None, "null_value") else getattr(v, kind)
+
+
+def arrow_table(records: list[pb.EvaluationRecord]) -> Any:
+    """The same records in the columnar form of ``LogRecordsRequest.arrow_ipc``."""
+    import pyarrow as pa
+
+    n = len(records)
+
+    def keys(attr: str) -> list[str]:
+        return sorted({k for r in records for k in getattr(r, attr)})
+
+    cols: dict[str, Any] = {
+        "prediction_id": pa.array([r.prediction_id for r in records], pa.string()),
+        "model": pa.array([r.model for r in records], pa.string()).dictionary_encode(),
+        "version": pa.array([r.version for r in records], pa.string()),
+        "environment": pa.array([r.environment for r in records], pa.int32()),
+        "prediction_time": pa.array(
+            [r.prediction_time.ToMicroseconds() if r.HasField("prediction_time") else None
+             for r in records], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+    }
+    for k in keys("features"):
+        cols[f"feature.{k}"] = pa.array(
+            [_py(r.features[k]) if k in r.features else None for r in records])
+    if any(r.HasField("prediction") for r in records):
+        cols["prediction"] = pa.array([_py(r.prediction) if r.HasField("prediction") else None
+                                       for r in records])
+    for attr, prefix in (("scores", "score."), ("attributions", "attribution.")):
+        for k in keys(attr):
+            cols[prefix + k] = pa.array(
+                [getattr(r, attr)[k] if k in getattr(r, attr) else None for r in records],
+                pa.float64())
+    for k in keys("tags"):
+        cols[f"tag.{k}"] = pa.array([r.tags[k] if k in r.tags else None for r in records],
+                                    pa.string())
+    cols["trace_id"] = pa.array([r.trace_id or None for r in records], pa.string())
+    cols["span_id"] = pa.array([r.span_id or None for r in records], pa.string())
+    cols["latency_us"] = pa.array(
+        [r.latency.ToMicroseconds() if r.HasField("latency") else None for r in records],
+        pa.int64())
+    assert all(len(c) == n for c in cols.values())
+    return pa.table(cols)
+
+
+def ipc_bytes(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+async def log_arrow(stub: pb_grpc.ObservabilityServiceStub, records: list[pb.EvaluationRecord],
+                    batch: int = 500) -> pb.LogRecordsResponse:
+    async def gen() -> AsyncIterator[pb.LogRecordsRequest]:
+        for i in range(0, len(records), batch):
+            yield pb.LogRecordsRequest(arrow_ipc=ipc_bytes(arrow_table(records[i:i + batch])))
+    return await stub.LogRecords(gen())

@@ -25,7 +25,8 @@ from modelplane.observability.evaluations import (
     ProxyGroup,
     Reference,
 )
-from modelplane.observability.ingest import ImportColumns, read_table
+from modelplane.observability.columnar import read_ipc
+from modelplane.observability.ingest import ArrowRecords, ImportColumns, read_table
 from modelplane.observability.monitors import (
     Alert,
     AlertState,
@@ -162,7 +163,7 @@ def record_from_pb(r: pb.EvaluationRecord, i: int) -> EvaluationRecord | Rejecti
         r.prediction_id, r.model, r.version, env, when, feats, pred,
         dict(r.scores) if r.scores else {}, dict(r.tags) if r.tags else {}, r.trace_id,
         r.latency.ToMicroseconds() if r.HasField("latency") else None,
-        dict(r.attributions) if r.attributions else {})
+        dict(r.attributions) if r.attributions else {}, span_id=r.span_id)
 
 
 def record_to_pb(rec: EvaluationRecord) -> pb.EvaluationRecord:
@@ -194,7 +195,8 @@ def actual_from_pb(a: pb.Actual, i: int) -> Actual | Rejection:
 
 def _rejected(result: IngestResult) -> list[pb.RejectedRecord]:
     return [pb.RejectedRecord(index=r.index, prediction_id=r.prediction_id, field=r.field,
-                              reason=r.reason) for r in result.rejected]
+                              reason=r.reason)
+            for r in sorted(result.rejected, key=lambda r: r.index)]  # batches run concurrently
 
 
 # -- filters, columns, slices ---------------------------------------------------
@@ -400,9 +402,15 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
 
     async def LogRecords(self, request_iterator: AsyncIterator[pb.LogRecordsRequest],
                          context: Any) -> pb.LogRecordsResponse:
-        async def batches() -> AsyncIterator[list[EvaluationRecord | Rejection]]:
+        async def batches() -> AsyncIterator[list[EvaluationRecord | Rejection] | ArrowRecords]:
             async for req in request_iterator:
-                yield [record_from_pb(r, i) for i, r in enumerate(req.records)]
+                if req.arrow_ipc:
+                    if len(req.records):
+                        raise _bad("arrow_ipc", "set records or arrow_ipc, not both",
+                                   "BOTH_RECORDS_AND_ARROW_IPC")
+                    yield ArrowRecords(read_ipc(req.arrow_ipc, "arrow_ipc"))
+                else:
+                    yield [record_from_pb(r, i) for i, r in enumerate(req.records)]
 
         result = await self._rt.ingestor.log_records(batches())
         return pb.LogRecordsResponse(accepted_count=result.accepted,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument, Unimplemented
+from modelplane.observability.columnar import prepare_columnar
 from modelplane.observability.records import (
     Actual,
     Environment,
@@ -36,6 +38,8 @@ from modelplane.observability.store.base import (
 )
 
 RecordItem = EvaluationRecord | Rejection
+#: A span name per traced record (or per distinct trace/span pair of a batch).
+INGEST_SPAN = "observability.ingest_record"
 ActualItem = Actual | Rejection
 #: Rows per store write when an incoming batch is larger.
 WRITE_CHUNK = 20_000
@@ -59,6 +63,13 @@ class RecordIngestor:
 
     # -- blocking writes (run in a thread) ----------------------------------
 
+    def write_batch(self, batch: Sequence[RecordItem] | ArrowRecords, first_index: int = 0,
+                    seen: set[str] | None = None) -> IngestResult:
+        """One LogRecords message, in either form."""
+        if isinstance(batch, ArrowRecords):
+            return self.write_columnar(batch.table, first_index)
+        return self.write_records(batch, first_index, seen)
+
     def write_records(self, records: Sequence[RecordItem], first_index: int = 0,
                       seen: set[str] | None = None) -> IngestResult:
         result = IngestResult()
@@ -67,12 +78,34 @@ class RecordIngestor:
             encoder = RecordEncoder(self._catalogs)
             rows, new_columns, rejected, dupes = encoder.encode(chunk, first_index + start, seen)
             new_columns = {m: c for m, c in new_columns.items() if c}
+            began = time.time_ns()
             stored = self._store.write_records(rows, new_columns)
-            with self._catalog_lock:
-                for model, cols in new_columns.items():
-                    self._catalogs.setdefault(model, Catalog()).kinds.update(cols)
+            self._update_catalogs(new_columns)
+            if encoder.spans:
+                trace_ingest(encoder.spans, began, time.time_ns(), "records")
             result.add(IngestResult(stored, dupes + len(rows) - stored, 0, rejected))
         return result
+
+    def write_columnar(self, table: Any, first_index: int = 0) -> IngestResult:
+        """A columnar batch (an Arrow table of ``LogRecordsRequest.arrow_ipc``)."""
+        result = IngestResult()
+        for start in range(0, max(table.num_rows, 1), WRITE_CHUNK):
+            chunk = table.slice(start, WRITE_CHUNK)
+            batch = prepare_columnar(chunk, first_index + start, self._catalogs)
+            began = time.time_ns()
+            stored = self._store.write_columnar(batch)
+            self._update_catalogs(batch.new_columns)
+            if batch.spans:
+                trace_ingest(batch.spans, began, time.time_ns(), "arrow_ipc")
+            valid = batch.table.num_rows
+            result.add(IngestResult(stored, batch.in_batch_duplicates + valid - stored, 0,
+                                    batch.rejected))
+        return result
+
+    def _update_catalogs(self, new_columns: dict[str, dict[tuple[int, str], Any]]) -> None:
+        with self._catalog_lock:
+            for model, cols in new_columns.items():
+                self._catalogs.setdefault(model, Catalog()).kinds.update(cols)
 
     def write_actuals(self, actuals: Sequence[ActualItem], first_index: int = 0) -> IngestResult:
         rows, rejected, dupes = encode_actuals(actuals, first_index, self._clock())
@@ -123,8 +156,9 @@ class RecordIngestor:
             raise failure[0]
         return total
 
-    async def log_records(self, batches: AsyncIterator[Sequence[RecordItem]]) -> IngestResult:
-        return await self.ingest_stream(batches, self.write_records)
+    async def log_records(self, batches: AsyncIterator[Sequence[RecordItem] | ArrowRecords]
+                          ) -> IngestResult:
+        return await self.ingest_stream(batches, self.write_batch)  # type: ignore[arg-type]
 
     async def log_actuals(self, batches: AsyncIterator[Sequence[ActualItem]]) -> IngestResult:
         return await self.ingest_stream(batches, lambda b, i, _s: self.write_actuals(b, i))
@@ -180,6 +214,46 @@ class RecordIngestor:
         result = self.write_records(records)
         stored = self.write_actuals(actuals).accepted if actuals else 0
         return result, stored
+
+
+class ArrowRecords:
+    """A columnar LogRecords batch in the queue (its length is its row count)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+
+def trace_ingest(spans: Sequence[tuple[str, str, str, int]], start_ns: int, end_ns: int,
+                 form: str) -> None:
+    """One child span per distinct (trace id, span id) of a written batch: the
+    prediction's trace shows the evaluation store taking its record in."""
+    from opentelemetry import trace
+    from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
+
+    tracer = trace.get_tracer("modelplane.observability.ingest")
+    rpc = trace.get_current_span().get_span_context()
+    links = [Link(rpc)] if rpc.is_valid else []
+    for trace_id, span_id, model, count in spans:
+        if len(trace_id) != 32 or len(span_id) != 16:
+            continue
+        try:
+            parent = SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True,
+                                 trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        except ValueError:
+            continue  # not hex: not a trace we can join
+        if not parent.is_valid:
+            continue
+        span = tracer.start_span(
+            INGEST_SPAN, context=trace.set_span_in_context(NonRecordingSpan(parent)),
+            kind=trace.SpanKind.INTERNAL, links=links, start_time=start_ns,
+            attributes={"modelplane.model": model, "modelplane.observability.records": count,
+                        "modelplane.observability.form": form})
+        span.end(end_time=end_ns)
 
 
 class ImportColumns:

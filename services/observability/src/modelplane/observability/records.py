@@ -101,6 +101,8 @@ class EvaluationRecord:
     attributions: dict[str, float] = field(default_factory=dict)
     # Output only: the joined actual.
     actual: Actual | None = None
+    #: W3C span id of the span that made the prediction (not stored; traced at ingest).
+    span_id: str = ""
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +42,9 @@ from modelplane.observability.records import (
     label_of,
     number_of,
 )
+
+if TYPE_CHECKING:
+    from modelplane.observability.columnar import ColumnarBatch
 
 #: Catalog source code of score keys (not a slice column; internal to the store).
 SCORE_SOURCE = 5
@@ -116,6 +119,8 @@ class RecordEncoder:
     def __init__(self, catalogs: dict[str, Catalog]) -> None:
         self._catalogs = catalogs
         self._seen: dict[str, _SeenColumns] = {}
+        #: (trace id, span id, model, 1) of the valid records carrying both ids.
+        self.spans: list[tuple[str, str, str, int]] = []
 
     def encode(self, records: Sequence[EvaluationRecord | Rejection], first_index: int,
                seen: set[str] | None = None
@@ -142,11 +147,17 @@ class RecordEncoder:
                 duplicates += 1
                 continue
             seen.add(rec.prediction_id)
+            if rec.span_id and rec.trace_id:
+                self.spans.append((rec.trace_id, rec.span_id, rec.model, 1))
             pred = rec.prediction
+            feats = rec.features
+            if None in feats.values():  # a missing value is an absent key
+                feats = {k: v for k, v in feats.items() if v is not None}
             try:
-                features_json = dumps(rec.features, allow_nan=False)
-            except ValueError:  # NaN / inf: stored as missing
-                features_json = dumps({k: _json_scalar(v) for k, v in rec.features.items()})
+                features_json = dumps(feats, allow_nan=False)
+            except ValueError:  # NaN / inf: missing too
+                features_json = dumps({k: v for k, v in feats.items()
+                                       if _json_scalar(v) is not None})
             rows.append((
                 rec.prediction_id, rec.model, rec.version, int(rec.environment),
                 rec.prediction_time, features_json,
@@ -481,6 +492,12 @@ class EvaluationStore(ABC):
     def write_records(self, rows: list[RecordRow],
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
         """Store rows whose prediction id is new; return how many were stored."""
+
+    @abstractmethod
+    def write_columnar(self, batch: ColumnarBatch) -> int:
+        """Store a validated columnar batch's rows whose prediction id is new (and its
+        ``new_columns``); return how many were stored. Stored values are the ones
+        :class:`RecordEncoder` gives the same records."""
 
     @abstractmethod
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:

@@ -15,15 +15,35 @@ Schema, chosen for time-window and slice queries:
 Ingest: the batch's ids are claimed in ``obs_record_ids`` (one ``INSERT …
 unnest … ON CONFLICT DO NOTHING RETURNING``), then the rows whose id was new
 are ``COPY``-ed straight into ``obs_records`` (routed to their partitions).
+
+Columnar ingest (``arrow_ipc``) does no per-row Python: Arrow's C++ CSV writer
+feeds a ``COPY`` into a typed temporary staging table, then one statement
+claims the ids and inserts the fresh rows, building the features / scores /
+tags / attributions ``jsonb`` in SQL so that they equal what the per-record
+path stores (a double is written as Python's ``json.dumps`` writes it, so an
+integral double keeps its ``.0``; a missing value — null, NaN, infinity — is
+left out of the object).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
-from datetime import UTC, datetime
+import weakref
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from modelplane.observability.columnar import (
+    BOOLEAN,
+    DOUBLE,
+    INTEGER,
+    STRING,
+    ColumnarBatch,
+    JsonMember,
+)
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
     RECORD_COLUMNS,
@@ -88,6 +108,41 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 
 
+_STAGE_TYPES = {DOUBLE: "float8", INTEGER: "bigint", STRING: "text", BOOLEAN: "boolean"}
+_BASE_STAGE = ("prediction_id text, model text, version text, environment smallint, "
+               "time_us bigint, prediction_label text, prediction_number float8, trace_id text, "
+               "latency_us bigint")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: jsonb_build_object takes at most 100 arguments: 50 members per call.
+_MEMBERS_PER_CALL = 50
+
+
+def _json_value(m: JsonMember) -> str:
+    """SQL for one member's value as jsonb, equal to what json.dumps + ::jsonb stores
+    (NaN and infinities are missing: SQL NULL, dropped from the object)."""
+    c = f"s.{m.column}"  # a staged column name (f0, s1, ...), never caller text
+    if m.value_type == DOUBLE:
+        return (f"CASE WHEN {c} IN ('NaN', 'Infinity', '-Infinity') THEN NULL "
+                f"WHEN {c} = trunc({c}) AND abs({c}) < 1e16 "
+                f"THEN ({c}::bigint::text || '.0')::jsonb ELSE {c}::text::jsonb END")
+    return f"to_jsonb({c})"
+
+
+def _json_object(members: list[JsonMember], params: list[Any], empty: str) -> str:
+    """The jsonb object of the members that have a value (``empty`` when none has)."""
+    if not members:
+        return empty
+    calls = []
+    for start in range(0, len(members), _MEMBERS_PER_CALL):
+        args = []
+        for m in members[start:start + _MEMBERS_PER_CALL]:
+            params.append(m.key)
+            args.append(f"%s::text, {_json_value(m)}")
+        calls.append(f"jsonb_build_object({', '.join(args)})")
+    obj = f"jsonb_strip_nulls({' || '.join(calls)})"
+    return obj if empty == "'{}'::jsonb" else f"NULLIF({obj}, '{{}}'::jsonb)"
+
+
 def _month_start(t: datetime) -> datetime:
     t = t.astimezone(UTC)
     return datetime(t.year, t.month, 1, tzinfo=UTC)
@@ -104,12 +159,20 @@ class PostgresStore(EvaluationStore):
         self._pool: Any = None
         self._partitions: set[str] = set()
         self._partition_lock = threading.Lock()
+        #: Staging tables created on each pooled connection (they live as long as it).
+        self._staged: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self._staged_lock = threading.Lock()
 
     def open(self) -> None:
         from psycopg_pool import ConnectionPool
 
+        def configure(conn: Any) -> None:
+            # Doubles as text in shortest round-trip form (the columnar path's jsonb
+            # numbers rely on it; it is PostgreSQL's default since 12).
+            conn.execute("SET extra_float_digits = 1")
+
         self._pool = ConnectionPool(self._url, min_size=1, max_size=self._pool_size, open=True,
-                                    kwargs={"autocommit": True})
+                                    kwargs={"autocommit": True}, configure=configure)
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('modelplane_observability_schema'))")
             conn.execute(_SCHEMA)
@@ -180,6 +243,60 @@ class PostgresStore(EvaluationStore):
                         if row[0] in fresh:
                             write(row)
                 return len(fresh)
+
+    def write_columnar(self, batch: ColumnarBatch) -> int:
+        columns = [(m, s, n, int(k)) for m, cols in batch.new_columns.items()
+                   for (s, n), k in cols.items()]
+        table = batch.table
+        if table.num_rows == 0 and not columns:
+            return 0
+        members = batch.members
+        stage_columns = _BASE_STAGE + "".join(
+            f", {m.column} {_STAGE_TYPES[m.value_type]}" for m in members)
+        # One staging table per column layout and connection, emptied at each commit.
+        stage = "obs_stage_records_" + hashlib.sha1(stage_columns.encode()).hexdigest()[:16]
+        params: list[Any] = []
+        features = _json_object(batch.group("features"), params, "'{}'::jsonb")
+        scores = _json_object(batch.group("scores"), params, "NULL::jsonb")
+        tags = _json_object(batch.group("tags"), params, "NULL::jsonb")
+        attributions = _json_object(batch.group("attributions"), params, "NULL::jsonb")
+        time = "timestamptz 'epoch' + s.time_us * interval '1 microsecond'"
+        insert = f"""
+            WITH fresh AS (
+                INSERT INTO obs_record_ids (prediction_id, model, prediction_time)
+                SELECT s.prediction_id, s.model, {time} FROM {stage} s
+                ON CONFLICT DO NOTHING RETURNING prediction_id)
+            INSERT INTO obs_records ({', '.join(RECORD_COLUMNS)})
+            SELECT s.prediction_id, s.model, s.version, s.environment, {time}, {features},
+                   s.prediction_label, s.prediction_number, {scores}, {tags}, s.trace_id,
+                   s.latency_us, {attributions}
+            FROM {stage} s JOIN fresh USING (prediction_id)"""
+        if table.num_rows:
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False,
+                                                             batch_size=4096))
+            data = sink.getvalue()
+        with self._pool.connection() as conn:
+            if table.num_rows:
+                self._ensure_partitions(conn, {_EPOCH + timedelta(microseconds=us)
+                                               for us in batch.months()})
+            with self._staged_lock:
+                staged = self._staged.setdefault(conn, set())
+            with conn.transaction(), conn.cursor() as cur:
+                if columns:
+                    cur.executemany("INSERT INTO obs_columns VALUES (%s, %s, %s, %s) "
+                                    "ON CONFLICT DO NOTHING", columns)
+                if not table.num_rows:
+                    return 0
+                if stage not in staged:
+                    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({stage_columns}) "
+                                f"ON COMMIT DELETE ROWS")
+                with cur.copy(f"COPY {stage} FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(memoryview(data))
+                cur.execute(insert, params)
+                stored = int(cur.rowcount)
+            staged.add(stage)
+            return stored
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
