@@ -21,6 +21,10 @@ import pytest
 import uvicorn
 from google.protobuf import empty_pb2
 from grpc_tools import protoc
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from modelplane.gateway.app import create_app
 from modelplane.gateway.catalog import Catalog
 from modelplane.gateway.settings import GatewaySettings
@@ -28,9 +32,6 @@ from modelplane.kit import errors
 from modelplane.kit.server import Servicer, ServiceSpec, running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.kit.telemetry import setup_tracing
-from opentelemetry import trace
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -227,6 +228,9 @@ class GatewayServer:
 def gateway_settings(backend_address: str, **env: str) -> GatewaySettings:
     environ = {"MODELPLANE_AUTH": "off", "MODELPLANE_GATEWAYTEST_TARGET": backend_address,
                "MODELPLANE_GATEWAY_ADDR": "127.0.0.1:0", "MODELPLANE_DATA_DIR": "/nonexistent",
+               # no serving here: /v2 (OIP REST) is forwarded to a closed port (503);
+               # tests/test_gateway_oip.py runs it against the real serving
+               "MODELPLANE_SERVING_HTTP_TARGET": "127.0.0.1:1",
                **env}
     return GatewaySettings.from_env(environ)
 

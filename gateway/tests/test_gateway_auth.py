@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from modelplane.gateway.app import create_app
 from modelplane.gateway.catalog import Catalog
 from modelplane.kit.auth import Role, add_key

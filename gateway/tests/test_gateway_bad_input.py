@@ -118,7 +118,7 @@ async def test_oversized_chunked_body(stack: Any) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False) | st.text(max_size=8),
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=3)
     | st.dictionaries(st.sampled_from(["name", "count", "big", "weight", "active", "color",
                                        "tags", "labels", "size", "parts", "ttl", "create_time",

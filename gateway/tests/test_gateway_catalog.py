@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import descriptor_pool
+
 from modelplane.gateway.catalog import Catalog, backend_of_package, discover_contract_modules
 from modelplane.gateway.routing import Router
 

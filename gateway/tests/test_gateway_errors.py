@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from modelplane.gateway.catalog import Catalog
 from modelplane.gateway.status_mapping import HTTP_STATUS
 

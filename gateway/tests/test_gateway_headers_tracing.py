@@ -78,9 +78,10 @@ async def test_error_responses_mark_the_gateway_span(client: httpx.AsyncClient,
 
 async def test_trace_context_is_carried_even_when_the_gateway_exports_no_spans(
         stack: Any) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
     from modelplane.gateway.app import create_app
     from modelplane.gateway.catalog import Catalog
-    from opentelemetry.sdk.trace import TracerProvider
 
     from .conftest import GatewayServer, gateway_settings
 

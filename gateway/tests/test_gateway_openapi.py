@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from schemathesis.specs.openapi.definitions import OPENAPI_31
+
 from modelplane.gateway.catalog import Catalog
 from modelplane.gateway.openapi import build_openapi
-from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 W = "modelplane.gatewaytest.v1."
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from modelplane.gateway.path_template import TemplateSyntaxError, parse_template
 
 

@@ -7,32 +7,39 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from modelplane.gateway.backends import Backends
-from modelplane.gateway.catalog import Catalog
-from modelplane.gateway.gateway_auth import GatewayAuth
-from modelplane.gateway.openapi import build_openapi
-from modelplane.gateway.settings import GatewaySettings
-from modelplane.gateway.transcoder import Receive, Scope, Send, Transcoder
 from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelplane.gateway.backends import Backends
+from modelplane.gateway.catalog import Catalog
+from modelplane.gateway.gateway_auth import GatewayAuth
+from modelplane.gateway.oip_proxy import OipProxy, is_oip_path
+from modelplane.gateway.openapi import build_openapi
+from modelplane.gateway.settings import GatewaySettings
+from modelplane.gateway.transcoder import Receive, Scope, Send, Transcoder
+
 
 class GatewayApp:
     """The ASGI entry point: RPC routes go straight to the transcoder (the hot path,
-    no framework layers in between); ``/healthz``, ``/openapi.json`` and lifespan
-    events go to a small Starlette app."""
+    no framework layers in between), ``/v2/...`` (Open Inference Protocol REST) to the
+    proxy in front of serving; ``/healthz``, ``/openapi.json`` and lifespan events go
+    to a small Starlette app."""
 
-    def __init__(self, transcoder: Transcoder, site: Starlette) -> None:
+    def __init__(self, transcoder: Transcoder, site: Starlette, oip: OipProxy) -> None:
         self.transcoder = transcoder
         self.catalog = transcoder.catalog
         self.site = site
+        self.oip = oip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in _SITE_PATHS:
-            await self.transcoder(scope, receive, send)
+            if is_oip_path(scope["path"]):
+                await self.oip(scope, receive, send)
+            else:
+                await self.transcoder(scope, receive, send)
         else:
             await self.site(scope, receive, send)
 
@@ -49,7 +56,9 @@ def create_app(settings: GatewaySettings | None = None, catalog: Catalog | None 
     auth = GatewayAuth(settings.service.api_keys_file) if settings.auth_enabled else None
     transcoder = Transcoder(catalog, settings, backends, tracer_provider=tracer_provider,
                             auth=auth)
-    document = json.dumps(build_openapi(catalog, proto_names=settings.json_names == "proto"),
+    oip = OipProxy(settings, auth=auth, start_span=transcoder.start_span)
+    document = json.dumps(build_openapi(catalog, proto_names=settings.json_names == "proto",
+                                        oip=bool(settings.oip_target)),
                           separators=(",", ":")).encode()
 
     async def openapi(_: Request) -> Response:
@@ -66,8 +75,9 @@ def create_app(settings: GatewaySettings | None = None, catalog: Catalog | None 
             yield
         finally:
             await backends.close()
+            await oip.close()
 
     site = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
                              Route("/openapi.json", openapi, methods=["GET"])],
                      lifespan=lifespan)
-    return GatewayApp(transcoder, site)
+    return GatewayApp(transcoder, site, oip)

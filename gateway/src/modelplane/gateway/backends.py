@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 import grpc
+
 from modelplane.gateway.catalog import RpcMethod
 from modelplane.gateway.settings import GatewaySettings
 

@@ -19,6 +19,7 @@ from google.api import annotations_pb2 as http_annotations
 from google.api import http_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor, MethodDescriptor
+
 from modelplane.gateway.path_template import PathTemplate, TemplateSyntaxError, parse_template
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from google.rpc import code_pb2, status_pb2
+
 from modelplane.gateway.catalog import RpcMethod
 from modelplane.gateway.status_mapping import make_status
 from modelplane.kit.auth import ApiKeyStore, Role, bearer_token, role_for_method
@@ -29,23 +30,27 @@ class GatewayAuth:
 
     def check(self, rpc: RpcMethod, authorization: str | None) -> status_pb2.Status | None:
         """None when the call may proceed, else the UNAUTHENTICATED/PERMISSION_DENIED status."""
-        needed = self.required(rpc)
+        return self.check_role(self.required(rpc), authorization, rpc.path)
+
+    def check_role(self, needed: Role, authorization: str | None,
+                   what: str) -> status_pb2.Status | None:
+        """The same check for a route that is not an RPC of the catalog (``what`` names it)."""
         token = bearer_token({"authorization": authorization} if authorization else None)
         if token is None:
             return make_status(
                 code_pb2.UNAUTHENTICATED,
                 "missing API key: send the header 'Authorization: Bearer <key>'",
-                reason="API_KEY_MISSING", metadata={"method": rpc.path})
+                reason="API_KEY_MISSING", metadata={"method": what})
         principal = self._store.lookup(token)
         if principal is None:
             return make_status(code_pb2.UNAUTHENTICATED, "unknown API key",
-                               reason="API_KEY_INVALID", metadata={"method": rpc.path})
+                               reason="API_KEY_INVALID", metadata={"method": what})
         if principal.role < needed:
             return make_status(
                 code_pb2.PERMISSION_DENIED,
                 f"key {principal.name!r} has role {principal.role.name.lower()}; "
-                f"{rpc.path} needs {needed.name.lower()}",
+                f"{what} needs {needed.name.lower()}",
                 reason="ROLE_TOO_LOW",
-                metadata={"method": rpc.path, "required_role": needed.name.lower(),
+                metadata={"method": what, "required_role": needed.name.lower(),
                           "role": principal.role.name.lower()})
         return None

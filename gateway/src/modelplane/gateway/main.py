@@ -12,6 +12,7 @@ log = logging.getLogger("modelplane.gateway")
 
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
+
     from modelplane.gateway.app import create_app
     from modelplane.kit.telemetry import setup_logging, setup_tracing
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+
 from modelplane.gateway.catalog import Catalog, HttpBinding
 from modelplane.gateway.path_template import openapi_parameter_name
 from modelplane.gateway.status_mapping import HTTP_STATUS
@@ -274,7 +275,7 @@ def _operation(builder: SchemaBuilder, binding: HttpBinding) -> dict[str, Any]:
 
 
 def build_openapi(catalog: Catalog, *, title: str = "modelplane API", version: str = "v1",
-                  proto_names: bool = True) -> dict[str, Any]:
+                  proto_names: bool = True, oip: bool = True) -> dict[str, Any]:
     builder = SchemaBuilder(proto_names)
     _status_schemas(builder)
     paths: dict[str, dict[str, Any]] = {
@@ -309,6 +310,10 @@ def build_openapi(catalog: Catalog, *, title: str = "modelplane API", version: s
         tags.setdefault(service.name, {"name": service.name,
                                        "description": f"{service.full_name} "
                                                       f"(service: {binding.method.backend})"})
+    if oip:
+        from modelplane.gateway.oip_openapi import add_oip
+
+        add_oip(paths, builder.schemas, tags)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version,

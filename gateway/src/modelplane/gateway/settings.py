@@ -4,6 +4,7 @@
 |---|---|---|
 | ``MODELPLANE_GATEWAY_ADDR`` | ``127.0.0.1:7100`` | HTTP listen address |
 | ``MODELPLANE_<SERVICE>_TARGET`` | ``127.0.0.1:<port>`` | where each service's gRPC server is |
+| ``MODELPLANE_SERVING_HTTP_TARGET`` | ``MODELPLANE_SERVING_HTTP_ADDR``, else ``127.0.0.1:7114`` | serving's OIP REST endpoint (``/v2/...`` is forwarded there); ``none`` = no OIP routes |
 | ``MODELPLANE_GATEWAY_MAX_BODY_BYTES`` | ``16777216`` | larger request bodies get 400 |
 | ``MODELPLANE_GATEWAY_TIMEOUT_SECONDS`` | ``60`` | deadline of unary calls (``grpc-timeout`` header overrides) |
 | ``MODELPLANE_GATEWAY_JSON_NAMES`` | ``proto`` | response field names: ``proto`` (snake_case) or ``json`` (lowerCamel) |
@@ -23,6 +24,8 @@ from dataclasses import dataclass, replace
 from modelplane.kit.settings import DEFAULT_PORTS, ServiceSettings
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+#: serving's OIP REST listener (serving's own default, ``MODELPLANE_SERVING_HTTP_ADDR``)
+DEFAULT_OIP_TARGET = "127.0.0.1:7114"
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
 
@@ -58,6 +61,8 @@ class GatewaySettings:
     json_names: str = "proto"
     auth_enabled: bool = True
     access_log: bool = False
+    oip_target: str = DEFAULT_OIP_TARGET
+    """host:port of serving's OIP REST endpoint; "" = not configured (``/v2`` answers 503)."""
 
     @property
     def listen(self) -> str:
@@ -99,4 +104,25 @@ class GatewaySettings:
             json_names=json_names,
             auth_enabled=_flag(service.env("AUTH"), service.auth_enabled),
             access_log=_flag(service.env("ACCESS_LOG"), False),
+            oip_target=_oip_target(env),
         )
+
+
+def _oip_target(env: Mapping[str, str]) -> str:
+    """``MODELPLANE_SERVING_HTTP_TARGET``, else serving's own listen address
+    ``MODELPLANE_SERVING_HTTP_ADDR`` (a wildcard host read as this machine), else the
+    default; ``none``/``off`` = no such endpoint."""
+    explicit = (env.get("MODELPLANE_SERVING_HTTP_TARGET") or "").strip()
+    if not explicit:
+        listen = (env.get("MODELPLANE_SERVING_HTTP_ADDR") or "").strip()
+        if listen.lower() in ("none", "off"):
+            return ""
+        if listen:
+            host, _, port = listen.rpartition(":")
+            if host in ("", "0.0.0.0", "[::]", "::"):
+                host = "127.0.0.1"
+            return f"{host}:{port}"
+        return DEFAULT_OIP_TARGET
+    if explicit.lower() in ("none", "off"):
+        return ""
+    return explicit

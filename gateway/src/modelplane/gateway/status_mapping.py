@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+
 from modelplane.gateway.transcoding import Violation
 
 log = logging.getLogger(__name__)

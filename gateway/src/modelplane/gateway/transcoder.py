@@ -24,6 +24,17 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TracerProvider,
+)
+
 from modelplane.gateway.backends import Backends, NoTarget
 from modelplane.gateway.catalog import Catalog, HttpBinding
 from modelplane.gateway.gateway_auth import GatewayAuth
@@ -36,16 +47,6 @@ from modelplane.gateway.status_mapping import (
     status_json,
 )
 from modelplane.gateway.transcoding import BadInput, RequestBuilder, Violation
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    StatusCode,
-    TraceFlags,
-    TracerProvider,
-)
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,9 @@ class Transcoder:
         processors = getattr(active, "_span_processors", None)
         return processors is None or bool(processors)
 
-    def _start_span(self, parent: otel_context.Context, name: str,
-                    attributes: dict[str, Any]) -> trace.Span:
+    def start_span(self, parent: otel_context.Context, name: str,
+                   attributes: dict[str, Any]) -> trace.Span:
+        """The gateway's SERVER span for one request (recorded only when exported)."""
         if self._spans_recorded():
             return self._tracer.start_span(name, context=parent, kind=SpanKind.SERVER,
                                            attributes=attributes)
@@ -199,7 +201,7 @@ class Transcoder:
             return
         binding, path_values = found
         rpc = binding.method
-        span = self._start_span(parent, f"{method} {binding.template.template}", {
+        span = self.start_span(parent, f"{method} {binding.template.template}", {
             "http.request.method": method, "url.path": path,
             "http.route": binding.template.template, "rpc.system": "grpc",
             "rpc.method": rpc.path, "modelplane.request_id": request_id})

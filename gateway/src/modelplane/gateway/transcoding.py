@@ -19,6 +19,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+
 from modelplane.gateway.catalog import HttpBinding
 
 # Well-known types that have a scalar JSON form and may come from a path or query value.

@@ -4,14 +4,28 @@ A Starlette app over the same :class:`DataPlane` as the gRPC adapter, so
 ``tritonclient.http`` and KServe REST clients work unmodified. Keys are checked
 the same way as on gRPC (``authorization: Bearer KEY``, role reader or more,
 then the deployment's own rights). Health and /metrics need no key.
+
+Each model route runs in a SERVER span continued from the caller's W3C
+``traceparent`` (the gateway's span, when the request came through it), so the
+feature lookup, the prediction and its log share the caller's trace.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
 from modelplane.kit.auth import ANONYMOUS_ADMIN, ApiKeyStore, Principal, Role, bearer_token
 from modelplane.kit.errors import (
     InvalidArgument,
@@ -31,11 +45,6 @@ from modelplane.serving.oip_tensors import (
     reshape,
     to_model_input,
 )
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 _HTTP_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
                 "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404,
@@ -49,6 +58,30 @@ def _error(exc: ModelplaneError) -> JSONResponse:
                         status_code=_HTTP_STATUS.get(exc.code, 500))
 
 
+_Handler = Callable[[Any, Request], Awaitable[Response]]
+
+
+def _traced(route: str) -> Callable[[_Handler], _Handler]:
+    """Run a handler in a SERVER span that continues the caller's trace context."""
+    def wrap(handler: _Handler) -> _Handler:
+        @functools.wraps(handler)
+        async def traced(self: Any, request: Request) -> Response:
+            parent = propagate.extract(request.headers)
+            tracer = trace.get_tracer("modelplane.serving.oip_http")
+            with tracer.start_as_current_span(
+                    f"{request.method} {route}", context=parent, kind=SpanKind.SERVER,
+                    attributes={"http.request.method": request.method, "http.route": route,
+                                "url.path": request.url.path},
+                    record_exception=False, set_status_on_exception=True) as span:
+                response = await handler(self, request)
+                span.set_attribute("http.response.status_code", response.status_code)
+                if response.status_code >= 500:
+                    span.set_status(StatusCode.ERROR)
+                return response
+        return traced
+    return wrap
+
+
 def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
     dt = numpy_dtype(name, datatype)
     try:
@@ -57,9 +90,89 @@ def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.nd
                            dtype=object)
         else:
             arr = np.asarray(data, dtype=dt).reshape(-1)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise bad_tensor(name, "data", f"data is not {datatype}: {exc}") from None
     return reshape(name, arr, shape)
+
+
+def _parse_infer(body: bytes, header_len: str | None
+                 ) -> tuple[list[tuple[str, np.ndarray]], dict[str, Any], bool, str]:
+    """An OIP REST inference body: (tensors, parameters, binary output wanted, id).
+    Anything malformed is INVALID_ARGUMENT, never an exception from deep inside."""
+    try:
+        return _parse_infer_unchecked(body, header_len)
+    except ModelplaneError:
+        raise
+    except (TypeError, ValueError, AttributeError, OverflowError, RecursionError,
+            MemoryError) as exc:
+        raise InvalidArgument(f"malformed inference request: {type(exc).__name__}: "
+                              f"{str(exc)[:200]}", reason="REQUEST_MALFORMED") from None
+
+
+def _parse_infer_unchecked(body: bytes, header_len: str | None
+                           ) -> tuple[list[tuple[str, np.ndarray]], dict[str, Any], bool, str]:
+    if header_len is not None:
+        try:
+            n = int(header_len)
+        except ValueError:
+            n = -1
+        if not 0 <= n <= len(body):
+            raise InvalidArgument("Inference-Header-Content-Length must be an integer between "
+                                  f"0 and the body length ({len(body)})",
+                                  reason="HEADER_LENGTH_INVALID")
+        head, binary = body[:n], body[n:]
+    else:
+        head, binary = body, b""
+    try:
+        payload = json.loads(head or b"{}")
+    except ValueError:
+        raise InvalidArgument("the request body is not JSON", reason="BODY_NOT_JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidArgument("the request body must be a JSON object", reason="BODY_NOT_OBJECT")
+    inputs = payload.get("inputs") or []
+    if not isinstance(inputs, list) or not all(isinstance(t, dict) for t in inputs):
+        raise InvalidArgument("'inputs' must be a list of tensor objects",
+                              reason="INPUTS_INVALID")
+    tensors = []
+    offset = 0
+    for i, t in enumerate(inputs):
+        tname = str(t.get("name", f"input-{i}"))
+        datatype = str(t.get("datatype", "")).upper()
+        if datatype not in DTYPES:
+            raise bad_tensor(tname, "datatype", f"unknown datatype {datatype!r}")
+        shape = t.get("shape")
+        if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise bad_tensor(tname, "shape", "shape must be a list of integers")
+        tparams = t.get("parameters") or {}
+        if not isinstance(tparams, dict):
+            raise bad_tensor(tname, "parameters", "parameters must be an object")
+        size = tparams.get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise bad_tensor(tname, "parameters", "binary_data_size must be a "
+                                 "non-negative integer")
+            chunk = binary[offset:offset + size]
+            if len(chunk) != size:
+                raise bad_tensor(tname, "contents", "binary data is shorter than "
+                                 "binary_data_size")
+            offset += size
+            tensors.append((tname, from_raw(tname, datatype, shape, chunk)))
+        elif "data" in t:
+            tensors.append((tname, _json_tensor(tname, datatype, shape, t["data"])))
+        else:
+            raise bad_tensor(tname, "data", "no data and no binary_data_size")
+    params = payload.get("parameters") or {}
+    outputs = payload.get("outputs") or []
+    if not isinstance(params, dict):
+        raise InvalidArgument("'parameters' must be an object", reason="PARAMETERS_INVALID")
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise InvalidArgument("'outputs' must be a list of objects", reason="OUTPUTS_INVALID")
+    params = dict(params)
+    want_binary = bool(params.pop("binary_data_output", False)) or any(
+        isinstance(o.get("parameters"), dict) and o["parameters"].get("binary_data")
+        for o in outputs)
+    return tensors, params, want_binary, str(payload.get("id", ""))
 
 
 class OipHttpApp:
@@ -111,6 +224,7 @@ class OipHttpApp:
         return Response(generate_latest(self.plane.metrics.registry),
                         media_type=CONTENT_TYPE_LATEST)
 
+    @_traced("/v2/models/{name}/ready")
     async def model_ready(self, request: Request) -> Response:
         try:
             principal = self._principal(request)
@@ -122,6 +236,7 @@ class OipHttpApp:
         return JSONResponse({"name": rt.deployment.name, "ready": ready},
                             status_code=200 if ready else 400)
 
+    @_traced("/v2/models/{name}")
     async def model_metadata(self, request: Request) -> Response:
         try:
             principal = self._principal(request)
@@ -145,54 +260,17 @@ class OipHttpApp:
                              "outputs": [{"name": "output-0", "datatype": "FP64",
                                           "shape": [-1]}]})
 
+    @_traced("/v2/models/{name}/infer")
     async def infer(self, request: Request) -> Response:
         try:
             principal = self._principal(request)
             name = request.path_params["name"]
             self.plane.runtime(name)
             body = await request.body()
-            header_len = request.headers.get("inference-header-content-length")
-            if header_len is not None:
-                n = int(header_len)
-                head, binary = body[:n], body[n:]
-            else:
-                head, binary = body, b""
-            try:
-                payload = json.loads(head or b"{}")
-            except ValueError:
-                raise InvalidArgument("the request body is not JSON",
-                                      reason="BODY_NOT_JSON") from None
-            if not isinstance(payload, dict):
-                raise InvalidArgument("the request body must be a JSON object",
-                                      reason="BODY_NOT_OBJECT")
-            tensors = []
-            offset = 0
-            for i, t in enumerate(payload.get("inputs") or []):
-                tname = str(t.get("name", f"input-{i}"))
-                datatype = str(t.get("datatype", "")).upper()
-                if datatype not in DTYPES:
-                    raise bad_tensor(tname, "datatype", f"unknown datatype {datatype!r}")
-                shape = t.get("shape")
-                if not isinstance(shape, list):
-                    raise bad_tensor(tname, "shape", "shape must be a list of integers")
-                size = (t.get("parameters") or {}).get("binary_data_size")
-                if size is not None:
-                    chunk = binary[offset:offset + int(size)]
-                    if len(chunk) != int(size):
-                        raise bad_tensor(tname, "contents", "binary data is shorter than "
-                                         "binary_data_size")
-                    offset += int(size)
-                    tensors.append((tname, from_raw(tname, datatype, shape, chunk)))
-                elif "data" in t:
-                    tensors.append((tname, _json_tensor(tname, datatype, shape, t["data"])))
-                else:
-                    raise bad_tensor(tname, "data", "no data and no binary_data_size")
-            params = dict(payload.get("parameters") or {})
-            want_binary = bool(params.pop("binary_data_output", False)) or any(
-                (o.get("parameters") or {}).get("binary_data")
-                for o in payload.get("outputs") or [])
+            tensors, params, want_binary, request_id = _parse_infer(
+                body, request.headers.get("inference-header-content-length"))
             resp = await self.plane.infer(
-                InferenceRequest(name, to_model_input(tensors), str(payload.get("id", "")),
+                InferenceRequest(name, to_model_input(tensors), request_id,
                                  params, {k.lower(): v for k, v in request.headers.items()},
                                  request.path_params.get("version", "")),
                 principal)
