@@ -7,6 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
 from modelplane.observability.drift import (
     DriftMethod,
     DriftThresholds,
@@ -16,8 +19,6 @@ from modelplane.observability.drift import (
     psi,
     quantile_bin_shares,
 )
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
 
 TOL = 1e-9
 
@@ -46,14 +47,53 @@ def test_ks_and_wasserstein_match_scipy(n1: int, n2: int, decimals: int | None) 
     assert w.value == pytest.approx(expected_w / np.std(ref), abs=TOL)
 
 
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
+def test_ks_and_wasserstein_match_scipy_on_many_small_awkward_samples() -> None:
+    """Ties inside and across samples, coprime and equal sizes, single values,
+    constant samples: the sorted-array KS and quantile-function Wasserstein
+    must agree with scipy everywhere, not only on smooth data."""
+    rng = np.random.default_rng(42)
+    for case in range(400):
+        n1, n2 = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+        if case % 5 == 0:
+            n2 = n1
+        grid = int(rng.integers(1, 8))  # few distinct values: many ties
+        ref = rng.integers(0, grid, n1).astype(float) if case % 2 else rng.normal(size=n1)
+        cur = (rng.integers(0, grid, n2).astype(float) + (case % 3 == 0)
+               if case % 2 else rng.normal(0.3, 1, n2))
+        d = numeric_drift(ref, cur, [DriftMethod.KS, DriftMethod.WASSERSTEIN])
+        ks, w = d.statistic(DriftMethod.KS), d.statistic(DriftMethod.WASSERSTEIN)
+        assert ks is not None and w is not None
+        assert ks.value == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=TOL), case
+        assert w.raw == pytest.approx(stats.wasserstein_distance(ref, cur), abs=TOL), case
+
+
+def test_ks_and_wasserstein_of_large_unequal_samples_with_cross_ties() -> None:
+    rng = np.random.default_rng(11)
+    ref = np.round(rng.normal(0, 1, 200_003), 2)
+    cur = np.round(rng.normal(0.05, 1, 150_001), 2)
+    d = numeric_drift(ref, cur)
+    ks, w = d.statistic(DriftMethod.KS), d.statistic(DriftMethod.WASSERSTEIN)
+    assert ks is not None and w is not None
+    expected = stats.ks_2samp(ref, cur)
+    assert ks.value == pytest.approx(expected.statistic, abs=TOL)
+    assert ks.p_value == pytest.approx(expected.pvalue, abs=TOL)
+    assert w.raw == pytest.approx(stats.wasserstein_distance(ref, cur), abs=TOL)
+
+
 def test_nan_values_are_left_out_of_both_samples() -> None:
     rng = np.random.default_rng(5)
     ref, cur = rng.normal(size=500), rng.normal(size=400)
     ref_nan = np.concatenate([ref, [np.nan] * 10])
-    d = numeric_drift(ref_nan, cur)
-    assert d.reference_count == 500
+    cur_nan = np.insert(cur, [0, 100, 399], np.nan)
+    d = numeric_drift(ref_nan, cur_nan)
+    assert (d.reference_count, d.current_count) == (500, 400)
     assert d.statistic(DriftMethod.KS).value == pytest.approx(  # type: ignore[union-attr]
         stats.ks_2samp(ref, cur).statistic, abs=TOL)
+    assert d.statistic(DriftMethod.WASSERSTEIN).raw == pytest.approx(  # type: ignore[union-attr]
+        stats.wasserstein_distance(ref, cur), abs=TOL)
+    empty = numeric_drift(np.full(5, np.nan), cur)
+    assert empty.reference_count == 0 and empty.statistics == []
 
 
 def test_psi_hand_computed() -> None:

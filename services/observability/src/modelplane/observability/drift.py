@@ -26,8 +26,11 @@ Defaults (the common ones, Evidently's): a numeric column is judged by KS
 Wasserstein (> 0.1); a categorical column by chi-square (p < 0.05) up to
 1,000 values, else by Jensen-Shannon (> 0.1). PSI's threshold is 0.2.
 
-One merge of the two sorted samples serves KS and Wasserstein; the sorted
-samples serve the bins. Columns run in a thread pool (numpy releases the GIL).
+Each sample is sorted once (float64, NaN cut off the sorted end); the sorted
+arrays serve KS (one binary search of one sample in the other, plus a
+cumulative count), Wasserstein (exactly, from the quantile functions: no
+merge) and the bins (searchsorted of the edges). Columns run in a thread pool
+(numpy's sort and searchsorted release the GIL).
 """
 
 from __future__ import annotations
@@ -122,40 +125,85 @@ class SampleDrift:
 # Numbers
 
 
-def _ecdf_merge(ref_sorted: np.ndarray, cur_sorted: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merged sorted values and both ECDFs (right-continuous) at each of them.
+def sorted_finite(values: np.ndarray) -> np.ndarray:
+    """The values sorted (float64, one copy), NaN left out: NaN sorts last, so
+    it is cut off the end instead of masking the unsorted column."""
+    s = np.sort(np.asarray(values, dtype=np.float64))
+    if len(s) and np.isnan(s[-1]):
+        s = s[:int(np.searchsorted(s, np.nan, side="left"))]
+    return s
 
-    At the last position of every run of equal values, the ECDFs equal
-    ``searchsorted(sample, value, side="right") / n`` - what scipy evaluates.
-    Inside a run they differ, but there the step to the next value is zero.
+
+def _run_ends(s: np.ndarray) -> np.ndarray | None:
+    """Index of the last element of every run of equal values of sorted ``s``,
+    or None when all values differ (continuous data: the common, fast case)."""
+    if len(s) < 2:
+        return None
+    same = s[1:] == s[:-1]
+    if not same.any():
+        return None
+    return np.flatnonzero(np.append(~same, True))
+
+
+def ks_sorted(ref_s: np.ndarray, cur_s: np.ndarray) -> float:
+    """KS statistic sup |F_ref - F_cur| of two sorted samples.
+
+    Both ECDFs are right-continuous steps that change only at data values, so
+    the supremum is reached at a value of one sample: at the last element of
+    each run of equal values. One binary search of the current values in the
+    reference gives F_ref at the current values; F_cur at the reference values
+    is a cumulative count of those positions (no second search). The
+    differences are the same float operations as scipy's ``ks_2samp``.
     """
-    n1, n2 = len(ref_sorted), len(cur_sorted)
-    # Position of each current value in the merged order (ties: reference first).
-    pos_cur = np.arange(n2) + np.searchsorted(ref_sorted, cur_sorted, side="right")
-    from_ref = np.ones(n1 + n2, dtype=bool)
-    from_ref[pos_cur] = False
-    values = np.empty(n1 + n2, dtype=np.float64)
-    values[pos_cur] = cur_sorted
-    values[from_ref] = ref_sorted
-    cum_ref = np.cumsum(from_ref)
-    cum_cur = np.arange(1, n1 + n2 + 1) - cum_ref
-    return values, cum_ref, cum_cur
+    n1, n2 = len(ref_s), len(cur_s)
+    # F_ref at each current value, times n1: #ref <= c_j.
+    le = np.searchsorted(ref_s, cur_s, side="right")
+    # #ref < c_j: equal to `le` unless some current value occurs in the reference.
+    prev = ref_s[np.maximum(le - 1, 0)]
+    tied = (le > 0) & (prev == cur_s)
+    lt = np.searchsorted(ref_s, cur_s, side="left") if tied.any() else le
+    # c_j <= r_i  <=>  #ref < c_j <= i, for i the index of the last element of
+    # r_i's run (no #ref < c_j falls inside a run), so #cur <= r_i = cum[i].
+    cum = np.cumsum(np.bincount(lt, minlength=n1 + 1))
+
+    cur_ends = _run_ends(cur_s)
+    if cur_ends is None:
+        gap_cur = le / n1 - np.arange(1, n2 + 1) / n2
+    else:
+        gap_cur = le[cur_ends] / n1 - (cur_ends + 1) / n2
+    ref_ends = _run_ends(ref_s)
+    if ref_ends is None:
+        gap_ref = np.arange(1, n1 + 1) / n1 - cum[:n1] / n2
+    else:
+        gap_ref = (ref_ends + 1) / n1 - cum[ref_ends] / n2
+    hi = max(float(gap_cur.max()), float(gap_ref.max()))
+    lo = max(float(-gap_cur.min()), float(-gap_ref.min()))
+    return min(max(hi, lo, 0.0), 1.0)
 
 
-def cdf_gap(cum_ref: np.ndarray, cum_cur: np.ndarray, n1: int, n2: int) -> np.ndarray:
-    """F_ref - F_cur at every merged position (shared by KS and Wasserstein)."""
-    return cum_ref / n1 - cum_cur / n2
-
-
-def ks_from_merge(values: np.ndarray, gap: np.ndarray) -> float:
-    last_of_run = np.empty(len(values), dtype=bool)
-    np.not_equal(values[1:], values[:-1], out=last_of_run[:-1])
-    last_of_run[-1] = True
-    diff = gap if last_of_run.all() else gap[last_of_run]  # no ties: every position ends a run
-    min_s = float(np.clip(-diff.min(), 0, 1))
-    max_s = float(diff.max())
-    return max(max_s, min_s)
+def wasserstein_sorted(ref_s: np.ndarray, cur_s: np.ndarray) -> float:
+    """W1 between two sorted samples, exactly, as the area between their
+    quantile functions: ∫₀¹ |Q_ref(u) - Q_cur(u)| du (equal to the area
+    between the CDFs that scipy integrates). Q is a step function with steps
+    at i/n1 and j/n2; on the common denominator lcm(n1, n2) those are integers,
+    so the merged steps come from arithmetic, not from a search."""
+    n1, n2 = len(ref_s), len(cur_s)
+    if n1 == n2:
+        return float(np.mean(np.abs(ref_s - cur_s)))
+    lcm = n1 // math.gcd(n1, n2) * n2
+    q1, q2 = lcm // n1, lcm // n2
+    t1 = np.arange(n1, dtype=np.int64) * q1
+    t2 = np.arange(n2, dtype=np.int64) * q2
+    # Merged order, equal steps cur first: before cur step j come the ref steps
+    # strictly below it (ceil(t2 / q1)), before ref step i the cur steps at or
+    # below it (floor(t1 / q2) + 1).
+    steps = np.empty(n1 + n2 + 1, dtype=np.int64)
+    steps[np.arange(n2) + (t2 + q1 - 1) // q1] = t2
+    steps[np.arange(n1) + t1 // q2 + 1] = t1
+    steps[-1] = lcm
+    start = steps[:-1]
+    widths = np.diff(steps) / lcm
+    return float(np.sum(widths * np.abs(ref_s[start // q1] - cur_s[start // q2])))
 
 
 def smirnov_sf(n: int, x: float) -> float:
@@ -206,11 +254,6 @@ def ks_p_value(d: float, n1: int, n2: int, ref: np.ndarray, cur: np.ndarray) -> 
     return float(np.clip(stats.kstwo.sf(d, en), 0, 1))
 
 
-def wasserstein_from_merge(values: np.ndarray, gap: np.ndarray) -> float:
-    deltas = np.diff(values)
-    return float(np.sum(np.multiply(np.abs(gap[:-1]), deltas)))
-
-
 def psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
     r = np.where(ref_share == 0, PSI_SMOOTHING, ref_share)
     c = np.where(cur_share == 0, PSI_SMOOTHING, cur_share)
@@ -255,30 +298,27 @@ def numeric_drift(reference: np.ndarray, current: np.ndarray,
                   methods: Sequence[DriftMethod] = NUMERIC_METHODS,
                   thresholds: DriftThresholds = DriftThresholds(),
                   bins: int = DEFAULT_BINS) -> SampleDrift:
-    """Drift of a numeric column; NaN values are left out of both samples."""
-    ref = reference[~np.isnan(reference)]
-    cur = current[~np.isnan(current)]
-    n1, n2 = len(ref), len(cur)
+    """Drift of a numeric column; NaN values are left out of both samples.
+
+    Each sample is sorted once; KS, Wasserstein and the bins all read the
+    sorted arrays."""
+    ref_s = sorted_finite(reference)
+    cur_s = sorted_finite(current)
+    n1, n2 = len(ref_s), len(cur_s)
     result = SampleDrift(n1, n2, decision_method=(
         DriftMethod.KS if n1 <= SMALL_SAMPLE else DriftMethod.WASSERSTEIN))
     if n1 == 0 or n2 == 0:
         return result
-    ref_s = np.sort(ref)
-    cur_s = np.sort(cur)
-    if DriftMethod.KS in methods or DriftMethod.WASSERSTEIN in methods:
-        values, cum_ref, cum_cur = _ecdf_merge(ref_s, cur_s)
-        gap = cdf_gap(cum_ref, cum_cur, n1, n2)
-        del cum_ref, cum_cur
-        if DriftMethod.KS in methods:
-            d = ks_from_merge(values, gap)
-            result.statistics.append(DriftStatistic(
-                DriftMethod.KS, d, ks_p_value(d, n1, n2, ref_s, cur_s), thresholds.p_value))
-        if DriftMethod.WASSERSTEIN in methods:
-            w = wasserstein_from_merge(values, gap)
-            std = float(np.std(ref_s))
-            normed = w / std if std > 0 else (0.0 if w == 0 else math.inf)
-            result.statistics.append(DriftStatistic(DriftMethod.WASSERSTEIN, normed, None,
-                                                    thresholds.wasserstein, raw=w))
+    if DriftMethod.KS in methods:
+        d = ks_sorted(ref_s, cur_s)
+        result.statistics.append(DriftStatistic(
+            DriftMethod.KS, d, ks_p_value(d, n1, n2, ref_s, cur_s), thresholds.p_value))
+    if DriftMethod.WASSERSTEIN in methods:
+        w = wasserstein_sorted(ref_s, cur_s)
+        std = float(np.std(ref_s))
+        normed = w / std if std > 0 else (0.0 if w == 0 else math.inf)
+        result.statistics.append(DriftStatistic(DriftMethod.WASSERSTEIN, normed, None,
+                                                thresholds.wasserstein, raw=w))
     if DriftMethod.PSI in methods or DriftMethod.JENSEN_SHANNON in methods:
         r_share, c_share = quantile_bin_shares(ref_s, cur_s, bins)
         if DriftMethod.PSI in methods:
