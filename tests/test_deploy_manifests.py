@@ -28,6 +28,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
 from modelplane.cli.platform import DEFAULT_BASE_PORT, EXTRA_PORTS
 from modelplane.kit.settings import DEFAULT_PORTS, SERVICES
 
@@ -552,6 +553,11 @@ def test_shared_config_points_every_service_at_its_kubernetes_service(
             service = by_key_name(docs, "Service", host)
             assert int(port) == DEPLOYABLES[name].port
             assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+        # the gateway forwards OIP REST (/v2/...) to serving's REST port
+        host, _, port = config["MODELPLANE_SERVING_HTTP_TARGET"].rpartition(":")
+        assert host == "serving" and int(port) == _extra("serving_http")
+        assert int(port) in {p["port"] for p in by_key_name(
+            docs, "Service", host)["spec"]["ports"]}
         mlflow = re.fullmatch(r"http://([a-z-]+):(\d+)", config["MLFLOW_TRACKING_URI"])
         assert mlflow and int(mlflow[2]) == _extra("mlflow")
         assert int(mlflow[2]) in {p["port"] for p in by_key_name(
@@ -793,6 +799,7 @@ def test_compose_service_builds_its_dockerfile_and_is_configured_by_environment(
     assert published(service) == {p: p for p in d.all_ports}
     for peer in SERVICES:
         assert env[f"MODELPLANE_{peer.upper()}_TARGET"] == f"{peer}:{DEPLOYABLES[peer].port}"
+    assert env["MODELPLANE_SERVING_HTTP_TARGET"] == f"serving:{_extra('serving_http')}"
     assert env["MODELPLANE_DATA_DIR"] == "/data"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
     # locked down like the Kubernetes pods

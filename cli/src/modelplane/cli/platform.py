@@ -98,6 +98,8 @@ class Platform:
             "MODELPLANE_GATEWAY_ADDR": self.grpc_address("gateway"),
             "MODELPLANE_MLFLOW_ADDR": f"{self.host}:{self.port('mlflow')}",
             "MODELPLANE_SERVING_HTTP_ADDR": f"{self.host}:{self.port('serving_http')}",
+            # the gateway forwards OIP REST (/v2/...) to serving's listener above
+            "MODELPLANE_SERVING_HTTP_TARGET": f"{self.host}:{self.port('serving_http')}",
             "MODELPLANE_OBSERVABILITY_HTTP_ADDR": f"{self.host}:{self.port('observability_http')}",
             "PYTHONUNBUFFERED": "1",
         })
