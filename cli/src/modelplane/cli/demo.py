@@ -506,7 +506,8 @@ async def send_traffic(demo: Demo, rows: Any, labels: Any, indices: range, progr
                        task: Any) -> list[Prediction]:
     import httpx
 
-    url = f"{demo.platform.serving_http_url}/v2/models/{DEPLOYMENT}/infer"
+    # as an application team would: through the gateway (OIP REST, forwarded to serving)
+    url = f"{demo.platform.gateway_url}/v2/models/{DEPLOYMENT}/infer"
     headers = {"authorization": f"Bearer {demo.api_key}"}
     out: list[Prediction] = []
     sem = asyncio.Semaphore(demo.size.concurrency)
@@ -849,14 +850,15 @@ def print_urls(demo: Demo) -> dict[str, str]:
     p = demo.platform
     urls = {"gateway": p.gateway_url, "openapi": f"{p.gateway_url}/openapi.json",
             "mlflow": p.mlflow_uri, "dashboard": f"{p.dashboard_url}models/{quote(MODEL)}",
-            "oip_rest": f"{p.serving_http_url}/v2/models/{DEPLOYMENT}"}
+            "oip_rest": f"{p.gateway_url}/v2/models/{DEPLOYMENT}"}
     demo.console.rule("[bold]The platform keeps running")
     demo.console.print(f"gateway      {urls['gateway']}   (try {urls['gateway']}/v1/models)")
     demo.console.print(f"OpenAPI      {urls['openapi']}")
     demo.console.print(f"MLflow UI    {urls['mlflow']}   (runs of experiment 'fraud-detector-demo')")
     demo.console.print(f"dashboard    {urls['dashboard']}?key=<admin key>   "
                        "(performance, drift, worst slices)")
-    demo.console.print(f"inference    POST {urls['oip_rest']}/infer   (Open Inference Protocol v2)")
+    demo.console.print(f"inference    POST {urls['oip_rest']}/infer   (Open Inference Protocol v2, "
+                       "through the gateway)")
     demo.console.print(f"admin key    in {p.admin_key_file}; `modelplane down` stops it all")
     return urls
 
