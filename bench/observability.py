@@ -6,9 +6,14 @@
 
 Ingest: records/s through the service's client-streaming LogRecords into
 PostgreSQL (the service runs as its own process; the client streams
-pre-built batches) against a raw psycopg ``COPY`` of the same rows (the same
-column values the service stores) into a bare table without indexes, batch
-for batch, then as one single COPY. Prints both and the ratio (target >= 0.5).
+pre-built messages) in both forms of the contract -- one EvaluationRecord
+message per record (batches of 1000), and ``arrow_ipc`` columnar batches of
+``--arrow-batch`` rows (1000 and 10000 by default: what a producer holding its
+predictions in arrays, like serving's prediction logger, flushes) -- against a
+raw psycopg ``COPY`` of the same rows (the same column values the service
+stores) into a bare table without indexes, batches of 1000 (run before and
+after the service's runs; the mean is used) and one single COPY. Prints every
+ratio (target >= 0.5 against the batched COPY).
 
 Drift: 20 numeric features, ``--rows`` reference vs ``--rows`` current rows:
 PSI + KS + Jensen-Shannon + Wasserstein for every feature with the service's
@@ -32,9 +37,11 @@ import tempfile
 import textwrap
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,33 +65,76 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _make_records(n: int, model: str) -> list[object]:
+def _bench_data(n: int) -> dict[str, np.ndarray]:
+    """The benchmark's records as columns: 8 numeric + 2 string features, a binary
+    prediction with its score, a tag, a trace id and a latency."""
+    rng = np.random.default_rng(0)
+    num = rng.normal(size=(n, 8))
+    p = 1 / (1 + np.exp(-num[:, 0]))
+    t0 = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    return {"num": num, "city": rng.choice(["paris", "lyon", "nice", "lille"], n),
+            "plan": rng.choice(["basic", "pro"], n), "p": p,
+            "prediction": (p > 0.5).astype(np.int64),
+            "time_us": t0 + 10_000 * np.arange(n, dtype=np.int64),
+            "latency_us": 800 + np.arange(n, dtype=np.int64) % 100,
+            "trace_id": np.array([uuid.uuid4().hex for _ in range(n)])}
+
+
+def _make_records(data: dict[str, np.ndarray], model: str) -> list[Any]:
     from modelplane.api.v1 import types_pb2 as T
     from modelplane.observability.v1 import observability_pb2 as pb
 
-    rng = np.random.default_rng(0)
-    num = rng.normal(size=(n, 8))
-    cats = rng.choice(["paris", "lyon", "nice", "lille"], n)
-    plans = rng.choice(["basic", "pro"], n)
-    p = 1 / (1 + np.exp(-num[:, 0]))
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    num, cats, plans, p = data["num"], data["city"], data["plan"], data["p"]
     out = []
-    for i in range(n):
+    for i in range(len(p)):
         feats = {f"f{j}": T.Value(double_value=float(num[i, j])) for j in range(8)}
         feats["city"] = T.Value(string_value=str(cats[i]))
         feats["plan"] = T.Value(string_value=str(plans[i]))
         r = pb.EvaluationRecord(prediction_id=f"{model}-{i}", model=model, version="v1",
                                 environment=pb.ENVIRONMENT_PRODUCTION, features=feats,
-                                prediction=T.Value(int64_value=int(p[i] > 0.5)),
+                                prediction=T.Value(int64_value=int(data["prediction"][i])),
                                 scores={"1": float(p[i])}, tags={"region": "eu"},
-                                trace_id=uuid.uuid4().hex)
-        r.prediction_time.FromDatetime(t0 + timedelta(milliseconds=10 * i))
-        r.latency.FromMicroseconds(800 + i % 100)
+                                trace_id=str(data["trace_id"][i]))
+        r.prediction_time.FromMicroseconds(int(data["time_us"][i]))
+        r.latency.FromMicroseconds(int(data["latency_us"][i]))
         out.append(r)
     return out
 
 
-def bench_ingest(records: int, admin_dsn: str) -> None:
+def _make_arrow(data: dict[str, np.ndarray], model: str, batch: int) -> list[bytes]:
+    """The same records as a producer holding them in arrays sends them: one Arrow IPC
+    stream (``LogRecordsRequest.arrow_ipc``) per ``batch`` rows."""
+    import pyarrow as pa
+
+    n = len(data["p"])
+    cols: dict[str, pa.Array] = {
+        "prediction_id": pa.array([f"{model}-{i}" for i in range(n)], pa.string()),
+        "model": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [model]),
+        "version": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), ["v1"]),
+        "environment": pa.array(np.full(n, 3, np.int8)),
+        "prediction_time": pa.array(data["time_us"]).cast(pa.timestamp("us", tz="UTC")),
+    }
+    for j in range(8):
+        cols[f"feature.f{j}"] = pa.array(np.ascontiguousarray(data["num"][:, j]))
+    cols["feature.city"] = pa.array(data["city"].tolist(), pa.string())
+    cols["feature.plan"] = pa.array(data["plan"].tolist(), pa.string())
+    cols["prediction"] = pa.array(data["prediction"])
+    cols["score.1"] = pa.array(data["p"])
+    cols["tag.region"] = pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), ["eu"])
+    cols["trace_id"] = pa.array(data["trace_id"].tolist(), pa.string())
+    cols["latency_us"] = pa.array(data["latency_us"])
+    table = pa.table(cols)
+    out = []
+    for start in range(0, n, batch):
+        sink = pa.BufferOutputStream()
+        part = table.slice(start, batch)
+        with pa.ipc.new_stream(sink, part.schema) as writer:
+            writer.write_table(part)
+        out.append(sink.getvalue().to_pybytes())
+    return out
+
+
+def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None:
     import grpc
     import psycopg
     from modelplane.observability.store.base import RecordEncoder
@@ -105,66 +155,85 @@ def bench_ingest(records: int, admin_dsn: str) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         print(f"ingest: building {records} records ...", flush=True)
-        model = "bench-model"
-        recs = _make_records(records, model)
+        data = _bench_data(records)
+        recs = _make_records(data, "bench-records")
         batches = [pb.LogRecordsRequest(records=recs[i:i + BATCH])
                    for i in range(0, len(recs), BATCH)]
+        columnar = {b: [pb.LogRecordsRequest(arrow_ipc=x)
+                        for x in _make_arrow(data, f"bench-arrow{b}", b)]
+                    for b in arrow_batches}
         # The same column values the service stores, for the raw COPY.
-        from modelplane.api.v1 import types_pb2  # noqa: F401
         from modelplane.observability.api import record_from_pb
 
         rows, *_ = RecordEncoder({}).encode([record_from_pb(r, i) for i, r in enumerate(recs)], 0)
 
-        async def stream() -> tuple[float, pb.LogRecordsResponse, float]:
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        async def stream() -> list[tuple[float, pb.LogRecordsResponse, float]]:
+            channel = grpc.aio.insecure_channel(
+                f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)])
             await asyncio.wait_for(channel.channel_ready(), 60)
             stub = pb_grpc.ObservabilityServiceStub(channel)
-            # Warm-up: schema, partitions, catalog (not timed, different ids).
-            warm = _make_records(2000, "bench-warmup")
-            await stub.LogRecords(_agen([pb.LogRecordsRequest(records=warm[i:i + BATCH])
-                                         for i in range(0, 2000, BATCH)]))
-            cpu0 = _cpu_seconds(server.pid)
-            t = time.perf_counter()
-            resp = await stub.LogRecords(_agen(batches))
-            elapsed = time.perf_counter() - t
-            cpu = _cpu_seconds(server.pid) - cpu0
+            # Warm-up in both forms: schema, partitions, catalogs, staging tables (not
+            # timed, other ids).
+            warm = _bench_data(4000)
+            await stub.LogRecords(_agen([pb.LogRecordsRequest(records=r) for r in [
+                _make_records(warm, "bench-warmup")]]))
+            await stub.LogRecords(_agen([pb.LogRecordsRequest(arrow_ipc=x) for x in
+                                         _make_arrow(warm, "bench-warmup-arrow", 1000)]))
+            out = []
+            for requests in [batches, *columnar.values()]:
+                cpu0 = _cpu_seconds(server.pid)
+                t = time.perf_counter()
+                resp = await stub.LogRecords(_agen(requests))
+                elapsed = time.perf_counter() - t
+                out.append((elapsed, resp, _cpu_seconds(server.pid) - cpu0))
             await channel.close()
-            return elapsed, resp, cpu
+            return out
 
-        elapsed, resp, server_cpu = asyncio.run(stream())
-        assert resp.accepted_count == records, resp
-        ours = records / elapsed
         cols = ("prediction_id, model, version, environment, prediction_time, features, "
                 "prediction_label, prediction_number, scores, tags, trace_id, latency_us, "
                 "attributions")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("""CREATE TABLE bench_raw (prediction_id text, model text,
-                version text, environment smallint, prediction_time timestamptz,
-                features jsonb, prediction_label text, prediction_number double precision,
-                scores jsonb, tags jsonb, trace_id text, latency_us bigint, attributions jsonb)""")
-            t = time.perf_counter()
-            for i in range(0, len(rows), BATCH):
-                with conn.transaction(), conn.cursor() as cur:  # noqa: SIM117
-                    with cur.copy(f"COPY bench_raw ({cols}) FROM STDIN") as copy:
-                        for row in rows[i:i + BATCH]:
-                            copy.write_row(row)
-            raw_batched = records / (time.perf_counter() - t)
-            conn.execute("TRUNCATE bench_raw")
-            t = time.perf_counter()
-            with conn.transaction(), conn.cursor() as cur:  # noqa: SIM117
-                with cur.copy(f"COPY bench_raw ({cols}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            raw_single = records / (time.perf_counter() - t)
-        print(f"ingest: {records} records, 10 features + score + tag + trace id each, "
-              f"batches of {BATCH}")
-        print(f"  LogRecords -> service -> PostgreSQL: {ours:10.0f} records/s "
-              f"({elapsed:.2f} s; server process CPU {server_cpu:.2f} s; idempotent, "
-              f"partitioned, indexed)")
-        print(f"  raw psycopg COPY, same batches     : {raw_batched:10.0f} records/s  "
-              f"ratio {ours / raw_batched:.2f} (target >= 0.5)")
-        print(f"  raw psycopg COPY, one single COPY  : {raw_single:10.0f} records/s  "
-              f"ratio {ours / raw_single:.2f}")
+
+        def raw_copy(single: bool) -> float:
+            """records/s of a raw psycopg COPY of the same rows into a bare table."""
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("""CREATE TABLE IF NOT EXISTS bench_raw (prediction_id text,
+                    model text, version text, environment smallint,
+                    prediction_time timestamptz, features jsonb, prediction_label text,
+                    prediction_number double precision, scores jsonb, tags jsonb,
+                    trace_id text, latency_us bigint, attributions jsonb)""")
+                conn.execute("TRUNCATE bench_raw")
+                step = len(rows) if single else BATCH
+                t = time.perf_counter()
+                for i in range(0, len(rows), step):
+                    with conn.transaction(), conn.cursor() as cur:  # noqa: SIM117
+                        with cur.copy(f"COPY bench_raw ({cols}) FROM STDIN") as copy:
+                            for row in rows[i:i + step]:
+                                copy.write_row(row)
+                return records / (time.perf_counter() - t)
+
+        # The machine is shared: the raw COPY runs before and after the service's
+        # runs, and the ratios use the mean of the two.
+        load = os.getloadavg()[0]
+        raw_before = raw_copy(single=False)
+        runs = asyncio.run(stream())
+        raw_after = raw_copy(single=False)
+        raw_single = raw_copy(single=True)
+        for _, resp, _ in runs:
+            assert resp.accepted_count == records and not resp.rejected, resp
+        raw_batched = (raw_before + raw_after) / 2
+        print(f"ingest: {records} records, 10 features + score + tag + trace id each "
+              f"(load average {load:.2f} before, {os.getloadavg()[0]:.2f} after)")
+        print(f"  raw psycopg COPY, batches of {BATCH:<6}      : {raw_batched:10.0f} records/s "
+              f"(before {raw_before:.0f}, after {raw_after:.0f})")
+        print(f"  raw psycopg COPY, one single COPY        : {raw_single:10.0f} records/s")
+        labels = [f"records, batches of {BATCH}", *(f"arrow_ipc, batches of {b}"
+                                                    for b in columnar)]
+        for label, (elapsed, _resp, cpu) in zip(labels, runs):
+            ours = records / elapsed
+            print(f"  LogRecords({label:<24}): {ours:10.0f} records/s  ratio "
+                  f"{ours / raw_batched:.2f} vs batched COPY (target >= 0.5), "
+                  f"{ours / raw_single:.2f} vs single COPY  ({elapsed:.2f} s, server CPU "
+                  f"{cpu:.2f} s)")
     finally:
         server.terminate()
         try:
@@ -175,7 +244,7 @@ def bench_ingest(records: int, admin_dsn: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
-async def _agen(items: list[object]):  # type: ignore[no-untyped-def]
+async def _agen(items: Sequence[object]):  # type: ignore[no-untyped-def]
     for item in items:
         yield item
 
@@ -305,13 +374,16 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200_000, help="ingest: records to stream")
     ap.add_argument("--rows", type=int, default=1_000_000, help="drift: rows on each side")
     ap.add_argument("--features", type=int, default=20)
+    ap.add_argument("--arrow-batch", default="1000,10000",
+                    help="ingest: rows per arrow_ipc message, comma-separated sizes to run")
     ap.add_argument("--only", choices=["ingest", "drift"])
     ap.add_argument("--skip-evidently", action="store_true")
     ap.add_argument("--postgres", default=os.environ.get(
         "MODELPLANE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = ap.parse_args()
     if args.only in (None, "ingest"):
-        bench_ingest(args.records, args.postgres)
+        bench_ingest(args.records, args.postgres,
+                     [int(b) for b in args.arrow_batch.split(",") if b])
     if args.only in (None, "drift"):
         bench_drift(args.rows, args.features, args.skip_evidently)
 

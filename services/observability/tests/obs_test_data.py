@@ -119,11 +119,10 @@ def arrow_table(records: list[pb.EvaluationRecord]) -> Any:
     for attr, prefix in (("scores", "score."), ("attributions", "attribution.")):
         for k in keys(attr):
             cols[prefix + k] = pa.array(
-                [getattr(r, attr)[k] if k in getattr(r, attr) else None for r in records],
+                [getattr(r, attr).get(k) for r in records],
                 pa.float64())
     for k in keys("tags"):
-        cols[f"tag.{k}"] = pa.array([r.tags[k] if k in r.tags else None for r in records],
-                                    pa.string())
+        cols[f"tag.{k}"] = pa.array([r.tags.get(k) for r in records], pa.string())
     cols["trace_id"] = pa.array([r.trace_id or None for r in records], pa.string())
     cols["span_id"] = pa.array([r.span_id or None for r in records], pa.string())
     cols["latency_us"] = pa.array(

@@ -131,10 +131,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIMPLE_KINDS = frozenset({"double_value", "int64_value", "string_value", "bool_value"})
 
 
+_ENVIRONMENTS = {int(e): e for e in Environment}
+
+
 def record_from_pb(r: pb.EvaluationRecord, i: int) -> EvaluationRecord | Rejection:
-    """The ingest hot path: kept to plain loops (no per-value function calls)."""
+    """The ingest hot path: kept to plain loops (no per-value function calls; a map is
+    read by key, since upb's ``items()`` is a Python-level generator)."""
     feats: dict[str, Scalar] = {}
-    for k, v in r.features.items():
+    fmap = r.features
+    for k in fmap:
+        v = fmap[k]
         kind = v.WhichOneof("kind")
         if kind in _SIMPLE_KINDS:
             feats[k] = getattr(v, kind)
@@ -151,19 +157,24 @@ def record_from_pb(r: pb.EvaluationRecord, i: int) -> EvaluationRecord | Rejecti
         elif kind not in (None, "null_value"):
             return Rejection(i, r.prediction_id, f"records[{i}].prediction",
                              f"{kind} is not supported here (use double, int64, string or bool)")
-    try:
-        env = Environment(r.environment)
-    except ValueError as exc:  # an environment number this version does not know
-        return Rejection(i, r.prediction_id, f"records[{i}].environment", str(exc))
+    env = _ENVIRONMENTS.get(r.environment)
+    if env is None:  # an environment number this version does not know
+        return Rejection(i, r.prediction_id, f"records[{i}].environment",
+                         f"{r.environment} is not a valid Environment")
     when = None
     if r.HasField("prediction_time"):
         ts = r.prediction_time
         when = _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+    latency = None
+    if r.HasField("latency"):
+        lat = r.latency
+        latency = lat.seconds * 1_000_000 + int(lat.nanos / 1000)
+    scores, tags, attributions = r.scores, r.tags, r.attributions
     return EvaluationRecord(
         r.prediction_id, r.model, r.version, env, when, feats, pred,
-        dict(r.scores) if r.scores else {}, dict(r.tags) if r.tags else {}, r.trace_id,
-        r.latency.ToMicroseconds() if r.HasField("latency") else None,
-        dict(r.attributions) if r.attributions else {}, span_id=r.span_id)
+        {k: scores[k] for k in scores} if scores else {},
+        {k: tags[k] for k in tags} if tags else {}, r.trace_id, latency,
+        {k: attributions[k] for k in attributions} if attributions else {}, span_id=r.span_id)
 
 
 def record_to_pb(rec: EvaluationRecord) -> pb.EvaluationRecord:

@@ -20,6 +20,7 @@ the batch (the producer's schema is wrong, not one record).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,7 +185,7 @@ def prepare_columnar(table: pa.Table, first_index: int,
                        else (STRING,) if group == "tags" else (DOUBLE, INTEGER))
             if not key:
                 problems.flag(True, name, f"{group} names must not be empty")
-            elif vtype not in allowed:
+            elif vtype is None or vtype not in allowed:
                 problems.flag(True, name, f"type {col.type} is not allowed here "
                               f"(use {' or '.join(allowed)})")
             else:
@@ -405,3 +406,56 @@ def _spans(columns: dict[str, pa.ChunkedArray], rows: int) -> list[tuple[str, st
                      ).group_by(["t", "s", "m"], use_threads=False).aggregate([([], "count_all")])
     return list(zip(pairs.column("t").to_pylist(), pairs.column("s").to_pylist(),
                     pairs.column("m").to_pylist(), pairs.column("count_all").to_pylist()))
+
+
+# -- JSON text ------------------------------------------------------------------
+
+_CONTROL = r"[\x00-\x1f]"
+
+
+def _json_strings(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """JSON string literals of a string column (nulls stay null)."""
+    if pc.any(pc.match_substring_regex(values, _CONTROL)).as_py():
+        # Rare: control characters need \u escapes, which Arrow cannot write.
+        return pa.chunked_array([pa.array(
+            [None if v is None else json.dumps(v) for v in values.to_pylist()], pa.string())])
+    escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+    return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _json_numbers(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """JSON numbers of a double column that parse to what ``json.dumps`` writes:
+    shortest round-trip digits, an integral value keeps its ``.0``; NaN / inf are null."""
+    finite = pc.if_else(pc.is_finite(values), values, None)
+    text = finite.cast(pa.string())
+    integral = pc.and_(pc.equal(finite, pc.trunc(finite)), pc.less(pc.abs(finite), 1e16))
+    if not pc.any(integral).as_py():
+        return text
+    whole = pc.binary_join_element_wise(
+        pc.if_else(integral, finite, None).cast(pa.int64()).cast(pa.string()), ".0", "")
+    return pc.if_else(integral, whole, text)
+
+
+def json_objects(batch: ColumnarBatch, group: str) -> pa.ChunkedArray | None:
+    """Per row, the JSON object text of a group (features, scores, tags, attributions)
+    with the members that have a value; ``{}`` when none has (None when the group has
+    no member). Vectorised: Arrow kernels, no per-row Python."""
+    members = batch.group(group)
+    if not members:
+        return None
+    fragments = []
+    for m in members:
+        values = batch.table.column(m.column)
+        if m.value_type == DOUBLE:
+            text = _json_numbers(values)
+        elif m.value_type == STRING:
+            text = _json_strings(values)
+        elif m.value_type == BOOLEAN:
+            text = pc.if_else(values, "true", "false")
+        else:
+            text = values.cast(pa.string())
+        fragments.append(pc.binary_join_element_wise("," + json.dumps(m.key) + ":", text, ""))
+    # (null_handling="skip" drops the rows where every input is null: pyarrow 25.)
+    body = pc.binary_join_element_wise(*fragments, "", null_handling="replace",
+                                       null_replacement="")
+    return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(body, 1), "}", "")

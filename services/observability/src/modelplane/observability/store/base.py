@@ -99,6 +99,19 @@ class Catalog:
 
 _NONE_TYPE = type(None)
 
+#: json.dumps without its per-call setup (the ingest hot path encodes 3 objects a record).
+_dumps_finite = json.JSONEncoder(allow_nan=False).encode
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:  # CPython's C encoder, built once, reused across calls
+    _c_encode = _c_make_encoder(None, json.JSONEncoder().default,
+                                json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                                False, False, True)
+
+    def _dumps(obj: Any) -> str:
+        return "".join(_c_encode(obj, 0))
+else:  # pragma: no cover - other Pythons
+    _dumps = json.JSONEncoder().encode  # type: ignore[assignment]
+
 
 @dataclass
 class _SeenColumns:
@@ -132,7 +145,8 @@ class RecordEncoder:
         rejected: list[Rejection] = []
         seen = set() if seen is None else seen
         duplicates = 0
-        dumps = json.dumps
+        dumps = _dumps
+        dumps_finite = _dumps_finite
         for offset, rec in enumerate(records):
             index = first_index + offset
             if isinstance(rec, Rejection):
@@ -154,7 +168,7 @@ class RecordEncoder:
             if None in feats.values():  # a missing value is an absent key
                 feats = {k: v for k, v in feats.items() if v is not None}
             try:
-                features_json = dumps(feats, allow_nan=False)
+                features_json = dumps_finite(feats)
             except ValueError:  # NaN / inf: missing too
                 features_json = dumps({k: v for k, v in feats.items()
                                        if _json_scalar(v) is not None})

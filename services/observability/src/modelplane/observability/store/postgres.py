@@ -16,34 +16,26 @@ Ingest: the batch's ids are claimed in ``obs_record_ids`` (one ``INSERT …
 unnest … ON CONFLICT DO NOTHING RETURNING``), then the rows whose id was new
 are ``COPY``-ed straight into ``obs_records`` (routed to their partitions).
 
-Columnar ingest (``arrow_ipc``) does no per-row Python: Arrow's C++ CSV writer
-feeds a ``COPY`` into a typed temporary staging table, then one statement
-claims the ids and inserts the fresh rows, building the features / scores /
-tags / attributions ``jsonb`` in SQL so that they equal what the per-record
-path stores (a double is written as Python's ``json.dumps`` writes it, so an
-integral double keeps its ``.0``; a missing value — null, NaN, infinity — is
-left out of the object).
+Columnar ingest (``arrow_ipc``) does no per-row Python: the ids are ``COPY``-ed
+into a temporary staging table and claimed by one ``INSERT … SELECT … ON
+CONFLICT DO NOTHING`` that returns the ones already stored; the fresh rows are
+then written by Arrow's C++ CSV writer straight into ``COPY obs_records``, their
+features / scores / tags / attributions JSON built by Arrow kernels so that it
+parses to the jsonb the per-record path stores (an integral double keeps its
+``.0``; a missing value — null, NaN, infinity — is left out of the object).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from modelplane.observability.columnar import (
-    BOOLEAN,
-    DOUBLE,
-    INTEGER,
-    STRING,
-    ColumnarBatch,
-    JsonMember,
-)
+from modelplane.observability.columnar import ColumnarBatch, json_objects
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
     RECORD_COLUMNS,
@@ -108,39 +100,36 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 
 
-_STAGE_TYPES = {DOUBLE: "float8", INTEGER: "bigint", STRING: "text", BOOLEAN: "boolean"}
-_BASE_STAGE = ("prediction_id text, model text, version text, environment smallint, "
-               "time_us bigint, prediction_label text, prediction_number float8, trace_id text, "
-               "latency_us bigint")
+_STAGE_IDS = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage_ids (prediction_id text, model text, "
+              "time_us bigint) ON COMMIT DELETE ROWS")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: jsonb_build_object takes at most 100 arguments: 50 members per call.
-_MEMBERS_PER_CALL = 50
 
 
-def _json_value(m: JsonMember) -> str:
-    """SQL for one member's value as jsonb, equal to what json.dumps + ::jsonb stores
-    (NaN and infinities are missing: SQL NULL, dropped from the object)."""
-    c = f"s.{m.column}"  # a staged column name (f0, s1, ...), never caller text
-    if m.value_type == DOUBLE:
-        return (f"CASE WHEN {c} IN ('NaN', 'Infinity', '-Infinity') THEN NULL "
-                f"WHEN {c} = trunc({c}) AND abs({c}) < 1e16 "
-                f"THEN ({c}::bigint::text || '.0')::jsonb ELSE {c}::text::jsonb END")
-    return f"to_jsonb({c})"
+def _csv(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, batch_size=8192))
+    return sink.getvalue()
 
 
-def _json_object(members: list[JsonMember], params: list[Any], empty: str) -> str:
-    """The jsonb object of the members that have a value (``empty`` when none has)."""
-    if not members:
-        return empty
-    calls = []
-    for start in range(0, len(members), _MEMBERS_PER_CALL):
-        args = []
-        for m in members[start:start + _MEMBERS_PER_CALL]:
-            params.append(m.key)
-            args.append(f"%s::text, {_json_value(m)}")
-        calls.append(f"jsonb_build_object({', '.join(args)})")
-    obj = f"jsonb_strip_nulls({' || '.join(calls)})"
-    return obj if empty == "'{}'::jsonb" else f"NULLIF({obj}, '{{}}'::jsonb)"
+def _record_table(batch: ColumnarBatch) -> pa.Table:
+    """The batch as obs_records rows (RECORD_COLUMNS), JSON columns as text."""
+    t = batch.table
+    n = t.num_rows
+
+    def json_column(group: str, empty: str | None) -> pa.ChunkedArray:
+        text = json_objects(batch, group)
+        if text is None:
+            return pa.chunked_array([pa.array([empty] * n if empty else None, pa.string())]
+                                    if empty else [pa.nulls(n, pa.string())])
+        return text if empty else pc.if_else(pc.equal(text, "{}"), None, text)
+
+    return pa.Table.from_arrays([
+        t.column("prediction_id"), t.column("model"), t.column("version"),
+        t.column("environment"), t.column("time_us").cast(pa.timestamp("us", tz="UTC")),
+        json_column("features", "{}"), t.column("prediction_label"),
+        t.column("prediction_number"), json_column("scores", None),
+        json_column("tags", None), t.column("trace_id"), t.column("latency_us"),
+        json_column("attributions", None)], names=list(RECORD_COLUMNS))
 
 
 def _month_start(t: datetime) -> datetime:
@@ -159,9 +148,6 @@ class PostgresStore(EvaluationStore):
         self._pool: Any = None
         self._partitions: set[str] = set()
         self._partition_lock = threading.Lock()
-        #: Staging tables created on each pooled connection (they live as long as it).
-        self._staged: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-        self._staged_lock = threading.Lock()
 
     def open(self) -> None:
         from psycopg_pool import ConnectionPool
@@ -250,53 +236,42 @@ class PostgresStore(EvaluationStore):
         table = batch.table
         if table.num_rows == 0 and not columns:
             return 0
-        members = batch.members
-        stage_columns = _BASE_STAGE + "".join(
-            f", {m.column} {_STAGE_TYPES[m.value_type]}" for m in members)
-        # One staging table per column layout and connection, emptied at each commit.
-        stage = "obs_stage_records_" + hashlib.sha1(stage_columns.encode()).hexdigest()[:16]
-        params: list[Any] = []
-        features = _json_object(batch.group("features"), params, "'{}'::jsonb")
-        scores = _json_object(batch.group("scores"), params, "NULL::jsonb")
-        tags = _json_object(batch.group("tags"), params, "NULL::jsonb")
-        attributions = _json_object(batch.group("attributions"), params, "NULL::jsonb")
-        time = "timestamptz 'epoch' + s.time_us * interval '1 microsecond'"
-        insert = f"""
-            WITH fresh AS (
-                INSERT INTO obs_record_ids (prediction_id, model, prediction_time)
-                SELECT s.prediction_id, s.model, {time} FROM {stage} s
-                ON CONFLICT DO NOTHING RETURNING prediction_id)
-            INSERT INTO obs_records ({', '.join(RECORD_COLUMNS)})
-            SELECT s.prediction_id, s.model, s.version, s.environment, {time}, {features},
-                   s.prediction_label, s.prediction_number, {scores}, {tags}, s.trace_id,
-                   s.latency_us, {attributions}
-            FROM {stage} s JOIN fresh USING (prediction_id)"""
         if table.num_rows:
-            sink = pa.BufferOutputStream()
-            pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False,
-                                                             batch_size=4096))
-            data = sink.getvalue()
+            ids_csv = _csv(table.select(["prediction_id", "model", "time_us"]))
+            records = _record_table(batch)
         with self._pool.connection() as conn:
             if table.num_rows:
                 self._ensure_partitions(conn, {_EPOCH + timedelta(microseconds=us)
                                                for us in batch.months()})
-            with self._staged_lock:
-                staged = self._staged.setdefault(conn, set())
             with conn.transaction(), conn.cursor() as cur:
                 if columns:
                     cur.executemany("INSERT INTO obs_columns VALUES (%s, %s, %s, %s) "
                                     "ON CONFLICT DO NOTHING", columns)
                 if not table.num_rows:
                     return 0
-                if stage not in staged:
-                    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({stage_columns}) "
-                                f"ON COMMIT DELETE ROWS")
-                with cur.copy(f"COPY {stage} FROM STDIN (FORMAT csv)") as copy:
-                    copy.write(memoryview(data))
-                cur.execute(insert, params)
-                stored = int(cur.rowcount)
-            staged.add(stage)
-            return stored
+                # Claim the ids (idempotency across partitions and forms); the ones
+                # already stored come back (usually none).
+                cur.execute(_STAGE_IDS)
+                with cur.copy("COPY obs_stage_ids FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(memoryview(ids_csv))
+                cur.execute("""
+                    WITH fresh AS (
+                        INSERT INTO obs_record_ids (prediction_id, model, prediction_time)
+                        SELECT prediction_id, model,
+                               timestamptz 'epoch' + time_us * interval '1 microsecond'
+                        FROM obs_stage_ids ON CONFLICT DO NOTHING RETURNING prediction_id)
+                    SELECT s.prediction_id FROM obs_stage_ids s
+                    WHERE NOT EXISTS (SELECT 1 FROM fresh f
+                                      WHERE f.prediction_id = s.prediction_id)""")
+                taken = [r[0] for r in cur.fetchall()]
+                if taken:
+                    records = records.filter(pc.invert(pc.is_in(
+                        records.column("prediction_id"), pa.array(taken, pa.string()))))
+                if records.num_rows:
+                    with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) "
+                                  f"FROM STDIN (FORMAT csv)") as copy:
+                        copy.write(memoryview(_csv(records)))
+                return int(records.num_rows)
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
