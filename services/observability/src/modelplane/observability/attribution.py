@@ -10,24 +10,39 @@ is only as good as that number.
 
 * Global importance: permutation importance of the surrogate on held-out
   records (``sklearn.inspection.permutation_importance``).
-* Per prediction: occlusion - the change of the surrogate's output (the
-  probability of the predicted class, or the predicted value) when a feature
-  is replaced by its reference value (median or most frequent).
-
-SHAP is not used (not installed here); the same interface could host it.
+* Per prediction (:meth:`Surrogate.explain`): SHAP values of the surrogate
+  (``shap.TreeExplainer``, exact path-dependent TreeSHAP) when every feature
+  is numeric, else occlusion. SHAP explains the surrogate's raw output: the
+  predicted value for regression, the log-odds of the predicted class for a
+  binary classifier, the predicted class's raw (softmax) score for multiclass;
+  the attributions of a prediction sum to that output minus its expected value
+  over the training records. shap reads scikit-learn's categorical splits
+  wrongly (its values do not add up on such a model), hence occlusion there.
+* Occlusion (the fallback, also when shap does not import): the change of the
+  surrogate's output (the probability of the predicted class, or the
+  predicted value) when a feature is replaced by its reference value (median
+  or most frequent).
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from modelplane.kit.errors import FailedPrecondition
+from modelplane.observability.metrics import is_none
 from modelplane.observability.records import PREDICTION, ColumnKind
 from modelplane.observability.store.base import Catalog, Frame
 
 MIN_RECORDS = 20
+SHAP = "shap"
+OCCLUSION = "occlusion"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,7 +71,7 @@ class Surrogate:
             y = frame.actual_number if numeric_target else frame.actual_label
         else:
             y = frame.prediction_number if numeric_target else frame.prediction_label
-        ok = ~np.isnan(y) if numeric_target else np.not_equal(y, None)
+        ok = ~np.isnan(y) if numeric_target else ~is_none(y)
         idx = np.flatnonzero(ok)
         if len(idx) < MIN_RECORDS:
             raise FailedPrecondition(
@@ -120,6 +135,56 @@ class Surrogate:
         proba = self.model.predict_proba(X)
         assert chosen is not None
         return proba[np.arange(len(X)), chosen]
+
+    def explain(self, frame: Frame) -> tuple[dict[str, dict[str, float]], str]:
+        """Per-prediction attributions and the method used (SHAP or OCCLUSION)."""
+        if not any(self.categorical):
+            try:
+                phi, _ = self.shap_values(self._encode(frame))
+            except ImportError:
+                log.info("shap is not installed: attributions by occlusion")
+            except Exception:  # shap's own checks (e.g. additivity) failing
+                log.warning("shap failed on the surrogate: attributions by occlusion",
+                            exc_info=True)
+            else:
+                ids = frame.prediction_id.tolist()
+                return ({pid: {n: float(v) for n, v in zip(self.names, row)}
+                         for pid, row in zip(ids, phi.tolist())}, SHAP)
+        return self.occlusion(frame), OCCLUSION
+
+    def chosen_class(self, X: np.ndarray) -> np.ndarray:
+        """Index (into ``model.classes_``) of the class the surrogate predicts."""
+        return np.argmax(self.model.predict_proba(X), axis=1)
+
+    def raw_output(self, X: np.ndarray) -> np.ndarray:
+        """What SHAP explains: the predicted value, or the predicted class's
+        raw score (log-odds for two classes, softmax score for more)."""
+        if not self.classifier:
+            return np.asarray(self.model.predict(X), dtype=np.float64)
+        raw = np.asarray(self.model.decision_function(X), dtype=np.float64)
+        chosen = self.chosen_class(X)
+        if raw.ndim == 1:  # log-odds of classes_[1]
+            return np.where(chosen == 1, raw, -raw)
+        return raw[np.arange(len(X)), chosen]
+
+    def shap_values(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """SHAP values (records × features) of :meth:`raw_output`, and each
+        record's expected value: ``phi.sum(1) + expected == raw_output(X)``."""
+        with warnings.catch_warnings():  # shap's plotting colormaps, at import
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            import shap
+
+        explainer = shap.TreeExplainer(self.model)
+        values = np.asarray(explainer.shap_values(X, check_additivity=True), dtype=np.float64)
+        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+        n = len(X)
+        if not self.classifier:
+            return values, np.full(n, expected[0])
+        chosen = self.chosen_class(X)
+        if values.ndim == 3:  # one slice per class: records × features × classes
+            return values[np.arange(n), :, chosen], expected[chosen]
+        sign = np.where(chosen == 1, 1.0, -1.0)
+        return values * sign[:, None], expected[0] * sign
 
     def occlusion(self, frame: Frame) -> dict[str, dict[str, float]]:
         X = self._encode(frame)

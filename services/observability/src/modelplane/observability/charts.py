@@ -58,9 +58,9 @@ def line_chart(series: Sequence[Series], *, width: int = 560, height: int = 220,
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" '
                    f'stroke="#eee"/><text x="{left - 6}" y="{Y(v) + 4:.1f}" font-size="10" '
                    f'text-anchor="end" fill="#555">{_fmt(v)}</text>')
-    for t, anchor in ((x0, "start"), ((x0 + x1) / 2, "middle"), (x1, "end")):
-        label = _utc(t).strftime("%m-%d %H:%M")
-        out.append(f'<text x="{X(t):.1f}" y="{height - 10}" font-size="10" '
+    for tx, anchor in ((x0, "start"), ((x0 + x1) / 2, "middle"), (x1, "end")):
+        label = _utc(tx).strftime("%m-%d %H:%M")
+        out.append(f'<text x="{X(tx):.1f}" y="{height - 10}" font-size="10" '
                    f'text-anchor="{anchor}" fill="#555">{label}</text>')
     if threshold is not None:
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{Y(threshold):.1f}" '

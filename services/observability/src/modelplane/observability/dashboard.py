@@ -15,6 +15,11 @@ from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
 from modelplane.kit.auth import ApiKeyStore, bearer_token
 from modelplane.kit.errors import ModelplaneError
 from modelplane.observability import metrics as M
@@ -42,10 +47,6 @@ from modelplane.observability.records import (
     TimeWindow,
     describe_slice,
 )
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 if TYPE_CHECKING:
     from modelplane.observability.runtime import ObservabilityRuntime
@@ -169,8 +170,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
     # Worst slices by the metric, against the overall value.
     overall = perf.overall.metrics.get(metric)
     worst = [g for g in perf.slices if g.labeled_count >= 30 and g.metrics.get(metric) is not None]
-    worst.sort(key=lambda g: g.metrics[metric] if metric not in M.HIGHER_IS_BETTER  # type: ignore[return-value]
-               else -g.metrics[metric])  # type: ignore[operator]
+    worst.sort(key=lambda g: float(g.metrics[metric] or 0.0) if metric not in M.HIGHER_IS_BETTER
+               else -float(g.metrics[metric] or 0.0))  # never None: filtered above
     worst = worst[::-1][:10] if worst else []
     slice_bars = [Bar(describe_slice(list(g.slice or ())), float(g.metrics[metric] or 0),
                       _color_for(metric, float(g.metrics[metric] or 0), overall or 0.0),

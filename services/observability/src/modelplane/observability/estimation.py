@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from modelplane.observability import metrics as M
 from modelplane.observability.store.base import Frame
 
@@ -44,7 +45,7 @@ class ScoreEstimator:
         if positive is None and len(classes) <= 2:
             positive = M.default_positive(labels, reference.scores)
         est = cls(classes, positive)
-        labeled = np.not_equal(reference.actual_label, None)
+        labeled = ~M.is_none(reference.actual_label)
         if labeled.sum() < MIN_CALIBRATION:
             return est
         y = reference.actual_label[labeled]
@@ -84,7 +85,7 @@ class ScoreEstimator:
             ok = ~np.isnan(p)
             p = p[ok]
             pred = frame.prediction_label[ok]
-            is_pos = np.where(np.equal(pred, None), p >= 0.5, pred == self.positive)
+            is_pos = np.where(M.is_none(pred), p >= 0.5, pred == self.positive)
             tp = float(p[is_pos].sum())
             fp = float((1 - p[is_pos]).sum())
             fn = float(p[~is_pos].sum())
@@ -104,8 +105,8 @@ class ScoreEstimator:
         matrix = np.divide(matrix, total, out=np.zeros_like(matrix), where=total > 0)
         cls = np.asarray(self.classes, dtype=object)
         pred = frame.prediction_label
-        pred_idx = np.where(np.equal(pred, None), matrix.argmax(axis=1),
-                            np.searchsorted(cls, np.where(np.equal(pred, None), cls[0], pred)))
+        pred_idx = np.where(M.is_none(pred), matrix.argmax(axis=1),
+                            np.searchsorted(cls, np.where(M.is_none(pred), cls[0], pred)))
         rows = np.arange(len(frame))
         out[M.Metric.ACCURACY] = float(matrix[rows, pred_idx].mean())
         precs, recs, f1s = [], [], []
@@ -121,8 +122,8 @@ class ScoreEstimator:
         out[M.Metric.RECALL] = float(np.mean(recs))
         out[M.Metric.F1] = float(np.mean(f1s))
         aucs = [expected_roc_auc(matrix[:, k]) for k in range(len(self.classes))]
-        out[M.Metric.ROC_AUC] = (float(np.mean(aucs)) if all(a is not None for a in aucs)
-                                 else None)
+        known = [a for a in aucs if a is not None]
+        out[M.Metric.ROC_AUC] = float(np.mean(known)) if len(known) == len(aucs) else None
         return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+
 from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
 from modelplane.observability.drift import (
@@ -197,6 +198,8 @@ class ImportanceReport:
 class ExplanationReport:
     attributions: dict[str, dict[str, float]]
     fidelity: float
+    #: attribution.SHAP or attribution.OCCLUSION.
+    method: str = "occlusion"
 
 
 def infer_task(frame: Frame, catalog: Catalog, task: M.TaskType) -> M.TaskType:
@@ -345,7 +348,7 @@ class Evaluations:
             ok = ~np.isnan(frame.actual_number) & ~np.isnan(frame.prediction_number)
             return int(ok.sum()), M.regression_metrics(
                 frame.actual_number[ok], frame.prediction_number[ok], metrics)
-        ok = np.not_equal(frame.actual_label, None) & np.not_equal(frame.prediction_label, None)
+        ok = ~M.is_none(frame.actual_label) & ~M.is_none(frame.prediction_label)
         idx = np.flatnonzero(ok)
         data = M.ClassificationData(frame.actual_label[idx], frame.prediction_label[idx],
                                     {k: v[idx] for k, v in frame.scores.items()})
@@ -626,10 +629,10 @@ class Evaluations:
         else:
             idx = np.argsort(-frame.time_us, kind="stable")[: max_records or 1000]
         target = frame.take(idx)
-        attributions = surrogate.occlusion(target)
+        attributions, method = surrogate.explain(target)
         if store:
             self._store.set_attributions(f.model, attributions)
-        return ExplanationReport(attributions, surrogate.fidelity)
+        return ExplanationReport(attributions, surrogate.fidelity, method)
 
 
 def _sample(frame: Frame, n: int, seed: int) -> Frame:

@@ -16,6 +16,15 @@ from enum import IntEnum
 import numpy as np
 from scipy.stats import rankdata
 
+_NONE = np.array(None, dtype=object)
+
+
+def is_none(values: np.ndarray) -> np.ndarray:
+    """Element-wise ``value is None`` of a column (``np.equal(values, None)``,
+    in a form numpy's type stubs accept)."""
+    return np.equal(values, _NONE)
+
+
 
 class Metric(IntEnum):
     UNSPECIFIED = 0

@@ -11,6 +11,7 @@ value crosses the threshold and resolves at the first evaluation back within it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import threading
@@ -292,7 +293,7 @@ class Monitors:
     # -- alerts ---------------------------------------------------------------
 
     def alerts(self, model: str = "", monitor_id: str = "",
-               state: AlertState = AlertState.UNSPECIFIED) -> list[Alert]:
+               state: AlertState = AlertState.UNSPECIFIED) -> builtins.list[Alert]:
         out = [Alert.from_dict(d) for d in self._store.list_documents("alert", model or None)]
         out = [a for a in out if (not monitor_id or a.monitor_id == monitor_id)
                and (state is AlertState.UNSPECIFIED or a.state is state)]
@@ -356,7 +357,7 @@ class Monitors:
         except Exception as exc:  # noqa: BLE001 - a webhook failing must not stop monitoring
             log.warning("webhook for alert %s failed: %s", alert.id, exc)
 
-    def due(self) -> list[Monitor]:
+    def due(self) -> builtins.list[Monitor]:
         now = self._clock()
         return [m for m in self.list() if not m.paused and (
             m.last_evaluation_time is None or m.last_evaluation_time + m.interval <= now)]

@@ -8,7 +8,9 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+
 from modelplane.kit.errors import FieldViolation, InvalidArgument
+from modelplane.observability import metrics as M
 from modelplane.observability.records import (
     OPERAND_COUNT,
     ORDERING_OPERATORS,
@@ -96,7 +98,7 @@ def validate_predicates(predicates: Sequence[SlicePredicate], kinds: dict[Column
 def _is_null(col: np.ndarray) -> np.ndarray:
     if col.dtype == np.float64:
         return np.isnan(col)
-    return np.equal(col, None)
+    return M.is_none(col)
 
 
 def predicate_mask(frame: Frame, pred: SlicePredicate) -> np.ndarray:
@@ -163,7 +165,7 @@ def candidate_slices(column: ColumnRef, kind: ColumnKind, frames: Sequence[Frame
         out.append((SlicePredicate(column, SliceOperator.GREATER_OR_EQUAL,
                                    (float(edges[-1]),)),))
         return out
-    counts: dict[object, int] = {}
+    counts: dict[str | bool, int] = {}
     for arr in values:
         uniq, cnt = np.unique(arr[~_is_null(arr)].astype(str) if kind is not ColumnKind.BOOLEAN
                               else arr[~_is_null(arr)].astype(bool), return_counts=True)
