@@ -443,7 +443,7 @@ def json_objects(batch: ColumnarBatch, group: str) -> pa.ChunkedArray | None:
     members = batch.group(group)
     if not members:
         return None
-    fragments = []
+    texts = []
     for m in members:
         values = batch.table.column(m.column)
         if m.value_type == DOUBLE:
@@ -454,7 +454,13 @@ def json_objects(batch: ColumnarBatch, group: str) -> pa.ChunkedArray | None:
             text = pc.if_else(values, "true", "false")
         else:
             text = values.cast(pa.string())
-        fragments.append(pc.binary_join_element_wise("," + json.dumps(m.key) + ":", text, ""))
+        texts.append((json.dumps(m.key), text))
+    if all(text.null_count == 0 for _, text in texts):  # every member everywhere: one join
+        parts: list[Any] = []
+        for i, (key, text) in enumerate(texts):
+            parts += [("{" if i == 0 else ",") + key + ":", text]
+        return pc.binary_join_element_wise(*parts, "}", "")
+    fragments = [pc.binary_join_element_wise("," + key + ":", text, "") for key, text in texts]
     # (null_handling="skip" drops the rows where every input is null: pyarrow 25.)
     body = pc.binary_join_element_wise(*fragments, "", null_handling="replace",
                                        null_replacement="")

@@ -12,9 +12,11 @@ Schema, chosen for time-window and slice queries:
 * ``obs_actuals`` (prediction id primary key) is joined at query time, so an
   actual may arrive before or after its prediction.
 
-Ingest: the batch's ids are claimed in ``obs_record_ids`` (one ``INSERT …
-unnest … ON CONFLICT DO NOTHING RETURNING``), then the rows whose id was new
-are ``COPY``-ed straight into ``obs_records`` (routed to their partitions).
+Ingest: the batch's ids are claimed in ``obs_record_ids`` (one plain ``INSERT
+… unnest``; when one id is already stored, a retry, that is rolled back to a
+savepoint and ``… ON CONFLICT DO NOTHING RETURNING`` claims the new ones), then
+the rows whose id was new are ``COPY``-ed straight into ``obs_records`` (routed
+to their partitions).
 
 Columnar ingest (``arrow_ipc``) does no per-row Python: the ids are ``COPY``-ed
 into a temporary staging table and claimed by one ``INSERT … SELECT … ON
@@ -103,6 +105,26 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 _STAGE_IDS = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage_ids (prediction_id text, model text, "
               "time_us bigint) ON COMMIT DELETE ROWS")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CLAIM_STAGED_IDS = ("INSERT INTO obs_record_ids (prediction_id, model, prediction_time) "
+                     "SELECT prediction_id, model, "
+                     "timestamptz 'epoch' + time_us * interval '1 microsecond' "
+                     "FROM obs_stage_ids")
+
+
+def _claim_all(conn: Any, cur: Any, insert: str, params: Any = None) -> bool:
+    """Claim every id of a batch with a plain INSERT (about 2.5x cheaper than ON
+    CONFLICT's speculative insertion); False, with nothing claimed, when one of
+    them is already stored (a retry): the caller then claims the new ones only."""
+    from psycopg import errors
+
+    try:
+        with conn.transaction():  # a savepoint
+            cur.execute(insert, params)
+        return True
+    except (errors.UniqueViolation, errors.DeadlockDetected):
+        # (Two batches claiming the same new ids in opposite orders can deadlock; the
+        # savepoint's rollback frees the other one, and the fallback waits for it.)
+        return False
 
 
 def _csv(table: pa.Table) -> pa.Buffer:
@@ -125,7 +147,7 @@ def _record_table(batch: ColumnarBatch) -> pa.Table:
 
     return pa.Table.from_arrays([
         t.column("prediction_id"), t.column("model"), t.column("version"),
-        t.column("environment"), t.column("time_us").cast(pa.timestamp("us", tz="UTC")),
+        t.column("environment"), t.column("time_us").cast(pa.timestamp("us")),  # UTC
         json_column("features", "{}"), t.column("prediction_label"),
         t.column("prediction_number"), json_column("scores", None),
         json_column("tags", None), t.column("trace_id"), t.column("latency_us"),
@@ -214,12 +236,15 @@ class PostgresStore(EvaluationStore):
                     return 0
                 # Claim the ids first (idempotency across partitions), then COPY only
                 # the rows whose id was new straight into the partitioned table.
-                cur.execute(
-                    "INSERT INTO obs_record_ids (prediction_id, model, prediction_time) "
-                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) "
-                    "ON CONFLICT DO NOTHING RETURNING prediction_id",
-                    [[r[0] for r in rows], [r[1] for r in rows], [r[4] for r in rows]])
-                fresh = {r[0] for r in cur.fetchall()}
+                claim = ("INSERT INTO obs_record_ids (prediction_id, model, prediction_time) "
+                         "SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])")
+                params = [[r[0] for r in rows], [r[1] for r in rows], [r[4] for r in rows]]
+                if _claim_all(conn, cur, claim, params):
+                    fresh = {r[0] for r in rows}
+                else:
+                    cur.execute(claim + " ON CONFLICT DO NOTHING RETURNING prediction_id",
+                                params)
+                    fresh = {r[0] for r in cur.fetchall()}
                 if not fresh:
                     return 0
                 with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
@@ -254,20 +279,20 @@ class PostgresStore(EvaluationStore):
                 cur.execute(_STAGE_IDS)
                 with cur.copy("COPY obs_stage_ids FROM STDIN (FORMAT csv)") as copy:
                     copy.write(memoryview(ids_csv))
-                cur.execute("""
-                    WITH fresh AS (
-                        INSERT INTO obs_record_ids (prediction_id, model, prediction_time)
-                        SELECT prediction_id, model,
-                               timestamptz 'epoch' + time_us * interval '1 microsecond'
-                        FROM obs_stage_ids ON CONFLICT DO NOTHING RETURNING prediction_id)
-                    SELECT s.prediction_id FROM obs_stage_ids s
-                    WHERE NOT EXISTS (SELECT 1 FROM fresh f
-                                      WHERE f.prediction_id = s.prediction_id)""")
-                taken = [r[0] for r in cur.fetchall()]
-                if taken:
+                if not _claim_all(conn, cur, _CLAIM_STAGED_IDS):
+                    cur.execute(f"""
+                        WITH fresh AS ({_CLAIM_STAGED_IDS}
+                                       ON CONFLICT DO NOTHING RETURNING prediction_id)
+                        SELECT s.prediction_id FROM obs_stage_ids s
+                        WHERE NOT EXISTS (SELECT 1 FROM fresh f
+                                          WHERE f.prediction_id = s.prediction_id)""")
+                    taken = [r[0] for r in cur.fetchall()]
                     records = records.filter(pc.invert(pc.is_in(
                         records.column("prediction_id"), pa.array(taken, pa.string()))))
                 if records.num_rows:
+                    # The CSV's times are UTC wall clock (Arrow writes zone-less ones
+                    # ~50x faster).
+                    cur.execute("SET LOCAL TimeZone = 'UTC'")
                     with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) "
                                   f"FROM STDIN (FORMAT csv)") as copy:
                         copy.write(memoryview(_csv(records)))
