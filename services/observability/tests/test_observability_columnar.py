@@ -266,3 +266,32 @@ async def test_ingest_joins_the_prediction_trace_as_a_child_span(
         assert attributes["modelplane.observability.records"] == 1
         forms[t] = attributes["modelplane.observability.form"]
     assert [forms[t] for t in traces[:5]] == ["records"] * 3 + ["arrow_ipc"] * 2
+
+
+def test_columnar_json_numbers_parse_like_json_dumps() -> None:
+    """The JSON text the PostgreSQL path builds with Arrow kernels reads back as the
+    same Python values, of the same types, as the per-record path's json.dumps."""
+    from modelplane.observability.columnar import prepare_columnar
+    from modelplane.observability.store.postgres import _record_table
+
+    rng = np.random.default_rng(3)
+    values = [0.0, -0.0, 1.0, -2.0, 5e-324, 1e-7, 0.1, 123456789.0, 1e15, 1e16, 1e17,
+              2.0 ** 53, 1e300, float("nan"), float("inf"), None,
+              *(rng.normal(size=200) * 10.0 ** rng.integers(-12, 20, 200)).tolist(),
+              *np.round(rng.normal(size=100) * 1e6).tolist()]
+    n = len(values)
+    table = pa.table({
+        "prediction_id": [f"p{i}" for i in range(n)], "model": ["m"] * n, "version": ["v"] * n,
+        "environment": pa.array([3] * n, pa.int8()),
+        "prediction_time": pa.array([0] * n, pa.timestamp("s")),
+        "feature.x": pa.array(values, pa.float64()),
+        "feature.s": [f'a"b\\c\n{i}é' for i in range(n)],  # control characters
+        "feature.t": [f'a"b\\c{i}é' for i in range(n)],  # escaped by Arrow kernels
+    })
+    features = _record_table(prepare_columnar(table, 0, {})).column("features").to_pylist()
+    for i, (value, text) in enumerate(zip(values, features)):
+        got = json.loads(text)
+        want: dict[str, Any] = {} if value is None or not np.isfinite(value) else {"x": value}
+        want.update(s=f'a"b\\c\n{i}é', t=f'a"b\\c{i}é')
+        assert got == want and [type(v) for v in got.values()] == [
+            type(v) for v in want.values()], (value, text)

@@ -5,7 +5,9 @@ batch in its own transaction, so the database works on two at once), joined
 by a bounded queue of batches: when the database is slower than the client, the
 reader stops reading, gRPC flow control stops the client, and memory stays
 bounded (``queue_batches`` × batch size). A malformed record is rejected
-with its index in the stream; the rest of the stream is kept.
+with its index in the stream; the rest of the stream is kept. A batch is a
+list of records or a columnar Arrow table (:mod:`.columnar`); both forms
+share the indices, the idempotency and the catalogs.
 """
 
 from __future__ import annotations
