@@ -269,10 +269,9 @@ async def test_ingest_joins_the_prediction_trace_as_a_child_span(
 
 
 def test_columnar_json_numbers_parse_like_json_dumps() -> None:
-    """The JSON text the PostgreSQL path builds with Arrow kernels reads back as the
+    """The JSON text the columnar path builds with Arrow kernels reads back as the
     same Python values, of the same types, as the per-record path's json.dumps."""
-    from modelplane.observability.columnar import prepare_columnar
-    from modelplane.observability.store.postgres import _record_table
+    from modelplane.observability.columnar import prepare_columnar, record_table
 
     rng = np.random.default_rng(3)
     values = [0.0, -0.0, 1.0, -2.0, 5e-324, 1e-7, 0.1, 123456789.0, 1e15, 1e16, 1e17,
@@ -288,7 +287,8 @@ def test_columnar_json_numbers_parse_like_json_dumps() -> None:
         "feature.s": [f'a"b\\c\n{i}é' for i in range(n)],  # control characters
         "feature.t": [f'a"b\\c{i}é' for i in range(n)],  # escaped by Arrow kernels
     })
-    features = _record_table(prepare_columnar(table, 0, {})).column("features").to_pylist()
+    batch = prepare_columnar(table, 0, {})
+    features = record_table(batch, pa.timestamp("us")).column("features").to_pylist()
     for i, (value, text) in enumerate(zip(values, features)):
         got = json.loads(text)
         want: dict[str, Any] = {} if value is None or not np.isfinite(value) else {"x": value}

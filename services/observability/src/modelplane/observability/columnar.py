@@ -38,6 +38,7 @@ from modelplane.observability.records import (
 )
 from modelplane.observability.store.base import (
     MAX_ID_LENGTH,
+    RECORD_COLUMNS,
     SCORE_SOURCE,
     VERSION_SOURCE,
     Catalog,
@@ -465,3 +466,25 @@ def json_objects(batch: ColumnarBatch, group: str) -> pa.ChunkedArray | None:
     body = pc.binary_join_element_wise(*fragments, "", null_handling="replace",
                                        null_replacement="")
     return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(body, 1), "}", "")
+
+
+def record_table(batch: ColumnarBatch, time_type: pa.DataType) -> pa.Table:
+    """The batch as stored rows (the store's RECORD_COLUMNS, in order), the features /
+    scores / tags / attributions as JSON text, prediction times as ``time_type``."""
+    t = batch.table
+    n = t.num_rows
+
+    def json_column(group: str, empty: str | None) -> pa.ChunkedArray:
+        text = json_objects(batch, group)
+        if text is None:
+            return pa.chunked_array([pa.array([empty] * n, pa.string()) if empty
+                                     else pa.nulls(n, pa.string())])
+        return text if empty else pc.if_else(pc.equal(text, "{}"), None, text)
+
+    return pa.Table.from_arrays([
+        t.column("prediction_id"), t.column("model"), t.column("version"),
+        t.column("environment"), t.column("time_us").cast(time_type),
+        json_column("features", "{}"), t.column("prediction_label"),
+        t.column("prediction_number"), json_column("scores", None),
+        json_column("tags", None), t.column("trace_id"), t.column("latency_us"),
+        json_column("attributions", None)], names=list(RECORD_COLUMNS))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from modelplane.observability.columnar import DOUBLE, ColumnarBatch, JsonMember
+from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
     RECORD_COLUMNS,
@@ -79,23 +79,6 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 
 
-def _json_value(m: JsonMember) -> str:
-    c = f"s.{m.column}"  # a staged column name (f0, s1, ...), never caller text
-    if m.value_type == DOUBLE:  # NaN / inf are missing, as in json-encoded rows
-        return f"to_json(CASE WHEN isfinite({c}) THEN {c} END)"
-    return f"to_json({c})"
-
-
-def _json_object(members: list[JsonMember], params: list[Any], empty: str) -> str:
-    """The JSON object of the members that have a value (``empty`` when none has)."""
-    if not members:
-        return empty
-    params.extend(m.key for m in members)
-    entries = ", ".join(f"{{'k': ?::VARCHAR, 'v': {_json_value(m)}}}" for m in members)
-    obj = f"to_json(map_from_entries(list_filter([{entries}], lambda e: e.v IS NOT NULL)))"
-    return f"coalesce(nullif({obj}::VARCHAR, '{{}}'), {empty})"
-
-
 class EmbeddedStore(EvaluationStore):
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -159,21 +142,8 @@ class EmbeddedStore(EvaluationStore):
     def write_columnar(self, batch: ColumnarBatch) -> int:
         if batch.table.num_rows == 0 and not batch.new_columns:
             return 0
-        params: list[Any] = []
-        features = _json_object(batch.group("features"), params, "'{}'")
-        scores = _json_object(batch.group("scores"), params, "NULL")
-        tags = _json_object(batch.group("tags"), params, "NULL")
-        attributions = _json_object(batch.group("attributions"), params, "NULL")
-        stage = batch.table.set_column(
-            batch.table.schema.get_field_index("time_us"), "time_us",
-            batch.table.column("time_us").cast(pa.timestamp("us", tz="UTC")))
-        insert = f"""
-            INSERT INTO obs_records ({', '.join(RECORD_COLUMNS)})
-            SELECT s.prediction_id, s.model, s.version, s.environment, s.time_us, {features},
-                   s.prediction_label, s.prediction_number, {scores}, {tags}, s.trace_id,
-                   s.latency_us, {attributions}
-            FROM obs_stage_columnar s ANTI JOIN obs_records r
-            ON r.prediction_id = s.prediction_id"""
+        # The JSON text is built by Arrow kernels (parses to what json.dumps writes).
+        stage = record_table(batch, pa.timestamp("us", tz="UTC"))
         with self._lock:
             self._conn.register("obs_stage_columnar", stage)
             self._conn.execute("BEGIN")
@@ -181,7 +151,10 @@ class EmbeddedStore(EvaluationStore):
                 self._save_columns(batch.new_columns)
                 stored = 0
                 if stage.num_rows:
-                    stored = self._conn.execute(insert, params).fetchall()[0][0]
+                    stored = self._conn.execute(
+                        "INSERT INTO obs_records SELECT s.* FROM obs_stage_columnar s "
+                        "ANTI JOIN obs_records r ON r.prediction_id = s.prediction_id"
+                    ).fetchall()[0][0]
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

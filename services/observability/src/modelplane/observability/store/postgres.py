@@ -37,7 +37,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from modelplane.observability.columnar import ColumnarBatch, json_objects
+from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
     RECORD_COLUMNS,
@@ -131,27 +131,6 @@ def _csv(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, batch_size=8192))
     return sink.getvalue()
-
-
-def _record_table(batch: ColumnarBatch) -> pa.Table:
-    """The batch as obs_records rows (RECORD_COLUMNS), JSON columns as text."""
-    t = batch.table
-    n = t.num_rows
-
-    def json_column(group: str, empty: str | None) -> pa.ChunkedArray:
-        text = json_objects(batch, group)
-        if text is None:
-            return pa.chunked_array([pa.array([empty] * n if empty else None, pa.string())]
-                                    if empty else [pa.nulls(n, pa.string())])
-        return text if empty else pc.if_else(pc.equal(text, "{}"), None, text)
-
-    return pa.Table.from_arrays([
-        t.column("prediction_id"), t.column("model"), t.column("version"),
-        t.column("environment"), t.column("time_us").cast(pa.timestamp("us")),  # UTC
-        json_column("features", "{}"), t.column("prediction_label"),
-        t.column("prediction_number"), json_column("scores", None),
-        json_column("tags", None), t.column("trace_id"), t.column("latency_us"),
-        json_column("attributions", None)], names=list(RECORD_COLUMNS))
 
 
 def _month_start(t: datetime) -> datetime:
@@ -263,7 +242,7 @@ class PostgresStore(EvaluationStore):
             return 0
         if table.num_rows:
             ids_csv = _csv(table.select(["prediction_id", "model", "time_us"]))
-            records = _record_table(batch)
+            records = record_table(batch, pa.timestamp("us"))  # UTC, zone-less
         with self._pool.connection() as conn:
             if table.num_rows:
                 self._ensure_partitions(conn, {_EPOCH + timedelta(microseconds=us)
