@@ -7,9 +7,11 @@ An Arrow IPC stream, one row per record, columns named by the contract
 ``latency_us``). :func:`prepare_columnar` validates a batch with Arrow compute
 (no per-row Python) and normalises it into a :class:`ColumnarBatch`: fixed,
 typed columns (``f0``, ``s0``, ``g0``, ``x0`` ... stand for the caller's
-feature, score, tag and attribution names, which never become SQL text) that a
-backend turns into rows with set-based SQL, storing exactly what the per-record
-path stores for the same record.
+feature, score, tag and attribution names, which never become SQL text).
+:func:`record_table` turns it into the stored rows with Arrow kernels, the
+features / scores / tags / attributions as JSON text that parses to exactly
+what the per-record path's ``json.dumps`` writes for the same record; a
+backend bulk-loads that (PostgreSQL: CSV into ``COPY``; DuckDB: an Arrow scan).
 
 Rejections mirror the per-record path, with the row's index in the stream:
 a null or empty required column, an unknown environment number, a non-finite
@@ -71,7 +73,7 @@ class JsonMember:
     """One key of a record's features / scores / tags / attributions object."""
 
     group: str  # "features", "scores", "tags" or "attributions"
-    key: str  # the caller's name (a SQL parameter, never SQL text)
+    key: str  # the caller's name (JSON-encoded into the data, never SQL text)
     column: str  # the staged column holding its values (f0, s3, ...)
     value_type: str  # DOUBLE, INTEGER, STRING or BOOLEAN
 
