@@ -145,13 +145,17 @@ def measure(kind: str, target: str, server_pid: int, args: argparse.Namespace,
 # --------------------------------------------------------------------------- servers
 SINK = textwrap.dedent("""
     import asyncio, grpc, sys
+    import pyarrow as pa
     from modelplane.observability.v1 import observability_pb2 as o, observability_pb2_grpc as g
     class S(g.ObservabilityServiceServicer):
         n = 0
         async def LogRecords(self, it, ctx):
             k = 0
             async for req in it:
-                k += len(req.records)
+                if req.arrow_ipc:  # the columnar form: read the batch, count its rows
+                    k += pa.ipc.open_stream(req.arrow_ipc).read_all().num_rows
+                else:
+                    k += len(req.records)
             S.n += k
             return o.LogRecordsResponse(accepted_count=k)
     async def main():
@@ -251,6 +255,7 @@ def prepare_models(tmp: Path, n_features: int) -> str:
 def create_deployments(address: str) -> None:
     import grpc
     from google.protobuf import duration_pb2
+
     from modelplane.serving.v1 import serving_pb2 as pb
     from modelplane.serving.v1 import serving_pb2_grpc
 
@@ -363,6 +368,12 @@ def main() -> None:
     # Per side, the median round by throughput.
     results = {k: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2] for k, rs in rounds.items()}
     report(results)
+    # The same ratios round by round (sides of one round ran back to back, so load from
+    # elsewhere on the machine drifts less between them than between rounds).
+    for x, y in (("a", "b"), ("a", "c")):
+        paired = sorted(ra["rps"] / rb["rps"] for ra, rb in zip(rounds[x], rounds[y], strict=True))
+        print(f"per round {x}/{y}: {', '.join(f'{v:.2f}' for v in paired)} "
+              f"(median {paired[len(paired) // 2]:.2f})")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from modelplane.serving.settings import ServingSettings
 
 N_FEATURES = 4
@@ -177,11 +178,57 @@ def sv() -> type[ServingHelpers]:
     return ServingHelpers
 
 
-class ObservabilityStandIn:
-    """A real gRPC server speaking observability's LogRecords contract, that can go down
-    and come back on the same port. It stores what it receives, deduplicating by id."""
+def records_from_arrow(ipc: bytes) -> list[Any]:
+    """The rows of a LogRecordsRequest.arrow_ipc stream as EvaluationRecord messages,
+    read by the column names and types the contract documents."""
+    import pyarrow as pa
 
-    def __init__(self) -> None:
+    from modelplane.observability.v1 import observability_pb2 as obs
+
+    table = pa.ipc.open_stream(ipc).read_all()
+    out = []
+    for row in table.to_pylist():
+        rec = obs.EvaluationRecord(
+            prediction_id=row.pop("prediction_id"), model=row.pop("model"),
+            version=row.pop("version"), environment=row.pop("environment"),
+            trace_id=row.pop("trace_id", None) or "", span_id=row.pop("span_id", None) or "")
+        rec.prediction_time.FromDatetime(row.pop("prediction_time"))
+        latency = row.pop("latency_us", None)
+        if latency is not None:
+            rec.latency.FromMicroseconds(latency)
+        pred = row.pop("prediction", None)
+        for name, value in [("prediction", pred), *row.items()]:
+            if value is None:
+                continue
+            kind, _, key = name.partition(".")
+            if kind == "tag":
+                rec.tags[key] = value
+            elif kind == "score":
+                rec.scores[key] = value
+            else:
+                target = rec.prediction if kind == "prediction" else rec.features[key]
+                assert kind in ("prediction", "feature"), name
+                if isinstance(value, bool):
+                    target.bool_value = value
+                elif isinstance(value, int):
+                    target.int64_value = value
+                elif isinstance(value, float):
+                    target.double_value = value
+                else:
+                    target.string_value = value
+        out.append(rec)
+    return out
+
+
+class ObservabilityStandIn:
+    """A real gRPC server speaking observability's LogRecords contract (both the
+    per-record and the columnar ``arrow_ipc`` form), that can go down and come back
+    on the same port. It stores what it receives, deduplicating by id; ``reject``
+    (record -> (field, reason) or None) makes it refuse records as observability does;
+    ``columnar=False`` makes it an observability older than ``arrow_ipc`` (ignores it)."""
+
+    def __init__(self, *, reject: Callable[[Any], tuple[str, str] | None] | None = None,
+                 columnar: bool = True) -> None:
         import socket
 
         with socket.socket() as s:
@@ -190,10 +237,14 @@ class ObservabilityStandIn:
         self.address = f"127.0.0.1:{self.port}"
         self.records: dict[str, Any] = {}
         self.received = 0
+        self.arrow_messages = 0
+        self.reject = reject
+        self.columnar = columnar
         self._server: Any = None
 
     async def start(self) -> None:
         import grpc
+
         from modelplane.observability.v1 import observability_pb2 as obs
         from modelplane.observability.v1 import observability_pb2_grpc
 
@@ -201,16 +252,28 @@ class ObservabilityStandIn:
 
         class Servicer(observability_pb2_grpc.ObservabilityServiceServicer):
             async def LogRecords(self, request_iterator, context):
-                accepted = duplicate = 0
+                accepted = duplicate = index = 0
+                rejected = []
                 async for req in request_iterator:
-                    for rec in req.records:
+                    records = list(req.records)
+                    if req.arrow_ipc and outer.columnar:
+                        outer.arrow_messages += 1
+                        records = records_from_arrow(req.arrow_ipc)
+                    for rec in records:
                         outer.received += 1
-                        if rec.prediction_id in outer.records:
+                        problem = outer.reject(rec) if outer.reject else None
+                        if problem is not None:
+                            rejected.append(obs.RejectedRecord(
+                                index=index, prediction_id=rec.prediction_id,
+                                field=problem[0], reason=problem[1]))
+                        elif rec.prediction_id in outer.records:
                             duplicate += 1
                         else:
                             outer.records[rec.prediction_id] = rec
                             accepted += 1
-                return obs.LogRecordsResponse(accepted_count=accepted, duplicate_count=duplicate)
+                        index += 1
+                return obs.LogRecordsResponse(accepted_count=accepted, duplicate_count=duplicate,
+                                              rejected=rejected)
 
         self._server = grpc.aio.server()
         observability_pb2_grpc.add_ObservabilityServiceServicer_to_server(Servicer(),

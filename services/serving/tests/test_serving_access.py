@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import tritonclient.grpc as tgrpc
+from tritonclient.utils import InferenceServerException
+
 from modelplane.kit.auth import Role, add_key
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
-from tritonclient.utils import InferenceServerException
 
 X = np.random.default_rng(2).normal(size=(1, 4))
 

@@ -9,6 +9,7 @@ import grpc
 import numpy as np
 import tritonclient.grpc as tgrpc
 from google.protobuf import duration_pb2
+
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 

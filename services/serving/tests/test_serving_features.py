@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import tritonclient.grpc as tgrpc
+
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 

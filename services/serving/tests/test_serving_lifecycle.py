@@ -8,6 +8,7 @@ import collections
 import grpc
 import numpy as np
 import tritonclient.grpc.aio as tgrpc_aio
+
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
+from tritonclient.utils import InferenceServerException
+
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
-from tritonclient.utils import InferenceServerException
 
 
 def _create(stub: serving_pb2_grpc.ServingServiceStub, **fields) -> pb.Deployment:

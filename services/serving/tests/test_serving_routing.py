@@ -8,6 +8,7 @@ import collections
 import grpc
 import numpy as np
 import tritonclient.grpc as tgrpc
+
 from modelplane.kit.auth import ANONYMOUS_ADMIN
 from modelplane.serving.data_plane import InferenceRequest
 from modelplane.serving.servable_model import ModelInput

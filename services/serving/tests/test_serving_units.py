@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from modelplane.kit.errors import InvalidArgument
 from modelplane.serving.circuit_breaker import CircuitBreaker
 from modelplane.serving.deployment import (

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import empty_pb2, timestamp_pb2
+
 from modelplane.api.v1 import annotations_pb2 as access_pb2
 from modelplane.serving.batch_job import BatchJob, BatchJobState
 from modelplane.serving.batch_runner import BatchRunner

@@ -120,7 +120,8 @@ class BentoModelRepository:
         tag = self.import_model(resolved)
         stored = bentoml.models.get(tag)
         meta = stored.info.metadata
-        signature = InputSignature.from_dict(meta.get("signature") or {})
+        sig = meta.get("signature")
+        signature = InputSignature.from_dict(sig if isinstance(sig, dict) else {})
         if stored.info.module.endswith("sklearn"):
             estimator = bentoml.sklearn.load_model(stored)
             predict_fn = estimator.predict

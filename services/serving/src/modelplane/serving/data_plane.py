@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from opentelemetry.trace import get_current_span as _get_current_span
+
 from modelplane.kit.auth import Principal, Role
 from modelplane.kit.errors import (
     InvalidArgument,
@@ -201,7 +203,7 @@ class DataPlane:
                 m.close()
             return
         # In-flight requests may still hold them: close a while later.
-        loop.call_later(self._retire_seconds, lambda: [m.close() for m in models])
+        loop.call_later(self._retire_seconds, _close_all, models)
 
     # --- alias events -------------------------------------------------------------------
     def watched_aliases(self) -> set[tuple[str, str]]:
@@ -333,21 +335,21 @@ class DataPlane:
                     metadata={"deployment": d.name, "cause": fallback_reason})
         if answered is not None:
             answered_model, version = answered.model, answered.version
-        prediction_id = uuid.uuid4().hex
+        prediction_id = _ids.next()
         elapsed = time.perf_counter() - started
         m = self.metrics
         m.requests.labels(d.name, version, label, "ok").inc()
         m.latency.labels(d.name, version).observe(elapsed)
         if fallback_reason:
             m.fallbacks.labels(d.name, version, fallback_reason).inc()
-        trace_id = _trace_id()
+        trace_id, span_id = _trace_context()
         if d.logging_enabled:
             self.logger.log(PredictionRecord(
                 prediction_id, d.name, answered_model, version, "production", time.time(),
                 req.inputs, output, elapsed * 1000.0, fetched, label, trace_id,
-                fallback_reason))
+                fallback_reason, "", span_id))
         if d.shadows:
-            self._mirror(rt, data, prediction_id, trace_id)
+            self._mirror(rt, data, prediction_id, trace_id, span_id)
         params: dict[str, Any] = {"prediction_id": prediction_id, "model_version": version,
                                   "registered_model": answered_model, "route": label,
                                   "fallback": bool(fallback_reason)}
@@ -480,14 +482,15 @@ class DataPlane:
         return joined, fetched
 
     def _mirror(self, rt: DeploymentRuntime, data: ModelInput, parent_id: str,
-                trace_id: str) -> None:
+                trace_id: str, span_id: str) -> None:
         d = rt.deployment
         for target in d.shadow_targets():
             if self._shadow_inflight >= self._shadow_limit:
                 self.metrics.shadow.labels(d.name, "", "dropped").inc()
                 continue
             self._shadow_inflight += 1
-            task = asyncio.create_task(self._shadow(rt, target, data, parent_id, trace_id))
+            task = asyncio.create_task(self._shadow(rt, target, data, parent_id, trace_id,
+                                                    span_id))
             self._tasks.add(task)
             task.add_done_callback(self._shadow_done)
 
@@ -496,7 +499,7 @@ class DataPlane:
         self._shadow_inflight -= 1
 
     async def _shadow(self, rt: DeploymentRuntime, target: ModelTarget, data: ModelInput,
-                      parent_id: str, trace_id: str) -> None:
+                      parent_id: str, trace_id: str, span_id: str) -> None:
         d = rt.deployment
         model = rt.models.get(target.key)
         if model is None:
@@ -511,9 +514,9 @@ class DataPlane:
         self.metrics.shadow.labels(d.name, model.version, "ok").inc()
         if d.logging_enabled:
             self.logger.log(PredictionRecord(
-                uuid.uuid4().hex, d.name, model.model, model.version, "shadow", time.time(),
+                _ids.next(), d.name, model.model, model.version, "shadow", time.time(),
                 data, out, (time.perf_counter() - started) * 1000.0, {}, f"shadow:{target.key}",
-                trace_id, "", parent_id))
+                trace_id, "", parent_id, span_id))
 
     async def close(self) -> None:
         if self._watch_task is not None:
@@ -533,8 +536,43 @@ class DataPlane:
             await self.features.close()
 
 
-def _trace_id() -> str:
-    from opentelemetry import trace
+class _PredictionIds:
+    """Prediction ids: random UUIDv4s as 32 hex digits (``uuid4().hex``'s format).
 
-    ctx = trace.get_current_span().get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+    Drawn from ``os.urandom`` 4 KiB at a time: one system call per 256 ids instead of one
+    per request (``os.urandom`` releases the GIL, and getting it back from the model
+    worker threads costs the event loop far more than the call). Event-loop thread only.
+    """
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+
+    def next(self) -> str:
+        if self._pos >= len(self._buf):
+            self._buf = os.urandom(4096)
+            self._pos = 0
+        b = bytearray(self._buf[self._pos:self._pos + 16])
+        self._pos += 16
+        b[6] = (b[6] & 0x0F) | 0x40  # version 4
+        b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+        return b.hex()
+
+
+_ids = _PredictionIds()
+
+
+def _close_all(models: list[ServableModel]) -> None:
+    for m in models:
+        m.close()
+
+
+def _trace_context() -> tuple[str, str]:
+    """(trace id, span id) of the span serving this request; the span id only when that
+    span is recording (sampled), so observability can join the prediction to it."""
+    span = _get_current_span()
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return "", ""
+    return (format(ctx.trace_id, "032x"),
+            format(ctx.span_id, "016x") if span.is_recording() else "")

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+
 from modelplane.featurestore.v1 import featurestore_pb2, featurestore_pb2_grpc
 from modelplane.kit.status import raise_from_rpc_error
 

@@ -46,6 +46,8 @@ class ServingServer:
     def __init__(self, settings: ServingSettings, *, source: Any = None, sink: Any = None,
                  features: Any = None, dataset_reader: Any = None) -> None:
         configure_bentoml_home(settings)
+        from tritonclient.grpc import service_pb2_grpc
+
         from modelplane.kit.auth import ApiKeyStore
         from modelplane.kit.clients import channel
         from modelplane.kit.server import Servicer, ServiceSpec
@@ -62,7 +64,6 @@ class ServingServer:
         from modelplane.serving.prediction_log import DiscardingSink, PredictionLogger
         from modelplane.serving.serving_metrics import ServingMetrics
         from modelplane.serving.v1 import serving_pb2_grpc
-        from tritonclient.grpc import service_pb2_grpc
 
         self.settings = settings
         svc = settings.service
@@ -93,7 +94,9 @@ class ServingServer:
         self.logger = PredictionLogger(sink, settings.spool_dir,
                                        batch_size=settings.log_batch_size,
                                        flush_seconds=settings.log_flush_seconds,
-                                       max_queue=settings.log_max_queue)
+                                       max_queue=settings.log_max_queue,
+                                       on_rejected=lambda deployment, n: self.metrics.log_rejected
+                                       .labels(deployment).inc(n))
         self.plane = DataPlane(source, BentoModelRepository(
             workers_per_model=settings.workers_per_model), self.logger, self.metrics, features)
         self.store: Any = None

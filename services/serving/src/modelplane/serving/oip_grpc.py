@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
 from modelplane.kit.auth import Role, current_principal
 from modelplane.kit.errors import InvalidArgument
 from modelplane.serving.data_plane import OUTPUT_NAME, DataPlane, InferenceRequest
@@ -23,7 +25,6 @@ from modelplane.serving.oip_tensors import (
     to_model_input,
 )
 from modelplane.serving.servable_model import ServableModel
-from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 SERVICE_NAME = "inference.GRPCInferenceService"
 SERVER_NAME = "modelplane-serving"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.serving.servable_model import ModelInput
 

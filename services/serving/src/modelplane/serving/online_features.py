@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
+
 from modelplane.kit.errors import FieldViolation, InvalidArgument, ModelplaneError, Unavailable
 
 
@@ -55,6 +56,7 @@ class FeastServingClient:
         import grpc
         from feast.protos.feast.serving import ServingService_pb2
         from feast.protos.feast.types import Value_pb2
+
         from modelplane.kit.status import raise_from_rpc_error
 
         request = ServingService_pb2.GetOnlineFeaturesRequest(

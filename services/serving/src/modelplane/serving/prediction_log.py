@@ -1,12 +1,16 @@
 """Prediction logging: every prediction to observability, asynchronously and losslessly.
 
 ``PredictionLogger.log`` only appends to an in-memory queue (the response is
-never slowed). A background task sends batches to a :class:`PredictionSink`
-(observability's ``LogRecords`` stream). When the sink fails, batches are
-spooled to JSON-lines files on local disk and re-sent oldest first once it
-answers again; memory stays bounded by ``max_queue`` (past it, the queue is
-spilled to disk at once). ``close()`` sends or spools whatever is left, so a
-graceful shutdown loses nothing; spooled files are delivered after a restart.
+never slowed; the record keeps the numpy arrays the prediction was made from).
+A background task sends batches to a :class:`PredictionSink` (observability's
+``LogRecords`` stream, one Arrow record batch per flush). When the sink fails,
+batches are spooled to JSON-lines files on local disk and re-sent oldest first
+once it answers again; memory stays bounded by ``max_queue`` (past it, the
+queue is spilled to disk at once). ``close()`` sends or spools whatever is
+left, so a graceful shutdown loses nothing; spooled files are delivered after a
+restart. Rows the sink reports as rejected (a retry would be rejected again)
+are written to ``dead-letter.jsonl`` in the spool directory with the reason,
+counted and logged: never silently dropped.
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from modelplane.serving.servable_model import ModelInput
 
 log = logging.getLogger("modelplane.serving.prediction_log")
+
+DEAD_LETTER_FILE = "dead-letter.jsonl"
 
 
 @dataclass
@@ -47,6 +54,16 @@ class PredictionRecord:
     trace_id: str = ""
     fallback_reason: str = ""
     parent_prediction_id: str = ""
+    span_id: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PredictionRecord:
+        """A record read back from the spool (values as plain lists)."""
+        return cls(d["prediction_id"], d["deployment"], d["model"], d["model_version"],
+                   d["environment"], d["time"], d["inputs"], d["outputs"], d["latency_ms"],
+                   d.get("features") or {}, d.get("route", ""), d.get("trace_id", ""),
+                   d.get("fallback_reason", ""), d.get("parent_prediction_id", ""),
+                   d.get("span_id", ""))
 
     def to_dict(self) -> dict[str, Any]:
         inputs = self.inputs.as_records() if isinstance(self.inputs, ModelInput) else self.inputs
@@ -57,15 +74,19 @@ class PredictionRecord:
                 "model": self.model, "model_version": self.model_version,
                 "environment": self.environment, "time": self.time, "inputs": inputs,
                 "features": features, "outputs": outputs, "latency_ms": self.latency_ms,
-                "route": self.route, "trace_id": self.trace_id,
+                "route": self.route, "trace_id": self.trace_id, "span_id": self.span_id,
                 "fallback_reason": self.fallback_reason,
                 "parent_prediction_id": self.parent_prediction_id}
 
 
 class PredictionSink(Protocol):
-    """Where batches of prediction records go; raises when they were not accepted."""
+    """Where batches of prediction records go.
 
-    async def send(self, records: Sequence[dict[str, Any]]) -> None: ...
+    ``send`` raises when the batch was not taken (it is spooled and re-sent) and
+    returns the rows that were refused for good (RejectedRow-like: ``record``,
+    ``row``, ``prediction_id``, ``field``, ``reason``), which are dead-lettered."""
+
+    async def send(self, records: Sequence[PredictionRecord]) -> Sequence[Any]: ...
 
     async def close(self) -> None: ...
 
@@ -73,8 +94,8 @@ class PredictionSink(Protocol):
 class DiscardingSink:
     """A sink that accepts and drops everything (logging off service-wide)."""
 
-    async def send(self, records: Sequence[dict[str, Any]]) -> None:
-        return None
+    async def send(self, records: Sequence[PredictionRecord]) -> Sequence[Any]:
+        return ()
 
     async def close(self) -> None:
         return None
@@ -83,7 +104,8 @@ class DiscardingSink:
 class PredictionLogger:
     def __init__(self, sink: PredictionSink, spool_dir: Path, *, batch_size: int = 500,
                  flush_seconds: float = 0.2, max_queue: int = 20_000,
-                 retry_seconds: float = 1.0, send_timeout: float = 5.0) -> None:
+                 retry_seconds: float = 1.0, send_timeout: float = 5.0,
+                 on_rejected: Callable[[str, int], None] | None = None) -> None:
         self.sink = sink
         self.spool_dir = spool_dir
         spool_dir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +122,9 @@ class PredictionLogger:
         self._seq = itertools.count()
         self.delivered = 0
         self.spooled = 0
+        self.rejected = 0
+        #: called with (deployment, rows) for rows observability refused (metrics)
+        self.on_rejected = on_rejected
 
     # --- hot path -----------------------------------------------------------------------
     def log(self, record: PredictionRecord) -> None:
@@ -123,7 +148,7 @@ class PredictionLogger:
             self._task = None
         while self._queue:
             batch = self._take()
-            if not await self._send([r.to_dict() for r in batch]):
+            if not await self._send(batch):
                 self._write_spool([r.to_dict() for r in batch])
                 self._write_spool([r.to_dict() for r in self._take(len(self._queue))])
                 break
@@ -157,8 +182,13 @@ class PredictionLogger:
         tmp.rename(self.spool_dir / f"{name}.jsonl")
         self.spooled += len(records)
 
+    @property
+    def dead_letter_path(self) -> Path:
+        return self.spool_dir / DEAD_LETTER_FILE
+
     def _spool_files(self) -> list[Path]:
-        return sorted(self.spool_dir.glob("*.jsonl"))
+        # Spool files are named <time_ns>-<pid>-<seq>.jsonl; the dead-letter file is not one.
+        return sorted(self.spool_dir.glob("[0-9]*.jsonl"))
 
     @staticmethod
     def _count_lines(path: Path) -> int:
@@ -168,18 +198,47 @@ class PredictionLogger:
         except FileNotFoundError:
             return 0
 
-    async def _send(self, records: list[dict[str, Any]]) -> bool:
+    async def _send(self, records: list[PredictionRecord]) -> bool:
         if time.monotonic() < self._retry_at:
             return False
         try:
-            await asyncio.wait_for(self.sink.send(records), self.send_timeout)
+            rejected = await asyncio.wait_for(self.sink.send(records), self.send_timeout)
         except Exception as exc:  # noqa: BLE001 - any failure: keep the records
-            log.warning("prediction sink unavailable (%s); spooling to %s",
-                        type(exc).__name__, self.spool_dir)
+            log.warning("prediction sink unavailable (%s: %s); spooling to %s",
+                        type(exc).__name__, exc, self.spool_dir)
             self._retry_at = time.monotonic() + self.retry_seconds
             return False
+        if rejected:
+            await asyncio.to_thread(self._dead_letter, list(rejected))
         self.delivered += len(records)
         return True
+
+    def _dead_letter(self, rejected: list[Any]) -> None:
+        """Rows refused for good: to the dead-letter file (fsync'd), counted, logged."""
+        now = time.time()
+        lines = []
+        per_deployment: dict[str, int] = {}
+        for r in rejected:
+            rec = r.record
+            deployment = rec.deployment if rec is not None else ""
+            per_deployment[deployment] = per_deployment.get(deployment, 0) + 1
+            lines.append(json.dumps({
+                "rejected_at": now, "prediction_id": r.prediction_id, "field": r.field,
+                "reason": r.reason, "row": r.row,
+                "record": rec.to_dict() if rec is not None else None,
+            }, separators=(",", ":"), default=_jsonable))
+        with open(self.dead_letter_path, "a") as fh:
+            fh.write("\n".join(lines) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.rejected += len(rejected)
+        if self.on_rejected is not None:
+            for deployment, n in per_deployment.items():
+                self.on_rejected(deployment, n)
+        first = rejected[0]
+        log.warning("observability rejected %d prediction row(s), e.g. %s %s: %s; written to %s",
+                    len(rejected), first.prediction_id, first.field, first.reason,
+                    self.dead_letter_path)
 
     async def _deliver_spool(self) -> None:
         for path in self._spool_files():
@@ -188,7 +247,7 @@ class PredictionLogger:
             records = await asyncio.to_thread(_read_jsonl, path)
             for i in range(0, len(records), self.batch_size):
                 chunk = records[i:i + self.batch_size]
-                if not await self._send(chunk):
+                if not await self._send([PredictionRecord.from_dict(d) for d in chunk]):
                     rest = records[i:]
                     if i:  # keep only what was not delivered
                         await asyncio.to_thread(_rewrite_jsonl, path, rest)
@@ -197,20 +256,34 @@ class PredictionLogger:
 
     async def _run(self) -> None:
         while not self._stopping:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
-            except TimeoutError:
-                pass
+            # Partial batches go on the timer only: records that arrive while a batch is
+            # being sent wait for the next tick (or a full batch) instead of being sent in
+            # a stream of tiny LogRecords calls, whose fixed cost would dominate.
+            if len(self._queue) < self.batch_size:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
+                except TimeoutError:
+                    pass
             self._wake.clear()
             try:
-                while self._queue:
-                    batch = [r.to_dict() for r in self._take()]
+                due = len(self._queue)  # what is queued now; later arrivals wait their turn
+                while due > 0 and self._queue:
+                    batch = self._take(min(due, self.batch_size))
+                    due -= len(batch)
                     if not await self._send(batch):
-                        await asyncio.to_thread(self._write_spool, batch)
+                        await asyncio.to_thread(self._write_spool, [r.to_dict() for r in batch])
                 if time.monotonic() >= self._retry_at and self._spool_files():
                     await self._deliver_spool()
             except Exception:
                 log.exception("prediction logger iteration failed")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

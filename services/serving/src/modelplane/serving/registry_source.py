@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+
 from modelplane.kit.errors import Unavailable
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc

@@ -29,6 +29,10 @@ class ServingMetrics:
         self.shadow = Counter(
             "modelplane_serving_shadow_requests", "Mirrored requests to shadow models",
             ["deployment", "version", "outcome"], registry=self.registry)
+        self.log_rejected = Counter(
+            "modelplane_serving_prediction_log_rejected",
+            "Prediction rows observability refused (written to the dead-letter file)",
+            ["deployment"], registry=self.registry)
         self.logging_queue = Gauge(
             "modelplane_serving_prediction_log_pending",
             "Prediction records not yet delivered to observability", registry=self.registry)
