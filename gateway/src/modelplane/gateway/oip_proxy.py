@@ -67,8 +67,8 @@ _DROPPED_REQUEST = frozenset({
     "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host",
     "content-length", "expect", "cookie", "traceparent", "tracestate", "x-request-id",
 })
-_KEPT_RESPONSE = frozenset({"content-type", "inference-header-content-length",
-                            "content-encoding", "retry-after"})
+# (not content-encoding: httpx hands over the body decoded)
+_KEPT_RESPONSE = frozenset({"content-type", "inference-header-content-length", "retry-after"})
 
 
 def is_oip_path(path: str) -> bool:
