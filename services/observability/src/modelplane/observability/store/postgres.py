@@ -18,10 +18,9 @@ savepoint and ``… ON CONFLICT DO NOTHING RETURNING`` claims the new ones), the
 the rows whose id was new are ``COPY``-ed straight into ``obs_records`` (routed
 to their partitions).
 
-Columnar ingest (``arrow_ipc``) does no per-row Python: the ids are ``COPY``-ed
-into a temporary staging table and claimed by one ``INSERT … SELECT … ON
-CONFLICT DO NOTHING`` that returns the ones already stored; the fresh rows are
-then written by Arrow's C++ CSV writer straight into ``COPY obs_records``, their
+Columnar ingest (``arrow_ipc``) does no per-row Python: the ids are claimed the
+same way (arrays straight from the Arrow columns); the fresh rows are then
+written by Arrow's C++ CSV writer straight into ``COPY obs_records``, their
 features / scores / tags / attributions JSON built by Arrow kernels so that it
 parses to the jsonb the per-record path stores (an integral double keeps its
 ``.0``; a missing value — null, NaN, infinity — is left out of the object).
@@ -102,13 +101,10 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 
 
-_STAGE_IDS = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage_ids (prediction_id text, model text, "
-              "time_us bigint) ON COMMIT DELETE ROWS")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CLAIM_STAGED_IDS = ("INSERT INTO obs_record_ids (prediction_id, model, prediction_time) "
-                     "SELECT prediction_id, model, "
-                     "timestamptz 'epoch' + time_us * interval '1 microsecond' "
-                     "FROM obs_stage_ids")
+_CLAIM_IDS = ("INSERT INTO obs_record_ids (prediction_id, model, prediction_time) "
+              "SELECT i, m, timestamptz 'epoch' + t * interval '1 microsecond' "
+              "FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS u(i, m, t)")
 
 
 def _claim_all(conn: Any, cur: Any, insert: str, params: Any = None) -> bool:
@@ -154,9 +150,9 @@ class PostgresStore(EvaluationStore):
         from psycopg_pool import ConnectionPool
 
         def configure(conn: Any) -> None:
-            # Doubles as text in shortest round-trip form (the columnar path's jsonb
-            # numbers rely on it; it is PostgreSQL's default since 12).
-            conn.execute("SET extra_float_digits = 1")
+            # Columnar ingest COPYs zone-less UTC times (Arrow writes them ~50x faster
+            # than zone-aware ones); times are instants either way.
+            conn.execute("SET TimeZone = 'UTC'")
 
         self._pool = ConnectionPool(self._url, min_size=1, max_size=self._pool_size, open=True,
                                     kwargs={"autocommit": True}, configure=configure)
@@ -241,8 +237,9 @@ class PostgresStore(EvaluationStore):
         if table.num_rows == 0 and not columns:
             return 0
         if table.num_rows:
-            ids_csv = _csv(table.select(["prediction_id", "model", "time_us"]))
             records = record_table(batch, pa.timestamp("us"))  # UTC, zone-less
+            ids = [table.column("prediction_id").to_pylist(), table.column("model").to_pylist(),
+                   table.column("time_us").to_pylist()]
         with self._pool.connection() as conn:
             if table.num_rows:
                 self._ensure_partitions(conn, {_EPOCH + timedelta(microseconds=us)
@@ -253,25 +250,15 @@ class PostgresStore(EvaluationStore):
                                     "ON CONFLICT DO NOTHING", columns)
                 if not table.num_rows:
                     return 0
-                # Claim the ids (idempotency across partitions and forms); the ones
-                # already stored come back (usually none).
-                cur.execute(_STAGE_IDS)
-                with cur.copy("COPY obs_stage_ids FROM STDIN (FORMAT csv)") as copy:
-                    copy.write(memoryview(ids_csv))
-                if not _claim_all(conn, cur, _CLAIM_STAGED_IDS):
-                    cur.execute(f"""
-                        WITH fresh AS ({_CLAIM_STAGED_IDS}
-                                       ON CONFLICT DO NOTHING RETURNING prediction_id)
-                        SELECT s.prediction_id FROM obs_stage_ids s
-                        WHERE NOT EXISTS (SELECT 1 FROM fresh f
-                                          WHERE f.prediction_id = s.prediction_id)""")
-                    taken = [r[0] for r in cur.fetchall()]
-                    records = records.filter(pc.invert(pc.is_in(
-                        records.column("prediction_id"), pa.array(taken, pa.string()))))
+                # Claim the ids (idempotency across partitions and forms).
+                if not _claim_all(conn, cur, _CLAIM_IDS, ids):
+                    cur.execute(_CLAIM_IDS + " ON CONFLICT DO NOTHING RETURNING prediction_id",
+                                ids)
+                    fresh = pa.array([r[0] for r in cur.fetchall()], pa.string())
+                    records = records.filter(pc.is_in(records.column("prediction_id"), fresh))
                 if records.num_rows:
                     # The CSV's times are UTC wall clock (Arrow writes zone-less ones
-                    # ~50x faster).
-                    cur.execute("SET LOCAL TimeZone = 'UTC'")
+                    # ~50x faster); the pool's sessions run in UTC.
                     with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) "
                                   f"FROM STDIN (FORMAT csv)") as copy:
                         copy.write(memoryview(_csv(records)))
