@@ -11,9 +11,9 @@ message per record (batches of 1000), and ``arrow_ipc`` columnar batches of
 ``--arrow-batch`` rows (1000 and 10000 by default: what a producer holding its
 predictions in arrays, like serving's prediction logger, flushes) -- against a
 raw psycopg ``COPY`` of the same rows (the same column values the service
-stores) into a bare table without indexes, batches of 1000 (run before and
-after the service's runs; the mean is used) and one single COPY. Prints every
-ratio (target >= 0.5 against the batched COPY).
+stores) into a bare table without indexes, batches of 1000 (run before, between
+and after the service's runs; each ratio uses the two runs adjacent to it) and
+one single COPY. Prints every ratio (target >= 0.5 against the batched COPY).
 
 Drift: 20 numeric features, ``--rows`` reference vs ``--rows`` current rows:
 PSI + KS + Jensen-Shannon + Wasserstein for every feature with the service's
@@ -167,27 +167,28 @@ def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None
 
         rows, *_ = RecordEncoder({}).encode([record_from_pb(r, i) for i, r in enumerate(recs)], 0)
 
-        async def stream() -> list[tuple[float, pb.LogRecordsResponse, float]]:
+        async def stream(requests: list[Any] | None
+                         ) -> tuple[float, pb.LogRecordsResponse | None, float]:
+            """One timed LogRecords call (None: the untimed warm-up in both forms)."""
             channel = grpc.aio.insecure_channel(
                 f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)])
             await asyncio.wait_for(channel.channel_ready(), 60)
             stub = pb_grpc.ObservabilityServiceStub(channel)
-            # Warm-up in both forms: schema, partitions, catalogs, staging tables (not
-            # timed, other ids).
-            warm = _bench_data(4000)
-            await stub.LogRecords(_agen([pb.LogRecordsRequest(records=r) for r in [
-                _make_records(warm, "bench-warmup")]]))
-            await stub.LogRecords(_agen([pb.LogRecordsRequest(arrow_ipc=x) for x in
-                                         _make_arrow(warm, "bench-warmup-arrow", 1000)]))
-            out = []
-            for requests in [batches, *columnar.values()]:
-                cpu0 = _cpu_seconds(server.pid)
-                t = time.perf_counter()
-                resp = await stub.LogRecords(_agen(requests))
-                elapsed = time.perf_counter() - t
-                out.append((elapsed, resp, _cpu_seconds(server.pid) - cpu0))
+            if requests is None:  # schema, partitions, catalogs (other ids)
+                warm = _bench_data(4000)
+                await stub.LogRecords(_agen([pb.LogRecordsRequest(records=r) for r in [
+                    _make_records(warm, "bench-warmup")]]))
+                await stub.LogRecords(_agen([pb.LogRecordsRequest(arrow_ipc=x) for x in
+                                             _make_arrow(warm, "bench-warmup-arrow", 1000)]))
+                await channel.close()
+                return 0.0, None, 0.0
+            cpu0 = _cpu_seconds(server.pid)
+            t = time.perf_counter()
+            resp = await stub.LogRecords(_agen(requests))
+            elapsed = time.perf_counter() - t
+            cpu = _cpu_seconds(server.pid) - cpu0
             await channel.close()
-            return out
+            return elapsed, resp, cpu
 
         cols = ("prediction_id, model, version, environment, prediction_time, features, "
                 "prediction_label, prediction_number, scores, tags, trace_id, latency_us, "
@@ -211,27 +212,30 @@ def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None
                                 copy.write_row(row)
                 return records / (time.perf_counter() - t)
 
-        # The machine is shared: the raw COPY runs before and after the service's
-        # runs, and the ratios use the mean of the two.
+        # The machine is shared and its load moves: every run of the service sits
+        # between two raw COPY runs, and its ratio uses the mean of those two.
         load = os.getloadavg()[0]
-        raw_before = raw_copy(single=False)
-        runs = asyncio.run(stream())
-        raw_after = raw_copy(single=False)
+        asyncio.run(stream(None))
+        forms = [(f"records, batches of {BATCH}", batches),
+                 *((f"arrow_ipc, batches of {b}", reqs) for b, reqs in columnar.items())]
+        raws = [raw_copy(single=False)]
+        runs = []
+        for _, requests in forms:
+            elapsed, resp, cpu = asyncio.run(stream(requests))
+            assert resp is not None and resp.accepted_count == records and not resp.rejected, resp
+            runs.append((elapsed, cpu))
+            raws.append(raw_copy(single=False))
         raw_single = raw_copy(single=True)
-        for _, resp, _ in runs:
-            assert resp.accepted_count == records and not resp.rejected, resp
-        raw_batched = (raw_before + raw_after) / 2
         print(f"ingest: {records} records, 10 features + score + tag + trace id each "
               f"(load average {load:.2f} before, {os.getloadavg()[0]:.2f} after)")
-        print(f"  raw psycopg COPY, batches of {BATCH:<6}      : {raw_batched:10.0f} records/s "
-              f"(before {raw_before:.0f}, after {raw_after:.0f})")
-        print(f"  raw psycopg COPY, one single COPY        : {raw_single:10.0f} records/s")
-        labels = [f"records, batches of {BATCH}", *(f"arrow_ipc, batches of {b}"
-                                                    for b in columnar)]
-        for label, (elapsed, _resp, cpu) in zip(labels, runs):
+        print(f"  raw psycopg COPY, batches of {BATCH}: "
+              f"{', '.join(f'{r:.0f}' for r in raws)} records/s (runs between the service's)")
+        print(f"  raw psycopg COPY, one single COPY (at the end): {raw_single:.0f} records/s")
+        for i, ((label, _), (elapsed, cpu)) in enumerate(zip(forms, runs)):
             ours = records / elapsed
-            print(f"  LogRecords({label:<24}): {ours:10.0f} records/s  ratio "
-                  f"{ours / raw_batched:.2f} vs batched COPY (target >= 0.5), "
+            raw = (raws[i] + raws[i + 1]) / 2
+            print(f"  LogRecords({label:<24}): {ours:8.0f} records/s  ratio "
+                  f"{ours / raw:.2f} vs the adjacent batched COPY ({raw:.0f}/s; target >= 0.5), "
                   f"{ours / raw_single:.2f} vs single COPY  ({elapsed:.2f} s, server CPU "
                   f"{cpu:.2f} s)")
     finally:
