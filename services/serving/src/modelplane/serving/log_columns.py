@@ -141,8 +141,8 @@ def _encode_group(records: Sequence[Any], members: list[int],
         "environment": pa.array(np.repeat(np.array(
             [ENVIRONMENTS.get(r.environment, 3) for r in recs], dtype=np.int32), counts)),
         "prediction_time": pa.array(np.repeat(np.array(
-            [r.time for r in recs], dtype=np.float64) * 1e6, counts).astype(np.int64),
-            _TIMESTAMP),
+            [r.time for r in recs], dtype=np.float64) * 1e6, counts).astype(np.int64)
+        ).view(_TIMESTAMP),
     }
     first_named, _ = parts[members[0]]
     for name in first_named:
@@ -186,8 +186,9 @@ def _encode_group(records: Sequence[Any], members: list[int],
     batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
     total = batch.num_rows
     step = total
-    if batch.nbytes > MAX_MESSAGE_BYTES:
-        step = max(1, int(total * MAX_MESSAGE_BYTES / batch.nbytes))
+    size = batch.get_total_buffer_size()  # (``nbytes`` costs ~100x more)
+    if size > MAX_MESSAGE_BYTES:
+        step = max(1, int(total * MAX_MESSAGE_BYTES / size))
     messages = []
     for start in range(0, total, step):
         part = batch.slice(start, step)
