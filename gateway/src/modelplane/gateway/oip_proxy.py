@@ -26,12 +26,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import StatusCode
 
 from modelplane.gateway.gateway_auth import GatewayAuth
+from modelplane.gateway.http_pool import (
+    HttpPool,
+    UpstreamBroken,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from modelplane.gateway.settings import GatewaySettings
 from modelplane.gateway.transcoder import ClientGone, Receive, Scope, Send
 from modelplane.kit.auth import Role
@@ -67,8 +72,8 @@ _DROPPED_REQUEST = frozenset({
     "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host",
     "content-length", "expect", "cookie", "traceparent", "tracestate", "x-request-id",
 })
-# (not content-encoding: httpx hands over the body decoded)
-_KEPT_RESPONSE = frozenset({"content-type", "inference-header-content-length", "retry-after"})
+_KEPT_RESPONSE = frozenset({b"content-type", b"inference-header-content-length",
+                            b"content-encoding", b"retry-after"})
 
 
 def is_oip_path(path: str) -> bool:
@@ -81,34 +86,25 @@ def _dumps(value: Any) -> bytes:
 
 class OipProxy:
     def __init__(self, settings: GatewaySettings, *, auth: GatewayAuth | None,
-                 start_span: Callable[[otel_context.Context, str, dict[str, Any]], trace.Span],
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 start_span: Callable[[otel_context.Context, str, dict[str, Any]], trace.Span]
+                 ) -> None:
         self.settings = settings
         self.auth = auth
         self.target = settings.oip_target
         self._start_span = start_span
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._pool: HttpPool | None = None
         self._access_log = settings.access_log
 
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64,
-                                  # below uvicorn's 5 s keep-alive: the gateway closes an idle
-                                  # connection before serving does, so no request is sent on
-                                  # one serving is closing
-                                  keepalive_expiry=2.0)
-            timeout = httpx.Timeout(self.settings.timeout_seconds, connect=5.0)
-            self._client = httpx.AsyncClient(base_url=f"http://{self.target}",
-                                             limits=limits, timeout=timeout,
-                                             transport=self._transport, trust_env=False,
-                                             follow_redirects=False)
-        return self._client
+    def pool(self) -> HttpPool:
+        if self._pool is None:
+            host, _, port = self.target.rpartition(":")
+            self._pool = HttpPool(host.strip("[]") or "127.0.0.1", int(port))
+        return self._pool
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     # ------------------------------------------------------------------ ASGI
 
@@ -216,34 +212,29 @@ class OipProxy:
         url = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
         span = trace.get_current_span()
         try:
-            response = await self.client().request(
-                method, url, content=body if body or method != "GET" else None,
-                headers=forward)
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-                log.warning("serving OIP REST at %s unreachable: %r", self.target, exc)
-                return await _error(send, 503, "service 'serving' (OIP REST) is unavailable",
-                                    "SERVICE_UNAVAILABLE", out_headers, service=True)
-            return await _error(send, 504, "service 'serving' did not answer in time",
-                                "DEADLINE_EXCEEDED", out_headers, service=True)
-        except (httpx.ConnectError, OSError) as exc:
-            log.warning("serving OIP REST at %s unreachable: %r", self.target, exc)
+            # HEAD goes out as GET (the answer's body is dropped below): the parser then
+            # reads the body serving announces instead of waiting for one that never comes
+            answer = await self.pool().request("GET" if method == "HEAD" else method, url,
+                                               forward, body, self.settings.timeout_seconds)
+        except UpstreamUnavailable as exc:
+            log.warning("serving OIP REST at %s unreachable: %s", self.target, exc)
             return await _error(send, 503, "service 'serving' (OIP REST) is unavailable",
                                 "SERVICE_UNAVAILABLE", out_headers, service=True)
-        except httpx.TransportError as exc:  # connection broken mid-way, bad HTTP from serving
-            log.warning("serving OIP REST at %s failed: %r", self.target, exc)
+        except UpstreamTimeout:
+            return await _error(send, 504, "service 'serving' did not answer in time",
+                                "DEADLINE_EXCEEDED", out_headers, service=True)
+        except UpstreamBroken as exc:
+            log.warning("serving OIP REST at %s failed: %s", self.target, exc)
             return await _error(send, 502, "service 'serving' closed the connection without "
                                 "a complete answer", "BAD_GATEWAY", out_headers, service=True)
-        span.set_attribute("modelplane.backend.status_code", response.status_code)
-        content = response.content
-        kept = [(k.encode("latin-1"), v.encode("latin-1"))
-                for k, v in response.headers.items() if k in _KEPT_RESPONSE]
-        await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": [*kept, (b"content-length", str(len(content)).encode()),
+        span.set_attribute("modelplane.backend.status_code", answer.status)
+        kept = [(k, v) for k, v in answer.headers if k in _KEPT_RESPONSE]
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [*kept, (b"content-length", str(len(answer.body)).encode()),
                                 *out_headers]})
         await send({"type": "http.response.body",
-                    "body": b"" if method == "HEAD" else content})
-        return response.status_code
+                    "body": b"" if method == "HEAD" else answer.body})
+        return answer.status
 
     async def _too_large(self, scope: Scope) -> str | None:
         for key, value in scope["headers"]:
