@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -272,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     for failure in results.failures[:20]:
         print("FAIL", json.dumps(failure))
     ok = not results.failures and health["ok"] and results.cases >= args.cases
-    print("PASS" if ok else "FAIL")
+    if started_here and ok:
+        shutil.rmtree(data, ignore_errors=True)  # kept on failure: logs/ says what happened
+    print("PASS" if ok else f"FAIL (platform data and logs in {data})")
     return 0 if ok else 1
 
 
