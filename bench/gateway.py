@@ -49,6 +49,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def run_backend(port: int) -> None:
     from google.protobuf import timestamp_pb2
+
     from modelplane.kit.server import Servicer, ServiceSpec, serve
     from modelplane.kit.settings import ServiceSettings
     from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -79,6 +80,7 @@ def run_backend(port: int) -> None:
 
 async def _grpc_worker(target: str, count: int, latencies: list[float]) -> None:
     import grpc
+
     from modelplane.registry.v1 import registry_pb2
 
     # A local subchannel pool gives this worker its own connection.

@@ -137,6 +137,7 @@ def _make_arrow(data: dict[str, np.ndarray], model: str, batch: int) -> list[byt
 def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None:
     import grpc
     import psycopg
+
     from modelplane.observability.store.base import RecordEncoder
     from modelplane.observability.v1 import observability_pb2 as pb
     from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc

@@ -135,6 +135,7 @@ def build_rows(n_entities: int, now: datetime) -> pa.Table:
 
 async def seed(address: str, rows: pa.Table, now: datetime) -> None:
     import grpc
+
     from modelplane.api.v1 import types_pb2
     from modelplane.featurestore.demo_data import arrow_ipc
     from modelplane.featurestore.v1 import featurestore_pb2 as pb
@@ -179,6 +180,7 @@ async def main() -> None:
 
     import grpc
     import httpx
+
     from modelplane.api.v1 import types_pb2
     from modelplane.featurestore.v1 import featurestore_pb2 as pb
     from modelplane.featurestore.v1 import featurestore_pb2_grpc

@@ -87,6 +87,7 @@ class CpuMeter:
 async def grpc_side(address: str, key: str, seconds: float, concurrency: int
                     ) -> tuple[list[float], int]:
     import grpc
+
     from modelplane.registry.v1 import registry_pb2 as pb
     from modelplane.registry.v1 import registry_pb2_grpc
 
@@ -240,6 +241,7 @@ def main() -> None:
 
         # Never stale: the stock client moves the alias, the next resolve sees it.
         import grpc
+
         from modelplane.registry.v1 import registry_pb2 as pb
         from modelplane.registry.v1 import registry_pb2_grpc
 

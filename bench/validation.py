@@ -122,10 +122,11 @@ def run_deepchecks(train_path: Path, test_path: Path, workdir: Path) -> dict:
 
 
 def run_modelplane(train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    from threadpoolctl import threadpool_limits
+
     from modelplane.validator.engine import validate
     from modelplane.validator.policy import parse_policy_text
     from modelplane.validator.report import CheckStatus
-    from threadpoolctl import threadpool_limits
 
     namespace: dict = {}
     exec(MODEL_CODE, namespace)  # noqa: S102 - our own model definition, shared with the other side

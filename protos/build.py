@@ -106,7 +106,8 @@ def lint() -> int:
         img = Path(tmp) / "image.binpb"
         image(HERE, img)
         # Run from protos/ so buf.yaml (the lint configuration) applies.
-        res = subprocess.run([buf_binary(), "lint", str(img), "--path", "modelplane"], cwd=HERE)
+        res = subprocess.run([buf_binary(), "lint", str(img), "--path", "modelplane"], cwd=HERE,
+                         check=False)
     if res.returncode == 0:
         print("buf lint: clean")
     return res.returncode
@@ -116,7 +117,7 @@ def breaking(ref: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", ref, "protos/modelplane"],
-                                 cwd=ROOT, capture_output=True, text=True)
+                                 cwd=ROOT, capture_output=True, text=True, check=False)
         if listing.returncode != 0 or not listing.stdout.strip():
             print(f"buf breaking: {ref} has no contracts yet; nothing to compare")
             return 0
@@ -132,7 +133,8 @@ def breaking(ref: str) -> int:
         image(old_root, tmpd / "old.binpb")
         image(HERE, tmpd / "new.binpb")
         res = subprocess.run([buf_binary(), "breaking", str(tmpd / "new.binpb"), "--against",
-                              str(tmpd / "old.binpb"), "--path", "modelplane"], cwd=HERE)
+                              str(tmpd / "old.binpb"), "--path", "modelplane"], cwd=HERE,
+                             check=False)
     if res.returncode == 0:
         print(f"buf breaking: no breaking change against {ref}")
     return res.returncode

@@ -20,7 +20,7 @@ SERVICES = ("featurestore", "registry", "validator", "serving", "observability")
 def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPLANE_")}
     return subprocess.run([sys.executable, "-m", "modelplane.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_generated_code_is_fresh() -> None:
     res = subprocess.run([sys.executable, str(ROOT / "protos" / "build.py"), "check"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr
 
 

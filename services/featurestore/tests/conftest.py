@@ -20,9 +20,10 @@ from typing import Any
 import grpc
 import pyarrow as pa
 import pytest
+from pyarrow import ipc
+
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.settings import ServiceSettings
-from pyarrow import ipc
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -97,6 +98,7 @@ async def featurestore(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 async def _start(config: str, tmp: Path, make_db: Any, redis_url: Any) -> tuple[Any, RunningFeatureStore]:
     from feast.protos.feast.serving import ServingService_pb2_grpc
+
     from modelplane.featurestore.main import build_spec
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
     from modelplane.kit.server import running

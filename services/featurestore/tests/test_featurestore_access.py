@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 from feast.protos.feast.serving import ServingService_pb2 as feast_pb
 from feast.protos.feast.serving import ServingService_pb2_grpc
+
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.demo_data import arrow_ipc
 from modelplane.featurestore.main import build_spec

@@ -13,10 +13,11 @@ import pyarrow as pa
 import pytest
 from feast.protos.feast.serving import ServingService_pb2 as feast_pb
 from feast.protos.feast.types import Value_pb2
+from pyarrow import ipc
+
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.demo_data import arrow_ipc
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
-from pyarrow import ipc
 
 TS = pa.timestamp("us", tz="UTC")
 

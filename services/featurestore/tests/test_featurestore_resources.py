@@ -9,6 +9,8 @@ from typing import Any
 import grpc
 import pyarrow as pa
 import pytest
+from pyarrow import ipc
+
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.demo_data import (
     MODEL_FEATURE_REFS,
@@ -18,7 +20,6 @@ from modelplane.featurestore.demo_data import (
 )
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.kit.status import raise_from_rpc_error
-from pyarrow import ipc
 
 TS = pa.timestamp("us", tz="UTC")
 NOW = datetime.now(UTC).replace(microsecond=0)

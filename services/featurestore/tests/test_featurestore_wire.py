@@ -8,6 +8,7 @@ import pytest
 from feast.protos.feast.serving import ServingService_pb2 as feast_pb
 from feast.protos.feast.types.Value_pb2 import Value as FeastValue
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.definitions import ValueKind
 from modelplane.featurestore.online_lookup import (

@@ -12,13 +12,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # obs_test_data, with --import-mode=importlib
 
+from obs_test_data import Service
+
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.main import build
 from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
-from obs_test_data import Service
 
 
 @pytest.fixture(scope="session", params=["embedded", "postgres"])

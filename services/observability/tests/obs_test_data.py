@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+
 from modelplane.api.v1 import types_pb2 as T
 from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.v1 import observability_pb2 as pb

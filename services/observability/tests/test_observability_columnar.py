@@ -15,11 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from google.protobuf.json_format import MessageToDict
-from modelplane.kit.errors import InvalidArgument, ModelplaneError
-from modelplane.kit.status import raise_from_rpc_error
-from modelplane.kit.telemetry import setup_tracing
-from modelplane.observability.store.base import ScanSpec
-from modelplane.observability.v1 import observability_pb2 as pb
 from obs_test_data import (  # type: ignore[import-not-found]
     T0,
     Service,
@@ -34,6 +29,12 @@ from obs_test_data import (  # type: ignore[import-not-found]
 )
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from modelplane.kit.errors import InvalidArgument, ModelplaneError
+from modelplane.kit.status import raise_from_rpc_error
+from modelplane.kit.telemetry import setup_tracing
+from modelplane.observability.store.base import ScanSpec
+from modelplane.observability.v1 import observability_pb2 as pb
 
 PROD = pb.ENVIRONMENT_PRODUCTION
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+
 from modelplane.kit.auth import Role, add_key
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability import metrics as M

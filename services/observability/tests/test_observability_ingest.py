@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from modelplane.observability.ingest import RecordIngestor
 from modelplane.observability.records import Environment, EvaluationRecord, IngestResult
 from modelplane.observability.store.base import Catalog

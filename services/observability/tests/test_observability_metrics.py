@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from modelplane.observability import metrics as M
 from sklearn import metrics as skm
+
+from modelplane.observability import metrics as M
 
 TOL = 1e-9
 

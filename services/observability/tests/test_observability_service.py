@@ -16,9 +16,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from modelplane.kit.errors import InvalidArgument, ModelplaneError, NotFound
-from modelplane.kit.status import raise_from_rpc_error
-from modelplane.observability.v1 import observability_pb2 as pb
 from obs_test_data import (  # type: ignore[import-not-found]
     T0,
     Service,
@@ -31,6 +28,10 @@ from obs_test_data import (  # type: ignore[import-not-found]
 )
 from scipy import stats
 from sklearn import metrics as skm
+
+from modelplane.kit.errors import InvalidArgument, ModelplaneError, NotFound
+from modelplane.kit.status import raise_from_rpc_error
+from modelplane.observability.v1 import observability_pb2 as pb
 
 PROD = pb.ENVIRONMENT_PRODUCTION
 VALID = pb.ENVIRONMENT_VALIDATION

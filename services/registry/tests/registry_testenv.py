@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+
 from modelplane.kit.auth import Role, add_key
 from modelplane.kit.clients import channel
 from modelplane.kit.errors import ModelplaneError

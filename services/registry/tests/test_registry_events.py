@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
 from modelplane.kit.auth import Principal, Role
 from modelplane.kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from modelplane.registry import identifiers as ids

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf import field_mask_pb2
-from modelplane.registry.v1 import registry_pb2 as pb
 from registry_testenv import RegistryEnv, in_thread, log_sklearn_model, rpc_error
+
+from modelplane.registry.v1 import registry_pb2 as pb
 
 # Starting an mlflow server (counted in the first test's time) takes 15-30 s on an idle
 # 2-core machine, minutes on a loaded one.

@@ -70,7 +70,7 @@ async def test_features_are_fetched_by_entity_key_and_joined_to_the_inputs(
     settings = make_settings(MODELPLANE_SERVING_FEATURESTORE_TARGET=address,
                              MODELPLANE_SERVING_OBSERVABILITY_TARGET=obs.address)
     try:
-        async with sv.run_server(settings) as server:
+        async with sv.run_server(settings) as server:  # noqa: SIM117 - the inner block needs the server's address
             async with grpc.aio.insecure_channel(server.grpc_address) as ch:
                 stub = serving_pb2_grpc.ServingServiceStub(ch)
                 await stub.CreateDeployment(pb.CreateDeploymentRequest(deployment=pb.Deployment(

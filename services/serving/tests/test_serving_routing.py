@@ -40,7 +40,7 @@ async def _versions(server, n: int, sticky: str | None = None) -> collections.Co
 
 async def test_weights_within_two_points_over_10k_requests_and_split_changes_live(
         make_settings, sv):
-    async with sv.run_server(make_settings(), ) as server:
+    async with sv.run_server(make_settings(), ) as server:  # noqa: SIM117 - the inner block needs the server's address
         async with grpc.aio.insecure_channel(server.grpc_address) as ch:
             stub = serving_pb2_grpc.ServingServiceStub(ch)
             await stub.CreateDeployment(pb.CreateDeploymentRequest(
@@ -99,7 +99,7 @@ async def test_sticky_key_pins_a_user_to_one_version_by_parameter_or_header(make
 
 
 async def _restart_keeps_split(settings, sv) -> None:
-    async with sv.run_server(settings) as server:
+    async with sv.run_server(settings) as server:  # noqa: SIM117 - the inner block needs the server's address
         async with grpc.aio.insecure_channel(server.grpc_address) as ch:
             stub = serving_pb2_grpc.ServingServiceStub(ch)
             created = await stub.CreateDeployment(pb.CreateDeploymentRequest(deployment=canary()))
@@ -138,7 +138,7 @@ async def test_split_survives_restart_postgresql(make_settings, sv, make_postgre
 async def test_invalid_deployments_are_refused_with_field_violations(make_settings, sv):
     from google.rpc import error_details_pb2, status_pb2
 
-    async with sv.run_server(make_settings()) as server:
+    async with sv.run_server(make_settings()) as server:  # noqa: SIM117 - the inner block needs the server's address
         async with grpc.aio.insecure_channel(server.grpc_address) as ch:
             stub = serving_pb2_grpc.ServingServiceStub(ch)
             bad = canary((-1, 0))

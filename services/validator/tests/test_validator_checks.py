@@ -8,11 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.tree import DecisionTreeClassifier
+from validator_testdata import FEATURES, Scenario, make_frame, make_model
+
 from modelplane.validator.engine import validate
 from modelplane.validator.policy import CheckConfig, Policy
 from modelplane.validator.report import CheckResult, CheckStatus
-from sklearn.tree import DecisionTreeClassifier
-from validator_testdata import FEATURES, Scenario, make_frame, make_model
 
 
 def run_one(check: str, model: object, data: pd.DataFrame, *, thresholds: dict | None = None,

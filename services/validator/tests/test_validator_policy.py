@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor
+from validator_testdata import FEATURES, Scenario
+
 from modelplane.kit.errors import FailedPrecondition, InvalidArgument
 from modelplane.validator.checks import CATALOG
 from modelplane.validator.engine import Availability, plan_validation, validate
 from modelplane.validator.policy import Policy, parse_policy_text
 from modelplane.validator.report import CheckStatus, TaskType, overall_status
-from sklearn.ensemble import HistGradientBoostingRegressor
-from validator_testdata import FEATURES, Scenario
 
 COLUMNS = [*FEATURES, "gender", "customer_id", "event_time", "label"]
 

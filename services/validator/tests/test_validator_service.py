@@ -14,14 +14,15 @@ from typing import Any
 
 import grpc
 import pytest
+from validator_platform import Platform, platform
+from validator_testdata import FEATURES, make_frame, make_model
+
 from modelplane.kit.errors import ModelplaneError
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.observability.v1 import observability_pb2 as ob
 from modelplane.registry.v1 import registry_pb2 as rg
 from modelplane.validator import cli
 from modelplane.validator.v1 import validator_pb2 as pb
-from validator_platform import Platform, platform
-from validator_testdata import FEATURES, make_frame, make_model
 
 pytestmark = pytest.mark.timeout(600)  # the first test pays for starting MLflow
 
@@ -258,6 +259,7 @@ async def test_featurestore_dataset_and_offline_online_parity(env: dict[str, Any
     and fails once the online store is fed different values than the offline store holds."""
     import pandas as pd
     from google.protobuf.timestamp_pb2 import Timestamp
+
     from modelplane.api.v1 import types_pb2
     from modelplane.featurestore.v1 import featurestore_pb2 as fs
 

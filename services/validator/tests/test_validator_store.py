@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from modelplane.kit.errors import InvalidArgument, NotFound
 from modelplane.validator.policy import CheckConfig, Policy
 from modelplane.validator.report import (

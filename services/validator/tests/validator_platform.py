@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+
 from modelplane.featurestore.main import build_spec as build_featurestore
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.featurestore.v1 import featurestore_pb2_grpc

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from modelplane.cli.demo_data import (
     CATEGORICAL_FEATURES,
     LABEL,

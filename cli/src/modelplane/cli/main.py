@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -92,10 +93,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     def stop_all() -> None:
         stop_pids(platform.pids)
         for p in procs.values():
-            try:
+            with contextlib.suppress(Exception):  # best effort reaping
                 p.wait(timeout=1)
-            except Exception:  # noqa: BLE001 - best effort reaping
-                pass
         (platform.data_dir / "platform.json").unlink(missing_ok=True)
 
     print(f"starting {len(procs)} processes (logs in {data_dir / 'logs'}) ...", flush=True)

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.core import FeatureStoreCore
 from modelplane.featurestore.data_quality import QualityReport

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+
 from modelplane.featurestore.data_quality import QualityOptions, QualityReport, compute_quality
 from modelplane.featurestore.datasets import DatasetStore
 from modelplane.featurestore.definitions import FeatureViewSpec, ValueKind

@@ -15,10 +15,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyarrow import ipc
+
 from modelplane.featurestore.feature_repository import FeatureRepository, ResolvedFeature
 from modelplane.featurestore.record_store import RecordStore
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
-from pyarrow import ipc
 
 UTC_US = pa.timestamp("us", tz="UTC")
 

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 import pyarrow as pa
+
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -302,6 +303,7 @@ def feature_view_to_feast(spec: FeatureViewSpec, entities: Mapping[str, EntitySp
 def feature_service_to_feast(spec: FeatureServiceSpec, views: Mapping[str, Any],
                              field_path: str = "feature_service") -> Any:
     from feast import FeatureService
+
     from modelplane.kit.errors import NotFound
 
     violations: list[FieldViolation] = []

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
 from modelplane.featurestore.definitions import (
     EntitySpec,
     FeatureServiceSpec,

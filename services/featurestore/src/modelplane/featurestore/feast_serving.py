@@ -10,6 +10,7 @@ from typing import Any
 
 from feast.protos.feast.serving import ServingService_pb2 as feast_pb
 from feast.protos.feast.serving import ServingService_pb2_grpc as feast_grpc
+
 from modelplane.featurestore.core import FeatureStoreCore
 from modelplane.featurestore.wire import feast_response
 from modelplane.kit.auth import Role

@@ -21,6 +21,7 @@ def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | No
                ) -> tuple[ServiceSpec, FeatureStoreCore]:
     """The service spec and its core (built now: Feast's import is slow, do it once)."""
     from feast.protos.feast.serving import ServingService_pb2_grpc
+
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
 
     fs = fs_settings or FeatureStoreSettings.from_service(settings)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from modelplane.featurestore.definitions import SourceKind, SourceSpec, ValueKind
 from modelplane.featurestore.row_schema import ViewColumns
 from modelplane.kit.errors import FailedPrecondition

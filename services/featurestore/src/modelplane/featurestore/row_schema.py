@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from modelplane.featurestore.definitions import FeatureViewSpec, ValueKind
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 

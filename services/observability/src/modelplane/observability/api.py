@@ -14,9 +14,11 @@ from typing import Any
 
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
+from modelplane.observability.columnar import read_ipc
 from modelplane.observability.drift import DriftMethod, DriftThresholds
 from modelplane.observability.evaluations import (
     Baseline,
@@ -25,7 +27,6 @@ from modelplane.observability.evaluations import (
     ProxyGroup,
     Reference,
 )
-from modelplane.observability.columnar import read_ipc
 from modelplane.observability.ingest import ArrowRecords, ImportColumns, read_table
 from modelplane.observability.monitors import (
     Alert,

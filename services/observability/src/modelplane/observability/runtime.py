@@ -81,6 +81,7 @@ class ObservabilityRuntime:
 
     async def _start_http(self, addr: str) -> None:
         import uvicorn
+
         from modelplane.observability.dashboard import dashboard_app
 
         _QuietServer = _quiet_server_class()

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import empty_pb2, timestamp_pb2
+
 from modelplane.kit.auth import current_principal
 from modelplane.registry import model as m
 from modelplane.registry.registry import ModelRegistry

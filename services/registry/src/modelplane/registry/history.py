@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+
 from modelplane.registry.model import (
     AliasChange,
     ChangeOrigin,
@@ -31,7 +33,6 @@ from modelplane.registry.model import (
     ValidationSummary,
 )
 from modelplane.registry.settings import is_postgres, sqlalchemy_url
-from sqlalchemy import event as sa_event
 
 log = logging.getLogger("modelplane.registry.history")
 

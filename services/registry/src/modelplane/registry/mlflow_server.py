@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+
 from modelplane.kit.errors import Unavailable
 from modelplane.registry.settings import RegistrySettings
 

@@ -12,6 +12,7 @@ from datetime import datetime
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import code_pb2, status_pb2
+
 from modelplane.kit.auth import current_principal
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.validator.v1 import validator_pb2 as pb

@@ -24,6 +24,7 @@ from typing import TextIO
 
 import grpc
 from google.protobuf import json_format
+
 from modelplane.kit.clients import channel
 from modelplane.kit.errors import ModelplaneError
 from modelplane.kit.settings import ServiceSettings

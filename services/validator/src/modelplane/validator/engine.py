@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from threadpoolctl import threadpool_limits
+
+from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 from .checks import CATALOG, Check, CheckContext, FeatureParitySource, Predictor, Requirement, Skip
 from .checks.base import ResolvedConfig

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 
 from .report import TaskType

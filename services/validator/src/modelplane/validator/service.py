@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from modelplane.kit.errors import FieldViolation, InvalidArgument, ModelplaneError
 
 from .checks import CATALOG, Check, CheckContext

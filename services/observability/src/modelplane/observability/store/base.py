@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.json as pa_json
+
 from modelplane.kit.errors import InvalidArgument
 from modelplane.observability.records import (
     Actual,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (

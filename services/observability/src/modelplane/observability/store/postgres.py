@@ -36,6 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+
 from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (

@@ -14,6 +14,7 @@ import grpc
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.v1 import featurestore_pb2 as fs
 from modelplane.featurestore.v1 import featurestore_pb2_grpc as fs_grpc

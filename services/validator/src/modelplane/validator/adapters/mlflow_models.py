@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from modelplane.kit.errors import FailedPrecondition
 
 from ..ports import ModelVersionInfo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pandas as pd
 import pyarrow as pa
+
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.observability.v1 import observability_pb2 as ob

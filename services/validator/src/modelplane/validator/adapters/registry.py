@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from modelplane.kit.errors import InvalidArgument, NotFound
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.registry.v1 import registry_pb2 as pb
