@@ -63,7 +63,7 @@ class DemoSize:
     concurrency: int
 
 
-SIZES = {"fast": DemoSize(customers=120, days=20, requests=600, concurrency=8),
+SIZES = {"fast": DemoSize(customers=120, days=20, requests=1000, concurrency=8),
          "full": DemoSize(customers=300, days=30, requests=1600, concurrency=8)}
 
 
