@@ -104,3 +104,41 @@ def test_validation_names_every_bad_field():
     fields = {v.field for v in info.value.field_violations}
     assert fields == {"deployment.traffic_split.routes[0].target",
                       "deployment.traffic_split.routes[1].weight"}
+
+
+def test_load_failures_are_told_apart_transient_from_permanent():
+    """A dependency that does not answer is worth retrying by itself; an unknown model
+    or alias, an unreadable artifact or a refused key is not."""
+    import socket
+
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from modelplane.kit.errors import (
+        DeadlineExceeded,
+        FailedPrecondition,
+        NotFound,
+        PermissionDenied,
+        Unavailable,
+    )
+    from modelplane.serving.model_source import is_transient
+
+    assert is_transient(Unavailable("the registry is still starting", reason="STARTING"))
+    assert is_transient(DeadlineExceeded("slow"))
+    assert not is_transient(NotFound("models:/x@y does not exist"))
+    assert not is_transient(FailedPrecondition("unreadable artifact"))
+    assert not is_transient(PermissionDenied("no"))
+    assert not is_transient(ValueError("bad flavour"))
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/api/2.0/mlflow-artifacts/x", timeout=5)
+        except Exception as e:  # noqa: BLE001 - wrapped as MLflow's rest_utils does
+            raise MlflowException(f"API request failed with exception {e}")
+    except MlflowException as exc:
+        assert is_transient(exc)
+    else:
+        raise AssertionError("nothing should answer there")

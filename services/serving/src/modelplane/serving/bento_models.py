@@ -16,8 +16,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from modelplane.kit.errors import FailedPrecondition
-from modelplane.serving.model_source import ResolvedModel
+from modelplane.kit.errors import FailedPrecondition, Unavailable
+from modelplane.serving.model_source import ResolvedModel, is_transient
 from modelplane.serving.servable_model import (
     ColumnSpec,
     InputSignature,
@@ -84,6 +84,13 @@ class BentoModelRepository:
             try:
                 info = mlflow.models.get_model_info(resolved.source_uri)
             except Exception as exc:  # noqa: BLE001 - the artifact is unreadable
+                if is_transient(exc):  # MLflow's server did not answer: worth a retry
+                    raise Unavailable(
+                        f"the MLflow server holding {resolved.model} v{resolved.version} "
+                        f"({resolved.source_uri}) did not answer: {exc}",
+                        reason="MODEL_ARTIFACT_UNREACHABLE",
+                        metadata={"model": resolved.model,
+                                  "version": resolved.version}) from None
                 raise FailedPrecondition(
                     f"cannot read the MLflow model of {resolved.model} v{resolved.version} at "
                     f"{resolved.source_uri}: {exc}", reason="MODEL_ARTIFACT_UNREADABLE",

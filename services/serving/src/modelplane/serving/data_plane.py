@@ -40,7 +40,7 @@ from modelplane.serving.deployment import (
     ModelTarget,
     Route,
 )
-from modelplane.serving.model_source import AliasEvent, ModelSource
+from modelplane.serving.model_source import AliasEvent, ModelSource, is_transient
 from modelplane.serving.online_features import OnlineFeatureSource
 from modelplane.serving.prediction_log import PredictionLogger, PredictionRecord
 from modelplane.serving.servable_model import ModelInput, ModelOutputError, ServableModel
@@ -54,6 +54,11 @@ _ROLE_FOR_ACCESS = {Access.READ: Role.READER, Access.WRITE: Role.WRITER, Access.
 FALLBACK_MODEL_ERROR = "MODEL_ERROR"
 FALLBACK_TIMEOUT = "TIMEOUT"
 FALLBACK_CIRCUIT_OPEN = "CIRCUIT_OPEN"
+#: a deployment whose load failed because a dependency did not answer is retried after
+#: 1 s, 2 s, 4 s ... at most this many seconds apart (and at once when the registry's
+#: event stream (re)connects)
+RETRY_INITIAL_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 
 
 @dataclass
@@ -88,6 +93,10 @@ class DeploymentRuntime:
     state: DeploymentState = DeploymentState.READY
     state_message: str = ""
     targets: dict[str, ModelTarget] = field(default_factory=dict)
+    #: not ready: failed load attempts so far, and the loop time of the next one
+    #: (0 = none scheduled: a permanent failure, retried on alias events / reconnects)
+    attempts: int = 0
+    retry_at: float = 0.0
 
     def loaded_models(self) -> list[LoadedModelInfo]:
         return [LoadedModelInfo(self.targets[k], m.model, m.version, m.source_uri,
@@ -126,6 +135,9 @@ class DataPlane:
         self._retire_seconds = retire_seconds
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch_task: asyncio.Task[None] | None = None
+        self._retry_task: asyncio.Task[None] | None = None
+        self._retry_wake = asyncio.Event()
+        self._stream_failures = 0
 
     # --- deployments in memory ----------------------------------------------------------
     def runtime(self, name: str) -> DeploymentRuntime:
@@ -166,7 +178,17 @@ class DataPlane:
                 return
             models[key] = await self._load(target)
 
-        await asyncio.gather(*(one(k, t) for k, t in targets.items()))
+        results = await asyncio.gather(*(one(k, t) for k, t in targets.items()),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            # Close what this attempt loaded (retries must not pile up worker threads);
+            # a permanent cause wins over a transient one.
+            reused = {id(m) for m in previous.models.values()} if previous else set()
+            for m in models.values():
+                if id(m) not in reused:
+                    m.close()
+            raise next((e for e in errors if not is_transient(e)), errors[0])
         routes = deployment.effective_routes()
         cb = deployment.fallback.circuit_breaker
         breakers = {k: (previous.breakers[k] if previous and k in previous.breakers
@@ -182,11 +204,36 @@ class DataPlane:
             keep = {id(m) for m in rt.models.values()}
             self._retire([m for m in previous.models.values() if id(m) not in keep])
 
-    def install_failed(self, deployment: Deployment, message: str) -> None:
+    def install_failed(self, deployment: Deployment, error: BaseException,
+                       attempts: int = 0) -> DeploymentRuntime:
+        """Install ``deployment`` as not ready after a failed load, with a retry plan:
+        LOADING and retried with backoff when a dependency did not answer, FAILED (and
+        retried on alias events and registry reconnects) when the cause is permanent."""
         routes = deployment.effective_routes()
-        self._runtimes[deployment.name] = DeploymentRuntime(
+        attempts += 1
+        detail = (error.message if isinstance(error, ModelplaneError)
+                  else f"{type(error).__name__}: {error}")
+        if is_transient(error):
+            delay = min(RETRY_INITIAL_SECONDS * 2 ** (attempts - 1), RETRY_MAX_SECONDS)
+            state = DeploymentState.LOADING
+            message = (f"waiting for {_dependency(error)} to answer: {detail} "
+                       f"(attempt {attempts} failed; next in {delay:g}s, or as soon as the "
+                       f"registry event stream reconnects)")
+            retry_at = time.monotonic() + delay
+        else:
+            state = DeploymentState.FAILED
+            message = (f"{detail} (a permanent error: retried when an alias the deployment "
+                       f"follows changes, the registry reconnects or the deployment is "
+                       f"updated)")
+            retry_at = 0.0
+        rt = DeploymentRuntime(
             deployment, TrafficRouter(deployment.name, routes), routes, {}, {},
-            state=DeploymentState.FAILED, state_message=message)
+            state=state, state_message=message,
+            targets={t.key: t for t in deployment.all_targets()},
+            attempts=attempts, retry_at=retry_at)
+        self._runtimes[deployment.name] = rt
+        self._retry_wake.set()
+        return rt
 
     def remove(self, name: str) -> None:
         rt = self._runtimes.pop(name, None)
@@ -214,10 +261,64 @@ class DataPlane:
         self.logger.start()
         if self._watch_task is None:
             self._watch_task = asyncio.create_task(self._watch(), name="alias-watch")
+        if self._retry_task is None:
+            self._retry_task = asyncio.create_task(self._retry_loop(), name="deployment-retry")
+
+    # --- not ready deployments: load again ------------------------------------------------
+    def retry_now(self, names: set[str] | None = None) -> None:
+        """Retry loading the not-ready deployments (``names``, or all) at once."""
+        now = time.monotonic()
+        for name, rt in self._runtimes.items():
+            if rt.state is not DeploymentState.READY and (names is None or name in names):
+                rt.retry_at = now
+        self._retry_wake.set()
+
+    async def _retry_loop(self) -> None:
+        while True:
+            self._retry_wake.clear()
+            now = time.monotonic()
+            for rt in [rt for rt in self._runtimes.values()
+                       if rt.state is not DeploymentState.READY and 0 < rt.retry_at <= now]:
+                try:
+                    await self._retry(rt)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the loop must outlive any one deployment
+                    log.exception("retrying deployment %s failed", rt.deployment.name)
+            due = [rt.retry_at for rt in self._runtimes.values()
+                   if rt.state is not DeploymentState.READY and rt.retry_at > 0]
+            timeout = max(0.0, min(due) - time.monotonic()) if due else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._retry_wake.wait(), timeout)
+
+    async def _retry(self, rt: DeploymentRuntime) -> None:
+        d = rt.deployment
+        rt.retry_at = 0.0  # not picked again while this attempt runs
+        try:
+            new = await self.build(d)
+        except Exception as exc:  # noqa: BLE001 - recorded as the deployment's state
+            if self._runtimes.get(d.name) is rt:  # not changed or deleted meanwhile
+                failed = self.install_failed(d, exc, rt.attempts)
+                level = (logging.WARNING if failed.state is not rt.state
+                         or failed.attempts in (2, 5) or failed.attempts % 20 == 0
+                         else logging.DEBUG)
+                log.log(level, "deployment %s is still not ready: %s", d.name,
+                        failed.state_message)
+            return
+        if self._runtimes.get(d.name) is not rt:
+            # Updated or deleted while loading: what was installed meanwhile wins.
+            self._retire(list(new.models.values()))
+            return
+        self.install(new)
+        log.info("deployment %s is ready (loaded after %d failed attempt(s))", d.name,
+                 rt.attempts)
 
     async def resync(self) -> None:
-        """Resolve every followed alias now (events may have been missed while disconnected)."""
-        for model, alias in sorted(self.watched_aliases()):
+        """Resolve every alias a ready deployment follows now (events may have been missed
+        while disconnected); not-ready ones are retried when the event stream connects."""
+        ready = {(t.model, t.alias) for rt in self._runtimes.values()
+                 if rt.state is DeploymentState.READY for t in rt.targets.values() if t.alias}
+        for model, alias in sorted(ready):
             try:
                 resolved = await self.source.resolve(ModelTarget(model=model, alias=alias))
             except ModelplaneError as exc:
@@ -225,16 +326,29 @@ class DataPlane:
                 continue
             await self.on_alias_event(AliasEvent(model, alias, resolved.version))
 
+    def _stream_connected(self) -> None:
+        # The registry answers again: what waited for it (or missed events) loads now.
+        self._stream_failures = 0
+        waiting = [n for n, rt in self._runtimes.items() if rt.state is not DeploymentState.READY]
+        if waiting:
+            log.info("registry event stream connected: loading %s again now",
+                     ", ".join(sorted(waiting)))
+            self.retry_now()
+
     async def _watch(self) -> None:
         while True:
             try:
                 await self.resync()
-                async for event in self.source.alias_events(self.watched_aliases):
+                async for event in self.source.alias_events(self.watched_aliases,
+                                                            self._stream_connected):
                     await self.on_alias_event(event)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reconnect after a pause
-                log.warning("alias event stream failed (%s); retrying", exc)
+                self._stream_failures += 1
+                # Once per outage (and every minute or so), not every second.
+                log.log(logging.WARNING if self._stream_failures % 60 == 1 else logging.DEBUG,
+                        "alias event stream failed (%s); retrying every second", exc)
             await asyncio.sleep(1.0)
 
     async def on_alias_event(self, event: AliasEvent) -> None:
@@ -243,8 +357,14 @@ class DataPlane:
         if not event.version:
             log.warning("alias %s was removed; deployments keep serving the loaded version", key)
             return
+        waiting = {name for name, rt in self._runtimes.items()
+                   if rt.state is not DeploymentState.READY and key in rt.targets}
+        if waiting:
+            self.retry_now(waiting)
         new_model: ServableModel | None = None
         for rt in list(self._runtimes.values()):
+            if rt.state is not DeploymentState.READY:
+                continue
             current = rt.models.get(key)
             if key not in rt.targets or (current is not None
                                          and current.version == event.version):
@@ -519,11 +639,12 @@ class DataPlane:
                 trace_id, "", parent_id, span_id))
 
     async def close(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch_task
-            self._watch_task = None
+        for task in (self._watch_task, self._retry_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._watch_task = self._retry_task = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)
         await self.logger.close()
@@ -560,6 +681,14 @@ class _PredictionIds:
 
 
 _ids = _PredictionIds()
+
+
+def _dependency(exc: BaseException) -> str:
+    """What a transient load failure waits for, in the words of a readiness reason."""
+    reason = getattr(exc, "reason", "")
+    if reason == "MODEL_ARTIFACT_UNREACHABLE" or not isinstance(exc, ModelplaneError):
+        return "the registry's artifact store (MLflow)"
+    return "the registry"
 
 
 def _close_all(models: list[ServableModel]) -> None:

@@ -84,17 +84,19 @@ class DeploymentService:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        """Load every persisted deployment (failures leave it FAILED, not the server down)."""
+        """Load every persisted deployment. A failure leaves it not ready, never the server
+        down: LOADING and retried with backoff while the registry does not answer, FAILED
+        (retried on alias events) for a permanent reason; see ``DataPlane.install_failed``."""
         deployments = await asyncio.to_thread(self.store.list_deployments)
         for d in deployments:
             try:
                 self.plane.install(await self.plane.build(d))
             except ModelplaneError as exc:
-                log.error("deployment %s could not be loaded: %s", d.name, exc.message)
-                self.plane.install_failed(d, exc.message)
+                rt = self.plane.install_failed(d, exc)
+                log.error("deployment %s could not be loaded: %s", d.name, rt.state_message)
             except Exception as exc:
                 log.exception("deployment %s could not be loaded", d.name)
-                self.plane.install_failed(d, f"{type(exc).__name__}: {exc}")
+                self.plane.install_failed(d, exc)
 
     # --- helpers ------------------------------------------------------------------------
     def view(self, d: Deployment) -> DeploymentView:

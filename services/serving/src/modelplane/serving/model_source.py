@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from modelplane.kit.errors import NotFound, Unavailable
+from modelplane.kit.errors import ModelplaneError, NotFound, Unavailable
 from modelplane.serving.deployment import ModelTarget
 
 log = logging.getLogger("modelplane.serving.model_source")
@@ -43,10 +43,42 @@ class AliasEvent:
 class ModelSource(Protocol):
     async def resolve(self, target: ModelTarget) -> ResolvedModel: ...
 
-    def alias_events(self, watched: Callable[[], set[tuple[str, str]]]
-                     ) -> AsyncIterator[AliasEvent]: ...
+    def alias_events(self, watched: Callable[[], set[tuple[str, str]]],
+                     on_connected: Callable[[], None] | None = None
+                     ) -> AsyncIterator[AliasEvent]:
+        """Alias changes of the ``watched()`` aliases; ``on_connected`` is called each time
+        the source (re)connects (what waited for the registry can load now)."""
+        ...
 
     async def close(self) -> None: ...
+
+
+_TRANSIENT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED",
+                              "ABORTED"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Did loading fail because a dependency (registry, MLflow) did not answer (worth
+    retrying by itself), rather than for a permanent reason (unknown model or alias,
+    unreadable artifact, refused key)?"""
+    if isinstance(exc, ModelplaneError):
+        return exc.code in _TRANSIENT_CODES
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (ConnectionError, TimeoutError)) or _is_requests_connection_error(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _is_requests_connection_error(exc: BaseException) -> bool:
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - MLflow depends on it
+        return False
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout))
 
 
 def local_path_of(uri: str) -> str:
@@ -97,10 +129,13 @@ class MlflowModelSource:
     async def resolve(self, target: ModelTarget) -> ResolvedModel:
         return await asyncio.to_thread(self._resolve, target)
 
-    async def alias_events(self, watched: Callable[[], set[tuple[str, str]]]
+    async def alias_events(self, watched: Callable[[], set[tuple[str, str]]],
+                           on_connected: Callable[[], None] | None = None
                            ) -> AsyncIterator[AliasEvent]:
         known: dict[tuple[str, str], str] = {}
+        reachable = False
         while True:
+            answered = failed = False
             for model, alias in sorted(watched()):
                 try:
                     r = await self.resolve(ModelTarget(model=model, alias=alias))
@@ -109,11 +144,17 @@ class MlflowModelSource:
                     version = ""
                 except Exception as exc:  # noqa: BLE001 - keep watching through outages
                     log.warning("alias poll of %s@%s failed: %s", model, alias, exc)
+                    failed = True
                     continue
+                answered = True
                 previous = known.get((model, alias))
                 known[(model, alias)] = version
                 if previous is not None and previous != version:
                     yield AliasEvent(model, alias, version)
+            if answered or failed:
+                if answered and not failed and not reachable and on_connected is not None:
+                    on_connected()  # it answers (again, after an outage)
+                reachable = answered and not failed
             await asyncio.sleep(self._poll)
 
     async def close(self) -> None:

@@ -233,8 +233,11 @@ class OipHttpApp:
         except ModelplaneError as exc:
             return _error(exc)
         ready = rt.state is DeploymentState.READY
-        return JSONResponse({"name": rt.deployment.name, "ready": ready},
-                            status_code=200 if ready else 400)
+        body: dict[str, Any] = {"name": rt.deployment.name, "ready": ready}
+        if not ready:  # beyond OIP's two fields: why, and what it waits for
+            body["state"] = rt.state.value
+            body["reason"] = rt.state_message
+        return JSONResponse(body, status_code=200 if ready else 400)
 
     @_traced("/v2/models/{name}")
     async def model_metadata(self, request: Request) -> Response:

@@ -55,7 +55,8 @@ class RegistryModelSource:
         return ResolvedModel(mv.model_name, str(mv.version),
                              local_path_of(r.download_uri or r.version_uri), run_id)
 
-    async def alias_events(self, watched: Callable[[], set[tuple[str, str]]]
+    async def alias_events(self, watched: Callable[[], set[tuple[str, str]]],
+                           on_connected: Callable[[], None] | None = None
                            ) -> AsyncIterator[AliasEvent]:
         types = [registry_pb2.MODEL_EVENT_TYPE_ALIAS_SET,
                  registry_pb2.MODEL_EVENT_TYPE_ALIAS_DELETED]
@@ -63,6 +64,8 @@ class RegistryModelSource:
         try:
             async for event in call:
                 if event.type == registry_pb2.MODEL_EVENT_TYPE_WATCH_STARTED:
+                    if on_connected is not None:
+                        on_connected()  # the registry answers (again)
                     continue
                 if (event.model_name, event.alias) not in watched():
                     continue
