@@ -78,6 +78,8 @@ async def test_bad_query_and_path_values(client: httpx.AsyncClient) -> None:
     assert "active_only" in _violations(await client.get("/v1/widgets",
                                                          params={"active_only": "maybe"}))
     assert "colors[0]" in _violations(await client.get("/v1/widgets", params={"colors": "PINK"}))
+    # '³' is a digit to str.isdigit() but not to int(): still a 400, not a 500
+    assert "colors[0]" in _violations(await client.get("/v1/widgets", params={"colors": "³"}))
     assert "since" in _violations(await client.get("/v1/widgets", params={"since": "soon"}))
     assert "nope" in _violations(await client.get("/v1/widgets", params={"nope": "1"}))
     assert "filter.nope" in _violations(await client.get("/v1/widgets",
@@ -90,6 +92,8 @@ async def test_bad_query_and_path_values(client: httpx.AsyncClient) -> None:
     # With body "*", everything is in the body.
     assert "x" in _violations(await client.post("/v1/shelves/s/widgets/w:score?x=1", json={}))
     r = await client.get("/v1/widgets", headers={"grpc-timeout": "soon"})
+    assert "grpc-timeout" in _violations(r)
+    r = await client.get("/v1/widgets", headers={"grpc-timeout": "²S".encode("latin-1")})
     assert "grpc-timeout" in _violations(r)
 
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,9 @@ def parse_json_stream(data: bytes, where: str) -> list[Any]:
 # --------------------------------------------------------------------------- scalar values
 
 
+_ENUM_NUMBER = re.compile(r"-?[0-9]+")
+
+
 def scalar_from_text(fd: FieldDescriptor, text: str, where: str) -> Any:
     """A path or query string value -> the JSON value json_format expects for ``fd``."""
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
@@ -145,7 +149,8 @@ def scalar_from_text(fd: FieldDescriptor, text: str, where: str) -> Any:
     if fd.type == FieldDescriptor.TYPE_BOOL:
         return _bool_from_text(text, where)
     if fd.type == FieldDescriptor.TYPE_ENUM:
-        if text.lstrip("-").isdigit():
+        # ASCII digits only: str.isdigit() also accepts '³' and other digits int() refuses
+        if _ENUM_NUMBER.fullmatch(text):
             return int(text)
         return text
     return text  # json_format parses numbers, bytes (base64) and strings from text

@@ -183,7 +183,7 @@ def model_uri(value: str, field: str = "uri") -> ModelUri:
         name, _, alias = rest.rpartition("@")
         return ModelUri(model_name(name, field), alias=alias_name(alias, field))
     name, sep, ver = rest.rpartition("/")
-    if not sep or not ver.isdigit():
+    if not sep or not (ver.isascii() and ver.isdigit()):
         raise invalid(field, f"{value!r} names neither an alias nor a version: use "
                       "models:/name@alias or models:/name/<version>", "MODEL_URI_INVALID")
     return ModelUri(model_name(name, field), version=version_number(int(ver), field))

@@ -265,8 +265,8 @@ class RegistryRestGuard:
                 model_name=name, alias=alias, from_version=old, to_version=new, principal=who,
                 origin=mlflow, reason=reason, validation=validation))
 
-        version = int(str(params.get("version") or 0)) if str(
-            params.get("version") or "0").isdigit() else 0
+        raw_version = str(params.get("version") or "0")
+        version = int(raw_version) if raw_version.isascii() and raw_version.isdigit() else 0
         if endpoint == "registered-models/alias":
             alias = str(params.get("alias", ""))
             if request.method == "POST":

@@ -87,7 +87,7 @@ class BatchRunner:
                    ) -> tuple[list[BatchJob], str]:
         limit = page_bounds(page_size)
         token = decode_token(page_token)
-        offset = int(token) if token.isdigit() else 0
+        offset = int(token) if token.isascii() and token.isdigit() else 0
         jobs = await asyncio.to_thread(self.store.list_jobs, offset=offset, limit=limit + 1,
                                        deployment=deployment)
         more = len(jobs) > limit

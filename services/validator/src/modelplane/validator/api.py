@@ -259,7 +259,7 @@ class ValidatorApi(pb_grpc.ValidatorServiceServicer):
                          context: grpc.aio.ServicerContext) -> pb.ListChecksResponse:
         checks = self._service().list_checks()
         size = page_size(request.page_size)
-        start = int(request.page_token) if request.page_token.isdigit() else 0
+        start = int(request.page_token) if request.page_token.isascii() and request.page_token.isdigit() else 0
         if request.page_token and not request.page_token.isdigit():
             raise InvalidArgument("page_token: not a token this service issued",
                                   reason="INVALID_PAGE_TOKEN",

@@ -191,10 +191,10 @@ class ValidationService:
             violations.append(FieldViolation("validation_run.model", "required"))
         if not request.version:
             violations.append(FieldViolation("validation_run.version", "required"))
-        elif not request.version.isdigit():
+        elif not (request.version.isascii() and request.version.isdigit()):
             violations.append(FieldViolation("validation_run.version",
                                              f"expected a version number, got {request.version!r}"))
-        if request.baseline_version and not request.baseline_version.isdigit():
+        if request.baseline_version and not (request.baseline_version.isascii() and request.baseline_version.isdigit()):
             violations.append(FieldViolation(
                 "validation_run.baseline_version",
                 f"expected a version number, got {request.baseline_version!r}"))
