@@ -387,6 +387,7 @@ async def test_attribution_ranks_the_informative_feature_and_is_stored(service: 
         filter=pb.EvaluationFilter(model=model), prediction_ids=[pid], store=True))
     attr = {a.feature: a.value for a in exp.predictions[0].attributions}
     assert set(attr) == {"x", "tenure", "city"}
+    assert exp.method == pb.ATTRIBUTION_METHOD_OCCLUSION  # city is categorical: no TreeSHAP
     stored = await service.stub.GetRecord(pb.GetRecordRequest(prediction_id=pid))
     assert dict(stored.attributions) == pytest.approx(attr)
 

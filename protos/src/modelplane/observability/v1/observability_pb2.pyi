@@ -96,6 +96,7 @@ class AttributionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ATTRIBUTION_METHOD_UNSPECIFIED: _ClassVar[AttributionMethod]
     ATTRIBUTION_METHOD_PERMUTATION: _ClassVar[AttributionMethod]
     ATTRIBUTION_METHOD_OCCLUSION: _ClassVar[AttributionMethod]
+    ATTRIBUTION_METHOD_TREE_SHAP: _ClassVar[AttributionMethod]
 
 class Comparison(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -162,6 +163,7 @@ DRIFT_METHOD_CHI_SQUARE: DriftMethod
 ATTRIBUTION_METHOD_UNSPECIFIED: AttributionMethod
 ATTRIBUTION_METHOD_PERMUTATION: AttributionMethod
 ATTRIBUTION_METHOD_OCCLUSION: AttributionMethod
+ATTRIBUTION_METHOD_TREE_SHAP: AttributionMethod
 COMPARISON_UNSPECIFIED: Comparison
 COMPARISON_GREATER: Comparison
 COMPARISON_LESS: Comparison
@@ -738,12 +740,14 @@ class PredictionAttribution(_message.Message):
     def __init__(self, prediction_id: _Optional[str] = ..., attributions: _Optional[_Iterable[_Union[FeatureAttribution, _Mapping]]] = ...) -> None: ...
 
 class ExplainPredictionsResponse(_message.Message):
-    __slots__ = ("predictions", "surrogate_fidelity")
+    __slots__ = ("predictions", "surrogate_fidelity", "method")
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     SURROGATE_FIDELITY_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
     predictions: _containers.RepeatedCompositeFieldContainer[PredictionAttribution]
     surrogate_fidelity: float
-    def __init__(self, predictions: _Optional[_Iterable[_Union[PredictionAttribution, _Mapping]]] = ..., surrogate_fidelity: _Optional[float] = ...) -> None: ...
+    method: AttributionMethod
+    def __init__(self, predictions: _Optional[_Iterable[_Union[PredictionAttribution, _Mapping]]] = ..., surrogate_fidelity: _Optional[float] = ..., method: _Optional[_Union[AttributionMethod, str]] = ...) -> None: ...
 
 class Baseline(_message.Message):
     __slots__ = ("model", "version", "reference", "metrics", "validation_report_id", "update_time", "record_count")

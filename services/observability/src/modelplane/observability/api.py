@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
+from modelplane.observability.attribution import SHAP
 from modelplane.observability.columnar import read_ipc
 from modelplane.observability.drift import DriftMethod, DriftThresholds
 from modelplane.observability.evaluations import (
@@ -625,7 +626,9 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                 attributions=[pb.FeatureAttribution(feature=k, value=v)
                               for k, v in sorted(attr.items(), key=lambda kv: -abs(kv[1]))])
                 for pid, attr in rep.attributions.items()],
-            surrogate_fidelity=rep.fidelity)
+            surrogate_fidelity=rep.fidelity,
+            method=(pb.ATTRIBUTION_METHOD_TREE_SHAP if rep.method == SHAP
+                    else pb.ATTRIBUTION_METHOD_OCCLUSION))
 
     # -- baselines -------------------------------------------------------------
 
