@@ -38,7 +38,7 @@ from modelplane.gateway.http_pool import (
     UpstreamUnavailable,
 )
 from modelplane.gateway.settings import GatewaySettings
-from modelplane.gateway.transcoder import ClientGone, Receive, Scope, Send
+from modelplane.gateway.transcoder import ClientGone, Receive, Scope, Send, read_body
 from modelplane.kit.auth import Role
 
 log = logging.getLogger(__name__)
@@ -253,21 +253,7 @@ class OipProxy:
                 "(MODELPLANE_GATEWAY_MAX_BODY_BYTES)")
 
     async def _read_body(self, receive: Receive) -> tuple[bytes | None, int]:
-        limit = self.settings.max_body_bytes
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    return None, size
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks), size
+        return await read_body(receive, self.settings.max_body_bytes)
 
 
 def _reason(status: Any) -> str:

@@ -167,21 +167,10 @@ class Transcoder:
                                    [Violation("content-length", "not an integer")]) from None
                 if declared > limit:
                     raise _too_large(where, declared, limit)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(where, size, limit)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        body, size = await read_body(receive, limit)
+        if body is None:
+            raise _too_large(where, size, limit)
+        return body
 
     # ------------------------------------------------------------------ ASGI
 
@@ -423,6 +412,27 @@ class Transcoder:
 
 class ClientGone(Exception):
     """The HTTP client disconnected before the answer was complete."""
+
+
+async def read_body(receive: Receive, limit: int) -> tuple[bytes | None, int]:
+    """The ASGI request body and its size; ``None`` as soon as it passes ``limit`` bytes.
+
+    Raises :class:`ClientGone` when the client disconnects first.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return None, size
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return (b"".join(chunks) if len(chunks) != 1 else chunks[0]), size
 
 
 async def _cancel_on_disconnect(receive: Receive, stream: Any) -> None:
