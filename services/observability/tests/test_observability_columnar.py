@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import grpc
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -25,13 +24,13 @@ from obs_test_data import (  # type: ignore[import-not-found]
     log_actuals,
     log_arrow,
     record,
+    rpc_error,
     unique_model,
 )
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from modelplane.kit.errors import InvalidArgument, ModelplaneError
-from modelplane.kit.status import raise_from_rpc_error
+from modelplane.kit.errors import InvalidArgument
 from modelplane.kit.telemetry import setup_tracing
 from modelplane.observability.store.base import ScanSpec
 from modelplane.observability.v1 import observability_pb2 as pb
@@ -44,17 +43,6 @@ async def _stream(stub: Any, requests: list[pb.LogRecordsRequest]) -> pb.LogReco
         for r in requests:
             yield r
     return await stub.LogRecords(gen())
-
-
-async def _error(call: Any) -> ModelplaneError:
-    try:
-        await call
-    except grpc.aio.AioRpcError as exc:
-        try:
-            raise_from_rpc_error(exc)
-        except ModelplaneError as err:
-            return err
-    raise AssertionError("the call succeeded")
 
 
 def _renamed(recs: list[pb.EvaluationRecord], model: str, prefix: str
@@ -228,10 +216,10 @@ async def test_records_and_arrow_ipc_together_or_garbage_are_invalid_argument(
     model = unique_model("colbad")
     recs, _ = churn_records(model, PROD, 2)
     both = pb.LogRecordsRequest(records=recs[:1], arrow_ipc=ipc_bytes(arrow_table(recs[1:])))
-    err = await _error(_stream(service.stub, [both]))
+    err = await rpc_error(_stream(service.stub, [both]))
     assert isinstance(err, InvalidArgument)
     assert err.reason == "BOTH_RECORDS_AND_ARROW_IPC"
-    err = await _error(_stream(service.stub, [pb.LogRecordsRequest(arrow_ipc=b"not arrow")]))
+    err = await rpc_error(_stream(service.stub, [pb.LogRecordsRequest(arrow_ipc=b"not arrow")]))
     assert isinstance(err, InvalidArgument)
     assert err.reason == "INVALID_ARROW_IPC"
 

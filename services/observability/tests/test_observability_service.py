@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import grpc
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,29 +22,18 @@ from obs_test_data import (  # type: ignore[import-not-found]
     log,
     log_actuals,
     record,
+    rpc_error,
     unique_model,
     value,
 )
 from scipy import stats
 from sklearn import metrics as skm
 
-from modelplane.kit.errors import InvalidArgument, ModelplaneError, NotFound
-from modelplane.kit.status import raise_from_rpc_error
+from modelplane.kit.errors import InvalidArgument, NotFound
 from modelplane.observability.v1 import observability_pb2 as pb
 
 PROD = pb.ENVIRONMENT_PRODUCTION
 VALID = pb.ENVIRONMENT_VALIDATION
-
-
-async def _error(call: Any) -> ModelplaneError:
-    try:
-        await call
-    except grpc.aio.AioRpcError as exc:
-        try:
-            raise_from_rpc_error(exc)
-        except ModelplaneError as err:
-            return err
-    raise AssertionError("the call succeeded")
 
 
 async def test_log_records_is_idempotent_and_rejects_bad_records_by_index(service: Service
@@ -157,7 +145,7 @@ async def test_bad_input_names_the_offending_part(service: Service) -> None:
     model = unique_model("bad")
     recs, _ = churn_records(model, PROD, 20)
     await log(service.stub, recs)
-    unknown_col = await _error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
+    unknown_col = await rpc_error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
         current=pb.EvaluationFilter(model=model, versions=["v1"], predicates=[
             pb.SlicePredicate(column=pb.ColumnRef(name="nope"), op=pb.SLICE_OPERATOR_EQUAL,
                               values=[value("a")])]),
@@ -168,26 +156,26 @@ async def test_bad_input_names_the_offending_part(service: Service) -> None:
     window = pb.EvaluationFilter(model=model)
     window.window.start_time.FromDatetime(T0 + timedelta(days=1))
     window.window.end_time.FromDatetime(T0)
-    backwards = await _error(service.stub.ComputePerformance(
+    backwards = await rpc_error(service.stub.ComputePerformance(
         pb.ComputePerformanceRequest(filter=window)))
     assert isinstance(backwards, InvalidArgument)
     assert backwards.field_violations[0].field == "filter.window.end_time"
-    no_model = await _error(service.stub.ComputePerformance(pb.ComputePerformanceRequest(
+    no_model = await rpc_error(service.stub.ComputePerformance(pb.ComputePerformanceRequest(
         filter=pb.EvaluationFilter(model="no-such-model"))))
     assert isinstance(no_model, NotFound) and no_model.metadata == {"model": "no-such-model"}
-    no_version = await _error(service.stub.ComputePerformance(pb.ComputePerformanceRequest(
+    no_version = await rpc_error(service.stub.ComputePerformance(pb.ComputePerformanceRequest(
         filter=pb.EvaluationFilter(model=model, versions=["v1", "v9"]))))
     assert isinstance(no_version, NotFound) and no_version.metadata["version"] == "v9"
-    wrong_type = await _error(service.stub.ListRecords(pb.ListRecordsRequest(
+    wrong_type = await rpc_error(service.stub.ListRecords(pb.ListRecordsRequest(
         filter=pb.EvaluationFilter(model=model, predicates=[pb.SlicePredicate(
             column=pb.ColumnRef(name="x"), op=pb.SLICE_OPERATOR_LESS,
             values=[value("ten")])]))))
     assert wrong_type.field_violations[0].field == "filter.predicates[0].values[0]"
-    regression_metric = await _error(service.stub.ComputePerformance(
+    regression_metric = await rpc_error(service.stub.ComputePerformance(
         pb.ComputePerformanceRequest(filter=pb.EvaluationFilter(model=model),
                                      metrics=[pb.METRIC_MAE])))
     assert regression_metric.field_violations[0].field == "metrics[0]"
-    no_baseline = await _error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
+    no_baseline = await rpc_error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
         current=pb.EvaluationFilter(model=model))))
     assert no_baseline.reason == "BASELINE_NOT_FOUND"
 
@@ -364,7 +352,7 @@ async def test_monitor_raises_an_alert_streamed_listed_and_posted(service: Servi
         monitors = await service.stub.ListMonitors(pb.ListMonitorsRequest(model=model))
         assert [m.id for m in monitors.monitors] == [mon.id]
         await service.stub.DeleteMonitor(pb.DeleteMonitorRequest(id=mon.id))
-        gone = await _error(service.stub.GetMonitor(pb.GetMonitorRequest(id=mon.id)))
+        gone = await rpc_error(service.stub.GetMonitor(pb.GetMonitorRequest(id=mon.id)))
         assert isinstance(gone, NotFound)
     finally:
         hook.shutdown()
@@ -412,7 +400,7 @@ async def test_list_records_pages_newest_first_and_filters(service: Service) -> 
             values=[value("eu")])]), page_size=100))
     assert [r.prediction_id for r in nice.records] == [
         r.prediction_id for r in recs if r.tags["region"] == "eu"][::-1]
-    bad = await _error(service.stub.ListRecords(pb.ListRecordsRequest(
+    bad = await rpc_error(service.stub.ListRecords(pb.ListRecordsRequest(
         filter=pb.EvaluationFilter(model=model), page_token="garbage")))
     assert bad.reason == "INVALID_PAGE_TOKEN"
 
@@ -438,7 +426,7 @@ async def test_import_records_and_actuals_from_parquet(service: Service, tmp_pat
     assert rec.features["age"].double_value == 3.0 and rec.features["plan"].string_value == "pro"
     assert rec.tags["channel"] == "web" and rec.scores["1"] == pytest.approx(3 / 99)
     assert rec.actual.value.int64_value == 1
-    missing = await _error(service.stub.ImportRecords(pb.ImportRecordsRequest(
+    missing = await rpc_error(service.stub.ImportRecords(pb.ImportRecordsRequest(
         model=model, version="v3", environment=pb.ENVIRONMENT_BATCH,
         table={"parquet_uri": str(tmp_path / "nope.parquet")})))
     assert missing.reason == "TABLE_NOT_FOUND"

@@ -164,6 +164,37 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
 
 
 
+def log_two_versions(mlflow_uri: str, key: str, model: str, experiment: str) -> None:
+    """Register two scikit-learn versions of ``model`` (v1 C=1.0, v2 C=0.01) with the
+    stock mlflow client, as a data scientist would; the process's MLflow URIs and
+    token are put back afterwards."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    old = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    os.environ["MLFLOW_TRACKING_TOKEN"] = key
+    previous_uri, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        mlflow.set_tracking_uri(mlflow_uri)
+        mlflow.set_registry_uri(mlflow_uri)
+        mlflow.set_experiment(experiment)
+        for seed, C in ((0, 1.0), (1, 0.01)):
+            X, y = make_data(seed)
+            clf = LogisticRegression(C=C).fit(X, y)
+            with mlflow.start_run():
+                mlflow.sklearn.log_model(clf, name="model", registered_model_name=model,
+                                         signature=infer_signature(X, clf.predict(X)))
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        mlflow.set_registry_uri(previous_registry)
+        if old is None:
+            os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
+        else:
+            os.environ["MLFLOW_TRACKING_TOKEN"] = old
+
+
 class ServingHelpers:
     """Helpers for the test modules (importlib mode: they cannot import conftest)."""
 
@@ -171,6 +202,7 @@ class ServingHelpers:
     run_server = staticmethod(run_server)
     wait_until = staticmethod(wait_until)
     serving_settings = staticmethod(serving_settings)
+    log_two_versions = staticmethod(log_two_versions)
 
 
 @pytest.fixture(scope="session")

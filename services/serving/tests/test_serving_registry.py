@@ -50,41 +50,14 @@ async def registry_service(tmp_path_factory):
         yield svc.address, settings.mlflow_uri, admin
 
 
-def _log_versions(mlflow_uri: str, key: str, sv) -> None:
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-
-    old = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    os.environ["MLFLOW_TRACKING_TOKEN"] = key
-    previous_uri, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    try:
-        mlflow.set_tracking_uri(mlflow_uri)
-        mlflow.set_registry_uri(mlflow_uri)
-        mlflow.set_experiment("serving-registry-test")
-        for seed, C in ((0, 1.0), (1, 0.01)):
-            X, y = sv.make_data(seed)
-            clf = LogisticRegression(C=C).fit(X, y)
-            with mlflow.start_run():
-                mlflow.sklearn.log_model(clf, name="model", registered_model_name="fraud",
-                                         signature=infer_signature(X, clf.predict(X)))
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
-        mlflow.set_registry_uri(previous_registry)
-        if old is None:
-            os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
-        else:
-            os.environ["MLFLOW_TRACKING_TOKEN"] = old
-
-
 @pytest.mark.timeout(600)
 async def test_serves_models_resolved_by_the_registry_and_follows_its_alias_events(
         make_settings, sv, registry_service):
     from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
 
     address, mlflow_uri, admin = registry_service
-    await asyncio.to_thread(_log_versions, mlflow_uri, admin, sv)
+    await asyncio.to_thread(sv.log_two_versions, mlflow_uri, admin, "fraud",
+                            "serving-registry-test")
     md = (("authorization", f"Bearer {admin}"),)
     async with grpc.aio.insecure_channel(address) as rch:
         registry = registry_pb2_grpc.ModelRegistryServiceStub(rch)

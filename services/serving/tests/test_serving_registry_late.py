@@ -70,34 +70,6 @@ class LateRegistry:
         return (("authorization", f"Bearer {self.admin}"),)
 
 
-def _log_two_versions(reg: LateRegistry, sv) -> None:
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-
-    old = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    os.environ["MLFLOW_TRACKING_TOKEN"] = reg.admin
-    previous_uri, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    try:
-        mlflow.set_tracking_uri(reg.mlflow_uri)
-        mlflow.set_registry_uri(reg.mlflow_uri)
-        mlflow.set_experiment("serving-late-registry-test")
-        for seed, C in ((0, 1.0), (1, 0.01)):
-            X, y = sv.make_data(seed)
-            clf = LogisticRegression(C=C).fit(X, y)
-            with mlflow.start_run():
-                mlflow.sklearn.log_model(clf, name="model", registered_model_name=MODEL,
-                                         signature=infer_signature(X, clf.predict(X)))
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
-        mlflow.set_registry_uri(previous_registry)
-        if old is None:
-            os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
-        else:
-            os.environ["MLFLOW_TRACKING_TOKEN"] = old
-
-
 def _deployment(name: str, alias: str) -> pb.Deployment:
     return pb.Deployment(name=name, model=MODEL, traffic_split=pb.TrafficSplit(routes=[
         pb.Route(target=pb.ModelTarget(alias=alias), weight=1)]))
@@ -128,7 +100,8 @@ async def test_deployments_persisted_while_the_registry_is_down_load_once_it_ans
 
     # First life: two versions, deployments following "live" and "next", persisted.
     async with reg.up(), grpc.aio.insecure_channel(reg.address) as rch:
-        await asyncio.to_thread(_log_two_versions, reg, sv)
+        await asyncio.to_thread(sv.log_two_versions, reg.mlflow_uri, reg.admin, MODEL,
+                                "serving-late-registry-test")
         registry = reg.stub(rch)
         for alias in ("live", "next"):
             await registry.SetAlias(registry_pb2.SetAliasRequest(
