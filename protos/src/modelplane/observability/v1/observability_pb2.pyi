@@ -634,7 +634,7 @@ class RootCauseObjective(_message.Message):
     def __init__(self, metric: _Optional[_Union[Metric, str]] = ..., drift_column: _Optional[_Union[ColumnRef, _Mapping]] = ...) -> None: ...
 
 class SliceContribution(_message.Message):
-    __slots__ = ("slice", "contribution", "contribution_share", "reference_count", "current_count", "reference_value", "current_value")
+    __slots__ = ("slice", "contribution", "contribution_share", "reference_count", "current_count", "reference_value", "current_value", "lift", "score")
     SLICE_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTION_SHARE_FIELD_NUMBER: _ClassVar[int]
@@ -642,6 +642,8 @@ class SliceContribution(_message.Message):
     CURRENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_VALUE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     slice: Slice
     contribution: float
     contribution_share: float
@@ -649,7 +651,9 @@ class SliceContribution(_message.Message):
     current_count: int
     reference_value: float
     current_value: float
-    def __init__(self, slice: _Optional[_Union[Slice, _Mapping]] = ..., contribution: _Optional[float] = ..., contribution_share: _Optional[float] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., reference_value: _Optional[float] = ..., current_value: _Optional[float] = ...) -> None: ...
+    lift: float
+    score: float
+    def __init__(self, slice: _Optional[_Union[Slice, _Mapping]] = ..., contribution: _Optional[float] = ..., contribution_share: _Optional[float] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., lift: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
 
 class ComputeRootCauseRequest(_message.Message):
     __slots__ = ("current", "reference", "objective", "columns", "max_slices", "max_depth", "min_slice_size", "bins", "positive_class")

@@ -229,7 +229,8 @@ class ObservabilityServiceServicer:
 
     def ComputeRootCause(self, request, context):
         """Slices (single feature values or bins, and pairs) ranked by their
-        contribution to a metric drop or to drift.
+        contribution to a metric drop or to drift, weighted by how concentrated
+        the change is in the slice (see SliceContribution.score).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -599,7 +599,8 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                 slice=slice_to_pb(s.slice), contribution=s.contribution,
                 contribution_share=s.contribution_share, reference_count=s.reference_count,
                 current_count=s.current_count, reference_value=s.reference_value,
-                current_value=s.current_value) for s in rep.slices])
+                current_value=s.current_value, lift=s.lift, score=s.score)
+                for s in rep.slices])
 
     async def ComputeFeatureImportance(self, request: pb.ComputeFeatureImportanceRequest,
                                        context: Any) -> pb.ComputeFeatureImportanceResponse:

@@ -167,6 +167,10 @@ class SliceContribution:
     current_count: int
     reference_value: float
     current_value: float
+    #: share of the change / the slice's share of the records (the larger side)
+    lift: float = 0.0
+    #: what the slices are ranked by (see ``_contribution``)
+    score: float = 0.0
 
     @property
     def display_name(self) -> str:
@@ -521,7 +525,7 @@ class Evaluations:
                 if c is not None:
                     col_of[id(c)] = col
                     singles.append(c)
-        singles.sort(key=lambda s: -s.contribution)
+        singles.sort(key=_rank)
         found = list(singles)
         if max_depth != 1:
             top = [s for s in singles if s.contribution > 0][:8]
@@ -530,9 +534,10 @@ class Evaluations:
                     continue
                 c = self._contribution(ref, cur, a.slice + b.slice, degrade, within,
                                        is_drift, overall_change, min_slice_size)
-                if c is not None:
+                # the simpler slice stays first unless the pair is clearly more to blame
+                if c is not None and c.score > _PAIR_MARGIN * max(a.score, b.score):
                     found.append(c)
-        found.sort(key=lambda s: -s.contribution)
+        found.sort(key=_rank)
         ref_value, cur_value = within(ref), within(cur)
         return RootCauseReport(ref_value, cur_value, found[:max_slices or 10])
 
@@ -582,15 +587,34 @@ class Evaluations:
         if math.isnan(rest) or math.isnan(overall):
             return None
         contribution = overall - rest
+        share = contribution / overall if overall else 0.0
+        # the slice's share of the records, on the side where it is larger: a slice
+        # that traffic moved into must not look more concentrated than it is
+        records = max(n_ref / len(ref) if len(ref) else 0.0, n_cur / len(cur))
+        lift = share / records
         if is_drift:  # drift objective: the slice's share of records on each side
             ref_value = n_ref / len(ref) if len(ref) else 0.0
-            cur_value = n_cur / len(cur) if len(cur) else 0.0
+            cur_value = n_cur / len(cur)
+            # How far the slice's share of the drift exceeds its share of the
+            # records: a segment with most of the records carries most of any drift
+            # (score about 0); a city with a fifth of the records and most of the
+            # drift comes first.
+            score = max(share - records, 0.0)
         else:
             ref_value = within(ref.take(np.flatnonzero(rm))) if n_ref else float("nan")
             cur_value = within(cur.take(np.flatnonzero(cm)))
-        return SliceContribution(preds, contribution,
-                                 contribution / overall if overall else 0.0, n_ref, n_cur,
-                                 ref_value, cur_value)
+            # How much more the metric dropped inside the slice than outside it,
+            # squared and weighted by w(1-w): the split criterion of a regression
+            # tree on the drop, for accuracy proportional to the squared z-score of
+            # the difference. Leaving the slice out (the contribution) cannot tell
+            # a large segment that holds most of the affected records, or whose
+            # rest happened to improve, from the small slice where the drop is.
+            inside = degrade(ref.take(np.flatnonzero(rm)), cur.take(np.flatnonzero(cm))) \
+                if n_ref else float("nan")
+            gap = inside - rest
+            score = records * (1.0 - records) * gap * gap if gap > 0 else 0.0
+        return SliceContribution(preds, contribution, share, n_ref, n_cur, ref_value,
+                                 cur_value, lift, score)
 
     # -- attribution --------------------------------------------------------
 
@@ -633,6 +657,15 @@ class Evaluations:
         if store:
             self._store.set_attributions(f.model, attributions)
         return ExplanationReport(attributions, surrogate.fidelity, method)
+
+
+#: a pair of slices is listed only when it outscores both of its single slices this much
+_PAIR_MARGIN = 1.5
+
+
+def _rank(s: SliceContribution) -> tuple[float, float]:
+    """Highest score first; slices that score 0 (no concentration) by contribution."""
+    return (-s.score, -s.contribution)
 
 
 def _sample(frame: Frame, n: int, seed: int) -> Frame:
