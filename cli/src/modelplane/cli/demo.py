@@ -63,7 +63,7 @@ class DemoSize:
     concurrency: int
 
 
-SIZES = {"fast": DemoSize(customers=120, days=20, requests=1000, concurrency=8),
+SIZES = {"fast": DemoSize(customers=120, days=20, requests=1600, concurrency=8),
          "full": DemoSize(customers=300, days=30, requests=1600, concurrency=8)}
 
 
@@ -650,12 +650,12 @@ async def analyse(demo: Demo, t0: datetime, shift_time: datetime, t1: datetime,
     for title, res in (("Root cause of the drift of amount", drift_cause),
                        (accuracy_title, metric_cause)):
         table = Table(title=title)
-        for col in ("slice", "contribution", "share", "before", "after"):
+        for col in ("slice", "contribution", "share", "lift", "before", "after"):
             table.add_column(col)
         for s in res.slices[:5]:
             table.add_row(s.slice.display_name, f"{s.contribution:.3f}",
-                          f"{s.contribution_share:.0%}", f"{s.reference_value:.3f}",
-                          f"{s.current_value:.3f}")
+                          f"{s.contribution_share:.0%}", f"{s.lift:.1f}x",
+                          f"{s.reference_value:.3f}", f"{s.current_value:.3f}")
         demo.console.print(table)
     top_drift = drift_cause.slices[0].slice.display_name if drift_cause.slices else ""
     top_metric = metric_cause.slices[0].slice.display_name if metric_cause.slices else ""
