@@ -8,7 +8,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from modelplane.observability.ingest import RecordIngestor
@@ -44,6 +46,41 @@ async def test_a_slow_store_stops_the_reader_instead_of_buffering() -> None:
     assert result.accepted == 200
     # Read ahead of the writer by at most the queue plus the batch in hand.
     assert max_ahead <= 2 + 2
+
+
+async def test_waiting_record_batches_are_written_together_keeping_their_indices() -> None:
+    import pyarrow as pa
+
+    from modelplane.observability.ingest import ArrowRecords
+
+    ingestor = _ingestor(queue_batches=4)
+    writes: list[tuple[int, int, str]] = []
+
+    async def batches() -> AsyncIterator[Any]:
+        for i in range(20):
+            yield [i] * 10
+        # columnar batches merge only with the same schema
+        for cols in ({"a": [1, 2]}, {"a": [3]}, {"b": ["x"]}, {"b": ["y", "z"]}):
+            yield ArrowRecords(pa.table(cols))
+
+    def slow_write(batch: Any, first: int, seen: set[str]) -> IngestResult:
+        time.sleep(0.02)  # the client outpaces the database
+        kind = ",".join(batch.table.schema.names) if isinstance(batch, ArrowRecords) else "list"
+        if kind == "list":  # each record is the number of its batch: stream order kept
+            assert list(batch) == sorted(batch)
+        writes.append((first, len(batch), kind))
+        return IngestResult(accepted=len(batch))
+
+    result = await ingestor.ingest_stream(batches(), slow_write, merge=True)
+    assert result.accepted == 206
+    writes.sort()
+    # the writes tile the stream: no index skipped, none twice
+    assert [w[0] for w in writes] == [0, *np.cumsum([w[1] for w in writes])[:-1].tolist()]
+    lists = [w for w in writes if w[2] == "list"]
+    assert len(lists) < 20 and sum(w[1] for w in lists) == 200
+    # never a table with two schemas: "a" rows and "b" rows in separate writes
+    assert {w[2] for w in writes if w[2] != "list"} == {"a", "b"}
+    assert sum(w[1] for w in writes if w[2] == "a") == 3
 
 
 async def test_a_failing_store_ends_the_stream_with_its_error_and_stops_reading() -> None:

@@ -4,7 +4,9 @@ A stream is read by one coroutine and written by ``writers`` others (each
 batch in its own transaction, so the database works on two at once), joined
 by a bounded queue of batches: when the database is slower than the client, the
 reader stops reading, gRPC flow control stops the client, and memory stays
-bounded (``queue_batches`` × batch size). A malformed record is rejected
+bounded (``queue_batches`` batches in the queue; a writer takes the record
+batches waiting there into one write, up to ``WRITE_CHUNK`` rows, so a fast
+client's small messages become fewer, larger transactions). A malformed record is rejected
 with its index in the stream; the rest of the stream is kept. A batch is a
 list of records or a columnar Arrow table (:mod:`.columnar`); both forms
 share the indices, the idempotency and the catalogs.
@@ -117,8 +119,10 @@ class RecordIngestor:
     # -- streams --------------------------------------------------------------
 
     async def ingest_stream(self, batches: AsyncIterator[Sequence[Any]],
-                            write: Callable[[Sequence[Any], int, set[str]], IngestResult]
-                            ) -> IngestResult:
+                            write: Callable[[Sequence[Any], int, set[str]], IngestResult],
+                            merge: bool = False) -> IngestResult:
+        """``merge``: write batches that wait in the queue together (records only: an
+        actual sent twice counts differently within one write than across two)."""
         queue: asyncio.Queue[tuple[Sequence[Any], int] | None] = asyncio.Queue(
             maxsize=self._queue_batches)
         total = IngestResult()
@@ -127,17 +131,27 @@ class RecordIngestor:
         failure: list[BaseException] = []
 
         async def writer() -> None:
-            while True:
+            done = False
+            while not done:
                 item = await queue.get()
                 if item is None:
                     return
-                if failure:
-                    continue  # drain, so the reader never blocks on a dead writer
                 batch, first = item
-                try:
-                    total.add(await asyncio.to_thread(write, batch, first, seen))
-                except Exception as exc:  # noqa: BLE001 - re-raised below, after the stream
-                    failure.append(exc)
+                # Batches already waiting behind this one go in the same write when
+                # they can (consecutive in the stream, so the indices still hold):
+                # fewer, larger transactions when the client outpaces the database.
+                while merge and len(batch) < WRITE_CHUNK and not queue.empty():
+                    nxt = queue.get_nowait()
+                    if nxt is None:
+                        done = True  # this writer's end; write what it holds first
+                        break
+                    merged = _merge(batch, nxt[0])
+                    if merged is None:
+                        await self._write_one(write, batch, first, seen, total, failure)
+                        batch, first = nxt
+                    else:
+                        batch = merged
+                await self._write_one(write, batch, first, seen, total, failure)
 
         tasks = [asyncio.create_task(writer()) for _ in range(self._writers)]
         index = 0
@@ -158,9 +172,21 @@ class RecordIngestor:
             raise failure[0]
         return total
 
+    @staticmethod
+    async def _write_one(write: Callable[[Sequence[Any], int, set[str]], IngestResult],
+                         batch: Sequence[Any], first: int, seen: set[str],
+                         total: IngestResult, failure: list[BaseException]) -> None:
+        if failure:
+            return  # drain, so the reader never blocks on a dead writer
+        try:
+            total.add(await asyncio.to_thread(write, batch, first, seen))
+        except Exception as exc:  # noqa: BLE001 - re-raised by ingest_stream, after the stream
+            failure.append(exc)
+
     async def log_records(self, batches: AsyncIterator[Sequence[RecordItem] | ArrowRecords]
                           ) -> IngestResult:
-        return await self.ingest_stream(batches, self.write_batch)  # type: ignore[arg-type]
+        return await self.ingest_stream(batches, self.write_batch,  # type: ignore[arg-type]
+                                        merge=True)
 
     async def log_actuals(self, batches: AsyncIterator[Sequence[ActualItem]]) -> IngestResult:
         return await self.ingest_stream(batches, lambda b, i, _s: self.write_actuals(b, i))
@@ -216,6 +242,20 @@ class RecordIngestor:
         result = self.write_records(records)
         stored = self.write_actuals(actuals).accepted if actuals else 0
         return result, stored
+
+
+def _merge(a: Any, b: Any) -> Any:
+    """Two consecutive batches as one, or None when they do not merge: a list of
+    records with a list, a columnar table with one of the same schema."""
+    if isinstance(a, ArrowRecords):
+        if isinstance(b, ArrowRecords) and a.table.schema.equals(b.table.schema):
+            import pyarrow as pa
+
+            return ArrowRecords(pa.concat_tables([a.table, b.table]))
+        return None
+    if isinstance(b, ArrowRecords) or not isinstance(a, list) or not isinstance(b, list):
+        return None
+    return a + b
 
 
 class ArrowRecords:
