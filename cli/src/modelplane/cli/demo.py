@@ -649,7 +649,8 @@ async def analyse(demo: Demo, t0: datetime, shift_time: datetime, t1: datetime,
                       f"-> {metric_cause.current_value:.3f}")
     for title, res in (("Root cause of the drift of amount", drift_cause),
                        (accuracy_title, metric_cause)):
-        table = Table(title=title)
+        table = Table(title=title, caption="ranked by where the change is concentrated "
+                      "(score), not by contribution")
         for col in ("slice", "contribution", "share", "lift", "before", "after"):
             table.add_column(col)
         for s in res.slices[:5]:
