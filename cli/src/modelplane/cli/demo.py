@@ -174,7 +174,7 @@ def feature_definitions() -> Any:
 
     from modelplane.featurestore.v1 import featurestore_pb2 as fs
 
-    def feats(**kinds: int) -> list[Any]:
+    def feats(**kinds: fs.ValueType) -> list[Any]:
         return [fs.Feature(name=n, value_type=k) for n, k in kinds.items()]
 
     S, I, D = fs.VALUE_TYPE_STRING, fs.VALUE_TYPE_INT64, fs.VALUE_TYPE_DOUBLE

@@ -86,7 +86,9 @@ def train_and_log(*, tracking_uri: str, api_key: str, kind: str, train: pd.DataF
                            "feature_refs": ",".join(feature_refs),
                            "train_rows": len(train), "features": len(MODEL_FEATURES)})
         try:
-            mlflow.log_input(mlflow.data.from_pandas(train, name=dataset_id, targets=LABEL),
+            from mlflow.data.pandas_dataset import from_pandas
+
+            mlflow.log_input(from_pandas(train, name=dataset_id, targets=LABEL),
                              context="training")
         except Exception as exc:  # noqa: BLE001 - the dataset record is a nicety of the UI
             print(f"(MLflow dataset input not logged: {exc})")

@@ -10,7 +10,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -76,6 +76,15 @@ def _bad(field: str, description: str, reason: str = "INVALID_ARGUMENT") -> Inva
 
 
 # -- scalars and times -------------------------------------------------------
+
+
+_E = TypeVar("_E")
+
+
+def _wire(enum: type[_E], value: int) -> _E:
+    """An internal enum as its contract enum: the numbers are the same, and the
+    generated stubs type enum fields by their class, not by int."""
+    return cast(_E, int(value))
 
 
 def scalar_from_pb(v: types_pb2.Value) -> Scalar:
@@ -182,7 +191,7 @@ def record_from_pb(r: pb.EvaluationRecord, i: int) -> EvaluationRecord | Rejecti
 def record_to_pb(rec: EvaluationRecord) -> pb.EvaluationRecord:
     out = pb.EvaluationRecord(
         prediction_id=rec.prediction_id, model=rec.model, version=rec.version,
-        environment=int(rec.environment), prediction_time=_ts(rec.prediction_time),
+        environment=_wire(pb.Environment, rec.environment), prediction_time=_ts(rec.prediction_time),
         features={k: scalar_to_pb(v) for k, v in rec.features.items()},
         scores=rec.scores, tags=rec.tags, trace_id=rec.trace_id,
         attributions=rec.attributions)
@@ -221,7 +230,7 @@ def column_from_pb(c: pb.ColumnRef) -> ColumnRef:
 
 
 def column_to_pb(c: ColumnRef) -> pb.ColumnRef:
-    return pb.ColumnRef(source=int(c.source), name=c.name)
+    return pb.ColumnRef(source=_wire(pb.ColumnSource, c.source), name=c.name)
 
 
 def predicate_from_pb(p: pb.SlicePredicate, path: str) -> SlicePredicate:
@@ -235,7 +244,7 @@ def predicate_from_pb(p: pb.SlicePredicate, path: str) -> SlicePredicate:
 
 
 def predicate_to_pb(p: SlicePredicate) -> pb.SlicePredicate:
-    return pb.SlicePredicate(column=column_to_pb(p.column), op=int(p.op),
+    return pb.SlicePredicate(column=column_to_pb(p.column), op=_wire(pb.SliceOperator, p.op),
                              values=[scalar_to_pb(v) for v in p.values])
 
 
@@ -254,7 +263,7 @@ def filter_from_pb(f: pb.EvaluationFilter, path: str) -> EvaluationFilter:
 
 def filter_to_pb(f: EvaluationFilter) -> pb.EvaluationFilter:
     return pb.EvaluationFilter(model=f.model, versions=list(f.versions),
-                               environment=int(f.environment), window=window_to_pb(f.window),
+                               environment=_wire(pb.Environment, f.environment), window=window_to_pb(f.window),
                                predicates=[predicate_to_pb(p) for p in f.predicates])
 
 
@@ -281,7 +290,7 @@ def reference_to_pb(ref: Reference | None) -> pb.ReferenceData | None:
 
 
 def metrics_to_pb(values: dict[M.Metric, float | None]) -> list[pb.MetricValue]:
-    return [pb.MetricValue(metric=int(m), value=v or 0.0, has_value=v is not None)
+    return [pb.MetricValue(metric=_wire(pb.Metric, m), value=v or 0.0, has_value=v is not None)
             for m, v in values.items()]
 
 
@@ -298,13 +307,13 @@ def group_to_pb(g: PerformanceGroup) -> pb.PerformanceGroup:
 
 def column_drift_to_pb(c: ColumnDriftResult) -> pb.ColumnDrift:
     return pb.ColumnDrift(
-        column=column_to_pb(c.column), kind=int(c.kind),
+        column=column_to_pb(c.column), kind=_wire(pb.ColumnKind, c.kind),
         reference_count=c.drift.reference_count, current_count=c.drift.current_count,
-        statistics=[pb.DriftStatistic(method=int(s.method), value=s.value,
+        statistics=[pb.DriftStatistic(method=_wire(pb.DriftMethod, s.method), value=s.value,
                                       p_value=s.p_value if s.p_value is not None else 0.0,
                                       threshold=s.threshold, drifted=s.drifted)
                     for s in c.drift.statistics],
-        decision_method=int(c.drift.decision_method), drifted=c.drift.drifted)
+        decision_method=_wire(pb.DriftMethod, c.drift.decision_method), drifted=c.drift.drifted)
 
 
 def proxy_group_to_pb(g: ProxyGroup) -> pb.ProxyPerformanceGroup:
@@ -360,15 +369,15 @@ def monitor_from_pb(m: pb.Monitor) -> Monitor:
 def monitor_to_pb(m: Monitor) -> pb.Monitor:
     signal = pb.MonitorSignal()
     if m.signal is SignalKind.PERFORMANCE:
-        signal.performance = int(m.metric)
+        signal.performance = _wire(pb.Metric, m.metric)
     elif m.signal is SignalKind.ESTIMATED_PERFORMANCE:
-        signal.estimated_performance = int(m.metric)
+        signal.estimated_performance = _wire(pb.Metric, m.metric)
     elif m.signal is SignalKind.DRIFT:
         signal.drift.CopyFrom(pb.DriftSignal(
             column=column_to_pb(m.drift_column) if m.drift_column else None,
-            method=int(m.drift_method), reference=reference_to_pb(m.drift_reference)))
+            method=_wire(pb.DriftMethod, m.drift_method), reference=reference_to_pb(m.drift_reference)))
     out = pb.Monitor(id=m.id, display_name=m.display_name, filter=filter_to_pb(m.filter),
-                     signal=signal, comparison=int(m.comparison), threshold=m.threshold,
+                     signal=signal, comparison=_wire(pb.Comparison, m.comparison), threshold=m.threshold,
                      min_records=m.min_records, webhook_url=m.webhook_url, paused=m.paused,
                      create_time=_ts(m.create_time), update_time=_ts(m.update_time),
                      last_evaluation_time=_ts(m.last_evaluation_time), last_value=m.last_value)
@@ -378,8 +387,8 @@ def monitor_to_pb(m: Monitor) -> pb.Monitor:
 
 
 def alert_to_pb(a: Alert) -> pb.Alert:
-    return pb.Alert(id=a.id, monitor_id=a.monitor_id, model=a.model, state=int(a.state),
-                    value=a.value, threshold=a.threshold, comparison=int(a.comparison),
+    return pb.Alert(id=a.id, monitor_id=a.monitor_id, model=a.model, state=_wire(pb.AlertState, a.state),
+                    value=a.value, threshold=a.threshold, comparison=_wire(pb.Comparison, a.comparison),
                     window=window_to_pb(a.window), message=a.message,
                     create_time=_ts(a.create_time), resolve_time=_ts(a.resolve_time))
 
@@ -527,10 +536,10 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             except NotFound:
                 cols = {}
             out.append(pb.ObservedModel(
-                model=s.model, versions=s.versions, environments=[int(e) for e in s.environments],
+                model=s.model, versions=s.versions, environments=[_wire(pb.Environment, e) for e in s.environments],
                 record_count=s.record_count, actual_count=s.actual_count,
                 first_prediction_time=_ts(s.first_time), last_prediction_time=_ts(s.last_time),
-                columns=[pb.ColumnInfo(column=column_to_pb(c), kind=int(k))
+                columns=[pb.ColumnInfo(column=column_to_pb(c), kind=_wire(pb.ColumnKind, k))
                          for c, k in sorted(cols.items())]))
         return pb.ListObservedModelsResponse(models=out,
                                              next_page_token=_next_token(offset, size,
@@ -547,7 +556,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             _duration(request.bucket, request.HasField("bucket")),
             [column_from_pb(c) for c in request.slice_by], request.slice_bins or 4)
         return pb.ComputePerformanceResponse(
-            task=int(rep.task), overall=group_to_pb(rep.overall),
+            task=_wire(pb.TaskType, rep.task), overall=group_to_pb(rep.overall),
             windows=[group_to_pb(g) for g in rep.windows],
             slices=[group_to_pb(g) for g in rep.slices])
 

@@ -118,7 +118,7 @@ class EmbeddedStore(EvaluationStore):
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
         if not rows and not new_columns:
             return 0
-        columns = list(zip(*rows)) if rows else [[] for _ in RECORD_COLUMNS]
+        columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [() for _ in RECORD_COLUMNS]
         stage = pa.Table.from_arrays(
             [pa.array(list(col), type=_ARROW_SCHEMA.field(i).type)
              for i, col in enumerate(columns)], schema=_ARROW_SCHEMA)
