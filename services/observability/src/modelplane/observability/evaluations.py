@@ -605,8 +605,8 @@ class Evaluations:
             cur_value = within(cur.take(np.flatnonzero(cm)))
             # How much more the metric dropped inside the slice than outside it,
             # squared and weighted by w(1-w): the split criterion of a regression
-            # tree on the drop, for accuracy proportional to the squared z-score of
-            # the difference. Leaving the slice out (the contribution) cannot tell
+            # tree on the drop, for accuracy roughly proportional to the squared
+            # z-score of the difference. Leaving the slice out (the contribution) cannot tell
             # a large segment that holds most of the affected records, or whose
             # rest happened to improve, from the small slice where the drop is.
             inside = degrade(ref.take(np.flatnonzero(rm)), cur.take(np.flatnonzero(cm))) \

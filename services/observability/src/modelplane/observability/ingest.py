@@ -6,8 +6,9 @@ by a bounded queue of batches: when the database is slower than the client, the
 reader stops reading, gRPC flow control stops the client, and memory stays
 bounded (``queue_batches`` batches in the queue; a writer takes the record
 batches waiting there into one write, up to ``WRITE_CHUNK`` rows, so a fast
-client's small messages become fewer, larger transactions). A malformed record is rejected
-with its index in the stream; the rest of the stream is kept. A batch is a
+client's small messages become fewer, larger transactions). A malformed
+record is rejected with its index in the stream; the rest of the stream is
+kept. A batch is a
 list of records or a columnar Arrow table (:mod:`.columnar`); both forms
 share the indices, the idempotency and the catalogs.
 """

@@ -114,9 +114,10 @@ _COPY_IDS = "COPY obs_record_ids (prediction_id, model, prediction_time) FROM ST
 
 def _claim_all(conn: Any, cur: Any, fill: Callable[[Any], None], csv: bool = False) -> bool:
     """Claim every id of a batch with a plain COPY that ``fill`` writes (rows of id,
-    model, prediction time; CSV when ``csv``): about 4x cheaper than an INSERT with
-    ON CONFLICT's speculative insertion. False, with nothing claimed, when one of
-    them is already stored (a retry): the caller then claims the new ones only."""
+    model, prediction time; CSV when ``csv``): about 5 µs a record, against 8-10
+    for an ``INSERT … unnest`` and 9-11 with ON CONFLICT's speculative insertion.
+    False, with nothing claimed, when one of them is already stored (a retry):
+    the caller then claims the new ones only."""
     from psycopg import errors
 
     try:
