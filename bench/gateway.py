@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MODEL_NAME = "fraud-detector"
@@ -164,6 +165,17 @@ def _wait_grpc(port: int, timeout: float = 60.0) -> None:
     raise SystemExit("backend did not start")
 
 
+@dataclass
+class _Totals:
+    """One side's sums over the rounds: wall time, CPU seconds, latencies."""
+
+    elapsed: float = 0.0
+    client: float = 0.0
+    backend: float = 0.0
+    gateway: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+
 def _summary(name: str, elapsed: float, latencies: list[float], client_cpu: float,
              server_cpu: dict[str, float], requests: int) -> float:
     rps = requests / elapsed
@@ -222,8 +234,7 @@ def main() -> None:
         # Alternate the two sides in rounds so that load from other processes on a
         # shared machine falls on both alike; totals are over all rounds.
         per_round = max(1, args.requests // args.rounds)
-        totals = {name: {"elapsed": 0.0, "client": 0.0, "backend": 0.0, "gateway": 0.0,
-                         "latencies": []} for name in sides}
+        totals = {name: _Totals() for name in sides}
         for round_no in range(1, args.rounds + 1):
             line = []
             for name, make in sides.items():
@@ -232,23 +243,23 @@ def main() -> None:
                 elapsed, latencies, client_cpu = asyncio.run(
                     _run(make, per_round, args.concurrency))
                 total = totals[name]
-                total["elapsed"] += elapsed
-                total["client"] += client_cpu
-                total["latencies"].extend(latencies)
-                for proc_name, proc in (("backend", backend), ("gateway", gateway)):
-                    total[proc_name] += _cpu_seconds(proc.pid) - cpu0[proc_name]
+                total.elapsed += elapsed
+                total.client += client_cpu
+                total.latencies.extend(latencies)
+                total.backend += _cpu_seconds(backend.pid) - cpu0["backend"]
+                total.gateway += _cpu_seconds(gateway.pid) - cpu0["gateway"]
                 line.append(f"{name} {per_round / elapsed:6.0f} req/s")
             print(f"  round {round_no}: " + ", ".join(line))
         results: dict[str, float] = {}
         cpu_per_request: dict[str, float] = {}
         for name, total in totals.items():
-            server_cpu = {"backend": total["backend"]}
+            server_cpu = {"backend": total.backend}
             if name == "gateway":
-                server_cpu["gateway"] = total["gateway"]
+                server_cpu["gateway"] = total.gateway
             n = per_round * args.rounds
-            results[name] = _summary(name, total["elapsed"], total["latencies"],
-                                     total["client"], server_cpu, n)
-            cpu_per_request[name] = (total["client"] + sum(server_cpu.values())) / n
+            results[name] = _summary(name, total.elapsed, total.latencies, total.client,
+                                     server_cpu, n)
+            cpu_per_request[name] = (total.client + sum(server_cpu.values())) / n
         ratio = results["gateway"] / results["direct gRPC"]
         print(f"CPU per request (client + servers): direct {cpu_per_request['direct gRPC'] * 1e3:.2f}"
               f" ms, through the gateway {cpu_per_request['gateway'] * 1e3:.2f} ms")
