@@ -189,6 +189,58 @@ async def test_a_prediction_id_counts_once_across_both_forms(service: Service) -
     assert next(m for m in listed.models if m.model == model).record_count == 40
 
 
+@pytest.mark.parametrize("form", ["arrow_ipc", "records"])
+async def test_merged_batches_store_what_separate_ones_do(service: Service, form: str) -> None:
+    """The ingest writers merge the batches waiting in the queue: one write of the
+    concatenated tables (a dictionary-encoded model column, so several
+    dictionaries) or record lists must store, reject and count exactly what
+    separate writes do, and name a rejected row by its place in the caller's
+    message."""
+    import time
+
+    from modelplane.observability.api import record_from_pb
+    from modelplane.observability.ingest import ArrowRecords
+
+    def message(recs: list[pb.EvaluationRecord]) -> Any:
+        if form == "records":
+            return [record_from_pb(r, i) for i, r in enumerate(recs)]
+        return ArrowRecords(arrow_table(recs))
+
+    base = _mixed_records("m", 240)
+    ingestor = service.runtime.ingestor
+    results = {}
+    for name, merge in (("separate", False), ("merged", True)):
+        model = unique_model(name)
+        recs = _renamed(base, model, f"{name[0]}{form[0]}:")
+        recs[130].prediction_id = ""  # rejected: message 3 (rows 120-159), its row 10
+        messages = [message(recs[k:k + 40]) for k in range(0, 240, 40)]
+        writes = []
+
+        def slow(batch: Any, first: int, seen: set[str], writes: list[int] = writes) -> Any:
+            time.sleep(0.05)  # the database is slower than the client: batches queue up
+            writes.append(len(batch))
+            return ingestor.write_batch(batch, first, seen)
+
+        async def stream(messages: list[Any] = messages) -> AsyncIterator[Any]:
+            for m in messages:
+                yield m
+
+        result = await ingestor.ingest_stream(stream(), slow, merge=merge)
+        if merge:
+            assert len(writes) < len(messages)  # some were written together
+            again = await ingestor.ingest_stream(stream(), slow, merge=True)
+            assert (again.accepted, again.duplicates) == (0, 239)  # a retry
+        else:
+            assert writes == [40] * 6
+        results[name] = (model, result)
+    (m_sep, sep), (m_mrg, mrg) = results["separate"], results["merged"]
+    assert (sep.accepted, sep.duplicates) == (mrg.accepted, mrg.duplicates) == (239, 0)
+    assert [(r.index, r.field) for r in sep.rejected] == \
+        [(r.index, r.field) for r in mrg.rejected] == [(130, f"{form}[10].prediction_id")]
+    assert _scan(service, m_sep) == _scan(service, m_mrg)
+    assert service.runtime.catalogs[m_sep].kinds == service.runtime.catalogs[m_mrg].kinds
+
+
 async def test_a_feature_keeps_its_kind_across_forms(service: Service) -> None:
     model = unique_model("colkind")
     await log(service.stub, [record("k-0", model, "v1", PROD, T0, {"x": 1.0, "c": "a"}, 1)])

@@ -16,6 +16,8 @@ share the indices, the idempotency and the catalogs.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -138,6 +140,7 @@ class RecordIngestor:
                 if item is None:
                     return
                 batch, first = item
+                starts = [first]  # where each message of the batch begins in the stream
                 # Batches already waiting behind this one go in the same write when
                 # they can (consecutive in the stream, so the indices still hold):
                 # fewer, larger transactions when the client outpaces the database.
@@ -148,11 +151,12 @@ class RecordIngestor:
                         break
                     merged = _merge(batch, nxt[0])
                     if merged is None:
-                        await self._write_one(write, batch, first, seen, total, failure)
-                        batch, first = nxt
+                        await self._write_one(write, batch, starts, seen, total, failure)
+                        batch, starts = nxt[0], [nxt[1]]
                     else:
                         batch = merged
-                await self._write_one(write, batch, first, seen, total, failure)
+                        starts.append(nxt[1])
+                await self._write_one(write, batch, starts, seen, total, failure)
 
         tasks = [asyncio.create_task(writer()) for _ in range(self._writers)]
         index = 0
@@ -175,14 +179,17 @@ class RecordIngestor:
 
     @staticmethod
     async def _write_one(write: Callable[[Sequence[Any], int, set[str]], IngestResult],
-                         batch: Sequence[Any], first: int, seen: set[str],
+                         batch: Sequence[Any], starts: list[int], seen: set[str],
                          total: IngestResult, failure: list[BaseException]) -> None:
         if failure:
             return  # drain, so the reader never blocks on a dead writer
         try:
-            total.add(await asyncio.to_thread(write, batch, first, seen))
+            result = await asyncio.to_thread(write, batch, starts[0], seen)
         except Exception as exc:  # noqa: BLE001 - re-raised by ingest_stream, after the stream
             failure.append(exc)
+            return
+        result.rejected = _in_message(result.rejected, starts)
+        total.add(result)
 
     async def log_records(self, batches: AsyncIterator[Sequence[RecordItem] | ArrowRecords]
                           ) -> IngestResult:
@@ -243,6 +250,25 @@ class RecordIngestor:
         result = self.write_records(records)
         stored = self.write_actuals(actuals).accepted if actuals else 0
         return result, stored
+
+
+#: a rejection's field path: ``records[3].prediction_time``, ``arrow_ipc[7].score.1``
+_FIELD_PATH = re.compile(r"(records|arrow_ipc)\[(\d+)\](.*)", re.DOTALL)
+
+
+def _in_message(rejected: list[Rejection], starts: list[int]) -> list[Rejection]:
+    """Field paths counted from the start of the caller's message, as the contract
+    says, not from that of a merged batch or of a write chunk: the row number is
+    the rejection's stream index minus where its message began."""
+    out = []
+    for r in rejected:
+        m = _FIELD_PATH.fullmatch(r.field)
+        if m is not None:
+            start = starts[bisect.bisect_right(starts, r.index) - 1]
+            r = Rejection(r.index, r.prediction_id, f"{m[1]}[{r.index - start}]{m[3]}",
+                          r.reason)
+        out.append(r)
+    return out
 
 
 def _merge(a: Any, b: Any) -> Any:

@@ -130,6 +130,15 @@ def _claim_all(conn: Any, cur: Any, fill: Callable[[Any], None], csv: bool = Fal
         return False
 
 
+def _column_rows(new_columns: dict[str, dict[tuple[int, str], ColumnKind]]
+                 ) -> list[tuple[str, int, str, int]]:
+    """New catalog rows in key order: two writers adding the same new columns of a
+    model (its first batches, written at once) then lock them in the same order and
+    one waits for the other, where in first-seen order they could deadlock."""
+    return sorted((m, s, n, int(k)) for m, cols in new_columns.items()
+                  for (s, n), k in cols.items())
+
+
 def _csv(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, batch_size=8192))
@@ -203,8 +212,7 @@ class PostgresStore(EvaluationStore):
 
     def write_records(self, rows: list[RecordRow],
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
-        columns = [(m, s, n, int(k)) for m, cols in new_columns.items()
-                   for (s, n), k in cols.items()]
+        columns = _column_rows(new_columns)
         if not rows and not columns:
             return 0
         with self._pool.connection() as conn:
@@ -243,8 +251,7 @@ class PostgresStore(EvaluationStore):
                 return len(fresh)
 
     def write_columnar(self, batch: ColumnarBatch) -> int:
-        columns = [(m, s, n, int(k)) for m, cols in batch.new_columns.items()
-                   for (s, n), k in cols.items()]
+        columns = _column_rows(batch.new_columns)
         table = batch.table
         if table.num_rows == 0 and not columns:
             return 0
