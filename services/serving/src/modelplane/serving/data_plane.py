@@ -203,6 +203,32 @@ class DataPlane:
         if previous is not None:
             keep = {id(m) for m in rt.models.values()}
             self._retire([m for m in previous.models.values() if id(m) not in keep])
+        if rt.state is DeploymentState.READY and any(t.alias for t in rt.targets.values()):
+            # An alias that moved while the deployment loaded (before it was watched)
+            # sent its event to nobody: look once more now that it is watched.
+            try:
+                task = asyncio.get_running_loop().create_task(self._reconcile(rt))
+            except RuntimeError:  # no loop (a synchronous caller): the watcher resyncs
+                return
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _reconcile(self, rt: DeploymentRuntime) -> None:
+        for key, target in sorted(rt.targets.items()):
+            loaded = rt.models.get(key)
+            if not target.alias or loaded is None:
+                continue
+            try:
+                resolved = await self.source.resolve(ModelTarget(model=target.model,
+                                                                 alias=target.alias))
+            except Exception as exc:  # noqa: BLE001 - the watcher will see it later
+                log.debug("could not re-resolve %s after loading: %s", key, exc)
+                continue
+            if resolved.version != loaded.version:
+                log.info("%s moved to v%s while v%s loaded; swapping", key,
+                         resolved.version, loaded.version)
+                await self.on_alias_event(AliasEvent(target.model, target.alias,
+                                                     resolved.version))
 
     def install_failed(self, deployment: Deployment, error: BaseException,
                        attempts: int = 0) -> DeploymentRuntime:

@@ -149,7 +149,9 @@ class MlflowModelSource:
                 answered = True
                 previous = known.get((model, alias))
                 known[(model, alias)] = version
-                if previous is not None and previous != version:
+                # The first look at a newly watched alias yields too: it may have moved
+                # after the deployment resolved it (a no-op when it did not).
+                if previous != version and (previous is not None or version):
                     yield AliasEvent(model, alias, version)
             if answered or failed:
                 if answered and not failed and not reachable and on_connected is not None:
