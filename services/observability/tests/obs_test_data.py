@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
 import numpy as np
 
 from modelplane.api.v1 import types_pb2 as T
-from modelplane.kit.errors import ModelplaneError
-from modelplane.kit.status import raise_from_rpc_error
+from modelplane.kit.pytest_plugin import rpc_error  # noqa: F401 - the tests import it from here
 from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.v1 import observability_pb2 as pb
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
@@ -151,15 +149,3 @@ async def log_arrow(stub: pb_grpc.ObservabilityServiceStub, records: list[pb.Eva
         for i in range(0, len(records), batch):
             yield pb.LogRecordsRequest(arrow_ipc=ipc_bytes(arrow_table(records[i:i + batch])))
     return await stub.LogRecords(gen())
-
-
-async def rpc_error(call: Any) -> ModelplaneError:
-    """The ModelplaneError an awaited gRPC call failed with (fails if it succeeded)."""
-    try:
-        await call
-    except grpc.aio.AioRpcError as exc:
-        try:
-            raise_from_rpc_error(exc)
-        except ModelplaneError as err:
-            return err
-    raise AssertionError("the call succeeded")

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,10 +19,9 @@ import grpc
 
 from modelplane.kit.auth import Role, add_key
 from modelplane.kit.clients import channel
-from modelplane.kit.errors import ModelplaneError
+from modelplane.kit.pytest_plugin import rpc_error  # noqa: F401 - the tests import it from here
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
-from modelplane.kit.status import raise_from_rpc_error
 from modelplane.registry.main import RegistryService, build
 from modelplane.registry.settings import RegistrySettings
 from modelplane.registry.v1 import registry_pb2_grpc
@@ -70,18 +69,6 @@ class RegistryEnv:
                 os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
             else:
                 os.environ["MLFLOW_TRACKING_TOKEN"] = old
-
-
-async def rpc_error(call: Awaitable[Any]) -> ModelplaneError:
-    """The ModelplaneError (code, reason, metadata, field violations) a call failed with."""
-    try:
-        await call
-    except grpc.aio.AioRpcError as err:
-        try:
-            raise_from_rpc_error(err)
-        except ModelplaneError as exc:
-            return exc
-    raise AssertionError("the call succeeded but should have failed")
 
 
 @contextlib.asynccontextmanager

@@ -12,13 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from validator_platform import Platform, platform
 from validator_testdata import FEATURES, make_frame, make_model
 
-from modelplane.kit.errors import ModelplaneError
-from modelplane.kit.status import raise_from_rpc_error
+from modelplane.kit.pytest_plugin import rpc_error
 from modelplane.observability.v1 import observability_pb2 as ob
 from modelplane.registry.v1 import registry_pb2 as rg
 from modelplane.validator import cli
@@ -77,17 +75,6 @@ def _log_model(p: Platform, name: str, train: Any, c: float) -> None:
             mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
                                      signature=infer_signature(train[FEATURES], model.predict(train[FEATURES])),
                                      pip_requirements=["scikit-learn"])
-
-
-async def _error(call: Any) -> ModelplaneError:
-    try:
-        await call
-    except grpc.aio.AioRpcError as err:
-        try:
-            raise_from_rpc_error(err)
-        except ModelplaneError as exc:
-            return exc
-    raise AssertionError("the call succeeded")
 
 
 def _run(env: dict[str, Any], version: str, policy: str = POLICY, dataset: str = "test.parquet",
@@ -161,7 +148,7 @@ async def test_failing_run_blocks_promotion_and_fails_the_ci_command(env: dict[s
     assert "metrics" in table and "min_accuracy" in table
     version = await p.registry.GetModelVersion(rg.GetModelVersionRequest(model_name=env["model"], version=1))
     assert version.validation.status == rg.VALIDATION_STATUS_FAIL
-    gate = await _error(p.registry.SetAlias(rg.SetAliasRequest(model_name=env["model"],
+    gate = await rpc_error(p.registry.SetAlias(rg.SetAliasRequest(model_name=env["model"],
                                                                alias="champion", version=1)))
     assert gate.code == "FAILED_PRECONDITION"
 
@@ -184,22 +171,22 @@ async def test_bad_input_is_refused_before_any_work(env: dict[str, Any]) -> None
         return p.validator.CreateValidationRun(pb.CreateValidationRunRequest(validation_run=run))
 
     before = await p.validator.ListValidationRuns(pb.ListValidationRunsRequest(page_size=1000))
-    missing_version = await _error(create(_run(env, "99")))
+    missing_version = await rpc_error(create(_run(env, "99")))
     assert missing_version.code == "NOT_FOUND" and missing_version.metadata["version"] == "99"
-    unknown_model = await _error(create(pb.ValidationRun(
+    unknown_model = await rpc_error(create(pb.ValidationRun(
         model="no-such-model", version="1", dataset=pb.DatasetRef(parquet_uri=str(env["root"] / "test.parquet")),
         policy_text="label_column: label")))
     assert unknown_model.code == "NOT_FOUND" and "no-such-model" in unknown_model.message
-    unknown_check = await _error(create(_run(env, "2", "label_column: label\nchecks: [metrics, vibes]")))
+    unknown_check = await rpc_error(create(_run(env, "2", "label_column: label\nchecks: [metrics, vibes]")))
     assert unknown_check.code == "INVALID_ARGUMENT"
     assert unknown_check.field_violations[0].field == "policy.checks[1].check"
-    unknown_slice = await _error(create(_run(env, "2", "label_column: label\nslice_columns: [planet]")))
+    unknown_slice = await rpc_error(create(_run(env, "2", "label_column: label\nslice_columns: [planet]")))
     assert unknown_slice.field_violations[0].field == "policy.slice_columns[0]"
-    narrow = await _error(create(_run(env, "2", "label_column: label", dataset="narrow.parquet")))
+    narrow = await rpc_error(create(_run(env, "2", "label_column: label", dataset="narrow.parquet")))
     assert narrow.code == "INVALID_ARGUMENT" and "x2, x3, x4, region" in narrow.message
-    no_file = await _error(create(_run(env, "2", "label_column: label", dataset="missing.parquet")))
+    no_file = await rpc_error(create(_run(env, "2", "label_column: label", dataset="missing.parquet")))
     assert no_file.code == "NOT_FOUND"
-    bad_baseline = await _error(create(_run(env, "2", "label_column: label", baseline_version="42")))
+    bad_baseline = await rpc_error(create(_run(env, "2", "label_column: label", baseline_version="42")))
     assert bad_baseline.code == "NOT_FOUND" and bad_baseline.metadata["version"] == "42"
     after = await p.validator.ListValidationRuns(pb.ListValidationRunsRequest(page_size=1000))
     assert len(after.validation_runs) == len(before.validation_runs)  # nothing was started
@@ -231,7 +218,7 @@ async def test_catalog_lists_and_auth(env: dict[str, Any]) -> None:
     assert len(first.checks) == 5 and first.next_page_token
     reports = await p.validator.ListValidationReports(pb.ListValidationReportsRequest(model=env["model"]))
     assert reports.validation_reports and not reports.validation_reports[0].checks
-    missing = await _error(p.validator.GetValidationReport(pb.GetValidationReportRequest(id="nope")))
+    missing = await rpc_error(p.validator.GetValidationReport(pb.GetValidationReportRequest(id="nope")))
     assert missing.code == "NOT_FOUND"
 
     from modelplane.kit.clients import channel
@@ -239,7 +226,7 @@ async def test_catalog_lists_and_auth(env: dict[str, Any]) -> None:
         from modelplane.validator.v1 import validator_pb2_grpc
         reader = validator_pb2_grpc.ValidatorServiceStub(ch)
         assert len((await reader.ListChecks(pb.ListChecksRequest())).checks) == 12
-        denied = await _error(reader.CreateValidationRun(pb.CreateValidationRunRequest(
+        denied = await rpc_error(reader.CreateValidationRun(pb.CreateValidationRunRequest(
             validation_run=_run(env, "2"))))
         assert denied.code == "PERMISSION_DENIED"
 

@@ -13,17 +13,37 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+
+from modelplane.kit.errors import ModelplaneError
 
 HOW_POSTGRES = ("PostgreSQL tests need a server: set MODELPLANE_TEST_POSTGRES="
                 "postgresql://postgres@127.0.0.1:5432/postgres (or run a Docker engine "
                 "for testcontainers)")
 HOW_REDIS = ("Redis tests need a server: set MODELPLANE_TEST_REDIS=redis://127.0.0.1:6379/0 "
              "(or run a Docker engine for testcontainers)")
+
+
+async def rpc_error(call: Awaitable[Any]) -> ModelplaneError:
+    """The ModelplaneError (code, reason, metadata, field violations) an awaited gRPC
+    call failed with; fails the test if the call succeeded."""
+    import grpc  # (here: the plugin is loaded by every pytest run)
+
+    from modelplane.kit.status import raise_from_rpc_error
+
+    try:
+        await call
+    except grpc.aio.AioRpcError as err:
+        try:
+            raise_from_rpc_error(err)
+        except ModelplaneError as exc:
+            return exc
+    raise AssertionError("the call succeeded but should have failed")
 
 
 def free_port_block(size: int = 16) -> int:
