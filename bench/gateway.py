@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from keepalive import timed_requests
+
 MODEL_NAME = "fraud-detector"
 
 
@@ -100,25 +102,13 @@ async def _grpc_worker(target: str, count: int, latencies: list[float]) -> None:
 
 
 async def _http_worker(host: str, port: int, count: int, latencies: list[float]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
     request = (f"GET /v1/models/{MODEL_NAME} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                "Accept: application/json\r\n\r\n").encode()
-    try:
-        for _ in range(count):
-            start = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            body = await reader.readexactly(length)
-            reply = json.loads(body)
-            latencies.append(time.perf_counter() - start)
-            assert status == 200 and reply["name"] == MODEL_NAME, (status, body[:200])
-    finally:
-        writer.close()
+
+    def check(status: int, body: bytes) -> None:
+        assert status == 200 and json.loads(body)["name"] == MODEL_NAME, (status, body[:200])
+
+    await timed_requests(host, port, request, count, latencies, check)
 
 
 async def _run(make: Callable[[int, list[float]], Awaitable[None]], requests: int,

@@ -19,6 +19,8 @@ import statistics
 import time
 from pathlib import Path
 
+from keepalive import timed_requests
+
 MODEL = "fraud-detector"
 
 
@@ -33,26 +35,15 @@ def _body(customer_id: int) -> bytes:
 async def _worker(address: str, key: str, body: bytes, count: int,
                   latencies: list[float]) -> None:
     host, _, port = address.rpartition(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
     request = (f"POST /v2/models/{MODEL}/infer HTTP/1.1\r\nHost: {address}\r\n"
                f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    try:
-        for _ in range(count):
-            start = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            body = await reader.readexactly(length)
-            reply = json.loads(body)
-            latencies.append(time.perf_counter() - start)
-            assert status == 200 and reply["model_name"] == MODEL, (status, body[:200])
-    finally:
-        writer.close()
+
+    def check(status: int, answer: bytes) -> None:
+        assert status == 200 and json.loads(answer)["model_name"] == MODEL, \
+            (status, answer[:200])
+
+    await timed_requests(host, int(port), request, count, latencies, check)
 
 
 async def _round(address: str, key: str, body: bytes, requests: int, concurrency: int
