@@ -216,6 +216,7 @@ def records_from_arrow(ipc: bytes) -> list[Any]:
     import pyarrow as pa
 
     from modelplane.observability.v1 import observability_pb2 as obs
+    from modelplane.serving.observability_sink import _set_value
 
     table = pa.ipc.open_stream(ipc).read_all()
     out = []
@@ -238,16 +239,8 @@ def records_from_arrow(ipc: bytes) -> list[Any]:
             elif kind == "score":
                 rec.scores[key] = value
             else:
-                target = rec.prediction if kind == "prediction" else rec.features[key]
                 assert kind in ("prediction", "feature"), name
-                if isinstance(value, bool):
-                    target.bool_value = value
-                elif isinstance(value, int):
-                    target.int64_value = value
-                elif isinstance(value, float):
-                    target.double_value = value
-                else:
-                    target.string_value = value
+                _set_value(rec.prediction if kind == "prediction" else rec.features[key], value)
         out.append(rec)
     return out
 
