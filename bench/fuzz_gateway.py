@@ -69,7 +69,7 @@ def _cli(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Com
 
 
 def _encode(case: Any, key: str, watch: bool) -> dict[str, Any] | None:
-    from schemathesis.core import NotSet
+    from modelplane.kit.pytest_plugin import schemathesis_request
 
     # the admin key replaces whatever schemathesis made of the bearerAuth scheme, so the
     # cases get past authentication into the services
@@ -78,19 +78,7 @@ def _encode(case: Any, key: str, watch: bool) -> dict[str, Any] | None:
     headers["authorization"] = f"Bearer {key}"
     if watch:
         headers["grpc-timeout"] = WATCH_TIMEOUT
-    kwargs: dict[str, Any] = {"params": case.query or None, "headers": headers}
-    if isinstance(case.body, NotSet):
-        return kwargs
-    try:
-        if case.media_type == "application/x-ndjson":
-            items = case.body if isinstance(case.body, list) else [case.body]
-            kwargs["content"] = "\n".join(json.dumps(i) for i in items).encode()
-        else:
-            kwargs["content"] = json.dumps(case.body).encode()
-            headers["content-type"] = "application/json"
-    except (TypeError, ValueError):
-        return None  # not representable as JSON at all
-    return kwargs
+    return schemathesis_request(case, headers)
 
 
 def fuzz(gateway_url: str, key: str, cases: int, *, model: str | None, seed: int,

@@ -4,7 +4,6 @@ document (valid and invalid ones) for every operation; none may get a 5xx, and e
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +13,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.core import NotSet
 from schemathesis.generation import GenerationMode
+
+from modelplane.kit.pytest_plugin import schemathesis_request
 
 # Fail answers with whatever code it is asked for (500 included), and WatchWidgets
 # streams for as long as it is asked to: both are exercised by their own tests.
@@ -53,20 +53,7 @@ def test_every_operation_of_every_contract_loads_in_schemathesis() -> None:
 
 
 def _encode(case: Any) -> dict[str, Any] | None:
-    kwargs: dict[str, Any] = {"params": case.query or None,
-                              "headers": {k: str(v) for k, v in (case.headers or {}).items()}}
-    if isinstance(case.body, NotSet):
-        return kwargs
-    try:
-        if case.media_type == "application/x-ndjson":
-            items = case.body if isinstance(case.body, list) else [case.body]
-            kwargs["content"] = "\n".join(json.dumps(i) for i in items).encode()
-        else:
-            kwargs["content"] = json.dumps(case.body).encode()
-            kwargs["headers"]["content-type"] = "application/json"
-    except (TypeError, ValueError):
-        return None  # not representable as JSON at all
-    return kwargs
+    return schemathesis_request(case, {k: str(v) for k, v in (case.headers or {}).items()})
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))

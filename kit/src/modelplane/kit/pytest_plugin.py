@@ -9,6 +9,7 @@ Redis likewise with ``MODELPLANE_TEST_REDIS``.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -44,6 +45,27 @@ async def rpc_error(call: Awaitable[Any]) -> ModelplaneError:
         except ModelplaneError as exc:
             return exc
     raise AssertionError("the call succeeded but should have failed")
+
+
+def schemathesis_request(case: Any, headers: dict[str, str]) -> dict[str, Any] | None:
+    """httpx keyword arguments for a schemathesis case: its query, ``headers`` and its
+    body as JSON (newline-delimited for ``application/x-ndjson``); None when the body
+    is not representable as JSON at all."""
+    from schemathesis.core import NotSet
+
+    kwargs: dict[str, Any] = {"params": case.query or None, "headers": headers}
+    if isinstance(case.body, NotSet):
+        return kwargs
+    try:
+        if case.media_type == "application/x-ndjson":
+            items = case.body if isinstance(case.body, list) else [case.body]
+            kwargs["content"] = "\n".join(json.dumps(i) for i in items).encode()
+        else:
+            kwargs["content"] = json.dumps(case.body).encode()
+            headers["content-type"] = "application/json"
+    except (TypeError, ValueError):
+        return None
+    return kwargs
 
 
 def free_port_block(size: int = 16) -> int:
