@@ -514,13 +514,13 @@ class Evaluations:
                     if c.source in (ColumnSource.FEATURE, ColumnSource.TAG)]
         objective = self._objective(cur, catalog, metric, drift_column, kinds, current.model,
                                     positive)
-        degrade, within, is_drift = objective
+        degrade, within, is_drift, sign = objective
         overall_change = degrade(ref, cur)
         singles: list[SliceContribution] = []
         col_of: dict[int, ColumnRef] = {}
         for col, kind in cols:
             for preds in candidate_slices(col, kind, [ref, cur], bins or 4):
-                c = self._contribution(ref, cur, preds, degrade, within, is_drift,
+                c = self._contribution(ref, cur, preds, degrade, within, is_drift, sign,
                                        overall_change, min_slice_size)
                 if c is not None:
                     col_of[id(c)] = col
@@ -533,7 +533,7 @@ class Evaluations:
                 if col_of[id(a)] == col_of[id(b)]:
                     continue
                 c = self._contribution(ref, cur, a.slice + b.slice, degrade, within,
-                                       is_drift, overall_change, min_slice_size)
+                                       is_drift, sign, overall_change, min_slice_size)
                 # the simpler slice stays first unless the pair is clearly more to blame
                 if c is not None and c.score > _PAIR_MARGIN * max(a.score, b.score):
                     found.append(c)
@@ -544,7 +544,10 @@ class Evaluations:
     def _objective(self, cur: Frame, catalog: Catalog, metric: M.Metric | None,
                    drift_column: ColumnRef | None, kinds: dict[ColumnRef, ColumnKind],
                    model: str, positive: str
-                   ) -> tuple[Callable[[Frame, Frame], float], Callable[[Frame], float], bool]:
+                   ) -> tuple[Callable[[Frame, Frame], float], Callable[[Frame], float], bool,
+                              float]:
+        """(how much worse the current side is, the objective on one side, whether it
+        is drift, and for a metric +1 when higher is better, -1 when lower is)."""
         if metric is not None and metric is not M.Metric.UNSPECIFIED:
             task = infer_task(cur, catalog, M.TaskType.UNSPECIFIED)
             self._check_metrics([metric], task, "objective.metric")
@@ -559,7 +562,7 @@ class Evaluations:
             def degrade(r: Frame, c: Frame) -> float:
                 return sign * (value(r) - value(c))
 
-            return degrade, value, False
+            return degrade, value, False, sign
         col = drift_column or PREDICTION
         kind = check_column(col, kinds, model, "objective.drift_column")
         numeric = kind is ColumnKind.NUMERIC
@@ -573,11 +576,12 @@ class Evaluations:
                 s = d.statistic(DriftMethod.JENSEN_SHANNON)
             return 0.0 if s is None else s.value
 
-        return statistic, lambda fr: float(len(fr)), True
+        return statistic, lambda fr: float(len(fr)), True, 1.0
 
     def _contribution(self, ref: Frame, cur: Frame, preds: tuple[SlicePredicate, ...],
                       degrade: Callable[[Frame, Frame], float], within: Callable[[Frame], float],
-                      is_drift: bool, overall: float, min_size: int) -> SliceContribution | None:
+                      is_drift: bool, sign: float, overall: float, min_size: int
+                      ) -> SliceContribution | None:
         rm = slice_mask(ref, preds)
         cm = slice_mask(cur, preds)
         n_ref, n_cur = int(rm.sum()), int(cm.sum())
@@ -606,12 +610,11 @@ class Evaluations:
             # How much more the metric dropped inside the slice than outside it,
             # squared and weighted by w(1-w): the split criterion of a regression
             # tree on the drop, for accuracy roughly proportional to the squared
-            # z-score of the difference. Leaving the slice out (the contribution) cannot tell
-            # a large segment that holds most of the affected records, or whose
-            # rest happened to improve, from the small slice where the drop is.
-            inside = degrade(ref.take(np.flatnonzero(rm)), cur.take(np.flatnonzero(cm))) \
-                if n_ref else float("nan")
-            gap = inside - rest
+            # z-score of the difference. Leaving the slice out (the contribution)
+            # cannot tell a large segment that holds most of the affected records,
+            # or whose rest happened to improve, from the small slice where the
+            # drop is. (The drop inside is degrade() of the values just computed.)
+            gap = sign * (ref_value - cur_value) - rest
             score = records * (1.0 - records) * gap * gap if gap > 0 else 0.0
         return SliceContribution(preds, contribution, share, n_ref, n_cur, ref_value,
                                  cur_value, lift, score)
