@@ -4,7 +4,12 @@ Keys are random tokens sent as ``authorization: Bearer KEY`` (HTTP header and
 gRPC metadata alike). Services keep only their SHA-256 in a JSON file of mode
 0600::
 
-    {"keys": [{"name": "admin", "role": "admin", "sha256": "…"}]}
+    {"keys": [{"name": "admin", "role": "admin", "sha256": "…"},
+              {"name": "validator", "role": "writer", "service": true, "sha256": "…"}]}
+
+A key marked ``service`` is a service's own identity (one per service, named
+after it): the registry trusts validation results and reserved ``modelplane.*``
+tags only from such principals, never from a person's key of any role.
 
 The least role an RPC needs comes from its contract: the
 ``modelplane.api.v1.access`` method option, else its ``google.api.http`` verb
@@ -48,10 +53,12 @@ class Role(IntEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's name (used for audit) and its role."""
+    """Who is calling: the key's name (used for audit), its role, and whether the key
+    is a service's own identity rather than a person's."""
 
     name: str
     role: Role
+    service: bool = False
 
 
 ANONYMOUS_ADMIN = Principal("anonymous", Role.ADMIN)
@@ -102,7 +109,8 @@ class ApiKeyStore:
         with self._lock:
             data = json.loads(self._path.read_text() or "{}")
             self._by_digest = {
-                item["sha256"]: Principal(item["name"], Role.parse(item["role"]))
+                item["sha256"]: Principal(item["name"], Role.parse(item["role"]),
+                                          service=bool(item.get("service", False)))
                 for item in data.get("keys", [])
             }
             self._mtime = mtime
@@ -116,13 +124,18 @@ class ApiKeyStore:
         return None
 
 
-def add_key(path: Path, name: str, role: Role, key: str | None = None) -> str:
-    """Append a key to the keys file (created with mode 0600) and return the key."""
+def add_key(path: Path, name: str, role: Role, key: str | None = None, *,
+            service: bool = False) -> str:
+    """Append a key to the keys file (created with mode 0600) and return the key.
+    ``service`` marks a service's own identity (see the module docstring)."""
     key = key or generate_key()
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text()) if path.exists() else {"keys": []}
     data["keys"] = [k for k in data["keys"] if k["name"] != name]
-    data["keys"].append({"name": name, "role": role.name.lower(), "sha256": _digest(key)})
+    entry: dict[str, object] = {"name": name, "role": role.name.lower(), "sha256": _digest(key)}
+    if service:
+        entry["service"] = True
+    data["keys"].append(entry)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2)
