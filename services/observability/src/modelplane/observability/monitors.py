@@ -379,6 +379,8 @@ class Monitors:
     def evaluate(self, monitor_id: str) -> Evaluation:
         with self._lock:
             m = self.get(monitor_id)
+            # The records may have come in through other replicas: their columns too.
+            self._evaluations.refresh_catalogs()
             now = self._clock()
             window = TimeWindow(now - m.window, now)
             f = replace(m.filter, window=window)
