@@ -235,6 +235,13 @@ class AlertHub:
         with self.lock:
             return (alert_id, seq) in self.published
 
+    def mark_seen(self, alert_id: str, seq: int) -> None:
+        """Remember a change as fanned out without sending it (older than this process)."""
+        with self.lock:
+            self.published[(alert_id, seq)] = None
+            while len(self.published) > self.remember:
+                self.published.popitem(last=False)
+
     def publish_change(self, alert: Alert, seq: int) -> bool:
         """Fan out one stored change; False when it was already fanned out."""
         with self.lock:
@@ -501,7 +508,6 @@ class MonitorLease:
                     self._store.acquire_lease, self.NAME, self.holder, self.ttl)
             except Exception as exc:  # noqa: BLE001 - the store may be away for a while
                 log.warning("monitor lease: %s", exc)
-                held, remaining = False, self.ttl / 3
                 await asyncio.sleep(min(self.ttl / 3, 1.0) * random.uniform(0.5, 1.0))
                 continue  # keep what we held until its local deadline passes
             if held:
@@ -540,14 +546,25 @@ class AlertRelay:
         self.connected = False
         self.reconnects = 0
 
+    def prime(self) -> None:
+        """Start from the store's latest change; the few before it (re-read by every
+        catch-up) count as already fanned out: they happened before this process."""
+        self.last_seq = self._store.last_alert_seq()
+        for seq, doc in self._store.alerts_since(max(self.last_seq - self.LOOKBACK, 0)):
+            self._hub.mark_seen(doc["id"], seq)
+
     async def run(self) -> None:
-        self.last_seq = await asyncio.to_thread(self._store.last_alert_seq)
+        if self._store.listen_alerts() is None:
+            return  # one process: evaluations publish directly
         failures = 0
+        primed = False
         while True:
             listen = self._store.listen_alerts()
-            if listen is None:
-                return  # one process: evaluations publish directly
+            assert listen is not None
             try:
+                if not primed:
+                    await asyncio.to_thread(self.prime)
+                    primed = True
                 async with listen as payloads:
                     self.connected = True
                     failures = 0
