@@ -102,12 +102,14 @@ class Obs:
 
 
 @asynccontextmanager
-async def observability(tmp: Path, allow: tuple[str, ...] = ()) -> AsyncIterator[Obs]:
+async def observability(tmp: Path, allow: tuple[str, ...] = (), max_attempts: int = 8
+                        ) -> AsyncIterator[Obs]:
     svc = ServiceSettings.from_env("observability", {
         "MODELPLANE_DATA_DIR": str(tmp), "MODELPLANE_AUTH": "off"}).with_listen("127.0.0.1:0")
     settings = ObservabilitySettings(svc, http_addr=None, monitor_tick_seconds=0,
                                      webhook_allow=allow, webhook_backoff_seconds=0.2,
-                                     webhook_backoff_cap_seconds=1.0)
+                                     webhook_backoff_cap_seconds=1.0,
+                                     webhook_max_attempts=max_attempts)
     rt = ObservabilityRuntime(settings)
     spec, _ = build(settings, rt)
     async with running(spec, svc) as server:
@@ -253,3 +255,22 @@ async def test_a_redirect_is_not_followed(tmp_path: Path, receiver: Receiver) ->
             assert receiver.requests == []  # the redirect's target was never called
     finally:
         redirecting.stop()
+
+
+async def test_a_receiver_that_keeps_failing_gets_the_capped_number_of_attempts(
+        tmp_path: Path) -> None:
+    receiver = Receiver(fail=100).start()
+    try:
+        async with observability(tmp_path, allow=("127.0.0.1",), max_attempts=3) as obs:
+            model = await drifted_model(obs.stub, obs.runtime.monitors._clock())
+            mon = await obs.stub.CreateMonitor(pb.CreateMonitorRequest(
+                monitor=drift_monitor(model, receiver.url)))
+            ev = await obs.stub.EvaluateMonitor(pb.EvaluateMonitorRequest(id=mon.id))
+            store = obs.runtime.store
+            assert await wait_for(lambda: [d.state for d in store.list_deliveries(ev.alert.id)]
+                                  == [DeliveryState.FAILED], 20)
+            await asyncio.sleep(1.5)  # no attempt after the last one
+            assert len(receiver.requests) == 3
+            assert store.list_deliveries(ev.alert.id)[0].last_error == "HTTP 503"
+    finally:
+        receiver.stop()
