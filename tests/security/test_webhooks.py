@@ -36,6 +36,7 @@ from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.api import monitor_from_pb
 from modelplane.observability.main import build
+from modelplane.observability.records import utcnow
 from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.store.base import DeliveryState
@@ -274,3 +275,38 @@ async def test_a_receiver_that_keeps_failing_gets_the_capped_number_of_attempts(
             assert store.list_deliveries(ev.alert.id)[0].last_error == "HTTP 503"
     finally:
         receiver.stop()
+
+
+async def test_through_the_gateway_a_writer_cannot_point_a_monitor_at_loopback(
+        tmp_path: Path, receiver: Receiver) -> None:
+    import httpx
+    from google.protobuf import json_format
+
+    from modelplane.gateway.app import create_app
+    from modelplane.gateway.settings import GatewaySettings
+    from modelplane.kit.auth import Role, add_key
+    from modelplane.kit.clients import channel
+
+    keys = tmp_path / "api_keys.json"
+    writer = add_key(keys, "walt", Role.WRITER)
+    env = {"MODELPLANE_DATA_DIR": str(tmp_path), "MODELPLANE_API_KEYS_FILE": str(keys),
+           "MODELPLANE_OBSERVABILITY_ADDR": "127.0.0.1:0",
+           "MODELPLANE_OBSERVABILITY_HTTP_ADDR": "off", "MODELPLANE_GRACE_SECONDS": "1"}
+    settings = ObservabilitySettings.from_service(ServiceSettings.from_env("observability", env))
+    spec, _ = build(settings)
+    async with running(spec, settings.service) as svc:
+        async with channel(svc.address, api_key=writer, tracing=False) as ch:
+            model = await drifted_model(pb_grpc.ObservabilityServiceStub(ch), utcnow())
+        app = create_app(GatewaySettings.from_env({**env,
+                                                   "MODELPLANE_OBSERVABILITY_TARGET": svc.address}))
+        auth = {"authorization": f"Bearer {writer}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://gateway") as http:
+            body = json_format.MessageToDict(drift_monitor(model, receiver.url))
+            resp = await http.post("/v1/monitors", json=body, headers=auth)
+            assert resp.status_code == 403, resp.text
+            assert "OUTBOUND_ADDRESS_REFUSED" in [d.get("reason") for d in resp.json()["details"]]
+            assert SETTING in resp.json()["message"]
+            listed = await http.get("/v1/monitors", params={"model": model}, headers=auth)
+            assert listed.status_code == 200 and not listed.json().get("monitors")
+    assert receiver.requests == []
