@@ -207,3 +207,34 @@ async def test_watch_on_one_replica_streams_alerts_raised_on_another_across_a_lo
         assert b.runtime.relay.reconnects >= 1
         assert await wait_for(lambda: b.runtime.relay.connected)
         watch.cancel()
+
+
+@pytest.mark.parametrize("backend", ["embedded", "postgres"])
+def test_alerts_stored_as_documents_by_an_older_release_move_to_the_alert_table(
+        backend: str, tmp_path: Path, make_postgres_database: Callable[[str], str]) -> None:
+    from modelplane.observability.store.base import EvaluationStore
+    from modelplane.observability.store.embedded import EmbeddedStore
+    from modelplane.observability.store.postgres import PostgresStore
+
+    url = make_postgres_database("mp_obs_rep") if backend == "postgres" else ""
+
+    def store() -> EvaluationStore:
+        return PostgresStore(url) if url else EmbeddedStore(tmp_path / "e.duckdb")
+
+    doc = {"id": "a1", "monitor_id": "m1", "model": "x", "state": 1, "value": 1.0,
+           "threshold": 0.5, "comparison": 1, "message": "m", "resolve_time": None,
+           "window": ["2026-12-01T00:00:00+00:00", "2026-12-01T01:00:00+00:00"],
+           "create_time": "2026-12-01T01:00:00+00:00"}
+    old = store()
+    old.open()
+    old.put_document("alert", "a1", "x", doc)  # where alerts lived before obs_alerts
+    old.close()
+    new = store()
+    new.open()
+    try:
+        assert new.list_alerts("x") == [doc]
+        assert new.firing_alert("m1") == doc  # and it still counts as firing
+        assert new.insert_alert({**doc, "id": "a2"}, utcnow(), None) is None
+        assert new.list_documents("alert") == []
+    finally:
+        new.close()
