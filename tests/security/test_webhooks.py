@@ -310,3 +310,38 @@ async def test_through_the_gateway_a_writer_cannot_point_a_monitor_at_loopback(
             listed = await http.get("/v1/monitors", params={"model": model}, headers=auth)
             assert listed.status_code == 200 and not listed.json().get("monitors")
     assert receiver.requests == []
+
+
+def test_a_receiver_dripping_its_answer_is_cut_off_at_the_deadline() -> None:
+    import socket
+    import time
+
+    from modelplane.kit.outbound import OutboundFailed
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + b"x" * 1000:
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.1)  # each read gets a byte well within its timeout
+
+    threading.Thread(target=drip, daemon=True).start()
+    policy = OutboundPolicy.parse(SETTING, "127.0.0.1")
+    started = time.monotonic()
+    try:
+        with pytest.raises(OutboundFailed, match="within"):
+            post_json(policy, f"http://127.0.0.1:{listener.getsockname()[1]}/", b"{}",
+                      timeout=0.5, total_timeout=1.5)
+        assert time.monotonic() - started < 3.0
+    finally:
+        stop.set()
+        listener.close()

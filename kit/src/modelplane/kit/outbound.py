@@ -12,8 +12,8 @@ The check happens after DNS resolution, and the connection is made to the
 address that was checked, not to the name again (a name that resolves to a
 public address once and to 127.0.0.1 the next time — DNS rebinding — cannot slip
 through). HTTPS still verifies the certificate against the URL's host name.
-Redirects are never followed; responses are read up to a bound; every call has
-a timeout.
+Redirects are never followed; responses are read up to a bound; every read has
+a timeout and every call a deadline.
 
 Errors: :class:`OutboundRefused` (a ``PermissionDenied`` naming the setting)
 for a refused URL, :class:`OutboundFailed` for a call that did not get an
@@ -22,10 +22,12 @@ answer (network, timeout, TLS). Neither imports grpc.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -216,11 +218,14 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
 def post_json(policy: OutboundPolicy, url: str, body: bytes, *,
               headers: Mapping[str, str] | None = None, timeout: float = 5.0,
+              total_timeout: float | None = None,
               max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
               ssl_context: ssl.SSLContext | None = None) -> OutboundResponse:
     """POST ``body`` (JSON) to ``url`` once, after the policy's check, connecting to
-    the checked address. A redirect is returned as it came (never followed); at
-    most ``max_response_bytes`` of the answer are read."""
+    the checked address. ``timeout`` bounds each connect and read; ``total_timeout``
+    (default 3 × ``timeout``) the whole call, so a receiver dripping its answer
+    byte by byte cannot hold the caller. A redirect is returned as it came (never
+    followed); at most ``max_response_bytes`` of the answer are read."""
     target = policy.check(url)
     conn: http.client.HTTPConnection
     if target.scheme == "https":
@@ -229,12 +234,29 @@ def post_json(policy: OutboundPolicy, url: str, body: bytes, *,
         conn = _PinnedHTTP(target, timeout)
     send = {"content-type": "application/json", "user-agent": "modelplane",
             **(headers or {})}
+    expired = threading.Event()
+
+    def cut() -> None:  # at the deadline: whatever the call waits for fails at once
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(total_timeout or 3 * timeout, cut)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.request("POST", target.path, body=body, headers=send)
         resp = conn.getresponse()
         data = resp.read(max_response_bytes)
+        if expired.is_set():
+            raise TimeoutError("the answer took longer than the call's deadline")
         return OutboundResponse(resp.status, data, resp.getheader("location") or "")
     except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            raise OutboundFailed(f"no answer within {total_timeout or 3 * timeout:g}s") from None
         raise OutboundFailed(f"{type(exc).__name__}: {exc}") from None
     finally:
+        watchdog.cancel()
         conn.close()

@@ -12,7 +12,7 @@
 | ``MODELPLANE_OBSERVABILITY_MONITOR_LEASE_SECONDS`` | ``10`` | the monitor scheduler's lease: one replica evaluates; another takes over within this time after it dies |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW`` | unset | webhook targets allowed although not public: comma-separated CIDRs, addresses, host names (``*.example.com``) |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_WORKERS`` | ``4`` | webhook calls in flight at once (a bounded pool) |
-| ``MODELPLANE_OBSERVABILITY_WEBHOOK_TIMEOUT_SECONDS`` | ``5`` | connect and read timeout of one webhook call |
+| ``MODELPLANE_OBSERVABILITY_WEBHOOK_TIMEOUT_SECONDS`` | ``5`` | connect and read timeout of one webhook call; the whole call is cut off at 3× this |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_MAX_ATTEMPTS`` | ``8`` | attempts before a delivery is marked failed |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_BACKOFF_SECONDS`` | ``1`` | first retry delay (doubles each attempt, with jitter) |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_BACKOFF_CAP_SECONDS`` | ``300`` | longest retry delay |
