@@ -10,7 +10,7 @@ value crosses the threshold and resolves at the first evaluation back within it.
 Several replicas act as one:
 
 * **One scheduler.** Only the holder of the store's lease (:class:`MonitorLease`,
-  a row with an expiry renewed every third of the lease time) evaluates due
+  a row with an expiry, ¾ of the lease time, renewed every quarter) evaluates due
   monitors; when it dies, another replica takes the lease once it has expired
   (failover within the lease time). A holder that cannot renew stops evaluating
   when its lease would have ended, before anyone else may take it.
@@ -468,8 +468,11 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
 
 
 class MonitorLease:
-    """The scheduler's lease in the store: taken when free or expired, renewed every
-    third of ``ttl_seconds`` by its holder, released on a clean stop."""
+    """The scheduler's lease in the store: taken when free or expired, released on a
+    clean stop. ``ttl_seconds`` is the promise — after the holder dies, another
+    replica evaluates within it — so the lease itself runs for ¾ of it in the
+    store's clock (renewed every quarter), leaving the rest for a standby to notice
+    (it retries right when the lease ends) and start."""
 
     NAME = "monitor-scheduler"
 
@@ -477,6 +480,7 @@ class MonitorLease:
                  holder: str | None = None) -> None:
         self._store = store
         self.ttl = ttl_seconds
+        self.term = ttl_seconds * 0.75
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._valid_until = 0.0
         self._gained: asyncio.Event | None = None
@@ -505,24 +509,24 @@ class MonitorLease:
             started = time.monotonic()
             try:
                 held, remaining = await asyncio.to_thread(
-                    self._store.acquire_lease, self.NAME, self.holder, self.ttl)
+                    self._store.acquire_lease, self.NAME, self.holder, self.term)
             except Exception as exc:  # noqa: BLE001 - the store may be away for a while
                 log.warning("monitor lease: %s", exc)
-                await asyncio.sleep(min(self.ttl / 3, 1.0) * random.uniform(0.5, 1.0))
+                await asyncio.sleep(min(self.ttl / 4, 1.0) * random.uniform(0.5, 1.0))
                 continue  # keep what we held until its local deadline passes
             if held:
                 was = self.held()
-                self._valid_until = started + self.ttl * 0.9
+                self._valid_until = started + self.term * 0.9
                 if not was:
                     self.acquisitions += 1
                     log.info("monitor lease taken by %s", self.holder)
                     self._gained.set()
-                delay = self.ttl / 3
+                delay = self.ttl / 4
             else:
                 self._valid_until = 0.0
                 # Try again right when the holder's lease ends (a little jitter so
-                # standbys do not all ask at once), at least every third of the lease.
-                delay = min(remaining + random.uniform(0.02, 0.1), self.ttl / 3)
+                # standbys do not all ask at once), at least every quarter of the time.
+                delay = min(remaining + random.uniform(0.02, 0.1), self.ttl / 4)
             await asyncio.sleep(max(delay, 0.02))
 
     def release(self) -> None:

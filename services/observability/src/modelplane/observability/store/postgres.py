@@ -213,6 +213,8 @@ class PostgresStore(EvaluationStore):
         self._pool: Any = None
         self._partitions: set[str] = set()
         self._partition_lock = threading.Lock()
+        self._lease_connection: Any = None
+        self._lease_lock = threading.Lock()
 
     def open(self) -> None:
         from psycopg_pool import ConnectionPool
@@ -234,6 +236,8 @@ class PostgresStore(EvaluationStore):
             self._partitions = {r[0] for r in rows}
 
     def close(self) -> None:
+        with self._lease_lock:
+            self._drop_lease_conn()
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -576,26 +580,54 @@ class PostgresStore(EvaluationStore):
             rows = conn.execute(sql + " ORDER BY id", params).fetchall()
         return [self._delivery(r) for r in rows]
 
+    def _lease_conn(self) -> Any:
+        """The lease's own connection: renewals never wait behind ingest for the pool."""
+        import psycopg
+
+        if self._lease_connection is None or self._lease_connection.closed:
+            self._lease_connection = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=5,
+                application_name="modelplane-observability-lease", keepalives=1,
+                keepalives_idle=5, keepalives_interval=2, keepalives_count=2,
+                options="-c statement_timeout=5000")
+        return self._lease_connection
+
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> tuple[bool, float]:
         # The database's clock decides expiry, so replicas' clocks need not agree.
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "INSERT INTO obs_leases (name, holder, expires_at) "
-                "VALUES (%s, %s, now() + make_interval(secs => %s)) "
-                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-                "expires_at = excluded.expires_at "
-                "WHERE obs_leases.holder = excluded.holder OR obs_leases.expires_at <= now() "
-                "RETURNING true", [name, holder, ttl_seconds]).fetchone()
-            if row is not None:
-                return True, ttl_seconds
-            other = conn.execute(
-                "SELECT greatest(extract(epoch FROM expires_at - now()), 0)::float8 "
-                "FROM obs_leases WHERE name = %s", [name]).fetchone()
+        with self._lease_lock:
+            try:
+                conn = self._lease_conn()
+                row = conn.execute(
+                    "INSERT INTO obs_leases (name, holder, expires_at) "
+                    "VALUES (%s, %s, now() + make_interval(secs => %s)) "
+                    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                    "expires_at = excluded.expires_at "
+                    "WHERE obs_leases.holder = excluded.holder "
+                    "OR obs_leases.expires_at <= now() "
+                    "RETURNING true", [name, holder, ttl_seconds]).fetchone()
+                if row is not None:
+                    return True, ttl_seconds
+                other = conn.execute(
+                    "SELECT greatest(extract(epoch FROM expires_at - now()), 0)::float8 "
+                    "FROM obs_leases WHERE name = %s", [name]).fetchone()
+            except Exception:
+                self._drop_lease_conn()
+                raise
         return False, float(other[0]) if other else 0.0
 
     def release_lease(self, name: str, holder: str) -> None:
-        with self._pool.connection() as conn:
-            conn.execute("DELETE FROM obs_leases WHERE name = %s AND holder = %s", [name, holder])
+        with self._lease_lock:
+            try:
+                self._lease_conn().execute(
+                    "DELETE FROM obs_leases WHERE name = %s AND holder = %s", [name, holder])
+            finally:
+                self._drop_lease_conn()
+
+    def _drop_lease_conn(self) -> None:
+        conn, self._lease_connection = self._lease_connection, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def listen_alerts(self) -> contextlib.AbstractAsyncContextManager[AsyncIterator[str]]:
         return self._listen()
