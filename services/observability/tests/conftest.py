@@ -31,8 +31,9 @@ async def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         db = request.getfixturevalue("make_postgres_database")("mp_obs")
     svc = ServiceSettings.from_env("observability", {
         "MODELPLANE_DATA_DIR": str(tmp), "MODELPLANE_AUTH": "off"}).with_listen("127.0.0.1:0")
+    # The monitor test's webhook receiver listens on loopback: allowed explicitly.
     settings = ObservabilitySettings(svc, database_url=db, http_addr="127.0.0.1:0",
-                                     monitor_tick_seconds=0)
+                                     monitor_tick_seconds=0, webhook_allow=("127.0.0.1",))
     rt = ObservabilityRuntime(settings)
     spec, _ = build(settings, rt)
     async with running(spec, svc) as server:

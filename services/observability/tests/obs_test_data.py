@@ -149,3 +149,31 @@ async def log_arrow(stub: pb_grpc.ObservabilityServiceStub, records: list[pb.Eva
         for i in range(0, len(records), batch):
             yield pb.LogRecordsRequest(arrow_ipc=ipc_bytes(arrow_table(records[i:i + batch])))
     return await stub.LogRecords(gen())
+
+
+async def drifted_model(stub: pb_grpc.ObservabilityServiceStub, now: datetime,
+                        prefix: str = "drifted", current: int = 200) -> str:
+    """A model whose validation records are its baseline and whose production
+    records of the last 30 minutes drifted on ``x`` (PSI well over 0.2)."""
+    model = unique_model(prefix)
+    ref, _ = churn_records(model, pb.ENVIRONMENT_VALIDATION, 400, seed=1)
+    await log(stub, ref)
+    await stub.SetBaseline(pb.SetBaselineRequest(baseline=pb.Baseline(model=model, version="v1")))
+    cur, _ = churn_records(model, pb.ENVIRONMENT_PRODUCTION, current, seed=2, shift=1.5,
+                           start=now - timedelta(minutes=30), step=timedelta(seconds=5))
+    await log(stub, cur)
+    return model
+
+
+def drift_monitor(model: str, webhook_url: str = "", *, interval_seconds: int = 60,
+                  paused: bool = False) -> pb.Monitor:
+    """Fires on :func:`drifted_model`'s production window."""
+    return pb.Monitor(
+        display_name="x drift",
+        filter=pb.EvaluationFilter(model=model, versions=["v1"],
+                                   environment=pb.ENVIRONMENT_PRODUCTION),
+        signal=pb.MonitorSignal(drift=pb.DriftSignal(column=pb.ColumnRef(name="x"),
+                                                     method=pb.DRIFT_METHOD_PSI)),
+        comparison=pb.COMPARISON_GREATER, threshold=0.2, window={"seconds": 3600},
+        interval={"seconds": interval_seconds}, min_records=50, webhook_url=webhook_url,
+        paused=paused)

@@ -247,20 +247,37 @@ class Evaluations:
 
     # -- filters and frames -------------------------------------------------
 
+    def refresh_catalogs(self) -> None:
+        """Merge the store's catalogs into this replica's: another replica sharing the
+        store may have ingested models, versions or columns this one has not seen."""
+        stored = self._store.load_catalogs()
+        with self._catalog_lock:
+            for model, catalog in stored.items():
+                self._catalogs.setdefault(model, Catalog()).kinds.update(catalog.kinds)
+
     def catalog(self, model: str, path: str = "filter.model") -> Catalog:
         if not model:
             raise _bad(path, "required")
         with self._catalog_lock:
             catalog = self._catalogs.get(model)
-            if catalog is None:
-                raise NotFound(f"model {model!r} has no records in the evaluation store",
-                               reason="MODEL_NOT_FOUND", metadata={"model": model})
+        if catalog is None:
+            self.refresh_catalogs()
+            with self._catalog_lock:
+                catalog = self._catalogs.get(model)
+        if catalog is None:
+            raise NotFound(f"model {model!r} has no records in the evaluation store",
+                           reason="MODEL_NOT_FOUND", metadata={"model": model})
+        with self._catalog_lock:
             return Catalog(dict(catalog.kinds))
 
     def validate_filter(self, f: EvaluationFilter, path: str = "filter"
                         ) -> tuple[EvaluationFilter, Catalog]:
         catalog = self.catalog(f.model, f"{path}.model")
         known = set(catalog.versions())
+        if not known.issuperset(f.versions):  # logged through another replica since?
+            self.refresh_catalogs()
+            catalog = self.catalog(f.model, f"{path}.model")
+            known = set(catalog.versions())
         for i, v in enumerate(f.versions):
             if v not in known:
                 raise NotFound(f"model {f.model!r} has no version {v!r} in the evaluation store "

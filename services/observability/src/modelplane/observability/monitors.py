@@ -6,24 +6,52 @@ A monitor's value is the realized metric (performance), the estimated metric
 (estimated_performance) or the drift statistic of one column (drift; for the
 tests KS and chi-square the value is the p-value). An alert fires when the
 value crosses the threshold and resolves at the first evaluation back within it.
+
+Several replicas act as one:
+
+* **One scheduler.** Only the holder of the store's lease (:class:`MonitorLease`,
+  a row with an expiry, ¾ of the lease time, renewed every quarter) evaluates due
+  monitors; when it dies, another replica takes the lease once it has expired
+  (failover within the lease time). A holder that cannot renew stops evaluating
+  when its lease would have ended, before anyone else may take it.
+* **One alert per crossing.** An alert is keyed by its monitor and its slot (the
+  evaluation time rounded down to the monitor's interval), and a monitor has at
+  most one FIRING alert: two replicas evaluating at once (``EvaluateMonitor`` may
+  run anywhere), or a re-evaluation after failover, store one alert. Resolution is
+  a conditional update (FIRING → RESOLVED), so it too happens once.
+* **Every watcher sees every alert.** Each change notifies every replica
+  (PostgreSQL ``NOTIFY`` with ``<seq>:<alert id>``); :class:`AlertRelay` reads the
+  row and fans it out to this replica's ``WatchAlerts`` streams. When its listening
+  connection drops it reconnects with backoff and jitter and catches up from the
+  store (changes after the last one it saw), so nothing is missed.
+* **Webhooks at least once.** The alert's webhook call is written with the alert
+  (an outbox row) and sent by :mod:`.webhooks`.
+
+The embedded store (DuckDB) belongs to one process: its lease is local and always
+held, and alerts are fanned out in-process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import logging
+import math
+import os
+import random
+import socket
 import threading
-import urllib.request
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
+from modelplane.kit.outbound import OutboundPolicy
 from modelplane.observability import metrics as M
 from modelplane.observability.drift import TESTS, DriftMethod
 from modelplane.observability.evaluations import Evaluations, Reference
@@ -35,7 +63,7 @@ from modelplane.observability.records import (
     TimeWindow,
     utcnow,
 )
-from modelplane.observability.store.base import EvaluationStore
+from modelplane.observability.store.base import EvaluationStore, NewDelivery
 
 log = logging.getLogger("modelplane.observability.monitors")
 
@@ -193,11 +221,37 @@ class _Watcher:
 
 @dataclass
 class AlertHub:
-    """Fan-out of alerts to WatchAlerts streams (bounded queues; a slow watcher loses the oldest)."""
+    """Fan-out of alerts to WatchAlerts streams (bounded queues; a slow watcher loses
+    the oldest). An alert change (id, seq) reaches the watchers once, whether it comes
+    from this replica's evaluation, a notification or a catch-up read."""
 
     watchers: list[_Watcher] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     queue_size: int = 100
+    remember: int = 4096
+    published: OrderedDict[tuple[str, int], None] = field(default_factory=OrderedDict)
+
+    def seen(self, alert_id: str, seq: int) -> bool:
+        with self.lock:
+            return (alert_id, seq) in self.published
+
+    def mark_seen(self, alert_id: str, seq: int) -> None:
+        """Remember a change as fanned out without sending it (older than this process)."""
+        with self.lock:
+            self.published[(alert_id, seq)] = None
+            while len(self.published) > self.remember:
+                self.published.popitem(last=False)
+
+    def publish_change(self, alert: Alert, seq: int) -> bool:
+        """Fan out one stored change; False when it was already fanned out."""
+        with self.lock:
+            if (alert.id, seq) in self.published:
+                return False
+            self.published[(alert.id, seq)] = None
+            while len(self.published) > self.remember:
+                self.published.popitem(last=False)
+        self.publish(alert)
+        return True
 
     def subscribe(self, model: str, monitor_id: str) -> _Watcher:
         w = _Watcher(model, monitor_id, asyncio.Queue(self.queue_size), asyncio.get_running_loop())
@@ -228,12 +282,15 @@ def _offer(queue: asyncio.Queue[Alert], alert: Alert) -> None:
 class Monitors:
     def __init__(self, store: EvaluationStore, evaluations: Evaluations, hub: AlertHub,
                  clock: Callable[[], datetime] = utcnow,
-                 webhook: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 outbound: OutboundPolicy | None = None,
+                 on_delivery: Callable[[], None] | None = None) -> None:
         self._store = store
         self._evaluations = evaluations
         self._hub = hub
         self._clock = clock
-        self._webhook = webhook or post_webhook
+        #: None: webhook URLs are not checked at creation (tests of other parts).
+        self._outbound = outbound
+        self._on_delivery = on_delivery or (lambda: None)
         self._lock = threading.Lock()
 
     # -- CRUD ---------------------------------------------------------------
@@ -257,6 +314,16 @@ class Monitors:
             raise _bad(f"{path}.min_records", "must not be negative")
         if m.webhook_url and not m.webhook_url.startswith(("http://", "https://")):
             raise _bad(f"{path}.webhook_url", "must be an http:// or https:// URL")
+        if m.webhook_url and self._outbound is not None:
+            self._check_url(m.webhook_url, f"{path}.webhook_url")
+
+    def _check_url(self, url: str, path: str) -> None:
+        assert self._outbound is not None
+        try:
+            self._outbound.check(url, path)
+        except InvalidArgument as exc:
+            raise _bad(path, exc.message.removeprefix(f"{path}: "),
+                       exc.reason) from None
 
     def create(self, m: Monitor) -> Monitor:
         self.validate(m)
@@ -294,10 +361,9 @@ class Monitors:
 
     def alerts(self, model: str = "", monitor_id: str = "",
                state: AlertState = AlertState.UNSPECIFIED) -> builtins.list[Alert]:
-        out = [Alert.from_dict(d) for d in self._store.list_documents("alert", model or None)]
-        out = [a for a in out if (not monitor_id or a.monitor_id == monitor_id)
-               and (state is AlertState.UNSPECIFIED or a.state is state)]
-        return out[::-1]
+        """Newest change first."""
+        return [Alert.from_dict(d) for d in self._store.list_alerts(
+            model or None, monitor_id or None, int(state) or None)]
 
     # -- evaluation -------------------------------------------------------------
 
@@ -320,6 +386,8 @@ class Monitors:
     def evaluate(self, monitor_id: str) -> Evaluation:
         with self._lock:
             m = self.get(monitor_id)
+            # The records may have come in through other replicas: their columns too.
+            self._evaluations.refresh_catalogs()
             now = self._clock()
             window = TimeWindow(now - m.window, now)
             f = replace(m.filter, window=window)
@@ -332,52 +400,217 @@ class Monitors:
             self._store.put_document("monitor", m.id, m.filter.model, m.to_dict())
             crossed = value > m.threshold if m.comparison is Comparison.GREATER \
                 else value < m.threshold
-            firing = [a for a in self.alerts(monitor_id=m.id, state=AlertState.FIRING)]
+            firing = self._store.firing_alert(m.id)
             alert: Alert | None = None
-            if crossed and not firing:
+            seq: int | None = None
+            if crossed and firing is None:
                 alert = Alert(uuid.uuid4().hex, m.id, m.filter.model, AlertState.FIRING,
                               float(value), m.threshold, m.comparison, window,
                               f"{m.display_name or m.describe()}: value {value:.4g} over "
                               f"{count} records", now)
-                self._store.put_document("alert", alert.id, alert.model, alert.to_dict())
-            elif not crossed and firing:
-                alert = replace(firing[0], state=AlertState.RESOLVED, resolve_time=now,
-                                value=float(value))
-                self._store.put_document("alert", alert.id, alert.model, alert.to_dict())
-            if alert is not None:
-                self._hub.publish(alert)
-                if m.webhook_url:
-                    threading.Thread(target=self._send, args=(m.webhook_url, alert),
-                                     daemon=True).start()
+                seq = self._store.insert_alert(alert.to_dict(), slot_of(now, m.interval),
+                                               self._delivery(m, alert, "firing"))
+            elif not crossed and firing is not None:
+                alert = replace(Alert.from_dict(firing), state=AlertState.RESOLVED,
+                                resolve_time=now, value=float(value))
+                seq = self._store.resolve_alert(alert.to_dict(),
+                                                self._delivery(m, alert, "resolved"))
+            if seq is None:  # nothing changed, or another evaluation stored it first
+                return Evaluation(True, float(value), count)
+            assert alert is not None
+            self._hub.publish_change(alert, seq)
+            if m.webhook_url:
+                self._on_delivery()
             return Evaluation(True, float(value), count, alert)
 
-    def _send(self, url: str, alert: Alert) -> None:
-        try:
-            self._webhook(url, alert.to_dict())
-        except Exception as exc:  # noqa: BLE001 - a webhook failing must not stop monitoring
-            log.warning("webhook for alert %s failed: %s", alert.id, exc)
+    @staticmethod
+    def _delivery(m: Monitor, alert: Alert, event: str) -> NewDelivery | None:
+        if not m.webhook_url:
+            return None
+        # The receiver's deduplication key: the same for every attempt of one event.
+        key = alert.id if event == "firing" else f"{alert.id}-{event}"
+        return NewDelivery(m.webhook_url, event, key, alert.to_dict())
 
     def due(self) -> builtins.list[Monitor]:
         now = self._clock()
         return [m for m in self.list() if not m.paused and (
             m.last_evaluation_time is None or m.last_evaluation_time + m.interval <= now)]
 
-    async def run(self, tick_seconds: float) -> None:
-        """Evaluate due monitors forever (cancel the task to stop)."""
+    async def run(self, tick_seconds: float, lease: MonitorLease) -> None:
+        """Evaluate due monitors while this replica holds ``lease`` (cancel to stop)."""
         while True:
             try:
-                for m in await asyncio.to_thread(self.due):
-                    try:
-                        await asyncio.to_thread(self.evaluate, m.id)
-                    except Exception as exc:  # noqa: BLE001 - one bad monitor must not stop others
-                        log.warning("monitor %s could not be evaluated: %s", m.id, exc)
+                if lease.held():
+                    for m in await asyncio.to_thread(self.due):
+                        if not lease.held():
+                            break
+                        try:
+                            await asyncio.to_thread(self.evaluate, m.id)
+                        except Exception as exc:  # noqa: BLE001 - one bad monitor must not stop others
+                            log.warning("monitor %s could not be evaluated: %s", m.id, exc)
             except Exception as exc:  # noqa: BLE001
                 log.warning("monitor scheduler: %s", exc)
-            await asyncio.sleep(tick_seconds)
+            await lease.wait_gained(tick_seconds)
 
 
-def post_webhook(url: str, payload: dict[str, Any]) -> None:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        resp.read()
+def slot_of(t: datetime, interval: timedelta) -> datetime:
+    """``t`` rounded down to a multiple of ``interval`` since the epoch: the key that
+    makes two evaluations of one monitor in one interval raise one alert at most."""
+    step = max(interval.total_seconds(), 1.0)
+    return datetime.fromtimestamp(math.floor(t.timestamp() / step) * step, UTC)
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: a random delay in [d/2, d] with
+    d = min(cap, base * 2**attempt), so replicas retrying together spread out."""
+    d = min(cap, base * (2 ** min(attempt, 30)))
+    return random.uniform(d / 2, d)
+
+
+class MonitorLease:
+    """The scheduler's lease in the store: taken when free or expired, released on a
+    clean stop. ``ttl_seconds`` is the promise — after the holder dies, another
+    replica evaluates within it — so the lease itself runs for ¾ of it in the
+    store's clock (renewed every quarter), leaving the rest for a standby to notice
+    (it retries right when the lease ends) and start."""
+
+    NAME = "monitor-scheduler"
+
+    def __init__(self, store: EvaluationStore, ttl_seconds: float,
+                 holder: str | None = None) -> None:
+        self._store = store
+        self.ttl = ttl_seconds
+        self.term = ttl_seconds * 0.75
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._valid_until = 0.0
+        self._gained: asyncio.Event | None = None
+        #: Times this replica took the lease.
+        self.acquisitions = 0
+
+    def held(self) -> bool:
+        # Local deadline: measured from before the renewal was sent, a little short of
+        # the lease, so a holder cut off from the store stops before anyone else starts.
+        return time.monotonic() < self._valid_until
+
+    async def wait_gained(self, timeout: float) -> None:
+        """Sleep ``timeout`` seconds, or less if this replica takes the lease meanwhile."""
+        if self._gained is None:
+            self._gained = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._gained.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._gained.clear()
+
+    async def run(self) -> None:
+        if self._gained is None:
+            self._gained = asyncio.Event()
+        while True:
+            started = time.monotonic()
+            try:
+                held, remaining = await asyncio.to_thread(
+                    self._store.acquire_lease, self.NAME, self.holder, self.term)
+            except Exception as exc:  # noqa: BLE001 - the store may be away for a while
+                log.warning("monitor lease: %s", exc)
+                await asyncio.sleep(min(self.ttl / 4, 1.0) * random.uniform(0.5, 1.0))
+                continue  # keep what we held until its local deadline passes
+            if held:
+                was = self.held()
+                self._valid_until = started + self.term * 0.9
+                if not was:
+                    self.acquisitions += 1
+                    log.info("monitor lease taken by %s", self.holder)
+                    self._gained.set()
+                delay = self.ttl / 4
+            else:
+                self._valid_until = 0.0
+                # Try again right when the holder's lease ends (a little jitter so
+                # standbys do not all ask at once), at least every quarter of the time.
+                delay = min(remaining + random.uniform(0.02, 0.1), self.ttl / 4)
+            await asyncio.sleep(max(delay, 0.02))
+
+    def release(self) -> None:
+        if self.held():
+            self._valid_until = 0.0
+            self._store.release_lease(self.NAME, self.holder)
+
+
+class AlertRelay:
+    """Fans out alert changes made by any replica to this replica's watchers."""
+
+    LOOKBACK = 64  # seqs re-read on catch-up: a change committed after a later one
+
+    def __init__(self, store: EvaluationStore, hub: AlertHub,
+                 backoff_base: float = 0.2, backoff_cap: float = 30.0) -> None:
+        self._store = store
+        self._hub = hub
+        self._base = backoff_base
+        self._cap = backoff_cap
+        self.last_seq = 0
+        self.connected = False
+        self.reconnects = 0
+
+    def prime(self) -> None:
+        """Start from the store's latest change; the few before it (re-read by every
+        catch-up) count as already fanned out: they happened before this process."""
+        self.last_seq = self._store.last_alert_seq()
+        for seq, doc in self._store.alerts_since(max(self.last_seq - self.LOOKBACK, 0)):
+            self._hub.mark_seen(doc["id"], seq)
+
+    async def run(self) -> None:
+        if self._store.listen_alerts() is None:
+            return  # one process: evaluations publish directly
+        failures = 0
+        primed = False
+        while True:
+            listen = self._store.listen_alerts()
+            assert listen is not None
+            try:
+                if not primed:
+                    await asyncio.to_thread(self.prime)
+                    primed = True
+                async with listen as payloads:
+                    self.connected = True
+                    failures = 0
+                    # Listening first, then reading: a change committed in between is
+                    # both read here and notified; the hub passes it on once.
+                    await asyncio.to_thread(self.catch_up)
+                    async for payload in payloads:
+                        await asyncio.to_thread(self.on_notification, payload)
+                raise ConnectionError("the notification stream ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect whatever broke
+                self.connected = False
+                self.reconnects += 1
+                delay = backoff_delay(failures, self._base, self._cap)
+                failures += 1
+                log.warning("alert notifications lost (%s); reconnecting in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    def catch_up(self) -> int:
+        """Publish the changes after the last seen one; how many were new."""
+        published = 0
+        after = max(self.last_seq - self.LOOKBACK, 0)
+        while True:
+            rows = self._store.alerts_since(after)
+            for seq, doc in rows:
+                published += self._hub.publish_change(Alert.from_dict(doc), seq)
+                self.last_seq = max(self.last_seq, seq)
+            if len(rows) < 500:
+                return published
+            after = rows[-1][0]
+
+    def on_notification(self, payload: str) -> None:
+        seq_text, _, alert_id = payload.partition(":")
+        try:
+            seq = int(seq_text)
+        except ValueError:
+            log.warning("alert notification %r is not <seq>:<id>", payload)
+            return
+        if not self._hub.seen(alert_id, seq):
+            row = self._store.alert_by_id(alert_id)
+            if row is not None:
+                self._hub.publish_change(Alert.from_dict(row[1]), row[0])
+        self.last_seq = max(self.last_seq, seq)
+

@@ -14,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from modelplane.kit.outbound import OutboundPolicy
 from modelplane.observability.evaluations import Evaluations
 from modelplane.observability.ingest import RecordIngestor
-from modelplane.observability.monitors import AlertHub, Monitors
+from modelplane.observability.monitors import AlertHub, AlertRelay, MonitorLease, Monitors
 from modelplane.observability.records import utcnow
-from modelplane.observability.settings import ObservabilitySettings
+from modelplane.observability.settings import WEBHOOK_ALLOW_SETTING, ObservabilitySettings
 from modelplane.observability.store.base import Catalog, EvaluationStore
+from modelplane.observability.webhooks import WebhookDispatcher, WebhookSettings
 
 log = logging.getLogger("modelplane.observability")
 
@@ -49,8 +51,7 @@ def open_store(settings: ObservabilitySettings) -> EvaluationStore:
 
 class ObservabilityRuntime:
     def __init__(self, settings: ObservabilitySettings,
-                 clock: Callable[[], datetime] = utcnow,
-                 webhook: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.store = open_store(settings)
         self.catalogs: dict[str, Catalog] = {}
@@ -63,7 +64,16 @@ class ObservabilityRuntime:
         self.evaluations = Evaluations(self.store, self.catalogs, self.catalog_lock,
                                        self.executor, clock)
         self.hub = AlertHub()
-        self.monitors = Monitors(self.store, self.evaluations, self.hub, clock, webhook)
+        self.outbound = OutboundPolicy.parse(WEBHOOK_ALLOW_SETTING, settings.webhook_allow)
+        self.lease = MonitorLease(self.store, settings.monitor_lease_seconds)
+        self.relay = AlertRelay(self.store, self.hub)
+        self.webhooks = WebhookDispatcher(self.store, self.outbound, self.lease, WebhookSettings(
+            workers=settings.webhook_workers, timeout_seconds=settings.webhook_timeout_seconds,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_seconds=settings.webhook_backoff_seconds,
+            backoff_cap_seconds=settings.webhook_backoff_cap_seconds))
+        self.monitors = Monitors(self.store, self.evaluations, self.hub, clock, self.outbound,
+                                 on_delivery=self.webhooks.wake)
         self._tasks: list[asyncio.Task[None]] = []
         self._http: Any = None
         self.http_port: int | None = None
@@ -73,9 +83,13 @@ class ObservabilityRuntime:
         catalogs = await asyncio.to_thread(self.store.load_catalogs)
         with self.catalog_lock:
             self.catalogs.update(catalogs)
+        # The lease also decides who sends webhooks, so it runs with the scheduler off too.
+        self._tasks.append(asyncio.create_task(self.lease.run()))
+        self._tasks.append(asyncio.create_task(self.relay.run()))
+        self._tasks.append(asyncio.create_task(self.webhooks.run()))
         if self.settings.monitor_tick_seconds > 0:
             self._tasks.append(asyncio.create_task(
-                self.monitors.run(self.settings.monitor_tick_seconds)))
+                self.monitors.run(self.settings.monitor_tick_seconds, self.lease)))
         if self.settings.http_addr:
             await self._start_http(self.settings.http_addr)
 
@@ -114,5 +128,8 @@ class ObservabilityRuntime:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._tasks.clear()
+        self.webhooks.close()
+        with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
+            await asyncio.to_thread(self.lease.release)
         await asyncio.to_thread(self.store.close)
         self.executor.shutdown(wait=False)

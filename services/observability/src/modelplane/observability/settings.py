@@ -9,6 +9,13 @@
 | ``MODELPLANE_OBSERVABILITY_MONITOR_TICK_SECONDS`` | ``5`` | how often due monitors are looked for |
 | ``MODELPLANE_OBSERVABILITY_ANALYSIS_THREADS`` | ``2`` | threads computing drift columns in parallel |
 | ``MODELPLANE_OBSERVABILITY_DB_POOL_SIZE`` | ``4`` | PostgreSQL connections |
+| ``MODELPLANE_OBSERVABILITY_MONITOR_LEASE_SECONDS`` | ``10`` | the monitor scheduler's lease: one replica evaluates; another takes over within this time after it dies |
+| ``MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW`` | unset | webhook targets allowed although not public: comma-separated CIDRs, addresses, host names (``*.example.com``) |
+| ``MODELPLANE_OBSERVABILITY_WEBHOOK_WORKERS`` | ``4`` | webhook calls in flight at once (a bounded pool) |
+| ``MODELPLANE_OBSERVABILITY_WEBHOOK_TIMEOUT_SECONDS`` | ``5`` | connect and read timeout of one webhook call; the whole call is cut off at 3× this |
+| ``MODELPLANE_OBSERVABILITY_WEBHOOK_MAX_ATTEMPTS`` | ``8`` | attempts before a delivery is marked failed |
+| ``MODELPLANE_OBSERVABILITY_WEBHOOK_BACKOFF_SECONDS`` | ``1`` | first retry delay (doubles each attempt, with jitter) |
+| ``MODELPLANE_OBSERVABILITY_WEBHOOK_BACKOFF_CAP_SECONDS`` | ``300`` | longest retry delay |
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pathlib import Path
 from modelplane.kit.settings import ServiceSettings
 
 DEFAULT_HTTP_ADDR = "127.0.0.1:7115"
+WEBHOOK_ALLOW_SETTING = "MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW"
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,13 @@ class ObservabilitySettings:
     monitor_tick_seconds: float = 5.0
     analysis_threads: int = 2
     db_pool_size: int = 4
+    monitor_lease_seconds: float = 10.0
+    webhook_allow: tuple[str, ...] = ()
+    webhook_workers: int = 4
+    webhook_timeout_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 1.0
+    webhook_backoff_cap_seconds: float = 300.0
 
     @property
     def embedded_path(self) -> Path:
@@ -48,6 +63,15 @@ class ObservabilitySettings:
             monitor_tick_seconds=float(service.env("MONITOR_TICK_SECONDS", "5") or 5),
             analysis_threads=int(service.env("ANALYSIS_THREADS", "2") or 2),
             db_pool_size=int(service.env("DB_POOL_SIZE", "4") or 4),
+            monitor_lease_seconds=float(service.env("MONITOR_LEASE_SECONDS", "10") or 10),
+            webhook_allow=tuple(a.strip() for a in (service.env("WEBHOOK_ALLOW") or "").split(",")
+                                if a.strip()),
+            webhook_workers=int(service.env("WEBHOOK_WORKERS", "4") or 4),
+            webhook_timeout_seconds=float(service.env("WEBHOOK_TIMEOUT_SECONDS", "5") or 5),
+            webhook_max_attempts=int(service.env("WEBHOOK_MAX_ATTEMPTS", "8") or 8),
+            webhook_backoff_seconds=float(service.env("WEBHOOK_BACKOFF_SECONDS", "1") or 1),
+            webhook_backoff_cap_seconds=float(service.env("WEBHOOK_BACKOFF_CAP_SECONDS", "300")
+                                              or 300),
         )
 
     @classmethod

@@ -19,9 +19,11 @@ import io
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -491,7 +493,104 @@ class ModelSummary:
     last_time: datetime | None
 
 
-class EvaluationStore(ABC):
+# ---------------------------------------------------------------------------
+# Alerts, webhook deliveries (the outbox) and the scheduler's lease
+
+
+class DeliveryState(IntEnum):
+    PENDING = 0
+    DELIVERED = 1
+    FAILED = 2   # attempts used up, or an answer that retrying cannot change
+    REFUSED = 3  # the outbound policy refused the URL at send time
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A webhook call to make for an alert event, written with the alert (outbox)."""
+
+    url: str
+    event: str  # "firing" or "resolved"
+    idempotency_key: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: int
+    alert_id: str
+    event: str
+    url: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str = ""
+
+
+class AlertStore(ABC):
+    """Alerts, keyed by (monitor, slot) and at most one FIRING per monitor; every
+    change gets a new ``seq`` (increasing), so a reader can catch up from the last
+    one it saw. Each write that changes an alert also writes its webhook delivery
+    (one transaction) and, on PostgreSQL, notifies ``obs_alerts``."""
+
+    @abstractmethod
+    def insert_alert(self, alert: dict[str, Any], slot: datetime,
+                     delivery: NewDelivery | None) -> int | None:
+        """Store a FIRING alert; its seq, or None when the monitor already has a
+        FIRING alert or an alert for this slot (nothing is written then)."""
+
+    @abstractmethod
+    def resolve_alert(self, alert: dict[str, Any], delivery: NewDelivery | None) -> int | None:
+        """Store the RESOLVED ``alert`` if it is still FIRING; its new seq, else None."""
+
+    @abstractmethod
+    def firing_alert(self, monitor_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def list_alerts(self, model: str | None = None, monitor_id: str | None = None,
+                    state: int | None = None) -> list[dict[str, Any]]:
+        """Newest change first."""
+
+    @abstractmethod
+    def alerts_since(self, seq: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, alert) of the changes after ``seq``, oldest first."""
+
+    @abstractmethod
+    def alert_by_id(self, alert_id: str) -> tuple[int, dict[str, Any]] | None: ...
+
+    @abstractmethod
+    def last_alert_seq(self) -> int: ...
+
+    @abstractmethod
+    def claim_deliveries(self, limit: int, claim_seconds: float) -> list[WebhookDelivery]:
+        """Up to ``limit`` due PENDING deliveries, each counted as one more attempt and
+        hidden from other claimers for ``claim_seconds`` (if the sender dies, the
+        delivery comes back then: at least once)."""
+
+    @abstractmethod
+    def finish_delivery(self, delivery_id: int, state: DeliveryState, error: str = "",
+                        retry_after: float | None = None) -> None:
+        """DELIVERED / FAILED / REFUSED; or PENDING again in ``retry_after`` seconds."""
+
+    @abstractmethod
+    def list_deliveries(self, alert_id: str | None = None) -> list[WebhookDelivery]: ...
+
+    @abstractmethod
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> tuple[bool, float]:
+        """Take or renew the lease ``name`` for ``ttl_seconds``: (held by ``holder``,
+        seconds until the current holder's lease ends)."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+    def listen_alerts(self) -> AbstractAsyncContextManager[AsyncIterator[str]] | None:
+        """Notifications of alert changes from every process on this store
+        (``"<seq>:<alert id>"``), or None when only this process writes it."""
+        return None
+
+
+class EvaluationStore(AlertStore):
     """A backend of the evaluation store. Methods block: call them from a thread."""
 
     @abstractmethod
@@ -544,3 +643,4 @@ class EvaluationStore(ABC):
 
     @abstractmethod
     def delete_document(self, kind: str, key: str) -> bool: ...
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,13 @@ from modelplane.observability.store.base import (
     RECORD_COLUMNS,
     ActualRow,
     Catalog,
+    DeliveryState,
     EvaluationStore,
     ModelSummary,
+    NewDelivery,
     RecordRow,
     ScanSpec,
+    WebhookDelivery,
     to_us,
 )
 
@@ -59,6 +63,29 @@ CREATE TABLE IF NOT EXISTS obs_documents (
     PRIMARY KEY (kind, key)
 );
 CREATE SEQUENCE IF NOT EXISTS obs_document_seq;
+CREATE SEQUENCE IF NOT EXISTS obs_alert_seq;
+CREATE TABLE IF NOT EXISTS obs_alerts (
+    id VARCHAR PRIMARY KEY, seq BIGINT NOT NULL, monitor_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL, slot TIMESTAMPTZ NOT NULL, state SMALLINT NOT NULL,
+    doc VARCHAR NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS obs_delivery_seq;
+CREATE TABLE IF NOT EXISTS obs_webhook_deliveries (
+    id BIGINT PRIMARY KEY, alert_id VARCHAR NOT NULL, event VARCHAR NOT NULL,
+    url VARCHAR NOT NULL, payload VARCHAR NOT NULL, idempotency_key VARCHAR NOT NULL,
+    state SMALLINT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at TIMESTAMPTZ NOT NULL,
+    last_error VARCHAR
+);
+"""
+
+_MIGRATE_ALERTS = """
+INSERT INTO obs_alerts
+SELECT key, nextval('obs_alert_seq'), json_extract_string(doc, '$.monitor_id'), model,
+       COALESCE(json_extract_string(doc, '$.window[1]'),
+                json_extract_string(doc, '$.create_time'))::TIMESTAMPTZ,
+       json_extract(doc, '$.state')::SMALLINT, doc
+FROM obs_documents WHERE kind = 'alert' ORDER BY seq;
+DELETE FROM obs_documents WHERE kind = 'alert';
 """
 
 _ARROW_SCHEMA = pa.schema([
@@ -92,6 +119,9 @@ class EmbeddedStore(EvaluationStore):
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(self._path))
         self._conn.execute(_SCHEMA)
+        if self._conn.execute("SELECT count(*) FROM obs_documents WHERE kind = 'alert'"
+                              ).fetchall()[0][0]:
+            self._conn.execute(_MIGRATE_ALERTS)
 
     def close(self) -> None:
         # Under the lock: a monitor evaluation may still be running in a worker thread.
@@ -285,6 +315,144 @@ class EmbeddedStore(EvaluationStore):
             n = self._conn.execute("DELETE FROM obs_documents WHERE kind = ? AND key = ?",
                                    [kind, key]).fetchall()[0][0]
         return bool(n)
+
+    # -- alerts, deliveries, lease ------------------------------------------------
+    # One process owns the file (DuckDB allows one writer), so the store lock is the
+    # whole of the coordination: the checks below run under it, and the lease is a
+    # local one that this process always holds.
+
+    def _add_delivery(self, alert_id: str, d: NewDelivery | None) -> None:
+        if d is None or self._conn.execute(
+                "SELECT count(*) FROM obs_webhook_deliveries WHERE idempotency_key = ?",
+                [d.idempotency_key]).fetchall()[0][0]:
+            return
+        self._conn.execute(
+            "INSERT INTO obs_webhook_deliveries VALUES (nextval('obs_delivery_seq'), ?, ?, ?, ?, "
+            "?, 0, 0, ?, NULL)", [alert_id, d.event, d.url, json.dumps(d.payload),
+                                  d.idempotency_key, datetime.now(UTC)]).fetchall()
+
+    def insert_alert(self, alert: dict[str, Any], slot: datetime,
+                     delivery: NewDelivery | None) -> int | None:
+        with self._lock:
+            taken = self._conn.execute(
+                "SELECT count(*) FROM obs_alerts WHERE id = ? OR (monitor_id = ? AND "
+                "(slot = ? OR state = 1))", [alert["id"], alert["monitor_id"], slot]
+            ).fetchall()[0][0]
+            if taken:
+                return None
+            self._conn.execute("BEGIN")
+            try:
+                seq = self._conn.execute(
+                    "INSERT INTO obs_alerts VALUES (?, nextval('obs_alert_seq'), ?, ?, ?, ?, ?) "
+                    "RETURNING seq", [alert["id"], alert["monitor_id"], alert["model"], slot,
+                                      alert["state"], json.dumps(alert)]).fetchall()[0][0]
+                self._add_delivery(alert["id"], delivery)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return int(seq)
+
+    def resolve_alert(self, alert: dict[str, Any], delivery: NewDelivery | None) -> int | None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                rows = self._conn.execute(
+                    "UPDATE obs_alerts SET state = ?, doc = ?, seq = nextval('obs_alert_seq') "
+                    "WHERE id = ? AND state = 1 RETURNING seq",
+                    [alert["state"], json.dumps(alert), alert["id"]]).fetchall()
+                if rows:
+                    self._add_delivery(alert["id"], delivery)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return int(rows[0][0]) if rows else None
+
+    def firing_alert(self, monitor_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = self._conn.execute("SELECT doc FROM obs_alerts WHERE monitor_id = ? "
+                                      "AND state = 1", [monitor_id]).fetchall()
+        return json.loads(rows[0][0]) if rows else None
+
+    def list_alerts(self, model: str | None = None, monitor_id: str | None = None,
+                    state: int | None = None) -> list[dict[str, Any]]:
+        where: list[str] = ["true"]
+        params: list[Any] = []
+        for column, value in (("model", model), ("monitor_id", monitor_id), ("state", state)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        with self._lock:
+            rows = self._conn.execute("SELECT doc FROM obs_alerts WHERE " + " AND ".join(where)
+                                      + " ORDER BY seq DESC", params).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def alerts_since(self, seq: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            rows = self._conn.execute("SELECT seq, doc FROM obs_alerts WHERE seq > ? ORDER BY seq "
+                                      f"LIMIT {int(limit)}", [seq]).fetchall()
+        return [(int(s), json.loads(d)) for s, d in rows]
+
+    def alert_by_id(self, alert_id: str) -> tuple[int, dict[str, Any]] | None:
+        with self._lock:
+            rows = self._conn.execute("SELECT seq, doc FROM obs_alerts WHERE id = ?",
+                                      [alert_id]).fetchall()
+        return (int(rows[0][0]), json.loads(rows[0][1])) if rows else None
+
+    def last_alert_seq(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM obs_alerts"
+                                          ).fetchall()[0][0])
+
+    @staticmethod
+    def _delivery(row: Any) -> WebhookDelivery:
+        return WebhookDelivery(int(row[0]), row[1], row[2], row[3], json.loads(row[4]), row[5],
+                               DeliveryState(row[6]), int(row[7]), row[8], row[9] or "")
+
+    def claim_deliveries(self, limit: int, claim_seconds: float) -> list[WebhookDelivery]:
+        now = datetime.now(UTC)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM obs_webhook_deliveries WHERE state = 0 AND next_attempt_at <= ? "
+                f"ORDER BY next_attempt_at LIMIT {int(limit)}", [now]).fetchall()
+            for row in rows:
+                self._conn.execute(
+                    "UPDATE obs_webhook_deliveries SET attempts = attempts + 1, "
+                    "next_attempt_at = ? WHERE id = ?",
+                    [now + timedelta(seconds=claim_seconds), row[0]]).fetchall()
+        return [self._delivery((*r[:7], r[7] + 1, now + timedelta(seconds=claim_seconds), r[9]))
+                for r in rows]
+
+    def finish_delivery(self, delivery_id: int, state: DeliveryState, error: str = "",
+                        retry_after: float | None = None) -> None:
+        with self._lock:
+            if retry_after is not None:
+                self._conn.execute(
+                    "UPDATE obs_webhook_deliveries SET state = 0, last_error = ?, "
+                    "next_attempt_at = ? WHERE id = ?",
+                    [error[:1000], datetime.now(UTC) + timedelta(seconds=retry_after),
+                     delivery_id]).fetchall()
+            else:
+                self._conn.execute(
+                    "UPDATE obs_webhook_deliveries SET state = ?, last_error = ? WHERE id = ?",
+                    [int(state), error[:1000] or None, delivery_id]).fetchall()
+
+    def list_deliveries(self, alert_id: str | None = None) -> list[WebhookDelivery]:
+        sql = "SELECT * FROM obs_webhook_deliveries"
+        params: list[Any] = []
+        if alert_id:
+            sql += " WHERE alert_id = ?"
+            params.append(alert_id)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [self._delivery(r) for r in rows]
+
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> tuple[bool, float]:
+        return True, ttl_seconds  # one process per file: a local lease, always held
+
+    def release_lease(self, name: str, holder: str) -> None:
+        pass
 
 
 __all__ = ["EmbeddedStore", "to_us"]

@@ -28,9 +28,10 @@ parses to the jsonb the per-record path stores (an integral double keeps its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,10 +45,13 @@ from modelplane.observability.store.base import (
     RECORD_COLUMNS,
     ActualRow,
     Catalog,
+    DeliveryState,
     EvaluationStore,
     ModelSummary,
+    NewDelivery,
     RecordRow,
     ScanSpec,
+    WebhookDelivery,
 )
 
 _SCHEMA = """
@@ -87,7 +91,55 @@ CREATE TABLE IF NOT EXISTS obs_documents (
     PRIMARY KEY (kind, key)
 );
 CREATE INDEX IF NOT EXISTS obs_documents_model ON obs_documents (kind, model);
+CREATE SEQUENCE IF NOT EXISTS obs_alert_seq;
+CREATE TABLE IF NOT EXISTS obs_alerts (
+    id text PRIMARY KEY,
+    seq bigint NOT NULL DEFAULT nextval('obs_alert_seq'),
+    monitor_id text NOT NULL,
+    model text NOT NULL,
+    slot timestamptz NOT NULL,
+    state smallint NOT NULL,
+    doc jsonb NOT NULL,
+    UNIQUE (monitor_id, slot)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS obs_alerts_one_firing ON obs_alerts (monitor_id)
+    WHERE state = 1;
+CREATE INDEX IF NOT EXISTS obs_alerts_seq ON obs_alerts (seq);
+CREATE INDEX IF NOT EXISTS obs_alerts_model ON obs_alerts (model, seq);
+CREATE TABLE IF NOT EXISTS obs_webhook_deliveries (
+    id bigserial PRIMARY KEY,
+    alert_id text NOT NULL,
+    event text NOT NULL,
+    url text NOT NULL,
+    payload jsonb NOT NULL,
+    idempotency_key text NOT NULL UNIQUE,
+    state smallint NOT NULL DEFAULT 0,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error text,
+    create_time timestamptz NOT NULL DEFAULT now(),
+    update_time timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS obs_webhook_deliveries_due ON obs_webhook_deliveries (next_attempt_at)
+    WHERE state = 0;
+CREATE INDEX IF NOT EXISTS obs_webhook_deliveries_alert ON obs_webhook_deliveries (alert_id);
+CREATE TABLE IF NOT EXISTS obs_leases (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+-- Alerts kept as documents before obs_alerts existed move there once.
+INSERT INTO obs_alerts (id, monitor_id, model, slot, state, doc)
+SELECT key, doc->>'monitor_id', model,
+       COALESCE((doc->'window'->>1)::timestamptz, (doc->>'create_time')::timestamptz),
+       (doc->>'state')::smallint, doc
+FROM obs_documents WHERE kind = 'alert' ORDER BY seq
+ON CONFLICT DO NOTHING;
+DELETE FROM obs_documents WHERE kind = 'alert';
 """
+
+#: NOTIFY channel of alert changes; the payload is ``<seq>:<alert id>``.
+ALERT_CHANNEL = "obs_alerts"
 
 _STAGE_ACTUALS = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage_actuals "
                   "(LIKE obs_actuals) ON COMMIT DELETE ROWS")
@@ -161,6 +213,8 @@ class PostgresStore(EvaluationStore):
         self._pool: Any = None
         self._partitions: set[str] = set()
         self._partition_lock = threading.Lock()
+        self._lease_connection: Any = None
+        self._lease_lock = threading.Lock()
 
     def open(self) -> None:
         from psycopg_pool import ConnectionPool
@@ -182,6 +236,8 @@ class PostgresStore(EvaluationStore):
             self._partitions = {r[0] for r in rows}
 
     def close(self) -> None:
+        with self._lease_lock:
+            self._drop_lease_conn()
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -400,3 +456,199 @@ class PostgresStore(EvaluationStore):
             cur = conn.execute("DELETE FROM obs_documents WHERE kind = %s AND key = %s",
                                [kind, key])
             return cur.rowcount > 0
+
+    # -- alerts, deliveries, lease ------------------------------------------------
+
+    def _notify(self, conn: Any, seq: int, alert_id: str) -> None:
+        # Sent at commit, to every replica LISTENing (the writer's own included).
+        conn.execute("SELECT pg_notify(%s, %s)", [ALERT_CHANNEL, f"{seq}:{alert_id}"])
+
+    @staticmethod
+    def _add_delivery(conn: Any, alert_id: str, d: NewDelivery | None) -> None:
+        if d is None:
+            return
+        conn.execute(
+            "INSERT INTO obs_webhook_deliveries (alert_id, event, url, payload, idempotency_key) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING",
+            [alert_id, d.event, d.url, json.dumps(d.payload), d.idempotency_key])
+
+    def insert_alert(self, alert: dict[str, Any], slot: datetime,
+                     delivery: NewDelivery | None) -> int | None:
+        with self._pool.connection() as conn, conn.transaction():
+            # No conflict target: the primary key, (monitor, slot) and the one-FIRING
+            # index all turn a second raise (another replica, a re-run) into nothing.
+            row = conn.execute(
+                "INSERT INTO obs_alerts (id, monitor_id, model, slot, state, doc) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING seq",
+                [alert["id"], alert["monitor_id"], alert["model"], slot, alert["state"],
+                 json.dumps(alert)]).fetchone()
+            if row is None:
+                return None
+            self._add_delivery(conn, alert["id"], delivery)
+            self._notify(conn, row[0], alert["id"])
+            return int(row[0])
+
+    def resolve_alert(self, alert: dict[str, Any], delivery: NewDelivery | None) -> int | None:
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "UPDATE obs_alerts SET state = %s, doc = %s, seq = nextval('obs_alert_seq') "
+                "WHERE id = %s AND state = 1 RETURNING seq",
+                [alert["state"], json.dumps(alert), alert["id"]]).fetchone()
+            if row is None:
+                return None
+            self._add_delivery(conn, alert["id"], delivery)
+            self._notify(conn, row[0], alert["id"])
+            return int(row[0])
+
+    def firing_alert(self, monitor_id: str) -> dict[str, Any] | None:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT doc FROM obs_alerts WHERE monitor_id = %s AND state = 1",
+                               [monitor_id]).fetchone()
+        return row[0] if row else None
+
+    def list_alerts(self, model: str | None = None, monitor_id: str | None = None,
+                    state: int | None = None) -> list[dict[str, Any]]:
+        where: list[str] = ["true"]
+        params: list[Any] = []
+        for column, value in (("model", model), ("monitor_id", monitor_id), ("state", state)):
+            if value:
+                where.append(f"{column} = %s")
+                params.append(value)
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT doc FROM obs_alerts WHERE " + " AND ".join(where)
+                                + " ORDER BY seq DESC", params).fetchall()
+        return [r[0] for r in rows]
+
+    def alerts_since(self, seq: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT seq, doc FROM obs_alerts WHERE seq > %s ORDER BY seq "
+                                "LIMIT %s", [seq, limit]).fetchall()
+        return [(int(s), d) for s, d in rows]
+
+    def alert_by_id(self, alert_id: str) -> tuple[int, dict[str, Any]] | None:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT seq, doc FROM obs_alerts WHERE id = %s",
+                               [alert_id]).fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    def last_alert_seq(self) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT coalesce(max(seq), 0) FROM obs_alerts").fetchone()
+        return int(row[0]) if row else 0
+
+    _DELIVERY_COLUMNS = ("id, alert_id, event, url, payload, idempotency_key, state, attempts, "
+                         "next_attempt_at, last_error")
+
+    @staticmethod
+    def _delivery(row: Any) -> WebhookDelivery:
+        return WebhookDelivery(int(row[0]), row[1], row[2], row[3], row[4], row[5],
+                               DeliveryState(row[6]), int(row[7]), row[8], row[9] or "")
+
+    def claim_deliveries(self, limit: int, claim_seconds: float) -> list[WebhookDelivery]:
+        cols = ", ".join(f"d.{c.strip()}" for c in self._DELIVERY_COLUMNS.split(","))
+        with self._pool.connection() as conn, conn.transaction():
+            rows = conn.execute(
+                "UPDATE obs_webhook_deliveries d SET attempts = d.attempts + 1, "
+                "next_attempt_at = now() + make_interval(secs => %s), update_time = now() "
+                "FROM (SELECT id FROM obs_webhook_deliveries WHERE state = 0 "
+                "AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT %s "
+                f"FOR UPDATE SKIP LOCKED) c WHERE d.id = c.id RETURNING {cols}",
+                [claim_seconds, limit]).fetchall()
+        return [self._delivery(r) for r in rows]
+
+    def finish_delivery(self, delivery_id: int, state: DeliveryState, error: str = "",
+                        retry_after: float | None = None) -> None:
+        with self._pool.connection() as conn:
+            if retry_after is not None:
+                conn.execute(
+                    "UPDATE obs_webhook_deliveries SET state = 0, last_error = %s, "
+                    "next_attempt_at = now() + make_interval(secs => %s), update_time = now() "
+                    "WHERE id = %s", [error[:1000], retry_after, delivery_id])
+            else:
+                conn.execute(
+                    "UPDATE obs_webhook_deliveries SET state = %s, last_error = %s, "
+                    "update_time = now() WHERE id = %s",
+                    [int(state), error[:1000] or None, delivery_id])
+
+    def list_deliveries(self, alert_id: str | None = None) -> list[WebhookDelivery]:
+        sql = f"SELECT {self._DELIVERY_COLUMNS} FROM obs_webhook_deliveries"
+        params: list[Any] = []
+        if alert_id:
+            sql += " WHERE alert_id = %s"
+            params.append(alert_id)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [self._delivery(r) for r in rows]
+
+    def _lease_conn(self) -> Any:
+        """The lease's own connection: renewals never wait behind ingest for the pool."""
+        import psycopg
+
+        if self._lease_connection is None or self._lease_connection.closed:
+            self._lease_connection = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=5,
+                application_name="modelplane-observability-lease", keepalives=1,
+                keepalives_idle=5, keepalives_interval=2, keepalives_count=2,
+                options="-c statement_timeout=5000")
+        return self._lease_connection
+
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> tuple[bool, float]:
+        # The database's clock decides expiry, so replicas' clocks need not agree.
+        with self._lease_lock:
+            try:
+                conn = self._lease_conn()
+                row = conn.execute(
+                    "INSERT INTO obs_leases (name, holder, expires_at) "
+                    "VALUES (%s, %s, now() + make_interval(secs => %s)) "
+                    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                    "expires_at = excluded.expires_at "
+                    "WHERE obs_leases.holder = excluded.holder "
+                    "OR obs_leases.expires_at <= now() "
+                    "RETURNING true", [name, holder, ttl_seconds]).fetchone()
+                if row is not None:
+                    return True, ttl_seconds
+                other = conn.execute(
+                    "SELECT greatest(extract(epoch FROM expires_at - now()), 0)::float8 "
+                    "FROM obs_leases WHERE name = %s", [name]).fetchone()
+            except Exception:
+                self._drop_lease_conn()
+                raise
+        return False, float(other[0]) if other else 0.0
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._lease_lock:
+            try:
+                self._lease_conn().execute(
+                    "DELETE FROM obs_leases WHERE name = %s AND holder = %s", [name, holder])
+            finally:
+                self._drop_lease_conn()
+
+    def _drop_lease_conn(self) -> None:
+        conn, self._lease_connection = self._lease_connection, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def listen_alerts(self) -> contextlib.AbstractAsyncContextManager[AsyncIterator[str]]:
+        return self._listen()
+
+    @contextlib.asynccontextmanager
+    async def _listen(self) -> AsyncIterator[AsyncIterator[str]]:
+        import psycopg
+
+        # Its own connection (not the pool's): LISTEN lasts as long as the session.
+        # Keepalives make a silently dead connection fail within ~20 s, not hours.
+        conn = await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, application_name="modelplane-observability-alerts",
+            keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=2)
+        try:
+            await conn.execute(f"LISTEN {ALERT_CHANNEL}")
+
+            async def payloads() -> AsyncIterator[str]:
+                async for note in conn.notifies():
+                    yield note.payload
+
+            yield payloads()
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
