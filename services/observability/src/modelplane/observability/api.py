@@ -419,6 +419,7 @@ _MONITOR_MUTABLE = {"display_name", "filter", "signal", "comparison", "threshold
 class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
     def __init__(self, runtime: ObservabilityRuntime) -> None:
         self._rt = runtime
+        self._arrow_limits = runtime.settings.service.arrow_limits
 
     # -- ingest ---------------------------------------------------------------
 
@@ -430,7 +431,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                     if len(req.records):
                         raise _bad("arrow_ipc", "set records or arrow_ipc, not both",
                                    "BOTH_RECORDS_AND_ARROW_IPC")
-                    yield ArrowRecords(read_ipc(req.arrow_ipc, "arrow_ipc"))
+                    yield ArrowRecords(read_ipc(req.arrow_ipc, "arrow_ipc", self._arrow_limits))
                 else:
                     yield [record_from_pb(r, i) for i, r in enumerate(req.records)]
 
@@ -459,7 +460,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
 
         def run() -> tuple[IngestResult, int]:
             table = read_table(request.table.parquet_uri or None,
-                               request.table.arrow_ipc or None, "table")
+                               request.table.arrow_ipc or None, "table", self._arrow_limits)
             return self._rt.ingestor.import_table(
                 request.model, request.version, Environment(request.environment), table,
                 _columns(request.columns))
@@ -650,7 +651,8 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                 if not baseline.model or not baseline.version:
                     raise _bad("baseline", "model and version are required")
                 table = read_table(request.records.parquet_uri or None,
-                                   request.records.arrow_ipc or None, "records")
+                                   request.records.arrow_ipc or None, "records",
+                                   self._arrow_limits)
                 self._rt.ingestor.import_table(baseline.model, baseline.version,
                                                Environment.VALIDATION, table,
                                                _columns(request.columns))

@@ -89,7 +89,8 @@ class ServingServer:
         if dataset_reader is None and settings.featurestore_target:
             from modelplane.serving.dataset_reader import FeaturestoreDatasetReader
 
-            dataset_reader = FeaturestoreDatasetReader(channel(settings.featurestore_target, svc))
+            dataset_reader = FeaturestoreDatasetReader(channel(settings.featurestore_target, svc),
+                                                       svc.arrow_limits)
         self.metrics = ServingMetrics()
         self.logger = PredictionLogger(sink, settings.spool_dir,
                                        batch_size=settings.log_batch_size,
