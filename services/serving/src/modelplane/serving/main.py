@@ -105,7 +105,8 @@ class ServingServer:
         self.deployments: Any = None
         self.batches: Any = None
         self.http = OipHttpApp(self.plane, auth_enabled=svc.auth_enabled,
-                               keys=ApiKeyStore(svc.api_keys_file) if svc.auth_enabled else None)
+                               keys=ApiKeyStore(svc.api_keys_file) if svc.auth_enabled else None,
+                               max_body_bytes=settings.max_body_bytes)
         self._http_server: Any = None
         self._http_task: asyncio.Task[None] | None = None
         self.http_port = 0
