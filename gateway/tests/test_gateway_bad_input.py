@@ -195,3 +195,25 @@ async def test_random_paths_and_queries_never_cause_a_server_error(
     r = await client.request(method, url, content=b"{}")
     assert r.status_code < 500, (url, r.status_code, r.text[:300])
     assert r.headers["content-type"] in ("application/json", "application/x-ndjson")
+
+
+async def test_a_gzip_body_is_not_inflated_so_the_byte_limit_is_the_whole_story(
+        client: httpx.AsyncClient, stack: Any) -> None:
+    """The gateway never inflates a request body (issue #13: no Content-Encoding support
+    on the transcoded routes or on /v2): MODELPLANE_GATEWAY_MAX_BODY_BYTES counts the
+    bytes that arrive, and that is all the memory a body takes. A gzip body whose
+    inflated form is valid JSON within the limit, and a gzip bomb, are both refused as
+    not JSON, and the backend is never called."""
+    import gzip
+
+    calls = len(stack.backend.calls)
+    small = gzip.compress(json.dumps({"features": [1.0] * 1000}).encode())
+    bomb = gzip.compress(b'{"features": [' + b"1," * (25 * 1024 * 1024) + b"1]}")  # 50 MiB
+    assert len(bomb) < 65536  # under the stack's limit on the wire
+    for body in (small, bomb):
+        r = await client.post("/v1/shelves/s/widgets/w:score", content=body,
+                              headers={"content-encoding": "gzip",
+                                       "content-type": "application/json"})
+        assert r.json()["details"][0]["reason"] == "MALFORMED_JSON", r.text
+        assert "body" in _violations(r)
+    assert len(stack.backend.calls) == calls

@@ -208,16 +208,17 @@ def feature_definitions() -> Any:
 
 async def read_dataset(demo: Demo, dataset_id: str) -> Any:
     import pyarrow as pa
-    from pyarrow import ipc
 
     from modelplane.featurestore.v1 import featurestore_pb2 as fs
+    from modelplane.kit.arrow_ipc import ArrowBudget
 
     tables = []
+    budget = ArrowBudget()
     stream = demo.stub("featurestore").ReadDataset(fs.ReadDatasetRequest(id=dataset_id))
     try:
         async for chunk in stream:
             if chunk.arrow_ipc:
-                tables.append(ipc.open_stream(chunk.arrow_ipc).read_all())
+                tables.append(budget.read(chunk.arrow_ipc, "ReadDatasetResponse.arrow_ipc"))
     except grpc.aio.AioRpcError as err:
         await call(f"reading dataset {dataset_id}", _raise(err))
     return pa.concat_tables(tables).to_pandas()

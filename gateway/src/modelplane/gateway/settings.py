@@ -21,9 +21,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from modelplane.kit.settings import DEFAULT_PORTS, ServiceSettings
+from modelplane.kit.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORTS, ServiceSettings
 
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 #: serving's OIP REST listener (serving's own default, ``MODELPLANE_SERVING_HTTP_ADDR``)
 DEFAULT_OIP_TARGET = "127.0.0.1:7114"
 DEFAULT_TIMEOUT_SECONDS = 60.0

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from modelplane.kit.arrow_ipc import ArrowLimits
+
 #: Default gRPC ports; the gateway's HTTP port is 7100.
 DEFAULT_PORTS: dict[str, int] = {
     "gateway": 7100,
@@ -23,6 +25,8 @@ DEFAULT_PORTS: dict[str, int] = {
 }
 SERVICES = ("featurestore", "registry", "validator", "serving", "observability")
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: HTTP request bodies: the gateway's limit and serving's own OIP REST port's, one default
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -44,6 +48,8 @@ class ServiceSettings:
     tls_key: Path | None = None
     tls_ca: Path | None = None
     grace_seconds: float = 10.0
+    #: decompressed bytes and rows of one Arrow IPC payload (``modelplane.kit.arrow_ipc``)
+    arrow_limits: ArrowLimits = field(default_factory=ArrowLimits)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -93,5 +99,6 @@ class ServiceSettings:
             tls_key=Path(env["MODELPLANE_TLS_KEY"]) if env.get("MODELPLANE_TLS_KEY") else None,
             tls_ca=Path(env["MODELPLANE_TLS_CA"]) if env.get("MODELPLANE_TLS_CA") else None,
             grace_seconds=float(env.get("MODELPLANE_GRACE_SECONDS") or 10.0),
+            arrow_limits=ArrowLimits.from_environ(env),
             environ=env,
         )

@@ -36,6 +36,7 @@ from modelplane.featurestore.record_store import next_token, page_bounds
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
 from modelplane.featurestore.wire import modelplane_response
+from modelplane.kit.arrow_ipc import ArrowLimits, read_ipc_stream
 from modelplane.kit.auth import Role, current_principal
 from modelplane.kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 
@@ -196,22 +197,18 @@ def value_to_python(value: types_pb2.Value) -> Any:
 class TableReader:
     """``modelplane.api.v1.TableData`` -> Arrow table (inline IPC, or parquet under allowed roots)."""
 
-    def __init__(self, allowed_roots: Iterable[Path]) -> None:
+    def __init__(self, allowed_roots: Iterable[Path],
+                 arrow_limits: ArrowLimits | None = None) -> None:
         self.roots = [p.resolve() for p in allowed_roots]
+        self.arrow_limits = arrow_limits or ArrowLimits()
 
     def read(self, data: types_pb2.TableData, field: str) -> pa.Table:
         import pyarrow.parquet as pq
-        from pyarrow import ipc
 
         which = data.WhichOneof("source")
         if which == "arrow_ipc":
-            try:
-                return ipc.open_stream(pa.py_buffer(data.arrow_ipc)).read_all()
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise InvalidArgument(f"{field}.arrow_ipc: not an Arrow IPC stream ({exc})",
-                                      reason="BAD_ARROW_IPC",
-                                      field_violations=[FieldViolation(f"{field}.arrow_ipc",
-                                                                       "not an Arrow IPC stream")]) from None
+            # size and rows checked batch by batch before anything is inflated
+            return read_ipc_stream(data.arrow_ipc, self.arrow_limits, f"{field}.arrow_ipc")
         if which == "parquet_uri":
             uri = data.parquet_uri
             path = Path(uri.removeprefix("file://")).resolve()

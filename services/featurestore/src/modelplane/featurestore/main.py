@@ -27,7 +27,7 @@ def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | No
     fs = fs_settings or FeatureStoreSettings.from_service(settings)
     core = FeatureStoreCore(fs)
     roots = [settings.data_root, *(Path(p) for p in (settings.env("IMPORT_DIRS") or "").split(":") if p)]
-    tables = TableReader(roots)
+    tables = TableReader(roots, settings.arrow_limits)
 
     refresher: list[asyncio.Task[None]] = []
 

@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
+from modelplane.observability.analysis_limits import RowBudget
 from modelplane.observability.attribution import SHAP
 from modelplane.observability.columnar import read_ipc
 from modelplane.observability.drift import DriftMethod, DriftThresholds
@@ -419,6 +420,7 @@ _MONITOR_MUTABLE = {"display_name", "filter", "signal", "comparison", "threshold
 class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
     def __init__(self, runtime: ObservabilityRuntime) -> None:
         self._rt = runtime
+        self._arrow_limits = runtime.settings.service.arrow_limits
 
     # -- ingest ---------------------------------------------------------------
 
@@ -430,7 +432,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                     if len(req.records):
                         raise _bad("arrow_ipc", "set records or arrow_ipc, not both",
                                    "BOTH_RECORDS_AND_ARROW_IPC")
-                    yield ArrowRecords(read_ipc(req.arrow_ipc, "arrow_ipc"))
+                    yield ArrowRecords(read_ipc(req.arrow_ipc, "arrow_ipc", self._arrow_limits))
                 else:
                     yield [record_from_pb(r, i) for i, r in enumerate(req.records)]
 
@@ -459,7 +461,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
 
         def run() -> tuple[IngestResult, int]:
             table = read_table(request.table.parquet_uri or None,
-                               request.table.arrow_ipc or None, "table")
+                               request.table.arrow_ipc or None, "table", self._arrow_limits)
             return self._rt.ingestor.import_table(
                 request.model, request.version, Environment(request.environment), table,
                 _columns(request.columns))
@@ -504,11 +506,17 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             from modelplane.observability.store.base import frame_from_ndjson
 
             vf, catalog = self._rt.evaluations.validate_filter(f, "filter")
+            # with predicates the page is filtered after the scan: the scan is an
+            # analysis (gated, under the row budget), not a page read
+            budget = RowBudget.current(self._rt.settings.max_analysis_rows) \
+                if vf.predicates else None
             spec = ScanSpec(vf.model, vf.versions, vf.environment, vf.window,
                             has_actual=has_actual, before=before, newest_first=True,
-                            limit=None if vf.predicates else size + 1)
+                            limit=budget.scan_limit if budget else size + 1)
             data = self._rt.store.scan(spec)
             lines = [ln for ln in data.splitlines() if ln.strip()]
+            if budget is not None:
+                budget.charge(len(lines))
             if vf.predicates and lines:
                 frame = frame_from_ndjson(data, catalog)
                 mask = slice_mask(frame, vf.predicates)
@@ -520,7 +528,8 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                 token = encode_page_token(docs[-1]["t"], docs[-1]["i"])
             return [record_from_json(d, vf.model) for d in docs], token
 
-        records, token = await asyncio.to_thread(run)
+        records, token = await (self._rt.analyses.run(run) if f.predicates
+                                 else asyncio.to_thread(run))
         return pb.ListRecordsResponse(records=[record_to_pb(r) for r in records],
                                       next_page_token=token)
 
@@ -550,7 +559,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
     async def ComputePerformance(self, request: pb.ComputePerformanceRequest, context: Any
                                  ) -> pb.ComputePerformanceResponse:
         f = filter_from_pb(request.filter, "filter")
-        rep = await asyncio.to_thread(
+        rep = await self._rt.analyses.run(
             self._rt.evaluations.performance, f, [M.Metric(m) for m in request.metrics],
             M.TaskType(request.task), request.positive_class, M.ClassAverage(request.average),
             _duration(request.bucket, request.HasField("bucket")),
@@ -564,7 +573,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                                       context: Any) -> pb.ComputeProxyPerformanceResponse:
         cur = filter_from_pb(request.current, "current")
         ref = reference_from_pb(request.reference, request.HasField("reference"), "reference")
-        rep = await asyncio.to_thread(
+        rep = await self._rt.analyses.run(
             self._rt.evaluations.proxy_performance, cur, ref, request.positive_class,
             _duration(request.bucket, request.HasField("bucket")),
             thresholds_from_pb(request.thresholds))
@@ -577,7 +586,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                            ) -> pb.ComputeDriftResponse:
         cur = filter_from_pb(request.current, "current")
         ref = reference_from_pb(request.reference, request.HasField("reference"), "reference")
-        rep = await asyncio.to_thread(
+        rep = await self._rt.analyses.run(
             self._rt.evaluations.drift, cur, ref, [column_from_pb(c) for c in request.columns],
             [DriftMethod(m) for m in request.methods], thresholds_from_pb(request.thresholds),
             request.bins)
@@ -597,7 +606,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
         col = column_from_pb(request.objective.drift_column) if which == "drift_column" else None
         if request.max_depth not in (0, 1, 2):
             raise _bad("max_depth", "must be 1 or 2 (0 = 2)")
-        rep = await asyncio.to_thread(
+        rep = await self._rt.analyses.run(
             self._rt.evaluations.root_cause, cur, ref, metric, col,
             [column_from_pb(c) for c in request.columns], request.max_slices or 10,
             request.max_depth or 2, request.min_slice_size or 30, request.bins or 4,
@@ -616,7 +625,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
         f = filter_from_pb(request.filter, "filter")
         if request.method == pb.ATTRIBUTION_METHOD_OCCLUSION:
             raise _bad("method", "global importance is computed by PERMUTATION")
-        rep = await asyncio.to_thread(self._rt.evaluations.feature_importance, f,
+        rep = await self._rt.analyses.run(self._rt.evaluations.feature_importance, f,
                                       request.against_actual, request.repeats or 5,
                                       request.max_records or 20000, request.seed)
         return pb.ComputeFeatureImportanceResponse(
@@ -627,7 +636,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
     async def ExplainPredictions(self, request: pb.ExplainPredictionsRequest, context: Any
                                  ) -> pb.ExplainPredictionsResponse:
         f = filter_from_pb(request.filter, "filter")
-        rep = await asyncio.to_thread(self._rt.evaluations.explain, f,
+        rep = await self._rt.analyses.run(self._rt.evaluations.explain, f,
                                       list(request.prediction_ids), request.max_records or 1000,
                                       request.store)
         return pb.ExplainPredictionsResponse(
@@ -650,7 +659,8 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                 if not baseline.model or not baseline.version:
                     raise _bad("baseline", "model and version are required")
                 table = read_table(request.records.parquet_uri or None,
-                                   request.records.arrow_ipc or None, "records")
+                                   request.records.arrow_ipc or None, "records",
+                                   self._arrow_limits)
                 self._rt.ingestor.import_table(baseline.model, baseline.version,
                                                Environment.VALIDATION, table,
                                                _columns(request.columns))

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modelplane.kit.arrow_ipc import ArrowLimits, read_ipc_stream
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.observability.records import (
     ColumnKind,
@@ -104,10 +105,12 @@ class ColumnarBatch:
         return [int(v) for v in months.cast(pa.int64()).to_pylist()]
 
 
-def read_ipc(data: bytes, path: str = "arrow_ipc") -> pa.Table:
-    """The table in an Arrow IPC stream; INVALID_ARGUMENT if it is not one."""
+def read_ipc(data: bytes, path: str = "arrow_ipc", limits: ArrowLimits | None = None
+             ) -> pa.Table:
+    """The table in an Arrow IPC stream; INVALID_ARGUMENT if it is not one,
+    RESOURCE_EXHAUSTED (before inflating anything) past the kit's Arrow limits."""
+    table = read_ipc_stream(data, limits, path)
     try:
-        table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
         table.validate(full=True)  # e.g. invalid UTF-8 in a string column
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         description = f"not a valid Arrow IPC stream: {exc}"

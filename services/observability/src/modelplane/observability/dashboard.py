@@ -244,8 +244,12 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
         try:
             html = await render()  # type: ignore[operator]
         except ModelplaneError as exc:
+            busy = exc.code == "RESOURCE_EXHAUSTED"  # too many analyses, or too many rows
+            retry = exc.metadata.get("retry_after_seconds")
             return HTMLResponse(_page("not available", f"<h2>Not available</h2><p>"
-                                      f"{escape(exc.message)}</p>"), status_code=404)
+                                      f"{escape(exc.message)}</p>"),
+                                status_code=429 if busy else 404,
+                                headers={"retry-after": retry} if retry else None)
         return HTMLResponse(html)
 
     async def index(request: Request) -> Response:
@@ -265,7 +269,7 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
         model = request.path_params["model"]
 
         async def render() -> str:
-            view = await asyncio.to_thread(build_model_view, rt, model)
+            view = await rt.analyses.run(build_model_view, rt, model)
             return render_model(view)
         return await guard(request, render)
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
+from modelplane.observability.analysis_limits import DEFAULT_MAX_ANALYSIS_ROWS, RowBudget
 from modelplane.observability.drift import (
     DriftMethod,
     DriftThresholds,
@@ -238,8 +239,10 @@ class Evaluations:
 
     def __init__(self, store: EvaluationStore, catalogs: dict[str, Catalog],
                  catalog_lock: threading.Lock, executor: Executor | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 max_rows: int = DEFAULT_MAX_ANALYSIS_ROWS) -> None:
         self._store = store
+        self._max_rows = max_rows
         self._catalogs = catalogs
         self._catalog_lock = catalog_lock
         self._executor = executor
@@ -292,9 +295,12 @@ class Evaluations:
     def load(self, f: EvaluationFilter, path: str = "filter", *,
              has_actual: bool | None = None) -> tuple[Frame, Catalog]:
         f, catalog = self.validate_filter(f, path)
+        # charged to the running analysis's row budget: never more than it and one row read
+        budget = RowBudget.current(self._max_rows)
         data = self._store.scan(ScanSpec(f.model, f.versions, f.environment, f.window,
-                                         has_actual=has_actual))
+                                         has_actual=has_actual, limit=budget.scan_limit))
         frame = frame_from_ndjson(data, catalog)
+        budget.charge(len(frame))
         if f.predicates:
             frame = frame.take(np.flatnonzero(slice_mask(frame, f.predicates)))
         return frame, catalog

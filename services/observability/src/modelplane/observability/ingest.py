@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from modelplane.kit.arrow_ipc import ArrowLimits, read_ipc_stream
 from modelplane.kit.errors import FieldViolation, InvalidArgument, Unimplemented
 from modelplane.observability.columnar import prepare_columnar
 from modelplane.observability.records import (
@@ -362,17 +363,15 @@ def _as_time(value: Any) -> datetime | None:
     return None
 
 
-def read_table(parquet_uri: str | None, arrow_ipc: bytes | None, path: str) -> Any:
-    """An Arrow table from a local parquet path / file:// URI, or Arrow IPC stream bytes."""
+def read_table(parquet_uri: str | None, arrow_ipc: bytes | None, path: str,
+               arrow_limits: ArrowLimits | None = None) -> Any:
+    """An Arrow table from a local parquet path / file:// URI, or Arrow IPC stream bytes
+    (bounded: the kit's Arrow limits are checked before anything is inflated)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if arrow_ipc:
-        try:
-            return pa.ipc.open_stream(arrow_ipc).read_all()
-        except pa.ArrowInvalid as exc:
-            raise _bad(f"{path}.arrow_ipc", f"not an Arrow IPC stream: {exc}",
-                       "INVALID_TABLE") from None
+        return read_ipc_stream(arrow_ipc, arrow_limits, f"{path}.arrow_ipc")
     if not parquet_uri:
         raise _bad(path, "one of parquet_uri or arrow_ipc is required")
     parsed = urlparse(parquet_uri)

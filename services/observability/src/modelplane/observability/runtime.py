@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from modelplane.kit.outbound import OutboundPolicy
+from modelplane.observability.analysis_limits import AnalysisGate
 from modelplane.observability.evaluations import Evaluations
 from modelplane.observability.ingest import RecordIngestor
 from modelplane.observability.monitors import AlertHub, AlertRelay, MonitorLease, Monitors
@@ -62,7 +63,11 @@ class ObservabilityRuntime:
                                        settings.ingest_queue_batches, clock,
                                        settings.ingest_writers)
         self.evaluations = Evaluations(self.store, self.catalogs, self.catalog_lock,
-                                       self.executor, clock)
+                                       self.executor, clock, settings.max_analysis_rows)
+        #: one per process: the compute RPCs and the dashboard's pages share its slots
+        self.analyses = AnalysisGate(settings.max_concurrent_analyses,
+                                     settings.max_analysis_rows,
+                                     settings.analysis_wait_seconds)
         self.hub = AlertHub()
         self.outbound = OutboundPolicy.parse(WEBHOOK_ALLOW_SETTING, settings.webhook_allow)
         self.lease = MonitorLease(self.store, settings.monitor_lease_seconds)

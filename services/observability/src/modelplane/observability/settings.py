@@ -16,6 +16,9 @@
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_MAX_ATTEMPTS`` | ``8`` | attempts before a delivery is marked failed |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_BACKOFF_SECONDS`` | ``1`` | first retry delay (doubles each attempt, with jitter) |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_BACKOFF_CAP_SECONDS`` | ``300`` | longest retry delay |
+| ``MODELPLANE_OBSERVABILITY_MAX_CONCURRENT_ANALYSES`` | ``4`` | compute RPCs and dashboard pages computing at once in one process; past it ``RESOURCE_EXHAUSTED`` |
+| ``MODELPLANE_OBSERVABILITY_ANALYSIS_WAIT_SECONDS`` | ``2`` | how long a call waits for a free slot before that refusal |
+| ``MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS`` | ``5000000`` | evaluation-store rows one analysis may read (current and reference together); past it ``RESOURCE_EXHAUSTED`` |
 """
 
 from __future__ import annotations
@@ -24,9 +27,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelplane.kit.settings import ServiceSettings
+from modelplane.observability.analysis_limits import (
+    DEFAULT_ANALYSIS_WAIT_SECONDS,
+    DEFAULT_MAX_ANALYSIS_ROWS,
+    DEFAULT_MAX_CONCURRENT_ANALYSES,
+)
 
 DEFAULT_HTTP_ADDR = "127.0.0.1:7115"
 WEBHOOK_ALLOW_SETTING = "MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW"
+
+
+def _at_least_one(service: ServiceSettings, name: str, default: int) -> int:
+    raw = service.env(name, "") or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"MODELPLANE_OBSERVABILITY_{name}={raw!r} is not an integer") from None
+    if value < 1:
+        raise ValueError(f"MODELPLANE_OBSERVABILITY_{name} must be at least 1, not {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,9 @@ class ObservabilitySettings:
     webhook_max_attempts: int = 8
     webhook_backoff_seconds: float = 1.0
     webhook_backoff_cap_seconds: float = 300.0
+    max_concurrent_analyses: int = DEFAULT_MAX_CONCURRENT_ANALYSES
+    analysis_wait_seconds: float = DEFAULT_ANALYSIS_WAIT_SECONDS
+    max_analysis_rows: int = DEFAULT_MAX_ANALYSIS_ROWS
 
     @property
     def embedded_path(self) -> Path:
@@ -72,6 +94,12 @@ class ObservabilitySettings:
             webhook_backoff_seconds=float(service.env("WEBHOOK_BACKOFF_SECONDS", "1") or 1),
             webhook_backoff_cap_seconds=float(service.env("WEBHOOK_BACKOFF_CAP_SECONDS", "300")
                                               or 300),
+            max_concurrent_analyses=_at_least_one(service, "MAX_CONCURRENT_ANALYSES",
+                                                  DEFAULT_MAX_CONCURRENT_ANALYSES),
+            analysis_wait_seconds=float(service.env("ANALYSIS_WAIT_SECONDS", "")
+                                        or DEFAULT_ANALYSIS_WAIT_SECONDS),
+            max_analysis_rows=_at_least_one(service, "MAX_ANALYSIS_ROWS",
+                                            DEFAULT_MAX_ANALYSIS_ROWS),
         )
 
     @classmethod

@@ -89,7 +89,8 @@ class ServingServer:
         if dataset_reader is None and settings.featurestore_target:
             from modelplane.serving.dataset_reader import FeaturestoreDatasetReader
 
-            dataset_reader = FeaturestoreDatasetReader(channel(settings.featurestore_target, svc))
+            dataset_reader = FeaturestoreDatasetReader(channel(settings.featurestore_target, svc),
+                                                       svc.arrow_limits)
         self.metrics = ServingMetrics()
         self.logger = PredictionLogger(sink, settings.spool_dir,
                                        batch_size=settings.log_batch_size,
@@ -104,7 +105,8 @@ class ServingServer:
         self.deployments: Any = None
         self.batches: Any = None
         self.http = OipHttpApp(self.plane, auth_enabled=svc.auth_enabled,
-                               keys=ApiKeyStore(svc.api_keys_file) if svc.auth_enabled else None)
+                               keys=ApiKeyStore(svc.api_keys_file) if svc.auth_enabled else None,
+                               max_body_bytes=settings.max_body_bytes)
         self._http_server: Any = None
         self._http_task: asyncio.Task[None] | None = None
         self.http_port = 0

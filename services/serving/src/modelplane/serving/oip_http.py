@@ -8,6 +8,13 @@ then the deployment's own rights). Health and /metrics need no key.
 Each model route runs in a SERVER span continued from the caller's W3C
 ``traceparent`` (the gateway's span, when the request came through it), so the
 feature lookup, the prediction and its log share the caller's trace.
+
+Request bodies are bounded (``MODELPLANE_SERVING_MAX_BODY_BYTES``, by default
+the gateway's 16 MiB), so the port can be reached directly, not only through
+the gateway: a declared ``Content-Length`` over the limit is answered 413
+before a byte of the body is read; a chunked body is counted as it arrives and
+refused with 413 at the first chunk past the limit. What the client still
+sends after that is discarded by the HTTP server as it arrives, never kept.
 """
 
 from __future__ import annotations
@@ -22,17 +29,21 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelplane.kit.auth import ANONYMOUS_ADMIN, ApiKeyStore, Principal, Role, bearer_token
 from modelplane.kit.errors import (
     InvalidArgument,
     ModelplaneError,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
 )
+from modelplane.kit.settings import DEFAULT_MAX_BODY_BYTES
 from modelplane.serving.data_plane import DataPlane, InferenceRequest
 from modelplane.serving.deployment import DeploymentState
 from modelplane.serving.oip_tensors import (
@@ -53,9 +64,76 @@ _HTTP_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RAN
 _KIND_DATATYPE = {"float": "FP64", "int": "INT64", "bool": "BOOL", "string": "BYTES"}
 
 
+BODY_LIMIT_SETTING = "MODELPLANE_SERVING_MAX_BODY_BYTES"
+
+
+class RequestTooLarge(ResourceExhausted):
+    """A request body over the REST port's limit: HTTP 413, the gateway's reason."""
+
+    default_reason = "REQUEST_TOO_LARGE"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"request body of {size} bytes or more exceeds the limit of {limit} "
+                         f"bytes ({BODY_LIMIT_SETTING})",
+                         metadata={"setting": BODY_LIMIT_SETTING, "limit": str(limit)})
+
+
 def _error(exc: ModelplaneError) -> JSONResponse:
-    return JSONResponse({"error": exc.message, "reason": exc.reason},
-                        status_code=_HTTP_STATUS.get(exc.code, 500))
+    status = 413 if isinstance(exc, RequestTooLarge) else _HTTP_STATUS.get(exc.code, 500)
+    return JSONResponse({"error": exc.message, "reason": exc.reason}, status_code=status)
+
+
+class BodyLimit:
+    """ASGI middleware: no request body larger than ``max_bytes`` is read.
+
+    A declared Content-Length over the limit gets 413 before the app runs. Otherwise
+    the body is counted as the app receives it; the chunk that passes the limit
+    raises :class:`RequestTooLarge` out of ``receive`` (a handler that maps
+    ModelplaneError answers 413 itself; any other gets its 413 here).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1  # the HTTP server refuses such a request itself
+                if declared > limit:
+                    await _error(RequestTooLarge(declared, limit))(scope, receive, send)
+                    return
+        seen = 0
+        started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise RequestTooLarge(seen, limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracking_send)
+        except RequestTooLarge as exc:
+            if started:
+                raise
+            await _error(exc)(scope, receive, send)
 
 
 _Handler = Callable[[Any, Request], Awaitable[Response]]
@@ -177,11 +255,13 @@ def _parse_infer_unchecked(body: bytes, header_len: str | None
 
 class OipHttpApp:
     def __init__(self, plane: DataPlane, *, auth_enabled: bool,
-                 keys: ApiKeyStore | None) -> None:
+                 keys: ApiKeyStore | None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.plane = plane
         self.auth_enabled = auth_enabled
         self.keys = keys
-        self.app = Starlette(routes=[
+        self.max_body_bytes = max_body_bytes
+        self.app = Starlette(middleware=[Middleware(BodyLimit, max_bytes=max_body_bytes)],
+                             routes=[
             Route("/v2/health/live", self.live, methods=["GET"]),
             Route("/v2/health/ready", self.ready, methods=["GET"]),
             Route("/v2", self.server_metadata, methods=["GET"]),

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelplane.kit.settings import ServiceSettings
+from modelplane.kit.settings import DEFAULT_MAX_BODY_BYTES, ServiceSettings
 
 DEFAULT_HTTP_ADDR = "127.0.0.1:7114"
 
@@ -16,11 +16,23 @@ def _peer(value: str | None) -> str:
     return "" if (value or "").strip().lower() in ("", "none", "off") else (value or "")
 
 
+def _positive(name: str, value: str | None) -> int:
+    try:
+        number = int(value or "")
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not an integer") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be positive, not {number}")
+    return number
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     service: ServiceSettings
     #: REST (OIP /v2 and /metrics) listen address; "" = no REST listener
     http_addr: str = DEFAULT_HTTP_ADDR
+    #: largest request body the REST port reads (the gateway's default); larger: 413
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: sqlite:///path (default under data_dir) or postgresql://...
     database_url: str = ""
     #: where models come from: "registry" (the registry service's gRPC contract) or an
@@ -61,6 +73,8 @@ class ServingSettings:
         return cls(
             service=svc,
             http_addr=env("HTTP_ADDR", DEFAULT_HTTP_ADDR) or "",
+            max_body_bytes=_positive("MODELPLANE_SERVING_MAX_BODY_BYTES",
+                                     env("MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))),
             database_url=env("DATABASE_URL", "") or "",
             model_source=env("MODEL_SOURCE", "registry") or "registry",
             featurestore_target=_peer(env("FEATURESTORE_TARGET", svc.target("featurestore"))),

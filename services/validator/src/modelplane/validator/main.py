@@ -54,7 +54,8 @@ class ValidatorRuntime:
         self.service = ValidationService(
             self.store, RegistryClient(registry_channel),
             MlflowModelLoader(s.data_dir / "models", s.data_dir / "reports", api_key=svc.api_key),
-            DatasetSources(fs_channel), sink, max_concurrent_runs=s.max_concurrent_runs,
+            DatasetSources(fs_channel, arrow_limits=svc.arrow_limits), sink,
+            max_concurrent_runs=s.max_concurrent_runs,
             max_baseline_rows=s.max_baseline_rows)
         await self.service.recover()
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.v1 import featurestore_pb2 as fs
 from modelplane.featurestore.v1 import featurestore_pb2_grpc as fs_grpc
+from modelplane.kit.arrow_ipc import ArrowBudget, ArrowLimits
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.kit.status import raise_from_rpc_error
 
@@ -43,9 +44,11 @@ def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
 class DatasetSources:
     """Parquet URIs read directly; featurestore datasets through its gRPC contract."""
 
-    def __init__(self, featurestore: grpc.aio.Channel | None = None, timeout_s: float = 300.0) -> None:
+    def __init__(self, featurestore: grpc.aio.Channel | None = None, timeout_s: float = 300.0,
+                 arrow_limits: ArrowLimits | None = None) -> None:
         self._stub = fs_grpc.FeatureStoreServiceStub(featurestore) if featurestore else None
         self._timeout = timeout_s
+        self._arrow_limits = arrow_limits or ArrowLimits()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def describe(self, ref: DatasetRef) -> DatasetInfo:
@@ -78,11 +81,12 @@ class DatasetSources:
     async def _read(self, dataset_id: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         assert self._stub is not None
         tables = []
+        budget = ArrowBudget(self._arrow_limits)  # the chunks make one table: one budget
         try:
             async for chunk in self._stub.ReadDataset(
                     fs.ReadDatasetRequest(id=dataset_id, columns=list(columns or [])),
                     timeout=self._timeout):
-                tables.append(pa.ipc.open_stream(chunk.arrow_ipc).read_all())
+                tables.append(budget.read(chunk.arrow_ipc, "ReadDatasetResponse.arrow_ipc"))
         except grpc.aio.AioRpcError as err:
             raise_from_rpc_error(err)
         if not tables:

@@ -1,0 +1,137 @@
+"""How much one process computes at once, and how much one analysis may read.
+
+Two numbers, both settings (``ObservabilitySettings``):
+
+- **Concurrent analyses** (``MODELPLANE_OBSERVABILITY_MAX_CONCURRENT_ANALYSES``):
+  the compute RPCs (performance, proxy performance, drift, root cause, feature
+  importance, explanations, ListRecords with predicates) and the dashboard's
+  model pages share one :class:`AnalysisGate` per process. A call that finds
+  every slot taken waits at most ``MODELPLANE_OBSERVABILITY_ANALYSIS_WAIT_SECONDS``
+  for one, then gets ``RESOURCE_EXHAUSTED`` (reason ``TOO_MANY_ANALYSES``) with
+  a retry hint (``retry_after_seconds`` in ``ErrorInfo``).
+- **Rows per analysis** (``MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS``): every
+  read of the evaluation store an analysis makes is charged to one
+  :class:`RowBudget`; the store is asked for at most one row more than what is
+  left, so an analysis that would read more stops there with
+  ``RESOURCE_EXHAUSTED`` (reason ``ANALYSIS_ROW_BUDGET_EXCEEDED``) naming the
+  setting and the count, having read no more than the budget and one row.
+
+The budget of the running analysis travels in a context variable (set in the
+worker thread the analysis runs in), so :meth:`Evaluations.load` charges it
+without every analysis passing it down; reads outside a gated call (monitors)
+get a budget of their own per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from modelplane.kit.errors import ResourceExhausted
+
+ROWS_SETTING = "MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS"
+CONCURRENCY_SETTING = "MODELPLANE_OBSERVABILITY_MAX_CONCURRENT_ANALYSES"
+DEFAULT_MAX_ANALYSIS_ROWS = 5_000_000
+DEFAULT_MAX_CONCURRENT_ANALYSES = 4
+DEFAULT_ANALYSIS_WAIT_SECONDS = 2.0
+_POLL_SECONDS = 0.02
+
+_T = TypeVar("_T")
+_budget: contextvars.ContextVar[RowBudget | None] = contextvars.ContextVar(
+    "modelplane_observability_row_budget", default=None)
+
+
+class RowBudget:
+    """Rows one analysis has read so far, against its limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.read = 0
+
+    @staticmethod
+    def current(default_limit: int) -> RowBudget:
+        """The running analysis's budget, else a fresh one for a single read."""
+        return _budget.get() or RowBudget(default_limit)
+
+    @property
+    def scan_limit(self) -> int:
+        """How many rows to ask the store for: what is left, and one more to notice."""
+        return max(self.limit - self.read, 0) + 1
+
+    def charge(self, rows: int) -> None:
+        self.read += rows
+        if self.read > self.limit:
+            raise ResourceExhausted(
+                f"this analysis would read more than {self.limit} records of the evaluation "
+                f"store (at least {self.read}); the limit is {ROWS_SETTING}={self.limit}: "
+                "narrow the filter (window, versions, environment) or raise the setting",
+                reason="ANALYSIS_ROW_BUDGET_EXCEEDED",
+                metadata={"setting": ROWS_SETTING, "limit": str(self.limit),
+                          "rows_read": str(self.read)})
+
+
+class AnalysisGate:
+    """At most ``max_concurrent`` analyses at once in this process, each under a row budget."""
+
+    def __init__(self, max_concurrent: int = DEFAULT_MAX_CONCURRENT_ANALYSES,
+                 max_rows: int = DEFAULT_MAX_ANALYSIS_ROWS,
+                 wait_seconds: float = DEFAULT_ANALYSIS_WAIT_SECONDS) -> None:
+        self.max_concurrent = max_concurrent
+        self.max_rows = max_rows
+        self.wait_seconds = wait_seconds
+        # A thread semaphore, released by the worker thread when the analysis really
+        # ends: a caller that cancels does not free a slot its computation still holds.
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in a worker thread once a slot is free, under a fresh row budget."""
+        await self._acquire()
+        lock = threading.Lock()
+        state = {"started": False, "abandoned": False}
+
+        def work() -> _T | None:
+            with lock:
+                if state["abandoned"]:
+                    return None
+                state["started"] = True
+            try:
+                _budget.set(RowBudget(self.max_rows))
+                return fn(*args)
+            finally:
+                self._slots.release()
+
+        try:
+            # copy_context: the worker's budget stays in the worker's copy
+            ctx = contextvars.copy_context()
+            result = await asyncio.get_running_loop().run_in_executor(None, ctx.run, work)
+        except asyncio.CancelledError:
+            with lock:
+                if not state["started"]:
+                    state["abandoned"] = True
+                    self._slots.release()
+            raise
+        return result  # type: ignore[return-value]
+
+    async def _acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_seconds
+        while not self._slots.acquire(blocking=False):
+            if loop.time() >= deadline:
+                retry = max(1, round(self.wait_seconds))
+                raise ResourceExhausted(
+                    f"{self.max_concurrent} analyses are already running in this process "
+                    f"(the limit is {CONCURRENCY_SETTING}={self.max_concurrent}); "
+                    f"retry in {retry} s",
+                    reason="TOO_MANY_ANALYSES",
+                    metadata={"setting": CONCURRENCY_SETTING,
+                              "limit": str(self.max_concurrent),
+                              "retry_after_seconds": str(retry)})
+            await asyncio.sleep(_POLL_SECONDS)
+
+
+__all__ = ["CONCURRENCY_SETTING", "DEFAULT_ANALYSIS_WAIT_SECONDS",
+           "DEFAULT_MAX_ANALYSIS_ROWS", "DEFAULT_MAX_CONCURRENT_ANALYSES", "ROWS_SETTING",
+           "AnalysisGate", "RowBudget"]
