@@ -179,6 +179,18 @@ def test_records_come_back_from_the_log_as_they_went_in():
         decode_record(b"\x07junk")
 
 
+def test_values_the_log_cannot_hold_as_they_are_are_kept_as_strings():
+    from decimal import Decimal
+
+    rec = PredictionRecord("p", "d", "m", "1", "production", 1.0,
+                           ModelInput(2, {"price": np.array([Decimal("1.5"), None],
+                                                            dtype=object)}),
+                           np.array(["yes", "no"]), 0.1)
+    back = decode_record(encode_record(rec))
+    assert back.inputs.columns["price"].tolist() == ["1.5", None]
+    assert back.outputs.tolist() == ["yes", "no"]
+
+
 class _Sink:
     """A sink that fails while ``down`` and remembers what it took."""
 
