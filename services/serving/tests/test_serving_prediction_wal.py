@@ -259,3 +259,14 @@ async def test_json_lines_spool_files_of_earlier_versions_are_delivered(tmp_path
     await _until(lambda: len(sink.taken) == 3)
     assert sink.taken == ["p1", "p2", "p3"] and not list(tmp_path.glob("*.jsonl"))
     await logger.close()
+
+
+def test_the_fsync_policy_comes_from_the_environment(tmp_path):
+    from modelplane.serving.settings import ServingSettings
+
+    s = ServingSettings.from_env({"MODELPLANE_DATA_DIR": str(tmp_path),
+                                  "MODELPLANE_SERVING_LOG_FSYNC": "Always",
+                                  "MODELPLANE_SERVING_LOG_FSYNC_INTERVAL_MS": "250"})
+    assert (s.log_fsync, s.log_fsync_interval_ms) == ("always", 250.0)
+    assert ServingSettings.from_env({"MODELPLANE_DATA_DIR": str(tmp_path)}).log_fsync == \
+        "interval"
