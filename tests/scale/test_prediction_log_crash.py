@@ -16,6 +16,7 @@ scikit-learn model from an MLflow store, observability
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -120,11 +121,9 @@ async def _until_model_ready(address: str, timeout: float = 120.0) -> None:
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(Exception):  # not there yet
                 if await c.is_model_ready("churn"):
                     return
-            except Exception:  # noqa: BLE001 - not there yet
-                pass
             await asyncio.sleep(0.3)
         raise AssertionError("deployment churn never became ready")
     finally:

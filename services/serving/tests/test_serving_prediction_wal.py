@@ -82,12 +82,12 @@ async def test_a_torn_last_record_is_dropped_cleanly_on_recovery(tmp_path, tear)
     segment = lane / f"{wal.end.segment:020d}.seg"
     whole = segment.stat().st_size
     _crash(wal)
-    with open(segment, "ab") as fh:  # the crash cut the next write short
-        payload = b"the record that was being written"
-        if tear == "cut":
-            fh.write(struct.pack("<II", len(payload), 0) + payload[:7])
-        else:  # whole length, garbage bytes (a page never written back)
-            fh.write(struct.pack("<II", len(payload), 12345) + payload)
+    payload = b"the record that was being written"
+    if tear == "cut":  # the crash cut the next write short
+        torn = struct.pack("<II", len(payload), 0) + payload[:7]
+    else:  # whole length, garbage bytes (a page never written back)
+        torn = struct.pack("<II", len(payload), 12345) + payload
+    segment.write_bytes(segment.read_bytes() + torn)
 
     wal = WriteAheadLog(lane, fsync=FsyncPolicy("never"))
     assert wal.backlog == 3
