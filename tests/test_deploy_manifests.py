@@ -231,9 +231,14 @@ def split_image(image: str) -> tuple[str, str | None]:
     return name, tag
 
 
+#: kinds that run a service's pods (serving is a StatefulSet: its prediction log's volume
+#: claim is per pod)
+WORKLOADS = ("Deployment", "StatefulSet")
+
+
 def all_containers(docs: list[Manifest]) -> Iterator[dict[str, Any]]:
     for doc in docs:
-        if doc["kind"] == "Deployment":
+        if doc["kind"] in WORKLOADS:
             pod = doc["spec"]["template"]["spec"]
             yield from pod.get("initContainers", [])
             yield from pod["containers"]
@@ -270,7 +275,10 @@ def rendered() -> dict[str, list[Manifest]]:
 
 
 def deployment(docs: list[Manifest], name: str) -> Manifest:
-    return by_key_name(docs, "Deployment", name)
+    """The workload (Deployment, or StatefulSet for serving) that runs service ``name``."""
+    hits = [d for d in docs if d["kind"] in WORKLOADS and d["metadata"]["name"] == name]
+    assert len(hits) == 1, f"expected one workload {name}, found {len(hits)}"
+    return hits[0]
 
 
 def by_key_name(docs: list[Manifest], kind: str, name: str) -> Manifest:
@@ -416,7 +424,7 @@ def quantity(value: str | float) -> float:
 @pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
 def test_pods_run_locked_down_with_requests_and_limits(rendered: dict[str, list[Manifest]],
                                                        overlay: str) -> None:
-    deployments = [d for d in rendered[overlay] if d["kind"] == "Deployment"]
+    deployments = [d for d in rendered[overlay] if d["kind"] in WORKLOADS]
     assert {d["metadata"]["name"] for d in deployments} >= set(DEPLOYABLES)
     for dep in deployments:
         name = dep["metadata"]["name"]
@@ -425,6 +433,8 @@ def test_pods_run_locked_down_with_requests_and_limits(rendered: dict[str, list[
         assert pod["securityContext"]["runAsUser"] != 0, name
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        volumes.update((t["metadata"]["name"], {"persistentVolumeClaim": t["spec"]})
+                       for t in dep["spec"].get("volumeClaimTemplates", []))
         for container in pod["containers"]:
             sc = container["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True, name
@@ -469,6 +479,27 @@ def test_persistent_volumes_are_claimed_by_one_pod_at_a_time(
         assert claimed == {"registry-data", "featurestore-data"}
 
 
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
+def test_serving_keeps_its_prediction_log_on_a_volume_per_pod_that_outlives_the_pod(
+        rendered: dict[str, list[Manifest]], overlay: str) -> None:
+    sts = by_key_name(rendered[overlay], "StatefulSet", "serving")
+    spec = sts["spec"]
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert quantity(claim["spec"]["resources"]["requests"]["storage"]) >= 1024 ** 3
+    # scaling down or deleting the set keeps the unshipped log for the pod's next run
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenScaled": "Retain",
+                                                            "whenDeleted": "Retain"}
+    assert spec["podManagementPolicy"] == "Parallel"
+    pod = spec["template"]["spec"]
+    assert "data" not in {v["name"] for v in pod.get("volumes", [])}  # not an emptyDir
+    (container,) = pod["containers"]
+    assert {m["mountPath"]: m["name"] for m in container["volumeMounts"]}["/data"] == "data"
+    assert spec["serviceName"] in {d["metadata"]["name"] for d in rendered[overlay]
+                                   if d["kind"] == "Service"}
+
+
 def test_registry_tells_clients_an_mlflow_address_it_accepts(
         compose: dict[str, Any], rendered: dict[str, list[Manifest]]) -> None:
     environments = [compose["services"]["registry"]["environment"]]
@@ -494,8 +525,8 @@ def test_autoscalers_cover_serving_and_observability(rendered: dict[str, list[Ma
     for name, hpa in hpas.items():
         assert hpa["apiVersion"] == "autoscaling/v2"
         ref = hpa["spec"]["scaleTargetRef"]
-        assert (ref["kind"], ref["name"]) == ("Deployment", name)
         dep = deployment(docs, name)
+        assert (ref["kind"], ref["name"]) == (dep["kind"], name)
         assert "replicas" not in dep["spec"], f"{name}: the HPA owns the replica count"
         assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
         # CPU utilisation needs CPU requests on every container
@@ -511,7 +542,7 @@ def referenced_names(docs: list[Manifest], kind: str) -> set[str]:
     names: set[str] = set()
     ref_key = {"ConfigMap": "configMapKeyRef", "Secret": "secretKeyRef"}[kind]
     from_key = {"ConfigMap": "configMapRef", "Secret": "secretRef"}[kind]
-    for dep in (d for d in docs if d["kind"] == "Deployment"):
+    for dep in (d for d in docs if d["kind"] in WORKLOADS):
         pod = dep["spec"]["template"]["spec"]
         for container in pod["containers"]:
             names |= {e["valueFrom"][ref_key]["name"] for e in container.get("env", [])

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import tritonclient.grpc.aio as tgrpc_aio
 
+from modelplane.observability.v1 import observability_pb2 as obs_pb
 from modelplane.serving.log_columns import encode_columnar
 from modelplane.serving.prediction_log import PredictionRecord
 from modelplane.serving.servable_model import ModelInput
@@ -92,7 +93,7 @@ async def _infer(address: str, model: str, n: int, headers: dict | None = None) 
         await c.close()
 
 
-async def _observability(tmp_path):
+async def _observability(tmp_path, database_url: str | None = None):
     from modelplane.kit.server import running
     from modelplane.kit.settings import ServiceSettings
     from modelplane.observability.main import build
@@ -102,7 +103,8 @@ async def _observability(tmp_path):
     svc = ServiceSettings.from_env("observability", {
         "MODELPLANE_DATA_DIR": str(tmp_path / "obs"), "MODELPLANE_AUTH": "off"}
     ).with_listen("127.0.0.1:0")
-    settings = ObservabilitySettings(svc, http_addr="", monitor_tick_seconds=0)
+    settings = ObservabilitySettings(svc, http_addr="", monitor_tick_seconds=0,
+                                     database_url=database_url)
     rt = ObservabilityRuntime(settings)
     spec, _ = build(settings, rt)
     return running(spec, svc)
@@ -234,3 +236,34 @@ async def test_an_observability_without_arrow_ipc_gets_one_record_per_row(make_s
     finally:
         await obs.stop()
 
+
+
+async def test_a_resent_batch_is_stored_once_by_prediction_id(tmp_path, make_postgres_database):
+    """What makes the write-ahead log's resend after a crash harmless: observability on
+    PostgreSQL claims each prediction id once (ON CONFLICT DO NOTHING) and counts the rest
+    as duplicates, columnar and per-row alike."""
+    import psycopg
+
+    from modelplane.serving.observability_sink import ObservabilitySink
+
+    dsn = make_postgres_database("mp_dedupe_obs")
+    async with await _observability(tmp_path, dsn) as observability:
+        first = [_record(f"id{i}", ModelInput(1, {}, X[:1], "x"), np.array([i % 2]))
+                 for i in range(5)]
+        sink = ObservabilitySink(grpc.aio.insecure_channel(observability.address))
+        try:
+            assert await sink.send(first) == []
+            # Sent again (a crash before the ack), with two records never sent before.
+            more = [_record(f"id{i}", ModelInput(1, {}, X[:1], "x"), np.array([1]))
+                    for i in range(5, 7)]
+            response = await sink._call([obs_pb.LogRecordsRequest(arrow_ipc=m.ipc)
+                                         for m in encode_columnar([*first, *more])])
+            assert (response.accepted_count, response.duplicate_count) == (2, 5)
+            sink.columnar = False  # and the per-row path of an older observability
+            assert await sink.send(first[:2]) == []
+        finally:
+            await sink.close()
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT prediction_id, count(*) FROM obs_records "
+                            "GROUP BY prediction_id ORDER BY 1").fetchall()
+    assert rows == [(f"id{i}", 1) for i in range(7)]

@@ -150,7 +150,7 @@ class BatchRunner:
                 result["model_version"] = model.version
                 parts.append(result)
                 if job.logging_enabled:
-                    self.plane.logger.log(PredictionRecord(
+                    await self.plane.logger.log(PredictionRecord(
                         pid, job.deployment, model.model, model.version, "batch", time.time(),
                         data, out, elapsed / max(len(df), 1), {}, f"batch:{job.id}"))
                 job.rows_scored += len(df)

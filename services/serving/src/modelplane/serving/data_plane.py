@@ -489,13 +489,14 @@ class DataPlane:
         if fallback_reason:
             m.fallbacks.labels(d.name, version, fallback_reason).inc()
         trace_id, span_id = _trace_context()
-        if d.logging_enabled:
-            self.logger.log(PredictionRecord(
-                prediction_id, d.name, answered_model, version, "production", time.time(),
-                req.inputs, output, elapsed * 1000.0, fetched, label, trace_id,
-                fallback_reason, "", span_id))
+        written = self.logger.log(PredictionRecord(
+            prediction_id, d.name, answered_model, version, "production", time.time(),
+            req.inputs, output, elapsed * 1000.0, fetched, label, trace_id,
+            fallback_reason, "", span_id)) if d.logging_enabled else None
         if d.shadows:
             self._mirror(rt, data, prediction_id, trace_id, span_id)
+        if written is not None:
+            await written  # on disk (write-ahead log, group commit) before the answer
         params: dict[str, Any] = {"prediction_id": prediction_id, "model_version": version,
                                   "registered_model": answered_model, "route": label,
                                   "fallback": bool(fallback_reason)}
@@ -659,7 +660,7 @@ class DataPlane:
             return
         self.metrics.shadow.labels(d.name, model.version, "ok").inc()
         if d.logging_enabled:
-            self.logger.log(PredictionRecord(
+            await self.logger.log(PredictionRecord(
                 _ids.next(), d.name, model.model, model.version, "shadow", time.time(),
                 data, out, (time.perf_counter() - started) * 1000.0, {}, f"shadow:{target.key}",
                 trace_id, "", parent_id, span_id))

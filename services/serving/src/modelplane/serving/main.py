@@ -64,6 +64,7 @@ class ServingServer:
         from modelplane.serving.prediction_log import DiscardingSink, PredictionLogger
         from modelplane.serving.serving_metrics import ServingMetrics
         from modelplane.serving.v1 import serving_pb2_grpc
+        from modelplane.serving.write_ahead_log import FsyncPolicy
 
         self.settings = settings
         svc = settings.service
@@ -95,7 +96,8 @@ class ServingServer:
         self.logger = PredictionLogger(sink, settings.spool_dir,
                                        batch_size=settings.log_batch_size,
                                        flush_seconds=settings.log_flush_seconds,
-                                       max_queue=settings.log_max_queue,
+                                       fsync=FsyncPolicy(settings.log_fsync,
+                                                         settings.log_fsync_interval_ms / 1000),
                                        on_rejected=lambda deployment, n: self.metrics.log_rejected
                                        .labels(deployment).inc(n))
         self.plane = DataPlane(source, BentoModelRepository(

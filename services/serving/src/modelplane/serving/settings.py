@@ -47,7 +47,9 @@ class ServingSettings:
     #: prediction log batching and bounds
     log_batch_size: int = 500
     log_flush_seconds: float = 0.2
-    log_max_queue: int = 20_000
+    #: write-ahead log fsync policy: "always" (each group commit), "interval", "never"
+    log_fsync: str = "interval"
+    log_fsync_interval_ms: float = 100.0
     #: threads per loaded model
     workers_per_model: int = 2
     #: alias poll interval when models come straight from MLflow
@@ -83,7 +85,8 @@ class ServingSettings:
             bentoml_home=Path(home) if home else None,
             log_batch_size=int(env("LOG_BATCH_SIZE", "500") or 500),
             log_flush_seconds=float(env("LOG_FLUSH_SECONDS", "0.2") or 0.2),
-            log_max_queue=int(env("LOG_MAX_QUEUE", "20000") or 20000),
+            log_fsync=(env("LOG_FSYNC", "interval") or "interval").strip().lower(),
+            log_fsync_interval_ms=float(env("LOG_FSYNC_INTERVAL_MS", "100") or 100),
             workers_per_model=int(env("WORKERS_PER_MODEL", "2") or 2),
             alias_poll_seconds=float(env("ALIAS_POLL_SECONDS", "2.0") or 2.0),
         )
