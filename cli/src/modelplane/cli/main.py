@@ -106,6 +106,8 @@ def _print_summary(platform: Platform, key: str, created: bool) -> None:
     print(f"  {'MLflow UI':<14} {platform.mlflow_uri}")
     print(f"  {'OIP REST':<14} {platform.serving_http_url}/v2")
     print(f"  {'dashboard':<14} {platform.dashboard_url}")
+    print(f"  {'metrics':<14} http://{platform.metrics_address(SERVICES[0])}/metrics ... "
+          f"http://{platform.metrics_address(SERVICES[-1])}/metrics   (per-RPC, one per service)")
     note = "new key, " if created else ""
     print(f"  {'admin API key':<14} {key}   ({note}kept in {platform.admin_key_file}; "
           "send it as 'authorization: Bearer <key>')")
@@ -294,6 +296,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                       f"{replica.get('state', '')}, restarts {replica.get('restarts', 0)}")
             if entry.get("state") == CRASH_LOOP:
                 print(f"{'':<14} {entry.get('message')}")
+            for replica in entry.get("replicas", []):
+                if replica.get("state") == CRASH_LOOP and replica is not entry["replicas"][0]:
+                    print(f"{'':<14} {replica.get('message')}")
         print(f"{'mlflow':<14} {'':<12} {platform.mlflow_uri}")
     return 0 if _all_serving(report) else 1
 
@@ -326,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where embedded data, keys and logs live (default ./.modelplane)")
         p.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
                        help="gateway port; services use the next five, MLflow +10, "
-                            "OIP REST +14, dashboard +15 (default 7100)")
+                            "OIP REST +14, dashboard +15, /metrics +16..+20; replica r of a "
+                            "service adds 25*r (default 7100)")
 
     up = sub.add_parser("up", help="start every service and the gateway")
     common(up)

@@ -29,8 +29,10 @@ STATE_FILE = "platform.json"
 #: offsets from the base port of the HTTP listeners some services run beside gRPC
 EXTRA_PORTS = {"mlflow": 10, "serving_http": 14, "observability_http": 15}
 DEFAULT_BASE_PORT = DEFAULT_PORTS["gateway"]
+#: offsets of each service's Prometheus /metrics listener (the kit's per-RPC series)
+METRICS_PORTS = {service: 16 + i for i, service in enumerate(SERVICES)}
 #: replica ``r`` of a service uses its first replica's ports plus this times ``r``
-REPLICA_PORT_STRIDE = 20
+REPLICA_PORT_STRIDE = 25
 #: services whose replicas keep their own data root (spools, model caches: files a
 #: process owns); the others share the platform's (the registry's artifact store must
 #: be one)
@@ -57,6 +59,10 @@ class Platform:
         if name in EXTRA_PORTS:
             return self.base_port + EXTRA_PORTS[name] + stride
         return self.base_port + (DEFAULT_PORTS[name] - DEFAULT_PORTS["gateway"]) + stride
+
+    def metrics_address(self, service: str, replica: int = 0) -> str:
+        port = self.base_port + METRICS_PORTS[service] + REPLICA_PORT_STRIDE * replica
+        return f"{self.host}:{port}"
 
     def grpc_address(self, service: str, replica: int = 0) -> str:
         return f"{self.host}:{self.port(service, replica)}"
@@ -153,6 +159,8 @@ class Platform:
         for service in SERVICES:
             if self.replica_count(service) > 1:
                 env[f"MODELPLANE_{service.upper()}_TARGET"] = self.grpc_target(service)
+        if component in METRICS_PORTS:
+            env["MODELPLANE_METRICS_ADDR"] = self.metrics_address(component, replica)
         if replica == 0:
             return env
         env[f"MODELPLANE_{component.upper()}_ADDR"] = self.grpc_address(component, replica)

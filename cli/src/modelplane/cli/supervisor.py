@@ -156,12 +156,18 @@ class Instance:
                 "last_exit_code": self.last_exit_code, "message": self.message}
 
 
+def service_command(component: str) -> list[str]:
+    return [sys.executable, "-m", f"modelplane.{component}.main"]
+
+
 class Supervisor:
     def __init__(self, platform: Platform, env: Mapping[str, str],
                  policy: RestartPolicy | None = None, *, grace: float = 20.0,
                  say: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 command: Callable[[str], list[str]] = service_command) -> None:
         self.platform = platform
+        self._command = command
         self.policy = policy or RestartPolicy.from_env(env)
         self.grace = grace
         self._say = say or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -232,8 +238,7 @@ class Supervisor:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{inst.name}.log", "ab") as log:
             inst.proc = subprocess.Popen(
-                [sys.executable, "-m", f"modelplane.{inst.component}.main"],
-                env=inst.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                self._command(inst.component), env=inst.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
         inst.state = RUNNING
         inst.started_at = self._clock()
