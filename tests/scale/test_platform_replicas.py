@@ -26,8 +26,13 @@ h = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = h
 _spec.loader.exec_module(h)
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux",
-                                reason="session sweep and PR_SET_PDEATHSIG are Linux only")
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux",
+                       reason="session sweep and PR_SET_PDEATHSIG are Linux only"),
+    # the module's platform starts inside the first test's budget: cold `up` on a busy
+    # 2-core machine took 257 s
+    pytest.mark.timeout(900),
+]
 
 STRIDE = 25  # replica r listens on the first replica's ports + 25 * r
 

@@ -243,7 +243,16 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     _print_summary(platform, key, created)
     if args.demo:
-        code = cmd_demo(["--data-dir", str(data_dir)])
+        # Ctrl-C interrupts the demo as it always did (the supervisor, in our process
+        # group, stops the platform on the same SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            code = cmd_demo(["--data-dir", str(data_dir)])
+        except KeyboardInterrupt:
+            if not args.detach:
+                _stop_supervisor(platform, supervisor)
+            return 130
+        signal.signal(signal.SIGINT, on_signal)
         if code != 0:
             print(f"the demo stopped with exit code {code}; the platform keeps running",
                   file=sys.stderr)
