@@ -57,16 +57,23 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Any:
     print(f"up --detach took {time.monotonic() - started:.1f}s")
     try:
         assert p.up is not None and p.up.returncode == 0, p.up.stdout + p.up.stderr
-        started = time.monotonic()
-        h.deploy_tiny_model(p)
-        print(f"model deployed in {time.monotonic() - started:.1f}s")
         yield p
     finally:
         leftovers = h.stop(p)
         assert not leftovers, f"left behind by down: {leftovers}"
 
 
-def test_sigkill_of_observability_during_traffic_loses_nothing(platform: Any) -> None:
+@pytest.fixture(scope="module")
+def deployed(platform: Any) -> Any:
+    """The platform with the tiny model deployed (READY) behind the gateway."""
+    started = time.monotonic()
+    h.deploy_tiny_model(platform)
+    print(f"model deployed in {time.monotonic() - started:.1f}s")
+    return platform
+
+
+def test_sigkill_of_observability_during_traffic_loses_nothing(deployed: Any) -> None:
+    platform = deployed
     killed: list[int] = []
 
     def on_answer(count: int) -> None:
@@ -89,7 +96,8 @@ def test_sigkill_of_observability_during_traffic_loses_nothing(platform: Any) ->
     assert records == 300
 
 
-def test_sigkill_of_serving_mid_traffic_restarts_it_alone(platform: Any) -> None:
+def test_sigkill_of_serving_mid_traffic_restarts_it_alone(deployed: Any) -> None:
+    platform = deployed
     before = h.observed_records(platform)
     restarts_before = int(platform.instance("serving")["restarts"])
     others = tuple(p for p in h.PARTS if p != "serving")
