@@ -36,7 +36,7 @@ REPLICA_PORT_STRIDE = 25
 #: services whose replicas keep their own data root (spools, model caches: files a
 #: process owns); the others share the platform's (the registry's artifact store must
 #: be one)
-PRIVATE_DATA_ROOT = ("serving", "observability", "validator")
+PRIVATE_DATA_ROOT = ("serving", "observability")
 
 
 @dataclass
