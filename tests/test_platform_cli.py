@@ -15,6 +15,8 @@ import pytest
 from modelplane.kit.pytest_plugin import free_port_block
 
 SERVICES = ("featurestore", "registry", "validator", "serving", "observability")
+# the module's platform starts inside the first test's budget (`up` waits up to 300 s)
+pytestmark = pytest.mark.timeout(600)
 
 
 def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -29,7 +31,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory):
     base = free_port_block()
     common = ("--data-dir", str(data), "--base-port", str(base))
     started = time.monotonic()
-    up = _cli("up", "--detach", "--timeout", "180", *common)
+    up = _cli("up", "--detach", "--timeout", "300", *common, timeout=400)
     elapsed = time.monotonic() - started
     try:
         assert up.returncode == 0, up.stdout + up.stderr
