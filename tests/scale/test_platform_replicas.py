@@ -1,7 +1,8 @@
 """``modelplane up --replicas serving=2,observability=2 --postgres DSN``: several
 processes per service on PostgreSQL, behind the gateway, which balances over them.
 
-About 4-6 minutes on a 2-core machine shared with other work (eight processes start).
+About 4-5 minutes on a 2-core machine shared with other work (eight processes start;
+``up`` took 210 s at load 11).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ order (each test leaves the platform serving for the next):
 - ``down`` leaves no process behind, the registry's MLflow server and its workers
   included, even for a registry that was SIGKILLed (its session is swept).
 
-About 6-8 minutes on a 2-core machine shared with other work, most of it ``up``
-(cold imports, MLflow's first start) and the restarts.
+11-13 minutes on a 2-core machine shared with seven other engineers' work (load 10-16):
+``up`` 180-260 s, deploying the model 160-200 s, the restarts 10-70 s each. Run alone:
+``uv run pytest tests/scale/test_platform_supervision.py -s`` (prints each figure).
 """
 
 from __future__ import annotations
