@@ -175,8 +175,9 @@ def deploy_tiny_model(platform: LocalPlatform, timeout: float = 240) -> None:
         routes=[sv.Route(target=sv.ModelTarget(alias=ALIAS), weight=100, label=ALIAS)]))
     with grpc.insecure_channel(platform.grpc_address("serving")) as ch:
         stub = sv_grpc.ServingServiceStub(ch)
+        # the registry resolves the alias and serving starts the load: minutes at load 15
         stub.CreateDeployment(sv.CreateDeploymentRequest(deployment=deployment),
-                              metadata=metadata, timeout=60)
+                              metadata=metadata, timeout=300)
         deadline = time.monotonic() + timeout
         while True:
             d = stub.GetDeployment(sv.GetDeploymentRequest(name=DEPLOYMENT),
