@@ -85,6 +85,10 @@ DEPLOYABLES["serving"].extra_ports["MODELPLANE_SERVING_HTTP_ADDR"] = _extra("ser
 DEPLOYABLES["observability"].extra_ports["MODELPLANE_OBSERVABILITY_HTTP_ADDR"] = \
     _extra("observability_http")
 HPA_SERVICES = {"serving", "observability"}
+#: every gRPC service's Prometheus /metrics (MODELPLANE_METRICS_ADDR, the kit's per-RPC series)
+METRICS_PORT = 9464
+#: the HPAs' request-rate signal, from modelplane_rpc_requests_total via the Prometheus adapter
+RPC_RATE_METRIC = "modelplane_rpc_requests_per_second"
 
 
 def test_platform_defaults_are_the_documented_ones() -> None:
@@ -377,7 +381,15 @@ def test_each_deployable_has_service_account_deployment_and_service(
         assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
         (container,) = pod["spec"]["containers"]
         named_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert set(named_ports.values()) == d.all_ports
+        if d.http:
+            assert set(named_ports.values()) == d.all_ports
+        else:  # plus the metrics port Prometheus scrapes on each pod
+            assert set(named_ports.values()) == d.all_ports | {METRICS_PORT}
+            assert named_ports["metrics"] == METRICS_PORT
+            annotations = pod["metadata"]["annotations"]
+            assert annotations["prometheus.io/port"] == str(METRICS_PORT)
+            # headless: clients resolve every pod and balance gRPC calls over them
+            assert service["spec"]["clusterIP"] == "None"
         assert {p["port"] for p in service["spec"]["ports"]} == d.all_ports
         for port in service["spec"]["ports"]:  # the Service forwards each port to itself
             assert named_ports[port["targetPort"]] == port["port"]
@@ -529,6 +541,10 @@ def test_autoscalers_cover_serving_and_observability(rendered: dict[str, list[Ma
         assert (ref["kind"], ref["name"]) == (dep["kind"], name)
         assert "replicas" not in dep["spec"], f"{name}: the HPA owns the replica count"
         assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        # CPU and the request rate per pod (Prometheus adapter) of the kit's RPC counter
+        kinds = {m["type"]: m for m in hpa["spec"]["metrics"]}
+        assert kinds["Resource"]["resource"]["name"] == "cpu"
+        assert kinds["Pods"]["pods"]["metric"]["name"] == RPC_RATE_METRIC
         # CPU utilisation needs CPU requests on every container
         assert all("cpu" in c["resources"]["requests"]
                    for c in dep["spec"]["template"]["spec"]["containers"])
@@ -579,8 +595,12 @@ def test_shared_config_points_every_service_at_its_kubernetes_service(
     for overlay in OVERLAYS:
         docs = rendered[overlay]
         config = by_key_name(docs, "ConfigMap", "modelplane-config")["data"]
+        assert config["MODELPLANE_METRICS_ADDR"] == f"0.0.0.0:{METRICS_PORT}"
         for name in SERVICES:
-            host, _, port = config[f"MODELPLANE_{name.upper()}_TARGET"].rpartition(":")
+            # dns:/// so that gRPC resolves every pod behind the headless Service
+            target = config[f"MODELPLANE_{name.upper()}_TARGET"]
+            assert target.startswith("dns:///"), target
+            host, _, port = target.removeprefix("dns:///").rpartition(":")
             service = by_key_name(docs, "Service", host)
             assert int(port) == DEPLOYABLES[name].port
             assert int(port) in {p["port"] for p in service["spec"]["ports"]}

@@ -15,6 +15,8 @@ import pytest
 from modelplane.kit.pytest_plugin import free_port_block
 
 SERVICES = ("featurestore", "registry", "validator", "serving", "observability")
+# the module's platform starts inside the first test's budget (`up` waits up to 300 s)
+pytestmark = pytest.mark.timeout(600)
 
 
 def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -29,7 +31,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory):
     base = free_port_block()
     common = ("--data-dir", str(data), "--base-port", str(base))
     started = time.monotonic()
-    up = _cli("up", "--detach", "--timeout", "180", *common)
+    up = _cli("up", "--detach", "--timeout", "300", *common, timeout=400)
     elapsed = time.monotonic() - started
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -44,14 +46,34 @@ def test_up_detach_reports_every_part_serving(platform) -> None:
     assert status.returncode == 0, status.stdout + status.stderr
     report = json.loads(status.stdout)
     base = platform["base"]
-    assert set(report) == {"services", "mlflow", "api_key"}
+    assert set(report) == {"services", "mlflow", "api_key", "supervisor"}
     assert set(report["services"]) == {*SERVICES, "gateway"}
+    supervised = {"state": "running", "restarts": 0, "last_exit_code": None, "message": ""}
     for offset, name in enumerate(SERVICES, start=1):
         assert report["services"][name] == {"grpc": f"127.0.0.1:{base + offset}",
-                                            "status": "SERVING"}
+                                            "status": "SERVING", **supervised}
     assert report["services"]["gateway"] == {"http": f"http://127.0.0.1:{base}",
-                                             "status": "SERVING"}
+                                             "status": "SERVING", **supervised}
     assert report["mlflow"] == {"tracking_uri": f"http://127.0.0.1:{base + 10}"}
+    # `up --detach` left its supervisor behind, and it is the parent of every part
+    state = json.loads((platform["data"] / "platform.json").read_text())
+    supervisor = report["supervisor"]["pid"]
+    assert report["supervisor"] == {"pid": state["supervisor_pid"], "running": True}
+    for pid in state["pids"].values():
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        assert int(stat[stat.rfind(")") + 2:].split()[1]) == supervisor
+
+
+def test_every_service_exports_per_rpc_metrics(platform) -> None:
+    import httpx
+
+    base = platform["base"]
+    for offset, name in enumerate(SERVICES):
+        # the health checks `status` made are RPCs too
+        body = httpx.get(f"http://127.0.0.1:{base + 16 + offset}/metrics", timeout=10).text
+        assert (f'modelplane_rpc_requests_total{{code="OK",method="grpc.health.v1.Health/Check",'
+                f'service="{name}"}}') in body, name
+        assert "modelplane_rpc_duration_seconds_bucket" in body
 
 
 def test_first_up_creates_a_private_admin_key_and_prints_it(platform) -> None:
@@ -72,13 +94,29 @@ def test_second_up_refuses_while_running(platform) -> None:
     assert "already running" in again.stderr
 
 
+def test_replicas_on_embedded_stores_are_refused_with_the_reason(tmp_path: Path) -> None:
+    base = free_port_block()
+    up = _cli("up", "--detach", "--replicas", "serving=2", "--data-dir", str(tmp_path),
+              "--base-port", str(base), timeout=60)
+    assert up.returncode == 2
+    assert "needs PostgreSQL" in up.stderr
+    assert "SQLite and DuckDB files" in up.stderr
+    assert not (tmp_path / "platform.json").exists()
+    bad = _cli("up", "--replicas", "gateway=2", "--data-dir", str(tmp_path), timeout=60)
+    assert bad.returncode == 2 and "the gateway runs once" in bad.stderr
+
+
 def test_down_stops_every_process(tmp_path_factory: pytest.TempPathFactory, platform) -> None:
     state = json.loads((platform["data"] / "platform.json").read_text())
     down = _cli("down", *platform["common"])
     assert down.returncode == 0
-    for pid in state["pids"].values():
+    for pid in [*state["pids"].values(), state["supervisor_pid"]]:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    # nothing left in any part's session: the registry's MLflow server included
+    from modelplane.cli.supervisor import session_members
+
+    assert [session_members(pid) for pid in state["pids"].values()] == [[]] * len(state["pids"])
     status = _cli("status", "--json", *platform["common"])
     assert status.returncode == 1
     assert all(s["status"] == "UNREACHABLE"

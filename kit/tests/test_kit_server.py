@@ -227,3 +227,44 @@ def test_settings_read_from_environment(tmp_path: Path) -> None:
     assert s.api_key == "mp_admin"
     assert not s.auth_enabled
     assert s.data_dir == tmp_path / "serving" and s.data_dir.is_dir()
+
+
+async def test_every_call_is_counted_by_method_and_status_code_with_its_duration(
+        tmp_path: Path, keys: dict[str, str]) -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    def count(method: str, code: str) -> float:
+        value = REGISTRY.get_sample_value("modelplane_rpc_requests_total", {
+            "service": "kittest", "method": method.lstrip("/"), "code": code})
+        return value or 0.0
+
+    def observed(method: str) -> float:
+        value = REGISTRY.get_sample_value("modelplane_rpc_duration_seconds_count", {
+            "service": "kittest", "method": method.lstrip("/")})
+        return value or 0.0
+
+    before = {(m, c): count(m, c) for m, c in ((READ, "OK"), (READ, "NOT_FOUND"),
+                                               (READ, "UNAUTHENTICATED"), (BROKEN, "INTERNAL"),
+                                               (STREAM, "NOT_FOUND"))}
+    durations = observed(READ)
+    async with running(_spec(), _settings(tmp_path, keys)) as svc:
+        for value in ("a", "b", "c"):
+            await _call(svc.address, READ, value, keys["reader"])
+        for method, value, key in ((READ, "missing", keys["reader"]), (READ, "x", None),
+                                   (BROKEN, "x", keys["reader"])):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await _call(svc.address, method, value, key)
+        async with channel(svc.address, api_key=keys["reader"], tracing=False) as ch:
+            call = ch.unary_stream(STREAM, request_serializer=S.SerializeToString,
+                                   response_deserializer=S.FromString)(S(value="5"))
+            with pytest.raises(grpc.aio.AioRpcError):
+                async for _ in call:
+                    pass
+    assert count(READ, "OK") - before[(READ, "OK")] == 3
+    assert count(READ, "NOT_FOUND") - before[(READ, "NOT_FOUND")] == 1
+    assert count(READ, "UNAUTHENTICATED") - before[(READ, "UNAUTHENTICATED")] == 1
+    assert count(BROKEN, "INTERNAL") - before[(BROKEN, "INTERNAL")] == 1
+    assert count(STREAM, "NOT_FOUND") - before[(STREAM, "NOT_FOUND")] == 1
+    assert observed(READ) - durations == 5
+    assert REGISTRY.get_sample_value("modelplane_rpc_in_flight", {"service": "kittest"}) == 0
+    assert b"modelplane_rpc_duration_seconds_bucket" in generate_latest(REGISTRY)

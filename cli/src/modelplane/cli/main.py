@@ -1,6 +1,7 @@
 """``modelplane``: run the platform locally and talk to it.
 
     modelplane up [--demo] [--detach] [--data-dir DIR] [--base-port 7100]
+                  [--replicas serving=2,observability=2] [--postgres DSN]
     modelplane demo [--data-dir DIR]
     modelplane down [--data-dir DIR]
     modelplane status [--json] [--data-dir DIR]
@@ -12,7 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,13 +23,15 @@ from types import FrameType
 
 from modelplane.cli.health import grpc_status, http_status
 from modelplane.cli.platform import (
-    COMPONENTS,
     DEFAULT_BASE_PORT,
+    STATE_FILE,
     Platform,
     alive,
-    start_process,
-    stop_pids,
+    instance_name,
+    parse_replicas,
+    service_database_urls,
 )
+from modelplane.cli.supervisor import CRASH_LOOP, die_with_parent, kill_session
 from modelplane.kit.settings import SERVICES
 
 
@@ -34,16 +39,48 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data_dir).expanduser().resolve()
 
 
+def _supervised(platform: Platform, name: str) -> dict[str, object]:
+    """What the supervisor says of one process (state, restarts, last exit code)."""
+    view = platform.instances.get(name, {})
+    return {k: view[k] for k in ("pid", "state", "restarts", "last_exit_code", "message")
+            if k in view}
+
+
 def status_report(platform: Platform) -> dict[str, object]:
-    services: dict[str, dict[str, str]] = {}
-    for service in SERVICES:
-        address = platform.grpc_address(service)
-        services[service] = {"grpc": address, "status": grpc_status(address)}
-    services["gateway"] = {"http": platform.gateway_url,
-                           "status": http_status(platform.gateway_url)}
+    """Health of every part, and what the supervisor knows of its processes.
+
+    ``services[<svc>]``: ``status`` (health of its first replica), ``restarts``
+    (over all its replicas), ``last_exit_code``, ``state`` (``running``,
+    ``backoff``, ``crash-loop``); with several replicas, ``replicas`` lists each.
+    """
+    services: dict[str, dict[str, object]] = {}
+    for component in (*SERVICES, "gateway"):
+        replicas = []
+        for r in range(platform.replica_count(component)):
+            name = instance_name(component, r)
+            if component == "gateway":
+                entry: dict[str, object] = {"http": platform.gateway_url,
+                                            "status": http_status(platform.gateway_url)}
+            else:
+                address = platform.grpc_address(component, r)
+                entry = {"grpc": address, "status": grpc_status(address)}
+            entry.update(_supervised(platform, name))
+            replicas.append(entry)
+        summary = dict(replicas[0])
+        summary.pop("pid", None)
+        summary["restarts"] = sum(int(str(e.get("restarts", 0))) for e in replicas)
+        if len(replicas) > 1:
+            summary["status"] = ("SERVING" if all(e["status"] == "SERVING" for e in replicas)
+                                 else next(str(e["status"]) for e in replicas
+                                           if e["status"] != "SERVING"))
+            summary["replicas"] = replicas
+        services[component] = summary
     key = platform.admin_key_file.read_text().strip() if platform.admin_key_file.exists() else ""
+    supervisor = platform.supervisor_pid
     return {"services": services, "mlflow": {"tracking_uri": platform.mlflow_uri},
-            "api_key": key}
+            "api_key": key,
+            "supervisor": {"pid": supervisor,
+                           "running": bool(supervisor and alive(supervisor))}}
 
 
 def _all_serving(report: dict[str, object]) -> bool:
@@ -62,72 +99,103 @@ def _log_tail(platform: Platform, name: str, lines: int = 15) -> str:
 def _print_summary(platform: Platform, key: str, created: bool) -> None:
     print(f"modelplane is up (data directory {platform.data_dir})")
     for service in SERVICES:
-        print(f"  {service:<14} grpc {platform.grpc_address(service)}")
+        n = platform.replica_count(service)
+        where = ", ".join(platform.grpc_address(service, r) for r in range(n))
+        print(f"  {service:<14} grpc {where}" + (f"   ({n} replicas)" if n > 1 else ""))
     print(f"  {'gateway':<14} {platform.gateway_url}   (OpenAPI: {platform.gateway_url}/openapi.json)")
     print(f"  {'MLflow UI':<14} {platform.mlflow_uri}")
     print(f"  {'OIP REST':<14} {platform.serving_http_url}/v2")
     print(f"  {'dashboard':<14} {platform.dashboard_url}")
+    print(f"  {'metrics':<14} http://{platform.metrics_address(SERVICES[0])}/metrics ... "
+          f"http://{platform.metrics_address(SERVICES[-1])}/metrics   (per-RPC, one per service)")
     note = "new key, " if created else ""
     print(f"  {'admin API key':<14} {key}   ({note}kept in {platform.admin_key_file}; "
           "send it as 'authorization: Bearer <key>')")
     sys.stdout.flush()
 
 
+def _stop_supervisor(platform: Platform, proc: subprocess.Popen[bytes] | None = None,
+                     timeout: float = 40.0) -> None:
+    """SIGTERM the supervisor (it stops every process), then sweep whatever is left."""
+    pid = proc.pid if proc is not None else platform.supervisor_pid
+    if pid and alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None:
+                if proc.poll() is not None:
+                    break
+            elif not alive(pid):
+                break
+            time.sleep(0.1)
+        if pid and alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            if proc is not None:
+                proc.wait()
+    # a supervisor that died without stopping them (SIGKILL): the processes it recorded
+    for child in platform.pids.values():
+        kill_session(child, grace=5.0)
+    (platform.data_dir / STATE_FILE).unlink(missing_ok=True)
+
+
+def _running(platform: Platform | None) -> list[int]:
+    if platform is None:
+        return []
+    pids = [*platform.pids.values(), *([platform.supervisor_pid] if platform.supervisor_pid else [])]
+    return sorted(pid for pid in pids if alive(pid))
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args)
-    previous = Platform.load(data_dir)
-    if previous and any(alive(pid) for pid in previous.pids.values()):
+    running = _running(Platform.load(data_dir))
+    if running:
         print(f"modelplane is already running from {data_dir} "
-              f"(pids {sorted(previous.pids.values())}); `modelplane down` stops it.",
-              file=sys.stderr)
+              f"(pids {running}); `modelplane down` stops it.", file=sys.stderr)
         return 1
-    platform = Platform(data_dir=data_dir, base_port=args.base_port)
+    try:
+        replicas = parse_replicas(args.replicas or "")
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    dsn = args.postgres or os.environ.get("MODELPLANE_POSTGRES", "")
+    if any(n > 1 for n in replicas.values()) and not dsn:
+        print("--replicas with more than one process per service needs PostgreSQL "
+              "(--postgres DSN or MODELPLANE_POSTGRES): the embedded stores are SQLite and "
+              "DuckDB files, which one process at a time may write; several replicas on "
+              "them would corrupt or lock each other out.", file=sys.stderr)
+        return 2
+    platform = Platform(data_dir=data_dir, base_port=args.base_port,
+                        replicas={k: v for k, v in replicas.items() if v > 1},
+                        postgres=bool(dsn))
     key, created = platform.ensure_keys()
     env = platform.environment()
     env["MODELPLANE_API_KEY"] = platform.service_key()
-
-    procs = {name: start_process(platform, name, env, args.detach) for name in COMPONENTS}
-    platform.pids = {name: p.pid for name, p in procs.items()}
+    if dsn:
+        try:
+            urls = service_database_urls(dsn)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the server is told
+            print(f"cannot prepare the services' databases on PostgreSQL: {exc}",
+                  file=sys.stderr)
+            return 2
+        for service, url in urls.items():
+            env[f"MODELPLANE_{service.upper()}_DATABASE_URL"] = url
     platform.save()
 
-    def stop_all() -> None:
-        stop_pids(platform.pids)
-        for p in procs.values():
-            with contextlib.suppress(Exception):  # best effort reaping
-                p.wait(timeout=1)
-        (platform.data_dir / "platform.json").unlink(missing_ok=True)
-
-    print(f"starting {len(procs)} processes (logs in {data_dir / 'logs'}) ...", flush=True)
-    deadline = time.monotonic() + args.timeout
-    report = status_report(platform)
-    while not _all_serving(report):
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with code {proc.returncode}; its log ends with:\n"
-                      f"{_log_tail(platform, name)}", file=sys.stderr)
-                stop_all()
-                return 1
-        if time.monotonic() > deadline:
-            services = report["services"]
-            assert isinstance(services, dict)
-            waiting = [n for n, s in services.items() if s["status"] != "SERVING"]
-            print(f"not healthy after {args.timeout:.0f}s: {', '.join(waiting)}", file=sys.stderr)
-            for name in waiting:
-                print(f"--- {name} log ---\n{_log_tail(platform, name)}", file=sys.stderr)
-            stop_all()
-            return 1
-        time.sleep(0.5)
-        report = status_report(platform)
-
-    _print_summary(platform, key, created)
-    if args.demo:
-        code = cmd_demo(["--data-dir", str(data_dir)])
-        if code != 0:
-            print(f"the demo stopped with exit code {code}; the platform keeps running",
-                  file=sys.stderr)
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "modelplane.cli.supervisor", "--data-dir", str(data_dir)]
     if args.detach:
-        print("running in the background; `modelplane status` checks it, `modelplane down` stops it.")
-        return 0
+        # a session of its own: it outlives this command; its messages go to a log
+        with open(logs / "supervisor.log", "ab") as log:
+            supervisor = subprocess.Popen(command, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+    else:
+        # beside this command: its messages on our terminal; it stops if we are killed
+        supervisor = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                      preexec_fn=die_with_parent)  # noqa: PLW1509
 
     stopping = False
 
@@ -137,17 +205,68 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+    n = len(platform.instance_names())
+    print(f"starting {n} processes under a supervisor (logs in {logs}) ...", flush=True)
+    deadline = time.monotonic() + args.timeout
+    report = status_report(platform)
+    while not _all_serving(report):
+        if stopping:
+            _stop_supervisor(platform, supervisor)
+            return 1
+        if supervisor.poll() is not None:
+            print(f"the supervisor exited with code {supervisor.returncode}; see "
+                  f"{logs / 'supervisor.log'}", file=sys.stderr)
+            _stop_supervisor(platform, supervisor)
+            return 1
+        platform = Platform.load(data_dir) or platform
+        looping = [name for name, view in platform.instances.items()
+                   if view.get("state") == CRASH_LOOP]
+        if looping:
+            for name in looping:
+                print(f"{platform.instances[name].get('message')}\nits log ends with:\n"
+                      f"{_log_tail(platform, name)}", file=sys.stderr)
+            print("stopping: a part crash-looped before the platform was up", file=sys.stderr)
+            _stop_supervisor(platform, supervisor)
+            return 1
+        if time.monotonic() > deadline:
+            services = report["services"]
+            assert isinstance(services, dict)
+            waiting = [n for n, s in services.items() if s["status"] != "SERVING"]
+            print(f"not healthy after {args.timeout:.0f}s: {', '.join(waiting)}", file=sys.stderr)
+            for name in waiting:
+                print(f"--- {name} log ---\n{_log_tail(platform, name)}", file=sys.stderr)
+            _stop_supervisor(platform, supervisor)
+            return 1
+        time.sleep(0.5)
+        report = status_report(platform)
+
+    _print_summary(platform, key, created)
+    if args.demo:
+        # Ctrl-C interrupts the demo as it always did (the supervisor, in our process
+        # group, stops the platform on the same SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            code = cmd_demo(["--data-dir", str(data_dir)])
+        except KeyboardInterrupt:
+            if not args.detach:
+                _stop_supervisor(platform, supervisor)
+            return 130
+        signal.signal(signal.SIGINT, on_signal)
+        if code != 0:
+            print(f"the demo stopped with exit code {code}; the platform keeps running",
+                  file=sys.stderr)
+    if args.detach:
+        print(f"running in the background under a supervisor (pid {supervisor.pid}: it "
+              "restarts a part that crashes); `modelplane status` checks it, "
+              "`modelplane down` stops it.")
+        return 0
+
     print("press Ctrl-C to stop", flush=True)
-    while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with code {proc.returncode}; stopping the platform",
-                      file=sys.stderr)
-                stopping = True
-                break
+    while not stopping and supervisor.poll() is None:
         time.sleep(0.5)
     print("stopping ...", flush=True)
-    stop_all()
+    _stop_supervisor(platform, supervisor)
     print("stopped")
     return 0
 
@@ -158,9 +277,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     if platform is None:
         print(f"no platform recorded in {data_dir}")
         return 0
-    running = {n: pid for n, pid in platform.pids.items() if alive(pid)}
-    stop_pids(running)
-    (data_dir / "platform.json").unlink(missing_ok=True)
+    running = _running(platform)
+    _stop_supervisor(platform)
     print(f"stopped {len(running)} processes")
     return 0
 
@@ -176,7 +294,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         assert isinstance(services, dict)
         for name, entry in services.items():
             where = entry.get("grpc") or entry.get("http")
-            print(f"{name:<14} {entry['status']:<12} {where}")
+            extra = ""
+            if "state" in entry:
+                extra = f"{entry['state']}, restarts {entry['restarts']}"
+                if entry.get("last_exit_code") is not None:
+                    extra += f", last exit code {entry['last_exit_code']}"
+            print(f"{name:<14} {entry['status']:<12} {where:<22} {extra}")
+            for replica in entry.get("replicas", [])[1:]:
+                print(f"{'':<14} {replica['status']:<12} {replica['grpc']:<22} "
+                      f"{replica.get('state', '')}, restarts {replica.get('restarts', 0)}")
+            if entry.get("state") == CRASH_LOOP:
+                print(f"{'':<14} {entry.get('message')}")
+            for replica in entry.get("replicas", []):
+                if replica.get("state") == CRASH_LOOP and replica is not entry["replicas"][0]:
+                    print(f"{'':<14} {replica.get('message')}")
         print(f"{'mlflow':<14} {'':<12} {platform.mlflow_uri}")
     return 0 if _all_serving(report) else 1
 
@@ -209,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where embedded data, keys and logs live (default ./.modelplane)")
         p.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
                        help="gateway port; services use the next five, MLflow +10, "
-                            "OIP REST +14, dashboard +15 (default 7100)")
+                            "OIP REST +14, dashboard +15, /metrics +16..+20; replica r of a "
+                            "service adds 25*r (default 7100)")
 
     up = sub.add_parser("up", help="start every service and the gateway")
     common(up)
@@ -219,7 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "first start are slow on a busy machine)")
     up.add_argument("--demo", action="store_true",
                     help="once healthy, run the lifecycle demo (`modelplane demo`) against it")
-    down = sub.add_parser("down", help="stop a detached platform")
+    up.add_argument("--replicas", default="",
+                    help="processes per service, e.g. serving=2,observability=2 (needs "
+                         "PostgreSQL: the embedded files are single-writer); the gateway "
+                         "and peers balance over them round robin")
+    up.add_argument("--postgres", default="", metavar="DSN",
+                    help="run every service on PostgreSQL (postgresql://user@host/db: one "
+                         "database per service, db_<service>, created if missing); default "
+                         "$MODELPLANE_POSTGRES, else embedded files")
+    down = sub.add_parser("down", help="stop a detached platform (its supervisor and "
+                                       "every process under it)")
     common(down)
     status = sub.add_parser("status", help="health of every part")
     common(status)

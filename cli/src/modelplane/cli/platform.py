@@ -1,21 +1,26 @@
-"""The local platform: every service and the gateway as child processes.
+"""The local platform: every service and the gateway as supervised processes.
 
-State lives in the data directory: ``platform.json`` (addresses and pids),
-``api_keys.json`` (key hashes, 0600), ``admin.key`` (the admin key, 0600),
-``logs/<service>.log``.
+State lives in the data directory: ``platform.json`` (layout, the supervisor's
+pid and, per process, its pid, state, restarts and last exit code: written by
+the supervisor, see ``supervisor.py``), ``api_keys.json`` (key hashes, 0600),
+``admin.key`` (the admin key, 0600), ``logs/<instance>.log``.
+
+A service may run as several replicas (``--replicas serving=2``). Replica ``r``
+(0-based) of a service listens on the first replica's ports plus
+``REPLICA_PORT_STRIDE * r``; the first replica keeps the plain name
+(``serving``), the others are ``serving-2``, ``serving-3``... Peers and the
+gateway reach the replicas of a service through one gRPC target listing them
+all (``ipv4:host:a,host:b``), balanced round robin.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from modelplane.kit.auth import Role, add_key
 from modelplane.kit.settings import DEFAULT_PORTS, SERVICES
@@ -24,6 +29,14 @@ STATE_FILE = "platform.json"
 #: offsets from the base port of the HTTP listeners some services run beside gRPC
 EXTRA_PORTS = {"mlflow": 10, "serving_http": 14, "observability_http": 15}
 DEFAULT_BASE_PORT = DEFAULT_PORTS["gateway"]
+#: offsets of each service's Prometheus /metrics listener (the kit's per-RPC series)
+METRICS_PORTS = {service: 16 + i for i, service in enumerate(SERVICES)}
+#: replica ``r`` of a service uses its first replica's ports plus this times ``r``
+REPLICA_PORT_STRIDE = 25
+#: services whose replicas keep their own data root (spools, model caches: files a
+#: process owns); the others share the platform's (the registry's artifact store must
+#: be one)
+PRIVATE_DATA_ROOT = ("serving", "observability")
 
 
 @dataclass
@@ -32,15 +45,45 @@ class Platform:
     host: str = "127.0.0.1"
     base_port: int = DEFAULT_BASE_PORT
     pids: dict[str, int] = field(default_factory=dict)
+    #: processes per service (absent = 1)
+    replicas: dict[str, int] = field(default_factory=dict)
+    #: the services' stores are PostgreSQL databases (not embedded files)
+    postgres: bool = False
+    supervisor_pid: int | None = None
+    #: per process: pid, state, restarts, last_exit_code, message (the supervisor's view)
+    instances: dict[str, dict[str, object]] = field(default_factory=dict)
 
     # addresses -----------------------------------------------------------------
-    def port(self, name: str) -> int:
+    def port(self, name: str, replica: int = 0) -> int:
+        stride = REPLICA_PORT_STRIDE * replica
         if name in EXTRA_PORTS:
-            return self.base_port + EXTRA_PORTS[name]
-        return self.base_port + (DEFAULT_PORTS[name] - DEFAULT_PORTS["gateway"])
+            return self.base_port + EXTRA_PORTS[name] + stride
+        return self.base_port + (DEFAULT_PORTS[name] - DEFAULT_PORTS["gateway"]) + stride
 
-    def grpc_address(self, service: str) -> str:
-        return f"{self.host}:{self.port(service)}"
+    def metrics_address(self, service: str, replica: int = 0) -> str:
+        port = self.base_port + METRICS_PORTS[service] + REPLICA_PORT_STRIDE * replica
+        return f"{self.host}:{port}"
+
+    def grpc_address(self, service: str, replica: int = 0) -> str:
+        return f"{self.host}:{self.port(service, replica)}"
+
+    def replica_count(self, component: str) -> int:
+        return self.replicas.get(component, 1)
+
+    def grpc_target(self, service: str) -> str:
+        """How peers reach ``service``: its address, or every replica's for round robin."""
+        n = self.replica_count(service)
+        if n == 1:
+            return self.grpc_address(service)
+        return "ipv4:" + ",".join(self.grpc_address(service, r) for r in range(n))
+
+    def instance_names(self) -> list[tuple[str, str, int]]:
+        """``(instance, component, replica)`` for every process, gateway last."""
+        out = []
+        for component in COMPONENTS:
+            for r in range(self.replica_count(component)):
+                out.append((instance_name(component, r), component, r))
+        return out
 
     @property
     def gateway_url(self) -> str:
@@ -109,35 +152,106 @@ class Platform:
         env.setdefault("MODELPLANE_REGISTRY_MLFLOW_WORKERS", "1")
         return env
 
+    def instance_environment(self, base: Mapping[str, str], component: str, replica: int
+                             ) -> dict[str, str]:
+        """``base`` (see ``environment``) with the listen addresses of one replica."""
+        env = dict(base)
+        for service in SERVICES:
+            if self.replica_count(service) > 1:
+                env[f"MODELPLANE_{service.upper()}_TARGET"] = self.grpc_target(service)
+        if component in METRICS_PORTS:
+            env["MODELPLANE_METRICS_ADDR"] = self.metrics_address(component, replica)
+        if replica == 0:
+            return env
+        env[f"MODELPLANE_{component.upper()}_ADDR"] = self.grpc_address(component, replica)
+        if component == "serving":
+            env["MODELPLANE_SERVING_HTTP_ADDR"] = f"{self.host}:{self.port('serving_http', replica)}"
+        elif component == "observability":
+            env["MODELPLANE_OBSERVABILITY_HTTP_ADDR"] = \
+                f"{self.host}:{self.port('observability_http', replica)}"
+        elif component == "registry":
+            env["MODELPLANE_MLFLOW_ADDR"] = f"{self.host}:{self.port('mlflow', replica)}"
+        if component in PRIVATE_DATA_ROOT:
+            root = self.data_dir / "replicas" / instance_name(component, replica)
+            root.mkdir(parents=True, exist_ok=True)
+            env["MODELPLANE_DATA_DIR"] = str(root)
+        return env
+
     # state -----------------------------------------------------------------------
     def save(self) -> None:
+        """Write ``platform.json`` atomically (readers never see half a file)."""
         state = asdict(self)
         state["data_dir"] = str(self.data_dir)
-        (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        path = self.data_dir / STATE_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, data_dir: Path) -> Platform | None:
         path = data_dir / STATE_FILE
         if not path.exists():
             return None
-        state = json.loads(path.read_text())
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
         return cls(data_dir=Path(state["data_dir"]), host=state["host"],
-                   base_port=state["base_port"], pids=state.get("pids", {}))
+                   base_port=state["base_port"], pids=state.get("pids", {}),
+                   replicas=state.get("replicas", {}), postgres=state.get("postgres", False),
+                   supervisor_pid=state.get("supervisor_pid"),
+                   instances=state.get("instances", {}))
 
 
 COMPONENTS = (*SERVICES, "gateway")
 
 
-def start_process(platform: Platform, name: str, env: dict[str, str], detach: bool
-                  ) -> subprocess.Popen[bytes]:
-    logs = platform.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(
-        [sys.executable, "-m", f"modelplane.{name}.main"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=detach,
-    )
+def instance_name(component: str, replica: int) -> str:
+    return component if replica == 0 else f"{component}-{replica + 1}"
+
+
+def parse_replicas(spec: str) -> dict[str, int]:
+    """``serving=2,observability=2`` -> ``{"serving": 2, "observability": 2}``."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, count = part.partition("=")
+        name = name.strip()
+        if not sep or name not in SERVICES:
+            raise ValueError(f"--replicas wants SERVICE=N with SERVICE one of "
+                             f"{', '.join(SERVICES)} (the gateway runs once); got {part!r}")
+        try:
+            n = int(count)
+        except ValueError:
+            raise ValueError(f"--replicas: {count!r} is not a number of processes") from None
+        if not 1 <= n <= 8:
+            raise ValueError(f"--replicas: {name}={n}: between 1 and 8 processes")
+        out[name] = n
+    return out
+
+
+def service_database_urls(dsn: str) -> dict[str, str]:
+    """One database per service on the PostgreSQL server of ``dsn``, created if missing.
+
+    ``postgresql://user@host:5432/mp`` gives ``mp_featurestore``, ``mp_registry``...
+    (``modelplane_<service>`` when the URL names no database).
+    """
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("--postgres wants a URL: postgresql://user[:password]@host[:port][/db]")
+    prefix = parts.path.lstrip("/") or "modelplane"
+    urls: dict[str, str] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for service in SERVICES:
+            name = f"{prefix}_{service}"
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                 (name,)).fetchone()
+            if found is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            urls[service] = urlunsplit(parts._replace(path="/" + name))
+    return urls
 
 
 def alive(pid: int) -> bool:
@@ -148,25 +262,3 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def stop_pids(pids: Mapping[str, int], timeout: float = 20.0) -> None:
-    """SIGTERM every process (graceful stop), SIGKILL what is left after ``timeout``."""
-    for pid in pids.values():
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    for pid in pids.values():
-        while alive(pid) and time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.05)
-        if alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

@@ -4,6 +4,12 @@ Calls are made with ``channel.unary_unary(path, serializer, deserializer)``
 (and the streaming forms) on the message classes of the descriptor pool: no
 generated stub is needed, so any contract the catalog found can be called.
 
+A service's target may name several replicas: ``ipv4:10.0.0.1:7104,10.0.0.2:7104``
+(what ``modelplane up --replicas`` sets) or ``dns:///serving.ns.svc:7104`` on a
+headless Kubernetes Service (one A record per ready pod). The channel balances
+calls over all of them (``round_robin``) instead of pinning every call to the
+first address that answered; with a single address it behaves as before.
+
 The channels carry no API key of the gateway's own (the caller's
 ``authorization`` is forwarded instead) and no client interceptors: trace
 context is injected into each call's metadata directly, which keeps the
@@ -52,7 +58,8 @@ class Backends:
         options = [("grpc.max_receive_message_length", limit),
                    ("grpc.max_send_message_length", limit),
                    ("grpc.enable_retries", 1),
-                   ("grpc.keepalive_time_ms", 30_000)]
+                   ("grpc.keepalive_time_ms", 30_000),
+                   ("grpc.lb_policy_name", "round_robin")]
         if shared.tls_ca:
             creds = grpc.ssl_channel_credentials(
                 root_certificates=shared.tls_ca.read_bytes(),

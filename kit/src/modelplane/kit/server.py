@@ -7,7 +7,10 @@
 1. OpenTelemetry server instrumentation (W3C trace context from metadata),
 2. the guard: API-key authentication, the least role per RPC, and the one
    place where a ``ModelplaneError`` becomes a ``google.rpc.Status`` (any
-   other exception becomes INTERNAL with a reference id, logged, never sent),
+   other exception becomes INTERNAL with a reference id, logged, never sent);
+   it also records each call's status code and duration (``telemetry.rpc_metrics``:
+   request rate, errors and latency per RPC, on ``/metrics`` when
+   ``MODELPLANE_METRICS_ADDR`` is set),
 3. ``grpc.health.v1`` (NOT_SERVING until ``on_start`` has finished) and
    server reflection.
 """
@@ -19,6 +22,7 @@ import contextlib
 import inspect
 import logging
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +51,7 @@ from modelplane.kit.errors import (
 )
 from modelplane.kit.settings import ServiceSettings
 from modelplane.kit.status import DETAILS_KEY, grpc_code, to_status
-from modelplane.kit.telemetry import setup_logging, setup_tracing
+from modelplane.kit.telemetry import rpc_metrics, serve_metrics, setup_logging, setup_tracing
 
 log = logging.getLogger("modelplane.kit.server")
 
@@ -80,6 +84,8 @@ class _Guard(grpc.aio.ServerInterceptor):
         self._keys = ApiKeyStore(settings.api_keys_file) if self._auth else None
         self._domain = f"{spec.name}.modelplane.dev"
         self._roles: dict[str, Role | None] = {}
+        self._metrics = rpc_metrics()
+        self._in_flight = self._metrics.in_flight.labels(spec.name)
 
     def _required_role(self, method: str) -> Role | None:
         # The contract does not change while the server runs: look each method up once.
@@ -150,16 +156,27 @@ class _Guard(grpc.aio.ServerInterceptor):
                        error: ModelplaneError | None) -> AsyncIterator[None]:
         """The one place a handler's errors are mapped, with the caller's principal set."""
         token = set_principal(principal)
+        started = time.perf_counter()
+        code = "OK"
+        self._in_flight.inc()
         try:
             if error is not None:
                 raise error
             yield
-        except (grpc.aio.AbortError, asyncio.CancelledError):
+        except grpc.aio.AbortError:
+            code = _code_name(context)
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
             raise
         except Exception as exc:  # noqa: BLE001 - the one place errors are mapped
+            code = _error_code(exc)
             await self._fail(context, method, exc)
         finally:
             reset_principal(token)
+            self._in_flight.dec()
+            self._metrics.observe(self._spec.name, method.lstrip("/"), code,
+                                  time.perf_counter() - started)
 
     def _wrap(self, handler: Any, method: str, principal: Principal | None,
               error: ModelplaneError | None) -> Any:
@@ -195,6 +212,23 @@ class _Guard(grpc.aio.ServerInterceptor):
                 if inspect.isawaitable(result):
                     await result
         return make(stream_writer, **serializers)
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    """The status code a handler aborted with (``context.abort``)."""
+    try:
+        code = context.code()
+    except Exception:  # noqa: BLE001 - an older grpc without ServicerContext.code()
+        return "UNKNOWN"
+    return getattr(code, "name", None) or str(code or "UNKNOWN")
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, ModelplaneError):
+        return grpc_code(exc).name
+    if isinstance(exc, NotImplementedError):
+        return "UNIMPLEMENTED"
+    return "INTERNAL"
 
 
 @dataclass
@@ -284,6 +318,9 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight RPCs and stop."""
     setup_logging(spec.name)
     setup_tracing(spec.name)
+    if settings.metrics_addr:
+        serve_metrics(settings.metrics_addr)
+        log.info("%s metrics on http://%s/metrics", spec.name, settings.metrics_addr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -50,6 +50,8 @@ class ServiceSettings:
     grace_seconds: float = 10.0
     #: decompressed bytes and rows of one Arrow IPC payload (``modelplane.kit.arrow_ipc``)
     arrow_limits: ArrowLimits = field(default_factory=ArrowLimits)
+    #: ``host:port`` of the Prometheus ``/metrics`` listener (per-RPC series); "" = none
+    metrics_addr: str = ""
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -100,5 +102,6 @@ class ServiceSettings:
             tls_ca=Path(env["MODELPLANE_TLS_CA"]) if env.get("MODELPLANE_TLS_CA") else None,
             grace_seconds=float(env.get("MODELPLANE_GRACE_SECONDS") or 10.0),
             arrow_limits=ArrowLimits.from_environ(env),
+            metrics_addr=env.get("MODELPLANE_METRICS_ADDR") or "",
             environ=env,
         )

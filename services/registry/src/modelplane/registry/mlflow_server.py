@@ -3,8 +3,12 @@
 Started with ``--app-name modelplane``, so MLflow loads our app plugin
 (``mlflow_app.py``: API keys, promotion gate, audit of REST changes) in its
 workers. The child gets its own process group (so stopping it also stops its
-uvicorn workers) and a parent-death signal (so it does not outlive a killed
-registry).
+uvicorn workers) but stays in the registry's session, so whoever supervises the
+registry finds it (and the workers) by session id and kills them when the
+registry dies, even by SIGKILL (``modelplane up`` does; see
+``cli/supervisor.py``). It also gets a parent-death signal (Linux), which stops
+the ``mlflow server`` process itself with a killed registry, though not the
+uvicorn workers it spawned: those only the session sweep catches.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    os.setsid()
+    os.setpgid(0, 0)  # its own group (stop() kills the group), the registry's session
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
