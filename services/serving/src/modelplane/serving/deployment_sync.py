@@ -43,6 +43,8 @@ RECONNECT_INITIAL_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 10.0
 #: a full generation comparison this often even when nothing was announced
 RESYNC_SECONDS = 30.0
+#: how the LISTEN connection shows in pg_stat_activity
+APPLICATION_NAME = "modelplane-serving-deployment-feed"
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class DeploymentChangeFeed:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True,
+                    self._url, autocommit=True, application_name=APPLICATION_NAME,
                     # notice a peer that vanished without a FIN within ~25 s
                     keepalives=1, keepalives_idle=10, keepalives_interval=5,
                     keepalives_count=3)
