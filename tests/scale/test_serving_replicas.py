@@ -211,6 +211,7 @@ async def test_a_deployment_created_on_a_is_served_by_b(replicas):
         got_b = await serving_pb2_grpc.ServingServiceStub(cb).GetDeployment(
             pb.GetDeploymentRequest(name="made-on-a"))
         assert got_a.etag == got_b.etag == created.etag
+        assert got_a.generation == got_b.generation == created.generation == generation
         assert got_b.state == pb.DEPLOYMENT_STATE_READY
         assert f'modelplane_serving_deployment_generation{{deployment="made-on-a"}} ' \
                f'{float(generation)}' in b.metrics()
