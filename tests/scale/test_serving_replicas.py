@@ -306,7 +306,8 @@ async def test_a_deployment_deleted_on_b_stops_on_a(replicas):
             await serving_pb2_grpc.ServingServiceStub(ca).GetDeployment(
                 pb.GetDeploymentRequest(name=name))
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
-        assert f'deployment="{name}"' not in a.metrics()
+        assert f'modelplane_serving_deployment_generation{{deployment="{name}"}}' \
+            not in a.metrics()
 
 
 async def test_a_change_missed_while_the_listener_was_down_is_applied_after_reconnect(

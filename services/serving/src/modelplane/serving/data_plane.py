@@ -320,6 +320,10 @@ class DataPlane:
             self._retire(list(rt.models.values()))
             self.metrics.forget_deployment(name)
 
+    def discard_models(self, models: list[ServableModel]) -> None:
+        """Close models that were loaded for a change that was not installed."""
+        self._retire(models)
+
     def _retire(self, models: list[ServableModel]) -> None:
         if not models:
             return

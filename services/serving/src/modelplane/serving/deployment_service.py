@@ -180,10 +180,18 @@ class DeploymentService:
         """Build, persist (which gives the generation), install; returns what was stored."""
         previous = self.plane.find(new.name)
         rt = await self.plane.build(new, previous if previous and previous.models else None)
-        if expected_etag is None:
-            stored = await asyncio.to_thread(self.store.create, new)
-        else:
-            stored = await asyncio.to_thread(self.store.replace, new, expected_etag=expected_etag)
+        try:
+            if expected_etag is None:
+                stored = await asyncio.to_thread(self.store.create, new)
+            else:
+                stored = await asyncio.to_thread(self.store.replace, new,
+                                                 expected_etag=expected_etag)
+        except BaseException:
+            # Another replica won the race (exists / etag changed): unload what this
+            # attempt loaded, keep what the served version still uses.
+            kept = {id(m) for m in previous.models.values()} if previous else set()
+            self.plane.discard_models([m for m in rt.models.values() if id(m) not in kept])
+            raise
         rt.deployment = stored
         self.plane.install(rt)
         return stored
