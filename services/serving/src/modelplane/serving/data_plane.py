@@ -190,14 +190,18 @@ class DataPlane:
         return await asyncio.to_thread(self.repository.load, resolved)
 
     async def build(self, deployment: Deployment,
-                    previous: DeploymentRuntime | None = None) -> DeploymentRuntime:
-        """Resolve and load every target of ``deployment`` (reusing what ``previous`` has)."""
+                    previous: DeploymentRuntime | None = None, *,
+                    recheck_aliases: bool = True) -> DeploymentRuntime:
+        """Resolve and load every target of ``deployment`` (reusing what ``previous`` has).
+        ``recheck_aliases=False`` reuses a loaded alias target without asking the registry
+        first (a change another replica committed: the swap is immediate, and ``install``
+        re-resolves the aliases right after it)."""
         targets = {t.key: t for t in deployment.all_targets()}
         models: dict[str, ServableModel] = {}
 
         async def one(key: str, target: ModelTarget) -> None:
             old = previous.models.get(key) if previous else None
-            if old is not None and target.version:
+            if old is not None and (target.version or not recheck_aliases):
                 models[key] = old
                 return
             if old is not None:

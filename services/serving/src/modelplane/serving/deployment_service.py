@@ -100,12 +100,14 @@ class DeploymentService:
             await self._load_stored(d)
 
     async def _load_stored(self, d: Deployment) -> None:
-        """Apply a stored deployment here: build (reusing what is loaded) and swap it in,
-        or install it not ready with a retry plan."""
+        """Apply a stored deployment here: build (reusing what is loaded, aliases checked
+        again right after the swap) and swap it in, or install it not ready with a retry
+        plan."""
         previous = self.plane.find(d.name)
         try:
             self.plane.install(await self.plane.build(
-                d, previous if previous is not None and previous.models else None))
+                d, previous if previous is not None and previous.models else None,
+                recheck_aliases=False))
         except ModelplaneError as exc:
             rt = self.plane.install_failed(d, exc)
             log.error("deployment %s could not be loaded: %s", d.name, rt.state_message)
