@@ -142,7 +142,9 @@ async def test_deployments_persisted_while_the_registry_is_down_load_once_it_ans
                 lambda: server.plane.find("late-live").state.value == "READY", timeout=60)
             ready_after = time.monotonic() - answered
             status, body = await asyncio.to_thread(_rest, server, "late-live/ready")
-            assert status == 200 and body == {"name": "late-live", "ready": True}
+            assert status == 200 and body == {"name": "late-live", "ready": True,
+                                              "generation": body["generation"]}
+            assert body["generation"] >= 1  # which write of it this replica serves
             status, body = await asyncio.to_thread(_rest, server, "late-live/infer", INFER)
             assert status == 200, body
             assert body["model_version"] == "1"

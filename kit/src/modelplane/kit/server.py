@@ -42,6 +42,7 @@ from modelplane.kit.auth import (
     reset_principal,
     set_principal,
 )
+from modelplane.kit.clients import SERVER_KEEPALIVE_OPTIONS
 from modelplane.kit.errors import (
     Internal,
     ModelplaneError,
@@ -272,7 +273,9 @@ def build_server(spec: ServiceSpec, settings: ServiceSettings) -> tuple[grpc.aio
         interceptors=[aio_server_interceptor(), _Guard(spec, settings)],
         options=[("grpc.max_receive_message_length", limit),
                  ("grpc.max_send_message_length", limit),
-                 ("grpc.so_reuseport", 0)],
+                 ("grpc.so_reuseport", 0),
+                 # accept the kit channels' keepalive pings (see clients.KEEPALIVE_OPTIONS)
+                 *SERVER_KEEPALIVE_OPTIONS],
     )
     for servicer in spec.servicers:
         servicer.add_to_server(servicer.implementation, server)

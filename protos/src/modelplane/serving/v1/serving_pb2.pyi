@@ -156,7 +156,7 @@ class LoadedModel(_message.Message):
     def __init__(self, target: _Optional[_Union[ModelTarget, _Mapping]] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., source_uri: _Optional[str] = ..., bento_model_tag: _Optional[str] = ..., load_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("name", "description", "model", "traffic_split", "shadows", "fallback", "ensemble", "features", "sticky_key", "access", "prediction_logging", "state", "state_message", "loaded_models", "create_time", "update_time", "etag")
+    __slots__ = ("name", "description", "model", "traffic_split", "shadows", "fallback", "ensemble", "features", "sticky_key", "access", "prediction_logging", "state", "state_message", "loaded_models", "create_time", "update_time", "etag", "generation")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +174,7 @@ class Deployment(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     model: str
@@ -191,7 +192,8 @@ class Deployment(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model: _Optional[str] = ..., traffic_split: _Optional[_Union[TrafficSplit, _Mapping]] = ..., shadows: _Optional[_Iterable[_Union[ModelTarget, _Mapping]]] = ..., fallback: _Optional[_Union[FallbackPolicy, _Mapping]] = ..., ensemble: _Optional[_Union[Ensemble, _Mapping]] = ..., features: _Optional[_Union[FeatureBinding, _Mapping]] = ..., sticky_key: _Optional[str] = ..., access: _Optional[_Union[AccessPolicy, _Mapping]] = ..., prediction_logging: _Optional[_Union[PredictionLogging, str]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., state_message: _Optional[str] = ..., loaded_models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    generation: int
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model: _Optional[str] = ..., traffic_split: _Optional[_Union[TrafficSplit, _Mapping]] = ..., shadows: _Optional[_Iterable[_Union[ModelTarget, _Mapping]]] = ..., fallback: _Optional[_Union[FallbackPolicy, _Mapping]] = ..., ensemble: _Optional[_Union[Ensemble, _Mapping]] = ..., features: _Optional[_Union[FeatureBinding, _Mapping]] = ..., sticky_key: _Optional[str] = ..., access: _Optional[_Union[AccessPolicy, _Mapping]] = ..., prediction_logging: _Optional[_Union[PredictionLogging, str]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., state_message: _Optional[str] = ..., loaded_models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class CreateDeploymentRequest(_message.Message):
     __slots__ = ("deployment",)

@@ -144,7 +144,8 @@ def deployment_out(view: DeploymentView) -> pb.Deployment:
                             else pb.PREDICTION_LOGGING_OFF),
         state=_STATE_OUT[view.state], state_message=view.state_message,
         loaded_models=[loaded_out(x) for x in view.loaded_models],
-        create_time=_ts(d.create_time), update_time=_ts(d.update_time), etag=d.etag)
+        create_time=_ts(d.create_time), update_time=_ts(d.update_time), etag=d.etag,
+        generation=d.generation)
     if d.ensemble is not None:
         m.ensemble.CopyFrom(pb.Ensemble(method=_METHOD_OUT[d.ensemble.method],
                                         members=[target_out(t) for t in d.ensemble.members],

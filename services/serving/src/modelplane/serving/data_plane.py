@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 from opentelemetry.trace import get_current_span as _get_current_span
 
 from modelplane.kit.auth import Principal, Role
+from modelplane.kit.backoff import Backoff
 from modelplane.kit.errors import (
     InvalidArgument,
     ModelplaneError,
@@ -55,10 +57,21 @@ FALLBACK_MODEL_ERROR = "MODEL_ERROR"
 FALLBACK_TIMEOUT = "TIMEOUT"
 FALLBACK_CIRCUIT_OPEN = "CIRCUIT_OPEN"
 #: a deployment whose load failed because a dependency did not answer is retried after
-#: 1 s, 2 s, 4 s ... at most this many seconds apart (and at once when the registry's
-#: event stream (re)connects)
+#: ~1 s, 2 s, 4 s ... at most ~30 s apart (jittered: each wait is between half and all of
+#: its step, so replicas do not retry in step), and at once when the registry's event
+#: stream (re)connects ...
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
+#: ... for this many attempts (≈ 1.5 minutes). Then the deployment is FAILED with the last
+#: error (the retry budget is spent) and retried only every EXHAUSTED_RETRY_SECONDS, or
+#: at once, with a fresh budget, on an event: the registry stream reconnects, an alias
+#: the deployment follows moves, or the deployment is changed.
+LOAD_RETRY_BUDGET = 8
+EXHAUSTED_RETRY_SECONDS = 300.0
+#: the registry's alias event stream reconnects after ~1 s, 2 s ... at most ~30 s
+#: (jittered; forever: it is how the registry's return is noticed)
+STREAM_RETRY_INITIAL_SECONDS = 1.0
+STREAM_RETRY_MAX_SECONDS = 30.0
 
 
 @dataclass
@@ -97,6 +110,8 @@ class DeploymentRuntime:
     #: (0 = none scheduled: a permanent failure, retried on alias events / reconnects)
     attempts: int = 0
     retry_at: float = 0.0
+    #: the load retry budget is spent: FAILED, retried slowly or on an event
+    budget_exhausted: bool = False
 
     def loaded_models(self) -> list[LoadedModelInfo]:
         return [LoadedModelInfo(self.targets[k], m.model, m.version, m.source_uri,
@@ -123,7 +138,12 @@ class DataPlane:
     def __init__(self, source: ModelSource, repository: BentoModelRepository,
                  logger: PredictionLogger, metrics: ServingMetrics,
                  features: OnlineFeatureSource | None = None, *,
-                 shadow_concurrency: int = 64, retire_seconds: float = 30.0) -> None:
+                 shadow_concurrency: int = 64, retire_seconds: float = 30.0,
+                 load_retry_budget: int = LOAD_RETRY_BUDGET,
+                 retry_initial_seconds: float = RETRY_INITIAL_SECONDS,
+                 retry_max_seconds: float = RETRY_MAX_SECONDS,
+                 exhausted_retry_seconds: float = EXHAUSTED_RETRY_SECONDS,
+                 rng: random.Random | None = None) -> None:
         self.source = source
         self.repository = repository
         self.logger = logger
@@ -137,7 +157,18 @@ class DataPlane:
         self._watch_task: asyncio.Task[None] | None = None
         self._retry_task: asyncio.Task[None] | None = None
         self._retry_wake = asyncio.Event()
-        self._stream_failures = 0
+        self._rng = rng or random.Random()
+        self._load_budget = max(1, load_retry_budget)
+        self._load_backoff = Backoff(retry_initial_seconds, retry_max_seconds, self._rng)
+        self._exhausted_retry_seconds = exhausted_retry_seconds
+        self._stream_backoff = Backoff(STREAM_RETRY_INITIAL_SECONDS, STREAM_RETRY_MAX_SECONDS,
+                                       self._rng)
+        self._stream_connected_now = False
+        self._stream_last_error = ""
+        self._stream_next_attempt = 0.0
+        #: the deployment change feed's state for readiness (set by the server when the
+        #: store announces changes: several replicas on PostgreSQL)
+        self.change_feed_state: Callable[[], dict[str, Any]] | None = None
 
     # --- deployments in memory ----------------------------------------------------------
     def runtime(self, name: str) -> DeploymentRuntime:
@@ -159,14 +190,18 @@ class DataPlane:
         return await asyncio.to_thread(self.repository.load, resolved)
 
     async def build(self, deployment: Deployment,
-                    previous: DeploymentRuntime | None = None) -> DeploymentRuntime:
-        """Resolve and load every target of ``deployment`` (reusing what ``previous`` has)."""
+                    previous: DeploymentRuntime | None = None, *,
+                    recheck_aliases: bool = True) -> DeploymentRuntime:
+        """Resolve and load every target of ``deployment`` (reusing what ``previous`` has).
+        ``recheck_aliases=False`` reuses a loaded alias target without asking the registry
+        first (a change another replica committed: the swap is immediate, and ``install``
+        re-resolves the aliases right after it)."""
         targets = {t.key: t for t in deployment.all_targets()}
         models: dict[str, ServableModel] = {}
 
         async def one(key: str, target: ModelTarget) -> None:
             old = previous.models.get(key) if previous else None
-            if old is not None and target.version:
+            if old is not None and (target.version or not recheck_aliases):
                 models[key] = old
                 return
             if old is not None:
@@ -197,9 +232,18 @@ class DataPlane:
         return DeploymentRuntime(deployment, TrafficRouter(deployment.name, routes), routes,
                                  models, breakers, targets=targets)
 
+    def _observe(self, rt: DeploymentRuntime) -> None:
+        name = rt.deployment.name
+        m = self.metrics
+        m.deployment_generation.labels(name).set(rt.deployment.generation)
+        m.deployment_ready.labels(name).set(1 if rt.state is DeploymentState.READY else 0)
+        m.deployment_load_failures.labels(name).set(rt.attempts)
+        m.deployment_retry_budget_exhausted.labels(name).set(1 if rt.budget_exhausted else 0)
+
     def install(self, rt: DeploymentRuntime) -> None:
         previous = self._runtimes.get(rt.deployment.name)
         self._runtimes[rt.deployment.name] = rt
+        self._observe(rt)
         if previous is not None:
             keep = {id(m) for m in rt.models.values()}
             self._retire([m for m in previous.models.values() if id(m) not in keep])
@@ -239,12 +283,24 @@ class DataPlane:
         attempts += 1
         detail = (error.message if isinstance(error, ModelplaneError)
                   else f"{type(error).__name__}: {error}")
-        if is_transient(error):
-            delay = min(RETRY_INITIAL_SECONDS * 2 ** (attempts - 1), RETRY_MAX_SECONDS)
+        exhausted = False
+        if is_transient(error) and attempts < self._load_budget:
+            step = self._load_backoff.step(attempts)
+            delay = self._rng.uniform(step / 2, step)
             state = DeploymentState.LOADING
             message = (f"waiting for {_dependency(error)} to answer: {detail} "
-                       f"(attempt {attempts} failed; next in {delay:g}s, or as soon as the "
-                       f"registry event stream reconnects)")
+                       f"(attempt {attempts} of {self._load_budget} failed; next in "
+                       f"{delay:.1f}s, or as soon as the registry event stream reconnects)")
+            retry_at = time.monotonic() + delay
+        elif is_transient(error):
+            exhausted = True
+            every = self._exhausted_retry_seconds
+            delay = self._rng.uniform(every / 2, every)
+            state = DeploymentState.FAILED
+            message = (f"retry budget spent: {attempts} attempts failed; last error: "
+                       f"waiting for {_dependency(error)} to answer: {detail} (retried in "
+                       f"{delay:.0f}s, and at once when the registry event stream reconnects, "
+                       f"an alias the deployment follows moves or the deployment is changed)")
             retry_at = time.monotonic() + delay
         else:
             state = DeploymentState.FAILED
@@ -256,8 +312,9 @@ class DataPlane:
             deployment, TrafficRouter(deployment.name, routes), routes, {}, {},
             state=state, state_message=message,
             targets={t.key: t for t in deployment.all_targets()},
-            attempts=attempts, retry_at=retry_at)
+            attempts=attempts, retry_at=retry_at, budget_exhausted=exhausted)
         self._runtimes[deployment.name] = rt
+        self._observe(rt)
         self._retry_wake.set()
         return rt
 
@@ -265,6 +322,11 @@ class DataPlane:
         rt = self._runtimes.pop(name, None)
         if rt is not None:
             self._retire(list(rt.models.values()))
+            self.metrics.forget_deployment(name)
+
+    def discard_models(self, models: list[ServableModel]) -> None:
+        """Close models that were loaded for a change that was not installed."""
+        self._retire(models)
 
     def _retire(self, models: list[ServableModel]) -> None:
         if not models:
@@ -292,11 +354,14 @@ class DataPlane:
 
     # --- not ready deployments: load again ------------------------------------------------
     def retry_now(self, names: set[str] | None = None) -> None:
-        """Retry loading the not-ready deployments (``names``, or all) at once."""
+        """Retry loading the not-ready deployments (``names``, or all) at once: an event
+        says the cause may be gone, so one whose retry budget was spent gets a new one."""
         now = time.monotonic()
         for name, rt in self._runtimes.items():
             if rt.state is not DeploymentState.READY and (names is None or name in names):
                 rt.retry_at = now
+                if rt.budget_exhausted:
+                    rt.attempts = 0
         self._retry_wake.set()
 
     async def _retry_loop(self) -> None:
@@ -352,9 +417,37 @@ class DataPlane:
                 continue
             await self.on_alias_event(AliasEvent(model, alias, resolved.version))
 
+    def readiness(self) -> dict[str, Any]:
+        """What ``/v2/health/ready`` reports beyond ``ready``: the generation and state each
+        deployment is served at here, and the retry state of what it depends on."""
+        body: dict[str, Any] = {
+            "deployments": {
+                name: {"generation": rt.deployment.generation, "state": rt.state.value,
+                       "load_failures": rt.attempts,
+                       "retry_budget_exhausted": rt.budget_exhausted}
+                for name, rt in sorted(self._runtimes.items())},
+            "registry_stream": self.registry_stream}
+        if self.change_feed_state is not None:
+            body["deployment_sync"] = self.change_feed_state()
+        return body
+
+    @property
+    def registry_stream(self) -> dict[str, Any]:
+        """The alias event stream's state, for readiness."""
+        wait = 0.0 if self._stream_connected_now else \
+            max(0.0, self._stream_next_attempt - time.monotonic())
+        return {"connected": self._stream_connected_now,
+                "consecutive_failures": self._stream_backoff.failures,
+                "last_error": self._stream_last_error,
+                "next_attempt_in_seconds": round(wait, 3)}
+
     def _stream_connected(self) -> None:
         # The registry answers again: what waited for it (or missed events) loads now.
-        self._stream_failures = 0
+        self._stream_backoff.reset()
+        self._stream_connected_now = True
+        self._stream_last_error = ""
+        self.metrics.registry_stream_connected.set(1)
+        self.metrics.registry_stream_failures.set(0)
         waiting = [n for n, rt in self._runtimes.items() if rt.state is not DeploymentState.READY]
         if waiting:
             log.info("registry event stream connected: loading %s again now",
@@ -371,11 +464,21 @@ class DataPlane:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reconnect after a pause
-                self._stream_failures += 1
-                # Once per outage (and every minute or so), not every second.
-                log.log(logging.WARNING if self._stream_failures % 60 == 1 else logging.DEBUG,
-                        "alias event stream failed (%s); retrying every second", exc)
-            await asyncio.sleep(1.0)
+                delay = self._stream_backoff.failed()
+                failures = self._stream_backoff.failures
+                self._stream_connected_now = False
+                self._stream_last_error = str(exc)
+                self._stream_next_attempt = time.monotonic() + delay
+                self.metrics.registry_stream_connected.set(0)
+                self.metrics.registry_stream_failures.set(failures)
+                # Once per outage (and now and then), not on every attempt.
+                log.log(logging.WARNING if failures in (1, 5) or failures % 50 == 0
+                        else logging.DEBUG,
+                        "alias event stream failed (%s); reconnecting in %.1fs (failure %d)",
+                        exc, delay, failures)
+                await asyncio.sleep(delay)
+                continue
+            await asyncio.sleep(self._stream_backoff.failed())  # ended without an error
 
     async def on_alias_event(self, event: AliasEvent) -> None:
         """Swap every deployment that follows ``model@alias`` to its new version."""

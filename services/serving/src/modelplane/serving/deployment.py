@@ -142,6 +142,10 @@ class Deployment:
     create_time: datetime | None = None
     update_time: datetime | None = None
     etag: str = ""
+    #: the store's change counter at this version's write (0 = never stored): every
+    #: create/update/delete takes the next number of one store-wide sequence, so a
+    #: replica that serves generation g applies a change only if it is newer
+    generation: int = 0
 
     # --- the targets, with the deployment's model filled in ----------------------------
     def effective_routes(self) -> tuple[Route, ...]:
@@ -211,6 +215,7 @@ class Deployment:
             create_time=_parse_time(data.get("create_time")),
             update_time=_parse_time(data.get("update_time")),
             etag=data.get("etag", ""),
+            generation=int(data.get("generation", 0) or 0),
         )
 
 

@@ -4,6 +4,14 @@ Every change is validated, its models resolved and loaded *before* it is
 persisted, then swapped into the data plane in one step, so a bad change is an
 error to its caller and never a broken deployment. On start, persisted
 deployments are loaded again (a restart keeps routing as it was).
+
+Several replicas on one PostgreSQL store: each write takes a new generation and
+is announced (``deployment_store``, ``deployment_sync``); every replica, the
+writer included, then calls :meth:`DeploymentService.sync`, which reloads the row
+and applies it (load, swap the routes, or unload) unless the replica already
+serves that generation. The writer installs its own change before the
+announcement can be handled (both hold the service's lock), so it sees its own
+generation and does nothing.
 """
 
 from __future__ import annotations
@@ -89,20 +97,69 @@ class DeploymentService:
         (retried on alias events) for a permanent reason; see ``DataPlane.install_failed``."""
         deployments = await asyncio.to_thread(self.store.list_deployments)
         for d in deployments:
-            try:
-                self.plane.install(await self.plane.build(d))
-            except ModelplaneError as exc:
-                rt = self.plane.install_failed(d, exc)
-                log.error("deployment %s could not be loaded: %s", d.name, rt.state_message)
-            except Exception as exc:
-                log.exception("deployment %s could not be loaded", d.name)
-                self.plane.install_failed(d, exc)
+            await self._load_stored(d)
+
+    async def _load_stored(self, d: Deployment) -> None:
+        """Apply a stored deployment here: build (reusing what is loaded, aliases checked
+        again right after the swap) and swap it in, or install it not ready with a retry
+        plan."""
+        previous = self.plane.find(d.name)
+        try:
+            self.plane.install(await self.plane.build(
+                d, previous if previous is not None and previous.models else None,
+                recheck_aliases=False))
+        except ModelplaneError as exc:
+            rt = self.plane.install_failed(d, exc)
+            log.error("deployment %s could not be loaded: %s", d.name, rt.state_message)
+        except Exception as exc:
+            log.exception("deployment %s could not be loaded", d.name)
+            self.plane.install_failed(d, exc)
+
+    # --- replicas: apply what another replica (or this one) committed ------------------
+    async def sync(self, name: str, generation: int | None = None) -> None:
+        """Make this replica serve the stored row of ``name``: created, changed or
+        deleted. ``generation`` (from a notification) short-cuts the read when this
+        replica already serves that generation or a newer one."""
+        async with self._lock:
+            rt = self.plane.find(name)
+            if generation is not None and rt is not None \
+                    and rt.deployment.generation >= generation:
+                return
+            d = await asyncio.to_thread(self.store.get, name)
+            if d is None:
+                if rt is not None:
+                    self.plane.remove(name)
+                    log.info("deployment %s was deleted (generation %s); unloaded", name,
+                             generation if generation is not None else "?")
+                return
+            if rt is not None and rt.deployment.generation >= d.generation:
+                return
+            log.info("deployment %s: applying generation %d (served: %s)", name, d.generation,
+                     rt.deployment.generation if rt is not None else "none")
+            await self._load_stored(d)
+
+    async def resync(self) -> None:
+        """Compare every stored generation with what this replica serves and apply the
+        difference (after a reconnect of the change feed: notifications may be missed)."""
+        stored = await asyncio.to_thread(self.store.generations)
+        served = {n: rt.deployment.generation for n in self.plane.names
+                  if (rt := self.plane.find(n)) is not None}
+        for name in sorted(set(stored) | set(served)):
+            if stored.get(name) != served.get(name):
+                await self.sync(name)
 
     # --- helpers ------------------------------------------------------------------------
     def view(self, d: Deployment) -> DeploymentView:
         rt = self.plane.find(d.name)
         if rt is None:
             return DeploymentView(d, DeploymentState.LOADING, "", [])
+        if d.generation and rt.deployment.generation < d.generation:
+            # Read from the store while this replica applies the change (at most a
+            # moment: the change feed announces every write).
+            return DeploymentView(
+                d, DeploymentState.LOADING,
+                f"this replica serves generation {rt.deployment.generation}; applying "
+                f"generation {d.generation}", rt.loaded_models())
         return DeploymentView(d, rt.state, rt.state_message, rt.loaded_models())
 
     async def _get(self, name: str) -> Deployment:
@@ -122,14 +179,24 @@ class DeploymentService:
                 metadata={"deployment": d.name, "principal": principal.name})
 
     async def _apply(self, new: Deployment, *, expected_etag: str | None) -> Deployment:
+        """Build, persist (which gives the generation), install; returns what was stored."""
         previous = self.plane.find(new.name)
         rt = await self.plane.build(new, previous if previous and previous.models else None)
-        if expected_etag is None:
-            await asyncio.to_thread(self.store.create, new)
-        else:
-            await asyncio.to_thread(self.store.replace, new, expected_etag=expected_etag)
+        try:
+            if expected_etag is None:
+                stored = await asyncio.to_thread(self.store.create, new)
+            else:
+                stored = await asyncio.to_thread(self.store.replace, new,
+                                                 expected_etag=expected_etag)
+        except BaseException:
+            # Another replica won the race (exists / etag changed): unload what this
+            # attempt loaded, keep what the served version still uses.
+            kept = {id(m) for m in previous.models.values()} if previous else set()
+            self.plane.discard_models([m for m in rt.models.values() if id(m) not in kept])
+            raise
+        rt.deployment = stored
         self.plane.install(rt)
-        return new
+        return stored
 
     # --- operations ---------------------------------------------------------------------
     async def create(self, d: Deployment) -> DeploymentView:
@@ -142,7 +209,7 @@ class DeploymentService:
 
                 raise AlreadyExists(f"deployment {d.name!r} already exists",
                                     reason="DEPLOYMENT_EXISTS", metadata={"deployment": d.name})
-            await self._apply(d, expected_etag=None)
+            d = await self._apply(d, expected_etag=None)
         return self.view(d)
 
     async def get(self, name: str) -> DeploymentView:
@@ -177,7 +244,7 @@ class DeploymentService:
             new = dataclasses.replace(current, **changes, update_time=datetime.now(UTC),
                                       etag=uuid.uuid4().hex)
             validate(new)
-            await self._apply(new, expected_etag=current.etag)
+            new = await self._apply(new, expected_etag=current.etag)
         return self.view(new)
 
     async def set_traffic_split(self, name: str, routes: tuple[Route, ...],

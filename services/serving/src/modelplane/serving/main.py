@@ -101,7 +101,10 @@ class ServingServer:
                                        on_rejected=lambda deployment, n: self.metrics.log_rejected
                                        .labels(deployment).inc(n))
         self.plane = DataPlane(source, BentoModelRepository(
-            workers_per_model=settings.workers_per_model), self.logger, self.metrics, features)
+            workers_per_model=settings.workers_per_model), self.logger, self.metrics, features,
+            load_retry_budget=settings.load_retry_budget,
+            exhausted_retry_seconds=settings.load_retry_exhausted_seconds)
+        self.change_feed: Any = None
         self.store: Any = None
         self._dataset_reader = dataset_reader
         self.deployments: Any = None
@@ -141,6 +144,16 @@ class ServingServer:
         self.api.deployments = self.deployments
         self.api.batches = self.batches
         await self.deployments.start()
+        if self.store.notifies:  # PostgreSQL: other replicas may change deployments too
+            import dataclasses
+
+            from modelplane.serving.deployment_sync import DeploymentChangeFeed
+
+            self.change_feed = DeploymentChangeFeed(
+                self.settings.store_url, self.deployments.sync, self.deployments.resync,
+                metrics=self.metrics)
+            self.plane.change_feed_state = lambda: dataclasses.asdict(self.change_feed.state())
+            self.change_feed.start()
         self.plane.start()
         if self.settings.http_addr:
             await self._start_http()
@@ -162,6 +175,8 @@ class ServingServer:
         log.info("serving REST (OIP v2, /metrics) on %s", self.http_address)
 
     async def stop(self) -> None:
+        if self.change_feed is not None:
+            await self.change_feed.close()
         if self._http_server is not None:
             self._http_server.should_exit = True
             if self._http_task is not None:

@@ -293,7 +293,9 @@ class OipHttpApp:
         return JSONResponse({"live": True})
 
     async def ready(self, request: Request) -> Response:
-        return JSONResponse({"ready": True})
+        # Beyond OIP's field: the generation each deployment is served at on this replica
+        # and the retry state of the registry stream and the deployment change feed.
+        return JSONResponse({"ready": True, **self.plane.readiness()})
 
     async def server_metadata(self, request: Request) -> Response:
         return JSONResponse({"name": "modelplane-serving", "version": "0.1.0",
@@ -313,7 +315,8 @@ class OipHttpApp:
         except ModelplaneError as exc:
             return _error(exc)
         ready = rt.state is DeploymentState.READY
-        body: dict[str, Any] = {"name": rt.deployment.name, "ready": ready}
+        body: dict[str, Any] = {"name": rt.deployment.name, "ready": ready,
+                                "generation": rt.deployment.generation}
         if not ready:  # beyond OIP's two fields: why, and what it waits for
             body["state"] = rt.state.value
             body["reason"] = rt.state_message

@@ -36,3 +36,44 @@ class ServingMetrics:
         self.logging_queue = Gauge(
             "modelplane_serving_prediction_log_pending",
             "Prediction records not yet delivered to observability", registry=self.registry)
+        # --- what this replica serves, and its retry state ---------------------------
+        self.deployment_generation = Gauge(
+            "modelplane_serving_deployment_generation",
+            "Generation of the deployment this replica serves (the store's change counter)",
+            ["deployment"], registry=self.registry)
+        self.deployment_ready = Gauge(
+            "modelplane_serving_deployment_ready",
+            "1 when the deployment answers inference here, 0 while LOADING or FAILED",
+            ["deployment"], registry=self.registry)
+        self.deployment_load_failures = Gauge(
+            "modelplane_serving_deployment_load_failures",
+            "Consecutive failed load attempts of the deployment (0 when ready)",
+            ["deployment"], registry=self.registry)
+        self.deployment_retry_budget_exhausted = Gauge(
+            "modelplane_serving_deployment_retry_budget_exhausted",
+            "1 when the deployment used its load retry budget (FAILED, slow retries)",
+            ["deployment"], registry=self.registry)
+        self.registry_stream_connected = Gauge(
+            "modelplane_serving_registry_stream_connected",
+            "1 while the registry's alias event stream (or MLflow poll) answers",
+            registry=self.registry)
+        self.registry_stream_failures = Gauge(
+            "modelplane_serving_registry_stream_failures",
+            "Consecutive failures of the registry's alias event stream", registry=self.registry)
+        self.sync_connected = Gauge(
+            "modelplane_serving_deployment_sync_connected",
+            "1 while this replica LISTENs for deployment changes (PostgreSQL store)",
+            registry=self.registry)
+        self.sync_reconnects = Counter(
+            "modelplane_serving_deployment_sync_reconnects",
+            "Times the deployment change feed reconnected (each followed by a full resync)",
+            registry=self.registry)
+
+    def forget_deployment(self, name: str) -> None:
+        """Drop the per-deployment gauges of a deployment no longer served here."""
+        for gauge in (self.deployment_generation, self.deployment_ready,
+                      self.deployment_load_failures, self.deployment_retry_budget_exhausted):
+            try:
+                gauge.remove(name)
+            except KeyError:
+                pass

@@ -54,6 +54,10 @@ class ServingSettings:
     workers_per_model: int = 2
     #: alias poll interval when models come straight from MLflow
     alias_poll_seconds: float = 2.0
+    #: failed load attempts (a dependency not answering) before a deployment is FAILED ...
+    load_retry_budget: int = 8
+    #: ... and then retried only this often (or at once on an event)
+    load_retry_exhausted_seconds: float = 300.0
 
     @property
     def data_dir(self) -> Path:
@@ -89,4 +93,7 @@ class ServingSettings:
             log_fsync_interval_ms=float(env("LOG_FSYNC_INTERVAL_MS", "100") or 100),
             workers_per_model=int(env("WORKERS_PER_MODEL", "2") or 2),
             alias_poll_seconds=float(env("ALIAS_POLL_SECONDS", "2.0") or 2.0),
+            load_retry_budget=int(env("LOAD_RETRY_BUDGET", "8") or 8),
+            load_retry_exhausted_seconds=float(env("LOAD_RETRY_EXHAUSTED_SECONDS", "300")
+                                               or 300.0),
         )
