@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from modelplane.featurestore.api import FeatureStoreServicer, TableReader
 from modelplane.featurestore.core import FeatureStoreCore
@@ -26,8 +25,7 @@ def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | No
 
     fs = fs_settings or FeatureStoreSettings.from_service(settings)
     core = FeatureStoreCore(fs)
-    roots = [settings.data_root, *(Path(p) for p in (settings.env("IMPORT_DIRS") or "").split(":") if p)]
-    tables = TableReader(roots, settings.arrow_limits)
+    tables = TableReader(fs.storage_policy, settings.arrow_limits)
 
     refresher: list[asyncio.Task[None]] = []
 
