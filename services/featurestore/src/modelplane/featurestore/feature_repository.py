@@ -351,11 +351,17 @@ class FeatureRepository:
                                [self.get_feature_view(v.name) for v in views],
                                [self.get_feature_service(s.name) for s in services])
 
-    def apply_directory(self, path: str, *, dry_run: bool = False) -> AppliedRepo:
-        """Apply every Feast object defined by the Python files under ``path``."""
-        # The repo's Python runs in this process: only from under a storage root.
-        located = self.settings.storage_policy.locate(path, "repo_path")
-        root = located.path
+    def apply_directory(self, path: str, *, dry_run: bool = False,
+                        caller_named: bool = True) -> AppliedRepo:
+        """Apply every Feast object defined by the Python files under ``path``.
+
+        A caller-named ``path`` (ApplyRepo) and its sources follow the storage policy:
+        the repo's Python runs in this process. The operator's own ``REPO`` setting
+        (``caller_named=False``) is trusted as configured."""
+        if caller_named:
+            root: Path | None = self.settings.storage_policy.locate(path, "repo_path").path
+        else:
+            root = Path(path).resolve()
         if root is None or not root.is_dir():
             raise InvalidArgument(f"repo_path: {path!r} is not a directory on the server",
                                   reason="REPO_NOT_FOUND", metadata={"repo_path": path},
@@ -366,7 +372,7 @@ class FeatureRepository:
             raise InvalidArgument(f"repo_path: the feature repo failed to load: {exc}",
                                   reason="REPO_INVALID", metadata={"repo_path": path},
                                   field_violations=[FieldViolation("repo_path", str(exc)[:500])]) from None
-        for view in contents.feature_views:
+        for view in contents.feature_views if caller_named else ():
             self._confine_source(source_from_feast(view.batch_source),
                                  f"repo_path: feature view {view.name!r} source")
         with self._write_lock:

@@ -32,7 +32,8 @@ def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | No
     async def on_start() -> None:
         refresher.append(asyncio.create_task(core.refresh_definitions_forever()))
         if fs.repo_path:
-            applied = await asyncio.to_thread(core.repository.apply_directory, fs.repo_path)
+            applied = await asyncio.to_thread(core.repository.apply_directory, fs.repo_path,
+                                              caller_named=False)
             log.info("applied feature repo %s: %d views", fs.repo_path, len(applied.feature_views))
 
     async def on_stop() -> None:
