@@ -203,7 +203,6 @@ class TableReader:
         self.arrow_limits = arrow_limits or ArrowLimits()
 
     def read(self, data: types_pb2.TableData, field: str) -> pa.Table:
-
         which = data.WhichOneof("source")
         if which == "arrow_ipc":
             # size and rows checked batch by batch before anything is inflated
