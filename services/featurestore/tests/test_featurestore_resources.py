@@ -100,8 +100,10 @@ async def test_definitions_lifecycle_with_pages_and_guards(default_featurestore:
                                                                    "feature_view.features"}
 
 
-async def test_apply_repo_directory_of_feast_python(default_featurestore: Any, tmp_path: Any) -> None:
+async def test_apply_repo_directory_of_feast_python(default_featurestore: Any) -> None:
     fs = default_featurestore
+    tmp_path = fs.data_dir / "imports" / "driver-repo"  # repo dirs only under a storage root
+    tmp_path.mkdir(parents=True)
     parquet = tmp_path / "drivers.parquet"
     import pyarrow.parquet as pq
     pq.write_table(pa.table({"driver_id": pa.array([1, 2], pa.int64()),
@@ -140,6 +142,9 @@ async def test_apply_repo_directory_of_feast_python(default_featurestore: Any, t
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await fs.stub.ApplyRepo(pb.ApplyRepoRequest(repo_path=str(tmp_path / "missing")))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fs.stub.ApplyRepo(pb.ApplyRepoRequest(repo_path=str(fs.data_dir.parent)))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_datasets_are_versioned_hashed_and_read_back(default_featurestore: Any, demo: Any) -> None:
@@ -275,9 +280,11 @@ async def test_offline_rows_from_a_parquet_uri_under_the_data_root(default_featu
 
     outside = tmp_path / "elsewhere.parquet"
     pq.write_table(rows, outside)
-    for uri in (str(outside), "s3://bucket/x.parquet", str(fs.data_dir / "imports" / "missing.parquet")):
+    for uri, code in ((str(outside), grpc.StatusCode.PERMISSION_DENIED),
+                      ("s3://bucket/x.parquet", grpc.StatusCode.PERMISSION_DENIED),
+                      (str(fs.data_dir / "imports" / "missing.parquet"), grpc.StatusCode.NOT_FOUND)):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await fs.stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(
                 feature_view="customer_profile", rows=types_pb2.TableData(parquet_uri=uri)))
-        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert err(info.value).field_violations[0].field == "rows.parquet_uri"
+        assert info.value.code() == code
+        assert err(info.value).metadata["field"] == "rows.parquet_uri"

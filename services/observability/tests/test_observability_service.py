@@ -8,7 +8,6 @@ import json
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -442,8 +441,7 @@ async def test_list_records_pages_newest_first_and_filters(service: Service) -> 
     assert bad.reason == "INVALID_PAGE_TOKEN"
 
 
-async def test_import_records_and_actuals_from_parquet(service: Service, tmp_path: Path
-                                                       ) -> None:
+async def test_import_records_and_actuals_from_parquet(service: Service) -> None:
     model = unique_model("import")
     n = 100
     table = pa.table({
@@ -453,7 +451,7 @@ async def test_import_records_and_actuals_from_parquet(service: Service, tmp_pat
         "age": np.arange(n, dtype=float), "plan": ["basic", "pro"] * (n // 2),
         "prediction": [i % 2 for i in range(n)], "score_1": np.linspace(0, 1, n),
         "tag_channel": ["web"] * n, "actual": [1] * n})
-    path = tmp_path / "records.parquet"
+    path = service.runtime.storage.imports / f"{model}.parquet"  # files only under the roots
     pq.write_table(table, path)
     resp = await service.stub.ImportRecords(pb.ImportRecordsRequest(
         model=model, version="v3", environment=pb.ENVIRONMENT_BATCH,
@@ -465,5 +463,5 @@ async def test_import_records_and_actuals_from_parquet(service: Service, tmp_pat
     assert rec.actual.value.int64_value == 1
     missing = await rpc_error(service.stub.ImportRecords(pb.ImportRecordsRequest(
         model=model, version="v3", environment=pb.ENVIRONMENT_BATCH,
-        table={"parquet_uri": str(tmp_path / "nope.parquet")})))
-    assert missing.reason == "TABLE_NOT_FOUND"
+        table={"parquet_uri": f"{model}-nope.parquet"})))
+    assert missing.reason == "LOCATION_NOT_FOUND"

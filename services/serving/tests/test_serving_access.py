@@ -109,7 +109,8 @@ async def test_batch_job_scores_a_parquet_file_and_logs_it_as_batch(make_setting
     obs = sv.ObservabilityStandIn()
     await obs.start()
     X, _ = sv.make_data(9, 25)
-    src = tmp_path / "rows.parquet"
+    src = tmp_path / "serving" / "imports" / "rows.parquet"  # the service's imports root
+    src.parent.mkdir(parents=True)
     pd.DataFrame(X, columns=[f"f{i}" for i in range(4)]).to_parquet(src)
     expected = LogisticRegression(C=1.0).fit(*sv.make_data(0)).predict(X)
     settings = make_settings(MODELPLANE_SERVING_OBSERVABILITY_TARGET=obs.address)
@@ -148,7 +149,8 @@ async def test_export_bento_builds_a_standalone_bento_archive(make_settings, sv,
             await stub.CreateDeployment(pb.CreateDeploymentRequest(
                 deployment=pb.Deployment(name="churn", model="churn")))
             out = await stub.ExportBento(pb.ExportBentoRequest(
-                name="churn", output_path=str(tmp_path / "churn.bento")), timeout=120)
+                name="churn", output_path=str(tmp_path / "serving" / "exports" / "churn.bento")),
+                timeout=120)
         assert out.bento_model_tag == "churn:v1"
         assert out.bento_tag.startswith("churn-svc:")
         import tarfile

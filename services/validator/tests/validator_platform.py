@@ -85,6 +85,7 @@ async def platform(root: Path, validator_database_url: str | None = None) -> Asy
         "MODELPLANE_OBSERVABILITY_ADDR": "127.0.0.1:0",
         "MODELPLANE_OBSERVABILITY_HTTP_ADDR": "off",
         "MODELPLANE_VALIDATOR_ADDR": "127.0.0.1:0",
+        "MODELPLANE_VALIDATOR_STORAGE_ROOTS": str(root),  # the tests' parquet datasets
         "MODELPLANE_FEATURESTORE_ADDR": "127.0.0.1:0",
     }
     environ.pop("MLFLOW_TRACKING_URI", None)

@@ -8,9 +8,8 @@ a worker thread. Errors are the domain's ``ModelplaneError``s, mapped to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +38,7 @@ from modelplane.featurestore.wire import modelplane_response
 from modelplane.kit.arrow_ipc import ArrowLimits, read_ipc_stream
 from modelplane.kit.auth import Role, current_principal
 from modelplane.kit.errors import FieldViolation, InvalidArgument, PermissionDenied
+from modelplane.kit.locations import StoragePolicy, read_parquet
 
 _KIND_TO_PB = {k: pb.ValueType.Value(f"VALUE_TYPE_{k.value}") for k in ValueKind}
 _PB_TO_KIND = {v: k for k, v in _KIND_TO_PB.items()}
@@ -195,41 +195,21 @@ def value_to_python(value: types_pb2.Value) -> Any:
 
 
 class TableReader:
-    """``modelplane.api.v1.TableData`` -> Arrow table (inline IPC, or parquet under allowed roots)."""
+    """``modelplane.api.v1.TableData`` -> Arrow table (inline IPC, or a parquet file the
+    storage policy lets callers name)."""
 
-    def __init__(self, allowed_roots: Iterable[Path],
-                 arrow_limits: ArrowLimits | None = None) -> None:
-        self.roots = [p.resolve() for p in allowed_roots]
+    def __init__(self, storage: StoragePolicy, arrow_limits: ArrowLimits | None = None) -> None:
+        self.storage = storage
         self.arrow_limits = arrow_limits or ArrowLimits()
 
     def read(self, data: types_pb2.TableData, field: str) -> pa.Table:
-        import pyarrow.parquet as pq
-
         which = data.WhichOneof("source")
         if which == "arrow_ipc":
             # size and rows checked batch by batch before anything is inflated
             return read_ipc_stream(data.arrow_ipc, self.arrow_limits, f"{field}.arrow_ipc")
         if which == "parquet_uri":
-            uri = data.parquet_uri
-            path = Path(uri.removeprefix("file://")).resolve()
-            if uri.startswith(("s3://", "gs://", "http://", "https://")) or \
-                    not any(path.is_relative_to(r) for r in self.roots):
-                raise InvalidArgument(
-                    f"{field}.parquet_uri: {uri!r} is not a local file under an import directory "
-                    f"of this server", reason="PARQUET_URI_NOT_ALLOWED", metadata={"uri": uri},
-                    field_violations=[FieldViolation(f"{field}.parquet_uri", "not allowed")])
-            if not path.exists():
-                raise InvalidArgument(f"{field}.parquet_uri: {uri!r} does not exist",
-                                      reason="PARQUET_NOT_FOUND", metadata={"uri": uri},
-                                      field_violations=[FieldViolation(f"{field}.parquet_uri",
-                                                                       "no such file")])
-            try:
-                return pq.read_table(path)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise InvalidArgument(f"{field}.parquet_uri: unreadable parquet ({exc})",
-                                      reason="BAD_PARQUET", metadata={"uri": uri},
-                                      field_violations=[FieldViolation(f"{field}.parquet_uri",
-                                                                       "unreadable")]) from None
+            where = f"{field}.parquet_uri"
+            return read_parquet(self.storage.readable(data.parquet_uri, where), where)
         raise InvalidArgument(f"{field}: set arrow_ipc or parquet_uri", reason="TABLE_REQUIRED",
                               field_violations=[FieldViolation(field, "required")])
 

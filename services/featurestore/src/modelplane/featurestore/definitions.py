@@ -184,6 +184,24 @@ def entity_from_feast(entity: Any) -> EntitySpec:
         create_time=_utc(entity.created_timestamp), update_time=_utc(entity.last_updated_timestamp))
 
 
+#: one PostgreSQL identifier as a source may name it (no quotes, no SQL). Lower case
+#: only: Feast's PostgreSQL offline store writes the name into its SQL unquoted (folded
+#: to lower case), ours quotes it, and both must mean the same table.
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_table_identifier(table: str, field_path: str) -> tuple[str, ...]:
+    """``table`` or ``schema.table`` as identifiers; INVALID_ARGUMENT for anything else
+    (a ``(SELECT ...)`` query above all: a source names a table, it is never SQL text)."""
+    parts = tuple(table.split("."))
+    if not table or len(parts) > 2 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
+        raise InvalidArgument(
+            f"{field_path}: a PostgreSQL source is a table name, [schema.]table, of lower-case "
+            "letters, digits and _ (not a query)", reason="SOURCE_TABLE_INVALID",
+            field_violations=[FieldViolation(field_path, "not a [schema.]table identifier")])
+    return parts
+
+
 def source_from_feast(source: Any) -> SourceSpec:
     from feast import FileSource
 

@@ -23,13 +23,16 @@ from modelplane.featurestore.definitions import (
     FeatureServiceSpec,
     FeatureViewSpec,
     SourceKind,
+    SourceSpec,
     ValueKind,
+    check_table_identifier,
     entity_from_feast,
     entity_to_feast,
     feature_service_from_feast,
     feature_service_to_feast,
     feature_view_from_feast,
     feature_view_to_feast,
+    source_from_feast,
 )
 from modelplane.featurestore.feast_config import PostgresParams, build_repo_config
 from modelplane.featurestore.offline_tables import (
@@ -270,6 +273,17 @@ class FeatureRepository:
 
     # ---------------------------------------------------------------- definitions
 
+    def _confine_source(self, source: SourceSpec, field: str) -> None:
+        """A caller-named source under the storage policy: a file path under a storage
+        root (relative paths under the data dir, a wildcard only in the file name,
+        rewritten to the resolved path), a PostgreSQL ``[schema.]table`` identifier."""
+        if source.kind == SourceKind.POSTGRES or (source.kind is None and source.table):
+            check_table_identifier(source.table, f"{field}.table")
+        elif source.path:
+            loc = self.settings.storage_policy.locate(
+                source.path, f"{field}.path", base=self.settings.data_dir, allow_glob=True)
+            source.path = loc.target
+
     def _prepare_view(self, spec: FeatureViewSpec, entities: dict[str, EntitySpec],
                       field: str) -> Any:
         if spec.source is None or not (spec.source.path or spec.source.table):
@@ -287,9 +301,8 @@ class FeatureRepository:
                 f"sources, not {spec.source.kind.value}", reason="SOURCE_KIND_MISMATCH",
                 metadata={"feature_view": spec.name},
                 field_violations=[FieldViolation(f"{field}.source.kind", "wrong offline store kind")])
-        if spec.source.kind == SourceKind.FILE and spec.source.path and \
-                not Path(spec.source.path).is_absolute():
-            spec.source.path = str(self.settings.data_dir / spec.source.path)
+        else:
+            self._confine_source(spec.source, f"{field}.source")
         view = feature_view_to_feast(spec, entities, field)
         spec.join_keys = [entities[e].key for e in spec.entities]
         return view
@@ -338,10 +351,18 @@ class FeatureRepository:
                                [self.get_feature_view(v.name) for v in views],
                                [self.get_feature_service(s.name) for s in services])
 
-    def apply_directory(self, path: str, *, dry_run: bool = False) -> AppliedRepo:
-        """Apply every Feast object defined by the Python files under ``path``."""
-        root = Path(path).resolve()
-        if not root.is_dir():
+    def apply_directory(self, path: str, *, dry_run: bool = False,
+                        caller_named: bool = True) -> AppliedRepo:
+        """Apply every Feast object defined by the Python files under ``path``.
+
+        A caller-named ``path`` (ApplyRepo) and its sources follow the storage policy:
+        the repo's Python runs in this process. The operator's own ``REPO`` setting
+        (``caller_named=False``) is trusted as configured."""
+        if caller_named:
+            root: Path | None = self.settings.storage_policy.locate(path, "repo_path").path
+        else:
+            root = Path(path).resolve()
+        if root is None or not root.is_dir():
             raise InvalidArgument(f"repo_path: {path!r} is not a directory on the server",
                                   reason="REPO_NOT_FOUND", metadata={"repo_path": path},
                                   field_violations=[FieldViolation("repo_path", "not a directory")])
@@ -351,6 +372,9 @@ class FeatureRepository:
             raise InvalidArgument(f"repo_path: the feature repo failed to load: {exc}",
                                   reason="REPO_INVALID", metadata={"repo_path": path},
                                   field_violations=[FieldViolation("repo_path", str(exc)[:500])]) from None
+        for view in contents.feature_views if caller_named else ():
+            self._confine_source(source_from_feast(view.batch_source),
+                                 f"repo_path: feature view {view.name!r} source")
         with self._write_lock:
             objects = [*contents.entities, *contents.feature_views, *contents.feature_services]
             applied_entities = [entity_from_feast(e) for e in contents.entities]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from modelplane.featurestore.api import FeatureStoreServicer, TableReader
 from modelplane.featurestore.core import FeatureStoreCore
@@ -26,15 +25,15 @@ def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | No
 
     fs = fs_settings or FeatureStoreSettings.from_service(settings)
     core = FeatureStoreCore(fs)
-    roots = [settings.data_root, *(Path(p) for p in (settings.env("IMPORT_DIRS") or "").split(":") if p)]
-    tables = TableReader(roots, settings.arrow_limits)
+    tables = TableReader(fs.storage_policy, settings.arrow_limits)
 
     refresher: list[asyncio.Task[None]] = []
 
     async def on_start() -> None:
         refresher.append(asyncio.create_task(core.refresh_definitions_forever()))
         if fs.repo_path:
-            applied = await asyncio.to_thread(core.repository.apply_directory, fs.repo_path)
+            applied = await asyncio.to_thread(core.repository.apply_directory, fs.repo_path,
+                                              caller_named=False)
             log.info("applied feature repo %s: %d views", fs.repo_path, len(applied.feature_views))
 
     async def on_stop() -> None:

@@ -17,10 +17,16 @@ from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from psycopg import sql
 
-from modelplane.featurestore.definitions import SourceKind, SourceSpec, ValueKind
+from modelplane.featurestore.definitions import (
+    SourceKind,
+    SourceSpec,
+    ValueKind,
+    check_table_identifier,
+)
 from modelplane.featurestore.row_schema import ViewColumns
-from modelplane.kit.errors import FailedPrecondition
+from modelplane.kit.errors import FailedPrecondition, InvalidArgument
 
 _PG_TYPES = {
     ValueKind.STRING: "text", ValueKind.INT32: "integer", ValueKind.INT64: "bigint",
@@ -138,42 +144,61 @@ class PostgresOfflineTables:
         return psycopg.connect(self.conninfo)
 
     @staticmethod
-    def _from(source: SourceSpec) -> str:
-        table = source.table
-        if table.startswith("("):
-            return f"{table} AS src"  # a query source defined in a repo
-        return ".".join(_quote(p) for p in table.split("."))
+    def _from(source: SourceSpec) -> sql.Composable:
+        """The source's table as quoted identifiers: a source names a table, never SQL
+        (a ``(SELECT ...)`` source from before this rule is refused, not spliced)."""
+        try:
+            parts = check_table_identifier(source.table, "source.table")
+        except InvalidArgument:
+            raise FailedPrecondition(
+                f"source {source.name!r} does not name a [schema.]table; re-apply its feature "
+                "view with a table name", reason="SOURCE_TABLE_INVALID",
+                metadata={"source": source.name}) from None
+        return sql.Identifier(*parts)
 
     def ensure(self, source: SourceSpec, columns: ViewColumns) -> None:
-        if source.table.startswith("("):
-            return
-        defs = [f"{_quote(k)} {_PG_TYPES[kind]} NOT NULL" for k, kind in columns.join_keys.items()]
-        defs.append(f"{_quote(columns.timestamp_field)} timestamptz NOT NULL")
+        defs = [sql.SQL("{} {} NOT NULL").format(sql.Identifier(k), sql.SQL(_PG_TYPES[kind]))
+                for k, kind in columns.join_keys.items()]
+        defs.append(sql.SQL("{} timestamptz NOT NULL").format(
+            sql.Identifier(columns.timestamp_field)))
         if columns.created_timestamp_column:
-            defs.append(f"{_quote(columns.created_timestamp_column)} timestamptz")
-        defs += [f"{_quote(f)} {_PG_TYPES[kind]}" for f, kind in columns.features.items()]
+            defs.append(sql.SQL("{} timestamptz").format(
+                sql.Identifier(columns.created_timestamp_column)))
+        defs += [sql.SQL("{} {}").format(sql.Identifier(f), sql.SQL(_PG_TYPES[kind]))
+                 for f, kind in columns.features.items()]
+        table = self._from(source)
         index = f"{source.table}_keys_ts".replace(".", "_")[:60]
-        keys = ", ".join(_quote(k) for k in [*columns.join_keys, columns.timestamp_field])
+        keys = sql.SQL(", ").join(sql.Identifier(k)
+                                  for k in [*columns.join_keys, columns.timestamp_field])
         with self._connect() as conn:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {self._from(source)} ({', '.join(defs)})")
-            conn.execute(f"CREATE INDEX IF NOT EXISTS {_quote(index)} ON {self._from(source)} ({keys})")
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                table, sql.SQL(", ").join(defs)))
+            conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(index), table, keys))
 
     def append(self, source: SourceSpec, rows: pa.Table) -> None:
-        if source.table.startswith("("):
-            raise FailedPrecondition(f"source {source.name!r} is a query; rows cannot be written to it",
-                                     reason="SOURCE_READ_ONLY", metadata={"source": source.name})
-        cols = ", ".join(_quote(c) for c in rows.column_names)
+        table = self._from(source)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in rows.column_names)
         with self._connect() as conn, conn.cursor() as cur, \
-                cur.copy(f"COPY {self._from(source)} ({cols}) FROM STDIN") as copy:
+                cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, cols)) as copy:
             for row in rows.to_pylist():
                 copy.write_row(tuple(row.values()))
 
     def read(self, source: SourceSpec, start: datetime | None = None,
              end: datetime | None = None, columns: Sequence[str] | None = None) -> pa.Table:
-        where, params = _time_filter(source.timestamp_field, start, end, ("%s", "%s"))
-        cols = ", ".join(_quote(c) for c in columns) if columns else "*"
+        ts = sql.Identifier(source.timestamp_field)
+        clauses: list[sql.Composable] = []
+        params: list[datetime] = []
+        for bound, op in ((start, ">="), (end, "<")):
+            if bound is not None:
+                clauses.append(sql.SQL("{} " + op + " %s").format(ts))
+                params.append(bound)
+        query = sql.SQL("SELECT {} FROM {}{}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns) if columns else sql.SQL("*"),
+            self._from(source),
+            sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL(""))
         with self._connect() as conn, conn.cursor() as cur:
-            cur.execute(f"SELECT {cols} FROM {self._from(source)}{where}", params)
+            cur.execute(query, params)
             names = [d.name for d in cur.description or []]
             data = cur.fetchall()
         return pa.Table.from_pylist([dict(zip(names, r)) for r in data]) if data else \

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelplane.kit.errors import InvalidArgument
+from modelplane.kit.locations import StoragePolicy
 from modelplane.kit.settings import ServiceSettings
 
 OFFLINE_STORES = ("duckdb", "postgres")
@@ -47,6 +48,9 @@ class FeatureStoreSettings:
     metadata_refresh_seconds: float = 30.0
     #: keep parsed entity keys for this many distinct keys
     entity_key_cache_size: int = 200_000
+    #: which files callers may name (parquet_uri, feature view sources, repo_path);
+    #: None = the data dir's imports/ and exports/ and the offline root
+    storage: StoragePolicy | None = field(default=None, repr=False, compare=False)
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +78,18 @@ class FeatureStoreSettings:
     def offline_root(self) -> Path:
         return self.data_dir / "offline"
 
+    @property
+    def storage_policy(self) -> StoragePolicy:
+        """The storage policy; its roots always include the offline root, where the
+        default file sources live (so a view read back and applied again still passes)."""
+        if self.storage is not None:
+            return self.storage
+        roots = [self.data_dir / "imports", self.data_dir / "exports", self.offline_root]
+        for r in roots:
+            r.mkdir(parents=True, exist_ok=True)
+        return StoragePolicy(roots, roots_setting="MODELPLANE_FEATURESTORE_STORAGE_ROOTS",
+                             buckets_setting="MODELPLANE_FEATURESTORE_STORAGE_BUCKETS")
+
     @classmethod
     def from_service(cls, svc: ServiceSettings) -> FeatureStoreSettings:
         env = svc.env
@@ -91,4 +107,8 @@ class FeatureStoreSettings:
             repo_path=env("REPO", "") or "",
             datasets_dir=Path(d) if (d := env("DATASETS_DIR")) else None,
             metadata_refresh_seconds=float(env("METADATA_REFRESH_SECONDS", "30") or 30),
+            # IMPORT_DIRS: the older name of STORAGE_ROOTS, still read
+            storage=StoragePolicy.for_service(svc, extra_roots=[
+                svc.data_dir / "offline",
+                *(Path(p) for p in (env("IMPORT_DIRS") or "").split(":") if p)]),
         )

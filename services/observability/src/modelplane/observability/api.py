@@ -461,7 +461,8 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
 
         def run() -> tuple[IngestResult, int]:
             table = read_table(request.table.parquet_uri or None,
-                               request.table.arrow_ipc or None, "table", self._arrow_limits)
+                               request.table.arrow_ipc or None, "table", self._rt.storage,
+                               self._arrow_limits)
             return self._rt.ingestor.import_table(
                 request.model, request.version, Environment(request.environment), table,
                 _columns(request.columns))
@@ -660,7 +661,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                     raise _bad("baseline", "model and version are required")
                 table = read_table(request.records.parquet_uri or None,
                                    request.records.arrow_ipc or None, "records",
-                                   self._arrow_limits)
+                                   self._rt.storage, self._arrow_limits)
                 self._rt.ingestor.import_table(baseline.model, baseline.version,
                                                Environment.VALIDATION, table,
                                                _columns(request.columns))

@@ -22,12 +22,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from modelplane.kit.arrow_ipc import ArrowLimits, read_ipc_stream
-from modelplane.kit.errors import FieldViolation, InvalidArgument, Unimplemented
+from modelplane.kit.errors import FieldViolation, InvalidArgument
+from modelplane.kit.locations import StoragePolicy, read_parquet
 from modelplane.observability.columnar import prepare_columnar
 from modelplane.observability.records import (
     Actual,
@@ -215,8 +214,9 @@ class RecordIngestor:
         for attr, col in (("prediction_id", columns.prediction_id),
                           ("prediction_time", columns.prediction_time)):
             if col not in names:
-                raise _bad(f"columns.{attr}", f"the table has no column {col!r} "
-                           f"(it has {', '.join(sorted(names))})", "COLUMN_NOT_FOUND")
+                # (not the columns it does have: the table may be a server file)
+                raise _bad(f"columns.{attr}", f"the table has no column {col!r}",
+                           "COLUMN_NOT_FOUND")
         has_prediction = columns.prediction in names
         has_actual = columns.actual in names
         score_cols = [n for n in names if n.startswith(columns.score_prefix)]
@@ -364,26 +364,14 @@ def _as_time(value: Any) -> datetime | None:
 
 
 def read_table(parquet_uri: str | None, arrow_ipc: bytes | None, path: str,
-               arrow_limits: ArrowLimits | None = None) -> Any:
-    """An Arrow table from a local parquet path / file:// URI, or Arrow IPC stream bytes
-    (bounded: the kit's Arrow limits are checked before anything is inflated)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+               storage: StoragePolicy, arrow_limits: ArrowLimits | None = None) -> Any:
+    """An Arrow table from Arrow IPC stream bytes (bounded: the kit's Arrow limits are
+    checked before anything is inflated), or from a parquet file the storage policy
+    lets callers name (under a storage root, or in an allowed bucket)."""
 
     if arrow_ipc:
         return read_ipc_stream(arrow_ipc, arrow_limits, f"{path}.arrow_ipc")
     if not parquet_uri:
         raise _bad(path, "one of parquet_uri or arrow_ipc is required")
-    parsed = urlparse(parquet_uri)
-    if parsed.scheme not in ("", "file"):
-        raise Unimplemented(f"{path}.parquet_uri: scheme {parsed.scheme!r} is not supported "
-                            f"yet (local paths and file:// only)", reason="URI_SCHEME_UNSUPPORTED",
-                            metadata={"uri": parquet_uri})
-    local = Path(parsed.path if parsed.scheme == "file" else parquet_uri)
-    if not local.exists():
-        raise _bad(f"{path}.parquet_uri", f"{parquet_uri} does not exist", "TABLE_NOT_FOUND")
-    try:
-        return pq.read_table(local)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise _bad(f"{path}.parquet_uri", f"not a readable parquet file: {exc}",
-                   "INVALID_TABLE") from None
+    field = f"{path}.parquet_uri"
+    return read_parquet(storage.readable(parquet_uri, field), field)

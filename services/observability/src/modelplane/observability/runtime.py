@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from modelplane.kit.locations import StoragePolicy
 from modelplane.kit.outbound import OutboundPolicy
 from modelplane.observability.analysis_limits import AnalysisGate
 from modelplane.observability.evaluations import Evaluations
@@ -55,6 +56,8 @@ class ObservabilityRuntime:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.settings = settings
         self.store = open_store(settings)
+        #: which parquet files callers may import (ImportRecords, SetBaseline)
+        self.storage = StoragePolicy.for_service(settings.service)
         self.catalogs: dict[str, Catalog] = {}
         self.catalog_lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max(settings.analysis_threads, 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.kit.auth import current_principal
-from modelplane.kit.errors import FieldViolation, InvalidArgument, ModelplaneError, NotFound
+from modelplane.kit.errors import (
+    AlreadyExists,
+    FieldViolation,
+    InvalidArgument,
+    ModelplaneError,
+    NotFound,
+)
+from modelplane.kit.locations import Location, StoragePolicy, read_parquet
 from modelplane.serving.batch_job import BatchJob, BatchJobState
 from modelplane.serving.data_plane import DataPlane
 from modelplane.serving.deployment import ModelTarget
@@ -28,23 +36,38 @@ DatasetReader = Callable[[str], AsyncIterator[Any]]
 CHUNK_ROWS = 10_000
 
 
-def _local_path(uri: str) -> Path:
-    if uri.startswith("file://"):
-        return Path(uri.removeprefix("file://"))
-    if "://" in uri:
-        raise InvalidArgument(f"only local paths and file:// URIs are supported, not {uri!r}",
-                              reason="UNSUPPORTED_URI",
-                              field_violations=[FieldViolation("batch_job.parquet_uri",
-                                                               "local path or file://")])
-    return Path(uri)
+def _write_new(frame: Any, loc: Location) -> None:
+    """Write the scored rows to ``loc`` without ever replacing a file: a temporary file
+    in the same directory, hard-linked to the final name (which fails if the name was
+    taken meanwhile), so neither a file nor a symlink put there later is written through."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if loc.path is None:
+        pq.write_table(table, loc.target)  # an allowed bucket
+        return
+    tmp = loc.path.with_name(f".{loc.path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        try:
+            os.link(tmp, loc.path)
+        except FileExistsError:
+            raise AlreadyExists(f"batch_job.output_uri: {loc.uri!r} was created while the job "
+                                "ran; it was left as it is", reason="LOCATION_EXISTS") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class BatchRunner:
     def __init__(self, store: DeploymentStore, plane: DataPlane, output_dir: Path,
-                 dataset_reader: DatasetReader | None = None) -> None:
+                 storage: StoragePolicy, dataset_reader: DatasetReader | None = None) -> None:
         self.store = store
         self.plane = plane
+        #: where a job without an output_uri writes (server-named)
         self.output_dir = output_dir
+        #: what callers may name as input and output (kit locations)
+        self.storage = storage
         self.dataset_reader = dataset_reader
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -56,16 +79,16 @@ class BatchRunner:
                                   field_violations=[FieldViolation("batch_job.input",
                                                                    "exactly one")])
         rt = self.plane.runtime(deployment)
-        self.plane.check_infer(rt, current_principal())
-        if parquet_uri and not _local_path(parquet_uri).exists():
-            raise NotFound(f"parquet input {parquet_uri!r} does not exist",
-                           reason="BATCH_INPUT_NOT_FOUND", metadata={"uri": parquet_uri})
+        self.plane.check_infer(rt, current_principal(), target)
+        if parquet_uri:
+            self.storage.readable(parquet_uri, "batch_job.parquet_uri")
+        if output_uri:
+            self.storage.writable(output_uri, "batch_job.output_uri")
         if dataset and self.dataset_reader is None:
             raise InvalidArgument("no featurestore is configured to read datasets from",
                                   reason="FEATURESTORE_NOT_CONFIGURED")
         job_id = uuid.uuid4().hex
         out = output_uri or str(self.output_dir / f"{job_id}.parquet")
-        _local_path(out)
         job = BatchJob(id=job_id, deployment=deployment,
                        target=target.resolved_in(rt.deployment.model) if target else None,
                        dataset=dataset, parquet_uri=parquet_uri, output_uri=out,
@@ -104,9 +127,9 @@ class BatchRunner:
 
     async def _chunks(self, job: BatchJob) -> AsyncIterator[Any]:
         if job.parquet_uri:
-            import pyarrow.parquet as pq
-
-            table = await asyncio.to_thread(pq.read_table, _local_path(job.parquet_uri))
+            field = "batch_job.parquet_uri"
+            table = await asyncio.to_thread(read_parquet,
+                                            self.storage.readable(job.parquet_uri, field), field)
             for batch in table.to_batches(CHUNK_ROWS):
                 yield batch.to_pandas()
         else:
@@ -156,9 +179,12 @@ class BatchRunner:
                 job.rows_scored += len(df)
                 await asyncio.to_thread(self.store.save_job, job)
             frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-            path = _local_path(job.output_uri)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(frame.to_parquet, path, index=False)
+            if job.output_uri == str(self.output_dir / f"{job.id}.parquet"):
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                loc = Location(job.output_uri, Path(job.output_uri))
+            else:  # caller-named: checked again, the roots may have changed since
+                loc = self.storage.writable(job.output_uri, "batch_job.output_uri")
+            await asyncio.to_thread(_write_new, frame, loc)
             job.state = BatchJobState.SUCCEEDED
         except ModelplaneError as exc:
             job.state, job.error_message = BatchJobState.FAILED, exc.message

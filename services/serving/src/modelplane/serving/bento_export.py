@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelplane.kit.auth import current_principal
+from modelplane.kit.errors import AlreadyExists
+from modelplane.kit.locations import Location, StoragePolicy
 from modelplane.serving.data_plane import DataPlane
 from modelplane.serving.deployment import ModelTarget
 
@@ -43,11 +47,14 @@ class ExportedBento:
 
 
 class BentoExporter:
-    def __init__(self, plane: DataPlane, output_dir: Path) -> None:
+    def __init__(self, plane: DataPlane, output_dir: Path, storage: StoragePolicy) -> None:
         self.plane = plane
+        #: where an export without an output_path goes (server-named)
         self.output_dir = output_dir
+        #: what callers may name as output_path (kit locations)
+        self.storage = storage
 
-    def _build(self, model: str, version: str, tag: str, output_path: str) -> ExportedBento:
+    def _build(self, model: str, version: str, tag: str, output: Location | None) -> ExportedBento:
         import bentoml
 
         name = tag.split(":", 1)[0]
@@ -60,17 +67,36 @@ class BentoExporter:
                 f"service:{cls}", name=f"{name}-svc", build_ctx=ctx,
                 labels={"registered_model": model, "version": version},
                 python={"packages": ["scikit-learn", "numpy"], "lock_packages": False})
-        out = Path(output_path) if output_path else self.output_dir / f"{name}-v{version}.bento"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        path = bentoml.bentos.export_bento(bento.tag, str(out))
-        return ExportedBento(str(bento.tag), path, tag)
+        if output is None:
+            out = self.output_dir / f"{name}-v{version}.bento"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            return ExportedBento(str(bento.tag), bentoml.bentos.export_bento(bento.tag, str(out)),
+                                 tag)
+        if output.path is None:  # an allowed bucket: BentoML writes through fsspec
+            bentoml.bentos.export_bento(bento.tag, output.target)
+            return ExportedBento(str(bento.tag), output.uri, tag)
+        # Into a new file of our own, then linked to the caller's name (never replacing
+        # a file, nor following a symlink put there since the check).
+        tmp = output.path.with_name(f".{output.path.name}.{uuid.uuid4().hex}.bento")
+        try:
+            bentoml.bentos.export_bento(bento.tag, str(tmp))
+            try:
+                os.link(tmp, output.path)
+            except FileExistsError:
+                raise AlreadyExists(f"output_path: {output.uri!r} was created during the "
+                                    "export; it was left as it is",
+                                    reason="LOCATION_EXISTS") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ExportedBento(str(bento.tag), output.uri, tag)
 
     async def export(self, name: str, target: ModelTarget | None,
                      output_path: str) -> ExportedBento:
         rt = self.plane.runtime(name)
-        self.plane.check_infer(rt, current_principal())
+        self.plane.check_infer(rt, current_principal(), target)
+        output = self.storage.writable(output_path, "output_path") if output_path else None
         t = target.resolved_in(rt.deployment.model) if target else rt.routes[0].target
         resolved = await self.plane.source.resolve(t)
         tag = await asyncio.to_thread(self.plane.repository.import_model, resolved)
         return await asyncio.to_thread(self._build, resolved.model, resolved.version, tag,
-                                       output_path)
+                                       output)

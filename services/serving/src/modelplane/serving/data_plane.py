@@ -25,6 +25,7 @@ from opentelemetry.trace import get_current_span as _get_current_span
 from modelplane.kit.auth import Principal, Role
 from modelplane.kit.backoff import Backoff
 from modelplane.kit.errors import (
+    FieldViolation,
     InvalidArgument,
     ModelplaneError,
     NotFound,
@@ -515,13 +516,29 @@ class DataPlane:
                      new_model.version)
 
     # --- access -------------------------------------------------------------------------
-    def check_infer(self, rt: DeploymentRuntime, principal: Principal) -> None:
+    def check_infer(self, rt: DeploymentRuntime, principal: Principal,
+                    target: ModelTarget | None = None) -> None:
+        """May ``principal`` call this deployment, and (batch jobs, Bento exports) score
+        with ``target``? A deployment's infer right covers the models it serves (its
+        routes, shadow, fallbacks, ensemble members), in any version; naming any other
+        model through it needs an admin key, as no deployment's right is checked for it."""
         acc = rt.deployment.access
         if not may(principal, acc.infer_principals, acc.infer_access):
             raise PermissionDenied(
                 f"key {principal.name!r} may not call model {rt.deployment.name!r}",
                 reason="DEPLOYMENT_ACCESS_DENIED",
                 metadata={"deployment": rt.deployment.name, "principal": principal.name})
+        if target is None or not target.model or principal.role >= Role.ADMIN:
+            return
+        served = {t.model for t in rt.deployment.all_targets()} | {rt.deployment.model}
+        if target.model not in served:
+            raise PermissionDenied(
+                f"target.model: deployment {rt.deployment.name!r} does not serve model "
+                f"{target.model!r}; its rights cover only its own models",
+                reason="TARGET_MODEL_NOT_SERVED",
+                metadata={"deployment": rt.deployment.name, "model": target.model,
+                          "principal": principal.name},
+                field_violations=[FieldViolation("target.model", "not served by the deployment")])
 
     # --- inference ----------------------------------------------------------------------
     async def infer(self, req: InferenceRequest, principal: Principal) -> InferenceResponse:

@@ -50,6 +50,7 @@ class ServingServer:
 
         from modelplane.kit.auth import ApiKeyStore
         from modelplane.kit.clients import channel
+        from modelplane.kit.locations import StoragePolicy
         from modelplane.kit.server import Servicer, ServiceSpec
         from modelplane.serving.api import ServingApi
         from modelplane.serving.batch_runner import BatchRunner
@@ -118,8 +119,11 @@ class ServingServer:
         self._DeploymentStore = DeploymentStore
         self._DeploymentService = DeploymentService
         self._BatchRunner = BatchRunner
+        #: what callers may name: batch input and output, Bento export paths
+        self.storage = StoragePolicy.for_service(svc)
         self.api = ServingApi(None, None, BentoExporter(self.plane,  # type: ignore[arg-type]
-                                                        settings.data_dir / "bentos"))
+                                                        settings.data_dir / "bentos",
+                                                        self.storage))
         self.spec = ServiceSpec(
             name="serving",
             servicers=[
@@ -140,7 +144,7 @@ class ServingServer:
         self.deployments = self._DeploymentService(self.store, self.plane)
         self.batches = self._BatchRunner(self.store, self.plane,
                                          self.settings.data_dir / "batch-output",
-                                         self._dataset_reader)
+                                         self.storage, self._dataset_reader)
         self.api.deployments = self.deployments
         self.api.batches = self.batches
         await self.deployments.start()

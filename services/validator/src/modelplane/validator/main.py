@@ -7,6 +7,7 @@ import logging
 
 from modelplane.kit.clients import channel
 from modelplane.kit.errors import Unavailable
+from modelplane.kit.locations import StoragePolicy
 from modelplane.kit.server import Servicer, ServiceSpec, serve
 from modelplane.validator.v1 import validator_pb2_grpc
 
@@ -54,7 +55,8 @@ class ValidatorRuntime:
         self.service = ValidationService(
             self.store, RegistryClient(registry_channel),
             MlflowModelLoader(s.data_dir / "models", s.data_dir / "reports", api_key=svc.api_key),
-            DatasetSources(fs_channel, arrow_limits=svc.arrow_limits), sink,
+            DatasetSources(StoragePolicy.for_service(svc), fs_channel,
+                           arrow_limits=svc.arrow_limits), sink,
             max_concurrent_runs=s.max_concurrent_runs,
             max_baseline_rows=s.max_baseline_rows)
         await self.service.recover()

@@ -67,8 +67,9 @@ class ModelLoader(Protocol):
 
 
 class DatasetSource(Protocol):
-    async def describe(self, ref: DatasetRef) -> DatasetInfo:
-        """Columns and keys; NotFound / InvalidArgument naming the dataset when unusable."""
+    async def describe(self, ref: DatasetRef, field: str = "dataset") -> DatasetInfo:
+        """Columns and keys; NotFound / InvalidArgument / PermissionDenied naming the
+        dataset (as request ``field``) when unusable."""
 
     async def load(self, ref: DatasetRef, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The rows."""

@@ -235,7 +235,7 @@ class ValidationService:
         training_info: DatasetInfo | None = None
         training_ref = request.training_dataset
         if training_ref is not None:
-            training_info = await self._datasets.describe(training_ref)
+            training_info = await self._datasets.describe(training_ref, "training_dataset")
         elif candidate.dataset_id:
             try:
                 training_ref = DatasetRef(dataset=candidate.dataset_id)

@@ -8,6 +8,7 @@
 | `MODELPLANE_VALIDATOR_MAX_BASELINE_ROWS` | `100000` predictions handed to observability per run |
 | `MODELPLANE_VALIDATOR_OBSERVABILITY` | `on`; `off` = do not hand baselines to observability |
 | `MODELPLANE_VALIDATOR_FEATURESTORE` | `on`; `off` = parquet datasets only |
+| `MODELPLANE_VALIDATOR_STORAGE_ROOTS` / `_STORAGE_BUCKETS` | where parquet datasets may be named besides `<data dir>/validator/imports` and `/exports` (kit `locations`) |
 | `MODELPLANE_REGISTRY_TARGET` / `MODELPLANE_FEATURESTORE_TARGET` / `MODELPLANE_OBSERVABILITY_TARGET` | the peers' default ports (kit) |
 """
 

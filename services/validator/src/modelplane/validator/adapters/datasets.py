@@ -7,8 +7,6 @@ import asyncio
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlparse
 
 import grpc
 import pandas as pd
@@ -20,6 +18,7 @@ from modelplane.featurestore.v1 import featurestore_pb2 as fs
 from modelplane.featurestore.v1 import featurestore_pb2_grpc as fs_grpc
 from modelplane.kit.arrow_ipc import ArrowBudget, ArrowLimits
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
+from modelplane.kit.locations import StoragePolicy, read_parquet
 from modelplane.kit.status import raise_from_rpc_error
 
 from ..checks.base import FeatureParitySource
@@ -27,39 +26,41 @@ from ..ports import DatasetInfo
 from ..run import DatasetRef
 
 
-def parquet_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return Path(parsed.path if parsed.scheme else uri)
-    raise InvalidArgument(f"dataset.parquet_uri: unsupported scheme {parsed.scheme!r} "
-                          "(a local path or file:// URI)",
-                          field_violations=[FieldViolation("dataset.parquet_uri", "unsupported scheme")],
-                          metadata={"parquet_uri": uri})
-
-
 def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas()
 
 
 class DatasetSources:
-    """Parquet URIs read directly; featurestore datasets through its gRPC contract."""
+    """Parquet URIs read directly, where the storage policy lets callers name them;
+    featurestore datasets through its gRPC contract."""
 
-    def __init__(self, featurestore: grpc.aio.Channel | None = None, timeout_s: float = 300.0,
-                 arrow_limits: ArrowLimits | None = None) -> None:
+    def __init__(self, storage: StoragePolicy, featurestore: grpc.aio.Channel | None = None,
+                 timeout_s: float = 300.0, arrow_limits: ArrowLimits | None = None) -> None:
+        self._storage = storage
         self._stub = fs_grpc.FeatureStoreServiceStub(featurestore) if featurestore else None
         self._timeout = timeout_s
         self._arrow_limits = arrow_limits or ArrowLimits()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def describe(self, ref: DatasetRef) -> DatasetInfo:
+    async def describe(self, ref: DatasetRef, field: str = "dataset") -> DatasetInfo:
         self._loop = asyncio.get_running_loop()
         if ref.parquet_uri:
-            path = parquet_path(ref.parquet_uri)
-            if not path.exists():
-                raise NotFound(f"parquet dataset {ref.parquet_uri!r} does not exist",
-                               reason="DATASET_NOT_FOUND", metadata={"parquet_uri": ref.parquet_uri})
-            schema = await asyncio.to_thread(lambda: pq.ParquetDataset(path).schema)
-            return DatasetInfo(ref=ref, columns=[n for n in schema.names if n != "__index_level_0__"])
+            where = f"{field}.parquet_uri"
+            loc = self._storage.readable(ref.parquet_uri, where)
+
+            def schema_of() -> list[str]:
+                try:
+                    return list(pq.ParquetDataset(loc.target).schema.names)
+                except (pa.ArrowException, OSError, ValueError):
+                    # (not the parser's message: it can quote the file or its path)
+                    raise InvalidArgument(f"{where}: {ref.parquet_uri!r} is not a readable "
+                                          "parquet dataset", reason="BAD_PARQUET",
+                                          metadata={"field": where},
+                                          field_violations=[FieldViolation(where, "unreadable")]
+                                          ) from None
+
+            names = await asyncio.to_thread(schema_of)
+            return DatasetInfo(ref=ref, columns=[n for n in names if n != "__index_level_0__"])
         if self._stub is None:
             raise NotFound(f"dataset {ref.dataset!r}: no featurestore configured",
                            reason="DATASET_NOT_FOUND", metadata={"dataset": ref.dataset})
@@ -73,8 +74,10 @@ class DatasetSources:
 
     async def load(self, ref: DatasetRef, columns: Sequence[str] | None = None) -> pd.DataFrame:
         if ref.parquet_uri:
-            path = parquet_path(ref.parquet_uri)
-            return await asyncio.to_thread(pd.read_parquet, path, columns=list(columns) if columns else None)
+            # checked again: the run may start long after the request (a restart, a new root list)
+            loc = self._storage.readable(ref.parquet_uri, "dataset.parquet_uri")
+            table = await asyncio.to_thread(read_parquet, loc, "dataset.parquet_uri", columns)
+            return await asyncio.to_thread(_arrow_to_pandas, table)
         assert self._stub is not None
         return await self._read(ref.dataset, columns)
 
