@@ -54,6 +54,8 @@ class ServingSettings:
     workers_per_model: int = 2
     #: alias poll interval when models come straight from MLflow
     alias_poll_seconds: float = 2.0
+    #: traffic goes only to versions with a PASS validation unless an admin overrides
+    require_validation: bool = True
 
     @property
     def data_dir(self) -> Path:
@@ -89,4 +91,6 @@ class ServingSettings:
             log_fsync_interval_ms=float(env("LOG_FSYNC_INTERVAL_MS", "100") or 100),
             workers_per_model=int(env("WORKERS_PER_MODEL", "2") or 2),
             alias_poll_seconds=float(env("ALIAS_POLL_SECONDS", "2.0") or 2.0),
+            require_validation=(env("REQUIRE_VALIDATION", "on") or "on").strip().lower()
+            not in ("off", "0", "false", "no"),
         )
