@@ -7,18 +7,24 @@ too:
 - **API keys** (ASGI middleware, every route including the artifact proxy):
   ``Authorization: Bearer KEY`` - what the stock client sends when
   ``MLFLOW_TRACKING_TOKEN`` is set - or HTTP Basic with the key as password (the
-  browser prompt for the UI). GET and read-only POSTs (``*/search``, ``get-*``,
-  ``/graphql``) need role reader, other writes writer, webhook management
-  admin. ``/health`` and ``/version`` are open. Off when ``MODELPLANE_AUTH=off``.
+  browser prompt for the UI). The least role of each route comes from MLflow's own
+  route table (``mlflow_routes.py``; routes it does not list are admin-only).
+  ``/health`` and ``/version`` are open. Off when ``MODELPLANE_AUTH=off``.
+- **Who is calling** reaches Flask in the internal principal header; every spelling
+  of it a caller sends is dropped first (WSGI maps ``-`` and ``_`` alike).
+- **What MLflow will run**: writes are parsed with MLflow's own request parser;
+  bodies it would read differently (a JSON string, another content type, fields in
+  the query) are refused with 400 before MLflow runs.
 - **Promotion gate** on ``POST .../registered-models/alias``: a protected alias
   moves only onto a version with a PASS validation. There is no override over
   REST: an override needs a reason, given through the registry's gRPC SetAlias.
-- **Reserved tags**: ``modelplane.validation.*`` version tags are written only by
-  the registry's AttachValidation, so they cannot be forged to pass the gate.
+  Deleting a model or version under a protected alias is refused.
+- **Reserved tags**: ``modelplane.*`` model and version tags are written only by
+  service identities, so validation cannot be forged to pass the gate.
 - **Audit and events**: alias sets and deletes (also those implied by deleting a
-  version or model) go to the alias history with the key's name; every registry
-  write appends an event, which is what keeps the registry's resolve cache
-  exact and feeds WatchModelEvents.
+  version or model) go to the alias history with the key's name and the move
+  MLflow actually made; every registry write appends an event, which is what
+  keeps the registry's resolve cache exact and feeds WatchModelEvents.
 - **Lineage**: a version registered with the stock client gets lineage version
   tags copied from its run (``modelplane.dataset_id``, ``modelplane.feature_refs``,
   ``mlflow.source.git.commit``).
