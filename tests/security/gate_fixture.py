@@ -69,7 +69,7 @@ async def gate_registry(root: Path) -> AsyncIterator[Gate]:
         keys = dict(env.keys)
         keys_file = root / "api_keys.json"
         # Service identities as `modelplane up` creates them, and a person's admin key.
-        for name, role in (("validator", Role.WRITER), ("serving", Role.READER)):
+        for name, role in (("validator", Role.WRITER), ("serving", Role.WRITER)):
             if name not in keys:
                 keys[name] = add_key(keys_file, name, role, service=True)
         gate = Gate(env, keys)  # its channels are closed with the env's
