@@ -23,6 +23,11 @@ from modelplane.registry.v1 import registry_pb2 as pb
 API = "/api/2.0/mlflow"
 
 
+# The module's registry (an mlflow server and two logged models) takes minutes to
+# start on a loaded machine; pytest-timeout counts that setup against the first test.
+pytestmark = pytest.mark.timeout(900)
+
+
 @pytest.fixture(scope="module")
 async def gate(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gate]:
     async for g in gate_registry(tmp_path_factory.mktemp("gate")):

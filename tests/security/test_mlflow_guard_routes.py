@@ -40,6 +40,11 @@ MUTATING = [(rule, method) for rule, method in mutating_rules(_mlflow_app())
             if (route_key(rule), method) not in READ_ROUTES]
 
 
+# The module's registry (an mlflow server and two logged models) takes minutes to
+# start on a loaded machine; pytest-timeout counts that setup against the first test.
+pytestmark = pytest.mark.timeout(900)
+
+
 @pytest.fixture(scope="module")
 async def gate(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gate]:
     async for g in gate_registry(tmp_path_factory.mktemp("routes")):
