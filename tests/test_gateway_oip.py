@@ -109,6 +109,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[
            "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
            "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
            "MODELPLANE_GRACE_SECONDS": "1",
+           # the OIP plumbing under test, not the validation gate (tests/security)
+           "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off",
            "BENTOML_HOME": os.environ["BENTOML_HOME"]}
     settings = ServingSettings.from_env(env)
     serving = ServingServer(settings)

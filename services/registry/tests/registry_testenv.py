@@ -77,6 +77,8 @@ async def registry_env(backend: str, root: Path, database_url: str | None = None
     keys_file = root / "api_keys.json"
     keys = {role: add_key(keys_file, f"{role}-key", Role.parse(role))
             for role in ("admin", "writer", "reader")}
+    # The validator service's own identity: the only one whose AttachValidation counts.
+    keys["validator"] = add_key(keys_file, "validator", Role.WRITER, service=True)
     mlflow_port = free_port()
     environ = {
         **os.environ,

@@ -61,7 +61,7 @@ async def new_version(registry: RegistryEnv, trained: Trained, model_name: str,
 
 async def attach(registry: RegistryEnv, model: str, version: int, status: int,
                  report: str) -> pb.ModelVersion:
-    return await registry.stub("writer").AttachValidation(pb.AttachValidationRequest(
+    return await registry.stub("validator").AttachValidation(pb.AttachValidationRequest(
         model_name=model, version=version, validation=pb.ValidationSummary(
             report_id=report, status=status, report_uri=f"file:///reports/{report}.json",
             summary="checks ran")))
@@ -153,7 +153,7 @@ async def test_gate_refuses_then_accepts_after_a_passing_report(
         with pytest.raises(MlflowException, match="needs status PASS"):
             await in_thread(client.set_registered_model_alias, name, "champion", "1")
         # ... nor forge a passing report.
-        with pytest.raises(MlflowException, match="written only by the modelplane registry"):
+        with pytest.raises(MlflowException, match="is reserved"):
             await in_thread(client.set_model_version_tag, name, "1",
                             "modelplane.validation.status", "PASS")
 
@@ -162,7 +162,7 @@ async def test_gate_refuses_then_accepts_after_a_passing_report(
 
     passed = await attach(registry, name, 1, pb.VALIDATION_STATUS_PASS, "rep-pass")
     assert passed.validation.status == pb.VALIDATION_STATUS_PASS
-    assert passed.validation.attached_by == "writer-key"
+    assert passed.validation.attached_by == "validator"
     alias = await writer.SetAlias(pb.SetAliasRequest(model_name=name, alias="champion",
                                                       version=1))
     assert alias.version == 1 and alias.protected and alias.updated_by == "writer-key"

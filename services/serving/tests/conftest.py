@@ -132,6 +132,9 @@ def serving_settings(tmp: Path, registry_uri: str, **env: str) -> ServingSetting
                "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
                "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "0.2",
                "MODELPLANE_SERVING_LOG_FLUSH_SECONDS": "0.05",
+               # These tests serve unvalidated versions on purpose (routing, fallback,
+               # broken models); the validation requirement is tested in tests/security.
+               "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off",
                "BENTOML_HOME": os.environ["BENTOML_HOME"], **env}
     return ServingSettings.from_env(environ)
 

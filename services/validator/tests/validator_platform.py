@@ -73,6 +73,9 @@ async def platform(root: Path, validator_database_url: str | None = None) -> Asy
     keys_file = root / "api_keys.json"
     admin = add_key(keys_file, "admin-key", Role.ADMIN)
     reader = add_key(keys_file, "reader-key", Role.READER)
+    # The validator runs with its own service identity: the registry accepts validation
+    # results only from it (never from a person's key, admin or not).
+    validator_key = add_key(keys_file, "validator", Role.WRITER, service=True)
     environ = {
         **os.environ,
         "MODELPLANE_DATA_DIR": str(root / "data"),
@@ -104,9 +107,10 @@ async def platform(root: Path, validator_database_url: str | None = None) -> Asy
         environ["MODELPLANE_REGISTRY_TARGET"] = reg.address
         environ["MODELPLANE_OBSERVABILITY_TARGET"] = obs.address
         environ["MODELPLANE_FEATURESTORE_TARGET"] = fs.address
-        settings = ValidatorSettings.from_service(ServiceSettings.from_env("validator", environ))
+        settings = ValidatorSettings.from_service(ServiceSettings.from_env(
+            "validator", {**environ, "MODELPLANE_API_KEY": validator_key}))
         async with running(build_spec(ValidatorRuntime(settings)), settings.service) as val:
-            service = settings.service
+            service = registry_settings.service  # the test talks with the admin key
             channels = [channel(val.address, service, tracing=False),
                         channel(reg.address, service, tracing=False),
                         channel(obs.address, service, tracing=False),

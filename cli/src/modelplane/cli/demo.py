@@ -747,9 +747,17 @@ async def run(demo: Demo) -> dict[str, Any]:
     await set_alias(demo, "challenger", challenger)
 
     demo.stage(8, f"Canary: {CANARY_PERCENT:g}% of the traffic to the challenger")
+    # Serving routes traffic only to PASS versions unless an admin overrides with a
+    # reason (audited): a challenger that only warned gets its canary that way.
+    override = "" if challenger_report.status == vd.CHECK_STATUS_PASS else (
+        f"demo: {CANARY_PERCENT:g}% canary of challenger v{challenger} "
+        f"({vd.CheckStatus.Name(challenger_report.status)}) to measure it on live traffic")
+    if override:
+        demo.console.print(f"[yellow]validation override[/] (audited): {override}")
     d = await call("SetTrafficSplit", demo.stub("serving").SetTrafficSplit(sv.SetTrafficSplitRequest(
         name=DEPLOYMENT, traffic_split=sv.TrafficSplit(routes=[
-            _route("champion", 100 - CANARY_PERCENT), _route("challenger", CANARY_PERCENT)]))))
+            _route("champion", 100 - CANARY_PERCENT), _route("challenger", CANARY_PERCENT)]),
+        validation_override_reason=override)))
     with demo.progress() as progress:
         task = progress.add_task("load the challenger", total=None)
         d = await wait_ready(demo, progress, task)

@@ -196,10 +196,12 @@ class Deployment(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., model: _Optional[str] = ..., traffic_split: _Optional[_Union[TrafficSplit, _Mapping]] = ..., shadows: _Optional[_Iterable[_Union[ModelTarget, _Mapping]]] = ..., fallback: _Optional[_Union[FallbackPolicy, _Mapping]] = ..., ensemble: _Optional[_Union[Ensemble, _Mapping]] = ..., features: _Optional[_Union[FeatureBinding, _Mapping]] = ..., sticky_key: _Optional[str] = ..., access: _Optional[_Union[AccessPolicy, _Mapping]] = ..., prediction_logging: _Optional[_Union[PredictionLogging, str]] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., state_message: _Optional[str] = ..., loaded_models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class CreateDeploymentRequest(_message.Message):
-    __slots__ = ("deployment",)
+    __slots__ = ("deployment", "validation_override_reason")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_OVERRIDE_REASON_FIELD_NUMBER: _ClassVar[int]
     deployment: Deployment
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+    validation_override_reason: str
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., validation_override_reason: _Optional[str] = ...) -> None: ...
 
 class GetDeploymentRequest(_message.Message):
     __slots__ = ("name",)
@@ -226,12 +228,14 @@ class ListDeploymentsResponse(_message.Message):
     def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateDeploymentRequest(_message.Message):
-    __slots__ = ("deployment", "update_mask")
+    __slots__ = ("deployment", "update_mask", "validation_override_reason")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_OVERRIDE_REASON_FIELD_NUMBER: _ClassVar[int]
     deployment: Deployment
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    validation_override_reason: str
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., validation_override_reason: _Optional[str] = ...) -> None: ...
 
 class DeleteDeploymentRequest(_message.Message):
     __slots__ = ("name", "etag")
@@ -242,14 +246,16 @@ class DeleteDeploymentRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class SetTrafficSplitRequest(_message.Message):
-    __slots__ = ("name", "traffic_split", "etag")
+    __slots__ = ("name", "traffic_split", "etag", "validation_override_reason")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_SPLIT_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_OVERRIDE_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     traffic_split: TrafficSplit
     etag: str
-    def __init__(self, name: _Optional[str] = ..., traffic_split: _Optional[_Union[TrafficSplit, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    validation_override_reason: str
+    def __init__(self, name: _Optional[str] = ..., traffic_split: _Optional[_Union[TrafficSplit, _Mapping]] = ..., etag: _Optional[str] = ..., validation_override_reason: _Optional[str] = ...) -> None: ...
 
 class BatchJob(_message.Message):
     __slots__ = ("id", "deployment", "target", "dataset", "parquet_uri", "output_uri", "prediction_logging", "state", "error_message", "rows_total", "rows_scored", "model", "model_version", "create_time", "start_time", "end_time")

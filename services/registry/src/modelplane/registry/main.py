@@ -22,7 +22,6 @@ from modelplane.registry.events import EventHub, make_probe
 from modelplane.registry.history import RegistryHistory
 from modelplane.registry.mlflow_server import MlflowServer
 from modelplane.registry.mlflow_store import MlflowModelStore
-from modelplane.registry.promotion import PromotionGate
 from modelplane.registry.registry import ModelRegistry
 from modelplane.registry.settings import RegistrySettings
 from modelplane.registry.v1 import registry_pb2_grpc
@@ -66,7 +65,7 @@ class RegistryService:
             await self.hub.start()
             self.watchdog = asyncio.get_running_loop().create_task(self.mlflow.supervise())
             self.registry = ModelRegistry(store, self.history, self.hub,
-                                          PromotionGate(s.protected_aliases, s.override_role),
+                                          s.promotion_gate(),
                                           s.mlflow_uri, s.cache_size)
         except BaseException:
             await self.mlflow.stop()

@@ -305,6 +305,7 @@ class ModelRegistry:
         if len(report_uri) > 2048 or len(summary) > 4000:
             raise ids.invalid("validation.report_uri" if len(report_uri) > 2048
                               else "validation.summary", "too long", "VALIDATION_INVALID")
+        self.gate.check_validation_source(principal, model=model_name, version=version)
         summary_obj = ValidationSummary(report_id=report_id, status=status,
                                         report_uri=report_uri, summary=summary,
                                         attach_time=datetime.now(UTC), attached_by=principal.name)

@@ -9,6 +9,7 @@
 | `MODELPLANE_REGISTRY_MLFLOW_ARTIFACTS_DESTINATION` | `<data dir>/registry/artifacts` (or `s3://bucket/prefix`) |
 | `MODELPLANE_REGISTRY_PROTECTED_ALIASES` | `champion` (comma-separated) |
 | `MODELPLANE_REGISTRY_OVERRIDE_ROLE` | `admin` (least role allowed to override the gate) |
+| `MODELPLANE_REGISTRY_VALIDATION_PRINCIPALS` | `validator` (service identities whose AttachValidation counts; comma-separated) |
 | `MODELPLANE_REGISTRY_MLFLOW_WORKERS` | `2` |
 | `MODELPLANE_REGISTRY_MLFLOW_START_TIMEOUT` | `300` seconds |
 | `MODELPLANE_REGISTRY_MLFLOW_ALLOWED_HOSTS` | MLflow's default (localhost and private IPs) |
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from modelplane.kit.auth import Role
 from modelplane.kit.settings import ServiceSettings
+from modelplane.registry.promotion import PromotionGate
 
 DEFAULT_MLFLOW_ADDR = "127.0.0.1:7110"
 
@@ -49,6 +51,7 @@ class RegistrySettings:
     artifacts_destination: str
     protected_aliases: tuple[str, ...]
     override_role: Role
+    validation_principals: tuple[str, ...]
     mlflow_workers: int
     mlflow_start_timeout: float
     mlflow_allowed_hosts: str | None
@@ -79,12 +82,20 @@ class RegistrySettings:
             artifacts_destination=artifacts,
             protected_aliases=protected,
             override_role=Role.parse(service.env("OVERRIDE_ROLE", "admin") or "admin"),
+            validation_principals=tuple(
+                p.strip() for p in (service.env("VALIDATION_PRINCIPALS", "validator")
+                                    or "").split(",") if p.strip()),
             mlflow_workers=int(service.env("MLFLOW_WORKERS", "2") or 2),
             mlflow_start_timeout=float(service.env("MLFLOW_START_TIMEOUT", "300") or 300),
             mlflow_allowed_hosts=service.env("MLFLOW_ALLOWED_HOSTS"),
             event_poll_seconds=float(service.env("EVENT_POLL_SECONDS", "0.2") or 0.2),
             cache_size=int(service.env("CACHE_SIZE", "10000") or 10000),
         )
+
+    def promotion_gate(self) -> PromotionGate:
+        """The one gate both the gRPC API and the MLflow plugin decide with."""
+        return PromotionGate(self.protected_aliases, self.override_role,
+                             self.validation_principals, self.service.auth_enabled)
 
     @classmethod
     def from_env(cls) -> RegistrySettings:

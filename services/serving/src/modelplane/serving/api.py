@@ -182,7 +182,9 @@ class ServingApi(serving_pb2_grpc.ServingServiceServicer):
         self.exporter = exporter
 
     async def CreateDeployment(self, request: Any, context: Any) -> pb.Deployment:
-        return deployment_out(await self.deployments.create(deployment_in(request.deployment)))
+        return deployment_out(await self.deployments.create(
+            deployment_in(request.deployment),
+            override_reason=request.validation_override_reason))
 
     async def GetDeployment(self, request: Any, context: Any) -> pb.Deployment:
         return deployment_out(await self.deployments.get(request.name))
@@ -195,8 +197,9 @@ class ServingApi(serving_pb2_grpc.ServingServiceServicer):
 
     async def UpdateDeployment(self, request: Any, context: Any) -> pb.Deployment:
         paths = list(request.update_mask.paths)
-        return deployment_out(await self.deployments.update(deployment_in(request.deployment),
-                                                            paths))
+        return deployment_out(await self.deployments.update(
+            deployment_in(request.deployment), paths,
+            override_reason=request.validation_override_reason))
 
     async def DeleteDeployment(self, request: Any, context: Any) -> empty_pb2.Empty:
         await self.deployments.delete(request.name, request.etag)
@@ -204,7 +207,8 @@ class ServingApi(serving_pb2_grpc.ServingServiceServicer):
 
     async def SetTrafficSplit(self, request: Any, context: Any) -> pb.Deployment:
         return deployment_out(await self.deployments.set_traffic_split(
-            request.name, routes_in(request.traffic_split), request.etag))
+            request.name, routes_in(request.traffic_split), request.etag,
+            override_reason=request.validation_override_reason))
 
     async def CreateBatchJob(self, request: Any, context: Any) -> pb.BatchJob:
         m = request.batch_job

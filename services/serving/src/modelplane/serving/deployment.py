@@ -166,6 +166,15 @@ class Deployment:
             return ()
         return tuple(t.resolved_in(self.model) for t in self.ensemble.members)
 
+    def answering_targets(self) -> list[ModelTarget]:
+        """The targets live traffic is routed to: the traffic split's, or the ensemble's
+        members (fallbacks answer only on failure, shadows' answers are discarded)."""
+        seen: dict[str, ModelTarget] = {}
+        for t in ([r.target for r in self.effective_routes()] if self.ensemble is None
+                  else list(self.ensemble_members())):
+            seen.setdefault(t.key, t)
+        return list(seen.values())
+
     def all_targets(self) -> list[ModelTarget]:
         """Every distinct target the deployment needs loaded, primary ones first."""
         seen: dict[str, ModelTarget] = {}

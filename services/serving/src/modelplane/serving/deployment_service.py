@@ -1,5 +1,11 @@
 """The control plane: create, change and delete deployments, persisted and applied live.
 
+With ``require_validation`` on (the default), a change that routes traffic to a
+version without a PASS validation in the registry - pinned, or through an alias
+it resolves to, in the traffic split or an ensemble - is FAILED_PRECONDITION,
+unless an admin gives an override reason; the override is written to the
+``modelplane.serving.audit`` log with the caller, the versions and the reason.
+
 Every change is validated, its models resolved and loaded *before* it is
 persisted, then swapped into the data plane in one step, so a bad change is an
 error to its caller and never a broken deployment. On start, persisted
@@ -23,9 +29,10 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from modelplane.kit.auth import Principal, current_principal
+from modelplane.kit.auth import Principal, Role, current_principal
 from modelplane.kit.errors import (
     Aborted,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     ModelplaneError,
@@ -44,6 +51,7 @@ from modelplane.serving.deployment import (
 from modelplane.serving.deployment_store import DeploymentStore
 
 log = logging.getLogger("modelplane.serving.deployment_service")
+audit = logging.getLogger("modelplane.serving.audit")
 
 UPDATABLE_FIELDS = ("description", "model", "traffic_split", "shadows", "fallback", "ensemble",
                     "features", "sticky_key", "access", "prediction_logging")
@@ -86,9 +94,11 @@ def decode_token(token: str) -> str:
 
 
 class DeploymentService:
-    def __init__(self, store: DeploymentStore, plane: DataPlane) -> None:
+    def __init__(self, store: DeploymentStore, plane: DataPlane, *,
+                 require_validation: bool = True) -> None:
         self.store = store
         self.plane = plane
+        self.require_validation = require_validation
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -178,6 +188,42 @@ class DeploymentService:
                 reason="DEPLOYMENT_ACCESS_DENIED",
                 metadata={"deployment": d.name, "principal": principal.name})
 
+    async def _check_validation(self, new: Deployment, current: Deployment | None,
+                                override_reason: str) -> None:
+        """Refuse routing traffic to a version without a PASS validation (see the module
+        docstring). Targets the deployment already routed to are not asked again."""
+        if not self.require_validation:
+            return
+        known = {t.key for t in current.answering_targets()} if current else set()
+        unvalidated = []
+        for target in new.answering_targets():
+            if target.key in known:
+                continue
+            resolved = await self.plane.source.resolve(target)
+            if resolved.validation_status != "PASS":
+                unvalidated.append(f"{target.uri} (v{resolved.version}: "
+                                   f"{resolved.validation_status or 'no validation'})")
+        if not unvalidated:
+            return
+        principal = current_principal()
+        what = ", ".join(unvalidated)
+        meta = {"deployment": new.name, "versions": what}
+        if not override_reason.strip():
+            raise FailedPrecondition(
+                f"deployment {new.name!r} would route traffic to version(s) without a PASS "
+                f"validation: {what}; validate them first, or an admin gives "
+                "validation_override_reason (serving setting require_validation)",
+                reason="VALIDATION_REQUIRED", metadata=meta)
+        if principal.role < Role.ADMIN:
+            raise PermissionDenied(
+                f"serving unvalidated version(s) ({what}) needs an admin's override; key "
+                f"{principal.name!r} has role {principal.role.name.lower()}",
+                reason="OVERRIDE_NOT_ALLOWED", metadata=meta)
+        audit.warning("validation override: deployment=%s principal=%s versions=%s reason=%s",
+                      new.name, principal.name, what, override_reason.strip(),
+                      extra={"deployment": new.name, "principal": principal.name,
+                             "versions": what, "override_reason": override_reason.strip()})
+
     async def _apply(self, new: Deployment, *, expected_etag: str | None) -> Deployment:
         """Build, persist (which gives the generation), install; returns what was stored."""
         previous = self.plane.find(new.name)
@@ -199,7 +245,7 @@ class DeploymentService:
         return stored
 
     # --- operations ---------------------------------------------------------------------
-    async def create(self, d: Deployment) -> DeploymentView:
+    async def create(self, d: Deployment, override_reason: str = "") -> DeploymentView:
         validate(d)
         now = datetime.now(UTC)
         d = dataclasses.replace(d, create_time=now, update_time=now, etag=uuid.uuid4().hex)
@@ -209,6 +255,7 @@ class DeploymentService:
 
                 raise AlreadyExists(f"deployment {d.name!r} already exists",
                                     reason="DEPLOYMENT_EXISTS", metadata={"deployment": d.name})
+            await self._check_validation(d, None, override_reason)
             d = await self._apply(d, expected_etag=None)
         return self.view(d)
 
@@ -225,7 +272,8 @@ class DeploymentService:
         rows = rows[:limit]
         return [self.view(d) for d in rows], encode_token(rows[-1].name) if more else ""
 
-    async def update(self, d: Deployment, paths: list[str]) -> DeploymentView:
+    async def update(self, d: Deployment, paths: list[str],
+                     override_reason: str = "") -> DeploymentView:
         unknown = [p for p in paths if p not in UPDATABLE_FIELDS]
         if unknown:
             raise InvalidArgument(
@@ -244,11 +292,12 @@ class DeploymentService:
             new = dataclasses.replace(current, **changes, update_time=datetime.now(UTC),
                                       etag=uuid.uuid4().hex)
             validate(new)
+            await self._check_validation(new, current, override_reason)
             new = await self._apply(new, expected_etag=current.etag)
         return self.view(new)
 
     async def set_traffic_split(self, name: str, routes: tuple[Route, ...],
-                                etag: str = "") -> DeploymentView:
+                                etag: str = "", override_reason: str = "") -> DeploymentView:
         violations = validate_traffic_split(routes)
         if not routes:
             violations.append(FieldViolation("traffic_split.routes", "at least one route"))
@@ -260,7 +309,7 @@ class DeploymentService:
                 field_violations=violations)
         current = await self._get(name)
         return await self.update(dataclasses.replace(current, routes=routes, etag=etag),
-                                 ["traffic_split"])
+                                 ["traffic_split"], override_reason)
 
     async def delete(self, name: str, etag: str = "") -> None:
         async with self._lock:

@@ -141,7 +141,8 @@ class ServingServer:
 
     async def start(self) -> None:
         self.store = await asyncio.to_thread(self._DeploymentStore, self.settings.store_url)
-        self.deployments = self._DeploymentService(self.store, self.plane)
+        self.deployments = self._DeploymentService(
+            self.store, self.plane, require_validation=self.settings.require_validation)
         self.batches = self._BatchRunner(self.store, self.plane,
                                          self.settings.data_dir / "batch-output",
                                          self.storage, self._dataset_reader)

@@ -19,6 +19,8 @@ from modelplane.kit.errors import ModelplaneError, NotFound, Unavailable
 from modelplane.serving.deployment import ModelTarget
 
 log = logging.getLogger("modelplane.serving.model_source")
+#: where the registry keeps a version's validation status (an MLflow version tag)
+VALIDATION_STATUS_TAG = "modelplane.validation.status"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class ResolvedModel:
     version: str
     source_uri: str
     run_id: str = ""
+    #: the version's validation status in the registry: PASS, WARN, FAIL or "" (none)
+    validation_status: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,8 @@ class MlflowModelSource:
                               reason="REGISTRY_UNAVAILABLE",
                               metadata={"model": target.model}) from None
         uri = local_path_of(self._client.get_model_version_download_uri(mv.name, mv.version))
-        return ResolvedModel(mv.name, str(mv.version), uri, mv.run_id or "")
+        return ResolvedModel(mv.name, str(mv.version), uri, mv.run_id or "",
+                             (mv.tags or {}).get(VALIDATION_STATUS_TAG, ""))
 
     async def resolve(self, target: ModelTarget) -> ResolvedModel:
         return await asyncio.to_thread(self._resolve, target)

@@ -52,8 +52,11 @@ class RegistryModelSource:
         self._use_tracking_uri(r.tracking_uri)
         mv = r.model_version
         run_id = getattr(getattr(mv, "lineage", None), "run_id", "") or ""
+        status = registry_pb2.ValidationStatus.Name(mv.validation.status).removeprefix(
+            "VALIDATION_STATUS_") if mv.HasField("validation") else ""
         return ResolvedModel(mv.model_name, str(mv.version),
-                             local_path_of(r.download_uri or r.version_uri), run_id)
+                             local_path_of(r.download_uri or r.version_uri), run_id,
+                             "" if status == "UNSPECIFIED" else status)
 
     async def alias_events(self, watched: Callable[[], set[tuple[str, str]]],
                            on_connected: Callable[[], None] | None = None

@@ -58,6 +58,8 @@ class ServingSettings:
     load_retry_budget: int = 8
     #: ... and then retried only this often (or at once on an event)
     load_retry_exhausted_seconds: float = 300.0
+    #: traffic goes only to versions with a PASS validation unless an admin overrides
+    require_validation: bool = True
 
     @property
     def data_dir(self) -> Path:
@@ -96,4 +98,6 @@ class ServingSettings:
             load_retry_budget=int(env("LOAD_RETRY_BUDGET", "8") or 8),
             load_retry_exhausted_seconds=float(env("LOAD_RETRY_EXHAUSTED_SECONDS", "300")
                                                or 300.0),
+            require_validation=(env("REQUIRE_VALIDATION", "on") or "on").strip().lower()
+            not in ("off", "0", "false", "no"),
         )
