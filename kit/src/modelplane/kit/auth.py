@@ -174,6 +174,14 @@ class ApiKeyStore:
             return None
         return entry.principal
 
+    def lookup_digest(self, digest: str) -> Principal | None:
+        """Like :meth:`lookup`, from the key's SHA-256 (for sessions that keep no key)."""
+        self._reload()
+        entry = self._by_digest.get(digest)
+        if entry is None or entry.expired():
+            return None
+        return entry.principal
+
     def authenticate(self, key: str) -> Principal:
         """The key's principal, else ``Unauthenticated`` saying whether it is unknown or
         expired (the expired key's name is said: its owner can ask for a new one)."""
