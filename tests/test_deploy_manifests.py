@@ -467,6 +467,16 @@ def test_pods_run_locked_down_with_requests_and_limits(rendered: dict[str, list[
                 keys = volumes[mounts["/etc/modelplane/keys"]]
                 assert keys["secret"]["secretName"] == "modelplane-api-keys"
                 assert keys["secret"]["defaultMode"] & 0o007 == 0, "keys readable by others"
+                # its own identity only: one Secret per service, as a file, not env
+                identity = volumes[mounts["/etc/modelplane/identity"]]["secret"]
+                assert identity["secretName"] == f"modelplane-{name}-key", name
+                assert identity["defaultMode"] & 0o007 == 0, "identity readable by others"
+                env = container_env(container)
+                assert env["MODELPLANE_API_KEY_FILE"]["value"] == \
+                    "/etc/modelplane/identity/api-key", name
+                assert "MODELPLANE_API_KEY" not in env, name
+                assert {v["secret"]["secretName"] for v in volumes.values() if "secret" in v} \
+                    == {"modelplane-api-keys", f"modelplane-{name}-key"}, name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -587,7 +597,8 @@ def test_config_and_secret_references_resolve(rendered: dict[str, list[Manifest]
         readme = (DEPLOY / "README.md").read_text()
         for name in secrets:
             assert name in readme, f"Secret {name} is not documented in deploy/README.md"
-        assert secrets == {"modelplane-api-keys", "modelplane-api-key", "modelplane-databases"}
+        assert secrets == {"modelplane-api-keys", "modelplane-databases",
+                           *(f"modelplane-{name}-key" for name in DEPLOYABLES)}
 
 
 def test_shared_config_points_every_service_at_its_kubernetes_service(
@@ -906,17 +917,28 @@ def test_compose_traces_reach_jaeger_through_the_collector(compose: dict[str, An
     assert compose["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
 
 
-def test_dev_api_key_matches_the_key_files(compose: dict[str, Any],
-                                           rendered: dict[str, list[Manifest]]) -> None:
-    key = compose["x-modelplane-env"]["MODELPLANE_API_KEY"]
+def test_dev_keys_match_the_key_files_one_identity_per_service(
+        compose: dict[str, Any], rendered: dict[str, list[Manifest]]) -> None:
+    admin = "mp_dev_admin_key_not_for_production"  # the person's key deploy/README.md gives
+    assert admin in (DEPLOY / "README.md").read_text()
+    assert "MODELPLANE_API_KEY" not in compose["x-modelplane-env"]
     keys_file = DEPLOY / compose["secrets"]["api_keys"]["file"]
     entries = json.loads(keys_file.read_text())["keys"]
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    assert [e["role"] for e in entries if e["sha256"] == digest] == ["admin"]
-    for name in DEPLOYABLES:
-        target = {s["target"] for s in compose["services"][name]["secrets"]}
-        assert compose["services"][name]["environment"]["MODELPLANE_API_KEYS_FILE"] in target
+    by_digest = {e["sha256"]: e for e in entries}
+    assert by_digest[hashlib.sha256(admin.encode()).hexdigest()]["role"] == "admin"
     dev = rendered["dev"]
+    for name in DEPLOYABLES:
+        environment = compose["services"][name]["environment"]
+        target = {s["target"] for s in compose["services"][name]["secrets"]}
+        assert environment["MODELPLANE_API_KEYS_FILE"] in target
+        key = environment["MODELPLANE_API_KEY"]
+        entry = by_digest[hashlib.sha256(key.encode()).hexdigest()]
+        assert (entry["name"], entry.get("service")) == (name, True)
+        assert entry["role"] in ("reader", "writer"), f"{name} must not hold admin"
+        secret = by_key_name(dev, "Secret", f"modelplane-{name}-key")
+        assert secret["stringData"]["api-key"] == key
+    assert {e["name"]: e["role"] for e in entries if e.get("service")} == {
+        "featurestore": "reader", "registry": "reader", "validator": "writer",
+        "serving": "writer", "observability": "reader", "gateway": "reader"}
     secret_file = by_key_name(dev, "Secret", "modelplane-api-keys")["stringData"]["api_keys.json"]
     assert json.loads(secret_file) == json.loads(keys_file.read_text())
-    assert by_key_name(dev, "Secret", "modelplane-api-key")["stringData"]["api-key"] == key

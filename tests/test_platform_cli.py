@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from modelplane.kit.pytest_plugin import free_port_block
@@ -76,6 +78,27 @@ def test_every_service_exports_per_rpc_metrics(platform) -> None:
         assert "modelplane_rpc_duration_seconds_bucket" in body
 
 
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def _children(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid == parent:
+                    found.append(int(entry.name))
+                    todo.append(int(entry.name))
+    return found
+
+
 def test_first_up_creates_a_private_admin_key_and_prints_it(platform) -> None:
     key_file: Path = platform["data"] / "admin.key"
     key = key_file.read_text().strip()
@@ -86,6 +109,56 @@ def test_first_up_creates_a_private_admin_key_and_prints_it(platform) -> None:
     assert key not in (platform["data"] / "api_keys.json").read_text()
     report = json.loads(_cli("status", "--json", *platform["common"]).stdout)
     assert report["api_key"] == key
+
+
+def test_the_data_dir_is_private(platform) -> None:
+    assert stat.S_IMODE(platform["data"].stat().st_mode) == 0o700
+
+
+def test_each_service_runs_with_its_own_least_role_identity(platform) -> None:
+    data: Path = platform["data"]
+    admin = (data / "admin.key").read_text().strip()
+    rows = {row["name"]: row for row in json.loads((data / "api_keys.json").read_text())["keys"]}
+    state = json.loads((data / "platform.json").read_text())
+    assert set(state["pids"]) == {*SERVICES, "gateway"}
+    for name, pid in state["pids"].items():
+        assert rows[name]["service"] is True
+        assert rows[name]["role"] in ("reader", "writer")
+        key_file = data / "keys" / f"{name}.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        own = key_file.read_text().strip()
+        assert hashlib.sha256(own.encode()).hexdigest() == rows[name]["sha256"]
+        environ = _environ(pid)
+        assert environ["MODELPLANE_API_KEY_FILE"] == str(key_file)
+        assert "MODELPLANE_API_KEY" not in environ
+        everything = Path(f"/proc/{pid}/environ").read_bytes() + \
+            Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert admin.encode() not in everything and own.encode() not in everything
+    assert rows["validator"]["role"] == rows["serving"]["role"] == "writer"
+    # the MLflow child (the registry's) holds no modelplane key at all
+    mlflow = [pid for pid in _children(state["pids"]["registry"])
+              if b"mlflow" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert mlflow
+    for pid in mlflow:
+        assert not {"MODELPLANE_API_KEY", "MODELPLANE_API_KEY_FILE"} & set(_environ(pid))
+
+
+def test_keys_for_people_take_effect_and_are_revoked_without_a_restart(platform) -> None:
+    url = f"http://127.0.0.1:{platform['base']}/v1/models"
+    created = _cli("keys", "create", "ana", "--role", "reader", "--expires", "1d",
+                   "--data-dir", str(platform["data"]), timeout=60)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    headers = {"authorization": f"Bearer {key}"}
+    assert httpx.get(url, headers=headers, timeout=30).status_code == 200
+    listed = _cli("keys", "list", "--json", "--data-dir", str(platform["data"]), timeout=60)
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["ana"]["kind"] == "person" and rows["serving"]["kind"] == "service"
+    assert key not in listed.stdout
+    revoked = _cli("keys", "revoke", "ana", "--data-dir", str(platform["data"]), timeout=60)
+    assert revoked.returncode == 0, revoked.stderr
+    refused = httpx.get(url, headers=headers, timeout=30)
+    assert refused.status_code == 401
 
 
 def test_second_up_refuses_while_running(platform) -> None:
@@ -121,3 +194,20 @@ def test_down_stops_every_process(tmp_path_factory: pytest.TempPathFactory, plat
     assert status.returncode == 1
     assert all(s["status"] == "UNREACHABLE"
                for s in json.loads(status.stdout)["services"].values())
+
+
+def test_a_restart_keeps_the_identities_and_does_not_print_the_admin_key(platform) -> None:
+    data: Path = platform["data"]
+    admin = (data / "admin.key").read_text().strip()
+    before = {p.name: p.read_text() for p in (data / "keys").iterdir()}
+    _cli("down", *platform["common"])  # (the test before stopped it already)
+    up = _cli("up", "--detach", "--timeout", "180", *platform["common"])
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert admin not in up.stdout and admin not in up.stderr
+        assert str(data / "admin.key") in up.stdout  # where it is, not what it is
+        assert {p.name: p.read_text() for p in (data / "keys").iterdir()} == before
+        report = json.loads(_cli("status", "--json", *platform["common"]).stdout)
+        assert report["api_key"] == admin
+    finally:
+        _cli("down", *platform["common"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,22 @@ async def test_missing_or_unknown_key_is_401_and_never_reaches_the_service(
         assert r.json()["details"][0]["reason"] == "API_KEY_MISSING"
         r = await http.get("/v1/widgets", headers=_bearer("mp_wrong"))
         assert r.status_code == 401 and r.json()["details"][0]["reason"] == "API_KEY_INVALID"
+    assert len(stack.backend.calls) == before
+
+
+async def test_an_expired_key_is_401_saying_so_and_never_reaches_the_service(
+        stack: Any, tmp_path: Path) -> None:
+    keys_file = tmp_path / "api_keys.json"
+    key = add_key(keys_file, "ana", Role.ADMIN, expires=datetime.now(UTC) - timedelta(seconds=1))
+    settings = gateway_settings(stack.backend_address, MODELPLANE_AUTH="on",
+                                MODELPLANE_API_KEYS_FILE=str(keys_file))
+    app = create_app(settings, Catalog.from_files([stack.contract.pb2.DESCRIPTOR]))
+    before = len(stack.backend.calls)
+    async with GatewayServer(app) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        r = await http.post("/v1/shelves/s:purge", json={}, headers=_bearer(key))
+    assert r.status_code == 401
+    assert r.json()["details"][0]["reason"] == "API_KEY_EXPIRED"
+    assert "'ana' expired" in r.json()["message"]
     assert len(stack.backend.calls) == before
 
 

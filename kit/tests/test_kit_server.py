@@ -216,15 +216,16 @@ async def test_in_flight_call_finishes_during_graceful_stop(
 
 
 def test_settings_read_from_environment(tmp_path: Path) -> None:
-    (tmp_path / "admin.key").write_text("mp_admin\n")
+    (tmp_path / "serving.key").write_text("mp_serving\n")
     s = ServiceSettings.from_env("serving", {
         "MODELPLANE_DATA_DIR": str(tmp_path), "MODELPLANE_REGISTRY_TARGET": "reg:9",
+        "MODELPLANE_API_KEY_FILE": str(tmp_path / "serving.key"),
         "MODELPLANE_SERVING_DATABASE_URL": "postgresql://x/y", "MODELPLANE_AUTH": "off"})
     assert s.listen == "127.0.0.1:7104"
     assert s.target("registry") == "reg:9"
     assert s.target("observability") == "127.0.0.1:7105"
     assert s.env("DATABASE_URL") == "postgresql://x/y"
-    assert s.api_key == "mp_admin"
+    assert s.api_key == "mp_serving"
     assert not s.auth_enabled
     assert s.data_dir == tmp_path / "serving" and s.data_dir.is_dir()
 
@@ -268,3 +269,9 @@ async def test_every_call_is_counted_by_method_and_status_code_with_its_duration
     assert observed(READ) - durations == 5
     assert REGISTRY.get_sample_value("modelplane_rpc_in_flight", {"service": "kittest"}) == 0
     assert b"modelplane_rpc_duration_seconds_bucket" in generate_latest(REGISTRY)
+
+
+def test_a_service_never_picks_up_the_admin_key_from_the_data_dir(tmp_path: Path) -> None:
+    (tmp_path / "admin.key").write_text("mp_admin\n")
+    s = ServiceSettings.from_env("serving", {"MODELPLANE_DATA_DIR": str(tmp_path)})
+    assert s.api_key is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import subprocess
@@ -14,9 +15,10 @@ import httpx
 import numpy as np
 import pytest
 
-from modelplane.kit.auth import Role, add_key
+from modelplane.kit.auth import Role, add_key, remove_key
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability import metrics as M
+from modelplane.observability.dashboard import COOKIE, DashboardSessions
 from modelplane.observability.drift import DriftMethod
 from modelplane.observability.evaluations import Baseline
 from modelplane.observability.monitors import Comparison, Monitor, SignalKind
@@ -58,7 +60,8 @@ def _records(env: Environment, n: int, seed: int, start: object, step: timedelta
 
 
 @pytest.fixture(scope="module")
-async def dashboard(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[str, str]]:
+async def dashboard(tmp_path_factory: pytest.TempPathFactory
+                    ) -> AsyncIterator[tuple[str, str, Path]]:
     tmp = tmp_path_factory.mktemp("obs-dash")
     keys = tmp / "api_keys.json"
     key = add_key(keys, "viewer", Role.READER)
@@ -81,13 +84,13 @@ async def dashboard(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[t
             Comparison.GREATER, 0.1, drift_column=ColumnRef(ColumnSource.FEATURE, "amount"),
             drift_method=DriftMethod.WASSERSTEIN, window=timedelta(days=1), min_records=30))
         assert rt.monitors.evaluate(mon.id).alert is not None
-        yield f"http://127.0.0.1:{rt.http_port}", key
+        yield f"http://127.0.0.1:{rt.http_port}", key, keys
     finally:
         await rt.stop()
 
 
-async def test_dashboard_requires_an_api_key(dashboard: tuple[str, str]) -> None:
-    base, key = dashboard
+async def test_dashboard_requires_an_api_key(dashboard: tuple[str, str, Path]) -> None:
+    base, key, _ = dashboard
     async with httpx.AsyncClient(base_url=base, follow_redirects=False) as client:
         assert (await client.get(f"/models/{MODEL}")).status_code == 401
         assert (await client.get("/", params={"key": "wrong"})).status_code == 401
@@ -106,13 +109,44 @@ async def test_dashboard_requires_an_api_key(dashboard: tuple[str, str]) -> None
         assert bearer.status_code == 200 and MODEL in bearer.text
 
 
+async def test_the_session_cookie_holds_a_token_not_the_key_and_dies_with_the_key(
+        dashboard: tuple[str, str, Path]) -> None:
+    base, _, keys_file = dashboard
+    key = add_key(keys_file, "short-lived", Role.READER)
+    async with httpx.AsyncClient(base_url=base, follow_redirects=False) as client:
+        login = await client.get("/", params={"key": key})
+        assert login.status_code == 303
+        token = client.cookies.get(COOKIE)
+        assert token and key not in login.headers["set-cookie"]
+        assert hashlib.sha256(key.encode()).hexdigest() not in login.headers["set-cookie"]
+        assert "max-age=" in login.headers["set-cookie"].lower()
+        assert (await client.get("/")).status_code == 200
+        remove_key(keys_file, "short-lived")
+        refused = await client.get("/")
+        assert refused.status_code == 401 and MODEL not in refused.text
+    async with httpx.AsyncClient(base_url=base, cookies={COOKIE: key}) as forged:
+        assert (await forged.get("/")).status_code == 401  # a key is no session token
+
+
+def test_sessions_expire_and_are_bounded() -> None:
+    now = [1000.0]
+    sessions = DashboardSessions(ttl_seconds=60, limit=2, clock=lambda: now[0])
+    first = sessions.open("mp_a")
+    assert sessions.key_digest(first) == hashlib.sha256(b"mp_a").hexdigest()
+    now[0] += 61
+    assert sessions.key_digest(first) is None
+    kept = [sessions.open(k) for k in ("mp_b", "mp_c", "mp_d")]
+    assert sessions.key_digest(kept[0]) is None  # the oldest went first
+    assert sessions.key_digest(kept[2]) is not None
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="needs Debian's chromium (apt-get install -y chromium)")
-async def test_dashboard_renders_in_headless_chromium(dashboard: tuple[str, str],
+async def test_dashboard_renders_in_headless_chromium(dashboard: tuple[str, str, Path],
                                                       tmp_path: Path) -> None:
     from PIL import Image
 
-    base, key = dashboard
+    base, key, _ = dashboard
     shot = tmp_path / "dashboard.png"
     # In a thread: the dashboard is served by this test's event loop.
     proc = await asyncio.to_thread(

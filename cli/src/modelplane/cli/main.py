@@ -6,6 +6,7 @@
     modelplane down [--data-dir DIR]
     modelplane status [--json] [--data-dir DIR]
     modelplane validate --model NAME --version V --dataset ID --policy FILE [--json]
+    modelplane keys create NAME --role ROLE [--expires 30d] | keys list | keys revoke NAME
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from modelplane.cli import keys
 from modelplane.cli.health import grpc_status, http_status
 from modelplane.cli.platform import (
     DEFAULT_BASE_PORT,
@@ -108,9 +110,12 @@ def _print_summary(platform: Platform, key: str, created: bool) -> None:
     print(f"  {'dashboard':<14} {platform.dashboard_url}")
     print(f"  {'metrics':<14} http://{platform.metrics_address(SERVICES[0])}/metrics ... "
           f"http://{platform.metrics_address(SERVICES[-1])}/metrics   (per-RPC, one per service)")
-    note = "new key, " if created else ""
-    print(f"  {'admin API key':<14} {key}   ({note}kept in {platform.admin_key_file}; "
-          "send it as 'authorization: Bearer <key>')")
+    if created:  # shown once, when made; later starts only say where it is
+        print(f"  {'admin API key':<14} {key}   (new key, kept in {platform.admin_key_file}; "
+              "send it as 'authorization: Bearer <key>')")
+    else:
+        print(f"  {'admin API key':<14} in {platform.admin_key_file} "
+              "(`modelplane keys create` makes keys for people)")
     sys.stdout.flush()
 
 
@@ -169,9 +174,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     platform = Platform(data_dir=data_dir, base_port=args.base_port,
                         replicas={k: v for k, v in replicas.items() if v > 1},
                         postgres=bool(dsn))
+    keys.make_private_dir(data_dir)
     key, created = platform.ensure_keys()
     env = platform.environment()
-    env["MODELPLANE_API_KEY"] = platform.service_key()
+    # each process gets its own identity (least role, never admin), by file, not argv:
+    # Platform.instance_environment hands each its own; the supervisor holds none
+    keys.provision_service_keys(data_dir, platform.keys_file)
+    env.pop("MODELPLANE_API_KEY", None)
     if dsn:
         try:
             urls = service_database_urls(dsn)
@@ -367,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     sub.add_parser("validate", help="run a validation suite (CI entry point)", add_help=False)
     sub.add_parser("demo", help="the lifecycle demo against a running platform", add_help=False)
+    keys.add_parser(sub)
     return parser
 
 
@@ -377,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "demo":
         return cmd_demo(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status}
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "keys": keys.cmd_keys}
     return handlers[args.command](args)
 
 

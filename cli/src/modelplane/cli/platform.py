@@ -3,7 +3,8 @@
 State lives in the data directory: ``platform.json`` (layout, the supervisor's
 pid and, per process, its pid, state, restarts and last exit code: written by
 the supervisor, see ``supervisor.py``), ``api_keys.json`` (key hashes, 0600),
-``admin.key`` (the admin key, 0600), ``logs/<instance>.log``.
+``admin.key`` (the admin key, 0600; no service reads it), ``keys/<service>.key``
+(each service's own identity, see ``keys.py``), ``logs/<instance>.log``.
 
 A service may run as several replicas (``--replicas serving=2``). Replica ``r``
 (0-based) of a service listens on the first replica's ports plus
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from modelplane.cli.keys import service_environment, service_key_file
 from modelplane.kit.auth import Role, add_key
 from modelplane.kit.settings import DEFAULT_PORTS, SERVICES
 
@@ -121,17 +123,6 @@ class Platform:
             fh.write(key + "\n")
         return key, True
 
-    def service_key(self) -> str:
-        """The key services use to call each other (kept 0600 beside the admin key)."""
-        path = self.data_dir / "services.key"
-        if path.exists():
-            return path.read_text().strip()
-        key = add_key(self.keys_file, "platform-services", Role.ADMIN)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key + "\n")
-        return key
-
     # environment ----------------------------------------------------------------
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)
@@ -154,8 +145,9 @@ class Platform:
 
     def instance_environment(self, base: Mapping[str, str], component: str, replica: int
                              ) -> dict[str, str]:
-        """``base`` (see ``environment``) with the listen addresses of one replica."""
-        env = dict(base)
+        """``base`` (see ``environment``) with the listen addresses of one replica and
+        the component's own identity key file (no other key: see ``keys.py``)."""
+        env = service_environment(base, service_key_file(self.data_dir, component))
         for service in SERVICES:
             if self.replica_count(service) > 1:
                 env[f"MODELPLANE_{service.upper()}_TARGET"] = self.grpc_target(service)

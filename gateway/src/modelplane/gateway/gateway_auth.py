@@ -15,6 +15,7 @@ from google.rpc import code_pb2, status_pb2
 from modelplane.gateway.catalog import RpcMethod
 from modelplane.gateway.status_mapping import make_status
 from modelplane.kit.auth import ApiKeyStore, Role, bearer_token, role_for_method
+from modelplane.kit.errors import Unauthenticated
 
 
 class GatewayAuth:
@@ -41,10 +42,11 @@ class GatewayAuth:
                 code_pb2.UNAUTHENTICATED,
                 "missing API key: send the header 'Authorization: Bearer <key>'",
                 reason="API_KEY_MISSING", metadata={"method": what})
-        principal = self._store.lookup(token)
-        if principal is None:
-            return make_status(code_pb2.UNAUTHENTICATED, "unknown API key",
-                               reason="API_KEY_INVALID", metadata={"method": what})
+        try:
+            principal = self._store.authenticate(token)
+        except Unauthenticated as exc:  # unknown or expired: the message says which
+            return make_status(code_pb2.UNAUTHENTICATED, exc.message, reason=exc.reason,
+                               metadata={**exc.metadata, "method": what})
         if principal.role < needed:
             return make_status(
                 code_pb2.PERMISSION_DENIED,

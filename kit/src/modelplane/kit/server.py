@@ -107,10 +107,11 @@ class _Guard(grpc.aio.ServerInterceptor):
                 "missing API key: send the metadata 'authorization: Bearer <key>'",
                 reason="API_KEY_MISSING", metadata={"method": method})
         assert self._keys is not None
-        principal = self._keys.lookup(token)
-        if principal is None:
-            return None, Unauthenticated("unknown API key", reason="API_KEY_INVALID",
-                                         metadata={"method": method})
+        try:
+            principal = self._keys.authenticate(token)
+        except Unauthenticated as exc:
+            exc.metadata["method"] = method
+            return None, exc
         if principal.role < role:
             return None, PermissionDenied(
                 f"key {principal.name!r} has role {principal.role.name.lower()}; "

@@ -83,11 +83,13 @@ class ServiceSettings:
         listen = env.get(f"MODELPLANE_{service.upper()}_ADDR") or \
             f"127.0.0.1:{DEFAULT_PORTS.get(service, 0)}"
         keys_file = env.get("MODELPLANE_API_KEYS_FILE")
-        api_key = env.get("MODELPLANE_API_KEY")
-        if not api_key:
-            key_path = root / "admin.key"
-            if key_path.is_file():
-                api_key = key_path.read_text().strip() or None
+        # This process's own identity: a service gets only its own key, from the
+        # environment or a 0600 file named by MODELPLANE_API_KEY_FILE (never argv); no
+        # service reads the admin key.
+        api_key = env.get("MODELPLANE_API_KEY") or None
+        key_file = env.get("MODELPLANE_API_KEY_FILE")
+        if not api_key and key_file:
+            api_key = Path(key_file).expanduser().read_text().strip() or None
         return cls(
             service=service,
             listen=listen,

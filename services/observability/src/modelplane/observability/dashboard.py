@@ -1,14 +1,24 @@
 """The web dashboard: per model, performance over time, drift per feature,
 worst slices and alerts, drawn as inline SVG (no script, no CDN).
 
-Protected by the service's API keys (any role): ``?key=KEY`` once (then a
-cookie, HttpOnly, SameSite=Strict), or ``Authorization: Bearer KEY``.
+Protected by the service's API keys (any role): ``?key=KEY`` once, or
+``Authorization: Bearer KEY``. A ``?key=`` login is answered with a redirect
+that sets a session cookie (HttpOnly, SameSite=Strict): a random token that
+maps, in this process's memory, to the key's hash and an expiry. The cookie
+never holds the key, and every request checks the key again, so a revoked or
+expired key ends its sessions at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from html import escape
@@ -52,7 +62,45 @@ if TYPE_CHECKING:
     from modelplane.observability.runtime import ObservabilityRuntime
 
 log = logging.getLogger("modelplane.observability.dashboard")
-COOKIE = "modelplane_key"
+COOKIE = "modelplane_session"
+#: how long a dashboard session lasts, and how many are kept (the oldest go first)
+SESSION_SECONDS = 8 * 3600
+MAX_SESSIONS = 10_000
+
+
+class DashboardSessions:
+    """Session tokens -> (the key's SHA-256, expiry), in memory, bounded."""
+
+    def __init__(self, ttl_seconds: float = SESSION_SECONDS, limit: int = MAX_SESSIONS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._limit = limit
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def _now(self) -> float:
+        return self._clock()
+
+    def open(self, key: str) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[token] = (hashlib.sha256(key.encode()).hexdigest(),
+                                     self._now() + self.ttl_seconds)
+            while len(self._sessions) > self._limit:
+                self._sessions.popitem(last=False)
+        return token
+
+    def key_digest(self, token: str) -> str | None:
+        """The key hash behind a live session; None (and forgotten) when expired."""
+        with self._lock:
+            found = self._sessions.get(token)
+            if found is None:
+                return None
+            if found[1] <= self._now():
+                del self._sessions[token]
+                return None
+            return found[0]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#222}
@@ -219,27 +267,36 @@ def render_model(view: ModelView) -> str:
 def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
     settings = rt.settings.service
     keys = ApiKeyStore(settings.api_keys_file) if settings.auth_enabled else None
+    sessions = DashboardSessions()
 
     def authorized(request: Request) -> tuple[bool, str | None]:
+        """(may see the page, a new session token to set when this is a ?key= login)."""
         if keys is None:
             return True, None
         query_key = request.query_params.get("key")
-        for key in (query_key, request.cookies.get(COOKIE),
-                    bearer_token({"authorization": request.headers.get("authorization", "")})):
-            if key and keys.lookup(key) is not None:
-                return True, key if key == query_key else None
+        if query_key and keys.lookup(query_key) is not None:
+            return True, sessions.open(query_key)
+        token = request.cookies.get(COOKIE)
+        digest = sessions.key_digest(token) if token else None
+        if digest is not None and keys.lookup_digest(digest) is not None:
+            return True, None
+        bearer = bearer_token({"authorization": request.headers.get("authorization", "")})
+        if bearer and keys.lookup(bearer) is not None:
+            return True, None
         return False, None
 
     async def guard(request: Request, render: object) -> Response:
-        ok, new_key = authorized(request)
+        ok, new_session = authorized(request)
         if not ok:
             return HTMLResponse(_page("API key required", (
                 "<h2>API key required</h2><p>Open this page with <code>?key=YOUR_API_KEY</code> "
                 "once (it is then kept in a cookie), or send <code>Authorization: Bearer "
                 "KEY</code>.</p>")), status_code=401)
-        if new_key is not None:  # keep the key out of the address bar and history
+        if new_session is not None:  # keep the key out of the address bar and history
             resp: Response = RedirectResponse(request.url.path, status_code=303)
-            resp.set_cookie(COOKIE, new_key, httponly=True, samesite="strict")
+            resp.set_cookie(COOKIE, new_session, max_age=int(sessions.ttl_seconds),
+                            httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
             return resp
         try:
             html = await render()  # type: ignore[operator]

@@ -9,6 +9,12 @@ registry dies, even by SIGKILL (``modelplane up`` does; see
 ``cli/supervisor.py``). It also gets a parent-death signal (Linux), which stops
 the ``mlflow server`` process itself with a killed registry, though not the
 uvicorn workers it spawned: those only the session sweep catches.
+
+Secrets stay off its command line (``ps`` and ``/proc/<pid>/cmdline`` show argv
+to every local user): the backend store URI, which carries the database
+password, travels as ``MLFLOW_BACKEND_STORE_URI`` in the child's environment.
+The child holds no modelplane API key: it only checks callers' keys against
+the keys file.
 """
 
 from __future__ import annotations
@@ -66,8 +72,8 @@ class MlflowServer:
         dest = s.artifacts_destination
         if "://" not in dest:
             Path(dest).mkdir(parents=True, exist_ok=True)
+        # --backend-store-uri is read from MLFLOW_BACKEND_STORE_URI (see environment())
         cmd = [sys.executable, "-m", "mlflow", "server",
-               "--backend-store-uri", s.backend_store_uri,
                "--artifacts-destination", dest,
                "--serve-artifacts",
                "--host", host, "--port", str(port),
@@ -95,8 +101,11 @@ class MlflowServer:
         # GenAI scorer jobs (huey workers) are not part of a model registry: one process
         # less to start. Set it to true in the environment to have them anyway.
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-        # The server must not send requests to itself with someone's token.
-        env.pop("MLFLOW_TRACKING_TOKEN", None)
+        env["MLFLOW_BACKEND_STORE_URI"] = s.backend_store_uri  # not argv: it holds a password
+        # The server must not send requests to itself with someone's token, and holds no
+        # modelplane identity of its own: it only checks callers' keys.
+        for name in ("MLFLOW_TRACKING_TOKEN", "MODELPLANE_API_KEY", "MODELPLANE_API_KEY_FILE"):
+            env.pop(name, None)
         env.pop("MLFLOW_TRACKING_URI", None)
         return env
 

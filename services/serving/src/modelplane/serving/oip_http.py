@@ -282,9 +282,9 @@ class OipHttpApp:
         if token is None:
             raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'",
                                   reason="API_KEY_MISSING")
-        principal = self.keys.lookup(token) if self.keys else None
-        if principal is None:
+        if self.keys is None:
             raise Unauthenticated("unknown API key", reason="API_KEY_INVALID")
+        principal = self.keys.authenticate(token)  # unknown or expired: it says which
         if principal.role < Role.READER:
             raise PermissionDenied("role too low", reason="ROLE_TOO_LOW")
         return principal

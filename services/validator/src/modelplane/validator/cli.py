@@ -19,6 +19,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -91,6 +92,12 @@ def render_table(report: pb.ValidationReport, run: pb.ValidationRun, out: TextIO
 async def _validate(args: argparse.Namespace, out: TextIO, err: TextIO,
                     environ: Mapping[str, str] | None) -> int:
     settings = ServiceSettings.from_env("validator", environ)
+    if settings.api_key is None:
+        # A person's command, not the service: services no longer read admin.key, so the
+        # CLI falls back to the local platform's admin key itself.
+        admin_key = settings.data_root / "admin.key"
+        if admin_key.is_file():
+            settings = replace(settings, api_key=admin_key.read_text().strip() or None)
     target = args.target or settings.target("validator")
     try:
         policy_text = args.policy.read_text()
