@@ -102,3 +102,44 @@ async def test_unreachable_slow_and_broken_upstreams() -> None:
         async with server:
             with pytest.raises(error):
                 await HttpPool("127.0.0.1", port).request("GET", "/", [], b"", 0.5)
+
+
+async def test_oip_forwarding_takes_serving_replicas_in_turn_and_skips_one_that_is_down(
+) -> None:
+    """``MODELPLANE_SERVING_HTTP_TARGET=a,b,c``: requests go round robin; a replica that
+    refuses the connection (nothing sent) hands the request to the next one."""
+    from opentelemetry import trace
+
+    from modelplane.gateway.oip_proxy import OipProxy
+    from modelplane.gateway.settings import GatewaySettings
+
+    hits: dict[int, int] = {}
+
+    def counting(tag: int):
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                hits[tag] = hits.get(tag, 0) + 1
+                writer.write(OK)
+                await writer.drain()
+        return handler
+
+    first, port_a = await _server(counting(1))
+    second, port_b = await _server(counting(2))
+    with socket.socket() as s:  # a port nobody listens on: a replica that is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    target = f"127.0.0.1:{port_a},127.0.0.1:{dead},127.0.0.1:{port_b}"
+    settings = GatewaySettings.from_env({"MODELPLANE_AUTH": "off",
+                                         "MODELPLANE_SERVING_HTTP_TARGET": target})
+    proxy = OipProxy(settings, auth=None,
+                     start_span=lambda *_: trace.INVALID_SPAN)  # type: ignore[arg-type,return-value]
+    async with first, second:
+        answers = [await proxy._forward("GET", "/v2", [], b"") for _ in range(30)]
+        await proxy.close()
+    assert {a.status for a in answers} == {200}
+    # the dead replica's turns fall to the next one (b): a gets 10, b 20, nothing lost
+    assert hits == {1: 10, 2: 20}

@@ -151,6 +151,11 @@ class Platform:
         for service in SERVICES:
             if self.replica_count(service) > 1:
                 env[f"MODELPLANE_{service.upper()}_TARGET"] = self.grpc_target(service)
+        if self.replica_count("serving") > 1:
+            # the gateway forwards OIP REST round robin over every serving replica
+            env["MODELPLANE_SERVING_HTTP_TARGET"] = ",".join(
+                f"{self.host}:{self.port('serving_http', r)}"
+                for r in range(self.replica_count("serving")))
         if component in METRICS_PORTS:
             env["MODELPLANE_METRICS_ADDR"] = self.metrics_address(component, replica)
         if replica == 0:

@@ -32,6 +32,7 @@ from opentelemetry.trace import StatusCode
 
 from modelplane.gateway.gateway_auth import GatewayAuth
 from modelplane.gateway.http_pool import (
+    Answer,
     HttpPool,
     UpstreamBroken,
     UpstreamTimeout,
@@ -92,19 +93,43 @@ class OipProxy:
         self.auth = auth
         self.target = settings.oip_target
         self._start_span = start_span
-        self._pool: HttpPool | None = None
+        self._pools: list[HttpPool] = []
+        self._turn = 0
         self._access_log = settings.access_log
 
-    def pool(self) -> HttpPool:
-        if self._pool is None:
-            host, _, port = self.target.rpartition(":")
-            self._pool = HttpPool(host.strip("[]") or "127.0.0.1", int(port))
-        return self._pool
+    def pools(self) -> list[HttpPool]:
+        """One keep-alive pool per serving replica named in the target
+        (``host:port[,host:port...]``), taken in turn per request."""
+        if not self._pools:
+            for address in (a.strip() for a in self.target.split(",")):
+                if address:
+                    host, _, port = address.rpartition(":")
+                    self._pools.append(HttpPool(host.strip("[]") or "127.0.0.1", int(port)))
+        return self._pools
+
+    async def _forward(self, method: str, url: str, headers: list[tuple[str, str]],
+                       body: bytes) -> Answer:
+        """Round robin over the replicas; a replica that refuses the connection (nothing
+        was sent) passes the request to the next one, each tried at most once."""
+        pools = self.pools()
+        first = self._turn % len(pools)
+        self._turn += 1
+        for attempt in range(len(pools)):
+            pool = pools[(first + attempt) % len(pools)]
+            try:
+                return await pool.request(method, url, headers, body,
+                                          self.settings.timeout_seconds)
+            except UpstreamUnavailable:
+                if attempt == len(pools) - 1:
+                    raise
+                log.warning("serving OIP REST at %s:%s unreachable; trying the next replica",
+                            pool.host, pool.port)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            await pool.close()
 
     # ------------------------------------------------------------------ ASGI
 
@@ -214,8 +239,8 @@ class OipProxy:
         try:
             # HEAD goes out as GET (the answer's body is dropped below): the parser then
             # reads the body serving announces instead of waiting for one that never comes
-            answer = await self.pool().request("GET" if method == "HEAD" else method, url,
-                                               forward, body, self.settings.timeout_seconds)
+            answer = await self._forward("GET" if method == "HEAD" else method, url,
+                                         forward, body)
         except UpstreamUnavailable as exc:
             log.warning("serving OIP REST at %s unreachable: %s", self.target, exc)
             return await _error(send, 503, "service 'serving' (OIP REST) is unavailable",

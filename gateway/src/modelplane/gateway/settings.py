@@ -4,8 +4,8 @@
 |---|---|---|
 | ``MODELPLANE_GATEWAY_ADDR`` | ``127.0.0.1:7100`` | HTTP listen address |
 | ``MODELPLANE_<SERVICE>_TARGET`` | ``127.0.0.1:<port>`` | where each service's gRPC server is |
-| ``MODELPLANE_SERVING_HTTP_TARGET`` | ``MODELPLANE_SERVING_HTTP_ADDR``, else ``127.0.0.1:7114`` | serving's OIP REST endpoint (``/v2/...`` is forwarded there); ``none`` = no OIP routes |
-| ``MODELPLANE_GATEWAY_MAX_BODY_BYTES`` | ``16777216`` | larger request bodies get 400 |
+| ``MODELPLANE_SERVING_HTTP_TARGET`` | ``MODELPLANE_SERVING_HTTP_ADDR``, else ``127.0.0.1:7114`` | serving's OIP REST endpoint(s) (``/v2/...`` is forwarded there; ``a:p,b:p`` round robin over replicas); ``none`` = no OIP routes |
+| ``MODELPLANE_GATEWAY_MAX_BODY_BYTES`` | ``16777216`` | larger request bodies get 413 |
 | ``MODELPLANE_GATEWAY_TIMEOUT_SECONDS`` | ``60`` | deadline of unary calls (``grpc-timeout`` header overrides) |
 | ``MODELPLANE_GATEWAY_JSON_NAMES`` | ``proto`` | response field names: ``proto`` (snake_case) or ``json`` (lowerCamel) |
 | ``MODELPLANE_GATEWAY_AUTH`` | ``MODELPLANE_AUTH`` (``on``) | check API key and role at the gateway too |
