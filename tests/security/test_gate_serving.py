@@ -63,6 +63,7 @@ def _log_versions(uri: str, artifacts: Path) -> None:
 class Serving:
     channel: grpc.aio.Channel
     keys: dict[str, str]
+    mlflow_uri: str
 
     def call(self, who: str, method: str, request: Any) -> Any:
         stub = serving_pb2_grpc.ServingServiceStub(self.channel)
@@ -98,7 +99,7 @@ async def serving(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
     server = ServingServer(settings)
     async with running(server.spec, settings.service) as svc, \
             grpc.aio.insecure_channel(svc.address) as ch:
-        yield Serving(ch, keys)
+        yield Serving(ch, keys, uri)
 
 
 def _deployment(name: str, *routes: tuple[str, str, float]) -> pb.Deployment:
@@ -157,3 +158,39 @@ async def test_routing_traffic_to_an_unvalidated_version_needs_an_audited_admin_
     assert record.principal == "ada" and record.deployment == "canary"  # type: ignore[attr-defined]
     assert "INC-42" in record.getMessage() and "v2" in record.getMessage()
     await serving.call("admin", "DeleteDeployment", pb.DeleteDeploymentRequest(name="canary"))
+
+
+async def test_an_alias_moved_onto_an_unvalidated_version_is_not_followed(
+        serving: Serving, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The gate holds after CreateDeployment too: the registry lets a writer move a
+    non-protected alias anywhere, but serving keeps the loaded version until the alias
+    names a version with a PASS (the MLflow source polls aliases every 2 s)."""
+    from mlflow import MlflowClient
+
+    settings_uri = serving.mlflow_uri
+    client = MlflowClient(tracking_uri=settings_uri, registry_uri=settings_uri)
+    client.set_registered_model_alias(MODEL, "canary", "1")  # v1: PASS
+    await serving.call("writer", "CreateDeployment", pb.CreateDeploymentRequest(
+        deployment=_deployment("follower", ("alias", "canary", 100.0))))
+
+    async def served() -> set[str]:
+        d = await serving.call("admin", "GetDeployment", pb.GetDeploymentRequest(
+            name="follower"))
+        return {m.version for m in d.loaded_models}
+
+    assert await served() == {"1"}
+    client.set_registered_model_alias(MODEL, "canary", "2")  # no validation
+    await asyncio.sleep(7)  # three polls
+    assert await served() == {"1"}
+
+    # the control: the same move onto a validated version is followed
+    client.set_registered_model_alias(MODEL, "canary", "1")
+    await asyncio.sleep(5)
+    client.set_model_version_tag(MODEL, "2", "modelplane.validation.status", "PASS")
+    client.set_registered_model_alias(MODEL, "canary", "2")
+    for _ in range(60):
+        if await served() == {"2"}:
+            break
+        await asyncio.sleep(0.5)
+    assert await served() == {"2"}
+    await serving.call("admin", "DeleteDeployment", pb.DeleteDeploymentRequest(name="follower"))

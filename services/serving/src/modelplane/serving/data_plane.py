@@ -147,6 +147,9 @@ class DataPlane:
                  rng: random.Random | None = None) -> None:
         self.source = source
         self.repository = repository
+        #: follow an alias only onto a version with a PASS validation (set by the server
+        #: from its ``require_validation`` setting; off for a bare plane)
+        self.require_validation = False
         self.logger = logger
         self.metrics = metrics
         self.features = features
@@ -501,7 +504,16 @@ class DataPlane:
                 continue
             try:
                 if new_model is None:
-                    new_model = await self._load(rt.targets[key])
+                    resolved = await self.source.resolve(rt.targets[key])
+                    if self.require_validation and resolved.validation_status != "PASS":
+                        # the gate holds after the deployment was made, too: an alias
+                        # moved onto a version without a PASS is not followed
+                        log.error("alias %s moved to v%s, which has no PASS validation (%s); "
+                                  "deployments keep serving the loaded version "
+                                  "(serving setting require_validation)", key,
+                                  resolved.version, resolved.validation_status or "none")
+                        return
+                    new_model = await asyncio.to_thread(self.repository.load, resolved)
                     if new_model.version != event.version:
                         log.info("%s resolved to v%s (event said v%s)", key,
                                  new_model.version, event.version)

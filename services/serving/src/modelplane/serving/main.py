@@ -105,6 +105,7 @@ class ServingServer:
             workers_per_model=settings.workers_per_model), self.logger, self.metrics, features,
             load_retry_budget=settings.load_retry_budget,
             exhausted_retry_seconds=settings.load_retry_exhausted_seconds)
+        self.plane.require_validation = settings.require_validation
         self.change_feed: Any = None
         self.store: Any = None
         self._dataset_reader = dataset_reader
