@@ -5,7 +5,9 @@ with the stock MLflow client; observability resolves the records' version
 there, downloads it and explains it:
 
 * a gradient-boosted tree model gets exact TreeSHAP, equal to shap's own
-  TreeExplainer on the model, adding up to its log-odds to 1e-6;
+  TreeExplainer on the model, adding up to its log-odds to 1e-6; a random
+  forest behind a one-hot encoder likewise, in probability, with the
+  one-hot columns' values summed into their raw feature;
 * a one-hot + logistic regression pipeline gets permutation SHAP through the
   model's own pipeline (the categorical column gets its share), adding up to
   the predicted class's probability;
@@ -155,6 +157,50 @@ async def test_tree_model_gets_exact_tree_shap_of_the_model_itself(env: Env) -> 
     mean_abs = {f: np.mean([abs(_by_feature(p)[f]) for p in resp.predictions])
                 for f in ("x", "tenure", "noise")}
     assert mean_abs["x"] > mean_abs["tenure"] > mean_abs["noise"]
+
+
+async def test_forest_behind_a_one_hot_encoder_gets_tree_shap_summed_per_raw_feature(
+        env: Env) -> None:
+    import shap
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    name = f"forest-{uuid.uuid4().hex[:6]}"
+    train = _data(600, 7)
+    model = Pipeline([
+        ("prep", ColumnTransformer([
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"])],
+            remainder="passthrough")),
+        ("forest", RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0)),
+    ]).fit(train, _labels(train))
+    version = await in_thread(_register, env.registry, name, model, train,
+                              ["sklearn.tree._tree.Tree"])
+    live = _data(40, 8)
+    ids = await _log_records(env.stub, name, version, model, live, pb.ENVIRONMENT_PRODUCTION,
+                             name)
+    resp = await env.stub.ExplainPredictions(pb.ExplainPredictionsRequest(
+        filter=pb.EvaluationFilter(model=name)))
+    assert resp.method == pb.ATTRIBUTION_METHOD_TREE_SHAP
+    assert resp.explained_output == "probability of the predicted class"
+    # shap on the forest over the encoded columns; city's three one-hot columns summed.
+    encoded = model[:-1].transform(live)
+    out_names = list(model[:-1].get_feature_names_out())
+    phi = np.asarray(shap.TreeExplainer(model[-1]).shap_values(encoded))  # rows × cols × classes
+    proba = model.predict_proba(live)
+    row = {pid: i for i, pid in enumerate(ids)}
+    for p in resp.predictions:
+        i = row[p.prediction_id]
+        k = int(np.argmax(proba[i]))
+        got = _by_feature(p)
+        city = sum(phi[i, c, k] for c, n in enumerate(out_names) if n.startswith("cat__city_"))
+        assert got["city"] == pytest.approx(city, abs=TREE_TOL)
+        assert got["x"] == pytest.approx(phi[i, out_names.index("remainder__x"), k],
+                                         abs=TREE_TOL)
+        assert p.output == pytest.approx(proba[i, k], abs=TREE_TOL)
+        assert sum(got.values()) + p.expected_value == pytest.approx(p.output, abs=TREE_TOL)
+    assert max(abs(_by_feature(p)["city"]) for p in resp.predictions) > 0.01
 
 
 async def test_pipeline_with_a_categorical_column_gets_permutation_shap_through_it(

@@ -726,8 +726,8 @@ class Evaluations:
         fallback = ""
         if explainer is not Explainer.SURROGATE:
             try:
-                report = self._explain_model(f.model, target, catalog, bool(prediction_ids),
-                                             seed)
+                report = self._explain_model(f.model, frame, target, catalog,
+                                             bool(prediction_ids), seed)
             except ModelUnavailable as exc:
                 if explainer is Explainer.MODEL:
                     raise
@@ -775,8 +775,8 @@ class Evaluations:
                        f"explain at most {MAX_EXPLAINED_VERSIONS} at once")
         return versions
 
-    def _explain_model(self, model: str, target: Frame, catalog: Catalog, named: bool,
-                       seed: int) -> ExplanationReport:
+    def _explain_model(self, model: str, frame: Frame, target: Frame, catalog: Catalog,
+                       named: bool, seed: int) -> ExplanationReport:
         from modelplane.observability.model_explanation import (
             explain_model,
             is_tree_model,
@@ -796,7 +796,7 @@ class Evaluations:
                 raise _bad("prediction_ids", f"{len(rows)} predictions of version {version}: "
                            f"at most {budget.max_rows} per call are explained by permutation "
                            f"SHAP (MODELPLANE_OBSERVABILITY_EXPLAIN_MAX_ROWS)")
-            background = self._background(model, version, names)
+            background = self._background(model, version, names, frame)
             try:
                 attr = explain_model(obj, {n: target.features[n][rows] for n in names}, names,
                                      background, categorical, budget, seed)
@@ -821,27 +821,28 @@ class Evaluations:
         report.explained_output = "; ".join(sorted(set(spaces)))
         return report
 
-    def _background(self, model: str, version: str, names: list[str]) -> dict[str, np.ndarray]:
+    def _background(self, model: str, version: str, names: list[str], loaded: Frame
+                    ) -> dict[str, np.ndarray]:
         """The version's baseline records (its reference, else its validation, else its
-        training records, else any of its records): the permutation explainer's
-        background, sampled there to the budget."""
+        training records, else its records among those ``loaded`` for the request):
+        the permutation explainer's background, sampled there to the budget."""
         filters = []
-        try:
-            filters.append(self.get_baseline(model, version).reference_filter())
-        except NotFound:
-            pass
+        doc = self._store.get_document("baseline", f"{model}\x1f{version}")
+        if doc is not None:
+            filters.append(Baseline.from_dict(doc).reference_filter())
         filters += [EvaluationFilter(model, (version,), env) for env in
-                    (Environment.VALIDATION, Environment.TRAINING, Environment.UNSPECIFIED)]
+                    (Environment.VALIDATION, Environment.TRAINING)]
         for bf in filters:
             try:
                 frame, _ = self.load(bf, "baseline")
             except (NotFound, InvalidArgument, FailedPrecondition):
                 continue
             if len(frame):
-                frame = _sample(frame, max(self.explain_budget.background_rows, 1) * 5, 0)
-                return {n: frame.features[n] for n in names}
-        raise ModelUnavailable(f"model {model!r} version {version} has no records to use "
-                               f"as background", model=model, version=version)
+                break
+        else:
+            frame = loaded.take(np.flatnonzero(loaded.version == version))
+        frame = _sample(frame, max(self.explain_budget.background_rows, 1) * 5, 0)
+        return {n: frame.features[n] for n in names}
 
     def _fidelity_against_model(self, model: str, surrogate: Surrogate, fitted: Frame,
                                 catalog: Catalog) -> float:
