@@ -97,6 +97,21 @@ class AttributionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ATTRIBUTION_METHOD_PERMUTATION: _ClassVar[AttributionMethod]
     ATTRIBUTION_METHOD_OCCLUSION: _ClassVar[AttributionMethod]
     ATTRIBUTION_METHOD_TREE_SHAP: _ClassVar[AttributionMethod]
+    ATTRIBUTION_METHOD_PERMUTATION_SHAP: _ClassVar[AttributionMethod]
+    ATTRIBUTION_METHOD_SURROGATE_TREE_SHAP: _ClassVar[AttributionMethod]
+
+class Explainer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPLAINER_UNSPECIFIED: _ClassVar[Explainer]
+    EXPLAINER_MODEL: _ClassVar[Explainer]
+    EXPLAINER_SURROGATE: _ClassVar[Explainer]
+
+class FidelityMeasure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FIDELITY_MEASURE_UNSPECIFIED: _ClassVar[FidelityMeasure]
+    FIDELITY_MEASURE_R2_AGAINST_MODEL: _ClassVar[FidelityMeasure]
+    FIDELITY_MEASURE_ACCURACY_AGAINST_LOGGED: _ClassVar[FidelityMeasure]
+    FIDELITY_MEASURE_R2_AGAINST_LOGGED: _ClassVar[FidelityMeasure]
 
 class Comparison(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -164,6 +179,15 @@ ATTRIBUTION_METHOD_UNSPECIFIED: AttributionMethod
 ATTRIBUTION_METHOD_PERMUTATION: AttributionMethod
 ATTRIBUTION_METHOD_OCCLUSION: AttributionMethod
 ATTRIBUTION_METHOD_TREE_SHAP: AttributionMethod
+ATTRIBUTION_METHOD_PERMUTATION_SHAP: AttributionMethod
+ATTRIBUTION_METHOD_SURROGATE_TREE_SHAP: AttributionMethod
+EXPLAINER_UNSPECIFIED: Explainer
+EXPLAINER_MODEL: Explainer
+EXPLAINER_SURROGATE: Explainer
+FIDELITY_MEASURE_UNSPECIFIED: FidelityMeasure
+FIDELITY_MEASURE_R2_AGAINST_MODEL: FidelityMeasure
+FIDELITY_MEASURE_ACCURACY_AGAINST_LOGGED: FidelityMeasure
+FIDELITY_MEASURE_R2_AGAINST_LOGGED: FidelityMeasure
 COMPARISON_UNSPECIFIED: Comparison
 COMPARISON_GREATER: Comparison
 COMPARISON_LESS: Comparison
@@ -724,34 +748,50 @@ class ComputeFeatureImportanceResponse(_message.Message):
     def __init__(self, importances: _Optional[_Iterable[_Union[FeatureAttribution, _Mapping]]] = ..., surrogate_fidelity: _Optional[float] = ..., record_count: _Optional[int] = ...) -> None: ...
 
 class ExplainPredictionsRequest(_message.Message):
-    __slots__ = ("filter", "prediction_ids", "max_records", "store")
+    __slots__ = ("filter", "prediction_ids", "max_records", "store", "explainer", "seed")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_IDS_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINER_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     filter: EvaluationFilter
     prediction_ids: _containers.RepeatedScalarFieldContainer[str]
     max_records: int
     store: bool
-    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., prediction_ids: _Optional[_Iterable[str]] = ..., max_records: _Optional[int] = ..., store: _Optional[bool] = ...) -> None: ...
+    explainer: Explainer
+    seed: int
+    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., prediction_ids: _Optional[_Iterable[str]] = ..., max_records: _Optional[int] = ..., store: _Optional[bool] = ..., explainer: _Optional[_Union[Explainer, str]] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class PredictionAttribution(_message.Message):
-    __slots__ = ("prediction_id", "attributions")
+    __slots__ = ("prediction_id", "attributions", "model_version", "output", "expected_value")
     PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VALUE_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     attributions: _containers.RepeatedCompositeFieldContainer[FeatureAttribution]
-    def __init__(self, prediction_id: _Optional[str] = ..., attributions: _Optional[_Iterable[_Union[FeatureAttribution, _Mapping]]] = ...) -> None: ...
+    model_version: str
+    output: float
+    expected_value: float
+    def __init__(self, prediction_id: _Optional[str] = ..., attributions: _Optional[_Iterable[_Union[FeatureAttribution, _Mapping]]] = ..., model_version: _Optional[str] = ..., output: _Optional[float] = ..., expected_value: _Optional[float] = ...) -> None: ...
 
 class ExplainPredictionsResponse(_message.Message):
-    __slots__ = ("predictions", "surrogate_fidelity", "method")
+    __slots__ = ("predictions", "surrogate_fidelity", "method", "surrogate_fidelity_measure", "explained_output", "fallback_reason")
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     SURROGATE_FIDELITY_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    SURROGATE_FIDELITY_MEASURE_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINED_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     predictions: _containers.RepeatedCompositeFieldContainer[PredictionAttribution]
     surrogate_fidelity: float
     method: AttributionMethod
-    def __init__(self, predictions: _Optional[_Iterable[_Union[PredictionAttribution, _Mapping]]] = ..., surrogate_fidelity: _Optional[float] = ..., method: _Optional[_Union[AttributionMethod, str]] = ...) -> None: ...
+    surrogate_fidelity_measure: FidelityMeasure
+    explained_output: str
+    fallback_reason: str
+    def __init__(self, predictions: _Optional[_Iterable[_Union[PredictionAttribution, _Mapping]]] = ..., surrogate_fidelity: _Optional[float] = ..., method: _Optional[_Union[AttributionMethod, str]] = ..., surrogate_fidelity_measure: _Optional[_Union[FidelityMeasure, str]] = ..., explained_output: _Optional[str] = ..., fallback_reason: _Optional[str] = ...) -> None: ...
 
 class Baseline(_message.Message):
     __slots__ = ("model", "version", "reference", "metrics", "validation_report_id", "update_time", "record_count")

@@ -244,7 +244,9 @@ class ObservabilityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExplainPredictions(self, request, context):
-        """Per-prediction attribution (occlusion), stored with the records.
+        """Per-prediction attribution of the registered model version that made
+        each prediction (TreeSHAP for tree models, permutation SHAP otherwise),
+        or of a surrogate on request; optionally stored with the records.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -19,17 +19,23 @@ from modelplane.api.v1 import types_pb2
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
 from modelplane.observability.analysis_limits import RowBudget
-from modelplane.observability.attribution import SHAP
+from modelplane.observability.attribution import OCCLUSION
 from modelplane.observability.columnar import read_ipc
 from modelplane.observability.drift import DriftMethod, DriftThresholds
 from modelplane.observability.evaluations import (
+    FIDELITY_ACCURACY_AGAINST_LOGGED,
+    FIDELITY_R2_AGAINST_LOGGED,
+    FIDELITY_R2_AGAINST_MODEL,
+    SURROGATE_TREE_SHAP,
     Baseline,
     ColumnDriftResult,
+    Explainer,
     PerformanceGroup,
     ProxyGroup,
     Reference,
 )
 from modelplane.observability.ingest import ArrowRecords, ImportColumns, read_table
+from modelplane.observability.model_explanation import PERMUTATION_SHAP, TREE_SHAP
 from modelplane.observability.monitors import (
     Alert,
     AlertState,
@@ -65,6 +71,13 @@ from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
+_METHODS = {TREE_SHAP: pb.ATTRIBUTION_METHOD_TREE_SHAP,
+            PERMUTATION_SHAP: pb.ATTRIBUTION_METHOD_PERMUTATION_SHAP,
+            SURROGATE_TREE_SHAP: pb.ATTRIBUTION_METHOD_SURROGATE_TREE_SHAP,
+            OCCLUSION: pb.ATTRIBUTION_METHOD_OCCLUSION}
+_FIDELITY = {FIDELITY_R2_AGAINST_MODEL: pb.FIDELITY_MEASURE_R2_AGAINST_MODEL,
+             FIDELITY_ACCURACY_AGAINST_LOGGED: pb.FIDELITY_MEASURE_ACCURACY_AGAINST_LOGGED,
+             FIDELITY_R2_AGAINST_LOGGED: pb.FIDELITY_MEASURE_R2_AGAINST_LOGGED}
 
 
 class _BadValue(Exception):
@@ -637,18 +650,27 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
     async def ExplainPredictions(self, request: pb.ExplainPredictionsRequest, context: Any
                                  ) -> pb.ExplainPredictionsResponse:
         f = filter_from_pb(request.filter, "filter")
+        try:
+            explainer = Explainer(request.explainer)
+        except ValueError:
+            raise _bad("explainer", f"unknown explainer {request.explainer}") from None
         rep = await self._rt.analyses.run(self._rt.evaluations.explain, f,
-                                      list(request.prediction_ids), request.max_records or 1000,
-                                      request.store)
+                                          list(request.prediction_ids),
+                                          request.max_records or 1000, request.store,
+                                          request.seed, explainer)
         return pb.ExplainPredictionsResponse(
             predictions=[pb.PredictionAttribution(
                 prediction_id=pid,
                 attributions=[pb.FeatureAttribution(feature=k, value=v)
-                              for k, v in sorted(attr.items(), key=lambda kv: -abs(kv[1]))])
+                              for k, v in sorted(attr.items(), key=lambda kv: -abs(kv[1]))],
+                model_version=rep.versions.get(pid, ""), output=rep.outputs.get(pid, 0.0),
+                expected_value=rep.expected.get(pid, 0.0))
                 for pid, attr in rep.attributions.items()],
             surrogate_fidelity=rep.fidelity,
-            method=(pb.ATTRIBUTION_METHOD_TREE_SHAP if rep.method == SHAP
-                    else pb.ATTRIBUTION_METHOD_OCCLUSION))
+            method=_METHODS.get(rep.method, pb.ATTRIBUTION_METHOD_OCCLUSION),
+            surrogate_fidelity_measure=_FIDELITY.get(rep.fidelity_measure,
+                                                     pb.FIDELITY_MEASURE_UNSPECIFIED),
+            explained_output=rep.explained_output, fallback_reason=rep.fallback_reason)
 
     # -- baselines -------------------------------------------------------------
 

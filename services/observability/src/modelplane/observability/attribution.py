@@ -56,6 +56,8 @@ class Surrogate:
     classifier: bool
     fidelity: float
     fill: np.ndarray
+    #: rows (of the frame it was fitted on) held out to measure fidelity
+    test_rows: np.ndarray
 
     @classmethod
     def fit(cls, frame: Frame, catalog: Catalog, against_actual: bool, seed: int) -> Surrogate:
@@ -106,7 +108,24 @@ class Surrogate:
         fidelity = float(model.score(X[test], target[test]))
         fill = np.array([_reference_value(X[:, j], categorical[j]) for j in range(X.shape[1])])
         return cls(model, names, categorical, categories, X[test], target[test], classifier,
-                   fidelity, fill)
+                   fidelity, fill, idx[test])
+
+    def fidelity_against(self, outputs: np.ndarray, classes: list[str] | None) -> float:
+        """R² of the surrogate's output against a model's output on the held-out
+        records: ``outputs`` are the model's predicted values (regression) or its
+        class probabilities (records × ``classes``, compared over all classes)."""
+        if not self.classifier or classes is None:
+            mine = np.asarray(self.model.predict(self.X_test), dtype=np.float64)
+            theirs = np.asarray(outputs, dtype=np.float64).reshape(len(mine))
+        else:
+            proba = self.model.predict_proba(self.X_test)
+            col = {str(c): j for j, c in enumerate(self.model.classes_)}
+            mine = np.column_stack([proba[:, col[c]] if c in col else np.zeros(len(proba))
+                                    for c in classes])
+            theirs = np.asarray(outputs, dtype=np.float64)
+        total = float(((theirs - theirs.mean(axis=0)) ** 2).sum())
+        residual = float(((theirs - mine) ** 2).sum())
+        return 1.0 - residual / total if total > 0 else (1.0 if residual == 0 else 0.0)
 
     def permutation_importance(self, repeats: int, seed: int) -> list[tuple[str, float, float]]:
         from sklearn.inspection import permutation_importance

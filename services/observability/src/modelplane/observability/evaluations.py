@@ -8,12 +8,15 @@ Blocking (numpy, SQL): the api layer calls these methods from a thread.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +31,11 @@ from modelplane.observability.drift import (
     drift_many,
     numeric_drift,
 )
+from modelplane.observability.model_explanation import (
+    ExplainBudget,
+    ModelLoader,
+    ModelUnavailable,
+)
 from modelplane.observability.records import (
     PREDICTION,
     ColumnKind,
@@ -40,6 +48,9 @@ from modelplane.observability.records import (
     describe_slice,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from modelplane.observability.attribution import Surrogate
 from modelplane.observability.slices import (
     candidate_slices,
     check_column,
@@ -56,6 +67,7 @@ from modelplane.observability.store.base import (
 )
 
 MetricValues = dict[M.Metric, float | None]
+log = logging.getLogger(__name__)
 DEFAULT_THRESHOLDS = DriftThresholds()
 
 
@@ -199,12 +211,40 @@ class ImportanceReport:
     record_count: int
 
 
+class Explainer(IntEnum):
+    """What ExplainPredictions explains (numbers as in the contract)."""
+
+    UNSPECIFIED = 0  # the model; the surrogate when it cannot be loaded
+    MODEL = 1  # the model, or FAILED_PRECONDITION
+    SURROGATE = 2
+
+
+#: what a surrogate's fidelity was measured against
+FIDELITY_R2_AGAINST_MODEL = "r2_against_model"
+FIDELITY_ACCURACY_AGAINST_LOGGED = "accuracy_against_logged"
+FIDELITY_R2_AGAINST_LOGGED = "r2_against_logged"
+#: a surrogate's per-prediction methods, as reported
+SURROGATE_TREE_SHAP = "surrogate_tree_shap"
+#: versions one call explains with their own models
+MAX_EXPLAINED_VERSIONS = 4
+
+
 @dataclass
 class ExplanationReport:
     attributions: dict[str, dict[str, float]]
     fidelity: float
-    #: attribution.SHAP or attribution.OCCLUSION.
+    #: model_explanation.TREE_SHAP / PERMUTATION_SHAP (the model), or
+    #: SURROGATE_TREE_SHAP / attribution.OCCLUSION (a surrogate).
     method: str = "occlusion"
+    #: FIDELITY_* when a surrogate answered
+    fidelity_measure: str = ""
+    explained_output: str = ""
+    #: why a surrogate answered although the model was asked for
+    fallback_reason: str = ""
+    #: per prediction id: the version explained, the output and its expected value
+    versions: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, float] = field(default_factory=dict)
+    expected: dict[str, float] = field(default_factory=dict)
 
 
 def infer_task(frame: Frame, catalog: Catalog, task: M.TaskType) -> M.TaskType:
@@ -240,13 +280,18 @@ class Evaluations:
     def __init__(self, store: EvaluationStore, catalogs: dict[str, Catalog],
                  catalog_lock: threading.Lock, executor: Executor | None = None,
                  clock: Callable[[], datetime] = utcnow,
-                 max_rows: int = DEFAULT_MAX_ANALYSIS_ROWS) -> None:
+                 max_rows: int = DEFAULT_MAX_ANALYSIS_ROWS, *,
+                 models: ModelLoader | None = None,
+                 explain_budget: ExplainBudget | None = None) -> None:
         self._store = store
         self._max_rows = max_rows
         self._catalogs = catalogs
         self._catalog_lock = catalog_lock
         self._executor = executor
         self._clock = clock
+        #: registered model versions, for explaining the model itself (None: off)
+        self.models = models
+        self.explain_budget = explain_budget or ExplainBudget()
 
     # -- filters and frames -------------------------------------------------
 
@@ -657,15 +702,14 @@ class Evaluations:
                                 len(frame))
 
     def explain(self, f: EvaluationFilter, prediction_ids: Sequence[str] = (),
-                max_records: int = 1000, store: bool = False, seed: int = 0
-                ) -> ExplanationReport:
-        from modelplane.observability.attribution import Surrogate
-
+                max_records: int = 1000, store: bool = False, seed: int = 0,
+                explainer: Explainer = Explainer.UNSPECIFIED) -> ExplanationReport:
+        """Attributions of the records' own model versions (see model_explanation),
+        or of a surrogate on request or when the model cannot be loaded."""
         frame, catalog = self.load(f)
         if len(frame) == 0:
             raise FailedPrecondition(f"no records of model {f.model!r} match the filter",
                                      reason="NO_RECORDS", metadata={"model": f.model})
-        surrogate = Surrogate.fit(_sample(frame, 20000, seed), catalog, False, seed)
         if prediction_ids:
             wanted = set(prediction_ids)
             idx = np.flatnonzero(np.fromiter((p in wanted for p in frame.prediction_id), bool,
@@ -679,10 +723,161 @@ class Evaluations:
         else:
             idx = np.argsort(-frame.time_us, kind="stable")[: max_records or 1000]
         target = frame.take(idx)
+        fallback = ""
+        if explainer is not Explainer.SURROGATE:
+            try:
+                report = self._explain_model(f.model, frame, target, catalog,
+                                             bool(prediction_ids), seed)
+            except ModelUnavailable as exc:
+                if explainer is Explainer.MODEL:
+                    raise
+                fallback = exc.message
+                log.info("explaining a surrogate of %s: %s", f.model, fallback)
+            else:
+                if store:
+                    self._store.set_attributions(f.model, report.attributions)
+                return report
+        from modelplane.observability.attribution import SHAP, Surrogate
+
+        fitted = _sample(frame, 20000, seed)
+        surrogate = Surrogate.fit(fitted, catalog, False, seed)
         attributions, method = surrogate.explain(target)
+        fidelity, measure = surrogate.fidelity, (
+            FIDELITY_ACCURACY_AGAINST_LOGGED if surrogate.classifier
+            else FIDELITY_R2_AGAINST_LOGGED)
+        if not fallback:  # asked for: measured against the model when it loads
+            try:
+                fidelity = self._fidelity_against_model(f.model, surrogate, fitted, catalog)
+                measure = FIDELITY_R2_AGAINST_MODEL
+            except ModelUnavailable as exc:
+                log.info("surrogate fidelity of %s against the logged predictions: %s",
+                         f.model, exc.message)
         if store:
             self._store.set_attributions(f.model, attributions)
-        return ExplanationReport(attributions, surrogate.fidelity, method)
+        output = ("the surrogate's predicted value" if not surrogate.classifier else
+                  "the surrogate's raw score of the predicted class" if method == SHAP else
+                  "the surrogate's probability of the predicted class")
+        return ExplanationReport(
+            attributions, fidelity, SURROGATE_TREE_SHAP if method == SHAP else method,
+            measure, output, fallback,
+            versions=dict(zip(target.prediction_id.tolist(), target.version.tolist())))
+
+    def _load_model(self, model: str, version: str) -> Any:
+        if self.models is None:
+            raise ModelUnavailable("explaining registered models is off in this service "
+                                   "(MODELPLANE_OBSERVABILITY_EXPLAIN_MODELS=off)")
+        return self.models.load(model, version)
+
+    def _versions(self, frame: Frame) -> list[str]:
+        versions = sorted({str(v) for v in frame.version.tolist()})
+        if len(versions) > MAX_EXPLAINED_VERSIONS:
+            raise _bad("filter.versions", f"the records span {len(versions)} versions; "
+                       f"explain at most {MAX_EXPLAINED_VERSIONS} at once")
+        return versions
+
+    def _explain_model(self, model: str, frame: Frame, target: Frame, catalog: Catalog,
+                       named: bool, seed: int) -> ExplanationReport:
+        from modelplane.observability.model_explanation import (
+            explain_model,
+            is_tree_model,
+            model_features,
+        )
+
+        budget = self.explain_budget
+        kinds = catalog.features()
+        categorical = {n for n, k in kinds.items() if k is not ColumnKind.NUMERIC}
+        report = ExplanationReport({}, 0.0)  # no surrogate, no fidelity
+        spaces: list[str] = []
+        for version in self._versions(target):
+            obj = self._load_model(model, version)
+            names = model_features(obj, list(kinds))
+            rows = np.flatnonzero(target.version == version)
+            if named and len(rows) > budget.max_rows and not is_tree_model(obj):
+                raise _bad("prediction_ids", f"{len(rows)} predictions of version {version}: "
+                           f"at most {budget.max_rows} per call are explained by permutation "
+                           f"SHAP (MODELPLANE_OBSERVABILITY_EXPLAIN_MAX_ROWS)")
+            background = self._background(model, version, names, frame)
+            try:
+                attr = explain_model(obj, {n: target.features[n][rows] for n in names}, names,
+                                     background, categorical, budget, seed)
+            except (ModelUnavailable, InvalidArgument):
+                raise
+            except Exception as exc:
+                log.warning("explaining %s version %s failed", model, version, exc_info=True)
+                raise ModelUnavailable(f"model {model!r} version {version} could not be "
+                                       f"explained: {type(exc).__name__}: {exc}",
+                                       model=model, version=version) from None
+            rows = rows[: len(attr.values)]  # permutation SHAP explains the newest max_rows
+            ids = target.prediction_id[rows].tolist()
+            for k, pid in enumerate(ids):
+                report.attributions[pid] = {n: float(v) for n, v in
+                                            zip(attr.names, attr.values[k].tolist())}
+                report.versions[pid] = version
+                report.outputs[pid] = float(attr.output[k])
+                report.expected[pid] = float(attr.expected[k])
+            if not spaces:  # the first version's method names the whole answer
+                report.method = attr.method
+            spaces.append(attr.explained_output)
+        report.explained_output = "; ".join(sorted(set(spaces)))
+        return report
+
+    def _background(self, model: str, version: str, names: list[str], loaded: Frame
+                    ) -> dict[str, np.ndarray]:
+        """The version's baseline records (its reference, else its validation, else its
+        training records, else its records among those ``loaded`` for the request):
+        the permutation explainer's background, sampled there to the budget."""
+        filters = []
+        doc = self._store.get_document("baseline", f"{model}\x1f{version}")
+        if doc is not None:
+            filters.append(Baseline.from_dict(doc).reference_filter())
+        filters += [EvaluationFilter(model, (version,), env) for env in
+                    (Environment.VALIDATION, Environment.TRAINING)]
+        for bf in filters:
+            try:
+                frame, _ = self.load(bf, "baseline")
+            except (NotFound, InvalidArgument, FailedPrecondition):
+                continue
+            if len(frame):
+                break
+        else:
+            frame = loaded.take(np.flatnonzero(loaded.version == version))
+        frame = _sample(frame, max(self.explain_budget.background_rows, 1) * 5, 0)
+        return {n: frame.features[n] for n in names}
+
+    def _fidelity_against_model(self, model: str, surrogate: Surrogate, fitted: Frame,
+                                catalog: Catalog) -> float:
+        from modelplane.observability.model_explanation import (
+            model_features,
+            model_input,
+            model_outputs,
+        )
+
+        held = fitted.take(surrogate.test_rows)
+        parts: list[np.ndarray] = []
+        classes: list[str] | None = None
+        order: list[np.ndarray] = []
+        for version in self._versions(held):
+            obj = self._load_model(model, version)
+            rows = np.flatnonzero(held.version == version)
+            names = model_features(obj, list(catalog.features()))
+            try:
+                out, is_proba = model_outputs(obj, model_input(
+                    {n: held.features[n][rows] for n in names}, names, obj))
+            except ModelUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the model's own code failing
+                raise ModelUnavailable(f"model {model!r} version {version} failed to "
+                                       f"predict: {exc}", model=model, version=version) from None
+            if is_proba:
+                mine = [str(c) for c in getattr(obj, "classes_", range(out.shape[1]))]
+                classes = classes or mine
+                col = {c: j for j, c in enumerate(mine)}
+                out = np.column_stack([out[:, col[c]] if c in col else np.zeros(len(out))
+                                       for c in classes])
+            parts.append(out)
+            order.append(rows)
+        outputs = np.concatenate(parts)[np.argsort(np.concatenate(order), kind="stable")]
+        return surrogate.fidelity_against(outputs, classes)
 
 
 #: a pair of slices is listed only when it outscores both of its single slices this much

@@ -66,7 +66,8 @@ class ObservabilityRuntime:
                                        settings.ingest_queue_batches, clock,
                                        settings.ingest_writers)
         self.evaluations = Evaluations(self.store, self.catalogs, self.catalog_lock,
-                                       self.executor, clock, settings.max_analysis_rows)
+                                       self.executor, clock, settings.max_analysis_rows,
+                                       explain_budget=settings.explain_budget)
         #: one per process: the compute RPCs and the dashboard's pages share its slots
         self.analyses = AnalysisGate(settings.max_concurrent_analyses,
                                      settings.max_analysis_rows,
@@ -85,8 +86,11 @@ class ObservabilityRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._http: Any = None
         self.http_port: int | None = None
+        self._registry_channel: Any = None
 
     async def start(self) -> None:
+        if self.settings.explain_models:
+            self._start_model_loader()
         await asyncio.to_thread(self.store.open)
         catalogs = await asyncio.to_thread(self.store.load_catalogs)
         with self.catalog_lock:
@@ -100,6 +104,18 @@ class ObservabilityRuntime:
                 self.monitors.run(self.settings.monitor_tick_seconds, self.lease)))
         if self.settings.http_addr:
             await self._start_http(self.settings.http_addr)
+
+    def _start_model_loader(self) -> None:
+        """Registered versions for ExplainPredictions: a channel to the registry (made
+        here, on the service's loop; it connects at the first explanation)."""
+        from modelplane.kit.clients import channel
+        from modelplane.observability.adapters.model_loader import RegistryModelLoader
+
+        svc = self.settings.service
+        self._registry_channel = channel(svc.target("registry"), svc)
+        self.evaluations.models = RegistryModelLoader(
+            self._registry_channel, asyncio.get_running_loop(), svc.data_dir / "models",
+            api_key=svc.api_key, cache_size=self.settings.explain_model_cache)
 
     async def _start_http(self, addr: str) -> None:
         import uvicorn
@@ -137,6 +153,9 @@ class ObservabilityRuntime:
                     await task
         self._tasks.clear()
         self.webhooks.close()
+        if self._registry_channel is not None:
+            with contextlib.suppress(Exception):
+                await self._registry_channel.close()
         with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
             await asyncio.to_thread(self.lease.release)
         await asyncio.to_thread(self.store.close)

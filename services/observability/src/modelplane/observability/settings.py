@@ -19,6 +19,11 @@
 | ``MODELPLANE_OBSERVABILITY_MAX_CONCURRENT_ANALYSES`` | ``4`` | compute RPCs and dashboard pages computing at once in one process; past it ``RESOURCE_EXHAUSTED`` |
 | ``MODELPLANE_OBSERVABILITY_ANALYSIS_WAIT_SECONDS`` | ``2`` | how long a call waits for a free slot before that refusal |
 | ``MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS`` | ``5000000`` | evaluation-store rows one analysis may read (current and reference together); past it ``RESOURCE_EXHAUSTED`` |
+| ``MODELPLANE_OBSERVABILITY_EXPLAIN_MODELS`` | ``registry`` | ExplainPredictions loads the version that made the predictions from the registry (``MODELPLANE_REGISTRY_TARGET``); ``off`` = surrogate only (no model code in this process) |
+| ``MODELPLANE_OBSERVABILITY_EXPLAIN_BACKGROUND_ROWS`` | ``100`` | baseline records sampled as the permutation explainer's background |
+| ``MODELPLANE_OBSERVABILITY_EXPLAIN_MAX_ROWS`` | ``100`` | records one call explains by permutation SHAP (TreeSHAP: the request's max_records) |
+| ``MODELPLANE_OBSERVABILITY_EXPLAIN_PERMUTATIONS`` | ``2`` | permutations per record (each: 2 × features + 1 model calls on the background) |
+| ``MODELPLANE_OBSERVABILITY_EXPLAIN_MODEL_CACHE`` | ``4`` | loaded model versions kept in memory |
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from modelplane.observability.analysis_limits import (
     DEFAULT_MAX_ANALYSIS_ROWS,
     DEFAULT_MAX_CONCURRENT_ANALYSES,
 )
+from modelplane.observability.model_explanation import ExplainBudget
 
 DEFAULT_HTTP_ADDR = "127.0.0.1:7115"
 WEBHOOK_ALLOW_SETTING = "MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW"
@@ -68,6 +74,17 @@ class ObservabilitySettings:
     max_concurrent_analyses: int = DEFAULT_MAX_CONCURRENT_ANALYSES
     analysis_wait_seconds: float = DEFAULT_ANALYSIS_WAIT_SECONDS
     max_analysis_rows: int = DEFAULT_MAX_ANALYSIS_ROWS
+    explain_models: bool = True
+    explain_background_rows: int = 100
+    explain_max_rows: int = 100
+    explain_permutations: int = 2
+    explain_model_cache: int = 4
+
+    @property
+    def explain_budget(self) -> ExplainBudget:
+        return ExplainBudget(background_rows=max(self.explain_background_rows, 1),
+                             max_rows=max(self.explain_max_rows, 1),
+                             permutations=max(self.explain_permutations, 1))
 
     @property
     def embedded_path(self) -> Path:
@@ -100,6 +117,12 @@ class ObservabilitySettings:
                                         or DEFAULT_ANALYSIS_WAIT_SECONDS),
             max_analysis_rows=_at_least_one(service, "MAX_ANALYSIS_ROWS",
                                             DEFAULT_MAX_ANALYSIS_ROWS),
+            explain_models=(service.env("EXPLAIN_MODELS", "registry") or "registry").lower()
+            not in ("off", "none", "false", "0"),
+            explain_background_rows=_at_least_one(service, "EXPLAIN_BACKGROUND_ROWS", 100),
+            explain_max_rows=_at_least_one(service, "EXPLAIN_MAX_ROWS", 100),
+            explain_permutations=_at_least_one(service, "EXPLAIN_PERMUTATIONS", 2),
+            explain_model_cache=_at_least_one(service, "EXPLAIN_MODEL_CACHE", 4),
         )
 
     @classmethod
