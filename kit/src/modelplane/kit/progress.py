@@ -98,16 +98,18 @@ class _Row:
 class ProgressBoard:
     """Named rows and their states, live on a terminal, one line per change elsewhere.
 
-    ``console`` (tests: ``Console(file=StringIO(), force_terminal=True)``) decides
+    Plain output goes to ``stream``, and errors (``note(error=True)``) to ``err``
+    (default stderr). ``console`` (tests: ``Console(file=StringIO(), force_terminal=True)``) decides
     the mode by ``console.is_terminal``; otherwise ``stream`` (default stdout)
     and the environment do (``wants_interactive``). Use it as a context manager:
     the live display starts on enter and leaves its final rows on exit.
     """
 
-    def __init__(self, *, stream: TextIO | None = None, console: Console | None = None,
-                 environ: Mapping[str, str] | None = None,
+    def __init__(self, *, stream: TextIO | None = None, err: TextIO | None = None,
+                 console: Console | None = None, environ: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream if stream is not None else sys.stdout
+        self._err = err
         if console is not None:
             self.interactive = console.is_terminal
         else:
@@ -199,7 +201,7 @@ class ProgressBoard:
             self._progress.console.print(text, highlight=False, markup=False,
                                          style="red" if error else None)
         else:
-            out = sys.stderr if error else self._stream
+            out = (self._err or sys.stderr) if error else self._stream
             out.write(text + "\n")
             out.flush()
 
