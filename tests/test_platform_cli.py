@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -57,6 +58,11 @@ def test_up_detach_reports_every_part_serving(platform) -> None:
     assert report["services"]["gateway"] == {"http": f"http://127.0.0.1:{base}",
                                              "status": "SERVING", **supervised}
     assert report["mlflow"] == {"tracking_uri": f"http://127.0.0.1:{base + 10}"}
+    # through a pipe, `up` told each part's progress in plain lines, one per state change
+    out = platform["up"].stdout
+    assert "\r" not in out and "\x1b[" not in out
+    for name in (*SERVICES, "gateway"):
+        assert len(re.findall(rf"^{name}: SERVING \(\d+\.\d s\)$", out, re.MULTILINE)) == 1, out
     # `up --detach` left its supervisor behind, and it is the parent of every part
     state = json.loads((platform["data"] / "platform.json").read_text())
     supervisor = report["supervisor"]["pid"]

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -33,7 +34,8 @@ from modelplane.cli.platform import (
     parse_replicas,
     service_database_urls,
 )
-from modelplane.cli.supervisor import CRASH_LOOP, die_with_parent, kill_session
+from modelplane.cli.supervisor import BACKOFF, CRASH_LOOP, die_with_parent, kill_session
+from modelplane.kit.progress import ProgressBoard
 from modelplane.kit.settings import SERVICES
 
 
@@ -120,14 +122,28 @@ def _print_summary(platform: Platform, key: str, created: bool) -> None:
 
 
 def _stop_supervisor(platform: Platform, proc: subprocess.Popen[bytes] | None = None,
-                     timeout: float = 40.0) -> None:
-    """SIGTERM the supervisor (it stops every process), then sweep whatever is left."""
+                     timeout: float = 40.0, board: ProgressBoard | None = None) -> None:
+    """SIGTERM the supervisor (it stops every process), then sweep whatever is left.
+
+    With a ``board``, each recorded process is a row: ``stopping`` until it is gone."""
+    def watch() -> None:
+        if board is None:
+            return
+        for name, child in platform.pids.items():
+            if board.state(name) == "stopping" and not alive(child):
+                board.set(name, "stopped", done=True)
+
+    if board is not None:
+        for name, child in platform.pids.items():
+            if alive(child):
+                board.add(name, "stopping")
     pid = proc.pid if proc is not None else platform.supervisor_pid
     if pid and alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            watch()
             if proc is not None:
                 if proc.poll() is not None:
                     break
@@ -140,8 +156,10 @@ def _stop_supervisor(platform: Platform, proc: subprocess.Popen[bytes] | None = 
             if proc is not None:
                 proc.wait()
     # a supervisor that died without stopping them (SIGKILL): the processes it recorded
-    for child in platform.pids.values():
+    for name, child in platform.pids.items():
         kill_session(child, grace=5.0)
+        if board is not None and board.state(name) == "stopping":
+            board.set(name, "stopped", done=True, detail="swept after the supervisor")
     (platform.data_dir / STATE_FILE).unlink(missing_ok=True)
 
 
@@ -150,6 +168,86 @@ def _running(platform: Platform | None) -> list[int]:
         return []
     pids = [*platform.pids.values(), *([platform.supervisor_pid] if platform.supervisor_pid else [])]
     return sorted(pid for pid in pids if alive(pid))
+
+
+def _instance_health(report: dict[str, object]) -> dict[str, str]:
+    """Health per process (``serving-2`` too), from a ``status_report``."""
+    services = report["services"]
+    assert isinstance(services, dict)
+    out: dict[str, str] = {}
+    for component, summary in services.items():
+        replicas = summary.get("replicas") or [summary]
+        for r, entry in enumerate(replicas):
+            out[instance_name(component, r)] = str(entry["status"])
+    return out
+
+
+def startup_state(health: str, supervised: dict[str, object]) -> str:
+    """What a person waiting for ``up`` is told of one process.
+
+    ``starting`` (not answering yet), ``initialising`` (answering NOT_SERVING: its
+    ``on_start`` opens stores and runs migrations; the health protocol does not
+    say which), ``SERVING``; the supervisor's ``backoff`` and ``crash-loop`` win.
+    """
+    supervisor_state = supervised.get("state")
+    if supervisor_state in (BACKOFF, CRASH_LOOP):
+        return str(supervisor_state)
+    if health == "SERVING":
+        return "SERVING"
+    if health == "NOT_SERVING":
+        return "initialising"
+    return "starting"
+
+
+def _show_startup(board: ProgressBoard, platform: Platform, report: dict[str, object]) -> None:
+    for name, health in _instance_health(report).items():
+        state = startup_state(health, platform.instances.get(name, {}))
+        restarts = platform.instances.get(name, {}).get("restarts") or 0
+        board.set(name, state, done=state in ("SERVING", CRASH_LOOP),
+                  detail=f"restarts {restarts}" if restarts else "")
+
+
+def _wait_until_serving(platform: Platform, supervisor: subprocess.Popen[bytes],
+                        board: ProgressBoard, timeout: float,
+                        stopping: Callable[[], bool]) -> Platform | None:
+    """Poll health until every process is SERVING (the platform as last loaded), showing
+    each process's state on ``board``; None after stopping it on a failure or a signal."""
+    data_dir, logs = platform.data_dir, platform.data_dir / "logs"
+    for name, _component, _replica in platform.instance_names():
+        board.add(name, "starting")
+    deadline = time.monotonic() + timeout
+    report = status_report(platform)
+    while True:
+        platform = Platform.load(data_dir) or platform
+        _show_startup(board, platform, report)
+        if _all_serving(report):
+            return platform
+        if stopping():
+            _stop_supervisor(platform, supervisor)
+            return None
+        if supervisor.poll() is not None:
+            board.note(f"the supervisor exited with code {supervisor.returncode}; see "
+                       f"{logs / 'supervisor.log'}", error=True)
+            _stop_supervisor(platform, supervisor)
+            return None
+        looping = [name for name, view in platform.instances.items()
+                   if view.get("state") == CRASH_LOOP]
+        if looping:
+            for name in looping:
+                board.note(f"{platform.instances[name].get('message')}\nits log ends with:\n"
+                           f"{_log_tail(platform, name)}", error=True)
+            board.note("stopping: a part crash-looped before the platform was up", error=True)
+            _stop_supervisor(platform, supervisor)
+            return None
+        if time.monotonic() > deadline:
+            waiting = [n for n, h in _instance_health(report).items() if h != "SERVING"]
+            board.note(f"not healthy after {timeout:.0f}s: {', '.join(waiting)}", error=True)
+            for name in waiting:
+                board.note(f"--- {name} log ---\n{_log_tail(platform, name)}", error=True)
+            _stop_supervisor(platform, supervisor)
+            return None
+        time.sleep(0.5)
+        report = status_report(platform)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -216,39 +314,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     n = len(platform.instance_names())
-    print(f"starting {n} processes under a supervisor (logs in {logs}) ...", flush=True)
-    deadline = time.monotonic() + args.timeout
-    report = status_report(platform)
-    while not _all_serving(report):
-        if stopping:
-            _stop_supervisor(platform, supervisor)
-            return 1
-        if supervisor.poll() is not None:
-            print(f"the supervisor exited with code {supervisor.returncode}; see "
-                  f"{logs / 'supervisor.log'}", file=sys.stderr)
-            _stop_supervisor(platform, supervisor)
-            return 1
-        platform = Platform.load(data_dir) or platform
-        looping = [name for name, view in platform.instances.items()
-                   if view.get("state") == CRASH_LOOP]
-        if looping:
-            for name in looping:
-                print(f"{platform.instances[name].get('message')}\nits log ends with:\n"
-                      f"{_log_tail(platform, name)}", file=sys.stderr)
-            print("stopping: a part crash-looped before the platform was up", file=sys.stderr)
-            _stop_supervisor(platform, supervisor)
-            return 1
-        if time.monotonic() > deadline:
-            services = report["services"]
-            assert isinstance(services, dict)
-            waiting = [n for n, s in services.items() if s["status"] != "SERVING"]
-            print(f"not healthy after {args.timeout:.0f}s: {', '.join(waiting)}", file=sys.stderr)
-            for name in waiting:
-                print(f"--- {name} log ---\n{_log_tail(platform, name)}", file=sys.stderr)
-            _stop_supervisor(platform, supervisor)
-            return 1
-        time.sleep(0.5)
-        report = status_report(platform)
+    board = ProgressBoard()
+    board.note(f"starting {n} processes under a supervisor (logs in {logs}) ...")
+    with board:
+        ready = _wait_until_serving(platform, supervisor, board, args.timeout,
+                                    lambda: stopping)
+    if ready is None:
+        return 1
+    platform = ready
 
     _print_summary(platform, key, created)
     if args.demo:
@@ -274,8 +347,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     print("press Ctrl-C to stop", flush=True)
     while not stopping and supervisor.poll() is None:
         time.sleep(0.5)
-    print("stopping ...", flush=True)
-    _stop_supervisor(platform, supervisor)
+    platform = Platform.load(data_dir) or platform  # the pids the supervisor recorded
+    with ProgressBoard() as board:
+        board.note("stopping ...")
+        _stop_supervisor(platform, supervisor, board=board)
     print("stopped")
     return 0
 
@@ -287,7 +362,8 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"no platform recorded in {data_dir}")
         return 0
     running = _running(platform)
-    _stop_supervisor(platform)
+    with ProgressBoard() as board:
+        _stop_supervisor(platform, board=board)
     print(f"stopped {len(running)} processes")
     return 0
 

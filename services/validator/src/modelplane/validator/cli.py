@@ -28,6 +28,7 @@ from google.protobuf import json_format
 
 from modelplane.kit.clients import channel
 from modelplane.kit.errors import ModelplaneError
+from modelplane.kit.progress import ProgressBoard
 from modelplane.kit.settings import ServiceSettings
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.validator.v1 import validator_pb2 as pb
@@ -89,6 +90,43 @@ def render_table(report: pb.ValidationReport, run: pb.ValidationRun, out: TextIO
               f"observability baseline {'set' if run.observability_baseline_set else 'NOT set'}\n")
 
 
+class RunWatch:
+    """A run's progress as rows on a ``ProgressBoard``: the run (its stage, checks done
+    and pending) and one row per check, ``running`` while it runs, ``checked`` once the
+    next one starts, then its outcome (PASS, WARN, FAIL, SKIP, ERROR) and its own time
+    from the report. (The watch stream names the check running now, not the outcome of
+    the ones before it, so outcomes arrive with the report.)"""
+
+    def __init__(self, board: ProgressBoard) -> None:
+        self._board = board
+        self._current = ""
+        board.add("run", "queued")
+
+    def show(self, run: pb.ValidationRun) -> None:
+        p = run.progress
+        check = p.current_check
+        if self._current and check != self._current:
+            self._board.set(self._current, "checked", done=True)
+        if check and check != self._current:
+            self._board.set(check, "running")
+        self._current = check
+        pending = max(0, p.checks_total - p.checks_done - (1 if check else 0))
+        stage = "running checks" if check else (p.stage or "queued")
+        self._board.set("run", stage,
+                        detail=f"{p.checks_done}/{p.checks_total} checks done, {pending} pending")
+
+    def ended(self, state: str) -> None:
+        if self._current:
+            self._board.set(self._current, "interrupted", done=True)
+        self._board.set("run", state, done=True)
+
+    def report(self, report: pb.ValidationReport) -> None:
+        for c in report.checks:
+            self._board.set(c.check, _STATUS_TEXT[c.status], done=True,
+                            seconds=c.duration.seconds + c.duration.nanos / 1e9)
+        self._board.set("run", _STATUS_TEXT[report.status], done=True, detail=report.summary)
+
+
 async def _validate(args: argparse.Namespace, out: TextIO, err: TextIO,
                     environ: Mapping[str, str] | None) -> int:
     settings = ServiceSettings.from_env("validator", environ)
@@ -116,19 +154,21 @@ async def _validate(args: argparse.Namespace, out: TextIO, err: TextIO,
             run = await stub.CreateValidationRun(
                 pb.CreateValidationRunRequest(validation_run=request), timeout=120)
             final = run
-            async for update in stub.WatchValidationRun(
-                    pb.WatchValidationRunRequest(id=run.id), timeout=args.timeout):
-                final = update
-                if not args.json and err.isatty():
-                    err.write(f"\r{update.progress.fraction:5.0%} {update.progress.stage:<40}")
-            if not args.json and err.isatty():
-                err.write("\n")
-            if final.state != pb.RUN_STATE_SUCCEEDED:
-                state = pb.RunState.Name(final.state).removeprefix("RUN_STATE_")
-                err.write(f"error: run {final.id} {state}: {final.error.message}\n")
-                return EXIT_ERROR
-            report = await stub.GetValidationReport(pb.GetValidationReportRequest(id=final.report_id),
-                                                    timeout=60)
+            with ProgressBoard(stream=err, err=err, environ=environ) as board:
+                watch = RunWatch(board)
+                async for update in stub.WatchValidationRun(
+                        pb.WatchValidationRunRequest(id=run.id), timeout=args.timeout):
+                    final = update
+                    watch.show(update)
+                if final.state != pb.RUN_STATE_SUCCEEDED:
+                    state = pb.RunState.Name(final.state).removeprefix("RUN_STATE_")
+                    watch.ended(state)
+                    board.note(f"error: run {final.id} {state}: {final.error.message}",
+                               error=True)
+                    return EXIT_ERROR
+                report = await stub.GetValidationReport(
+                    pb.GetValidationReportRequest(id=final.report_id), timeout=60)
+                watch.report(report)
         except grpc.aio.AioRpcError as rpc:
             if rpc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 err.write(f"error: validator at {target} unreachable: {rpc.details()}\n")
