@@ -61,6 +61,14 @@ async def test_readers_read_writers_write_and_only_admins_apply_directories(tmp_
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
         await stub.PushOnlineRows(push, metadata=auth(writer))
 
+        async def one_message() -> Any:
+            yield pb.StreamOnlineRowsRequest(feature_view="acc_view", rows=push.rows)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.StreamOnlineRows(one_message(), metadata=auth(reader))
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        streamed = await stub.StreamOnlineRows(one_message(), metadata=auth(writer))
+        assert streamed.received_count == 1 and streamed.superseded_count == 1  # same event
+
         lookup = pb.GetOnlineFeaturesRequest(feature_refs=["acc_view:x"])
         lookup.entities["acc"].values.append(types_pb2.Value(int64_value=1))
         got = await stub.GetOnlineFeatures(lookup, metadata=auth(reader))

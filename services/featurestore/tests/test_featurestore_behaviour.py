@@ -268,6 +268,121 @@ async def test_push_keeps_the_newest_event_per_entity(featurestore: Any) -> None
     assert got["value"] == [2.0, 3.0]
 
 
+def _stream_message(key: str, ids: list[int | None], times: list[datetime | None],
+                    values: list[float], *, tag_type: pa.DataType | None = None,
+                    view: str = "") -> pb.StreamOnlineRowsRequest:
+    tag_type = tag_type or pa.string()
+    tags = [f"t{v}" for v in values] if tag_type == pa.string() else [int(v) for v in values]
+    table = pa.table({key: pa.array(ids, pa.int64()), "event_timestamp": pa.array(times, TS),
+                      "value": pa.array(values, pa.float64()), "tag": pa.array(tags, tag_type)})
+    return pb.StreamOnlineRowsRequest(feature_view=view, rows=table_data(table))
+
+
+async def _stream(fs: Any, messages: list[pb.StreamOnlineRowsRequest]
+                  ) -> pb.StreamOnlineRowsResponse:
+    async def requests() -> Any:
+        for m in messages:
+            yield m
+    return await fs.stub.StreamOnlineRows(requests())
+
+
+async def test_stream_push_rejects_bad_rows_by_index_and_keeps_the_newest_event(
+        featurestore: Any) -> None:
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    hour_ago = NOW - timedelta(hours=1)
+    messages = []
+    for m in range(10):  # 10 messages x 20 rows; row i of the stream has id i
+        ids: list[int | None] = list(range(m * 20, m * 20 + 20))
+        times: list[datetime | None] = [hour_ago] * 20
+        values = [float(i) for i in range(m * 20, m * 20 + 20)]
+        tag_type = pa.string()
+        if m == 2:
+            ids[5] = None                   # stream index 45: no entity key
+        if m == 4:
+            times[0] = None                 # stream index 80: no event time
+        if m == 6:
+            tag_type = pa.int64()           # 120..139: `tag` is not a string
+        if m == 8:
+            ids[0], times[0], values[0] = 3, NOW - timedelta(hours=2), -3.0   # older than id 3
+        if m == 9:
+            ids[0], times[0], values[0] = 7, NOW, 777.0                        # newer than id 7
+        messages.append(_stream_message(key, ids, times, values, tag_type=tag_type,
+                                        view=view if m in (0, 6) else ""))
+    resp = await _stream(fs, messages)
+    assert resp.received_count == 200
+    assert resp.rejected_count == 22
+    assert [r.index for r in resp.rejected] == [45, 80, *range(120, 140)]
+    assert resp.rejected[0].field == f"rows.{key}" and "null" in resp.rejected[0].reason
+    assert resp.rejected[1].field == "rows.event_timestamp"
+    assert {r.field for r in resp.rejected[2:]} == {"rows.tag"}
+    # 178 good rows; the older id 3 and the first id 7 lose to a newer event of their key
+    assert resp.superseded_count == 2 and resp.written_count == 176
+
+    got = await online(fs, [f"{view}:value", f"{view}:tag"], key, [0, 3, 7, 45, 80, 120, 199])
+    assert got["value"] == [0.0, 3.0, 777.0, None, None, None, 199.0]
+    assert got["tag"][0] == "t0.0"
+
+    # A later stream: an older event for id 7 is not written; a newer one for id 0 is.
+    resp = await _stream(fs, [
+        _stream_message(key, [7], [NOW - timedelta(hours=3)], [-7.0], view=view),
+        _stream_message(key, [0], [NOW + timedelta(minutes=1)], [1000.0])])
+    assert (resp.written_count, resp.superseded_count, resp.rejected_count) == (1, 1, 0)
+    got = await online(fs, [f"{view}:value"], key, [0, 7])
+    assert got["value"] == [1000.0, 777.0]
+
+
+async def test_stream_push_reads_ahead_a_bounded_number_of_batches(featurestore: Any) -> None:
+    """Backpressure: with a slow store, the reader stays at most queue + 2 write batches
+    ahead of the writer, instead of buffering the whole stream."""
+    import asyncio
+    import time
+
+    from modelplane.featurestore.online_stream import OnlineRowStream, RowBatch
+
+    fs = featurestore
+    if fs.config != "default":
+        pytest.skip("the bound is the stream's, not the store's: one store is enough")
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    yielded = 0
+    leads: list[int] = []
+
+    def slow_store(spec: Any, keys: dict[str, list[Any]]) -> list[float]:
+        leads.append(yielded - (len(leads) + 1))   # messages read beyond this write batch
+        time.sleep(0.05)
+        return fs.core.stored_event_seconds(spec, keys)  # type: ignore[no-any-return]
+
+    async def batches() -> Any:
+        nonlocal yielded
+        for m in range(30):
+            yielded += 1
+            yield RowBatch(view if m == 0 else "", rows(key, list(range(m * 10, m * 10 + 10)),
+                                                        [NOW] * 10, [float(m)] * 10))
+            await asyncio.sleep(0)
+
+    stream = OnlineRowStream(fs.core.repository, slow_store, batch_rows=10, queue_batches=1)
+    result = await stream.push(batches())
+    assert (result.received, result.written, result.rejected_count) == (300, 300, 0)
+    assert len(leads) == 30 and max(leads) <= 1 + 2, leads
+    got = await online(fs, [f"{view}:value"], key, [0, 299])
+    assert got["value"] == [0.0, 29.0]
+
+
+async def test_stream_push_needs_a_feature_view_and_names_unknown_ones(featurestore: Any) -> None:
+    fs = featurestore
+    entity, _ = await make_view(fs)
+    key = f"{entity}_id"
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await _stream(fs, [_stream_message(key, [1], [NOW], [1.0])])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert rpc_error(info.value).field_violations[0].field == "feature_view"
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await _stream(fs, [_stream_message(key, [1], [NOW], [1.0], view="no_such_view")])
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 # ---------------------------------------------------------------- bad input
 
 async def test_unknown_refs_are_named_in_the_error(featurestore: Any) -> None:

@@ -157,5 +157,5 @@ async def test_export_bento_builds_a_standalone_bento_archive(make_settings, sv,
 
         with tarfile.open(out.path) as tar:
             names = tar.getnames()
-        assert any(n.endswith("service.py") for n in names)
+        assert any(n.rsplit("/", 1)[-1].startswith("service_") and n.endswith(".py") for n in names)
         assert any("models/churn/v1" in n for n in names)

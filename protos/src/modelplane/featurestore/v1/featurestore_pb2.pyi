@@ -357,6 +357,40 @@ class PushOnlineRowsResponse(_message.Message):
     row_count: int
     def __init__(self, row_count: _Optional[int] = ...) -> None: ...
 
+class StreamOnlineRowsRequest(_message.Message):
+    __slots__ = ("feature_view", "rows", "also_offline")
+    FEATURE_VIEW_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ALSO_OFFLINE_FIELD_NUMBER: _ClassVar[int]
+    feature_view: str
+    rows: _types_pb2.TableData
+    also_offline: bool
+    def __init__(self, feature_view: _Optional[str] = ..., rows: _Optional[_Union[_types_pb2.TableData, _Mapping]] = ..., also_offline: _Optional[bool] = ...) -> None: ...
+
+class RejectedRow(_message.Message):
+    __slots__ = ("index", "field", "reason")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    field: str
+    reason: str
+    def __init__(self, index: _Optional[int] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class StreamOnlineRowsResponse(_message.Message):
+    __slots__ = ("received_count", "written_count", "superseded_count", "rejected_count", "rejected")
+    RECEIVED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    received_count: int
+    written_count: int
+    superseded_count: int
+    rejected_count: int
+    rejected: _containers.RepeatedCompositeFieldContainer[RejectedRow]
+    def __init__(self, received_count: _Optional[int] = ..., written_count: _Optional[int] = ..., superseded_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedRow, _Mapping]]] = ...) -> None: ...
+
 class MaterializeRequest(_message.Message):
     __slots__ = ("feature_views", "start_time", "end_time")
     FEATURE_VIEWS_FIELD_NUMBER: _ClassVar[int]

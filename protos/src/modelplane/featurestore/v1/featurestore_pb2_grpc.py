@@ -134,6 +134,11 @@ class FeatureStoreServiceStub:
                 request_serializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.PushOnlineRowsRequest.SerializeToString,
                 response_deserializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.PushOnlineRowsResponse.FromString,
                 _registered_method=True)
+        self.StreamOnlineRows = channel.stream_unary(
+                '/modelplane.featurestore.v1.FeatureStoreService/StreamOnlineRows',
+                request_serializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.StreamOnlineRowsRequest.SerializeToString,
+                response_deserializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.StreamOnlineRowsResponse.FromString,
+                _registered_method=True)
         self.Materialize = channel.unary_stream(
                 '/modelplane.featurestore.v1.FeatureStoreService/Materialize',
                 request_serializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.MaterializeRequest.SerializeToString,
@@ -329,6 +334,22 @@ class FeatureStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamOnlineRows(self, request_iterator, context):
+        """Client-streaming push to the online store, for producers that emit rows
+        continuously. Each message is a batch of rows (Arrow IPC) for a feature
+        view. Bad rows do not abort the stream: each is rejected with its index
+        in the whole stream (0-based, all messages together), and the good rows
+        are written, newest event per entity key (an older event never
+        overwrites a newer one, across messages and across streams). Rows are
+        written in batches while the stream is open; the server reads ahead at
+        most a few messages, so a producer faster than the store is slowed by
+        gRPC flow control. Over HTTP the whole stream is one body (a JSON array
+        or NDJSON), within the gateway's body limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Materialize(self, request, context):
         """Copies offline rows into the online store, one feature view after the
         other, streaming progress: a message when a view starts, then when it is
@@ -486,6 +507,11 @@ def add_FeatureStoreServiceServicer_to_server(servicer, server):
                     servicer.PushOnlineRows,
                     request_deserializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.PushOnlineRowsRequest.FromString,
                     response_serializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.PushOnlineRowsResponse.SerializeToString,
+            ),
+            'StreamOnlineRows': grpc.stream_unary_rpc_method_handler(
+                    servicer.StreamOnlineRows,
+                    request_deserializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.StreamOnlineRowsRequest.FromString,
+                    response_serializer=modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.StreamOnlineRowsResponse.SerializeToString,
             ),
             'Materialize': grpc.unary_stream_rpc_method_handler(
                     servicer.Materialize,
@@ -967,6 +993,33 @@ class FeatureStoreService:
             '/modelplane.featurestore.v1.FeatureStoreService/PushOnlineRows',
             modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.PushOnlineRowsRequest.SerializeToString,
             modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.PushOnlineRowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamOnlineRows(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/modelplane.featurestore.v1.FeatureStoreService/StreamOnlineRows',
+            modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.StreamOnlineRowsRequest.SerializeToString,
+            modelplane_dot_featurestore_dot_v1_dot_featurestore__pb2.StreamOnlineRowsResponse.FromString,
             options,
             channel_credentials,
             insecure,

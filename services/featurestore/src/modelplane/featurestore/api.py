@@ -31,6 +31,7 @@ from modelplane.featurestore.definitions import (
     ValueKind,
 )
 from modelplane.featurestore.feature_repository import MaterializeEvent
+from modelplane.featurestore.online_stream import RowBatch
 from modelplane.featurestore.record_store import next_token, page_bounds
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
@@ -337,6 +338,23 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         rows = await asyncio.to_thread(self.tables.read, request.rows, "rows")
         count = await asyncio.to_thread(self.core.push_online, view, rows, request.also_offline)
         return pb.PushOnlineRowsResponse(row_count=count)
+
+    async def StreamOnlineRows(self, request_iterator: AsyncIterator[pb.StreamOnlineRowsRequest],
+                               context: Any) -> pb.StreamOnlineRowsResponse:
+        async def batches() -> AsyncIterator[RowBatch]:
+            i = 0
+            async for message in request_iterator:
+                rows = await asyncio.to_thread(self.tables.read, message.rows,
+                                               f"messages[{i}].rows")
+                yield RowBatch(message.feature_view, rows, message.also_offline)
+                i += 1
+
+        result = await self.core.push_online_stream(batches())
+        return pb.StreamOnlineRowsResponse(
+            received_count=result.received, written_count=result.written,
+            superseded_count=result.superseded, rejected_count=result.rejected_count,
+            rejected=[pb.RejectedRow(index=r.index, field=r.field, reason=r.reason)
+                      for r in result.rejected])
 
     async def Materialize(self, request: pb.MaterializeRequest,
                           context: Any) -> AsyncIterator[pb.MaterializeProgress]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from modelplane.featurestore.online_lookup import (
     SqliteOnlineBackend,
     ViewRead,
 )
+from modelplane.featurestore.online_stream import OnlineRowStream, RowBatch, StreamPushResult
 from modelplane.featurestore.record_store import RecordStore
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
@@ -137,7 +138,8 @@ class FeatureStoreCore:
     # ---------------------------------------------------------------- writes
 
     def stored_event_seconds(self, view: FeatureViewSpec, keys: dict[str, list[Any]]) -> list[float]:
-        """Event time (epoch seconds; 0 = none) the online store holds for each key row."""
+        """Event time (epoch seconds) the online store holds for each key row; -inf when
+        none, so that an event stamped at the epoch still counts as newer."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
@@ -161,10 +163,15 @@ class FeatureStoreCore:
         provider = store._get_provider()
         found = provider.online_read(config=store.config, table=feast_view, entity_keys=protos,
                                      requested_features=[f.name for f in feast_view.features])
-        return [ts.timestamp() if ts is not None else 0.0 for ts, _ in found]
+        return [ts.timestamp() if ts is not None else float("-inf") for ts, _ in found]
 
     def push_online(self, view: str, rows: pa.Table, also_offline: bool) -> int:
         return self.repository.push_online(view, rows, also_offline, self.stored_event_seconds)
+
+    async def push_online_stream(self, batches: AsyncIterator[RowBatch]) -> StreamPushResult:
+        """Batches of rows from a stream, screened row by row and written in batches."""
+        return await OnlineRowStream(self.repository, self.stored_event_seconds,
+                                     batch_rows=self.settings.stream_batch_rows).push(batches)
 
     # ---------------------------------------------------------------- quality
 

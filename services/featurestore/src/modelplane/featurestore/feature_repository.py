@@ -446,29 +446,47 @@ class FeatureRepository:
         """Write ``rows`` to the online store (latest event per key; never older than stored).
 
         ``current_event_seconds(view, key_rows) -> list[float]`` reads the stored
-        event times (0 = none) for the rows' keys.
+        event times (-inf = none) for the rows' keys.
         """
         view, table = self.conform(view_name, rows)
+        return self.push_conformed(view, table, also_offline, current_event_seconds)
+
+    def push_conformed(self, view: FeatureViewSpec, table: pa.Table, also_offline: bool,
+                       current_event_seconds: Any) -> int:
+        """``push_online`` for rows already conformed to ``view``; returns the rows written.
+
+        Feast's online write is an unconditional upsert on the SQLite and
+        PostgreSQL stores (its Redis store skips rows not newer than the stored
+        one), so the newest-event rule is enforced here, for every store alike:
+        the newest row per key in ``table`` (on equal event times the first to
+        arrive), written only if strictly newer than what the store holds, so an
+        equal-time replay is a no-op as on Redis. The stored event times are read
+        and the rows written under one lock, so two pushes in this process cannot
+        interleave between the check and the write (replicas can: the window is
+        one read-and-write).
+        """
         assert view.source is not None
         if not table.num_rows:
             return 0
         ts_col = view.source.timestamp_field
         df = table.to_pandas()
-        df = df.sort_values(ts_col, kind="stable").drop_duplicates(view.join_keys, keep="last")
-        stored = current_event_seconds(view, {k: df[k].tolist() for k in view.join_keys})
-        newer = df[ts_col].map(lambda t: t.timestamp()).to_numpy() >= pd.Series(stored).to_numpy()
-        df = df[newer]
+        df = df.sort_values(ts_col, ascending=False, kind="stable").drop_duplicates(
+            view.join_keys, keep="first")
         if also_offline:
             self.offline.append(view.source, table)
-        if len(df):
-            with self._write_lock:
+        with self._write_lock:
+            stored = current_event_seconds(view, {k: df[k].tolist() for k in view.join_keys})
+            newer = (df[ts_col].map(lambda t: t.timestamp()).to_numpy()
+                     > pd.Series(stored).to_numpy())
+            df = df[newer]
+            if len(df):
                 try:
-                    self.store.write_to_online_store(view_name, df.reset_index(drop=True))
+                    self.store.write_to_online_store(view.name, df.reset_index(drop=True))
                 except KeyError:
                     # Feast looks the view up in its cached registry, which may predate a
                     # view applied moments ago (seen on the PostgreSQL registry): refresh once.
                     self.store.refresh_registry()
-                    self.store.write_to_online_store(view_name, df.reset_index(drop=True))
+                    self.store.write_to_online_store(view.name, df.reset_index(drop=True))
         return len(df)
 
     # ---------------------------------------------------------------- materialization

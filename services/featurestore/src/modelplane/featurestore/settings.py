@@ -51,6 +51,8 @@ class FeatureStoreSettings:
     #: which files callers may name (parquet_uri, feature view sources, repo_path);
     #: None = the data dir's imports/ and exports/ and the offline root
     storage: StoragePolicy | None = field(default=None, repr=False, compare=False)
+    #: StreamOnlineRows writes to the online store in batches of up to this many rows
+    stream_batch_rows: int = 5000
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +68,8 @@ class FeatureStoreSettings:
             problems.append("a PostgreSQL store needs MODELPLANE_FEATURESTORE_DATABASE_URL")
         if self.online_store == "redis" and not self.redis_url:
             problems.append("the Redis online store needs MODELPLANE_FEATURESTORE_REDIS_URL")
+        if self.stream_batch_rows < 1:
+            problems.append("STREAM_BATCH_ROWS must be positive")
         if problems:
             raise InvalidArgument("featurestore settings: " + "; ".join(problems),
                                   reason="BAD_SETTINGS")
@@ -111,4 +115,5 @@ class FeatureStoreSettings:
             storage=StoragePolicy.for_service(svc, extra_roots=[
                 svc.data_dir / "offline",
                 *(Path(p) for p in (env("IMPORT_DIRS") or "").split(":") if p)]),
+            stream_batch_rows=int(env("STREAM_BATCH_ROWS", "5000") or 5000),
         )
