@@ -58,7 +58,10 @@ class StressCheck(Check):
               ParamSpec("load_duration_s", "5", "Deployment: seconds of load"),
               ParamSpec("requests", "0", "Deployment: stop after this many requests (0 = by time)",
                         int),
-              ParamSpec("batch_rows", "1", "Deployment: rows per request", int))
+              ParamSpec("batch_rows", "1", "Deployment: rows per request", int),
+              ParamSpec("request_columns", "", "Deployment: comma-separated dataset columns sent "
+                        "as inputs (e.g. an entity key when serving joins online features); "
+                        "empty = the model's inputs", str))
 
     def run(self, ctx: CheckContext, cfg: ResolvedConfig) -> CheckResult:
         if cfg.param("deployment"):
@@ -74,7 +77,12 @@ class StressCheck(Check):
         rows = max(cfg.param("batch_rows"), 1)
         n = len(ctx.x)
         rng = np.random.default_rng(ctx.seed + 2)
-        frames = [ctx.x.iloc[rng.choice(n, size=rows, replace=n < rows)] for _ in range(64)]
+        columns = [c.strip() for c in cfg.param("request_columns").split(",") if c.strip()]
+        lacking = [c for c in columns if c not in ctx.data.columns]
+        if lacking:
+            raise ValueError(f"request_columns not in the dataset: {', '.join(lacking)}")
+        source = ctx.data[columns] if columns else ctx.x
+        frames = [source.iloc[rng.choice(n, size=rows, replace=n < rows)] for _ in range(64)]
         load: LoadResult = ctx.deployments.load_test(
             name, frames, concurrency=max(cfg.param("concurrency"), 1),
             duration_s=cfg.param("load_duration_s"), max_requests=cfg.param("requests"))
