@@ -71,7 +71,6 @@ class Platform:
 
 
 @contextlib.asynccontextmanager
-@contextlib.asynccontextmanager
 async def _serving(root: Path, environ: dict[str, str]) -> AsyncIterator[str]:
     """Serving (models pulled from the registry, BentoML's store under ``root``); its address."""
     environ.update({"MODELPLANE_SERVING_ADDR": "127.0.0.1:0",

@@ -87,7 +87,9 @@ checks:
     thresholds: {max_window_degradation: 0.6}
     warn_thresholds: {max_window_degradation: 0.1}
     params: {windows: "3", min_window_rows: "20", feature_service: fraud_model}
-  - feature_parity
+  - check: feature_parity
+    thresholds: {max_mismatch_rate: 0.2}
+    warn_thresholds: {max_mismatch_rate: 0.0}
 """
 
 
