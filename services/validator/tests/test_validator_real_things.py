@@ -54,8 +54,11 @@ def _log_models(p: Platform, name: str, broken: str, train: pd.DataFrame) -> Non
                     signature=infer_signature(train[FEATURES], model.predict(train[FEATURES])),
                     pip_requirements=["scikit-learn"])
         with mlflow.start_run():
+            # with the same signature as the good model, so serving hands it the same named
+            # columns (without one it is a matrix model and refuses a string column up front)
             mlflow.pyfunc.log_model(name="model", python_model=_broken_model(),
-                                    registered_model_name=broken, pip_requirements=["mlflow"])
+                                    registered_model_name=broken, pip_requirements=["mlflow"],
+                                    signature=infer_signature(train[FEATURES], train["label"]))
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -247,13 +250,15 @@ async def test_stress_loads_a_deployment_and_counts_errors_and_fallbacks(env: di
     failing = _check(await _validate(env, "2", "current.parquet", STRESS % "broken"), "stress")
     subject = "deployment=broken"
     assert failing.status == pb.CHECK_STATUS_FAIL
+    assert any(f.startswith("errors ") for f in failing.findings), list(failing.findings)
     assert _value(failing, "errors", subject) == _value(failing, "requests", subject) >= 4
     assert _value(failing, "error_rate", subject) == 1.0
     assert [t.name for t in failing.thresholds if t.status == pb.CHECK_STATUS_FAIL] == ["max_error_rate"]
 
     saved = _check(await _validate(env, "2", "current.parquet", STRESS % "saved"), "stress")
     subject = "deployment=saved"
-    assert saved.status == pb.CHECK_STATUS_WARN, saved.message  # answered, but by the fallback
+    # answered, but by the fallback
+    assert saved.status == pb.CHECK_STATUS_WARN, (saved.message, list(saved.findings))
     assert _value(saved, "errors", subject) == 0
     assert _value(saved, "fallbacks", subject) == _value(saved, "requests", subject) >= 4
     assert any(f.startswith(("fallbacks MODEL_ERROR", "fallbacks CIRCUIT_OPEN"))
