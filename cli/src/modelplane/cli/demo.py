@@ -41,9 +41,9 @@ CANARY_PERCENT = 10.0
 STAGING = "fraud-detector-staging"
 
 # All 12 checks. Limits sized for a few hundred rows a side (sampling noise alone gives
-# JS ~0.1, a window of a day holds ~100 rows); FAIL limits are loose, WARN limits are the
-# usual ones, so the report shows what a stricter policy would flag. The data has no
-# protected attribute: `segment` stands in for one so the bias check has groups to compare.
+# JS ~0.1, a window of a day holds ~100 rows). No WARN limits: the champion alias is
+# gated on a PASS report, and a WARN is not a PASS. The data has no protected
+# attribute: `segment` stands in for one so the bias check has groups to compare.
 POLICY = """
 label_column: is_fraud
 task: TASK_TYPE_CLASSIFICATION
@@ -58,38 +58,29 @@ checks:
     params: {min_slice_rows: "1000"}
   - check: prediction_drift
     thresholds: {max_psi: 0.5, max_js: 0.4}
-    warn_thresholds: {max_psi: 0.2, max_js: 0.1}
   - check: feature_drift
     thresholds: {max_psi: 0.3, max_js: 0.25}
   - feature_importance
   - check: sensitivity
     thresholds: {max_flip_rate: 0.3}
-    warn_thresholds: {max_flip_rate: 0.1}
   - check: stress
-    thresholds: {max_p99_ms: 5000}
-    warn_thresholds: {max_p99_ms: 1000}
+    thresholds: {max_p99_ms: 5000, max_error_rate: 0.05, max_fallback_rate: 0.05}
     params: {deployment: "%(deployment)s", concurrency: "4", load_duration_s: "%(seconds)s",
              request_columns: "customer_id,amount,merchant_category,hour,city"}
   - check: bias
     thresholds: {max_demographic_parity_difference: 0.5, max_equal_opportunity_difference: 1}
-    warn_thresholds: {max_demographic_parity_difference: 0.1,
-                      max_equal_opportunity_difference: 0.1}
   - check: data_quality
     thresholds: {max_mislabeled_rate: 0.5, max_conflicting_label_rate: 0.2,
                  max_out_of_range_rate: 0.2}
-    warn_thresholds: {max_mislabeled_rate: 0.05}
   - check: leakage
     thresholds: {max_single_feature_score: 0.999, max_train_test_overlap: 1}
   - check: fitting
     thresholds: {max_train_test_gap: 0.3, min_gain_over_linear: -0.2}
-    warn_thresholds: {max_train_test_gap: 0.1, min_gain_over_linear: -0.02}
   - check: backtest
     thresholds: {max_window_degradation: 0.6}
-    warn_thresholds: {max_window_degradation: 0.1}
     params: {windows: "3", min_window_rows: "20", feature_service: fraud_model}
   - check: feature_parity
     thresholds: {max_mismatch_rate: 0.2}
-    warn_thresholds: {max_mismatch_rate: 0.0}
 """
 
 
