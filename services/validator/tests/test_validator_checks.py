@@ -136,6 +136,13 @@ def test_feature_drift_defaults_to_the_previous_versions_data_and_falls_back_say
     assert vs_training.measurement("psi", "x0").value > 0.2
     assert fallback.status == CheckStatus.FAIL
     assert any(f.startswith("fell back to the training dataset") for f in fallback.findings)
+    # a version that took fewer inputs: its data for those, training for the new one
+    narrower = PreviousValidation("1", previous.frame.drop(columns=["x0"]))
+    mixed = run_one("feature_drift", scenario.model, shifted, training=scenario.train,
+                    previous=narrower, params={"top_k": "0"})
+    assert "version 1's validation data" in mixed.message
+    assert "x0: compared with the training dataset (not an input of version 1)" in mixed.findings
+    assert mixed.measurement("psi", "x0").value > 0.2 and mixed.status == CheckStatus.FAIL
     skipped = run_one("feature_drift", scenario.model, shifted, previous=None,
                       params={"reference": "training"}, baseline=scenario.model)
     assert skipped.status == CheckStatus.SKIPPED and "no training dataset" in skipped.message

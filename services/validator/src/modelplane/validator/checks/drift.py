@@ -179,15 +179,15 @@ class FeatureDriftCheck(Check):
         wanted = cfg.param("reference")
         findings: list[str] = []
         reference: pd.DataFrame | None = None
+        lacking: list[str] = []
         if wanted == PREVIOUS:
             why = ctx.previous_missing
             if ctx.previous is not None:
                 lacking = [f for f in ctx.features if f not in ctx.previous.frame]
                 if len(ctx.previous.frame) == 0:
                     why = f"version {ctx.previous.version}'s baseline has no records"
-                elif lacking:
-                    why = (f"version {ctx.previous.version}'s baseline lacks feature(s) "
-                           + ", ".join(lacking))
+                elif len(lacking) == len(ctx.features):
+                    why = f"version {ctx.previous.version}'s baseline has none of the features"
                 else:
                     reference = ctx.previous.frame
                     against = (f"version {ctx.previous.version}'s validation data "
@@ -196,12 +196,13 @@ class FeatureDriftCheck(Check):
                 if ctx.training is None:
                     raise Skip(f"{why}; no training dataset to fall back to")
                 findings.append(f"fell back to the training dataset: {why}")
+        used = PREVIOUS if reference is not None else TRAINING
         if reference is None:
             if ctx.training is None:
                 raise Skip("reference training: no training dataset")
             reference = ctx.training
             against = f"the training dataset ({len(reference)} rows)"
-        findings.insert(0, f"reference: {PREVIOUS if reference is not ctx.training else TRAINING}")
+        findings.insert(0, f"reference: {used}")
         judge = Judge(self.thresholds, cfg)
         importance = ctx.importance()
         ranked = sorted(ctx.features, key=lambda f: -importance.get(f, 0.0))
@@ -210,7 +211,19 @@ class FeatureDriftCheck(Check):
         measurements = [Measurement("reference_rows", float(len(reference)))]
         drifted = []
         for feature in chosen:
-            ref = reference[feature]
+            source = reference
+            if feature in lacking:
+                # the previous version did not take this input: its validation data has no
+                # values of it; the training dataset is the only reference there is
+                assert ctx.previous is not None
+                if ctx.training is None or feature not in ctx.training:
+                    findings.append(f"{feature}: not compared (not an input of version "
+                                    f"{ctx.previous.version}, no training dataset)")
+                    continue
+                source = ctx.training
+                findings.append(f"{feature}: compared with the training dataset (not an input "
+                                f"of version {ctx.previous.version})")
+            ref = source[feature]
             cur = ctx.data[feature]
             if pd.api.types.is_numeric_dtype(cur) and not pd.api.types.is_numeric_dtype(ref):
                 ref = pd.to_numeric(ref, errors="coerce")
