@@ -221,7 +221,9 @@ async def _deploy(p: Platform, name: str, model: str, version: str, fallback: st
         prediction_logging=sv.PREDICTION_LOGGING_OFF)
     if fallback:
         deployment.fallback.chain.append(sv.ModelTarget(model=fallback, version="1"))
-    await p.serving.CreateDeployment(sv.CreateDeploymentRequest(deployment=deployment))
+    # serving's gate wants a PASS validation; these deployments exist to be measured
+    await p.serving.CreateDeployment(sv.CreateDeploymentRequest(
+        deployment=deployment, validation_override_reason="validator stress-check test"))
     for _ in range(600):
         d = await p.serving.GetDeployment(sv.GetDeploymentRequest(name=name))
         if d.state == sv.DEPLOYMENT_STATE_READY:
