@@ -11,6 +11,7 @@ import pytest
 from sklearn.tree import DecisionTreeClassifier
 from validator_testdata import FEATURES, Scenario, make_frame, make_model
 
+from modelplane.validator.checks.base import PreviousValidation
 from modelplane.validator.engine import validate
 from modelplane.validator.policy import CheckConfig, Policy
 from modelplane.validator.report import CheckResult, CheckStatus
@@ -110,6 +111,51 @@ def test_feature_drift_fails_when_an_important_feature_shifts(scenario: Scenario
     assert r.status == CheckStatus.FAIL
     assert r.measurement("psi", "x0").value > 0.2
     assert "x0" in r.message
+
+
+def _previous(frame: pd.DataFrame, model: object) -> PreviousValidation:
+    """A previous version's validation records as observability hands them back."""
+    records = frame[FEATURES].copy()
+    records["prediction"] = model.predict(frame[FEATURES])  # type: ignore[attr-defined]
+    records["score_1"] = model.predict_proba(frame[FEATURES])[:, 1]  # type: ignore[attr-defined]
+    return PreviousValidation(version="1", frame=records, record_count=len(records))
+
+
+def test_feature_drift_defaults_to_the_previous_versions_data_and_falls_back_saying_so(
+        scenario: Scenario) -> None:
+    shifted = make_frame(2000, seed=3, shift=1.5)
+    previous = _previous(make_frame(2000, seed=4, shift=1.5), scenario.model)
+    vs_previous = run_one("feature_drift", scenario.model, shifted, training=scenario.train,
+                          previous=previous)
+    vs_training = run_one("feature_drift", scenario.model, shifted, training=scenario.train,
+                          previous=previous, params={"reference": "training"})
+    fallback = run_one("feature_drift", scenario.model, shifted, training=scenario.train)
+    assert vs_previous.status == CheckStatus.PASS and "version 1's validation data" in vs_previous.message
+    assert vs_training.status == CheckStatus.FAIL
+    assert vs_previous.measurement("psi", "x0").value < 0.1
+    assert vs_training.measurement("psi", "x0").value > 0.2
+    assert fallback.status == CheckStatus.FAIL
+    assert any(f.startswith("fell back to the training dataset") for f in fallback.findings)
+    # a version that took fewer inputs: its data for those, training for the new one
+    narrower = PreviousValidation("1", previous.frame.drop(columns=["x0"]))
+    mixed = run_one("feature_drift", scenario.model, shifted, training=scenario.train,
+                    previous=narrower, params={"top_k": "0"})
+    assert "version 1's validation data" in mixed.message
+    assert "x0: compared with the training dataset (not an input of version 1)" in mixed.findings
+    assert mixed.measurement("psi", "x0").value > 0.2 and mixed.status == CheckStatus.FAIL
+    skipped = run_one("feature_drift", scenario.model, shifted, previous=None,
+                      params={"reference": "training"}, baseline=scenario.model)
+    assert skipped.status == CheckStatus.SKIPPED and "no training dataset" in skipped.message
+
+
+def test_prediction_drift_against_the_previous_versions_scores(scenario: Scenario) -> None:
+    shifted = make_frame(2000, seed=3, shift=1.5)
+    same = run_one("prediction_drift", scenario.model, shifted,
+                   previous=_previous(make_frame(2000, seed=4, shift=1.5), scenario.model))
+    far = run_one("prediction_drift", scenario.model, shifted,
+                  previous=_previous(make_frame(2000, seed=4, shift=-1.5), scenario.model))
+    assert same.status == CheckStatus.PASS and far.status == CheckStatus.FAIL
+    assert same.findings[0] == "reference: previous_version"
 
 
 # 4. feature importance ----------------------------------------------------------------------

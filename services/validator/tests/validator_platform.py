@@ -1,6 +1,7 @@
 """A real platform slice for the validator's tests: the registry (gRPC in-process plus its
-real ``mlflow server`` child), the featurestore (embedded Feast stores), observability and
-the validator, all with API keys."""
+real ``mlflow server`` child), the featurestore (embedded Feast stores), observability,
+optionally serving (BentoML, models from the registry) and the validator, all with API
+keys."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class Platform:
     observability: observability_pb2_grpc.ObservabilityServiceStub
     featurestore: featurestore_pb2_grpc.FeatureStoreServiceStub
     channels: list[grpc.aio.Channel]
+    serving: Any = None  # serving_pb2_grpc.ServingServiceStub when started with serving=True
 
     @contextlib.contextmanager
     def mlflow(self) -> Iterator[Any]:
@@ -69,7 +71,27 @@ class Platform:
 
 
 @contextlib.asynccontextmanager
-async def platform(root: Path, validator_database_url: str | None = None) -> AsyncIterator[Platform]:
+async def _serving(root: Path, environ: dict[str, str]) -> AsyncIterator[str]:
+    """Serving (models pulled from the registry, BentoML's store under ``root``); its address."""
+    environ.update({"MODELPLANE_SERVING_ADDR": "127.0.0.1:0",
+                    "MODELPLANE_SERVING_HTTP_ADDR": "127.0.0.1:0",
+                    "MODELPLANE_SERVING_MODEL_SOURCE": "registry",
+                    "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
+                    "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
+                    "BENTOML_HOME": str(root / "bentoml"),
+                    "BENTOML_DO_NOT_TRACK": "True"})
+    from modelplane.serving.main import ServingServer
+    from modelplane.serving.settings import ServingSettings
+
+    settings = ServingSettings.from_env(environ)
+    server = ServingServer(settings)
+    async with running(server.spec, settings.service) as svc:
+        yield svc.address
+
+
+@contextlib.asynccontextmanager
+async def platform(root: Path, validator_database_url: str | None = None,
+                   serving: bool = False) -> AsyncIterator[Platform]:
     keys_file = root / "api_keys.json"
     admin = add_key(keys_file, "admin-key", Role.ADMIN)
     reader = add_key(keys_file, "reader-key", Role.READER)
@@ -107,14 +129,21 @@ async def platform(root: Path, validator_database_url: str | None = None) -> Asy
         environ["MODELPLANE_REGISTRY_TARGET"] = reg.address
         environ["MODELPLANE_OBSERVABILITY_TARGET"] = obs.address
         environ["MODELPLANE_FEATURESTORE_TARGET"] = fs.address
-        settings = ValidatorSettings.from_service(ServiceSettings.from_env(
-            "validator", {**environ, "MODELPLANE_API_KEY": validator_key}))
-        async with running(build_spec(ValidatorRuntime(settings)), settings.service) as val:
+        serving_address = ""
+        async with contextlib.AsyncExitStack() as stack:
+            if serving:
+                serving_address = await stack.enter_async_context(_serving(root, environ))
+                environ["MODELPLANE_SERVING_TARGET"] = serving_address
+            else:
+                environ["MODELPLANE_VALIDATOR_SERVING"] = "off"
+            settings = ValidatorSettings.from_service(ServiceSettings.from_env(
+                "validator", {**environ, "MODELPLANE_API_KEY": validator_key}))
+            val = await stack.enter_async_context(
+                running(build_spec(ValidatorRuntime(settings)), settings.service))
             service = registry_settings.service  # the test talks with the admin key
-            channels = [channel(val.address, service, tracing=False),
-                        channel(reg.address, service, tracing=False),
-                        channel(obs.address, service, tracing=False),
-                        channel(fs.address, service, tracing=False)]
+            channels = [channel(address, service, tracing=False) for address in
+                        (val.address, reg.address, obs.address, fs.address, serving_address)
+                        if address]
             try:
                 yield Platform(
                     root=root, environ=environ, admin_key=admin, reader_key=reader,
@@ -123,7 +152,14 @@ async def platform(root: Path, validator_database_url: str | None = None) -> Asy
                     registry=registry_pb2_grpc.ModelRegistryServiceStub(channels[1]),
                     observability=observability_pb2_grpc.ObservabilityServiceStub(channels[2]),
                     featurestore=featurestore_pb2_grpc.FeatureStoreServiceStub(channels[3]),
-                    channels=channels)
+                    channels=channels,
+                    serving=_serving_stub(channels[4]) if serving_address else None)
             finally:
                 for ch in channels:
                     await ch.close()
+
+
+def _serving_stub(ch: grpc.aio.Channel) -> Any:
+    from modelplane.serving.v1 import serving_pb2_grpc
+
+    return serving_pb2_grpc.ServingServiceStub(ch)

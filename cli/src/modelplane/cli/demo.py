@@ -38,20 +38,49 @@ MODEL = "fraud-detector"
 DEPLOYMENT = "fraud-detector"
 CANARY_PERCENT = 10.0
 
-# Drift limits sized for a few hundred rows a side (sampling noise alone gives JS ~0.1).
+STAGING = "fraud-detector-staging"
+
+# All 12 checks. Limits sized for a few hundred rows a side (sampling noise alone gives
+# JS ~0.1, a window of a day holds ~100 rows). No WARN limits: the champion alias is
+# gated on a PASS report, and a WARN is not a PASS. The data has no protected
+# attribute: `segment` stands in for one so the bias check has groups to compare.
 POLICY = """
 label_column: is_fraud
 task: TASK_TYPE_CLASSIFICATION
 positive_class: "1"
 slice_columns: [city]
+protected_attributes: [segment]
 event_timestamp_column: event_timestamp
 entity_columns: [customer_id]
 checks:
   - check: metrics
     thresholds: {min_accuracy: 0.6, max_relative_degradation: 0.25}
     params: {min_slice_rows: "1000"}
+  - check: prediction_drift
+    thresholds: {max_psi: 0.5, max_js: 0.4}
   - check: feature_drift
     thresholds: {max_psi: 0.3, max_js: 0.25}
+  - feature_importance
+  - check: sensitivity
+    thresholds: {max_flip_rate: 0.3}
+  - check: stress
+    thresholds: {max_p99_ms: 5000, max_error_rate: 0.05, max_fallback_rate: 0.05}
+    params: {deployment: "%(deployment)s", concurrency: "4", load_duration_s: "%(seconds)s",
+             request_columns: "customer_id,amount,merchant_category,hour,city"}
+  - check: bias
+    thresholds: {max_demographic_parity_difference: 0.5, max_equal_opportunity_difference: 1}
+  - check: data_quality
+    thresholds: {max_mislabeled_rate: 0.5, max_conflicting_label_rate: 0.2,
+                 max_out_of_range_rate: 0.2}
+  - check: leakage
+    thresholds: {max_single_feature_score: 0.999, max_train_test_overlap: 1}
+  - check: fitting
+    thresholds: {max_train_test_gap: 0.3, min_gain_over_linear: -0.2}
+  - check: backtest
+    thresholds: {max_window_degradation: 0.6}
+    params: {windows: "3", min_window_rows: "20", feature_service: fraud_model}
+  - check: feature_parity
+    thresholds: {max_mismatch_rate: 0.2}
 """
 
 
@@ -353,23 +382,19 @@ async def validate(demo: Demo, version: int, holdout_id: str, skip_baseline: boo
     from modelplane.validator.v1 import validator_pb2 as vd
 
     validator = demo.stub("validator")
-    run = await call("CreateValidationRun", validator.CreateValidationRun(
-        vd.CreateValidationRunRequest(validation_run=vd.ValidationRun(
-            model=MODEL, version=str(version), dataset=vd.DatasetRef(dataset=holdout_id),
-            skip_baseline=skip_baseline, policy_text=POLICY))))
-    final = run
-    with demo.progress() as progress:
-        task = progress.add_task(f"validate v{version}", total=100)
-        try:
-            async for update in validator.WatchValidationRun(
-                    vd.WatchValidationRunRequest(id=run.id), timeout=600):
-                final = update
-                stage = update.progress.stage or vd.RunState.Name(update.state)
-                progress.update(task, completed=int(update.progress.fraction * 100),
-                                description=f"validate v{version}: {stage}")
-        except grpc.aio.AioRpcError as err:
-            await call("WatchValidationRun", _raise(err))
-        progress.update(task, completed=100)
+    # the stress check loads the version as it will be served: a staging deployment of it
+    # (online features joined, predictions not logged), removed after the run
+    await deploy_staging(demo, version)
+    seconds = "2" if demo.size is SIZES["fast"] else "5"
+    try:
+        run = await call("CreateValidationRun", validator.CreateValidationRun(
+            vd.CreateValidationRunRequest(validation_run=vd.ValidationRun(
+                model=MODEL, version=str(version), dataset=vd.DatasetRef(dataset=holdout_id),
+                skip_baseline=skip_baseline,
+                policy_text=POLICY % {"deployment": STAGING, "seconds": seconds}))))
+        final = await _watch_validation(demo, validator, run, version)
+    finally:
+        await remove_staging(demo)
     if final.state != vd.RUN_STATE_SUCCEEDED:
         raise DemoFailed(f"validation of v{version} ended {vd.RunState.Name(final.state)}: "
                          f"{final.error.message}")
@@ -396,10 +421,65 @@ async def validate(demo: Demo, version: int, holdout_id: str, skip_baseline: boo
                        f"{final.observability_baseline_set}")
     for note in final.notes:
         demo.console.print(f"  note: {note}")
+    skipped = [c for c in report.checks if c.status == vd.CHECK_STATUS_SKIPPED]
+    demo.console.print(f"{len(report.checks) - len(skipped)} of {len(report.checks)} checks ran"
+                       + ("; skipped: " + "; ".join(f"{c.check} ({c.message})" for c in skipped)
+                          if skipped else ""))
     demo.summary.setdefault("validation", {})[str(version)] = {
         "report_id": report.id, "status": status, "summary": report.summary,
         "registry_attached": final.registry_attached}
     return report
+
+
+async def _watch_validation(demo: Demo, validator: Any, run: Any, version: int) -> Any:
+    from modelplane.validator.v1 import validator_pb2 as vd
+
+    final = run
+    with demo.progress() as progress:
+        task = progress.add_task(f"validate v{version}", total=100)
+        try:
+            async for update in validator.WatchValidationRun(
+                    vd.WatchValidationRunRequest(id=run.id), timeout=600):
+                final = update
+                stage = update.progress.stage or vd.RunState.Name(update.state)
+                progress.update(task, completed=int(update.progress.fraction * 100),
+                                description=f"validate v{version}: {stage}")
+        except grpc.aio.AioRpcError as err:
+            await call("WatchValidationRun", _raise(err))
+        progress.update(task, completed=100)
+    return final
+
+
+async def deploy_staging(demo: Demo, version: int) -> None:
+    from modelplane.cli import demo_data
+    from modelplane.serving.v1 import serving_pb2 as sv
+
+    await remove_staging(demo)
+    await call("CreateDeployment", demo.stub("serving").CreateDeployment(
+        sv.CreateDeploymentRequest(deployment=sv.Deployment(
+            name=STAGING, model=MODEL, description=f"v{version} under the validator's stress check",
+            traffic_split=sv.TrafficSplit(routes=[sv.Route(
+                target=sv.ModelTarget(version=str(version)), weight=100, label="staging")]),
+            features=sv.FeatureBinding(feature_refs=list(demo_data.ONLINE_FEATURE_REFS),
+                                       entity_keys=["customer_id"]),
+            prediction_logging=sv.PREDICTION_LOGGING_OFF),
+        # the version is not validated yet (this deployment is part of its validation):
+        # serving's gate needs an admin's audited reason to route to it
+        validation_override_reason=f"staging: the validator's stress check of v{version} "
+                                   "(no live traffic, predictions not logged)")))
+    with demo.progress() as progress:
+        task = progress.add_task(f"load v{version} into a staging deployment", total=None)
+        await wait_ready(demo, progress, task, name=STAGING)
+
+
+async def remove_staging(demo: Demo) -> None:
+    from modelplane.serving.v1 import serving_pb2 as sv
+
+    try:
+        await demo.stub("serving").DeleteDeployment(sv.DeleteDeploymentRequest(name=STAGING))
+    except grpc.aio.AioRpcError as err:
+        if err.code() != grpc.StatusCode.NOT_FOUND:
+            await call("DeleteDeployment", _raise(err))
 
 
 async def set_alias(demo: Demo, alias: str, version: int) -> bool:
@@ -433,20 +513,21 @@ def _route(alias: str, weight: float) -> Any:
     return sv.Route(target=sv.ModelTarget(alias=alias), weight=weight, label=alias)
 
 
-async def wait_ready(demo: Demo, progress: Any, task: Any, timeout: float = 300) -> Any:
+async def wait_ready(demo: Demo, progress: Any, task: Any, timeout: float = 300,
+                     name: str = DEPLOYMENT) -> Any:
     from modelplane.serving.v1 import serving_pb2 as sv
 
     deadline = time.monotonic() + timeout
     while True:
         d = await call("GetDeployment", demo.stub("serving").GetDeployment(
-            sv.GetDeploymentRequest(name=DEPLOYMENT)))
+            sv.GetDeploymentRequest(name=name)))
         if d.state == sv.DEPLOYMENT_STATE_READY:
             progress.update(task, completed=1, total=1)
             return d
         if d.state == sv.DEPLOYMENT_STATE_FAILED:
-            raise DemoFailed(f"deployment {DEPLOYMENT} FAILED: {d.state_message}")
+            raise DemoFailed(f"deployment {name} FAILED: {d.state_message}")
         if time.monotonic() > deadline:
-            raise DemoFailed(f"deployment {DEPLOYMENT} not READY after {timeout:.0f}s "
+            raise DemoFailed(f"deployment {name} not READY after {timeout:.0f}s "
                              f"({sv.DeploymentState.Name(d.state)}: {d.state_message})")
         await asyncio.sleep(0.5)
 

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 
 from .checks import CATALOG, Check, CheckContext, FeatureParitySource, Predictor, Requirement, Skip
-from .checks.base import ResolvedConfig
+from .checks.base import DeploymentLoad, HistoricalFeatures, PreviousValidation, ResolvedConfig
 from .policy import CheckConfig, Policy
 from .report import CheckResult, CheckStatus, TaskType
 
@@ -61,6 +61,8 @@ class Availability:
     baseline: bool = False
     training: bool = False
     featurestore: bool = False
+    #: a previous version whose baseline (validation data) may be in observability
+    previous: bool = False
 
 
 def _resolve_config(check: Check, cfg: CheckConfig, path: str,
@@ -92,6 +94,11 @@ def _resolve_config(check: Check, cfg: CheckConfig, path: str,
         except (TypeError, ValueError):
             violations.append(FieldViolation(f"{path}.params.{name}",
                                              f"expected {spec.kind.__name__}, got {raw!r}"))
+            ok = False
+            continue
+        if spec.choices and raw not in spec.choices:
+            violations.append(FieldViolation(f"{path}.params.{name}",
+                                             f"expected one of {', '.join(spec.choices)}, got {raw!r}"))
             ok = False
     return check.resolve(cfg) if ok else None
 
@@ -177,7 +184,7 @@ def plan_validation(policy: Policy, columns: Sequence[str], model_inputs: Sequen
     notes: list[str] = []
     for check in chosen:
         reason = _missing_input(check, policy, availability)
-        if reason and explicit and Requirement.BASELINE not in check.requires:
+        if reason and explicit and not {Requirement.BASELINE, Requirement.DRIFT_REFERENCE} & set(check.requires):
             raise FailedPrecondition(
                 f"check {check.name!r} needs {reason}", reason="CHECK_INPUT_MISSING",
                 metadata={"check": check.name, "missing": reason})
@@ -192,6 +199,10 @@ def _missing_input(check: Check, policy: Policy, availability: Availability) -> 
     for req in check.requires:
         if req == Requirement.BASELINE and not availability.baseline:
             return "a baseline version (none given and no champion)"
+        if req == Requirement.DRIFT_REFERENCE and not (
+                availability.previous or availability.baseline or availability.training):
+            return ("something to compare with: a previous version's baseline, a baseline "
+                    "version or a training dataset")
         if req == Requirement.TRAINING and not availability.training:
             return "a training dataset (none given and none in the version's lineage)"
         if req == Requirement.EVENT_TIME and not policy.event_timestamp_column:
@@ -222,7 +233,12 @@ def infer_task(policy: Policy, model: Predictor, labels: pd.Series) -> TaskType:
 def build_context(plan: ValidationPlan, model: Any, data: pd.DataFrame, *,
                   baseline: Any = None, training: pd.DataFrame | None = None,
                   parity_source: FeatureParitySource | None = None,
-                  feature_refs: Sequence[str] = ()) -> CheckContext:
+                  feature_refs: Sequence[str] = (),
+                  previous: PreviousValidation | None = None,
+                  previous_missing: str = "no previous version's baseline was given",
+                  deployments: DeploymentLoad | None = None,
+                  history: HistoricalFeatures | None = None,
+                  run_name: str = "validation") -> CheckContext:
     predictor = model if isinstance(model, Predictor) else Predictor(model, "candidate")
     base = None if baseline is None else (
         baseline if isinstance(baseline, Predictor) else Predictor(baseline, "baseline"))
@@ -230,7 +246,9 @@ def build_context(plan: ValidationPlan, model: Any, data: pd.DataFrame, *,
     task = infer_task(plan.policy, predictor, data[plan.policy.label_column])
     return CheckContext(model=predictor, data=data, policy=plan.policy, features=plan.features,
                         task=task, baseline=base, training=training, parity_source=parity_source,
-                        feature_refs=list(feature_refs))
+                        feature_refs=list(feature_refs), previous=previous,
+                        previous_missing=previous_missing, deployments=deployments,
+                        history=history, run_name=run_name)
 
 
 def run_checks(plan: ValidationPlan, ctx: CheckContext, *,
@@ -285,16 +303,24 @@ def _text_params(cfg: ResolvedConfig) -> dict[str, str]:
 def validate(model: Any, data: pd.DataFrame, policy: Policy, *, baseline: Any = None,
              training: pd.DataFrame | None = None,
              parity_source: FeatureParitySource | None = None,
-             feature_refs: Sequence[str] = ()) -> list[CheckResult]:
-    """Plan and run in one call: the library entry point (notebooks, tests, benchmarks)."""
+             feature_refs: Sequence[str] = (),
+             previous: PreviousValidation | None = None,
+             deployments: DeploymentLoad | None = None,
+             history: HistoricalFeatures | None = None) -> list[CheckResult]:
+    """Plan and run in one call: the library entry point (notebooks, tests, benchmarks).
+
+    ``previous`` is the previous version's validation data (the drift checks' default
+    reference), ``deployments`` the stress check's load client, ``history`` the backtest's
+    point-in-time source."""
     inputs = getattr(model, "feature_names_in_", None)
     plan = plan_validation(
         policy, list(data.columns), None if inputs is None else [str(c) for c in inputs],
         Availability(baseline=baseline is not None, training=training is not None,
-                     featurestore=parity_source is not None),
+                     featurestore=parity_source is not None, previous=previous is not None),
         training_columns=None if training is None else list(training.columns))
     ctx = build_context(plan, model, data, baseline=baseline, training=training,
-                        parity_source=parity_source, feature_refs=feature_refs)
+                        parity_source=parity_source, feature_refs=feature_refs,
+                        previous=previous, deployments=deployments, history=history)
     return run_checks(plan, ctx)
 
 

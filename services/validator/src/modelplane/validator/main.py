@@ -13,8 +13,9 @@ from modelplane.validator.v1 import validator_pb2_grpc
 
 from .adapters.datasets import DatasetSources
 from .adapters.mlflow_models import MlflowModelLoader
-from .adapters.observability import ObservabilityBaselineSink
+from .adapters.observability import ObservabilityBaselineReader, ObservabilityBaselineSink
 from .adapters.registry import RegistryClient
+from .adapters.serving import ServingLoad
 from .api import ValidatorApi
 from .service import ValidationService
 from .settings import ValidatorSettings
@@ -48,17 +49,24 @@ class ValidatorRuntime:
         if fs_channel is not None:
             self._channels.append(fs_channel)
         sink = None
+        reader = None
         if s.observability:
             obs_channel = channel(svc.target("observability"), svc)
             self._channels.append(obs_channel)
             sink = ObservabilityBaselineSink(obs_channel)
+            reader = ObservabilityBaselineReader(obs_channel)
+        load = None
+        if s.serving:
+            serving_channel = channel(svc.target("serving"), svc)
+            self._channels.append(serving_channel)
+            load = ServingLoad(serving_channel, asyncio.get_running_loop())
         self.service = ValidationService(
             self.store, RegistryClient(registry_channel),
             MlflowModelLoader(s.data_dir / "models", s.data_dir / "reports", api_key=svc.api_key),
             DatasetSources(StoragePolicy.for_service(svc), fs_channel,
                            arrow_limits=svc.arrow_limits), sink,
             max_concurrent_runs=s.max_concurrent_runs,
-            max_baseline_rows=s.max_baseline_rows)
+            max_baseline_rows=s.max_baseline_rows, baseline_source=reader, deployments=load)
         await self.service.recover()
 
     async def stop(self) -> None:

@@ -12,7 +12,12 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from .checks.base import FeatureParitySource
+from .checks.base import (
+    DeploymentLoad,
+    FeatureParitySource,
+    HistoricalFeatures,
+    PreviousValidation,
+)
 from .report import ValidationReport
 from .run import DatasetRef
 
@@ -77,7 +82,22 @@ class DatasetSource(Protocol):
     def parity_source(self) -> FeatureParitySource | None:
         """Offline/online feature reads for the parity check; None without a featurestore."""
 
+    def history_source(self) -> HistoricalFeatures | None:
+        """Point-in-time feature joins for the backtest's windows; None without a featurestore."""
+
 
 class BaselineSink(Protocol):
     async def set_baseline(self, report: ValidationReport, records: pd.DataFrame) -> None:
         """Hand the version's validation predictions and metrics to observability."""
+
+
+class BaselineSource(Protocol):
+    async def previous_validation(self, model: str, version: str,
+                                  max_rows: int) -> tuple[PreviousValidation | None, str]:
+        """A version's validation records (its baseline in observability), at most
+        ``max_rows`` of them; or None and why (no baseline set, no records)."""
+
+
+class DeploymentTarget(Protocol):
+    def deployment_load(self) -> DeploymentLoad | None:
+        """The load client for named deployments; None when no serving peer is configured."""

@@ -25,6 +25,7 @@ import pandas as pd
 from modelplane.kit.errors import FieldViolation, InvalidArgument, ModelplaneError
 
 from .checks import CATALOG, Check, CheckContext
+from .checks.base import DeploymentLoad, PreviousValidation
 from .codec import report_to_json
 from .engine import (
     Availability,
@@ -38,6 +39,7 @@ from .engine import (
 from .policy import Policy, parse_policy_text
 from .ports import (
     BaselineSink,
+    BaselineSource,
     DatasetInfo,
     DatasetSource,
     ModelLoader,
@@ -81,18 +83,25 @@ class _Prepared:
     baseline: ModelVersionInfo | None
     dataset: DatasetInfo
     training: DatasetInfo | None
+    #: the version whose validation data the drift checks compare with ("" = none)
+    previous_version: str = ""
+    previous_missing: str = ""
 
 
 class ValidationService:
     def __init__(self, store: RunStore, registry: ModelRegistry, loader: ModelLoader,
                  datasets: DatasetSource, baseline_sink: BaselineSink | None = None, *,
                  max_concurrent_runs: int = 1, max_baseline_rows: int = 100_000,
+                 baseline_source: BaselineSource | None = None,
+                 deployments: DeploymentLoad | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._store = store
         self._registry = registry
         self._loader = loader
         self._datasets = datasets
         self._sink = baseline_sink
+        self._baseline_source = baseline_source
+        self._deployments = deployments
         self._clock = clock
         self._slots = asyncio.Semaphore(max_concurrent_runs)
         self._max_baseline_rows = max_baseline_rows
@@ -244,12 +253,16 @@ class ValidationService:
                 training_ref = None
                 notes.append(f"training dataset {candidate.dataset_id} of the version's lineage "
                              f"is not readable: {exc.message}")
+        previous, previous_missing = self._previous_version(candidate, baseline)
+        if previous:
+            notes.append(f"drift reference: version {previous}'s validation data (its baseline "
+                         "in observability)")
         policy = self._with_dataset_defaults(policy, dataset)
         parity = self._datasets.parity_source() if request.dataset.dataset else None
         plan = plan_validation(
             policy, dataset.columns, candidate.input_columns or None,
             Availability(baseline=baseline is not None, training=training_info is not None,
-                         featurestore=parity is not None),
+                         featurestore=parity is not None, previous=bool(previous)),
             training_columns=training_info.columns if training_info else None)
         now = self._clock()
         run = ValidationRun(
@@ -259,7 +272,21 @@ class ValidationService:
             training_dataset=training_ref, resolved_baseline_version=baseline.version if baseline else "",
             notes=notes + plan.notes, creator=creator, create_time=now,
             progress=RunProgress(checks_total=len(plan.checks), stage="queued"))
-        return _Prepared(run, plan, candidate, baseline, dataset, training_info)
+        return _Prepared(run, plan, candidate, baseline, dataset, training_info,
+                         previous, previous_missing)
+
+    def _previous_version(self, candidate: ModelVersionInfo,
+                          baseline: ModelVersionInfo | None) -> tuple[str, str]:
+        """The version whose validation data the drift checks compare with: the baseline
+        version (given, or the champion), else the version just before the candidate."""
+        if self._baseline_source is None:
+            return "", "no observability configured to read a previous version's baseline from"
+        if baseline is not None:
+            return baseline.version, ""
+        number = int(candidate.version)
+        if number <= 1:
+            return "", f"version {candidate.version} is the first: no previous version"
+        return str(number - 1), ""
 
     @staticmethod
     def _with_dataset_defaults(policy: Policy, dataset: DatasetInfo) -> Policy:
@@ -323,6 +350,7 @@ class ValidationService:
         baseline = (await asyncio.to_thread(self._loader.load, prepared.baseline)
                     if prepared.baseline is not None else None)
         parity = self._datasets.parity_source() if run.dataset.dataset else None
+        previous, previous_missing = await self._read_previous(prepared)
         loop = asyncio.get_running_loop()
         total = max(len(plan.checks), 1)
 
@@ -336,7 +364,11 @@ class ValidationService:
             ctx = build_context(plan, model, data, baseline=baseline, training=training,
                                 parity_source=parity,
                                 feature_refs=(prepared.candidate.feature_refs
-                                              or prepared.dataset.feature_refs) if parity else ())
+                                              or prepared.dataset.feature_refs) if parity else (),
+                                previous=previous, previous_missing=previous_missing,
+                                deployments=self._deployments,
+                                history=self._datasets.history_source(),
+                                run_name=f"validator_{run.id[:12]}")
             results = run_checks(plan, ctx, progress=progress, cancelled=cancel.is_set)
             return results, ctx, dataset_fingerprint(data)
 
@@ -353,6 +385,16 @@ class ValidationService:
             dataset_sha256=sha, model_uri=prepared.candidate.download_uri,
             create_time=finished, duration_s=(finished - started).total_seconds())
         return report, ctx
+
+    async def _read_previous(self, prepared: _Prepared) -> tuple[PreviousValidation | None, str]:
+        """The previous version's validation records, when a drift check will use them."""
+        if not prepared.previous_version or self._baseline_source is None:
+            return None, prepared.previous_missing or "no previous version"
+        wanted = {"feature_drift", "prediction_drift"}
+        if not any(p.check.name in wanted and not p.skip_reason for p in prepared.plan.checks):
+            return None, "not needed"
+        return await self._baseline_source.previous_validation(
+            prepared.run.model, prepared.previous_version, prepared.plan.policy.sample_rows)
 
     async def _finish(self, prepared: _Prepared, report: ValidationReport, ctx: CheckContext) -> None:
         run = prepared.run

@@ -9,7 +9,8 @@
 | `MODELPLANE_VALIDATOR_OBSERVABILITY` | `on`; `off` = do not hand baselines to observability |
 | `MODELPLANE_VALIDATOR_FEATURESTORE` | `on`; `off` = parquet datasets only |
 | `MODELPLANE_VALIDATOR_STORAGE_ROOTS` / `_STORAGE_BUCKETS` | where parquet datasets may be named besides `<data dir>/validator/imports` and `/exports` (kit `locations`) |
-| `MODELPLANE_REGISTRY_TARGET` / `MODELPLANE_FEATURESTORE_TARGET` / `MODELPLANE_OBSERVABILITY_TARGET` | the peers' default ports (kit) |
+| `MODELPLANE_VALIDATOR_SERVING` | `on`; `off` = no serving peer (stress only in-process) |
+| `MODELPLANE_REGISTRY_TARGET` / `MODELPLANE_FEATURESTORE_TARGET` / `MODELPLANE_OBSERVABILITY_TARGET` / `MODELPLANE_SERVING_TARGET` | the peers' default ports (kit) |
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class ValidatorSettings:
     max_baseline_rows: int
     observability: bool
     featurestore: bool
+    serving: bool = True
 
     @property
     def data_dir(self) -> Path:
@@ -47,6 +49,7 @@ class ValidatorSettings:
             max_baseline_rows=int(service.env("MAX_BASELINE_ROWS", "100000") or 100000),
             observability=_flag(service.env("OBSERVABILITY")),
             featurestore=_flag(service.env("FEATURESTORE")),
+            serving=_flag(service.env("SERVING")),
         )
 
     @classmethod

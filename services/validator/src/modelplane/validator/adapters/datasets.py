@@ -21,7 +21,7 @@ from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.kit.locations import StoragePolicy, read_parquet
 from modelplane.kit.status import raise_from_rpc_error
 
-from ..checks.base import FeatureParitySource
+from ..checks.base import FeatureParitySource, HistoricalFeatures
 from ..ports import DatasetInfo
 from ..run import DatasetRef
 
@@ -101,6 +101,11 @@ class DatasetSources:
             return None
         return FeatureStoreParity(self, self._loop)
 
+    def history_source(self) -> HistoricalFeatures | None:
+        if self._stub is None or self._loop is None:
+            return None
+        return FeatureStoreHistory(self, self._loop)
+
 
 def _value(v: object) -> types_pb2.Value:
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -161,31 +166,95 @@ class FeatureStoreParity:
         return frame
 
     async def _offline(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
-        stub = self._sources._stub
-        assert stub is not None
         rows = entities.copy()
         rows["event_timestamp"] = pd.Series(pd.Timestamp(datetime.now(UTC)).floor("us"),
                                             index=rows.index).astype("datetime64[us, UTC]")
-        sink = pa.BufferOutputStream()
-        table = pa.Table.from_pandas(rows, preserve_index=False)
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
         name = f"validator_parity_{datetime.now(UTC):%Y%m%d%H%M%S%f}"
-        try:
-            ds = await stub.CreateDataset(fs.CreateDatasetRequest(
-                dataset=fs.Dataset(name=name, feature_refs=list(features),
-                                   description="validator feature-parity probe (deleted after use)"),
-                entity_rows=types_pb2.TableData(arrow_ipc=sink.getvalue().to_pybytes()),
-                timestamp_column="event_timestamp"), timeout=300)
-        except grpc.aio.AioRpcError as err:
-            raise_from_rpc_error(err)
+        ds = await create_point_in_time(self._sources, rows, "event_timestamp", name,
+                                        feature_refs=features, description=(
+                                            "validator feature-parity probe (deleted after use)"))
         try:
             frame = await self._sources._read(ds.id)
         finally:
             try:
-                await stub.DeleteDataset(fs.DeleteDatasetRequest(id=ds.id), timeout=30)
+                await self._sources._stub.DeleteDataset(  # type: ignore[union-attr]
+                    fs.DeleteDatasetRequest(id=ds.id), timeout=30)
             except grpc.aio.AioRpcError:
                 pass
         keep = [c for c in frame.columns if c in entities.columns or c in
                 {f.split(":")[-1] for f in features}]
         return frame[keep]
+
+
+async def create_point_in_time(sources: DatasetSources, rows: pd.DataFrame, timestamp_column: str,
+                               name: str, *, feature_refs: Sequence[str] = (),
+                               feature_service: str = "", description: str = "",
+                               tags: dict[str, str] | None = None) -> fs.Dataset:
+    """A featurestore dataset: ``rows`` (keys, event time, extra columns) with the features
+    joined as of each row's event time (``CreateDataset``)."""
+    stub = sources._stub
+    assert stub is not None
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    try:
+        return await stub.CreateDataset(fs.CreateDatasetRequest(
+            dataset=fs.Dataset(name=name, feature_refs=list(feature_refs),
+                               feature_service=feature_service, description=description,
+                               tags=tags or {}),
+            entity_rows=types_pb2.TableData(arrow_ipc=sink.getvalue().to_pybytes()),
+            timestamp_column=timestamp_column), timeout=300)
+    except grpc.aio.AioRpcError as err:
+        raise_from_rpc_error(err)
+
+
+class FeatureStoreHistory:
+    """Point-in-time windows for the backtest: the entity rows go to ``CreateDataset`` with
+    the feature service (or refs); columns the featurestore will join are dropped from the
+    entity rows first, so every feature value comes from the featurestore as of the row's
+    time. The dataset is kept (named, tagged ``created_by: validator``) and read back."""
+
+    def __init__(self, sources: DatasetSources, loop: asyncio.AbstractEventLoop) -> None:
+        self._sources = sources
+        self._loop = loop
+
+    def historical_features(self, entity_rows: pd.DataFrame, timestamp_column: str, *,
+                            feature_service: str, feature_refs: Sequence[str],
+                            name: str) -> tuple[pd.DataFrame, str]:
+        return asyncio.run_coroutine_threadsafe(
+            self._historical(entity_rows, timestamp_column, feature_service, feature_refs, name),
+            self._loop).result(timeout=900)
+
+    async def _feature_names(self, feature_service: str, feature_refs: Sequence[str]) -> set[str]:
+        stub = self._sources._stub
+        assert stub is not None
+        if not feature_service:
+            return {r.split(":")[-1] for r in feature_refs}
+        try:
+            service = await stub.GetFeatureService(
+                fs.GetFeatureServiceRequest(name=feature_service), timeout=30)
+            names: set[str] = set()
+            for projection in service.projections:
+                if projection.features:
+                    names.update(projection.features)
+                else:
+                    view = await stub.GetFeatureView(
+                        fs.GetFeatureViewRequest(name=projection.feature_view), timeout=30)
+                    names.update(f.name for f in view.features)
+        except grpc.aio.AioRpcError as err:
+            raise_from_rpc_error(err)
+        return names
+
+    async def _historical(self, entity_rows: pd.DataFrame, timestamp_column: str,
+                          feature_service: str, feature_refs: Sequence[str],
+                          name: str) -> tuple[pd.DataFrame, str]:
+        joined = await self._feature_names(feature_service, feature_refs)
+        rows = entity_rows.drop(columns=[c for c in entity_rows.columns
+                                         if c in joined and c != timestamp_column])
+        ds = await create_point_in_time(
+            self._sources, rows, timestamp_column, name,
+            feature_refs=[] if feature_service else feature_refs, feature_service=feature_service,
+            description="validator backtest window, joined point-in-time",
+            tags={"created_by": "validator"})
+        return await self._sources._read(ds.id), ds.id

@@ -32,6 +32,9 @@ class Requirement(enum.Enum):
     PROTECTED = "protected_attributes"
     ENTITIES = "entity_columns"
     FEATURESTORE = "featurestore"
+    #: something to compare distributions with: the previous version's baseline, a baseline
+    #: version or a training dataset (absent: SKIPPED, never a failed precondition)
+    DRIFT_REFERENCE = "drift_reference"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class ParamSpec:
     default: str
     description: str
     kind: type = float  # float, int or str; values are checked before the run starts
+    choices: tuple[str, ...] = ()  # the values a str parameter may take (empty = any)
 
 
 class FeatureParitySource(Protocol):
@@ -59,6 +63,54 @@ class FeatureParitySource(Protocol):
 
     def offline_features(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
         """Offline (historical) values as of now for the same entities, same shape."""
+
+
+@dataclass
+class PreviousValidation:
+    """A previous version's validation records (its baseline in observability): the
+    model inputs by feature name, ``prediction`` and ``score_<class>`` columns."""
+
+    version: str
+    frame: pd.DataFrame
+    record_count: int = 0
+
+
+@dataclass
+class LoadResult:
+    """What a load test against a served deployment saw, request by request."""
+
+    deployment: str
+    latencies_s: list[float]
+    errors: int = 0
+    error_codes: dict[str, int] = field(default_factory=dict)
+    fallbacks: int = 0
+    fallback_reasons: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    rows_per_request: int = 1
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_s) + self.errors
+
+
+class DeploymentLoad(Protocol):
+    """Where the stress check sends requests: a named deployment behind serving."""
+
+    def load_test(self, deployment: str, requests: Sequence[pd.DataFrame], *, concurrency: int,
+                  duration_s: float, max_requests: int) -> LoadResult:
+        """Send ``requests`` (cycled) with ``concurrency`` in flight, until ``duration_s``
+        passed or ``max_requests`` were sent (0 = no count limit). Blocking."""
+
+
+class HistoricalFeatures(Protocol):
+    """Point-in-time feature values from the featurestore, for the backtest's windows."""
+
+    def historical_features(self, entity_rows: pd.DataFrame, timestamp_column: str, *,
+                            feature_service: str, feature_refs: Sequence[str],
+                            name: str) -> tuple[pd.DataFrame, str]:
+        """``entity_rows`` with the features joined as of each row's timestamp (no later
+        value), and the id of the featurestore dataset that holds them. Blocking."""
 
 
 class Predictor:
@@ -183,6 +235,13 @@ class CheckContext:
     training: pd.DataFrame | None = None
     parity_source: FeatureParitySource | None = None
     feature_refs: list[str] = field(default_factory=list)
+    #: the previous version's validation records, or why there are none
+    previous: PreviousValidation | None = None
+    previous_missing: str = "no previous version's baseline was looked up"
+    deployments: DeploymentLoad | None = None
+    history: HistoricalFeatures | None = None
+    #: a name for what this run creates elsewhere (featurestore datasets)
+    run_name: str = "validation"
     _importance: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
     @property
