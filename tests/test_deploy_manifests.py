@@ -846,3 +846,37 @@ def test_dev_keys_match_the_key_files_one_identity_per_service(
         "serving": "writer", "observability": "reader", "gateway": "reader"}
     secret_file = by_key_name(dev, "Secret", "modelplane-api-keys")["stringData"]["api_keys.json"]
     assert json.loads(secret_file) == json.loads(keys_file.read_text())
+
+
+#: deploy/compose/podman-host.yaml's ports: the defaults shifted, clear of a platform on the host
+PODMAN_PORT_SHIFT = 20000
+
+
+def test_podman_compose_runs_the_compose_services_hardened_the_same(
+        compose: dict[str, Any]) -> None:
+    """The host-network compose file deploy/compose-smoke.sh brings up with podman-compose
+    keeps docker-compose.yaml's images and hardening, and shifts every port consistently."""
+    podman = yaml.safe_load((DEPLOY / "compose" / "podman-host.yaml").read_text())
+    assert set(podman["services"]) == set(DEPLOYABLES)
+    secret = podman["secrets"]["api_keys"]["file"]
+    assert (DEPLOY / "compose" / secret).resolve() == (
+        DEPLOY / compose["secrets"]["api_keys"]["file"]).resolve()
+    hardening = ("user", "read_only", "tmpfs", "cap_drop", "security_opt", "init", "secrets")
+    shifted = {f"127.0.0.1:{port}": f"127.0.0.1:{port + PODMAN_PORT_SHIFT}"
+               for d in DEPLOYABLES.values() for port in d.all_ports}
+    for name, d in DEPLOYABLES.items():
+        ours, theirs = podman["services"][name], compose["services"][name]
+        assert ours["image"] == f"localhost/{theirs['image']}"
+        assert ours["network_mode"] == "host"
+        assert {k: ours[k] for k in hardening} == {k: theirs[k] for k in hardening}
+        assert [v.split(":")[1] for v in ours["volumes"]] == ["/data"]
+        env = ours["environment"]
+        for var, port in {d.addr_env: d.port, **d.extra_ports}.items():
+            assert env[var] == f"127.0.0.1:{port + PODMAN_PORT_SHIFT}", (name, var)
+        for var, value in env.items():
+            if var.endswith("_TARGET"):
+                assert value in shifted.values(), (name, var, value)
+        assert env["MODELPLANE_API_KEY"] == theirs["environment"]["MODELPLANE_API_KEY"], name
+        assert set(theirs["environment"]) - set(env) <= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_INSECURE",
+            f"MODELPLANE_{name.upper()}_DATABASE_URL", "MODELPLANE_FEATURESTORE_REDIS_URL"}, name
