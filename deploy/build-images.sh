@@ -116,7 +116,7 @@ smoke() {
     serving) env+=(-e MODELPLANE_SERVING_HTTP_ADDR=127.0.0.1:27114) ;;
     observability) env+=(-e MODELPLANE_OBSERVABILITY_HTTP_ADDR=127.0.0.1:27115) ;;
   esac
-  "${PODMAN[@]}" run -d --name "$container" --network host "${LIMITS[@]}" \
+  "${PODMAN[@]}" run -d --name "$container" --network host "${LIMITS[@]}" --no-healthcheck \
     --read-only --tmpfs /tmp -v "modelplane-smoke-$name:/data" "${env[@]}" \
     "localhost/modelplane/$name:$TAG" >/dev/null
   local user
