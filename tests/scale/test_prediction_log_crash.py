@@ -197,6 +197,7 @@ async def test_every_answered_prediction_reaches_observability_once_after_sigkil
         MODELPLANE_SERVING_HTTP_ADDR=f"127.0.0.1:{port + 2}",
         MODELPLANE_SERVING_MODEL_SOURCE=uri,
         MODELPLANE_SERVING_FEATURESTORE_TARGET="none",
+        MODELPLANE_SERVING_REQUIRE_VALIDATION="off",  # the log, not the gate, is under test
         MODELPLANE_SERVING_OBSERVABILITY_TARGET=obs_addr,
         MODELPLANE_SERVING_LOG_FLUSH_SECONDS="0.05", MODELPLANE_SERVING_LOG_BATCH_SIZE="50",
         MODELPLANE_SERVING_LOG_FSYNC="never"),  # a process kill needs write(), not fsync

@@ -108,6 +108,8 @@ def _start_replica(name: str, tmp: Path, dsn: str, mlflow_uri: str, base_port: i
            "MODELPLANE_SERVING_MODEL_SOURCE": mlflow_uri,
            "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
            "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
+           # replication, not the gate, is under test: the version is not validated
+           "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off",
            # each pod has its own BentoML model store
            "MODELPLANE_SERVING_BENTOML_HOME": str(data / "bentoml"),
            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",

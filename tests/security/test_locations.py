@@ -236,6 +236,8 @@ async def serving(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dic
         "MODELPLANE_SERVING_ADDR": "127.0.0.1:0", "MODELPLANE_SERVING_HTTP_ADDR": "127.0.0.1:0",
         "MODELPLANE_SERVING_MODEL_SOURCE": uri, "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
         "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
+        # files, not the gate, are under test here: the version is not validated
+        "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off",
         "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "0.5", "BENTOML_HOME": os.environ["BENTOML_HOME"]})
     server = ServingServer(settings)
     async with running(server.spec, settings.service) as svc, \
