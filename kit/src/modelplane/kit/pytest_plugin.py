@@ -68,6 +68,36 @@ def schemathesis_request(case: Any, headers: dict[str, str]) -> dict[str, Any] |
     return kwargs
 
 
+_MLFLOW_PROCESS_STATE = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID",
+                         "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN")
+#: module globals mlflow's setters keep beside the environment
+_MLFLOW_GLOBALS = (("mlflow.tracking.fluent", "_active_experiment_id"),
+                   ("mlflow.tracking._tracking_service.utils", "_tracking_uri"),
+                   ("mlflow.tracking._model_registry.utils", "_registry_uri"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _mlflow_state_stays_in_its_module() -> Iterator[None]:
+    """``mlflow.set_experiment`` / ``set_tracking_uri`` / ``set_registry_uri`` export
+    ``MLFLOW_EXPERIMENT_ID`` / ``_TRACKING_URI`` / ``_REGISTRY_URI`` into ``os.environ`` (for
+    subprocesses) and keep them as module globals: the next module's child process would
+    then register its model in the previous module's store, or look for an experiment
+    that is not there. Each test module gets back the MLflow state it started with."""
+    saved = {name: os.environ.get(name) for name in _MLFLOW_PROCESS_STATE}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    import sys
+
+    for module_name, attribute in _MLFLOW_GLOBALS:
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, attribute):
+            setattr(module, attribute, None)
+
+
 def free_port_block(size: int = 16) -> int:
     """A base port whose next ``size`` ports are all free on 127.0.0.1."""
     for _ in range(200):
