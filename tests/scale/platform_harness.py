@@ -156,6 +156,7 @@ def deploy_tiny_model(platform: LocalPlatform, timeout: float = 240) -> None:
     os.environ["MLFLOW_TRACKING_TOKEN"] = platform.key
     os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     mlflow.set_tracking_uri(platform.mlflow)
+    mlflow.set_registry_uri(platform.mlflow)  # not a registry an earlier module named
     mlflow.set_experiment("supervision")
     rng = np.random.default_rng(7)
     x = pd.DataFrame({"x1": rng.normal(size=200), "x2": rng.normal(size=200)})
