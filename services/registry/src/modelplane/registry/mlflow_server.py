@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -41,10 +40,17 @@ log = logging.getLogger("modelplane.registry.mlflow_server")
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    os.setpgid(0, 0)  # its own group (stop() kills the group), the registry's session
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+#: The child asks for SIGTERM when the registry dies (Linux) itself, after exec, then runs
+#: ``python -m mlflow``. Done before exec (a ``preexec_fn``), it ran Python in the forked
+#: child of a process with live gRPC threads, and gRPC's fork handlers sometimes aborted
+#: the child there ("epoll_wait error: Bad file descriptor", exit -6).
+_LAUNCH = (
+    "import ctypes, runpy, signal\n"
+    "try:\n"
+    f"    ctypes.CDLL('libc.so.6', use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGTERM)\n"
+    "except Exception:\n"
+    "    pass\n"
+    "runpy.run_module('mlflow', run_name='__main__', alter_sys=True)\n")
 
 
 class MlflowServer:
@@ -73,7 +79,7 @@ class MlflowServer:
         if "://" not in dest:
             Path(dest).mkdir(parents=True, exist_ok=True)
         # --backend-store-uri is read from MLFLOW_BACKEND_STORE_URI (see environment())
-        cmd = [sys.executable, "-m", "mlflow", "server",
+        cmd = [sys.executable, "-c", _LAUNCH, "server",
                "--artifacts-destination", dest,
                "--serve-artifacts",
                "--host", host, "--port", str(port),
@@ -122,7 +128,8 @@ class MlflowServer:
             self._process = subprocess.Popen(
                 self.command(), env=self.environment(), stdout=log_file,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent)  # noqa: PLW1509
+                # its own group (stop() kills the group), still in the registry's session
+                process_group=0)
         finally:
             log_file.close()
         log.info("mlflow server starting on %s (pid %s)", self.local_uri, self._process.pid)
