@@ -197,7 +197,8 @@ async def test_watch_on_one_replica_streams_alerts_raised_on_another_across_a_lo
         with psycopg.connect(db, autocommit=True) as conn:
             killed = conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'modelplane-observability-alerts'").fetchall()
+                "WHERE application_name = 'modelplane-observability-alerts' "
+                "AND datname = current_database()").fetchall()  # not other tests' stores
         assert len(killed) == 2  # A's and B's listeners
         mon2 = await a.stub.CreateMonitor(pb.CreateMonitorRequest(
             monitor=drift_monitor(second_model)))
