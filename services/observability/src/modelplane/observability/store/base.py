@@ -435,6 +435,19 @@ def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
     )
 
 
+def alert_filter(placeholder: str, model: str | None, monitor_id: str | None,
+                 state: int | None) -> tuple[str, list[Any]]:
+    """The condition and bound values of an alert listing, for either store's
+    placeholder (``?`` or ``%s``); column names are fixed here, values always bound."""
+    where: list[str] = ["true"]
+    params: list[Any] = []
+    for column, value in (("model", model), ("monitor_id", monitor_id), ("state", state)):
+        if value:
+            where.append(f"{column} = {placeholder}")
+            params.append(value)
+    return " AND ".join(where), params
+
+
 def record_from_json(doc: dict[str, Any], model: str) -> EvaluationRecord:
     """One scanned record (a parsed NDJSON line) as a domain record."""
     pred: Scalar = doc.get("pn") if doc.get("pn") is not None else doc.get("pl")

@@ -28,6 +28,7 @@ from modelplane.observability.store.base import (
     RecordRow,
     ScanSpec,
     WebhookDelivery,
+    alert_filter,
     to_us,
 )
 
@@ -377,14 +378,9 @@ class EmbeddedStore(EvaluationStore):
 
     def list_alerts(self, model: str | None = None, monitor_id: str | None = None,
                     state: int | None = None) -> list[dict[str, Any]]:
-        where: list[str] = ["true"]
-        params: list[Any] = []
-        for column, value in (("model", model), ("monitor_id", monitor_id), ("state", state)):
-            if value:
-                where.append(f"{column} = ?")
-                params.append(value)
+        where, params = alert_filter("?", model, monitor_id, state)
         with self._lock:
-            rows = self._conn.execute("SELECT doc FROM obs_alerts WHERE " + " AND ".join(where)
+            rows = self._conn.execute("SELECT doc FROM obs_alerts WHERE " + where
                                       + " ORDER BY seq DESC", params).fetchall()
         return [json.loads(r[0]) for r in rows]
 

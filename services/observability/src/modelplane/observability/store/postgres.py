@@ -52,6 +52,7 @@ from modelplane.observability.store.base import (
     RecordRow,
     ScanSpec,
     WebhookDelivery,
+    alert_filter,
 )
 
 _SCHEMA = """
@@ -508,14 +509,9 @@ class PostgresStore(EvaluationStore):
 
     def list_alerts(self, model: str | None = None, monitor_id: str | None = None,
                     state: int | None = None) -> list[dict[str, Any]]:
-        where: list[str] = ["true"]
-        params: list[Any] = []
-        for column, value in (("model", model), ("monitor_id", monitor_id), ("state", state)):
-            if value:
-                where.append(f"{column} = %s")
-                params.append(value)
+        where, params = alert_filter("%s", model, monitor_id, state)
         with self._pool.connection() as conn:
-            rows = conn.execute("SELECT doc FROM obs_alerts WHERE " + " AND ".join(where)
+            rows = conn.execute("SELECT doc FROM obs_alerts WHERE " + where
                                 + " ORDER BY seq DESC", params).fetchall()
         return [r[0] for r in rows]
 
