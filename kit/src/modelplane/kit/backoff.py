@@ -29,11 +29,16 @@ class Backoff:
             return 0.0
         return min(self.cap, self.initial * 2.0 ** min(n - 1, 62))
 
+    def delay(self, failures: int) -> float:
+        """The jittered delay after the ``failures``-th consecutive failure (no state
+        kept: for callers that count attempts themselves, e.g. in a database row)."""
+        step = self.step(failures)
+        return self.rng.uniform(step / 2, step)
+
     def failed(self) -> float:
         """Record one more failure; the jittered delay before the next attempt."""
         self.failures += 1
-        step = self.step()
-        return self.rng.uniform(step / 2, step)
+        return self.delay(self.failures)
 
     def reset(self) -> None:
         """It worked: the next failure starts again at ``initial``."""

@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
+from modelplane.kit.backoff import Backoff
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.kit.outbound import OutboundPolicy
 from modelplane.observability import metrics as M
@@ -461,10 +462,9 @@ def slot_of(t: datetime, interval: timedelta) -> datetime:
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with jitter: a random delay in [d/2, d] with
-    d = min(cap, base * 2**attempt), so replicas retrying together spread out."""
-    d = min(cap, base * (2 ** min(attempt, 30)))
-    return random.uniform(d / 2, d)
+    """The kit's backoff rule (``modelplane.kit.backoff``) after ``attempt`` + 1 failures:
+    a random delay in [d/2, d] with d = min(cap, base * 2**attempt)."""
+    return Backoff(base, cap).delay(attempt + 1)
 
 
 class MonitorLease:
