@@ -61,7 +61,10 @@ class RegistryEnv:
             os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
         else:
             os.environ["MLFLOW_TRACKING_TOKEN"] = self.keys[who]
+        # Both URIs: a registry URI left set by another test module would send
+        # registered_model_name to that module's (stopped) registry.
         mlflow.set_tracking_uri(self.mlflow_uri)
+        mlflow.set_registry_uri(self.mlflow_uri)
         try:
             yield MlflowClient(tracking_uri=self.mlflow_uri, registry_uri=self.mlflow_uri)
         finally:

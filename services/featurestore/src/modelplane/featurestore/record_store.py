@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.kit.errors import AlreadyExists, InvalidArgument
+from modelplane.kit.pgschema import lock_schema
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS fs_datasets (
@@ -75,6 +76,8 @@ class RecordStore:
             self._sqlite = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._sqlite.execute("PRAGMA journal_mode=WAL")
         with self._tx() as cur:
+            if self._postgres:
+                lock_schema(cur, "featurestore")
             for stmt in _SCHEMA:
                 cur.execute(stmt)
 

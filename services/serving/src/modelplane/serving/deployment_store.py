@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.kit.errors import Aborted, AlreadyExists, NotFound
+from modelplane.kit.pgschema import lock_schema
 from modelplane.serving.batch_job import BatchJob
 from modelplane.serving.deployment import Deployment
 
@@ -66,6 +67,8 @@ class DeploymentStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._ph = "?"
         with self._tx() as cur:
+            if self._pg:
+                lock_schema(cur, "serving")
             for stmt in _SCHEMA:
                 cur.execute(stmt)
             self._migrate(cur)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound, invalid
+from modelplane.kit.pgschema import lock_schema
 
 from .codec import report_from_json, report_to_json, run_from_json, run_to_json
 from .report import CheckStatus, ValidationReport
@@ -74,6 +75,8 @@ class RunStore:
             self._sqlite = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._sqlite.execute("PRAGMA journal_mode=WAL")
         with self._cursor() as cur:
+            if self._postgres:
+                lock_schema(cur, "validator")
             for statement in _SCHEMA:
                 cur.execute(statement)
 

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from modelplane.kit.pgschema import lock_schema
 from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
@@ -228,7 +229,7 @@ class PostgresStore(EvaluationStore):
         self._pool = ConnectionPool(self._url, min_size=1, max_size=self._pool_size, open=True,
                                     kwargs={"autocommit": True}, configure=configure)
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('modelplane_observability_schema'))")
+            lock_schema(conn, "observability")
             conn.execute(_SCHEMA)
             rows = conn.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
