@@ -359,6 +359,16 @@ def label_strings(values: Any) -> np.ndarray:
     arr = np.asarray(getattr(values, "to_numpy", lambda: values)())
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
+    # vectorised for what models return (the loop below is per record)
+    if arr.dtype.kind in "iu":
+        return arr.astype(str).astype(object)
+    if arr.dtype.kind == "b":
+        return np.where(arr, "true", "false").astype(object)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)) \
+            and np.all(np.abs(arr) < 2.0 ** 53):
+        return arr.astype(np.int64).astype(str).astype(object)
+    if arr.dtype.kind == "U":
+        return arr.astype(object)
 
     def one(v: Any) -> str:
         if isinstance(v, (float, np.floating)) and float(v).is_integer():
