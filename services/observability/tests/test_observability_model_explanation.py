@@ -419,3 +419,39 @@ async def test_feature_importance_of_two_versions_weights_each_models_own(env: E
     _check_importances(resp, cols, drops)
     by = {i.feature: i.value for i in resp.importances}
     assert by["noise"] < 0.01 < by["tenure"] and by["x"] > 0.5
+
+
+def test_feature_importance_of_a_pyfunc_model_calls_its_predict(tmp_path: Path) -> None:
+    """An MLflow pyfunc model (no ``fit``, no ``predict_proba``) is scored through
+    its own ``predict``: the same numbers as scikit-learn's on the model inside."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.inspection import permutation_importance
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from modelplane.observability.model_explanation import model_features, model_importance
+
+    train = _data(400, 21)
+    model = Pipeline([
+        ("prep", ColumnTransformer([
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"])],
+            remainder="passthrough")),
+        ("clf", LogisticRegression(max_iter=1000))]).fit(train, _labels(train))
+    mlflow.sklearn.save_model(model, str(tmp_path / "m"),
+                              signature=infer_signature(train, model.predict(train)))
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "m"))
+    assert not hasattr(pyfunc, "fit") and not hasattr(pyfunc, "predict_proba")
+    live = _data(150, 22)
+    names = model_features(pyfunc, list(live.columns))
+    assert names == list(train.columns)  # from the signature
+    cols = {n: live[n].to_numpy(dtype=object if n == "city" else np.float64) for n in names}
+    got = model_importance(pyfunc, cols, names, None, True, 3, 4)
+    ref = permutation_importance(model, live[names], model.predict(live[names]),
+                                 scoring="accuracy", n_repeats=3, random_state=4)
+    np.testing.assert_allclose(got.importances, ref.importances, rtol=0, atol=IMPORTANCE_TOL)
+    assert got.scoring == "accuracy against the model's own predictions"
+    assert got.importances[names.index("city")].mean() > 0.02
