@@ -63,6 +63,7 @@ class Platform:
         old = os.environ.get("MLFLOW_TRACKING_TOKEN")
         os.environ["MLFLOW_TRACKING_TOKEN"] = self.admin_key
         mlflow.set_tracking_uri(self.mlflow_uri)
+        mlflow.set_registry_uri(self.mlflow_uri)  # not one another module left set
         try:
             yield mlflow
         finally:
