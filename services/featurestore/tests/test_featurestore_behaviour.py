@@ -268,6 +268,37 @@ async def test_push_keeps_the_newest_event_per_entity(featurestore: Any) -> None
     assert got["value"] == [2.0, 3.0]
 
 
+async def test_a_push_waits_for_another_replica_writing_the_view_and_keeps_its_newer_row(
+        featurestore: Any) -> None:
+    """Replicas sharing an online store: the newest-event rule's read-and-write is one
+    critical section across processes (file lock, PostgreSQL advisory lock, Redis lock)."""
+    import asyncio
+    import copy
+
+    import pandas as pd
+
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    repo = fs.core.repository
+    other_replica = copy.copy(repo.online_lock)  # its own file handle / connection / token
+    push = None
+    with other_replica.hold(view):
+        push = asyncio.ensure_future(fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(
+            feature_view=view, rows=table_data(rows(key, [1], [NOW], [2.0])))))
+        with pytest.raises(TimeoutError):  # it waits for the other replica's write
+            await asyncio.wait_for(asyncio.shield(push), 1.5)
+        # ... which stores a newer event for the same key meanwhile
+        newer = pd.DataFrame({key: [1], "event_timestamp": [NOW + timedelta(hours=1)],
+                              "value": [9.0], "tag": ["t9"], "count": [9]})
+        await asyncio.to_thread(repo.store.refresh_registry)  # Feast's cache: the new view
+        await asyncio.to_thread(repo.store.write_to_online_store, view, newer)
+    resp = await push
+    assert resp.row_count == 0  # older than what the other replica wrote
+    got = await online(fs, [f"{view}:value"], key, [1])
+    assert got["value"] == [9.0]
+
+
 def _stream_message(key: str, ids: list[int | None], times: list[datetime | None],
                     values: list[float], *, tag_type: pa.DataType | None = None,
                     view: str = "") -> pb.StreamOnlineRowsRequest:

@@ -40,6 +40,7 @@ from modelplane.featurestore.offline_tables import (
     ParquetOfflineTables,
     PostgresOfflineTables,
 )
+from modelplane.featurestore.online_write_lock import OnlineWriteLock
 from modelplane.featurestore.row_schema import ViewColumns, conform_rows
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.kit.errors import (
@@ -144,6 +145,13 @@ class FeatureRepository:
         #: bumped on every definition change; online plans built before are stale
         self.generation = 0
         self._write_lock = threading.RLock()
+        # ... and across processes (replicas) for the newest-event rule's read-and-write
+        self.online_lock = OnlineWriteLock(
+            settings.online_store, settings.project,
+            sqlite_path=settings.data_dir / "online_store.db",
+            postgres_conninfo=(PostgresParams.from_url(settings.database_url).conninfo
+                               if settings.online_store == "postgres" else ""),
+            redis_url=settings.redis_url)
         # Feast's SQL registry cache does not see its own writes reliably: read through it.
         self._cache = settings.registry == "file"
 
@@ -462,8 +470,9 @@ class FeatureRepository:
         arrive), written only if strictly newer than what the store holds, so an
         equal-time replay is a no-op as on Redis. The stored event times are read
         and the rows written under one lock, so two pushes in this process cannot
-        interleave between the check and the write (replicas can: the window is
-        one read-and-write).
+        interleave between the check and the write, and under
+        :class:`OnlineWriteLock` (a file lock, a PostgreSQL advisory lock or a
+        Redis lock, per view), so replicas sharing the online store cannot either.
         """
         assert view.source is not None
         if not table.num_rows:
@@ -474,7 +483,7 @@ class FeatureRepository:
             view.join_keys, keep="first")
         if also_offline:
             self.offline.append(view.source, table)
-        with self._write_lock:
+        with self._write_lock, self.online_lock.hold(view.name):
             stored = current_event_seconds(view, {k: df[k].tolist() for k in view.join_keys})
             newer = (df[ts_col].map(lambda t: t.timestamp()).to_numpy()
                      > pd.Series(stored).to_numpy())
