@@ -273,15 +273,16 @@ async def test_a_push_waits_for_another_replica_writing_the_view_and_keeps_its_n
     """Replicas sharing an online store: the newest-event rule's read-and-write is one
     critical section across processes (file lock, PostgreSQL advisory lock, Redis lock)."""
     import asyncio
-    import copy
 
     import pandas as pd
+
+    from modelplane.featurestore.online_write_lock import OnlineWriteLock
 
     fs = featurestore
     entity, view = await make_view(fs)
     key = f"{entity}_id"
     repo = fs.core.repository
-    other_replica = copy.copy(repo.online_lock)  # its own file handle / connection / token
+    other_replica = OnlineWriteLock.for_settings(repo.settings)  # its own handle / connection
     push = None
     with other_replica.hold(view):
         push = asyncio.ensure_future(fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(

@@ -146,12 +146,7 @@ class FeatureRepository:
         self.generation = 0
         self._write_lock = threading.RLock()
         # ... and across processes (replicas) for the newest-event rule's read-and-write
-        self.online_lock = OnlineWriteLock(
-            settings.online_store, settings.project,
-            sqlite_path=settings.data_dir / "online_store.db",
-            postgres_conninfo=(PostgresParams.from_url(settings.database_url).conninfo
-                               if settings.online_store == "postgres" else ""),
-            redis_url=settings.redis_url)
+        self.online_lock = OnlineWriteLock.for_settings(settings)
         # Feast's SQL registry cache does not see its own writes reliably: read through it.
         self._cache = settings.registry == "file"
 

@@ -22,7 +22,10 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelplane.featurestore.settings import FeatureStoreSettings
 
 #: a Redis lock outlives a killed writer by at most this long
 REDIS_LOCK_SECONDS = 30.0
@@ -39,7 +42,19 @@ class OnlineWriteLock:
         self._pg = postgres_conninfo
         self._redis_url = redis_url
         self._redis: Any = None
-        self._local = threading.Lock()
+        self._pg_conn: Any = None
+        self._local = threading.RLock()
+
+    @classmethod
+    def for_settings(cls, settings: FeatureStoreSettings) -> OnlineWriteLock:
+        """The lock every replica with these settings takes (each its own handle)."""
+        from modelplane.featurestore.feast_config import PostgresParams
+
+        return cls(settings.online_store, settings.project,
+                   sqlite_path=settings.data_dir / "online_store.db",
+                   postgres_conninfo=(PostgresParams.from_url(settings.database_url).conninfo
+                                      if settings.online_store == "postgres" else ""),
+                   redis_url=settings.redis_url)
 
     def _name(self, view: str) -> str:
         return f"modelplane_online:{self.project}:{view}"
@@ -72,8 +87,11 @@ class OnlineWriteLock:
     def _postgres(self, view: str) -> Iterator[None]:
         import psycopg
 
-        with psycopg.connect(self._pg, autocommit=True) as conn:
-            conn.execute(f"SET lock_timeout = {int(WAIT_SECONDS * 1000)}")
+        with self._local:  # one connection, kept; a broken one is replaced
+            conn = self._pg_conn
+            if conn is None or conn.closed or conn.broken:
+                conn = self._pg_conn = psycopg.connect(self._pg, autocommit=True)
+                conn.execute(f"SET lock_timeout = {int(WAIT_SECONDS * 1000)}")
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (self._name(view),))
             try:
                 yield
