@@ -236,7 +236,7 @@ async def test_alias_history_records_grpc_and_stock_client_changes(
                                                                      page_size=1))
     err = await rpc_error(reader.ListAliasChanges(pb.ListAliasChangesRequest(
         model_name=registry.name("fraud"), page_size=1, page_token=first.next_page_token)))
-    assert err.code == "INVALID_ARGUMENT" and err.reason == "PAGE_TOKEN_MISMATCH"
+    assert err.code == "INVALID_ARGUMENT" and err.reason == "INVALID_PAGE_TOKEN"
 
     err = await rpc_error(reader.GetAlias(pb.GetAliasRequest(model_name=name,
                                                               alias="challenger")))

@@ -32,7 +32,6 @@ from modelplane.featurestore.definitions import (
 )
 from modelplane.featurestore.feature_repository import MaterializeEvent
 from modelplane.featurestore.online_stream import RowBatch
-from modelplane.featurestore.record_store import next_token, page_bounds
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
 from modelplane.featurestore.wire import modelplane_response
@@ -40,6 +39,7 @@ from modelplane.kit.arrow_ipc import ArrowLimits, read_ipc_stream
 from modelplane.kit.auth import Role, current_principal
 from modelplane.kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 from modelplane.kit.locations import StoragePolicy, read_parquet
+from modelplane.kit.paging import decode_offset, encode_page_token, page_of, page_size
 
 _KIND_TO_PB = {k: pb.ValueType.Value(f"VALUE_TYPE_{k.value}") for k in ValueKind}
 _PB_TO_KIND = {v: k for k, v in _KIND_TO_PB.items()}
@@ -222,12 +222,6 @@ def _require(value: str, field: str) -> str:
     return value
 
 
-def _page(items: list[Any], page_size: int, page_token: str) -> tuple[list[Any], str]:
-    limit, offset = page_bounds(page_size, page_token)
-    chunk = items[offset:offset + limit]
-    return chunk, next_token(offset, limit, len(chunk), offset + limit < len(items))
-
-
 class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
     def __init__(self, core: FeatureStoreCore, tables: TableReader) -> None:
         self.core = core
@@ -265,8 +259,8 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         return entity_to_pb(await asyncio.to_thread(self.repo.get_entity, _require(request.name, "name")))
 
     async def ListEntities(self, request: pb.ListEntitiesRequest, context: Any) -> pb.ListEntitiesResponse:
-        items, token = _page(await asyncio.to_thread(self.repo.list_entities), request.page_size,
-                             request.page_token)
+        items, token = page_of(await asyncio.to_thread(self.repo.list_entities),
+                               request.page_size, request.page_token, {"kind": "entities"})
         return pb.ListEntitiesResponse(entities=[entity_to_pb(e) for e in items], next_page_token=token)
 
     async def CreateEntity(self, request: pb.CreateEntityRequest, context: Any) -> pb.Entity:
@@ -284,7 +278,8 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
     async def ListFeatureViews(self, request: pb.ListFeatureViewsRequest,
                                context: Any) -> pb.ListFeatureViewsResponse:
         views = await asyncio.to_thread(self.repo.list_feature_views, request.entity)
-        items, token = _page(views, request.page_size, request.page_token)
+        items, token = page_of(views, request.page_size, request.page_token,
+                               {"kind": "feature_views", "entity": request.entity})
         return pb.ListFeatureViewsResponse(feature_views=[view_to_pb(v) for v in items],
                                            next_page_token=token)
 
@@ -304,8 +299,8 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
 
     async def ListFeatureServices(self, request: pb.ListFeatureServicesRequest,
                                   context: Any) -> pb.ListFeatureServicesResponse:
-        items, token = _page(await asyncio.to_thread(self.repo.list_feature_services),
-                             request.page_size, request.page_token)
+        items, token = page_of(await asyncio.to_thread(self.repo.list_feature_services),
+                               request.page_size, request.page_token, {"kind": "feature_services"})
         return pb.ListFeatureServicesResponse(feature_services=[service_to_pb(s) for s in items],
                                               next_page_token=token)
 
@@ -409,10 +404,13 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         return dataset_to_pb(await asyncio.to_thread(self.core.datasets.get, _require(request.id, "id")))
 
     async def ListDatasets(self, request: pb.ListDatasetsRequest, context: Any) -> pb.ListDatasetsResponse:
-        limit, offset = page_bounds(request.page_size, request.page_token)
+        query = {"kind": "datasets", "name": request.name}
+        limit = page_size(request.page_size)
+        offset = decode_offset(request.page_token, query)
         items, more = await asyncio.to_thread(self.core.datasets.list, request.name, limit, offset)
-        return pb.ListDatasetsResponse(datasets=[dataset_to_pb(d) for d in items],
-                                       next_page_token=next_token(offset, limit, len(items), more))
+        return pb.ListDatasetsResponse(
+            datasets=[dataset_to_pb(d) for d in items],
+            next_page_token=encode_page_token(offset + len(items) if more else None, query))
 
     async def DeleteDataset(self, request: pb.DeleteDatasetRequest, context: Any) -> empty_pb2.Empty:
         await asyncio.to_thread(self.core.datasets.delete, _require(request.id, "id"))
@@ -457,9 +455,12 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
 
     async def ListDataQualityReports(self, request: pb.ListDataQualityReportsRequest,
                                      context: Any) -> pb.ListDataQualityReportsResponse:
-        limit, offset = page_bounds(request.page_size, request.page_token)
+        query = {"kind": "quality_reports", "dataset": request.dataset,
+                 "feature_view": request.feature_view}
+        limit = page_size(request.page_size)
+        offset = decode_offset(request.page_token, query)
         items, more = await asyncio.to_thread(self.core.list_reports, request.dataset,
                                               request.feature_view, limit, offset)
         return pb.ListDataQualityReportsResponse(
             reports=[report_to_pb(r, request.full_view) for r in items],
-            next_page_token=next_token(offset, limit, len(items), more))
+            next_page_token=encode_page_token(offset + len(items) if more else None, query))

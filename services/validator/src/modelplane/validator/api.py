@@ -14,6 +14,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import code_pb2, status_pb2
 
 from modelplane.kit.auth import current_principal
+from modelplane.kit import paging
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.validator.v1 import validator_pb2 as pb
 from modelplane.validator.v1 import validator_pb2_grpc as pb_grpc
@@ -30,7 +31,6 @@ from .report import (
 )
 from .run import DatasetRef, RunState, ValidationRun
 from .service import RunRequest, ValidationService
-from .store import page_size
 
 _STATUS = {CheckStatus.PASS: pb.CHECK_STATUS_PASS, CheckStatus.WARN: pb.CHECK_STATUS_WARN,
            CheckStatus.FAIL: pb.CHECK_STATUS_FAIL, CheckStatus.SKIPPED: pb.CHECK_STATUS_SKIPPED,
@@ -229,7 +229,7 @@ class ValidatorApi(pb_grpc.ValidatorServiceServicer):
                                  context: grpc.aio.ServicerContext) -> pb.ListValidationRunsResponse:
         runs, token = await self._service().list_runs(
             model=request.model, version=request.version, state=_STATE_BACK.get(request.state),
-            size=page_size(request.page_size), token=request.page_token)
+            size=request.page_size, token=request.page_token)
         return pb.ListValidationRunsResponse(validation_runs=[run_to_pb(r) for r in runs],
                                              next_page_token=token)
 
@@ -250,7 +250,7 @@ class ValidatorApi(pb_grpc.ValidatorServiceServicer):
                                     context: grpc.aio.ServicerContext) -> pb.ListValidationReportsResponse:
         reports, token = await self._service().list_reports(
             model=request.model, version=request.version, status=_STATUS_BACK.get(request.status),
-            size=page_size(request.page_size), token=request.page_token)
+            size=request.page_size, token=request.page_token)
         return pb.ListValidationReportsResponse(
             validation_reports=[report_to_pb(r, full=request.full_view) for r in reports],
             next_page_token=token)
@@ -258,13 +258,7 @@ class ValidatorApi(pb_grpc.ValidatorServiceServicer):
     async def ListChecks(self, request: pb.ListChecksRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListChecksResponse:
         checks = self._service().list_checks()
-        size = page_size(request.page_size)
-        start = int(request.page_token) if request.page_token.isascii() and request.page_token.isdigit() else 0
-        if request.page_token and not request.page_token.isdigit():
-            raise InvalidArgument("page_token: not a token this service issued",
-                                  reason="INVALID_PAGE_TOKEN",
-                                  field_violations=[FieldViolation("page_token", "malformed")])
-        page = checks[start:start + size]
-        more = start + size < len(checks)
+        page, token = paging.page_of(checks, request.page_size, request.page_token,
+                                     {"kind": "checks"})
         return pb.ListChecksResponse(checks=[check_descriptor(c) for c in page],
-                                     next_page_token=str(start + size) if more else "")
+                                     next_page_token=token)
