@@ -84,7 +84,8 @@ def check() -> int:
         committed = {p.relative_to(OUT) for p in OUT.rglob("*_pb2*.py*")}
         extra = sorted(str(p) for p in committed if not (fresh / p).exists())
     if stale or extra:
-        print("generated code is stale; run `uv run python protos/build.py generate`", file=sys.stderr)
+        print("generated code is stale; run `uv run python protos/build.py generate`",
+              file=sys.stderr)
         for name in stale + extra:
             print(f"  {name}", file=sys.stderr)
         return 1

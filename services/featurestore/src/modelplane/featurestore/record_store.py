@@ -99,11 +99,13 @@ class RecordStore:
             row = cur.fetchone()
         return json.loads(row[0]) if row else None
 
-    def list_datasets(self, name: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
+    def list_datasets(self, name: str, limit: int,
+                      offset: int) -> tuple[list[dict[str, Any]], bool]:
         where, params = ("WHERE name = ?", [name]) if name else ("", [])
         with self._tx() as cur:
-            cur.execute(f"SELECT payload FROM fs_datasets {where} ORDER BY create_time DESC, id DESC "
-                        "LIMIT ? OFFSET ?", (*params, limit + 1, offset))
+            cur.execute(f"SELECT payload FROM fs_datasets {where} "
+                        "ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?",
+                        (*params, limit + 1, offset))
             rows = cur.fetchall()
         return [json.loads(r[0]) for r in rows[:limit]], len(rows) > limit
 
@@ -116,8 +118,8 @@ class RecordStore:
 
     def add_report(self, record: dict[str, Any]) -> None:
         with self._tx() as cur:
-            cur.execute("INSERT INTO fs_quality_reports (id, dataset, feature_view, create_time, payload)"
-                        " VALUES (?, ?, ?, ?, ?)",
+            cur.execute("INSERT INTO fs_quality_reports "
+                        "(id, dataset, feature_view, create_time, payload) VALUES (?, ?, ?, ?, ?)",
                         (record["id"], record.get("dataset", ""), record.get("feature_view", ""),
                          record["create_time"], json.dumps(record)))
 

@@ -157,7 +157,8 @@ class ModelUri:
 
 def model_uri(value: str, field: str = "uri") -> ModelUri:
     if not value:
-        raise invalid(field, "a model URI is required: models:/name@alias or models:/name/<version>",
+        raise invalid(field,
+                      "a model URI is required: models:/name@alias or models:/name/<version>",
                       "MODEL_URI_MISSING")
     if not value.startswith("models:/"):
         raise invalid(field, f"{value!r} is not a models:/ URI (models:/name@alias or "

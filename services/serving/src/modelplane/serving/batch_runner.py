@@ -1,4 +1,5 @@
-"""Batch jobs: score a parquet file or a featurestore dataset, write results, log them (``batch``)."""
+"""Batch jobs: score a parquet file or a featurestore dataset, write results, log them
+(``batch``)."""
 
 from __future__ import annotations
 

@@ -133,7 +133,8 @@ class RunStore:
         assert report.create_time is not None
         with self._cursor() as cur:
             cur.execute(self._sql(
-                "INSERT INTO validation_reports (id, run_id, model, version, status, create_time, body) "
+                "INSERT INTO validation_reports "
+                "(id, run_id, model, version, status, create_time, body) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body"),
                 (report.id, report.run_id, report.model, report.version, report.status.name,
                  report.create_time.isoformat(), report_to_json(report)))
@@ -149,7 +150,8 @@ class RunStore:
 
     def list_reports(self, *, model: str = "", version: str = "", status: CheckStatus | None = None,
                      size: int = 0, token: str = "") -> tuple[list[ValidationReport], str]:
-        filters = [("model", model), ("version", version), ("status", status.name if status else "")]
+        filters = [("model", model), ("version", version),
+                   ("status", status.name if status else "")]
         rows, next_token = self._page("validation_reports", filters, size, token)
         return [report_from_json(r) for r in rows], next_token
 
