@@ -60,6 +60,10 @@ class ServingSettings:
     load_retry_exhausted_seconds: float = 300.0
     #: traffic goes only to versions with a PASS validation unless an admin overrides
     require_validation: bool = True
+    #: how often the rollout controller looks at running rollouts
+    rollout_tick_seconds: float = 5.0
+    #: the controller's lease: one replica acts; another takes over within this after it dies
+    rollout_lease_seconds: float = 10.0
 
     @property
     def data_dir(self) -> Path:
@@ -100,4 +104,6 @@ class ServingSettings:
                                                or 300.0),
             require_validation=(env("REQUIRE_VALIDATION", "on") or "on").strip().lower()
             not in ("off", "0", "false", "no"),
+            rollout_tick_seconds=float(env("ROLLOUT_TICK_SECONDS", "5") or 5.0),
+            rollout_lease_seconds=float(env("ROLLOUT_LEASE_SECONDS", "10") or 10.0),
         )
