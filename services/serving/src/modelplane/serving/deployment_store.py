@@ -17,7 +17,6 @@ notification.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
@@ -285,9 +284,11 @@ class DeploymentStore:
                                 "VALUES (?, ?, ?)"),
                         (r.name, event.sequence, json.dumps(event.to_dict())))
 
-    def transaction(self) -> contextlib.AbstractContextManager[Any]:
-        """A transaction's cursor, for ``write_rollout`` without a traffic change."""
-        return self._tx()
+    def save_rollout(self, r: Rollout, expected_revision: int,
+                     event: RolloutEvent | None = None) -> None:
+        """``write_rollout`` in a transaction of its own (no traffic change)."""
+        with self._tx() as cur:
+            self.write_rollout(cur, r, expected_revision, event)
 
     def active_rollouts(self, cur: Any, deployment: str) -> list[str]:
         """Inside a transaction: names of ``deployment``'s RUNNING, PAUSED or PROMOTING

@@ -205,18 +205,14 @@ class Rollouts:
             await self.deployments.set_traffic_split(new.deployment, rollout_routes(new),
                                                      override_reason=override_reason,
                                                      also=write)
-        else:
-            await asyncio.to_thread(self._save, write)
+        else:  # never a creation: that always sets the first step's traffic
+            await asyncio.to_thread(self.store.save_rollout, new, old.revision, ev)
         if ev is not None:
             audit.info("rollout %s: %s (step %d, challenger weight %g) by %s: %s", new.name,
                        ev.type.value, ev.step, ev.weight, actor, message,
                        extra={"rollout": new.name, "rollout_event": ev.type.value,
                               "principal": actor})
         return new
-
-    def _save(self, write: Callable[[Any], None]) -> None:
-        with self.store.transaction() as cur:
-            write(cur)
 
     # --- operations ---------------------------------------------------------------------
     async def create(self, r: Rollout, override_reason: str = "") -> Rollout:
