@@ -303,6 +303,10 @@ class Rollouts:
                        apply: Callable[[Rollout, str], Any]) -> Rollout:
         for _ in range(5):  # the controller may write in between: read again and retry
             r = await self.get(name)
+            # the deployment's manage rights, as for any change of its traffic
+            d = await asyncio.to_thread(self.store.get, r.deployment)
+            if d is not None:
+                self.deployments._check_manage(d, current_principal())
             if r.state not in allowed:
                 raise FailedPrecondition(
                     f"rollout {name!r} is {r.state.value}; only a "
