@@ -45,8 +45,10 @@ class ObservabilityEvidence:
         try:
             r = await self._stub.ComputePerformance(request, timeout=TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                return Counts()  # no records (or none labeled) yet in the window
+            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                # no records of the model or the version yet, or none in the window:
+                # no evidence yet, which the rule waits on (not an error)
+                return Counts()
             raise_from_rpc_error(exc)
         labeled = int(r.overall.labeled_count)
         accuracy = next((m.value for m in r.overall.metrics

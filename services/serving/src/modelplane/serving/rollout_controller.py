@@ -384,8 +384,8 @@ class Rollouts:
             champion, challenger = await asyncio.gather(
                 self.evidence.counts(r.model, r.champion_version, start, now),
                 self.evidence.counts(r.model, r.challenger_version, start, now))
-        except (Unavailable, DeadlineExceeded) as exc:
-            return Counts(), Counts(), f" (observability: {exc.message})"
+        except ModelplaneError as exc:  # said in the state message; the rule waits
+            return Counts(), Counts(), f" (observability: {exc.message} [{exc.reason}])"
         return champion, challenger, ""
 
     async def _look(self, r: Rollout) -> None:
