@@ -254,6 +254,12 @@ async def test_without_actuals_the_rollout_waits_and_says_so_and_can_be_paused_a
     assert _types(await _events(env, "nodata")) == ["CREATED", "STEP_STARTED", "WAITING"]
     assert await _champion(env, model) == 1
 
+    # one active rollout per deployment (checked in the transaction that moves its traffic)
+    err = await rpc_error(env.serving.CreateRollout(pb.CreateRolloutRequest(
+        rollout=_rollout("nodata-2", model, (5, 50)))))
+    assert (err.code, err.reason) == ("FAILED_PRECONDITION", "ROLLOUT_ACTIVE")
+    assert await _split(env, model) == [("champion", 50), ("v2", 50)]  # the last step's
+
     paused = await env.serving.PauseRollout(pb.PauseRolloutRequest(name="nodata",
                                                                    reason="holiday"))
     assert paused.state == pb.ROLLOUT_STATE_PAUSED
