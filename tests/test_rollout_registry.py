@@ -279,6 +279,13 @@ async def test_without_actuals_the_rollout_waits_and_says_so_and_can_be_paused_a
     assert await _split(env, model) == [("champion", 100), ("v2", 0)]
     assert await _champion(env, model) == 1
 
+    # a rollout whose deployment is deleted fails, saying so, instead of waiting forever
+    await env.serving.CreateRollout(pb.CreateRolloutRequest(
+        rollout=_rollout("nodata-gone", model, (5, 50))))
+    await env.serving.DeleteDeployment(pb.DeleteDeploymentRequest(name=model))
+    r = await _until_state(env, "nodata-gone", pb.ROLLOUT_STATE_FAILED)
+    assert "was deleted" in r.state_message
+
 
 async def test_bad_rollouts_are_refused_naming_every_field(env: Env) -> None:
     bad = _rollout("Bad Name", "ro-good", (50, 25))

@@ -389,6 +389,9 @@ class Rollouts:
         return champion, challenger, ""
 
     async def _look(self, r: Rollout) -> None:
+        if await asyncio.to_thread(self.store.get, r.deployment) is None:
+            raise NotFound(f"deployment {r.deployment!r} was deleted",
+                           reason="DEPLOYMENT_NOT_FOUND", metadata={"deployment": r.deployment})
         now = self._clock()
         champion, challenger, note = await self._counts(r, now)
         d = decide(r, champion, challenger, now)
