@@ -180,6 +180,18 @@ async def test_a_better_challenger_is_promoted_through_the_registry_gate(env: En
                                "PROMOTED"]
     assert [e.weight for e in watched][:3] == [5, 25, 50]
     assert watched == await _events(env, "good")
+    paged, token = [], ""
+    while True:  # pages of two, in order, nothing twice
+        page = await env.serving.ListRolloutEvents(pb.ListRolloutEventsRequest(
+            name="good", page_size=2, page_token=token))
+        paged += page.events
+        token = page.next_page_token
+        if not token:
+            break
+    assert paged == watched
+    err = await rpc_error(env.serving.ListRolloutEvents(pb.ListRolloutEventsRequest(
+        name="good", page_token="not-a-token")))
+    assert (err.code, err.reason) == ("INVALID_ARGUMENT", "INVALID_PAGE_TOKEN")
     assert r.evidence.likelihood_ratio >= r.evidence.threshold == 20
     assert await _champion(env, model) == 2
     assert await _split(env, model) == [("champion", 100)]

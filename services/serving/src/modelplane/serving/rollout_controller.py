@@ -52,6 +52,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from modelplane.kit import paging
 from modelplane.kit.auth import current_principal
 from modelplane.kit.errors import (
     Aborted,
@@ -64,12 +65,7 @@ from modelplane.kit.errors import (
     Unavailable,
 )
 from modelplane.serving.deployment import ModelTarget, Route
-from modelplane.serving.deployment_service import (
-    DeploymentService,
-    decode_token,
-    encode_token,
-    page_bounds,
-)
+from modelplane.serving.deployment_service import DeploymentService
 from modelplane.serving.deployment_store import DeploymentStore
 from modelplane.serving.rollout import (
     DEFAULT_CHAMPION_ALIAS,
@@ -162,6 +158,20 @@ class RolloutLease:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _name(position: object) -> str:
+    """The position in a rollouts page token: the last rollout name returned."""
+    if not isinstance(position, str):
+        raise TypeError(position)
+    return position
+
+
+def _sequence(position: object) -> int:
+    """The position in a rollout events page token: the last sequence returned."""
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        raise TypeError(position)
+    return position
 
 
 class Rollouts:
@@ -262,30 +272,26 @@ class Rollouts:
 
     async def list_rollouts(self, page_size: int, page_token: str, deployment: str = ""
                             ) -> tuple[list[Rollout], str]:
-        limit = page_bounds(page_size)
-        rows = await asyncio.to_thread(self.store.list_rollouts, after=decode_token(page_token),
+        limit = paging.page_size(page_size)
+        query = {"kind": "rollouts", "deployment": deployment}
+        after = paging.decode_page_token(page_token, query, shape=_name) or ""
+        rows = await asyncio.to_thread(self.store.list_rollouts, after=after,
                                        limit=limit + 1, deployment=deployment)
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, encode_token(rows[-1].name) if more else ""
+        return rows, paging.encode_page_token(rows[-1].name if more else None, query)
 
     async def events(self, name: str, page_size: int, page_token: str
                      ) -> tuple[list[RolloutEvent], str]:
         await self.get(name)
-        limit = page_bounds(page_size)
-        token = decode_token(page_token)
-        try:
-            after = int(token or 0)
-        except ValueError:
-            raise InvalidArgument("page_token is not one this server issued",
-                                  reason="INVALID_PAGE_TOKEN",
-                                  field_violations=[FieldViolation("page_token", "malformed")]
-                                  ) from None
+        limit = paging.page_size(page_size)
+        query = {"kind": "rollout-events", "rollout": name}
+        after = paging.decode_page_token(page_token, query, shape=_sequence) or 0
         rows = await asyncio.to_thread(self.store.rollout_events, name, after=after,
                                        limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, encode_token(str(rows[-1].sequence)) if more else ""
+        return rows, paging.encode_page_token(rows[-1].sequence if more else None, query)
 
     async def watch(self, name: str, after: int = 0) -> AsyncIterator[RolloutEvent]:
         """Events after ``after`` as any replica records them; ends after the event
