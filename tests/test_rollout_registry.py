@@ -195,6 +195,14 @@ async def test_a_better_challenger_is_promoted_through_the_registry_gate(env: En
     assert r.evidence.likelihood_ratio >= r.evidence.threshold == 20
     assert await _champion(env, model) == 2
     assert await _split(env, model) == [("champion", 100)]
+    # serving follows the moved alias: @champion now answers with version 2
+    deadline = time.monotonic() + 60
+    while True:
+        d = await env.serving.GetDeployment(pb.GetDeploymentRequest(name=model))
+        if [(m.target.alias, m.version) for m in d.loaded_models] == [("champion", "2")]:
+            break
+        assert time.monotonic() < deadline, d.loaded_models
+        await asyncio.sleep(0.2)
 
 
 async def test_a_challenger_worse_overall_is_rolled_back_and_the_alias_stays(env: Env) -> None:
