@@ -21,6 +21,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import asyncio
+import dataclasses
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -39,7 +40,8 @@ from registry_testenv import RegistryEnv, log_sklearn_model, registry_env
 from modelplane.kit.auth import Role, add_key
 from modelplane.kit.pytest_plugin import rpc_error
 from modelplane.registry.v1 import registry_pb2 as rpb
-from modelplane.serving.rollout import Counts
+from modelplane.serving.deployment_store import DeploymentStore
+from modelplane.serving.rollout import Counts, EventType, RolloutEvent, RolloutState
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 
@@ -64,6 +66,7 @@ class Env:
     registry: RegistryEnv
     serving: serving_pb2_grpc.ServingServiceStub
     evidence: SimulatedEvidence
+    store: DeploymentStore
 
 
 async def _model(env: RegistryEnv, name: str, *, validate_v2: bool) -> None:
@@ -92,7 +95,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory,
         # serving's own identity, as `modelplane up` makes it: a service writer key
         serving_key = add_key(root / "api_keys.json", "serving", Role.WRITER, service=True)
         for name, good in (("ro-good", True), ("ro-worse", True), ("ro-unvalidated", False),
-                           ("ro-nodata", True)):
+                           ("ro-nodata", True), ("ro-resume", True)):
             await _model(reg, name, validate_v2=good)
         settings = ServingSettings.from_env({
             "MODELPLANE_DATA_DIR": str(root / "serving"), "MODELPLANE_AUTH": "off",
@@ -110,7 +113,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory,
         server = ServingServer(settings, rollout_evidence=evidence)
         async with running(server.spec, settings.service) as svc, \
                 grpc.aio.insecure_channel(svc.address) as ch:
-            yield Env(reg, serving_pb2_grpc.ServingServiceStub(ch), evidence)
+            yield Env(reg, serving_pb2_grpc.ServingServiceStub(ch), evidence, server.store)
 
 
 def _rollout(name: str, model: str, weights: tuple[float, ...], *, margin: float = 0.02,
@@ -305,6 +308,27 @@ async def test_without_actuals_the_rollout_waits_and_says_so_and_can_be_paused_a
     await env.serving.DeleteDeployment(pb.DeleteDeploymentRequest(name=model))
     r = await _until_state(env, "nodata-gone", pb.ROLLOUT_STATE_FAILED)
     assert "was deleted" in r.state_message
+
+
+async def test_a_promotion_cut_off_before_the_registry_call_is_finished_on_the_next_look(
+        env: Env) -> None:
+    """What a kill between recording PROMOTING and moving the alias leaves behind."""
+    model = "ro-resume"
+    await _deploy(env, model)
+    await env.serving.CreateRollout(pb.CreateRolloutRequest(
+        rollout=_rollout("resume", model, (5, 50))))
+    paused = await env.serving.PauseRollout(pb.PauseRolloutRequest(name="resume"))
+    r = env.store.get_rollout("resume")
+    assert r is not None and r.revision == paused.revision
+    promoting = dataclasses.replace(r, state=RolloutState.PROMOTING, revision=r.revision + 1)
+    env.store.save_rollout(promoting, r.revision, RolloutEvent(
+        "resume", promoting.revision, r.update_time or r.start_time, EventType.PROMOTING,
+        RolloutState.PROMOTING, r.current_step, 5.0, "promoting (then the process died)",
+        "controller:gone"))
+    done = await _until_state(env, "resume", pb.ROLLOUT_STATE_PROMOTED, pb.ROLLOUT_STATE_FAILED)
+    assert done.state == pb.ROLLOUT_STATE_PROMOTED, done.state_message
+    assert await _champion(env, model) == 2
+    assert _types(await _events(env, "resume"))[-2:] == ["PROMOTING", "PROMOTED"]
 
 
 async def test_bad_rollouts_are_refused_naming_every_field(env: Env) -> None:
