@@ -134,3 +134,14 @@ def test_two_writers_of_the_same_revision_cannot_both_transition(
     finally:
         one.close()
         two.close()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_a_controller_tick_or_lease_that_is_not_a_positive_time_is_refused_at_start(
+        value: str) -> None:
+    from modelplane.serving.settings import ServingSettings
+
+    for name in ("MODELPLANE_SERVING_ROLLOUT_TICK_SECONDS",
+                 "MODELPLANE_SERVING_ROLLOUT_LEASE_SECONDS"):
+        with pytest.raises(ValueError, match=name):
+            ServingSettings.from_env({name: value})

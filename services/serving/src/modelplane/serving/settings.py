@@ -26,6 +26,16 @@ def _positive(name: str, value: str | None) -> int:
     return number
 
 
+def _positive_seconds(name: str, value: str | None) -> float:
+    try:
+        number = float(value or "")
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number of seconds") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, not {value}")
+    return number
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     service: ServiceSettings
@@ -104,6 +114,8 @@ class ServingSettings:
                                                or 300.0),
             require_validation=(env("REQUIRE_VALIDATION", "on") or "on").strip().lower()
             not in ("off", "0", "false", "no"),
-            rollout_tick_seconds=float(env("ROLLOUT_TICK_SECONDS", "5") or 5.0),
-            rollout_lease_seconds=float(env("ROLLOUT_LEASE_SECONDS", "10") or 10.0),
+            rollout_tick_seconds=_positive_seconds("MODELPLANE_SERVING_ROLLOUT_TICK_SECONDS",
+                                                   env("ROLLOUT_TICK_SECONDS", "5")),
+            rollout_lease_seconds=_positive_seconds("MODELPLANE_SERVING_ROLLOUT_LEASE_SECONDS",
+                                                    env("ROLLOUT_LEASE_SECONDS", "10")),
         )
