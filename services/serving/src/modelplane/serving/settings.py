@@ -36,6 +36,14 @@ def _positive_seconds(name: str, value: str | None) -> float:
     return number
 
 
+def _listen_or_none(value: str | None, default: str) -> str:
+    """Unset: the default port. Set but empty, ``off`` or ``none``: no listener (a
+    benchmark or a second replica on one host must not take the default port)."""
+    if value is None:
+        return default
+    return "" if value.strip().lower() in ("", "off", "none") else value.strip()
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     service: ServiceSettings
@@ -94,7 +102,8 @@ class ServingSettings:
         home = env("BENTOML_HOME")
         return cls(
             service=svc,
-            http_addr=env("HTTP_ADDR", DEFAULT_HTTP_ADDR) or "",
+            http_addr=_listen_or_none(svc.environ.get("MODELPLANE_SERVING_HTTP_ADDR"),
+                                      DEFAULT_HTTP_ADDR),
             max_body_bytes=_positive("MODELPLANE_SERVING_MAX_BODY_BYTES",
                                      env("MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))),
             database_url=env("DATABASE_URL", "") or "",
