@@ -44,10 +44,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import random
-import socket
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -64,6 +60,7 @@ from modelplane.kit.errors import (
     NotFound,
     Unavailable,
 )
+from modelplane.kit.lease import Lease
 from modelplane.serving.deployment import ModelTarget, Route
 from modelplane.serving.deployment_service import DeploymentService
 from modelplane.serving.deployment_store import DeploymentStore
@@ -112,48 +109,13 @@ def rollout_routes(r: Rollout) -> tuple[Route, ...]:
     return (Route(champion, 100.0 - w), Route(ModelTarget(version=r.challenger_version), w))
 
 
-class RolloutLease:
-    """The controller's lease (see the module docstring); the pattern of
-    observability's monitor lease, on serving's own store."""
+class RolloutLease(Lease):
+    """The controller's lease (see the module docstring): the kit's :class:`Lease`
+    on serving's own store."""
 
     def __init__(self, store: DeploymentStore, ttl_seconds: float,
                  holder: str | None = None) -> None:
-        self._store = store
-        self.ttl = ttl_seconds
-        self.term = ttl_seconds * 0.75
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._valid_until = 0.0
-        self.acquisitions = 0
-
-    def held(self) -> bool:
-        return time.monotonic() < self._valid_until
-
-    async def run(self) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                held, remaining = await asyncio.to_thread(
-                    self._store.acquire_lease, LEASE_NAME, self.holder, self.term)
-            except Exception as exc:  # noqa: BLE001 - the store may be away for a while
-                log.warning("rollout lease: %s", exc)
-                await asyncio.sleep(min(self.ttl / 4, 1.0) * random.uniform(0.5, 1.0))
-                continue  # keep what we held until its local deadline passes
-            if held:
-                if not self.held():
-                    self.acquisitions += 1
-                    log.info("rollout controller lease taken by %s", self.holder)
-                # measured from before the renewal was sent, a little short of the term
-                self._valid_until = started + self.term * 0.9
-                delay = self.ttl / 4
-            else:
-                self._valid_until = 0.0
-                delay = min(remaining + random.uniform(0.02, 0.1), self.ttl / 4)
-            await asyncio.sleep(max(delay, 0.02))
-
-    def release(self) -> None:
-        if self.held():
-            self._valid_until = 0.0
-            self._store.release_lease(LEASE_NAME, self.holder)
+        super().__init__(store, LEASE_NAME, ttl_seconds, holder)
 
 
 def _now() -> datetime:
