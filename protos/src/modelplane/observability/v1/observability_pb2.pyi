@@ -126,6 +126,12 @@ class AlertState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_STATE_UNSPECIFIED: _ClassVar[AlertState]
     ALERT_STATE_FIRING: _ClassVar[AlertState]
     ALERT_STATE_RESOLVED: _ClassVar[AlertState]
+
+class IntervalMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INTERVAL_METHOD_UNSPECIFIED: _ClassVar[IntervalMethod]
+    INTERVAL_METHOD_WILSON: _ClassVar[IntervalMethod]
+    INTERVAL_METHOD_BOOTSTRAP: _ClassVar[IntervalMethod]
 ENVIRONMENT_UNSPECIFIED: Environment
 ENVIRONMENT_TRAINING: Environment
 ENVIRONMENT_VALIDATION: Environment
@@ -198,6 +204,9 @@ COMPARISON_LESS: Comparison
 ALERT_STATE_UNSPECIFIED: AlertState
 ALERT_STATE_FIRING: AlertState
 ALERT_STATE_RESOLVED: AlertState
+INTERVAL_METHOD_UNSPECIFIED: IntervalMethod
+INTERVAL_METHOD_WILSON: IntervalMethod
+INTERVAL_METHOD_BOOTSTRAP: IntervalMethod
 
 class EvaluationRecord(_message.Message):
     __slots__ = ("prediction_id", "model", "version", "environment", "prediction_time", "features", "prediction", "scores", "tags", "trace_id", "latency", "actual", "attributions", "span_id")
@@ -1016,3 +1025,99 @@ class WatchAlertsRequest(_message.Message):
     model: str
     monitor_id: str
     def __init__(self, model: _Optional[str] = ..., monitor_id: _Optional[str] = ...) -> None: ...
+
+class ConfidenceInterval(_message.Message):
+    __slots__ = ("value", "lower", "upper", "has_value")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOWER_FIELD_NUMBER: _ClassVar[int]
+    UPPER_FIELD_NUMBER: _ClassVar[int]
+    HAS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    lower: float
+    upper: float
+    has_value: bool
+    def __init__(self, value: _Optional[float] = ..., lower: _Optional[float] = ..., upper: _Optional[float] = ..., has_value: _Optional[bool] = ...) -> None: ...
+
+class MetricComparison(_message.Message):
+    __slots__ = ("metric", "method", "champion", "challenger", "difference", "significant", "challenger_better")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_BETTER_FIELD_NUMBER: _ClassVar[int]
+    metric: Metric
+    method: IntervalMethod
+    champion: ConfidenceInterval
+    challenger: ConfidenceInterval
+    difference: ConfidenceInterval
+    significant: bool
+    challenger_better: bool
+    def __init__(self, metric: _Optional[_Union[Metric, str]] = ..., method: _Optional[_Union[IntervalMethod, str]] = ..., champion: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., challenger: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., difference: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., significant: _Optional[bool] = ..., challenger_better: _Optional[bool] = ...) -> None: ...
+
+class CompareVersionsRequest(_message.Message):
+    __slots__ = ("filter", "champion_version", "challenger_version", "metrics", "task", "positive_class", "average", "confidence_level", "bootstrap_resamples", "seed", "root_cause_metric", "root_cause_columns", "max_slices", "min_slice_size", "drift_columns")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SLICES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SLICE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    filter: EvaluationFilter
+    champion_version: str
+    challenger_version: str
+    metrics: _containers.RepeatedScalarFieldContainer[Metric]
+    task: TaskType
+    positive_class: str
+    average: ClassAverage
+    confidence_level: float
+    bootstrap_resamples: int
+    seed: int
+    root_cause_metric: Metric
+    root_cause_columns: _containers.RepeatedCompositeFieldContainer[ColumnRef]
+    max_slices: int
+    min_slice_size: int
+    drift_columns: _containers.RepeatedCompositeFieldContainer[ColumnRef]
+    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., champion_version: _Optional[str] = ..., challenger_version: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[Metric, str]]] = ..., task: _Optional[_Union[TaskType, str]] = ..., positive_class: _Optional[str] = ..., average: _Optional[_Union[ClassAverage, str]] = ..., confidence_level: _Optional[float] = ..., bootstrap_resamples: _Optional[int] = ..., seed: _Optional[int] = ..., root_cause_metric: _Optional[_Union[Metric, str]] = ..., root_cause_columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., max_slices: _Optional[int] = ..., min_slice_size: _Optional[int] = ..., drift_columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ...) -> None: ...
+
+class CompareVersionsResponse(_message.Message):
+    __slots__ = ("task", "confidence_level", "bootstrap_resamples", "champion_record_count", "champion_labeled_count", "challenger_record_count", "challenger_labeled_count", "metrics", "drift", "drifted_share", "root_cause_metric", "champion_value", "challenger_value", "root_cause")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_LABELED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_LABELED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    task: TaskType
+    confidence_level: float
+    bootstrap_resamples: int
+    champion_record_count: int
+    champion_labeled_count: int
+    challenger_record_count: int
+    challenger_labeled_count: int
+    metrics: _containers.RepeatedCompositeFieldContainer[MetricComparison]
+    drift: _containers.RepeatedCompositeFieldContainer[ColumnDrift]
+    drifted_share: float
+    root_cause_metric: Metric
+    champion_value: float
+    challenger_value: float
+    root_cause: _containers.RepeatedCompositeFieldContainer[SliceContribution]
+    def __init__(self, task: _Optional[_Union[TaskType, str]] = ..., confidence_level: _Optional[float] = ..., bootstrap_resamples: _Optional[int] = ..., champion_record_count: _Optional[int] = ..., champion_labeled_count: _Optional[int] = ..., challenger_record_count: _Optional[int] = ..., challenger_labeled_count: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricComparison, _Mapping]]] = ..., drift: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ..., drifted_share: _Optional[float] = ..., root_cause_metric: _Optional[_Union[Metric, str]] = ..., champion_value: _Optional[float] = ..., challenger_value: _Optional[float] = ..., root_cause: _Optional[_Iterable[_Union[SliceContribution, _Mapping]]] = ...) -> None: ...

@@ -673,6 +673,20 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                                                      pb.FIDELITY_MEASURE_UNSPECIFIED),
             explained_output=rep.explained_output, fallback_reason=rep.fallback_reason)
 
+    async def CompareVersions(self, request: pb.CompareVersionsRequest, context: Any
+                              ) -> pb.CompareVersionsResponse:
+        from modelplane.observability.compare import compare_versions
+
+        rep = await self._rt.analyses.run(
+            compare_versions, self._rt.evaluations, filter_from_pb(request.filter, "filter"),
+            request.champion_version, request.challenger_version,
+            [M.Metric(m) for m in request.metrics], M.TaskType(request.task),
+            request.positive_class, M.ClassAverage(request.average), request.confidence_level,
+            request.bootstrap_resamples, request.seed, M.Metric(request.root_cause_metric),
+            [column_from_pb(c) for c in request.root_cause_columns], request.max_slices or 10,
+            request.min_slice_size or 30, [column_from_pb(c) for c in request.drift_columns])
+        return comparison_to_pb(rep)
+
     # -- baselines -------------------------------------------------------------
 
     async def SetBaseline(self, request: pb.SetBaselineRequest, context: Any) -> pb.Baseline:
@@ -769,6 +783,35 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                 yield alert_to_pb(alert)
         finally:
             self._rt.hub.unsubscribe(watcher)
+
+
+def _interval_to_pb(i: Any) -> pb.ConfidenceInterval:
+    if i.value is None:
+        return pb.ConfidenceInterval()
+    return pb.ConfidenceInterval(value=i.value, lower=i.lower, upper=i.upper, has_value=True)
+
+
+def comparison_to_pb(rep: Any) -> pb.CompareVersionsResponse:
+    """A :class:`~modelplane.observability.compare.VersionComparison` as its message."""
+    rc = rep.root_cause
+    return pb.CompareVersionsResponse(
+        task=_wire(pb.TaskType, rep.task), confidence_level=rep.confidence_level,
+        bootstrap_resamples=rep.resamples, champion_record_count=rep.champion_count,
+        champion_labeled_count=rep.champion_labeled, challenger_record_count=rep.challenger_count,
+        challenger_labeled_count=rep.challenger_labeled,
+        metrics=[pb.MetricComparison(
+            metric=_wire(pb.Metric, m.metric), method=_wire(pb.IntervalMethod, m.method),
+            champion=_interval_to_pb(m.champion), challenger=_interval_to_pb(m.challenger),
+            difference=_interval_to_pb(m.difference), significant=m.significant,
+            challenger_better=m.challenger_better) for m in rep.metrics],
+        drift=[column_drift_to_pb(c) for c in rep.drift], drifted_share=rep.drifted_share,
+        root_cause_metric=_wire(pb.Metric, rep.root_cause_metric),
+        champion_value=rc.reference_value, challenger_value=rc.current_value,
+        root_cause=[pb.SliceContribution(
+            slice=slice_to_pb(s.slice), contribution=s.contribution,
+            contribution_share=s.contribution_share, reference_count=s.reference_count,
+            current_count=s.current_count, reference_value=s.reference_value,
+            current_value=s.current_value, lift=s.lift, score=s.score) for s in rc.slices])
 
 
 def _columns(c: pb.ImportColumns) -> ImportColumns:
