@@ -322,6 +322,83 @@ def test_predictions_are_logged_and_actuals_joined(lifecycle: dict[str, Any],
     assert m.actual_count >= len(ids)
 
 
+def test_lineage_of_a_demo_prediction_reaches_the_validation_report_and_the_dataset_hash(
+        lifecycle: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Issue #17: one call from a prediction id to its version, run, training dataset
+    (with its content hash), validation report and trace id; the same through the
+    gateway with a reader key and through `modelplane lineage`."""
+    _reached(lifecycle, "traffic", "datasets", "validation")
+    from modelplane.featurestore.v1 import featurestore_pb2 as fs
+    from modelplane.observability.v1 import observability_pb2 as ob
+    from modelplane.validator.v1 import validator_pb2 as vd
+
+    challenger = str(summary["challenger_version"])
+    obs = _stub(lifecycle, "observability")
+    pid = next(p for p in summary["traffic"]["prediction_ids"]
+               if obs.GetRecord(ob.GetRecordRequest(prediction_id=p)).version == challenger)
+    lin = obs.GetPredictionLineage(ob.GetPredictionLineageRequest(prediction_id=pid))
+    assert not lin.missing, lin.missing  # every peer is up
+    assert (lin.model, lin.version, lin.deployment) == (MODEL, challenger, MODEL)
+    assert lin.route == "challenger"
+    assert lin.record.prediction_id == pid and lin.record.HasField("actual")
+    assert lin.trace_id == lin.record.trace_id != ""
+    assert lin.model_version.run_id == summary["versions"][challenger]["run_id"]
+    train = summary["datasets"]["fraud_train"]["id"]
+    assert lin.model_version.dataset_id == lin.dataset.id == train
+    dataset = _stub(lifecycle, "featurestore").GetDataset(fs.GetDatasetRequest(id=train))
+    assert lin.dataset.content_hash == dataset.content_hash and len(dataset.content_hash) == 64
+    assert "customer_profile:age" in lin.model_version.feature_refs
+    report_id = summary["validation"][challenger]["report_id"]
+    assert lin.validation.report_id == report_id and lin.validation.report_fetched
+    report = _stub(lifecycle, "validator").GetValidationReport(
+        vd.GetValidationReportRequest(id=report_id))
+    assert lin.validation.dataset_sha256 == report.dataset_sha256 != ""
+    assert lin.validation.status == summary["validation"][challenger]["status"]
+    assert lin.rollout_note  # the demo runs no rollout: said so, nothing missing
+    assert not lin.HasField("rollout")
+    # through the gateway, with a key of role reader
+    env, data = lifecycle["env"], lifecycle["data"]
+    made = _cli(["keys", "create", "lineage-reader", "--role", "reader", "--data-dir",
+                 str(data)], env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    reader = made.stdout.strip().split()[-1]
+    gateway = lifecycle["platform"].gateway_url
+    headers = {"authorization": f"Bearer {reader}"}
+    for _ in range(50):  # the services reload the keys file when it changes
+        resp = httpx.get(f"{gateway}/v1/predictions/{pid}/lineage", headers=headers,
+                         timeout=30)
+        if resp.status_code != 401:
+            break
+        time.sleep(0.2)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["validation"]["report_id"] == report_id
+    assert body["dataset"]["content_hash"] == dataset.content_hash
+    unknown = httpx.get(f"{gateway}/v1/predictions/no-such-prediction/lineage",
+                        headers=headers, timeout=30)
+    assert unknown.status_code == 404
+    compared = httpx.post(f"{gateway}/v1/evaluations:compareVersions", headers=headers,
+                          timeout=60, json={
+                              "filter": {"model": MODEL,
+                                         "environment": "ENVIRONMENT_PRODUCTION"},
+                              "champion_version": str(summary["champion_version"]),
+                              "challenger_version": challenger,
+                              "metrics": ["METRIC_ACCURACY"]})
+    assert compared.status_code == 200, compared.text
+    accuracy = compared.json()["metrics"][0]
+    assert accuracy["method"] == "INTERVAL_METHOD_WILSON"
+    assert accuracy["challenger"]["lower"] <= accuracy["challenger"]["value"] \
+        <= accuracy["challenger"]["upper"]
+    # and through the CLI, which asks the same route
+    shown = _cli(["lineage", pid, "--data-dir", str(data)], {**env,
+                                                             "MODELPLANE_API_KEY": reader},
+                 timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert report_id in shown.stdout and dataset.content_hash in shown.stdout
+    missing = _cli(["lineage", "no-such-prediction", "--data-dir", str(data)], env, timeout=60)
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+
 def test_drift_and_root_cause_name_the_shifted_city(lifecycle: dict[str, Any],
                                                     summary: dict[str, Any]) -> None:
     _reached(lifecycle, "analysis")

@@ -40,7 +40,8 @@ from modelplane.kit.auth import (
 from modelplane.kit.errors import ModelplaneError
 
 #: The least role each service's own calls to its peers need (by contract role):
-#: featurestore, observability: call no peer (reader: nothing to write anywhere);
+#: featurestore: calls no peer; observability: reads models, versions, datasets,
+#:   validation reports and rollouts (explanations, lineage) (reader);
 #: registry: reads the validator's reports to confirm a validation (reader);
 #: validator: ResolveModelUri, GetDataset/ReadDataset (read), AttachValidation,
 #:   SetBaseline (write) -> writer;

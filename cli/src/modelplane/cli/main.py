@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from modelplane.cli import keys
+from modelplane.cli import keys, lineage
 from modelplane.cli.health import all_serving, status_report
 from modelplane.cli.platform import (
     DEFAULT_BASE_PORT,
@@ -418,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="run a validation suite (CI entry point)", add_help=False)
     sub.add_parser("demo", help="the lifecycle demo against a running platform", add_help=False)
     keys.add_parser(sub)
+    lineage.add_parser(sub)
     return parser
 
 
@@ -428,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "demo":
         return cmd_demo(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "keys": keys.cmd_keys}
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "keys": keys.cmd_keys,
+                "lineage": lineage.cmd_lineage}
     return handlers[args.command](args)
 
 

@@ -126,6 +126,12 @@ class AlertState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_STATE_UNSPECIFIED: _ClassVar[AlertState]
     ALERT_STATE_FIRING: _ClassVar[AlertState]
     ALERT_STATE_RESOLVED: _ClassVar[AlertState]
+
+class IntervalMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INTERVAL_METHOD_UNSPECIFIED: _ClassVar[IntervalMethod]
+    INTERVAL_METHOD_WILSON: _ClassVar[IntervalMethod]
+    INTERVAL_METHOD_BOOTSTRAP: _ClassVar[IntervalMethod]
 ENVIRONMENT_UNSPECIFIED: Environment
 ENVIRONMENT_TRAINING: Environment
 ENVIRONMENT_VALIDATION: Environment
@@ -198,6 +204,9 @@ COMPARISON_LESS: Comparison
 ALERT_STATE_UNSPECIFIED: AlertState
 ALERT_STATE_FIRING: AlertState
 ALERT_STATE_RESOLVED: AlertState
+INTERVAL_METHOD_UNSPECIFIED: IntervalMethod
+INTERVAL_METHOD_WILSON: IntervalMethod
+INTERVAL_METHOD_BOOTSTRAP: IntervalMethod
 
 class EvaluationRecord(_message.Message):
     __slots__ = ("prediction_id", "model", "version", "environment", "prediction_time", "features", "prediction", "scores", "tags", "trace_id", "latency", "actual", "attributions", "span_id")
@@ -1016,3 +1025,223 @@ class WatchAlertsRequest(_message.Message):
     model: str
     monitor_id: str
     def __init__(self, model: _Optional[str] = ..., monitor_id: _Optional[str] = ...) -> None: ...
+
+class ConfidenceInterval(_message.Message):
+    __slots__ = ("value", "lower", "upper", "has_value")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOWER_FIELD_NUMBER: _ClassVar[int]
+    UPPER_FIELD_NUMBER: _ClassVar[int]
+    HAS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    lower: float
+    upper: float
+    has_value: bool
+    def __init__(self, value: _Optional[float] = ..., lower: _Optional[float] = ..., upper: _Optional[float] = ..., has_value: _Optional[bool] = ...) -> None: ...
+
+class MetricComparison(_message.Message):
+    __slots__ = ("metric", "method", "champion", "challenger", "difference", "significant", "challenger_better")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_BETTER_FIELD_NUMBER: _ClassVar[int]
+    metric: Metric
+    method: IntervalMethod
+    champion: ConfidenceInterval
+    challenger: ConfidenceInterval
+    difference: ConfidenceInterval
+    significant: bool
+    challenger_better: bool
+    def __init__(self, metric: _Optional[_Union[Metric, str]] = ..., method: _Optional[_Union[IntervalMethod, str]] = ..., champion: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., challenger: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., difference: _Optional[_Union[ConfidenceInterval, _Mapping]] = ..., significant: _Optional[bool] = ..., challenger_better: _Optional[bool] = ...) -> None: ...
+
+class CompareVersionsRequest(_message.Message):
+    __slots__ = ("filter", "champion_version", "challenger_version", "metrics", "task", "positive_class", "average", "confidence_level", "bootstrap_resamples", "seed", "root_cause_metric", "root_cause_columns", "max_slices", "min_slice_size", "drift_columns")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SLICES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SLICE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    filter: EvaluationFilter
+    champion_version: str
+    challenger_version: str
+    metrics: _containers.RepeatedScalarFieldContainer[Metric]
+    task: TaskType
+    positive_class: str
+    average: ClassAverage
+    confidence_level: float
+    bootstrap_resamples: int
+    seed: int
+    root_cause_metric: Metric
+    root_cause_columns: _containers.RepeatedCompositeFieldContainer[ColumnRef]
+    max_slices: int
+    min_slice_size: int
+    drift_columns: _containers.RepeatedCompositeFieldContainer[ColumnRef]
+    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., champion_version: _Optional[str] = ..., challenger_version: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[Metric, str]]] = ..., task: _Optional[_Union[TaskType, str]] = ..., positive_class: _Optional[str] = ..., average: _Optional[_Union[ClassAverage, str]] = ..., confidence_level: _Optional[float] = ..., bootstrap_resamples: _Optional[int] = ..., seed: _Optional[int] = ..., root_cause_metric: _Optional[_Union[Metric, str]] = ..., root_cause_columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., max_slices: _Optional[int] = ..., min_slice_size: _Optional[int] = ..., drift_columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ...) -> None: ...
+
+class CompareVersionsResponse(_message.Message):
+    __slots__ = ("task", "confidence_level", "bootstrap_resamples", "champion_record_count", "champion_labeled_count", "challenger_record_count", "challenger_labeled_count", "metrics", "drift", "drifted_share", "root_cause_metric", "champion_value", "challenger_value", "root_cause")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_LABELED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_LABELED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    task: TaskType
+    confidence_level: float
+    bootstrap_resamples: int
+    champion_record_count: int
+    champion_labeled_count: int
+    challenger_record_count: int
+    challenger_labeled_count: int
+    metrics: _containers.RepeatedCompositeFieldContainer[MetricComparison]
+    drift: _containers.RepeatedCompositeFieldContainer[ColumnDrift]
+    drifted_share: float
+    root_cause_metric: Metric
+    champion_value: float
+    challenger_value: float
+    root_cause: _containers.RepeatedCompositeFieldContainer[SliceContribution]
+    def __init__(self, task: _Optional[_Union[TaskType, str]] = ..., confidence_level: _Optional[float] = ..., bootstrap_resamples: _Optional[int] = ..., champion_record_count: _Optional[int] = ..., champion_labeled_count: _Optional[int] = ..., challenger_record_count: _Optional[int] = ..., challenger_labeled_count: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricComparison, _Mapping]]] = ..., drift: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ..., drifted_share: _Optional[float] = ..., root_cause_metric: _Optional[_Union[Metric, str]] = ..., champion_value: _Optional[float] = ..., challenger_value: _Optional[float] = ..., root_cause: _Optional[_Iterable[_Union[SliceContribution, _Mapping]]] = ...) -> None: ...
+
+class GetPredictionLineageRequest(_message.Message):
+    __slots__ = ("prediction_id",)
+    PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
+    prediction_id: str
+    def __init__(self, prediction_id: _Optional[str] = ...) -> None: ...
+
+class VersionLineage(_message.Message):
+    __slots__ = ("run_id", "experiment_id", "dataset_id", "feature_refs", "code_version", "source", "aliases")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_REFS_FIELD_NUMBER: _ClassVar[int]
+    CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    experiment_id: str
+    dataset_id: str
+    feature_refs: _containers.RepeatedScalarFieldContainer[str]
+    code_version: str
+    source: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., feature_refs: _Optional[_Iterable[str]] = ..., code_version: _Optional[str] = ..., source: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DatasetLineage(_message.Message):
+    __slots__ = ("id", "name", "version", "content_hash", "row_count", "storage_uri")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_URI_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    version: int
+    content_hash: str
+    row_count: int
+    storage_uri: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., content_hash: _Optional[str] = ..., row_count: _Optional[int] = ..., storage_uri: _Optional[str] = ...) -> None: ...
+
+class ValidationLineage(_message.Message):
+    __slots__ = ("report_id", "status", "summary", "report_uri", "report_fetched", "dataset", "dataset_sha256", "row_count", "baseline_version", "create_time")
+    REPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    REPORT_URI_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FETCHED_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    report_id: str
+    status: str
+    summary: str
+    report_uri: str
+    report_fetched: bool
+    dataset: str
+    dataset_sha256: str
+    row_count: int
+    baseline_version: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, report_id: _Optional[str] = ..., status: _Optional[str] = ..., summary: _Optional[str] = ..., report_uri: _Optional[str] = ..., report_fetched: _Optional[bool] = ..., dataset: _Optional[str] = ..., dataset_sha256: _Optional[str] = ..., row_count: _Optional[int] = ..., baseline_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RolloutLineage(_message.Message):
+    __slots__ = ("rollout", "deployment", "role", "step", "challenger_weight", "state", "event_sequence", "event_time", "matched_by")
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_BY_FIELD_NUMBER: _ClassVar[int]
+    rollout: str
+    deployment: str
+    role: str
+    step: int
+    challenger_weight: float
+    state: str
+    event_sequence: int
+    event_time: _timestamp_pb2.Timestamp
+    matched_by: str
+    def __init__(self, rollout: _Optional[str] = ..., deployment: _Optional[str] = ..., role: _Optional[str] = ..., step: _Optional[int] = ..., challenger_weight: _Optional[float] = ..., state: _Optional[str] = ..., event_sequence: _Optional[int] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., matched_by: _Optional[str] = ...) -> None: ...
+
+class MissingLineage(_message.Message):
+    __slots__ = ("part", "service", "reason")
+    PART_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    part: str
+    service: str
+    reason: str
+    def __init__(self, part: _Optional[str] = ..., service: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PredictionLineage(_message.Message):
+    __slots__ = ("record", "model", "version", "deployment", "route", "trace_id", "model_version", "dataset", "validation", "rollout", "rollout_note", "missing")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_NOTE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    record: EvaluationRecord
+    model: str
+    version: str
+    deployment: str
+    route: str
+    trace_id: str
+    model_version: VersionLineage
+    dataset: DatasetLineage
+    validation: ValidationLineage
+    rollout: RolloutLineage
+    rollout_note: str
+    missing: _containers.RepeatedCompositeFieldContainer[MissingLineage]
+    def __init__(self, record: _Optional[_Union[EvaluationRecord, _Mapping]] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., deployment: _Optional[str] = ..., route: _Optional[str] = ..., trace_id: _Optional[str] = ..., model_version: _Optional[_Union[VersionLineage, _Mapping]] = ..., dataset: _Optional[_Union[DatasetLineage, _Mapping]] = ..., validation: _Optional[_Union[ValidationLineage, _Mapping]] = ..., rollout: _Optional[_Union[RolloutLineage, _Mapping]] = ..., rollout_note: _Optional[str] = ..., missing: _Optional[_Iterable[_Union[MissingLineage, _Mapping]]] = ...) -> None: ...

@@ -149,6 +149,16 @@ class ObservabilityServiceStub:
                 request_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.WatchAlertsRequest.SerializeToString,
                 response_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.FromString,
                 _registered_method=True)
+        self.CompareVersions = channel.unary_unary(
+                '/modelplane.observability.v1.ObservabilityService/CompareVersions',
+                request_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.CompareVersionsRequest.SerializeToString,
+                response_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.CompareVersionsResponse.FromString,
+                _registered_method=True)
+        self.GetPredictionLineage = channel.unary_unary(
+                '/modelplane.observability.v1.ObservabilityService/GetPredictionLineage',
+                request_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.GetPredictionLineageRequest.SerializeToString,
+                response_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.PredictionLineage.FromString,
+                _registered_method=True)
 
 
 class ObservabilityServiceServicer:
@@ -326,6 +336,30 @@ class ObservabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareVersions(self, request, context):
+        """Two versions of a model (champion and challenger) over the same filter in
+        one call: each metric on both sides with confidence intervals and their
+        difference with its interval, drift of the challenger's features and
+        predictions against the champion's, and the slices that account for the
+        challenger's shortfall (root cause with the champion as reference).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPredictionLineage(self, request, context):
+        """Where one prediction comes from, in one call: its record (inputs, output,
+        actual, trace id), the deployment and route that answered, the model
+        version's run, training dataset (with its content hash) and feature refs
+        from the registry, the validation report the version carries, and the
+        rollout step it was served under. Peers that cannot be reached give a
+        partial answer listing what is missing and why; NOT_FOUND only when the
+        prediction id is unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObservabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -438,6 +472,16 @@ def add_ObservabilityServiceServicer_to_server(servicer, server):
                     servicer.WatchAlerts,
                     request_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.WatchAlertsRequest.FromString,
                     response_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.SerializeToString,
+            ),
+            'CompareVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareVersions,
+                    request_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.CompareVersionsRequest.FromString,
+                    response_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.CompareVersionsResponse.SerializeToString,
+            ),
+            'GetPredictionLineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPredictionLineage,
+                    request_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.GetPredictionLineageRequest.FromString,
+                    response_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.PredictionLineage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1038,6 +1082,60 @@ class ObservabilityService:
             '/modelplane.observability.v1.ObservabilityService/WatchAlerts',
             modelplane_dot_observability_dot_v1_dot_observability__pb2.WatchAlertsRequest.SerializeToString,
             modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.observability.v1.ObservabilityService/CompareVersions',
+            modelplane_dot_observability_dot_v1_dot_observability__pb2.CompareVersionsRequest.SerializeToString,
+            modelplane_dot_observability_dot_v1_dot_observability__pb2.CompareVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPredictionLineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.observability.v1.ObservabilityService/GetPredictionLineage',
+            modelplane_dot_observability_dot_v1_dot_observability__pb2.GetPredictionLineageRequest.SerializeToString,
+            modelplane_dot_observability_dot_v1_dot_observability__pb2.PredictionLineage.FromString,
             options,
             channel_credentials,
             insecure,

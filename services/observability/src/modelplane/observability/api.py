@@ -37,6 +37,7 @@ from modelplane.observability.evaluations import (
     Reference,
 )
 from modelplane.observability.ingest import ArrowRecords, ImportColumns, read_table
+from modelplane.observability.lineage import PredictionLineage, load_record, prediction_lineage
 from modelplane.observability.model_explanation import PERMUTATION_SHAP, TREE_SHAP
 from modelplane.observability.monitors import (
     Alert,
@@ -484,15 +485,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
         if not pid:
             raise _bad("prediction_id", "required")
 
-        def run() -> EvaluationRecord | None:
-            model = self._rt.store.model_of(pid)
-            if model is None:
-                return None
-            data = self._rt.store.scan(ScanSpec(model, prediction_ids=(pid,)))
-            lines = [ln for ln in data.splitlines() if ln.strip()]
-            return record_from_json(json.loads(lines[0]), model) if lines else None
-
-        rec = await asyncio.to_thread(run)
+        rec = await asyncio.to_thread(load_record, self._rt.store, pid)
         if rec is None:
             raise NotFound(f"prediction {pid!r} is not in the evaluation store",
                            reason="RECORD_NOT_FOUND", metadata={"prediction_id": pid})
@@ -673,6 +666,31 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                                                      pb.FIDELITY_MEASURE_UNSPECIFIED),
             explained_output=rep.explained_output, fallback_reason=rep.fallback_reason)
 
+    async def CompareVersions(self, request: pb.CompareVersionsRequest, context: Any
+                              ) -> pb.CompareVersionsResponse:
+        from modelplane.observability.compare import compare_versions
+
+        rep = await self._rt.analyses.run(
+            compare_versions, self._rt.evaluations, filter_from_pb(request.filter, "filter"),
+            request.champion_version, request.challenger_version,
+            [M.Metric(m) for m in request.metrics], M.TaskType(request.task),
+            request.positive_class, M.ClassAverage(request.average), request.confidence_level,
+            request.bootstrap_resamples, request.seed, M.Metric(request.root_cause_metric),
+            [column_from_pb(c) for c in request.root_cause_columns], request.max_slices or 10,
+            request.min_slice_size or 30, [column_from_pb(c) for c in request.drift_columns])
+        return comparison_to_pb(rep)
+
+    async def GetPredictionLineage(self, request: pb.GetPredictionLineageRequest, context: Any
+                                   ) -> pb.PredictionLineage:
+        pid = request.prediction_id
+        if not pid:
+            raise _bad("prediction_id", "required")
+        rec = await asyncio.to_thread(load_record, self._rt.store, pid)
+        if rec is None:
+            raise NotFound(f"prediction {pid!r} is not in the evaluation store",
+                           reason="RECORD_NOT_FOUND", metadata={"prediction_id": pid})
+        return lineage_to_pb(await prediction_lineage(rec, self._rt.lineage_peers))
+
     # -- baselines -------------------------------------------------------------
 
     async def SetBaseline(self, request: pb.SetBaselineRequest, context: Any) -> pb.Baseline:
@@ -769,6 +787,77 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                 yield alert_to_pb(alert)
         finally:
             self._rt.hub.unsubscribe(watcher)
+
+
+def _interval_to_pb(i: Any) -> pb.ConfidenceInterval:
+    if i.value is None:
+        return pb.ConfidenceInterval()
+    return pb.ConfidenceInterval(value=i.value, lower=i.lower, upper=i.upper, has_value=True)
+
+
+def comparison_to_pb(rep: Any) -> pb.CompareVersionsResponse:
+    """A :class:`~modelplane.observability.compare.VersionComparison` as its message."""
+    rc = rep.root_cause
+    return pb.CompareVersionsResponse(
+        task=_wire(pb.TaskType, rep.task), confidence_level=rep.confidence_level,
+        bootstrap_resamples=rep.resamples, champion_record_count=rep.champion_count,
+        champion_labeled_count=rep.champion_labeled, challenger_record_count=rep.challenger_count,
+        challenger_labeled_count=rep.challenger_labeled,
+        metrics=[pb.MetricComparison(
+            metric=_wire(pb.Metric, m.metric), method=_wire(pb.IntervalMethod, m.method),
+            champion=_interval_to_pb(m.champion), challenger=_interval_to_pb(m.challenger),
+            difference=_interval_to_pb(m.difference), significant=m.significant,
+            challenger_better=m.challenger_better) for m in rep.metrics],
+        drift=[column_drift_to_pb(c) for c in rep.drift], drifted_share=rep.drifted_share,
+        root_cause_metric=_wire(pb.Metric, rep.root_cause_metric),
+        champion_value=rc.reference_value, challenger_value=rc.current_value,
+        root_cause=[pb.SliceContribution(
+            slice=slice_to_pb(s.slice), contribution=s.contribution,
+            contribution_share=s.contribution_share, reference_count=s.reference_count,
+            current_count=s.current_count, reference_value=s.reference_value,
+            current_value=s.current_value, lift=s.lift, score=s.score) for s in rc.slices])
+
+
+def lineage_to_pb(lin: PredictionLineage) -> pb.PredictionLineage:
+    rec = lin.record
+    out = pb.PredictionLineage(record=record_to_pb(rec), model=rec.model, version=rec.version,
+                               deployment=lin.deployment, route=lin.route,
+                               trace_id=rec.trace_id, rollout_note=lin.rollout_note,
+                               missing=[pb.MissingLineage(part=m.part, service=m.service,
+                                                          reason=m.reason)
+                                        for m in lin.missing])
+    v = lin.version
+    if v is not None:
+        out.model_version.CopyFrom(pb.VersionLineage(
+            run_id=v.run_id, experiment_id=v.experiment_id, dataset_id=v.dataset_id,
+            feature_refs=v.feature_refs, code_version=v.code_version, source=v.source,
+            aliases=v.aliases))
+    d = lin.dataset
+    if d is not None:
+        out.dataset.CopyFrom(pb.DatasetLineage(id=d.id, name=d.name, version=d.version,
+                                               content_hash=d.content_hash,
+                                               row_count=d.row_count,
+                                               storage_uri=d.storage_uri))
+    if lin.validation is not None:
+        val = lin.validation
+        msg = pb.ValidationLineage(report_id=val.report_id, status=val.status,
+                                   summary=val.summary, report_uri=val.report_uri)
+        r = lin.report
+        if r is not None:
+            msg.report_fetched = True
+            msg.status = r.status or val.status
+            msg.dataset, msg.dataset_sha256 = r.dataset, r.dataset_sha256
+            msg.row_count, msg.baseline_version = r.row_count, r.baseline_version
+            if r.create_time is not None:
+                msg.create_time.FromDatetime(r.create_time)
+        out.validation.CopyFrom(msg)
+    ro = lin.rollout
+    if ro is not None:
+        out.rollout.CopyFrom(pb.RolloutLineage(
+            rollout=ro.rollout, deployment=ro.deployment, role=ro.role, step=ro.step,
+            challenger_weight=ro.weight, state=ro.state, event_sequence=ro.event_sequence,
+            event_time=_ts(ro.event_time), matched_by=ro.matched_by))
+    return out
 
 
 def _columns(c: pb.ImportColumns) -> ImportColumns:

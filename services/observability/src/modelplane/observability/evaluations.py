@@ -586,15 +586,25 @@ class Evaluations:
                    ) -> RootCauseReport:
         cur, catalog = self.load(current, "current")
         ref, _ = self.load_reference(reference, current)
+        return self.root_cause_of(ref, cur, catalog, current.model, metric, drift_column,
+                                  columns, max_slices, max_depth, min_slice_size, bins,
+                                  positive)
+
+    def root_cause_of(self, ref: Frame, cur: Frame, catalog: Catalog, model: str,
+                      metric: M.Metric | None = None, drift_column: ColumnRef | None = None,
+                      columns: Sequence[ColumnRef] = (), max_slices: int = 10,
+                      max_depth: int = 2, min_slice_size: int = 30, bins: int = 4,
+                      positive: str = "", path: str = "columns") -> RootCauseReport:
+        """:meth:`root_cause` over frames already loaded (CompareVersions' two versions)."""
         kinds = catalog.columns()
         kinds.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
         if columns:
-            cols = [(c, check_column(c, kinds, current.model, f"columns[{i}]"))
+            cols = [(c, check_column(c, kinds, model, f"{path}[{i}]"))
                     for i, c in enumerate(columns)]
         else:
             cols = [(c, k) for c, k in sorted(kinds.items())
                     if c.source in (ColumnSource.FEATURE, ColumnSource.TAG)]
-        objective = self._objective(cur, catalog, metric, drift_column, kinds, current.model,
+        objective = self._objective(cur, catalog, metric, drift_column, kinds, model,
                                     positive)
         degrade, within, is_drift, sign = objective
         overall_change = degrade(ref, cur)

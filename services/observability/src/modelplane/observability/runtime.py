@@ -19,6 +19,7 @@ from modelplane.kit.outbound import OutboundPolicy
 from modelplane.observability.analysis_limits import AnalysisGate
 from modelplane.observability.evaluations import Evaluations
 from modelplane.observability.ingest import RecordIngestor
+from modelplane.observability.lineage import LineagePeers
 from modelplane.observability.monitors import AlertHub, AlertRelay, MonitorLease, Monitors
 from modelplane.observability.records import utcnow
 from modelplane.observability.settings import WEBHOOK_ALLOW_SETTING, ObservabilitySettings
@@ -87,10 +88,14 @@ class ObservabilityRuntime:
         self._http: Any = None
         self.http_port: int | None = None
         self._registry_channel: Any = None
+        #: GetPredictionLineage's peers (channels made in start(), on the service's loop)
+        self.lineage_peers = LineagePeers()
+        self._peer_channels: list[Any] = []
 
     async def start(self) -> None:
         if self.settings.explain_models:
             self._start_model_loader()
+        self._start_lineage_peers()
         await asyncio.to_thread(self.store.open)
         catalogs = await asyncio.to_thread(self.store.load_catalogs)
         with self.catalog_lock:
@@ -119,6 +124,29 @@ class ObservabilityRuntime:
         self.evaluations.models = RegistryModelLoader(
             self._registry_channel, asyncio.get_running_loop(), svc.data_dir / "models",
             api_key=svc.api_key, cache_size=self.settings.explain_model_cache)
+
+    def _start_lineage_peers(self) -> None:
+        """Channels to the registry, featurestore, validator and serving for
+        GetPredictionLineage (they connect at the first call; a peer that is down
+        makes that part of the answer missing, not the call fail)."""
+        from modelplane.kit.clients import channel
+        from modelplane.observability.adapters.featurestore import FeaturestoreDatasets
+        from modelplane.observability.adapters.registry import RegistryVersions
+        from modelplane.observability.adapters.serving import ServingRollouts
+        from modelplane.observability.adapters.validator import ValidatorReports
+
+        svc = self.settings.service
+
+        def peer(name: str) -> Any:
+            if name == "registry" and self._registry_channel is not None:
+                return self._registry_channel
+            ch = channel(svc.target(name), svc)
+            self._peer_channels.append(ch)
+            return ch
+
+        self.lineage_peers = LineagePeers(
+            RegistryVersions(peer("registry")), FeaturestoreDatasets(peer("featurestore")),
+            ValidatorReports(peer("validator")), ServingRollouts(peer("serving")))
 
     async def _start_http(self, addr: str) -> None:
         import uvicorn
@@ -162,6 +190,9 @@ class ObservabilityRuntime:
         if self._registry_channel is not None:
             with contextlib.suppress(Exception):
                 await self._registry_channel.close()
+        for ch in self._peer_channels:
+            with contextlib.suppress(Exception):
+                await ch.close()
         with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
             await asyncio.to_thread(self.lease.release)
         await asyncio.to_thread(self.store.close)
