@@ -91,6 +91,12 @@ class DriftMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DRIFT_METHOD_WASSERSTEIN: _ClassVar[DriftMethod]
     DRIFT_METHOD_CHI_SQUARE: _ClassVar[DriftMethod]
 
+class AnalysisMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANALYSIS_MODE_UNSPECIFIED: _ClassVar[AnalysisMode]
+    ANALYSIS_MODE_EXACT: _ClassVar[AnalysisMode]
+    ANALYSIS_MODE_PROFILE: _ClassVar[AnalysisMode]
+
 class AttributionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ATTRIBUTION_METHOD_UNSPECIFIED: _ClassVar[AttributionMethod]
@@ -175,6 +181,9 @@ DRIFT_METHOD_KS: DriftMethod
 DRIFT_METHOD_JENSEN_SHANNON: DriftMethod
 DRIFT_METHOD_WASSERSTEIN: DriftMethod
 DRIFT_METHOD_CHI_SQUARE: DriftMethod
+ANALYSIS_MODE_UNSPECIFIED: AnalysisMode
+ANALYSIS_MODE_EXACT: AnalysisMode
+ANALYSIS_MODE_PROFILE: AnalysisMode
 ATTRIBUTION_METHOD_UNSPECIFIED: AttributionMethod
 ATTRIBUTION_METHOD_PERMUTATION: AttributionMethod
 ATTRIBUTION_METHOD_OCCLUSION: AttributionMethod
@@ -584,32 +593,40 @@ class ColumnDrift(_message.Message):
     def __init__(self, column: _Optional[_Union[ColumnRef, _Mapping]] = ..., kind: _Optional[_Union[ColumnKind, str]] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., statistics: _Optional[_Iterable[_Union[DriftStatistic, _Mapping]]] = ..., decision_method: _Optional[_Union[DriftMethod, str]] = ..., drifted: _Optional[bool] = ...) -> None: ...
 
 class ComputeDriftRequest(_message.Message):
-    __slots__ = ("current", "reference", "columns", "methods", "thresholds", "bins")
+    __slots__ = ("current", "reference", "columns", "methods", "thresholds", "bins", "mode")
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     BINS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     current: EvaluationFilter
     reference: ReferenceData
     columns: _containers.RepeatedCompositeFieldContainer[ColumnRef]
     methods: _containers.RepeatedScalarFieldContainer[DriftMethod]
     thresholds: DriftThresholds
     bins: int
-    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[DriftMethod, str]]] = ..., thresholds: _Optional[_Union[DriftThresholds, _Mapping]] = ..., bins: _Optional[int] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[DriftMethod, str]]] = ..., thresholds: _Optional[_Union[DriftThresholds, _Mapping]] = ..., bins: _Optional[int] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputeDriftResponse(_message.Message):
-    __slots__ = ("columns", "reference_count", "current_count", "drifted_share")
+    __slots__ = ("columns", "reference_count", "current_count", "drifted_share", "mode", "rank_error", "profile_buckets")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_COUNT_FIELD_NUMBER: _ClassVar[int]
     CURRENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     DRIFTED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RANK_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedCompositeFieldContainer[ColumnDrift]
     reference_count: int
     current_count: int
     drifted_share: float
-    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., drifted_share: _Optional[float] = ...) -> None: ...
+    mode: AnalysisMode
+    rank_error: float
+    profile_buckets: int
+    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., drifted_share: _Optional[float] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ..., rank_error: _Optional[float] = ..., profile_buckets: _Optional[int] = ...) -> None: ...
 
 class ComputeProxyPerformanceRequest(_message.Message):
     __slots__ = ("current", "reference", "positive_class", "bucket", "thresholds")

@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
-from modelplane.observability.analysis_limits import RowBudget
+from modelplane.observability.analysis_limits import AnalysisMode, RowBudget
 from modelplane.observability.attribution import OCCLUSION
 from modelplane.observability.columnar import read_ipc
 from modelplane.observability.drift import DriftMethod, DriftThresholds
@@ -319,6 +319,15 @@ def group_to_pb(g: PerformanceGroup) -> pb.PerformanceGroup:
                                metrics=metrics_to_pb(g.metrics))
 
 
+def _analysis_mode(value: int) -> AnalysisMode:
+    try:
+        return AnalysisMode(value)
+    except ValueError:
+        raise InvalidArgument(f"mode: unknown analysis mode {value}",
+                              field_violations=[FieldViolation("mode", "unknown value")]
+                              ) from None
+
+
 def column_drift_to_pb(c: ColumnDriftResult) -> pb.ColumnDrift:
     return pb.ColumnDrift(
         column=column_to_pb(c.column), kind=_wire(pb.ColumnKind, c.kind),
@@ -603,11 +612,14 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
         rep = await self._rt.analyses.run(
             self._rt.evaluations.drift, cur, ref, [column_from_pb(c) for c in request.columns],
             [DriftMethod(m) for m in request.methods], thresholds_from_pb(request.thresholds),
-            request.bins)
+            request.bins, _analysis_mode(request.mode))
         return pb.ComputeDriftResponse(columns=[column_drift_to_pb(c) for c in rep.columns],
                                        reference_count=rep.reference_count,
                                        current_count=rep.current_count,
-                                       drifted_share=rep.drifted_share)
+                                       drifted_share=rep.drifted_share,
+                                       mode=_wire(pb.AnalysisMode, rep.mode),
+                                       rank_error=rep.rank_error,
+                                       profile_buckets=rep.profile_buckets)
 
     async def ComputeRootCause(self, request: pb.ComputeRootCauseRequest, context: Any
                                ) -> pb.ComputeRootCauseResponse:

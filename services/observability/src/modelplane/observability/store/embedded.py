@@ -16,9 +16,9 @@ from typing import Any
 import pyarrow as pa
 
 from modelplane.observability.columnar import ColumnarBatch, record_table
+from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
-    RECORD_COLUMNS,
     ActualRow,
     Catalog,
     DeliveryState,
@@ -29,6 +29,8 @@ from modelplane.observability.store.base import (
     ScanSpec,
     WebhookDelivery,
     alert_filter,
+    profile_bounds,
+    record_rows_table,
     to_us,
 )
 
@@ -49,6 +51,11 @@ CREATE TABLE IF NOT EXISTS obs_records (
     attributions JSON
 );
 CREATE INDEX IF NOT EXISTS obs_records_model_time ON obs_records (model, prediction_time);
+CREATE TABLE IF NOT EXISTS obs_profiles (
+    model VARCHAR, version VARCHAR, environment SMALLINT, bucket_start BIGINT,
+    record_count BIGINT NOT NULL, profile BLOB NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start)
+);
 CREATE TABLE IF NOT EXISTS obs_actuals (
     prediction_id VARCHAR PRIMARY KEY,
     label VARCHAR,
@@ -89,13 +96,6 @@ FROM obs_documents WHERE kind = 'alert' ORDER BY seq;
 DELETE FROM obs_documents WHERE kind = 'alert';
 """
 
-_ARROW_SCHEMA = pa.schema([
-    ("prediction_id", pa.string()), ("model", pa.string()), ("version", pa.string()),
-    ("environment", pa.int16()), ("prediction_time", pa.timestamp("us", tz="UTC")),
-    ("features", pa.string()), ("prediction_label", pa.string()),
-    ("prediction_number", pa.float64()), ("scores", pa.string()), ("tags", pa.string()),
-    ("trace_id", pa.string()), ("latency_us", pa.int64()), ("attributions", pa.string()),
-])
 
 _SCAN_SELECT = """
 SELECT json_object(
@@ -149,27 +149,20 @@ class EmbeddedStore(EvaluationStore):
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
         if not rows and not new_columns:
             return 0
-        columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [() for _ in RECORD_COLUMNS]
-        stage = pa.Table.from_arrays(
-            [pa.array(list(col), type=_ARROW_SCHEMA.field(i).type)
-             for i, col in enumerate(columns)], schema=_ARROW_SCHEMA)
+        stage = record_rows_table(rows)
         with self._lock:
             self._conn.register("obs_stage", stage)
             self._conn.execute("BEGIN")
             try:
                 self._save_columns(new_columns)
-                before = self._conn.execute("SELECT count(*) FROM obs_records").fetchall()[0][0]
-                self._conn.execute(
-                    "INSERT INTO obs_records SELECT s.* FROM obs_stage s "
-                    "ANTI JOIN obs_records r ON r.prediction_id = s.prediction_id").fetchall()
-                after = self._conn.execute("SELECT count(*) FROM obs_records").fetchall()[0][0]
+                stored = self._insert_fresh("obs_stage")
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             finally:
                 self._conn.unregister("obs_stage")
-        return int(after - before)
+        return stored
 
     def write_columnar(self, batch: ColumnarBatch) -> int:
         if batch.table.num_rows == 0 and not batch.new_columns:
@@ -181,12 +174,7 @@ class EmbeddedStore(EvaluationStore):
             self._conn.execute("BEGIN")
             try:
                 self._save_columns(batch.new_columns)
-                stored = 0
-                if stage.num_rows:
-                    stored = self._conn.execute(
-                        "INSERT INTO obs_records SELECT s.* FROM obs_stage_columnar s "
-                        "ANTI JOIN obs_records r ON r.prediction_id = s.prediction_id"
-                    ).fetchall()[0][0]
+                stored = self._insert_fresh("obs_stage_columnar") if stage.num_rows else 0
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -194,6 +182,71 @@ class EmbeddedStore(EvaluationStore):
             finally:
                 self._conn.unregister("obs_stage_columnar")
         return int(stored)
+
+    def _insert_fresh(self, stage: str) -> int:
+        """Insert the staged rows whose prediction id is new and merge their profile
+        into the buckets' profiles (in the caller's transaction, under the store lock):
+        a record sent again is neither stored nor counted twice."""
+        fresh = self._conn.sql(
+            f"SELECT s.* FROM {stage} s ANTI JOIN obs_records r "  # fixed names
+            "ON r.prediction_id = s.prediction_id").to_arrow_table()
+        if not fresh.num_rows:
+            return 0
+        self._conn.register("obs_stage_fresh", fresh)
+        try:
+            self._conn.execute("INSERT INTO obs_records SELECT * FROM obs_stage_fresh").fetchall()
+        finally:
+            self._conn.unregister("obs_stage_fresh")
+        self._merge_profiles(build_profiles(fresh))
+        return int(fresh.num_rows)
+
+    def _merge_profiles(self, profiles: dict[ProfileKey, Profile]) -> None:
+        for key in sorted(profiles):
+            profile = profiles[key]
+            rows = self._conn.execute(
+                "SELECT profile FROM obs_profiles WHERE model = ? AND version = ? "
+                "AND environment = ? AND bucket_start = ?", list(key)).fetchall()
+            if rows:
+                stored = Profile.from_bytes(rows[0][0])
+                stored.merge(profile)
+                profile = stored
+            self._conn.execute(
+                "INSERT INTO obs_profiles VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE "
+                "SET record_count = excluded.record_count, profile = excluded.profile",
+                [*key, profile.records, profile.to_bytes()]).fetchall()
+
+    def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
+        where, params = self._profile_where(spec)
+        with self._lock:
+            rows = self._conn.execute("SELECT bucket_start, profile FROM obs_profiles WHERE "
+                                      + where + " ORDER BY bucket_start", params).fetchall()
+        return [(int(b), bytes(p)) for b, p in rows]
+
+    def profile_count(self, spec: ScanSpec) -> int:
+        where, params = self._profile_where(spec)
+        with self._lock:
+            rows = self._conn.execute("SELECT coalesce(sum(record_count), 0) FROM obs_profiles "
+                                      "WHERE " + where, params).fetchall()
+        return int(rows[0][0])
+
+    @staticmethod
+    def _profile_where(spec: ScanSpec) -> tuple[str, list[Any]]:
+        where = ["model = ?"]
+        params: list[Any] = [spec.model]
+        if spec.versions:
+            where.append("version IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(spec.versions))
+        if spec.environment != Environment.UNSPECIFIED:
+            where.append("environment = ?")
+            params.append(int(spec.environment))
+        lo, hi = profile_bounds(spec.window)
+        if lo is not None:
+            where.append("bucket_start >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("bucket_start < ?")
+            params.append(hi)
+        return " AND ".join(where), params
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:

@@ -41,6 +41,7 @@ import pyarrow.csv as pa_csv
 
 from modelplane.kit.pgschema import lock_schema
 from modelplane.observability.columnar import ColumnarBatch, record_table
+from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
     RECORD_COLUMNS,
@@ -54,6 +55,8 @@ from modelplane.observability.store.base import (
     ScanSpec,
     WebhookDelivery,
     alert_filter,
+    profile_bounds,
+    record_rows_table,
 )
 
 _SCHEMA = """
@@ -77,6 +80,15 @@ CREATE TABLE IF NOT EXISTS obs_record_ids (
     prediction_id text PRIMARY KEY,
     model text NOT NULL,
     prediction_time timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS obs_profiles (
+    model text NOT NULL,
+    version text NOT NULL,
+    environment smallint NOT NULL,
+    bucket_start bigint NOT NULL,
+    record_count bigint NOT NULL,
+    profile bytea NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start)
 );
 CREATE TABLE IF NOT EXISTS obs_actuals (
     prediction_id text PRIMARY KEY,
@@ -208,6 +220,61 @@ def _next_month(t: datetime) -> datetime:
     return datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=UTC)
 
 
+def _profile_where(spec: ScanSpec) -> tuple[str, list[Any]]:
+    where = ["model = %s"]
+    params: list[Any] = [spec.model]
+    if spec.versions:
+        where.append("version = ANY(%s)")
+        params.append(list(spec.versions))
+    if spec.environment != Environment.UNSPECIFIED:
+        where.append("environment = %s")
+        params.append(int(spec.environment))
+    lo, hi = profile_bounds(spec.window)
+    if lo is not None:
+        where.append("bucket_start >= %s")
+        params.append(lo)
+    if hi is not None:
+        where.append("bucket_start < %s")
+        params.append(hi)
+    return " AND ".join(where), params
+
+
+def _merge_profiles(cur: Any, profiles: dict[ProfileKey, Profile]) -> None:
+    """Merge a batch's profiles into the stored ones, in the transaction that stored
+    the batch's new records (so they count once, and only if the records commit).
+
+    Replicas ingesting at once: the bucket rows are created if missing (ON CONFLICT
+    DO NOTHING), then locked (FOR UPDATE), read, merged here and written back; the
+    lock holds until commit, so a concurrent merge into the same bucket waits and
+    then reads this one's result. Every writer creates and locks rows in the same
+    order (by key, C collation = Python's code point order), so two batches that
+    touch the same buckets cannot deadlock on them; this is the last step of the
+    write, so the lock is held for the merge and the commit only."""
+    if not profiles:
+        return
+    keys = sorted(profiles)
+    cols = [[k[i] for k in keys] for i in range(4)]
+    cur.execute(
+        "INSERT INTO obs_profiles SELECT m, v, e, b, 0, ''::bytea "
+        "FROM unnest(%s::text[], %s::text[], %s::smallint[], %s::bigint[]) "
+        "WITH ORDINALITY AS u(m, v, e, b, o) ORDER BY o ON CONFLICT DO NOTHING", cols)
+    cur.execute(
+        "SELECT p.model, p.version, p.environment, p.bucket_start, p.profile "
+        "FROM obs_profiles p JOIN unnest(%s::text[], %s::text[], %s::smallint[], "
+        "%s::bigint[]) AS u(m, v, e, b) ON p.model = u.m AND p.version = u.v "
+        "AND p.environment = u.e AND p.bucket_start = u.b "
+        "ORDER BY p.model COLLATE \"C\", p.version COLLATE \"C\", p.environment, "
+        "p.bucket_start FOR UPDATE OF p", cols)
+    merged = []
+    for model, version, env, bucket, blob in cur.fetchall():
+        key = (model, version, int(env), int(bucket))
+        stored = Profile.from_bytes(bytes(blob))
+        stored.merge(profiles[key])
+        merged.append((stored.records, stored.to_bytes(), *key))
+    cur.executemany("UPDATE obs_profiles SET record_count = %s, profile = %s WHERE model = %s "
+                    "AND version = %s AND environment = %s AND bucket_start = %s", merged)
+
+
 class PostgresStore(EvaluationStore):
     def __init__(self, url: str, pool_size: int = 4) -> None:
         self._url = url
@@ -300,12 +367,13 @@ class PostgresStore(EvaluationStore):
                     fresh = {r[0] for r in cur.fetchall()}
                 if not fresh:
                     return 0
+                fresh_rows = [row for row in rows if row[0] in fresh]
                 with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
                               ) as copy:
                     write = copy.write_row
-                    for row in rows:
-                        if row[0] in fresh:
-                            write(row)
+                    for row in fresh_rows:
+                        write(row)
+                _merge_profiles(cur, build_profiles(record_rows_table(fresh_rows)))
                 return len(fresh)
 
     def write_columnar(self, batch: ColumnarBatch) -> int:
@@ -341,6 +409,7 @@ class PostgresStore(EvaluationStore):
                     with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) "
                                   f"FROM STDIN (FORMAT csv)") as copy:
                         copy.write(memoryview(_csv(records)))
+                    _merge_profiles(cur, build_profiles(records))
                 return int(records.num_rows)
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
@@ -403,6 +472,20 @@ class PostgresStore(EvaluationStore):
                 for data in copy:
                     chunks.append(bytes(data))
         return b"".join(chunks)
+
+    def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
+        where, params = _profile_where(spec)
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT bucket_start, profile FROM obs_profiles WHERE "
+                                + where + " ORDER BY bucket_start", params).fetchall()
+        return [(int(b), bytes(p)) for b, p in rows]
+
+    def profile_count(self, spec: ScanSpec) -> int:
+        where, params = _profile_where(spec)
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT coalesce(sum(record_count), 0) FROM obs_profiles WHERE "
+                               + where, params).fetchone()
+        return int(row[0]) if row else 0
 
     def model_of(self, prediction_id: str) -> str | None:
         with self._pool.connection() as conn:
