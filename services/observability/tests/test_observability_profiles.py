@@ -1,0 +1,266 @@
+"""Per-hour profiles kept at ingest, on real DuckDB and PostgreSQL: drift from
+them within the stated bounds of the exact (scipy-exact) drift; the same
+profile whether a batch comes in one piece or two, or twice, or from two
+replicas at once; the mode each ComputeDrift answer came from."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from obs_test_data import T0, Service, log, record, rpc_error
+
+from modelplane.api.v1 import types_pb2 as T
+from modelplane.observability.analysis_limits import AnalysisMode
+from modelplane.observability.drift import DriftMethod
+from modelplane.observability.evaluations import Evaluations, Reference
+from modelplane.observability.ingest import RecordIngestor
+from modelplane.observability.profiles import GRID, Profile, merge_rows, rank_error
+from modelplane.observability.records import (
+    ColumnRef,
+    ColumnSource,
+    Environment,
+    EvaluationFilter,
+    EvaluationRecord,
+)
+from modelplane.observability.store.base import EvaluationStore, ScanSpec
+from modelplane.observability.store.embedded import EmbeddedStore
+from modelplane.observability.store.postgres import PostgresStore
+from modelplane.observability.v1 import observability_pb2 as pb
+
+CITIES = ["berlin", "paris", "rome", "oslo", "lima"]
+
+
+def _records(n: int, version: str, env: Environment, shift: float, seed: int,
+             prefix: str = "", hours: int = 48) -> list[EvaluationRecord]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    y = np.round(rng.uniform(0, 10 + 5 * shift, n), 1)  # ties
+    city = rng.choice(CITIES, n, p=[0.4, 0.3, 0.15, 0.1, 0.05] if shift else None)
+    flag = rng.random(n) < 0.3 + 0.2 * shift
+    t = rng.integers(0, hours * 3600, n)
+    out = []
+    for i in range(n):
+        feats: dict[str, object] = {"x": float(x[i]), "y": float(y[i]), "city": str(city[i]),
+                                    "flag": bool(flag[i])}
+        if i % 50 == 0:
+            feats["x"] = None  # missing values are counted, not profiled
+        out.append(EvaluationRecord(
+            prediction_id=f"{prefix}{version}-{env.name}-{i}", model="fraud", version=version,
+            environment=env, prediction_time=T0 + timedelta(seconds=int(t[i])), features=feats,
+            prediction=int(x[i] > 0.5), scores={"1": float(1 / (1 + np.exp(-x[i])))}))
+    return out
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path,
+          make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
+    s: EvaluationStore
+    if request.param == "postgres":
+        s = PostgresStore(make_postgres_database("mp_obs_prof"))
+    else:
+        s = EmbeddedStore(tmp_path / "evaluations.duckdb")
+    s.open()
+    yield s
+    s.close()
+
+
+def _ingestor(store: EvaluationStore) -> tuple[RecordIngestor, Evaluations]:
+    catalogs = store.load_catalogs()
+    lock = threading.Lock()
+    return RecordIngestor(store, catalogs, lock), Evaluations(store, catalogs, lock)
+
+
+def _profile(store: EvaluationStore, version: str = "", env: Environment = Environment.UNSPECIFIED
+             ) -> Profile:
+    return merge_rows(store.profile_rows(ScanSpec("fraud", (version,) if version else (), env)))
+
+
+def _summary(p: Profile) -> dict[object, object]:
+    """What must be equal however the records came in (sketch bytes aside)."""
+    out: dict[object, object] = {"records": p.records}
+    for key, col in sorted(p.columns.items()):
+        out[key] = (col.numbers, round(col.mean, 9), round(col.m2, 6), col.categories,
+                    None if col.sketch is None else col.sketch.n)
+    return out
+
+
+def test_drift_from_profiles_is_within_the_stated_bounds_of_the_exact_drift(
+        store: EvaluationStore) -> None:
+    ingestor, ev = _ingestor(store)
+    ingestor.write_records(_records(10_000, "1", Environment.VALIDATION, 0.0, 1))
+    ingestor.write_records(_records(10_000, "1", Environment.PRODUCTION, 0.3, 2))
+    cur = EvaluationFilter("fraud", ("1",), Environment.PRODUCTION)
+    ref = Reference(filter=EvaluationFilter("fraud", ("1",), Environment.VALIDATION))
+    exact = ev.drift(cur, ref, mode=AnalysisMode.EXACT)
+    prof = ev.drift(cur, ref, mode=AnalysisMode.PROFILE)
+    assert exact.mode is AnalysisMode.EXACT and prof.mode is AnalysisMode.PROFILE
+    assert prof.rank_error == pytest.approx(rank_error()) and 0 < prof.rank_error < 0.01
+    assert prof.profile_buckets == 2 * 48
+    assert (prof.reference_count, prof.current_count) == (10_000, 10_000)
+    ks_bound = 2 * prof.rank_error + 1 / GRID
+    by_col = {c.column: c for c in prof.columns}
+    assert set(by_col) == {c.column for c in exact.columns}
+    for e in exact.columns:
+        p = by_col[e.column]
+        assert (p.drift.reference_count, p.drift.current_count) == (
+            e.drift.reference_count, e.drift.current_count), e.column
+        assert p.drift.decision_method is e.drift.decision_method
+        assert p.drift.drifted == e.drift.drifted, e.column
+        for s in e.drift.statistics:
+            q = p.drift.statistic(s.method)
+            assert q is not None, (e.column, s.method)
+            if e.column.source is ColumnSource.FEATURE and e.column.name in ("city", "flag") \
+                    or e.column.source is ColumnSource.PREDICTION:
+                # categories are counted exactly: the exact path's numbers
+                assert q.value == pytest.approx(s.value, rel=1e-9, abs=1e-12), (e.column, s)
+            elif s.method is DriftMethod.KS:
+                assert abs(q.value - s.value) <= ks_bound, (e.column, q.value, s.value)
+            elif s.method is DriftMethod.WASSERSTEIN:
+                assert q.value == pytest.approx(s.value, rel=0.05, abs=0.01), e.column
+            else:  # PSI, Jensen-Shannon over sketch deciles
+                assert q.value == pytest.approx(s.value, rel=0.25, abs=0.01), (e.column, s)
+    # The shifted columns drift in both modes, by KS far beyond the bound.
+    x = ColumnRef(ColumnSource.FEATURE, "x")
+    ks = by_col[x].drift.statistic(DriftMethod.KS)
+    assert ks is not None and ks.value > 5 * ks_bound and ks.p_value is not None \
+        and ks.p_value < 1e-6
+
+
+def test_a_batch_split_in_two_gives_the_profile_of_the_batch(
+        tmp_path: Path, make_postgres_database: Callable[[str], str]) -> None:
+    batch = _records(6_000, "1", Environment.PRODUCTION, 0.2, 3, hours=24)
+    stores: list[EvaluationStore] = [
+        EmbeddedStore(tmp_path / "one.duckdb"), EmbeddedStore(tmp_path / "two.duckdb"),
+        PostgresStore(make_postgres_database("mp_obs_split"))]
+    for s in stores:
+        s.open()
+    try:
+        _ingestor(stores[0])[0].write_records(batch)
+        _ingestor(stores[1])[0].write_records(batch[:2_500])
+        _ingestor(stores[1])[0].write_records(batch[2_500:])
+        ingest = _ingestor(stores[2])[0]
+        for i in range(0, len(batch), 1_000):  # six batches, in reverse order
+            ingest.write_records(batch[len(batch) - i - 1_000:len(batch) - i])
+        one, *others = [_profile(s) for s in stores]
+        assert one.records == 6_000 and one.buckets == 24
+        x = one.columns[(int(ColumnSource.FEATURE), "x")]
+        assert x.numbers == 6_000 - 120  # every 50th is missing
+        assert sum(one.columns[(int(ColumnSource.FEATURE), "city")].categories.values()) == 6_000
+        for other in others:
+            assert _summary(other) == _summary(one)
+            # ~250 values an hour: every bucket's sketch is exact (below k), so the
+            # merged quantiles agree within the merge's rank error
+            q = np.linspace(0.01, 0.99, 99).tolist()
+            ox = other.columns[(int(ColumnSource.FEATURE), "x")]
+            assert x.sketch is not None and ox.sketch is not None
+            ranks = np.asarray(x.sketch.get_cdf(ox.sketch.get_quantiles(q)))[:-1]
+            assert np.max(np.abs(ranks - np.asarray(q))) <= 2 * rank_error()
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_a_record_sent_again_is_not_counted_again(store: EvaluationStore) -> None:
+    ingestor, _ = _ingestor(store)
+    batch = _records(2_000, "1", Environment.PRODUCTION, 0.0, 4)
+    first = ingestor.write_records(batch)
+    before = _summary(_profile(store))
+    again = ingestor.write_records(batch[:1_500] + _records(10, "1", Environment.PRODUCTION, 0.0,
+                                                            5, prefix="new-"))
+    assert first.accepted == 2_000 and again.accepted == 10 and again.duplicates == 1_500
+    after = _profile(store)
+    assert after.records == 2_010
+    assert _summary(after) != before
+    # exactly the ten new records were added
+    assert after.columns[(int(ColumnSource.PREDICTION), "")].labels == 2_010
+    assert after.columns[(int(ColumnSource.FEATURE), "city")].labels == 2_010
+
+
+def test_replicas_ingesting_at_once_into_postgres_give_the_profile_of_one_ingester(
+        make_postgres_database: Callable[[str], str], tmp_path: Path) -> None:
+    batch = _records(8_000, "1", Environment.PRODUCTION, 0.1, 6, hours=6)  # hot buckets
+    single = EmbeddedStore(tmp_path / "single.duckdb")
+    url = make_postgres_database("mp_obs_conc")
+    replicas = [PostgresStore(url, pool_size=2), PostgresStore(url, pool_size=2)]
+    single.open()
+    for r in replicas:
+        r.open()
+    try:
+        _ingestor(single)[0].write_records(batch)
+        errors: list[BaseException] = []
+        accepted = [0, 0]
+
+        def ingest(k: int) -> None:
+            ingestor = _ingestor(replicas[k])[0]
+            # both replicas get every record (a retried delivery): 500-record
+            # batches, one replica forwards, the other backwards
+            chunks = [batch[i:i + 500] for i in range(0, len(batch), 500)]
+            try:
+                for chunk in (chunks if k == 0 else chunks[::-1]):
+                    accepted[k] += ingestor.write_records(chunk).accepted
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=ingest, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert sum(accepted) == 8_000
+        assert _summary(_profile(replicas[0])) == _summary(_profile(single))
+    finally:
+        single.close()
+        for r in replicas:
+            r.close()
+
+
+async def test_compute_drift_says_which_mode_answered(service: Service) -> None:
+    model = f"prof-{service.backend}"
+    recs = []
+    rng = np.random.default_rng(7)
+    for i in range(400):
+        env = pb.ENVIRONMENT_VALIDATION if i % 2 else pb.ENVIRONMENT_PRODUCTION
+        recs.append(record(f"{model}-{i}", model, "1", env, T0 + timedelta(minutes=i),
+                           {"x": float(rng.normal(0.5 * (env == pb.ENVIRONMENT_PRODUCTION))),
+                            "city": CITIES[i % 5]}, int(i % 3 == 0)))
+    await log(service.stub, recs)
+    cur = pb.EvaluationFilter(model=model, versions=["1"], environment=pb.ENVIRONMENT_PRODUCTION)
+    ref = pb.ReferenceData(filter=pb.EvaluationFilter(model=model, versions=["1"],
+                                                      environment=pb.ENVIRONMENT_VALIDATION))
+    auto = await service.stub.ComputeDrift(pb.ComputeDriftRequest(current=cur, reference=ref))
+    assert auto.mode == pb.ANALYSIS_MODE_EXACT and auto.rank_error == 0
+    prof = await service.stub.ComputeDrift(pb.ComputeDriftRequest(
+        current=cur, reference=ref, mode=pb.ANALYSIS_MODE_PROFILE))
+    assert prof.mode == pb.ANALYSIS_MODE_PROFILE and prof.rank_error > 0
+    assert prof.profile_buckets == 2 * 7  # 400 minutes: hours 0..6 on each side
+    assert (prof.reference_count, prof.current_count) == (200, 200)
+    assert [c.column for c in prof.columns] == [c.column for c in auto.columns]
+    sliced = pb.EvaluationFilter(model=model, versions=["1"],
+                                 environment=pb.ENVIRONMENT_PRODUCTION,
+                                 predicates=[pb.SlicePredicate(
+                                     column=pb.ColumnRef(source=pb.COLUMN_SOURCE_FEATURE,
+                                                         name="city"),
+                                     op=pb.SLICE_OPERATOR_EQUAL, values=[T.Value(
+                                         string_value="rome")])])
+    err = await rpc_error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
+        current=sliced, reference=ref, mode=pb.ANALYSIS_MODE_PROFILE)))
+    assert err.code == "INVALID_ARGUMENT" and err.reason == "PROFILE_MODE_UNAVAILABLE"
+    auto = await service.stub.ComputeDrift(pb.ComputeDriftRequest(current=sliced, reference=ref))
+    assert auto.mode == pb.ANALYSIS_MODE_EXACT and auto.current_count == 40
+    err = await rpc_error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
+        current=cur, reference=ref, mode=pb.ANALYSIS_MODE_PROFILE,
+        columns=[pb.ColumnRef(source=pb.COLUMN_SOURCE_ACTUAL)])))
+    assert err.code == "INVALID_ARGUMENT" and err.reason == "PROFILE_MODE_UNAVAILABLE"
+    err = await rpc_error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
+        current=cur, reference=ref, mode=77)))  # type: ignore[arg-type]
+    assert err.code == "INVALID_ARGUMENT"
