@@ -103,13 +103,19 @@ class ColumnProfile:
 
     def add_numbers(self, values: np.ndarray) -> None:
         values = values[~np.isnan(values)]
-        if not len(values):
+        m = len(values)
+        if not m:
             return
-        other = ColumnProfile(len(values), float(values.mean()),
-                              float(((values - values.mean()) ** 2).sum()))
-        other.sketch = kll_doubles_sketch(KLL_K)
-        other.sketch.update(values)
-        self.merge(other)
+        mean = float(values.mean())
+        m2 = float(np.dot(values - mean, values - mean))
+        n = self.numbers + m
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.numbers * m / n
+        self.mean += delta * m / n
+        self.numbers = n
+        if self.sketch is None:
+            self.sketch = kll_doubles_sketch(KLL_K)
+        self.sketch.update(values)
 
     def add_labels(self, values: np.ndarray) -> None:
         present = values[values != None]  # elementwise on object arrays
