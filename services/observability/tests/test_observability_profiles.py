@@ -25,6 +25,7 @@ from modelplane.observability.evaluations import Evaluations, Reference
 from modelplane.observability.ingest import RecordIngestor
 from modelplane.observability.profiles import GRID, Profile, merge_rows, rank_error
 from modelplane.observability.records import (
+    Actual,
     ColumnRef,
     ColumnSource,
     Environment,
@@ -264,3 +265,87 @@ async def test_compute_drift_says_which_mode_answered(service: Service) -> None:
     err = await rpc_error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
         current=cur, reference=ref, mode=77)))  # type: ignore[arg-type]
     assert err.code == "INVALID_ARGUMENT"
+
+
+def _confusion(store: EvaluationStore) -> dict[tuple[object, ...], int]:
+    return {row[:-1]: row[-1] for row in store.confusion_rows(ScanSpec("fraud"))}
+
+
+def _expected_confusion(records: list[EvaluationRecord], actuals: dict[str, int]
+                        ) -> dict[tuple[object, ...], int]:
+    """The confusion cells counted from the records themselves."""
+    out: dict[tuple[object, ...], int] = {}
+    for r in records:
+        if r.prediction_id not in actuals:
+            continue
+        bucket = int(r.prediction_time.timestamp()) // 3600 * 3_600_000_000
+        cells = [(0, "", ""), (1, "city", str(r.features["city"])),
+                 (1, "flag", "true" if r.features["flag"] else "false")]
+        for src, name, val in cells:
+            key = (bucket, src, name, val, str(r.prediction), str(actuals[r.prediction_id]))
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_confusion_counts_follow_actuals_once_whenever_they_arrive(
+        store: EvaluationStore) -> None:
+    ingestor, _ = _ingestor(store)
+    recs = _records(3_000, "1", Environment.PRODUCTION, 0.0, 8, hours=12)
+    truth = {r.prediction_id: int(i % 3 == 0) for i, r in enumerate(recs)}
+    early = dict(list(truth.items())[:500])  # actuals that come before their records
+    ingestor.write_actuals([Actual(k, v) for k, v in early.items()])
+    assert _confusion(store) == {}
+    ingestor.write_records(recs)
+    assert _confusion(store) == _expected_confusion(recs, early)
+    ingestor.write_actuals([Actual(k, v) for k, v in truth.items()])
+    assert _confusion(store) == _expected_confusion(recs, truth)
+    # sent again: nothing moves
+    again = ingestor.write_actuals([Actual(k, v) for k, v in list(truth.items())[:1_000]])
+    assert again.accepted == 0 and again.duplicates == 1_000
+    assert _confusion(store) == _expected_confusion(recs, truth)
+    # changed: the record moves to its new cell
+    changed = {k: 1 - v for k, v in list(truth.items())[:200]}
+    ingestor.write_actuals([Actual(k, v) for k, v in changed.items()])
+    truth.update(changed)
+    assert _confusion(store) == _expected_confusion(recs, truth)
+
+
+def test_records_and_actuals_written_at_once_by_two_postgres_replicas_count_once(
+        make_postgres_database: Callable[[str], str]) -> None:
+    url = make_postgres_database("mp_obs_pair")
+    stores = [PostgresStore(url, pool_size=2), PostgresStore(url, pool_size=2)]
+    for s in stores:
+        s.open()
+    try:
+        recs = _records(6_000, "1", Environment.PRODUCTION, 0.0, 9, hours=4)
+        truth = {r.prediction_id: int(i % 4 == 0) for i, r in enumerate(recs)}
+        _ingestor(stores[0])[0].write_records(recs[:10])  # the catalog exists
+        errors: list[BaseException] = []
+
+        def records() -> None:
+            ingestor = _ingestor(stores[0])[0]
+            try:
+                for i in range(10, len(recs), 250):
+                    ingestor.write_records(recs[i:i + 250])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        def actuals() -> None:
+            ingestor = _ingestor(stores[1])[0]
+            items = list(truth.items())
+            try:
+                for i in range(0, len(items), 250):
+                    ingestor.write_actuals([Actual(k, v) for k, v in items[i:i + 250]])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=records), threading.Thread(target=actuals)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert _confusion(stores[0]) == _expected_confusion(recs, truth)
+    finally:
+        for s in stores:
+            s.close()

@@ -61,6 +61,9 @@ RECORD_COLUMNS = ("prediction_id", "model", "version", "environment", "predictio
 
 #: One encoded record, in RECORD_COLUMNS order (JSON columns as text).
 RecordRow = tuple[Any, ...]
+#: Confusion cell counts of one hour: bucket start µs, slice source (0 = every record,
+#: 1 feature, 2 tag), slice column, slice value, predicted label, actual label, count.
+ConfusionRow = tuple[int, int, str, str, str, str, int]
 #: One encoded actual: prediction_id, label, number, actual_time.
 ActualRow = tuple[str, str | None, float | None, datetime]
 
@@ -670,6 +673,13 @@ class EvaluationStore(AlertStore):
         """(bucket start µs, profile bytes) of the profiles in ``spec``'s model,
         versions, environment and window (widened to whole hours, see
         :func:`profile_bounds`); ``spec``'s other fields are not used."""
+
+    @abstractmethod
+    def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:
+        """Confusion counts of classification records with an actual, per hour and
+        per value of each categorical feature and tag (and for every record, source
+        0), in the profiles' window; kept at ingest, whichever of a record and its
+        actual comes last, and moved by a changed actual (not by a re-sent one)."""
 
     @abstractmethod
     def profile_count(self, spec: ScanSpec) -> int:

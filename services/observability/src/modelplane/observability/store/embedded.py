@@ -21,6 +21,7 @@ from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
     ActualRow,
     Catalog,
+    ConfusionRow,
     DeliveryState,
     EvaluationStore,
     ModelSummary,
@@ -55,6 +56,13 @@ CREATE TABLE IF NOT EXISTS obs_profiles (
     model VARCHAR, version VARCHAR, environment SMALLINT, bucket_start BIGINT,
     record_count BIGINT NOT NULL, profile BLOB NOT NULL,
     PRIMARY KEY (model, version, environment, bucket_start)
+);
+CREATE TABLE IF NOT EXISTS obs_confusion (
+    model VARCHAR, version VARCHAR, environment SMALLINT, bucket_start BIGINT,
+    source SMALLINT, name VARCHAR, value VARCHAR, predicted VARCHAR, actual VARCHAR,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start, source, name, value, predicted,
+                 actual)
 );
 CREATE TABLE IF NOT EXISTS obs_actuals (
     prediction_id VARCHAR PRIMARY KEY,
@@ -96,6 +104,31 @@ FROM obs_documents WHERE kind = 'alert' ORDER BY seq;
 DELETE FROM obs_documents WHERE kind = 'alert';
 """
 
+
+#: Confusion cells of the records in ``obs_confusion_delta`` (prediction id, actual
+#: label, +1 / -1) added to the stored counts: per hour, for every record (source
+#: 0) and per value of each categorical feature (1) and tag (2) of the model;
+#: classification models only (their prediction is not numeric).
+_CONFUSION_DELTA = """
+INSERT INTO obs_confusion
+SELECT r.model, r.version, r.environment,
+       epoch_us(r.prediction_time) // 3600000000 * 3600000000,
+       sl.source, sl.name, sl.value, r.prediction_label, d.label, sum(d.d)
+FROM obs_confusion_delta d
+JOIN obs_records r ON r.prediction_id = d.prediction_id
+JOIN obs_columns p ON p.model = r.model AND p.source = 3 AND p.name = '' AND p.kind <> 1
+CROSS JOIN LATERAL (
+    SELECT 0::SMALLINT AS source, '' AS name, '' AS value
+    UNION ALL
+    SELECT c.source, c.name, json_extract_string(
+        CASE WHEN c.source = 1 THEN r.features ELSE r.tags END,
+        '/' || replace(replace(c.name, '~', '~0'), '/', '~1'))
+    FROM obs_columns c WHERE c.model = r.model AND c.source IN (1, 2) AND c.kind IN (2, 3)
+) sl
+WHERE sl.value IS NOT NULL AND r.prediction_label IS NOT NULL AND d.label IS NOT NULL
+GROUP BY ALL
+ON CONFLICT DO UPDATE SET n = n + excluded.n
+"""
 
 _SCAN_SELECT = """
 SELECT json_object(
@@ -198,7 +231,23 @@ class EmbeddedStore(EvaluationStore):
         finally:
             self._conn.unregister("obs_stage_fresh")
         self._merge_profiles(build_profiles(fresh))
+        # Actuals that came before their records count now (once: the record is new).
+        self._add_confusion("SELECT s.prediction_id, a.label, 1 AS d FROM obs_stage_fresh s "
+                            "JOIN obs_actuals a ON a.prediction_id = s.prediction_id", fresh)
         return int(fresh.num_rows)
+
+    def _add_confusion(self, delta_sql: str, fresh: pa.Table | None = None) -> None:
+        if fresh is not None:
+            self._conn.register("obs_stage_fresh", fresh)
+        try:
+            self._conn.execute("CREATE OR REPLACE TEMP TABLE obs_confusion_delta AS "
+                               + delta_sql).fetchall()
+            if self._conn.execute("SELECT count(*) FROM obs_confusion_delta").fetchall()[0][0]:
+                self._conn.execute(_CONFUSION_DELTA).fetchall()
+            self._conn.execute("DROP TABLE obs_confusion_delta")
+        finally:
+            if fresh is not None:
+                self._conn.unregister("obs_stage_fresh")
 
     def _merge_profiles(self, profiles: dict[ProfileKey, Profile]) -> None:
         """Merge into the stored bucket profiles: one read of the touched buckets, one
@@ -249,6 +298,15 @@ class EmbeddedStore(EvaluationStore):
                                       "WHERE " + where, params).fetchall()
         return int(rows[0][0])
 
+    def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:
+        where, params = self._profile_where(spec)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT bucket_start, source, name, value, predicted, actual, sum(n) "
+                "FROM obs_confusion WHERE " + where + " GROUP BY ALL HAVING sum(n) > 0",
+                params).fetchall()
+        return [(int(b), int(s), n, v, p, a, int(c)) for b, s, n, v, p, a, c in rows]
+
     @staticmethod
     def _profile_where(spec: ScanSpec) -> tuple[str, list[Any]]:
         where = ["model = ?"]
@@ -289,6 +347,15 @@ class EmbeddedStore(EvaluationStore):
                 unmatched = self._conn.execute(
                     "SELECT count(*) FROM obs_stage_actuals s ANTI JOIN obs_records r "
                     "ON r.prediction_id = s.prediction_id").fetchall()[0][0]
+                # The confusion counts move by the change only: +1 at the new label,
+                # -1 at the old one; an actual sent again with its label moves nothing.
+                self._add_confusion(
+                    "SELECT s.prediction_id, s.label, 1 AS d FROM obs_stage_actuals s "
+                    "LEFT JOIN obs_actuals a ON a.prediction_id = s.prediction_id "
+                    "WHERE a.label IS DISTINCT FROM s.label "
+                    "UNION ALL SELECT a.prediction_id, a.label, -1 FROM obs_stage_actuals s "
+                    "JOIN obs_actuals a ON a.prediction_id = s.prediction_id "
+                    "WHERE a.label IS DISTINCT FROM s.label")
                 self._conn.execute(
                     "INSERT INTO obs_actuals SELECT * FROM obs_stage_actuals "
                     "ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, "

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,7 @@ from modelplane.observability.store.base import (
     RECORD_COLUMNS,
     ActualRow,
     Catalog,
+    ConfusionRow,
     DeliveryState,
     EvaluationStore,
     ModelSummary,
@@ -89,6 +91,20 @@ CREATE TABLE IF NOT EXISTS obs_profiles (
     record_count bigint NOT NULL,
     profile bytea NOT NULL,
     PRIMARY KEY (model, version, environment, bucket_start)
+);
+CREATE TABLE IF NOT EXISTS obs_confusion (
+    model text NOT NULL,
+    version text NOT NULL,
+    environment smallint NOT NULL,
+    bucket_start bigint NOT NULL,
+    source smallint NOT NULL,
+    name text NOT NULL,
+    value text NOT NULL,
+    predicted text NOT NULL,
+    actual text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start, source, name, value, predicted,
+                 actual)
 );
 CREATE TABLE IF NOT EXISTS obs_actuals (
     prediction_id text PRIMARY KEY,
@@ -167,6 +183,69 @@ SELECT json_build_object(
     'lt', r.latency_us, 'at', (extract(epoch FROM a.actual_time) * 1000000)::bigint)
 FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
+
+
+#: Confusion cells of the records in the temp table ``obs_confusion_delta``
+#: (prediction id, actual label, +1 / -1) added to the stored counts (see the
+#: embedded store's twin): the record is found by its id in ``obs_record_ids``,
+#: then by (model, time, id) in the partitioned table. Rows go in key order
+#: (C collation), so concurrent upserts of the same cells wait, not deadlock.
+_CONFUSION_DELTA = """
+INSERT INTO obs_confusion
+SELECT * FROM (
+SELECT r.model, r.version, r.environment,
+       floor(extract(epoch FROM r.prediction_time) / 3600)::bigint * 3600000000,
+       sl.source, sl.name, sl.value, r.prediction_label, d.label, sum(d.d)
+FROM obs_confusion_delta d
+JOIN obs_record_ids i ON i.prediction_id = d.prediction_id
+JOIN obs_records r ON r.model = i.model AND r.prediction_time = i.prediction_time
+     AND r.prediction_id = i.prediction_id
+JOIN obs_columns p ON p.model = r.model AND p.source = 3 AND p.name = '' AND p.kind <> 1
+CROSS JOIN LATERAL (
+    SELECT 0::smallint AS source, ''::text AS name, ''::text AS value
+    UNION ALL
+    SELECT c.source, c.name,
+           CASE WHEN c.source = 1 THEN r.features ->> c.name ELSE r.tags ->> c.name END
+    FROM obs_columns c WHERE c.model = r.model AND c.source IN (1, 2) AND c.kind IN (2, 3)
+) sl
+WHERE sl.value IS NOT NULL AND r.prediction_label IS NOT NULL AND d.label IS NOT NULL
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+) g (m, v, e, b, s, k, x, p, a, n)
+ORDER BY m COLLATE "C", v COLLATE "C", e, b, s, k COLLATE "C", x COLLATE "C",
+         p COLLATE "C", a COLLATE "C"
+ON CONFLICT (model, version, environment, bucket_start, source, name, value, predicted, actual)
+DO UPDATE SET n = obs_confusion.n + excluded.n
+"""
+_CONFUSION_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS obs_confusion_delta "
+                    "(prediction_id text, label text, d integer) ON COMMIT DELETE ROWS")
+#: Advisory lock class of the record / actual pairing, and its slots (by id hash).
+_PAIRING_LOCK = 0x0B5C
+_PAIRING_SLOTS = 64
+
+
+def _pairing_slots(ids: Any) -> list[int]:
+    """The lock slots of these prediction ids, sorted (every writer locks in order)."""
+    return sorted({zlib.crc32(i.encode()) % _PAIRING_SLOTS for i in ids})
+
+
+def _add_confusion(cur: Any, delta_sql: str, params: Any = ()) -> None:
+    cur.execute(_CONFUSION_STAGE)
+    cur.execute("INSERT INTO obs_confusion_delta " + delta_sql, params)
+    if cur.rowcount:
+        cur.execute(_CONFUSION_DELTA)
+    cur.execute("DELETE FROM obs_confusion_delta")
+
+
+def _records_confusion(cur: Any, ids: list[str]) -> None:
+    """Confusion of new records whose actual came first. Takes the pairing slots of
+    the ids in SHARE mode (record writers do not wait for each other) after the
+    records are written: an actual writer holds its slots EXCLUSIVE from before it
+    looks for records until it commits, so either it saw these records (they
+    committed first) or this statement, run once it has committed, sees its actuals."""
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s, s) FROM unnest(%s::int[]) s",
+                [_PAIRING_LOCK, _pairing_slots(ids)])
+    _add_confusion(cur, "SELECT a.prediction_id, a.label, 1 FROM obs_actuals a "
+                        "WHERE a.prediction_id = ANY(%s)", [ids])
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -374,6 +453,7 @@ class PostgresStore(EvaluationStore):
                     for row in fresh_rows:
                         write(row)
                 _merge_profiles(cur, build_profiles(record_rows_table(fresh_rows)))
+                _records_confusion(cur, [r[0] for r in fresh_rows])
                 return len(fresh)
 
     def write_columnar(self, batch: ColumnarBatch) -> int:
@@ -410,17 +490,32 @@ class PostgresStore(EvaluationStore):
                                   f"FROM STDIN (FORMAT csv)") as copy:
                         copy.write(memoryview(_csv(records)))
                     _merge_profiles(cur, build_profiles(records))
+                    _records_confusion(cur, records.column("prediction_id").to_pylist())
                 return int(records.num_rows)
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
             return 0, 0, 0
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # Exclusive pairing slots first (see _records_confusion): the old labels
+            # read below stay the stored ones until this commits.
+            cur.execute("SELECT pg_advisory_xact_lock(%s, s) FROM unnest(%s::int[]) s",
+                        [_PAIRING_LOCK, _pairing_slots(r[0] for r in rows)])
             cur.execute(_STAGE_ACTUALS)
             with cur.copy("COPY obs_stage_actuals (prediction_id, label, number, actual_time) "
                           "FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # The confusion counts move by the change only: +1 at the new label, -1
+            # at the old one; an actual sent again with its label moves nothing.
+            _add_confusion(cur, """
+                SELECT s.prediction_id, s.label, 1 FROM obs_stage_actuals s
+                LEFT JOIN obs_actuals a ON a.prediction_id = s.prediction_id
+                WHERE a.label IS DISTINCT FROM s.label
+                UNION ALL
+                SELECT a.prediction_id, a.label, -1 FROM obs_stage_actuals s
+                JOIN obs_actuals a ON a.prediction_id = s.prediction_id
+                WHERE a.label IS DISTINCT FROM s.label""")
             cur.execute("SELECT count(*) FROM obs_stage_actuals s WHERE NOT EXISTS "
                         "(SELECT 1 FROM obs_record_ids r WHERE r.prediction_id = s.prediction_id)")
             unmatched = cur.fetchone()[0]  # type: ignore[index]
@@ -479,6 +574,15 @@ class PostgresStore(EvaluationStore):
             rows = conn.execute("SELECT bucket_start, profile FROM obs_profiles WHERE "
                                 + where + " ORDER BY bucket_start", params).fetchall()
         return [(int(b), bytes(p)) for b, p in rows]
+
+    def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:
+        where, params = _profile_where(spec)
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT bucket_start, source, name, value, predicted, actual, sum(n) "
+                "FROM obs_confusion WHERE " + where + " GROUP BY 1, 2, 3, 4, 5, 6 "
+                "HAVING sum(n) > 0", params).fetchall()
+        return [(int(b), int(s), n, v, p, a, int(c)) for b, s, n, v, p, a, c in rows]
 
     def profile_count(self, spec: ScanSpec) -> int:
         where, params = _profile_where(spec)
