@@ -121,6 +121,8 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
     from modelplane.observability.evaluations import Reference
     from modelplane.observability.records import (
         Actual,
+        ColumnRef,
+        ColumnSource,
         Environment,
         EvaluationFilter,
         TimeWindow,
@@ -184,6 +186,12 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
         print(f"    amount: drifted {amount.drift.drifted}, profile buckets "
               f"{prof.profile_buckets}, rank error {prof.rank_error:.4f}; automatic "
               f"answered {rep.mode.name}")
+        timed("performance by day and city, automatic", lambda: ev.performance(
+            EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION), bucket=timedelta(days=1),
+            slice_by=[ColumnRef(ColumnSource.FEATURE, "city")]))
+        timed("performance by day and city, PROFILE", lambda: ev.performance(
+            EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION), bucket=timedelta(days=1),
+            slice_by=[ColumnRef(ColumnSource.FEATURE, "city")], mode=AnalysisMode.PROFILE))
         if skip_exact:
             return
         exact = timed("drift, EXACT mode (main's path)",
@@ -211,6 +219,10 @@ def exact_steps(rt: Any, cur: Any, ref: Any) -> None:
         EvaluationFilter,
     )
 
+    try:
+        from modelplane.observability.analysis_limits import AnalysisMode
+    except ImportError:  # main before #15
+        AnalysisMode = None  # type: ignore[assignment,misc]
     ev = rt.evaluations
     by = [ColumnRef(ColumnSource.FEATURE, c) for c in ("city", "amount", "age")]
     rc = timed("root cause (accuracy), exact", lambda: ev.root_cause(
@@ -218,9 +230,10 @@ def exact_steps(rt: Any, cur: Any, ref: Any) -> None:
     first = rc.slices[0].display_name if rc.slices else "(none)"
     print(f"    first slice: {first}; names the shifted slice first: "
           f"{SHIFTED in first}")
-    timed("performance by day and by city", lambda: ev.performance(
+    exact = {} if AnalysisMode is None else {"mode": AnalysisMode.EXACT}
+    timed("performance by day and city, exact", lambda: ev.performance(
         EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION), bucket=timedelta(days=1),
-        slice_by=[ColumnRef(ColumnSource.FEATURE, "city")]))
+        slice_by=[ColumnRef(ColumnSource.FEATURE, "city")], **exact))
     timed("dashboard model page", lambda: build_model_view(rt, MODEL))
 
 

@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from obs_test_data import T0, Service, log, record, rpc_error
 
 from modelplane.api.v1 import types_pb2 as T
+from modelplane.kit.errors import InvalidArgument
+from modelplane.observability import metrics as M
 from modelplane.observability.analysis_limits import AnalysisMode
 from modelplane.observability.drift import DriftMethod
 from modelplane.observability.evaluations import Evaluations, Reference
@@ -31,6 +33,7 @@ from modelplane.observability.records import (
     Environment,
     EvaluationFilter,
     EvaluationRecord,
+    TimeWindow,
 )
 from modelplane.observability.store.base import EvaluationStore, ScanSpec
 from modelplane.observability.store.embedded import EmbeddedStore
@@ -265,6 +268,11 @@ async def test_compute_drift_says_which_mode_answered(service: Service) -> None:
     err = await rpc_error(service.stub.ComputeDrift(pb.ComputeDriftRequest(
         current=cur, reference=ref, mode=77)))  # type: ignore[arg-type]
     assert err.code == "INVALID_ARGUMENT"
+    perf = await service.stub.ComputePerformance(pb.ComputePerformanceRequest(filter=cur))
+    assert perf.mode == pb.ANALYSIS_MODE_EXACT
+    perf = await service.stub.ComputePerformance(pb.ComputePerformanceRequest(
+        filter=cur, mode=pb.ANALYSIS_MODE_PROFILE))
+    assert perf.mode == pb.ANALYSIS_MODE_PROFILE and perf.overall.record_count == 200
 
 
 def _confusion(store: EvaluationStore) -> dict[tuple[object, ...], int]:
@@ -349,3 +357,45 @@ def test_records_and_actuals_written_at_once_by_two_postgres_replicas_count_once
     finally:
         for s in stores:
             s.close()
+
+
+def test_performance_from_profiles_equals_the_exact_counts_metrics(
+        store: EvaluationStore) -> None:
+    ingestor, ev = _ingestor(store)
+    recs = _records(8_000, "1", Environment.PRODUCTION, 0.2, 10, hours=72)
+    rng = np.random.default_rng(10)
+    ingestor.write_records(recs)
+    # 90 % of the records get an actual, which agrees with the prediction 80 % of the time
+    ingestor.write_actuals([
+        Actual(r.prediction_id, int(r.prediction) if rng.random() < 0.8 else 1 - int(r.prediction))
+        for r in recs if rng.random() < 0.9])
+    f = EvaluationFilter("fraud", ("1",), Environment.PRODUCTION,
+                         TimeWindow(T0, T0 + timedelta(hours=72)))
+    by = [ColumnRef(ColumnSource.FEATURE, "city"), ColumnRef(ColumnSource.FEATURE, "flag")]
+    exact = ev.performance(f, bucket=timedelta(hours=12), slice_by=by, mode=AnalysisMode.EXACT)
+    prof = ev.performance(f, bucket=timedelta(hours=12), slice_by=by,
+                          mode=AnalysisMode.PROFILE)
+    assert exact.mode is AnalysisMode.EXACT and prof.mode is AnalysisMode.PROFILE
+    groups = [(exact.overall, prof.overall), *zip(exact.windows, prof.windows, strict=True),
+              *zip(exact.slices, prof.slices, strict=True)]
+    assert len(groups) == 1 + 6 + 5 + 2
+    for e, p in groups:
+        assert (p.window, p.slice) == (e.window, e.slice)
+        assert (p.record_count, p.labeled_count) == (e.record_count, e.labeled_count)
+        for metric in (M.Metric.ACCURACY, M.Metric.PRECISION, M.Metric.RECALL, M.Metric.F1):
+            assert p.metrics[metric] == pytest.approx(e.metrics[metric], abs=1e-12), metric
+        assert p.metrics[M.Metric.ROC_AUC] is None and e.metrics[M.Metric.ROC_AUC] is not None
+    # macro average over the same classes
+    e_macro = ev.performance(f, average=M.ClassAverage.MACRO, mode=AnalysisMode.EXACT)
+    p_macro = ev.performance(f, average=M.ClassAverage.MACRO, mode=AnalysisMode.PROFILE)
+    assert p_macro.overall.metrics[M.Metric.F1] == pytest.approx(
+        e_macro.overall.metrics[M.Metric.F1], abs=1e-12)
+    # what profiles cannot answer is refused in PROFILE mode, answered exactly otherwise
+    x = ColumnRef(ColumnSource.FEATURE, "x")
+    with pytest.raises(InvalidArgument, match="numeric"):
+        ev.performance(f, slice_by=[x], mode=AnalysisMode.PROFILE)
+    with pytest.raises(InvalidArgument, match="whole hours"):
+        ev.performance(f, bucket=timedelta(minutes=30), mode=AnalysisMode.PROFILE)
+    ev.exact_rows = 100  # automatic mode now prefers the profiles where they can answer
+    assert ev.performance(f, slice_by=by).mode is AnalysisMode.PROFILE
+    assert ev.performance(f, slice_by=[x]).mode is AnalysisMode.EXACT

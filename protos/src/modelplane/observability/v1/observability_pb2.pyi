@@ -501,7 +501,7 @@ class PerformanceGroup(_message.Message):
     def __init__(self, window: _Optional[_Union[_types_pb2.TimeWindow, _Mapping]] = ..., slice: _Optional[_Union[Slice, _Mapping]] = ..., record_count: _Optional[int] = ..., labeled_count: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ...) -> None: ...
 
 class ComputePerformanceRequest(_message.Message):
-    __slots__ = ("filter", "metrics", "task", "positive_class", "average", "bucket", "slice_by", "slice_bins")
+    __slots__ = ("filter", "metrics", "task", "positive_class", "average", "bucket", "slice_by", "slice_bins", "mode")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -510,6 +510,7 @@ class ComputePerformanceRequest(_message.Message):
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     SLICE_BY_FIELD_NUMBER: _ClassVar[int]
     SLICE_BINS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     filter: EvaluationFilter
     metrics: _containers.RepeatedScalarFieldContainer[Metric]
     task: TaskType
@@ -518,19 +519,22 @@ class ComputePerformanceRequest(_message.Message):
     bucket: _duration_pb2.Duration
     slice_by: _containers.RepeatedCompositeFieldContainer[ColumnRef]
     slice_bins: int
-    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[Metric, str]]] = ..., task: _Optional[_Union[TaskType, str]] = ..., positive_class: _Optional[str] = ..., average: _Optional[_Union[ClassAverage, str]] = ..., bucket: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., slice_by: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., slice_bins: _Optional[int] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[Metric, str]]] = ..., task: _Optional[_Union[TaskType, str]] = ..., positive_class: _Optional[str] = ..., average: _Optional[_Union[ClassAverage, str]] = ..., bucket: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., slice_by: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., slice_bins: _Optional[int] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputePerformanceResponse(_message.Message):
-    __slots__ = ("task", "overall", "windows", "slices")
+    __slots__ = ("task", "overall", "windows", "slices", "mode")
     TASK_FIELD_NUMBER: _ClassVar[int]
     OVERALL_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     task: TaskType
     overall: PerformanceGroup
     windows: _containers.RepeatedCompositeFieldContainer[PerformanceGroup]
     slices: _containers.RepeatedCompositeFieldContainer[PerformanceGroup]
-    def __init__(self, task: _Optional[_Union[TaskType, str]] = ..., overall: _Optional[_Union[PerformanceGroup, _Mapping]] = ..., windows: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, task: _Optional[_Union[TaskType, str]] = ..., overall: _Optional[_Union[PerformanceGroup, _Mapping]] = ..., windows: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ReferenceData(_message.Message):
     __slots__ = ("filter", "baseline")

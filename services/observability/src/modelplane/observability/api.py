@@ -586,11 +586,12 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             self._rt.evaluations.performance, f, [M.Metric(m) for m in request.metrics],
             M.TaskType(request.task), request.positive_class, M.ClassAverage(request.average),
             _duration(request.bucket, request.HasField("bucket")),
-            [column_from_pb(c) for c in request.slice_by], request.slice_bins or 4)
+            [column_from_pb(c) for c in request.slice_by], request.slice_bins or 4,
+            _analysis_mode(request.mode))
         return pb.ComputePerformanceResponse(
             task=_wire(pb.TaskType, rep.task), overall=group_to_pb(rep.overall),
             windows=[group_to_pb(g) for g in rep.windows],
-            slices=[group_to_pb(g) for g in rep.slices])
+            slices=[group_to_pb(g) for g in rep.slices], mode=_wire(pb.AnalysisMode, rep.mode))
 
     async def ComputeProxyPerformance(self, request: pb.ComputeProxyPerformanceRequest,
                                       context: Any) -> pb.ComputeProxyPerformanceResponse:

@@ -138,6 +138,7 @@ class PerformanceReport:
     overall: PerformanceGroup
     windows: list[PerformanceGroup]
     slices: list[PerformanceGroup]
+    mode: AnalysisMode = AnalysisMode.EXACT
 
 
 @dataclass
@@ -476,9 +477,17 @@ class Evaluations:
                     task: M.TaskType = M.TaskType.UNSPECIFIED, positive: str = "",
                     average: M.ClassAverage = M.ClassAverage.UNSPECIFIED,
                     bucket: timedelta | None = None, slice_by: Sequence[ColumnRef] = (),
-                    slice_bins: int = 4) -> PerformanceReport:
+                    slice_bins: int = 4, mode: AnalysisMode = AnalysisMode.UNSPECIFIED
+                    ) -> PerformanceReport:
         if bucket is not None and bucket <= timedelta(0):
             raise _bad("bucket", "must be positive")
+        if mode is not AnalysisMode.EXACT:
+            from modelplane.observability.profile_analysis import profile_performance
+
+            report = profile_performance(self, f, metrics, task, positive, average, bucket,
+                                         slice_by, mode)
+            if report is not None:
+                return report
         frame, catalog = self.load(f)
         task = infer_task(frame, catalog, task)
         ms = self._check_metrics(metrics, task, "metrics")

@@ -13,9 +13,11 @@ widened to whole hours (the hour holding the window's start is in).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument
+from modelplane.observability import metrics as M
 from modelplane.observability.analysis_limits import AnalysisMode
 from modelplane.observability.drift import (
     CATEGORICAL_METHODS,
@@ -25,27 +27,46 @@ from modelplane.observability.drift import (
     DriftThresholds,
 )
 from modelplane.observability.profiles import (
+    HOUR_US,
+    OTHER,
     ColumnProfile,
     merge_rows,
     profile_categorical_drift,
+    profile_header,
     profile_numeric_drift,
     rank_error,
 )
 from modelplane.observability.records import (
+    PREDICTION,
     ColumnKind,
     ColumnRef,
     ColumnSource,
     EvaluationFilter,
+    Scalar,
+    SliceOperator,
+    SlicePredicate,
+    TimeWindow,
 )
-from modelplane.observability.store.base import ScanSpec
+from modelplane.observability.slices import MAX_CATEGORIES as MAX_SLICE_CATEGORIES
+from modelplane.observability.slices import check_column
+from modelplane.observability.store.base import ScanSpec, to_us
 
 if TYPE_CHECKING:
-    from modelplane.observability.evaluations import DriftReport, Evaluations, Reference
+    from modelplane.observability.evaluations import (
+        DriftReport,
+        Evaluations,
+        PerformanceReport,
+        Reference,
+    )
 
 
 def _refuse(description: str) -> InvalidArgument:
     return InvalidArgument(f"mode: {description}", reason="PROFILE_MODE_UNAVAILABLE",
                            field_violations=[FieldViolation("mode", description)])
+
+
+def _from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
 def _spec(f: EvaluationFilter) -> ScanSpec:
@@ -106,3 +127,103 @@ def profile_drift(ev: Evaluations, current: EvaluationFilter, reference: Referen
         results.append(ColumnDriftResult(col, kind, d))
     return DriftReport(results, ref_p.records, cur_p.records, AnalysisMode.PROFILE,
                        rank_error(), len(cur_rows) + len(ref_rows))
+
+
+def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[M.Metric],
+                        task: M.TaskType, positive: str, average: M.ClassAverage,
+                        bucket: timedelta | None, slice_by: Sequence[ColumnRef],
+                        mode: AnalysisMode) -> PerformanceReport | None:
+    """Classification performance from the confusion counts kept at ingest, or None
+    when the exact path should answer. Accuracy, precision, recall and F1 are the
+    exact path's numbers over the window widened to whole hours; ROC AUC and log
+    loss need the scores and come back without a value."""
+    from modelplane.observability.evaluations import PerformanceGroup, PerformanceReport
+
+    forced = mode is AnalysisMode.PROFILE
+
+    def cannot(why: str) -> PerformanceReport | None:
+        if forced:
+            raise _refuse(why)
+        return None
+
+    f, catalog = ev.validate_filter(f)
+    if f.predicates:
+        return cannot("profiles summarise whole windows of a model, version and "
+                      "environment; a filter with predicates needs EXACT mode")
+    kinds = catalog.columns()
+    if kinds.get(PREDICTION) is ColumnKind.NUMERIC or task is M.TaskType.REGRESSION:
+        return cannot("profiles keep classification counts only; regression needs EXACT mode")
+    hour = timedelta(hours=1)
+    if bucket is not None and (bucket % hour or (
+            f.window.start is not None and to_us(f.window.start) % HOUR_US)):
+        return cannot("profiles are hourly: bucket must be whole hours and the window "
+                      "start on the hour")
+    for i, ref in enumerate(slice_by):
+        check_column(ref, {**kinds, PREDICTION: ColumnKind.CATEGORICAL}, f.model,
+                     f"slice_by[{i}]")
+        if ref.source not in (ColumnSource.FEATURE, ColumnSource.TAG) \
+                or kinds.get(ref) is ColumnKind.NUMERIC:
+            return cannot(f"slice_by[{i}]: profiles count categorical feature and tag "
+                          "values; a numeric or prediction slice needs EXACT mode")
+    spec = _spec(f)
+    store = ev._store
+    if not forced and store.profile_count(spec) <= ev.exact_rows:
+        return None
+    task = M.TaskType.CLASSIFICATION
+    ms = ev._check_metrics(metrics, task, "metrics")
+    scores = catalog.score_keys()
+    headers = [(b, *profile_header(blob)) for b, blob in store.profile_rows(spec)]
+    cells = store.confusion_rows(spec)
+
+    def metric_values(pairs: dict[tuple[str, str], int]) -> dict[M.Metric, float | None]:
+        return M.confusion_metrics(pairs, scores, ms, positive or None, average)
+
+    def group(records: int, pairs: dict[tuple[str, str], int]) -> PerformanceGroup:
+        return PerformanceGroup(records, sum(pairs.values()), metric_values(pairs))
+
+    overall_pairs: dict[tuple[str, str], int] = {}
+    for b, src, _, _, p, a, n in cells:
+        if src == 0:
+            overall_pairs[(p, a)] = overall_pairs.get((p, a), 0) + n
+    overall = group(sum(h[1] for h in headers), overall_pairs)
+    windows = []
+    if bucket is not None:
+        width = int(bucket.total_seconds() * 1_000_000)
+        with_records = [h for h in headers if h[1]]
+        if with_records:
+            start = (to_us(f.window.start) if f.window.start
+                     else min(h[0] for h in with_records) // width * width)
+            counts: dict[int, int] = {}
+            for b, records, _ in with_records:
+                counts[(b - start) // width] = counts.get((b - start) // width, 0) + records
+            pairs_by: dict[int, dict[tuple[str, str], int]] = {}
+            for b, src, _, _, p, a, n in cells:
+                if src == 0:
+                    d = pairs_by.setdefault((b - start) // width, {})
+                    d[(p, a)] = d.get((p, a), 0) + n
+            for i in sorted(counts):
+                g = group(counts[i], pairs_by.get(i, {}))
+                lo = start + i * width
+                g.window = TimeWindow(_from_us(lo), _from_us(lo + width))
+                windows.append(g)
+    slices = []
+    for ref in slice_by:
+        key = (int(ref.source), ref.name)
+        values: dict[str, int] = {}
+        for _, _, cats in headers:
+            for v, n in cats.get(key, {}).items():
+                values[v] = values.get(v, 0) + n
+        values.pop(OTHER, None)
+        top = sorted(values, key=lambda v: -values[v])[:MAX_SLICE_CATEGORIES]
+        boolean = kinds.get(ref) is ColumnKind.BOOLEAN
+        by_value: dict[str, dict[tuple[str, str], int]] = {}
+        for _, src, name, value, p, a, n in cells:
+            if (src, name) == key:
+                d = by_value.setdefault(value, {})
+                d[(p, a)] = d.get((p, a), 0) + n
+        chosen: list[tuple[str, Scalar]] = [(v, v == "true" if boolean else v) for v in top]
+        for text, wanted in sorted(chosen, key=lambda tv: str(tv[1])):
+            g = group(values[text], by_value.get(text, {}))
+            g.slice = (SlicePredicate(ref, SliceOperator.EQUAL, (wanted,)),)
+            slices.append(g)
+    return PerformanceReport(task, overall, windows, slices, AnalysisMode.PROFILE)

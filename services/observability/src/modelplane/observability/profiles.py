@@ -386,3 +386,12 @@ def profile_categorical_drift(ref: ColumnProfile, cur: ColumnProfile,
 def merge_rows(rows: Iterable[tuple[Any, bytes]]) -> Profile:
     """The merge of stored profile rows (anything, profile bytes)."""
     return merge_all(Profile.from_bytes(bytes(blob)) for _, blob in rows)
+
+
+def profile_header(data: bytes) -> tuple[int, dict[ColumnKey, dict[str, int]]]:
+    """A stored profile's record count and category counts, without its sketches."""
+    if not data:
+        return 0, {}
+    (size,) = struct.unpack_from("<I", data)
+    header = json.loads(data[4:4 + size])
+    return int(header["n"]), {(int(c[0]), c[1]): dict(c[6]) for c in header["c"] if c[6]}
