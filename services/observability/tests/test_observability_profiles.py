@@ -399,3 +399,46 @@ def test_performance_from_profiles_equals_the_exact_counts_metrics(
     ev.exact_rows = 100  # automatic mode now prefers the profiles where they can answer
     assert ev.performance(f, slice_by=by).mode is AnalysisMode.PROFILE
     assert ev.performance(f, slice_by=[x]).mode is AnalysisMode.EXACT
+
+
+def test_root_cause_from_profiles_ranks_like_the_exact_path(store: EvaluationStore) -> None:
+    ingestor, ev = _ingestor(store)
+    ref_recs = _records(4_000, "1", Environment.PRODUCTION, 0.0, 11, hours=24)
+    cur_recs = _records(4_000, "1", Environment.PRODUCTION, 0.0, 12, prefix="c",
+                        hours=24)
+    for r in cur_recs:
+        r.prediction_time += timedelta(days=1)
+    ingestor.write_records(ref_recs + cur_recs)
+    rng = np.random.default_rng(12)
+
+    def actual(r: EvaluationRecord, late: bool) -> int:
+        # in the second day, Rome's actuals disagree half the time (else 10 %)
+        wrong = 0.5 if late and r.features["city"] == "rome" else 0.1
+        return 1 - int(r.prediction) if rng.random() < wrong else int(r.prediction)
+
+    ingestor.write_actuals([Actual(r.prediction_id, actual(r, False)) for r in ref_recs]
+                           + [Actual(r.prediction_id, actual(r, True)) for r in cur_recs])
+    day = timedelta(days=1)
+    cur = EvaluationFilter("fraud", ("1",), Environment.PRODUCTION, TimeWindow(T0 + day,
+                                                                               T0 + 2 * day))
+    ref = Reference(filter=EvaluationFilter("fraud", ("1",), Environment.PRODUCTION,
+                                            TimeWindow(T0, T0 + day)))
+    cols = [ColumnRef(ColumnSource.FEATURE, "city"), ColumnRef(ColumnSource.FEATURE, "flag")]
+    args = (cur, ref, M.Metric.ACCURACY, None, cols, 10, 1)
+    exact = ev.root_cause(*args, mode=AnalysisMode.EXACT)
+    prof = ev.root_cause(*args, mode=AnalysisMode.PROFILE)
+    assert prof.mode is AnalysisMode.PROFILE
+    assert prof.slices[0].display_name == 'city = "rome"' == exact.slices[0].display_name
+    assert prof.reference_value == pytest.approx(exact.reference_value, abs=1e-12)
+    assert prof.current_value == pytest.approx(exact.current_value, abs=1e-12)
+    assert [s.display_name for s in prof.slices] == [s.display_name for s in exact.slices]
+    for p, e in zip(prof.slices, exact.slices, strict=True):
+        assert (p.reference_count, p.current_count) == (e.reference_count, e.current_count)
+        for f in ("contribution", "contribution_share", "reference_value", "current_value",
+                  "lift", "score"):
+            assert getattr(p, f) == pytest.approx(getattr(e, f), abs=1e-9), f
+    with pytest.raises(InvalidArgument, match="pairs"):
+        ev.root_cause(cur, ref, M.Metric.ACCURACY, None, cols, 10, 2, mode=AnalysisMode.PROFILE)
+    with pytest.raises(InvalidArgument, match="categorical"):
+        ev.root_cause(cur, ref, M.Metric.ACCURACY, None, [ColumnRef(ColumnSource.FEATURE, "x")],
+                      10, 1, mode=AnalysisMode.PROFILE)

@@ -701,7 +701,7 @@ class SliceContribution(_message.Message):
     def __init__(self, slice: _Optional[_Union[Slice, _Mapping]] = ..., contribution: _Optional[float] = ..., contribution_share: _Optional[float] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., lift: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
 
 class ComputeRootCauseRequest(_message.Message):
-    __slots__ = ("current", "reference", "objective", "columns", "max_slices", "max_depth", "min_slice_size", "bins", "positive_class")
+    __slots__ = ("current", "reference", "objective", "columns", "max_slices", "max_depth", "min_slice_size", "bins", "positive_class", "mode")
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -711,6 +711,7 @@ class ComputeRootCauseRequest(_message.Message):
     MIN_SLICE_SIZE_FIELD_NUMBER: _ClassVar[int]
     BINS_FIELD_NUMBER: _ClassVar[int]
     POSITIVE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     current: EvaluationFilter
     reference: ReferenceData
     objective: RootCauseObjective
@@ -720,17 +721,20 @@ class ComputeRootCauseRequest(_message.Message):
     min_slice_size: int
     bins: int
     positive_class: str
-    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., objective: _Optional[_Union[RootCauseObjective, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., max_slices: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_slice_size: _Optional[int] = ..., bins: _Optional[int] = ..., positive_class: _Optional[str] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., objective: _Optional[_Union[RootCauseObjective, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., max_slices: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_slice_size: _Optional[int] = ..., bins: _Optional[int] = ..., positive_class: _Optional[str] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputeRootCauseResponse(_message.Message):
-    __slots__ = ("reference_value", "current_value", "slices")
+    __slots__ = ("reference_value", "current_value", "slices", "mode")
     REFERENCE_VALUE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_VALUE_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     reference_value: float
     current_value: float
     slices: _containers.RepeatedCompositeFieldContainer[SliceContribution]
-    def __init__(self, reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[SliceContribution, _Mapping]]] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[SliceContribution, _Mapping]]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class FeatureAttribution(_message.Message):
     __slots__ = ("feature", "value", "std")

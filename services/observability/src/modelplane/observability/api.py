@@ -637,9 +637,10 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             self._rt.evaluations.root_cause, cur, ref, metric, col,
             [column_from_pb(c) for c in request.columns], request.max_slices or 10,
             request.max_depth or 2, request.min_slice_size or 30, request.bins or 4,
-            request.positive_class)
+            request.positive_class, _analysis_mode(request.mode))
         return pb.ComputeRootCauseResponse(
             reference_value=rep.reference_value, current_value=rep.current_value,
+            mode=_wire(pb.AnalysisMode, rep.mode),
             slices=[pb.SliceContribution(
                 slice=slice_to_pb(s.slice), contribution=s.contribution,
                 contribution_share=s.contribution_share, reference_count=s.reference_count,

@@ -206,6 +206,7 @@ class RootCauseReport:
     reference_value: float
     current_value: float
     slices: list[SliceContribution]
+    mode: AnalysisMode = AnalysisMode.EXACT
 
 
 @dataclass
@@ -619,8 +620,16 @@ class Evaluations:
     def root_cause(self, current: EvaluationFilter, reference: Reference | None = None,
                    metric: M.Metric | None = None, drift_column: ColumnRef | None = None,
                    columns: Sequence[ColumnRef] = (), max_slices: int = 10, max_depth: int = 2,
-                   min_slice_size: int = 30, bins: int = 4, positive: str = ""
-                   ) -> RootCauseReport:
+                   min_slice_size: int = 30, bins: int = 4, positive: str = "",
+                   mode: AnalysisMode = AnalysisMode.UNSPECIFIED) -> RootCauseReport:
+        if mode is not AnalysisMode.EXACT:
+            from modelplane.observability.profile_analysis import profile_root_cause
+
+            report = profile_root_cause(self, current, reference, metric, drift_column,
+                                        columns, max_slices, max_depth, min_slice_size,
+                                        positive, mode)
+            if report is not None:
+                return report
         cur, catalog = self.load(current, "current")
         ref, _ = self.load_reference(reference, current)
         kinds = catalog.columns()

@@ -12,6 +12,7 @@ widened to whole hours (the hour holding the window's start is in).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from modelplane.observability.drift import (
 from modelplane.observability.profiles import (
     HOUR_US,
     OTHER,
+    ColumnKey,
     ColumnProfile,
     merge_rows,
     profile_categorical_drift,
@@ -57,7 +59,11 @@ if TYPE_CHECKING:
         Evaluations,
         PerformanceReport,
         Reference,
+        RootCauseReport,
     )
+
+#: (predicted, actual) label pairs and their counts
+Pairs = dict[tuple[str, str], int]
 
 
 def _refuse(description: str) -> InvalidArgument:
@@ -227,3 +233,125 @@ def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[
             g.slice = (SlicePredicate(ref, SliceOperator.EQUAL, (wanted,)),)
             slices.append(g)
     return PerformanceReport(task, overall, windows, slices, AnalysisMode.PROFILE)
+
+
+def profile_root_cause(ev: Evaluations, current: EvaluationFilter, reference: Reference | None,
+                       metric: M.Metric | None, drift_column: ColumnRef | None,
+                       columns: Sequence[ColumnRef], max_slices: int, max_depth: int,
+                       min_slice_size: int, positive: str, mode: AnalysisMode
+                       ) -> RootCauseReport | None:
+    """Root cause of a classification metric's drop over single categorical slices,
+    from the confusion counts (the exact path's contribution, share, lift and score:
+    each needs the metric inside a slice and outside it, which the counts give by
+    subtraction), or None when the exact path should answer."""
+    from modelplane.observability.evaluations import (
+        RootCauseReport,
+        SliceContribution,
+        _rank,
+    )
+
+    forced = mode is AnalysisMode.PROFILE
+
+    def cannot(why: str) -> RootCauseReport | None:
+        if forced:
+            raise _refuse(why)
+        return None
+
+    if metric is None or metric is M.Metric.UNSPECIFIED or drift_column is not None:
+        return cannot("profiles answer the root cause of a metric; of drift it needs EXACT")
+    if max_depth != 1:
+        return cannot("profiles count single slices; pairs (max_depth 2) need EXACT mode")
+    cur_f, catalog = ev.validate_filter(current, "current")
+    ref_f, _, ref_path = ev.reference_filter(reference, current)
+    ref_f, _ = ev.validate_filter(ref_f, ref_path)
+    if cur_f.predicates or ref_f.predicates:
+        return cannot("profiles summarise whole windows of a model, version and "
+                      "environment; a filter with predicates needs EXACT mode")
+    if ref_f.model != cur_f.model:
+        return cannot("profiles compare windows of one model")
+    kinds = catalog.columns()
+    if kinds.get(PREDICTION) is ColumnKind.NUMERIC:
+        return cannot("profiles keep classification counts only; regression needs EXACT mode")
+    ev._check_metrics([metric], M.TaskType.CLASSIFICATION, "objective.metric")
+    if metric in (M.Metric.ROC_AUC, M.Metric.LOG_LOSS):
+        return cannot(f"{metric.name} needs the scores; profiles keep counts")
+    if columns:
+        cols = [(c, check_column(c, {**kinds, PREDICTION: ColumnKind.CATEGORICAL},
+                                 cur_f.model, f"columns[{i}]")) for i, c in enumerate(columns)]
+    else:
+        cols = [(c, k) for c, k in sorted(kinds.items())
+                if c.source in (ColumnSource.FEATURE, ColumnSource.TAG)]
+    for i, (c, k) in enumerate(cols):
+        if c.source not in (ColumnSource.FEATURE, ColumnSource.TAG) \
+                or k is ColumnKind.NUMERIC:
+            return cannot(f"columns[{i}]: profiles count categorical feature and tag values; "
+                          f"{c} needs EXACT mode (name categorical columns to use profiles)")
+    store = ev._store
+    cur_spec, ref_spec = _spec(cur_f), _spec(ref_f)
+    if not forced and max(store.profile_count(cur_spec),
+                          store.profile_count(ref_spec)) <= ev.exact_rows:
+        return None
+    sign = 1.0 if metric in M.HIGHER_IS_BETTER else -1.0
+    scores = catalog.score_keys()
+
+    def side(spec: ScanSpec) -> tuple[int, dict[ColumnKey, dict[str, int]],
+                                      dict[tuple[int, str, str], Pairs]]:
+        records = 0
+        values: dict[ColumnKey, dict[str, int]] = {}
+        for _, blob in store.profile_rows(spec):
+            n, cats = profile_header(blob)
+            records += n
+            for key, counts in cats.items():
+                into = values.setdefault(key, {})
+                for v, c in counts.items():
+                    into[v] = into.get(v, 0) + c
+        cells: dict[tuple[int, str, str], Pairs] = {}
+        for _, src, name, value, p, a, n in store.confusion_rows(spec):
+            d = cells.setdefault((src, name, value), {})
+            d[(p, a)] = d.get((p, a), 0) + n
+        return records, values, cells
+
+    def value(pairs: Pairs) -> float:
+        v = M.confusion_metrics(pairs, scores, [metric], positive or None)[metric]
+        return math.nan if v is None else v
+
+    def minus(a: Pairs, b: Pairs) -> Pairs:
+        return {k: n - b.get(k, 0) for k, n in a.items()}
+
+    n_ref_all, ref_values, ref_cells = side(ref_spec)
+    n_cur_all, cur_values, cur_cells = side(cur_spec)
+    ref_total, cur_total = ref_cells.get((0, "", ""), {}), cur_cells.get((0, "", ""), {})
+    overall = sign * (value(ref_total) - value(cur_total))
+    found = []
+    for col, kind in cols:
+        key = (int(col.source), col.name)
+        counts = {v: ref_values.get(key, {}).get(v, 0) + cur_values.get(key, {}).get(v, 0)
+                  for v in set(ref_values.get(key, {})) | set(cur_values.get(key, {}))}
+        counts.pop(OTHER, None)
+        top = sorted(counts, key=lambda v: -counts[v])[:MAX_SLICE_CATEGORIES]
+        boolean = kind is ColumnKind.BOOLEAN
+        for text in sorted(top, key=lambda v: str(v == "true" if boolean else v)):
+            n_ref = ref_values.get(key, {}).get(text, 0)
+            n_cur = cur_values.get(key, {}).get(text, 0)
+            if n_cur < (min_slice_size or 30) or n_cur == n_cur_all:
+                continue
+            r_in = ref_cells.get((*key, text), {})
+            c_in = cur_cells.get((*key, text), {})
+            rest = sign * (value(minus(ref_total, r_in)) - value(minus(cur_total, c_in)))
+            if math.isnan(rest) or math.isnan(overall):
+                continue
+            contribution = overall - rest
+            share = contribution / overall if overall else 0.0
+            records = max(n_ref / n_ref_all if n_ref_all else 0.0, n_cur / n_cur_all)
+            lift = share / records
+            ref_value = value(r_in) if n_ref else math.nan
+            cur_value = value(c_in)
+            gap = sign * (ref_value - cur_value) - rest
+            score = records * (1.0 - records) * gap * gap if gap > 0 else 0.0
+            wanted: Scalar = text == "true" if boolean else text
+            found.append(SliceContribution(
+                (SlicePredicate(col, SliceOperator.EQUAL, (wanted,)),), contribution, share,
+                n_ref, n_cur, ref_value, cur_value, lift, score))
+    found.sort(key=_rank)
+    return RootCauseReport(value(ref_total), value(cur_total), found[:max_slices or 10],
+                           AnalysisMode.PROFILE)
