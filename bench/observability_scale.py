@@ -106,7 +106,7 @@ def timed(label: str, fn: Callable[[], Any]) -> Any:
     dt = time.perf_counter() - t
     mode = getattr(out, "mode", None)
     extra = f"  mode {mode.name}" if mode is not None else ""
-    print(f"  {label:34s} {dt:8.2f} s{extra}  peak RSS {rss_mb():7.0f} MB  ({load()})",
+    print(f"  {label:40s} {dt:8.2f} s{extra}  peak RSS {rss_mb():7.0f} MB  ({load()})",
           flush=True)
     return out
 
@@ -114,6 +114,7 @@ def timed(label: str, fn: Callable[[], Any]) -> Any:
 def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
                 postgres: str | None, workdir: Path) -> None:
     from modelplane.kit.settings import ServiceSettings
+    from modelplane.observability import metrics as M
     try:
         from modelplane.observability.analysis_limits import AnalysisMode
     except ImportError:  # main before #15 (PYTHONPATH=<its src>): the exact path only
@@ -192,6 +193,14 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
         timed("performance by day and city, PROFILE", lambda: ev.performance(
             EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION), bucket=timedelta(days=1),
             slice_by=[ColumnRef(ColumnSource.FEATURE, "city")], mode=AnalysisMode.PROFILE))
+        city = [ColumnRef(ColumnSource.FEATURE, "city")]
+        for label, mode in (("automatic", AnalysisMode.UNSPECIFIED),
+                            ("PROFILE", AnalysisMode.PROFILE)):
+            rc = timed(f"root cause by city, {label}", lambda mode=mode: ev.root_cause(
+                cur, ref, metric=M.Metric.ACCURACY, columns=city, max_depth=1, mode=mode))
+            first = rc.slices[0].display_name if rc.slices else "(none)"
+            print(f"    first slice: {first}; names the shifted slice first: "
+                  f"{SHIFTED in first}")
         if skip_exact:
             return
         exact = timed("drift, EXACT mode (main's path)",
@@ -246,7 +255,7 @@ def main() -> None:
     ap.add_argument("--postgres", default=os.environ.get("MODELPLANE_TEST_POSTGRES"),
                     help="server DSN (a database is created on it); default "
                          "$MODELPLANE_TEST_POSTGRES")
-    ap.add_argument("--exact-rows", type=int, default=1_000_000,
+    ap.add_argument("--exact-rows", type=int, default=200_000,
                     help="MODELPLANE_OBSERVABILITY_EXACT_ROWS for the automatic mode")
     ap.add_argument("--skip-exact", action="store_true",
                     help="only the profile-mode analyses (the exact path reads every record)")

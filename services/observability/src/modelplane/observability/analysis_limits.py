@@ -35,8 +35,9 @@ from modelplane.kit.errors import ResourceExhausted
 
 ROWS_SETTING = "MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS"
 EXACT_ROWS_SETTING = "MODELPLANE_OBSERVABILITY_EXACT_ROWS"
-#: AUTO mode answers from the per-hour profiles past this many records a side.
-DEFAULT_EXACT_ROWS = 1_000_000
+#: AUTO mode answers from the per-hour profiles past this many records a side (the
+#: exact path reads the records: about 5 s for 200,000 a side on two loaded cores).
+DEFAULT_EXACT_ROWS = 200_000
 CONCURRENCY_SETTING = "MODELPLANE_OBSERVABILITY_MAX_CONCURRENT_ANALYSES"
 DEFAULT_MAX_ANALYSIS_ROWS = 5_000_000
 DEFAULT_MAX_CONCURRENT_ANALYSES = 4
