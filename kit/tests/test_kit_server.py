@@ -275,3 +275,46 @@ def test_a_service_never_picks_up_the_admin_key_from_the_data_dir(tmp_path: Path
     (tmp_path / "admin.key").write_text("mp_admin\n")
     s = ServiceSettings.from_env("serving", {"MODELPLANE_DATA_DIR": str(tmp_path)})
     assert s.api_key is None
+
+
+_SLOW_START = """
+import asyncio, sys
+from modelplane.kit.server import ServiceSpec, serve
+from modelplane.kit.settings import ServiceSettings
+
+async def on_start():
+    print("on_start entered", flush=True)
+    await asyncio.sleep(600)  # a database or a child server that takes its time
+
+settings = ServiceSettings.from_env("kittest", {
+    "MODELPLANE_DATA_DIR": sys.argv[1], "MODELPLANE_KITTEST_ADDR": "127.0.0.1:0",
+    "MODELPLANE_AUTH": "off", "MODELPLANE_GRACE_SECONDS": "0.5"})
+asyncio.run(serve(ServiceSpec(name="kittest", servicers=[], on_start=on_start), settings))
+print("exited", flush=True)
+"""
+
+
+def test_sigterm_while_starting_abandons_the_start_at_once(tmp_path: Path) -> None:
+    """A supervisor stopping a part that is still starting is answered in seconds, not
+    after the start (or the supervisor's SIGKILL) ends it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_START, str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "on_start entered" in line:
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "start abandoned" in out and "exited" in out
+    assert elapsed < 10, elapsed

@@ -14,6 +14,14 @@ there, downloads it and explains it:
 * the surrogate answers only when asked (then its fidelity is R² against the
   model) or when the model cannot be loaded (then the response says why, or
   FAILED_PRECONDITION when the model was required).
+
+ComputeFeatureImportance likewise scores the registered model itself: its
+importances are scikit-learn's ``permutation_importance`` of the loaded model
+on the window's records (same rows, same seed), against the model's own
+predictions or against the actuals; a feature the model's pipeline drops gets
+exactly 0; records of two versions are weighted by their share; the surrogate
+answers only when asked or when the model cannot be loaded (with the reason
+and its fidelity).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "registry" / "tests"))
 
-from obs_test_data import T0, log, record, rpc_error
+from obs_test_data import T0, log, log_actuals, record, rpc_error
 from registry_testenv import RegistryEnv, in_thread, registry_env
 
 from modelplane.kit.errors import FailedPrecondition
@@ -47,6 +55,7 @@ pytestmark = pytest.mark.timeout(900)  # the first test pays for starting MLflow
 
 TREE_TOL = 1e-6  # TreeSHAP is exact: float rounding only
 PERMUTATION_TOL = 1e-9  # additive by construction (each permutation telescopes)
+IMPORTANCE_TOL = 1e-12  # the same computation as scikit-learn's: float rounding only
 CITIES = np.array(["paris", "lyon", "nice"], dtype=object)
 
 
@@ -106,9 +115,10 @@ async def _log_records(stub: pb_grpc.ObservabilityServiceStub, name: str, versio
 
     names = list(df.columns)
     pred = model.predict(df)
+    kind = int if np.issubdtype(pred.dtype, np.integer) else float
     recs = [record(f"{prefix}-{i}", name, version, env, T0 + timedelta(minutes=i),
                    {n: (str(row[n]) if n == "city" else float(row[n])) for n in names},
-                   int(pred[i])) for i, (_, row) in enumerate(df.iterrows())]
+                   kind(pred[i])) for i, (_, row) in enumerate(df.iterrows())]
     await log(stub, recs)
     return [r.prediction_id for r in recs]
 
@@ -278,3 +288,170 @@ async def test_a_model_that_cannot_be_loaded_falls_back_to_the_surrogate_saying_
         explainer=pb.EXPLAINER_MODEL)))
     assert isinstance(required, FailedPrecondition)
     assert required.reason == "MODEL_UNAVAILABLE" and name in required.message
+
+    # Feature importance falls back the same way: the surrogate, saying why.
+    imp = await env.stub.ComputeFeatureImportance(pb.ComputeFeatureImportanceRequest(
+        filter=pb.EvaluationFilter(model=name), repeats=2))
+    assert imp.explainer == pb.EXPLAINER_SURROGATE
+    assert f"models:/{name}/3" in imp.fallback_reason
+    assert imp.surrogate_fidelity_measure == pb.FIDELITY_MEASURE_ACCURACY_AGAINST_LOGGED
+    assert 0.6 < imp.surrogate_fidelity <= 1.0
+    assert imp.scoring == "the surrogate's accuracy against the logged predictions " \
+        "(held-out records)"
+    assert list(imp.model_versions) == []
+    assert {i.feature for i in imp.importances} == {"x", "tenure", "noise"}
+    required = await rpc_error(env.stub.ComputeFeatureImportance(
+        pb.ComputeFeatureImportanceRequest(filter=pb.EvaluationFilter(model=name),
+                                           explainer=pb.EXPLAINER_MODEL)))
+    assert isinstance(required, FailedPrecondition)
+    assert required.reason == "MODEL_UNAVAILABLE" and f"models:/{name}/3" in required.message
+
+
+def _sklearn_importances(model: Any, X: Any, y: Any, scoring: str, repeats: int,
+                         seed: int) -> np.ndarray:
+    """scikit-learn's own permutation importance: features × repeats."""
+    from sklearn.inspection import permutation_importance
+
+    res = permutation_importance(model, X, y, scoring=scoring, n_repeats=repeats,
+                                 random_state=seed)
+    return np.asarray(res.importances)
+
+
+def _check_importances(resp: pb.ComputeFeatureImportanceResponse, names: list[str],
+                       drops: np.ndarray) -> None:
+    got = {i.feature: i for i in resp.importances}
+    assert set(got) == set(names)
+    for j, n in enumerate(names):
+        assert got[n].value == pytest.approx(drops[j].mean(), abs=IMPORTANCE_TOL)
+        assert got[n].std == pytest.approx(drops[j].std(), abs=IMPORTANCE_TOL)
+    values = [i.value for i in resp.importances]
+    assert values == sorted(values, reverse=True)
+
+
+async def test_feature_importance_is_sklearn_permutation_importance_of_the_model_itself(
+        env: Env) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    name = f"imp-{uuid.uuid4().hex[:6]}"
+    train = _data(800, 11)
+    # The pipeline takes x, tenure, noise and city but drops noise (remainder="drop"):
+    # shuffling noise cannot change a single prediction.
+    model = Pipeline([
+        ("prep", ColumnTransformer([
+            ("num", StandardScaler(), ["x", "tenure"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"])])),
+        ("clf", LogisticRegression(max_iter=1000))]).fit(train, _labels(train))
+    version = await in_thread(_register, env.registry, name, model, train, [])
+    live = _data(300, 12)
+    ids = await _log_records(env.stub, name, version, model, live, pb.ENVIRONMENT_PRODUCTION,
+                             name)
+    names = list(train.columns)  # the model's own input order (feature_names_in_)
+
+    resp = await env.stub.ComputeFeatureImportance(pb.ComputeFeatureImportanceRequest(
+        filter=pb.EvaluationFilter(model=name), repeats=4, seed=7))
+    assert resp.explainer == pb.EXPLAINER_MODEL
+    assert resp.fallback_reason == "" and resp.surrogate_fidelity == 0.0
+    assert resp.surrogate_fidelity_measure == pb.FIDELITY_MEASURE_UNSPECIFIED
+    assert resp.scoring == "accuracy against the model's own predictions"
+    assert list(resp.model_versions) == [version] and resp.record_count == 300
+    # scikit-learn's permutation importance of the model on the same rows (the
+    # window's records in time order), seed and scoring: the same numbers.
+    X = live[names]
+    _check_importances(resp, names, _sklearn_importances(model, X, model.predict(X),
+                                                         "accuracy", 4, 7))
+    order = [i.feature for i in resp.importances]
+    assert order[0] == "x" and order[-1] == "noise"
+    assert resp.importances[-1].value == 0.0 and resp.importances[-1].std == 0.0
+    # city goes through the model's own one-hot encoder: it matters.
+    assert {i.feature: i.value for i in resp.importances}["city"] > 0.02
+
+    # Against the actuals (a tenth of them flipped): scored by accuracy on them.
+    rng = np.random.default_rng(0)
+    actual = np.where(rng.random(len(live)) < 0.1, 1 - _labels(live), _labels(live))
+    await log_actuals(env.stub, [(pid, int(a)) for pid, a in zip(ids, actual)])
+    act = await env.stub.ComputeFeatureImportance(pb.ComputeFeatureImportanceRequest(
+        filter=pb.EvaluationFilter(model=name), against_actual=True, repeats=3, seed=2))
+    assert act.explainer == pb.EXPLAINER_MODEL
+    assert act.scoring == "accuracy against the actuals"
+    _check_importances(act, names, _sklearn_importances(model, X, actual, "accuracy", 3, 2))
+    assert act.importances[-1].feature == "noise" and act.importances[-1].value == 0.0
+
+    # The surrogate only on request: no fallback reason, fidelity R² against the model.
+    sur = await env.stub.ComputeFeatureImportance(pb.ComputeFeatureImportanceRequest(
+        filter=pb.EvaluationFilter(model=name), repeats=2,
+        explainer=pb.EXPLAINER_SURROGATE))
+    assert sur.explainer == pb.EXPLAINER_SURROGATE and sur.fallback_reason == ""
+    assert sur.surrogate_fidelity_measure == pb.FIDELITY_MEASURE_R2_AGAINST_MODEL
+    assert 0.3 < sur.surrogate_fidelity <= 1.0
+    assert list(sur.model_versions) == []
+    sur_act = await env.stub.ComputeFeatureImportance(pb.ComputeFeatureImportanceRequest(
+        filter=pb.EvaluationFilter(model=name), repeats=2, against_actual=True,
+        explainer=pb.EXPLAINER_SURROGATE))
+    assert sur_act.surrogate_fidelity_measure == pb.FIDELITY_MEASURE_ACCURACY_AGAINST_ACTUAL
+    assert 0.5 < sur_act.surrogate_fidelity <= 1.0
+
+
+async def test_feature_importance_of_two_versions_weights_each_models_own(env: Env) -> None:
+    from sklearn.linear_model import Ridge
+
+    name = f"ridge-{uuid.uuid4().hex[:6]}"
+    cols = ["x", "tenure", "noise"]
+    train = _data(500, 13)[cols]
+    first = Ridge().fit(train, 2.0 * train["x"] - 0.3 * train["tenure"])
+    second = Ridge().fit(train, 0.2 * train["x"] - 1.0 * train["tenure"])
+    v1 = await in_thread(_register, env.registry, name, first, train, [])
+    v2 = await in_thread(_register, env.registry, name, second, train, [])
+    live1, live2 = _data(120, 14)[cols], _data(80, 15)[cols]
+    await _log_records(env.stub, name, v1, first, live1, pb.ENVIRONMENT_PRODUCTION, f"{name}-a")
+    await _log_records(env.stub, name, v2, second, live2, pb.ENVIRONMENT_PRODUCTION,
+                       f"{name}-b")
+    resp = await env.stub.ComputeFeatureImportance(pb.ComputeFeatureImportanceRequest(
+        filter=pb.EvaluationFilter(model=name), repeats=3, seed=5))
+    assert resp.explainer == pb.EXPLAINER_MODEL
+    assert resp.scoring == "R^2 against the model's own predictions"
+    assert sorted(resp.model_versions) == sorted([v1, v2]) and resp.record_count == 200
+    # Each version's own model on its own records, weighted by its share of them.
+    drops = 0.6 * _sklearn_importances(first, live1, first.predict(live1), "r2", 3, 5) + \
+        0.4 * _sklearn_importances(second, live2, second.predict(live2), "r2", 3, 5)
+    _check_importances(resp, cols, drops)
+    by = {i.feature: i.value for i in resp.importances}
+    assert by["noise"] < 0.01 < by["tenure"] and by["x"] > 0.5
+
+
+def test_feature_importance_of_a_pyfunc_model_calls_its_predict(tmp_path: Path) -> None:
+    """An MLflow pyfunc model (no ``fit``, no ``predict_proba``) is scored through
+    its own ``predict``: the same numbers as scikit-learn's on the model inside."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.inspection import permutation_importance
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from modelplane.observability.model_explanation import model_features, model_importance
+
+    train = _data(400, 21)
+    model = Pipeline([
+        ("prep", ColumnTransformer([
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"])],
+            remainder="passthrough")),
+        ("clf", LogisticRegression(max_iter=1000))]).fit(train, _labels(train))
+    mlflow.sklearn.save_model(model, str(tmp_path / "m"),
+                              signature=infer_signature(train, model.predict(train)))
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "m"))
+    assert not hasattr(pyfunc, "fit") and not hasattr(pyfunc, "predict_proba")
+    live = _data(150, 22)
+    names = model_features(pyfunc, list(live.columns))
+    assert names == list(train.columns)  # from the signature
+    cols = {n: live[n].to_numpy(dtype=object if n == "city" else np.float64) for n in names}
+    got = model_importance(pyfunc, cols, names, None, True, 3, 4)
+    ref = permutation_importance(model, live[names], model.predict(live[names]),
+                                 scoring="accuracy", n_repeats=3, random_state=4)
+    np.testing.assert_allclose(got.importances, ref.importances, rtol=0, atol=IMPORTANCE_TOL)
+    assert got.scoring == "accuracy against the model's own predictions"
+    assert got.importances[names.index("city")].mean() > 0.02

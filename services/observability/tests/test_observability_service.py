@@ -403,6 +403,9 @@ async def test_attribution_ranks_the_informative_feature_and_is_stored(service: 
     imp = await service.stub.ComputeFeatureImportance(pb.ComputeFeatureImportanceRequest(
         filter=pb.EvaluationFilter(model=model), repeats=3))
     assert imp.importances[0].feature == "x"
+    # "v1" is no registry version: the surrogate answers, saying why and how faithful.
+    assert imp.explainer == pb.EXPLAINER_SURROGATE and "v1" in imp.fallback_reason
+    assert imp.surrogate_fidelity_measure == pb.FIDELITY_MEASURE_ACCURACY_AGAINST_LOGGED
     assert imp.surrogate_fidelity > 0.9
     by = {i.feature: i.value for i in imp.importances}
     assert by["x"] > 5 * max(by["city"], 1e-3)

@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,6 +83,9 @@ async def registry_env(backend: str, root: Path, database_url: str | None = None
             for role in ("admin", "writer", "reader")}
     # The validator service's own identity: the only one whose AttachValidation counts.
     keys["validator"] = add_key(keys_file, "validator", Role.WRITER, service=True)
+    # A writer key past its expiry: refused on every path, saying so.
+    keys["expired"] = add_key(keys_file, "expired-key", Role.WRITER,
+                              expires=datetime.now(UTC) - timedelta(minutes=1))
     mlflow_port = free_port()
     environ = {
         **os.environ,

@@ -368,7 +368,11 @@ async def test_mlflow_rest_api_needs_an_api_key(registry: RegistryEnv, trained: 
         assert anon.status_code == 401 and "Basic" in anon.headers["www-authenticate"]
         bad = await http.get("/api/2.0/mlflow/registered-models/search",
                              headers={"Authorization": "Bearer not-a-key"})
-        assert bad.status_code == 401
+        assert bad.status_code == 401 and bad.json()["message"] == "unknown API key"
+        expired = await http.get("/api/2.0/mlflow/registered-models/search",
+                                 headers={"Authorization": f"Bearer {registry.keys['expired']}"})
+        assert expired.status_code == 401
+        assert expired.json()["message"].startswith("API key 'expired-key' expired at ")
         ui = await http.get("/", auth=("anyone", registry.keys["reader"]))
         assert ui.status_code == 200
     from mlflow.exceptions import MlflowException

@@ -329,6 +329,21 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running(spec, settings):
-        await stop.wait()
+    async with contextlib.AsyncExitStack() as stack:
+        # A stop while ``on_start`` still runs (waiting for a database, a child server)
+        # abandons the start at once instead of finishing it only to drain nothing:
+        # a supervisor's SIGTERM is answered in well under its grace period.
+        starting = asyncio.ensure_future(stack.enter_async_context(running(spec, settings)))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("%s: stop requested while starting; start abandoned", spec.name)
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return
+        if starting.exception() is not None:
+            stopping.cancel()
+            starting.result()  # the failed start's own error
+        await stopping
         log.info("%s: stop requested, draining", spec.name)

@@ -118,6 +118,8 @@ class FidelityMeasure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FIDELITY_MEASURE_R2_AGAINST_MODEL: _ClassVar[FidelityMeasure]
     FIDELITY_MEASURE_ACCURACY_AGAINST_LOGGED: _ClassVar[FidelityMeasure]
     FIDELITY_MEASURE_R2_AGAINST_LOGGED: _ClassVar[FidelityMeasure]
+    FIDELITY_MEASURE_ACCURACY_AGAINST_ACTUAL: _ClassVar[FidelityMeasure]
+    FIDELITY_MEASURE_R2_AGAINST_ACTUAL: _ClassVar[FidelityMeasure]
 
 class Comparison(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -197,6 +199,8 @@ FIDELITY_MEASURE_UNSPECIFIED: FidelityMeasure
 FIDELITY_MEASURE_R2_AGAINST_MODEL: FidelityMeasure
 FIDELITY_MEASURE_ACCURACY_AGAINST_LOGGED: FidelityMeasure
 FIDELITY_MEASURE_R2_AGAINST_LOGGED: FidelityMeasure
+FIDELITY_MEASURE_ACCURACY_AGAINST_ACTUAL: FidelityMeasure
+FIDELITY_MEASURE_R2_AGAINST_ACTUAL: FidelityMeasure
 COMPARISON_UNSPECIFIED: Comparison
 COMPARISON_GREATER: Comparison
 COMPARISON_LESS: Comparison
@@ -747,30 +751,42 @@ class FeatureAttribution(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., value: _Optional[float] = ..., std: _Optional[float] = ...) -> None: ...
 
 class ComputeFeatureImportanceRequest(_message.Message):
-    __slots__ = ("filter", "method", "against_actual", "repeats", "max_records", "seed")
+    __slots__ = ("filter", "method", "against_actual", "repeats", "max_records", "seed", "explainer")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     AGAINST_ACTUAL_FIELD_NUMBER: _ClassVar[int]
     REPEATS_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINER_FIELD_NUMBER: _ClassVar[int]
     filter: EvaluationFilter
     method: AttributionMethod
     against_actual: bool
     repeats: int
     max_records: int
     seed: int
-    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., method: _Optional[_Union[AttributionMethod, str]] = ..., against_actual: _Optional[bool] = ..., repeats: _Optional[int] = ..., max_records: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    explainer: Explainer
+    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., method: _Optional[_Union[AttributionMethod, str]] = ..., against_actual: _Optional[bool] = ..., repeats: _Optional[int] = ..., max_records: _Optional[int] = ..., seed: _Optional[int] = ..., explainer: _Optional[_Union[Explainer, str]] = ...) -> None: ...
 
 class ComputeFeatureImportanceResponse(_message.Message):
-    __slots__ = ("importances", "surrogate_fidelity", "record_count")
+    __slots__ = ("importances", "surrogate_fidelity", "record_count", "explainer", "surrogate_fidelity_measure", "fallback_reason", "scoring", "model_versions")
     IMPORTANCES_FIELD_NUMBER: _ClassVar[int]
     SURROGATE_FIDELITY_FIELD_NUMBER: _ClassVar[int]
     RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINER_FIELD_NUMBER: _ClassVar[int]
+    SURROGATE_FIDELITY_MEASURE_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    SCORING_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     importances: _containers.RepeatedCompositeFieldContainer[FeatureAttribution]
     surrogate_fidelity: float
     record_count: int
-    def __init__(self, importances: _Optional[_Iterable[_Union[FeatureAttribution, _Mapping]]] = ..., surrogate_fidelity: _Optional[float] = ..., record_count: _Optional[int] = ...) -> None: ...
+    explainer: Explainer
+    surrogate_fidelity_measure: FidelityMeasure
+    fallback_reason: str
+    scoring: str
+    model_versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, importances: _Optional[_Iterable[_Union[FeatureAttribution, _Mapping]]] = ..., surrogate_fidelity: _Optional[float] = ..., record_count: _Optional[int] = ..., explainer: _Optional[_Union[Explainer, str]] = ..., surrogate_fidelity_measure: _Optional[_Union[FidelityMeasure, str]] = ..., fallback_reason: _Optional[str] = ..., scoring: _Optional[str] = ..., model_versions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExplainPredictionsRequest(_message.Message):
     __slots__ = ("filter", "prediction_ids", "max_records", "store", "explainer", "seed")

@@ -237,7 +237,10 @@ class ObservabilityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ComputeFeatureImportance(self, request, context):
-        """Global feature importance (permutation importance).
+        """Global feature importance: permutation importance of the registered
+        model version(s) that made the records' predictions (scikit-learn's
+        permutation_importance, calling the model on the raw features), or of a
+        surrogate on request or when the model cannot be loaded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

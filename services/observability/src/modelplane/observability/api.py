@@ -23,7 +23,9 @@ from modelplane.observability.attribution import OCCLUSION
 from modelplane.observability.columnar import read_ipc
 from modelplane.observability.drift import DriftMethod, DriftThresholds
 from modelplane.observability.evaluations import (
+    FIDELITY_ACCURACY_AGAINST_ACTUAL,
     FIDELITY_ACCURACY_AGAINST_LOGGED,
+    FIDELITY_R2_AGAINST_ACTUAL,
     FIDELITY_R2_AGAINST_LOGGED,
     FIDELITY_R2_AGAINST_MODEL,
     SURROGATE_TREE_SHAP,
@@ -77,7 +79,9 @@ _METHODS = {TREE_SHAP: pb.ATTRIBUTION_METHOD_TREE_SHAP,
             OCCLUSION: pb.ATTRIBUTION_METHOD_OCCLUSION}
 _FIDELITY = {FIDELITY_R2_AGAINST_MODEL: pb.FIDELITY_MEASURE_R2_AGAINST_MODEL,
              FIDELITY_ACCURACY_AGAINST_LOGGED: pb.FIDELITY_MEASURE_ACCURACY_AGAINST_LOGGED,
-             FIDELITY_R2_AGAINST_LOGGED: pb.FIDELITY_MEASURE_R2_AGAINST_LOGGED}
+             FIDELITY_R2_AGAINST_LOGGED: pb.FIDELITY_MEASURE_R2_AGAINST_LOGGED,
+             FIDELITY_ACCURACY_AGAINST_ACTUAL: pb.FIDELITY_MEASURE_ACCURACY_AGAINST_ACTUAL,
+             FIDELITY_R2_AGAINST_ACTUAL: pb.FIDELITY_MEASURE_R2_AGAINST_ACTUAL}
 
 
 class _BadValue(Exception):
@@ -651,15 +655,26 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
     async def ComputeFeatureImportance(self, request: pb.ComputeFeatureImportanceRequest,
                                        context: Any) -> pb.ComputeFeatureImportanceResponse:
         f = filter_from_pb(request.filter, "filter")
-        if request.method == pb.ATTRIBUTION_METHOD_OCCLUSION:
+        if request.method not in (pb.ATTRIBUTION_METHOD_UNSPECIFIED,
+                                  pb.ATTRIBUTION_METHOD_PERMUTATION):
             raise _bad("method", "global importance is computed by PERMUTATION")
+        try:
+            explainer = Explainer(request.explainer)
+        except ValueError:
+            raise _bad("explainer", f"unknown explainer {request.explainer}") from None
         rep = await self._rt.analyses.run(self._rt.evaluations.feature_importance, f,
-                                      request.against_actual, request.repeats or 5,
-                                      request.max_records or 20000, request.seed)
+                                          request.against_actual, request.repeats or 5,
+                                          request.max_records or 20000, request.seed,
+                                          explainer)
         return pb.ComputeFeatureImportanceResponse(
             importances=[pb.FeatureAttribution(feature=i.feature, value=i.value, std=i.std)
                          for i in rep.importances],
-            surrogate_fidelity=rep.fidelity, record_count=rep.record_count)
+            surrogate_fidelity=rep.fidelity, record_count=rep.record_count,
+            explainer=pb.Explainer.ValueType(int(rep.explainer)),
+            surrogate_fidelity_measure=_FIDELITY.get(rep.fidelity_measure,
+                                                     pb.FIDELITY_MEASURE_UNSPECIFIED),
+            fallback_reason=rep.fallback_reason, scoring=rep.scoring,
+            model_versions=rep.versions)
 
     async def ExplainPredictions(self, request: pb.ExplainPredictionsRequest, context: Any
                                  ) -> pb.ExplainPredictionsResponse:

@@ -216,15 +216,9 @@ class Importance:
     std: float = 0.0
 
 
-@dataclass
-class ImportanceReport:
-    importances: list[Importance]
-    fidelity: float
-    record_count: int
-
-
 class Explainer(IntEnum):
-    """What ExplainPredictions explains (numbers as in the contract)."""
+    """What ExplainPredictions and ComputeFeatureImportance explain (numbers as
+    in the contract)."""
 
     UNSPECIFIED = 0  # the model; the surrogate when it cannot be loaded
     MODEL = 1  # the model, or FAILED_PRECONDITION
@@ -235,10 +229,30 @@ class Explainer(IntEnum):
 FIDELITY_R2_AGAINST_MODEL = "r2_against_model"
 FIDELITY_ACCURACY_AGAINST_LOGGED = "accuracy_against_logged"
 FIDELITY_R2_AGAINST_LOGGED = "r2_against_logged"
+FIDELITY_ACCURACY_AGAINST_ACTUAL = "accuracy_against_actual"
+FIDELITY_R2_AGAINST_ACTUAL = "r2_against_actual"
 #: a surrogate's per-prediction methods, as reported
 SURROGATE_TREE_SHAP = "surrogate_tree_shap"
 #: versions one call explains with their own models
 MAX_EXPLAINED_VERSIONS = 4
+
+
+@dataclass
+class ImportanceReport:
+    importances: list[Importance]
+    #: the surrogate's, when one answered (else 0)
+    fidelity: float
+    record_count: int
+    #: MODEL (the records' own versions) or SURROGATE
+    explainer: Explainer = Explainer.SURROGATE
+    #: FIDELITY_* when a surrogate answered
+    fidelity_measure: str = ""
+    #: why a surrogate answered although the model was asked for
+    fallback_reason: str = ""
+    #: the score whose drop is the importance, in words
+    scoring: str = ""
+    #: the versions whose models were explained
+    versions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -750,16 +764,96 @@ class Evaluations:
     # -- attribution --------------------------------------------------------
 
     def feature_importance(self, f: EvaluationFilter, against_actual: bool = False,
-                           repeats: int = 5, max_records: int = 20000, seed: int = 0
-                           ) -> ImportanceReport:
-        from modelplane.observability.attribution import Surrogate
-
+                           repeats: int = 5, max_records: int = 20000, seed: int = 0,
+                           explainer: Explainer = Explainer.UNSPECIFIED) -> ImportanceReport:
+        """Permutation importance of the records' own model versions on (a sample
+        of ``max_records`` of) the records, or of a surrogate on request or when
+        the model cannot be loaded (see ExplainPredictions)."""
         frame, catalog = self.load(f, has_actual=True if against_actual else None)
         frame = _sample(frame, max_records or 20000, seed)
+        fallback = ""
+        if explainer is not Explainer.SURROGATE:
+            try:
+                return self._model_importance(f.model, frame, catalog, against_actual,
+                                              repeats or 5, seed)
+            except ModelUnavailable as exc:
+                if explainer is Explainer.MODEL:
+                    raise
+                fallback = exc.message
+                log.info("importance of a surrogate of %s: %s", f.model, fallback)
+        from modelplane.observability.attribution import Surrogate
+
         surrogate = Surrogate.fit(frame, catalog, against_actual, seed)
         imp = surrogate.permutation_importance(repeats or 5, seed)
-        return ImportanceReport([Importance(n, m, s) for n, m, s in imp], surrogate.fidelity,
-                                len(frame))
+        fidelity = surrogate.fidelity
+        if against_actual:
+            measure = (FIDELITY_ACCURACY_AGAINST_ACTUAL if surrogate.classifier
+                       else FIDELITY_R2_AGAINST_ACTUAL)
+        else:
+            measure = (FIDELITY_ACCURACY_AGAINST_LOGGED if surrogate.classifier
+                       else FIDELITY_R2_AGAINST_LOGGED)
+            if not fallback:  # asked for: measured against the model when it loads
+                try:
+                    fidelity = self._fidelity_against_model(f.model, surrogate, frame, catalog)
+                    measure = FIDELITY_R2_AGAINST_MODEL
+                except ModelUnavailable as exc:
+                    log.info("surrogate fidelity of %s against the logged predictions: %s",
+                             f.model, exc.message)
+        scoring = (f"the surrogate's {'accuracy' if surrogate.classifier else 'R^2'} against "
+                   f"{'the actuals' if against_actual else 'the logged predictions'} "
+                   f"(held-out records)")
+        return ImportanceReport([Importance(n, m, s) for n, m, s in imp], fidelity,
+                                len(frame), Explainer.SURROGATE, measure, fallback, scoring)
+
+    def _model_importance(self, model: str, frame: Frame, catalog: Catalog,
+                          against_actual: bool, repeats: int, seed: int) -> ImportanceReport:
+        """sklearn's permutation importance of each version's model on its records,
+        weighted by the version's share of the records."""
+        from modelplane.observability.attribution import MIN_RECORDS
+        from modelplane.observability.model_explanation import (
+            is_classifier,
+            model_features,
+            model_importance,
+        )
+
+        if len(frame) < MIN_RECORDS:
+            raise FailedPrecondition(
+                f"feature importance needs at least {MIN_RECORDS} records"
+                f"{' with an actual' if against_actual else ''}; found {len(frame)}",
+                reason="TOO_FEW_RECORDS")
+        kinds = catalog.features()
+        numeric_target = frame.kinds.get(PREDICTION) is ColumnKind.NUMERIC
+        versions = self._versions(frame)
+        totals: dict[str, np.ndarray] = {}  # feature -> weighted drop per repeat
+        scorings: set[str] = set()
+        for version in versions:
+            obj = self._load_model(model, version)
+            names = model_features(obj, list(kinds))
+            rows = np.flatnonzero(frame.version == version)
+            classifier = is_classifier(obj) or not numeric_target
+            actual = None
+            if against_actual:
+                actual = (frame.actual_label if classifier and not numeric_target
+                          else frame.actual_number)[rows]
+            try:
+                imp = model_importance(obj, {n: frame.features[n][rows] for n in names}, names,
+                                       actual, classifier, repeats, seed)
+            except ModelUnavailable:
+                raise
+            except Exception as exc:  # the model's own code failing
+                log.warning("importance of %s version %s failed", model, version,
+                            exc_info=True)
+                raise ModelUnavailable(f"model {model!r} version {version} could not be "
+                                       f"scored: {type(exc).__name__}: {exc}",
+                                       model=model, version=version) from None
+            weight = len(rows) / len(frame)
+            for name, drops in zip(imp.names, imp.importances):
+                totals[name] = totals.get(name, np.zeros(len(drops))) + weight * drops
+            scorings.add(imp.scoring)
+        importances = sorted((Importance(n, float(np.mean(d)), float(np.std(d)))
+                              for n, d in totals.items()), key=lambda i: -i.value)
+        return ImportanceReport(importances, 0.0, len(frame), Explainer.MODEL,
+                                scoring="; ".join(sorted(scorings)), versions=versions)
 
     def explain(self, f: EvaluationFilter, prediction_ids: Sequence[str] = (),
                 max_records: int = 1000, store: bool = False, seed: int = 0,

@@ -45,6 +45,7 @@ from modelplane.kit.errors import (
     InvalidArgument,
     ModelplaneError,
     PermissionDenied,
+    Unauthenticated,
 )
 from modelplane.kit.settings import ServiceSettings
 from modelplane.registry import version_tags as vt
@@ -131,9 +132,10 @@ class ApiKeyMiddleware:
                 await self._deny(send, 401, "UNAUTHENTICATED", "missing API key: set "
                                  "MLFLOW_TRACKING_TOKEN to a modelplane API key")
                 return
-            principal = self.keys.lookup(token)
-            if principal is None:
-                await self._deny(send, 401, "UNAUTHENTICATED", "unknown API key")
+            try:
+                principal = self.keys.authenticate(token)
+            except Unauthenticated as exc:  # unknown, or expired (then its name and when)
+                await self._deny(send, 401, "UNAUTHENTICATED", exc.message)
                 return
             needed = self.routes.role(method, path)
             if principal.role < needed:
