@@ -225,6 +225,11 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
     finally:
         rt.store.close()
         rt.executor.shutdown()
+        if db is not None:
+            import psycopg
+
+            with psycopg.connect(postgres, autocommit=True) as conn:  # type: ignore[arg-type]
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def exact_steps(rt: Any, cur: Any, ref: Any) -> None:

@@ -191,28 +191,38 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 #: then by (model, time, id) in the partitioned table. Rows go in key order
 #: (C collation), so concurrent upserts of the same cells wait, not deadlock.
 _CONFUSION_DELTA = """
-INSERT INTO obs_confusion
-SELECT * FROM (
-SELECT r.model, r.version, r.environment,
-       floor(extract(epoch FROM r.prediction_time) / 3600)::bigint * 3600000000,
-       sl.source, sl.name, sl.value, r.prediction_label, d.label, sum(d.d)
-FROM obs_confusion_delta d
-JOIN obs_record_ids i ON i.prediction_id = d.prediction_id
-JOIN obs_records r ON r.model = i.model AND r.prediction_time = i.prediction_time
-     AND r.prediction_id = i.prediction_id
-JOIN obs_columns p ON p.model = r.model AND p.source = 3 AND p.name = '' AND p.kind <> 1
-CROSS JOIN LATERAL (
-    SELECT 0::smallint AS source, ''::text AS name, ''::text AS value
+WITH base AS MATERIALIZED (
+    SELECT r.model, r.version, r.environment,
+           floor(extract(epoch FROM r.prediction_time) / 3600)::bigint * 3600000000 AS bucket,
+           r.prediction_label AS p, d.label AS a, d.d, r.features, r.tags
+    FROM obs_confusion_delta d
+    -- one index lookup a delta row (OFFSET 0 keeps the planner from turning these
+    -- into hash joins that read every id and every partition)
+    CROSS JOIN LATERAL (SELECT i.model, i.prediction_time FROM obs_record_ids i
+                        WHERE i.prediction_id = d.prediction_id OFFSET 0) i
+    CROSS JOIN LATERAL (SELECT * FROM obs_records r WHERE r.model = i.model
+                        AND r.prediction_time = i.prediction_time
+                        AND r.prediction_id = d.prediction_id OFFSET 0) r
+    WHERE d.label IS NOT NULL AND r.prediction_label IS NOT NULL
+      AND EXISTS (SELECT 1 FROM obs_columns p WHERE p.model = r.model AND p.source = 3
+                  AND p.name = '' AND p.kind <> 1)
+), cols AS MATERIALIZED (
+    SELECT model, source, name FROM obs_columns WHERE source IN (1, 2) AND kind IN (2, 3)
+), cells AS (
+    SELECT model, version, environment, bucket, 0::smallint AS source, ''::text AS name,
+           ''::text AS value, p, a, d FROM base
     UNION ALL
-    SELECT c.source, c.name,
-           CASE WHEN c.source = 1 THEN r.features ->> c.name ELSE r.tags ->> c.name END
-    FROM obs_columns c WHERE c.model = r.model AND c.source IN (1, 2) AND c.kind IN (2, 3)
-) sl
-WHERE sl.value IS NOT NULL AND r.prediction_label IS NOT NULL AND d.label IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-) g (m, v, e, b, s, k, x, p, a, n)
-ORDER BY m COLLATE "C", v COLLATE "C", e, b, s, k COLLATE "C", x COLLATE "C",
-         p COLLATE "C", a COLLATE "C"
+    SELECT b.model, b.version, b.environment, b.bucket, c.source, c.name,
+           CASE WHEN c.source = 1 THEN b.features ->> c.name ELSE b.tags ->> c.name END,
+           b.p, b.a, b.d
+    FROM base b JOIN cols c ON c.model = b.model
+)
+INSERT INTO obs_confusion
+SELECT model, version, environment, bucket, source, name, value, p, a, sum(d)
+FROM cells WHERE value IS NOT NULL
+GROUP BY model, version, environment, bucket, source, name, value, p, a
+ORDER BY model COLLATE "C", version COLLATE "C", environment, bucket, source,
+         name COLLATE "C", value COLLATE "C", p COLLATE "C", a COLLATE "C"
 ON CONFLICT (model, version, environment, bucket_start, source, name, value, predicted, actual)
 DO UPDATE SET n = obs_confusion.n + excluded.n
 """
@@ -232,6 +242,7 @@ def _add_confusion(cur: Any, delta_sql: str, params: Any = ()) -> None:
     cur.execute(_CONFUSION_STAGE)
     cur.execute("INSERT INTO obs_confusion_delta " + delta_sql, params)
     if cur.rowcount:
+        cur.execute("SET LOCAL work_mem = '64MB'")  # the grouping sort, in memory
         cur.execute(_CONFUSION_DELTA)
     cur.execute("DELETE FROM obs_confusion_delta")
 
