@@ -442,3 +442,46 @@ def test_root_cause_from_profiles_ranks_like_the_exact_path(store: EvaluationSto
     with pytest.raises(InvalidArgument, match="categorical"):
         ev.root_cause(cur, ref, M.Metric.ACCURACY, None, [ColumnRef(ColumnSource.FEATURE, "x")],
                       10, 1, mode=AnalysisMode.PROFILE)
+
+
+def test_records_stored_before_profiles_were_kept_are_answered_exactly(
+        tmp_path: Path, make_postgres_database: Callable[[str], str]) -> None:
+    """A store upgraded to this version: the hours of its older records are in no
+    profile, so profiles never answer for them (PROFILE is refused, automatic
+    mode reads the records); hours written since are answered from profiles."""
+    url = make_postgres_database("mp_obs_upgrade")
+    for make in (lambda: EmbeddedStore(tmp_path / "old.duckdb"), lambda: PostgresStore(url)):
+        old = make()
+        old.open()
+        _ingestor(old)[0].write_records(_records(500, "1", Environment.PRODUCTION, 0.0, 13,
+                                                 hours=10))
+        drop = "DROP TABLE obs_profiles; DROP TABLE obs_confusion; DROP TABLE obs_profile_gaps"
+        if isinstance(old, PostgresStore):
+            with old._pool.connection() as conn:
+                conn.execute(drop)
+        else:
+            old._conn.execute(drop)
+        old.close()
+        store = make()  # opened by this version for the first time
+        store.open()
+        try:
+            ingestor, ev = _ingestor(store)
+            later = _records(500, "1", Environment.PRODUCTION, 0.0, 14, prefix="new", hours=10)
+            for r in later:
+                r.prediction_time += timedelta(hours=24)
+            ingestor.write_records(later)
+            ev.exact_rows = 10
+            before = EvaluationFilter("fraud", ("1",), Environment.PRODUCTION,
+                                      TimeWindow(T0, T0 + timedelta(hours=10)))
+            after = EvaluationFilter("fraud", ("1",), Environment.PRODUCTION,
+                                     TimeWindow(T0 + timedelta(hours=24),
+                                                T0 + timedelta(hours=34)))
+            assert store.profile_count(ScanSpec("fraud", window=before.window)) == (0, 500)
+            assert ev.performance(before).mode is AnalysisMode.EXACT
+            assert ev.drift(before, Reference(filter=after)).mode is AnalysisMode.EXACT
+            with pytest.raises(InvalidArgument, match="500 records"):
+                ev.drift(before, Reference(filter=after), mode=AnalysisMode.PROFILE)
+            assert ev.performance(after).mode is AnalysisMode.PROFILE
+            assert ev.performance(after).overall.record_count == 500
+        finally:
+            store.close()

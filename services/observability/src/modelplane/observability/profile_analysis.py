@@ -75,6 +75,20 @@ def _from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
+def _profiles_answer(ev: Evaluations, specs: Sequence[ScanSpec], forced: bool) -> bool:
+    """Whether the profiles answer: they must count every record of the windows
+    (a store written before profiles were kept has hours they miss); in automatic
+    mode, one side must also hold more records than the exact limit."""
+    counts = [ev._store.profile_count(s) for s in specs]
+    missing = sum(m for _, m in counts)
+    if missing:
+        if forced:
+            raise _refuse(f"{missing} records of these windows were stored before this "
+                          "store kept profiles; they are answered in EXACT mode only")
+        return False
+    return forced or max(n for n, _ in counts) > ev.exact_rows
+
+
 def _spec(f: EvaluationFilter) -> ScanSpec:
     return ScanSpec(f.model, f.versions, f.environment, f.window)
 
@@ -110,8 +124,7 @@ def profile_drift(ev: Evaluations, current: EvaluationFilter, reference: Referen
                     field_violations=[FieldViolation(f"columns[{i}]", "unknown column")])
     store = ev._store
     cur_spec, ref_spec = _spec(cur_f), _spec(ref_f)
-    if not forced and max(store.profile_count(cur_spec),
-                          store.profile_count(ref_spec)) <= ev.exact_rows:
+    if not _profiles_answer(ev, [cur_spec, ref_spec], forced):
         return None
     cur_rows = store.profile_rows(cur_spec)
     ref_rows = store.profile_rows(ref_spec)
@@ -173,7 +186,7 @@ def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[
                           "values; a numeric or prediction slice needs EXACT mode")
     spec = _spec(f)
     store = ev._store
-    if not forced and store.profile_count(spec) <= ev.exact_rows:
+    if not _profiles_answer(ev, [spec], forced):
         return None
     task = M.TaskType.CLASSIFICATION
     ms = ev._check_metrics(metrics, task, "metrics")
@@ -288,8 +301,7 @@ def profile_root_cause(ev: Evaluations, current: EvaluationFilter, reference: Re
                           f"{c} needs EXACT mode (name categorical columns to use profiles)")
     store = ev._store
     cur_spec, ref_spec = _spec(cur_f), _spec(ref_f)
-    if not forced and max(store.profile_count(cur_spec),
-                          store.profile_count(ref_spec)) <= ev.exact_rows:
+    if not _profiles_answer(ev, [cur_spec, ref_spec], forced):
         return None
     sign = 1.0 if metric in M.HIGHER_IS_BETTER else -1.0
     scores = catalog.score_keys()

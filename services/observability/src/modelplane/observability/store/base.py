@@ -682,8 +682,10 @@ class EvaluationStore(AlertStore):
         actual comes last, and moved by a changed actual (not by a re-sent one)."""
 
     @abstractmethod
-    def profile_count(self, spec: ScanSpec) -> int:
-        """Records counted by the profiles :meth:`profile_rows` would return."""
+    def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
+        """Records counted by the profiles :meth:`profile_rows` would return, and
+        records of the same hours that no profile counts (stored before profiles
+        were kept: a store opened for the first time by this version marks them)."""
 
     @abstractmethod
     def model_of(self, prediction_id: str) -> str | None: ...

@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS obs_profiles (
     record_count BIGINT NOT NULL, profile BLOB NOT NULL,
     PRIMARY KEY (model, version, environment, bucket_start)
 );
+CREATE TABLE IF NOT EXISTS obs_profile_gaps (
+    model VARCHAR, version VARCHAR, environment SMALLINT, bucket_start BIGINT,
+    missing BIGINT NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start)
+);
 CREATE TABLE IF NOT EXISTS obs_confusion (
     model VARCHAR, version VARCHAR, environment SMALLINT, bucket_start BIGINT,
     source SMALLINT, name VARCHAR, value VARCHAR, predicted VARCHAR, actual VARCHAR,
@@ -152,7 +157,17 @@ class EmbeddedStore(EvaluationStore):
 
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(self._path))
+        had_profiles = self._conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'obs_profiles'"
+        ).fetchall()[0][0]
         self._conn.execute(_SCHEMA)
+        if not had_profiles:
+            # A store written before profiles were kept: its records are in no
+            # profile; their hours are marked, so profiles never answer for them.
+            self._conn.execute(
+                "INSERT INTO obs_profile_gaps SELECT model, version, environment, "
+                "epoch_us(prediction_time) // 3600000000 * 3600000000, count(*) "
+                "FROM obs_records GROUP BY ALL").fetchall()
         if self._conn.execute("SELECT count(*) FROM obs_documents WHERE kind = 'alert'"
                               ).fetchall()[0][0]:
             self._conn.execute(_MIGRATE_ALERTS)
@@ -291,12 +306,14 @@ class EmbeddedStore(EvaluationStore):
                                       + where + " ORDER BY bucket_start", params).fetchall()
         return [(int(b), bytes(p)) for b, p in rows]
 
-    def profile_count(self, spec: ScanSpec) -> int:
+    def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
         where, params = self._profile_where(spec)
         with self._lock:
-            rows = self._conn.execute("SELECT coalesce(sum(record_count), 0) FROM obs_profiles "
-                                      "WHERE " + where, params).fetchall()
-        return int(rows[0][0])
+            rows = self._conn.execute(
+                "SELECT (SELECT coalesce(sum(record_count), 0) FROM obs_profiles WHERE "
+                + where + "), (SELECT coalesce(sum(missing), 0) FROM obs_profile_gaps WHERE "
+                + where + ")", params + params).fetchall()
+        return int(rows[0][0]), int(rows[0][1])
 
     def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:
         where, params = self._profile_where(spec)

@@ -92,6 +92,14 @@ CREATE TABLE IF NOT EXISTS obs_profiles (
     profile bytea NOT NULL,
     PRIMARY KEY (model, version, environment, bucket_start)
 );
+CREATE TABLE IF NOT EXISTS obs_profile_gaps (
+    model text NOT NULL,
+    version text NOT NULL,
+    environment smallint NOT NULL,
+    bucket_start bigint NOT NULL,
+    missing bigint NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start)
+);
 CREATE TABLE IF NOT EXISTS obs_confusion (
     model text NOT NULL,
     version text NOT NULL,
@@ -387,7 +395,17 @@ class PostgresStore(EvaluationStore):
                                     kwargs={"autocommit": True}, configure=configure)
         with self._pool.connection() as conn, conn.transaction():
             lock_schema(conn, "observability")
+            row = conn.execute("SELECT to_regclass('obs_profiles') IS NOT NULL").fetchone()
+            had_profiles = bool(row and row[0])
             conn.execute(_SCHEMA)
+            if not had_profiles:
+                # A store written before profiles were kept (under the schema lock,
+                # once): its records are in no profile; their hours are marked, so
+                # profiles never answer for them.
+                conn.execute(
+                    "INSERT INTO obs_profile_gaps SELECT model, version, environment, "
+                    "floor(extract(epoch FROM prediction_time) / 3600)::bigint * 3600000000, "
+                    "count(*) FROM obs_records GROUP BY 1, 2, 3, 4")
             rows = conn.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'obs_records'"
@@ -595,12 +613,14 @@ class PostgresStore(EvaluationStore):
                 "HAVING sum(n) > 0", params).fetchall()
         return [(int(b), int(s), n, v, p, a, int(c)) for b, s, n, v, p, a, c in rows]
 
-    def profile_count(self, spec: ScanSpec) -> int:
+    def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
         where, params = _profile_where(spec)
         with self._pool.connection() as conn:
-            row = conn.execute("SELECT coalesce(sum(record_count), 0) FROM obs_profiles WHERE "
-                               + where, params).fetchone()
-        return int(row[0]) if row else 0
+            row = conn.execute(
+                "SELECT (SELECT coalesce(sum(record_count), 0) FROM obs_profiles WHERE "
+                + where + "), (SELECT coalesce(sum(missing), 0) FROM obs_profile_gaps WHERE "
+                + where + ")", params + params).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def model_of(self, prediction_id: str) -> str | None:
         with self._pool.connection() as conn:
