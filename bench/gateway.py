@@ -251,8 +251,10 @@ def main() -> None:
                                      server_cpu, n)
             cpu_per_request[name] = (total.client + sum(server_cpu.values())) / n
         ratio = results["gateway"] / results["direct gRPC"]
-        print(f"CPU per request (client + servers): direct {cpu_per_request['direct gRPC'] * 1e3:.2f}"
-              f" ms, through the gateway {cpu_per_request['gateway'] * 1e3:.2f} ms")
+        direct_ms = cpu_per_request["direct gRPC"] * 1e3
+        gateway_ms = cpu_per_request["gateway"] * 1e3
+        print(f"CPU per request (client + servers): direct {direct_ms:.2f} ms, "
+              f"through the gateway {gateway_ms:.2f} ms")
         print(f"ratio gateway/direct = {ratio:.2f}  (target >= 0.5)")
     finally:
         for proc in (gateway, backend):

@@ -196,9 +196,9 @@ async def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         # Servers start once, before any timing: blocking Popen is fine here.
-        ours = subprocess.Popen([sys.executable, "-m", "modelplane.featurestore.main"], env=env,  # noqa: ASYNC220
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        ours = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "modelplane.featurestore.main"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         procs.append(ours)
         wait_port(our_port, ours)
         now = datetime.now(UTC)
@@ -213,10 +213,10 @@ async def main() -> None:
             "online_store": {"type": "sqlite", "path": str(fs_dir / "online_store.db")},
             "offline_store": {"type": "duckdb"}, "entity_key_serialization_version": 3}))
         feast_bin = Path(sys.executable).with_name("feast")
-        feast = subprocess.Popen([str(feast_bin), "-c", str(repo), "serve", "-p", str(feast_port),  # noqa: ASYNC220
-                                  "--no-access-log", "--max-requests", "0"], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 start_new_session=True)
+        feast = subprocess.Popen(  # noqa: ASYNC220
+            [str(feast_bin), "-c", str(repo), "serve", "-p", str(feast_port),
+             "--no-access-log", "--max-requests", "0"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         procs.append(feast)
         wait_port(feast_port, feast)
 
@@ -260,7 +260,8 @@ async def main() -> None:
 
         print(f"\n{args.entities} entities x {N_FEATURES} float features, SQLite online store, "
               f"concurrency {args.concurrency}, {args.seconds:.0f} s per run\n")
-        head = f"{'scenario':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'srv cpu/s':>11}{'cli cpu/s':>11}"
+        head = (f"{'scenario':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+                f"{'srv cpu/s':>11}{'cli cpu/s':>11}")
         print(head)
         print("-" * len(head))
         for label, ours_r, feast_r in results:
@@ -268,7 +269,8 @@ async def main() -> None:
                 print(f"{r.name:<26}{r.rps:>9.1f}{r.pct(50):>9.2f}{r.pct(99):>9.2f}{r.errors:>8}"
                       f"{r.server_cpu / r.seconds:>11.2f}{r.client_cpu / r.seconds:>11.2f}")
             print(f"{'  ratio ' + label:<26}{ours_r.rps / feast_r.rps:>8.1f}x"
-                  f"{ours_r.pct(50) / feast_r.pct(50):>9.2f}{ours_r.pct(99) / feast_r.pct(99):>9.2f}"
+                  f"{ours_r.pct(50) / feast_r.pct(50):>9.2f}"
+                  f"{ours_r.pct(99) / feast_r.pct(99):>9.2f}"
                   "   (throughput ours/feast; latency ours/feast)")
         print()
     finally:

@@ -202,7 +202,8 @@ def main() -> None:
     address, mlflow_uri = f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{mlflow_port}"
     env = {**os.environ, "MODELPLANE_DATA_DIR": str(tmp / "data"),
            "MODELPLANE_API_KEYS_FILE": str(keys_file), "MODELPLANE_AUTH": "on",
-           "MODELPLANE_REGISTRY_ADDR": address, "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{mlflow_port}",
+           "MODELPLANE_REGISTRY_ADDR": address,
+           "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{mlflow_port}",
            "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "2", "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     log_path = tmp / "registry.log"

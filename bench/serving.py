@@ -238,7 +238,7 @@ def prepare_models(tmp: Path, n_features: int) -> str:
     X = rng.normal(size=(2000, n_features))
     y = (X[:, 0] - X[:, 1] > 0).astype(int)
     models = [LogisticRegression(C=c).fit(X, y) for c in (1.0, 0.1, 0.01)]
-    for i, m in enumerate(models):
+    for m in models:
         with mlflow.start_run():
             mlflow.sklearn.log_model(m, name="model", registered_model_name="churn",
                                      signature=infer_signature(X, m.predict(X)))

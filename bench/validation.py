@@ -1,6 +1,6 @@
 """Validation benchmark: modelplane's check suite vs Deepchecks' ``full_suite``.
 
-    uv run python bench/validation.py                 # 100k train + 100k test rows, 20 numeric + 1 categorical
+    uv run python bench/validation.py                 # 100k + 100k rows, 20 numeric + 1 categorical
     uv run python bench/validation.py --rows 20000    # quick
     uv run python bench/validation.py --skip-deepchecks
 
@@ -102,7 +102,8 @@ def ensure_deepchecks_venv() -> Path:
     print(f"creating Deepchecks environment in {DEEPCHECKS_VENV} (first run only) ...", flush=True)
     DEEPCHECKS_VENV.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["uv", "venv", "--python", "3.11", str(DEEPCHECKS_VENV)], check=True)
-    subprocess.run(["uv", "pip", "install", "--python", str(python), *DEEPCHECKS_PACKAGES], check=True)
+    subprocess.run(["uv", "pip", "install", "--python", str(python), *DEEPCHECKS_PACKAGES],
+                   check=True)
     marker.touch()
     return python
 
@@ -134,7 +135,8 @@ def run_modelplane(train: pd.DataFrame, test: pd.DataFrame) -> dict:
     with threadpool_limits(1):  # as the Deepchecks side (OMP_NUM_THREADS=1)
         model = namespace["make_model"](numeric, MODEL_PARAMS).fit(train[features], train["label"])
         baseline_params = {**MODEL_PARAMS, "max_iter": 50, "random_state": 1}
-        baseline = namespace["make_model"](numeric, baseline_params).fit(train[features], train["label"])
+        baseline = namespace["make_model"](numeric, baseline_params).fit(train[features],
+                                                                         train["label"])
     policy = parse_policy_text(textwrap.dedent(f"""
         label_column: label
         feature_columns: {json.dumps(features)}
@@ -154,7 +156,8 @@ def run_modelplane(train: pd.DataFrame, test: pd.DataFrame) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=100_000, help="rows of the test set (and of the train set)")
+    ap.add_argument("--rows", type=int, default=100_000,
+                    help="rows of the test set (and of the train set)")
     ap.add_argument("--skip-deepchecks", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mp-bench-validation-") as tmp:
@@ -162,7 +165,8 @@ def main() -> None:
         train, test = make_data(args.rows, 1), make_data(args.rows, 2, drift=0.1)
         train.to_parquet(work / "train.parquet")
         test.to_parquet(work / "test.parquet")
-        print(f"data: {args.rows} train + {args.rows} test rows x {N_NUMERIC} numeric + 1 categorical feature")
+        print(f"data: {args.rows} train + {args.rows} test rows x {N_NUMERIC} numeric "
+              "+ 1 categorical feature")
         ours = run_modelplane(train, test)
         print(f"modelplane suite : {ours['seconds']:7.2f} s  {ours['checks']} checks "
               f"({ours['not_passed']} not PASS)")
@@ -173,7 +177,8 @@ def main() -> None:
         theirs = run_deepchecks(work / "train.parquet", work / "test.parquet", work)
         print(f"Deepchecks full_suite: {theirs['seconds']:7.2f} s  {theirs['checks']} checks "
               f"({theirs['not_passed']} not passed)")
-        print(f"ratio (Deepchecks / modelplane): {theirs['seconds'] / ours['seconds']:.1f}x  (target >= 5x)")
+        ratio = theirs["seconds"] / ours["seconds"]
+        print(f"ratio (Deepchecks / modelplane): {ratio:.1f}x  (target >= 5x)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,15 @@
     uv run python protos/build.py generate          # write protos/src/modelplane/**/_pb2*.py
     uv run python protos/build.py check             # fail if generated code is stale
     uv run python protos/build.py lint              # buf lint (offline, via a descriptor image)
-    uv run python protos/build.py breaking [REF]    # buf breaking against git REF (default: main)
+    uv run python protos/build.py breaking          # buf breaking against the committed baseline
+    uv run python protos/build.py breaking REF      # buf breaking against git REF instead
+    uv run python protos/build.py baseline          # accept the current API: rewrite the baseline
+
+The API baseline, protos/baseline.binpb, is a descriptor image of the contracts
+as last released. CI compares the working tree with it, so a breaking change
+fails even after it is committed (comparing with `main` cannot: once merged,
+main is the change). Update it on purpose, in its own commit, when a new API
+is accepted (a release, or a deliberate break in a new package version).
 
 buf comes from the npm package @bufbuild/buf; `lint`/`breaking` install it into
 .tools/ on first use. The Buf registry is not reachable here, so both run on a
@@ -25,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "src"
 TOOLS = ROOT / ".tools"
+BASELINE = HERE / "baseline.binpb"
 
 
 def _include_paths() -> list[str]:
@@ -75,7 +84,8 @@ def check() -> int:
         committed = {p.relative_to(OUT) for p in OUT.rglob("*_pb2*.py*")}
         extra = sorted(str(p) for p in committed if not (fresh / p).exists())
     if stale or extra:
-        print("generated code is stale; run `uv run python protos/build.py generate`", file=sys.stderr)
+        print("generated code is stale; run `uv run python protos/build.py generate`",
+              file=sys.stderr)
         for name in stale + extra:
             print(f"  {name}", file=sys.stderr)
         return 1
@@ -83,9 +93,10 @@ def check() -> int:
     return 0
 
 
-def image(src_root: Path, out_file: Path) -> None:
+def image(src_root: Path, out_file: Path, *, source_info: bool = True) -> None:
     incs = [f"-I{src_root}", *(f"-I{p}" for p in _include_paths())]
-    _protoc([*incs, "--include_imports", "--include_source_info",
+    info = ["--include_source_info"] if source_info else []
+    _protoc([*incs, "--include_imports", *info,
              f"--descriptor_set_out={out_file}", *proto_files(src_root)])
 
 
@@ -113,6 +124,33 @@ def lint() -> int:
     return res.returncode
 
 
+def _buf_breaking(new_image: Path, against: Path, what: str) -> int:
+    res = subprocess.run([buf_binary(), "breaking", str(new_image), "--against", str(against),
+                          "--path", "modelplane"], cwd=HERE, check=False)
+    if res.returncode == 0:
+        print(f"buf breaking: no breaking change against {what}")
+    return res.returncode
+
+
+def baseline() -> int:
+    """Rewrite protos/baseline.binpb from the working tree (no source info: smaller, and
+    comment edits do not churn it)."""
+    image(HERE, BASELINE, source_info=False)
+    print(f"wrote {BASELINE.relative_to(ROOT)}; commit it with the API change it accepts")
+    return 0
+
+
+def breaking_baseline() -> int:
+    if not BASELINE.exists():
+        print(f"buf breaking: {BASELINE.relative_to(ROOT)} is missing; "
+              "run `uv run python protos/build.py baseline`", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        new = Path(tmp) / "new.binpb"
+        image(HERE, new)
+        return _buf_breaking(new, BASELINE, f"the baseline ({BASELINE.relative_to(ROOT)})")
+
+
 def breaking(ref: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
@@ -132,12 +170,7 @@ def breaking(ref: str) -> int:
             dest.write_bytes(blob)
         image(old_root, tmpd / "old.binpb")
         image(HERE, tmpd / "new.binpb")
-        res = subprocess.run([buf_binary(), "breaking", str(tmpd / "new.binpb"), "--against",
-                              str(tmpd / "old.binpb"), "--path", "modelplane"], cwd=HERE,
-                             check=False)
-    if res.returncode == 0:
-        print(f"buf breaking: no breaking change against {ref}")
-    return res.returncode
+        return _buf_breaking(tmpd / "new.binpb", tmpd / "old.binpb", ref)
 
 
 def main(argv: list[str]) -> int:
@@ -150,7 +183,10 @@ def main(argv: list[str]) -> int:
     if cmd == "lint":
         return lint()
     if cmd == "breaking":
-        return breaking(argv[1] if len(argv) > 1 else os.environ.get("MODELPLANE_BREAKING_REF", "main"))
+        ref = argv[1] if len(argv) > 1 else os.environ.get("MODELPLANE_BREAKING_REF", "")
+        return breaking(ref) if ref else breaking_baseline()
+    if cmd == "baseline":
+        return baseline()
     print(__doc__)
     return 2
 

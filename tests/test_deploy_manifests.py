@@ -701,7 +701,7 @@ def test_runtime_stage_is_slim_non_root_and_listens_on_the_default_ports(name: s
     assert env["MODELPLANE_DATA_DIR"] == "/data" and env["HOME"] == "/tmp"
     copied = [a for i, a in final if i == "COPY"]
     assert any(a.startswith("--from=build /app/.venv") for a in copied)
-    assert not any("COPY" == i and not a.startswith("--from") and "services/" in a
+    assert not any(i == "COPY" and not a.startswith("--from") and "services/" in a
                    for i, a in final), "runtime copies the virtualenv, not the source"
     healthcheck = " ".join(a for i, a in final if i == "HEALTHCHECK")
     assert (f"http://127.0.0.1:{d.port}/healthz" if d.http else f"grpc\", \"127.0.0.1:{d.port}"

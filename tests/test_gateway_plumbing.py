@@ -114,7 +114,8 @@ async def test_malformed_json_is_400_with_a_field_violation(stack, keys, body, f
         "authorization": f"Bearer {keys['writer']}", "content-type": "application/json"})
     assert resp.status_code == 400, resp.text
     details = resp.json()["details"]
-    violations = [v for d in details for v in d.get("fieldViolations", d.get("field_violations", []))]
+    violations = [v for d in details
+                  for v in d.get("fieldViolations", d.get("field_violations", []))]
     assert violations, details
     if field is not None:
         assert any(field in v["field"] for v in violations), violations

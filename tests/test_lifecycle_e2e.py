@@ -83,7 +83,8 @@ class SpanCollector:
 
 # -- the platform and the demo --------------------------------------------------------------
 def _cli(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelplane.cli.main", *args], env=env, check=False,
+    return subprocess.run([sys.executable, "-m", "modelplane.cli.main", *args], env=env,
+                          check=False,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -94,7 +95,8 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory,
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MODELPLANE_", "OTEL_", "MLFLOW_"))}
     for service in SERVICES:
-        env[f"MODELPLANE_{service.upper()}_DATABASE_URL"] = make_postgres_database(f"mp_e2e_{service}")
+        database = make_postgres_database(f"mp_e2e_{service}")
+        env[f"MODELPLANE_{service.upper()}_DATABASE_URL"] = database
     env.update({
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
@@ -105,7 +107,7 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory,
         "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "0.5",
     })
     started = time.monotonic()
-    for attempt in range(2):
+    for _attempt in range(2):
         # a port of the block may be taken by another process between the check and the
         # bind: then once more, on another block
         data = tmp_path_factory.mktemp("lifecycle")
@@ -482,12 +484,14 @@ def _traced_inference(lifecycle: dict[str, Any], customer_id: int) -> tuple[str,
             name="customer_id", datatype="INT64", shape=[1],
             contents=Contents(int64_contents=[customer_id])),
         service_pb2.ModelInferRequest.InferInputTensor(
-            name="amount", datatype="FP64", shape=[1], contents=Contents(fp64_contents=[_ROW["amount"]])),
+            name="amount", datatype="FP64", shape=[1],
+            contents=Contents(fp64_contents=[_ROW["amount"]])),
         service_pb2.ModelInferRequest.InferInputTensor(
             name="merchant_category", datatype="BYTES", shape=[1],
             contents=Contents(bytes_contents=[_ROW["merchant_category"].encode()])),
         service_pb2.ModelInferRequest.InferInputTensor(
-            name="hour", datatype="INT64", shape=[1], contents=Contents(int64_contents=[_ROW["hour"]])),
+            name="hour", datatype="INT64", shape=[1],
+            contents=Contents(int64_contents=[_ROW["hour"]])),
         service_pb2.ModelInferRequest.InferInputTensor(
             name="city", datatype="BYTES", shape=[1],
             contents=Contents(bytes_contents=[_ROW["city"].encode()])),

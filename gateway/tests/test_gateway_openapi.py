@@ -58,7 +58,8 @@ def test_paths_and_parameters_come_from_the_http_rules(doc: dict[str, Any]) -> N
     assert {"page_size", "page_token", "colors", "filter.prefix", "filter.min_count",
             "active_only", "since"} <= set(query)
     assert "shelf" not in query
-    assert query["colors"]["schema"] == {"type": "array", "items": {"$ref": f"#/components/schemas/{W}Color"}}
+    assert query["colors"]["schema"] == {"type": "array",
+                                         "items": {"$ref": f"#/components/schemas/{W}Color"}}
     assert query["since"]["schema"]["format"] == "date-time"
     # additional bindings get their own operation ids
     assert paths["/v1/widgets"]["get"]["operationId"] == "WidgetService_ListWidgets_1"

@@ -263,6 +263,7 @@ def _log_model(tracking_uri: str) -> None:
 import mlflow, mlflow.sklearn, numpy as np
 from sklearn.linear_model import LogisticRegression
 mlflow.set_tracking_uri({tracking_uri!r})
+mlflow.set_registry_uri({tracking_uri!r})
 X = np.random.default_rng(0).normal(size=(100, 4)); y = (X[:, 0] > 0).astype(int)
 with mlflow.start_run():
     mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",

@@ -506,13 +506,15 @@ def test_a_symlink_inside_a_root_does_not_lead_out(policy: Any, tmp_path: Path) 
     inner = tmp_path / "imports" / "inner-link.parquet"  # a link that stays inside is fine
     (tmp_path / "imports" / "real.parquet").write_bytes(b"x")
     inner.symlink_to(tmp_path / "imports" / "real.parquet")
-    assert policy.readable(str(inner), "f").path == (tmp_path / "imports" / "real.parquet").resolve()
+    assert policy.readable(str(inner),
+                           "f").path == (tmp_path / "imports" / "real.parquet").resolve()
 
 
 def test_file_uris_other_schemes_and_buckets(policy: Any) -> None:
     assert policy.locate("s3://team-bucket/features/day=1/x.parquet", "f").path is None
     assert policy.locate("s3://team-bucket/features", "f").uri == "s3://team-bucket/features"
-    assert policy.locate("gs://shared/any/thing.parquet", "f").target == "gs://shared/any/thing.parquet"
+    assert policy.locate("gs://shared/any/thing.parquet",
+                         "f").target == "gs://shared/any/thing.parquet"
     for uri in ("s3://team-bucket/featuresX/x.parquet", "s3://team-bucket/other/x.parquet",
                 "s3://other-bucket/features/x.parquet", "gs://sharedX/x"):
         with pytest.raises(PermissionDenied) as info:

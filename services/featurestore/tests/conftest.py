@@ -96,7 +96,8 @@ async def featurestore(request: pytest.FixtureRequest, tmp_path_factory: pytest.
         await running_ctx.__aexit__(None, None, None)
 
 
-async def _start(config: str, tmp: Path, make_db: Any, redis_url: Any) -> tuple[Any, RunningFeatureStore]:
+async def _start(config: str, tmp: Path, make_db: Any,
+                 redis_url: Any) -> tuple[Any, RunningFeatureStore]:
     from feast.protos.feast.serving import ServingService_pb2_grpc
 
     from modelplane.featurestore.main import build_spec

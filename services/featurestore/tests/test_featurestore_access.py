@@ -49,7 +49,8 @@ async def test_readers_read_writers_write_and_only_admins_apply_directories(tmp_
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
         await stub.ApplyRepo(apply, metadata=auth(writer))
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stub.ApplyRepo(pb.ApplyRepoRequest(repo_path=str(tmp_path)), metadata=auth(writer))
+            await stub.ApplyRepo(pb.ApplyRepoRequest(repo_path=str(tmp_path)),
+                                 metadata=auth(writer))
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
         rows = pa.table({"acc": pa.array([1], pa.int64()),

@@ -36,8 +36,10 @@ def ts(dt: datetime) -> Any:
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-async def make_view(fs: Any, *, ttl: timedelta = timedelta(0), online: bool = True) -> tuple[str, str]:
-    """A fresh entity (INT64 key) and feature view with DOUBLE `value`, STRING `tag`, INT64 `count`."""
+async def make_view(fs: Any, *, ttl: timedelta = timedelta(0),
+                    online: bool = True) -> tuple[str, str]:
+    """A fresh entity (INT64 key) and feature view with DOUBLE `value`, STRING `tag`,
+    INT64 `count`."""
     entity = fs.unique("cust")
     view = fs.unique("stats")
     fv = pb.FeatureView(name=view, entities=[entity], online=online, features=[
@@ -109,13 +111,15 @@ async def test_training_set_never_contains_a_value_stamped_after_its_row(feature
     fs = featurestore
     entity, view = await make_view(fs)
     key = f"{entity}_id"
-    # Each feature value is its own event time (epoch seconds): a leak is visible as value > row time.
+    # Each feature value is its own event time (epoch seconds): a leak is visible as
+    # value > row time.
     base = NOW - timedelta(days=5)
     times = [base + timedelta(hours=7 * i + k) for k in range(3) for i in range(12)]
     ids = [1 + (i % 3) for i in range(len(times))]
     await write_offline(fs, view, rows(key, ids, times, [t.timestamp() for t in times]))
     probe_times = [base + timedelta(hours=h, minutes=30) for h in range(-2, 90, 5)]
-    entity_rows = pa.table({key: pa.array([1 + (h % 3) for h in range(len(probe_times))], pa.int64()),
+    entity_rows = pa.table({key: pa.array([1 + (h % 3) for h in range(len(probe_times))],
+                                          pa.int64()),
                             "event_timestamp": pa.array(probe_times, TS),
                             "label": pa.array(list(range(len(probe_times))), pa.int64())})
     ds = await fs.stub.CreateDataset(pb.CreateDatasetRequest(
@@ -143,7 +147,8 @@ async def test_ttl_limits_how_old_a_joined_value_may_be(featurestore: Any) -> No
     t0 = NOW - timedelta(days=1)
     await write_offline(fs, view, rows(key, [1], [t0], [5.0]))
     entity_rows = pa.table({key: pa.array([1, 1], pa.int64()),
-                            "event_timestamp": pa.array([t0 + timedelta(hours=1), t0 + timedelta(hours=3)], TS)})
+                            "event_timestamp": pa.array([t0 + timedelta(hours=1),
+                                                         t0 + timedelta(hours=3)], TS)})
     ds = await fs.stub.CreateDataset(pb.CreateDatasetRequest(
         dataset=pb.Dataset(name=fs.unique("ttl"), feature_refs=[f"{view}:value"]),
         entity_rows=table_data(entity_rows)))
@@ -178,15 +183,18 @@ async def test_incremental_materialization_moves_only_new_data(featurestore: Any
     t1 = NOW - timedelta(hours=10)
     await write_offline(fs, view, rows(key, [1, 2], [t1, t1], [1.0, 2.0]))
     first = await materialize(fs, [view], end=NOW - timedelta(hours=5))
-    assert [p.state for p in first] == [pb.MATERIALIZE_STATE_RUNNING, pb.MATERIALIZE_STATE_SUCCEEDED]
+    assert [p.state for p in first] == [pb.MATERIALIZE_STATE_RUNNING,
+                                        pb.MATERIALIZE_STATE_SUCCEEDED]
     assert first[-1].rows_written == 2
     first_end = first[-1].range.end_time.ToDatetime(tzinfo=UTC)
 
     # Mark entity 1 in the online store: a second pass that re-moved old data would overwrite it.
     await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(
         feature_view=view, rows=table_data(rows(key, [1], [t1 + timedelta(minutes=1)], [111.0]))))
-    # A late row stamped before the first end is not "new": incremental runs start where the last ended.
-    await write_offline(fs, view, rows(key, [3, 4], [NOW - timedelta(hours=2), NOW - timedelta(hours=6)],
+    # A late row stamped before the first end is not "new": incremental runs start where
+    # the last ended.
+    await write_offline(fs, view, rows(key, [3, 4],
+                                       [NOW - timedelta(hours=2), NOW - timedelta(hours=6)],
                                        [3.0, 4.0]))
     second = await materialize(fs, [view], end=NOW)
     assert second[-1].state == pb.MATERIALIZE_STATE_SUCCEEDED
@@ -211,7 +219,8 @@ async def test_online_values_equal_the_latest_offline_values(featurestore: Any) 
             ids.append(cid)
             times.append(NOW - timedelta(minutes=rnd.randint(10, 5000)))
             values.append(round(rnd.uniform(-100, 100), 3))
-    await write_offline(fs, view, rows(key, ids, times, values, counts=[rnd.randint(0, 9) for _ in ids]))
+    await write_offline(fs, view,
+                        rows(key, ids, times, values, counts=[rnd.randint(0, 9) for _ in ids]))
     await materialize(fs, [view], end=NOW, start=NOW - timedelta(days=30))
     latest: dict[int, tuple[datetime, float]] = {}
     for cid, t, v in zip(ids, times, values):
@@ -228,7 +237,8 @@ async def test_feast_serving_stub_reads_what_our_rpcs_ingested(featurestore: Any
     entity, view = await make_view(fs)
     key = f"{entity}_id"
     t = NOW - timedelta(hours=1)
-    await write_offline(fs, view, rows(key, [7, 8], [t, t], [7.5, 8.5], tags=["a", "b"], counts=[70, 80]))
+    await write_offline(fs, view,
+                        rows(key, [7, 8], [t, t], [7.5, 8.5], tags=["a", "b"], counts=[70, 80]))
     await materialize(fs, [view], end=NOW)
     await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(
         feature_view=view, rows=table_data(rows(key, [9], [NOW], [9.5], tags=["c"], counts=[90]))))
@@ -249,7 +259,8 @@ async def test_feast_serving_stub_reads_what_our_rpcs_ingested(featurestore: Any
 
     # Feast's own SDK reads the same online store and agrees.
     feast_dict = fs.core.repository.store.get_online_features(
-        features=[f"{view}:value", f"{view}:tag"], entity_rows=[{key: i} for i in (7, 8, 9, 10)]).to_dict()
+        features=[f"{view}:value", f"{view}:tag"],
+        entity_rows=[{key: i} for i in (7, 8, 9, 10)]).to_dict()
     assert feast_dict["value"] == [7.5, 8.5, 9.5, None]
     assert feast_dict["tag"] == ["a", "b", "c", None]
 
@@ -259,13 +270,47 @@ async def test_push_keeps_the_newest_event_per_entity(featurestore: Any) -> None
     entity, view = await make_view(fs)
     key = f"{entity}_id"
     batch = rows(key, [1, 1, 2], [NOW - timedelta(hours=1), NOW, NOW], [1.0, 2.0, 3.0])
-    resp = await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(feature_view=view, rows=table_data(batch)))
+    resp = await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(feature_view=view,
+                                                                 rows=table_data(batch)))
     assert resp.row_count == 2
     older = rows(key, [1], [NOW - timedelta(hours=3)], [-1.0])
-    resp = await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(feature_view=view, rows=table_data(older)))
+    resp = await fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(feature_view=view,
+                                                                 rows=table_data(older)))
     assert resp.row_count == 0
     got = await online(fs, [f"{view}:value"], key, [1, 2])
     assert got["value"] == [2.0, 3.0]
+
+
+async def test_a_push_waits_for_another_replica_writing_the_view_and_keeps_its_newer_row(
+        featurestore: Any) -> None:
+    """Replicas sharing an online store: the newest-event rule's read-and-write is one
+    critical section across processes (file lock, PostgreSQL advisory lock, Redis lock)."""
+    import asyncio
+
+    import pandas as pd
+
+    from modelplane.featurestore.online_write_lock import OnlineWriteLock
+
+    fs = featurestore
+    entity, view = await make_view(fs)
+    key = f"{entity}_id"
+    repo = fs.core.repository
+    other_replica = OnlineWriteLock.for_settings(repo.settings)  # its own handle / connection
+    push = None
+    with other_replica.hold(view):
+        push = asyncio.ensure_future(fs.stub.PushOnlineRows(pb.PushOnlineRowsRequest(
+            feature_view=view, rows=table_data(rows(key, [1], [NOW], [2.0])))))
+        with pytest.raises(TimeoutError):  # it waits for the other replica's write
+            await asyncio.wait_for(asyncio.shield(push), 1.5)
+        # ... which stores a newer event for the same key meanwhile
+        newer = pd.DataFrame({key: [1], "event_timestamp": [NOW + timedelta(hours=1)],
+                              "value": [9.0], "tag": ["t9"], "count": [9]})
+        await asyncio.to_thread(repo.store.refresh_registry)  # Feast's cache: the new view
+        await asyncio.to_thread(repo.store.write_to_online_store, view, newer)
+    resp = await push
+    assert resp.row_count == 0  # older than what the other replica wrote
+    got = await online(fs, [f"{view}:value"], key, [1])
+    assert got["value"] == [9.0]
 
 
 def _stream_message(key: str, ids: list[int | None], times: list[datetime | None],
@@ -416,7 +461,8 @@ async def test_unknown_refs_are_named_in_the_error(featurestore: Any) -> None:
         await fs.feast_stub.GetOnlineFeatures(req)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
-    for bad in (pb.WriteOfflineRowsRequest(feature_view="ghost", rows=table_data(pa.table({"a": [1]}))),):
+    for bad in (pb.WriteOfflineRowsRequest(feature_view="ghost",
+                                           rows=table_data(pa.table({"a": [1]}))),):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await fs.stub.WriteOfflineRows(bad)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
@@ -444,7 +490,8 @@ async def test_bad_entity_keys_are_invalid_argument(featurestore: Any) -> None:
     assert fields == {f"entities.{key}", "entities.wrong_key"}
 
 
-async def test_rows_of_the_wrong_type_are_rejected_and_nothing_is_written(featurestore: Any) -> None:
+async def test_rows_of_the_wrong_type_are_rejected_and_nothing_is_written(
+        featurestore: Any) -> None:
     fs = featurestore
     entity, view = await make_view(fs)
     key = f"{entity}_id"
@@ -460,7 +507,8 @@ async def test_rows_of_the_wrong_type_are_rejected_and_nothing_is_written(featur
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await call(type(pb.WriteOfflineRowsRequest())(feature_view=view, rows=table_data(bad))
                        if call is fs.stub.WriteOfflineRows else
-                       pb.PushOnlineRowsRequest(feature_view=view, rows=table_data(bad), also_offline=True))
+                       pb.PushOnlineRowsRequest(feature_view=view, rows=table_data(bad),
+                                                also_offline=True))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         fields = {v.field for v in rpc_error(info.value).field_violations}
         assert fields == {"rows.value", "rows.count", "rows.extra"}

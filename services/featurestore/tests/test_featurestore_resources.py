@@ -70,9 +70,11 @@ async def test_definitions_lifecycle_with_pages_and_guards(default_featurestore:
     view = pb.FeatureView(name="ent_view", entities=["ent_0"], online=True,
                           features=[pb.Feature(name="score", value_type=pb.VALUE_TYPE_FLOAT)])
     made = await stub.CreateFeatureView(pb.CreateFeatureViewRequest(feature_view=view))
-    assert made.source.kind == pb.SOURCE_KIND_FILE and made.source.timestamp_field == "event_timestamp"
-    svc = await stub.CreateFeatureService(pb.CreateFeatureServiceRequest(feature_service=pb.FeatureService(
-        name="ent_service", projections=[pb.FeatureViewProjection(feature_view="ent_view")])))
+    assert made.source.kind == pb.SOURCE_KIND_FILE
+    assert made.source.timestamp_field == "event_timestamp"
+    svc = await stub.CreateFeatureService(pb.CreateFeatureServiceRequest(
+        feature_service=pb.FeatureService(
+            name="ent_service", projections=[pb.FeatureViewProjection(feature_view="ent_view")])))
     assert list(svc.projections[0].features) == ["score"]
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -114,7 +116,8 @@ async def test_apply_repo_directory_of_feast_python(default_featurestore: Any) -
         from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
         from feast.types import Float64
         driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
-        src = FileSource(name="drivers_src", path={str(parquet)!r}, timestamp_field="event_timestamp")
+        src = FileSource(name="drivers_src", path={str(parquet)!r},
+                         timestamp_field="event_timestamp")
         stats = FeatureView(name="driver_stats", entities=[driver], ttl=timedelta(days=1),
                             schema=[Field(name="rating", dtype=Float64)], source=src, online=True)
         svc = FeatureService(name="driver_svc", features=[stats])
@@ -134,9 +137,10 @@ async def test_apply_repo_directory_of_feast_python(default_featurestore: Any) -
     resp = await fs.stub.GetOnlineFeatures(lookup)
     assert resp.columns[1].name == "rating" and resp.columns[1].values[0].double_value == 3.9
     # Writing to a single-file source from a repo appends to that file.
-    await fs.stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(feature_view="driver_stats", rows=data(
-        pa.table({"driver_id": pa.array([3], pa.int64()), "event_timestamp": pa.array([NOW], TS),
-                  "rating": [5.0]}))))
+    await fs.stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(
+        feature_view="driver_stats", rows=data(pa.table({
+            "driver_id": pa.array([3], pa.int64()), "event_timestamp": pa.array([NOW], TS),
+            "rating": [5.0]}))))
     assert pq.read_table(parquet).num_rows == 3
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -147,15 +151,18 @@ async def test_apply_repo_directory_of_feast_python(default_featurestore: Any) -
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_datasets_are_versioned_hashed_and_read_back(default_featurestore: Any, demo: Any) -> None:
+async def test_datasets_are_versioned_hashed_and_read_back(default_featurestore: Any,
+                                                           demo: Any) -> None:
     stub = default_featurestore.stub
     window = types_pb2.TimeWindow()
     window.start_time.FromDatetime(demo.start + timedelta(days=8))
     window.end_time.FromDatetime(demo.end)
     request = pb.CreateDatasetRequest(
-        dataset=pb.Dataset(name="fraud_training", feature_service="fraud_model", tags={"team": "risk"}),
+        dataset=pb.Dataset(name="fraud_training", feature_service="fraud_model",
+                           tags={"team": "risk"}),
         entity_rows_from_view=pb.EntityRowsFromView(
-            feature_view="transactions", columns=["amount", "merchant_category", "city", "is_fraud"],
+            feature_view="transactions",
+            columns=["amount", "merchant_category", "city", "is_fraud"],
             time_range=window))
     first = await stub.CreateDataset(request)
     second = await stub.CreateDataset(request)
@@ -169,7 +176,8 @@ async def test_datasets_are_versioned_hashed_and_read_back(default_featurestore:
     assert len(chunks) == -(-first.row_count // 100)
     table = pa.concat_tables(ipc.open_stream(c.arrow_ipc).read_all() for c in chunks)
     assert table.num_rows == first.row_count == sum(c.row_count for c in chunks)
-    assert {"customer_id", "event_timestamp", "is_fraud", "age", "txn_count_7d"} <= set(table.column_names)
+    assert {"customer_id", "event_timestamp", "is_fraud", "age",
+            "txn_count_7d"} <= set(table.column_names)
     # Every activity value joined is one computed at or before the transaction.
     assert table.column("txn_count_7d").null_count < table.num_rows
 
@@ -198,7 +206,8 @@ async def test_datasets_are_versioned_hashed_and_read_back(default_featurestore:
     assert {v.field for v in err(info.value).field_violations} == {"entity_rows.customer_id"}
 
 
-async def test_demo_online_features_through_the_feature_service(default_featurestore: Any, demo: Any) -> None:
+async def test_demo_online_features_through_the_feature_service(default_featurestore: Any,
+                                                                demo: Any) -> None:
     req = pb.GetOnlineFeaturesRequest(feature_service="fraud_model", full_feature_names=True)
     req.entities["customer_id"].values.extend(types_pb2.Value(int64_value=i) for i in (1, 2, 3))
     resp = await default_featurestore.stub.GetOnlineFeatures(req)
@@ -237,7 +246,8 @@ async def test_data_quality_report_finds_what_is_wrong(default_featurestore: Any
     assert cols["amount"].missing_count == 1 and cols["amount"].kind == pb.COLUMN_KIND_NUMERIC
     assert cols["amount"].max == 50.0 and sum(b.count for b in cols["amount"].histogram) == 5
     assert len(cols["amount"].histogram) == 4
-    assert cols["city"].top_categories[0].value == "Paris" and cols["city"].top_categories[0].count == 3
+    top = cols["city"].top_categories[0]
+    assert top.value == "Paris" and top.count == 3
 
     again = await stub.GetDataQualityReport(pb.GetDataQualityReportRequest(id=report.id))
     assert again == report
@@ -245,7 +255,8 @@ async def test_data_quality_report_finds_what_is_wrong(default_featurestore: Any
     assert report.id in [r.id for r in listed.reports] and not listed.reports[0].columns
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ComputeDataQuality(pb.ComputeDataQualityRequest(rows=data(rows), label_column="nope"))
+        await stub.ComputeDataQuality(pb.ComputeDataQualityRequest(rows=data(rows),
+                                                                   label_column="nope"))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err(info.value).field_violations[0].field == "label_column"
 
@@ -265,7 +276,8 @@ async def test_data_quality_of_a_dataset_and_a_source(default_featurestore: Any,
 
 
 async def test_offline_rows_from_a_parquet_uri_under_the_data_root(default_featurestore: Any,
-                                                                   demo: Any, tmp_path: Any) -> None:
+                                                                   demo: Any,
+                                                                   tmp_path: Any) -> None:
     import pyarrow.parquet as pq
     fs = default_featurestore
     rows = pa.table({"customer_id": pa.array([9001], pa.int64()),
@@ -282,7 +294,8 @@ async def test_offline_rows_from_a_parquet_uri_under_the_data_root(default_featu
     pq.write_table(rows, outside)
     for uri, code in ((str(outside), grpc.StatusCode.PERMISSION_DENIED),
                       ("s3://bucket/x.parquet", grpc.StatusCode.PERMISSION_DENIED),
-                      (str(fs.data_dir / "imports" / "missing.parquet"), grpc.StatusCode.NOT_FOUND)):
+                      (str(fs.data_dir / "imports" / "missing.parquet"),
+                       grpc.StatusCode.NOT_FOUND)):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await fs.stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(
                 feature_view="customer_profile", rows=types_pb2.TableData(parquet_uri=uri)))

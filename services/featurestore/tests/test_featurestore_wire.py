@@ -48,11 +48,13 @@ def ours_expected(v: FeastValue) -> types_pb2.Value:
 
 @pytest.mark.parametrize("value", FEAST_VALUES, ids=lambda v: v.WhichOneof("val"))
 def test_each_feast_scalar_becomes_the_same_modelplane_value(value: FeastValue) -> None:
-    assert types_pb2.Value.FromString(feast_value_to_ours(value.SerializeToString())) == ours_expected(value)
+    ours = types_pb2.Value.FromString(feast_value_to_ours(value.SerializeToString()))
+    assert ours == ours_expected(value)
     assert types_pb2.Value.FromString(feast_value_to_ours(b"")).null_value
 
 
-def _result(columns: list[list[bytes | None]], stats: list[list[int]], secs: list[float]) -> LookupResult:
+def _result(columns: list[list[bytes | None]], stats: list[list[int]],
+            secs: list[float]) -> LookupResult:
     names = tuple(f"c{i}" for i in range(len(columns)))
     plan = LookupPlan(names=names, refs=tuple(f"v:{n}" for n in names), views=(),
                       join_keys={"k": ValueKind.INT64})
@@ -89,4 +91,5 @@ def test_responses_match_the_generated_messages(n: int) -> None:
     for vec, raw in zip(feast.results[1:], (doubles, mixed, gappy)):
         assert [v.SerializeToString() for v in vec.values] == [r or b"" for r in raw]
     assert list(feast.results[3].statuses) == stats[2]
-    assert struct.pack("<d", feast.results[1].values[-1].double_val) == struct.pack("<d", (n - 1) * 0.5)
+    assert struct.pack("<d", feast.results[1].values[-1].double_val) == struct.pack("<d",
+                                                                                    (n - 1) * 0.5)

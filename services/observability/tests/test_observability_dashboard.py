@@ -7,7 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -128,16 +128,43 @@ async def test_the_session_cookie_holds_a_token_not_the_key_and_dies_with_the_ke
         assert (await forged.get("/")).status_code == 401  # a key is no session token
 
 
-def test_sessions_expire_and_are_bounded() -> None:
+@pytest.mark.parametrize("backend", ["embedded", "postgres"])
+def test_sessions_live_in_the_store_so_every_replica_knows_them_and_expire_and_are_bounded(
+        backend: str, tmp_path: Path, make_postgres_database: Callable[[str], str]) -> None:
+    from modelplane.observability.store.base import EvaluationStore
+    from modelplane.observability.store.embedded import EmbeddedStore
+    from modelplane.observability.store.postgres import PostgresStore
+
+    url = make_postgres_database("mp_obs_sess") if backend == "postgres" else ""
+
+    def store() -> EvaluationStore:
+        s = PostgresStore(url) if url else EmbeddedStore(tmp_path / "e.duckdb")
+        s.open()
+        return s
+
     now = [1000.0]
-    sessions = DashboardSessions(ttl_seconds=60, limit=2, clock=lambda: now[0])
-    first = sessions.open("mp_a")
-    assert sessions.key_digest(first) == hashlib.sha256(b"mp_a").hexdigest()
-    now[0] += 61
-    assert sessions.key_digest(first) is None
-    kept = [sessions.open(k) for k in ("mp_b", "mp_c", "mp_d")]
-    assert sessions.key_digest(kept[0]) is None  # the oldest went first
-    assert sessions.key_digest(kept[2]) is not None
+    a_store = store()
+    # Two replicas on one PostgreSQL database (the embedded file has one process).
+    b_store = store() if url else a_store
+    try:
+        a = DashboardSessions(a_store, ttl_seconds=60, limit=2, clock=lambda: now[0],
+                              purge_every=1)
+        b = DashboardSessions(b_store, ttl_seconds=60, limit=2, clock=lambda: now[0])
+        first = a.open("mp_a")
+        assert b.key_digest(first) == hashlib.sha256(b"mp_a").hexdigest()  # the other replica
+        stored = a_store.list_documents(DashboardSessions.KIND)
+        assert first not in str(stored) and "mp_a" not in str(stored)  # no token, no key
+        assert b.key_digest("not-a-session") is None
+        now[0] += 61
+        assert b.key_digest(first) is None and a.key_digest(first) is None
+        kept = [a.open(k) for k in ("mp_b", "mp_c", "mp_d")]
+        assert b.key_digest(kept[0]) is None  # the oldest went first
+        assert b.key_digest(kept[1]) is not None and b.key_digest(kept[2]) is not None
+        assert len(a_store.list_documents(DashboardSessions.KIND)) == 2
+    finally:
+        if b_store is not a_store:
+            b_store.close()
+        a_store.close()
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None,

@@ -239,3 +239,21 @@ def test_alerts_stored_as_documents_by_an_older_release_move_to_the_alert_table(
         assert new.list_documents("alert") == []
     finally:
         new.close()
+
+
+async def test_lease_listener_and_webhook_state_are_on_metrics(service: Any) -> None:
+    """An operator sees which replica holds the lease and whether it listens."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    rt = service.runtime
+    for _ in range(200):  # the lease is taken and the listener connected right after start
+        if rt.lease.held() and rt.relay.connected:
+            break
+        await asyncio.sleep(0.05)
+    text = generate_latest(REGISTRY).decode()
+    assert "modelplane_observability_monitor_lease_held 1.0" in text
+    assert "modelplane_observability_alert_listener_connected 1.0" in text
+    acquisitions = [line for line in text.splitlines()
+                    if line.startswith("modelplane_observability_monitor_lease_acquisitions_total ")]
+    assert acquisitions and float(acquisitions[0].split()[1]) >= 1
+    assert 'modelplane_observability_webhook_deliveries_total{outcome="delivered"}' in text

@@ -183,12 +183,3 @@ def test_bad_model_uris_name_the_field(uri: str, reason: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         ids.model_uri(uri)
     assert err.value.reason == reason and err.value.field_violations[0].field == "uri"
-
-
-def test_page_tokens_are_bound_to_their_query() -> None:
-    token = ids.PageToken.encode({"model": "a"}, 42)
-    assert ids.PageToken.decode(token, {"model": "a"}) == 42
-    with pytest.raises(InvalidArgument, match="different query"):
-        ids.PageToken.decode(token, {"model": "b"})
-    with pytest.raises(InvalidArgument, match="not a page token"):
-        ids.PageToken.decode("garbage!!", {"model": "a"})

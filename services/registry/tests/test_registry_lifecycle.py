@@ -112,7 +112,8 @@ async def test_grpc_registration_is_seen_by_the_stock_client(
         uri = await in_thread(client.get_model_version_download_uri, name, "1")
     assert stock.run_id == trained.run_id
     assert stock.description == "registered over gRPC"
-    assert stock.tags["modelplane.lineage.feature_refs"] == '["transactions:amount", "customers:age"]'
+    refs = stock.tags["modelplane.lineage.feature_refs"]
+    assert refs == '["transactions:amount", "customers:age"]'
     resolved = await registry.stub("reader").ResolveModelUri(
         pb.ResolveModelUriRequest(uri=f"models:/{name}/1"))
     assert resolved.download_uri == uri
@@ -236,7 +237,7 @@ async def test_alias_history_records_grpc_and_stock_client_changes(
                                                                      page_size=1))
     err = await rpc_error(reader.ListAliasChanges(pb.ListAliasChangesRequest(
         model_name=registry.name("fraud"), page_size=1, page_token=first.next_page_token)))
-    assert err.code == "INVALID_ARGUMENT" and err.reason == "PAGE_TOKEN_MISMATCH"
+    assert err.code == "INVALID_ARGUMENT" and err.reason == "INVALID_PAGE_TOKEN"
 
     err = await rpc_error(reader.GetAlias(pb.GetAliasRequest(model_name=name,
                                                               alias="challenger")))

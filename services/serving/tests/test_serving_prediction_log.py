@@ -26,7 +26,8 @@ X = np.random.default_rng(5).normal(size=(2, 4))
 def _record(pid: str, inputs, outputs, **kw) -> PredictionRecord:
     base = {"deployment": "d", "model": "m", "model_version": "3", "environment": "production",
                 "time": 1_700_000_000.25, "latency_ms": 1.5, "features": {}, "route": "champion",
-                "trace_id": "ab" * 16, "fallback_reason": "", "parent_prediction_id": "", "span_id": "cd" * 8}
+                "trace_id": "ab" * 16, "fallback_reason": "", "parent_prediction_id": "",
+                "span_id": "cd" * 8}
     base.update(kw)
     return PredictionRecord(pid, base.pop("deployment"), base.pop("model"),
                             base.pop("model_version"), base.pop("environment"), base.pop("time"),
@@ -152,8 +153,9 @@ async def test_predictions_reach_the_real_observability_and_rejected_rows_are_de
         async with sv.run_server(settings) as server:
             await _deploy(server.grpc_address,
                           pb.Deployment(name="churn", model="churn"),
-                          pb.Deployment(name="base", model="baseline", traffic_split=pb.TrafficSplit(
-                              routes=[pb.Route(target=pb.ModelTarget(version="1"), weight=1)])))
+                          pb.Deployment(name="base", model="baseline",
+                                        traffic_split=pb.TrafficSplit(routes=[pb.Route(
+                                            target=pb.ModelTarget(version="1"), weight=1)])))
             with _Records("modelplane.serving.prediction_log") as caplog:
                 good, bad = await asyncio.gather(_infer(server.grpc_address, "churn", 5),
                                                  _infer(server.grpc_address, "base", 3))

@@ -1,4 +1,5 @@
-"""Weighted canary split, stickiness, run-time changes that survive a restart (SQLite, PostgreSQL)."""
+"""Weighted canary split, stickiness, run-time changes that survive a restart (SQLite,
+PostgreSQL)."""
 
 from __future__ import annotations
 

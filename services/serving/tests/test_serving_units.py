@@ -136,8 +136,8 @@ def test_load_failures_are_told_apart_transient_from_permanent():
     try:
         try:
             requests.get(f"http://127.0.0.1:{port}/api/2.0/mlflow-artifacts/x", timeout=5)
-        except Exception as e:  # noqa: BLE001 - wrapped as MLflow's rest_utils does
-            raise MlflowException(f"API request failed with exception {e}")
+        except Exception as e:  # wrapped as MLflow's rest_utils does
+            raise MlflowException(f"API request failed with exception {e}") from e
     except MlflowException as exc:
         assert is_transient(exc)
     else:

@@ -89,7 +89,8 @@ def test_prediction_drift_passes_against_a_retrained_twin(scenario: Scenario) ->
 
 
 def test_prediction_drift_fails_against_a_different_model(scenario: Scenario) -> None:
-    other = _Select(make_model(["x3", "x4"]).fit(scenario.train[["x3", "x4"]], scenario.train["label"]),
+    other = _Select(make_model(["x3", "x4"]).fit(scenario.train[["x3", "x4"]],
+                                                 scenario.train["label"]),
                     ["x3", "x4"])
     r = run_one("prediction_drift", scenario.model, scenario.test, baseline=other)
     assert r.status == CheckStatus.FAIL
@@ -130,7 +131,8 @@ def test_feature_drift_defaults_to_the_previous_versions_data_and_falls_back_say
     vs_training = run_one("feature_drift", scenario.model, shifted, training=scenario.train,
                           previous=previous, params={"reference": "training"})
     fallback = run_one("feature_drift", scenario.model, shifted, training=scenario.train)
-    assert vs_previous.status == CheckStatus.PASS and "version 1's validation data" in vs_previous.message
+    assert vs_previous.status == CheckStatus.PASS
+    assert "version 1's validation data" in vs_previous.message
     assert vs_training.status == CheckStatus.FAIL
     assert vs_previous.measurement("psi", "x0").value < 0.1
     assert vs_training.measurement("psi", "x0").value > 0.2
@@ -226,7 +228,8 @@ def test_stress_measures_three_batch_sizes(scenario: Scenario) -> None:
     r = run_one("stress", scenario.model, scenario.test, params={"duration_s": "0.05"})
     assert r.status == CheckStatus.PASS
     assert {m.subject for m in r.measurements} == {"batch=1", "batch=32", "batch=1024"}
-    assert r.measurement("rows_per_s", "batch=1024").value > r.measurement("rows_per_s", "batch=1").value
+    assert r.measurement("rows_per_s", "batch=1024").value > r.measurement("rows_per_s",
+                                                                           "batch=1").value
 
 
 class _Slow:
@@ -241,7 +244,8 @@ class _Slow:
 
 def test_stress_fails_on_a_slow_model(scenario: Scenario) -> None:
     r = run_one("stress", _Slow(scenario.model), scenario.test,
-                thresholds={"max_p99_ms_batch_1": 10}, params={"duration_s": "0.05", "min_calls": "3"},
+                thresholds={"max_p99_ms_batch_1": 10},
+                params={"duration_s": "0.05", "min_calls": "3"},
                 feature_columns=FEATURES)
     assert r.status == CheckStatus.FAIL
     assert r.measurement("p99_ms", "batch=1").value >= 20
@@ -386,7 +390,8 @@ class _Stores:
         return entities.merge(self.online[["customer_id", *features]], on="customer_id", how="left")
 
     def offline_features(self, entities: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
-        return entities.merge(self.offline[["customer_id", *features]], on="customer_id", how="left")
+        return entities.merge(self.offline[["customer_id", *features]], on="customer_id",
+                              how="left")
 
 
 def test_parity_passes_when_both_stores_agree(scenario: Scenario) -> None:
@@ -400,7 +405,8 @@ def test_parity_passes_when_both_stores_agree(scenario: Scenario) -> None:
 def test_parity_fails_when_the_online_pipeline_differs(scenario: Scenario) -> None:
     online = scenario.test.copy()
     online["x1"] = online["x1"] * 1.01  # a unit bug in the online pipeline
-    r = run_one("feature_parity", scenario.model, scenario.test, parity_source=_Stores(scenario.test, online),
+    r = run_one("feature_parity", scenario.model, scenario.test,
+                parity_source=_Stores(scenario.test, online),
                 entity_columns=["customer_id"])
     assert r.status == CheckStatus.FAIL
     assert r.measurement("mismatch_rate", "x1").value == 1.0

@@ -31,7 +31,8 @@ def test_unreachable_validator_exits_3(tmp_path: Path) -> None:
     policy.write_text("label_column: y\n")
     err = io.StringIO()
     code = cli.main(["--model", "m", "--version", "1", "--dataset", "ds1", "--policy", str(policy),
-                     "--target", f"127.0.0.1:{_closed_port()}", "--timeout", "5"], io.StringIO(), err,
+                     "--target", f"127.0.0.1:{_closed_port()}", "--timeout", "5"], io.StringIO(),
+                     err,
                     {"MODELPLANE_DATA_DIR": str(tmp_path)})
     assert code == cli.EXIT_UNREACHABLE
     assert "unreachable" in err.getvalue()
@@ -95,7 +96,8 @@ def _validate(target: str, tmp_path: Path, err: io.StringIO, environ: dict[str, 
                     {"MODELPLANE_DATA_DIR": str(tmp_path), **environ})
 
 
-def test_piped_progress_is_one_line_per_check_state(scripted_validator: str, tmp_path: Path) -> None:
+def test_piped_progress_is_one_line_per_check_state(scripted_validator: str,
+                                                    tmp_path: Path) -> None:
     err = io.StringIO()
     assert _validate(scripted_validator, tmp_path, err, {}) == cli.EXIT_FAIL
     lines = err.getvalue().splitlines()

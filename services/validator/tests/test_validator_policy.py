@@ -40,7 +40,8 @@ def test_yaml_policy_parses_with_shorthands() -> None:
 
 
 def test_json_policy_parses() -> None:
-    policy = parse_policy_text('{"label_column": "y", "task": "regression", "checks": {"metrics": null}}')
+    policy = parse_policy_text(
+        '{"label_column": "y", "task": "regression", "checks": {"metrics": null}}')
     assert policy.task == TaskType.REGRESSION and policy.checks[0].check == "metrics"
 
 
@@ -49,7 +50,8 @@ def test_malformed_policy_text_names_the_field() -> None:
         parse_policy_text("label_column: [unclosed")
     assert err.value.field_violations[0].field == "policy_text"
     with pytest.raises(InvalidArgument) as err:
-        parse_policy_text("label_column: y\nslice_colums: [a]\nchecks: [{check: bias, thresholds: {x: high}}]")
+        parse_policy_text("label_column: y\nslice_colums: [a]\n"
+                          "checks: [{check: bias, thresholds: {x: high}}]")
     fields = {v.field for v in err.value.field_violations}
     assert fields == {"policy.slice_colums", "policy.checks[0].thresholds.x"}
 
@@ -83,7 +85,8 @@ def test_unknown_slice_column_and_protected_attribute_are_named() -> None:
     with pytest.raises(InvalidArgument) as err:
         _plan(policy)
     by_field = {v.field: v.description for v in err.value.field_violations}
-    assert by_field["policy.slice_columns[1]"] == "slice column 'country' is not a column of the dataset"
+    assert by_field["policy.slice_columns[1]"] == (
+        "slice column 'country' is not a column of the dataset")
     assert "'age'" in by_field["policy.protected_attributes[0]"]
 
 
@@ -118,7 +121,8 @@ protected_attributes: [gender]
 event_timestamp_column: event_time
 entity_columns: [customer_id]
 checks: [metrics, prediction_drift, feature_drift, feature_importance, sensitivity,
-         {check: stress, params: {duration_s: 0.05}}, bias, data_quality, leakage, fitting, backtest]
+         {check: stress, params: {duration_s: 0.05}}, bias, data_quality, leakage, fitting,
+         backtest]
 """)
     results = validate(scenario.model, scenario.test, policy, baseline=scenario.model,
                        training=scenario.train)
@@ -131,7 +135,8 @@ checks: [metrics, prediction_drift, feature_drift, feature_importance, sensitivi
 def test_full_suite_regression(scenario: Scenario) -> None:
     train, test = scenario.train.copy(), scenario.test.copy()
     for frame in (train, test):
-        frame["y"] = 3 * frame["x0"] - 2 * frame["x1"] + np.random.default_rng(0).normal(0, 0.5, len(frame))
+        frame["y"] = 3 * frame["x0"] - 2 * frame["x1"] + np.random.default_rng(0).normal(0, 0.5,
+                                                                                         len(frame))
     numeric = FEATURES[:5]
     model = HistGradientBoostingRegressor(max_iter=50).fit(train[numeric], train["y"])
     policy = Policy(label_column="y", feature_columns=numeric, slice_columns=["region"],

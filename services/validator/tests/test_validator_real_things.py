@@ -103,7 +103,8 @@ async def _feature_history(p: Platform, suffix: str) -> tuple[str, pd.DataFrame]
     offsets = rng.uniform(1, 29, size=len(cust))
     frame = pd.DataFrame({"customer_id": cust})
     frame["event_time"] = pd.to_datetime(
-        [T0 + int(w) * WINDOW + timedelta(days=float(o)) for w, o in zip(window, offsets, strict=True)],
+        [T0 + int(w) * WINDOW + timedelta(days=float(o))
+         for w, o in zip(window, offsets, strict=True)],
         utc=True)
     for col in ("x1", "x2", "x3", "x4"):
         frame[col] = 0.0
@@ -148,9 +149,9 @@ async def _validate(env: dict[str, Any], version: str, dataset: str, policy: str
             training_dataset=pb.DatasetRef(parquet_uri=str(root / "train.parquet")),
             policy_text=policy, **kw)))
     final = None
-    async for final in p.validator.WatchValidationRun(pb.WatchValidationRunRequest(id=run.id),
-                                                      timeout=600):
-        pass
+    async for update in p.validator.WatchValidationRun(pb.WatchValidationRunRequest(id=run.id),
+                                                       timeout=600):
+        final = update
     assert final is not None and final.state == pb.RUN_STATE_SUCCEEDED, final
     return await p.validator.GetValidationReport(pb.GetValidationReportRequest(id=final.report_id))
 
@@ -173,9 +174,11 @@ checks:
 """
 
 
-async def test_feature_drift_defaults_to_the_previous_versions_validation_data(env: dict[str, Any]) -> None:
+async def test_feature_drift_defaults_to_the_previous_versions_validation_data(
+        env: dict[str, Any]) -> None:
     # v1 is the first version: nothing before it, so it says it fell back to training
-    first = await _validate(env, "1", "previous.parquet", DRIFT % ("previous_version", "previous_version"),
+    first = await _validate(env, "1", "previous.parquet",
+                            DRIFT % ("previous_version", "previous_version"),
                             skip_baseline=True)
     drift = _check(first, "feature_drift")
     assert any("fell back to the training dataset" in f and "first" in f for f in drift.findings), \
@@ -233,7 +236,8 @@ async def _deploy(p: Platform, name: str, model: str, version: str, fallback: st
     raise AssertionError(f"deployment {name} not READY")
 
 
-async def test_stress_loads_a_deployment_and_counts_errors_and_fallbacks(env: dict[str, Any]) -> None:
+async def test_stress_loads_a_deployment_and_counts_errors_and_fallbacks(env: dict[str,
+                                                                                   Any]) -> None:
     p: Platform = env["p"]
     await _deploy(p, "good", env["model"], "1")
     await _deploy(p, "broken", env["broken"], "1")
@@ -255,7 +259,8 @@ async def test_stress_loads_a_deployment_and_counts_errors_and_fallbacks(env: di
     assert any(f.startswith("errors ") for f in failing.findings), list(failing.findings)
     assert _value(failing, "errors", subject) == _value(failing, "requests", subject) >= 4
     assert _value(failing, "error_rate", subject) == 1.0
-    assert [t.name for t in failing.thresholds if t.status == pb.CHECK_STATUS_FAIL] == ["max_error_rate"]
+    assert [t.name
+            for t in failing.thresholds if t.status == pb.CHECK_STATUS_FAIL] == ["max_error_rate"]
 
     saved = _check(await _validate(env, "2", "current.parquet", STRESS % "saved"), "stress")
     subject = "deployment=saved"
@@ -289,7 +294,8 @@ async def _read(p: Platform, dataset_id: str) -> pd.DataFrame:
     return pa.concat_tables(tables).to_pandas()
 
 
-async def test_backtest_windows_come_point_in_time_from_the_featurestore(env: dict[str, Any]) -> None:
+async def test_backtest_windows_come_point_in_time_from_the_featurestore(env: dict[str,
+                                                                                   Any]) -> None:
     p: Platform = env["p"]
     pit = _check(await _validate(env, "2", "history.parquet",
                                  BACKTEST % f", feature_service: {env['service']}",

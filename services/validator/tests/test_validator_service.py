@@ -60,8 +60,9 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[st
         model = f"churn-{uuid.uuid4().hex[:6]}"
         await asyncio.to_thread(_log_model, p, model, train, 1.0)
         await asyncio.to_thread(_log_model, p, model, train, 0.5)
-        await p.registry.SetAlias(rg.SetAliasRequest(model_name=model, alias="champion", version=1,
-                                                     override_reason="first model: nothing to compare"))
+        await p.registry.SetAlias(rg.SetAliasRequest(
+            model_name=model, alias="champion", version=1,
+            override_reason="first model: nothing to compare"))
         yield {"p": p, "root": root, "model": model}
 
 
@@ -73,7 +74,8 @@ def _log_model(p: Platform, name: str, train: Any, c: float) -> None:
         mlflow.set_experiment(f"{name}-exp")
         with mlflow.start_run():
             mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                     signature=infer_signature(train[FEATURES], model.predict(train[FEATURES])),
+                                     signature=infer_signature(train[FEATURES],
+                                                               model.predict(train[FEATURES])),
                                      pip_requirements=["scikit-learn"])
 
 
@@ -82,20 +84,23 @@ def _run(env: dict[str, Any], version: str, policy: str = POLICY, dataset: str =
     root: Path = env["root"]
     return pb.ValidationRun(model=env["model"], version=version,
                             dataset=pb.DatasetRef(parquet_uri=str(root / dataset)),
-                            training_dataset=pb.DatasetRef(parquet_uri=(root / "train.parquet").as_uri()),
+                            training_dataset=pb.DatasetRef(
+                                parquet_uri=(root / "train.parquet").as_uri()),
                             policy_text=policy, **kw)
 
 
 async def _until_done(p: Platform, run_id: str) -> list[pb.ValidationRun]:
     seen = []
-    async for update in p.validator.WatchValidationRun(pb.WatchValidationRunRequest(id=run_id), timeout=180):
+    async for update in p.validator.WatchValidationRun(pb.WatchValidationRunRequest(id=run_id),
+                                                       timeout=180):
         seen.append(update)
     return seen
 
 
 async def test_passing_run_is_saved_attached_and_becomes_the_baseline(env: dict[str, Any]) -> None:
     p: Platform = env["p"]
-    run = await p.validator.CreateValidationRun(pb.CreateValidationRunRequest(validation_run=_run(env, "2")))
+    run = await p.validator.CreateValidationRun(
+        pb.CreateValidationRunRequest(validation_run=_run(env, "2")))
     assert run.state in (pb.RUN_STATE_PENDING, pb.RUN_STATE_RUNNING)
     assert run.resolved_baseline_version == "1"  # the champion
     assert run.creator == "admin-key"
@@ -107,7 +112,8 @@ async def test_passing_run_is_saved_attached_and_becomes_the_baseline(env: dict[
     assert any(u.progress.current_check == "bias" for u in updates)
     assert final.registry_attached and final.observability_baseline_set, list(final.notes)
 
-    report = await p.validator.GetValidationReport(pb.GetValidationReportRequest(id=final.report_id))
+    report = await p.validator.GetValidationReport(
+        pb.GetValidationReportRequest(id=final.report_id))
     assert report.status == pb.CHECK_STATUS_PASS, [(c.check, c.message) for c in report.checks
                                                    if c.status != pb.CHECK_STATUS_PASS]
     assert [c.check for c in report.checks][:2] == ["metrics", "prediction_drift"]
@@ -119,14 +125,17 @@ async def test_passing_run_is_saved_attached_and_becomes_the_baseline(env: dict[
     assert {s.value for s in metrics.slices} == {"north", "south", "east"}
     assert report.report_uri.startswith("runs:/")
 
-    version = await p.registry.GetModelVersion(rg.GetModelVersionRequest(model_name=env["model"], version=2))
+    version = await p.registry.GetModelVersion(rg.GetModelVersionRequest(model_name=env["model"],
+                                                                         version=2))
     assert version.validation.report_id == report.id
     assert version.validation.status == rg.VALIDATION_STATUS_PASS
     # The promotion gate reads it: no override needed now.
-    alias = await p.registry.SetAlias(rg.SetAliasRequest(model_name=env["model"], alias="champion", version=2))
+    alias = await p.registry.SetAlias(rg.SetAliasRequest(model_name=env["model"], alias="champion",
+                                                         version=2))
     assert alias.version == 2
 
-    baseline = await p.observability.GetBaseline(ob.GetBaselineRequest(model=env["model"], version="2"))
+    baseline = await p.observability.GetBaseline(ob.GetBaselineRequest(model=env["model"],
+                                                                       version="2"))
     assert baseline.validation_report_id == report.id
     assert baseline.record_count == 2000
     assert {m.metric for m in baseline.metrics} >= {ob.METRIC_ACCURACY, ob.METRIC_ROC_AUC}
@@ -139,14 +148,17 @@ async def test_failing_run_blocks_promotion_and_fails_the_ci_command(env: dict[s
                       "checks: [{check: metrics, thresholds: {min_accuracy: 0.99}}]\n")
     out, err = io.StringIO(), io.StringIO()
     code = await asyncio.to_thread(
-        cli.main, ["--model", env["model"], "--version", "1", "--dataset", str(env["root"] / "test.parquet"),
-                   "--policy", str(strict), "--target", p.validator_address, "--no-baseline"], out, err,
+        cli.main, ["--model", env["model"], "--version", "1", "--dataset",
+                   str(env["root"] / "test.parquet"),
+                   "--policy", str(strict), "--target", p.validator_address, "--no-baseline"], out,
+                   err,
         p.environ)
     assert code == 1, err.getvalue()
     table = out.getvalue()
     assert table.startswith("Validation FAIL")
     assert "metrics" in table and "min_accuracy" in table
-    version = await p.registry.GetModelVersion(rg.GetModelVersionRequest(model_name=env["model"], version=1))
+    version = await p.registry.GetModelVersion(rg.GetModelVersionRequest(model_name=env["model"],
+                                                                         version=1))
     assert version.validation.status == rg.VALIDATION_STATUS_FAIL
     gate = await rpc_error(p.registry.SetAlias(rg.SetAliasRequest(model_name=env["model"],
                                                                alias="champion", version=1)))
@@ -156,8 +168,10 @@ async def test_failing_run_blocks_promotion_and_fails_the_ci_command(env: dict[s
     lenient.write_text("label_column: label\nchecks: [metrics]\n")
     out = io.StringIO()
     code = await asyncio.to_thread(
-        cli.main, ["--model", env["model"], "--version", "2", "--dataset", str(env["root"] / "test.parquet"),
-                   "--policy", str(lenient), "--target", p.validator_address, "--json", "--no-baseline"],
+        cli.main, ["--model", env["model"], "--version", "2", "--dataset",
+                   str(env["root"] / "test.parquet"),
+                   "--policy", str(lenient), "--target", p.validator_address, "--json",
+                   "--no-baseline"],
         out, io.StringIO(), p.environ)
     assert code == 0
     doc = json.loads(out.getvalue())
@@ -174,19 +188,25 @@ async def test_bad_input_is_refused_before_any_work(env: dict[str, Any]) -> None
     missing_version = await rpc_error(create(_run(env, "99")))
     assert missing_version.code == "NOT_FOUND" and missing_version.metadata["version"] == "99"
     unknown_model = await rpc_error(create(pb.ValidationRun(
-        model="no-such-model", version="1", dataset=pb.DatasetRef(parquet_uri=str(env["root"] / "test.parquet")),
+        model="no-such-model", version="1",
+        dataset=pb.DatasetRef(parquet_uri=str(env["root"] / "test.parquet")),
         policy_text="label_column: label")))
     assert unknown_model.code == "NOT_FOUND" and "no-such-model" in unknown_model.message
-    unknown_check = await rpc_error(create(_run(env, "2", "label_column: label\nchecks: [metrics, vibes]")))
+    unknown_check = await rpc_error(create(_run(env, "2",
+                                                "label_column: label\nchecks: [metrics, vibes]")))
     assert unknown_check.code == "INVALID_ARGUMENT"
     assert unknown_check.field_violations[0].field == "policy.checks[1].check"
-    unknown_slice = await rpc_error(create(_run(env, "2", "label_column: label\nslice_columns: [planet]")))
+    unknown_slice = await rpc_error(create(_run(env, "2",
+                                                "label_column: label\nslice_columns: [planet]")))
     assert unknown_slice.field_violations[0].field == "policy.slice_columns[0]"
-    narrow = await rpc_error(create(_run(env, "2", "label_column: label", dataset="narrow.parquet")))
+    narrow = await rpc_error(create(_run(env, "2", "label_column: label",
+                                         dataset="narrow.parquet")))
     assert narrow.code == "INVALID_ARGUMENT" and "x2, x3, x4, region" in narrow.message
-    no_file = await rpc_error(create(_run(env, "2", "label_column: label", dataset="missing.parquet")))
+    no_file = await rpc_error(create(_run(env, "2", "label_column: label",
+                                          dataset="missing.parquet")))
     assert no_file.code == "NOT_FOUND"
-    bad_baseline = await rpc_error(create(_run(env, "2", "label_column: label", baseline_version="42")))
+    bad_baseline = await rpc_error(create(_run(env, "2", "label_column: label",
+                                               baseline_version="42")))
     assert bad_baseline.code == "NOT_FOUND" and bad_baseline.metadata["version"] == "42"
     after = await p.validator.ListValidationRuns(pb.ListValidationRunsRequest(page_size=1000))
     assert len(after.validation_runs) == len(before.validation_runs)  # nothing was started
@@ -216,9 +236,11 @@ async def test_catalog_lists_and_auth(env: dict[str, Any]) -> None:
     assert limits["max_demographic_parity_difference"] == 0.1
     first = await p.validator.ListChecks(pb.ListChecksRequest(page_size=5))
     assert len(first.checks) == 5 and first.next_page_token
-    reports = await p.validator.ListValidationReports(pb.ListValidationReportsRequest(model=env["model"]))
+    reports = await p.validator.ListValidationReports(
+        pb.ListValidationReportsRequest(model=env["model"]))
     assert reports.validation_reports and not reports.validation_reports[0].checks
-    missing = await rpc_error(p.validator.GetValidationReport(pb.GetValidationReportRequest(id="nope")))
+    missing = await rpc_error(
+        p.validator.GetValidationReport(pb.GetValidationReportRequest(id="nope")))
     assert missing.code == "NOT_FOUND"
 
     from modelplane.kit.clients import channel
@@ -266,24 +288,29 @@ async def test_featurestore_dataset_and_offline_online_parity(env: dict[str, Any
         feature_view=view, rows=types_pb2.TableData(arrow_ipc=_ipc(rows))))
     start = Timestamp()
     start.FromJsonString("2025-12-01T00:00:00Z")
-    async for _ in p.featurestore.Materialize(fs.MaterializeRequest(feature_views=[view], start_time=start)):
+    async for _ in p.featurestore.Materialize(fs.MaterializeRequest(feature_views=[view],
+                                                                    start_time=start)):
         pass
     entity_rows = frame[["customer_id", "label", "gender"]].copy()
     # microseconds: the featurestore refuses (INTERNAL) ns timestamps it cannot cast losslessly
     entity_rows["event_timestamp"] = frame["event_time"].dt.floor("us")
     dataset = await p.featurestore.CreateDataset(fs.CreateDatasetRequest(
-        dataset=fs.Dataset(name=f"churn_eval_{uid}", feature_refs=[f"{view}:{f}" for f in FEATURES]),
-        entity_rows=types_pb2.TableData(arrow_ipc=_ipc(entity_rows)), timestamp_column="event_timestamp"))
+        dataset=fs.Dataset(name=f"churn_eval_{uid}",
+                           feature_refs=[f"{view}:{f}" for f in FEATURES]),
+        entity_rows=types_pb2.TableData(arrow_ipc=_ipc(entity_rows)),
+        timestamp_column="event_timestamp"))
 
     policy = "label_column: label\nchecks: [metrics, feature_parity]\n"
 
     async def validate() -> pb.ValidationReport:
-        run = await p.validator.CreateValidationRun(pb.CreateValidationRunRequest(validation_run=pb.ValidationRun(
-            model=env["model"], version="2", dataset=pb.DatasetRef(dataset=dataset.id),
-            policy_text=policy, skip_baseline=True)))
+        run = await p.validator.CreateValidationRun(pb.CreateValidationRunRequest(
+            validation_run=pb.ValidationRun(
+                model=env["model"], version="2", dataset=pb.DatasetRef(dataset=dataset.id),
+                policy_text=policy, skip_baseline=True)))
         final = (await _until_done(p, run.id))[-1]
         assert final.state == pb.RUN_STATE_SUCCEEDED, final.error.message
-        return await p.validator.GetValidationReport(pb.GetValidationReportRequest(id=final.report_id))
+        return await p.validator.GetValidationReport(
+            pb.GetValidationReportRequest(id=final.report_id))
 
     report = await validate()
     assert report.row_count == 400 and report.policy.entity_columns == ["customer_id"]

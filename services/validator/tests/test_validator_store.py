@@ -50,7 +50,8 @@ def _run(i: int, model: str = "churn", state: RunState = RunState.SUCCEEDED) -> 
     return ValidationRun(
         id=f"run{i:03d}", model=model, version=str(1 + i % 2),
         dataset=DatasetRef(parquet_uri=f"/data/{i}.parquet"),
-        policy=Policy(label_column="y", checks=[CheckConfig("bias", {"max_demographic_parity_difference": 0.1})],
+        policy=Policy(label_column="y",
+                      checks=[CheckConfig("bias", {"max_demographic_parity_difference": 0.1})],
                       task=TaskType.CLASSIFICATION, protected_attributes=["gender"]),
         state=state, create_time=T0 + timedelta(seconds=i),
         error=RunError("NOT_FOUND", "gone", "X", {"a": "b"}) if state == RunState.FAILED else None,
@@ -59,7 +60,8 @@ def _run(i: int, model: str = "churn", state: RunState = RunState.SUCCEEDED) -> 
 
 def _report(i: int, status: CheckStatus = CheckStatus.PASS) -> ValidationReport:
     check = CheckResult(
-        "metrics", status, "msg", [Measurement("accuracy", 0.9, "", 0.88), Measurement("psi", float("nan"))],
+        "metrics", status, "msg",
+        [Measurement("accuracy", 0.9, "", 0.88), Measurement("psi", float("nan"))],
         [ThresholdOutcome("min_accuracy", Bound.LOWER, 0.8, 0.9, CheckStatus.PASS, "", 0.85)],
         [SliceResult("region", "north", 10, [Measurement("accuracy", 0.7)], CheckStatus.FAIL)],
         ["finding"], {"min_slice_rows": "100"}, 0.25)
@@ -100,7 +102,8 @@ def test_runs_page_newest_first_with_filters(store: RunStore) -> None:
     page3, token3 = store.list_runs(model="churn", size=3, token=token2)
     assert [r.id for r in page3] == ["run000"] and token3 == ""
     assert [r.id for r in store.list_runs(state=RunState.FAILED)[0]] == ["run003"]
-    assert [r.id for r in store.list_runs(model="churn", version="2", size=2)[0]] == ["run005", "run003"]
+    assert [r.id for r in store.list_runs(model="churn", version="2", size=2)[0]] == ["run005",
+                                                                                      "run003"]
     with pytest.raises(InvalidArgument):
         store.list_runs(token="garbage")
 

@@ -63,6 +63,7 @@ class Platform:
         old = os.environ.get("MLFLOW_TRACKING_TOKEN")
         os.environ["MLFLOW_TRACKING_TOKEN"] = self.admin_key
         mlflow.set_tracking_uri(self.mlflow_uri)
+        mlflow.set_registry_uri(self.mlflow_uri)  # not one another module left set
         try:
             yield mlflow
         finally:
@@ -118,7 +119,8 @@ async def platform(root: Path, validator_database_url: str | None = None,
         environ["MODELPLANE_VALIDATOR_DATABASE_URL"] = validator_database_url
     registry_settings = RegistrySettings.from_service(ServiceSettings.from_env("registry", environ))
     registry_spec, _ = build_registry(registry_settings)
-    obs_settings = ObservabilitySettings.from_service(ServiceSettings.from_env("observability", environ))
+    obs_settings = ObservabilitySettings.from_service(ServiceSettings.from_env("observability",
+                                                                               environ))
     obs_spec, _ = build_observability(obs_settings)
     fs_service = ServiceSettings.from_env("featurestore", environ)
     fs_spec, _ = build_featurestore(fs_service, FeatureStoreSettings(

@@ -206,7 +206,8 @@ def feature_definitions() -> Any:
     def feats(**kinds: fs.ValueType) -> list[Any]:
         return [fs.Feature(name=n, value_type=k) for n, k in kinds.items()]
 
-    S, I, D = fs.VALUE_TYPE_STRING, fs.VALUE_TYPE_INT64, fs.VALUE_TYPE_DOUBLE
+    # the value types' initials keep the feature tables below one line each
+    S, I, D = fs.VALUE_TYPE_STRING, fs.VALUE_TYPE_INT64, fs.VALUE_TYPE_DOUBLE  # noqa: E741
 
     def ttl(days: int) -> Any:
         d = Duration()
@@ -226,12 +227,15 @@ def feature_definitions() -> Any:
                        features=feats(txn_count_7d=I, avg_amount_7d=D),
                        description="7-day activity after each transaction"),
     ]
-    service = fs.FeatureService(name="fraud_model", description="online features of the fraud model",
+    service = fs.FeatureService(name="fraud_model",
+                                description="online features of the fraud model",
                                 projections=[
                                     fs.FeatureViewProjection(feature_view="customer_profile",
-                                                             features=["age", "credit_limit", "segment"]),
+                                                             features=["age", "credit_limit",
+                                                                       "segment"]),
                                     fs.FeatureViewProjection(feature_view="customer_activity",
-                                                             features=["txn_count_7d", "avg_amount_7d"])])
+                                                             features=["txn_count_7d",
+                                                                       "avg_amount_7d"])])
     return customer, views, service
 
 
@@ -325,7 +329,7 @@ async def stage_data(demo: Demo) -> Any:
         demo.console.print(f"Dataset [bold]{ds.id}[/] ({name} v{ds.version}): {ds.row_count} rows, "
                            f"{len(ds.columns)} columns, sha256 {ds.content_hash[:12]}…")
     frames = {name: await read_dataset(demo, ds.id) for name, ds in datasets.items()}
-    for name, df in frames.items():
+    for df in frames.values():
         df.dropna(subset=[demo_data.LABEL], inplace=True)
     demo.summary["datasets"] = {name: {"id": ds.id, "row_count": ds.row_count}
                                 for name, ds in datasets.items()}
@@ -695,7 +699,8 @@ async def analyse(demo: Demo, t0: datetime, shift_time: datetime, t1: datetime,
     for g in [perf.overall, *perf.slices]:
         acc, f1 = _metric(g, ob.METRIC_ACCURACY), _metric(g, ob.METRIC_F1)
         table.add_row(g.slice.display_name or "all", str(g.record_count), str(g.labeled_count),
-                      f"{acc:.3f}" if acc is not None else "-", f"{f1:.3f}" if f1 is not None else "-")
+                      f"{acc:.3f}" if acc is not None else "-",
+                      f"{f1:.3f}" if f1 is not None else "-")
     demo.console.print(table)
 
     drift = await call("ComputeDrift", obs.ComputeDrift(ob.ComputeDriftRequest(
@@ -706,7 +711,8 @@ async def analyse(demo: Demo, t0: datetime, shift_time: datetime, t1: datetime,
     drifted = []
     for c in sorted(drift.columns, key=lambda c: not c.drifted):
         stat = next((s for s in c.statistics if s.method == c.decision_method), None)
-        name = c.column.name or ob.ColumnSource.Name(c.column.source).removeprefix("COLUMN_SOURCE_").lower()
+        source = ob.ColumnSource.Name(c.column.source).removeprefix("COLUMN_SOURCE_")
+        name = c.column.name or source.lower()
         if c.drifted:
             drifted.append(name)
         table.add_row(name, ob.DriftMethod.Name(c.decision_method).removeprefix("DRIFT_METHOD_"),
@@ -835,10 +841,11 @@ async def run(demo: Demo) -> dict[str, Any]:
         f"({vd.CheckStatus.Name(challenger_report.status)}) to measure it on live traffic")
     if override:
         demo.console.print(f"[yellow]validation override[/] (audited): {override}")
-    d = await call("SetTrafficSplit", demo.stub("serving").SetTrafficSplit(sv.SetTrafficSplitRequest(
+    split = sv.SetTrafficSplitRequest(
         name=DEPLOYMENT, traffic_split=sv.TrafficSplit(routes=[
             _route("champion", 100 - CANARY_PERCENT), _route("challenger", CANARY_PERCENT)]),
-        validation_override_reason=override)))
+        validation_override_reason=override)
+    d = await call("SetTrafficSplit", demo.stub("serving").SetTrafficSplit(split))
     with demo.progress() as progress:
         task = progress.add_task("load the challenger", total=None)
         d = await wait_ready(demo, progress, task)
@@ -907,7 +914,8 @@ async def run(demo: Demo) -> dict[str, Any]:
     demo.console.print(table)
     passed = challenger_report.status == vd.CHECK_STATUS_PASS
     better = (chall["accuracy"] is not None and champ["accuracy"] is not None
-              and chall["accuracy"] >= champ["accuracy"] and (chall["f1"] or 0) >= (champ["f1"] or 0))
+              and chall["accuracy"] >= champ["accuracy"]
+              and (chall["f1"] or 0) >= (champ["f1"] or 0))
     serving = demo.stub("serving")
     if passed and better and await set_alias(demo, "champion", challenger):
         decision = "promoted"
@@ -945,7 +953,8 @@ def print_urls(demo: Demo) -> dict[str, str]:
     demo.console.rule("[bold]The platform keeps running")
     demo.console.print(f"gateway      {urls['gateway']}   (try {urls['gateway']}/v1/models)")
     demo.console.print(f"OpenAPI      {urls['openapi']}")
-    demo.console.print(f"MLflow UI    {urls['mlflow']}   (runs of experiment 'fraud-detector-demo')")
+    demo.console.print(f"MLflow UI    {urls['mlflow']}   "
+                       "(runs of experiment 'fraud-detector-demo')")
     demo.console.print(f"dashboard    {urls['dashboard']}?key=<admin key>   "
                        "(performance, drift, worst slices)")
     demo.console.print(f"inference    POST {urls['oip_rest']}/infer   (Open Inference Protocol v2, "
@@ -962,7 +971,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action="store_true",
                         help="smaller data and traffic (for tests and slow machines)")
     parser.add_argument("--summary", default="",
-                        help="where to write the JSON summary (default <data-dir>/demo/summary.json)")
+                        help="where to write the JSON summary "
+                             "(default <data-dir>/demo/summary.json)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     from rich.console import Console

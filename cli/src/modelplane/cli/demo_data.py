@@ -66,7 +66,8 @@ class History:
 
 @dataclass
 class LiveTraffic:
-    """Request rows (customer_id + REQUEST_FEATURES), their true labels, and where the shift starts."""
+    """Request rows (customer_id + REQUEST_FEATURES), their true labels, and where the shift
+    starts."""
 
     rows: pd.DataFrame
     labels: np.ndarray

@@ -72,6 +72,7 @@ def train_and_log(*, tracking_uri: str, api_key: str, kind: str, train: pd.DataF
 
     warnings.filterwarnings("ignore", message=".*Integer columns.*")
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # the platform's registry, whatever the env says
     mlflow.set_experiment(EXPERIMENT)
     x, y = model_frame(train), train[LABEL].astype(np.int64)
     xh, yh = model_frame(holdout), holdout[LABEL].astype(np.int64)

@@ -176,9 +176,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
             return 0
         if args.keys_command == "revoke":
             entry = remove_key(keys_file, args.name)
-            print(f"revoked key {entry.name!r} ({entry.role.name.lower()}"
-                  f"{', a service identity: `modelplane up` makes a new one' if entry.service else ''}"
-                  "); running services refuse it from now on")
+            service = (", a service identity: `modelplane up` makes a new one"
+                       if entry.service else "")
+            print(f"revoked key {entry.name!r} ({entry.role.name.lower()}{service}); "
+                  "running services refuse it from now on")
             return 0
         now = datetime.now(UTC)
         rows = [_describe(e, now) for e in list_keys(keys_file)]

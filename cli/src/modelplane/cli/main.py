@@ -106,7 +106,8 @@ def _print_summary(platform: Platform, key: str, created: bool) -> None:
         n = platform.replica_count(service)
         where = ", ".join(platform.grpc_address(service, r) for r in range(n))
         print(f"  {service:<14} grpc {where}" + (f"   ({n} replicas)" if n > 1 else ""))
-    print(f"  {'gateway':<14} {platform.gateway_url}   (OpenAPI: {platform.gateway_url}/openapi.json)")
+    print(f"  {'gateway':<14} {platform.gateway_url}   "
+          f"(OpenAPI: {platform.gateway_url}/openapi.json)")
     print(f"  {'MLflow UI':<14} {platform.mlflow_uri}")
     print(f"  {'OIP REST':<14} {platform.serving_http_url}/v2")
     print(f"  {'dashboard':<14} {platform.dashboard_url}")
@@ -166,7 +167,8 @@ def _stop_supervisor(platform: Platform, proc: subprocess.Popen[bytes] | None = 
 def _running(platform: Platform | None) -> list[int]:
     if platform is None:
         return []
-    pids = [*platform.pids.values(), *([platform.supervisor_pid] if platform.supervisor_pid else [])]
+    pids = [*platform.pids.values(),
+            *([platform.supervisor_pid] if platform.supervisor_pid else [])]
     return sorted(pid for pid in pids if alive(pid))
 
 

@@ -162,7 +162,8 @@ class Platform:
             return env
         env[f"MODELPLANE_{component.upper()}_ADDR"] = self.grpc_address(component, replica)
         if component == "serving":
-            env["MODELPLANE_SERVING_HTTP_ADDR"] = f"{self.host}:{self.port('serving_http', replica)}"
+            http_port = self.port("serving_http", replica)
+            env["MODELPLANE_SERVING_HTTP_ADDR"] = f"{self.host}:{http_port}"
         elif component == "observability":
             env["MODELPLANE_OBSERVABILITY_HTTP_ADDR"] = \
                 f"{self.host}:{self.port('observability_http', replica)}"

@@ -238,7 +238,8 @@ class Supervisor:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{inst.name}.log", "ab") as log:
             inst.proc = subprocess.Popen(
-                self._command(inst.component), env=inst.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                self._command(inst.component), env=inst.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
         inst.state = RUNNING
         inst.started_at = self._clock()

@@ -76,7 +76,8 @@ class SchemaBuilder:
         self.schemas: dict[str, Any] = {}
 
     def name_of(self, fd: FieldDescriptor) -> str:
-        return fd.name if self.proto_names else fd.json_name
+        name: str = fd.name if self.proto_names else fd.json_name
+        return name
 
     def message_ref(self, desc: Descriptor) -> dict[str, Any]:
         full = desc.full_name

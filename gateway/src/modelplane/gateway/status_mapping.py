@@ -112,7 +112,9 @@ def make_status(code: int, message: str, *, reason: str, metadata: Mapping[str, 
 
 def _detail_json(detail: any_pb2.Any, proto_names: bool) -> dict[str, Any]:
     try:
-        return json_format.MessageToDict(detail, preserving_proto_field_name=proto_names)
+        as_dict: dict[str, Any] = json_format.MessageToDict(
+            detail, preserving_proto_field_name=proto_names)
+        return as_dict
     except (TypeError, KeyError, json_format.Error):
         # A detail type this process has no descriptor for: keep it, undecoded.
         import base64

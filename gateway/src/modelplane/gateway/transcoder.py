@@ -71,7 +71,9 @@ def parse_grpc_timeout(value: str) -> float | None:
     """The ``grpc-timeout`` header (``10S``, ``500m``, ``2M``) in seconds, None if malformed."""
     units = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
     value = value.strip()
-    if len(value) < 2 or value[-1] not in units or not (value[:-1].isascii() and value[:-1].isdigit()) or len(value) > 9:
+    digits = value[:-1]
+    if (len(value) < 2 or len(value) > 9 or value[-1] not in units
+            or not (digits.isascii() and digits.isdigit())):
         return None
     return int(value[:-1]) * units[value[-1]]
 

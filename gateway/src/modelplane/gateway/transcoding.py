@@ -87,7 +87,7 @@ def _is_map(fd: FieldDescriptor) -> bool:
 
 
 def _is_repeated(fd: FieldDescriptor) -> bool:
-    return fd.is_repeated
+    return bool(fd.is_repeated)
 
 
 # --------------------------------------------------------------------------- body

@@ -61,22 +61,23 @@ class _Metadata:
         return details._replace(metadata=metadata)
 
 
-class _UnaryUnary(_Metadata, grpc.aio.UnaryUnaryClientInterceptor):
+# grpc ships no type stubs, so its interceptor bases are Any to mypy (subclassing Any).
+class _UnaryUnary(_Metadata, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
 
-class _UnaryStream(_Metadata, grpc.aio.UnaryStreamClientInterceptor):
+class _UnaryStream(_Metadata, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
 
-class _StreamUnary(_Metadata, grpc.aio.StreamUnaryClientInterceptor):
+class _StreamUnary(_Metadata, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_stream_unary(self, continuation: Any, details: Any, it: Any) -> Any:
         return await continuation(self._details(details), it)
 
 
-class _StreamStream(_Metadata, grpc.aio.StreamStreamClientInterceptor):
+class _StreamStream(_Metadata, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_stream_stream(self, continuation: Any, details: Any, it: Any) -> Any:
         return await continuation(self._details(details), it)
 

@@ -101,14 +101,16 @@ class StoragePolicy:
     @classmethod
     def for_service(cls, settings: ServiceSettings, extra_roots: Iterable[Path] = ()
                     ) -> StoragePolicy:
-        """``<data_dir>/imports`` and ``/exports`` (created), plus the configured roots and buckets."""
+        """``<data_dir>/imports`` and ``/exports`` (created), plus the configured roots and
+        buckets."""
         svc = settings.service.upper()
         data_dir = settings.data_dir
         defaults = [data_dir / "imports", data_dir / "exports"]
         for d in defaults:
             d.mkdir(parents=True, exist_ok=True)
         env = settings.environ
-        configured = [Path(p) for name in ("MODELPLANE_STORAGE_ROOTS", f"MODELPLANE_{svc}_STORAGE_ROOTS")
+        configured = [Path(p)
+                      for name in ("MODELPLANE_STORAGE_ROOTS", f"MODELPLANE_{svc}_STORAGE_ROOTS")
                       for p in (env.get(name) or "").split(os.pathsep) if p.strip()]
         buckets = [b for name in ("MODELPLANE_STORAGE_BUCKETS", f"MODELPLANE_{svc}_STORAGE_BUCKETS")
                    for b in (env.get(name) or "").split(",") if b.strip()]
@@ -185,10 +187,7 @@ class StoragePolicy:
                 else f"{field}: {uri!r}: wildcards are not allowed here",
                 reason="LOCATION_INVALID", metadata={"field": field},
                 field_violations=[FieldViolation(field, "wildcards")])
-        if globbed:
-            resolved = path.parent.resolve() / path.name
-        else:
-            resolved = path.resolve()
+        resolved = path.parent.resolve() / path.name if globbed else path.resolve()
         if not self.allows(resolved):
             raise self._denied(uri, field, "is outside this server's storage roots")
         return resolved

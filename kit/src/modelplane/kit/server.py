@@ -78,7 +78,8 @@ class ServiceSpec:
     method_access: Mapping[str, Role] = field(default_factory=dict)
 
 
-class _Guard(grpc.aio.ServerInterceptor):
+# grpc ships no type stubs, so ServerInterceptor is Any to mypy (subclassing Any).
+class _Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, spec: ServiceSpec, settings: ServiceSettings) -> None:
         self._spec = spec
         self._auth = settings.auth_enabled
@@ -222,12 +223,13 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
         code = context.code()
     except Exception:  # noqa: BLE001 - an older grpc without ServicerContext.code()
         return "UNKNOWN"
-    return getattr(code, "name", None) or str(code or "UNKNOWN")
+    return str(getattr(code, "name", None) or code or "UNKNOWN")
 
 
 def _error_code(exc: BaseException) -> str:
     if isinstance(exc, ModelplaneError):
-        return grpc_code(exc).name
+        name: str = grpc_code(exc).name
+        return name
     if isinstance(exc, NotImplementedError):
         return "UNIMPLEMENTED"
     return "INTERNAL"

@@ -65,7 +65,6 @@ def error_from_status(status: status_pb2.Status) -> ModelplaneError:
 
 def raise_from_rpc_error(err: grpc.aio.AioRpcError | grpc.RpcError) -> NoReturn:
     """Re-raise a peer's failure as the matching ModelplaneError (details kept)."""
-    code = err.code()  # type: ignore[union-attr]
-    status = status_from_metadata(code, err.details() or "",  # type: ignore[union-attr]
-                                  err.trailing_metadata())  # type: ignore[union-attr]
+    code = err.code()
+    status = status_from_metadata(code, err.details() or "", err.trailing_metadata())
     raise error_from_status(status) from err

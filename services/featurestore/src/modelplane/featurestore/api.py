@@ -32,7 +32,6 @@ from modelplane.featurestore.definitions import (
 )
 from modelplane.featurestore.feature_repository import MaterializeEvent
 from modelplane.featurestore.online_stream import RowBatch
-from modelplane.featurestore.record_store import next_token, page_bounds
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
 from modelplane.featurestore.wire import modelplane_response
@@ -40,6 +39,7 @@ from modelplane.kit.arrow_ipc import ArrowLimits, read_ipc_stream
 from modelplane.kit.auth import Role, current_principal
 from modelplane.kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 from modelplane.kit.locations import StoragePolicy, read_parquet
+from modelplane.kit.paging import decode_offset, encode_page_token, page_of, page_size
 
 _KIND_TO_PB = {k: pb.ValueType.Value(f"VALUE_TYPE_{k.value}") for k in ValueKind}
 _PB_TO_KIND = {v: k for k, v in _KIND_TO_PB.items()}
@@ -79,7 +79,8 @@ def _value_kind(value: int, field: str, default: ValueKind) -> ValueKind:
 
 def entity_from_pb(msg: pb.Entity, field: str = "entity") -> EntitySpec:
     return EntitySpec(name=msg.name, join_key=msg.join_key,
-                      value_kind=_value_kind(msg.value_type, f"{field}.value_type", ValueKind.INT64),
+                      value_kind=_value_kind(msg.value_type, f"{field}.value_type",
+                                             ValueKind.INT64),
                       description=msg.description, tags=dict(msg.tags))
 
 
@@ -117,7 +118,8 @@ def view_to_pb(spec: FeatureViewSpec) -> pb.FeatureView:
         s = spec.source
         kind = _SOURCE_TO_PB[s.kind] if s.kind else pb.SOURCE_KIND_UNSPECIFIED
         msg.source.CopyFrom(pb.DataSource(name=s.name, kind=kind,
-                                          path=s.path, table=s.table, timestamp_field=s.timestamp_field,
+                                          path=s.path, table=s.table,
+                                          timestamp_field=s.timestamp_field,
                                           created_timestamp_column=s.created_timestamp_column))
     for start, end in spec.materialization_intervals:
         msg.materialization_intervals.add(start_time=_ts(start), end_time=_ts(end))
@@ -125,7 +127,8 @@ def view_to_pb(spec: FeatureViewSpec) -> pb.FeatureView:
 
 
 def service_from_pb(msg: pb.FeatureService) -> FeatureServiceSpec:
-    return FeatureServiceSpec(name=msg.name, projections=[ProjectionSpec(p.feature_view, list(p.features))
+    return FeatureServiceSpec(name=msg.name, projections=[ProjectionSpec(p.feature_view,
+                                                                         list(p.features))
                                                           for p in msg.projections],
                               description=msg.description, tags=dict(msg.tags))
 
@@ -142,8 +145,10 @@ def dataset_to_pb(record: DatasetRecord) -> pb.Dataset:
     return pb.Dataset(
         id=record.id, name=record.name, version=record.version, feature_refs=record.feature_refs,
         feature_service=record.feature_service,
-        time_range=types_pb2.TimeWindow(start_time=_ts(record.time_start), end_time=_ts(record.time_end)),
-        row_count=record.row_count, content_hash=record.content_hash, storage_uri=record.storage_uri,
+        time_range=types_pb2.TimeWindow(start_time=_ts(record.time_start),
+                                        end_time=_ts(record.time_end)),
+        row_count=record.row_count, content_hash=record.content_hash,
+        storage_uri=record.storage_uri,
         columns=[pb.DatasetColumn(name=n, arrow_type=t) for n, t in record.columns],
         join_keys=record.join_keys, timestamp_column=record.timestamp_column,
         description=record.description, tags=record.tags, create_time=_ts(record.create_time))
@@ -171,11 +176,13 @@ def report_to_pb(report: QualityReport, full: bool = True) -> pb.DataQualityRepo
             label_column=lab.label_column, unlabeled_count=lab.unlabeled_count,
             unlabeled_fraction=lab.unlabeled_fraction, conflicting_groups=lab.conflicting_groups,
             conflicting_rows=lab.conflicting_rows,
-            label_counts=[pb.CategoryCount(value=c.value, count=c.count) for c in lab.label_counts]))
+            label_counts=[pb.CategoryCount(value=c.value, count=c.count)
+                          for c in lab.label_counts]))
     if full:
         for c in report.columns:
             msg.columns.append(pb.ColumnStatistics(
-                name=c.name, kind=_COLUMN_KIND.get(c.kind, pb.COLUMN_KIND_UNSPECIFIED), arrow_type=c.arrow_type, count=c.count,
+                name=c.name, kind=_COLUMN_KIND.get(c.kind, pb.COLUMN_KIND_UNSPECIFIED),
+                arrow_type=c.arrow_type, count=c.count,
                 missing_count=c.missing_count, missing_fraction=c.missing_fraction,
                 distinct_count=c.distinct_count, mean=c.mean, std=c.std, min=c.min, max=c.max,
                 quantile_levels=c.quantile_levels, quantiles=c.quantiles,
@@ -222,12 +229,6 @@ def _require(value: str, field: str) -> str:
     return value
 
 
-def _page(items: list[Any], page_size: int, page_token: str) -> tuple[list[Any], str]:
-    limit, offset = page_bounds(page_size, page_token)
-    chunk = items[offset:offset + limit]
-    return chunk, next_token(offset, limit, len(chunk), offset + limit < len(items))
-
-
 class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
     def __init__(self, core: FeatureStoreCore, tables: TableReader) -> None:
         self.core = core
@@ -239,35 +240,45 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
     async def ApplyRepo(self, request: pb.ApplyRepoRequest, context: Any) -> pb.ApplyRepoResponse:
         if request.repo_path:
             if request.entities or request.feature_views or request.feature_services:
-                raise InvalidArgument("give repo_path or objects, not both", reason="REPO_AND_OBJECTS",
-                                      field_violations=[FieldViolation("repo_path", "set with objects")])
+                raise InvalidArgument("give repo_path or objects, not both",
+                                      reason="REPO_AND_OBJECTS",
+                                      field_violations=[FieldViolation("repo_path",
+                                                                       "set with objects")])
             principal = current_principal()
             if principal.role < Role.ADMIN:
                 raise PermissionDenied("applying a repo directory runs its Python code: admin only",
                                        reason="ROLE_TOO_LOW",
-                                       metadata={"required_role": "admin", "role": principal.role.name.lower()})
+                                       metadata={"required_role": "admin",
+                                                 "role": principal.role.name.lower()})
             applied = await asyncio.to_thread(self.repo.apply_directory, request.repo_path,
                                               dry_run=request.dry_run)
         else:
             entities = [entity_from_pb(e, f"entities[{i}]") for i, e in enumerate(request.entities)]
-            views = [view_from_pb(v, f"feature_views[{i}]") for i, v in enumerate(request.feature_views)]
+            views = [view_from_pb(v, f"feature_views[{i}]")
+                     for i, v in enumerate(request.feature_views)]
             services = [service_from_pb(s) for s in request.feature_services]
             if not (entities or views or services):
-                raise InvalidArgument("nothing to apply: give repo_path or objects", reason="EMPTY_REPO",
-                                      field_violations=[FieldViolation("repo_path", "or objects required")])
+                raise InvalidArgument("nothing to apply: give repo_path or objects",
+                                      reason="EMPTY_REPO",
+                                      field_violations=[FieldViolation("repo_path",
+                                                                       "or objects required")])
             applied = await asyncio.to_thread(self.repo.apply, entities, views, services,
                                               dry_run=request.dry_run)
         return pb.ApplyRepoResponse(entities=[entity_to_pb(e) for e in applied.entities],
                                     feature_views=[view_to_pb(v) for v in applied.feature_views],
-                                    feature_services=[service_to_pb(s) for s in applied.feature_services])
+                                    feature_services=[service_to_pb(s)
+                                                      for s in applied.feature_services])
 
     async def GetEntity(self, request: pb.GetEntityRequest, context: Any) -> pb.Entity:
-        return entity_to_pb(await asyncio.to_thread(self.repo.get_entity, _require(request.name, "name")))
+        return entity_to_pb(await asyncio.to_thread(self.repo.get_entity,
+                                                    _require(request.name, "name")))
 
-    async def ListEntities(self, request: pb.ListEntitiesRequest, context: Any) -> pb.ListEntitiesResponse:
-        items, token = _page(await asyncio.to_thread(self.repo.list_entities), request.page_size,
-                             request.page_token)
-        return pb.ListEntitiesResponse(entities=[entity_to_pb(e) for e in items], next_page_token=token)
+    async def ListEntities(self, request: pb.ListEntitiesRequest,
+                           context: Any) -> pb.ListEntitiesResponse:
+        items, token = page_of(await asyncio.to_thread(self.repo.list_entities),
+                               request.page_size, request.page_token, {"kind": "entities"})
+        return pb.ListEntitiesResponse(entities=[entity_to_pb(e) for e in items],
+                                       next_page_token=token)
 
     async def CreateEntity(self, request: pb.CreateEntityRequest, context: Any) -> pb.Entity:
         spec = entity_from_pb(request.entity)
@@ -278,22 +289,27 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         await asyncio.to_thread(self.repo.delete_entity, _require(request.name, "name"))
         return empty_pb2.Empty()
 
-    async def GetFeatureView(self, request: pb.GetFeatureViewRequest, context: Any) -> pb.FeatureView:
-        return view_to_pb(await asyncio.to_thread(self.repo.get_feature_view, _require(request.name, "name")))
+    async def GetFeatureView(self, request: pb.GetFeatureViewRequest,
+                             context: Any) -> pb.FeatureView:
+        return view_to_pb(await asyncio.to_thread(self.repo.get_feature_view,
+                                                  _require(request.name, "name")))
 
     async def ListFeatureViews(self, request: pb.ListFeatureViewsRequest,
                                context: Any) -> pb.ListFeatureViewsResponse:
         views = await asyncio.to_thread(self.repo.list_feature_views, request.entity)
-        items, token = _page(views, request.page_size, request.page_token)
+        items, token = page_of(views, request.page_size, request.page_token,
+                               {"kind": "feature_views", "entity": request.entity})
         return pb.ListFeatureViewsResponse(feature_views=[view_to_pb(v) for v in items],
                                            next_page_token=token)
 
-    async def CreateFeatureView(self, request: pb.CreateFeatureViewRequest, context: Any) -> pb.FeatureView:
+    async def CreateFeatureView(self, request: pb.CreateFeatureViewRequest,
+                                context: Any) -> pb.FeatureView:
         spec = view_from_pb(request.feature_view)
         applied = await asyncio.to_thread(self.repo.apply, (), [spec], create_only=True)
         return view_to_pb(applied.feature_views[0])
 
-    async def DeleteFeatureView(self, request: pb.DeleteFeatureViewRequest, context: Any) -> empty_pb2.Empty:
+    async def DeleteFeatureView(self, request: pb.DeleteFeatureViewRequest,
+                                context: Any) -> empty_pb2.Empty:
         await asyncio.to_thread(self.repo.delete_feature_view, _require(request.name, "name"))
         return empty_pb2.Empty()
 
@@ -304,8 +320,8 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
 
     async def ListFeatureServices(self, request: pb.ListFeatureServicesRequest,
                                   context: Any) -> pb.ListFeatureServicesResponse:
-        items, token = _page(await asyncio.to_thread(self.repo.list_feature_services),
-                             request.page_size, request.page_token)
+        items, token = page_of(await asyncio.to_thread(self.repo.list_feature_services),
+                               request.page_size, request.page_token, {"kind": "feature_services"})
         return pb.ListFeatureServicesResponse(feature_services=[service_to_pb(s) for s in items],
                                               next_page_token=token)
 
@@ -329,7 +345,8 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         count, first, last = await asyncio.to_thread(self.repo.write_offline, view, rows)
         out = pb.WriteOfflineRowsResponse(row_count=count)
         if first is not None:
-            out.event_time_range.CopyFrom(types_pb2.TimeWindow(start_time=_ts(first), end_time=_ts(last)))
+            out.event_time_range.CopyFrom(types_pb2.TimeWindow(start_time=_ts(first),
+                                                               end_time=_ts(last)))
         return out
 
     async def PushOnlineRows(self, request: pb.PushOnlineRowsRequest,
@@ -378,8 +395,10 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
     async def GetOnlineFeatures(self, request: pb.GetOnlineFeaturesRequest,
                                 context: Any) -> pb.GetOnlineFeaturesResponse:
         online = self.core.online
-        plan = await online.plan(request.feature_refs, request.feature_service, request.full_feature_names)
-        entities = {k: [value_to_python(v) for v in vl.values] for k, vl in request.entities.items()}
+        plan = await online.plan(request.feature_refs, request.feature_service,
+                                 request.full_feature_names)
+        entities = {k: [value_to_python(v) for v in vl.values]
+                    for k, vl in request.entities.items()}
         result = await online.lookup(plan, entities)
         return pb.GetOnlineFeaturesResponse.FromString(modelplane_response(result))
 
@@ -390,7 +409,8 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         entity_rows = None
         from_view = None
         if request.HasField("entity_rows"):
-            entity_rows = await asyncio.to_thread(self.tables.read, request.entity_rows, "entity_rows")
+            entity_rows = await asyncio.to_thread(self.tables.read, request.entity_rows,
+                                                  "entity_rows")
         if request.HasField("entity_rows_from_view"):
             spec = request.entity_rows_from_view
             window = spec.time_range
@@ -402,19 +422,26 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         record = await asyncio.to_thread(
             self.core.datasets.create, name=ds.name, refs=list(ds.feature_refs),
             service=ds.feature_service, entity_rows=entity_rows, from_view=from_view,
-            timestamp_column=request.timestamp_column, description=ds.description, tags=dict(ds.tags))
+            timestamp_column=request.timestamp_column, description=ds.description,
+            tags=dict(ds.tags))
         return dataset_to_pb(record)
 
     async def GetDataset(self, request: pb.GetDatasetRequest, context: Any) -> pb.Dataset:
-        return dataset_to_pb(await asyncio.to_thread(self.core.datasets.get, _require(request.id, "id")))
+        return dataset_to_pb(await asyncio.to_thread(self.core.datasets.get,
+                                                     _require(request.id, "id")))
 
-    async def ListDatasets(self, request: pb.ListDatasetsRequest, context: Any) -> pb.ListDatasetsResponse:
-        limit, offset = page_bounds(request.page_size, request.page_token)
+    async def ListDatasets(self, request: pb.ListDatasetsRequest,
+                           context: Any) -> pb.ListDatasetsResponse:
+        query = {"kind": "datasets", "name": request.name}
+        limit = page_size(request.page_size)
+        offset = decode_offset(request.page_token, query)
         items, more = await asyncio.to_thread(self.core.datasets.list, request.name, limit, offset)
-        return pb.ListDatasetsResponse(datasets=[dataset_to_pb(d) for d in items],
-                                       next_page_token=next_token(offset, limit, len(items), more))
+        return pb.ListDatasetsResponse(
+            datasets=[dataset_to_pb(d) for d in items],
+            next_page_token=encode_page_token(offset + len(items) if more else None, query))
 
-    async def DeleteDataset(self, request: pb.DeleteDatasetRequest, context: Any) -> empty_pb2.Empty:
+    async def DeleteDataset(self, request: pb.DeleteDatasetRequest,
+                            context: Any) -> empty_pb2.Empty:
         await asyncio.to_thread(self.core.datasets.delete, _require(request.id, "id"))
         return empty_pb2.Empty()
 
@@ -453,13 +480,17 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
 
     async def GetDataQualityReport(self, request: pb.GetDataQualityReportRequest,
                                    context: Any) -> pb.DataQualityReport:
-        return report_to_pb(await asyncio.to_thread(self.core.get_report, _require(request.id, "id")))
+        return report_to_pb(await asyncio.to_thread(self.core.get_report,
+                                                    _require(request.id, "id")))
 
     async def ListDataQualityReports(self, request: pb.ListDataQualityReportsRequest,
                                      context: Any) -> pb.ListDataQualityReportsResponse:
-        limit, offset = page_bounds(request.page_size, request.page_token)
+        query = {"kind": "quality_reports", "dataset": request.dataset,
+                 "feature_view": request.feature_view}
+        limit = page_size(request.page_size)
+        offset = decode_offset(request.page_token, query)
         items, more = await asyncio.to_thread(self.core.list_reports, request.dataset,
                                               request.feature_view, limit, offset)
         return pb.ListDataQualityReportsResponse(
             reports=[report_to_pb(r, request.full_view) for r in items],
-            next_page_token=next_token(offset, limit, len(items), more))
+            next_page_token=encode_page_token(offset + len(items) if more else None, query))

@@ -1,4 +1,5 @@
-"""The featurestore's domain: Feast definitions, ingestion, online lookups, datasets, quality reports.
+"""The featurestore's domain: Feast definitions, ingestion, online lookups, datasets,
+quality reports.
 
 ``FeatureStoreCore`` wires the parts together from the settings; the gRPC
 servicers (ours and Feast's) are thin adapters over it.
@@ -65,7 +66,8 @@ class FeatureStoreCore:
 
     # ---------------------------------------------------------------- online plans
 
-    def cached_plan(self, refs: tuple[str, ...], service: str, full_names: bool) -> LookupPlan | None:
+    def cached_plan(self, refs: tuple[str, ...], service: str,
+                    full_names: bool) -> LookupPlan | None:
         """The lookup plan for these refs if one is cached for the current definitions."""
         if self._plans_generation != self.repository.generation:
             return None
@@ -130,14 +132,15 @@ class FeatureStoreCore:
                 all_features=set(feats) == {f.name for f in view.features},
                 ttl_seconds=view.ttl.total_seconds() if view.ttl else 0.0,
                 table_id=compute_table_id(self.settings.project, view, False),
-                redis_fields=tuple(_mmh3(f"{view_name}:{f}") for f in feats)
-                + (f"_ts:{view_name}".encode(),)))
+                redis_fields=(*(_mmh3(f"{view_name}:{f}") for f in feats),
+                              f"_ts:{view_name}".encode())))
         return LookupPlan(names=tuple(names), refs=tuple(f.ref for f in features),
                           views=tuple(reads), join_keys=join_keys, generation=generation)
 
     # ---------------------------------------------------------------- writes
 
-    def stored_event_seconds(self, view: FeatureViewSpec, keys: dict[str, list[Any]]) -> list[float]:
+    def stored_event_seconds(self, view: FeatureViewSpec,
+                             keys: dict[str, list[Any]]) -> list[float]:
         """Event time (epoch seconds) the online store holds for each key row; -inf when
         none, so that an event stamped at the epoch still counts as newer."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -205,9 +208,11 @@ class FeatureStoreCore:
             raise InvalidArgument("give a dataset, a feature_view or rows", reason="NO_SUBJECT",
                                   field_violations=[FieldViolation("subject", "one must be set")])
         if histogram_bins < 0 or top_categories < 0 or gap_seconds < 0:
-            raise InvalidArgument("histogram_bins, top_categories and gap_threshold must not be negative",
+            raise InvalidArgument("histogram_bins, top_categories and gap_threshold "
+                                  "must not be negative",
                                   reason="BAD_OPTIONS",
-                                  field_violations=[FieldViolation("histogram_bins", "negative value")])
+                                  field_violations=[FieldViolation("histogram_bins",
+                                                                   "negative value")])
         options = QualityOptions(
             timestamp_column=timestamp_column, entity_columns=tuple(entity_columns),
             label_column=label_column, histogram_bins=min(histogram_bins or 20, 1000),
@@ -221,7 +226,8 @@ class FeatureStoreCore:
     def get_report(self, report_id: str) -> QualityReport:
         data = self.records.get_report(report_id)
         if data is None:
-            raise NotFound(f"data quality report {report_id!r} not found", reason="REPORT_NOT_FOUND",
+            raise NotFound(f"data quality report {report_id!r} not found",
+                           reason="REPORT_NOT_FOUND",
                            metadata={"report": report_id})
         return QualityReport.from_record(data)
 

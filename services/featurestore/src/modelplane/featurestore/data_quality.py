@@ -1,4 +1,5 @@
-"""Completeness and quality of a table: history, gaps, missing values, duplicates, labels, distributions.
+"""Completeness and quality of a table: history, gaps, missing values, duplicates, labels,
+distributions.
 
 Pure computation on an Arrow table (through pandas/numpy); the statistics
 are stored with the report so observability can use them as the training
@@ -176,9 +177,11 @@ def check_columns(table: pa.Table, options: QualityOptions) -> None:
                                          f"no column {options.timestamp_column!r} in the data"))
     for i, c in enumerate(options.entity_columns):
         if c not in names:
-            violations.append(FieldViolation(f"entity_columns[{i}]", f"no column {c!r} in the data"))
+            violations.append(FieldViolation(f"entity_columns[{i}]",
+                                             f"no column {c!r} in the data"))
     if options.label_column and options.label_column not in names:
-        violations.append(FieldViolation("label_column", f"no column {options.label_column!r} in the data"))
+        violations.append(FieldViolation("label_column",
+                                         f"no column {options.label_column!r} in the data"))
     if violations:
         detail = "; ".join(f"{v.field}: {v.description}" for v in violations)
         raise InvalidArgument(f"data quality request names missing columns: {detail}",
@@ -230,5 +233,6 @@ def compute_quality(table: pa.Table, options: QualityOptions, report_id: str) ->
             conflicting_groups=conflicting_groups, conflicting_rows=conflicting_rows,
             label_counts=[CategoryCount(str(v), int(c)) for v, c in counts.items()])
     for name in table.column_names:
-        report.columns.append(_column_statistics(name, df[name], table.schema.field(name).type, options))
+        report.columns.append(_column_statistics(name, df[name], table.schema.field(name).type,
+                                                 options))
     return report

@@ -1,4 +1,5 @@
-"""Saved, versioned training datasets: point-in-time joins written as parquet with a content hash."""
+"""Saved, versioned training datasets: point-in-time joins written as parquet with a content
+hash."""
 
 from __future__ import annotations
 
@@ -107,7 +108,8 @@ class DatasetStore:
         for i, c in enumerate(spec.columns):
             if c not in available:
                 raise InvalidArgument(
-                    f"entity_rows_from_view.columns[{i}]: feature view {view.name!r} has no column {c!r}",
+                    f"entity_rows_from_view.columns[{i}]: feature view {view.name!r} "
+                    f"has no column {c!r}",
                     reason="COLUMN_NOT_FOUND", metadata={"feature_view": view.name, "column": c},
                     field_violations=[FieldViolation(f"entity_rows_from_view.columns[{i}]",
                                                      f"unknown column {c!r}")])
@@ -124,7 +126,8 @@ class DatasetStore:
         if not name or not NAME_PATTERN.match(name):
             raise InvalidArgument("dataset.name: a name (letters, digits, _) is required",
                                   reason="BAD_DATASET_NAME",
-                                  field_violations=[FieldViolation("dataset.name", "invalid or empty")])
+                                  field_violations=[FieldViolation("dataset.name",
+                                                                   "invalid or empty")])
         features = self.repository.resolve_refs(refs, service, field="dataset.feature_refs")
         views = {f.view for f in features}
         keys_needed = list(dict.fromkeys(k for v in sorted(views)
@@ -132,7 +135,8 @@ class DatasetStore:
         if (entity_rows is None) == (from_view is None):
             raise InvalidArgument("give exactly one of entity_rows and entity_rows_from_view",
                                   reason="ENTITY_ROWS_REQUIRED",
-                                  field_violations=[FieldViolation("entity_rows", "exactly one source")])
+                                  field_violations=[FieldViolation("entity_rows",
+                                                                   "exactly one source")])
         if from_view is not None:
             table, ts = self._entity_rows_from_view(from_view, keys_needed)
         else:
@@ -173,10 +177,12 @@ class DatasetStore:
         violations = []
         names = set(table.column_names)
         if ts not in names:
-            violations.append(FieldViolation(f"entity_rows.{ts}", "event timestamp column is missing"))
-        elif not pa.types.is_timestamp(table.schema.field(ts).type):
             violations.append(FieldViolation(f"entity_rows.{ts}",
-                                             f"must be a timestamp, got {table.schema.field(ts).type}"))
+                                             "event timestamp column is missing"))
+        elif not pa.types.is_timestamp(table.schema.field(ts).type):
+            got = table.schema.field(ts).type
+            violations.append(FieldViolation(f"entity_rows.{ts}",
+                                             f"must be a timestamp, got {got}"))
         elif table.column(ts).null_count:
             violations.append(FieldViolation(f"entity_rows.{ts}", "must not contain nulls"))
         for k in keys:
@@ -220,7 +226,8 @@ class DatasetStore:
                 raise InvalidArgument(f"columns[{i}]: dataset {record.id!r} has no column {c!r}",
                                       reason="COLUMN_NOT_FOUND",
                                       metadata={"dataset": record.id, "column": c},
-                                      field_violations=[FieldViolation(f"columns[{i}]", "unknown column")])
+                                      field_violations=[FieldViolation(f"columns[{i}]",
+                                                                       "unknown column")])
 
     def read_chunks(self, dataset_id: str, columns: Sequence[str] = (),
                     chunk_rows: int = 65536) -> Iterator[tuple[bytes, int]]:
@@ -231,7 +238,8 @@ class DatasetStore:
             raise InvalidArgument("chunk_rows must not be negative", reason="BAD_CHUNK_ROWS",
                                   field_violations=[FieldViolation("chunk_rows", "negative")])
         parquet = pq.ParquetFile(record.path)
-        for batch in parquet.iter_batches(batch_size=chunk_rows or 65536, columns=list(columns) or None):
+        for batch in parquet.iter_batches(batch_size=chunk_rows or 65536,
+                                          columns=list(columns) or None):
             sink = io.BytesIO()
             with ipc.new_stream(sink, batch.schema) as writer:
                 writer.write_batch(batch)

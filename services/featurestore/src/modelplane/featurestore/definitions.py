@@ -238,7 +238,8 @@ def feature_service_from_feast(service: Any) -> FeatureServiceSpec:
         projections=[ProjectionSpec(p.name, [f.name for f in p.features])
                      for p in service.feature_view_projections],
         description=service.description or "", tags=dict(service.tags or {}),
-        create_time=_utc(service.created_timestamp), update_time=_utc(service.last_updated_timestamp))
+        create_time=_utc(service.created_timestamp),
+        update_time=_utc(service.last_updated_timestamp))
 
 
 # ---------------------------------------------------------------- specs -> Feast
@@ -254,7 +255,8 @@ def entity_to_feast(spec: EntitySpec, field_path: str = "entity") -> Any:
         violations.append(FieldViolation(f"{field_path}.value_type",
                                          "entity keys must be STRING, INT32, INT64 or BYTES"))
     raise_violations("entity", violations, {"entity": spec.name})
-    return Entity(name=spec.name, join_keys=[spec.key], value_type=spec.value_kind.feast_value_type(),
+    return Entity(name=spec.name, join_keys=[spec.key],
+                  value_type=spec.value_kind.feast_value_type(),
                   description=spec.description, tags=dict(spec.tags))
 
 
@@ -282,10 +284,12 @@ def feature_view_to_feast(spec: FeatureViewSpec, entities: Mapping[str, EntitySp
     violations: list[FieldViolation] = []
     check_name(f"{field_path}.name", spec.name, violations)
     if not spec.entities:
-        violations.append(FieldViolation(f"{field_path}.entities", "at least one entity is required"))
+        violations.append(FieldViolation(f"{field_path}.entities",
+                                         "at least one entity is required"))
     unknown = [e for e in spec.entities if e not in entities]
     if not spec.features:
-        violations.append(FieldViolation(f"{field_path}.features", "at least one feature is required"))
+        violations.append(FieldViolation(f"{field_path}.features",
+                                         "at least one feature is required"))
     seen: set[str] = set()
     keys = {entities[e].key for e in spec.entities if e in entities}
     for i, feature in enumerate(spec.features):

@@ -69,14 +69,17 @@ def definitions() -> tuple[list[EntitySpec], list[FeatureViewSpec], list[Feature
             FeatureSpec("hour", ValueKind.INT64, "local hour of day"),
             FeatureSpec("city", ValueKind.STRING, "where the card was used"),
             FeatureSpec("is_fraud", ValueKind.INT64, "label, known 3 days after the transaction"),
-        ], ttl=timedelta(days=0), online=False, description="card transactions with a delayed label"),
+        ], ttl=timedelta(days=0), online=False,
+        description="card transactions with a delayed label"),
         FeatureViewSpec("customer_profile", ["customer"], [
             FeatureSpec("age", ValueKind.INT64), FeatureSpec("credit_limit", ValueKind.DOUBLE),
             FeatureSpec("home_city", ValueKind.STRING), FeatureSpec("segment", ValueKind.STRING),
         ], ttl=timedelta(days=2), online=True, description="daily customer snapshot"),
         FeatureViewSpec("customer_activity", ["customer"], [
-            FeatureSpec("txn_count_7d", ValueKind.INT64), FeatureSpec("avg_amount_7d", ValueKind.DOUBLE),
-            FeatureSpec("max_amount_7d", ValueKind.DOUBLE), FeatureSpec("night_share_7d", ValueKind.DOUBLE),
+            FeatureSpec("txn_count_7d", ValueKind.INT64),
+            FeatureSpec("avg_amount_7d", ValueKind.DOUBLE),
+            FeatureSpec("max_amount_7d", ValueKind.DOUBLE),
+            FeatureSpec("night_share_7d", ValueKind.DOUBLE),
         ], ttl=timedelta(days=7), online=True, description="7-day activity after each transaction"),
     ]
     services = [FeatureServiceSpec("fraud_model", [
@@ -170,7 +173,8 @@ async def seed_featurestore(stub: Any, data: DemoData | None = None) -> DemoData
         entities=[entity_to_pb(e) for e in entities],
         feature_views=[_without_source(view_to_pb(v)) for v in views],
         feature_services=[service_to_pb(s) for s in services]))
-    for name, table in (("transactions", data.transactions), ("customer_profile", data.customer_profile),
+    for name, table in (("transactions", data.transactions),
+                        ("customer_profile", data.customer_profile),
                         ("customer_activity", data.customer_activity)):
         await stub.WriteOfflineRows(pb.WriteOfflineRowsRequest(
             feature_view=name, rows=types_pb2.TableData(arrow_ipc=arrow_ipc(table))))

@@ -40,6 +40,7 @@ from modelplane.featurestore.offline_tables import (
     ParquetOfflineTables,
     PostgresOfflineTables,
 )
+from modelplane.featurestore.online_write_lock import OnlineWriteLock
 from modelplane.featurestore.row_schema import ViewColumns, conform_rows
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.kit.errors import (
@@ -115,7 +116,8 @@ def load_repo_objects(root: Path) -> RepoObjects:
                 spec.loader.exec_module(module)
                 for attr in dir(module):
                     obj = getattr(module, attr)
-                    for kind, bucket in ((Entity, found.entities), (FeatureView, found.feature_views),
+                    for kind, bucket in ((Entity, found.entities),
+                                         (FeatureView, found.feature_views),
                                          (FeatureService, found.feature_services)):
                         if type(obj) is kind and not any(o is obj for o in bucket):
                             bucket.append(obj)
@@ -137,13 +139,16 @@ class FeatureRepository:
         self.store = FeatureStore(config=self.config)
         self.offline: OfflineTables
         if settings.offline_store == "postgres":
-            self.offline = PostgresOfflineTables(PostgresParams.from_url(settings.database_url).conninfo)
+            params = PostgresParams.from_url(settings.database_url)
+            self.offline = PostgresOfflineTables(params.conninfo)
         else:
             self.offline = ParquetOfflineTables(settings.offline_root)
         self.project = settings.project
         #: bumped on every definition change; online plans built before are stale
         self.generation = 0
         self._write_lock = threading.RLock()
+        # ... and across processes (replicas) for the newest-event rule's read-and-write
+        self.online_lock = OnlineWriteLock.for_settings(settings)
         # Feast's SQL registry cache does not see its own writes reliably: read through it.
         self._cache = settings.registry == "file"
 
@@ -234,8 +239,8 @@ class FeatureRepository:
             if refs:
                 raise InvalidArgument("give feature_refs or feature_service, not both",
                                       reason="REFS_AND_SERVICE",
-                                      field_violations=[FieldViolation("feature_service",
-                                                                       "set together with feature_refs")])
+                                      field_violations=[FieldViolation(
+                                          "feature_service", "set together with feature_refs")])
             svc = self._feast_service(service)
             refs = [f"{p.name}:{f.name}" for p in svc.feature_view_projections for f in p.features]
         if not refs:
@@ -249,9 +254,11 @@ class FeatureRepository:
             path = f"{field}[{i}]"
             view_name, sep, feature = ref.partition(":")
             if not sep or not view_name or not feature or ":" in feature:
-                raise InvalidArgument(f"{path}: {ref!r} is not a `<feature_view>:<feature>` reference",
+                raise InvalidArgument(f"{path}: {ref!r} is not a "
+                                      "`<feature_view>:<feature>` reference",
                                       reason="BAD_FEATURE_REF", metadata={"feature_ref": ref},
-                                      field_violations=[FieldViolation(path, "expected view:feature")])
+                                      field_violations=[FieldViolation(path,
+                                                                       "expected view:feature")])
             view = views.get(view_name)
             if view is None:
                 raise NotFound(f"{path}: feature view {view_name!r} of {ref!r} not found",
@@ -264,11 +271,13 @@ class FeatureRepository:
                     reason="FEATURE_NOT_FOUND", metadata={"feature_ref": ref},
                     field_violations=[FieldViolation(path, f"unknown feature {ref!r}")])
             if ref in seen:
-                raise InvalidArgument(f"{path}: {ref!r} is requested twice", reason="DUPLICATE_FEATURE_REF",
+                raise InvalidArgument(f"{path}: {ref!r} is requested twice",
+                                      reason="DUPLICATE_FEATURE_REF",
                                       metadata={"feature_ref": ref},
                                       field_violations=[FieldViolation(path, "duplicate")])
             seen.add(ref)
-            out.append(ResolvedFeature(ref, view_name, feature, ValueKind.from_feast_dtype(match.dtype)))
+            out.append(ResolvedFeature(ref, view_name, feature,
+                                       ValueKind.from_feast_dtype(match.dtype)))
         return out
 
     # ---------------------------------------------------------------- definitions
@@ -300,7 +309,8 @@ class FeatureRepository:
                 f"{field}.source.kind: this server's offline store reads {self.offline.kind.value} "
                 f"sources, not {spec.source.kind.value}", reason="SOURCE_KIND_MISMATCH",
                 metadata={"feature_view": spec.name},
-                field_violations=[FieldViolation(f"{field}.source.kind", "wrong offline store kind")])
+                field_violations=[FieldViolation(f"{field}.source.kind",
+                                                 "wrong offline store kind")])
         else:
             self._confine_source(spec.source, f"{field}.source")
         view = feature_view_to_feast(spec, entities, field)
@@ -324,11 +334,13 @@ class FeatureRepository:
                         if name in known:
                             key = kind.replace(" ", "_")
                             raise AlreadyExists(f"{kind} {name!r} already exists",
-                                                reason=f"{key.upper()}_EXISTS", metadata={key: name})
+                                                reason=f"{key.upper()}_EXISTS",
+                                                metadata={key: name})
             feast_objects: list[Any] = []
             all_entities = dict(known_entities)
             for i, e in enumerate(entities):
-                feast_objects.append(entity_to_feast(e, f"entities[{i}]" if not create_only else "entity"))
+                path = f"entities[{i}]" if not create_only else "entity"
+                feast_objects.append(entity_to_feast(e, path))
                 all_entities[e.name] = e
             all_views = dict(known_views)
             for i, v in enumerate(views):
@@ -338,7 +350,8 @@ class FeatureRepository:
                 all_views[v.name] = fv
             for i, s in enumerate(services):
                 feast_objects.append(feature_service_to_feast(
-                    s, all_views, f"feature_services[{i}]" if not create_only else "feature_service"))
+                    s, all_views,
+                    f"feature_services[{i}]" if not create_only else "feature_service"))
             if dry_run:
                 return AppliedRepo(list(entities), list(views), list(services))
             for v in views:
@@ -371,7 +384,8 @@ class FeatureRepository:
         except Exception as exc:  # noqa: BLE001 - user code: report, don't crash
             raise InvalidArgument(f"repo_path: the feature repo failed to load: {exc}",
                                   reason="REPO_INVALID", metadata={"repo_path": path},
-                                  field_violations=[FieldViolation("repo_path", str(exc)[:500])]) from None
+                                  field_violations=[FieldViolation("repo_path",
+                                                                   str(exc)[:500])]) from None
         for view in contents.feature_views if caller_named else ():
             self._confine_source(source_from_feast(view.batch_source),
                                  f"repo_path: feature view {view.name!r} source")
@@ -381,12 +395,14 @@ class FeatureRepository:
             if dry_run:
                 return AppliedRepo(applied_entities,
                                    [feature_view_from_feast(v) for v in contents.feature_views],
-                                   [feature_service_from_feast(s) for s in contents.feature_services])
+                                   [feature_service_from_feast(s)
+                                    for s in contents.feature_services])
             self.store.apply(objects)
             self._changed()
             return AppliedRepo([self.get_entity(e.name) for e in contents.entities],
                                [self.get_feature_view(v.name) for v in contents.feature_views],
-                               [self.get_feature_service(s.name) for s in contents.feature_services])
+                               [self.get_feature_service(s.name)
+                                for s in contents.feature_services])
 
     def delete_entity(self, name: str) -> None:
         with self._write_lock:
@@ -419,13 +435,15 @@ class FeatureRepository:
 
     # ---------------------------------------------------------------- ingestion
 
-    def conform(self, view_name: str, rows: pa.Table, field: str = "rows") -> tuple[FeatureViewSpec, pa.Table]:
+    def conform(self, view_name: str, rows: pa.Table,
+                field: str = "rows") -> tuple[FeatureViewSpec, pa.Table]:
         view = self.get_feature_view(view_name)
         table = conform_rows(rows, self.view_columns(view), field=field,
                              subject={"feature_view": view_name})
         return view, table
 
-    def write_offline(self, view_name: str, rows: pa.Table) -> tuple[int, datetime | None, datetime | None]:
+    def write_offline(self, view_name: str,
+                      rows: pa.Table) -> tuple[int, datetime | None, datetime | None]:
         view, table = self.conform(view_name, rows)
         assert view.source is not None
         if table.num_rows:
@@ -462,8 +480,9 @@ class FeatureRepository:
         arrive), written only if strictly newer than what the store holds, so an
         equal-time replay is a no-op as on Redis. The stored event times are read
         and the rows written under one lock, so two pushes in this process cannot
-        interleave between the check and the write (replicas can: the window is
-        one read-and-write).
+        interleave between the check and the write, and under
+        :class:`OnlineWriteLock` (a file lock, a PostgreSQL advisory lock or a
+        Redis lock, per view), so replicas sharing the online store cannot either.
         """
         assert view.source is not None
         if not table.num_rows:
@@ -474,7 +493,7 @@ class FeatureRepository:
             view.join_keys, keep="first")
         if also_offline:
             self.offline.append(view.source, table)
-        with self._write_lock:
+        with self._write_lock, self.online_lock.hold(view.name):
             stored = current_event_seconds(view, {k: df[k].tolist() for k in view.join_keys})
             newer = (df[ts_col].map(lambda t: t.timestamp()).to_numpy()
                      > pd.Series(stored).to_numpy())
@@ -496,7 +515,8 @@ class FeatureRepository:
         end = utc(end) if end else datetime.now(UTC)
         if start is not None and utc(start) >= end:
             raise InvalidArgument("start_time must be before end_time", reason="BAD_TIME_RANGE",
-                                  field_violations=[FieldViolation("start_time", "not before end_time")])
+                                  field_violations=[FieldViolation("start_time",
+                                                                   "not before end_time")])
         if view_names:
             views = [self.feast_view(n, "feature_views") for n in view_names]
         else:
@@ -547,11 +567,13 @@ class FeatureRepository:
         if timestamp_column != "event_timestamp":
             out = out.rename(columns={"event_timestamp": timestamp_column})
         if full:
-            out = out.rename(columns={f"{f.view}__{f.feature}": f.ref.replace(":", "__") for f in features})
+            out = out.rename(columns={f"{f.view}__{f.feature}": f.ref.replace(":", "__")
+                                      for f in features})
         return pa.Table.from_pandas(out, preserve_index=False)
 
     def read_source(self, view_name: str, start: datetime | None = None,
-                    end: datetime | None = None, columns: Sequence[str] | None = None) -> tuple[FeatureViewSpec, pa.Table]:
+                    end: datetime | None = None,
+                    columns: Sequence[str] | None = None) -> tuple[FeatureViewSpec, pa.Table]:
         view = self.get_feature_view(view_name)
         assert view.source is not None
         return view, self.offline.read(view.source, start, end, columns)

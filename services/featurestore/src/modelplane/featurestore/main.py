@@ -1,4 +1,5 @@
-"""``modelplane-featurestore``: the featurestore gRPC server (ours and Feast's contract, one port)."""
+"""``modelplane-featurestore``: the featurestore gRPC server (ours and Feast's contract, one
+port)."""
 
 from __future__ import annotations
 

@@ -182,7 +182,8 @@ def coerce_key(value: Any, kind: ValueKind, field_path: str) -> Any:
         return value
     raise InvalidArgument(
         f"{field_path}: entity key must be {kind.value}, got {type(value).__name__} {value!r}",
-        reason="ENTITY_KEY_TYPE", metadata={"join_key": field_path.rsplit(".", 1)[-1].split("[")[0]},
+        reason="ENTITY_KEY_TYPE",
+        metadata={"join_key": field_path.rsplit(".", 1)[-1].split("[")[0]},
         field_violations=[FieldViolation(field_path, f"expected {kind.value}")])
 
 
@@ -346,9 +347,11 @@ class RedisOnlineBackend:
 class OnlineLookup:
     """Runs lookups against one backend with plans from ``plan_for``."""
 
-    def __init__(self, backend: OnlineBackend, plan_for: Callable[[tuple[str, ...], str, bool], LookupPlan],
+    def __init__(self, backend: OnlineBackend,
+                 plan_for: Callable[[tuple[str, ...], str, bool], LookupPlan],
                  key_codec: EntityKeyCodec, clock: Callable[[], float] = time.time,
-                 cached_plan: Callable[[tuple[str, ...], str, bool], LookupPlan | None] | None = None
+                 cached_plan: Callable[[tuple[str, ...], str, bool],
+                                       LookupPlan | None] | None = None
                  ) -> None:
         self.backend = backend
         self._plan_for = plan_for
@@ -371,7 +374,8 @@ class OnlineLookup:
         entity_values: dict[str, list[Any]] = {}
         for key, kind in plan.join_keys.items():
             raw = entities[key]
-            expected = str if kind == ValueKind.STRING else bytes if kind == ValueKind.BYTES else int
+            expected = (str if kind == ValueKind.STRING
+                        else bytes if kind == ValueKind.BYTES else int)
             if all(type(v) is expected for v in raw):
                 entity_values[key] = list(raw)
             else:
@@ -405,8 +409,8 @@ class OnlineLookup:
                     column = list(column)
                     for i in expired:
                         column[i] = None
-                stats = [PRESENT if v and v != _NULL_VAL else (NOT_FOUND if v is None else NULL_VALUE)
-                         for v in column]
+                stats = [PRESENT if v and v != _NULL_VAL
+                         else (NOT_FOUND if v is None else NULL_VALUE) for v in column]
                 for i in expired:
                     stats[i] = OUTSIDE_MAX_AGE
                 values[pos], statuses[pos], seconds[pos] = column, stats, row_seconds
@@ -426,7 +430,8 @@ class OnlineLookup:
                                                  "not a join key of any requested feature view"))
         lengths = {len(v) for v in entities.values()}
         if len(lengths) > 1:
-            violations.append(FieldViolation(field, "every join key needs the same number of values"))
+            violations.append(FieldViolation(field,
+                                             "every join key needs the same number of values"))
         if violations:
             detail = "; ".join(f"{v.field}: {v.description}" for v in violations)
             raise InvalidArgument(f"bad entity keys: {detail}", reason="BAD_ENTITY_KEYS",

@@ -6,7 +6,6 @@ is a JSON document plus the columns it is looked up and listed by.
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import threading
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from modelplane.kit.errors import AlreadyExists, InvalidArgument
+from modelplane.kit.errors import AlreadyExists
 from modelplane.kit.pgschema import lock_schema
 
 _SCHEMA = [
@@ -28,36 +27,6 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS fs_quality_reports_dataset ON fs_quality_reports (dataset)",
     "CREATE INDEX IF NOT EXISTS fs_quality_reports_view ON fs_quality_reports (feature_view)",
 ]
-
-MAX_PAGE = 1000
-DEFAULT_PAGE = 50
-
-
-def page_bounds(page_size: int, page_token: str, field: str = "page_token") -> tuple[int, int]:
-    """(limit, offset) from a List request; tokens are opaque base64 offsets."""
-    if page_size < 0:
-        raise InvalidArgument("page_size must not be negative", reason="BAD_PAGE_SIZE",
-                              field_violations=[])
-    limit = min(page_size or DEFAULT_PAGE, MAX_PAGE)
-    if not page_token:
-        return limit, 0
-    try:
-        offset = int(base64.urlsafe_b64decode(page_token.encode()).decode().removeprefix("o:"))
-        if offset < 0:
-            raise ValueError(offset)
-    except (ValueError, UnicodeDecodeError):
-        from modelplane.kit.errors import FieldViolation
-
-        raise InvalidArgument(f"{field}: not a token this server issued", reason="BAD_PAGE_TOKEN",
-                              field_violations=[FieldViolation(field, "unknown page token")]) from None
-    return limit, offset
-
-
-def next_token(offset: int, limit: int, returned: int, total_more: bool) -> str:
-    if not total_more:
-        return ""
-    return base64.urlsafe_b64encode(f"o:{offset + returned}".encode()).decode()
-
 
 class RecordStore:
     def __init__(self, url: str) -> None:
@@ -130,11 +99,13 @@ class RecordStore:
             row = cur.fetchone()
         return json.loads(row[0]) if row else None
 
-    def list_datasets(self, name: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
+    def list_datasets(self, name: str, limit: int,
+                      offset: int) -> tuple[list[dict[str, Any]], bool]:
         where, params = ("WHERE name = ?", [name]) if name else ("", [])
         with self._tx() as cur:
-            cur.execute(f"SELECT payload FROM fs_datasets {where} ORDER BY create_time DESC, id DESC "
-                        "LIMIT ? OFFSET ?", (*params, limit + 1, offset))
+            cur.execute(f"SELECT payload FROM fs_datasets {where} "
+                        "ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?",
+                        (*params, limit + 1, offset))
             rows = cur.fetchall()
         return [json.loads(r[0]) for r in rows[:limit]], len(rows) > limit
 
@@ -147,8 +118,8 @@ class RecordStore:
 
     def add_report(self, record: dict[str, Any]) -> None:
         with self._tx() as cur:
-            cur.execute("INSERT INTO fs_quality_reports (id, dataset, feature_view, create_time, payload)"
-                        " VALUES (?, ?, ?, ?, ?)",
+            cur.execute("INSERT INTO fs_quality_reports "
+                        "(id, dataset, feature_view, create_time, payload) VALUES (?, ?, ?, ?, ?)",
                         (record["id"], record.get("dataset", ""), record.get("feature_view", ""),
                          record["create_time"], json.dumps(record)))
 

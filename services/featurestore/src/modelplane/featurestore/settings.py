@@ -58,9 +58,11 @@ class FeatureStoreSettings:
     def __post_init__(self) -> None:
         problems = []
         if self.offline_store not in OFFLINE_STORES:
-            problems.append(f"OFFLINE_STORE must be one of {OFFLINE_STORES}, not {self.offline_store!r}")
+            problems.append(f"OFFLINE_STORE must be one of {OFFLINE_STORES}, "
+                            f"not {self.offline_store!r}")
         if self.online_store not in ONLINE_STORES:
-            problems.append(f"ONLINE_STORE must be one of {ONLINE_STORES}, not {self.online_store!r}")
+            problems.append(f"ONLINE_STORE must be one of {ONLINE_STORES}, "
+                            f"not {self.online_store!r}")
         if self.registry not in REGISTRIES:
             problems.append(f"REGISTRY must be one of {REGISTRIES}, not {self.registry!r}")
         needs_pg = "postgres" in (self.offline_store, self.online_store, self.registry)
@@ -103,7 +105,8 @@ class FeatureStoreSettings:
             data_dir=svc.data_dir,
             project=env("PROJECT", "modelplane") or "modelplane",
             offline_store=env("OFFLINE_STORE", default_store or "duckdb") or "duckdb",
-            online_store=env("ONLINE_STORE", "redis" if env("REDIS_URL") else default_store or "sqlite")
+            online_store=env("ONLINE_STORE",
+                             "redis" if env("REDIS_URL") else default_store or "sqlite")
             or "sqlite",
             registry=env("REGISTRY", "postgres" if database_url else "file") or "file",
             database_url=database_url,

@@ -6,7 +6,6 @@ Errors are raised as ``modelplane.kit.errors`` and mapped once by the kit.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from modelplane.api.v1 import types_pb2
+from modelplane.kit import paging
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
 from modelplane.observability.analysis_limits import AnalysisMode, RowBudget
@@ -71,8 +71,6 @@ from modelplane.observability.store.base import (
 from modelplane.observability.v1 import observability_pb2 as pb
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 1000
 _METHODS = {TREE_SHAP: pb.ATTRIBUTION_METHOD_TREE_SHAP,
             PERMUTATION_SHAP: pb.ATTRIBUTION_METHOD_PERMUTATION_SHAP,
             SURROGATE_TREE_SHAP: pb.ATTRIBUTION_METHOD_SURROGATE_TREE_SHAP,
@@ -421,22 +419,12 @@ def alert_to_pb(a: Alert) -> pb.Alert:
 
 
 def _page(page_size: int, page_token: str) -> tuple[int, int]:
-    if page_size < 0:
-        raise _bad("page_size", "must not be negative")
-    size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
-    offset = 0
-    if page_token:
-        try:
-            offset = int(base64.urlsafe_b64decode(page_token.encode()).decode())
-        except Exception:  # noqa: BLE001
-            raise _bad("page_token", "not a token this service issued",
-                       "INVALID_PAGE_TOKEN") from None
-    return size, offset
+    return paging.page_size(page_size), paging.decode_offset(page_token)
 
 
 def _next_token(offset: int, size: int, total: int) -> str:
     nxt = offset + size
-    return base64.urlsafe_b64encode(str(nxt).encode()).decode() if nxt < total else ""
+    return paging.encode_page_token(nxt if nxt < total else None)
 
 
 _MONITOR_MUTABLE = {"display_name", "filter", "signal", "comparison", "threshold", "window",
@@ -521,9 +509,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
 
     async def ListRecords(self, request: pb.ListRecordsRequest, context: Any
                           ) -> pb.ListRecordsResponse:
-        if request.page_size < 0:
-            raise _bad("page_size", "must not be negative")
-        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        size = paging.page_size(request.page_size)
         before = decode_page_token(request.page_token) if request.page_token else None
         has_actual = request.has_actual if request.HasField("has_actual") else None
         f = filter_from_pb(request.filter, "filter")

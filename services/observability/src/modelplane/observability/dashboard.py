@@ -3,10 +3,11 @@ worst slices and alerts, drawn as inline SVG (no script, no CDN).
 
 Protected by the service's API keys (any role): ``?key=KEY`` once, or
 ``Authorization: Bearer KEY``. A ``?key=`` login is answered with a redirect
-that sets a session cookie (HttpOnly, SameSite=Strict): a random token that
-maps, in this process's memory, to the key's hash and an expiry. The cookie
-never holds the key, and every request checks the key again, so a revoked or
-expired key ends its sessions at once.
+that sets a session cookie (HttpOnly, SameSite=Strict): a random token whose
+hash maps, in the evaluation store, to the key's hash and an expiry. Sessions
+live in the store so that every replica behind a load balancer knows them. The
+cookie never holds the key, the store never holds the token, and every request
+checks the key again, so a revoked or expired key ends its sessions at once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import logging
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -60,6 +60,7 @@ from modelplane.observability.records import (
 
 if TYPE_CHECKING:
     from modelplane.observability.runtime import ObservabilityRuntime
+    from modelplane.observability.store.base import EvaluationStore
 
 log = logging.getLogger("modelplane.observability.dashboard")
 COOKIE = "modelplane_session"
@@ -69,38 +70,60 @@ MAX_SESSIONS = 10_000
 
 
 class DashboardSessions:
-    """Session tokens -> (the key's SHA-256, expiry), in memory, bounded."""
+    """Session tokens -> (the key's SHA-256, expiry), as documents in the store (shared
+    by every replica), bounded: expired ones and, past ``limit``, the oldest are
+    purged every ``purge_every`` logins."""
 
-    def __init__(self, ttl_seconds: float = SESSION_SECONDS, limit: int = MAX_SESSIONS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    KIND = "dashboard_session"
+
+    def __init__(self, store: EvaluationStore, ttl_seconds: float = SESSION_SECONDS,
+                 limit: int = MAX_SESSIONS, clock: Callable[[], float] = time.time,
+                 purge_every: int = 128) -> None:
         self.ttl_seconds = ttl_seconds
+        self._store = store
         self._limit = limit
-        self._clock = clock
+        self._clock = clock  # wall clock: expiries are compared across processes
+        self._purge_every = max(1, purge_every)
+        self._opened = 0
         self._lock = threading.Lock()
-        self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    def _now(self) -> float:
-        return self._clock()
+    @staticmethod
+    def _id(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
 
     def open(self, key: str) -> str:
         token = secrets.token_urlsafe(32)
+        self._store.put_document(self.KIND, self._id(token), "", {
+            "id": self._id(token), "key_sha256": hashlib.sha256(key.encode()).hexdigest(),
+            "expires": self._clock() + self.ttl_seconds})
         with self._lock:
-            self._sessions[token] = (hashlib.sha256(key.encode()).hexdigest(),
-                                     self._now() + self.ttl_seconds)
-            while len(self._sessions) > self._limit:
-                self._sessions.popitem(last=False)
+            self._opened += 1
+            purge = self._opened % self._purge_every == 0
+        if purge:
+            self.purge()
         return token
+
+    def purge(self) -> int:
+        """Forget expired sessions, then the oldest past the limit; how many went."""
+        docs = self._store.list_documents(self.KIND)  # oldest first
+        now = self._clock()
+        gone = [d for d in docs if float(d["expires"]) <= now]
+        live = [d for d in docs if float(d["expires"]) > now]
+        gone += live[:max(0, len(live) - self._limit)]
+        for d in gone:
+            self._store.delete_document(self.KIND, str(d["id"]))
+        return len(gone)
 
     def key_digest(self, token: str) -> str | None:
         """The key hash behind a live session; None (and forgotten) when expired."""
-        with self._lock:
-            found = self._sessions.get(token)
-            if found is None:
-                return None
-            if found[1] <= self._now():
-                del self._sessions[token]
-                return None
-            return found[0]
+        doc = self._store.get_document(self.KIND, self._id(token))
+        if doc is None:
+            return None
+        if float(doc["expires"]) <= self._clock():
+            self._store.delete_document(self.KIND, self._id(token))
+            return None
+        return str(doc["key_sha256"])
+
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#222}
@@ -267,7 +290,7 @@ def render_model(view: ModelView) -> str:
 def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
     settings = rt.settings.service
     keys = ApiKeyStore(settings.api_keys_file) if settings.auth_enabled else None
-    sessions = DashboardSessions()
+    sessions = DashboardSessions(rt.store)
 
     def authorized(request: Request) -> tuple[bool, str | None]:
         """(may see the page, a new session token to set when this is a ?key= login)."""
@@ -286,7 +309,7 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
         return False, None
 
     async def guard(request: Request, render: object) -> Response:
-        ok, new_session = authorized(request)
+        ok, new_session = await asyncio.to_thread(authorized, request)  # store reads
         if not ok:
             return HTMLResponse(_page("API key required", (
                 "<h2>API key required</h2><p>Open this page with <code>?key=YOUR_API_KEY</code> "

@@ -559,7 +559,8 @@ class AlertRelay:
 
     async def run(self) -> None:
         if self._store.listen_alerts() is None:
-            return  # one process: evaluations publish directly
+            self.connected = True  # one process: evaluations publish directly
+            return
         failures = 0
         primed = False
         while True:

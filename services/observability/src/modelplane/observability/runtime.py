@@ -105,6 +105,9 @@ class ObservabilityRuntime:
                 self.monitors.run(self.settings.monitor_tick_seconds, self.lease)))
         if self.settings.http_addr:
             await self._start_http(self.settings.http_addr)
+        from modelplane.observability.ops_metrics import COLLECTOR
+
+        COLLECTOR.add(self)
 
     def _start_model_loader(self) -> None:
         """Registered versions for ExplainPredictions: a channel to the registry (made
@@ -142,6 +145,9 @@ class ObservabilityRuntime:
             log.info("observability dashboard on http://%s:%s/", config.host, self.http_port)
 
     async def stop(self) -> None:
+        from modelplane.observability.ops_metrics import COLLECTOR
+
+        COLLECTOR.remove(self)
         if self._http is not None:
             self._http.should_exit = True
         for task in self._tasks:

@@ -62,6 +62,13 @@ class PostgresChangeProbe:
         self._conn: Any = None
         self._inflight: asyncio.Future[int] | None = None
         self._next: asyncio.Future[int] | None = None
+        # the loop keeps only weak references to tasks: hold the probes until done
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _start(self, fut: asyncio.Future[int]) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(fut))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _query(self) -> int:
         import psycopg
@@ -90,14 +97,14 @@ class PostgresChangeProbe:
             if self._next is not None:
                 nxt, self._next = self._next, None
                 self._inflight = nxt
-                asyncio.get_running_loop().create_task(self._run(nxt))
+                self._start(nxt)
 
     async def token(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._inflight is None:
             fut: asyncio.Future[int] = loop.create_future()
             self._inflight = fut
-            loop.create_task(self._run(fut))
+            self._start(fut)
         else:
             # The probe in flight may have started before our caller's change
             # became visible: wait for the next one.

@@ -1,4 +1,4 @@
-"""What a valid model name, alias, version, run id, model URI and page token look like.
+"""What a valid model name, alias, version, run id and model URI look like.
 
 Every caller-supplied value that ends up in an MLflow filter string passes one
 of these checks first; the checks allow no quote, backslash or wildcard, so
@@ -7,18 +7,10 @@ nothing the caller sends can change the meaning of a filter.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument
-
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 50
 
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
 _VERSION_ALIAS = re.compile(r"^v\d+$", re.IGNORECASE)
@@ -149,14 +141,6 @@ def filter_value(value: str, field: str) -> str:
     return value
 
 
-def page_size(value: int, field: str = "page_size") -> int:
-    if value < 0:
-        raise invalid(field, f"page_size must not be negative (got {value})", "PAGE_SIZE_INVALID")
-    if value == 0:
-        return DEFAULT_PAGE_SIZE
-    return min(value, MAX_PAGE_SIZE)
-
-
 @dataclass(frozen=True)
 class ModelUri:
     """``models:/name@alias`` or ``models:/name/<version>``."""
@@ -173,7 +157,8 @@ class ModelUri:
 
 def model_uri(value: str, field: str = "uri") -> ModelUri:
     if not value:
-        raise invalid(field, "a model URI is required: models:/name@alias or models:/name/<version>",
+        raise invalid(field,
+                      "a model URI is required: models:/name@alias or models:/name/<version>",
                       "MODEL_URI_MISSING")
     if not value.startswith("models:/"):
         raise invalid(field, f"{value!r} is not a models:/ URI (models:/name@alias or "
@@ -187,35 +172,3 @@ def model_uri(value: str, field: str = "uri") -> ModelUri:
         raise invalid(field, f"{value!r} names neither an alias nor a version: use "
                       "models:/name@alias or models:/name/<version>", "MODEL_URI_INVALID")
     return ModelUri(model_name(name, field), version=version_number(int(ver), field))
-
-
-class PageToken:
-    """Opaque page tokens bound to the query that produced them."""
-
-    @staticmethod
-    def fingerprint(query: dict[str, Any]) -> str:
-        raw = json.dumps(query, sort_keys=True, default=str).encode()
-        return hashlib.sha256(raw).hexdigest()[:16]
-
-    @staticmethod
-    def encode(query: dict[str, Any], position: Any) -> str:
-        if position in (None, ""):
-            return ""
-        body = json.dumps({"q": PageToken.fingerprint(query), "p": position}).encode()
-        return base64.urlsafe_b64encode(body).decode().rstrip("=")
-
-    @staticmethod
-    def decode(token: str, query: dict[str, Any], field: str = "page_token") -> Any:
-        if not token:
-            return None
-        try:
-            padded = token + "=" * (-len(token) % 4)
-            body = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            fingerprint, position = body["q"], body["p"]
-        except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-            raise invalid(field, "not a page token this server issued",
-                          "PAGE_TOKEN_INVALID") from None
-        if fingerprint != PageToken.fingerprint(query):
-            raise invalid(field, "the page token belongs to a different query (filters changed)",
-                          "PAGE_TOKEN_MISMATCH")
-        return position

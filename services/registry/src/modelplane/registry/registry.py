@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from modelplane.kit import paging
 from modelplane.kit.auth import Principal
 from modelplane.kit.errors import FailedPrecondition, NotFound
 from modelplane.registry import identifiers as ids
@@ -42,6 +43,20 @@ R = TypeVar("R")
 MODEL_FIELDS = ("description", "tags")
 VERSION_FIELDS = ("description", "tags", "lineage.dataset_id", "lineage.feature_refs",
                   "lineage.code_version")
+
+
+def _mlflow_token(position: object) -> str:
+    """The position in a models/versions page token: MLflow's own page token."""
+    if not isinstance(position, str):
+        raise TypeError(position)
+    return position
+
+
+def _history_id(position: object) -> int:
+    """The position in an alias-history page token: the last row id returned."""
+    if isinstance(position, bool) or not isinstance(position, int):
+        raise TypeError(position)
+    return position
 
 
 def _mask(paths: Sequence[str], allowed: Sequence[str], field: str = "update_mask") -> set[str]:
@@ -93,9 +108,9 @@ class ModelRegistry:
 
     async def list_models(self, name_prefix: str, tags: dict[str, str], page_size: int,
                           page_token: str) -> Page[Model]:
-        size = ids.page_size(page_size)
+        size = paging.page_size(page_size)
         query = {"kind": "models", "prefix": name_prefix, "tags": tags}
-        token = ids.PageToken.decode(page_token, query)
+        token = paging.decode_page_token(page_token, query, shape=_mlflow_token)
         clauses = []
         if name_prefix:
             ids.filter_value(name_prefix, "name_prefix")
@@ -113,7 +128,7 @@ class ModelRegistry:
                 continue  # '_' is a LIKE wildcard
             latest = max((int(v.version) for v in (rm.latest_versions or [])), default=None)
             models.append(await self._run(self.store.to_model, rm, latest))
-        return Page(models, ids.PageToken.encode(query, next_token or None))
+        return Page(models, paging.encode_page_token(next_token or None, query))
 
     async def update_model(self, name: str, description: str, tags: dict[str, str],
                            mask: Sequence[str], principal: Principal) -> Model:
@@ -233,10 +248,10 @@ class ModelRegistry:
     async def list_versions(self, *, model_name: str, run_id: str, dataset_id: str,
                             validation_status: ValidationStatus | None, page_size: int,
                             page_token: str) -> Page[ModelVersion]:
-        size = ids.page_size(page_size)
+        size = paging.page_size(page_size)
         query = {"kind": "versions", "model": model_name, "run": run_id, "ds": dataset_id,
                  "vs": validation_status.value if validation_status else ""}
-        token = ids.PageToken.decode(page_token, query)
+        token = paging.decode_page_token(page_token, query, shape=_mlflow_token)
         clauses = []
         if model_name != "-":
             ids.model_name(model_name, "model_name")
@@ -250,7 +265,7 @@ class ModelRegistry:
             clauses.append(f"tags.`{vt.VALIDATION_STATUS}` = '{validation_status.value}'")
         items, next_token = await self._run(self.store.search_versions, " AND ".join(clauses),
                                             size, token)
-        return Page(items, ids.PageToken.encode(query, next_token or None))
+        return Page(items, paging.encode_page_token(next_token or None, query))
 
     async def update_version(self, *, model_name: str, version: int, description: str,
                              tags: dict[str, str], dataset_id: str,
@@ -365,16 +380,13 @@ class ModelRegistry:
 
     async def list_alias_changes(self, model_name: str, alias: str, page_size: int,
                                  page_token: str) -> Page[AliasChange]:
-        size = ids.page_size(page_size)
+        size = paging.page_size(page_size)
         query = {"kind": "alias_changes", "model": model_name, "alias": alias}
-        before = ids.PageToken.decode(page_token, query)
+        before = paging.decode_page_token(page_token, query, shape=_history_id)
         if model_name != "-":
             ids.model_name(model_name, "model_name")
         if alias:
             ids.alias_name(alias)
-        if before is not None and not isinstance(before, int):
-            raise ids.invalid("page_token", "not a page token this server issued",
-                              "PAGE_TOKEN_INVALID")
         rows = await self._run(self.history.list_alias_changes,
                                None if model_name == "-" else model_name, alias or None,
                                size + 1, before)
@@ -382,7 +394,7 @@ class ModelRegistry:
             await self._run(self.store.get_registered_model, model_name)  # NOT_FOUND if unknown
         more = len(rows) > size
         rows = rows[:size]
-        return Page(rows, ids.PageToken.encode(query, rows[-1].id if more else None))
+        return Page(rows, paging.encode_page_token(rows[-1].id if more else None, query))
 
     # resolve and watch -----------------------------------------------------------------
     def _load_resolved(self, ref: ids.ModelUri) -> ResolvedModel:

@@ -115,7 +115,8 @@ def validation_from_tags(tags: Mapping[str, str]) -> ValidationSummary | None:
         report_id=tags.get(VALIDATION_REPORT_ID, ""), status=parsed,
         report_uri=tags.get(VALIDATION_REPORT_URI, ""), summary=tags.get(VALIDATION_SUMMARY, ""),
         attached_by=tags.get(VALIDATION_ATTACHED_BY, ""),
-        attach_time=datetime.fromtimestamp(int(ms) / 1000, UTC) if ms.isascii() and ms.isdigit() else None)
+        attach_time=datetime.fromtimestamp(int(ms) / 1000,
+                                           UTC) if ms.isascii() and ms.isdigit() else None)
 
 
 def user_visible_tags(tags: Mapping[str, str]) -> dict[str, str]:

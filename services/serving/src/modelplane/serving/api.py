@@ -190,7 +190,8 @@ class ServingApi(serving_pb2_grpc.ServingServiceServicer):
         return deployment_out(await self.deployments.get(request.name))
 
     async def ListDeployments(self, request: Any, context: Any) -> pb.ListDeploymentsResponse:
-        views, token = await self.deployments.list_deployments(request.page_size, request.page_token,
+        views, token = await self.deployments.list_deployments(request.page_size,
+                                                               request.page_token,
                                                    request.model)
         return pb.ListDeploymentsResponse(deployments=[deployment_out(v) for v in views],
                                           next_page_token=token)

@@ -1,4 +1,5 @@
-"""Batch jobs: score a parquet file or a featurestore dataset, write results, log them (``batch``)."""
+"""Batch jobs: score a parquet file or a featurestore dataset, write results, log them
+(``batch``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelplane.kit import paging
 from modelplane.kit.auth import current_principal
 from modelplane.kit.errors import (
     AlreadyExists,
@@ -24,7 +26,6 @@ from modelplane.kit.locations import Location, StoragePolicy, read_parquet
 from modelplane.serving.batch_job import BatchJob, BatchJobState
 from modelplane.serving.data_plane import DataPlane
 from modelplane.serving.deployment import ModelTarget
-from modelplane.serving.deployment_service import decode_token, encode_token, page_bounds
 from modelplane.serving.deployment_store import DeploymentStore
 from modelplane.serving.prediction_log import PredictionRecord
 from modelplane.serving.servable_model import ModelInput, ServableModel
@@ -108,13 +109,13 @@ class BatchRunner:
 
     async def list_jobs(self, page_size: int, page_token: str, deployment: str
                    ) -> tuple[list[BatchJob], str]:
-        limit = page_bounds(page_size)
-        token = decode_token(page_token)
-        offset = int(token) if token.isascii() and token.isdigit() else 0
+        limit = paging.page_size(page_size)
+        query = {"kind": "batch_jobs", "deployment": deployment}
+        offset = paging.decode_offset(page_token, query)
         jobs = await asyncio.to_thread(self.store.list_jobs, offset=offset, limit=limit + 1,
                                        deployment=deployment)
         more = len(jobs) > limit
-        return jobs[:limit], encode_token(str(offset + limit)) if more else ""
+        return jobs[:limit], paging.encode_page_token(offset + limit if more else None, query)
 
     async def _model(self, job: BatchJob) -> ServableModel:
         rt = self.plane.runtime(job.deployment)

@@ -318,9 +318,11 @@ def validate(d: Deployment) -> None:
                                       "weights apply to ENSEMBLE_METHOD_AVERAGE only"))
     if d.features is not None and (d.features.feature_refs or d.features.entity_keys):
         if not d.features.feature_refs:
-            out.append(FieldViolation("deployment.features.feature_refs", "required with entity_keys"))
+            out.append(FieldViolation("deployment.features.feature_refs",
+                                      "required with entity_keys"))
         if not d.features.entity_keys:
-            out.append(FieldViolation("deployment.features.entity_keys", "required with feature_refs"))
+            out.append(FieldViolation("deployment.features.entity_keys",
+                                      "required with feature_refs"))
         for i, ref in enumerate(d.features.feature_refs):
             if not FEATURE_REF_PATTERN.match(ref):
                 out.append(FieldViolation(f"deployment.features.feature_refs[{i}]",

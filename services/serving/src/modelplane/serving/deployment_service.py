@@ -23,12 +23,12 @@ generation and does nothing.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import logging
 import uuid
 from datetime import UTC, datetime
 
+from modelplane.kit import paging
 from modelplane.kit.auth import Principal, Role, current_principal
 from modelplane.kit.errors import (
     Aborted,
@@ -56,8 +56,6 @@ audit = logging.getLogger("modelplane.serving.audit")
 UPDATABLE_FIELDS = ("description", "model", "traffic_split", "shadows", "fallback", "ensemble",
                     "features", "sticky_key", "access", "prediction_logging")
 _FIELD_ATTR = {"traffic_split": "routes", "prediction_logging": "logging_enabled"}
-MAX_PAGE = 1000
-DEFAULT_PAGE = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,27 +68,11 @@ class DeploymentView:
     loaded_models: list[LoadedModelInfo]
 
 
-def page_bounds(page_size: int) -> int:
-    if page_size < 0:
-        raise InvalidArgument("page_size must be >= 0", reason="INVALID_PAGE_SIZE",
-                              field_violations=[FieldViolation("page_size", "must be >= 0")])
-    return min(page_size or DEFAULT_PAGE, MAX_PAGE)
-
-
-def encode_token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode() if value else ""
-
-
-def decode_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except Exception:  # noqa: BLE001
-        raise InvalidArgument("page_token is not one this server issued",
-                              reason="INVALID_PAGE_TOKEN",
-                              field_violations=[FieldViolation("page_token", "malformed")]
-                              ) from None
+def _deployment_name(position: object) -> str:
+    """The position in a deployments page token: the last deployment name returned."""
+    if not isinstance(position, str):
+        raise TypeError(position)
+    return position
 
 
 class DeploymentService:
@@ -265,12 +247,15 @@ class DeploymentService:
 
     async def list_deployments(self, page_size: int, page_token: str, model: str = ""
                    ) -> tuple[list[DeploymentView], str]:
-        limit = page_bounds(page_size)
-        after = decode_token(page_token)
-        rows = await asyncio.to_thread(self.store.list_deployments, after=after, limit=limit + 1, model=model)
+        limit = paging.page_size(page_size)
+        query = {"kind": "deployments", "model": model}
+        after = paging.decode_page_token(page_token, query, shape=_deployment_name) or ""
+        rows = await asyncio.to_thread(self.store.list_deployments, after=after, limit=limit + 1,
+                                       model=model)
         more = len(rows) > limit
         rows = rows[:limit]
-        return [self.view(d) for d in rows], encode_token(rows[-1].name) if more else ""
+        return ([self.view(d) for d in rows],
+                paging.encode_page_token(rows[-1].name if more else None, query))
 
     async def update(self, d: Deployment, paths: list[str],
                      override_reason: str = "") -> DeploymentView:

@@ -144,7 +144,8 @@ class DeploymentStore:
             cur.execute("SELECT name, generation FROM serving_deployments")
             return {name: int(gen) for name, gen in cur.fetchall()}
 
-    def list_deployments(self, *, after: str = "", limit: int = 1000, model: str = "") -> list[Deployment]:
+    def list_deployments(self, *, after: str = "", limit: int = 1000,
+                         model: str = "") -> list[Deployment]:
         sql = "SELECT body, generation FROM serving_deployments WHERE name > ?"
         args: list[Any] = [after]
         if model:

@@ -1,4 +1,5 @@
-"""Online features from the featurestore, through Feast's ``feast.serving.ServingService`` contract."""
+"""Online features from the featurestore, through Feast's ``feast.serving.ServingService``
+contract."""
 
 from __future__ import annotations
 

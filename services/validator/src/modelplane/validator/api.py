@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import code_pb2, status_pb2
 
+from modelplane.kit import paging
 from modelplane.kit.auth import current_principal
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.validator.v1 import validator_pb2 as pb
@@ -30,7 +31,6 @@ from .report import (
 )
 from .run import DatasetRef, RunState, ValidationRun
 from .service import RunRequest, ValidationService
-from .store import page_size
 
 _STATUS = {CheckStatus.PASS: pb.CHECK_STATUS_PASS, CheckStatus.WARN: pb.CHECK_STATUS_WARN,
            CheckStatus.FAIL: pb.CHECK_STATUS_FAIL, CheckStatus.SKIPPED: pb.CHECK_STATUS_SKIPPED,
@@ -61,7 +61,9 @@ def _duration(seconds: float) -> duration_pb2.Duration:
 
 
 def _finite(value: float) -> float:
-    return value if math.isfinite(value) else (math.copysign(1e308, value) if math.isinf(value) else math.nan)
+    if math.isfinite(value):
+        return value
+    return math.copysign(1e308, value) if math.isinf(value) else math.nan
 
 
 # ---- messages -> domain ------------------------------------------------------------------------
@@ -72,7 +74,8 @@ def dataset_from_pb(msg: pb.DatasetRef, field: str) -> DatasetRef | None:
         return None
     ref = DatasetRef(dataset=msg.dataset, parquet_uri=msg.parquet_uri)
     if not (ref.dataset or ref.parquet_uri):
-        raise InvalidArgument(f"{field}: empty {kind}", field_violations=[FieldViolation(field, "empty")])
+        raise InvalidArgument(f"{field}: empty {kind}",
+                              field_violations=[FieldViolation(field, "empty")])
     return ref
 
 
@@ -83,7 +86,8 @@ def policy_from_pb(msg: pb.ValidationPolicy) -> Policy:
                 for c in msg.checks],
         task=_TASK_BACK.get(msg.task), positive_class=msg.positive_class,
         slice_columns=list(msg.slice_columns), protected_attributes=list(msg.protected_attributes),
-        feature_columns=list(msg.feature_columns), event_timestamp_column=msg.event_timestamp_column,
+        feature_columns=list(msg.feature_columns),
+        event_timestamp_column=msg.event_timestamp_column,
         feature_timestamp_columns=list(msg.feature_timestamp_columns),
         entity_columns=list(msg.entity_columns), seed=msg.seed or 42,
         sample_rows=msg.sample_rows or 20_000)
@@ -99,7 +103,8 @@ def request_from_pb(msg: pb.ValidationRun) -> RunRequest:
                                                                    "required")])
     return RunRequest(
         model=msg.model, version=msg.version,
-        dataset=dataset_from_pb(msg.dataset, "validation_run.dataset") if msg.HasField("dataset") else None,
+        dataset=dataset_from_pb(msg.dataset,
+                                "validation_run.dataset") if msg.HasField("dataset") else None,
         policy=policy, policy_text=msg.policy_text, baseline_version=msg.baseline_version,
         skip_baseline=msg.skip_baseline,
         training_dataset=dataset_from_pb(msg.training_dataset, "validation_run.training_dataset")
@@ -115,7 +120,9 @@ def dataset_to_pb(ref: DatasetRef | dict[str, str] | None) -> pb.DatasetRef | No
         ref = DatasetRef.from_dict(ref)
         if ref is None:
             return None
-    return pb.DatasetRef(dataset=ref.dataset) if ref.dataset else pb.DatasetRef(parquet_uri=ref.parquet_uri)
+    if ref.dataset:
+        return pb.DatasetRef(dataset=ref.dataset)
+    return pb.DatasetRef(parquet_uri=ref.parquet_uri)
 
 
 def policy_to_pb(policy: Policy) -> pb.ValidationPolicy:
@@ -143,7 +150,8 @@ def run_to_pb(run: ValidationRun) -> pb.ValidationRun:
                                 current_check=run.progress.current_check,
                                 fraction=run.progress.fraction, stage=run.progress.stage),
         report_id=run.report_id,
-        report_status=_STATUS[run.report_status] if run.report_status else pb.CHECK_STATUS_UNSPECIFIED,
+        report_status=(_STATUS[run.report_status] if run.report_status
+                       else pb.CHECK_STATUS_UNSPECIFIED),
         resolved_baseline_version=run.resolved_baseline_version,
         registry_attached=run.registry_attached,
         observability_baseline_set=run.observability_baseline_set, notes=run.notes,
@@ -225,16 +233,18 @@ class ValidatorApi(pb_grpc.ValidatorServiceServicer):
                                context: grpc.aio.ServicerContext) -> pb.ValidationRun:
         return run_to_pb(await self._service().get_run(request.id))
 
-    async def ListValidationRuns(self, request: pb.ListValidationRunsRequest,
-                                 context: grpc.aio.ServicerContext) -> pb.ListValidationRunsResponse:
+    async def ListValidationRuns(
+            self, request: pb.ListValidationRunsRequest,
+            context: grpc.aio.ServicerContext) -> pb.ListValidationRunsResponse:
         runs, token = await self._service().list_runs(
             model=request.model, version=request.version, state=_STATE_BACK.get(request.state),
-            size=page_size(request.page_size), token=request.page_token)
+            size=request.page_size, token=request.page_token)
         return pb.ListValidationRunsResponse(validation_runs=[run_to_pb(r) for r in runs],
                                              next_page_token=token)
 
-    async def WatchValidationRun(self, request: pb.WatchValidationRunRequest,
-                                 context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ValidationRun]:
+    async def WatchValidationRun(
+            self, request: pb.WatchValidationRunRequest,
+            context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ValidationRun]:
         async for run in self._service().watch_run(request.id):
             yield run_to_pb(run)
 
@@ -246,11 +256,12 @@ class ValidatorApi(pb_grpc.ValidatorServiceServicer):
                                   context: grpc.aio.ServicerContext) -> pb.ValidationReport:
         return report_to_pb(await self._service().get_report(request.id))
 
-    async def ListValidationReports(self, request: pb.ListValidationReportsRequest,
-                                    context: grpc.aio.ServicerContext) -> pb.ListValidationReportsResponse:
+    async def ListValidationReports(
+            self, request: pb.ListValidationReportsRequest,
+            context: grpc.aio.ServicerContext) -> pb.ListValidationReportsResponse:
         reports, token = await self._service().list_reports(
             model=request.model, version=request.version, status=_STATUS_BACK.get(request.status),
-            size=page_size(request.page_size), token=request.page_token)
+            size=request.page_size, token=request.page_token)
         return pb.ListValidationReportsResponse(
             validation_reports=[report_to_pb(r, full=request.full_view) for r in reports],
             next_page_token=token)
@@ -258,13 +269,7 @@ class ValidatorApi(pb_grpc.ValidatorServiceServicer):
     async def ListChecks(self, request: pb.ListChecksRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListChecksResponse:
         checks = self._service().list_checks()
-        size = page_size(request.page_size)
-        start = int(request.page_token) if request.page_token.isascii() and request.page_token.isdigit() else 0
-        if request.page_token and not request.page_token.isdigit():
-            raise InvalidArgument("page_token: not a token this service issued",
-                                  reason="INVALID_PAGE_TOKEN",
-                                  field_violations=[FieldViolation("page_token", "malformed")])
-        page = checks[start:start + size]
-        more = start + size < len(checks)
+        page, token = paging.page_of(checks, request.page_size, request.page_token,
+                                     {"kind": "checks"})
         return pb.ListChecksResponse(checks=[check_descriptor(c) for c in page],
-                                     next_page_token=str(start + size) if more else "")
+                                     next_page_token=token)

@@ -62,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
 
 def dataset_ref(value: str) -> pb.DatasetRef:
     if "/" in value or value.endswith(".parquet") or value.startswith("file:"):
-        return pb.DatasetRef(parquet_uri=value if value.startswith("file:") else str(Path(value).resolve()))
+        uri = value if value.startswith("file:") else str(Path(value).resolve())
+        return pb.DatasetRef(parquet_uri=uri)
     return pb.DatasetRef(dataset=value)
 
 
@@ -81,7 +82,8 @@ def render_table(report: pb.ValidationReport, run: pb.ValidationRun, out: TextIO
         seconds = c.duration.seconds + c.duration.nanos / 1e9
         rows.append((c.check, _STATUS_TEXT[c.status], f"{seconds:.2f}s", detail[:160]))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    out.writelines(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n" for r in rows)
+    out.writelines(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n"
+                   for r in rows)
     if run.notes:
         out.write("\nNotes:\n" + "".join(f"  - {n}\n" for n in run.notes))
     out.write(f"\nreport {report.id}"
@@ -184,7 +186,8 @@ async def _validate(args: argparse.Namespace, out: TextIO, err: TextIO,
                              indent=2) + "\n")
     else:
         render_table(report, final, out)
-    return EXIT_FAIL if report.status in (pb.CHECK_STATUS_FAIL, pb.CHECK_STATUS_ERROR) else EXIT_PASS
+    return EXIT_FAIL if report.status in (pb.CHECK_STATUS_FAIL,
+                                          pb.CHECK_STATUS_ERROR) else EXIT_PASS
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None,

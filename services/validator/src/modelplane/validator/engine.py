@@ -97,8 +97,9 @@ def _resolve_config(check: Check, cfg: CheckConfig, path: str,
             ok = False
             continue
         if spec.choices and raw not in spec.choices:
+            choices = ", ".join(spec.choices)
             violations.append(FieldViolation(f"{path}.params.{name}",
-                                             f"expected one of {', '.join(spec.choices)}, got {raw!r}"))
+                                             f"expected one of {choices}, got {raw!r}"))
             ok = False
     return check.resolve(cfg) if ok else None
 
@@ -125,7 +126,8 @@ def plan_validation(policy: Policy, columns: Sequence[str], model_inputs: Sequen
 
     def need_column(path: str, name: str, what: str) -> None:
         if name and name not in column_set:
-            violations.append(FieldViolation(path, f"{what} {name!r} is not a column of the dataset"))
+            violations.append(FieldViolation(path,
+                                             f"{what} {name!r} is not a column of the dataset"))
 
     need_column("policy.label_column", policy.label_column, "label column")
     for i, name in enumerate(policy.slice_columns):
@@ -136,7 +138,8 @@ def plan_validation(policy: Policy, columns: Sequence[str], model_inputs: Sequen
         need_column(f"policy.entity_columns[{i}]", name, "entity column")
     for i, name in enumerate(policy.feature_timestamp_columns):
         need_column(f"policy.feature_timestamp_columns[{i}]", name, "feature timestamp column")
-    need_column("policy.event_timestamp_column", policy.event_timestamp_column, "event timestamp column")
+    need_column("policy.event_timestamp_column", policy.event_timestamp_column,
+                "event timestamp column")
     for i, name in enumerate(policy.feature_columns):
         need_column(f"policy.feature_columns[{i}]", name, "feature column")
     features = derive_features(policy, columns, model_inputs)
@@ -184,7 +187,8 @@ def plan_validation(policy: Policy, columns: Sequence[str], model_inputs: Sequen
     notes: list[str] = []
     for check in chosen:
         reason = _missing_input(check, policy, availability)
-        if reason and explicit and not {Requirement.BASELINE, Requirement.DRIFT_REFERENCE} & set(check.requires):
+        if reason and explicit and not {Requirement.BASELINE,
+                                        Requirement.DRIFT_REFERENCE} & set(check.requires):
             raise FailedPrecondition(
                 f"check {check.name!r} needs {reason}", reason="CHECK_INPUT_MISSING",
                 metadata={"check": check.name, "missing": reason})
@@ -330,5 +334,6 @@ def dataset_fingerprint(frame: pd.DataFrame) -> str:
 
     h = hashlib.sha256()
     h.update("\x1f".join(map(str, frame.columns)).encode())
-    h.update(np.ascontiguousarray(pd.util.hash_pandas_object(frame, index=False).to_numpy()).tobytes())
+    h.update(np.ascontiguousarray(pd.util.hash_pandas_object(frame,
+                                                             index=False).to_numpy()).tobytes())
     return h.hexdigest()

@@ -107,7 +107,8 @@ def summarize(results: list[CheckResult]) -> str:
     skipped = [r.check for r in results if r.status == CheckStatus.SKIPPED]
     parts = []
     if failed:
-        parts.append(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}")
+        plural = "s" if len(failed) > 1 else ""
+        parts.append(f"{len(failed)} check{plural} failed: {', '.join(failed)}")
     if warned:
         parts.append(f"{len(warned)} warned: {', '.join(warned)}")
     if skipped:

@@ -203,13 +203,14 @@ class ValidationService:
         elif not (request.version.isascii() and request.version.isdigit()):
             violations.append(FieldViolation("validation_run.version",
                                              f"expected a version number, got {request.version!r}"))
-        if request.baseline_version and not (request.baseline_version.isascii() and request.baseline_version.isdigit()):
+        wanted = request.baseline_version
+        if wanted and not (wanted.isascii() and wanted.isdigit()):
             violations.append(FieldViolation(
                 "validation_run.baseline_version",
                 f"expected a version number, got {request.baseline_version!r}"))
         if request.dataset is None or not (request.dataset.dataset or request.dataset.parquet_uri):
-            violations.append(FieldViolation("validation_run.dataset",
-                                             "required: a featurestore dataset id or a parquet URI"))
+            violations.append(FieldViolation(
+                "validation_run.dataset", "required: a featurestore dataset id or a parquet URI"))
         if (request.policy is None) == (not request.policy_text):
             violations.append(FieldViolation("validation_run.policy",
                                              "exactly one of policy and policy_text is required"))
@@ -269,7 +270,8 @@ class ValidationService:
             id=uuid.uuid4().hex, model=request.model, version=candidate.version,
             dataset=request.dataset, policy=policy, policy_text=request.policy_text,
             baseline_version=request.baseline_version, skip_baseline=request.skip_baseline,
-            training_dataset=training_ref, resolved_baseline_version=baseline.version if baseline else "",
+            training_dataset=training_ref,
+            resolved_baseline_version=baseline.version if baseline else "",
             notes=notes + plan.notes, creator=creator, create_time=now,
             progress=RunProgress(checks_total=len(plan.checks), stage="queued"))
         return _Prepared(run, plan, candidate, baseline, dataset, training_info,
@@ -312,7 +314,8 @@ class ValidationService:
                 report, ctx = await self._validate(prepared, cancel)
                 if cancel.is_set():
                     raise Cancelled()
-                await self._progress(run, stage="saving report", fraction=LOAD_FRACTION + CHECKS_FRACTION)
+                await self._progress(run, stage="saving report",
+                                     fraction=LOAD_FRACTION + CHECKS_FRACTION)
                 await self._finish(prepared, report, ctx)
                 run.state = RunState.SUCCEEDED
                 run.report_id, run.report_status = report.id, report.status
@@ -327,7 +330,8 @@ class ValidationService:
             ref = uuid.uuid4().hex[:12]
             log.exception("validation run %s failed (reference %s)", run.id, ref)
             run.state = RunState.FAILED
-            run.error = RunError("INTERNAL", f"{type(exc).__name__}: {str(exc)[:300]} (reference {ref})",
+            run.error = RunError("INTERNAL",
+                                 f"{type(exc).__name__}: {str(exc)[:300]} (reference {ref})",
                                  "RUN_FAILED", {"reference": ref})
         finally:
             if cancel.is_set() and run.state != RunState.SUCCEEDED:
@@ -396,7 +400,8 @@ class ValidationService:
         return await self._baseline_source.previous_validation(
             prepared.run.model, prepared.previous_version, prepared.plan.policy.sample_rows)
 
-    async def _finish(self, prepared: _Prepared, report: ValidationReport, ctx: CheckContext) -> None:
+    async def _finish(self, prepared: _Prepared, report: ValidationReport,
+                      ctx: CheckContext) -> None:
         run = prepared.run
         await asyncio.to_thread(self._store.save_report, report)
         try:
@@ -425,12 +430,16 @@ class ValidationService:
         """The validation predictions as evaluation records (observability's import columns)."""
         n = len(ctx.data)
         rows = np.arange(n) if n <= self._max_baseline_rows else \
-            np.sort(np.random.default_rng(ctx.seed).choice(n, self._max_baseline_rows, replace=False))
+            np.sort(np.random.default_rng(ctx.seed).choice(n, self._max_baseline_rows,
+                                                           replace=False))
         frame = ctx.x.iloc[rows].reset_index(drop=True).copy()
         frame["prediction_id"] = [f"{report.id}-{i}" for i in rows]
         column = ctx.policy.event_timestamp_column
-        frame["prediction_time"] = (pd.to_datetime(ctx.data[column].iloc[rows], utc=True).to_numpy()
-                                    if column else pd.Timestamp(report.create_time or self._clock()))
+        if column:
+            frame["prediction_time"] = pd.to_datetime(ctx.data[column].iloc[rows],
+                                                      utc=True).to_numpy()
+        else:
+            frame["prediction_time"] = pd.Timestamp(report.create_time or self._clock())
         frame["prediction"] = ctx.predictions[rows]
         frame["actual"] = ctx.y[rows]
         if ctx.probabilities is not None:

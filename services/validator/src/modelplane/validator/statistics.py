@@ -35,8 +35,10 @@ def _bins_and_counts(reference: pd.Series, current: pd.Series,
         cur = current.to_numpy(dtype=float)
         ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
         edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-        ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1)
-        cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1)
+        ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"),
+                                 minlength=len(edges) + 1)
+        cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"),
+                                 minlength=len(edges) + 1)
         return ref_counts.astype(float), cur_counts.astype(float)
     ref_s = reference.astype("string").fillna("<null>")
     cur_s = current.astype("string").fillna("<null>")

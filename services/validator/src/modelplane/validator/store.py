@@ -7,8 +7,6 @@ Blocking: call from a worker thread.
 
 from __future__ import annotations
 
-import base64
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,15 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound, invalid
+from modelplane.kit import paging
+from modelplane.kit.errors import NotFound
 from modelplane.kit.pgschema import lock_schema
 
 from .codec import report_from_json, report_to_json, run_from_json, run_to_json
 from .report import CheckStatus, ValidationReport
 from .run import RunState, ValidationRun
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS validation_runs (
@@ -38,24 +34,11 @@ _SCHEMA = (
 )
 
 
-def page_size(requested: int) -> int:
-    if requested < 0:
-        raise invalid("page_size", "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def _encode_token(create_time: str, id_: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([create_time, id_]).encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[str, str]:
-    try:
-        t, i = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return str(t), str(i)
-    except Exception:  # noqa: BLE001 - any malformed token is the caller's error
-        raise InvalidArgument("page_token: not a token this service issued",
-                              reason="INVALID_PAGE_TOKEN", metadata={"page_token": token[:64]},
-                              field_violations=[FieldViolation("page_token", "malformed")]) from None
+def _keyset(position: object) -> tuple[str, str]:
+    """The position in a page token: (create_time, id) of the last row returned."""
+    if not isinstance(position, list) or len(position) != 2:
+        raise TypeError(position)
+    return str(position[0]), str(position[1])
 
 
 class RunStore:
@@ -150,7 +133,8 @@ class RunStore:
         assert report.create_time is not None
         with self._cursor() as cur:
             cur.execute(self._sql(
-                "INSERT INTO validation_reports (id, run_id, model, version, status, create_time, body) "
+                "INSERT INTO validation_reports "
+                "(id, run_id, model, version, status, create_time, body) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body"),
                 (report.id, report.run_id, report.model, report.version, report.status.name,
                  report.create_time.isoformat(), report_to_json(report)))
@@ -166,7 +150,8 @@ class RunStore:
 
     def list_reports(self, *, model: str = "", version: str = "", status: CheckStatus | None = None,
                      size: int = 0, token: str = "") -> tuple[list[ValidationReport], str]:
-        filters = [("model", model), ("version", version), ("status", status.name if status else "")]
+        filters = [("model", model), ("version", version),
+                   ("status", status.name if status else "")]
         rows, next_token = self._page("validation_reports", filters, size, token)
         return [report_from_json(r) for r in rows], next_token
 
@@ -174,14 +159,16 @@ class RunStore:
 
     def _page(self, table: str, filters: Sequence[tuple[str, str]], size: int,
               token: str) -> tuple[list[str], str]:
-        limit = page_size(size)
+        limit = paging.page_size(size)
+        query = {"kind": table, **dict(filters)}
         where, args = [], []
         for column, value in filters:  # column names are ours, values are bound parameters
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)
-        if token:
-            t, i = _decode_token(token)
+        position = paging.decode_page_token(token, query, shape=_keyset)
+        if position is not None:
+            t, i = position
             where.append("(create_time < ? OR (create_time = ? AND id < ?))")
             args += [t, t, i]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
@@ -191,5 +178,5 @@ class RunStore:
             rows = cur.fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        next_token = _encode_token(rows[-1][1], rows[-1][2]) if more else ""
+        next_token = paging.encode_page_token([rows[-1][1], rows[-1][2]] if more else None, query)
         return [r[0] for r in rows], next_token

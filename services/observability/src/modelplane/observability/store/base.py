@@ -14,7 +14,6 @@ with Arrow's multithreaded JSON reader into numpy columns.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
@@ -30,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from modelplane.kit.errors import InvalidArgument
+from modelplane.kit import paging
 from modelplane.observability.records import (
     Actual,
     ColumnKind,
@@ -517,16 +516,20 @@ def to_us(value: datetime) -> int:
 
 
 def encode_page_token(time_us: int, prediction_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([time_us, prediction_id]).encode()).decode()
+    return paging.encode_page_token([time_us, prediction_id])
+
+
+def _record_keyset(position: object) -> tuple[int, str]:
+    if not isinstance(position, list) or len(position) != 2:
+        raise TypeError(position)
+    return int(position[0]), str(position[1])
 
 
 def decode_page_token(token: str, field_name: str = "page_token") -> tuple[int, str]:
-    try:
-        time_us, pid = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(time_us), str(pid)
-    except Exception:  # noqa: BLE001 - any garbage is the caller's mistake
-        raise InvalidArgument(f"{field_name}: not a token this service issued",
-                              reason="INVALID_PAGE_TOKEN") from None
+    position = paging.decode_page_token(token, shape=_record_keyset, field=field_name)
+    if position is None:
+        raise paging.invalid_page_token("a page token is required", field_name)
+    return position
 
 
 @dataclass(frozen=True)

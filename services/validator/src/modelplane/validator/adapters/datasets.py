@@ -94,7 +94,8 @@ class DatasetSources:
             raise_from_rpc_error(err)
         if not tables:
             return pd.DataFrame(columns=list(columns or []))
-        return await asyncio.to_thread(_arrow_to_pandas, pa.concat_tables(tables, promote_options="default"))
+        return await asyncio.to_thread(_arrow_to_pandas,
+                                       pa.concat_tables(tables, promote_options="default"))
 
     def parity_source(self) -> FeatureParitySource | None:
         if self._stub is None or self._loop is None:

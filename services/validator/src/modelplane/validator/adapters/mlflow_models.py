@@ -56,8 +56,10 @@ class MlflowModelLoader:
         mlmodel = path / "MLmodel"
         if not mlmodel.exists():
             raise FailedPrecondition(
-                f"model {info.model!r} version {info.version}: no MLmodel file at {info.download_uri}",
-                reason="MODEL_NOT_LOADABLE", metadata={"model": info.model, "version": info.version})
+                f"model {info.model!r} version {info.version}: "
+                f"no MLmodel file at {info.download_uri}",
+                reason="MODEL_NOT_LOADABLE",
+                metadata={"model": info.model, "version": info.version})
         flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
         if "sklearn" in flavors:
             import mlflow.sklearn

@@ -50,8 +50,10 @@ class ObservabilityBaselineSink:
             baseline=ob.Baseline(model=report.model, version=report.version, metrics=metrics,
                                  validation_report_id=report.id),
             records=types_pb2.TableData(arrow_ipc=to_arrow_ipc(records)),
-            columns=ob.ImportColumns(prediction_id="prediction_id", prediction_time="prediction_time",
-                                     prediction="prediction", actual="actual", score_prefix="score_",
+            columns=ob.ImportColumns(prediction_id="prediction_id",
+                                     prediction_time="prediction_time",
+                                     prediction="prediction", actual="actual",
+                                     score_prefix="score_",
                                      tag_prefix="tag_", features=features))
         try:
             await self._stub.SetBaseline(request, timeout=self._timeout)

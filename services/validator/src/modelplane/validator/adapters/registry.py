@@ -39,8 +39,10 @@ class RegistryClient:
         try:
             resolved = await self._resolve(f"models:/{model}/{version}")
         except NotFound as exc:
-            raise NotFound(f"model {model!r} version {version} not found in the registry: {exc.message}",
-                           reason=exc.reason, metadata={"model": model, "version": version}) from None
+            raise NotFound(f"model {model!r} version {version} not found in the registry: "
+                           f"{exc.message}",
+                           reason=exc.reason,
+                           metadata={"model": model, "version": version}) from None
         return _info(resolved)
 
     async def resolve_alias(self, model: str, alias: str) -> ModelVersionInfo | None:

@@ -53,7 +53,8 @@ class BacktestCheck(Check):
     )
     params = (ParamSpec("windows", "4", "Number of successive windows", int),
               ParamSpec("metric", "", "Metric judged; default ROC AUC / accuracy or RMSE", str),
-              ParamSpec("min_window_rows", "50", "Windows with fewer rows are reported, not judged", int),
+              ParamSpec("min_window_rows", "50", "Windows with fewer rows are reported, not judged",
+                        int),
               ParamSpec("feature_service", "", "Featurestore feature service whose features are "
                         "joined point-in-time into each window's entity rows", str),
               ParamSpec("feature_refs", "", "Or: comma-separated `<view>:<feature>` references",
@@ -65,9 +66,13 @@ class BacktestCheck(Check):
         if not column:
             raise Skip("no event_timestamp_column in the policy")
         judge = Judge(self.thresholds, cfg)
-        names = CLASSIFICATION_METRICS if ctx.task == TaskType.CLASSIFICATION else REGRESSION_METRICS
-        metric = cfg.param("metric") or ("roc_auc" if ctx.probabilities is not None and ctx.positive is not None
-                                         else "accuracy" if ctx.task == TaskType.CLASSIFICATION else "rmse")
+        names = (CLASSIFICATION_METRICS if ctx.task == TaskType.CLASSIFICATION
+                 else REGRESSION_METRICS)
+        if ctx.probabilities is not None and ctx.positive is not None:
+            default_metric = "roc_auc"
+        else:
+            default_metric = "accuracy" if ctx.task == TaskType.CLASSIFICATION else "rmse"
+        metric = cfg.param("metric") or default_metric
         if metric not in names:
             raise Skip(f"metric {metric!r} does not apply to {ctx.task.value}")
         ts = pd.to_datetime(ctx.data[column], utc=True)
@@ -95,7 +100,8 @@ class BacktestCheck(Check):
         for i in range(count):
             lo, hi = edges[i], edges[i + 1]
             lo64, hi64 = lo.tz_localize(None).to_datetime64(), hi.tz_localize(None).to_datetime64()
-            mask = (ts_values >= lo64) & ((ts_values <= hi64) if i == count - 1 else (ts_values < hi64))
+            below_hi = (ts_values <= hi64) if i == count - 1 else (ts_values < hi64)
+            mask = (ts_values >= lo64) & below_hi
             rows = np.flatnonzero(mask)
             label = f"[{lo.isoformat()}, {hi.isoformat()}{']' if i == count - 1 else ')'}"
             if point_in_time:
@@ -108,7 +114,8 @@ class BacktestCheck(Check):
             if len(rows) >= cfg.param("min_window_rows") and metric in values:
                 value = values[metric]
                 measurements.append(Measurement(metric, value, label))
-                sub = [judge.apply("min_window_score" if higher else "max_window_error", value, label)]
+                sub = [judge.apply("min_window_score" if higher else "max_window_error", value,
+                                   label)]
                 if metric in overall:
                     _, rel = degradation(metric, value, overall[metric])
                     measurements.append(Measurement("relative_degradation", rel, label))

@@ -215,7 +215,8 @@ class Judge:
     def result(self, check: str, **kw: Any) -> CheckResult:
         """A CheckResult with the recorded outcomes and the worst status (unless given)."""
         status = kw.pop("status", None) or self.status
-        return CheckResult(check=check, status=status, thresholds=list(self.outcomes.values()), **kw)
+        return CheckResult(check=check, status=status, thresholds=list(self.outcomes.values()),
+                           **kw)
 
 
 class Skip(Exception):
@@ -309,7 +310,8 @@ class CheckContext:
             return None
         return self.baseline.predict_proba(self.x)
 
-    def sample_index(self, frame: pd.DataFrame | None = None, rows: int | None = None) -> np.ndarray:
+    def sample_index(self, frame: pd.DataFrame | None = None,
+                     rows: int | None = None) -> np.ndarray:
         """Row positions of a seeded sample of at most ``policy.sample_rows`` rows."""
         n = len(self.data if frame is None else frame)
         limit = rows or self.policy.sample_rows

@@ -33,14 +33,16 @@ class BiasCheck(Check):
                       "Most gap in selection rate between groups", default=0.1),
         ThresholdSpec("max_equal_opportunity_difference", Bound.UPPER,
                       "Most gap in true positive rate between groups", default=0.1),
-        ThresholdSpec("max_accuracy_difference", Bound.UPPER, "Most gap in accuracy between groups"),
+        ThresholdSpec("max_accuracy_difference", Bound.UPPER,
+                      "Most gap in accuracy between groups"),
         ThresholdSpec("max_mean_prediction_gap", Bound.UPPER,
                       "Regression: most gap in mean prediction, relative to mean |target|",
                       default=0.1),
         ThresholdSpec("max_error_gap", Bound.UPPER,
                       "Regression: most gap in MAE, relative to the overall MAE", default=0.25),
     )
-    params = (ParamSpec("min_group_rows", "30", "Groups with fewer rows are reported, not compared", int),
+    params = (ParamSpec("min_group_rows", "30", "Groups with fewer rows are reported, not compared",
+                        int),
               ParamSpec("bins", "4", "Quantile bins for numeric attributes", int))
     requires = (Requirement.PROTECTED,)
 
@@ -70,7 +72,8 @@ class BiasCheck(Check):
                              "true_positive_rate": float(pred_pos[mask & y_pos].mean())
                              if (mask & y_pos).any() else np.nan}
                 else:
-                    group = {"mean_prediction": float(pred[mask].astype(float).mean()) if count else np.nan,
+                    group = {"mean_prediction": (float(pred[mask].astype(float).mean())
+                                                 if count else np.nan),
                              "mae": float(err[mask].mean()) if count else np.nan}
                 sr.measurements = [Measurement(k, v) for k, v in group.items()]
                 slices.append(sr)

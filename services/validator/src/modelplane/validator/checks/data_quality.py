@@ -53,9 +53,11 @@ class DataQualityCheck(Check):
                       default=0.01),
         ThresholdSpec("max_mislabeled_rate", Bound.UPPER,
                       "Most share of likely mislabeled rows (noisy targets have some: the "
-                      "default only warns from 5%, fails from 20%)", default=0.2, warn_default=0.05),
+                      "default only warns from 5%, fails from 20%)", default=0.2,
+                      warn_default=0.05),
         ThresholdSpec("max_constant_features", Bound.UPPER, "Most constant features", default=0),
-        ThresholdSpec("max_mixed_type_features", Bound.UPPER, "Most mixed-type features", default=0),
+        ThresholdSpec("max_mixed_type_features", Bound.UPPER, "Most mixed-type features",
+                      default=0),
         ThresholdSpec("max_missing_rate", Bound.UPPER, "Most share of missing values in a feature"),
         ThresholdSpec("max_out_of_range_rate", Bound.UPPER,
                       "Most share of a feature's values outside the expected range", default=0.01),
@@ -103,7 +105,8 @@ class DataQualityCheck(Check):
         # Feature quality.
         ranges: dict[str, tuple[float, float]] = {}
         if cfg.param("ranges"):
-            ranges = {k: (float(v[0]), float(v[1])) for k, v in json.loads(cfg.param("ranges")).items()}
+            ranges = {k: (float(v[0]), float(v[1]))
+                      for k, v in json.loads(cfg.param("ranges")).items()}
         elif ctx.training is not None:
             for f in features:
                 if f in ctx.training and is_numeric(ctx.training[f]):

@@ -134,7 +134,8 @@ class PredictionDriftCheck(Check):
                 raise Skip(f"{why}; no baseline version and no training dataset to fall back to")
         if used == BASELINE_MODEL:
             if ctx.baseline is None:
-                raise Skip("reference baseline_model: no baseline version (none given, no champion)")
+                raise Skip("reference baseline_model: no baseline version "
+                           "(none given, no champion)")
             base = prediction_series(ctx, baseline=True)
             against = f"the baseline model ({ctx.baseline.name}) on the same rows"
         elif used == TRAINING:

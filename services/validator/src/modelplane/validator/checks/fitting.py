@@ -56,7 +56,8 @@ class FittingCheck(Check):
         train_score = primary_score(ctx, ctx.model, x_train, y_train)
         test_score = primary_score(ctx, _Cached(ctx, test_rows), x_test, y_test)
         gap = train_score - test_score
-        measurements = [Measurement("train_score", train_score), Measurement("test_score", test_score),
+        measurements = [Measurement("train_score", train_score),
+                        Measurement("test_score", test_score),
                         Measurement("train_test_gap", gap)]
         judge.apply("max_train_test_gap", gap)
         enc_train = encode(x_train).fillna(0.0)
@@ -71,11 +72,13 @@ class FittingCheck(Check):
             model.fit(enc_train, y_train)
             score = primary_score(ctx, _Aligned(model, ctx.classes), enc_test, y_test)
             gain = test_score - score
-            measurements += [Measurement(f"{name}_score", score), Measurement(f"gain_over_{name}", gain)]
+            measurements += [Measurement(f"{name}_score", score),
+                             Measurement(f"gain_over_{name}", gain)]
             judge.apply(f"min_gain_over_{name}", gain)
         result = judge.result(self.name, measurements=measurements)
         if gap > cfg.thresholds.get("max_train_test_gap", np.inf):
-            result.message = f"over-fitting: score {train_score:.3f} on training, {test_score:.3f} on the dataset"
+            result.message = (f"over-fitting: score {train_score:.3f} on training, "
+                              f"{test_score:.3f} on the dataset")
         elif result.status.failed:
             result.message = "under-fitting: no better than a simple model"
         return result

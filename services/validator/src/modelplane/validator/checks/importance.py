@@ -63,10 +63,12 @@ def permutation_importance(ctx: CheckContext, model: Predictor) -> dict[str, flo
             values = model.predict(stacked)
             for i, feature in enumerate(ctx.features):
                 part = slice(i * n, (i + 1) * n)
-                drops[feature].append(base - regression_metrics(ys[part], values[part]).get("r2", np.nan))
+                drops[feature].append(base - regression_metrics(ys[part], values[part]).get("r2",
+                                                                                            np.nan))
             continue
         proba = model.predict_proba(stacked) if len(ctx.classes) == 2 else None
-        pred: np.ndarray | None = None if proba is not None and len(np.unique(y)) > 1 else model.predict(stacked)
+        pred: np.ndarray | None = (None if proba is not None and len(np.unique(y)) > 1
+                                   else model.predict(stacked))
         for i, feature in enumerate(ctx.features):
             part = slice(i * n, (i + 1) * n)
             if pred is None:
@@ -113,7 +115,8 @@ class FeatureImportanceCheck(Check):
             features = list(cand)
             a = np.array([cand[f] for f in features])
             b = np.array([base[f] for f in features])
-            rho = float(spearmanr(a, b).statistic) if len(features) > 1 and a.std() and b.std() else 1.0
+            rho = (float(spearmanr(a, b).statistic) if len(features) > 1 and a.std() and b.std()
+                   else 1.0)
             k = min(cfg.param("top_k"), len(features))
             top_c = set(sorted(features, key=lambda f: -cand[f])[:k])
             top_b = set(sorted(features, key=lambda f: -base[f])[:k])

@@ -63,25 +63,29 @@ class LeakageCheck(Check):
                 ts = pd.to_datetime(ctx.data[col], utc=True)
                 col_late = (ts > event).to_numpy()
                 if col_late.any():
-                    findings.append(f"{col}: {int(col_late.sum())} rows after {policy.event_timestamp_column}")
+                    findings.append(f"{col}: {int(col_late.sum())} rows after "
+                                    f"{policy.event_timestamp_column}")
                 late |= col_late
             rate = float(late.mean()) if len(late) else 0.0
             measurements.append(Measurement("time_travel_rate", rate))
             judge.apply("max_time_travel_rate", rate)
         result = judge.result(self.name, measurements=measurements, findings=findings)
         if findings:
-            result.message = findings[0] + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
+            more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+            result.message = findings[0] + more
         return result
 
     @staticmethod
-    def _scorer(ctx: CheckContext, cfg: ResolvedConfig, y: np.ndarray):  # type: ignore[no-untyped-def]
+    def _scorer(  # type: ignore[no-untyped-def]
+            ctx: CheckContext, cfg: ResolvedConfig, y: np.ndarray):
         depth = cfg.param("max_depth")
         if ctx.task == TaskType.REGRESSION:
             yf = y.astype(float)
             folds = KFold(3, shuffle=True, random_state=ctx.seed)
 
             def score_reg(col: np.ndarray) -> float:
-                pred = cross_val_predict(DecisionTreeRegressor(max_depth=depth, random_state=ctx.seed),
+                pred = cross_val_predict(DecisionTreeRegressor(max_depth=depth,
+                                                               random_state=ctx.seed),
                                          col, yf, cv=folds)
                 return float(r2_score(yf, pred))
             return score_reg

@@ -26,7 +26,8 @@ def metric_threshold_name(metric: str) -> str:
     return f"{'min' if _ABS_LIMITS[metric] == Bound.LOWER else 'max'}_{metric}"
 
 
-def metrics_of(ctx: CheckContext, rows: np.ndarray | slice, baseline: bool = False) -> dict[str, float]:
+def metrics_of(ctx: CheckContext, rows: np.ndarray | slice,
+               baseline: bool = False) -> dict[str, float]:
     """All metrics of the task on ``rows`` for the candidate (or the baseline)."""
     y = ctx.y[rows]
     pred = ctx.baseline_predictions if baseline else ctx.predictions
@@ -55,12 +56,14 @@ class MetricsCheck(Check):
                       "Most any metric may be worse than the baseline's, as a fraction of it",
                       default=0.05),
     )
-    params = (ParamSpec("min_slice_rows", "100", "Slices with fewer rows are reported, not judged", int),
+    params = (ParamSpec("min_slice_rows", "100", "Slices with fewer rows are reported, not judged",
+                        int),
               ParamSpec("slice_bins", "4", "Quantile bins for numeric slice columns", int))
 
     def run(self, ctx: CheckContext, cfg: ResolvedConfig) -> CheckResult:
         judge = Judge(self.thresholds, cfg)
-        names = CLASSIFICATION_METRICS if ctx.task == TaskType.CLASSIFICATION else REGRESSION_METRICS
+        names = (CLASSIFICATION_METRICS if ctx.task == TaskType.CLASSIFICATION
+                 else REGRESSION_METRICS)
         everything = slice(None)
         overall = metrics_of(ctx, everything)
         base = metrics_of(ctx, everything, baseline=True) if ctx.baseline is not None else {}
@@ -71,7 +74,8 @@ class MetricsCheck(Check):
             for value, mask in slice_masks(ctx.data[column], bins=cfg.param("slice_bins")):
                 rows = np.flatnonzero(mask)
                 values = metrics_of(ctx, rows)
-                base_values = metrics_of(ctx, rows, baseline=True) if ctx.baseline is not None else {}
+                base_values = metrics_of(ctx, rows,
+                                         baseline=True) if ctx.baseline is not None else {}
                 sr = SliceResult(column=column, value=value, row_count=len(rows))
                 if len(rows) >= min_rows:
                     sub = Judge(self.thresholds, cfg)

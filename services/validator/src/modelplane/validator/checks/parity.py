@@ -69,14 +69,16 @@ class FeatureParityCheck(Check):
             column = feature.split(":")[-1]
             on, off = merged.get(f"{column}__online"), merged.get(f"{column}__offline")
             if on is None or off is None:
-                findings.append(f"{feature}: missing from the {'online' if on is None else 'offline'} side")
+                side = "online" if on is None else "offline"
+                findings.append(f"{feature}: missing from the {side} side")
                 mismatch = 1.0
             else:
                 agree = values_agree(on, off, cfg.param("rtol"), cfg.param("atol"))
                 mismatch = float(1 - agree.mean()) if len(agree) else 0.0
                 for i in np.flatnonzero(~agree)[:3]:
                     entity = ", ".join(f"{k}={merged.loc[i, k]}" for k in keys)
-                    findings.append(f"{feature} @ {entity}: online {on.iloc[i]!r}, offline {off.iloc[i]!r}")
+                    findings.append(f"{feature} @ {entity}: online {on.iloc[i]!r}, "
+                                    f"offline {off.iloc[i]!r}")
             measurements.append(Measurement("mismatch_rate", mismatch, feature))
             judge.apply("max_mismatch_rate", mismatch, feature)
         result = judge.result(self.name, measurements=measurements, findings=findings)

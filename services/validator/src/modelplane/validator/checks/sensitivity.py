@@ -44,7 +44,8 @@ class SensitivityCheck(Check):
     params = (ParamSpec("noise_scale", "0.05", "Noise std as a fraction of each feature's std"),
               ParamSpec("extreme_factor", "10", "How many value ranges beyond min / max"),
               ParamSpec("rows", "2000", "Rows sampled", int),
-              ParamSpec("include_nan", "0", "Also probe NaN inputs (1 = yes): the model must answer them", int))
+              ParamSpec("include_nan", "0",
+                        "Also probe NaN inputs (1 = yes): the model must answer them", int))
 
     def run(self, ctx: CheckContext, cfg: ResolvedConfig) -> CheckResult:
         judge = Judge(self.thresholds, cfg)
@@ -94,18 +95,23 @@ class SensitivityCheck(Check):
                     failures += 1
                     findings.append(f"{f}={kind} ({value:.4g}): {problem}")
         measurements.append(Measurement("extreme_failures", float(failures), "extreme"))
-        measurements.append(Measurement("extreme_probes", float(len(numeric) * (2 + bool(cfg.param("include_nan")))), "extreme"))
+        measurements.append(Measurement("extreme_probes",
+                                        float(len(numeric) * (2 + bool(cfg.param("include_nan")))),
+                                        "extreme"))
         judge.apply("max_extreme_failures", float(failures))
         result = judge.result(self.name, measurements=measurements, findings=findings[:50])
         if failures:
-            result.message = f"{failures} extreme-value probe(s) raised or returned non-finite values"
+            result.message = (f"{failures} extreme-value probe(s) raised or returned "
+                              "non-finite values")
         return result
 
     @staticmethod
     def _probe(ctx: CheckContext, x: pd.DataFrame) -> str:
         try:
-            out = ctx.model.predict_proba(x) if ctx.model.has_proba and ctx.task == TaskType.CLASSIFICATION \
-                else ctx.model.predict(x)
+            if ctx.model.has_proba and ctx.task == TaskType.CLASSIFICATION:
+                out = ctx.model.predict_proba(x)
+            else:
+                out = ctx.model.predict(x)
         except Exception as exc:  # noqa: BLE001 - any exception is the finding
             return f"raised {type(exc).__name__}: {str(exc)[:120]}"
         arr = np.asarray(out)

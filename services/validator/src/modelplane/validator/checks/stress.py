@@ -33,10 +33,12 @@ class StressCheck(Check):
     thresholds = (
         ThresholdSpec("max_p99_ms_batch_1", Bound.UPPER,
                       "In-process: most p99 latency of one row (ms)", default=100.0),
-        ThresholdSpec("max_p99_ms_batch_32", Bound.UPPER, "In-process: most p99 latency of 32 rows (ms)"),
+        ThresholdSpec("max_p99_ms_batch_32", Bound.UPPER,
+                      "In-process: most p99 latency of 32 rows (ms)"),
         ThresholdSpec("max_p99_ms_batch_1024", Bound.UPPER,
                       "In-process: most p99 latency of 1024 rows (ms)"),
-        ThresholdSpec("min_rows_per_s_batch_1", Bound.LOWER, "In-process: least throughput at batch 1"),
+        ThresholdSpec("min_rows_per_s_batch_1", Bound.LOWER,
+                      "In-process: least throughput at batch 1"),
         ThresholdSpec("min_rows_per_s_batch_1024", Bound.LOWER,
                       "In-process: least throughput at batch 1024"),
         ThresholdSpec("max_p50_ms", Bound.UPPER, "Deployment: most p50 latency of a request (ms)"),
@@ -117,7 +119,8 @@ class StressCheck(Check):
         findings += [f"errors {code}: {count}" for code, count in sorted(load.error_codes.items())]
         findings += [f"fallbacks {reason}: {count}"
                      for reason, count in sorted(load.fallback_reasons.items())]
-        findings += [f"answered by version {v}: {count}" for v, count in sorted(load.versions.items())]
+        findings += [f"answered by version {v}: {count}"
+                     for v, count in sorted(load.versions.items())]
         message = (f"deployment {name}: {total} requests in {load.wall_s:.1f} s, "
                    f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {load.errors} errors, "
                    f"{load.fallbacks} fallbacks")
@@ -145,7 +148,8 @@ class StressCheck(Check):
             p50, p95, p99 = (float(v) for v in np.percentile(lat_ms, [50, 95, 99]))
             rows_per_s = batch * len(lat_ms) / float(lat_ms.sum() / 1000)
             subject = f"batch={batch}"
-            measurements += [Measurement("p50_ms", p50, subject), Measurement("p95_ms", p95, subject),
+            measurements += [Measurement("p50_ms", p50, subject),
+                             Measurement("p95_ms", p95, subject),
                              Measurement("p99_ms", p99, subject),
                              Measurement("rows_per_s", rows_per_s, subject),
                              Measurement("calls", float(len(lat_ms)), subject)]
