@@ -122,7 +122,7 @@ def test_drift_from_profiles_is_within_the_stated_bounds_of_the_exact_drift(
         for s in e.drift.statistics:
             q = p.drift.statistic(s.method)
             assert q is not None, (e.column, s.method)
-            if e.column.source is ColumnSource.FEATURE and e.column.name in ("city", "flag") \
+            if (e.column.source is ColumnSource.FEATURE and e.column.name in ("city", "flag")) \
                     or e.column.source is ColumnSource.PREDICTION:
                 # categories are counted exactly: the exact path's numbers
                 assert q.value == pytest.approx(s.value, rel=1e-9, abs=1e-12), (e.column, s)
