@@ -2,9 +2,9 @@
 
     uv run python bench/explain_cost.py
 
-Trains the demo's challenger (``modelplane.cli.demo_training.build_model``:
+Trains the demo's challenger (``modelplane.cli.demo.training.build_model``:
 StandardScaler + OneHotEncoder + LogisticRegression over 6 numeric and 3
-categorical features) on ``demo_data.history`` and explains the first records
+categorical features) on ``modelplane.cli.demo.data.history`` and explains the first records
 with ``model_explanation.explain_model`` — the permutation explainer the
 service uses for a non-tree model — under a few budgets. Prints CPU and wall
 time (compare CPU: this machine kind is shared), and the additivity error
@@ -19,8 +19,8 @@ import warnings
 
 import numpy as np
 
-from modelplane.cli.demo_data import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, history
-from modelplane.cli.demo_training import build_model, model_frame
+from modelplane.cli.demo.data import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, history
+from modelplane.cli.demo.training import build_model, model_frame
 from modelplane.observability.model_explanation import (
     ExplainBudget,
     ModelAttribution,

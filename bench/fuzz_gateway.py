@@ -176,7 +176,7 @@ def platform_health(data_dir: Path, key: str) -> dict[str, Any]:
     """Every recorded process alive, every part SERVING, serving ready through the gateway."""
     import httpx
 
-    from modelplane.cli.main import status_report
+    from modelplane.cli.health import status_report
     from modelplane.cli.platform import Platform, alive
 
     platform = Platform.load(data_dir)

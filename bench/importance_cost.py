@@ -2,9 +2,9 @@
 
     uv run python bench/importance_cost.py
 
-Trains the demo's challenger (``modelplane.cli.demo_training.build_model``:
+Trains the demo's challenger (``modelplane.cli.demo.training.build_model``:
 StandardScaler + OneHotEncoder + LogisticRegression over 6 numeric and 3
-categorical features) on ``demo_data.history(300 customers, 30 days)`` and
+categorical features) on ``demo.data.history(300 customers, 30 days)`` and
 computes its permutation importance with ``model_explanation.model_importance``
 — what the service runs per version once the records are read — on the
 window's rows: the whole demo history, and capped at ``max_records`` (the
@@ -20,8 +20,8 @@ import warnings
 
 import numpy as np
 
-from modelplane.cli.demo_data import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, history
-from modelplane.cli.demo_training import build_model, model_frame
+from modelplane.cli.demo.data import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, history
+from modelplane.cli.demo.training import build_model, model_frame
 from modelplane.observability.model_explanation import ModelImportance, model_importance
 
 

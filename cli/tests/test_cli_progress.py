@@ -8,7 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from modelplane.cli.main import _show_startup, startup_state, status_report
+from modelplane.cli.health import status_report
+from modelplane.cli.main import _show_startup, startup_state
 from modelplane.cli.platform import Platform
 from modelplane.kit.progress import ProgressBoard
 

@@ -111,7 +111,7 @@ async def test_access_log_line_names_route_status_and_request_id(
     app = create_app(gateway_settings(stack.backend_address,
                                       MODELPLANE_GATEWAY_ACCESS_LOG="on"),
                      Catalog.from_files([stack.contract.pb2.DESCRIPTOR]))
-    with caplog.at_level(logging.INFO, logger="modelplane.gateway.transcoder"):
+    with caplog.at_level(logging.INFO, logger="modelplane.gateway.rpc_handler"):
         async with GatewayServer(app) as gw, httpx.AsyncClient(base_url=gw.url) as http:
             await http.get("/v1/shelves/s/widgets/missing", headers={"x-request-id": "r-9"})
     fields = [r.fields for r in caplog.records if hasattr(r, "fields")]

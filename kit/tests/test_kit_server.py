@@ -201,9 +201,12 @@ async def test_auth_off_lets_anonymous_admin_through(tmp_path: Path, keys: dict[
 
 async def test_in_flight_call_finishes_during_graceful_stop(
         tmp_path: Path, keys: dict[str, str]) -> None:
+    entered = asyncio.Event()
+
     class Slow(Echo):
         async def read(self, request: S, context: grpc.aio.ServicerContext) -> S:
-            await asyncio.sleep(0.3)
+            entered.set()
+            await asyncio.sleep(0.3)  # the call's own work, still going when the stop begins
             return S(value="done")
 
     spec = ServiceSpec(name="kittest", servicers=[Servicer(_add, Slow(), SVC)],
@@ -211,7 +214,7 @@ async def test_in_flight_call_finishes_during_graceful_stop(
     settings = _settings(tmp_path, keys)
     async with running(spec, settings) as svc:
         call = asyncio.create_task(_call(svc.address, READ, "x", keys["reader"]))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(entered.wait(), 10)  # the call is in the handler: stop now
     assert (await call).value == "done"
 
 

@@ -269,7 +269,12 @@ with mlflow.start_run():
     mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
                              registered_model_name="churn")
 """
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=240)
+    # MLflow state another test module left in the environment (an experiment id, a
+    # registry URI) must not follow the child into this fresh store.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def _body(total: int, chunk: int = 1 * MiB) -> Iterator[bytes]:

@@ -135,7 +135,25 @@ async def test_shadow_gets_a_mirror_logged_as_shadow_and_the_answer_is_the_prima
         await obs.stop()
 
 
-async def test_ensembles_average_vote_and_chain(make_settings, sv):
+def _log_last_column_reader(registry) -> str:
+    """A pyfunc model that answers its input's last column + 100: chained after another
+    member, that column is the member's output (the data plane appends it)."""
+    import mlflow
+    import mlflow.pyfunc
+
+    class LastColumnPlus100(mlflow.pyfunc.PythonModel):  # defined here: pickled by value
+        def predict(self, context, model_input, params=None):
+            return np.asarray(model_input, dtype=np.float64)[:, -1] + 100.0
+
+    mlflow.set_tracking_uri(registry.uri)
+    mlflow.set_registry_uri(registry.uri)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=LastColumnPlus100(),
+                                       registered_model_name="chain_reader")
+    return str(info.registered_model_version)
+
+
+async def test_ensembles_average_vote_and_chain(make_settings, registry, sv):
     from sklearn.linear_model import LogisticRegression
 
     m1 = LogisticRegression(C=1.0).fit(*sv.make_data(0))
@@ -148,6 +166,7 @@ async def test_ensembles_average_vote_and_chain(make_settings, sv):
 
     churn1, churn2 = pb.ModelTarget(version="1"), pb.ModelTarget(version="2")
     base = pb.ModelTarget(model="baseline", version="1")
+    reader = pb.ModelTarget(model="chain_reader", version=_log_last_column_reader(registry))
     async with sv.run_server(make_settings()) as server:
         async with grpc.aio.insecure_channel(server.grpc_address) as ch:
             stub = serving_pb2_grpc.ServingServiceStub(ch)
@@ -156,7 +175,7 @@ async def test_ensembles_average_vote_and_chain(make_settings, sv):
             await stub.CreateDeployment(pb.CreateDeploymentRequest(
                 deployment=ens("vote", pb.ENSEMBLE_METHOD_VOTE, [base, churn1, churn1])))
             await stub.CreateDeployment(pb.CreateDeploymentRequest(
-                deployment=ens("chain", pb.ENSEMBLE_METHOD_CHAIN, [churn1, base])))
+                deployment=ens("chain", pb.ENSEMBLE_METHOD_CHAIN, [churn1, reader])))
 
         def call(name: str) -> tuple:
             c = tgrpc.InferenceServerClient(server.grpc_address)
@@ -171,5 +190,7 @@ async def test_ensembles_average_vote_and_chain(make_settings, sv):
         assert avg_version == "churn:1+churn:2+baseline:1"
         vote, _ = await asyncio.to_thread(call, "vote")
         np.testing.assert_array_equal(vote, p1)  # two of three members say p1
-        chain, _ = await asyncio.to_thread(call, "chain")
-        np.testing.assert_array_equal(chain, [7, 7])  # the last member answers
+        chain, chain_version = await asyncio.to_thread(call, "chain")
+        # the second member read the first one's output: unchained, it would read x[:, 3]
+        np.testing.assert_array_equal(chain, p1 + 100.0)
+        assert chain_version == f"churn:1+chain_reader:{reader.version}"

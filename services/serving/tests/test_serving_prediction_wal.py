@@ -270,3 +270,20 @@ def test_the_fsync_policy_comes_from_the_environment(tmp_path):
     assert (s.log_fsync, s.log_fsync_interval_ms) == ("always", 250.0)
     assert ServingSettings.from_env({"MODELPLANE_DATA_DIR": str(tmp_path)}).log_fsync == \
         "interval"
+
+
+def test_an_empty_or_off_rest_address_means_no_rest_listener(tmp_path: Path) -> None:
+    """A benchmark or a second replica on one host says "no REST" with an empty value:
+    it must not take the default port 7114 (which a running platform holds)."""
+    from modelplane.gateway.settings import _oip_target
+    from modelplane.serving.settings import ServingSettings
+
+    base = {"MODELPLANE_DATA_DIR": str(tmp_path)}
+    assert ServingSettings.from_env(base).http_addr == "127.0.0.1:7114"
+    for off in ("", "off", "none", " OFF "):
+        env = {**base, "MODELPLANE_SERVING_HTTP_ADDR": off}
+        assert ServingSettings.from_env(env).http_addr == ""
+        assert _oip_target(env) == ""  # the gateway forwards no /v2 there either
+    env = {**base, "MODELPLANE_SERVING_HTTP_ADDR": "0.0.0.0:9000"}
+    assert ServingSettings.from_env(env).http_addr == "0.0.0.0:9000"
+    assert _oip_target(env) == "127.0.0.1:9000"

@@ -22,10 +22,11 @@ from modelplane.serving.traffic_router import TrafficRouter
 
 
 async def test_queued_requests_are_batched_into_one_predict_and_split_back():
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
     calls: list[int] = []
 
     def predict(x: np.ndarray) -> np.ndarray:
+        started.set()
         gate.wait(5)
         calls.append(len(x))
         return x.sum(axis=1)
@@ -33,7 +34,8 @@ async def test_queued_requests_are_batched_into_one_predict_and_split_back():
     workers = PredictionWorkers("t", 1)
     try:
         first = workers.submit(predict, np.ones((1, 3)))
-        await asyncio.sleep(0.05)  # the worker holds the first request, the rest queue up
+        # the worker holds the first request, the rest queue up
+        assert await asyncio.to_thread(started.wait, 5)
         rest = [workers.submit(predict, np.full((2, 3), i, dtype=float)) for i in range(10)]
         gate.set()
         assert (await first).tolist() == [3.0]
@@ -46,9 +48,10 @@ async def test_queued_requests_are_batched_into_one_predict_and_split_back():
 
 
 async def test_a_failing_batch_is_retried_per_request_so_one_bad_input_fails_alone():
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
 
     def predict(x: np.ndarray) -> np.ndarray:
+        started.set()
         gate.wait(5)
         if np.isnan(x).any():
             raise ValueError("NaN in input")
@@ -57,7 +60,7 @@ async def test_a_failing_batch_is_retried_per_request_so_one_bad_input_fails_alo
     workers = PredictionWorkers("t", 1)
     try:
         first = workers.submit(predict, np.zeros((1, 2)))
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(started.wait, 5)  # the worker holds the first one
         good = workers.submit(predict, np.ones((1, 2)))
         bad = workers.submit(predict, np.full((1, 2), np.nan))
         gate.set()

@@ -176,10 +176,38 @@ def test_importance_fails_when_the_baseline_relied_on_other_features(scenario: S
     data = scenario.train.copy()
     data["label"] = (data["x3"] - data["x4"] > 0).astype(int)
     other = make_model().fit(data[FEATURES], data["label"])
-    r = run_one("feature_importance", scenario.model, scenario.test, baseline=other,
+    # validation labels that both models' features explain, so each model's importances
+    # measure its own reliance (on labels driven by x0/x1 alone the baseline's importances
+    # are noise around 0 and its top 2 depend on the shuffles)
+    test = scenario.test.copy()
+    test["label"] = (2 * test["x0"] - 1.5 * test["x1"] + 2 * (test["x3"] - test["x4"]) > 0
+                     ).astype(int)
+    r = run_one("feature_importance", scenario.model, test, baseline=other,
                 thresholds={"min_top_k_overlap": 0.8}, params={"top_k": "2"})
     assert r.status == CheckStatus.FAIL
     assert r.measurement("top_k_overlap").value == 0.0
+    assert r.findings[0] == "top-2 changed: new ['x0', 'x1'], dropped ['x3', 'x4']"
+
+
+def test_importance_is_sklearns_permutation_importance_with_the_policy_seed(
+        scenario: Scenario) -> None:
+    """The check's importances are scikit-learn's ``permutation_importance`` (ROC AUC
+    drop, the policy's seed as ``random_state``), not a look-alike."""
+    from sklearn.inspection import permutation_importance
+
+    from modelplane.validator.checks.base import IMPORTANCE_REPEATS
+
+    r = run_one("feature_importance", scenario.model, scenario.test, seed=7,
+                feature_columns=FEATURES)
+    got = {m.subject: m.value for m in r.measurements if m.name == "importance"}
+    ref = permutation_importance(scenario.model, scenario.test[FEATURES],
+                                 scenario.test["label"], scoring="roc_auc",
+                                 n_repeats=IMPORTANCE_REPEATS, random_state=7)
+    assert got == pytest.approx(dict(zip(FEATURES, ref.importances_mean, strict=True)),
+                                rel=0, abs=1e-12)
+    again = run_one("feature_importance", scenario.model, scenario.test, seed=8,
+                    feature_columns=FEATURES)
+    assert {m.subject: m.value for m in again.measurements if m.name == "importance"} != got
 
 
 # 5. sensitivity -----------------------------------------------------------------------------

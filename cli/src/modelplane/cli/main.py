@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from modelplane.cli import keys
-from modelplane.cli.health import grpc_status, http_status
+from modelplane.cli.health import all_serving, status_report
 from modelplane.cli.platform import (
     DEFAULT_BASE_PORT,
     STATE_FILE,
@@ -41,56 +41,6 @@ from modelplane.kit.settings import SERVICES
 
 def _data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data_dir).expanduser().resolve()
-
-
-def _supervised(platform: Platform, name: str) -> dict[str, object]:
-    """What the supervisor says of one process (state, restarts, last exit code)."""
-    view = platform.instances.get(name, {})
-    return {k: view[k] for k in ("pid", "state", "restarts", "last_exit_code", "message")
-            if k in view}
-
-
-def status_report(platform: Platform) -> dict[str, object]:
-    """Health of every part, and what the supervisor knows of its processes.
-
-    ``services[<svc>]``: ``status`` (health of its first replica), ``restarts``
-    (over all its replicas), ``last_exit_code``, ``state`` (``running``,
-    ``backoff``, ``crash-loop``); with several replicas, ``replicas`` lists each.
-    """
-    services: dict[str, dict[str, object]] = {}
-    for component in (*SERVICES, "gateway"):
-        replicas = []
-        for r in range(platform.replica_count(component)):
-            name = instance_name(component, r)
-            if component == "gateway":
-                entry: dict[str, object] = {"http": platform.gateway_url,
-                                            "status": http_status(platform.gateway_url)}
-            else:
-                address = platform.grpc_address(component, r)
-                entry = {"grpc": address, "status": grpc_status(address)}
-            entry.update(_supervised(platform, name))
-            replicas.append(entry)
-        summary = dict(replicas[0])
-        summary.pop("pid", None)
-        summary["restarts"] = sum(int(str(e.get("restarts", 0))) for e in replicas)
-        if len(replicas) > 1:
-            summary["status"] = ("SERVING" if all(e["status"] == "SERVING" for e in replicas)
-                                 else next(str(e["status"]) for e in replicas
-                                           if e["status"] != "SERVING"))
-            summary["replicas"] = replicas
-        services[component] = summary
-    key = platform.admin_key_file.read_text().strip() if platform.admin_key_file.exists() else ""
-    supervisor = platform.supervisor_pid
-    return {"services": services, "mlflow": {"tracking_uri": platform.mlflow_uri},
-            "api_key": key,
-            "supervisor": {"pid": supervisor,
-                           "running": bool(supervisor and alive(supervisor))}}
-
-
-def _all_serving(report: dict[str, object]) -> bool:
-    services = report["services"]
-    assert isinstance(services, dict)
-    return all(s["status"] == "SERVING" for s in services.values())
 
 
 def _log_tail(platform: Platform, name: str, lines: int = 15) -> str:
@@ -222,7 +172,7 @@ def _wait_until_serving(platform: Platform, supervisor: subprocess.Popen[bytes],
     while True:
         platform = Platform.load(data_dir) or platform
         _show_startup(board, platform, report)
-        if _all_serving(report):
+        if all_serving(report):
             return platform
         if stopping():
             _stop_supervisor(platform, supervisor)
@@ -253,6 +203,10 @@ def _wait_until_serving(platform: Platform, supervisor: subprocess.Popen[bytes],
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    unavailable = demo_unavailable() if args.demo else ""
+    if unavailable:  # said before anything starts, not after the platform is up
+        print(unavailable, file=sys.stderr)
+        return 2
     data_dir = _data_dir(args)
     running = _running(Platform.load(data_dir))
     if running:
@@ -396,7 +350,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 if replica.get("state") == CRASH_LOOP and replica is not entry["replicas"][0]:
                     print(f"{'':<14} {replica.get('message')}")
         print(f"{'mlflow':<14} {'':<12} {platform.mlflow_uri}")
-    return 0 if _all_serving(report) else 1
+    return 0 if all_serving(report) else 1
 
 
 def cmd_validate(argv: list[str]) -> int:
@@ -408,12 +362,21 @@ def cmd_validate(argv: list[str]) -> int:
     return int(validate_main(argv))
 
 
+def demo_unavailable() -> str:
+    """Why the demo cannot run here (its extra is not installed), or ``""``."""
+    from modelplane.cli.demo import missing_modules, unavailable_message
+
+    missing = missing_modules()
+    return unavailable_message(missing) if missing else ""
+
+
 def cmd_demo(argv: list[str]) -> int:
-    try:
-        from modelplane.cli.demo import main as demo_main
-    except ImportError:
-        print("`modelplane demo` is not built yet (see the lifecycle issue)", file=sys.stderr)
+    unavailable = demo_unavailable()
+    if unavailable:
+        print(unavailable, file=sys.stderr)
         return 2
+    from modelplane.cli.demo.command import main as demo_main
+
     return int(demo_main(argv))
 
 

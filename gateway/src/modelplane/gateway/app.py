@@ -20,8 +20,8 @@ from modelplane.gateway.catalog import Catalog
 from modelplane.gateway.gateway_auth import GatewayAuth
 from modelplane.gateway.oip_proxy import OipProxy, is_oip_path
 from modelplane.gateway.openapi import build_openapi
+from modelplane.gateway.rpc_handler import Receive, Scope, Send, Transcoder
 from modelplane.gateway.settings import GatewaySettings
-from modelplane.gateway.transcoder import Receive, Scope, Send, Transcoder
 
 
 class GatewayApp:

@@ -38,8 +38,8 @@ from modelplane.gateway.http_pool import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from modelplane.gateway.rpc_handler import ClientGone, Receive, Scope, Send, read_body
 from modelplane.gateway.settings import GatewaySettings
-from modelplane.gateway.transcoder import ClientGone, Receive, Scope, Send, read_body
 from modelplane.kit.auth import Role
 
 log = logging.getLogger(__name__)

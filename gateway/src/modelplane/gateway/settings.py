@@ -113,9 +113,10 @@ def _oip_target(env: Mapping[str, str]) -> str:
     default; ``none``/``off`` = no such endpoint."""
     explicit = (env.get("MODELPLANE_SERVING_HTTP_TARGET") or "").strip()
     if not explicit:
-        listen = (env.get("MODELPLANE_SERVING_HTTP_ADDR") or "").strip()
-        if listen.lower() in ("none", "off"):
-            return ""
+        raw = env.get("MODELPLANE_SERVING_HTTP_ADDR")
+        listen = (raw or "").strip()
+        if raw is not None and listen.lower() in ("", "none", "off"):
+            return ""  # serving has no REST listener (set, but empty or off)
         if listen:
             host, _, port = listen.rpartition(":")
             if host in ("", "0.0.0.0", "[::]", "::"):

@@ -18,7 +18,7 @@ import grpc
 from google.protobuf import any_pb2, json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from modelplane.gateway.transcoding import Violation
+from modelplane.gateway.request_builder import Violation
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RolloutMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLLOUT_METRIC_UNSPECIFIED: _ClassVar[RolloutMetric]
+    ROLLOUT_METRIC_ACCURACY: _ClassVar[RolloutMetric]
+
+class RolloutState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLLOUT_STATE_UNSPECIFIED: _ClassVar[RolloutState]
+    ROLLOUT_STATE_RUNNING: _ClassVar[RolloutState]
+    ROLLOUT_STATE_PAUSED: _ClassVar[RolloutState]
+    ROLLOUT_STATE_PROMOTING: _ClassVar[RolloutState]
+    ROLLOUT_STATE_PROMOTED: _ClassVar[RolloutState]
+    ROLLOUT_STATE_ROLLED_BACK: _ClassVar[RolloutState]
+    ROLLOUT_STATE_ABORTED: _ClassVar[RolloutState]
+    ROLLOUT_STATE_FAILED: _ClassVar[RolloutState]
+
+class RolloutEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLLOUT_EVENT_TYPE_UNSPECIFIED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_CREATED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_STEP_STARTED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_WAITING: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_PAUSED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_RESUMED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_PROMOTING: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_PROMOTED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_ROLLED_BACK: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_ABORTED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_FAILED: _ClassVar[RolloutEventType]
+
 class EnsembleMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ENSEMBLE_METHOD_UNSPECIFIED: _ClassVar[EnsembleMethod]
@@ -42,6 +72,27 @@ class BatchJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BATCH_JOB_STATE_RUNNING: _ClassVar[BatchJobState]
     BATCH_JOB_STATE_SUCCEEDED: _ClassVar[BatchJobState]
     BATCH_JOB_STATE_FAILED: _ClassVar[BatchJobState]
+ROLLOUT_METRIC_UNSPECIFIED: RolloutMetric
+ROLLOUT_METRIC_ACCURACY: RolloutMetric
+ROLLOUT_STATE_UNSPECIFIED: RolloutState
+ROLLOUT_STATE_RUNNING: RolloutState
+ROLLOUT_STATE_PAUSED: RolloutState
+ROLLOUT_STATE_PROMOTING: RolloutState
+ROLLOUT_STATE_PROMOTED: RolloutState
+ROLLOUT_STATE_ROLLED_BACK: RolloutState
+ROLLOUT_STATE_ABORTED: RolloutState
+ROLLOUT_STATE_FAILED: RolloutState
+ROLLOUT_EVENT_TYPE_UNSPECIFIED: RolloutEventType
+ROLLOUT_EVENT_TYPE_CREATED: RolloutEventType
+ROLLOUT_EVENT_TYPE_STEP_STARTED: RolloutEventType
+ROLLOUT_EVENT_TYPE_WAITING: RolloutEventType
+ROLLOUT_EVENT_TYPE_PAUSED: RolloutEventType
+ROLLOUT_EVENT_TYPE_RESUMED: RolloutEventType
+ROLLOUT_EVENT_TYPE_PROMOTING: RolloutEventType
+ROLLOUT_EVENT_TYPE_PROMOTED: RolloutEventType
+ROLLOUT_EVENT_TYPE_ROLLED_BACK: RolloutEventType
+ROLLOUT_EVENT_TYPE_ABORTED: RolloutEventType
+ROLLOUT_EVENT_TYPE_FAILED: RolloutEventType
 ENSEMBLE_METHOD_UNSPECIFIED: EnsembleMethod
 ENSEMBLE_METHOD_AVERAGE: EnsembleMethod
 ENSEMBLE_METHOD_VOTE: EnsembleMethod
@@ -58,6 +109,206 @@ BATCH_JOB_STATE_PENDING: BatchJobState
 BATCH_JOB_STATE_RUNNING: BatchJobState
 BATCH_JOB_STATE_SUCCEEDED: BatchJobState
 BATCH_JOB_STATE_FAILED: BatchJobState
+
+class RolloutStep(_message.Message):
+    __slots__ = ("weight", "min_duration", "min_samples")
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MIN_DURATION_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    weight: float
+    min_duration: _duration_pb2.Duration
+    min_samples: int
+    def __init__(self, weight: _Optional[float] = ..., min_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_samples: _Optional[int] = ...) -> None: ...
+
+class QualityCheck(_message.Message):
+    __slots__ = ("metric", "margin")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    metric: RolloutMetric
+    margin: float
+    def __init__(self, metric: _Optional[_Union[RolloutMetric, str]] = ..., margin: _Optional[float] = ...) -> None: ...
+
+class RolloutCheck(_message.Message):
+    __slots__ = ("quality",)
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    quality: QualityCheck
+    def __init__(self, quality: _Optional[_Union[QualityCheck, _Mapping]] = ...) -> None: ...
+
+class RolloutAnalysis(_message.Message):
+    __slots__ = ("checks", "alpha", "mixture_scale", "min_labeled")
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    MIXTURE_SCALE_FIELD_NUMBER: _ClassVar[int]
+    MIN_LABELED_FIELD_NUMBER: _ClassVar[int]
+    checks: _containers.RepeatedCompositeFieldContainer[RolloutCheck]
+    alpha: float
+    mixture_scale: float
+    min_labeled: int
+    def __init__(self, checks: _Optional[_Iterable[_Union[RolloutCheck, _Mapping]]] = ..., alpha: _Optional[float] = ..., mixture_scale: _Optional[float] = ..., min_labeled: _Optional[int] = ...) -> None: ...
+
+class RolloutEvidence(_message.Message):
+    __slots__ = ("time", "champion_labeled", "champion_value", "challenger_labeled", "challenger_value", "difference", "likelihood_ratio", "threshold", "step_labeled")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_LABELED_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_LABELED_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    LIKELIHOOD_RATIO_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    STEP_LABELED_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    champion_labeled: int
+    champion_value: float
+    challenger_labeled: int
+    challenger_value: float
+    difference: float
+    likelihood_ratio: float
+    threshold: float
+    step_labeled: int
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., champion_labeled: _Optional[int] = ..., champion_value: _Optional[float] = ..., challenger_labeled: _Optional[int] = ..., challenger_value: _Optional[float] = ..., difference: _Optional[float] = ..., likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ..., step_labeled: _Optional[int] = ...) -> None: ...
+
+class Rollout(_message.Message):
+    __slots__ = ("name", "deployment", "challenger", "champion_alias", "steps", "analysis", "state", "state_message", "current_step", "step_start_time", "challenger_version", "champion_version", "evidence", "create_time", "update_time", "revision")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    ANALYSIS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_STEP_FIELD_NUMBER: _ClassVar[int]
+    STEP_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    deployment: str
+    challenger: ModelTarget
+    champion_alias: str
+    steps: _containers.RepeatedCompositeFieldContainer[RolloutStep]
+    analysis: RolloutAnalysis
+    state: RolloutState
+    state_message: str
+    current_step: int
+    step_start_time: _timestamp_pb2.Timestamp
+    challenger_version: str
+    champion_version: str
+    evidence: RolloutEvidence
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    revision: int
+    def __init__(self, name: _Optional[str] = ..., deployment: _Optional[str] = ..., challenger: _Optional[_Union[ModelTarget, _Mapping]] = ..., champion_alias: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[RolloutStep, _Mapping]]] = ..., analysis: _Optional[_Union[RolloutAnalysis, _Mapping]] = ..., state: _Optional[_Union[RolloutState, str]] = ..., state_message: _Optional[str] = ..., current_step: _Optional[int] = ..., step_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., challenger_version: _Optional[str] = ..., champion_version: _Optional[str] = ..., evidence: _Optional[_Union[RolloutEvidence, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class RolloutEvent(_message.Message):
+    __slots__ = ("rollout", "sequence", "time", "type", "state", "step", "weight", "message", "actor", "evidence")
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    rollout: str
+    sequence: int
+    time: _timestamp_pb2.Timestamp
+    type: RolloutEventType
+    state: RolloutState
+    step: int
+    weight: float
+    message: str
+    actor: str
+    evidence: RolloutEvidence
+    def __init__(self, rollout: _Optional[str] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[RolloutEventType, str]] = ..., state: _Optional[_Union[RolloutState, str]] = ..., step: _Optional[int] = ..., weight: _Optional[float] = ..., message: _Optional[str] = ..., actor: _Optional[str] = ..., evidence: _Optional[_Union[RolloutEvidence, _Mapping]] = ...) -> None: ...
+
+class CreateRolloutRequest(_message.Message):
+    __slots__ = ("rollout", "validation_override_reason")
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_OVERRIDE_REASON_FIELD_NUMBER: _ClassVar[int]
+    rollout: Rollout
+    validation_override_reason: str
+    def __init__(self, rollout: _Optional[_Union[Rollout, _Mapping]] = ..., validation_override_reason: _Optional[str] = ...) -> None: ...
+
+class GetRolloutRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListRolloutsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "deployment")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    deployment: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., deployment: _Optional[str] = ...) -> None: ...
+
+class ListRolloutsResponse(_message.Message):
+    __slots__ = ("rollouts", "next_page_token")
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    rollouts: _containers.RepeatedCompositeFieldContainer[Rollout]
+    next_page_token: str
+    def __init__(self, rollouts: _Optional[_Iterable[_Union[Rollout, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PauseRolloutRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResumeRolloutRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AbortRolloutRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListRolloutEventsRequest(_message.Message):
+    __slots__ = ("name", "page_size", "page_token")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    page_size: int
+    page_token: str
+    def __init__(self, name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRolloutEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[RolloutEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[RolloutEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchRolloutEventsRequest(_message.Message):
+    __slots__ = ("name", "after_sequence")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    after_sequence: int
+    def __init__(self, name: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class ModelTarget(_message.Message):
     __slots__ = ("model", "alias", "version")

@@ -103,6 +103,46 @@ class ServingServiceStub:
                 request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ExportBentoRequest.SerializeToString,
                 response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ExportBentoResponse.FromString,
                 _registered_method=True)
+        self.CreateRollout = channel.unary_unary(
+                '/modelplane.serving.v1.ServingService/CreateRollout',
+                request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.CreateRolloutRequest.SerializeToString,
+                response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+                _registered_method=True)
+        self.GetRollout = channel.unary_unary(
+                '/modelplane.serving.v1.ServingService/GetRollout',
+                request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.GetRolloutRequest.SerializeToString,
+                response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+                _registered_method=True)
+        self.ListRollouts = channel.unary_unary(
+                '/modelplane.serving.v1.ServingService/ListRollouts',
+                request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutsRequest.SerializeToString,
+                response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutsResponse.FromString,
+                _registered_method=True)
+        self.PauseRollout = channel.unary_unary(
+                '/modelplane.serving.v1.ServingService/PauseRollout',
+                request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.PauseRolloutRequest.SerializeToString,
+                response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+                _registered_method=True)
+        self.ResumeRollout = channel.unary_unary(
+                '/modelplane.serving.v1.ServingService/ResumeRollout',
+                request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ResumeRolloutRequest.SerializeToString,
+                response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+                _registered_method=True)
+        self.AbortRollout = channel.unary_unary(
+                '/modelplane.serving.v1.ServingService/AbortRollout',
+                request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.AbortRolloutRequest.SerializeToString,
+                response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+                _registered_method=True)
+        self.ListRolloutEvents = channel.unary_unary(
+                '/modelplane.serving.v1.ServingService/ListRolloutEvents',
+                request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutEventsRequest.SerializeToString,
+                response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchRolloutEvents = channel.unary_stream(
+                '/modelplane.serving.v1.ServingService/WatchRolloutEvents',
+                request_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.WatchRolloutEventsRequest.SerializeToString,
+                response_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.RolloutEvent.FromString,
+                _registered_method=True)
 
 
 class ServingServiceServicer:
@@ -198,6 +238,68 @@ class ServingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateRollout(self, request, context):
+        """Starts a progressive rollout of a challenger on a deployment: the
+        challenger gets the first step's share of the traffic at once (the same
+        validation rule as SetTrafficSplit applies), then serving's rollout
+        controller advances, waits, promotes or rolls back by the analysis.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRollout(self, request, context):
+        """Gets a rollout with its step, state and the last evidence.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRollouts(self, request, context):
+        """Lists rollouts, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseRollout(self, request, context):
+        """Pauses a running rollout: the traffic stays as it is, the controller
+        does not advance, promote or roll back until it is resumed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeRollout(self, request, context):
+        """Resumes a paused rollout at the step it was paused in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortRollout(self, request, context):
+        """Aborts a running or paused rollout: the challenger's weight goes to 0,
+        aliases are not changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRolloutEvents(self, request, context):
+        """Lists a rollout's audited transitions, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRolloutEvents(self, request, context):
+        """Streams a rollout's transitions after `after_sequence`, from whichever
+        replica makes them; ends after the event that finishes the rollout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ServingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -250,6 +352,46 @@ def add_ServingServiceServicer_to_server(servicer, server):
                     servicer.ExportBento,
                     request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ExportBentoRequest.FromString,
                     response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ExportBentoResponse.SerializeToString,
+            ),
+            'CreateRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRollout,
+                    request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.CreateRolloutRequest.FromString,
+                    response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.SerializeToString,
+            ),
+            'GetRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRollout,
+                    request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.GetRolloutRequest.FromString,
+                    response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.SerializeToString,
+            ),
+            'ListRollouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRollouts,
+                    request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutsRequest.FromString,
+                    response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutsResponse.SerializeToString,
+            ),
+            'PauseRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseRollout,
+                    request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.PauseRolloutRequest.FromString,
+                    response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.SerializeToString,
+            ),
+            'ResumeRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeRollout,
+                    request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ResumeRolloutRequest.FromString,
+                    response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.SerializeToString,
+            ),
+            'AbortRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortRollout,
+                    request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.AbortRolloutRequest.FromString,
+                    response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.SerializeToString,
+            ),
+            'ListRolloutEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRolloutEvents,
+                    request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutEventsRequest.FromString,
+                    response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutEventsResponse.SerializeToString,
+            ),
+            'WatchRolloutEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRolloutEvents,
+                    request_deserializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.WatchRolloutEventsRequest.FromString,
+                    response_serializer=modelplane_dot_serving_dot_v1_dot_serving__pb2.RolloutEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -540,6 +682,222 @@ class ServingService:
             '/modelplane.serving.v1.ServingService/ExportBento',
             modelplane_dot_serving_dot_v1_dot_serving__pb2.ExportBentoRequest.SerializeToString,
             modelplane_dot_serving_dot_v1_dot_serving__pb2.ExportBentoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.serving.v1.ServingService/CreateRollout',
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.CreateRolloutRequest.SerializeToString,
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.serving.v1.ServingService/GetRollout',
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.GetRolloutRequest.SerializeToString,
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRollouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.serving.v1.ServingService/ListRollouts',
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutsRequest.SerializeToString,
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.serving.v1.ServingService/PauseRollout',
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.PauseRolloutRequest.SerializeToString,
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.serving.v1.ServingService/ResumeRollout',
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.ResumeRolloutRequest.SerializeToString,
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.serving.v1.ServingService/AbortRollout',
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.AbortRolloutRequest.SerializeToString,
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRolloutEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.serving.v1.ServingService/ListRolloutEvents',
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutEventsRequest.SerializeToString,
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.ListRolloutEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRolloutEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelplane.serving.v1.ServingService/WatchRolloutEvents',
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.WatchRolloutEventsRequest.SerializeToString,
+            modelplane_dot_serving_dot_v1_dot_serving__pb2.RolloutEvent.FromString,
             options,
             channel_credentials,
             insecure,

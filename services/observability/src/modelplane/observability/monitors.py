@@ -37,11 +37,7 @@ import asyncio
 import builtins
 import logging
 import math
-import os
-import random
-import socket
 import threading
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -52,6 +48,7 @@ from typing import Any
 
 from modelplane.kit.backoff import Backoff
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
+from modelplane.kit.lease import Lease
 from modelplane.kit.outbound import OutboundPolicy
 from modelplane.observability import metrics as M
 from modelplane.observability.drift import TESTS, DriftMethod
@@ -467,72 +464,16 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return Backoff(base, cap).delay(attempt + 1)
 
 
-class MonitorLease:
-    """The scheduler's lease in the store: taken when free or expired, released on a
-    clean stop. ``ttl_seconds`` is the promise — after the holder dies, another
-    replica evaluates within it — so the lease itself runs for ¾ of it in the
-    store's clock (renewed every quarter), leaving the rest for a standby to notice
-    (it retries right when the lease ends) and start."""
+class MonitorLease(Lease):
+    """The scheduler's lease in the store (the kit's :class:`Lease`, named
+    ``monitor-scheduler``): taken when free or expired, released on a clean stop.
+    It also decides which replica sends webhooks."""
 
     NAME = "monitor-scheduler"
 
     def __init__(self, store: EvaluationStore, ttl_seconds: float,
                  holder: str | None = None) -> None:
-        self._store = store
-        self.ttl = ttl_seconds
-        self.term = ttl_seconds * 0.75
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._valid_until = 0.0
-        self._gained: asyncio.Event | None = None
-        #: Times this replica took the lease.
-        self.acquisitions = 0
-
-    def held(self) -> bool:
-        # Local deadline: measured from before the renewal was sent, a little short of
-        # the lease, so a holder cut off from the store stops before anyone else starts.
-        return time.monotonic() < self._valid_until
-
-    async def wait_gained(self, timeout: float) -> None:
-        """Sleep ``timeout`` seconds, or less if this replica takes the lease meanwhile."""
-        if self._gained is None:
-            self._gained = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._gained.wait(), timeout)
-        except TimeoutError:
-            pass
-        self._gained.clear()
-
-    async def run(self) -> None:
-        if self._gained is None:
-            self._gained = asyncio.Event()
-        while True:
-            started = time.monotonic()
-            try:
-                held, remaining = await asyncio.to_thread(
-                    self._store.acquire_lease, self.NAME, self.holder, self.term)
-            except Exception as exc:  # noqa: BLE001 - the store may be away for a while
-                log.warning("monitor lease: %s", exc)
-                await asyncio.sleep(min(self.ttl / 4, 1.0) * random.uniform(0.5, 1.0))
-                continue  # keep what we held until its local deadline passes
-            if held:
-                was = self.held()
-                self._valid_until = started + self.term * 0.9
-                if not was:
-                    self.acquisitions += 1
-                    log.info("monitor lease taken by %s", self.holder)
-                    self._gained.set()
-                delay = self.ttl / 4
-            else:
-                self._valid_until = 0.0
-                # Try again right when the holder's lease ends (a little jitter so
-                # standbys do not all ask at once), at least every quarter of the time.
-                delay = min(remaining + random.uniform(0.02, 0.1), self.ttl / 4)
-            await asyncio.sleep(max(delay, 0.02))
-
-    def release(self) -> None:
-        if self.held():
-            self._valid_until = 0.0
-            self._store.release_lease(self.NAME, self.holder)
+        super().__init__(store, self.NAME, ttl_seconds, holder)
 
 
 class AlertRelay:

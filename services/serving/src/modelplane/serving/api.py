@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,16 @@ from modelplane.serving.deployment import (
     Route,
 )
 from modelplane.serving.deployment_service import DeploymentService, DeploymentView
+from modelplane.serving.rollout import (
+    Analysis,
+    EventType,
+    Evidence,
+    Rollout,
+    RolloutEvent,
+    RolloutState,
+    RolloutStep,
+)
+from modelplane.serving.rollout_controller import Rollouts
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 
@@ -174,12 +185,112 @@ def job_out(j: BatchJob) -> pb.BatchJob:
     return m
 
 
+_ROLLOUT_STATE_OUT = {s: getattr(pb, f"ROLLOUT_STATE_{s.value}") for s in RolloutState}
+_EVENT_TYPE_OUT = {t: getattr(pb, f"ROLLOUT_EVENT_TYPE_{t.value}") for t in EventType}
+
+
+def rollout_in(m: Any) -> Rollout:
+    quality = next((c.quality for c in m.analysis.checks if c.HasField("quality")), None)
+    a = m.analysis
+    defaults = Analysis()
+    return Rollout(
+        name=m.name, deployment=m.deployment, challenger=target_in(m.challenger),
+        champion_alias=m.champion_alias,
+        steps=tuple(RolloutStep(s.weight, s.min_duration.seconds + s.min_duration.nanos / 1e9,
+                                s.min_samples) for s in m.steps),
+        analysis=Analysis(
+            metric="ACCURACY" if quality is None or quality.metric in (
+                pb.ROLLOUT_METRIC_UNSPECIFIED, pb.ROLLOUT_METRIC_ACCURACY)
+            else pb.RolloutMetric.Name(quality.metric),
+            margin=quality.margin if quality is not None else 0.0,
+            alpha=a.alpha or defaults.alpha,
+            mixture_scale=a.mixture_scale or defaults.mixture_scale,
+            min_labeled=a.min_labeled or defaults.min_labeled))
+
+
+def evidence_out(e: Evidence | None) -> pb.RolloutEvidence | None:
+    if e is None:
+        return None
+    return pb.RolloutEvidence(
+        time=_ts(e.time), champion_labeled=e.champion.labeled, champion_value=e.champion.value,
+        challenger_labeled=e.challenger.labeled, challenger_value=e.challenger.value,
+        difference=e.difference, likelihood_ratio=e.likelihood_ratio, threshold=e.threshold,
+        step_labeled=e.step_labeled)
+
+
+def rollout_out(r: Rollout) -> pb.Rollout:
+    a = r.analysis
+    return pb.Rollout(
+        name=r.name, deployment=r.deployment, challenger=target_out(r.challenger),
+        champion_alias=r.champion_alias,
+        steps=[pb.RolloutStep(weight=s.weight, min_duration=_duration(s.min_duration_seconds),
+                              min_samples=s.min_samples) for s in r.steps],
+        analysis=pb.RolloutAnalysis(
+            checks=[pb.RolloutCheck(quality=pb.QualityCheck(metric=pb.ROLLOUT_METRIC_ACCURACY,
+                                                            margin=a.margin))],
+            alpha=a.alpha, mixture_scale=a.mixture_scale, min_labeled=a.min_labeled),
+        state=_ROLLOUT_STATE_OUT[r.state], state_message=r.state_message,
+        current_step=r.current_step, step_start_time=_ts(r.step_start_time),
+        challenger_version=r.challenger_version, champion_version=r.champion_version,
+        evidence=evidence_out(r.evidence), create_time=_ts(r.create_time),
+        update_time=_ts(r.update_time), revision=r.revision)
+
+
+def event_out(e: RolloutEvent) -> pb.RolloutEvent:
+    return pb.RolloutEvent(rollout=e.rollout, sequence=e.sequence, time=_ts(e.time),
+                           type=_EVENT_TYPE_OUT[e.type], state=_ROLLOUT_STATE_OUT[e.state],
+                           step=e.step, weight=e.weight, message=e.message, actor=e.actor,
+                           evidence=evidence_out(e.evidence))
+
+
 class ServingApi(serving_pb2_grpc.ServingServiceServicer):
     def __init__(self, deployments: DeploymentService, batches: BatchRunner,
-                 exporter: BentoExporter) -> None:
+                 exporter: BentoExporter, rollouts: Rollouts | None = None) -> None:
         self.deployments = deployments
         self.batches = batches
         self.exporter = exporter
+        self.rollouts = rollouts
+
+    async def CreateRollout(self, request: Any, context: Any) -> pb.Rollout:
+        assert self.rollouts is not None
+        return rollout_out(await self.rollouts.create(
+            rollout_in(request.rollout), override_reason=request.validation_override_reason))
+
+    async def GetRollout(self, request: Any, context: Any) -> pb.Rollout:
+        assert self.rollouts is not None
+        return rollout_out(await self.rollouts.get(request.name))
+
+    async def ListRollouts(self, request: Any, context: Any) -> pb.ListRolloutsResponse:
+        assert self.rollouts is not None
+        rows, token = await self.rollouts.list_rollouts(request.page_size, request.page_token,
+                                                        request.deployment)
+        return pb.ListRolloutsResponse(rollouts=[rollout_out(r) for r in rows],
+                                       next_page_token=token)
+
+    async def PauseRollout(self, request: Any, context: Any) -> pb.Rollout:
+        assert self.rollouts is not None
+        return rollout_out(await self.rollouts.pause(request.name, request.reason))
+
+    async def ResumeRollout(self, request: Any, context: Any) -> pb.Rollout:
+        assert self.rollouts is not None
+        return rollout_out(await self.rollouts.resume(request.name, request.reason))
+
+    async def AbortRollout(self, request: Any, context: Any) -> pb.Rollout:
+        assert self.rollouts is not None
+        return rollout_out(await self.rollouts.abort(request.name, request.reason))
+
+    async def ListRolloutEvents(self, request: Any, context: Any
+                                ) -> pb.ListRolloutEventsResponse:
+        assert self.rollouts is not None
+        rows, token = await self.rollouts.events(request.name, request.page_size,
+                                                 request.page_token)
+        return pb.ListRolloutEventsResponse(events=[event_out(e) for e in rows],
+                                            next_page_token=token)
+
+    async def WatchRolloutEvents(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        assert self.rollouts is not None
+        async for e in self.rollouts.watch(request.name, request.after_sequence):
+            yield event_out(e)
 
     async def CreateDeployment(self, request: Any, context: Any) -> pb.Deployment:
         return deployment_out(await self.deployments.create(

@@ -26,7 +26,9 @@ import asyncio
 import dataclasses
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from modelplane.kit import paging
 from modelplane.kit.auth import Principal, Role, current_principal
@@ -206,7 +208,8 @@ class DeploymentService:
                       extra={"deployment": new.name, "principal": principal.name,
                              "versions": what, "override_reason": override_reason.strip()})
 
-    async def _apply(self, new: Deployment, *, expected_etag: str | None) -> Deployment:
+    async def _apply(self, new: Deployment, *, expected_etag: str | None,
+                     also: Callable[[Any], None] | None = None) -> Deployment:
         """Build, persist (which gives the generation), install; returns what was stored."""
         previous = self.plane.find(new.name)
         rt = await self.plane.build(new, previous if previous and previous.models else None)
@@ -215,7 +218,7 @@ class DeploymentService:
                 stored = await asyncio.to_thread(self.store.create, new)
             else:
                 stored = await asyncio.to_thread(self.store.replace, new,
-                                                 expected_etag=expected_etag)
+                                                 expected_etag=expected_etag, also=also)
         except BaseException:
             # Another replica won the race (exists / etag changed): unload what this
             # attempt loaded, keep what the served version still uses.
@@ -258,7 +261,10 @@ class DeploymentService:
                 paging.encode_page_token(rows[-1].name if more else None, query))
 
     async def update(self, d: Deployment, paths: list[str],
-                     override_reason: str = "") -> DeploymentView:
+                     override_reason: str = "", *,
+                     also: Callable[[Any], None] | None = None) -> DeploymentView:
+        """``also(cursor)`` runs in the transaction that stores the change (see
+        ``DeploymentStore.replace``)."""
         unknown = [p for p in paths if p not in UPDATABLE_FIELDS]
         if unknown:
             raise InvalidArgument(
@@ -278,11 +284,12 @@ class DeploymentService:
                                       etag=uuid.uuid4().hex)
             validate(new)
             await self._check_validation(new, current, override_reason)
-            new = await self._apply(new, expected_etag=current.etag)
+            new = await self._apply(new, expected_etag=current.etag, also=also)
         return self.view(new)
 
     async def set_traffic_split(self, name: str, routes: tuple[Route, ...],
-                                etag: str = "", override_reason: str = "") -> DeploymentView:
+                                etag: str = "", override_reason: str = "", *,
+                                also: Callable[[Any], None] | None = None) -> DeploymentView:
         violations = validate_traffic_split(routes)
         if not routes:
             violations.append(FieldViolation("traffic_split.routes", "at least one route"))
@@ -294,7 +301,7 @@ class DeploymentService:
                 field_violations=violations)
         current = await self._get(name)
         return await self.update(dataclasses.replace(current, routes=routes, etag=etag),
-                                 ["traffic_split"], override_reason)
+                                 ["traffic_split"], override_reason, also=also)
 
     async def delete(self, name: str, etag: str = "") -> None:
         async with self._lock:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +30,7 @@ from modelplane.kit.errors import Aborted, AlreadyExists, NotFound
 from modelplane.kit.pgschema import lock_schema
 from modelplane.serving.batch_job import BatchJob
 from modelplane.serving.deployment import Deployment
+from modelplane.serving.rollout import Rollout, RolloutEvent, RolloutState
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS serving_deployments (
@@ -38,6 +39,17 @@ _SCHEMA = (
         id TEXT PRIMARY KEY, deployment TEXT NOT NULL, create_time TEXT NOT NULL,
         body TEXT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS serving_generation (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS serving_rollouts (
+        name TEXT PRIMARY KEY, deployment TEXT NOT NULL, state TEXT NOT NULL,
+        revision BIGINT NOT NULL, body TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS serving_rollout_events (
+        rollout TEXT NOT NULL, sequence BIGINT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (rollout, sequence))""",
+)
+#: PostgreSQL only: SQLite is one process, its controller needs no lease
+_PG_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS serving_leases (
+        name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)""",
 )
 #: the PostgreSQL notification channel deployment writes are announced on
 NOTIFY_CHANNEL = "serving_deployments"
@@ -69,7 +81,7 @@ class DeploymentStore:
         with self._tx() as cur:
             if self._pg:
                 lock_schema(cur, "serving")
-            for stmt in _SCHEMA:
+            for stmt in _SCHEMA + (_PG_SCHEMA if self._pg else ()):
                 cur.execute(stmt)
             self._migrate(cur)
 
@@ -172,9 +184,12 @@ class DeploymentStore:
             self._announce(cur, d.name, d.generation)
         return d
 
-    def replace(self, d: Deployment, *, expected_etag: str) -> Deployment:
+    def replace(self, d: Deployment, *, expected_etag: str,
+                also: Callable[[Any], None] | None = None) -> Deployment:
         """Store ``d`` if the stored etag is still ``expected_etag`` (else ABORTED);
-        returns it with its new generation."""
+        returns it with its new generation. ``also(cursor)`` runs in the same
+        transaction (a rollout records its step with the traffic change; if it
+        raises, neither is written)."""
         with self._tx() as cur:
             generation = self._next_generation(cur)  # first: serializes concurrent writers
             cur.execute(self._q("SELECT etag FROM serving_deployments WHERE name = ?"), (d.name,))
@@ -190,6 +205,8 @@ class DeploymentStore:
             cur.execute(self._q("UPDATE serving_deployments SET model = ?, etag = ?, body = ?, "
                                 "generation = ? WHERE name = ?"),
                         (d.model, d.etag, json.dumps(d.to_dict()), d.generation, d.name))
+            if also is not None:
+                also(cur)
             self._announce(cur, d.name, d.generation)
         return d
 
@@ -234,3 +251,110 @@ class DeploymentStore:
             cur.execute(self._q(sql), args)
             rows = cur.fetchall()
         return [BatchJob.from_dict(json.loads(r[0])) for r in rows]
+
+    # --- rollouts -----------------------------------------------------------------------
+    # A rollout row carries a revision; every write is a compare-and-set on it
+    # (``write_rollout``) with its event keyed by the new revision, in one
+    # transaction - so two controllers that both believe they lead cannot both
+    # make the same transition, and an event exists exactly when its change does.
+    def write_rollout(self, cur: Any, r: Rollout, expected_revision: int,
+                      event: RolloutEvent | None) -> None:
+        """Inside a transaction (``cur``): store ``r`` (its revision already
+        ``expected_revision + 1``) if the stored one is still ``expected_revision``
+        (0 = a new rollout), else ABORTED; and its event, if any."""
+        body = json.dumps(r.to_dict())
+        if expected_revision == 0:
+            cur.execute(self._q("SELECT 1 FROM serving_rollouts WHERE name = ?"), (r.name,))
+            if cur.fetchone():
+                raise AlreadyExists(f"rollout {r.name!r} already exists",
+                                    reason="ROLLOUT_EXISTS", metadata={"rollout": r.name})
+            cur.execute(self._q("INSERT INTO serving_rollouts (name, deployment, state, revision,"
+                                " body) VALUES (?, ?, ?, ?, ?)"),
+                        (r.name, r.deployment, r.state.value, r.revision, body))
+        else:
+            cur.execute(self._q("UPDATE serving_rollouts SET state = ?, revision = ?, body = ? "
+                                "WHERE name = ? AND revision = ?"),
+                        (r.state.value, r.revision, body, r.name, expected_revision))
+            if cur.rowcount != 1:
+                raise Aborted(f"rollout {r.name!r} was changed concurrently (expected "
+                              f"revision {expected_revision})", reason="ROLLOUT_CHANGED",
+                              metadata={"rollout": r.name})
+        if event is not None:
+            cur.execute(self._q("INSERT INTO serving_rollout_events (rollout, sequence, body) "
+                                "VALUES (?, ?, ?)"),
+                        (r.name, event.sequence, json.dumps(event.to_dict())))
+
+    def save_rollout(self, r: Rollout, expected_revision: int,
+                     event: RolloutEvent | None = None) -> None:
+        """``write_rollout`` in a transaction of its own (no traffic change)."""
+        with self._tx() as cur:
+            self.write_rollout(cur, r, expected_revision, event)
+
+    def active_rollouts(self, cur: Any, deployment: str) -> list[str]:
+        """Inside a transaction: names of ``deployment``'s RUNNING, PAUSED or PROMOTING
+        rollouts (checked in the transaction that stores the deployment, whose
+        generation row lock serializes it against another replica's create)."""
+        states = [s.value for s in RolloutState if s.active]
+        cur.execute(self._q("SELECT name FROM serving_rollouts WHERE deployment = ? AND state IN ("
+                            + ", ".join("?" for _ in states) + ")"), (deployment, *states))
+        return [row[0] for row in cur.fetchall()]
+
+    def get_rollout(self, name: str) -> Rollout | None:
+        with self._tx() as cur:
+            cur.execute(self._q("SELECT body FROM serving_rollouts WHERE name = ?"), (name,))
+            row = cur.fetchone()
+        return Rollout.from_dict(json.loads(row[0])) if row else None
+
+    def list_rollouts(self, *, after: str = "", limit: int = 1000, deployment: str = "",
+                      states: tuple[RolloutState, ...] = ()) -> list[Rollout]:
+        sql = "SELECT body FROM serving_rollouts WHERE name > ?"
+        args: list[Any] = [after]
+        if deployment:
+            sql += " AND deployment = ?"
+            args.append(deployment)
+        if states:
+            sql += " AND state IN (" + ", ".join("?" for _ in states) + ")"
+            args += [s.value for s in states]
+        sql += " ORDER BY name LIMIT ?"
+        args.append(limit)
+        with self._tx() as cur:
+            cur.execute(self._q(sql), args)
+            rows = cur.fetchall()
+        return [Rollout.from_dict(json.loads(r[0])) for r in rows]
+
+    def rollout_events(self, name: str, *, after: int = 0, limit: int = 1000
+                       ) -> list[RolloutEvent]:
+        with self._tx() as cur:
+            cur.execute(self._q("SELECT body FROM serving_rollout_events WHERE rollout = ? "
+                                "AND sequence > ? ORDER BY sequence LIMIT ?"),
+                        (name, after, limit))
+            rows = cur.fetchall()
+        return [RolloutEvent.from_dict(json.loads(r[0])) for r in rows]
+
+    # --- the rollout controller's lease ---------------------------------------------------
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> tuple[bool, float]:
+        """Take or renew ``name`` for ``holder`` until ``ttl_seconds`` from now in the
+        database's clock (replicas' clocks need not agree); ``(held, seconds left of
+        the other holder's lease)``. SQLite: one process, always held."""
+        if not self._pg:
+            return True, ttl_seconds
+        with self._tx() as cur:
+            cur.execute("INSERT INTO serving_leases (name, holder, expires_at) "
+                        "VALUES (%s, %s, now() + make_interval(secs => %s)) "
+                        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                        "expires_at = excluded.expires_at "
+                        "WHERE serving_leases.holder = excluded.holder "
+                        "OR serving_leases.expires_at <= now() RETURNING true",
+                        (name, holder, ttl_seconds))
+            if cur.fetchone() is not None:
+                return True, ttl_seconds
+            cur.execute("SELECT greatest(extract(epoch FROM expires_at - now()), 0)::float8 "
+                        "FROM serving_leases WHERE name = %s", (name,))
+            row = cur.fetchone()
+        return False, float(row[0]) if row else 0.0
+
+    def release_lease(self, name: str, holder: str) -> None:
+        if self._pg:
+            with self._tx() as cur:
+                cur.execute("DELETE FROM serving_leases WHERE name = %s AND holder = %s",
+                            (name, holder))

@@ -44,7 +44,8 @@ class ServingServer:
     """Everything the serving process runs, wired together (sources may be injected)."""
 
     def __init__(self, settings: ServingSettings, *, source: Any = None, sink: Any = None,
-                 features: Any = None, dataset_reader: Any = None) -> None:
+                 features: Any = None, dataset_reader: Any = None,
+                 rollout_evidence: Any = None, alias_mover: Any = None) -> None:
         configure_bentoml_home(settings)
         from tritonclient.grpc import service_pb2_grpc
 
@@ -69,6 +70,16 @@ class ServingServer:
 
         self.settings = settings
         svc = settings.service
+        if alias_mover is None and settings.model_source == "registry":
+            from modelplane.serving.rollout_adapters import RegistryAliasMover
+
+            alias_mover = RegistryAliasMover(channel(svc.target("registry"), svc))
+        if rollout_evidence is None and settings.observability_target:
+            from modelplane.serving.rollout_adapters import ObservabilityEvidence
+
+            rollout_evidence = ObservabilityEvidence(channel(settings.observability_target, svc))
+        self._rollout_evidence = rollout_evidence
+        self._alias_mover = alias_mover
         if source is None:
             if settings.model_source == "registry":
                 from modelplane.serving.registry_source import RegistryModelSource
@@ -111,6 +122,9 @@ class ServingServer:
         self._dataset_reader = dataset_reader
         self.deployments: Any = None
         self.batches: Any = None
+        self.rollouts: Any = None
+        self.rollout_lease: Any = None
+        self._rollout_tasks: list[asyncio.Task[None]] = []
         self.http = OipHttpApp(self.plane, auth_enabled=svc.auth_enabled,
                                keys=ApiKeyStore(svc.api_keys_file) if svc.auth_enabled else None,
                                max_body_bytes=settings.max_body_bytes)
@@ -150,6 +164,17 @@ class ServingServer:
         self.api.deployments = self.deployments
         self.api.batches = self.batches
         await self.deployments.start()
+        from modelplane.serving.rollout_controller import RolloutLease, Rollouts
+
+        self.rollout_lease = RolloutLease(self.store, self.settings.rollout_lease_seconds)
+        self.rollouts = Rollouts(self.store, self.deployments, evidence=self._rollout_evidence,
+                                 aliases=self._alias_mover, holder=self.rollout_lease.holder)
+        self.api.rollouts = self.rollouts
+        self._rollout_tasks = [
+            asyncio.create_task(self.rollout_lease.run(), name="rollout-lease"),
+            asyncio.create_task(self.rollouts.run(self.rollout_lease,
+                                                  self.settings.rollout_tick_seconds),
+                                name="rollout-controller")]
         if self.store.notifies:  # PostgreSQL: other replicas may change deployments too
             import dataclasses
 
@@ -181,6 +206,14 @@ class ServingServer:
         log.info("serving REST (OIP v2, /metrics) on %s", self.http_address)
 
     async def stop(self) -> None:
+        for task in self._rollout_tasks:
+            task.cancel()
+        for task in self._rollout_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.rollout_lease is not None:
+            with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
+                await asyncio.to_thread(self.rollout_lease.release)
         if self.change_feed is not None:
             await self.change_feed.close()
         if self._http_server is not None:

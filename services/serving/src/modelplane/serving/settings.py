@@ -26,6 +26,24 @@ def _positive(name: str, value: str | None) -> int:
     return number
 
 
+def _positive_seconds(name: str, value: str | None) -> float:
+    try:
+        number = float(value or "")
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number of seconds") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, not {value}")
+    return number
+
+
+def _listen_or_none(value: str | None, default: str) -> str:
+    """Unset: the default port. Set but empty, ``off`` or ``none``: no listener (a
+    benchmark or a second replica on one host must not take the default port)."""
+    if value is None:
+        return default
+    return "" if value.strip().lower() in ("", "off", "none") else value.strip()
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     service: ServiceSettings
@@ -60,6 +78,10 @@ class ServingSettings:
     load_retry_exhausted_seconds: float = 300.0
     #: traffic goes only to versions with a PASS validation unless an admin overrides
     require_validation: bool = True
+    #: how often the rollout controller looks at running rollouts
+    rollout_tick_seconds: float = 5.0
+    #: the controller's lease: one replica acts; another takes over within this after it dies
+    rollout_lease_seconds: float = 10.0
 
     @property
     def data_dir(self) -> Path:
@@ -80,7 +102,8 @@ class ServingSettings:
         home = env("BENTOML_HOME")
         return cls(
             service=svc,
-            http_addr=env("HTTP_ADDR", DEFAULT_HTTP_ADDR) or "",
+            http_addr=_listen_or_none(svc.environ.get("MODELPLANE_SERVING_HTTP_ADDR"),
+                                      DEFAULT_HTTP_ADDR),
             max_body_bytes=_positive("MODELPLANE_SERVING_MAX_BODY_BYTES",
                                      env("MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))),
             database_url=env("DATABASE_URL", "") or "",
@@ -100,4 +123,8 @@ class ServingSettings:
                                                or 300.0),
             require_validation=(env("REQUIRE_VALIDATION", "on") or "on").strip().lower()
             not in ("off", "0", "false", "no"),
+            rollout_tick_seconds=_positive_seconds("MODELPLANE_SERVING_ROLLOUT_TICK_SECONDS",
+                                                   env("ROLLOUT_TICK_SECONDS", "5")),
+            rollout_lease_seconds=_positive_seconds("MODELPLANE_SERVING_ROLLOUT_LEASE_SECONDS",
+                                                    env("ROLLOUT_LEASE_SECONDS", "10")),
         )

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..policy import CheckConfig, Policy
 from ..report import Bound, CheckResult, CheckStatus, TaskType, ThresholdOutcome
-from ..statistics import positive_class
+from ..statistics import positive_class, regression_metrics
 
 
 class Requirement(enum.Enum):
@@ -322,12 +322,59 @@ class CheckContext:
     def importance(self, which: str = "candidate") -> dict[str, float]:
         """Permutation importance per feature (drop of the primary score), computed once."""
         if which not in self._importance:
-            from .importance import permutation_importance  # shared with the importance check
             model = self.model if which == "candidate" else self.baseline
             if model is None:
                 raise ValueError("no baseline model")
             self._importance[which] = permutation_importance(self, model)
         return self._importance[which]
+
+
+IMPORTANCE_REPEATS = 3
+IMPORTANCE_ROWS = 2500
+
+
+def primary_score(ctx: CheckContext, model: Predictor, x: pd.DataFrame, y: np.ndarray) -> float:
+    """Higher-is-better score: ROC AUC (binary with scores), accuracy, or R² (regression)."""
+    if ctx.task == TaskType.REGRESSION:
+        return regression_metrics(y, model.predict(x)).get("r2", float("nan"))
+    proba = model.predict_proba(x) if len(ctx.classes) == 2 else None
+    if proba is not None and len(np.unique(y)) > 1:
+        from sklearn.metrics import roc_auc_score
+
+        positive = proba[:, list(ctx.classes).index(ctx.positive)]
+        return float(roc_auc_score(y == ctx.positive, positive))
+    return float(np.mean(model.predict(x) == y))
+
+
+class _Fitted:
+    """A ``Predictor`` as the fitted estimator ``permutation_importance`` checks for; the
+    scorer below calls the model, sklearn only shuffles columns."""
+
+    def __init__(self, model: Predictor) -> None:
+        self.model = model
+
+    def fit(self, x: Any, y: Any = None) -> _Fitted:  # pragma: no cover - never called
+        raise NotImplementedError("a model under validation is not refitted")
+
+
+def permutation_importance(ctx: CheckContext, model: Predictor) -> dict[str, float]:
+    """Mean drop of the primary score when one feature's values are shuffled:
+    ``sklearn.inspection.permutation_importance`` with :func:`primary_score` as the
+    scorer, ``IMPORTANCE_REPEATS`` shuffles per feature, on a seeded sample of at most
+    ``IMPORTANCE_ROWS`` rows; the policy's seed is sklearn's ``random_state``, so one
+    seed gives one result."""
+    from sklearn.inspection import permutation_importance as sk_permutation_importance
+
+    rows = ctx.sample_index(rows=min(ctx.policy.sample_rows, IMPORTANCE_ROWS))
+    x = ctx.x.iloc[rows].reset_index(drop=True)
+    y = ctx.y[rows]
+
+    def score(estimator: _Fitted, xs: pd.DataFrame, ys: np.ndarray) -> float:
+        return primary_score(ctx, estimator.model, xs, ys)
+
+    res = sk_permutation_importance(_Fitted(model), x, y, scoring=score,
+                                    n_repeats=IMPORTANCE_REPEATS, random_state=ctx.seed)
+    return {f: float(v) for f, v in zip(ctx.features, res.importances_mean, strict=True)}
 
 
 class Check:

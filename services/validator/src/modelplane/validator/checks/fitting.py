@@ -20,9 +20,9 @@ from .base import (
     ResolvedConfig,
     Skip,
     ThresholdSpec,
+    primary_score,
 )
 from .data_quality import encode
-from .importance import primary_score
 
 
 class FittingCheck(Check):

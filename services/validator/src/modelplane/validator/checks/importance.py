@@ -3,81 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy.stats import spearmanr
-from sklearn.metrics import roc_auc_score
 
-from ..report import Bound, CheckResult, Measurement, TaskType
-from ..statistics import regression_metrics
+from ..report import Bound, CheckResult, Measurement
 from .base import (
     Check,
     CheckContext,
     Judge,
     ParamSpec,
-    Predictor,
     ResolvedConfig,
     ThresholdSpec,
 )
-
-IMPORTANCE_REPEATS = 3
-IMPORTANCE_ROWS = 2500
-
-
-def primary_score(ctx: CheckContext, model: Predictor, x: pd.DataFrame, y: np.ndarray) -> float:
-    """Higher-is-better score: ROC AUC (binary with scores), accuracy, or R² (regression)."""
-    if ctx.task == TaskType.REGRESSION:
-        return regression_metrics(y, model.predict(x)).get("r2", float("nan"))
-    proba = model.predict_proba(x) if len(ctx.classes) == 2 else None
-    if proba is not None and len(np.unique(y)) > 1:
-        return _auc(ctx, y, proba)
-    return float(np.mean(model.predict(x) == y))
-
-
-def _auc(ctx: CheckContext, y: np.ndarray, proba: np.ndarray) -> float:
-    return float(roc_auc_score(y == ctx.positive, proba[:, list(ctx.classes).index(ctx.positive)]))
-
-
-def permutation_importance(ctx: CheckContext, model: Predictor) -> dict[str, float]:
-    """Mean drop of the primary score when one feature's values are shuffled.
-
-    On a seeded sample (at most ``IMPORTANCE_ROWS`` rows), ``IMPORTANCE_REPEATS``
-    shuffles per feature, all features' shuffled copies scored in one batch per
-    repeat so a model with per-call overhead is called few times.
-    """
-    rows = ctx.sample_index(rows=min(ctx.policy.sample_rows, IMPORTANCE_ROWS))
-    x = ctx.x.iloc[rows].reset_index(drop=True)
-    y = ctx.y[rows]
-    base = primary_score(ctx, model, x, y)
-    rng = np.random.default_rng(ctx.seed)
-    drops: dict[str, list[float]] = {f: [] for f in ctx.features}
-    n = len(x)
-    for _ in range(IMPORTANCE_REPEATS):
-        blocks = []
-        for feature in ctx.features:
-            shuffled = x.copy()
-            shuffled[feature] = x[feature].to_numpy()[rng.permutation(n)]
-            blocks.append(shuffled)
-        stacked = pd.concat(blocks, ignore_index=True)
-        ys = np.tile(y, len(ctx.features))
-        if ctx.task == TaskType.REGRESSION:
-            values = model.predict(stacked)
-            for i, feature in enumerate(ctx.features):
-                part = slice(i * n, (i + 1) * n)
-                drops[feature].append(base - regression_metrics(ys[part], values[part]).get("r2",
-                                                                                            np.nan))
-            continue
-        proba = model.predict_proba(stacked) if len(ctx.classes) == 2 else None
-        pred: np.ndarray | None = (None if proba is not None and len(np.unique(y)) > 1
-                                   else model.predict(stacked))
-        for i, feature in enumerate(ctx.features):
-            part = slice(i * n, (i + 1) * n)
-            if pred is None:
-                assert proba is not None
-                score = _auc(ctx, y, proba[part])
-            else:
-                score = float(np.mean(pred[part] == ys[part]))
-            drops[feature].append(base - score)
-    return {f: float(np.mean(v)) for f, v in drops.items()}
 
 
 class FeatureImportanceCheck(Check):

@@ -38,6 +38,7 @@ from opentelemetry.trace import (
 from modelplane.gateway.backends import Backends, NoTarget
 from modelplane.gateway.catalog import Catalog, HttpBinding
 from modelplane.gateway.gateway_auth import GatewayAuth
+from modelplane.gateway.request_builder import BadInput, RequestBuilder, Violation
 from modelplane.gateway.routing import Router
 from modelplane.gateway.settings import GatewaySettings
 from modelplane.gateway.status_mapping import (
@@ -46,7 +47,6 @@ from modelplane.gateway.status_mapping import (
     status_from_rpc_error,
     status_json,
 )
-from modelplane.gateway.transcoding import BadInput, RequestBuilder, Violation
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,72 @@
+"""The rollout controller's gRPC peers: observability's evaluation store, the registry's gate.
+
+:class:`ObservabilityEvidence` counts a version's predictions with an actual and
+the correct ones with ``ComputePerformance`` (accuracy x labeled count) over the
+rollout's window, production records only. :class:`RegistryAliasMover` moves the
+champion alias with the registry's ``SetAlias`` under serving's own identity, so
+the registry's gate decides (a version without a PASS validation is refused; no
+override reason is ever sent).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from modelplane.api.v1 import types_pb2
+from modelplane.kit.errors import Unavailable
+from modelplane.kit.status import raise_from_rpc_error
+from modelplane.observability.v1 import observability_pb2 as obs
+from modelplane.observability.v1 import observability_pb2_grpc as obs_grpc
+from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
+from modelplane.serving.rollout import Counts
+
+TIMEOUT_SECONDS = 30.0
+
+
+def _ts(value: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+class ObservabilityEvidence:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = obs_grpc.ObservabilityServiceStub(channel)
+
+    async def counts(self, model: str, version: str, start: datetime, end: datetime) -> Counts:
+        request = obs.ComputePerformanceRequest(
+            filter=obs.EvaluationFilter(
+                model=model, versions=[version], environment=obs.ENVIRONMENT_PRODUCTION,
+                window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end))),
+            metrics=[obs.METRIC_ACCURACY], task=obs.TASK_TYPE_CLASSIFICATION)
+        try:
+            r = await self._stub.ComputePerformance(request, timeout=TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                # no records of the model or the version yet, or none in the window:
+                # no evidence yet, which the rule waits on (not an error)
+                return Counts()
+            raise_from_rpc_error(exc)
+        labeled = int(r.overall.labeled_count)
+        accuracy = next((m.value for m in r.overall.metrics
+                         if m.metric == obs.METRIC_ACCURACY and m.has_value), None)
+        if not labeled or accuracy is None:
+            return Counts()
+        return Counts(labeled, round(accuracy * labeled))
+
+
+class RegistryAliasMover:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = registry_pb2_grpc.ModelRegistryServiceStub(channel)
+
+    async def set_alias(self, model: str, alias: str, version: str) -> None:
+        try:
+            await self._stub.SetAlias(registry_pb2.SetAliasRequest(
+                model_name=model, alias=alias, version=int(version)), timeout=TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            raise_from_rpc_error(exc)
+            raise Unavailable("the registry did not answer", reason="REGISTRY_UNAVAILABLE"
+                              ) from None

@@ -1,0 +1,84 @@
+"""Issue #17: the rollout controller's evidence comes from observability's ComputePerformance.
+
+A real observability service (embedded store) with production records of two
+versions, some with actuals, some without, some outside the window, and one
+validation record; ``ObservabilityEvidence`` (serving's adapter) must count
+exactly the labeled production predictions of one version in the window and
+the right ones among them - the counts the sequential test runs on.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "observability"
+                       / "tests"))
+
+from obs_test_data import T0, log, log_actuals, record
+
+from modelplane.kit.server import running
+from modelplane.kit.settings import ServiceSettings
+from modelplane.observability.main import build
+from modelplane.observability.runtime import ObservabilityRuntime
+from modelplane.observability.settings import ObservabilitySettings
+from modelplane.observability.v1 import observability_pb2 as opb
+from modelplane.observability.v1 import observability_pb2_grpc as opb_grpc
+from modelplane.serving.rollout import Counts
+from modelplane.serving.rollout_adapters import ObservabilityEvidence
+
+PROD = opb.ENVIRONMENT_PRODUCTION
+
+
+@pytest.fixture(scope="module")
+async def observability(tmp_path_factory: pytest.TempPathFactory
+                        ) -> AsyncIterator[grpc.aio.Channel]:
+    tmp = tmp_path_factory.mktemp("rollout-obs")
+    svc = ServiceSettings.from_env("observability", {
+        "MODELPLANE_DATA_DIR": str(tmp), "MODELPLANE_AUTH": "off"}).with_listen("127.0.0.1:0")
+    settings = ObservabilitySettings(svc, http_addr="", monitor_tick_seconds=0)
+    rt = ObservabilityRuntime(settings)
+    spec, _ = build(settings, rt)
+    async with running(spec, svc) as server, \
+            grpc.aio.insecure_channel(server.address) as channel:
+        yield channel
+
+
+async def test_evidence_counts_labeled_production_predictions_of_one_version_in_the_window(
+        observability: grpc.aio.Channel) -> None:
+    stub = opb_grpc.ObservabilityServiceStub(observability)
+    records, actuals = [], []
+    # v1: 200 labeled in the window, 170 right; v2: 100 labeled, 90 right + 50 unlabeled
+    for version, n, right in (("1", 200, 170), ("2", 100, 90)):
+        for i in range(n):
+            pid = f"ro-{version}-{i}"
+            records.append(record(pid, "ro-model", version, PROD,
+                                  T0 + timedelta(seconds=i), {"x": float(i)}, 1))
+            actuals.append((pid, 1 if i < right else 0))
+    for i in range(50):
+        records.append(record(f"ro-2-unlabeled-{i}", "ro-model", "2", PROD,
+                              T0 + timedelta(seconds=i), {"x": 0.0}, 1))
+    # outside the window, or not production: never counted
+    for i in range(30):
+        for pid, env, t in ((f"ro-2-early-{i}", PROD, T0 - timedelta(hours=2)),
+                            (f"ro-2-validation-{i}", opb.ENVIRONMENT_VALIDATION, T0)):
+            records.append(record(pid, "ro-model", "2", env, t, {"x": 0.0}, 1))
+            actuals.append((pid, 1))
+    await log(stub, records)
+    await log_actuals(stub, actuals)
+
+    evidence = ObservabilityEvidence(observability)
+    start, end = T0 - timedelta(minutes=1), T0 + timedelta(hours=1)
+    assert await evidence.counts("ro-model", "1", start, end) == Counts(200, 170)
+    assert await evidence.counts("ro-model", "2", start, end) == Counts(100, 90)
+    # no records at all, and records without actuals: nothing to decide on, not an error
+    assert await evidence.counts("ro-model", "9", start, end) == Counts()
+    assert await evidence.counts("ro-model", "2", T0 - timedelta(days=9),
+                                 T0 - timedelta(days=8)) == Counts()
+    await log(stub, [record("ro-3-0", "ro-model", "3", PROD, T0, {"x": 0.0}, 1)])
+    assert await evidence.counts("ro-model", "3", start, end) == Counts()
