@@ -91,6 +91,12 @@ class DriftMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DRIFT_METHOD_WASSERSTEIN: _ClassVar[DriftMethod]
     DRIFT_METHOD_CHI_SQUARE: _ClassVar[DriftMethod]
 
+class AnalysisMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANALYSIS_MODE_UNSPECIFIED: _ClassVar[AnalysisMode]
+    ANALYSIS_MODE_EXACT: _ClassVar[AnalysisMode]
+    ANALYSIS_MODE_PROFILE: _ClassVar[AnalysisMode]
+
 class AttributionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ATTRIBUTION_METHOD_UNSPECIFIED: _ClassVar[AttributionMethod]
@@ -183,6 +189,9 @@ DRIFT_METHOD_KS: DriftMethod
 DRIFT_METHOD_JENSEN_SHANNON: DriftMethod
 DRIFT_METHOD_WASSERSTEIN: DriftMethod
 DRIFT_METHOD_CHI_SQUARE: DriftMethod
+ANALYSIS_MODE_UNSPECIFIED: AnalysisMode
+ANALYSIS_MODE_EXACT: AnalysisMode
+ANALYSIS_MODE_PROFILE: AnalysisMode
 ATTRIBUTION_METHOD_UNSPECIFIED: AttributionMethod
 ATTRIBUTION_METHOD_PERMUTATION: AttributionMethod
 ATTRIBUTION_METHOD_OCCLUSION: AttributionMethod
@@ -505,7 +514,7 @@ class PerformanceGroup(_message.Message):
     def __init__(self, window: _Optional[_Union[_types_pb2.TimeWindow, _Mapping]] = ..., slice: _Optional[_Union[Slice, _Mapping]] = ..., record_count: _Optional[int] = ..., labeled_count: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ...) -> None: ...
 
 class ComputePerformanceRequest(_message.Message):
-    __slots__ = ("filter", "metrics", "task", "positive_class", "average", "bucket", "slice_by", "slice_bins")
+    __slots__ = ("filter", "metrics", "task", "positive_class", "average", "bucket", "slice_by", "slice_bins", "mode")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -514,6 +523,7 @@ class ComputePerformanceRequest(_message.Message):
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     SLICE_BY_FIELD_NUMBER: _ClassVar[int]
     SLICE_BINS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     filter: EvaluationFilter
     metrics: _containers.RepeatedScalarFieldContainer[Metric]
     task: TaskType
@@ -522,19 +532,22 @@ class ComputePerformanceRequest(_message.Message):
     bucket: _duration_pb2.Duration
     slice_by: _containers.RepeatedCompositeFieldContainer[ColumnRef]
     slice_bins: int
-    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[Metric, str]]] = ..., task: _Optional[_Union[TaskType, str]] = ..., positive_class: _Optional[str] = ..., average: _Optional[_Union[ClassAverage, str]] = ..., bucket: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., slice_by: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., slice_bins: _Optional[int] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[Metric, str]]] = ..., task: _Optional[_Union[TaskType, str]] = ..., positive_class: _Optional[str] = ..., average: _Optional[_Union[ClassAverage, str]] = ..., bucket: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., slice_by: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., slice_bins: _Optional[int] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputePerformanceResponse(_message.Message):
-    __slots__ = ("task", "overall", "windows", "slices")
+    __slots__ = ("task", "overall", "windows", "slices", "mode")
     TASK_FIELD_NUMBER: _ClassVar[int]
     OVERALL_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     task: TaskType
     overall: PerformanceGroup
     windows: _containers.RepeatedCompositeFieldContainer[PerformanceGroup]
     slices: _containers.RepeatedCompositeFieldContainer[PerformanceGroup]
-    def __init__(self, task: _Optional[_Union[TaskType, str]] = ..., overall: _Optional[_Union[PerformanceGroup, _Mapping]] = ..., windows: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, task: _Optional[_Union[TaskType, str]] = ..., overall: _Optional[_Union[PerformanceGroup, _Mapping]] = ..., windows: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ReferenceData(_message.Message):
     __slots__ = ("filter", "baseline")
@@ -597,32 +610,40 @@ class ColumnDrift(_message.Message):
     def __init__(self, column: _Optional[_Union[ColumnRef, _Mapping]] = ..., kind: _Optional[_Union[ColumnKind, str]] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., statistics: _Optional[_Iterable[_Union[DriftStatistic, _Mapping]]] = ..., decision_method: _Optional[_Union[DriftMethod, str]] = ..., drifted: _Optional[bool] = ...) -> None: ...
 
 class ComputeDriftRequest(_message.Message):
-    __slots__ = ("current", "reference", "columns", "methods", "thresholds", "bins")
+    __slots__ = ("current", "reference", "columns", "methods", "thresholds", "bins", "mode")
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     BINS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     current: EvaluationFilter
     reference: ReferenceData
     columns: _containers.RepeatedCompositeFieldContainer[ColumnRef]
     methods: _containers.RepeatedScalarFieldContainer[DriftMethod]
     thresholds: DriftThresholds
     bins: int
-    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[DriftMethod, str]]] = ..., thresholds: _Optional[_Union[DriftThresholds, _Mapping]] = ..., bins: _Optional[int] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[DriftMethod, str]]] = ..., thresholds: _Optional[_Union[DriftThresholds, _Mapping]] = ..., bins: _Optional[int] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputeDriftResponse(_message.Message):
-    __slots__ = ("columns", "reference_count", "current_count", "drifted_share")
+    __slots__ = ("columns", "reference_count", "current_count", "drifted_share", "mode", "rank_error", "profile_buckets")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_COUNT_FIELD_NUMBER: _ClassVar[int]
     CURRENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     DRIFTED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RANK_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedCompositeFieldContainer[ColumnDrift]
     reference_count: int
     current_count: int
     drifted_share: float
-    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., drifted_share: _Optional[float] = ...) -> None: ...
+    mode: AnalysisMode
+    rank_error: float
+    profile_buckets: int
+    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., drifted_share: _Optional[float] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ..., rank_error: _Optional[float] = ..., profile_buckets: _Optional[int] = ...) -> None: ...
 
 class ComputeProxyPerformanceRequest(_message.Message):
     __slots__ = ("current", "reference", "positive_class", "bucket", "thresholds")
@@ -693,7 +714,7 @@ class SliceContribution(_message.Message):
     def __init__(self, slice: _Optional[_Union[Slice, _Mapping]] = ..., contribution: _Optional[float] = ..., contribution_share: _Optional[float] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., lift: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
 
 class ComputeRootCauseRequest(_message.Message):
-    __slots__ = ("current", "reference", "objective", "columns", "max_slices", "max_depth", "min_slice_size", "bins", "positive_class")
+    __slots__ = ("current", "reference", "objective", "columns", "max_slices", "max_depth", "min_slice_size", "bins", "positive_class", "mode")
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -703,6 +724,7 @@ class ComputeRootCauseRequest(_message.Message):
     MIN_SLICE_SIZE_FIELD_NUMBER: _ClassVar[int]
     BINS_FIELD_NUMBER: _ClassVar[int]
     POSITIVE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     current: EvaluationFilter
     reference: ReferenceData
     objective: RootCauseObjective
@@ -712,17 +734,20 @@ class ComputeRootCauseRequest(_message.Message):
     min_slice_size: int
     bins: int
     positive_class: str
-    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., objective: _Optional[_Union[RootCauseObjective, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., max_slices: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_slice_size: _Optional[int] = ..., bins: _Optional[int] = ..., positive_class: _Optional[str] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., objective: _Optional[_Union[RootCauseObjective, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., max_slices: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_slice_size: _Optional[int] = ..., bins: _Optional[int] = ..., positive_class: _Optional[str] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputeRootCauseResponse(_message.Message):
-    __slots__ = ("reference_value", "current_value", "slices")
+    __slots__ = ("reference_value", "current_value", "slices", "mode")
     REFERENCE_VALUE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_VALUE_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     reference_value: float
     current_value: float
     slices: _containers.RepeatedCompositeFieldContainer[SliceContribution]
-    def __init__(self, reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[SliceContribution, _Mapping]]] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[SliceContribution, _Mapping]]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class FeatureAttribution(_message.Message):
     __slots__ = ("feature", "value", "std")

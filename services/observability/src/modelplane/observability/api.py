@@ -18,7 +18,7 @@ from modelplane.api.v1 import types_pb2
 from modelplane.kit import paging
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
-from modelplane.observability.analysis_limits import RowBudget
+from modelplane.observability.analysis_limits import AnalysisMode, RowBudget
 from modelplane.observability.attribution import OCCLUSION
 from modelplane.observability.columnar import read_ipc
 from modelplane.observability.drift import DriftMethod, DriftThresholds
@@ -322,6 +322,15 @@ def group_to_pb(g: PerformanceGroup) -> pb.PerformanceGroup:
                                metrics=metrics_to_pb(g.metrics))
 
 
+def _analysis_mode(value: int) -> AnalysisMode:
+    try:
+        return AnalysisMode(value)
+    except ValueError:
+        raise InvalidArgument(f"mode: unknown analysis mode {value}",
+                              field_violations=[FieldViolation("mode", "unknown value")]
+                              ) from None
+
+
 def column_drift_to_pb(c: ColumnDriftResult) -> pb.ColumnDrift:
     return pb.ColumnDrift(
         column=column_to_pb(c.column), kind=_wire(pb.ColumnKind, c.kind),
@@ -560,11 +569,12 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             self._rt.evaluations.performance, f, [M.Metric(m) for m in request.metrics],
             M.TaskType(request.task), request.positive_class, M.ClassAverage(request.average),
             _duration(request.bucket, request.HasField("bucket")),
-            [column_from_pb(c) for c in request.slice_by], request.slice_bins or 4)
+            [column_from_pb(c) for c in request.slice_by], request.slice_bins or 4,
+            _analysis_mode(request.mode))
         return pb.ComputePerformanceResponse(
             task=_wire(pb.TaskType, rep.task), overall=group_to_pb(rep.overall),
             windows=[group_to_pb(g) for g in rep.windows],
-            slices=[group_to_pb(g) for g in rep.slices])
+            slices=[group_to_pb(g) for g in rep.slices], mode=_wire(pb.AnalysisMode, rep.mode))
 
     async def ComputeProxyPerformance(self, request: pb.ComputeProxyPerformanceRequest,
                                       context: Any) -> pb.ComputeProxyPerformanceResponse:
@@ -586,11 +596,14 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
         rep = await self._rt.analyses.run(
             self._rt.evaluations.drift, cur, ref, [column_from_pb(c) for c in request.columns],
             [DriftMethod(m) for m in request.methods], thresholds_from_pb(request.thresholds),
-            request.bins)
+            request.bins, _analysis_mode(request.mode))
         return pb.ComputeDriftResponse(columns=[column_drift_to_pb(c) for c in rep.columns],
                                        reference_count=rep.reference_count,
                                        current_count=rep.current_count,
-                                       drifted_share=rep.drifted_share)
+                                       drifted_share=rep.drifted_share,
+                                       mode=_wire(pb.AnalysisMode, rep.mode),
+                                       rank_error=rep.rank_error,
+                                       profile_buckets=rep.profile_buckets)
 
     async def ComputeRootCause(self, request: pb.ComputeRootCauseRequest, context: Any
                                ) -> pb.ComputeRootCauseResponse:
@@ -607,9 +620,10 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             self._rt.evaluations.root_cause, cur, ref, metric, col,
             [column_from_pb(c) for c in request.columns], request.max_slices or 10,
             request.max_depth or 2, request.min_slice_size or 30, request.bins or 4,
-            request.positive_class)
+            request.positive_class, _analysis_mode(request.mode))
         return pb.ComputeRootCauseResponse(
             reference_value=rep.reference_value, current_value=rep.current_value,
+            mode=_wire(pb.AnalysisMode, rep.mode),
             slices=[pb.SliceContribution(
                 slice=slice_to_pb(s.slice), contribution=s.contribution,
                 contribution_share=s.contribution_share, reference_count=s.reference_count,

@@ -22,7 +22,12 @@ import numpy as np
 
 from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from modelplane.observability import metrics as M
-from modelplane.observability.analysis_limits import DEFAULT_MAX_ANALYSIS_ROWS, RowBudget
+from modelplane.observability.analysis_limits import (
+    DEFAULT_EXACT_ROWS,
+    DEFAULT_MAX_ANALYSIS_ROWS,
+    AnalysisMode,
+    RowBudget,
+)
 from modelplane.observability.drift import (
     DriftMethod,
     DriftThresholds,
@@ -133,6 +138,7 @@ class PerformanceReport:
     overall: PerformanceGroup
     windows: list[PerformanceGroup]
     slices: list[PerformanceGroup]
+    mode: AnalysisMode = AnalysisMode.EXACT
 
 
 @dataclass
@@ -147,6 +153,11 @@ class DriftReport:
     columns: list[ColumnDriftResult]
     reference_count: int
     current_count: int
+    mode: AnalysisMode = AnalysisMode.EXACT
+    #: PROFILE: the sketches' normalized rank error ε
+    rank_error: float = 0.0
+    #: PROFILE: hourly profiles merged (both sides)
+    profile_buckets: int = 0
 
     @property
     def drifted_share(self) -> float:
@@ -195,6 +206,7 @@ class RootCauseReport:
     reference_value: float
     current_value: float
     slices: list[SliceContribution]
+    mode: AnalysisMode = AnalysisMode.EXACT
 
 
 @dataclass
@@ -296,9 +308,12 @@ class Evaluations:
                  clock: Callable[[], datetime] = utcnow,
                  max_rows: int = DEFAULT_MAX_ANALYSIS_ROWS, *,
                  models: ModelLoader | None = None,
-                 explain_budget: ExplainBudget | None = None) -> None:
+                 explain_budget: ExplainBudget | None = None,
+                 exact_rows: int = DEFAULT_EXACT_ROWS) -> None:
         self._store = store
         self._max_rows = max_rows
+        #: AUTO mode: windows with more records than this are answered from profiles
+        self.exact_rows = exact_rows
         self._catalogs = catalogs
         self._catalog_lock = catalog_lock
         self._executor = executor
@@ -400,11 +415,20 @@ class Evaluations:
 
     def load_reference(self, reference: Reference | None, current: EvaluationFilter,
                        path: str = "reference") -> tuple[Frame, Baseline | None]:
+        ref_filter, baseline, ref_path = self.reference_filter(reference, current, path)
+        frame, _ = self.load(ref_filter, ref_path)
+        return frame, baseline
+
+    def reference_filter(self, reference: Reference | None, current: EvaluationFilter,
+                         path: str = "reference"
+                         ) -> tuple[EvaluationFilter, Baseline | None, str]:
+        """The reference's filter (without reading records), its baseline if it
+        came from one, and the request path its errors are reported under."""
         if reference is not None and reference.filter is not None:
-            return self.load(reference.filter, f"{path}.filter")[0], None
+            return reference.filter, None, f"{path}.filter"
         if reference is not None and reference.baseline is not None:
             model, version = reference.baseline
-            baseline = self.get_baseline(model, version)
+            baseline = self._baseline_document(model, version)
         else:
             versions = current.versions
             if len(versions) != 1:
@@ -416,15 +440,27 @@ class Evaluations:
                     f"needs exactly one version in the current filter",
                     reason="REFERENCE_REQUIRED", metadata={"model": current.model})
             try:
-                baseline = self.get_baseline(current.model, versions[0])
+                baseline = self._baseline_document(current.model, versions[0])
             except NotFound:
                 raise FailedPrecondition(
                     f"{path}: unset, and model {current.model!r} version {versions[0]!r} has "
                     f"no baseline (SetBaseline, or pass a reference filter)",
                     reason="BASELINE_NOT_FOUND",
                     metadata={"model": current.model, "version": versions[0]}) from None
-        frame, _ = self.load(baseline.reference_filter(), f"{path}.baseline")
-        return frame, baseline
+        return baseline.reference_filter(), baseline, f"{path}.baseline"
+
+    def _baseline_document(self, model: str, version: str) -> Baseline:
+        """A stored baseline without its record count (get_baseline reads that)."""
+        if not model:
+            raise _bad("model", "required")
+        if not version:
+            raise _bad("version", "required")
+        doc = self._store.get_document("baseline", f"{model}\x1f{version}")
+        if doc is None:
+            raise NotFound(f"model {model!r} version {version!r} has no baseline",
+                           reason="BASELINE_NOT_FOUND", metadata={"model": model,
+                                                                 "version": version})
+        return Baseline.from_dict(doc)
 
     # -- performance --------------------------------------------------------
 
@@ -456,9 +492,17 @@ class Evaluations:
                     task: M.TaskType = M.TaskType.UNSPECIFIED, positive: str = "",
                     average: M.ClassAverage = M.ClassAverage.UNSPECIFIED,
                     bucket: timedelta | None = None, slice_by: Sequence[ColumnRef] = (),
-                    slice_bins: int = 4) -> PerformanceReport:
+                    slice_bins: int = 4, mode: AnalysisMode = AnalysisMode.UNSPECIFIED
+                    ) -> PerformanceReport:
         if bucket is not None and bucket <= timedelta(0):
             raise _bad("bucket", "must be positive")
+        if mode is not AnalysisMode.EXACT:
+            from modelplane.observability.profile_analysis import profile_performance
+
+            report = profile_performance(self, f, metrics, task, positive, average, bucket,
+                                         slice_by, mode)
+            if report is not None:
+                return report
         frame, catalog = self.load(f)
         task = infer_task(frame, catalog, task)
         ms = self._check_metrics(metrics, task, "metrics")
@@ -516,9 +560,17 @@ class Evaluations:
 
     def drift(self, current: EvaluationFilter, reference: Reference | None = None,
               columns: Sequence[ColumnRef] = (), methods: Sequence[DriftMethod] = (),
-              thresholds: DriftThresholds = DEFAULT_THRESHOLDS, bins: int = 10) -> DriftReport:
+              thresholds: DriftThresholds = DEFAULT_THRESHOLDS, bins: int = 10,
+              mode: AnalysisMode = AnalysisMode.UNSPECIFIED) -> DriftReport:
         if bins < 0 or bins > 1000:
             raise _bad("bins", "must be between 1 and 1000 (0 = 10)")
+        if mode is not AnalysisMode.EXACT:
+            from modelplane.observability.profile_analysis import profile_drift
+
+            report = profile_drift(self, current, reference, columns, methods, thresholds,
+                                   bins or 10, mode)
+            if report is not None:
+                return report
         cur, catalog = self.load(current, "current")
         ref, _ = self.load_reference(reference, current)
         cols = self._drift_columns(catalog, columns, current.model, "columns")
@@ -582,8 +634,16 @@ class Evaluations:
     def root_cause(self, current: EvaluationFilter, reference: Reference | None = None,
                    metric: M.Metric | None = None, drift_column: ColumnRef | None = None,
                    columns: Sequence[ColumnRef] = (), max_slices: int = 10, max_depth: int = 2,
-                   min_slice_size: int = 30, bins: int = 4, positive: str = ""
-                   ) -> RootCauseReport:
+                   min_slice_size: int = 30, bins: int = 4, positive: str = "",
+                   mode: AnalysisMode = AnalysisMode.UNSPECIFIED) -> RootCauseReport:
+        if mode is not AnalysisMode.EXACT:
+            from modelplane.observability.profile_analysis import profile_root_cause
+
+            report = profile_root_cause(self, current, reference, metric, drift_column,
+                                        columns, max_slices, max_depth, min_slice_size,
+                                        positive, mode)
+            if report is not None:
+                return report
         cur, catalog = self.load(current, "current")
         ref, _ = self.load_reference(reference, current)
         return self.root_cause_of(ref, cur, catalog, current.model, metric, drift_column,

@@ -242,3 +242,56 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, metrics: Sequence
         else:
             out[metric] = None
     return out
+
+
+def confusion_metrics(cells: Mapping[tuple[str, str], int], score_keys: Sequence[str],
+                      metrics: Sequence[Metric], positive: str | None = None,
+                      average: ClassAverage = ClassAverage.UNSPECIFIED
+                      ) -> dict[Metric, float | None]:
+    """:func:`classification_metrics` from counts of (predicted, actual) pairs: the
+    same accuracy, precision, recall and F1 (same classes, positive class and
+    average); ROC AUC and log loss need the scores, so they are None."""
+    cells = {k: v for k, v in cells.items() if v > 0}
+    n = sum(cells.values())
+    if n == 0:
+        return {m: None for m in metrics}
+    label_classes = sorted({c for pair in cells for c in pair})
+    classes = sorted(set(label_classes) | set(score_keys))
+    if positive is None:
+        positive = default_positive(label_classes, dict.fromkeys(score_keys, _NONE))
+    if average is ClassAverage.UNSPECIFIED:
+        average = ClassAverage.BINARY if len(classes) <= 2 else ClassAverage.MACRO
+    tp = np.array([cells.get((c, c), 0) for c in label_classes], dtype=float)
+    fp = np.array([sum(v for (p, a), v in cells.items() if p == c and a != c)
+                   for c in label_classes], dtype=float)
+    fn = np.array([sum(v for (p, a), v in cells.items() if a == c and p != c)
+                   for c in label_classes], dtype=float)
+    if average is ClassAverage.BINARY:
+        i = label_classes.index(positive) if positive in label_classes else None
+        t_p, f_p, f_n = (tp[i], fp[i], fn[i]) if i is not None else (0.0, 0.0, 0.0)
+        prf = (t_p / (t_p + f_p) if t_p + f_p else 0.0, t_p / (t_p + f_n) if t_p + f_n else 0.0,
+               2 * t_p / (2 * t_p + f_p + f_n) if t_p + f_p + f_n else 0.0)
+    elif average is ClassAverage.MICRO:
+        tps, fps, fns = tp.sum(), fp.sum(), fn.sum()
+        prf = (tps / (tps + fps) if tps + fps else 0.0, tps / (tps + fns) if tps + fns else 0.0,
+               2 * tps / (2 * tps + fps + fns) if tps + fps + fns else 0.0)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prec_c = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+            rec_c = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+            f1_c = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        if average is ClassAverage.WEIGHTED:
+            support = tp + fn
+            w = support / support.sum() if support.sum() else np.zeros_like(support)
+            prf = (float(prec_c @ w), float(rec_c @ w), float(f1_c @ w))
+        else:
+            prf = (float(prec_c.mean()), float(rec_c.mean()), float(f1_c.mean()))
+    out: dict[Metric, float | None] = {}
+    for metric in metrics:
+        if metric is Metric.ACCURACY:
+            out[metric] = float(tp.sum() / n)
+        elif metric in (Metric.PRECISION, Metric.RECALL, Metric.F1):
+            out[metric] = float(prf[(Metric.PRECISION, Metric.RECALL, Metric.F1).index(metric)])
+        else:
+            out[metric] = None
+    return out

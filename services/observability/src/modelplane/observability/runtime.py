@@ -68,7 +68,8 @@ class ObservabilityRuntime:
                                        settings.ingest_writers)
         self.evaluations = Evaluations(self.store, self.catalogs, self.catalog_lock,
                                        self.executor, clock, settings.max_analysis_rows,
-                                       explain_budget=settings.explain_budget)
+                                       explain_budget=settings.explain_budget,
+                                       exact_rows=settings.exact_rows)
         #: one per process: the compute RPCs and the dashboard's pages share its slots
         self.analyses = AnalysisGate(settings.max_concurrent_analyses,
                                      settings.max_analysis_rows,

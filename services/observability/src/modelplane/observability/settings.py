@@ -19,6 +19,7 @@
 | ``MODELPLANE_OBSERVABILITY_MAX_CONCURRENT_ANALYSES`` | ``4`` | compute RPCs and dashboard pages computing at once in one process; past it ``RESOURCE_EXHAUSTED`` |
 | ``MODELPLANE_OBSERVABILITY_ANALYSIS_WAIT_SECONDS`` | ``2`` | how long a call waits for a free slot before that refusal |
 | ``MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS`` | ``5000000`` | evaluation-store rows one analysis may read (current and reference together); past it ``RESOURCE_EXHAUSTED`` |
+| ``MODELPLANE_OBSERVABILITY_EXACT_ROWS`` | ``200000`` | analyses in automatic mode answer from the per-hour profiles when a side holds more records than this (and no predicate narrows it); else from the records |
 | ``MODELPLANE_OBSERVABILITY_EXPLAIN_MODELS`` | ``registry`` | ExplainPredictions loads the version that made the predictions from the registry (``MODELPLANE_REGISTRY_TARGET``); ``off`` = surrogate only (no model code in this process) |
 | ``MODELPLANE_OBSERVABILITY_EXPLAIN_BACKGROUND_ROWS`` | ``100`` | baseline records sampled as the permutation explainer's background |
 | ``MODELPLANE_OBSERVABILITY_EXPLAIN_MAX_ROWS`` | ``100`` | records one call explains by permutation SHAP (TreeSHAP: the request's max_records) |
@@ -34,6 +35,7 @@ from pathlib import Path
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.analysis_limits import (
     DEFAULT_ANALYSIS_WAIT_SECONDS,
+    DEFAULT_EXACT_ROWS,
     DEFAULT_MAX_ANALYSIS_ROWS,
     DEFAULT_MAX_CONCURRENT_ANALYSES,
 )
@@ -74,6 +76,7 @@ class ObservabilitySettings:
     max_concurrent_analyses: int = DEFAULT_MAX_CONCURRENT_ANALYSES
     analysis_wait_seconds: float = DEFAULT_ANALYSIS_WAIT_SECONDS
     max_analysis_rows: int = DEFAULT_MAX_ANALYSIS_ROWS
+    exact_rows: int = DEFAULT_EXACT_ROWS
     explain_models: bool = True
     explain_background_rows: int = 100
     explain_max_rows: int = 100
@@ -117,6 +120,7 @@ class ObservabilitySettings:
                                         or DEFAULT_ANALYSIS_WAIT_SECONDS),
             max_analysis_rows=_at_least_one(service, "MAX_ANALYSIS_ROWS",
                                             DEFAULT_MAX_ANALYSIS_ROWS),
+            exact_rows=_at_least_one(service, "EXACT_ROWS", DEFAULT_EXACT_ROWS),
             explain_models=(service.env("EXPLAIN_MODELS", "registry") or "registry").lower()
             not in ("off", "none", "false", "0"),
             explain_background_rows=_at_least_one(service, "EXPLAIN_BACKGROUND_ROWS", 100),

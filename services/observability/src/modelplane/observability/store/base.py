@@ -60,8 +60,28 @@ RECORD_COLUMNS = ("prediction_id", "model", "version", "environment", "predictio
 
 #: One encoded record, in RECORD_COLUMNS order (JSON columns as text).
 RecordRow = tuple[Any, ...]
+#: Confusion cell counts of one hour: bucket start µs, slice source (0 = every record,
+#: 1 feature, 2 tag), slice column, slice value, predicted label, actual label, count.
+ConfusionRow = tuple[int, int, str, str, str, str, int]
 #: One encoded actual: prediction_id, label, number, actual_time.
 ActualRow = tuple[str, str | None, float | None, datetime]
+
+
+RECORD_ARROW_SCHEMA = pa.schema([
+    ("prediction_id", pa.string()), ("model", pa.string()), ("version", pa.string()),
+    ("environment", pa.int16()), ("prediction_time", pa.timestamp("us", tz="UTC")),
+    ("features", pa.string()), ("prediction_label", pa.string()),
+    ("prediction_number", pa.float64()), ("scores", pa.string()), ("tags", pa.string()),
+    ("trace_id", pa.string()), ("latency_us", pa.int64()), ("attributions", pa.string()),
+])
+
+
+def record_rows_table(rows: Sequence[RecordRow]) -> pa.Table:
+    """Encoded rows as an Arrow table of RECORD_COLUMNS."""
+    columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [() for _ in RECORD_COLUMNS]
+    return pa.Table.from_arrays(
+        [pa.array(list(col), type=RECORD_ARROW_SCHEMA.field(i).type)
+         for i, col in enumerate(columns)], schema=RECORD_ARROW_SCHEMA)
 
 
 def _clean_number(value: float) -> float | None:
@@ -434,6 +454,20 @@ def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
     )
 
 
+def profile_bounds(window: TimeWindow) -> tuple[int | None, int | None]:
+    """The bucket starts (µs) of a window's profile rows: [lo, hi). A profile
+    bucket is an hour, so the window is widened to whole hours: the bucket that
+    holds the window's start is in, and every bucket that starts before its end."""
+    from modelplane.observability.profiles import HOUR_US
+
+    lo = hi = None
+    if window.start is not None:
+        lo = to_us(window.start) // HOUR_US * HOUR_US
+    if window.end is not None:
+        hi = to_us(window.end)
+    return lo, hi
+
+
 def alert_filter(placeholder: str, model: str | None, monitor_id: str | None,
                  state: int | None) -> tuple[str, list[Any]]:
     """The condition and bound values of an alert listing, for either store's
@@ -636,6 +670,25 @@ class EvaluationStore(AlertStore):
     @abstractmethod
     def scan(self, spec: ScanSpec) -> bytes:
         """NDJSON of the matching records (see the module docstring)."""
+
+    @abstractmethod
+    def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
+        """(bucket start µs, profile bytes) of the profiles in ``spec``'s model,
+        versions, environment and window (widened to whole hours, see
+        :func:`profile_bounds`); ``spec``'s other fields are not used."""
+
+    @abstractmethod
+    def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:
+        """Confusion counts of classification records with an actual, per hour and
+        per value of each categorical feature and tag (and for every record, source
+        0), in the profiles' window; kept at ingest, whichever of a record and its
+        actual comes last, and moved by a changed actual (not by a re-sent one)."""
+
+    @abstractmethod
+    def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
+        """Records counted by the profiles :meth:`profile_rows` would return, and
+        records of the same hours that no profile counts (stored before profiles
+        were kept: a store opened for the first time by this version marks them)."""
 
     @abstractmethod
     def model_of(self, prediction_id: str) -> str | None: ...

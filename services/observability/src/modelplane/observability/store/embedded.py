@@ -16,11 +16,12 @@ from typing import Any
 import pyarrow as pa
 
 from modelplane.observability.columnar import ColumnarBatch, record_table
+from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
-    RECORD_COLUMNS,
     ActualRow,
     Catalog,
+    ConfusionRow,
     DeliveryState,
     EvaluationStore,
     ModelSummary,
@@ -29,6 +30,8 @@ from modelplane.observability.store.base import (
     ScanSpec,
     WebhookDelivery,
     alert_filter,
+    profile_bounds,
+    record_rows_table,
     to_us,
 )
 
@@ -49,6 +52,23 @@ CREATE TABLE IF NOT EXISTS obs_records (
     attributions JSON
 );
 CREATE INDEX IF NOT EXISTS obs_records_model_time ON obs_records (model, prediction_time);
+CREATE TABLE IF NOT EXISTS obs_profiles (
+    model VARCHAR, version VARCHAR, environment SMALLINT, bucket_start BIGINT,
+    record_count BIGINT NOT NULL, profile BLOB NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start)
+);
+CREATE TABLE IF NOT EXISTS obs_profile_gaps (
+    model VARCHAR, version VARCHAR, environment SMALLINT, bucket_start BIGINT,
+    missing BIGINT NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start)
+);
+CREATE TABLE IF NOT EXISTS obs_confusion (
+    model VARCHAR, version VARCHAR, environment SMALLINT, bucket_start BIGINT,
+    source SMALLINT, name VARCHAR, value VARCHAR, predicted VARCHAR, actual VARCHAR,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start, source, name, value, predicted,
+                 actual)
+);
 CREATE TABLE IF NOT EXISTS obs_actuals (
     prediction_id VARCHAR PRIMARY KEY,
     label VARCHAR,
@@ -89,13 +109,31 @@ FROM obs_documents WHERE kind = 'alert' ORDER BY seq;
 DELETE FROM obs_documents WHERE kind = 'alert';
 """
 
-_ARROW_SCHEMA = pa.schema([
-    ("prediction_id", pa.string()), ("model", pa.string()), ("version", pa.string()),
-    ("environment", pa.int16()), ("prediction_time", pa.timestamp("us", tz="UTC")),
-    ("features", pa.string()), ("prediction_label", pa.string()),
-    ("prediction_number", pa.float64()), ("scores", pa.string()), ("tags", pa.string()),
-    ("trace_id", pa.string()), ("latency_us", pa.int64()), ("attributions", pa.string()),
-])
+
+#: Confusion cells of the records in ``obs_confusion_delta`` (prediction id, actual
+#: label, +1 / -1) added to the stored counts: per hour, for every record (source
+#: 0) and per value of each categorical feature (1) and tag (2) of the model;
+#: classification models only (their prediction is not numeric).
+_CONFUSION_DELTA = """
+INSERT INTO obs_confusion
+SELECT r.model, r.version, r.environment,
+       epoch_us(r.prediction_time) // 3600000000 * 3600000000,
+       sl.source, sl.name, sl.value, r.prediction_label, d.label, sum(d.d)
+FROM obs_confusion_delta d
+JOIN obs_records r ON r.prediction_id = d.prediction_id
+JOIN obs_columns p ON p.model = r.model AND p.source = 3 AND p.name = '' AND p.kind <> 1
+CROSS JOIN LATERAL (
+    SELECT 0::SMALLINT AS source, '' AS name, '' AS value
+    UNION ALL
+    SELECT c.source, c.name, json_extract_string(
+        CASE WHEN c.source = 1 THEN r.features ELSE r.tags END,
+        '/' || replace(replace(c.name, '~', '~0'), '/', '~1'))
+    FROM obs_columns c WHERE c.model = r.model AND c.source IN (1, 2) AND c.kind IN (2, 3)
+) sl
+WHERE sl.value IS NOT NULL AND r.prediction_label IS NOT NULL AND d.label IS NOT NULL
+GROUP BY ALL
+ON CONFLICT DO UPDATE SET n = n + excluded.n
+"""
 
 _SCAN_SELECT = """
 SELECT json_object(
@@ -119,7 +157,17 @@ class EmbeddedStore(EvaluationStore):
 
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(self._path))
+        had_profiles = self._conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'obs_profiles'"
+        ).fetchall()[0][0]
         self._conn.execute(_SCHEMA)
+        if not had_profiles:
+            # A store written before profiles were kept: its records are in no
+            # profile; their hours are marked, so profiles never answer for them.
+            self._conn.execute(
+                "INSERT INTO obs_profile_gaps SELECT model, version, environment, "
+                "epoch_us(prediction_time) // 3600000000 * 3600000000, count(*) "
+                "FROM obs_records GROUP BY ALL").fetchall()
         if self._conn.execute("SELECT count(*) FROM obs_documents WHERE kind = 'alert'"
                               ).fetchall()[0][0]:
             self._conn.execute(_MIGRATE_ALERTS)
@@ -149,27 +197,20 @@ class EmbeddedStore(EvaluationStore):
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
         if not rows and not new_columns:
             return 0
-        columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [() for _ in RECORD_COLUMNS]
-        stage = pa.Table.from_arrays(
-            [pa.array(list(col), type=_ARROW_SCHEMA.field(i).type)
-             for i, col in enumerate(columns)], schema=_ARROW_SCHEMA)
+        stage = record_rows_table(rows)
         with self._lock:
             self._conn.register("obs_stage", stage)
             self._conn.execute("BEGIN")
             try:
                 self._save_columns(new_columns)
-                before = self._conn.execute("SELECT count(*) FROM obs_records").fetchall()[0][0]
-                self._conn.execute(
-                    "INSERT INTO obs_records SELECT s.* FROM obs_stage s "
-                    "ANTI JOIN obs_records r ON r.prediction_id = s.prediction_id").fetchall()
-                after = self._conn.execute("SELECT count(*) FROM obs_records").fetchall()[0][0]
+                stored = self._insert_fresh("obs_stage")
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             finally:
                 self._conn.unregister("obs_stage")
-        return int(after - before)
+        return stored
 
     def write_columnar(self, batch: ColumnarBatch) -> int:
         if batch.table.num_rows == 0 and not batch.new_columns:
@@ -181,12 +222,7 @@ class EmbeddedStore(EvaluationStore):
             self._conn.execute("BEGIN")
             try:
                 self._save_columns(batch.new_columns)
-                stored = 0
-                if stage.num_rows:
-                    stored = self._conn.execute(
-                        "INSERT INTO obs_records SELECT s.* FROM obs_stage_columnar s "
-                        "ANTI JOIN obs_records r ON r.prediction_id = s.prediction_id"
-                    ).fetchall()[0][0]
+                stored = self._insert_fresh("obs_stage_columnar") if stage.num_rows else 0
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -194,6 +230,118 @@ class EmbeddedStore(EvaluationStore):
             finally:
                 self._conn.unregister("obs_stage_columnar")
         return int(stored)
+
+    def _insert_fresh(self, stage: str) -> int:
+        """Insert the staged rows whose prediction id is new and merge their profile
+        into the buckets' profiles (in the caller's transaction, under the store lock):
+        a record sent again is neither stored nor counted twice."""
+        fresh = self._conn.sql(
+            f"SELECT s.* FROM {stage} s ANTI JOIN obs_records r "  # fixed names
+            "ON r.prediction_id = s.prediction_id").to_arrow_table()
+        if not fresh.num_rows:
+            return 0
+        self._conn.register("obs_stage_fresh", fresh)
+        try:
+            self._conn.execute("INSERT INTO obs_records SELECT * FROM obs_stage_fresh").fetchall()
+        finally:
+            self._conn.unregister("obs_stage_fresh")
+        self._merge_profiles(build_profiles(fresh))
+        # Actuals that came before their records count now (once: the record is new).
+        self._add_confusion("SELECT s.prediction_id, a.label, 1 AS d FROM obs_stage_fresh s "
+                            "JOIN obs_actuals a ON a.prediction_id = s.prediction_id", fresh)
+        return int(fresh.num_rows)
+
+    def _add_confusion(self, delta_sql: str, fresh: pa.Table | None = None) -> None:
+        if fresh is not None:
+            self._conn.register("obs_stage_fresh", fresh)
+        try:
+            self._conn.execute("CREATE OR REPLACE TEMP TABLE obs_confusion_delta AS "
+                               + delta_sql).fetchall()
+            if self._conn.execute("SELECT count(*) FROM obs_confusion_delta").fetchall()[0][0]:
+                self._conn.execute(_CONFUSION_DELTA).fetchall()
+            self._conn.execute("DROP TABLE obs_confusion_delta")
+        finally:
+            if fresh is not None:
+                self._conn.unregister("obs_stage_fresh")
+
+    def _merge_profiles(self, profiles: dict[ProfileKey, Profile]) -> None:
+        """Merge into the stored bucket profiles: one read of the touched buckets, one
+        upsert (a statement a bucket costs milliseconds when a batch spans weeks)."""
+        if not profiles:
+            return
+        keys = sorted(profiles)
+        key_table = pa.table({
+            "model": pa.array([k[0] for k in keys], pa.string()),
+            "version": pa.array([k[1] for k in keys], pa.string()),
+            "environment": pa.array([k[2] for k in keys], pa.int16()),
+            "bucket_start": pa.array([k[3] for k in keys], pa.int64())})
+        self._conn.register("obs_stage_profile_keys", key_table)
+        try:
+            stored = self._conn.execute(
+                "SELECT p.model, p.version, p.environment, p.bucket_start, p.profile "
+                "FROM obs_profiles p JOIN obs_stage_profile_keys k USING "
+                "(model, version, environment, bucket_start)").fetchall()
+        finally:
+            self._conn.unregister("obs_stage_profile_keys")
+        for model, version, env, bucket, blob in stored:
+            key = (model, version, int(env), int(bucket))
+            merged = Profile.from_bytes(bytes(blob))
+            merged.merge(profiles[key])
+            profiles[key] = merged
+        blobs = [profiles[k].to_bytes() for k in keys]
+        upsert = key_table.append_column(
+            "record_count", pa.array([profiles[k].records for k in keys], pa.int64())
+        ).append_column("profile", pa.array(blobs, pa.binary()))
+        self._conn.register("obs_stage_profiles", upsert)
+        try:
+            self._conn.execute("INSERT OR REPLACE INTO obs_profiles SELECT * FROM "
+                               "obs_stage_profiles").fetchall()
+        finally:
+            self._conn.unregister("obs_stage_profiles")
+
+    def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
+        where, params = self._profile_where(spec)
+        with self._lock:
+            rows = self._conn.execute("SELECT bucket_start, profile FROM obs_profiles WHERE "
+                                      + where + " ORDER BY bucket_start", params).fetchall()
+        return [(int(b), bytes(p)) for b, p in rows]
+
+    def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
+        where, params = self._profile_where(spec)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT (SELECT coalesce(sum(record_count), 0) FROM obs_profiles WHERE "
+                + where + "), (SELECT coalesce(sum(missing), 0) FROM obs_profile_gaps WHERE "
+                + where + ")", params + params).fetchall()
+        return int(rows[0][0]), int(rows[0][1])
+
+    def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:
+        where, params = self._profile_where(spec)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT bucket_start, source, name, value, predicted, actual, sum(n) "
+                "FROM obs_confusion WHERE " + where + " GROUP BY ALL HAVING sum(n) > 0",
+                params).fetchall()
+        return [(int(b), int(s), n, v, p, a, int(c)) for b, s, n, v, p, a, c in rows]
+
+    @staticmethod
+    def _profile_where(spec: ScanSpec) -> tuple[str, list[Any]]:
+        where = ["model = ?"]
+        params: list[Any] = [spec.model]
+        if spec.versions:
+            where.append("version IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(spec.versions))
+        if spec.environment != Environment.UNSPECIFIED:
+            where.append("environment = ?")
+            params.append(int(spec.environment))
+        lo, hi = profile_bounds(spec.window)
+        if lo is not None:
+            where.append("bucket_start >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("bucket_start < ?")
+            params.append(hi)
+        return " AND ".join(where), params
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
@@ -216,6 +364,15 @@ class EmbeddedStore(EvaluationStore):
                 unmatched = self._conn.execute(
                     "SELECT count(*) FROM obs_stage_actuals s ANTI JOIN obs_records r "
                     "ON r.prediction_id = s.prediction_id").fetchall()[0][0]
+                # The confusion counts move by the change only: +1 at the new label,
+                # -1 at the old one; an actual sent again with its label moves nothing.
+                self._add_confusion(
+                    "SELECT s.prediction_id, s.label, 1 AS d FROM obs_stage_actuals s "
+                    "LEFT JOIN obs_actuals a ON a.prediction_id = s.prediction_id "
+                    "WHERE a.label IS DISTINCT FROM s.label "
+                    "UNION ALL SELECT a.prediction_id, a.label, -1 FROM obs_stage_actuals s "
+                    "JOIN obs_actuals a ON a.prediction_id = s.prediction_id "
+                    "WHERE a.label IS DISTINCT FROM s.label")
                 self._conn.execute(
                     "INSERT INTO obs_actuals SELECT * FROM obs_stage_actuals "
                     "ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, "

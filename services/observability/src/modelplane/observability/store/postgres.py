@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,11 +42,13 @@ import pyarrow.csv as pa_csv
 
 from modelplane.kit.pgschema import lock_schema
 from modelplane.observability.columnar import ColumnarBatch, record_table
+from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
     RECORD_COLUMNS,
     ActualRow,
     Catalog,
+    ConfusionRow,
     DeliveryState,
     EvaluationStore,
     ModelSummary,
@@ -54,6 +57,8 @@ from modelplane.observability.store.base import (
     ScanSpec,
     WebhookDelivery,
     alert_filter,
+    profile_bounds,
+    record_rows_table,
 )
 
 _SCHEMA = """
@@ -77,6 +82,37 @@ CREATE TABLE IF NOT EXISTS obs_record_ids (
     prediction_id text PRIMARY KEY,
     model text NOT NULL,
     prediction_time timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS obs_profiles (
+    model text NOT NULL,
+    version text NOT NULL,
+    environment smallint NOT NULL,
+    bucket_start bigint NOT NULL,
+    record_count bigint NOT NULL,
+    profile bytea NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start)
+);
+CREATE TABLE IF NOT EXISTS obs_profile_gaps (
+    model text NOT NULL,
+    version text NOT NULL,
+    environment smallint NOT NULL,
+    bucket_start bigint NOT NULL,
+    missing bigint NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start)
+);
+CREATE TABLE IF NOT EXISTS obs_confusion (
+    model text NOT NULL,
+    version text NOT NULL,
+    environment smallint NOT NULL,
+    bucket_start bigint NOT NULL,
+    source smallint NOT NULL,
+    name text NOT NULL,
+    value text NOT NULL,
+    predicted text NOT NULL,
+    actual text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (model, version, environment, bucket_start, source, name, value, predicted,
+                 actual)
 );
 CREATE TABLE IF NOT EXISTS obs_actuals (
     prediction_id text PRIMARY KEY,
@@ -157,6 +193,80 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 
 
+#: Confusion cells of the records in the temp table ``obs_confusion_delta``
+#: (prediction id, actual label, +1 / -1) added to the stored counts (see the
+#: embedded store's twin): the record is found by its id in ``obs_record_ids``,
+#: then by (model, time, id) in the partitioned table. Rows go in key order
+#: (C collation), so concurrent upserts of the same cells wait, not deadlock.
+_CONFUSION_DELTA = """
+WITH base AS MATERIALIZED (
+    SELECT r.model, r.version, r.environment,
+           floor(extract(epoch FROM r.prediction_time) / 3600)::bigint * 3600000000 AS bucket,
+           r.prediction_label AS p, d.label AS a, d.d, r.features, r.tags
+    FROM obs_confusion_delta d
+    -- one index lookup a delta row (OFFSET 0 keeps the planner from turning these
+    -- into hash joins that read every id and every partition)
+    CROSS JOIN LATERAL (SELECT i.model, i.prediction_time FROM obs_record_ids i
+                        WHERE i.prediction_id = d.prediction_id OFFSET 0) i
+    CROSS JOIN LATERAL (SELECT * FROM obs_records r WHERE r.model = i.model
+                        AND r.prediction_time = i.prediction_time
+                        AND r.prediction_id = d.prediction_id OFFSET 0) r
+    WHERE d.label IS NOT NULL AND r.prediction_label IS NOT NULL
+      AND EXISTS (SELECT 1 FROM obs_columns p WHERE p.model = r.model AND p.source = 3
+                  AND p.name = '' AND p.kind <> 1)
+), cols AS MATERIALIZED (
+    SELECT model, source, name FROM obs_columns WHERE source IN (1, 2) AND kind IN (2, 3)
+), cells AS (
+    SELECT model, version, environment, bucket, 0::smallint AS source, ''::text AS name,
+           ''::text AS value, p, a, d FROM base
+    UNION ALL
+    SELECT b.model, b.version, b.environment, b.bucket, c.source, c.name,
+           CASE WHEN c.source = 1 THEN b.features ->> c.name ELSE b.tags ->> c.name END,
+           b.p, b.a, b.d
+    FROM base b JOIN cols c ON c.model = b.model
+)
+INSERT INTO obs_confusion
+SELECT model, version, environment, bucket, source, name, value, p, a, sum(d)
+FROM cells WHERE value IS NOT NULL
+GROUP BY model, version, environment, bucket, source, name, value, p, a
+ORDER BY model COLLATE "C", version COLLATE "C", environment, bucket, source,
+         name COLLATE "C", value COLLATE "C", p COLLATE "C", a COLLATE "C"
+ON CONFLICT (model, version, environment, bucket_start, source, name, value, predicted, actual)
+DO UPDATE SET n = obs_confusion.n + excluded.n
+"""
+_CONFUSION_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS obs_confusion_delta "
+                    "(prediction_id text, label text, d integer) ON COMMIT DELETE ROWS")
+#: Advisory lock class of the record / actual pairing, and its slots (by id hash).
+_PAIRING_LOCK = 0x0B5C
+_PAIRING_SLOTS = 64
+
+
+def _pairing_slots(ids: Any) -> list[int]:
+    """The lock slots of these prediction ids, sorted (every writer locks in order)."""
+    return sorted({zlib.crc32(i.encode()) % _PAIRING_SLOTS for i in ids})
+
+
+def _add_confusion(cur: Any, delta_sql: str, params: Any = ()) -> None:
+    cur.execute(_CONFUSION_STAGE)
+    cur.execute("INSERT INTO obs_confusion_delta " + delta_sql, params)
+    if cur.rowcount:
+        cur.execute("SET LOCAL work_mem = '64MB'")  # the grouping sort, in memory
+        cur.execute(_CONFUSION_DELTA)
+    cur.execute("DELETE FROM obs_confusion_delta")
+
+
+def _records_confusion(cur: Any, ids: list[str]) -> None:
+    """Confusion of new records whose actual came first. Takes the pairing slots of
+    the ids in SHARE mode (record writers do not wait for each other) after the
+    records are written: an actual writer holds its slots EXCLUSIVE from before it
+    looks for records until it commits, so either it saw these records (they
+    committed first) or this statement, run once it has committed, sees its actuals."""
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s, s) FROM unnest(%s::int[]) s",
+                [_PAIRING_LOCK, _pairing_slots(ids)])
+    _add_confusion(cur, "SELECT a.prediction_id, a.label, 1 FROM obs_actuals a "
+                        "WHERE a.prediction_id = ANY(%s)", [ids])
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CLAIM_IDS = ("INSERT INTO obs_record_ids (prediction_id, model, prediction_time) "
               "SELECT i, m, timestamptz 'epoch' + t * interval '1 microsecond' "
@@ -208,6 +318,61 @@ def _next_month(t: datetime) -> datetime:
     return datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=UTC)
 
 
+def _profile_where(spec: ScanSpec) -> tuple[str, list[Any]]:
+    where = ["model = %s"]
+    params: list[Any] = [spec.model]
+    if spec.versions:
+        where.append("version = ANY(%s)")
+        params.append(list(spec.versions))
+    if spec.environment != Environment.UNSPECIFIED:
+        where.append("environment = %s")
+        params.append(int(spec.environment))
+    lo, hi = profile_bounds(spec.window)
+    if lo is not None:
+        where.append("bucket_start >= %s")
+        params.append(lo)
+    if hi is not None:
+        where.append("bucket_start < %s")
+        params.append(hi)
+    return " AND ".join(where), params
+
+
+def _merge_profiles(cur: Any, profiles: dict[ProfileKey, Profile]) -> None:
+    """Merge a batch's profiles into the stored ones, in the transaction that stored
+    the batch's new records (so they count once, and only if the records commit).
+
+    Replicas ingesting at once: the bucket rows are created if missing (ON CONFLICT
+    DO NOTHING), then locked (FOR UPDATE), read, merged here and written back; the
+    lock holds until commit, so a concurrent merge into the same bucket waits and
+    then reads this one's result. Every writer creates and locks rows in the same
+    order (by key, C collation = Python's code point order), so two batches that
+    touch the same buckets cannot deadlock on them; this is the last step of the
+    write, so the lock is held for the merge and the commit only."""
+    if not profiles:
+        return
+    keys = sorted(profiles)
+    cols = [[k[i] for k in keys] for i in range(4)]
+    cur.execute(
+        "INSERT INTO obs_profiles SELECT m, v, e, b, 0, ''::bytea "
+        "FROM unnest(%s::text[], %s::text[], %s::smallint[], %s::bigint[]) "
+        "WITH ORDINALITY AS u(m, v, e, b, o) ORDER BY o ON CONFLICT DO NOTHING", cols)
+    cur.execute(
+        "SELECT p.model, p.version, p.environment, p.bucket_start, p.profile "
+        "FROM obs_profiles p JOIN unnest(%s::text[], %s::text[], %s::smallint[], "
+        "%s::bigint[]) AS u(m, v, e, b) ON p.model = u.m AND p.version = u.v "
+        "AND p.environment = u.e AND p.bucket_start = u.b "
+        "ORDER BY p.model COLLATE \"C\", p.version COLLATE \"C\", p.environment, "
+        "p.bucket_start FOR UPDATE OF p", cols)
+    merged = []
+    for model, version, env, bucket, blob in cur.fetchall():
+        key = (model, version, int(env), int(bucket))
+        stored = Profile.from_bytes(bytes(blob))
+        stored.merge(profiles[key])
+        merged.append((stored.records, stored.to_bytes(), *key))
+    cur.executemany("UPDATE obs_profiles SET record_count = %s, profile = %s WHERE model = %s "
+                    "AND version = %s AND environment = %s AND bucket_start = %s", merged)
+
+
 class PostgresStore(EvaluationStore):
     def __init__(self, url: str, pool_size: int = 4) -> None:
         self._url = url
@@ -230,7 +395,17 @@ class PostgresStore(EvaluationStore):
                                     kwargs={"autocommit": True}, configure=configure)
         with self._pool.connection() as conn, conn.transaction():
             lock_schema(conn, "observability")
+            row = conn.execute("SELECT to_regclass('obs_profiles') IS NOT NULL").fetchone()
+            had_profiles = bool(row and row[0])
             conn.execute(_SCHEMA)
+            if not had_profiles:
+                # A store written before profiles were kept (under the schema lock,
+                # once): its records are in no profile; their hours are marked, so
+                # profiles never answer for them.
+                conn.execute(
+                    "INSERT INTO obs_profile_gaps SELECT model, version, environment, "
+                    "floor(extract(epoch FROM prediction_time) / 3600)::bigint * 3600000000, "
+                    "count(*) FROM obs_records GROUP BY 1, 2, 3, 4")
             rows = conn.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'obs_records'"
@@ -300,12 +475,14 @@ class PostgresStore(EvaluationStore):
                     fresh = {r[0] for r in cur.fetchall()}
                 if not fresh:
                     return 0
+                fresh_rows = [row for row in rows if row[0] in fresh]
                 with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
                               ) as copy:
                     write = copy.write_row
-                    for row in rows:
-                        if row[0] in fresh:
-                            write(row)
+                    for row in fresh_rows:
+                        write(row)
+                _merge_profiles(cur, build_profiles(record_rows_table(fresh_rows)))
+                _records_confusion(cur, [r[0] for r in fresh_rows])
                 return len(fresh)
 
     def write_columnar(self, batch: ColumnarBatch) -> int:
@@ -341,17 +518,33 @@ class PostgresStore(EvaluationStore):
                     with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) "
                                   f"FROM STDIN (FORMAT csv)") as copy:
                         copy.write(memoryview(_csv(records)))
+                    _merge_profiles(cur, build_profiles(records))
+                    _records_confusion(cur, records.column("prediction_id").to_pylist())
                 return int(records.num_rows)
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
             return 0, 0, 0
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # Exclusive pairing slots first (see _records_confusion): the old labels
+            # read below stay the stored ones until this commits.
+            cur.execute("SELECT pg_advisory_xact_lock(%s, s) FROM unnest(%s::int[]) s",
+                        [_PAIRING_LOCK, _pairing_slots(r[0] for r in rows)])
             cur.execute(_STAGE_ACTUALS)
             with cur.copy("COPY obs_stage_actuals (prediction_id, label, number, actual_time) "
                           "FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # The confusion counts move by the change only: +1 at the new label, -1
+            # at the old one; an actual sent again with its label moves nothing.
+            _add_confusion(cur, """
+                SELECT s.prediction_id, s.label, 1 FROM obs_stage_actuals s
+                LEFT JOIN obs_actuals a ON a.prediction_id = s.prediction_id
+                WHERE a.label IS DISTINCT FROM s.label
+                UNION ALL
+                SELECT a.prediction_id, a.label, -1 FROM obs_stage_actuals s
+                JOIN obs_actuals a ON a.prediction_id = s.prediction_id
+                WHERE a.label IS DISTINCT FROM s.label""")
             cur.execute("SELECT count(*) FROM obs_stage_actuals s WHERE NOT EXISTS "
                         "(SELECT 1 FROM obs_record_ids r WHERE r.prediction_id = s.prediction_id)")
             unmatched = cur.fetchone()[0]  # type: ignore[index]
@@ -403,6 +596,31 @@ class PostgresStore(EvaluationStore):
                 for data in copy:
                     chunks.append(bytes(data))
         return b"".join(chunks)
+
+    def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
+        where, params = _profile_where(spec)
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT bucket_start, profile FROM obs_profiles WHERE "
+                                + where + " ORDER BY bucket_start", params).fetchall()
+        return [(int(b), bytes(p)) for b, p in rows]
+
+    def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:
+        where, params = _profile_where(spec)
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT bucket_start, source, name, value, predicted, actual, sum(n) "
+                "FROM obs_confusion WHERE " + where + " GROUP BY 1, 2, 3, 4, 5, 6 "
+                "HAVING sum(n) > 0", params).fetchall()
+        return [(int(b), int(s), n, v, p, a, int(c)) for b, s, n, v, p, a, c in rows]
+
+    def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
+        where, params = _profile_where(spec)
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT (SELECT coalesce(sum(record_count), 0) FROM obs_profiles WHERE "
+                + where + "), (SELECT coalesce(sum(missing), 0) FROM obs_profile_gaps WHERE "
+                + where + ")", params + params).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def model_of(self, prediction_id: str) -> str | None:
         with self._pool.connection() as conn:

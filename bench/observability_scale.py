@@ -1,0 +1,288 @@
+"""The evaluation store at production volume (#15): import, then each analysis timed.
+
+    uv run python bench/observability_scale.py                       # 120k records, embedded
+    uv run python bench/observability_scale.py --records 1200000 --stores embedded postgres
+    uv run python bench/observability_scale.py --records 10000000 --skip-exact   # the target
+
+Generates ``--records`` classification records over 28 days (no downloads):
+six numeric features (``amount``, ``age``, ``tenure``, ``balance``, ``clicks``,
+``hour``) and the categorical ``city``; a logistic "model" predicts fraud; the
+actual agrees with the prediction 90 % of the time. From the midpoint on,
+Porto's amounts grow 4x and its actuals disagree half the time: the slice
+root cause should name first.
+
+Each store (``embedded`` DuckDB under a temporary directory; ``postgres`` a
+fresh database on ``MODELPLANE_TEST_POSTGRES`` or ``--postgres``) gets the
+records through the service's columnar ingest (``RecordIngestor.write_columnar``,
+what ``LogRecords`` with ``arrow_ipc`` runs, profiles included) and the actuals
+through ``write_actuals``. Then, second half against first half:
+
+* drift in automatic mode (profiles past ``--exact-rows``) and in PROFILE mode;
+* drift, root cause (accuracy, by city / amount / age), performance by day and
+  by city, and the dashboard's model page, all on the exact path (they read
+  the records), unless ``--skip-exact``.
+
+Prints each time, the mode that answered, the peak RSS after each step
+(``resource.getrusage``: a process-wide peak, so the profile-mode steps run
+first) and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+DAYS = 28
+CITIES = ["lisbon", "porto", "madrid", "paris", "berlin", "rome"]
+SHIFTED = "porto"
+MODEL = "fraud"
+CHUNK = 100_000
+
+
+def generate(lo: int, hi: int, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Records lo..hi of n (their times in that share of the 28 days, so the whole is
+    in time order): made chunk by chunk, so the generator's memory stays small and
+    the peak RSS is the store's and the analyses'; the same chunk comes out the same
+    for its actuals."""
+    rng = np.random.default_rng(lo)
+    span = DAYS * 86_400_000_000
+    t0 = int(T0.timestamp() * 1e6)
+    t_us = np.sort(rng.integers(span * lo // n, span * hi // n, hi - lo)) + t0
+    m = hi - lo
+    city = rng.choice(CITIES, m, p=[0.25, 0.15, 0.2, 0.2, 0.1, 0.1])
+    late = t_us >= t0 + span // 2
+    shifted = late & (city == SHIFTED)
+    amount = rng.lognormal(3.5, 1.0, m) * np.where(shifted, 4.0, 1.0)
+    cols = {
+        "amount": amount, "age": rng.normal(42, 12, m), "tenure": rng.exponential(3.0, m),
+        "balance": rng.normal(1500, 600, m), "clicks": rng.poisson(4, m).astype(np.float64),
+        "hour": ((t_us // 3_600_000_000) % 24).astype(np.float64), "city": city,
+    }
+    logit = 0.8 * (np.log(amount) - 3.5) - 0.02 * (cols["age"] - 42) - 1.0
+    p = 1 / (1 + np.exp(-logit))
+    pred = (p > 0.5).astype(np.int64)
+    agree = rng.random(m) < np.where(shifted, 0.5, 0.9)
+    actual = np.where(agree, pred, 1 - pred)
+    cols["_p"], cols["_pred"], cols["_t"] = p, pred, t_us
+    return cols, actual
+
+
+def arrow_chunk(cols: dict[str, np.ndarray], lo: int, hi: int, run: str) -> pa.Table:
+    """The chunk's records in the columnar contract (``cols`` are the chunk's)."""
+    n = hi - lo
+    out: dict[str, Any] = {
+        "prediction_id": pa.array([f"{run}-{i}" for i in range(lo, hi)], pa.string()),
+        "model": pa.array([MODEL] * n, pa.string()),
+        "version": pa.array(["1"] * n, pa.string()),
+        "environment": pa.array(np.full(n, 3, np.int8)),
+        "prediction_time": pa.array(cols["_t"]).cast(pa.timestamp("us", tz="UTC")),
+        "prediction": pa.array(cols["_pred"]),
+        "score.1": pa.array(cols["_p"]),
+    }
+    for name, values in cols.items():
+        if not name.startswith("_"):
+            out[f"feature.{name}"] = pa.array(values.tolist() if values.dtype == object
+                                              or values.dtype.kind == "U" else values)
+    return pa.table(out)
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def timed(label: str, fn: Callable[[], Any]) -> Any:
+    t = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t
+    mode = getattr(out, "mode", None)
+    extra = f"  mode {mode.name}" if mode is not None else ""
+    print(f"  {label:40s} {dt:8.2f} s{extra}  peak RSS {rss_mb():7.0f} MB  ({load()})",
+          flush=True)
+    return out
+
+
+def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
+                postgres: str | None, workdir: Path) -> None:
+    from modelplane.kit.settings import ServiceSettings
+    from modelplane.observability import metrics as M
+    try:
+        from modelplane.observability.analysis_limits import AnalysisMode
+    except ImportError:  # main before #15 (PYTHONPATH=<its src>): the exact path only
+        AnalysisMode = None  # type: ignore[assignment,misc]
+    from modelplane.observability.evaluations import Reference
+    from modelplane.observability.records import (
+        Actual,
+        ColumnRef,
+        ColumnSource,
+        Environment,
+        EvaluationFilter,
+        TimeWindow,
+    )
+    from modelplane.observability.runtime import ObservabilityRuntime
+    from modelplane.observability.settings import ObservabilitySettings
+
+    db = None
+    if backend == "postgres":
+        import psycopg
+
+        from modelplane.kit.pytest_plugin import postgres_url
+
+        assert postgres
+        name = f"mp_obs_scale_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        db = postgres_url(postgres, name)
+    svc = ServiceSettings.from_env("observability", {
+        "MODELPLANE_DATA_DIR": str(workdir / backend), "MODELPLANE_AUTH": "off"})
+    extra: dict[str, Any] = {} if AnalysisMode is None else {"exact_rows": exact_rows}
+    settings = ObservabilitySettings(svc, database_url=db, http_addr=None,
+                                     monitor_tick_seconds=0,
+                                     max_analysis_rows=max(5_000_000, 2 * n), **extra)
+    rt = ObservabilityRuntime(settings)
+    rt.store.open()
+    try:
+        print(f"{backend}: {n} records over {DAYS} days ({load()})", flush=True)
+        run = uuid.uuid4().hex[:6]
+        t = time.perf_counter()
+        stored = 0
+        for lo in range(0, n, CHUNK):
+            hi = min(lo + CHUNK, n)
+            cols, _ = generate(lo, hi, n)
+            stored += rt.ingestor.write_columnar(arrow_chunk(cols, lo, hi, run)).accepted
+        dt = time.perf_counter() - t
+        what = "(main: no profiles)" if AnalysisMode is None else "(with profiles)    "
+        print(f"  import records {what} {dt:8.2f} s  {stored / dt:9.0f} rec/s  "
+              f"peak RSS {rss_mb():7.0f} MB  ({load()})", flush=True)
+        t = time.perf_counter()
+        for lo in range(0, n, CHUNK):
+            hi = min(lo + CHUNK, n)
+            _, actual = generate(lo, hi, n)
+            rt.ingestor.write_actuals([Actual(f"{run}-{lo + i}", int(a))
+                                       for i, a in enumerate(actual.tolist())])
+        dt = time.perf_counter() - t
+        print(f"  import actuals (with confusion counts) {dt:6.2f} s  {n / dt:9.0f} act/s",
+              flush=True)
+        ev = rt.evaluations
+        mid = T0 + timedelta(days=DAYS / 2)
+        cur = EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION,
+                               TimeWindow(mid, T0 + timedelta(days=DAYS)))
+        ref = Reference(filter=EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION,
+                                                TimeWindow(T0, mid)))
+        if AnalysisMode is None:
+            timed("drift (main's exact path)", lambda: ev.drift(cur, ref))
+            exact_steps(rt, cur, ref)
+            return
+        rep = timed("drift, automatic mode", lambda: ev.drift(cur, ref))
+        prof = timed("drift, PROFILE mode", lambda: ev.drift(cur, ref,
+                                                             mode=AnalysisMode.PROFILE))
+        amount = next(c for c in prof.columns if c.column.name == "amount")
+        print(f"    amount: drifted {amount.drift.drifted}, profile buckets "
+              f"{prof.profile_buckets}, rank error {prof.rank_error:.4f}; automatic "
+              f"answered {rep.mode.name}")
+        timed("performance by day and city, automatic", lambda: ev.performance(
+            EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION), bucket=timedelta(days=1),
+            slice_by=[ColumnRef(ColumnSource.FEATURE, "city")]))
+        timed("performance by day and city, PROFILE", lambda: ev.performance(
+            EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION), bucket=timedelta(days=1),
+            slice_by=[ColumnRef(ColumnSource.FEATURE, "city")], mode=AnalysisMode.PROFILE))
+        city = [ColumnRef(ColumnSource.FEATURE, "city")]
+        for label, mode in (("automatic", AnalysisMode.UNSPECIFIED),
+                            ("PROFILE", AnalysisMode.PROFILE)):
+            rc = timed(f"root cause by city, {label}", lambda mode=mode: ev.root_cause(
+                cur, ref, metric=M.Metric.ACCURACY, columns=city, max_depth=1, mode=mode))
+            first = rc.slices[0].display_name if rc.slices else "(none)"
+            print(f"    first slice: {first}; names the shifted slice first: "
+                  f"{SHIFTED in first}")
+        if skip_exact:
+            return
+        exact = timed("drift, EXACT mode (main's path)",
+                      lambda: ev.drift(cur, ref, mode=AnalysisMode.EXACT))
+        for e in exact.columns:
+            p = next(c for c in prof.columns if c.column == e.column)
+            stats = ", ".join(
+                f"{s.method.name} {s.value:.4f}/{q.value:.4f}" for s in e.drift.statistics
+                if (q := p.drift.statistic(s.method)) is not None)
+            print(f"    {e.column!s:10s} exact/profile: {stats}")
+        exact_steps(rt, cur, ref)
+    finally:
+        rt.store.close()
+        rt.executor.shutdown()
+        if db is not None:
+            import psycopg
+
+            with psycopg.connect(postgres, autocommit=True) as conn:  # type: ignore[arg-type]
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def exact_steps(rt: Any, cur: Any, ref: Any) -> None:
+    """Root cause, performance and the dashboard page: the exact path (the records)."""
+    from modelplane.observability import metrics as M
+    from modelplane.observability.dashboard import build_model_view
+    from modelplane.observability.records import (
+        ColumnRef,
+        ColumnSource,
+        Environment,
+        EvaluationFilter,
+    )
+
+    try:
+        from modelplane.observability.analysis_limits import AnalysisMode
+    except ImportError:  # main before #15
+        AnalysisMode = None  # type: ignore[assignment,misc]
+    ev = rt.evaluations
+    by = [ColumnRef(ColumnSource.FEATURE, c) for c in ("city", "amount", "age")]
+    rc = timed("root cause (accuracy), exact", lambda: ev.root_cause(
+        cur, ref, metric=M.Metric.ACCURACY, columns=by, max_depth=1))
+    first = rc.slices[0].display_name if rc.slices else "(none)"
+    print(f"    first slice: {first}; names the shifted slice first: "
+          f"{SHIFTED in first}")
+    exact = {} if AnalysisMode is None else {"mode": AnalysisMode.EXACT}
+    timed("performance by day and city, exact", lambda: ev.performance(
+        EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION), bucket=timedelta(days=1),
+        slice_by=[ColumnRef(ColumnSource.FEATURE, "city")], **exact))
+    timed("dashboard model page", lambda: build_model_view(rt, MODEL))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=120_000)
+    ap.add_argument("--stores", nargs="+", default=["embedded"],
+                    choices=["embedded", "postgres"])
+    ap.add_argument("--postgres", default=os.environ.get("MODELPLANE_TEST_POSTGRES"),
+                    help="server DSN (a database is created on it); default "
+                         "$MODELPLANE_TEST_POSTGRES")
+    ap.add_argument("--exact-rows", type=int, default=200_000,
+                    help="MODELPLANE_OBSERVABILITY_EXACT_ROWS for the automatic mode")
+    ap.add_argument("--skip-exact", action="store_true",
+                    help="only the profile-mode analyses (the exact path reads every record)")
+    args = ap.parse_args()
+    if "postgres" in args.stores and not args.postgres:
+        ap.error("postgres: set MODELPLANE_TEST_POSTGRES or --postgres")
+    threading.current_thread().name = "bench"
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.stores:
+            bench_store(backend, args.records, args.exact_rows, args.skip_exact,
+                        args.postgres, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
