@@ -76,6 +76,7 @@ from modelplane.serving.rollout import (
     Rollout,
     RolloutEvent,
     RolloutState,
+    SliceCounts,
     decide,
     validate,
 )
@@ -93,6 +94,11 @@ class EvidenceSource(Protocol):
                      end: datetime) -> Counts:
         """Predictions of ``model`` ``version`` in [start, end) with an actual, and
         how many were right. Raises Unavailable when it cannot tell."""
+        ...
+
+    async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
+                           feature: str) -> dict[str, Counts]:
+        """The same counts per value of the categorical ``feature``."""
         ...
 
 
@@ -382,25 +388,35 @@ class Rollouts:
             except Exception:
                 log.exception("rollout %s: the controller's look failed", r.name)
 
-    async def _counts(self, r: Rollout, now: datetime) -> tuple[Counts, Counts, str]:
+    async def _counts(self, r: Rollout, now: datetime
+                      ) -> tuple[Counts, Counts, SliceCounts, str]:
         if self.evidence is None:
-            return Counts(), Counts(), " (no observability peer is configured)"
+            return Counts(), Counts(), {}, " (no observability peer is configured)"
+        source = self.evidence
         start = r.start_time or now
         try:
             champion, challenger = await asyncio.gather(
-                self.evidence.counts(r.model, r.champion_version, start, now),
-                self.evidence.counts(r.model, r.challenger_version, start, now))
+                source.counts(r.model, r.champion_version, start, now),
+                source.counts(r.model, r.challenger_version, start, now))
+            slices: SliceCounts = {}
+            for c in r.analysis.slices:  # one call per side and slice check
+                zero = Counts()
+                old, new = await asyncio.gather(
+                    source.slice_counts(r.model, r.champion_version, start, now, c.feature),
+                    source.slice_counts(r.model, r.challenger_version, start, now, c.feature))
+                slices[c.feature] = {v: (old.get(v, zero), new.get(v, zero))
+                                     for v in sorted(set(old) | set(new))}
         except ModelplaneError as exc:  # said in the state message; the rule waits
-            return Counts(), Counts(), f" (observability: {exc.message} [{exc.reason}])"
-        return champion, challenger, ""
+            return Counts(), Counts(), {}, f" (observability: {exc.message} [{exc.reason}])"
+        return champion, challenger, slices, ""
 
     async def _look(self, r: Rollout) -> None:
         if await asyncio.to_thread(self.store.get, r.deployment) is None:
             raise NotFound(f"deployment {r.deployment!r} was deleted",
                            reason="DEPLOYMENT_NOT_FOUND", metadata={"deployment": r.deployment})
         now = self._clock()
-        champion, challenger, note = await self._counts(r, now)
-        d = decide(r, champion, challenger, now)
+        champion, challenger, slices, note = await self._counts(r, now)
+        d = decide(r, champion, challenger, now, slices)
         actor = self.actor
         if d.action is Action.WAIT:
             kind = d.kind + ("!" if note else "")
