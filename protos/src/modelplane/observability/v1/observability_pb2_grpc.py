@@ -149,6 +149,11 @@ class ObservabilityServiceStub:
                 request_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.WatchAlertsRequest.SerializeToString,
                 response_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.FromString,
                 _registered_method=True)
+        self.RaiseAlert = channel.unary_unary(
+                '/modelplane.observability.v1.ObservabilityService/RaiseAlert',
+                request_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.RaiseAlertRequest.SerializeToString,
+                response_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.FromString,
+                _registered_method=True)
 
 
 class ObservabilityServiceServicer:
@@ -326,6 +331,18 @@ class ObservabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RaiseAlert(self, request, context):
+        """--- alerts raised by other services (issue #17) ---
+
+        Raise a FIRING alert on behalf of another part of the platform (e.g.
+        serving's rollout controller on a roll back), not a monitor. Idempotent:
+        the same source and idempotency_key give the same alert, raised once.
+        It shows in ListAlerts and WatchAlerts like a monitor's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObservabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -437,6 +454,11 @@ def add_ObservabilityServiceServicer_to_server(servicer, server):
             'WatchAlerts': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchAlerts,
                     request_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.SerializeToString,
+            ),
+            'RaiseAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.RaiseAlert,
+                    request_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.RaiseAlertRequest.FromString,
                     response_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.SerializeToString,
             ),
     }
@@ -1037,6 +1059,33 @@ class ObservabilityService:
             target,
             '/modelplane.observability.v1.ObservabilityService/WatchAlerts',
             modelplane_dot_observability_dot_v1_dot_observability__pb2.WatchAlertsRequest.SerializeToString,
+            modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RaiseAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.observability.v1.ObservabilityService/RaiseAlert',
+            modelplane_dot_observability_dot_v1_dot_observability__pb2.RaiseAlertRequest.SerializeToString,
             modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.FromString,
             options,
             channel_credentials,

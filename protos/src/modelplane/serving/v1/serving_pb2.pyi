@@ -44,6 +44,7 @@ class RolloutEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLLOUT_EVENT_TYPE_ROLLED_BACK: _ClassVar[RolloutEventType]
     ROLLOUT_EVENT_TYPE_ABORTED: _ClassVar[RolloutEventType]
     ROLLOUT_EVENT_TYPE_FAILED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_ALERT: _ClassVar[RolloutEventType]
 
 class EnsembleMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -93,6 +94,7 @@ ROLLOUT_EVENT_TYPE_PROMOTED: RolloutEventType
 ROLLOUT_EVENT_TYPE_ROLLED_BACK: RolloutEventType
 ROLLOUT_EVENT_TYPE_ABORTED: RolloutEventType
 ROLLOUT_EVENT_TYPE_FAILED: RolloutEventType
+ROLLOUT_EVENT_TYPE_ALERT: RolloutEventType
 ENSEMBLE_METHOD_UNSPECIFIED: EnsembleMethod
 ENSEMBLE_METHOD_AVERAGE: EnsembleMethod
 ENSEMBLE_METHOD_VOTE: EnsembleMethod

@@ -93,6 +93,7 @@ class EventType(str, Enum):
     ROLLED_BACK = "ROLLED_BACK"
     ABORTED = "ABORTED"
     FAILED = "FAILED"
+    ALERT = "ALERT"
 
 
 class Action(str, Enum):
@@ -198,6 +199,8 @@ class Rollout:
     evidence: Evidence | None = None
     #: the kind of the last WAITING event, so a wait is recorded once, not every tick
     wait_kind: str = ""
+    #: set by a roll back until observability has the alert: its idempotency key
+    alert_key: str = ""
     create_time: datetime | None = None
     update_time: datetime | None = None
     revision: int = 0
@@ -242,7 +245,7 @@ class Rollout:
             challenger_version=d.get("challenger_version", ""),
             champion_version=d.get("champion_version", ""), model=d.get("model", ""),
             evidence=evidence_from_dict(ev),
-            wait_kind=d.get("wait_kind", ""),
+            wait_kind=d.get("wait_kind", ""), alert_key=d.get("alert_key", ""),
             create_time=_time(d.get("create_time")), update_time=_time(d.get("update_time")),
             revision=int(d.get("revision", 0)))
 

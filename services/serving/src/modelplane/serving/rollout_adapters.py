@@ -5,7 +5,8 @@ the correct ones with ``ComputePerformance`` (accuracy x labeled count) over the
 rollout's window, production records only. :class:`RegistryAliasMover` moves the
 champion alias with the registry's ``SetAlias`` under serving's own identity, so
 the registry's gate decides (a version without a PASS validation is refused; no
-override reason is ever sent).
+override reason is ever sent). :class:`ObservabilityAlerts` raises a roll back's
+alert with observability's ``RaiseAlert`` (idempotent by its key).
 """
 
 from __future__ import annotations
@@ -83,6 +84,20 @@ def _group_counts(g: obs.PerformanceGroup) -> Counts:
     if not labeled or accuracy is None:
         return Counts()
     return Counts(labeled, round(accuracy * labeled))
+
+
+class ObservabilityAlerts:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = obs_grpc.ObservabilityServiceStub(channel)
+
+    async def raise_alert(self, source: str, model: str, version: str, message: str,
+                          idempotency_key: str) -> None:
+        try:
+            await self._stub.RaiseAlert(obs.RaiseAlertRequest(
+                source=source, model=model, version=version, message=message,
+                idempotency_key=idempotency_key), timeout=TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            raise_from_rpc_error(exc)
 
 
 class RegistryAliasMover:
