@@ -207,7 +207,7 @@ class RolloutEvidence(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., champion_labeled: _Optional[int] = ..., champion_value: _Optional[float] = ..., challenger_labeled: _Optional[int] = ..., challenger_value: _Optional[float] = ..., difference: _Optional[float] = ..., likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ..., step_labeled: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[RolloutSliceEvidence, _Mapping]]] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("name", "deployment", "challenger", "champion_alias", "steps", "analysis", "state", "state_message", "current_step", "step_start_time", "challenger_version", "champion_version", "evidence", "create_time", "update_time", "revision")
+    __slots__ = ("name", "deployment", "challenger", "champion_alias", "steps", "analysis", "state", "state_message", "current_step", "step_start_time", "challenger_version", "champion_version", "evidence", "create_time", "update_time", "revision", "model")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     CHALLENGER_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +224,7 @@ class Rollout(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     deployment: str
     challenger: ModelTarget
@@ -240,7 +241,8 @@ class Rollout(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     revision: int
-    def __init__(self, name: _Optional[str] = ..., deployment: _Optional[str] = ..., challenger: _Optional[_Union[ModelTarget, _Mapping]] = ..., champion_alias: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[RolloutStep, _Mapping]]] = ..., analysis: _Optional[_Union[RolloutAnalysis, _Mapping]] = ..., state: _Optional[_Union[RolloutState, str]] = ..., state_message: _Optional[str] = ..., current_step: _Optional[int] = ..., step_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., challenger_version: _Optional[str] = ..., champion_version: _Optional[str] = ..., evidence: _Optional[_Union[RolloutEvidence, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+    model: str
+    def __init__(self, name: _Optional[str] = ..., deployment: _Optional[str] = ..., challenger: _Optional[_Union[ModelTarget, _Mapping]] = ..., champion_alias: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[RolloutStep, _Mapping]]] = ..., analysis: _Optional[_Union[RolloutAnalysis, _Mapping]] = ..., state: _Optional[_Union[RolloutState, str]] = ..., state_message: _Optional[str] = ..., current_step: _Optional[int] = ..., step_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., challenger_version: _Optional[str] = ..., champion_version: _Optional[str] = ..., evidence: _Optional[_Union[RolloutEvidence, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
 
 class RolloutEvent(_message.Message):
     __slots__ = ("rollout", "sequence", "time", "type", "state", "step", "weight", "message", "actor", "evidence")

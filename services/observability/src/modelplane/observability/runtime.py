@@ -87,6 +87,11 @@ class ObservabilityRuntime:
         self._http: Any = None
         self.http_port: int | None = None
         self._registry_channel: Any = None
+        self._serving_channel: Any = None
+        from modelplane.observability.adapters.serving import ServingRollouts
+
+        #: serving's rollouts for the dashboard (a channel is made at start, if configured)
+        self.serving = ServingRollouts(None)
 
     async def start(self) -> None:
         if self.settings.explain_models:
@@ -102,6 +107,8 @@ class ObservabilityRuntime:
         if self.settings.monitor_tick_seconds > 0:
             self._tasks.append(asyncio.create_task(
                 self.monitors.run(self.settings.monitor_tick_seconds, self.lease)))
+        if self.settings.serving_target:
+            self._start_serving_channel(self.settings.serving_target)
         if self.settings.http_addr:
             await self._start_http(self.settings.http_addr)
         from modelplane.observability.ops_metrics import COLLECTOR
@@ -119,6 +126,15 @@ class ObservabilityRuntime:
         self.evaluations.models = RegistryModelLoader(
             self._registry_channel, asyncio.get_running_loop(), svc.data_dir / "models",
             api_key=svc.api_key, cache_size=self.settings.explain_model_cache)
+
+    def _start_serving_channel(self, target: str) -> None:
+        """Serving's rollouts for the dashboard's rollout pages (optional: the pages say
+        when serving is not configured or not reachable)."""
+        from modelplane.kit.clients import channel
+        from modelplane.observability.adapters.serving import ServingRollouts
+
+        self._serving_channel = channel(target, self.settings.service)
+        self.serving = ServingRollouts(self._serving_channel, target)
 
     async def _start_http(self, addr: str) -> None:
         import uvicorn
@@ -162,6 +178,9 @@ class ObservabilityRuntime:
         if self._registry_channel is not None:
             with contextlib.suppress(Exception):
                 await self._registry_channel.close()
+        if self._serving_channel is not None:
+            with contextlib.suppress(Exception):
+                await self._serving_channel.close()
         with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
             await asyncio.to_thread(self.lease.release)
         await asyncio.to_thread(self.store.close)

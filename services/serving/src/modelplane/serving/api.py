@@ -244,7 +244,7 @@ def rollout_out(r: Rollout) -> pb.Rollout:
         current_step=r.current_step, step_start_time=_ts(r.step_start_time),
         challenger_version=r.challenger_version, champion_version=r.champion_version,
         evidence=evidence_out(r.evidence), create_time=_ts(r.create_time),
-        update_time=_ts(r.update_time), revision=r.revision)
+        update_time=_ts(r.update_time), revision=r.revision, model=r.model)
 
 
 def event_out(e: RolloutEvent) -> pb.RolloutEvent:
