@@ -21,6 +21,17 @@ undecided. Scenarios:
 For contrast, the same A/A streams are judged by a fixed-sample one-sided
 z-test looked at after every tick ("peeking"), which is what a script that
 re-checks a dashboard does: its false promotion rate is far above alpha.
+
+Then the per-slice check (``SliceCheck("city", margin, min_labeled=30)``): the
+same requests spread over five cities with shares 35/25/20/12/8 %, steps held
+15 ticks (and 50 samples) each, each city value tested at alpha / k:
+
+* A/A with slices, margins 0 - every roll back is an error (overall or by a
+  city); the slice roll backs alone should be at most alpha;
+* worse in one city only - the challenger is 0.30 worse in the 20 % city
+  (paris) and as good elsewhere (0.06 worse overall), overall margin 0.05, city
+  margin 0.05: it should be rolled back, and before the 50 % step; the same
+  streams without the slice check for contrast.
 """
 
 from __future__ import annotations
@@ -34,7 +45,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from modelplane.serving.deployment import ModelTarget
-from modelplane.serving.rollout import Action, Analysis, Counts, Rollout, RolloutStep, decide
+from modelplane.serving.rollout import (
+    Action,
+    Analysis,
+    Counts,
+    Rollout,
+    RolloutStep,
+    SliceCheck,
+    SliceCounts,
+    decide,
+)
 
 PER_TICK = 200
 MAX_TICKS = 300
@@ -71,6 +91,79 @@ def simulate(rng: np.random.Generator, p0: float, p1: float, analysis: Analysis
             r = replace(r, current_step=r.current_step + 1, step_start_time=now,
                         step_start_labeled=n1)
     return "undecided", peeked
+
+
+CITIES = {"berlin": 0.35, "lyon": 0.25, "paris": 0.20, "oslo": 0.12, "rome": 0.08}
+SLICE_STEP_TICKS = 15
+
+
+def simulate_slices(rng: np.random.Generator, p0: float, p1: dict[str, float],
+                    analysis: Analysis) -> tuple[str, int, bool]:
+    """One rollout over cities: (outcome, step it ended at, rolled back by a slice)."""
+    steps = tuple(RolloutStep(w, SLICE_STEP_TICKS * TICK.total_seconds(), 50)
+                  for w in (5, 25, 50))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
+                start_time=now)
+    names = list(CITIES)
+    shares = np.array([CITIES[c] for c in names])
+    n = np.zeros((len(names), 4), dtype=np.int64)  # n0, x0, n1, x1 per city
+    q1 = np.array([p1.get(c, p0) for c in names])
+    for _ in range(MAX_TICKS):
+        now += TICK
+        per_city = rng.multinomial(PER_TICK, shares)
+        m1 = rng.binomial(per_city, r.step.weight / 100)
+        m0 = per_city - m1
+        n[:, 0] += m0
+        n[:, 1] += rng.binomial(m0, p0)
+        n[:, 2] += m1
+        n[:, 3] += rng.binomial(m1, q1)
+        t = n.sum(axis=0)
+        slices: SliceCounts = {"city": {c: (Counts(int(n[i, 0]), int(n[i, 1])),
+                                            Counts(int(n[i, 2]), int(n[i, 3])))
+                                        for i, c in enumerate(names)}}
+        d = decide(r, Counts(int(t[0]), int(t[1])), Counts(int(t[2]), int(t[3])), now, slices)
+        if d.action is Action.PROMOTE:
+            return "promoted", r.current_step, False
+        if d.action is Action.ROLL_BACK:
+            return "rolled back", r.current_step, d.reason.startswith("in the slice")
+        if d.action is Action.ADVANCE:
+            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
+                        step_start_labeled=int(t[2]))
+    return "undecided", r.current_step, False
+
+
+def slice_scenarios(rollouts: int, alpha: float, seed: int) -> None:
+    city = (SliceCheck("city", 0.0, min_labeled=30),)
+    city_05 = (SliceCheck("city", 0.05, min_labeled=30),)
+    scenarios = [
+        ("A/A with slices, margins 0", {}, Analysis(margin=0.0, alpha=alpha, slices=city)),
+        ("worse in paris only", {"paris": P_CHAMPION - 0.30},
+         Analysis(margin=0.05, alpha=alpha, slices=city_05)),
+        ("  same, no slice check", {"paris": P_CHAMPION - 0.30},
+         Analysis(margin=0.05, alpha=alpha)),
+    ]
+    shares = ", ".join(f"{c} {s:.0%}" for c, s in CITIES.items())
+    print(f"\nper-slice check, 5 cities (shares {shares}), steps held {SLICE_STEP_TICKS} "
+          "ticks, each city at alpha/k")
+    print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'by a slice':>11s} "
+          f"{'before 50%':>11s} {'undecided':>10s} {'s':>5s}")
+    for i, (name, p1, analysis) in enumerate(scenarios):
+        rng = np.random.default_rng(seed + 100 + i)
+        started = time.perf_counter()
+        counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
+        by_slice = early = 0
+        for _ in range(rollouts):
+            outcome, step, sliced = simulate_slices(rng, P_CHAMPION, p1, analysis)
+            counts[outcome] += 1
+            by_slice += sliced
+            early += outcome == "rolled back" and step < 2
+        n = rollouts
+        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
+              f"{by_slice / n:11.3f} {early / n:11.3f} {counts['undecided'] / n:10.3f} "
+              f"{time.perf_counter() - started:5.1f}")
+    print("A/A: every roll back is an error (by a slice: <= alpha); worse in paris: rolled "
+          "back before the 50 % step is right")
 
 
 def _z_quantile(q: float) -> float:
@@ -120,6 +213,7 @@ def main() -> None:
               f"{time.perf_counter() - started:5.1f}")
     print("error rate: promotions and roll backs (A/A, margin 0), promotions (at the margin), "
           "roll backs (A/A, margin 0.02), promotions (worse); each should be <= alpha")
+    slice_scenarios(args.rollouts, args.alpha, args.seed)
 
 
 if __name__ == "__main__":

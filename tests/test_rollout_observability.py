@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "obser
 
 from obs_test_data import T0, log, log_actuals, record
 
+from modelplane.kit.errors import InvalidArgument
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.main import build
@@ -30,7 +31,7 @@ from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.v1 import observability_pb2 as opb
 from modelplane.observability.v1 import observability_pb2_grpc as opb_grpc
 from modelplane.serving.rollout import Counts
-from modelplane.serving.rollout_adapters import ObservabilityEvidence
+from modelplane.serving.rollout_adapters import ObservabilityAlerts, ObservabilityEvidence
 
 PROD = opb.ENVIRONMENT_PRODUCTION
 
@@ -82,3 +83,45 @@ async def test_evidence_counts_labeled_production_predictions_of_one_version_in_
                                  T0 - timedelta(days=8)) == Counts()
     await log(stub, [record("ro-3-0", "ro-model", "3", PROD, T0, {"x": 0.0}, 1)])
     assert await evidence.counts("ro-model", "3", start, end) == Counts()
+
+
+async def test_slice_evidence_counts_each_value_of_a_categorical_feature_in_one_call(
+        observability: grpc.aio.Channel) -> None:
+    """A rollout's slice check: per city, the labeled production predictions of one
+    version in the window and the right ones (one ComputePerformance sliced by city)."""
+    stub = opb_grpc.ObservabilityServiceStub(observability)
+    records, actuals = [], []
+    # (city, labeled, right): paris 60/54, oslo 40/20; and 10 unlabeled in oslo
+    for city, n, right in (("paris", 60, 54), ("oslo", 40, 20)):
+        for i in range(n):
+            pid = f"sl-{city}-{i}"
+            records.append(record(pid, "sl-model", "1", PROD, T0 + timedelta(seconds=i),
+                                  {"city": city, "x": float(i)}, 1))
+            actuals.append((pid, 1 if i < right else 0))
+    for i in range(10):
+        records.append(record(f"sl-oslo-unlabeled-{i}", "sl-model", "1", PROD, T0,
+                              {"city": "oslo", "x": 0.0}, 1))
+    await log(stub, records)
+    await log_actuals(stub, actuals)
+    evidence = ObservabilityEvidence(observability)
+    start, end = T0 - timedelta(minutes=1), T0 + timedelta(hours=1)
+    assert await evidence.slice_counts("sl-model", "1", start, end, "city") == {
+        "paris": Counts(60, 54), "oslo": Counts(40, 20)}
+    # a version without records: no values, not an error
+    assert await evidence.slice_counts("sl-model", "9", start, end, "city") == {}
+
+
+async def test_a_roll_back_alert_is_raised_once_however_often_serving_retries(
+        observability: grpc.aio.Channel) -> None:
+    """Serving's ObservabilityAlerts on observability's RaiseAlert: a controller that
+    retries after a crash (same rollout revision) raises one alert."""
+    alerts = ObservabilityAlerts(observability)
+    for _ in range(3):
+        await alerts.raise_alert("rollout/ro-city", "ro-alert-model", "2",
+                                 "rollout ro-city rolled back v2", "ro-city@5")
+    stub = opb_grpc.ObservabilityServiceStub(observability)
+    listed = (await stub.ListAlerts(opb.ListAlertsRequest(model="ro-alert-model"))).alerts
+    assert [(a.source, a.version, a.state) for a in listed] == [
+        ("rollout/ro-city", "2", opb.ALERT_STATE_FIRING)]
+    with pytest.raises(InvalidArgument):
+        await alerts.raise_alert("rollout/ro-city", "", "2", "no model", "ro-city@6")

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "regis
 from registry_testenv import RegistryEnv, log_sklearn_model, registry_env
 
 from modelplane.kit.auth import Role, add_key
+from modelplane.kit.errors import Unavailable
 from modelplane.kit.pytest_plugin import rpc_error
 from modelplane.registry.v1 import registry_pb2 as rpb
 from modelplane.serving.deployment_store import DeploymentStore
@@ -60,6 +61,31 @@ class SimulatedEvidence:
         self.asked += 1
         return self.table.get((model, version), Counts())
 
+    #: per (model, version, feature): counts per value
+    slices: dict[tuple[str, str, str], dict[str, Counts]] = field(default_factory=dict)
+
+    async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
+                           feature: str) -> dict[str, Counts]:
+        return self.slices.get((model, version, feature), {})
+
+
+@dataclass
+class SimulatedAlerts:
+    """Observability's RaiseAlert as serving sees it: unreachable for the first
+    ``fail`` calls, then it records (deduplicated by key, like observability)."""
+
+    fail: int = 0
+    calls: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    raised: dict[str, str] = field(default_factory=dict)
+
+    async def raise_alert(self, source: str, model: str, version: str, message: str,
+                          idempotency_key: str) -> None:
+        self.calls.append((source, model, version, message, idempotency_key))
+        if self.fail > 0:
+            self.fail -= 1
+            raise Unavailable("observability did not answer", reason="UNAVAILABLE")
+        self.raised.setdefault(idempotency_key, message)
+
 
 @dataclass
 class Env:
@@ -67,6 +93,7 @@ class Env:
     serving: serving_pb2_grpc.ServingServiceStub
     evidence: SimulatedEvidence
     store: DeploymentStore
+    alerts: SimulatedAlerts
 
 
 async def _model(env: RegistryEnv, name: str, *, validate_v2: bool) -> None:
@@ -95,7 +122,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory,
         # serving's own identity, as `modelplane up` makes it: a service writer key
         serving_key = add_key(root / "api_keys.json", "serving", Role.WRITER, service=True)
         for name, good in (("ro-good", True), ("ro-worse", True), ("ro-unvalidated", False),
-                           ("ro-nodata", True), ("ro-resume", True)):
+                           ("ro-nodata", True), ("ro-resume", True), ("ro-city", True)):
             await _model(reg, name, validate_v2=good)
         settings = ServingSettings.from_env({
             "MODELPLANE_DATA_DIR": str(root / "serving"), "MODELPLANE_AUTH": "off",
@@ -110,10 +137,12 @@ async def env(tmp_path_factory: pytest.TempPathFactory,
             "MODELPLANE_SERVING_ROLLOUT_LEASE_SECONDS": "2",
             "MODELPLANE_GRACE_SECONDS": "1", "BENTOML_HOME": os.environ["BENTOML_HOME"]})
         evidence = SimulatedEvidence()
-        server = ServingServer(settings, rollout_evidence=evidence)
+        alerts = SimulatedAlerts()
+        server = ServingServer(settings, rollout_evidence=evidence, rollout_alerts=alerts)
         async with running(server.spec, settings.service) as svc, \
                 grpc.aio.insecure_channel(svc.address) as ch:
-            yield Env(reg, serving_pb2_grpc.ServingServiceStub(ch), evidence, server.store)
+            yield Env(reg, serving_pb2_grpc.ServingServiceStub(ch), evidence, server.store,
+                      alerts)
 
 
 def _rollout(name: str, model: str, weights: tuple[float, ...], *, margin: float = 0.02,
@@ -218,9 +247,57 @@ async def test_a_challenger_worse_overall_is_rolled_back_and_the_alias_stays(env
     r = await _until_state(env, "worse", pb.ROLLOUT_STATE_ROLLED_BACK, pb.ROLLOUT_STATE_PROMOTED)
     assert r.state == pb.ROLLOUT_STATE_ROLLED_BACK
     assert "worse than the champion" in r.state_message
-    assert _types(await _events(env, "worse"))[-1] == "ROLLED_BACK"
+    types = _types(await _events(env, "worse"))
+    # after the roll back only its alert's event (raised in observability)
+    assert set(types[types.index("ROLLED_BACK") + 1:]) <= {"ALERT"}, types
     assert await _champion(env, model) == 1
     assert await _split(env, model) == [("champion", 100), ("v2", 0)]
+
+
+async def test_a_challenger_worse_in_one_city_is_rolled_back_and_an_alert_raised_once(
+        env: Env) -> None:
+    """Issue #17: a slice check rolls back on one city although the overall check
+    would promote; the alert goes to observability, and while observability is away
+    the roll back is not held up: an ALERT event says so, the next ticks ask again
+    with the same idempotency key."""
+    model = "ro-city"
+    await _deploy(env, model)
+    env.alerts.fail = 2
+    env.evidence.table[(model, "1")] = Counts(3000, 2550)   # 0.85 overall, both
+    env.evidence.table[(model, "2")] = Counts(3000, 2550)
+    fine, bad = Counts(1000, 850), Counts(1000, 550)
+    env.evidence.slices[(model, "1", "city")] = {"lyon": fine, "oslo": fine, "paris": fine}
+    env.evidence.slices[(model, "2", "city")] = {"lyon": fine, "oslo": bad, "paris": fine}
+    rollout = _rollout("city", model, (5, 25, 50))
+    rollout.analysis.checks.append(pb.RolloutCheck(slice=pb.SliceCheck(
+        feature="city", margin=0.05, min_labeled=30)))
+    await env.serving.CreateRollout(pb.CreateRolloutRequest(rollout=rollout))
+    r = await _until_state(env, "city", pb.ROLLOUT_STATE_ROLLED_BACK, pb.ROLLOUT_STATE_PROMOTED)
+    assert r.state == pb.ROLLOUT_STATE_ROLLED_BACK
+    assert "city = 'oslo'" in r.state_message and "alpha/3" in r.state_message
+    assert [s.value for s in r.evidence.slices] == ["lyon", "oslo", "paris"]
+    assert r.evidence.slices[1].threshold == pytest.approx(60.0)
+    assert r.analysis.checks[1].slice.feature == "city"
+    assert await _split(env, model) == [("champion", 100), ("v2", 0)]
+    deadline = time.monotonic() + 30
+    while not any(k.startswith("city@") for k in env.alerts.raised) \
+            and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    events = await _events(env, "city")
+    types = _types(events)
+    assert types[types.index("ROLLED_BACK"):] == ["ROLLED_BACK", "ALERT", "ALERT"], types
+    assert "trying again next tick" in events[-2].message
+    assert "alert raised" in events[-1].message
+    rolled_back = events[types.index("ROLLED_BACK")].sequence
+    calls = [c for c in env.alerts.calls if c[0] == "rollout/city"]
+    assert len(calls) == 3 and {c[4] for c in calls} == {f"city@{rolled_back}"}
+    (source, m, version, message, _), = set(calls)
+    assert (source, m, version) == ("rollout/city", model, "2")
+    assert "oslo" in message
+    await asyncio.sleep(0.5)  # and nothing more once raised
+    assert len([c for c in env.alerts.calls if c[0] == "rollout/city"]) == 3
+    assert (await env.serving.GetRollout(pb.GetRolloutRequest(name="city"))).state_message \
+        == r.state_message
 
 
 async def test_a_challenger_without_pass_is_never_promoted_and_the_refusal_is_reported(

@@ -996,7 +996,7 @@ class EvaluateMonitorResponse(_message.Message):
     def __init__(self, evaluated: _Optional[bool] = ..., value: _Optional[float] = ..., record_count: _Optional[int] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ...) -> None: ...
 
 class Alert(_message.Message):
-    __slots__ = ("id", "monitor_id", "model", "state", "value", "threshold", "comparison", "window", "message", "create_time", "resolve_time")
+    __slots__ = ("id", "monitor_id", "model", "state", "value", "threshold", "comparison", "window", "message", "create_time", "resolve_time", "source", "version")
     ID_FIELD_NUMBER: _ClassVar[int]
     MONITOR_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -1008,6 +1008,8 @@ class Alert(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     RESOLVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     monitor_id: str
     model: str
@@ -1019,7 +1021,9 @@ class Alert(_message.Message):
     message: str
     create_time: _timestamp_pb2.Timestamp
     resolve_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., monitor_id: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[AlertState, str]] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., comparison: _Optional[_Union[Comparison, str]] = ..., window: _Optional[_Union[_types_pb2.TimeWindow, _Mapping]] = ..., message: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    source: str
+    version: str
+    def __init__(self, id: _Optional[str] = ..., monitor_id: _Optional[str] = ..., model: _Optional[str] = ..., state: _Optional[_Union[AlertState, str]] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., comparison: _Optional[_Union[Comparison, str]] = ..., window: _Optional[_Union[_types_pb2.TimeWindow, _Mapping]] = ..., message: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class ListAlertsRequest(_message.Message):
     __slots__ = ("model", "monitor_id", "state", "page_size", "page_token")
@@ -1270,3 +1274,17 @@ class PredictionLineage(_message.Message):
     rollout_note: str
     missing: _containers.RepeatedCompositeFieldContainer[MissingLineage]
     def __init__(self, record: _Optional[_Union[EvaluationRecord, _Mapping]] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., deployment: _Optional[str] = ..., route: _Optional[str] = ..., trace_id: _Optional[str] = ..., model_version: _Optional[_Union[VersionLineage, _Mapping]] = ..., dataset: _Optional[_Union[DatasetLineage, _Mapping]] = ..., validation: _Optional[_Union[ValidationLineage, _Mapping]] = ..., rollout: _Optional[_Union[RolloutLineage, _Mapping]] = ..., rollout_note: _Optional[str] = ..., missing: _Optional[_Iterable[_Union[MissingLineage, _Mapping]]] = ...) -> None: ...
+
+class RaiseAlertRequest(_message.Message):
+    __slots__ = ("source", "model", "version", "message", "idempotency_key")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    model: str
+    version: str
+    message: str
+    idempotency_key: str
+    def __init__(self, source: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., message: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...

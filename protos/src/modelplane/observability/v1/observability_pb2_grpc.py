@@ -159,6 +159,11 @@ class ObservabilityServiceStub:
                 request_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.GetPredictionLineageRequest.SerializeToString,
                 response_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.PredictionLineage.FromString,
                 _registered_method=True)
+        self.RaiseAlert = channel.unary_unary(
+                '/modelplane.observability.v1.ObservabilityService/RaiseAlert',
+                request_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.RaiseAlertRequest.SerializeToString,
+                response_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.FromString,
+                _registered_method=True)
 
 
 class ObservabilityServiceServicer:
@@ -360,6 +365,18 @@ class ObservabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RaiseAlert(self, request, context):
+        """--- alerts raised by other services (issue #17) ---
+
+        Raise a FIRING alert on behalf of another part of the platform (e.g.
+        serving's rollout controller on a roll back), not a monitor. Idempotent:
+        the same source and idempotency_key give the same alert, raised once.
+        It shows in ListAlerts and WatchAlerts like a monitor's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObservabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -482,6 +499,11 @@ def add_ObservabilityServiceServicer_to_server(servicer, server):
                     servicer.GetPredictionLineage,
                     request_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.GetPredictionLineageRequest.FromString,
                     response_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.PredictionLineage.SerializeToString,
+            ),
+            'RaiseAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.RaiseAlert,
+                    request_deserializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.RaiseAlertRequest.FromString,
+                    response_serializer=modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1136,6 +1158,33 @@ class ObservabilityService:
             '/modelplane.observability.v1.ObservabilityService/GetPredictionLineage',
             modelplane_dot_observability_dot_v1_dot_observability__pb2.GetPredictionLineageRequest.SerializeToString,
             modelplane_dot_observability_dot_v1_dot_observability__pb2.PredictionLineage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RaiseAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelplane.observability.v1.ObservabilityService/RaiseAlert',
+            modelplane_dot_observability_dot_v1_dot_observability__pb2.RaiseAlertRequest.SerializeToString,
+            modelplane_dot_observability_dot_v1_dot_observability__pb2.Alert.FromString,
             options,
             channel_credentials,
             insecure,

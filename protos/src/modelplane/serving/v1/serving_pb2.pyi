@@ -44,6 +44,7 @@ class RolloutEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLLOUT_EVENT_TYPE_ROLLED_BACK: _ClassVar[RolloutEventType]
     ROLLOUT_EVENT_TYPE_ABORTED: _ClassVar[RolloutEventType]
     ROLLOUT_EVENT_TYPE_FAILED: _ClassVar[RolloutEventType]
+    ROLLOUT_EVENT_TYPE_ALERT: _ClassVar[RolloutEventType]
 
 class EnsembleMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -93,6 +94,7 @@ ROLLOUT_EVENT_TYPE_PROMOTED: RolloutEventType
 ROLLOUT_EVENT_TYPE_ROLLED_BACK: RolloutEventType
 ROLLOUT_EVENT_TYPE_ABORTED: RolloutEventType
 ROLLOUT_EVENT_TYPE_FAILED: RolloutEventType
+ROLLOUT_EVENT_TYPE_ALERT: RolloutEventType
 ENSEMBLE_METHOD_UNSPECIFIED: EnsembleMethod
 ENSEMBLE_METHOD_AVERAGE: EnsembleMethod
 ENSEMBLE_METHOD_VOTE: EnsembleMethod
@@ -129,10 +131,44 @@ class QualityCheck(_message.Message):
     def __init__(self, metric: _Optional[_Union[RolloutMetric, str]] = ..., margin: _Optional[float] = ...) -> None: ...
 
 class RolloutCheck(_message.Message):
-    __slots__ = ("quality",)
+    __slots__ = ("quality", "slice")
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
     quality: QualityCheck
-    def __init__(self, quality: _Optional[_Union[QualityCheck, _Mapping]] = ...) -> None: ...
+    slice: SliceCheck
+    def __init__(self, quality: _Optional[_Union[QualityCheck, _Mapping]] = ..., slice: _Optional[_Union[SliceCheck, _Mapping]] = ...) -> None: ...
+
+class SliceCheck(_message.Message):
+    __slots__ = ("feature", "margin", "min_labeled")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    MIN_LABELED_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    margin: float
+    min_labeled: int
+    def __init__(self, feature: _Optional[str] = ..., margin: _Optional[float] = ..., min_labeled: _Optional[int] = ...) -> None: ...
+
+class RolloutSliceEvidence(_message.Message):
+    __slots__ = ("feature", "value", "champion_labeled", "champion_value", "challenger_labeled", "challenger_value", "difference", "likelihood_ratio", "threshold")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_LABELED_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_LABELED_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    LIKELIHOOD_RATIO_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    value: str
+    champion_labeled: int
+    champion_value: float
+    challenger_labeled: int
+    challenger_value: float
+    difference: float
+    likelihood_ratio: float
+    threshold: float
+    def __init__(self, feature: _Optional[str] = ..., value: _Optional[str] = ..., champion_labeled: _Optional[int] = ..., champion_value: _Optional[float] = ..., challenger_labeled: _Optional[int] = ..., challenger_value: _Optional[float] = ..., difference: _Optional[float] = ..., likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class RolloutAnalysis(_message.Message):
     __slots__ = ("checks", "alpha", "mixture_scale", "min_labeled")
@@ -147,7 +183,7 @@ class RolloutAnalysis(_message.Message):
     def __init__(self, checks: _Optional[_Iterable[_Union[RolloutCheck, _Mapping]]] = ..., alpha: _Optional[float] = ..., mixture_scale: _Optional[float] = ..., min_labeled: _Optional[int] = ...) -> None: ...
 
 class RolloutEvidence(_message.Message):
-    __slots__ = ("time", "champion_labeled", "champion_value", "challenger_labeled", "challenger_value", "difference", "likelihood_ratio", "threshold", "step_labeled")
+    __slots__ = ("time", "champion_labeled", "champion_value", "challenger_labeled", "challenger_value", "difference", "likelihood_ratio", "threshold", "step_labeled", "slices")
     TIME_FIELD_NUMBER: _ClassVar[int]
     CHAMPION_LABELED_FIELD_NUMBER: _ClassVar[int]
     CHAMPION_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +193,7 @@ class RolloutEvidence(_message.Message):
     LIKELIHOOD_RATIO_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     STEP_LABELED_FIELD_NUMBER: _ClassVar[int]
+    SLICES_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     champion_labeled: int
     champion_value: float
@@ -166,10 +203,11 @@ class RolloutEvidence(_message.Message):
     likelihood_ratio: float
     threshold: float
     step_labeled: int
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., champion_labeled: _Optional[int] = ..., champion_value: _Optional[float] = ..., challenger_labeled: _Optional[int] = ..., challenger_value: _Optional[float] = ..., difference: _Optional[float] = ..., likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ..., step_labeled: _Optional[int] = ...) -> None: ...
+    slices: _containers.RepeatedCompositeFieldContainer[RolloutSliceEvidence]
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., champion_labeled: _Optional[int] = ..., champion_value: _Optional[float] = ..., challenger_labeled: _Optional[int] = ..., challenger_value: _Optional[float] = ..., difference: _Optional[float] = ..., likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ..., step_labeled: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[RolloutSliceEvidence, _Mapping]]] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("name", "deployment", "challenger", "champion_alias", "steps", "analysis", "state", "state_message", "current_step", "step_start_time", "challenger_version", "champion_version", "evidence", "create_time", "update_time", "revision")
+    __slots__ = ("name", "deployment", "challenger", "champion_alias", "steps", "analysis", "state", "state_message", "current_step", "step_start_time", "challenger_version", "champion_version", "evidence", "create_time", "update_time", "revision", "model")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     CHALLENGER_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +224,7 @@ class Rollout(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     deployment: str
     challenger: ModelTarget
@@ -202,7 +241,8 @@ class Rollout(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     revision: int
-    def __init__(self, name: _Optional[str] = ..., deployment: _Optional[str] = ..., challenger: _Optional[_Union[ModelTarget, _Mapping]] = ..., champion_alias: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[RolloutStep, _Mapping]]] = ..., analysis: _Optional[_Union[RolloutAnalysis, _Mapping]] = ..., state: _Optional[_Union[RolloutState, str]] = ..., state_message: _Optional[str] = ..., current_step: _Optional[int] = ..., step_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., challenger_version: _Optional[str] = ..., champion_version: _Optional[str] = ..., evidence: _Optional[_Union[RolloutEvidence, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+    model: str
+    def __init__(self, name: _Optional[str] = ..., deployment: _Optional[str] = ..., challenger: _Optional[_Union[ModelTarget, _Mapping]] = ..., champion_alias: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[RolloutStep, _Mapping]]] = ..., analysis: _Optional[_Union[RolloutAnalysis, _Mapping]] = ..., state: _Optional[_Union[RolloutState, str]] = ..., state_message: _Optional[str] = ..., current_step: _Optional[int] = ..., step_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., challenger_version: _Optional[str] = ..., champion_version: _Optional[str] = ..., evidence: _Optional[_Union[RolloutEvidence, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
 
 class RolloutEvent(_message.Message):
     __slots__ = ("rollout", "sequence", "time", "type", "state", "step", "weight", "message", "actor", "evidence")

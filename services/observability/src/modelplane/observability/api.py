@@ -416,7 +416,8 @@ def alert_to_pb(a: Alert) -> pb.Alert:
     return pb.Alert(id=a.id, monitor_id=a.monitor_id, model=a.model, state=_wire(pb.AlertState, a.state),
                     value=a.value, threshold=a.threshold, comparison=_wire(pb.Comparison, a.comparison),
                     window=window_to_pb(a.window), message=a.message,
-                    create_time=_ts(a.create_time), resolve_time=_ts(a.resolve_time))
+                    create_time=_ts(a.create_time), resolve_time=_ts(a.resolve_time),
+                    source=a.source, version=a.version)
 
 
 def _page(page_size: int, page_token: str) -> tuple[int, int]:
@@ -801,6 +802,14 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                 yield alert_to_pb(alert)
         finally:
             self._rt.hub.unsubscribe(watcher)
+
+    # -- alerts raised by other services (issue #17) ---------------------------
+
+    async def RaiseAlert(self, request: pb.RaiseAlertRequest, context: Any) -> pb.Alert:
+        alert = await asyncio.to_thread(
+            self._rt.monitors.raise_alert, request.source, request.model, request.version,
+            request.message, request.idempotency_key)
+        return alert_to_pb(alert)
 
 
 def _interval_to_pb(i: Any) -> pb.ConfidenceInterval:

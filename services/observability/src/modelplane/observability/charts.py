@@ -28,7 +28,7 @@ def _fmt(v: float) -> str:
 
 def line_chart(series: Sequence[Series], *, width: int = 560, height: int = 220,
                title: str = "", y_label: str = "", threshold: float | None = None,
-               threshold_label: str = "threshold") -> str:
+               threshold_label: str = "threshold", y_min: float | None = None) -> str:
     pts = [p for s in series for p in s.points]
     if not pts:
         return _empty(width, height, title, "no labeled records in this period")
@@ -41,6 +41,8 @@ def line_chart(series: Sequence[Series], *, width: int = 560, height: int = 220,
         y0, y1 = y0 - 0.5, y1 + 0.5
     pad = (y1 - y0) * 0.1
     y0, y1 = y0 - pad, y1 + pad
+    if y_min is not None:  # e.g. a share of traffic is never below 0
+        y0 = max(y0, y_min)
     if x1 == x0:
         x1 = x0 + 1
 
@@ -164,6 +166,69 @@ def timeline(marks: Sequence[Mark], *, width: int = 560, title: str = "") -> str
         x = left + (t - t0) / (t1 - t0) * (width - left - right)
         out.append(f'<text x="{x:.1f}" y="62" font-size="10" text-anchor="{anchor}" '
                    f'fill="#555">{_utc(t):%m-%d %H:%M} UTC</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One side of one comparison: a value and its interval."""
+
+    name: str
+    value: float
+    low: float
+    high: float
+    color: str
+    note: str = ""
+
+
+def interval_chart(rows: Sequence[tuple[str, Sequence[Interval]]], *, width: int = 560,
+                   title: str = "") -> str:
+    """Per row (a check), each side's value as a dot on its interval, on one axis."""
+    if not rows or not any(sides for _, sides in rows):
+        return _empty(width, 120, title, "no evidence yet")
+    per_side = 16
+    label_w = min(max(len(label) for label, _ in rows) * 6.4 + 14, 200)
+    left, right, top = label_w, 150, 34
+    heights = [len(sides) * per_side + 10 for _, sides in rows]
+    height = top + sum(heights) + 26
+    lows = [i.low for _, sides in rows for i in sides]
+    highs = [i.high for _, sides in rows for i in sides]
+    v0, v1 = min(lows), max(highs)
+    pad = max((v1 - v0) * 0.05, 0.005)
+    v0, v1 = max(v0 - pad, 0.0), min(v1 + pad, 1.0)
+    if v1 <= v0:
+        v0, v1 = v0 - 0.01, v1 + 0.01
+
+    def X(v: float) -> float:
+        return left + (v - v0) / (v1 - v0) * (width - left - right)
+
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'role="img" aria-label="{escape(title)}">'),
+           f'<text x="8" y="16" font-size="13" font-weight="600">{escape(title)}</text>']
+    for k in range(5):
+        v = v0 + (v1 - v0) * k / 4
+        out.append(f'<line x1="{X(v):.1f}" x2="{X(v):.1f}" y1="{top - 6}" '
+                   f'y2="{height - 20}" stroke="#eee"/><text x="{X(v):.1f}" '
+                   f'y="{height - 6}" font-size="10" text-anchor="middle" fill="#555">'
+                   f'{_fmt(v)}</text>')
+    y = top
+    for (label, sides), h in zip(rows, heights):
+        out.append(f'<text x="{left - 8}" y="{y + h / 2 + 2:.0f}" font-size="11" '
+                   f'text-anchor="end">{escape(label[:32])}</text>'
+                   f'<line x1="{left}" x2="{width - right}" y1="{y + h - 4}" y2="{y + h - 4}" '
+                   f'stroke="#f3f3f3"/>')
+        for j, i in enumerate(sides):
+            cy = y + 8 + j * per_side
+            out.append(f'<line x1="{X(i.low):.1f}" x2="{X(i.high):.1f}" y1="{cy}" y2="{cy}" '
+                       f'stroke="{i.color}" stroke-width="4" stroke-linecap="round">'
+                       f'<title>{escape(label)} {escape(i.name)}: {i.value:.4f} '
+                       f'[{i.low:.4f}, {i.high:.4f}] {escape(i.note)}</title></line>'
+                       f'<circle cx="{X(i.value):.1f}" cy="{cy}" r="4.5" fill="#fff" '
+                       f'stroke="{i.color}" stroke-width="2"/>'
+                       f'<text x="{width - right + 8}" y="{cy + 4}" font-size="10" '
+                       f'fill="#333">{escape(i.name)} {i.value:.3f} {escape(i.note)}</text>')
+        y += h
     out.append("</svg>")
     return "".join(out)
 

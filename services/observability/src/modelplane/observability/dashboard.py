@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -33,6 +33,11 @@ from starlette.routing import Route
 from modelplane.kit.auth import ApiKeyStore, bearer_token
 from modelplane.kit.errors import ModelplaneError
 from modelplane.observability import metrics as M
+from modelplane.observability.adapters.rollout_pages import (
+    RolloutEventView,
+    RolloutSummary,
+    ServingUnavailable,
+)
 from modelplane.observability.charts import (
     BLUE,
     GREEN,
@@ -40,9 +45,11 @@ from modelplane.observability.charts import (
     ORANGE,
     RED,
     Bar,
+    Interval,
     Mark,
     Series,
     bar_chart,
+    interval_chart,
     line_chart,
     timeline,
 )
@@ -134,6 +141,9 @@ main{padding:16px 24px} .grid{display:grid;grid-template-columns:repeat(2,minmax
 .meta{color:#555;font-size:13px;margin:4px 0 12px} .pill{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
 .firing{background:#d64545}.resolved{background:#9aa3ad} table{border-collapse:collapse;font-size:13px}
 td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #eee} .note{color:#666;font-size:12px}
+.running,.paused,.promoting{background:#3b6fd8}.promoted{background:#2f9e6e}
+.rolled_back,.failed{background:#d64545}.aborted{background:#9aa3ad}
+.decision{font-size:14px;border-left:4px solid #1f2a44;padding:6px 12px;margin:8px 0 14px;background:#fff}
 """
 
 
@@ -273,18 +283,111 @@ def rt_thresholds_hint(drift: object) -> float:
     return 0.1  # normalized Wasserstein and Jensen-Shannon share the 0.1 default
 
 
-def render_model(view: ModelView) -> str:
+def render_model(view: ModelView, rollouts_html: str = "") -> str:
     notes = "".join(f"<p class='note'>{escape(n)}</p>" for n in view.notes)
     table = ("<table><tr><th>state</th><th>raised</th><th>alert</th></tr>"
              + "".join(view.alerts_rows) + "</table>") if view.alerts_rows else ""
     return _page(view.model, f"""
-<h2>{escape(view.model)}</h2><div class='meta'>{escape(view.meta)}</div>{notes}
+<h2>{escape(view.model)}</h2><div class='meta'>{escape(view.meta)}</div>{notes}{rollouts_html}
 <div class='grid'>
 <section class='card' id='performance'>{view.performance_svg}</section>
 <section class='card' id='drift'>{view.drift_svg}</section>
 <section class='card' id='slices'>{view.slices_svg}</section>
 <section class='card' id='alerts'>{view.alerts_svg}{table}</section>
 </div>""")
+
+
+# --- rollouts (issue #17) ---------------------------------------------------------
+
+def wilson(labeled: int, value: float, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``value`` of ``labeled`` (95 %)."""
+    if labeled <= 0:
+        return 0.0, 1.0
+    n, p = float(labeled), value
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5)
+    return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
+def _weights(events: list[RolloutEventView], until: datetime) -> list[tuple[datetime, float]]:
+    """The challenger's weight as a step line: flat between events."""
+    points: list[tuple[datetime, float]] = []
+    for e in sorted(events, key=lambda e: e.time):
+        if points and e.weight != points[-1][1]:
+            points.append((e.time, points[-1][1]))
+        if not points or e.weight != points[-1][1]:
+            points.append((e.time, e.weight))
+    if points and until > points[-1][0]:
+        points.append((until, points[-1][1]))
+    return points
+
+
+async def rollouts_links(rt: ObservabilityRuntime, model: str) -> str:
+    """The model page's list of its rollouts, or why there is none."""
+    try:
+        rollouts = await rt.serving.rollouts_of(model)
+    except ServingUnavailable as exc:
+        return f"<p class='note'>Rollouts: {escape(str(exc))}.</p>"
+    if not rollouts:
+        return ""
+    links = ", ".join(
+        f"<a href='/rollouts/{quote(r.name)}'>{escape(r.name)}</a> "
+        f"<span class='pill {r.state.lower()}'>{escape(r.state.lower().replace('_', ' '))}"
+        f"</span>" for r in rollouts[:10])
+    return f"<div class='meta' id='rollouts'>Rollouts: {links}</div>"
+
+
+def render_rollout(r: RolloutSummary, events: list[RolloutEventView], now: datetime) -> str:
+    active = r.state in ("RUNNING", "PAUSED", "PROMOTING")
+    until = now if active else (max((e.time for e in events), default=now))
+    weight_svg = line_chart([Series("challenger weight %", _weights(events, until), ORANGE)],
+                            title=f"Challenger v{r.challenger_version}: share of traffic",
+                            y_label="% of requests", y_min=0.0)
+    rows: list[tuple[str, list[Interval]]] = []
+    table = []
+    for c in r.checks:
+        sides = []
+        for side, counts, color in (("champion", c.champion, GREY),
+                                    ("challenger", c.challenger, ORANGE)):
+            lo, hi = wilson(counts.labeled, counts.value)
+            sides.append(Interval(side, counts.value, lo, hi, color, f"n={counts.labeled}"))
+        rows.append((c.name, sides))
+        diff = c.challenger.value - c.champion.value
+        verdict = ("worse than the margin" if c.likelihood_ratio >= c.threshold
+                   and diff < -c.margin else "non-inferior" if c.likelihood_ratio >= c.threshold
+                   and diff > -c.margin else "not decided")
+        table.append(f"<tr><td>{escape(c.name)}</td><td>{c.champion.value:.4f} "
+                     f"(n={c.champion.labeled})</td><td>{c.challenger.value:.4f} "
+                     f"(n={c.challenger.labeled})</td><td>{diff:+.4f}</td><td>{c.margin:g}</td>"
+                     f"<td>{c.likelihood_ratio:.3g} / {c.threshold:.3g}</td>"
+                     f"<td>{verdict}</td></tr>")
+    checks_svg = interval_chart(rows, title="Accuracy per check: champion vs challenger "
+                                "(95 % Wilson intervals)")
+    checks_table = ("<table><tr><th>check</th><th>champion</th><th>challenger</th>"
+                    "<th>difference</th><th>margin</th><th>likelihood ratio / threshold</th>"
+                    "<th>test</th></tr>" + "".join(table) + "</table>") if table else ""
+    event_rows = "".join(
+        f"<tr><td>{e.time:%Y-%m-%d %H:%M:%S}</td><td>{escape(e.type.lower())}</td>"
+        f"<td>{e.weight:g}%</td><td>{escape(e.message)}</td><td>{escape(e.actor)}</td></tr>"
+        for e in sorted(events, key=lambda e: e.time, reverse=True)[:50])
+    steps = " → ".join(f"<b>{w:g}%</b>" if i == r.current_step and active else f"{w:g}%"
+                       for i, w in enumerate(r.weights))
+    meta = (f"deployment {escape(r.deployment)} · model <a href='/models/{quote(r.model)}'>"
+            f"{escape(r.model)}</a> · challenger v{escape(r.challenger_version)} against "
+            f"@{escape(r.champion_alias)} (v{escape(r.champion_version)}) · steps {steps} · "
+            f"alpha {r.alpha:g}")
+    return _page(f"rollout {r.name}", f"""
+<h2>Rollout {escape(r.name)} <span class='pill {r.state.lower()}'>
+{escape(r.state.lower().replace('_', ' '))}</span></h2><div class='meta'>{meta}</div>
+<div class='decision' id='decision'>{escape(r.state_message or "no decision yet")}</div>
+<div class='grid'>
+<section class='card' id='weights'>{weight_svg}</section>
+<section class='card' id='checks'>{checks_svg}{checks_table}
+<p class='note'>The decision is the sequential test's (likelihood ratio against 1/alpha;
+per slice value k/alpha), not these intervals: they show each side's uncertainty.</p></section>
+</div>
+<section class='card' id='events' style='margin-top:16px'><table><tr><th>time (UTC)</th>
+<th>event</th><th>weight</th><th>message</th><th>by</th></tr>{event_rows}</table></section>""")
 
 
 def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
@@ -350,13 +453,26 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
 
         async def render() -> str:
             view = await rt.analyses.run(build_model_view, rt, model)
-            return render_model(view)
+            return render_model(view, await rollouts_links(rt, model))
+        return await guard(request, render)
+
+    async def rollout_page(request: Request) -> Response:
+        name = request.path_params["name"]
+
+        async def render() -> str:
+            try:
+                rollout, events = await rt.serving.rollout(name)
+            except ServingUnavailable as exc:
+                return _page(f"rollout {name}", f"<h2>Rollout {escape(name)}</h2>"
+                             f"<div class='card'><p>{escape(str(exc))}.</p></div>")
+            return render_rollout(rollout, events, datetime.now(UTC))
         return await guard(request, render)
 
     async def health(request: Request) -> Response:
         return Response("ok", media_type="text/plain")
 
     return Starlette(routes=[Route("/", index), Route("/models/{model:path}", model_page),
+                             Route("/rollouts/{name}", rollout_page),
                              Route("/healthz", health)])
 
 

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import logging
 import math
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -77,6 +79,10 @@ class Comparison(IntEnum):
     UNSPECIFIED = 0
     GREATER = 1
     LESS = 2
+
+
+#: the source of an alert raised through RaiseAlert
+RAISED_SOURCE = re.compile(r"^[a-z0-9][a-z0-9_.:/-]{0,127}$")
 
 
 class AlertState(IntEnum):
@@ -176,6 +182,9 @@ class Alert:
     message: str
     create_time: datetime
     resolve_time: datetime | None = None
+    #: who raised it when not a monitor (RaiseAlert), e.g. ``rollout/<name>``
+    source: str = ""
+    version: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "monitor_id": self.monitor_id, "model": self.model,
@@ -183,14 +192,16 @@ class Alert:
                 "comparison": int(self.comparison),
                 "window": [_iso(self.window.start), _iso(self.window.end)],
                 "message": self.message, "create_time": _iso(self.create_time),
-                "resolve_time": _iso(self.resolve_time)}
+                "resolve_time": _iso(self.resolve_time), "source": self.source,
+                "version": self.version}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Alert:
         return cls(d["id"], d["monitor_id"], d["model"], AlertState(d["state"]),
                    float(d["value"]), float(d["threshold"]), Comparison(d["comparison"]),
                    TimeWindow(_parse(d["window"][0]), _parse(d["window"][1])), d["message"],
-                   _parse(d["create_time"]) or utcnow(), _parse(d.get("resolve_time")))
+                   _parse(d["create_time"]) or utcnow(), _parse(d.get("resolve_time")),
+                   d.get("source", ""), d.get("version", ""))
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -449,6 +460,40 @@ class Monitors:
             except Exception as exc:  # noqa: BLE001
                 log.warning("monitor scheduler: %s", exc)
             await lease.wait_gained(tick_seconds)
+
+    # -- alerts raised by other services (issue #17) ----------------------------
+
+    def raise_alert(self, source: str, model: str, version: str, message: str,
+                    idempotency_key: str) -> Alert:
+        """A FIRING alert from ``source`` (not a monitor), raised once per
+        (source, idempotency_key): a retry returns the alert stored first."""
+        out: list[FieldViolation] = []
+        if not RAISED_SOURCE.match(source):
+            out.append(FieldViolation("source", "must match [a-z0-9][a-z0-9_.:/-]{0,127}"))
+        if not model:
+            out.append(FieldViolation("model", "is required"))
+        if not message.strip() or len(message) > 4000:
+            out.append(FieldViolation("message", "is required, at most 4000 characters"))
+        if not idempotency_key or len(idempotency_key) > 256:
+            out.append(FieldViolation("idempotency_key", "is required, at most 256 characters"))
+        if out:
+            raise InvalidArgument("invalid alert: " + "; ".join(
+                f"{v.field}: {v.description}" for v in out), reason="INVALID_ALERT",
+                field_violations=out)
+        alert_id = "raised-" + hashlib.sha256(
+            f"{source}\0{idempotency_key}".encode()).hexdigest()[:32]
+        now = self._clock()
+        alert = Alert(alert_id, "", model, AlertState.FIRING, 0.0, 0.0, Comparison.UNSPECIFIED,
+                      TimeWindow(None, None), message, now, source=source, version=version)
+        seq = self._store.insert_raised_alert(alert.to_dict(), now)
+        if seq is None:  # raised before (a retry): the first one stands
+            found = self._store.alert_by_id(alert_id)
+            if found is not None:
+                return Alert.from_dict(found[1])
+            return alert
+        self._hub.publish_change(alert, seq)
+        log.warning("alert raised by %s about %s: %s", source, model, message)
+        return alert
 
 
 def slot_of(t: datetime, interval: timedelta) -> datetime:

@@ -92,6 +92,11 @@ class ObservabilityRuntime:
         #: GetPredictionLineage's peers (channels made in start(), on the service's loop)
         self.lineage_peers = LineagePeers()
         self._peer_channels: list[Any] = []
+        self._serving_channel: Any = None
+        from modelplane.observability.adapters.rollout_pages import RolloutPageSource
+
+        #: serving's rollouts for the dashboard (a channel is made at start, if configured)
+        self.serving = RolloutPageSource(None)
 
     async def start(self) -> None:
         if self.settings.explain_models:
@@ -108,6 +113,8 @@ class ObservabilityRuntime:
         if self.settings.monitor_tick_seconds > 0:
             self._tasks.append(asyncio.create_task(
                 self.monitors.run(self.settings.monitor_tick_seconds, self.lease)))
+        if self.settings.serving_target:
+            self._start_serving_channel(self.settings.serving_target)
         if self.settings.http_addr:
             await self._start_http(self.settings.http_addr)
         from modelplane.observability.ops_metrics import COLLECTOR
@@ -148,6 +155,14 @@ class ObservabilityRuntime:
         self.lineage_peers = LineagePeers(
             RegistryVersions(peer("registry")), FeaturestoreDatasets(peer("featurestore")),
             ValidatorReports(peer("validator")), ServingRollouts(peer("serving")))
+    def _start_serving_channel(self, target: str) -> None:
+        """Serving's rollouts for the dashboard's rollout pages (optional: the pages say
+        when serving is not configured or not reachable)."""
+        from modelplane.kit.clients import channel
+        from modelplane.observability.adapters.rollout_pages import RolloutPageSource
+
+        self._serving_channel = channel(target, self.settings.service)
+        self.serving = RolloutPageSource(self._serving_channel, target)
 
     async def _start_http(self, addr: str) -> None:
         import uvicorn
@@ -194,6 +209,9 @@ class ObservabilityRuntime:
         for ch in self._peer_channels:
             with contextlib.suppress(Exception):
                 await ch.close()
+        if self._serving_channel is not None:
+            with contextlib.suppress(Exception):
+                await self._serving_channel.close()
         with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
             await asyncio.to_thread(self.lease.release)
         await asyncio.to_thread(self.store.close)

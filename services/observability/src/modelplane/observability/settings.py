@@ -82,6 +82,8 @@ class ObservabilitySettings:
     explain_max_rows: int = 100
     explain_permutations: int = 2
     explain_model_cache: int = 4
+    #: serving's address for the dashboard's rollout pages; None = not shown
+    serving_target: str | None = None
 
     @property
     def explain_budget(self) -> ExplainBudget:
@@ -127,8 +129,16 @@ class ObservabilitySettings:
             explain_max_rows=_at_least_one(service, "EXPLAIN_MAX_ROWS", 100),
             explain_permutations=_at_least_one(service, "EXPLAIN_PERMUTATIONS", 2),
             explain_model_cache=_at_least_one(service, "EXPLAIN_MODEL_CACHE", 4),
+            serving_target=_serving_target(service),
         )
 
     @classmethod
     def from_env(cls) -> ObservabilitySettings:
         return cls.from_service(ServiceSettings.from_env("observability"))
+
+
+def _serving_target(service: ServiceSettings) -> str | None:
+    """``MODELPLANE_OBSERVABILITY_SERVING_TARGET``, else serving's own address
+    (``MODELPLANE_SERVING_TARGET`` / ``_ADDR`` / its default port); ``off`` = none."""
+    value = service.env("SERVING_TARGET") or service.target("serving")
+    return None if value.lower() in ("off", "none") else value

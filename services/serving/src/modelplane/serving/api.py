@@ -35,6 +35,7 @@ from modelplane.serving.rollout import (
     RolloutEvent,
     RolloutState,
     RolloutStep,
+    SliceCheck,
 )
 from modelplane.serving.rollout_controller import Rollouts
 from modelplane.serving.v1 import serving_pb2 as pb
@@ -205,7 +206,9 @@ def rollout_in(m: Any) -> Rollout:
             margin=quality.margin if quality is not None else 0.0,
             alpha=a.alpha or defaults.alpha,
             mixture_scale=a.mixture_scale or defaults.mixture_scale,
-            min_labeled=a.min_labeled or defaults.min_labeled))
+            min_labeled=a.min_labeled or defaults.min_labeled,
+            slices=tuple(SliceCheck(c.slice.feature, c.slice.margin, c.slice.min_labeled)
+                         for c in m.analysis.checks if c.HasField("slice"))))
 
 
 def evidence_out(e: Evidence | None) -> pb.RolloutEvidence | None:
@@ -215,7 +218,12 @@ def evidence_out(e: Evidence | None) -> pb.RolloutEvidence | None:
         time=_ts(e.time), champion_labeled=e.champion.labeled, champion_value=e.champion.value,
         challenger_labeled=e.challenger.labeled, challenger_value=e.challenger.value,
         difference=e.difference, likelihood_ratio=e.likelihood_ratio, threshold=e.threshold,
-        step_labeled=e.step_labeled)
+        step_labeled=e.step_labeled,
+        slices=[pb.RolloutSliceEvidence(
+            feature=s.feature, value=s.value, champion_labeled=s.champion.labeled,
+            champion_value=s.champion.value, challenger_labeled=s.challenger.labeled,
+            challenger_value=s.challenger.value, difference=s.difference,
+            likelihood_ratio=s.likelihood_ratio, threshold=s.threshold) for s in e.slices])
 
 
 def rollout_out(r: Rollout) -> pb.Rollout:
@@ -227,13 +235,16 @@ def rollout_out(r: Rollout) -> pb.Rollout:
                               min_samples=s.min_samples) for s in r.steps],
         analysis=pb.RolloutAnalysis(
             checks=[pb.RolloutCheck(quality=pb.QualityCheck(metric=pb.ROLLOUT_METRIC_ACCURACY,
-                                                            margin=a.margin))],
+                                                            margin=a.margin))]
+            + [pb.RolloutCheck(slice=pb.SliceCheck(feature=c.feature, margin=c.margin,
+                                                   min_labeled=c.min_labeled))
+               for c in a.slices],
             alpha=a.alpha, mixture_scale=a.mixture_scale, min_labeled=a.min_labeled),
         state=_ROLLOUT_STATE_OUT[r.state], state_message=r.state_message,
         current_step=r.current_step, step_start_time=_ts(r.step_start_time),
         challenger_version=r.challenger_version, champion_version=r.champion_version,
         evidence=evidence_out(r.evidence), create_time=_ts(r.create_time),
-        update_time=_ts(r.update_time), revision=r.revision)
+        update_time=_ts(r.update_time), revision=r.revision, model=r.model)
 
 
 def event_out(e: RolloutEvent) -> pb.RolloutEvent:

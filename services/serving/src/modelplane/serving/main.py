@@ -45,7 +45,8 @@ class ServingServer:
 
     def __init__(self, settings: ServingSettings, *, source: Any = None, sink: Any = None,
                  features: Any = None, dataset_reader: Any = None,
-                 rollout_evidence: Any = None, alias_mover: Any = None) -> None:
+                 rollout_evidence: Any = None, alias_mover: Any = None,
+                 rollout_alerts: Any = None) -> None:
         configure_bentoml_home(settings)
         from tritonclient.grpc import service_pb2_grpc
 
@@ -78,6 +79,11 @@ class ServingServer:
             from modelplane.serving.rollout_adapters import ObservabilityEvidence
 
             rollout_evidence = ObservabilityEvidence(channel(settings.observability_target, svc))
+        if rollout_alerts is None and settings.observability_target:
+            from modelplane.serving.rollout_adapters import ObservabilityAlerts
+
+            rollout_alerts = ObservabilityAlerts(channel(settings.observability_target, svc))
+        self._rollout_alerts = rollout_alerts
         self._rollout_evidence = rollout_evidence
         self._alias_mover = alias_mover
         if source is None:
@@ -168,7 +174,8 @@ class ServingServer:
 
         self.rollout_lease = RolloutLease(self.store, self.settings.rollout_lease_seconds)
         self.rollouts = Rollouts(self.store, self.deployments, evidence=self._rollout_evidence,
-                                 aliases=self._alias_mover, holder=self.rollout_lease.holder)
+                                 aliases=self._alias_mover, holder=self.rollout_lease.holder,
+                                 alerts=self._rollout_alerts)
         self.api.rollouts = self.rollouts
         self._rollout_tasks = [
             asyncio.create_task(self.rollout_lease.run(), name="rollout-lease"),

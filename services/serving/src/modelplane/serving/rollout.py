@@ -32,6 +32,21 @@ So a challenger exactly at the margin is promoted with probability at most
 and the rollout waits at its last step, saying so (it never promotes on no
 data). ``bench/rollout_aa.py`` measures the rates on simulated streams.
 
+**Per-slice checks.** An analysis may add :class:`SliceCheck` s: a categorical
+feature, a margin and a minimum labeled count per value. The same counts are
+taken per value of the feature (champion and challenger, same window) and each
+value gets the same test against ``delta = -margin``, at level ``alpha / k``
+(Bonferroni), ``k`` the number of slice values looked at in this look (every
+value of every slice check that either side has records of): its threshold is
+``k / alpha``. A value with ``min_labeled`` on both sides whose ratio reaches
+that threshold with ``d < -margin`` rolls the rollout back. A slice never
+promotes: promotion is the overall check's alone, so slices can only add roll
+backs. The union bound makes the chance of any false slice roll back at most
+``alpha`` when ``k`` is the number of values the test ever looks at; a value
+that first appears after another was already tested at a smaller ``k`` had a
+looser level for those looks (in practice every value with ``min_labeled``
+actuals has long been seen by then; the bench measures it).
+
 No grpc here.
 """
 
@@ -78,6 +93,7 @@ class EventType(str, Enum):
     ROLLED_BACK = "ROLLED_BACK"
     ABORTED = "ABORTED"
     FAILED = "FAILED"
+    ALERT = "ALERT"
 
 
 class Action(str, Enum):
@@ -95,12 +111,29 @@ class RolloutStep:
 
 
 @dataclass(frozen=True)
+class SliceCheck:
+    """The quality check per value of a categorical feature (roll back only)."""
+
+    feature: str
+    margin: float = 0.0
+    #: per value and side; 0 = the analysis' min_labeled
+    min_labeled: int = 0
+
+
+@dataclass(frozen=True)
 class Analysis:
     metric: str = "ACCURACY"
     margin: float = 0.0
     alpha: float = DEFAULT_ALPHA
     mixture_scale: float = DEFAULT_MIXTURE_SCALE
     min_labeled: int = DEFAULT_MIN_LABELED
+    slices: tuple[SliceCheck, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Analysis:
+        d = dict(d)
+        d["slices"] = tuple(SliceCheck(**s) for s in d.get("slices", ()))
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -116,6 +149,24 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class SliceEvidence:
+    """One value of a slice check's feature at one look."""
+
+    feature: str
+    value: str
+    champion: Counts
+    challenger: Counts
+    difference: float = 0.0
+    likelihood_ratio: float = 0.0
+    #: k / alpha, k the number of slice values looked at
+    threshold: float = 0.0
+
+
+#: per slice check's feature: per value, (champion, challenger) counts
+SliceCounts = dict[str, dict[str, tuple[Counts, Counts]]]
+
+
+@dataclass(frozen=True)
 class Evidence:
     time: datetime
     champion: Counts
@@ -124,6 +175,7 @@ class Evidence:
     likelihood_ratio: float = 0.0
     threshold: float = 0.0
     step_labeled: int = 0
+    slices: tuple[SliceEvidence, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +199,8 @@ class Rollout:
     evidence: Evidence | None = None
     #: the kind of the last WAITING event, so a wait is recorded once, not every tick
     wait_kind: str = ""
+    #: set by a roll back until observability has the alert: its idempotency key
+    alert_key: str = ""
     create_time: datetime | None = None
     update_time: datetime | None = None
     revision: int = 0
@@ -182,7 +236,7 @@ class Rollout:
         return cls(
             name=d["name"], deployment=d["deployment"], challenger=ModelTarget(**d["challenger"]),
             steps=tuple(RolloutStep(**s) for s in d["steps"]),
-            analysis=Analysis(**d["analysis"]), champion_alias=d["champion_alias"],
+            analysis=Analysis.from_dict(d["analysis"]), champion_alias=d["champion_alias"],
             state=RolloutState(d["state"]), state_message=d.get("state_message", ""),
             current_step=int(d["current_step"]),
             step_start_time=_time(d.get("step_start_time")),
@@ -191,7 +245,7 @@ class Rollout:
             challenger_version=d.get("challenger_version", ""),
             champion_version=d.get("champion_version", ""), model=d.get("model", ""),
             evidence=evidence_from_dict(ev),
-            wait_kind=d.get("wait_kind", ""),
+            wait_kind=d.get("wait_kind", ""), alert_key=d.get("alert_key", ""),
             create_time=_time(d.get("create_time")), update_time=_time(d.get("update_time")),
             revision=int(d.get("revision", 0)))
 
@@ -237,7 +291,11 @@ def evidence_from_dict(ev: dict[str, Any] | None) -> Evidence | None:
         return None
     return Evidence(datetime.fromisoformat(ev["time"]), Counts(**ev["champion"]),
                     Counts(**ev["challenger"]), ev["difference"], ev["likelihood_ratio"],
-                    ev["threshold"], ev["step_labeled"])
+                    ev["threshold"], ev["step_labeled"],
+                    tuple(SliceEvidence(s["feature"], s["value"], Counts(**s["champion"]),
+                                        Counts(**s["challenger"]), s["difference"],
+                                        s["likelihood_ratio"], s["threshold"])
+                          for s in ev.get("slices", ())))
 
 
 def _time(value: str | None) -> datetime | None:
@@ -273,13 +331,42 @@ class Decision:
     evidence: Evidence
 
 
-def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime) -> Decision:
-    """What the controller does now with a RUNNING rollout (pure)."""
+def slice_evidence(a: Analysis, slices: SliceCounts) -> list[SliceEvidence]:
+    """Every slice value's test, at the Bonferroni threshold ``k / alpha``."""
+    looked = [(c, value, pair) for c in a.slices
+              for value, pair in sorted(slices.get(c.feature, {}).items())
+              if pair[0].labeled or pair[1].labeled]
+    threshold = max(len(looked), 1) / a.alpha
+    out = []
+    for c, value, (champion, challenger) in looked:
+        d, lr = likelihood_ratio(champion, challenger, c.margin, a.mixture_scale)
+        out.append(SliceEvidence(c.feature, value, champion, challenger, d, lr, threshold))
+    return out
+
+
+def _slice_worse(a: Analysis, evidence: list[SliceEvidence]) -> SliceEvidence | None:
+    """The slice value shown worse than its margin with the largest ratio, if any."""
+    checks = {c.feature: c for c in a.slices}
+    worse = []
+    for s in evidence:
+        c = checks[s.feature]
+        least = c.min_labeled or a.min_labeled
+        if (s.champion.labeled >= least and s.challenger.labeled >= least
+                and s.likelihood_ratio >= s.threshold and s.difference < -c.margin):
+            worse.append(s)
+    return max(worse, key=lambda s: s.likelihood_ratio, default=None)
+
+
+def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime,
+           slices: SliceCounts | None = None) -> Decision:
+    """What the controller does now with a RUNNING rollout (pure). ``slices``: the
+    counts per value of each slice check's feature (empty when it has none)."""
     a = r.analysis
     d, lr = likelihood_ratio(champion, challenger, a.margin, a.mixture_scale)
     threshold = 1.0 / a.alpha
     step_labeled = max(0, challenger.labeled - r.step_start_labeled)
-    ev = Evidence(now, champion, challenger, d, lr, threshold, step_labeled)
+    per_slice = slice_evidence(a, slices or {})
+    ev = Evidence(now, champion, challenger, d, lr, threshold, step_labeled, tuple(per_slice))
     enough = champion.labeled >= a.min_labeled and challenger.labeled >= a.min_labeled
     decided = enough and lr >= threshold
     if decided and d < -a.margin:
@@ -288,6 +375,16 @@ def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime) -> D
                         f"is worse than the champion's {champion.value:.4f} "
                         f"(n={champion.labeled}) by more than the margin {a.margin}: "
                         f"likelihood ratio {lr:.3g} >= {threshold:.3g}", "", ev)
+    bad = _slice_worse(a, per_slice)
+    if bad is not None:
+        margin = next(c.margin for c in a.slices if c.feature == bad.feature)
+        return Decision(Action.ROLL_BACK,
+                        f"in the slice {bad.feature} = {bad.value!r}, challenger accuracy "
+                        f"{bad.challenger.value:.4f} (n={bad.challenger.labeled}) is worse than "
+                        f"the champion's {bad.champion.value:.4f} (n={bad.champion.labeled}) "
+                        f"by more than the margin {margin}: likelihood ratio "
+                        f"{bad.likelihood_ratio:.3g} >= {bad.threshold:.3g} "
+                        f"({len(per_slice)} slice values, alpha/{len(per_slice)})", "", ev)
     elapsed = (now - r.step_start_time).total_seconds() if r.step_start_time else 0.0
     step = r.step
     if elapsed < step.min_duration_seconds:
@@ -361,6 +458,18 @@ def validate(r: Rollout) -> None:
         out.append(FieldViolation("rollout.analysis.mixture_scale", "must be in (0, 1]"))
     if a.min_labeled < 1:
         out.append(FieldViolation("rollout.analysis.min_labeled", "must be >= 1"))
+    seen: set[str] = set()
+    for i, c in enumerate(a.slices, start=1):
+        where = f"rollout.analysis.checks[{i}].slice"
+        if not c.feature:
+            out.append(FieldViolation(f"{where}.feature", "a categorical feature is required"))
+        elif c.feature in seen:
+            out.append(FieldViolation(f"{where}.feature", f"{c.feature!r} is checked twice"))
+        seen.add(c.feature)
+        if not math.isfinite(c.margin) or not 0 <= c.margin < 1:
+            out.append(FieldViolation(f"{where}.margin", "must be in [0, 1)"))
+        if c.min_labeled < 0:
+            out.append(FieldViolation(f"{where}.min_labeled", "must be >= 0"))
     if out:
         raise InvalidArgument(
             f"invalid rollout {r.name!r}: " + "; ".join(f"{v.field}: {v.description}"

@@ -5,7 +5,8 @@ the correct ones with ``ComputePerformance`` (accuracy x labeled count) over the
 rollout's window, production records only. :class:`RegistryAliasMover` moves the
 champion alias with the registry's ``SetAlias`` under serving's own identity, so
 the registry's gate decides (a version without a PASS validation is refused; no
-override reason is ever sent).
+override reason is ever sent). :class:`ObservabilityAlerts` raises a roll back's
+alert with observability's ``RaiseAlert`` (idempotent by its key).
 """
 
 from __future__ import annotations
@@ -36,26 +37,67 @@ class ObservabilityEvidence:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = obs_grpc.ObservabilityServiceStub(channel)
 
-    async def counts(self, model: str, version: str, start: datetime, end: datetime) -> Counts:
+    async def _performance(self, model: str, version: str, start: datetime, end: datetime,
+                           slice_by: str = "") -> obs.ComputePerformanceResponse | None:
         request = obs.ComputePerformanceRequest(
             filter=obs.EvaluationFilter(
                 model=model, versions=[version], environment=obs.ENVIRONMENT_PRODUCTION,
                 window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end))),
-            metrics=[obs.METRIC_ACCURACY], task=obs.TASK_TYPE_CLASSIFICATION)
+            metrics=[obs.METRIC_ACCURACY], task=obs.TASK_TYPE_CLASSIFICATION,
+            slice_by=[obs.ColumnRef(source=obs.COLUMN_SOURCE_FEATURE, name=slice_by)]
+            if slice_by else [])
         try:
-            r = await self._stub.ComputePerformance(request, timeout=TIMEOUT_SECONDS)
+            r: obs.ComputePerformanceResponse = await self._stub.ComputePerformance(
+                request, timeout=TIMEOUT_SECONDS)
+            return r
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 # no records of the model or the version yet, or none in the window:
                 # no evidence yet, which the rule waits on (not an error)
-                return Counts()
+                return None
             raise_from_rpc_error(exc)
-        labeled = int(r.overall.labeled_count)
-        accuracy = next((m.value for m in r.overall.metrics
-                         if m.metric == obs.METRIC_ACCURACY and m.has_value), None)
-        if not labeled or accuracy is None:
-            return Counts()
-        return Counts(labeled, round(accuracy * labeled))
+
+    async def counts(self, model: str, version: str, start: datetime, end: datetime) -> Counts:
+        r = await self._performance(model, version, start, end)
+        return Counts() if r is None else _group_counts(r.overall)
+
+    async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
+                           feature: str) -> dict[str, Counts]:
+        """Per value of ``feature``: one ComputePerformance sliced by it (observability
+        lists at most its 20 most frequent values)."""
+        r = await self._performance(model, version, start, end, slice_by=feature)
+        out: dict[str, Counts] = {}
+        for g in r.slices if r is not None else ():
+            preds = g.slice.predicates
+            if len(preds) != 1 or preds[0].op != obs.SLICE_OPERATOR_EQUAL or not preds[0].values:
+                continue  # a numeric feature's bins: not a categorical slice check
+            value = preds[0].values[0]
+            kind = value.WhichOneof("kind")
+            out[str(getattr(value, kind)) if kind else ""] = _group_counts(g)
+        return out
+
+
+def _group_counts(g: obs.PerformanceGroup) -> Counts:
+    labeled = int(g.labeled_count)
+    accuracy = next((m.value for m in g.metrics
+                     if m.metric == obs.METRIC_ACCURACY and m.has_value), None)
+    if not labeled or accuracy is None:
+        return Counts()
+    return Counts(labeled, round(accuracy * labeled))
+
+
+class ObservabilityAlerts:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = obs_grpc.ObservabilityServiceStub(channel)
+
+    async def raise_alert(self, source: str, model: str, version: str, message: str,
+                          idempotency_key: str) -> None:
+        try:
+            await self._stub.RaiseAlert(obs.RaiseAlertRequest(
+                source=source, model=model, version=version, message=message,
+                idempotency_key=idempotency_key), timeout=TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            raise_from_rpc_error(exc)
 
 
 class RegistryAliasMover:

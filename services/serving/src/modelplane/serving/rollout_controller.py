@@ -73,6 +73,7 @@ from modelplane.serving.rollout import (
     Rollout,
     RolloutEvent,
     RolloutState,
+    SliceCounts,
     decide,
     validate,
 )
@@ -90,6 +91,19 @@ class EvidenceSource(Protocol):
                      end: datetime) -> Counts:
         """Predictions of ``model`` ``version`` in [start, end) with an actual, and
         how many were right. Raises Unavailable when it cannot tell."""
+        ...
+
+    async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
+                           feature: str) -> dict[str, Counts]:
+        """The same counts per value of the categorical ``feature``."""
+        ...
+
+
+class AlertRaiser(Protocol):
+    async def raise_alert(self, source: str, model: str, version: str, message: str,
+                          idempotency_key: str) -> None:
+        """Raise a FIRING alert in observability, once per ``idempotency_key``; raises
+        Unavailable (or another ModelplaneError) when it could not."""
         ...
 
 
@@ -141,7 +155,9 @@ class Rollouts:
 
     def __init__(self, store: DeploymentStore, deployments: DeploymentService, *,
                  evidence: EvidenceSource | None, aliases: AliasMover | None,
-                 holder: str = "", clock: Callable[[], datetime] = _now) -> None:
+                 holder: str = "", clock: Callable[[], datetime] = _now,
+                 alerts: AlertRaiser | None = None) -> None:
+        self.alerts = alerts
         self.store = store
         self.deployments = deployments
         self.evidence = evidence
@@ -152,12 +168,14 @@ class Rollouts:
     # --- transitions --------------------------------------------------------------------
     async def _transition(self, old: Rollout, event: EventType | None, message: str, *,
                           actor: str, traffic: bool, evidence: Evidence | None = None,
-                          override_reason: str = "", **changes: Any) -> Rollout:
+                          override_reason: str = "", state_message_keep: bool = False,
+                          **changes: Any) -> Rollout:
         """Write ``old`` + ``changes`` as the next revision (compare-and-set), with its
         event, and with the traffic split it means when ``traffic``: one transaction."""
         now = self._clock()
         new = dataclasses.replace(old, **changes, revision=old.revision + 1, update_time=now,
-                                  state_message=message,
+                                  state_message=old.state_message if state_message_keep
+                                  else message,
                                   evidence=evidence if evidence is not None else old.evidence)
         ev = None if event is None else RolloutEvent(
             new.name, new.revision, now, event, new.state, new.current_step,
@@ -326,12 +344,16 @@ class Rollouts:
     async def tick(self, still_leading: Callable[[], bool] = lambda: True) -> None:
         """One look at every RUNNING or PROMOTING rollout."""
         rollouts = await asyncio.to_thread(
-            self.store.list_rollouts, states=(RolloutState.RUNNING, RolloutState.PROMOTING))
+            self.store.list_rollouts, states=(RolloutState.RUNNING, RolloutState.PROMOTING,
+                                              RolloutState.ROLLED_BACK))
         for r in rollouts:
             if not still_leading():
                 return
             try:
-                if r.state is RolloutState.PROMOTING:
+                if r.state is RolloutState.ROLLED_BACK:
+                    if r.alert_key:
+                        await self._raise_alert(r)
+                elif r.state is RolloutState.PROMOTING:
                     await self._promote(r)
                 else:
                     await self._look(r)
@@ -344,25 +366,35 @@ class Rollouts:
             except Exception:
                 log.exception("rollout %s: the controller's look failed", r.name)
 
-    async def _counts(self, r: Rollout, now: datetime) -> tuple[Counts, Counts, str]:
+    async def _counts(self, r: Rollout, now: datetime
+                      ) -> tuple[Counts, Counts, SliceCounts, str]:
         if self.evidence is None:
-            return Counts(), Counts(), " (no observability peer is configured)"
+            return Counts(), Counts(), {}, " (no observability peer is configured)"
+        source = self.evidence
         start = r.start_time or now
         try:
             champion, challenger = await asyncio.gather(
-                self.evidence.counts(r.model, r.champion_version, start, now),
-                self.evidence.counts(r.model, r.challenger_version, start, now))
+                source.counts(r.model, r.champion_version, start, now),
+                source.counts(r.model, r.challenger_version, start, now))
+            slices: SliceCounts = {}
+            for c in r.analysis.slices:  # one call per side and slice check
+                zero = Counts()
+                old, new = await asyncio.gather(
+                    source.slice_counts(r.model, r.champion_version, start, now, c.feature),
+                    source.slice_counts(r.model, r.challenger_version, start, now, c.feature))
+                slices[c.feature] = {v: (old.get(v, zero), new.get(v, zero))
+                                     for v in sorted(set(old) | set(new))}
         except ModelplaneError as exc:  # said in the state message; the rule waits
-            return Counts(), Counts(), f" (observability: {exc.message} [{exc.reason}])"
-        return champion, challenger, ""
+            return Counts(), Counts(), {}, f" (observability: {exc.message} [{exc.reason}])"
+        return champion, challenger, slices, ""
 
     async def _look(self, r: Rollout) -> None:
         if await asyncio.to_thread(self.store.get, r.deployment) is None:
             raise NotFound(f"deployment {r.deployment!r} was deleted",
                            reason="DEPLOYMENT_NOT_FOUND", metadata={"deployment": r.deployment})
         now = self._clock()
-        champion, challenger, note = await self._counts(r, now)
-        d = decide(r, champion, challenger, now)
+        champion, challenger, slices, note = await self._counts(r, now)
+        d = decide(r, champion, challenger, now, slices)
         actor = self.actor
         if d.action is Action.WAIT:
             kind = d.kind + ("!" if note else "")
@@ -377,13 +409,42 @@ class Rollouts:
         elif d.action is Action.ROLL_BACK:
             new = await self._transition(r, EventType.ROLLED_BACK, "rolled back: " + d.reason,
                                          actor=actor, traffic=True, evidence=d.evidence,
-                                         state=RolloutState.ROLLED_BACK)
+                                         state=RolloutState.ROLLED_BACK,
+                                         alert_key=f"{r.name}@{r.revision + 1}"
+                                         if self.alerts is not None else "")
             log.warning("rollout %s rolled back: %s", new.name, d.reason)
+            await self._raise_alert(new)
         else:
             new = await self._transition(r, EventType.PROMOTING, "promoting: " + d.reason,
                                          actor=actor, traffic=False, evidence=d.evidence,
                                          state=RolloutState.PROMOTING)
             await self._promote(new)
+
+    async def _raise_alert(self, r: Rollout) -> None:
+        """The roll back's alert in observability; the roll back is done already. Not
+        reached: an ALERT event says so (once) and the next tick asks again (the
+        idempotency key, recorded with the roll back, makes a repeat raise nothing)."""
+        if self.alerts is None or not r.alert_key:
+            return
+        message = (f"rollout {r.name} rolled back v{r.challenger_version} of {r.model} on "
+                   f"deployment {r.deployment}: " + r.state_message.removeprefix("rolled back: "))
+        try:
+            await self.alerts.raise_alert(f"rollout/{r.name}", r.model, r.challenger_version,
+                                          message, r.alert_key)
+        except ModelplaneError as exc:
+            note = (f"rolled back; the alert could not be raised in observability yet "
+                    f"({exc.message} [{exc.reason}]); trying again next tick")
+            # the last transition's event, if it had one (an event's sequence is the
+            # revision it made): the same failure is recorded once, not every tick
+            last = await asyncio.to_thread(self.store.rollout_events, r.name,
+                                           after=max(r.revision - 1, 0))
+            if not last or last[-1].message != note:
+                await self._transition(r, EventType.ALERT, note, actor=self.actor,
+                                       traffic=False, state_message_keep=True)
+            return
+        await self._transition(r, EventType.ALERT, "alert raised in observability "
+                               f"(source rollout/{r.name})", actor=self.actor, traffic=False,
+                               state_message_keep=True, alert_key="")
 
     async def _promote(self, r: Rollout) -> None:
         what = f"@{r.champion_alias} of {r.model} to v{r.challenger_version}"

@@ -639,6 +639,16 @@ class AlertStore(ABC):
         (``"<seq>:<alert id>"``), or None when only this process writes it."""
         return None
 
+    # -- alerts raised by other services (issue #17) ------------------------------
+
+    @abstractmethod
+    def insert_raised_alert(self, alert: dict[str, Any], slot: datetime) -> int | None:
+        """Store a FIRING alert raised through RaiseAlert (no monitor, no webhook):
+        its seq, or None when an alert with its id exists (nothing is written). Its
+        ``monitor_id`` column is ``raised/<id>``, so that the per-monitor constraints
+        (one FIRING, one per slot) never merge two raised alerts; the document's
+        ``monitor_id`` stays empty."""
+
 
 class EvaluationStore(AlertStore):
     """A backend of the evaluation store. Methods block: call them from a thread."""

@@ -607,5 +607,18 @@ class EmbeddedStore(EvaluationStore):
     def release_lease(self, name: str, holder: str) -> None:
         pass
 
+    # -- alerts raised by other services (issue #17) ------------------------------
+
+    def insert_raised_alert(self, alert: dict[str, Any], slot: datetime) -> int | None:
+        with self._lock:
+            if self._conn.execute("SELECT count(*) FROM obs_alerts WHERE id = ?",
+                                  [alert["id"]]).fetchall()[0][0]:
+                return None
+            seq = self._conn.execute(
+                "INSERT INTO obs_alerts VALUES (?, nextval('obs_alert_seq'), ?, ?, ?, ?, ?) "
+                "RETURNING seq", [alert["id"], f"raised/{alert['id']}", alert["model"], slot,
+                                  alert["state"], json.dumps(alert)]).fetchall()[0][0]
+        return int(seq)
+
 
 __all__ = ["EmbeddedStore", "to_us"]

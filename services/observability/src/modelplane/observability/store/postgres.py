@@ -867,3 +867,17 @@ class PostgresStore(EvaluationStore):
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+    # -- alerts raised by other services (issue #17) ------------------------------
+
+    def insert_raised_alert(self, alert: dict[str, Any], slot: datetime) -> int | None:
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "INSERT INTO obs_alerts (id, monitor_id, model, slot, state, doc) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING seq",
+                [alert["id"], f"raised/{alert['id']}", alert["model"], slot, alert["state"],
+                 json.dumps(alert)]).fetchone()
+            if row is None:
+                return None
+            self._notify(conn, row[0], alert["id"])
+            return int(row[0])
