@@ -253,7 +253,7 @@ async def test_lease_listener_and_webhook_state_are_on_metrics(service: Any) -> 
     text = generate_latest(REGISTRY).decode()
     assert "modelplane_observability_monitor_lease_held 1.0" in text
     assert "modelplane_observability_alert_listener_connected 1.0" in text
-    acquisitions = [line for line in text.splitlines()
-                    if line.startswith("modelplane_observability_monitor_lease_acquisitions_total ")]
+    counter = "modelplane_observability_monitor_lease_acquisitions_total "
+    acquisitions = [line for line in text.splitlines() if line.startswith(counter)]
     assert acquisitions and float(acquisitions[0].split()[1]) >= 1
     assert 'modelplane_observability_webhook_deliveries_total{outcome="delivered"}' in text

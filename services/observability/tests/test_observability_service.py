@@ -44,7 +44,7 @@ async def test_log_records_is_idempotent_and_rejects_bad_records_by_index(servic
     bad_kind = record("x-2", model, "v1", PROD, T0, {"x": "not a number"}, 1)
     no_time = pb.EvaluationRecord(prediction_id="x-3", model=model, version="v1",
                                   environment=PROD)
-    stream = recs[:150] + [bad_env] + recs[150:] + [bad_kind, no_time]
+    stream = [*recs[:150], bad_env, *recs[150:], bad_kind, no_time]
     res = await log(service.stub, stream, batch=100)
     assert res.accepted_count == 300
     assert res.duplicate_count == 0

@@ -208,7 +208,8 @@ def record_from_pb(r: pb.EvaluationRecord, i: int) -> EvaluationRecord | Rejecti
 def record_to_pb(rec: EvaluationRecord) -> pb.EvaluationRecord:
     out = pb.EvaluationRecord(
         prediction_id=rec.prediction_id, model=rec.model, version=rec.version,
-        environment=_wire(pb.Environment, rec.environment), prediction_time=_ts(rec.prediction_time),
+        environment=_wire(pb.Environment, rec.environment),
+        prediction_time=_ts(rec.prediction_time),
         features={k: scalar_to_pb(v) for k, v in rec.features.items()},
         scores=rec.scores, tags=rec.tags, trace_id=rec.trace_id,
         attributions=rec.attributions)
@@ -280,7 +281,8 @@ def filter_from_pb(f: pb.EvaluationFilter, path: str) -> EvaluationFilter:
 
 def filter_to_pb(f: EvaluationFilter) -> pb.EvaluationFilter:
     return pb.EvaluationFilter(model=f.model, versions=list(f.versions),
-                               environment=_wire(pb.Environment, f.environment), window=window_to_pb(f.window),
+                               environment=_wire(pb.Environment, f.environment),
+                               window=window_to_pb(f.window),
                                predicates=[predicate_to_pb(p) for p in f.predicates])
 
 
@@ -401,9 +403,11 @@ def monitor_to_pb(m: Monitor) -> pb.Monitor:
     elif m.signal is SignalKind.DRIFT:
         signal.drift.CopyFrom(pb.DriftSignal(
             column=column_to_pb(m.drift_column) if m.drift_column else None,
-            method=_wire(pb.DriftMethod, m.drift_method), reference=reference_to_pb(m.drift_reference)))
+            method=_wire(pb.DriftMethod, m.drift_method),
+            reference=reference_to_pb(m.drift_reference)))
     out = pb.Monitor(id=m.id, display_name=m.display_name, filter=filter_to_pb(m.filter),
-                     signal=signal, comparison=_wire(pb.Comparison, m.comparison), threshold=m.threshold,
+                     signal=signal, comparison=_wire(pb.Comparison, m.comparison),
+                     threshold=m.threshold,
                      min_records=m.min_records, webhook_url=m.webhook_url, paused=m.paused,
                      create_time=_ts(m.create_time), update_time=_ts(m.update_time),
                      last_evaluation_time=_ts(m.last_evaluation_time), last_value=m.last_value)
@@ -413,8 +417,9 @@ def monitor_to_pb(m: Monitor) -> pb.Monitor:
 
 
 def alert_to_pb(a: Alert) -> pb.Alert:
-    return pb.Alert(id=a.id, monitor_id=a.monitor_id, model=a.model, state=_wire(pb.AlertState, a.state),
-                    value=a.value, threshold=a.threshold, comparison=_wire(pb.Comparison, a.comparison),
+    return pb.Alert(id=a.id, monitor_id=a.monitor_id, model=a.model,
+                    state=_wire(pb.AlertState, a.state), value=a.value, threshold=a.threshold,
+                    comparison=_wire(pb.Comparison, a.comparison),
                     window=window_to_pb(a.window), message=a.message,
                     create_time=_ts(a.create_time), resolve_time=_ts(a.resolve_time),
                     source=a.source, version=a.version)
@@ -552,7 +557,8 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             except NotFound:
                 cols = {}
             out.append(pb.ObservedModel(
-                model=s.model, versions=s.versions, environments=[_wire(pb.Environment, e) for e in s.environments],
+                model=s.model, versions=s.versions,
+                environments=[_wire(pb.Environment, e) for e in s.environments],
                 record_count=s.record_count, actual_count=s.actual_count,
                 first_prediction_time=_ts(s.first_time), last_prediction_time=_ts(s.last_time),
                 columns=[pb.ColumnInfo(column=column_to_pb(c), kind=_wire(pb.ColumnKind, k))

@@ -68,7 +68,8 @@ def line_chart(series: Sequence[Series], *, width: int = 560, height: int = 220,
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{Y(threshold):.1f}" '
                    f'y2="{Y(threshold):.1f}" stroke="{RED}" stroke-dasharray="5,4"/>'
                    f'<text x="{width - right}" y="{Y(threshold) - 4:.1f}" font-size="10" '
-                   f'text-anchor="end" fill="{RED}">{escape(threshold_label)} {_fmt(threshold)}</text>')
+                   f'text-anchor="end" fill="{RED}">'
+                   f'{escape(threshold_label)} {_fmt(threshold)}</text>')
     lx = left + 8
     for s in series:
         if not s.points:

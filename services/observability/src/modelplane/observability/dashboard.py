@@ -133,17 +133,23 @@ class DashboardSessions:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;
+margin:0;background:#f5f6f8;color:#222}
 header{background:#1f2a44;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:baseline}
 header a{color:#cfe0ff;text-decoration:none} h1{font-size:18px;margin:0}
-main{padding:16px 24px} .grid{display:grid;grid-template-columns:repeat(2,minmax(560px,1fr));gap:16px}
+main{padding:16px 24px} .grid{display:grid;grid-template-columns:repeat(2,minmax(560px,1fr));
+gap:16px}
 .card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:12px 14px}
-.meta{color:#555;font-size:13px;margin:4px 0 12px} .pill{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
-.firing{background:#d64545}.resolved{background:#9aa3ad} table{border-collapse:collapse;font-size:13px}
-td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #eee} .note{color:#666;font-size:12px}
+.meta{color:#555;font-size:13px;margin:4px 0 12px} .pill{display:inline-block;
+padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
+.firing{background:#d64545}.resolved{background:#9aa3ad} table{border-collapse:collapse;
+font-size:13px}
+td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #eee}
+.note{color:#666;font-size:12px}
 .running,.paused,.promoting{background:#3b6fd8}.promoted{background:#2f9e6e}
 .rolled_back,.failed{background:#d64545}.aborted{background:#9aa3ad}
-.decision{font-size:14px;border-left:4px solid #1f2a44;padding:6px 12px;margin:8px 0 14px;background:#fff}
+.decision{font-size:14px;border-left:4px solid #1f2a44;padding:6px 12px;
+margin:8px 0 14px;background:#fff}
 """
 
 

@@ -339,8 +339,9 @@ def numeric_drift(reference: np.ndarray, current: np.ndarray,
 
 def category_counts(reference: np.ndarray, current: np.ndarray
                     ) -> tuple[list[object], np.ndarray, np.ndarray]:
-    ref = reference[reference != None]
-    cur = current[current != None]
+    # `!= None` is elementwise on object arrays (`is not None` would test the array)
+    ref = reference[reference != None]  # noqa: E711
+    cur = current[current != None]  # noqa: E711
     cats = sorted({*ref.tolist(), *cur.tolist()}, key=str)
     index = {c: i for i, c in enumerate(cats)}
     ref_counts = np.bincount([index[v] for v in ref.tolist()], minlength=len(cats))

@@ -578,7 +578,7 @@ class Evaluations:
                 and reference.filter.model != current.model:
             ref_catalog = self.catalog(reference.filter.model, "reference.filter.model")
             ref_kinds = ref_catalog.columns()
-            for i, (c, k) in enumerate(cols):
+            for i, (c, _kind) in enumerate(cols):
                 if c.source in (ColumnSource.FEATURE, ColumnSource.TAG) and c not in ref_kinds:
                     raise _bad(f"columns[{i}]", f"reference model "
                                f"{reference.filter.model!r} has no column {c}", "UNKNOWN_COLUMN")

@@ -201,7 +201,7 @@ def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[
         return PerformanceGroup(records, sum(pairs.values()), metric_values(pairs))
 
     overall_pairs: dict[tuple[str, str], int] = {}
-    for b, src, _, _, p, a, n in cells:
+    for _bucket, src, _, _, p, a, n in cells:
         if src == 0:
             overall_pairs[(p, a)] = overall_pairs.get((p, a), 0) + n
     overall = group(sum(h[1] for h in headers), overall_pairs)

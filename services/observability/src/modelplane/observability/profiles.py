@@ -118,7 +118,7 @@ class ColumnProfile:
         self.sketch.update(values)
 
     def add_labels(self, values: np.ndarray) -> None:
-        present = values[values != None]  # elementwise on object arrays
+        present = values[values != None]  # noqa: E711 - elementwise on object arrays
         if not len(present):
             return
         keys, counts = np.unique(present.astype(str), return_counts=True)

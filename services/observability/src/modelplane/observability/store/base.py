@@ -176,8 +176,8 @@ class RecordEncoder:
                 continue
             problem = self._check(rec, new_columns)
             if problem is not None:
-                rejected.append(Rejection(index, rec.prediction_id, f"records[{offset}].{problem[0]}",
-                                          problem[1]))
+                field_path = f"records[{offset}].{problem[0]}"
+                rejected.append(Rejection(index, rec.prediction_id, field_path, problem[1]))
                 continue
             if rec.prediction_id in seen:
                 duplicates += 1
@@ -368,7 +368,8 @@ class Frame:
 
     @property
     def has_actual(self) -> np.ndarray:
-        return (self.actual_label != None) | ~np.isnan(self.actual_number)
+        # `!= None` is elementwise on the object array of labels
+        return (self.actual_label != None) | ~np.isnan(self.actual_number)  # noqa: E711
 
     def column(self, ref: ColumnRef) -> np.ndarray:
         """Numeric columns as float64 (NaN = missing), others as object (None = missing)."""

@@ -181,14 +181,16 @@ class EmbeddedStore(EvaluationStore):
 
     def load_catalogs(self) -> dict[str, Catalog]:
         with self._lock:
-            rows = self._conn.execute("SELECT model, source, name, kind FROM obs_columns").fetchall()
+            rows = self._conn.execute(
+                "SELECT model, source, name, kind FROM obs_columns").fetchall()
         catalogs: dict[str, Catalog] = {}
         for model, source, name, kind in rows:
             catalogs.setdefault(model, Catalog()).kinds[(int(source), name)] = ColumnKind(kind)
         return catalogs
 
     def _save_columns(self, new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> None:
-        values = [(m, s, n, int(k)) for m, cols in new_columns.items() for (s, n), k in cols.items()]
+        values = [(m, s, n, int(k))
+                  for m, cols in new_columns.items() for (s, n), k in cols.items()]
         for value in values:
             self._conn.execute("INSERT INTO obs_columns VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                list(value)).fetchall()
