@@ -36,7 +36,7 @@ merge) and the bins (searchsorted of the edges). Columns run in a thread pool
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -354,9 +354,20 @@ def categorical_drift(reference: np.ndarray, current: np.ndarray,
                       thresholds: DriftThresholds = DriftThresholds()) -> SampleDrift:
     """Drift of a categorical column (None values are left out)."""
     _, ref_counts, cur_counts = category_counts(reference, current)
+    return count_drift(ref_counts, cur_counts, methods, thresholds,
+                       decide_by_chi_square=int(ref_counts.sum()) <= SMALL_SAMPLE)
+
+
+def count_drift(ref_counts: np.ndarray, cur_counts: np.ndarray,
+                methods: Iterable[DriftMethod], thresholds: DriftThresholds,
+                decide_by_chi_square: bool) -> SampleDrift:
+    """Drift between two count vectors over the same categories (from rows, or from
+    profiles' category counts)."""
+    ref_counts = np.asarray(ref_counts, dtype=float)
+    cur_counts = np.asarray(cur_counts, dtype=float)
     n1, n2 = int(ref_counts.sum()), int(cur_counts.sum())
     result = SampleDrift(n1, n2, decision_method=(
-        DriftMethod.CHI_SQUARE if n1 <= SMALL_SAMPLE else DriftMethod.JENSEN_SHANNON))
+        DriftMethod.CHI_SQUARE if decide_by_chi_square else DriftMethod.JENSEN_SHANNON))
     if n1 == 0 or n2 == 0:
         return result
     r_share, c_share = ref_counts / n1, cur_counts / n2

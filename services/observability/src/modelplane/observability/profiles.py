@@ -63,6 +63,7 @@ from modelplane.observability.drift import (
     DriftStatistic,
     DriftThresholds,
     SampleDrift,
+    count_drift,
     jensen_shannon,
     psi,
 )
@@ -358,29 +359,7 @@ def profile_categorical_drift(ref: ColumnProfile, cur: ColumnProfile,
     cats = sorted(set(ref.categories) | set(cur.categories))
     r = np.array([ref.categories.get(c, 0) for c in cats], dtype=float)
     c = np.array([cur.categories.get(k, 0) for k in cats], dtype=float)
-    n1, n2 = int(r.sum()), int(c.sum())
-    result = SampleDrift(n1, n2, decision_method=(
-        DriftMethod.CHI_SQUARE if decide_by_chi_square else DriftMethod.JENSEN_SHANNON))
-    if not n1 or not n2:
-        return result
-    r_share, c_share = r / n1, c / n2
-    for method in methods:
-        if method is DriftMethod.PSI:
-            result.statistics.append(DriftStatistic(method, psi(r_share, c_share), None,
-                                                    thresholds.psi))
-        elif method is DriftMethod.JENSEN_SHANNON:
-            result.statistics.append(DriftStatistic(method, jensen_shannon(r_share, c_share),
-                                                    None, thresholds.jensen_shannon))
-        elif method is DriftMethod.CHI_SQUARE:
-            if len(cats) < 2:
-                result.statistics.append(DriftStatistic(method, 0.0, 1.0, thresholds.p_value))
-            else:
-                chi = stats.chi2_contingency(np.vstack([r, c]), correction=False)
-                result.statistics.append(DriftStatistic(method, float(chi.statistic),
-                                                        float(chi.pvalue), thresholds.p_value))
-    if result.decision_method not in {s.method for s in result.statistics} and result.statistics:
-        result.decision_method = result.statistics[0].method
-    return result
+    return count_drift(r, c, methods, thresholds, decide_by_chi_square)
 
 
 def merge_rows(rows: Iterable[tuple[Any, bytes]]) -> Profile:
