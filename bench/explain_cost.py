@@ -18,9 +18,9 @@ import time
 import warnings
 
 import numpy as np
+from demo_model import demo_model
 
-from modelplane.cli.demo.data import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, history
-from modelplane.cli.demo.training import build_model, model_frame
+from modelplane.cli.demo.data import CATEGORICAL_FEATURES
 from modelplane.observability.model_explanation import (
     ExplainBudget,
     ModelAttribution,
@@ -30,17 +30,8 @@ from modelplane.observability.model_explanation import (
 
 def main() -> None:
     warnings.simplefilter("ignore")
-    h = history(n_customers=300, days=30)
-    tx = h.transactions.dropna(subset=[LABEL])
-    prof = h.customer_profile.drop_duplicates("customer_id", keep="last")
-    act = h.customer_activity.drop_duplicates("customer_id", keep="last")
-    df = tx.merge(prof[["customer_id", "age", "credit_limit", "segment"]], on="customer_id") \
-        .merge(act[["customer_id", "txn_count_7d", "avg_amount_7d"]], on="customer_id")
-    X, y = model_frame(df), df[LABEL].astype(int)
-    model = build_model("logistic_categorical").fit(X, y)
-    names = list(MODEL_FEATURES)
-    cols = {n: (X[n].to_numpy(dtype=object) if n in CATEGORICAL_FEATURES
-                else X[n].to_numpy(dtype=float)) for n in names}
+    dm = demo_model()
+    model, names, cols = dm.model, dm.names, dm.columns
     background = {n: v[-2000:] for n, v in cols.items()}
     t = time.perf_counter()
     import shap  # noqa: F401

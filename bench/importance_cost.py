@@ -19,25 +19,15 @@ import time
 import warnings
 
 import numpy as np
+from demo_model import demo_model
 
-from modelplane.cli.demo.data import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, history
-from modelplane.cli.demo.training import build_model, model_frame
 from modelplane.observability.model_explanation import ModelImportance, model_importance
 
 
 def main() -> None:
     warnings.simplefilter("ignore")
-    h = history(n_customers=300, days=30)
-    tx = h.transactions.dropna(subset=[LABEL])
-    prof = h.customer_profile.drop_duplicates("customer_id", keep="last")
-    act = h.customer_activity.drop_duplicates("customer_id", keep="last")
-    df = tx.merge(prof[["customer_id", "age", "credit_limit", "segment"]], on="customer_id") \
-        .merge(act[["customer_id", "txn_count_7d", "avg_amount_7d"]], on="customer_id")
-    X, y = model_frame(df), df[LABEL].astype(int)
-    model = build_model("logistic_categorical").fit(X, y)
-    names = list(MODEL_FEATURES)
-    cols = {n: (X[n].to_numpy(dtype=object) if n in CATEGORICAL_FEATURES
-                else X[n].to_numpy(dtype=float)) for n in names}
+    dm = demo_model()
+    model, X, y, names, cols = dm.model, dm.X, dm.y, dm.names, dm.columns
     print(f"demo window: {len(X)} records, {len(names)} features")
 
     def run(rows: int, repeats: int, actual: np.ndarray | None, label: str) -> ModelImportance:
