@@ -246,6 +246,51 @@ async def test_a_prediction_id_opens_its_lineage(dashboard: tuple[str, str]) -> 
         assert "href='/models/churn?version=2'" in page.text
 
 
+@pytest.fixture(scope="module")
+async def small_limits(tmp_path_factory: pytest.TempPathFactory
+                       ) -> AsyncIterator[tuple[str, str]]:
+    """The same traffic under small limits: past 300 records the evaluations answer
+    from the profiles; an analysis may read 2000 records."""
+    tmp = tmp_path_factory.mktemp("obs-panels-small")
+    keys = tmp / "api_keys.json"
+    key = add_key(keys, "viewer", Role.READER)
+    svc = ServiceSettings.from_env("observability", {
+        "MODELPLANE_DATA_DIR": str(tmp), "MODELPLANE_API_KEYS_FILE": str(keys)})
+    rt = ObservabilityRuntime(ObservabilitySettings(
+        svc, http_addr="127.0.0.1:0", monitor_tick_seconds=0, serving_target=None,
+        exact_rows=300, max_analysis_rows=2000))
+    await rt.start()
+    try:
+        recs, acts = _traffic(utcnow())
+        rt.ingestor.write_records(recs)
+        rt.ingestor.write_actuals(acts)
+        for v in ("1", "2"):
+            rt.evaluations.set_baseline(Baseline(MODEL, v, metrics={M.Metric.ACCURACY: 0.8}))
+        yield f"http://127.0.0.1:{rt.http_port}", key
+    finally:
+        await rt.stop()
+
+
+async def test_a_large_range_is_answered_from_profiles_and_over_budget_parts_say_so(
+        small_limits: tuple[str, str]) -> None:
+    async with _client(*small_limits) as client:
+        page = await client.get(f"/models/{MODEL}?days=3")
+        assert page.status_code == 200, page.text[-500:]
+        assert "performance comes from the hourly profiles" in page.text
+        assert "accuracy per 2 hours" in page.text
+        assert len(re.findall(r"<title>accuracy \(with actuals\)", page.text)) >= 30
+        why = page.text[page.text.index("id='why'"):page.text.index("id='performance'")]
+        assert "(from the hourly profiles)" in why  # root cause chose the profiles
+        assert "country = &quot;ES&quot;" in why
+        # comparing versions reads the records: 2400 > 2000, said in the panel alone
+        assert "version comparison (v2 against v1) unavailable" in why
+        assert "MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS" in why
+        assert "id='recent'" in page.text and "pred-02399" in page.text
+        small = await client.get(f"/models/{MODEL}?days=0.0417")  # 34 records: exact
+        assert small.status_code == 200 and "hourly profiles" not in small.text
+        assert "per 1 minute" in small.text
+
+
 def _shoot(url: str, shot: Path, profile: Path, height: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

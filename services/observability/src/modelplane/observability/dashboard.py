@@ -39,6 +39,7 @@ from modelplane.observability.adapters.rollout_pages import (
     RolloutSummary,
     ServingUnavailable,
 )
+from modelplane.observability.analysis_limits import AnalysisMode
 from modelplane.observability.charts import (
     BLUE,
     GREEN,
@@ -54,7 +55,13 @@ from modelplane.observability.charts import (
     line_chart,
     timeline,
 )
-from modelplane.observability.dashboard_panels import build_why, render_lineage, render_why
+from modelplane.observability.dashboard_panels import (
+    WhyView,
+    render_lineage,
+    render_why,
+    why_compare,
+    why_root_cause,
+)
 from modelplane.observability.dashboard_params import (
     QUICK_RANGES,
     PageRange,
@@ -67,6 +74,7 @@ from modelplane.observability.evaluations import Reference
 from modelplane.observability.lineage import load_record, prediction_lineage
 from modelplane.observability.monitors import AlertState
 from modelplane.observability.records import (
+    ColumnKind,
     ColumnRef,
     ColumnSource,
     Environment,
@@ -195,6 +203,8 @@ class ModelView:
     versions_in_window: list[str] = field(default_factory=list)
     #: the newest predictions in the window
     recent: list[EvaluationRecord] = field(default_factory=list)
+    #: performance was answered from the hourly profiles (the range is large)
+    profiled: bool = False
 
 
 _SHORT = {DriftMethod.WASSERSTEIN: "wasserstein/sd", DriftMethod.JENSEN_SHANNON: "JS",
@@ -239,9 +249,24 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
     window, bucket = window_for(page, first or summary.first_time or summary.last_time,
                                 last or summary.last_time)
     live = EvaluationFilter(model, (page.version,) if page.version else (), env, window)
-    slice_cols = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(catalog.features())]
-    slice_cols += [ColumnRef(ColumnSource.TAG, n) for n in catalog.tags()]
-    perf = ev.performance(live, bucket=bucket, slice_by=slice_cols)
+    features = catalog.features()
+    categorical = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(features)
+                   if features[n] is not ColumnKind.NUMERIC]
+    categorical += [ColumnRef(ColumnSource.TAG, n) for n in catalog.tags()]
+    numeric = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(features)
+               if features[n] is ColumnKind.NUMERIC]
+    # Over time without slices, so that the evaluations may answer from the hourly
+    # profiles (automatic mode: past MODELPLANE_OBSERVABILITY_EXACT_ROWS records).
+    perf = ev.performance(live, bucket=bucket)
+    profiled = perf.mode is AnalysisMode.PROFILE
+    if profiled:  # profiles count categorical values only
+        sliced = ev.performance(live, slice_by=categorical)
+        notes.append(f"this range holds more than {ev.exact_rows} records "
+                     "(MODELPLANE_OBSERVABILITY_EXACT_ROWS): performance comes from the hourly "
+                     "profiles; slices by numeric features and estimated performance need "
+                     "the records themselves - narrow the range to see them")
+    else:
+        sliced = ev.performance(live, slice_by=[*categorical, *numeric])
     metric = M.Metric.ACCURACY if perf.task is M.TaskType.CLASSIFICATION else M.Metric.MAE
     realized = [(g.window.start, v) for g in perf.windows
                 if g.window and g.window.start and (v := g.metrics.get(metric)) is not None]
@@ -265,7 +290,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                 reference = Reference(filter=EvaluationFilter(model, environment=candidate))
                 ref_name = f"{candidate.name.lower()} records"
                 break
-    if reference is not None and catalog.score_keys() and perf.task is M.TaskType.CLASSIFICATION:
+    if reference is not None and catalog.score_keys() and perf.task is M.TaskType.CLASSIFICATION \
+            and not profiled:  # estimation reads the records
         try:
             proxy = ev.proxy_performance(live, reference, bucket=bucket)
             est = [(g.window.start, v) for g in proxy.windows
@@ -302,7 +328,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                      "records")
     # Worst slices by the metric, against the overall value.
     overall = perf.overall.metrics.get(metric)
-    worst = [g for g in perf.slices if g.labeled_count >= 30 and g.metrics.get(metric) is not None]
+    worst = [g for g in sliced.slices
+             if g.labeled_count >= 30 and g.metrics.get(metric) is not None]
     worst.sort(key=lambda g: float(g.metrics[metric] or 0.0) if metric not in M.HIGHER_IS_BETTER
                else -float(g.metrics[metric] or 0.0))  # never None: filtered above
     worst = worst[::-1][:10] if worst else []
@@ -333,7 +360,7 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                      timeline(marks, title="Alerts"), rows, notes, page=page, versions=versions,
                      window=window, bucket=bucket, live=live, reference=reference,
                      reference_name=ref_name, metric=metric, versions_in_window=present,
-                     recent=recent)
+                     recent=recent, profiled=profiled)
 
 
 def replace_window(f: EvaluationFilter, window: TimeWindow) -> EvaluationFilter:
@@ -585,16 +612,15 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
             view = await rt.analyses.run(build_model_view, rt, model, params)
             why_html = ""
             if view.live is not None:
-                # its own analysis (slot and row budget): over budget, it says so alone
-                try:
-                    why = await rt.analyses.run(build_why, rt.evaluations, view.live,
-                                                view.reference, view.reference_name,
-                                                view.metric, view.versions_in_window)
-                    why_html = render_why(why)
-                except ModelplaneError as exc:
-                    why_html = (f"<section class='card' id='why' style='margin-bottom:16px'>"
-                                f"<p class='note'>Why is it worse: {escape(exc.message)}"
-                                f"</p></section>")
+                # each its own analysis (slot and row budget): over budget, it says so alone
+                why = WhyView(view.metric, view.reference_name, profiled=view.profiled)
+                for part in (why_root_cause, why_compare):
+                    try:
+                        await rt.analyses.run(part, rt.evaluations, view.live, view.reference,
+                                              view.versions_in_window, why)
+                    except ModelplaneError as exc:  # too many analyses at once
+                        why.notes.append(exc.message)
+                why_html = render_why(why)
             return render_model(view, await rollouts_links(rt, model), why_html)
         return await guard(request, render)
 

@@ -23,7 +23,7 @@ from modelplane.observability.charts import (
     interval_chart,
 )
 from modelplane.observability.evaluations import Reference, RootCauseReport, SliceContribution
-from modelplane.observability.records import EvaluationFilter
+from modelplane.observability.records import ColumnKind, ColumnRef, ColumnSource, EvaluationFilter
 
 if TYPE_CHECKING:
     from modelplane.observability.compare import VersionComparison
@@ -45,34 +45,53 @@ class WhyView:
     champion: str = ""
     challenger: str = ""
     notes: list[str] = field(default_factory=list)
+    #: the page's range is past the exact limit: explain by what the profiles count
+    profiled: bool = False
 
 
-def build_why(ev: Evaluations, live: EvaluationFilter, reference: Reference | None,
-              reference_name: str, metric: M.Metric, versions_in_window: list[str]) -> WhyView:
-    """Root cause of the window against the reference, and, when two versions have
-    records in the window, the newest against the one before. Run under the
-    analysis gate (its own row budget); a part over budget becomes a note."""
-    out = WhyView(metric, reference_name)
+def why_root_cause(ev: Evaluations, live: EvaluationFilter, reference: Reference | None,
+                   versions_in_window: list[str], out: WhyView) -> None:
+    """Root cause of the window against the reference (automatic mode: from the
+    profiles past the exact limit), into ``out``. Run under the analysis gate."""
     if reference is None:
         out.notes.append("no reference to explain against: set a baseline (SetBaseline) "
                          "or log validation or training records")
-    else:
-        try:
-            out.root_cause = ev.root_cause(live, reference, metric, max_slices=TOP_SLICES,
-                                           mode=AnalysisMode.UNSPECIFIED)
-        except ModelplaneError as exc:
-            out.notes.append(f"root cause unavailable: {exc.message}")
-    if len(versions_in_window) >= 2:
-        from modelplane.observability.compare import compare_versions
+        return
+    columns: list[ColumnRef] = []
+    depth = 2
+    if out.profiled:  # profiles count single categorical slices
+        kinds = ev.catalog(live.model).columns()
+        columns = [c for c, k in sorted(kinds.items()) if k is not ColumnKind.NUMERIC
+                   and c.source in (ColumnSource.FEATURE, ColumnSource.TAG)]
+        depth = 1
+        out.notes.append("a range this large is explained from the hourly profiles: by "
+                         "single categorical slices (numeric features and pairs of slices "
+                         "need the records - narrow the range)")
+    try:
+        out.root_cause = ev.root_cause(live, reference, out.metric, columns=columns,
+                                       max_slices=TOP_SLICES, max_depth=depth,
+                                       mode=AnalysisMode.UNSPECIFIED)
+    except ModelplaneError as exc:
+        out.notes.append(f"root cause unavailable: {exc.message}")
 
-        out.champion, out.challenger = versions_in_window[-2], versions_in_window[-1]
-        try:
-            out.comparison = compare_versions(
-                ev, replace(live, versions=()), out.champion, out.challenger, [metric],
-                resamples=COMPARE_RESAMPLES, root_cause_metric=metric, max_slices=3)
-        except ModelplaneError as exc:
-            out.notes.append(f"version comparison unavailable: {exc.message}")
-    return out
+
+def why_compare(ev: Evaluations, live: EvaluationFilter, reference: Reference | None,
+                versions_in_window: list[str], out: WhyView) -> None:
+    """When two versions have records in the window, the newest against the one
+    before (CompareVersions' analysis, from the records), into ``out``. Run under
+    the analysis gate, apart from the root cause: its own row budget."""
+    if len(versions_in_window) < 2:
+        return
+    from modelplane.observability.compare import compare_versions
+
+    out.champion, out.challenger = versions_in_window[-2], versions_in_window[-1]
+    try:
+        out.comparison = compare_versions(
+            ev, replace(live, versions=()), out.champion, out.challenger, [out.metric],
+            resamples=COMPARE_RESAMPLES, root_cause_metric=out.metric, max_slices=3)
+    except ModelplaneError as exc:
+        out.notes.append(f"version comparison (v{out.challenger} against v{out.champion}) "
+                         f"unavailable: {exc.message}")
 
 
 def _lower_is_worse(metric: M.Metric) -> bool:
@@ -224,4 +243,4 @@ def render_lineage(lin: PredictionLineage) -> str:
     return "".join(body)
 
 
-__all__ = ["WhyView", "build_why", "render_lineage", "render_why"]
+__all__ = ["WhyView", "render_lineage", "render_why", "why_compare", "why_root_cause"]
