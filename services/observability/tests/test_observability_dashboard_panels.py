@@ -291,6 +291,22 @@ async def test_a_large_range_is_answered_from_profiles_and_over_budget_parts_say
         assert "per 1 minute" in small.text
 
 
+def test_the_lineage_page_shows_the_rollout_step_and_escapes() -> None:
+    from modelplane.observability.dashboard_panels import render_lineage
+    from modelplane.observability.lineage import PredictionLineage, RolloutAt
+
+    t = datetime(2026, 12, 7, 5, 30, tzinfo=UTC)
+    rec = EvaluationRecord("p<1>", MODEL, "2", Environment.PRODUCTION, t, {"x": "<b>"}, 1)
+    lin = PredictionLineage(rec, "churn", "canary", rollout=RolloutAt(
+        "churn-v2", "churn", "challenger", 1, 25.0, "RUNNING", 4, t, "deployment"),
+        rollout_note="matched by deployment")
+    html = render_lineage(lin)
+    assert "churn-v2" in html and "challenger" in html and "25%" in html
+    assert "href='/rollouts/churn-v2'" in html and "#4 2026-12-07 05:30:00 UTC" in html
+    assert "p&lt;1&gt;" in html and "<td>&lt;b&gt;</td>" in html and "<b>" not in html
+    assert "Nothing missing" in html
+
+
 def _shoot(url: str, shot: Path, profile: Path, height: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -320,7 +320,9 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                             _SHORT[stat.method]))
         bars.sort(key=lambda b: -b.value)
         thr = rt_thresholds_hint(drift)
-        drift_svg = bar_chart(bars, title=f"Drift per feature - last day vs {ref_name}",
+        recent_part = "last day" if window.end - window.start > timedelta(days=1) \
+            else "the range"
+        drift_svg = bar_chart(bars, title=f"Drift per feature - {recent_part} vs {ref_name}",
                               reference=thr, reference_label="threshold")
     else:
         drift_svg = bar_chart([], title="Drift per feature")
