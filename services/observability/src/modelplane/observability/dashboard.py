@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,13 +32,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from modelplane.kit.auth import ApiKeyStore, bearer_token
-from modelplane.kit.errors import ModelplaneError
+from modelplane.kit.errors import InvalidArgument, ModelplaneError, NotFound
 from modelplane.observability import metrics as M
 from modelplane.observability.adapters.rollout_pages import (
     RolloutEventView,
     RolloutSummary,
     ServingUnavailable,
 )
+from modelplane.observability.analysis_limits import AnalysisMode
 from modelplane.observability.charts import (
     BLUE,
     GREEN,
@@ -53,17 +55,35 @@ from modelplane.observability.charts import (
     line_chart,
     timeline,
 )
+from modelplane.observability.dashboard_panels import (
+    WhyView,
+    render_lineage,
+    render_why,
+    why_compare,
+    why_root_cause,
+)
+from modelplane.observability.dashboard_params import (
+    QUICK_RANGES,
+    PageRange,
+    describe_bucket,
+    parse_range,
+    window_for,
+)
 from modelplane.observability.drift import DriftMethod
 from modelplane.observability.evaluations import Reference
+from modelplane.observability.lineage import load_record, prediction_lineage
 from modelplane.observability.monitors import AlertState
 from modelplane.observability.records import (
+    ColumnKind,
     ColumnRef,
     ColumnSource,
     Environment,
     EvaluationFilter,
+    EvaluationRecord,
     TimeWindow,
     describe_slice,
 )
+from modelplane.observability.store.base import ScanSpec, record_from_json
 
 if TYPE_CHECKING:
     from modelplane.observability.runtime import ObservabilityRuntime
@@ -148,6 +168,8 @@ td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #eee}
 .note{color:#666;font-size:12px}
 .running,.paused,.promoting{background:#3b6fd8}.promoted{background:#2f9e6e}
 .rolled_back,.failed{background:#d64545}.aborted{background:#9aa3ad}
+.selectors{margin:0 0 16px;font-size:13px;display:flex;flex-wrap:wrap;gap:6px 24px;
+align-items:baseline} .selectors form,.search{margin:0} .search{margin-top:10px;font-size:13px}
 .decision{font-size:14px;border-left:4px solid #1f2a44;padding:6px 12px;
 margin:8px 0 14px;background:#fff}
 """
@@ -169,6 +191,20 @@ class ModelView:
     alerts_svg: str
     alerts_rows: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    page: PageRange = field(default_factory=PageRange)
+    versions: list[str] = field(default_factory=list)
+    window: TimeWindow = field(default_factory=TimeWindow)
+    bucket: timedelta = timedelta(hours=1)
+    live: EvaluationFilter | None = None
+    reference: Reference | None = None
+    reference_name: str = ""
+    metric: M.Metric = M.Metric.ACCURACY
+    #: the versions with records in the window, oldest first
+    versions_in_window: list[str] = field(default_factory=list)
+    #: the newest predictions in the window
+    recent: list[EvaluationRecord] = field(default_factory=list)
+    #: performance was answered from the hourly profiles (the range is large)
+    profiled: bool = False
 
 
 _SHORT = {DriftMethod.WASSERSTEIN: "wasserstein/sd", DriftMethod.JENSEN_SHANNON: "JS",
@@ -180,7 +216,24 @@ def _color_for(metric: M.Metric, value: float, overall: float) -> str:
     return RED if worse else GREEN
 
 
-def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
+def _span(store: EvaluationStore, model: str, versions: tuple[str, ...], env: Environment
+          ) -> tuple[datetime | None, datetime | None]:
+    """The first and last prediction time of the page's records (two one-row reads)."""
+    out: list[datetime | None] = []
+    for newest in (False, True):
+        data = store.scan(ScanSpec(model, versions, env, limit=1, newest_first=newest))
+        lines = [ln for ln in data.splitlines() if ln.strip()]
+        out.append(record_from_json(json.loads(lines[0]), model).prediction_time
+                   if lines else None)
+    return out[0], out[1]
+
+
+def _version_key(v: str) -> tuple[int, int | str]:
+    return (0, int(v)) if v.isdigit() else (1, v)
+
+
+def build_model_view(rt: ObservabilityRuntime, model: str,
+                     params: Mapping[str, str] | None = None) -> ModelView:
     ev = rt.evaluations
     catalog = ev.catalog(model, "model")
     summary = next((s for s in rt.store.summaries() if s.model == model), None)
@@ -188,28 +241,45 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
         raise ModelplaneError(f"model {model!r} has no records")
     envs = set(summary.environments)
     env = Environment.PRODUCTION if Environment.PRODUCTION in envs else Environment.UNSPECIFIED
-    versions = catalog.versions()
-    latest = versions[-1] if versions else ""
+    versions = sorted(catalog.versions(), key=_version_key)
+    page = parse_range(params or {}, versions)
+    latest = page.version or (versions[-1] if versions else "")
     notes: list[str] = []
-    live = EvaluationFilter(model, environment=env)
-    first = summary.first_time or summary.last_time
-    span = max(summary.last_time - first, timedelta(minutes=1))
-    bucket = max(span / 24, timedelta(minutes=1))
-    slice_cols = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(catalog.features())]
-    slice_cols += [ColumnRef(ColumnSource.TAG, n) for n in catalog.tags()]
-    perf = ev.performance(live, bucket=bucket, slice_by=slice_cols)
+    first, last = _span(rt.store, model, (page.version,) if page.version else (), env)
+    window, bucket = window_for(page, first or summary.first_time or summary.last_time,
+                                last or summary.last_time)
+    live = EvaluationFilter(model, (page.version,) if page.version else (), env, window)
+    features = catalog.features()
+    categorical = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(features)
+                   if features[n] is not ColumnKind.NUMERIC]
+    categorical += [ColumnRef(ColumnSource.TAG, n) for n in catalog.tags()]
+    numeric = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(features)
+               if features[n] is ColumnKind.NUMERIC]
+    # Over time without slices, so that the evaluations may answer from the hourly
+    # profiles (automatic mode: past MODELPLANE_OBSERVABILITY_EXACT_ROWS records).
+    perf = ev.performance(live, bucket=bucket)
+    profiled = perf.mode is AnalysisMode.PROFILE
+    if profiled:  # profiles count categorical values only
+        sliced = ev.performance(live, slice_by=categorical)
+        notes.append(f"this range holds more than {ev.exact_rows} records "
+                     "(MODELPLANE_OBSERVABILITY_EXACT_ROWS): performance comes from the hourly "
+                     "profiles; slices by numeric features and estimated performance need "
+                     "the records themselves - narrow the range to see them")
+    else:
+        sliced = ev.performance(live, slice_by=[*categorical, *numeric])
     metric = M.Metric.ACCURACY if perf.task is M.TaskType.CLASSIFICATION else M.Metric.MAE
     realized = [(g.window.start, v) for g in perf.windows
                 if g.window and g.window.start and (v := g.metrics.get(metric)) is not None]
     series = [Series(f"{metric.name.lower()} (with actuals)", realized, BLUE)]
     threshold = None
-    # Reference: the latest version's baseline, else training, else validation records.
+    # Reference: the version's baseline, else training, else validation records.
     reference: Reference | None = None
     ref_name = ""
     try:
         baseline = ev.get_baseline(model, latest)
         if baseline.record_count:
-            reference, ref_name = Reference(baseline=(model, latest)), f"baseline of {latest}"
+            reference = Reference(baseline=(model, latest))
+            ref_name = f"validation baseline of {latest}"
         if metric in baseline.metrics:
             threshold = baseline.metrics[metric]
     except ModelplaneError:
@@ -220,7 +290,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
                 reference = Reference(filter=EvaluationFilter(model, environment=candidate))
                 ref_name = f"{candidate.name.lower()} records"
                 break
-    if reference is not None and catalog.score_keys() and perf.task is M.TaskType.CLASSIFICATION:
+    if reference is not None and catalog.score_keys() and perf.task is M.TaskType.CLASSIFICATION \
+            and not profiled:  # estimation reads the records
         try:
             proxy = ev.proxy_performance(live, reference, bucket=bucket)
             est = [(g.window.start, v) for g in proxy.windows
@@ -229,13 +300,14 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
                                  dashed=True))
         except ModelplaneError as exc:
             notes.append(f"estimated performance unavailable: {exc.message}")
-    perf_svg = line_chart(series, title=f"Performance over time - {metric.name.lower()}",
-                          y_label=metric.name.lower(), threshold=threshold,
-                          threshold_label="validation baseline")
-    # Drift per feature: the last day of live records against the reference.
+    perf_svg = line_chart(series, title=f"Performance over time - {metric.name.lower()} per "
+                          f"{describe_bucket(bucket)}", y_label=metric.name.lower(),
+                          threshold=threshold, threshold_label="validation baseline")
+    # Drift per feature: the range's last day of live records against the reference.
+    assert window.start is not None and window.end is not None  # window_for sets both
     if reference is not None:
-        last_day = replace_window(live, TimeWindow(summary.last_time - timedelta(days=1),
-                                                   summary.last_time + timedelta(seconds=1)))
+        last_day = replace_window(live, TimeWindow(
+            max(window.start, window.end - timedelta(days=1)), window.end))
         drift = ev.drift(last_day, reference)
         bars = []
         for c in drift.columns:
@@ -248,7 +320,9 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
                             _SHORT[stat.method]))
         bars.sort(key=lambda b: -b.value)
         thr = rt_thresholds_hint(drift)
-        drift_svg = bar_chart(bars, title=f"Drift per feature - last day vs {ref_name}",
+        recent_part = "last day" if window.end - window.start > timedelta(days=1) \
+            else "the range"
+        drift_svg = bar_chart(bars, title=f"Drift per feature - {recent_part} vs {ref_name}",
                               reference=thr, reference_label="threshold")
     else:
         drift_svg = bar_chart([], title="Drift per feature")
@@ -256,7 +330,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
                      "records")
     # Worst slices by the metric, against the overall value.
     overall = perf.overall.metrics.get(metric)
-    worst = [g for g in perf.slices if g.labeled_count >= 30 and g.metrics.get(metric) is not None]
+    worst = [g for g in sliced.slices
+             if g.labeled_count >= 30 and g.metrics.get(metric) is not None]
     worst.sort(key=lambda g: float(g.metrics[metric] or 0.0) if metric not in M.HIGHER_IS_BETTER
                else -float(g.metrics[metric] or 0.0))  # never None: filtered above
     worst = worst[::-1][:10] if worst else []
@@ -276,8 +351,18 @@ def build_model_view(rt: ObservabilityRuntime, model: str) -> ModelView:
     meta = (f"{summary.record_count} records, {summary.actual_count} with actuals; versions "
             f"{', '.join(versions)}; {summary.first_time:%Y-%m-%d %H:%M} → "
             f"{summary.last_time:%Y-%m-%d %H:%M} UTC")
+    # Which versions have records in the window (the newest ten are looked at).
+    present = [v for v in versions[-10:] if not page.version and rt.store.scan(ScanSpec(
+        model, (v,), env, window, limit=1)).strip()]
+    recent_data = rt.store.scan(ScanSpec(model, live.versions, env, window, limit=RECENT,
+                                         newest_first=True))
+    recent = [record_from_json(json.loads(ln), model)
+              for ln in recent_data.splitlines() if ln.strip()]
     return ModelView(model, meta, perf_svg, drift_svg, slices_svg,
-                     timeline(marks, title="Alerts"), rows, notes)
+                     timeline(marks, title="Alerts"), rows, notes, page=page, versions=versions,
+                     window=window, bucket=bucket, live=live, reference=reference,
+                     reference_name=ref_name, metric=metric, versions_in_window=present,
+                     recent=recent, profiled=profiled)
 
 
 def replace_window(f: EvaluationFilter, window: TimeWindow) -> EvaluationFilter:
@@ -289,18 +374,75 @@ def rt_thresholds_hint(drift: object) -> float:
     return 0.1  # normalized Wasserstein and Jensen-Shannon share the 0.1 default
 
 
-def render_model(view: ModelView, rollouts_html: str = "") -> str:
+RECENT = 10
+
+
+def _link(model: str, query: str, label: str, current: bool) -> str:
+    if current:
+        return f"<b>{escape(label)}</b>"
+    return f"<a href='/models/{quote(model)}{escape(query)}'>{escape(label)}</a>"
+
+
+def render_selectors(view: ModelView) -> str:
+    """Time-range and version links, and a from/to form (plain GET, no script)."""
+    p, m = view.page, view.model
+    whole = p.days is None and p.start is None and p.end is None
+    ranges = [_link(m, p.query(days=None, from_=None, to=None), "all", whole)]
+    ranges += [_link(m, p.query(days=d, from_=None, to=None), label,
+                     p.days is not None and f"{p.days:g}" == d) for label, d in QUICK_RANGES]
+    vers = [_link(m, p.query(version=None), "all versions", not p.version)]
+    vers += [_link(m, p.query(version=v), v, p.version == v) for v in view.versions[-12:]]
+
+    def value(t: datetime | None) -> str:
+        return f"{t:%Y-%m-%dT%H:%M}" if t else ""
+
+    hidden = (f"<input type='hidden' name='version' value='{escape(p.version)}'>"
+              if p.version else "")
+    w = view.window
+    shown = (f"{w.start:%Y-%m-%d %H:%M} → {w.end:%Y-%m-%d %H:%M} UTC, one point per "
+             f"{describe_bucket(view.bucket)}") if w.start and w.end else ""
+    return (f"<div class='card selectors' id='selectors'>"
+            f"<div>Time range: {' · '.join(ranges)}</div>"
+            f"<form method='get' action='/models/{quote(m)}'>from <input type='datetime-local' "
+            f"name='from' value='{value(p.start)}'> to <input type='datetime-local' name='to' "
+            f"value='{value(p.end)}'> UTC {hidden}<button type='submit'>show</button></form>"
+            f"<div>Version: {' · '.join(vers)}</div>"
+            f"<div class='note'>Showing {escape(shown)}.</div></div>")
+
+
+def render_recent(view: ModelView) -> str:
+    rows = "".join(
+        f"<tr><td><a href='/predictions/{quote(r.prediction_id, safe='')}'>"
+        f"{escape(r.prediction_id)}</a></td><td>{escape(r.version)}</td>"
+        f"<td>{r.prediction_time:%Y-%m-%d %H:%M:%S}</td><td>{escape(str(r.prediction))}</td>"
+        f"<td>{escape(str(r.actual.value)) if r.actual else '—'}</td></tr>"
+        for r in view.recent if r.prediction_time)
+    table = ("<table><tr><th>prediction id</th><th>version</th><th>time (UTC)</th>"
+             f"<th>prediction</th><th>actual</th></tr>{rows}</table>") if rows else \
+        "<p class='note'>no predictions in this range</p>"
+    return (f"<section class='card' id='recent' style='margin-top:16px'><h3 style='margin:0 0 "
+            f"6px;font-size:15px'>Recent predictions</h3>{table}"
+            f"{_SEARCH}</section>")
+
+
+_SEARCH = ("<form method='get' action='/predictions' class='search'>Prediction id: "
+           "<input type='search' name='id' size='40' required> <button type='submit'>open "
+           "its lineage</button></form>")
+
+
+def render_model(view: ModelView, rollouts_html: str = "", why_html: str = "") -> str:
     notes = "".join(f"<p class='note'>{escape(n)}</p>" for n in view.notes)
     table = ("<table><tr><th>state</th><th>raised</th><th>alert</th></tr>"
              + "".join(view.alerts_rows) + "</table>") if view.alerts_rows else ""
     return _page(view.model, f"""
 <h2>{escape(view.model)}</h2><div class='meta'>{escape(view.meta)}</div>{notes}{rollouts_html}
+{render_selectors(view)}{why_html}
 <div class='grid'>
 <section class='card' id='performance'>{view.performance_svg}</section>
 <section class='card' id='drift'>{view.drift_svg}</section>
 <section class='card' id='slices'>{view.slices_svg}</section>
 <section class='card' id='alerts'>{view.alerts_svg}{table}</section>
-</div>""")
+</div>{render_recent(view)}""")
 
 
 # --- rollouts (issue #17) ---------------------------------------------------------
@@ -425,7 +567,9 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
                 "once (it is then kept in a cookie), or send <code>Authorization: Bearer "
                 "KEY</code>.</p>")), status_code=401)
         if new_session is not None:  # keep the key out of the address bar and history
-            resp: Response = RedirectResponse(request.url.path, status_code=303)
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "key"]
+            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            resp: Response = RedirectResponse(target, status_code=303)
             resp.set_cookie(COOKIE, new_session, max_age=int(sessions.ttl_seconds),
                             httponly=True, samesite="strict",
                             secure=request.url.scheme == "https")
@@ -434,11 +578,18 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
             html = await render()  # type: ignore[operator]
         except ModelplaneError as exc:
             busy = exc.code == "RESOURCE_EXHAUSTED"  # too many analyses, or too many rows
+            if exc.code == "INVALID_ARGUMENT":  # a bad query parameter
+                return HTMLResponse(_page("bad request", f"<h2>Bad request</h2><p>"
+                                          f"{escape(exc.message)}</p><p><a href='"
+                                          f"{escape(request.url.path)}'>Open this page without "
+                                          f"parameters</a></p>"), status_code=400)
             retry = exc.metadata.get("retry_after_seconds")
             return HTMLResponse(_page("not available", f"<h2>Not available</h2><p>"
                                       f"{escape(exc.message)}</p>"),
                                 status_code=429 if busy else 404,
                                 headers={"retry-after": retry} if retry else None)
+        if isinstance(html, Response):
+            return html
         return HTMLResponse(html)
 
     async def index(request: Request) -> Response:
@@ -457,9 +608,43 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
     async def model_page(request: Request) -> Response:
         model = request.path_params["model"]
 
+        params = dict(request.query_params)
+
         async def render() -> str:
-            view = await rt.analyses.run(build_model_view, rt, model)
-            return render_model(view, await rollouts_links(rt, model))
+            view = await rt.analyses.run(build_model_view, rt, model, params)
+            why_html = ""
+            if view.live is not None:
+                # each its own analysis (slot and row budget): over budget, it says so alone
+                why = WhyView(view.metric, view.reference_name, profiled=view.profiled)
+                for part in (why_root_cause, why_compare):
+                    try:
+                        await rt.analyses.run(part, rt.evaluations, view.live, view.reference,
+                                              view.versions_in_window, why)
+                    except ModelplaneError as exc:  # too many analyses at once
+                        why.notes.append(exc.message)
+                why_html = render_why(why)
+            return render_model(view, await rollouts_links(rt, model), why_html)
+        return await guard(request, render)
+
+    async def prediction_search(request: Request) -> Response:
+        async def render() -> str | Response:
+            pid = request.query_params.get("id", "").strip()
+            if not pid:
+                raise InvalidArgument("id: required (a prediction id)",
+                                      reason="BAD_DASHBOARD_PARAMETER")
+            return RedirectResponse(f"/predictions/{quote(pid, safe='')}", status_code=303)
+        return await guard(request, render)
+
+    async def prediction_page(request: Request) -> Response:
+        pid = request.path_params["pid"]
+
+        async def render() -> str:
+            rec = await asyncio.to_thread(load_record, rt.store, pid)
+            if rec is None:
+                raise NotFound(f"prediction {pid!r} is not in the evaluation store",
+                               reason="RECORD_NOT_FOUND")
+            lineage = await prediction_lineage(rec, rt.lineage_peers)
+            return _page(f"prediction {pid}", render_lineage(lineage) + _SEARCH)
         return await guard(request, render)
 
     async def rollout_page(request: Request) -> Response:
@@ -479,6 +664,8 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
 
     return Starlette(routes=[Route("/", index), Route("/models/{model:path}", model_page),
                              Route("/rollouts/{name}", rollout_page),
+                             Route("/predictions", prediction_search),
+                             Route("/predictions/{pid:path}", prediction_page),
                              Route("/healthz", health)])
 
 
