@@ -94,6 +94,9 @@ async def create(demo: Demo, name: str, challenger: int, override: str) -> Any:
     from modelplane.serving.v1 import serving_pb2 as sv
 
     serving = demo.stub("serving")
+    if override:
+        demo.console.print(f"[yellow]validation override[/] (audited; the registry still "
+                           f"refuses to promote it): {override}")
     r = await call("CreateRollout", serving.CreateRollout(sv.CreateRolloutRequest(
         rollout=rollout_message(name, challenger), validation_override_reason=override)))
     steps = " -> ".join(f"{w:g}% (>= {n} labeled, >= {STEP_SECONDS}s)"
@@ -120,18 +123,12 @@ async def drive(demo: Demo, run: RolloutRun, traffic: Any, *, records: int,
     rows: each round's requests, then (once observability logged them) their actuals,
     then a controller tick; prints the rollout after each round. ``records``:
     observability's record count before; returns it after."""
-    from rich.table import Table
-
-    table = Table(title=f"rollout {run.name} (one row per round of {ROUND} requests)",
-                  title_justify="left")
-    for col in ("requests", "to challenger", "step", "weight", "state", "controller says"):
-        table.add_column(col, overflow="fold")
     i = run.next_index
     while i < limit and not until(run):
         if on_round is not None:
             await on_round(i)
-        end = min(i + ROUND, limit)
-        with demo.progress() as progress:
+        start, end = i, min(i + ROUND, limit)
+        with demo.progress(transient=True) as progress:
             task = progress.add_task(f"requests {i}-{end - 1}", total=end - i)
             batch = await send_traffic(demo, traffic.rows, traffic.labels, range(i, end),
                                        progress, task)
@@ -147,16 +144,13 @@ async def drive(demo: Demo, run: RolloutRun, traffic: Any, *, records: int,
         run.rollout = await get(demo, run.name)
         r = run.rollout
         weight = (r.steps[r.current_step].weight
-                  if state_name(r.state) == "RUNNING" and r.steps else 0.0)
+                  if state_name(r.state) in ("RUNNING", "PROMOTING") and r.steps else 0.0)
         run.max_weight = max(run.max_weight, r.steps[r.current_step].weight if r.steps else 0)
         to_challenger = sum(p.version == str(run.challenger) for p in batch)
-        table.add_row(f"{run.first_index}-{end - 1}", str(to_challenger),
-                      str(r.current_step), f"{weight:g}%", state_name(r.state),
-                      r.state_message[:160])
-        demo.console.print(f"  {end - run.first_index} requests: step {r.current_step} "
+        demo.console.print(f"  {end - run.first_index:>5} requests ({to_challenger:>2} of the "
+                           f"last {end - start} to v{run.challenger}): step {r.current_step} "
                            f"({weight:g}%), {state_name(r.state)}: {r.state_message[:150]}")
     run.next_index = i
-    demo.console.print(table)
     return records
 
 

@@ -70,7 +70,7 @@ class Demo:
                  "observability": "ObservabilityServiceStub"}
         return getattr(grpc_mod, names[service])(self.channel(service))
 
-    def progress(self) -> Any:
+    def progress(self, transient: bool = False) -> Any:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -82,7 +82,7 @@ class Demo:
 
         return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
-                        transient=False)
+                        transient=transient)
 
     def stage(self, n: int, title: str) -> None:
         self.console.rule(f"[bold]{n}. {title}")
