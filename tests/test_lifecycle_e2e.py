@@ -207,8 +207,10 @@ def test_model_versions_carry_lineage_to_the_dataset(lifecycle: dict[str, Any],
 
     registry = _stub(lifecycle, "registry")
     train_id = summary["datasets"]["fraud_train"]["id"]
-    versions = [summary["champion_version"], *([summary["challenger_version"]]
-                                               if "challenger_version" in summary else [])]
+    # the champion and both challengers (the broken one's labels were flipped in memory
+    # from the same Dataset: its description says so)
+    versions = [int(v) for v in summary["versions"]]
+    assert summary["champion_version"] in versions
     for version in versions:
         mv = registry.GetModelVersion(rg.GetModelVersionRequest(model_name=MODEL, version=version))
         assert mv.lineage.dataset_id == train_id
@@ -274,31 +276,66 @@ def test_champion_alias_was_set_through_the_gate(lifecycle: dict[str, Any],
     assert all(c.validation.status == rg.VALIDATION_STATUS_PASS for c in changes.alias_changes)
 
 
-def test_canary_split_was_live(lifecycle: dict[str, Any], summary: dict[str, Any]) -> None:
-    _reached(lifecycle, "canary", "traffic")
+def test_rollouts_decided_by_the_controller(lifecycle: dict[str, Any],
+                                            summary: dict[str, Any]) -> None:
+    """Issue #17 item 6: two rollouts in one run, decided by serving's controller: the
+    challenger broken in one city rolled back by its city before the 50 % step, the
+    better one promoted through the registry's gate; the demo sets no split or alias."""
+    _reached(lifecycle, "rollouts", "traffic", "decision")
+    from modelplane.observability.v1 import observability_pb2 as ob
+    from modelplane.registry.v1 import registry_pb2 as rg
     from modelplane.serving.v1 import serving_pb2 as sv
 
-    assert summary["canary"]["routes"] == {"champion": 90.0, "challenger": 10.0}
-    routes = summary["traffic"]["routes"]
-    n = summary["traffic"]["requests"]
-    assert set(routes) == {"champion", "challenger"}
-    # 10% of n requests: far outside these bounds only if the split is not applied
-    assert 0.03 * n <= routes["challenger"] <= 0.2 * n
-    by_version = summary["traffic"]["by_version"]
-    assert by_version[str(summary["challenger_version"])] == routes["challenger"]
-    # observability saw the challenger's predictions as such (not only the demo's count)
-    from modelplane.observability.v1 import observability_pb2 as ob
+    serving = _stub(lifecycle, "serving")
+    broken, good = summary["broken_challenger_version"], summary["challenger_version"]
+    by_name = {r["challenger_version"]: r for r in summary["rollouts"].values()}
+    bad = serving.GetRollout(sv.GetRolloutRequest(name=by_name[broken]["name"]))
+    assert bad.state == sv.ROLLOUT_STATE_ROLLED_BACK, bad.state_message
+    # by the per-city check, in the broken city, before the 50 % step
+    assert bad.state_message.startswith("rolled back: in the slice city = "), bad.state_message
+    assert repr(summary["broken_city"]) in bad.state_message
+    assert by_name[broken]["max_weight"] < 50 and bad.current_step < len(bad.steps) - 1
+    assert summary["broken_decision"] == "rolled_back"
+    promoted = serving.GetRollout(sv.GetRolloutRequest(name=by_name[good]["name"]))
+    assert promoted.state == sv.ROLLOUT_STATE_PROMOTED, promoted.state_message
+    assert summary["decision"] == "promoted"
+    assert summary["final_champion_version"] == good
+    # the controller made every decision: no event of either rollout is the demo's (admin)
+    for r in (bad, promoted):
+        events = serving.ListRolloutEvents(sv.ListRolloutEventsRequest(name=r.name,
+                                                                       page_size=200)).events
+        decisions = [e for e in events if e.type in (
+            sv.ROLLOUT_EVENT_TYPE_STEP_STARTED, sv.ROLLOUT_EVENT_TYPE_ROLLED_BACK,
+            sv.ROLLOUT_EVENT_TYPE_PROMOTED)]
+        assert decisions and all(e.actor != "admin" for e in decisions), \
+            [(e.type, e.actor) for e in decisions]
+    # the champion alias moved to the good challenger under serving's identity, gated
+    changes = _stub(lifecycle, "registry").ListAliasChanges(rg.ListAliasChangesRequest(
+        model_name=MODEL, alias="champion")).alias_changes
+    last = changes[0]
+    assert (last.from_version, last.to_version) == (summary["champion_version"], good)
+    assert last.principal != "admin" and not last.override
+    # no challenger alias: the rollouts pinned versions
+    with pytest.raises(grpc.RpcError) as err:
+        _stub(lifecycle, "registry").GetAlias(rg.GetAliasRequest(model_name=MODEL,
+                                                                 alias="challenger"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
-    perf = _stub(lifecycle, "observability").ComputePerformance(ob.ComputePerformanceRequest(
-        filter=ob.EvaluationFilter(model=MODEL, environment=ob.ENVIRONMENT_PRODUCTION,
-                                   versions=[str(summary["challenger_version"])]),
-        metrics=[ob.METRIC_ACCURACY]))
-    assert perf.overall.record_count == routes["challenger"]
-    d = _stub(lifecycle, "serving").GetDeployment(sv.GetDeploymentRequest(name=MODEL))
+    by_version = summary["traffic"]["by_version"]
+    assert 0 < by_version[str(broken)] < by_version[str(summary["champion_version"])]
+    assert by_version[str(good)] > by_version[str(broken)]
+    # observability saw the challengers' predictions as such (not only the demo's count)
+    for version in (broken, good):
+        perf = _stub(lifecycle, "observability").ComputePerformance(
+            ob.ComputePerformanceRequest(filter=ob.EvaluationFilter(
+                model=MODEL, environment=ob.ENVIRONMENT_PRODUCTION, versions=[str(version)]),
+                metrics=[ob.METRIC_ACCURACY]))
+        assert perf.overall.record_count == by_version[str(version)]
+    d = serving.GetDeployment(sv.GetDeploymentRequest(name=MODEL))
     assert d.state == sv.DEPLOYMENT_STATE_READY
     assert list(d.features.entity_keys) == ["customer_id"]
-    if "decision" in summary:  # after the decision all traffic is back on the champion
-        assert [(r.target.alias, r.weight) for r in d.traffic_split.routes] == [("champion", 100.0)]
+    # after the promotion all traffic goes to the (new) champion
+    assert [(r.target.alias, r.weight) for r in d.traffic_split.routes] == [("champion", 100.0)]
 
 
 def test_predictions_are_logged_and_actuals_joined(lifecycle: dict[str, Any],
@@ -327,7 +364,7 @@ def test_lineage_of_a_demo_prediction_reaches_the_validation_report_and_the_data
     """Issue #17: one call from a prediction id to its version, run, training dataset
     (with its content hash), validation report and trace id; the same through the
     gateway with a reader key and through `modelplane lineage`."""
-    _reached(lifecycle, "traffic", "datasets", "validation")
+    _reached(lifecycle, "traffic", "datasets", "validation", "rollouts")
     from modelplane.featurestore.v1 import featurestore_pb2 as fs
     from modelplane.observability.v1 import observability_pb2 as ob
     from modelplane.validator.v1 import validator_pb2 as vd
@@ -339,7 +376,6 @@ def test_lineage_of_a_demo_prediction_reaches_the_validation_report_and_the_data
     lin = obs.GetPredictionLineage(ob.GetPredictionLineageRequest(prediction_id=pid))
     assert not lin.missing, lin.missing  # every peer is up
     assert (lin.model, lin.version, lin.deployment) == (MODEL, challenger, MODEL)
-    assert lin.route == "challenger"
     assert lin.record.prediction_id == pid and lin.record.HasField("actual")
     assert lin.trace_id == lin.record.trace_id != ""
     assert lin.model_version.run_id == summary["versions"][challenger]["run_id"]
@@ -354,8 +390,13 @@ def test_lineage_of_a_demo_prediction_reaches_the_validation_report_and_the_data
         vd.GetValidationReportRequest(id=report_id))
     assert lin.validation.dataset_sha256 == report.dataset_sha256 != ""
     assert lin.validation.status == summary["validation"][challenger]["status"]
-    assert lin.rollout_note  # the demo runs no rollout: said so, nothing missing
-    assert not lin.HasField("rollout")
+    # served under the demo's rollout of the challenger, on its challenger side
+    rollout = next(r for r in summary["rollouts"].values()
+                   if r["challenger_version"] == int(challenger))
+    assert lin.HasField("rollout"), lin.rollout_note
+    assert (lin.rollout.rollout, lin.rollout.deployment, lin.rollout.role) == (
+        rollout["name"], MODEL, "challenger")
+    assert lin.rollout.challenger_weight in (10.0, 30.0, 50.0)
     # through the gateway, with a key of role reader
     env, data = lifecycle["env"], lifecycle["data"]
     made = _cli(["keys", "create", "lineage-reader", "--role", "reader", "--data-dir",

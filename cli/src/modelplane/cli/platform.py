@@ -141,6 +141,9 @@ class Platform:
             env[f"MODELPLANE_{service.upper()}_ADDR"] = self.grpc_address(service)
         # One person's laptop platform: one MLflow worker starts in half the CPU of two.
         env.setdefault("MODELPLANE_REGISTRY_MLFLOW_WORKERS", "1")
+        # Rollouts look at their numbers every second (default 5 s): a local platform's
+        # traffic is small and the demo waits for each decision.
+        env.setdefault("MODELPLANE_SERVING_ROLLOUT_TICK_SECONDS", "1")
         return env
 
     def instance_environment(self, base: Mapping[str, str], component: str, replica: int

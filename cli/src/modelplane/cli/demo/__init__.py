@@ -3,13 +3,14 @@
 | module | what it does |
 |---|---|
 | `command.py` | `modelplane demo`: arguments, the platform's health, the JSON summary |
-| `story.py` | the eleven stages in order, and the decision to promote or roll back |
+| `story.py` | the eleven stages in order; the decisions are the rollouts' (serving's) |
 | `session.py` | the line to the platform: channels, stubs, progress bars, RPC errors, sizes |
 | `data.py` | generated card transactions, customer snapshots, live traffic with a shift |
 | `training.py` | the data scientist's part: scikit-learn models, logged with stock MLflow |
 | `features.py` | steps 1-3: featurestore definitions, ingest, materialize, point-in-time Datasets |
-| `models.py` | steps 4-7: train, register with lineage, validate, gated aliases |
-| `traffic.py` | serving: the deployment, its canary, live traffic through the gateway |
+| `models.py` | steps 4-7: train, register with lineage, validate, the gated champion |
+| `rollouts.py` | steps 8-9, 11: two `Rollout`s driven by rounds of traffic and actuals |
+| `traffic.py` | serving: the deployment, live traffic through the gateway |
 | `analysis.py` | observability: actuals, performance, drift, root cause, a monitor |
 | `report.py` | what is printed: the tables and the URLs to look at |
 

@@ -6,9 +6,12 @@ Generate card transactions -> featurestore apply, ingest, materialize ->
 point-in-time training Dataset -> train a scikit-learn model, logged with the
 stock ``mlflow`` client naming the Dataset -> register with lineage ->
 validate (report table) -> promote to ``champion`` (gated) -> serve with online
-features -> train a ``challenger`` -> validate -> 10% canary -> live traffic ->
-delayed actuals -> drift and root cause name the city whose data shifted
-halfway -> promote the challenger or roll back, by the numbers. The platform is
+features -> train two challengers (one with a city's labels flipped) ->
+validate -> a serving ``Rollout`` for each (10 -> 30 -> 50 %), live traffic in
+rounds with each round's actuals after it: serving's controller rolls the
+broken one back by its city before 50 % and promotes the better one through
+the registry's gate -> drift and root cause name the city whose data shifted.
+The platform is
 left running; the URLs to look at are printed at the end, and a JSON summary
 is written to ``<data-dir>/demo/summary.json``.
 """

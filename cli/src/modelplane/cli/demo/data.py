@@ -23,6 +23,8 @@ import pandas as pd
 
 CITIES = ("Lisbon", "Porto", "Madrid", "Paris", "Berlin")
 SHIFTED_CITY = "Porto"
+#: the city whose training labels a labeling bug flipped for the demo's second challenger
+BROKEN_CITY = "Lisbon"
 MERCHANTS = ("grocery", "fuel", "online", "travel", "electronics", "restaurant")
 _MERCHANT_P = (0.3, 0.15, 0.25, 0.08, 0.07, 0.15)
 _MERCHANT_RISK = {"grocery": -1.2, "fuel": -0.8, "online": 0.9, "travel": 0.5,
@@ -144,15 +146,16 @@ def history(n_customers: int = 300, days: int = 30, txns_per_customer_day: float
     return History(tx, profile, activity, c, start, end)
 
 
-def live_traffic(h: History, n: int, seed: int = 11) -> LiveTraffic:
-    """``n`` new transactions; the second half is shifted in SHIFTED_CITY."""
+def live_traffic(h: History, n: int, seed: int = 11, shift_at: int | None = None) -> LiveTraffic:
+    """``n`` new transactions; from ``shift_at`` (default: half way) on, shifted in
+    SHIFTED_CITY."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(h.customers.ids), size=n)
     now = pd.Timestamp(datetime.now(UTC))
     # local hours spread over the day, as if the traffic came at any time
     ts = pd.DatetimeIndex(now - pd.to_timedelta(rng.uniform(0, 86400, size=n), unit="s"))
     tx = _transactions(rng, h.customers, idx, ts)
-    shift_at = n // 2
+    shift_at = n // 2 if shift_at is None else shift_at
     shifted = (np.arange(n) >= shift_at) & (tx["city"].to_numpy() == SHIFTED_CITY)
     k = int(shifted.sum())
     tx.loc[shifted, "amount"] = np.round(tx.loc[shifted, "amount"].to_numpy()
@@ -162,3 +165,12 @@ def live_traffic(h: History, n: int, seed: int = 11) -> LiveTraffic:
     labels[shifted] = (rng.random(k) < 0.5).astype(np.int64)  # the fraud ring
     rows = tx[["customer_id", *REQUEST_FEATURES]].reset_index(drop=True)
     return LiveTraffic(rows, labels, shift_at)
+
+
+def flip_city_labels(train: pd.DataFrame, city: str = BROKEN_CITY) -> pd.DataFrame:
+    """``train`` with every label of ``city`` flipped: a labeling bug in one city's feed.
+    A model trained on it is as good as before elsewhere and wrong in ``city``."""
+    out = train.copy()
+    rows = (out["city"] == city).to_numpy()
+    out.loc[rows, LABEL] = 1 - out.loc[rows, LABEL].astype(np.int64)
+    return out

@@ -1,5 +1,5 @@
 """What the demo prints: the validation report, performance, drift and root-cause tables,
-the canary's result and the URLs to look at. Each function takes what the platform
+the versions' live results and the URLs to look at. Each function takes what the platform
 answered and renders it; nothing here calls a service."""
 
 from __future__ import annotations
@@ -124,13 +124,14 @@ def print_root_causes(demo: Demo, drift_cause: Any, metric_cause: Any, shifted_c
 
 
 def print_canary(demo: Demo, by_version: dict[str, dict[str, Any]]) -> None:
-    """Champion and challenger on the live predictions that have actuals."""
+    """Each version on the live predictions that have actuals (the whole run, all cities;
+    the rollouts decided on their own windows)."""
     from rich.table import Table
 
-    table = Table(title="Canary result (live predictions with actuals)")
-    for col in ("route", "version", "predictions", "accuracy", "F1"):
+    table = Table(title="Live predictions with actuals, by version (the whole run)")
+    for col in ("model", "version", "predictions", "accuracy", "F1"):
         table.add_column(col)
-    for alias in ("champion", "challenger"):
+    for alias in by_version:
         v = by_version[alias]
         table.add_row(alias, v["version"], str(v["labeled"]), _score(v["accuracy"]),
                       _score(v["f1"]))

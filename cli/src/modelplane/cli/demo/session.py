@@ -17,7 +17,6 @@ T = TypeVar("T")
 
 MODEL = "fraud-detector"
 DEPLOYMENT = "fraud-detector"
-CANARY_PERCENT = 10.0
 #: the deployment the validator's stress check loads a version into (models.deploy_staging)
 STAGING = "fraud-detector-staging"
 
@@ -30,8 +29,10 @@ class DemoSize:
     concurrency: int
 
 
-SIZES = {"fast": DemoSize(customers=120, days=20, requests=1600, concurrency=8),
-         "full": DemoSize(customers=300, days=30, requests=1600, concurrency=8)}
+#: requests: the most live traffic the two rollouts may use (they stop sending once
+#: decided and the shifted part of the stream is long enough; see demo/rollouts.py)
+SIZES = {"fast": DemoSize(customers=120, days=20, requests=3000, concurrency=8),
+         "full": DemoSize(customers=300, days=30, requests=3000, concurrency=8)}
 
 
 class DemoFailed(Exception):
@@ -69,7 +70,7 @@ class Demo:
                  "observability": "ObservabilityServiceStub"}
         return getattr(grpc_mod, names[service])(self.channel(service))
 
-    def progress(self) -> Any:
+    def progress(self, transient: bool = False) -> Any:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -81,7 +82,7 @@ class Demo:
 
         return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
-                        transient=False)
+                        transient=transient)
 
     def stage(self, n: int, title: str) -> None:
         self.console.rule(f"[bold]{n}. {title}")

@@ -1,5 +1,7 @@
-"""The whole story, stage by stage: data, champion, serving, challenger, canary, live
-traffic with a shift, analysis, and the decision to promote or roll back."""
+"""The whole story, stage by stage: data, champion, serving, two challengers, a rollout
+for each driven by live traffic (with a shift) and its actuals, analysis, and the
+controller's decisions: the one broken in a city rolled back, the better one promoted.
+The demo itself sets no traffic split or alias after the champion's."""
 
 from __future__ import annotations
 
@@ -9,18 +11,13 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modelplane.cli.demo.analysis import (
-    analyse,
-    drift_monitor,
-    observed_records,
-    send_actuals,
-    wait_records,
-)
+from modelplane.cli.demo import rollouts
+from modelplane.cli.demo.analysis import analyse, drift_monitor, observed_records
 from modelplane.cli.demo.features import stage_data
 from modelplane.cli.demo.models import set_alias, train_register, validate
 from modelplane.cli.demo.report import print_canary
-from modelplane.cli.demo.session import CANARY_PERCENT, DEPLOYMENT, MODEL, Demo, DemoFailed, call
-from modelplane.cli.demo.traffic import deploy, route, send_traffic, wait_ready
+from modelplane.cli.demo.session import DEPLOYMENT, MODEL, Demo, DemoFailed, call
+from modelplane.cli.demo.traffic import deploy
 
 
 async def run(demo: Demo) -> dict[str, Any]:
@@ -28,7 +25,6 @@ async def run(demo: Demo) -> dict[str, Any]:
 
     from modelplane.cli.demo import data as demo_data
     from modelplane.registry.v1 import registry_pb2 as rg
-    from modelplane.serving.v1 import serving_pb2 as sv
     from modelplane.validator.v1 import validator_pb2 as vd
 
     started = time.monotonic()
@@ -50,51 +46,67 @@ async def run(demo: Demo) -> dict[str, Any]:
     demo.stage(6, "Serve the champion with online features")
     await deploy(demo)
 
-    demo.stage(7, "Train a challenger, validate it against the champion")
+    demo.stage(7, "Train two challengers, validate them against the champion")
     challenger = await train_register(demo, "logistic_all_features", datasets, frames,
                                       "challenger")
     demo.summary["challenger_version"] = challenger
     challenger_report = await validate(demo, challenger, holdout_id, skip_baseline=False)
-    await set_alias(demo, "challenger", challenger)
+    broken_city = demo_data.BROKEN_CITY
+    demo.console.print(f"a second challenger, trained on data whose {broken_city} labels a "
+                       "labeling bug flipped (as good elsewhere, wrong in one city):")
+    broken = await train_register(
+        demo, "logistic_all_features", datasets, frames,
+        f"challenger trained with {broken_city}'s labels flipped",
+        train=demo_data.flip_city_labels(frames["fraud_train"], broken_city))
+    demo.summary["broken_challenger_version"] = broken
+    demo.summary["broken_city"] = broken_city
+    broken_report = await validate(demo, broken, holdout_id, skip_baseline=False)
 
-    demo.stage(8, f"Canary: {CANARY_PERCENT:g}% of the traffic to the challenger")
-    # Serving routes traffic only to PASS versions unless an admin overrides with a
-    # reason (audited): a challenger that only warned gets its canary that way.
-    override = "" if challenger_report.status == vd.CHECK_STATUS_PASS else (
-        f"demo: {CANARY_PERCENT:g}% canary of challenger v{challenger} "
-        f"({vd.CheckStatus.Name(challenger_report.status)}) to measure it on live traffic")
-    if override:
-        demo.console.print(f"[yellow]validation override[/] (audited): {override}")
-    split = sv.SetTrafficSplitRequest(
-        name=DEPLOYMENT, traffic_split=sv.TrafficSplit(routes=[
-            route("champion", 100 - CANARY_PERCENT), route("challenger", CANARY_PERCENT)]),
-        validation_override_reason=override)
-    d = await call("SetTrafficSplit", demo.stub("serving").SetTrafficSplit(split))
-    with demo.progress() as progress:
-        task = progress.add_task("load the challenger", total=None)
-        d = await wait_ready(demo, progress, task)
-    demo.console.print("traffic split: " + ", ".join(
-        f"{r.label} {r.weight:g}" for r in d.traffic_split.routes) + "; loaded: " + ", ".join(
-        f"v{m.version}" for m in d.loaded_models))
-    demo.summary["canary"] = {"routes": {r.label: r.weight for r in d.traffic_split.routes}}
-
-    demo.stage(9, f"Live traffic with online features; halfway, {demo_data.SHIFTED_CITY} shifts")
-    traffic = await asyncio.to_thread(demo_data.live_traffic, history, demo.size.requests)
+    traffic = await asyncio.to_thread(demo_data.live_traffic, history, demo.size.requests,
+                                      shift_at=demo.size.requests // 3)
     n = len(traffic.rows)
-    records_before = await observed_records(demo)
+    records = await observed_records(demo)
     t0 = datetime.now(UTC) - timedelta(seconds=1)
-    with demo.progress() as progress:
-        task = progress.add_task("requests, first half", total=traffic.shift_at)
-        first = await send_traffic(demo, traffic.rows, traffic.labels, range(traffic.shift_at),
-                                   progress, task)
-        await asyncio.sleep(1.0)
-        shift_time = datetime.now(UTC)
-        await asyncio.sleep(1.0)
-        task = progress.add_task(f"requests, {demo_data.SHIFTED_CITY} shifted",
-                                 total=n - traffic.shift_at)
-        second = await send_traffic(demo, traffic.rows, traffic.labels,
-                                    range(traffic.shift_at, n), progress, task)
-    predictions = sorted(first + second, key=lambda p: p.index)
+    shift: dict[str, datetime] = {}
+
+    async def mark_shift(i: int) -> None:
+        if i >= traffic.shift_at and "time" not in shift:
+            await asyncio.sleep(1.0)
+            shift["time"] = datetime.now(UTC)
+            await asyncio.sleep(1.0)
+            demo.console.print(f"[yellow]from request {i} on, {demo_data.SHIFTED_CITY}'s "
+                               "transactions shift (bigger amounts, a fraud ring)[/]")
+
+    def finished(run: rollouts.RolloutRun) -> bool:
+        return run.state in rollouts.TERMINAL
+
+    demo.stage(8, f"Rollout of v{broken} (broken in {broken_city}): the controller decides")
+    override = _override(vd, broken_report, broken)
+    bad_run = rollouts.RolloutRun(f"{DEPLOYMENT}-v{broken}", broken, 0)
+    await rollouts.create(demo, bad_run.name, broken, override)
+    # at most half the stream: the rest is the second rollout's
+    records = await rollouts.drive(demo, bad_run, traffic, records=records, until=finished,
+                                   limit=n // 2, on_round=mark_shift)
+    bad_run.rollout = await rollouts.wait_terminal(demo, bad_run.name)
+    demo.console.print(f"rollout {bad_run.name}: [bold]{bad_run.state}[/] - "
+                       f"{bad_run.rollout.state_message}")
+
+    demo.stage(9, f"Rollout of v{challenger}: live traffic in rounds, actuals a round later; "
+                  f"{demo_data.SHIFTED_CITY} shifts")
+    override = _override(vd, challenger_report, challenger)
+    run = rollouts.RolloutRun(f"{DEPLOYMENT}-v{challenger}", challenger, bad_run.next_index,
+                              bad_run.next_index)
+    await rollouts.create(demo, run.name, challenger, override)
+
+    def decided_and_shifted(r: rollouts.RolloutRun) -> bool:
+        # after the decision live traffic goes on (all to @champion) until the shifted
+        # part of the stream is long enough for the drift analysis
+        return finished(r) and r.next_index >= traffic.shift_at + n // 4
+
+    records = await rollouts.drive(demo, run, traffic, records=records,
+                                   until=decided_and_shifted, limit=n, on_round=mark_shift)
+    predictions = sorted(bad_run.predictions + run.predictions, key=lambda p: p.index)
+    shift_time = shift.get("time") or datetime.now(UTC)
     demo.summary["traffic"] = {
         "requests": len(predictions), "routes": dict(Counter(p.route for p in predictions)),
         "by_version": dict(Counter(p.version for p in predictions)),
@@ -102,54 +114,54 @@ async def run(demo: Demo) -> dict[str, Any]:
         "customer_id": int(traffic.rows["customer_id"].iloc[0]),
         "prediction_ids": [p.prediction_id for p in predictions]}
     t1 = datetime.now(UTC) + timedelta(seconds=1)
-    routes = Counter(p.route for p in predictions)
+    versions = Counter(p.version for p in predictions)
     demo.console.print(f"{len(predictions)} predictions: " + ", ".join(
-        f"{k} {v} ({v / len(predictions):.0%})" for k, v in routes.most_common()))
-    version_of = {"champion": str(champion), "challenger": str(challenger)}
+        f"v{k} {v} ({v / len(predictions):.0%})" for k, v in versions.most_common()))
+    version_of = {"champion": str(champion), "challenger": str(challenger),
+                  "broken challenger": str(broken)}
 
-    demo.stage(10, "Delayed actuals to observability, then drift and root cause")
-    with demo.progress() as progress:
-        task = progress.add_task("predictions logged by serving", total=len(predictions))
-        await wait_records(demo, records_before, len(predictions), progress, task)
-        task = progress.add_task("actuals (labels arrive days later)", total=1)
-        actuals = await send_actuals(demo, predictions)
-        demo.summary["actuals"] = {"accepted": int(actuals.accepted_count),
-                                   "unmatched": int(actuals.unmatched_count)}
-        progress.update(task, completed=1)
-    demo.console.print(f"actuals: {actuals.accepted_count} accepted, "
-                       f"{actuals.unmatched_count} not matched to a prediction")
+    demo.stage(10, "Actuals joined in observability, then drift and root cause")
+    actuals = {"accepted": bad_run.actuals_accepted + run.actuals_accepted,
+               "unmatched": bad_run.actuals_unmatched + run.actuals_unmatched}
+    demo.summary["actuals"] = actuals
+    demo.console.print(f"actuals (sent round by round): {actuals['accepted']} joined to their "
+                       f"predictions, {actuals['unmatched']} not matched")
     analysis = await analyse(demo, t0, shift_time, t1, version_of)
     demo.summary["traffic"]["t1"] = t1.isoformat()
     demo.summary["analysis"] = analysis
     monitor_id = await drift_monitor(demo, str(champion))
 
-    demo.stage(11, "Promote the challenger or roll back, by the numbers")
-    champ, chall = analysis["by_version"]["champion"], analysis["by_version"]["challenger"]
+    demo.stage(11, "The rollout controller's decisions (no client-side decision)")
     print_canary(demo, analysis["by_version"])
-    passed = challenger_report.status == vd.CHECK_STATUS_PASS
-    better = (chall["accuracy"] is not None and champ["accuracy"] is not None
-              and chall["accuracy"] >= champ["accuracy"]
-              and (chall["f1"] or 0) >= (champ["f1"] or 0))
-    serving = demo.stub("serving")
-    if passed and better and await set_alias(demo, "champion", challenger):
-        decision = "promoted"
-        demo.console.print(f"[green]challenger v{challenger} promoted[/]: accuracy "
-                           f"{chall['accuracy']:.3f} vs {champ['accuracy']:.3f}, F1 "
-                           f"{chall['f1'] or 0:.3f} vs {champ['f1'] or 0:.3f}")
-    else:
-        decision = "rolled_back"
-        why = "its validation did not PASS" if not passed else "it was not better on live traffic"
-        demo.console.print(f"[yellow]challenger v{challenger} rolled back[/]: {why}")
-    await call("SetTrafficSplit", serving.SetTrafficSplit(sv.SetTrafficSplitRequest(
-        name=DEPLOYMENT, traffic_split=sv.TrafficSplit(routes=[route("champion", 100)]))))
-    await call("DeleteAlias", demo.stub("registry").DeleteAlias(rg.DeleteAliasRequest(
-        model_name=MODEL, alias="challenger", reason=f"canary {decision}")))
+    run.rollout = await rollouts.wait_terminal(demo, run.name)
+    results = {}
+    for r in (bad_run, run):
+        evs = await rollouts.events(demo, r.name)
+        results[r.name] = rollouts.summarize(r, evs)
+        color = "green" if r.state == "PROMOTED" else "yellow"
+        demo.console.print(f"[{color}]v{r.challenger} {r.state}[/] by the controller: "
+                           f"{r.rollout.state_message}")
+        for e in evs:
+            demo.console.print(f"    {e['type']:<12} step {e['step']} {e['weight']:g}%  "
+                               f"{e['message'][:140]}")
+    demo.summary["rollouts"] = results
+    decision = {"PROMOTED": "promoted", "ROLLED_BACK": "rolled_back",
+                "FAILED": "failed"}.get(run.state, run.state.lower())
     final = await call("GetAlias", demo.stub("registry").GetAlias(
         rg.GetAliasRequest(model_name=MODEL, alias="champion")))
     demo.console.print(f"champion is v{final.version}; all traffic goes to it")
 
     demo.summary.update({
         "deployment": DEPLOYMENT, "final_champion_version": int(final.version),
-        "decision": decision, "monitor_id": monitor_id,
-        "seconds": round(time.monotonic() - started, 1)})
+        "decision": decision, "broken_decision": bad_run.state.lower(),
+        "monitor_id": monitor_id, "seconds": round(time.monotonic() - started, 1)})
     return demo.summary
+
+
+def _override(vd: Any, report: Any, version: int) -> str:
+    """Serving routes traffic only to PASS versions unless an admin gives an audited
+    reason; the registry still refuses to promote such a version (the rollout FAILs)."""
+    if report.status == vd.CHECK_STATUS_PASS:
+        return ""
+    return (f"demo: rollout of v{version} ({vd.CheckStatus.Name(report.status)}) to measure "
+            "it on live traffic")

@@ -1,5 +1,5 @@
-"""Steps 6, 8-9: the serving deployment with online features, its canary, and live
-traffic sent as an application would (OIP REST through the gateway)."""
+"""Steps 6, 8-9: the serving deployment with online features and live traffic sent as
+an application would (OIP REST through the gateway)."""
 
 from __future__ import annotations
 
