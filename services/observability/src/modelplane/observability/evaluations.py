@@ -309,8 +309,11 @@ class Evaluations:
                  max_rows: int = DEFAULT_MAX_ANALYSIS_ROWS, *,
                  models: ModelLoader | None = None,
                  explain_budget: ExplainBudget | None = None,
-                 exact_rows: int = DEFAULT_EXACT_ROWS) -> None:
+                 exact_rows: int = DEFAULT_EXACT_ROWS,
+                 record_retention_days: int = 0) -> None:
         self._store = store
+        #: records older than this many days are deleted (0: kept forever)
+        self.record_retention_days = record_retention_days
         self._max_rows = max_rows
         #: AUTO mode: windows with more records than this are answered from profiles
         self.exact_rows = exact_rows
@@ -366,9 +369,20 @@ class Evaluations:
         preds = validate_predicates(f.predicates, columns, f.model, f"{path}.predicates")
         return replace(f, predicates=tuple(preds)), catalog
 
+    def rows_expired(self, window: TimeWindow) -> bool:
+        """Whether records of ``window`` may be deleted by retention."""
+        from modelplane.observability.retention import window_expired
+
+        return window_expired(window, self.record_retention_days, self._clock())
+
     def load(self, f: EvaluationFilter, path: str = "filter", *,
              has_actual: bool | None = None) -> tuple[Frame, Catalog]:
         f, catalog = self.validate_filter(f, path)
+        if self.rows_expired(f.window):
+            from modelplane.observability.retention import records_expired
+
+            raise records_expired(f.window, self.record_retention_days, self._clock(),
+                                  f"{path}.window")
         # charged to the running analysis's row budget: never more than it and one row read
         budget = RowBudget.current(self._max_rows)
         data = self._store.scan(ScanSpec(f.model, f.versions, f.environment, f.window,

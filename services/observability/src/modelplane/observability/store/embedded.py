@@ -27,6 +27,8 @@ from modelplane.observability.store.base import (
     ModelSummary,
     NewDelivery,
     RecordRow,
+    RetentionCutoffs,
+    RetentionResult,
     ScanSpec,
     WebhookDelivery,
     alert_filter,
@@ -621,6 +623,63 @@ class EmbeddedStore(EvaluationStore):
                 "RETURNING seq", [alert["id"], f"raised/{alert['id']}", alert["model"], slot,
                                   alert["state"], json.dumps(alert)]).fetchall()[0][0]
         return int(seq)
+
+
+    # -- retention ------------------------------------------------------------------
+
+    def enforce_retention(self, cutoffs: RetentionCutoffs) -> RetentionResult:
+        """Records and their actuals deleted in batches (one transaction each, so
+        ingest and analyses interleave); profiles, confusion counts, gaps and
+        finished deliveries in one statement each."""
+        out = RetentionResult()
+        if cutoffs.records is not None:
+            batch = max(int(cutoffs.batch_rows), 1)
+            while True:
+                with self._lock:
+                    self._conn.execute("BEGIN")
+                    try:
+                        self._conn.execute(
+                            "CREATE OR REPLACE TEMP TABLE obs_expired AS SELECT prediction_id "
+                            f"FROM obs_records WHERE prediction_time < ? LIMIT {batch}",
+                            [cutoffs.records])
+                        n = int(self._conn.execute("SELECT count(*) FROM obs_expired")
+                                .fetchall()[0][0])
+                        if n:
+                            out.actuals += int(self._conn.execute(
+                                "DELETE FROM obs_actuals WHERE prediction_id IN "
+                                "(SELECT prediction_id FROM obs_expired)").fetchall()[0][0])
+                            out.records += int(self._conn.execute(
+                                "DELETE FROM obs_records WHERE prediction_id IN "
+                                "(SELECT prediction_id FROM obs_expired)").fetchall()[0][0])
+                        self._conn.execute("DROP TABLE obs_expired")
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        self._conn.execute("ROLLBACK")
+                        raise
+                if n < batch:
+                    break
+            with self._lock:
+                out.profile_gaps += int(self._conn.execute(
+                    "DELETE FROM obs_profile_gaps WHERE bucket_start < ?",
+                    [to_us(cutoffs.records)]).fetchall()[0][0])
+        if cutoffs.profiles is not None:
+            bound = to_us(cutoffs.profiles)
+            with self._lock:
+                out.profiles = int(self._conn.execute(
+                    "DELETE FROM obs_profiles WHERE bucket_start < ?", [bound]).fetchall()[0][0])
+                out.confusion = int(self._conn.execute(
+                    "DELETE FROM obs_confusion WHERE bucket_start < ?", [bound]
+                ).fetchall()[0][0])
+                out.profile_gaps += int(self._conn.execute(
+                    "DELETE FROM obs_profile_gaps WHERE bucket_start < ?", [bound]
+                ).fetchall()[0][0])
+        if cutoffs.deliveries is not None:
+            # no update time here: a finished delivery's next_attempt_at is its last claim
+            with self._lock:
+                out.deliveries = int(self._conn.execute(
+                    "DELETE FROM obs_webhook_deliveries WHERE state <> 0 "
+                    "AND next_attempt_at < ?", [cutoffs.deliveries]).fetchall()[0][0])
+        return out
 
 
 __all__ = ["EmbeddedStore", "to_us"]

@@ -54,11 +54,14 @@ from modelplane.observability.store.base import (
     ModelSummary,
     NewDelivery,
     RecordRow,
+    RetentionCutoffs,
+    RetentionResult,
     ScanSpec,
     WebhookDelivery,
     alert_filter,
     profile_bounds,
     record_rows_table,
+    to_us,
 )
 
 _SCHEMA = """
@@ -83,6 +86,8 @@ CREATE TABLE IF NOT EXISTS obs_record_ids (
     model text NOT NULL,
     prediction_time timestamptz NOT NULL
 );
+-- retention deletes expired ids (and their actuals) in batches, oldest first
+CREATE INDEX IF NOT EXISTS obs_record_ids_time ON obs_record_ids (prediction_time);
 CREATE TABLE IF NOT EXISTS obs_profiles (
     model text NOT NULL,
     version text NOT NULL,
@@ -430,6 +435,15 @@ class PostgresStore(EvaluationStore):
     def _ensure_partitions(self, conn: Any, times: set[datetime]) -> None:
         months = {_month_start(t) for t in times}
         missing = {m for m in months if f"obs_records_{m:%Y%m}" not in self._partitions}
+        # Past months may have been dropped by retention on another replica since
+        # this one cached them: checked in the catalog (a backfill's batches only).
+        past = [m for m in months - missing if _next_month(m) < datetime.now(UTC)]
+        for m in past:
+            row = conn.execute("SELECT to_regclass(%s) IS NULL",
+                               [f"obs_records_{m:%Y%m}"]).fetchone()
+            if row and row[0]:
+                self._partitions.discard(f"obs_records_{m:%Y%m}")
+                missing.add(m)
         if not missing:
             return
         with self._partition_lock, conn.transaction():
@@ -442,6 +456,74 @@ class PostgresStore(EvaluationStore):
                     f"FOR VALUES FROM ('{month.isoformat()}') TO "
                     f"('{_next_month(month).isoformat()}')")
                 self._partitions.add(name)
+
+    def _record_partitions(self, conn: Any) -> list[tuple[str, datetime]]:
+        """(name, month start) of ``obs_records``' monthly partitions, oldest first."""
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'obs_records'"
+        ).fetchall()
+        out = []
+        for (name,) in rows:
+            digits = name.removeprefix("obs_records_")
+            if len(digits) == 6 and digits.isdigit():
+                out.append((name, datetime(int(digits[:4]), int(digits[4:]), 1, tzinfo=UTC)))
+        return sorted(out, key=lambda p: p[1])
+
+    def enforce_retention(self, cutoffs: RetentionCutoffs) -> RetentionResult:
+        """Whole monthly partitions of ``obs_records`` that end at or before the
+        records' cutoff are dropped (no row-by-row delete of records: a month stays
+        until all of it is older than the cutoff); their ids in ``obs_record_ids``
+        and their actuals are deleted in batches (one short transaction each).
+        Profiles, confusion counts, gaps and finished deliveries: one statement each."""
+        out = RetentionResult()
+        batch = max(int(cutoffs.batch_rows), 1)
+        if cutoffs.records is not None:
+            with self._pool.connection() as conn:
+                expired = [(n, m) for n, m in self._record_partitions(conn)
+                           if _next_month(m) <= cutoffs.records]
+            bound = _month_start(cutoffs.records)
+            for name, _month in expired:
+                with self._partition_lock, self._pool.connection() as conn, conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('obs_records_partitions'))")
+                    conn.execute("SET LOCAL lock_timeout = '10s'")
+                    conn.execute(f"DROP TABLE IF EXISTS {name}")  # a name from a date
+                    self._partitions.discard(name)
+                out.partitions.append(name)
+            # also after a pass that died between a drop and its ids: ids < bound are gone
+            while True:
+                with self._pool.connection() as conn, conn.transaction():
+                    row = conn.execute(
+                        "WITH ids AS (DELETE FROM obs_record_ids WHERE prediction_id IN "
+                        "(SELECT prediction_id FROM obs_record_ids WHERE prediction_time < %s "
+                        "ORDER BY prediction_time LIMIT %s) RETURNING prediction_id), "
+                        "a AS (DELETE FROM obs_actuals x USING ids "
+                        "WHERE x.prediction_id = ids.prediction_id RETURNING 1) "
+                        "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM a)",
+                        [bound, batch]).fetchone()
+                n, actuals = (int(row[0]), int(row[1])) if row else (0, 0)
+                out.records += n
+                out.actuals += actuals
+                if n < batch:
+                    break
+            with self._pool.connection() as conn:
+                out.profile_gaps += conn.execute(
+                    "DELETE FROM obs_profile_gaps WHERE bucket_start < %s",
+                    [to_us(bound)]).rowcount
+        with self._pool.connection() as conn:
+            if cutoffs.profiles is not None:
+                us = to_us(cutoffs.profiles)
+                out.profiles = conn.execute("DELETE FROM obs_profiles WHERE bucket_start < %s",
+                                            [us]).rowcount
+                out.confusion = conn.execute("DELETE FROM obs_confusion WHERE bucket_start < %s",
+                                             [us]).rowcount
+                out.profile_gaps += conn.execute(
+                    "DELETE FROM obs_profile_gaps WHERE bucket_start < %s", [us]).rowcount
+            if cutoffs.deliveries is not None:
+                out.deliveries = conn.execute(
+                    "DELETE FROM obs_webhook_deliveries WHERE state <> 0 AND update_time < %s",
+                    [cutoffs.deliveries]).rowcount
+        return out
 
     def write_records(self, rows: list[RecordRow],
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
