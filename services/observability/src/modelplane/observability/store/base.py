@@ -335,6 +335,11 @@ class ScanSpec:
     #: Keyset pagination: records strictly older than (time µs, prediction id), newest first.
     before: tuple[int, str] | None = None
     newest_first: bool = False
+    #: A uniform sample of this many of the matching records instead (``limit`` is
+    #: not used): the records of the smallest 64-bit hashes of their prediction id
+    #: (a simple random sample without replacement, the same one on every call),
+    #: returned in time order.
+    sample: int | None = None
 
 
 @dataclass
@@ -724,6 +729,10 @@ class EvaluationStore(AlertStore):
     @abstractmethod
     def scan(self, spec: ScanSpec) -> bytes:
         """NDJSON of the matching records (see the module docstring)."""
+
+    @abstractmethod
+    def count_records(self, spec: ScanSpec) -> int:
+        """How many records :meth:`scan` of ``spec`` would return without a limit."""
 
     @abstractmethod
     def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:

@@ -389,7 +389,8 @@ class EmbeddedStore(EvaluationStore):
                 self._conn.unregister("obs_stage_actuals")
         return len(rows) - int(same), int(same), int(unmatched)
 
-    def scan(self, spec: ScanSpec) -> bytes:
+    @staticmethod
+    def _scan_where(spec: ScanSpec) -> tuple[str, list[Any]]:
         where = ["r.model = ?"]
         params: list[Any] = [spec.model]
         if spec.versions:
@@ -413,7 +414,30 @@ class EmbeddedStore(EvaluationStore):
         if spec.before is not None:
             where.append("(epoch_us(r.prediction_time), r.prediction_id) < (?, ?)")
             params.extend(spec.before)
-        sql = _SCAN_SELECT + " WHERE " + " AND ".join(where)
+        return " AND ".join(where), params
+
+    def count_records(self, spec: ScanSpec) -> int:
+        where, params = self._scan_where(spec)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT count(*) FROM obs_records r LEFT JOIN obs_actuals a "
+                "ON a.prediction_id = r.prediction_id WHERE " + where, params).fetchall()
+        return int(rows[0][0])
+
+    def scan(self, spec: ScanSpec) -> bytes:
+        where_sql, params = self._scan_where(spec)
+        if spec.sample is not None:
+            # the records of the smallest hashes of their ids: uniform and repeatable
+            inner = _SCAN_SELECT.replace(
+                "SELECT ", "SELECT r.prediction_time AS st, r.prediction_id AS si, ", 1)
+            sql = (f"SELECT s.doc FROM ({inner} WHERE {where_sql} ORDER BY "
+                   f"hash(r.prediction_id), r.prediction_id LIMIT {int(spec.sample)}) s "
+                   "ORDER BY s.st, s.si")
+            with self._lock:
+                table = self._conn.sql(sql, params=params).to_arrow_table()
+            docs = table.column("doc").to_pylist()
+            return ("\n".join(docs) + "\n").encode() if docs else b""
+        sql = _SCAN_SELECT + " WHERE " + where_sql
         if spec.newest_first:
             sql += " ORDER BY r.prediction_time DESC, r.prediction_id DESC"
         else:

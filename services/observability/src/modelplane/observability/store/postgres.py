@@ -640,7 +640,8 @@ class PostgresStore(EvaluationStore):
             changed = int(cur.rowcount)
         return changed, len(rows) - changed, int(unmatched)
 
-    def scan(self, spec: ScanSpec) -> bytes:
+    @staticmethod
+    def _scan_where(spec: ScanSpec) -> tuple[str, list[Any]]:
         where = ["r.model = %s"]
         params: list[Any] = [spec.model]
         if spec.versions:
@@ -665,11 +666,35 @@ class PostgresStore(EvaluationStore):
             where.append("(r.prediction_time, r.prediction_id) < "
                          "(to_timestamp(%s::double precision / 1000000), %s)")
             params.extend(spec.before)
-        sql = _SCAN_SELECT + " WHERE " + " AND ".join(where)
-        sql += (" ORDER BY r.prediction_time DESC, r.prediction_id DESC" if spec.newest_first
-                else " ORDER BY r.prediction_time, r.prediction_id")
-        if spec.limit is not None:
-            sql += f" LIMIT {int(spec.limit)}"
+        return " AND ".join(where), params
+
+    def count_records(self, spec: ScanSpec) -> int:
+        where, params = self._scan_where(spec)
+        join = ("LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id "
+                if spec.has_actual is not None else "")
+        with self._pool.connection() as conn:
+            row = conn.execute(f"SELECT count(*) FROM obs_records r {join}WHERE {where}",
+                               params).fetchone()
+        return int(row[0]) if row else 0
+
+    def scan(self, spec: ScanSpec) -> bytes:
+        where_sql, params = self._scan_where(spec)
+        if spec.sample is not None:
+            # The records of the smallest hashes of their ids (a top-N sort over the
+            # window's index range; only the picked rows are turned into JSON):
+            # uniform and repeatable. Not TABLESAMPLE: SYSTEM picks whole blocks
+            # (rows logged together come together), BERNOULLI gives no exact size.
+            sql = ("SELECT s.doc FROM (SELECT r.prediction_time AS st, r.prediction_id AS si, "
+                   + _SCAN_SELECT.strip().removeprefix("SELECT ").replace(
+                       "\nFROM obs_records r", " AS doc\nFROM obs_records r", 1)
+                   + f" WHERE {where_sql} ORDER BY hashtextextended(r.prediction_id, 0), "
+                   f"r.prediction_id LIMIT {int(spec.sample)}) s ORDER BY s.st, s.si")
+        else:
+            sql = _SCAN_SELECT + " WHERE " + where_sql
+            sql += (" ORDER BY r.prediction_time DESC, r.prediction_id DESC"
+                    if spec.newest_first else " ORDER BY r.prediction_time, r.prediction_id")
+            if spec.limit is not None:
+                sql += f" LIMIT {int(spec.limit)}"
         chunks: list[bytes] = []
         with self._pool.connection() as conn, conn.cursor() as cur:  # noqa: SIM117
             # CSV with a delimiter and quote JSON never contains raw: lines come out verbatim.
