@@ -427,12 +427,15 @@ class EmbeddedStore(EvaluationStore):
     def scan(self, spec: ScanSpec) -> bytes:
         where_sql, params = self._scan_where(spec)
         if spec.sample is not None:
-            # the records of the smallest hashes of their ids: uniform and repeatable
-            inner = _SCAN_SELECT.replace(
-                "SELECT ", "SELECT r.prediction_time AS st, r.prediction_id AS si, ", 1)
-            sql = (f"SELECT s.doc FROM ({inner} WHERE {where_sql} ORDER BY "
-                   f"hash(r.prediction_id), r.prediction_id LIMIT {int(spec.sample)}) s "
-                   "ORDER BY s.st, s.si")
+            # the records of the smallest hashes of their ids (uniform and repeatable):
+            # the window's keys sorted (top-N), then only the picked rows read whole
+            pick = ("SELECT r.prediction_time AS st, r.prediction_id AS si FROM obs_records r "
+                    "LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id "
+                    f"WHERE {where_sql} ORDER BY hash(r.prediction_id), r.prediction_id "
+                    f"LIMIT {int(spec.sample)}")
+            sql = _SCAN_SELECT.replace(
+                "FROM obs_records r", f"FROM ({pick}) p JOIN obs_records r "
+                "ON r.prediction_id = p.si", 1) + " ORDER BY p.st, p.si"
             with self._lock:
                 table = self._conn.sql(sql, params=params).to_arrow_table()
             docs = table.column("doc").to_pylist()

@@ -680,15 +680,20 @@ class PostgresStore(EvaluationStore):
     def scan(self, spec: ScanSpec) -> bytes:
         where_sql, params = self._scan_where(spec)
         if spec.sample is not None:
-            # The records of the smallest hashes of their ids (a top-N sort over the
-            # window's index range; only the picked rows are turned into JSON):
-            # uniform and repeatable. Not TABLESAMPLE: SYSTEM picks whole blocks
-            # (rows logged together come together), BERNOULLI gives no exact size.
-            sql = ("SELECT s.doc FROM (SELECT r.prediction_time AS st, r.prediction_id AS si, "
-                   + _SCAN_SELECT.strip().removeprefix("SELECT ").replace(
-                       "\nFROM obs_records r", " AS doc\nFROM obs_records r", 1)
-                   + f" WHERE {where_sql} ORDER BY hashtextextended(r.prediction_id, 0), "
-                   f"r.prediction_id LIMIT {int(spec.sample)}) s ORDER BY s.st, s.si")
+            # The records of the smallest hashes of their ids: a top-N sort of the
+            # window's (time, id) keys over its index range, then only the picked
+            # rows are read whole and turned into JSON. Uniform and repeatable. Not
+            # TABLESAMPLE: SYSTEM picks whole blocks (rows logged together come
+            # together), BERNOULLI gives no exact size.
+            pick = ("SELECT r.prediction_time AS st, r.prediction_id AS si FROM obs_records r "
+                    "LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id "
+                    f"WHERE {where_sql} ORDER BY hashtextextended(r.prediction_id, 0), "
+                    f"r.prediction_id LIMIT {int(spec.sample)}")
+            sql = _SCAN_SELECT.replace(
+                "FROM obs_records r", f"FROM ({pick}) p JOIN obs_records r ON r.model = %s "
+                "AND r.prediction_time = p.st AND r.prediction_id = p.si", 1) \
+                + " ORDER BY p.st, p.si"
+            params = [*params, spec.model]
         else:
             sql = _SCAN_SELECT + " WHERE " + where_sql
             sql += (" ORDER BY r.prediction_time DESC, r.prediction_id DESC"
