@@ -224,3 +224,37 @@ async def test_only_the_lease_holder_deletes(
         await asyncio.gather(*tasks, return_exceptions=True)
         a.close()
         b.close()
+
+
+async def test_the_runtime_enforces_retention_at_start_and_counts_it(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    from modelplane.kit.settings import ServiceSettings
+    from modelplane.observability.runtime import ObservabilityRuntime
+    from modelplane.observability.settings import ObservabilitySettings
+
+    svc = ServiceSettings.from_env("observability", {
+        "MODELPLANE_DATA_DIR": str(tmp_path), "MODELPLANE_AUTH": "off",
+        "MODELPLANE_OBSERVABILITY_RECORD_RETENTION_DAYS": "30",
+        "MODELPLANE_OBSERVABILITY_PROFILE_RETENTION_DAYS": "0"})
+    settings = ObservabilitySettings.from_service(svc)
+    assert (settings.retention.record_days, settings.retention.profile_days,
+            settings.retention.delivery_days) == (30, 0, 14)
+    settings = ObservabilitySettings(svc, http_addr=None, monitor_tick_seconds=0,
+                                     explain_models=False, retention=settings.retention)
+    seeded = EmbeddedStore(settings.embedded_path)
+    seeded.open()
+    _fill(seeded)
+    seeded.close()
+    rt = ObservabilityRuntime(settings)
+    await rt.start()
+    try:
+        for _ in range(100):
+            if rt.retention.passes:
+                break
+            await asyncio.sleep(0.05)
+        assert rt.retention.totals.records == 600  # OLDER and OLD; RECENT kept
+        text = generate_latest(REGISTRY).decode()
+        assert 'modelplane_observability_retention_deleted_total{kind="records"} 600.0' in text
+    finally:
+        await rt.stop()
