@@ -122,6 +122,8 @@ async def obs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Obs]:
         "MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS": str(ANALYSIS_ROWS),
         "MODELPLANE_OBSERVABILITY_MAX_CONCURRENT_ANALYSES": "1",
         "MODELPLANE_OBSERVABILITY_ANALYSIS_WAIT_SECONDS": "0.3",
+        # the records are logged at a fixed date (T0), older than the default 30 days
+        "MODELPLANE_OBSERVABILITY_RECORD_RETENTION_DAYS": "0",
     }).with_listen("127.0.0.1:0")
     # the limits come from the environment, as in production
     settings = dataclasses.replace(ObservabilitySettings.from_service(svc),
@@ -185,8 +187,10 @@ def _filter(days: int | None = None) -> pb.EvaluationFilter:
     return f
 
 
-async def test_an_analysis_reading_more_rows_than_its_budget_is_refused(obs):
-    perf = pb.ComputePerformanceRequest(filter=_filter(), metrics=[pb.METRIC_ACCURACY])
+async def test_an_exact_analysis_reading_more_rows_than_its_budget_is_refused(obs):
+    exact = pb.ANALYSIS_MODE_EXACT
+    perf = pb.ComputePerformanceRequest(filter=_filter(), metrics=[pb.METRIC_ACCURACY],
+                                        mode=exact)
     err = await rpc_error(obs.stub.ComputePerformance(perf))
     assert (err.code, err.reason) == ("RESOURCE_EXHAUSTED", "ANALYSIS_ROW_BUDGET_EXCEEDED")
     assert err.metadata["setting"] == "MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS"
@@ -200,13 +204,27 @@ async def test_an_analysis_reading_more_rows_than_its_budget_is_refused(obs):
     current.window.start_time.FromDatetime(T0 + timedelta(days=1))
     current.window.end_time.FromDatetime(T0 + timedelta(days=2))
     err = await rpc_error(obs.stub.ComputeDrift(pb.ComputeDriftRequest(
-        current=current, reference=pb.ReferenceData(filter=reference))))
+        current=current, reference=pb.ReferenceData(filter=reference), mode=exact)))
     assert (err.code, err.reason) == ("RESOURCE_EXHAUSTED", "ANALYSIS_ROW_BUDGET_EXCEEDED")
-    err = await rpc_error(obs.stub.ComputeRootCause(pb.ComputeRootCauseRequest(
+    rc = pb.ComputeRootCauseRequest(
         current=current, reference=pb.ReferenceData(filter=reference),
         objective=pb.RootCauseObjective(drift_column=pb.ColumnRef(
-            source=pb.COLUMN_SOURCE_FEATURE, name="amount")))))
+            source=pb.COLUMN_SOURCE_FEATURE, name="amount")), mode=exact)
+    err = await rpc_error(obs.stub.ComputeRootCause(rc))
     assert (err.code, err.reason) == ("RESOURCE_EXHAUSTED", "ANALYSIS_ROW_BUDGET_EXCEEDED")
+    # automatic mode (#15 item 4) answers from a uniform sample of at most the budget
+    perf.mode = pb.ANALYSIS_MODE_UNSPECIFIED
+    sampled = await obs.stub.ComputePerformance(perf)
+    assert sampled.mode == pb.ANALYSIS_MODE_SAMPLE
+    assert (sampled.sample_size, sampled.population_size) == (ANALYSIS_ROWS, 2000)
+    assert sampled.overall.record_count == ANALYSIS_ROWS
+    drift = await obs.stub.ComputeDrift(pb.ComputeDriftRequest(
+        current=current, reference=pb.ReferenceData(filter=reference)))
+    assert drift.mode == pb.ANALYSIS_MODE_SAMPLE and drift.population_size == 2000
+    assert drift.reference_count + drift.current_count == drift.sample_size <= ANALYSIS_ROWS
+    rc.mode = pb.ANALYSIS_MODE_UNSPECIFIED
+    cause = await obs.stub.ComputeRootCause(rc)
+    assert cause.mode == pb.ANALYSIS_MODE_SAMPLE and cause.sample_size <= ANALYSIS_ROWS
     # ListRecords with predicates scans (and filters) every record: under the budget too
     pred = pb.SlicePredicate(column=pb.ColumnRef(source=pb.COLUMN_SOURCE_FEATURE, name="amount"),
                              op=pb.SLICE_OPERATOR_GREATER, values=[types_pb2.Value(double_value=0)])

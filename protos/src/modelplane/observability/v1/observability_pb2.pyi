@@ -96,6 +96,7 @@ class AnalysisMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ANALYSIS_MODE_UNSPECIFIED: _ClassVar[AnalysisMode]
     ANALYSIS_MODE_EXACT: _ClassVar[AnalysisMode]
     ANALYSIS_MODE_PROFILE: _ClassVar[AnalysisMode]
+    ANALYSIS_MODE_SAMPLE: _ClassVar[AnalysisMode]
 
 class AttributionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -192,6 +193,7 @@ DRIFT_METHOD_CHI_SQUARE: DriftMethod
 ANALYSIS_MODE_UNSPECIFIED: AnalysisMode
 ANALYSIS_MODE_EXACT: AnalysisMode
 ANALYSIS_MODE_PROFILE: AnalysisMode
+ANALYSIS_MODE_SAMPLE: AnalysisMode
 ATTRIBUTION_METHOD_UNSPECIFIED: AttributionMethod
 ATTRIBUTION_METHOD_PERMUTATION: AttributionMethod
 ATTRIBUTION_METHOD_OCCLUSION: AttributionMethod
@@ -536,18 +538,22 @@ class ComputePerformanceRequest(_message.Message):
     def __init__(self, filter: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[Metric, str]]] = ..., task: _Optional[_Union[TaskType, str]] = ..., positive_class: _Optional[str] = ..., average: _Optional[_Union[ClassAverage, str]] = ..., bucket: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., slice_by: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., slice_bins: _Optional[int] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputePerformanceResponse(_message.Message):
-    __slots__ = ("task", "overall", "windows", "slices", "mode")
+    __slots__ = ("task", "overall", "windows", "slices", "mode", "sample_size", "population_size")
     TASK_FIELD_NUMBER: _ClassVar[int]
     OVERALL_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    POPULATION_SIZE_FIELD_NUMBER: _ClassVar[int]
     task: TaskType
     overall: PerformanceGroup
     windows: _containers.RepeatedCompositeFieldContainer[PerformanceGroup]
     slices: _containers.RepeatedCompositeFieldContainer[PerformanceGroup]
     mode: AnalysisMode
-    def __init__(self, task: _Optional[_Union[TaskType, str]] = ..., overall: _Optional[_Union[PerformanceGroup, _Mapping]] = ..., windows: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
+    sample_size: int
+    population_size: int
+    def __init__(self, task: _Optional[_Union[TaskType, str]] = ..., overall: _Optional[_Union[PerformanceGroup, _Mapping]] = ..., windows: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[PerformanceGroup, _Mapping]]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ..., sample_size: _Optional[int] = ..., population_size: _Optional[int] = ...) -> None: ...
 
 class ReferenceData(_message.Message):
     __slots__ = ("filter", "baseline")
@@ -628,7 +634,7 @@ class ComputeDriftRequest(_message.Message):
     def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., methods: _Optional[_Iterable[_Union[DriftMethod, str]]] = ..., thresholds: _Optional[_Union[DriftThresholds, _Mapping]] = ..., bins: _Optional[int] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputeDriftResponse(_message.Message):
-    __slots__ = ("columns", "reference_count", "current_count", "drifted_share", "mode", "rank_error", "profile_buckets")
+    __slots__ = ("columns", "reference_count", "current_count", "drifted_share", "mode", "rank_error", "profile_buckets", "sample_size", "population_size")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_COUNT_FIELD_NUMBER: _ClassVar[int]
     CURRENT_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -636,6 +642,8 @@ class ComputeDriftResponse(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     RANK_ERROR_FIELD_NUMBER: _ClassVar[int]
     PROFILE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    POPULATION_SIZE_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedCompositeFieldContainer[ColumnDrift]
     reference_count: int
     current_count: int
@@ -643,21 +651,25 @@ class ComputeDriftResponse(_message.Message):
     mode: AnalysisMode
     rank_error: float
     profile_buckets: int
-    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., drifted_share: _Optional[float] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ..., rank_error: _Optional[float] = ..., profile_buckets: _Optional[int] = ...) -> None: ...
+    sample_size: int
+    population_size: int
+    def __init__(self, columns: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ..., reference_count: _Optional[int] = ..., current_count: _Optional[int] = ..., drifted_share: _Optional[float] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ..., rank_error: _Optional[float] = ..., profile_buckets: _Optional[int] = ..., sample_size: _Optional[int] = ..., population_size: _Optional[int] = ...) -> None: ...
 
 class ComputeProxyPerformanceRequest(_message.Message):
-    __slots__ = ("current", "reference", "positive_class", "bucket", "thresholds")
+    __slots__ = ("current", "reference", "positive_class", "bucket", "thresholds", "mode")
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     POSITIVE_CLASS_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     current: EvaluationFilter
     reference: ReferenceData
     positive_class: str
     bucket: _duration_pb2.Duration
     thresholds: DriftThresholds
-    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., positive_class: _Optional[str] = ..., bucket: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., thresholds: _Optional[_Union[DriftThresholds, _Mapping]] = ...) -> None: ...
+    mode: AnalysisMode
+    def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., positive_class: _Optional[str] = ..., bucket: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., thresholds: _Optional[_Union[DriftThresholds, _Mapping]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ProxyPerformanceGroup(_message.Message):
     __slots__ = ("window", "record_count", "estimated_metrics", "prediction_drift")
@@ -672,16 +684,22 @@ class ProxyPerformanceGroup(_message.Message):
     def __init__(self, window: _Optional[_Union[_types_pb2.TimeWindow, _Mapping]] = ..., record_count: _Optional[int] = ..., estimated_metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., prediction_drift: _Optional[_Iterable[_Union[ColumnDrift, _Mapping]]] = ...) -> None: ...
 
 class ComputeProxyPerformanceResponse(_message.Message):
-    __slots__ = ("overall", "windows", "reference_metrics", "calibrated")
+    __slots__ = ("overall", "windows", "reference_metrics", "calibrated", "mode", "sample_size", "population_size")
     OVERALL_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_METRICS_FIELD_NUMBER: _ClassVar[int]
     CALIBRATED_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    POPULATION_SIZE_FIELD_NUMBER: _ClassVar[int]
     overall: ProxyPerformanceGroup
     windows: _containers.RepeatedCompositeFieldContainer[ProxyPerformanceGroup]
     reference_metrics: _containers.RepeatedCompositeFieldContainer[MetricValue]
     calibrated: bool
-    def __init__(self, overall: _Optional[_Union[ProxyPerformanceGroup, _Mapping]] = ..., windows: _Optional[_Iterable[_Union[ProxyPerformanceGroup, _Mapping]]] = ..., reference_metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., calibrated: _Optional[bool] = ...) -> None: ...
+    mode: AnalysisMode
+    sample_size: int
+    population_size: int
+    def __init__(self, overall: _Optional[_Union[ProxyPerformanceGroup, _Mapping]] = ..., windows: _Optional[_Iterable[_Union[ProxyPerformanceGroup, _Mapping]]] = ..., reference_metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., calibrated: _Optional[bool] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ..., sample_size: _Optional[int] = ..., population_size: _Optional[int] = ...) -> None: ...
 
 class RootCauseObjective(_message.Message):
     __slots__ = ("metric", "drift_column")
@@ -738,16 +756,20 @@ class ComputeRootCauseRequest(_message.Message):
     def __init__(self, current: _Optional[_Union[EvaluationFilter, _Mapping]] = ..., reference: _Optional[_Union[ReferenceData, _Mapping]] = ..., objective: _Optional[_Union[RootCauseObjective, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[ColumnRef, _Mapping]]] = ..., max_slices: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_slice_size: _Optional[int] = ..., bins: _Optional[int] = ..., positive_class: _Optional[str] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
 
 class ComputeRootCauseResponse(_message.Message):
-    __slots__ = ("reference_value", "current_value", "slices", "mode")
+    __slots__ = ("reference_value", "current_value", "slices", "mode", "sample_size", "population_size")
     REFERENCE_VALUE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_VALUE_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    POPULATION_SIZE_FIELD_NUMBER: _ClassVar[int]
     reference_value: float
     current_value: float
     slices: _containers.RepeatedCompositeFieldContainer[SliceContribution]
     mode: AnalysisMode
-    def __init__(self, reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[SliceContribution, _Mapping]]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ...) -> None: ...
+    sample_size: int
+    population_size: int
+    def __init__(self, reference_value: _Optional[float] = ..., current_value: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[SliceContribution, _Mapping]]] = ..., mode: _Optional[_Union[AnalysisMode, str]] = ..., sample_size: _Optional[int] = ..., population_size: _Optional[int] = ...) -> None: ...
 
 class FeatureAttribution(_message.Message):
     __slots__ = ("feature", "value", "std")

@@ -15,6 +15,9 @@ Two numbers, both settings (``ObservabilitySettings``):
   left, so an analysis that would read more stops there with
   ``RESOURCE_EXHAUSTED`` (reason ``ANALYSIS_ROW_BUDGET_EXCEEDED``) naming the
   setting and the count, having read no more than the budget and one row.
+  In automatic (or SAMPLE) mode the drift, performance, root cause and proxy
+  performance reads are planned instead (:class:`Sampling`): a side with more
+  records than its share of the budget is read as a uniform sample of that share.
 
 The budget of the running analysis travels in a context variable (set in the
 worker thread the analysis runs in), so :meth:`Evaluations.load` charges it
@@ -25,9 +28,10 @@ get a budget of their own per read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -52,11 +56,70 @@ class AnalysisMode(IntEnum):
 
     UNSPECIFIED (automatic): profiles when a side of the analysis holds more than
     ``MODELPLANE_OBSERVABILITY_EXACT_ROWS`` records and no predicate narrows it,
-    else the records themselves (EXACT)."""
+    else the records themselves (EXACT), or a uniform sample of them (SAMPLE) when
+    the sides hold more than the row budget (``MAX_ANALYSIS_ROWS``)."""
 
     UNSPECIFIED = 0
     EXACT = 1
     PROFILE = 2
+    SAMPLE = 3
+class Sampling:
+    """The sides one analysis reads, sampled past the row budget (automatic mode).
+
+    The analysis declares how many sides it reads; each read (``Evaluations.load``)
+    counts its records first and, when they are more than its share of what is
+    left of the budget (what is left / the sides still to read), asks the store for
+    a uniform sample of that share instead. So the sides together never read more
+    than the budget."""
+
+    def __init__(self, sides: int) -> None:
+        self.sides = max(sides, 1)
+        #: (records read, records in the side's window) per read, in order
+        self.reads: list[tuple[int, int]] = []
+
+    def share(self, budget: RowBudget) -> int:
+        left = max(budget.limit - budget.read, 0)
+        return left // max(self.sides - len(self.reads), 1)
+
+    def add(self, read: int, population: int) -> None:
+        self.reads.append((read, population))
+
+    @property
+    def sampled(self) -> bool:
+        return any(r < p for r, p in self.reads)
+
+    @property
+    def sample_size(self) -> int:
+        return sum(r for r, _ in self.reads)
+
+    @property
+    def population_size(self) -> int:
+        return sum(p for _, p in self.reads)
+
+
+_sampling: contextvars.ContextVar[Sampling | None] = contextvars.ContextVar(
+    "modelplane_observability_sampling", default=None)
+
+
+@contextlib.contextmanager
+def sampling(mode: AnalysisMode, sides: int) -> Iterator[Sampling | None]:
+    """Within: the reads of an analysis in ``mode`` (automatic or SAMPLE) sample past
+    the budget; in EXACT (or PROFILE) mode nothing changes (None)."""
+    if mode not in (AnalysisMode.UNSPECIFIED, AnalysisMode.SAMPLE):
+        yield None
+        return
+    plan = Sampling(sides)
+    token = _sampling.set(plan)
+    try:
+        yield plan
+    finally:
+        _sampling.reset(token)
+
+
+def current_sampling() -> Sampling | None:
+    return _sampling.get()
+
+
 _budget: contextvars.ContextVar[RowBudget | None] = contextvars.ContextVar(
     "modelplane_observability_row_budget", default=None)
 
@@ -160,4 +223,7 @@ __all__ = [
     "AnalysisGate",
     "AnalysisMode",
     "RowBudget",
+    "Sampling",
+    "current_sampling",
+    "sampling",
 ]

@@ -581,7 +581,8 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
         return pb.ComputePerformanceResponse(
             task=_wire(pb.TaskType, rep.task), overall=group_to_pb(rep.overall),
             windows=[group_to_pb(g) for g in rep.windows],
-            slices=[group_to_pb(g) for g in rep.slices], mode=_wire(pb.AnalysisMode, rep.mode))
+            slices=[group_to_pb(g) for g in rep.slices], mode=_wire(pb.AnalysisMode, rep.mode),
+            sample_size=rep.sample_size, population_size=rep.population_size)
 
     async def ComputeProxyPerformance(self, request: pb.ComputeProxyPerformanceRequest,
                                       context: Any) -> pb.ComputeProxyPerformanceResponse:
@@ -590,11 +591,13 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
         rep = await self._rt.analyses.run(
             self._rt.evaluations.proxy_performance, cur, ref, request.positive_class,
             _duration(request.bucket, request.HasField("bucket")),
-            thresholds_from_pb(request.thresholds))
+            thresholds_from_pb(request.thresholds), _analysis_mode(request.mode))
         return pb.ComputeProxyPerformanceResponse(
             overall=proxy_group_to_pb(rep.overall),
             windows=[proxy_group_to_pb(g) for g in rep.windows],
-            reference_metrics=metrics_to_pb(rep.reference_metrics), calibrated=rep.calibrated)
+            reference_metrics=metrics_to_pb(rep.reference_metrics), calibrated=rep.calibrated,
+            mode=_wire(pb.AnalysisMode, rep.mode), sample_size=rep.sample_size,
+            population_size=rep.population_size)
 
     async def ComputeDrift(self, request: pb.ComputeDriftRequest, context: Any
                            ) -> pb.ComputeDriftResponse:
@@ -610,7 +613,9 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
                                        drifted_share=rep.drifted_share,
                                        mode=_wire(pb.AnalysisMode, rep.mode),
                                        rank_error=rep.rank_error,
-                                       profile_buckets=rep.profile_buckets)
+                                       profile_buckets=rep.profile_buckets,
+                                       sample_size=rep.sample_size,
+                                       population_size=rep.population_size)
 
     async def ComputeRootCause(self, request: pb.ComputeRootCauseRequest, context: Any
                                ) -> pb.ComputeRootCauseResponse:
@@ -630,7 +635,8 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
             request.positive_class, _analysis_mode(request.mode))
         return pb.ComputeRootCauseResponse(
             reference_value=rep.reference_value, current_value=rep.current_value,
-            mode=_wire(pb.AnalysisMode, rep.mode),
+            mode=_wire(pb.AnalysisMode, rep.mode), sample_size=rep.sample_size,
+            population_size=rep.population_size,
             slices=[pb.SliceContribution(
                 slice=slice_to_pb(s.slice), contribution=s.contribution,
                 contribution_share=s.contribution_share, reference_count=s.reference_count,

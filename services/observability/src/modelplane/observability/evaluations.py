@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from modelplane.observability.analysis_limits import (
     DEFAULT_MAX_ANALYSIS_ROWS,
     AnalysisMode,
     RowBudget,
+    Sampling,
+    current_sampling,
+    sampling,
 )
 from modelplane.observability.drift import (
     DriftMethod,
@@ -139,6 +142,9 @@ class PerformanceReport:
     windows: list[PerformanceGroup]
     slices: list[PerformanceGroup]
     mode: AnalysisMode = AnalysisMode.EXACT
+    #: SAMPLE: records read (all sides) and records in the windows they were drawn from
+    sample_size: int = 0
+    population_size: int = 0
 
 
 @dataclass
@@ -158,6 +164,9 @@ class DriftReport:
     rank_error: float = 0.0
     #: PROFILE: hourly profiles merged (both sides)
     profile_buckets: int = 0
+    #: SAMPLE: records read (both sides) and records in the windows
+    sample_size: int = 0
+    population_size: int = 0
 
     @property
     def drifted_share(self) -> float:
@@ -180,6 +189,9 @@ class ProxyReport:
     windows: list[ProxyGroup]
     reference_metrics: MetricValues
     calibrated: bool
+    mode: AnalysisMode = AnalysisMode.EXACT
+    sample_size: int = 0
+    population_size: int = 0
 
 
 @dataclass
@@ -207,6 +219,8 @@ class RootCauseReport:
     current_value: float
     slices: list[SliceContribution]
     mode: AnalysisMode = AnalysisMode.EXACT
+    sample_size: int = 0
+    population_size: int = 0
 
 
 @dataclass
@@ -300,6 +314,18 @@ def _from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
+_Report = TypeVar("_Report", PerformanceReport, DriftReport, RootCauseReport, ProxyReport)
+
+
+def _stamp(report: _Report, plan: Sampling | None) -> _Report:
+    """SAMPLE and the sizes when a read of the analysis was sampled, else EXACT."""
+    if plan is not None and plan.sampled:
+        report.mode = AnalysisMode.SAMPLE
+        report.sample_size = plan.sample_size
+        report.population_size = plan.population_size
+    return report
+
+
 class Evaluations:
     """The read side of the evaluation store and the analyses over it."""
 
@@ -309,8 +335,11 @@ class Evaluations:
                  max_rows: int = DEFAULT_MAX_ANALYSIS_ROWS, *,
                  models: ModelLoader | None = None,
                  explain_budget: ExplainBudget | None = None,
-                 exact_rows: int = DEFAULT_EXACT_ROWS) -> None:
+                 exact_rows: int = DEFAULT_EXACT_ROWS,
+                 record_retention_days: int = 0) -> None:
         self._store = store
+        #: records older than this many days are deleted (0: kept forever)
+        self.record_retention_days = record_retention_days
         self._max_rows = max_rows
         #: AUTO mode: windows with more records than this are answered from profiles
         self.exact_rows = exact_rows
@@ -366,15 +395,36 @@ class Evaluations:
         preds = validate_predicates(f.predicates, columns, f.model, f"{path}.predicates")
         return replace(f, predicates=tuple(preds)), catalog
 
+    def rows_expired(self, window: TimeWindow) -> bool:
+        """Whether records of ``window`` may be deleted by retention."""
+        from modelplane.observability.retention import window_expired
+
+        return window_expired(window, self.record_retention_days, self._clock())
+
     def load(self, f: EvaluationFilter, path: str = "filter", *,
              has_actual: bool | None = None) -> tuple[Frame, Catalog]:
         f, catalog = self.validate_filter(f, path)
+        if self.rows_expired(f.window):
+            from modelplane.observability.retention import records_expired
+
+            raise records_expired(f.window, self.record_retention_days, self._clock(),
+                                  f"{path}.window")
         # charged to the running analysis's row budget: never more than it and one row read
         budget = RowBudget.current(self._max_rows)
-        data = self._store.scan(ScanSpec(f.model, f.versions, f.environment, f.window,
-                                         has_actual=has_actual, limit=budget.scan_limit))
+        spec = ScanSpec(f.model, f.versions, f.environment, f.window,
+                        has_actual=has_actual, limit=budget.scan_limit)
+        plan = current_sampling()
+        population = 0
+        if plan is not None:
+            population = self._store.count_records(spec)
+            share = plan.share(budget)
+            if population > share >= 1:  # a uniform sample of the side's share
+                spec = replace(spec, limit=None, sample=share)
+        data = self._store.scan(spec)
         frame = frame_from_ndjson(data, catalog)
         budget.charge(len(frame))
+        if plan is not None:
+            plan.add(len(frame), population)
         if f.predicates:
             frame = frame.take(np.flatnonzero(slice_mask(frame, f.predicates)))
         return frame, catalog
@@ -496,14 +546,15 @@ class Evaluations:
                     ) -> PerformanceReport:
         if bucket is not None and bucket <= timedelta(0):
             raise _bad("bucket", "must be positive")
-        if mode is not AnalysisMode.EXACT:
+        if mode in (AnalysisMode.UNSPECIFIED, AnalysisMode.PROFILE):
             from modelplane.observability.profile_analysis import profile_performance
 
             report = profile_performance(self, f, metrics, task, positive, average, bucket,
                                          slice_by, mode)
             if report is not None:
                 return report
-        frame, catalog = self.load(f)
+        with sampling(mode, 1) as plan:
+            frame, catalog = self.load(f)
         task = infer_task(frame, catalog, task)
         ms = self._check_metrics(metrics, task, "metrics")
 
@@ -527,7 +578,7 @@ class Evaluations:
                 g = group(frame.take(np.flatnonzero(slice_mask(frame, preds))))
                 g.slice = preds
                 slices.append(g)
-        return PerformanceReport(task, overall, windows, slices)
+        return _stamp(PerformanceReport(task, overall, windows, slices), plan)
 
     # -- drift --------------------------------------------------------------
 
@@ -564,15 +615,16 @@ class Evaluations:
               mode: AnalysisMode = AnalysisMode.UNSPECIFIED) -> DriftReport:
         if bins < 0 or bins > 1000:
             raise _bad("bins", "must be between 1 and 1000 (0 = 10)")
-        if mode is not AnalysisMode.EXACT:
+        if mode in (AnalysisMode.UNSPECIFIED, AnalysisMode.PROFILE):
             from modelplane.observability.profile_analysis import profile_drift
 
             report = profile_drift(self, current, reference, columns, methods, thresholds,
                                    bins or 10, mode)
             if report is not None:
                 return report
-        cur, catalog = self.load(current, "current")
-        ref, _ = self.load_reference(reference, current)
+        with sampling(mode, 2) as plan:
+            cur, catalog = self.load(current, "current")
+            ref, _ = self.load_reference(reference, current)
         cols = self._drift_columns(catalog, columns, current.model, "columns")
         if reference is not None and reference.filter is not None \
                 and reference.filter.model != current.model:
@@ -583,17 +635,23 @@ class Evaluations:
                     raise _bad(f"columns[{i}]", f"reference model "
                                f"{reference.filter.model!r} has no column {c}", "UNKNOWN_COLUMN")
         results = self._drift_of(ref, cur, cols, methods, thresholds, bins or 10)
-        return DriftReport(results, len(ref), len(cur))
+        return _stamp(DriftReport(results, len(ref), len(cur)), plan)
 
     # -- proxy performance ----------------------------------------------------
 
     def proxy_performance(self, current: EvaluationFilter, reference: Reference | None = None,
                           positive: str = "", bucket: timedelta | None = None,
-                          thresholds: DriftThresholds = DEFAULT_THRESHOLDS) -> ProxyReport:
+                          thresholds: DriftThresholds = DEFAULT_THRESHOLDS,
+                          mode: AnalysisMode = AnalysisMode.UNSPECIFIED) -> ProxyReport:
         from modelplane.observability.estimation import ScoreEstimator
 
-        cur, catalog = self.load(current, "current")
-        ref, _ = self.load_reference(reference, current)
+        if mode is AnalysisMode.PROFILE:
+            raise InvalidArgument("mode: profiles do not answer proxy performance; use "
+                                  "EXACT, SAMPLE or automatic", reason="PROFILE_MODE_UNAVAILABLE",
+                                  field_violations=[FieldViolation("mode", "PROFILE")])
+        with sampling(mode, 2) as plan:
+            cur, catalog = self.load(current, "current")
+            ref, _ = self.load_reference(reference, current)
         if infer_task(cur, catalog, M.TaskType.UNSPECIFIED) is not M.TaskType.CLASSIFICATION \
                 or not catalog.score_keys():
             raise FailedPrecondition(
@@ -627,7 +685,7 @@ class Evaluations:
                 g = group(cur.take(idx))
                 g.window = win
                 windows.append(g)
-        return ProxyReport(overall, windows, ref_metrics, estimator.calibrated)
+        return _stamp(ProxyReport(overall, windows, ref_metrics, estimator.calibrated), plan)
 
     # -- root cause ---------------------------------------------------------
 
@@ -636,7 +694,7 @@ class Evaluations:
                    columns: Sequence[ColumnRef] = (), max_slices: int = 10, max_depth: int = 2,
                    min_slice_size: int = 30, bins: int = 4, positive: str = "",
                    mode: AnalysisMode = AnalysisMode.UNSPECIFIED) -> RootCauseReport:
-        if mode is not AnalysisMode.EXACT:
+        if mode in (AnalysisMode.UNSPECIFIED, AnalysisMode.PROFILE):
             from modelplane.observability.profile_analysis import profile_root_cause
 
             report = profile_root_cause(self, current, reference, metric, drift_column,
@@ -644,11 +702,12 @@ class Evaluations:
                                         positive, mode)
             if report is not None:
                 return report
-        cur, catalog = self.load(current, "current")
-        ref, _ = self.load_reference(reference, current)
-        return self.root_cause_of(ref, cur, catalog, current.model, metric, drift_column,
-                                  columns, max_slices, max_depth, min_slice_size, bins,
-                                  positive)
+        with sampling(mode, 2) as plan:
+            cur, catalog = self.load(current, "current")
+            ref, _ = self.load_reference(reference, current)
+        return _stamp(self.root_cause_of(ref, cur, catalog, current.model, metric,
+                                         drift_column, columns, max_slices, max_depth,
+                                         min_slice_size, bins, positive), plan)
 
     def root_cause_of(self, ref: Frame, cur: Frame, catalog: Catalog, model: str,
                       metric: M.Metric | None = None, drift_column: ColumnRef | None = None,

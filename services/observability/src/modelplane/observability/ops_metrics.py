@@ -74,6 +74,17 @@ class _RuntimeCollector(Collector):
             deliveries.add_metric([outcome], sum(getattr(rt.webhooks.counts, outcome)
                                                  for rt in runtimes))
         yield deliveries
+        deleted = CounterMetricFamily(
+            PREFIX + "retention_deleted",
+            "Rows deleted by retention on this replica (partitions: PostgreSQL months dropped)",
+            labels=["kind"])
+        for kind in ("records", "actuals", "profiles", "confusion", "profile_gaps",
+                     "deliveries"):
+            deleted.add_metric([kind], sum(getattr(rt.retention.totals, kind)
+                                           for rt in runtimes))
+        deleted.add_metric(["partitions"], sum(len(rt.retention.totals.partitions)
+                                               for rt in runtimes))
+        yield deleted
 
 
 COLLECTOR = _RuntimeCollector()

@@ -78,7 +78,8 @@ def _from_us(us: int) -> datetime:
 def _profiles_answer(ev: Evaluations, specs: Sequence[ScanSpec], forced: bool) -> bool:
     """Whether the profiles answer: they must count every record of the windows
     (a store written before profiles were kept has hours they miss); in automatic
-    mode, one side must also hold more records than the exact limit."""
+    mode, one side must also hold more records than the exact limit, or a window
+    start before the records kept (``MODELPLANE_OBSERVABILITY_RECORD_RETENTION_DAYS``)."""
     counts = [ev._store.profile_count(s) for s in specs]
     missing = sum(m for _, m in counts)
     if missing:
@@ -86,7 +87,9 @@ def _profiles_answer(ev: Evaluations, specs: Sequence[ScanSpec], forced: bool) -
             raise _refuse(f"{missing} records of these windows were stored before this "
                           "store kept profiles; they are answered in EXACT mode only")
         return False
-    return forced or max(n for n, _ in counts) > ev.exact_rows
+    # past record retention the records are gone: the profiles answer what they can
+    return forced or max(n for n, _ in counts) > ev.exact_rows \
+        or any(ev.rows_expired(s.window) for s in specs)
 
 
 def _spec(f: EvaluationFilter) -> ScanSpec:

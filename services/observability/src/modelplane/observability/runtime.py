@@ -69,7 +69,8 @@ class ObservabilityRuntime:
         self.evaluations = Evaluations(self.store, self.catalogs, self.catalog_lock,
                                        self.executor, clock, settings.max_analysis_rows,
                                        explain_budget=settings.explain_budget,
-                                       exact_rows=settings.exact_rows)
+                                       exact_rows=settings.exact_rows,
+                                       record_retention_days=settings.retention.record_days)
         #: one per process: the compute RPCs and the dashboard's pages share its slots
         self.analyses = AnalysisGate(settings.max_concurrent_analyses,
                                      settings.max_analysis_rows,
@@ -83,6 +84,10 @@ class ObservabilityRuntime:
             max_attempts=settings.webhook_max_attempts,
             backoff_seconds=settings.webhook_backoff_seconds,
             backoff_cap_seconds=settings.webhook_backoff_cap_seconds))
+        from modelplane.observability.retention import Retention
+
+        #: deletes what is older than the retention settings (the lease holder only)
+        self.retention = Retention(self.store, settings.retention, clock)
         self.monitors = Monitors(self.store, self.evaluations, self.hub, clock, self.outbound,
                                  on_delivery=self.webhooks.wake)
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,6 +115,7 @@ class ObservabilityRuntime:
         self._tasks.append(asyncio.create_task(self.lease.run()))
         self._tasks.append(asyncio.create_task(self.relay.run()))
         self._tasks.append(asyncio.create_task(self.webhooks.run()))
+        self._tasks.append(asyncio.create_task(self.retention.run(self.lease)))
         if self.settings.monitor_tick_seconds > 0:
             self._tasks.append(asyncio.create_task(
                 self.monitors.run(self.settings.monitor_tick_seconds, self.lease)))

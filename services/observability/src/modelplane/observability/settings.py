@@ -20,6 +20,10 @@
 | ``MODELPLANE_OBSERVABILITY_ANALYSIS_WAIT_SECONDS`` | ``2`` | how long a call waits for a free slot before that refusal |
 | ``MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS`` | ``5000000`` | evaluation-store rows one analysis may read (current and reference together); past it ``RESOURCE_EXHAUSTED`` |
 | ``MODELPLANE_OBSERVABILITY_EXACT_ROWS`` | ``200000`` | analyses in automatic mode answer from the per-hour profiles when a side holds more records than this (and no predicate narrows it); else from the records |
+| ``MODELPLANE_OBSERVABILITY_RECORD_RETENTION_DAYS`` | ``30`` | days raw records and actuals are kept (``0`` = forever; PostgreSQL drops whole months) |
+| ``MODELPLANE_OBSERVABILITY_PROFILE_RETENTION_DAYS`` | ``400`` | days profiles and confusion counts are kept (``0`` = forever) |
+| ``MODELPLANE_OBSERVABILITY_DELIVERY_RETENTION_DAYS`` | ``14`` | days finished webhook deliveries are kept (``0`` = forever) |
+| ``MODELPLANE_OBSERVABILITY_RETENTION_INTERVAL_SECONDS`` | ``3600`` | how often the lease holder enforces retention (and once when it takes the lease) |
 | ``MODELPLANE_OBSERVABILITY_EXPLAIN_MODELS`` | ``registry`` | ExplainPredictions loads the version that made the predictions from the registry (``MODELPLANE_REGISTRY_TARGET``); ``off`` = surrogate only (no model code in this process) |
 | ``MODELPLANE_OBSERVABILITY_EXPLAIN_BACKGROUND_ROWS`` | ``100`` | baseline records sampled as the permutation explainer's background |
 | ``MODELPLANE_OBSERVABILITY_EXPLAIN_MAX_ROWS`` | ``100`` | records one call explains by permutation SHAP (TreeSHAP: the request's max_records) |
@@ -40,9 +44,29 @@ from modelplane.observability.analysis_limits import (
     DEFAULT_MAX_CONCURRENT_ANALYSES,
 )
 from modelplane.observability.model_explanation import ExplainBudget
+from modelplane.observability.retention import (
+    DEFAULT_DELIVERY_RETENTION_DAYS,
+    DEFAULT_PROFILE_RETENTION_DAYS,
+    DEFAULT_RECORD_RETENTION_DAYS,
+    DEFAULT_RETENTION_INTERVAL_SECONDS,
+    RetentionSettings,
+)
 
 DEFAULT_HTTP_ADDR = "127.0.0.1:7115"
+KEEP_EVERYTHING = RetentionSettings(0, 0, 0)
 WEBHOOK_ALLOW_SETTING = "MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW"
+
+
+def _days(service: ServiceSettings, name: str, default: int) -> int:
+    raw = service.env(name, "") or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"MODELPLANE_OBSERVABILITY_{name}={raw!r} is not an integer") from None
+    if value < 0:
+        raise ValueError(f"MODELPLANE_OBSERVABILITY_{name} must be 0 (keep forever) or more, "
+                         f"not {value}")
+    return value
 
 
 def _at_least_one(service: ServiceSettings, name: str, default: int) -> int:
@@ -84,6 +108,9 @@ class ObservabilitySettings:
     explain_model_cache: int = 4
     #: serving's address for the dashboard's rollout pages; None = not shown
     serving_target: str | None = None
+    #: retention; built directly (tests, embedding) it keeps everything: the
+    #: environment's defaults (30 / 400 / 14 days) apply through from_service
+    retention: RetentionSettings = KEEP_EVERYTHING
 
     @property
     def explain_budget(self) -> ExplainBudget:
@@ -130,6 +157,15 @@ class ObservabilitySettings:
             explain_permutations=_at_least_one(service, "EXPLAIN_PERMUTATIONS", 2),
             explain_model_cache=_at_least_one(service, "EXPLAIN_MODEL_CACHE", 4),
             serving_target=_serving_target(service),
+            retention=RetentionSettings(
+                record_days=_days(service, "RECORD_RETENTION_DAYS",
+                                  DEFAULT_RECORD_RETENTION_DAYS),
+                profile_days=_days(service, "PROFILE_RETENTION_DAYS",
+                                   DEFAULT_PROFILE_RETENTION_DAYS),
+                delivery_days=_days(service, "DELIVERY_RETENTION_DAYS",
+                                    DEFAULT_DELIVERY_RETENTION_DAYS),
+                interval_seconds=float(service.env("RETENTION_INTERVAL_SECONDS", "")
+                                       or DEFAULT_RETENTION_INTERVAL_SECONDS)),
         )
 
     @classmethod

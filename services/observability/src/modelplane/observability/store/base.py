@@ -335,6 +335,11 @@ class ScanSpec:
     #: Keyset pagination: records strictly older than (time µs, prediction id), newest first.
     before: tuple[int, str] | None = None
     newest_first: bool = False
+    #: A uniform sample of this many of the matching records instead (``limit`` is
+    #: not used): the records of the smallest 64-bit hashes of their prediction id
+    #: (a simple random sample without replacement, the same one on every call),
+    #: returned in time order.
+    sample: int | None = None
 
 
 @dataclass
@@ -545,6 +550,49 @@ class ModelSummary:
 
 
 # ---------------------------------------------------------------------------
+# Retention
+
+
+@dataclass(frozen=True)
+class RetentionCutoffs:
+    """What one retention pass deletes: rows older than each instant (None = kept)."""
+
+    #: records (and their ids and actuals) with a prediction time before this
+    records: datetime | None = None
+    #: profiles, confusion counts and profile gaps of hours starting before this
+    profiles: datetime | None = None
+    #: delivered / failed / refused webhook deliveries last changed before this
+    deliveries: datetime | None = None
+    #: rows deleted per statement (record ids, actuals, DuckDB records)
+    batch_rows: int = 10_000
+
+
+@dataclass
+class RetentionResult:
+    """What one retention pass deleted."""
+
+    records: int = 0
+    actuals: int = 0
+    #: PostgreSQL: the monthly partitions of ``obs_records`` dropped (names)
+    partitions: list[str] = field(default_factory=list)
+    profiles: int = 0
+    confusion: int = 0
+    profile_gaps: int = 0
+    deliveries: int = 0
+
+    def add(self, other: RetentionResult) -> None:
+        for name in ("records", "actuals", "profiles", "confusion", "profile_gaps",
+                     "deliveries"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.partitions.extend(other.partitions)
+
+    def __bool__(self) -> bool:
+        return bool(self.partitions) or any((self.records, self.actuals, self.profiles,
+                                             self.confusion, self.profile_gaps,
+                                             self.deliveries))
+
+
+# ---------------------------------------------------------------------------
 # Alerts, webhook deliveries (the outbox) and the scheduler's lease
 
 
@@ -683,6 +731,10 @@ class EvaluationStore(AlertStore):
         """NDJSON of the matching records (see the module docstring)."""
 
     @abstractmethod
+    def count_records(self, spec: ScanSpec) -> int:
+        """How many records :meth:`scan` of ``spec`` would return without a limit."""
+
+    @abstractmethod
     def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
         """(bucket start µs, profile bytes) of the profiles in ``spec``'s model,
         versions, environment and window (widened to whole hours, see
@@ -724,3 +776,8 @@ class EvaluationStore(AlertStore):
     @abstractmethod
     def delete_document(self, kind: str, key: str) -> bool: ...
 
+    @abstractmethod
+    def enforce_retention(self, cutoffs: RetentionCutoffs) -> RetentionResult:
+        """Delete what is older than ``cutoffs`` (see :mod:`..retention`); what was deleted.
+        Records may be kept past their cutoff on a backend that drops them in whole
+        partitions (PostgreSQL: a month is dropped once all of it is older)."""

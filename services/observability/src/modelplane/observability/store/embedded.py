@@ -27,6 +27,8 @@ from modelplane.observability.store.base import (
     ModelSummary,
     NewDelivery,
     RecordRow,
+    RetentionCutoffs,
+    RetentionResult,
     ScanSpec,
     WebhookDelivery,
     alert_filter,
@@ -387,7 +389,8 @@ class EmbeddedStore(EvaluationStore):
                 self._conn.unregister("obs_stage_actuals")
         return len(rows) - int(same), int(same), int(unmatched)
 
-    def scan(self, spec: ScanSpec) -> bytes:
+    @staticmethod
+    def _scan_where(spec: ScanSpec) -> tuple[str, list[Any]]:
         where = ["r.model = ?"]
         params: list[Any] = [spec.model]
         if spec.versions:
@@ -411,7 +414,33 @@ class EmbeddedStore(EvaluationStore):
         if spec.before is not None:
             where.append("(epoch_us(r.prediction_time), r.prediction_id) < (?, ?)")
             params.extend(spec.before)
-        sql = _SCAN_SELECT + " WHERE " + " AND ".join(where)
+        return " AND ".join(where), params
+
+    def count_records(self, spec: ScanSpec) -> int:
+        where, params = self._scan_where(spec)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT count(*) FROM obs_records r LEFT JOIN obs_actuals a "
+                "ON a.prediction_id = r.prediction_id WHERE " + where, params).fetchall()
+        return int(rows[0][0])
+
+    def scan(self, spec: ScanSpec) -> bytes:
+        where_sql, params = self._scan_where(spec)
+        if spec.sample is not None:
+            # the records of the smallest hashes of their ids (uniform and repeatable):
+            # the window's keys sorted (top-N), then only the picked rows read whole
+            pick = ("SELECT r.prediction_time AS st, r.prediction_id AS si FROM obs_records r "
+                    "LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id "
+                    f"WHERE {where_sql} ORDER BY hash(r.prediction_id), r.prediction_id "
+                    f"LIMIT {int(spec.sample)}")
+            sql = _SCAN_SELECT.replace(
+                "FROM obs_records r", f"FROM ({pick}) p JOIN obs_records r "
+                "ON r.prediction_id = p.si", 1) + " ORDER BY p.st, p.si"
+            with self._lock:
+                table = self._conn.sql(sql, params=params).to_arrow_table()
+            docs = table.column("doc").to_pylist()
+            return ("\n".join(docs) + "\n").encode() if docs else b""
+        sql = _SCAN_SELECT + " WHERE " + where_sql
         if spec.newest_first:
             sql += " ORDER BY r.prediction_time DESC, r.prediction_id DESC"
         else:
@@ -621,6 +650,63 @@ class EmbeddedStore(EvaluationStore):
                 "RETURNING seq", [alert["id"], f"raised/{alert['id']}", alert["model"], slot,
                                   alert["state"], json.dumps(alert)]).fetchall()[0][0]
         return int(seq)
+
+
+    # -- retention ------------------------------------------------------------------
+
+    def enforce_retention(self, cutoffs: RetentionCutoffs) -> RetentionResult:
+        """Records and their actuals deleted in batches (one transaction each, so
+        ingest and analyses interleave); profiles, confusion counts, gaps and
+        finished deliveries in one statement each."""
+        out = RetentionResult()
+        if cutoffs.records is not None:
+            batch = max(int(cutoffs.batch_rows), 1)
+            while True:
+                with self._lock:
+                    self._conn.execute("BEGIN")
+                    try:
+                        self._conn.execute(
+                            "CREATE OR REPLACE TEMP TABLE obs_expired AS SELECT prediction_id "
+                            f"FROM obs_records WHERE prediction_time < ? LIMIT {batch}",
+                            [cutoffs.records])
+                        n = int(self._conn.execute("SELECT count(*) FROM obs_expired")
+                                .fetchall()[0][0])
+                        if n:
+                            out.actuals += int(self._conn.execute(
+                                "DELETE FROM obs_actuals WHERE prediction_id IN "
+                                "(SELECT prediction_id FROM obs_expired)").fetchall()[0][0])
+                            out.records += int(self._conn.execute(
+                                "DELETE FROM obs_records WHERE prediction_id IN "
+                                "(SELECT prediction_id FROM obs_expired)").fetchall()[0][0])
+                        self._conn.execute("DROP TABLE obs_expired")
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        self._conn.execute("ROLLBACK")
+                        raise
+                if n < batch:
+                    break
+            with self._lock:
+                out.profile_gaps += int(self._conn.execute(
+                    "DELETE FROM obs_profile_gaps WHERE bucket_start < ?",
+                    [to_us(cutoffs.records)]).fetchall()[0][0])
+        if cutoffs.profiles is not None:
+            bound = to_us(cutoffs.profiles)
+            with self._lock:
+                out.profiles = int(self._conn.execute(
+                    "DELETE FROM obs_profiles WHERE bucket_start < ?", [bound]).fetchall()[0][0])
+                out.confusion = int(self._conn.execute(
+                    "DELETE FROM obs_confusion WHERE bucket_start < ?", [bound]
+                ).fetchall()[0][0])
+                out.profile_gaps += int(self._conn.execute(
+                    "DELETE FROM obs_profile_gaps WHERE bucket_start < ?", [bound]
+                ).fetchall()[0][0])
+        if cutoffs.deliveries is not None:
+            # no update time here: a finished delivery's next_attempt_at is its last claim
+            with self._lock:
+                out.deliveries = int(self._conn.execute(
+                    "DELETE FROM obs_webhook_deliveries WHERE state <> 0 "
+                    "AND next_attempt_at < ?", [cutoffs.deliveries]).fetchall()[0][0])
+        return out
 
 
 __all__ = ["EmbeddedStore", "to_us"]

@@ -54,11 +54,14 @@ from modelplane.observability.store.base import (
     ModelSummary,
     NewDelivery,
     RecordRow,
+    RetentionCutoffs,
+    RetentionResult,
     ScanSpec,
     WebhookDelivery,
     alert_filter,
     profile_bounds,
     record_rows_table,
+    to_us,
 )
 
 _SCHEMA = """
@@ -83,6 +86,8 @@ CREATE TABLE IF NOT EXISTS obs_record_ids (
     model text NOT NULL,
     prediction_time timestamptz NOT NULL
 );
+-- retention deletes expired ids (and their actuals) in batches, oldest first
+CREATE INDEX IF NOT EXISTS obs_record_ids_time ON obs_record_ids (prediction_time);
 CREATE TABLE IF NOT EXISTS obs_profiles (
     model text NOT NULL,
     version text NOT NULL,
@@ -430,6 +435,15 @@ class PostgresStore(EvaluationStore):
     def _ensure_partitions(self, conn: Any, times: set[datetime]) -> None:
         months = {_month_start(t) for t in times}
         missing = {m for m in months if f"obs_records_{m:%Y%m}" not in self._partitions}
+        # Past months may have been dropped by retention on another replica since
+        # this one cached them: checked in the catalog (a backfill's batches only).
+        past = [m for m in months - missing if _next_month(m) < datetime.now(UTC)]
+        for m in past:
+            row = conn.execute("SELECT to_regclass(%s) IS NULL",
+                               [f"obs_records_{m:%Y%m}"]).fetchone()
+            if row and row[0]:
+                self._partitions.discard(f"obs_records_{m:%Y%m}")
+                missing.add(m)
         if not missing:
             return
         with self._partition_lock, conn.transaction():
@@ -442,6 +456,74 @@ class PostgresStore(EvaluationStore):
                     f"FOR VALUES FROM ('{month.isoformat()}') TO "
                     f"('{_next_month(month).isoformat()}')")
                 self._partitions.add(name)
+
+    def _record_partitions(self, conn: Any) -> list[tuple[str, datetime]]:
+        """(name, month start) of ``obs_records``' monthly partitions, oldest first."""
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'obs_records'"
+        ).fetchall()
+        out = []
+        for (name,) in rows:
+            digits = name.removeprefix("obs_records_")
+            if len(digits) == 6 and digits.isdigit():
+                out.append((name, datetime(int(digits[:4]), int(digits[4:]), 1, tzinfo=UTC)))
+        return sorted(out, key=lambda p: p[1])
+
+    def enforce_retention(self, cutoffs: RetentionCutoffs) -> RetentionResult:
+        """Whole monthly partitions of ``obs_records`` that end at or before the
+        records' cutoff are dropped (no row-by-row delete of records: a month stays
+        until all of it is older than the cutoff); their ids in ``obs_record_ids``
+        and their actuals are deleted in batches (one short transaction each).
+        Profiles, confusion counts, gaps and finished deliveries: one statement each."""
+        out = RetentionResult()
+        batch = max(int(cutoffs.batch_rows), 1)
+        if cutoffs.records is not None:
+            with self._pool.connection() as conn:
+                expired = [(n, m) for n, m in self._record_partitions(conn)
+                           if _next_month(m) <= cutoffs.records]
+            bound = _month_start(cutoffs.records)
+            for name, _month in expired:
+                with self._partition_lock, self._pool.connection() as conn, conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('obs_records_partitions'))")
+                    conn.execute("SET LOCAL lock_timeout = '10s'")
+                    conn.execute(f"DROP TABLE IF EXISTS {name}")  # a name from a date
+                    self._partitions.discard(name)
+                out.partitions.append(name)
+            # also after a pass that died between a drop and its ids: ids < bound are gone
+            while True:
+                with self._pool.connection() as conn, conn.transaction():
+                    row = conn.execute(
+                        "WITH ids AS (DELETE FROM obs_record_ids WHERE prediction_id IN "
+                        "(SELECT prediction_id FROM obs_record_ids WHERE prediction_time < %s "
+                        "ORDER BY prediction_time LIMIT %s) RETURNING prediction_id), "
+                        "a AS (DELETE FROM obs_actuals x USING ids "
+                        "WHERE x.prediction_id = ids.prediction_id RETURNING 1) "
+                        "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM a)",
+                        [bound, batch]).fetchone()
+                n, actuals = (int(row[0]), int(row[1])) if row else (0, 0)
+                out.records += n
+                out.actuals += actuals
+                if n < batch:
+                    break
+            with self._pool.connection() as conn:
+                out.profile_gaps += conn.execute(
+                    "DELETE FROM obs_profile_gaps WHERE bucket_start < %s",
+                    [to_us(bound)]).rowcount
+        with self._pool.connection() as conn:
+            if cutoffs.profiles is not None:
+                us = to_us(cutoffs.profiles)
+                out.profiles = conn.execute("DELETE FROM obs_profiles WHERE bucket_start < %s",
+                                            [us]).rowcount
+                out.confusion = conn.execute("DELETE FROM obs_confusion WHERE bucket_start < %s",
+                                             [us]).rowcount
+                out.profile_gaps += conn.execute(
+                    "DELETE FROM obs_profile_gaps WHERE bucket_start < %s", [us]).rowcount
+            if cutoffs.deliveries is not None:
+                out.deliveries = conn.execute(
+                    "DELETE FROM obs_webhook_deliveries WHERE state <> 0 AND update_time < %s",
+                    [cutoffs.deliveries]).rowcount
+        return out
 
     def write_records(self, rows: list[RecordRow],
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
@@ -558,7 +640,8 @@ class PostgresStore(EvaluationStore):
             changed = int(cur.rowcount)
         return changed, len(rows) - changed, int(unmatched)
 
-    def scan(self, spec: ScanSpec) -> bytes:
+    @staticmethod
+    def _scan_where(spec: ScanSpec) -> tuple[str, list[Any]]:
         where = ["r.model = %s"]
         params: list[Any] = [spec.model]
         if spec.versions:
@@ -583,11 +666,40 @@ class PostgresStore(EvaluationStore):
             where.append("(r.prediction_time, r.prediction_id) < "
                          "(to_timestamp(%s::double precision / 1000000), %s)")
             params.extend(spec.before)
-        sql = _SCAN_SELECT + " WHERE " + " AND ".join(where)
-        sql += (" ORDER BY r.prediction_time DESC, r.prediction_id DESC" if spec.newest_first
-                else " ORDER BY r.prediction_time, r.prediction_id")
-        if spec.limit is not None:
-            sql += f" LIMIT {int(spec.limit)}"
+        return " AND ".join(where), params
+
+    def count_records(self, spec: ScanSpec) -> int:
+        where, params = self._scan_where(spec)
+        join = ("LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id "
+                if spec.has_actual is not None else "")
+        with self._pool.connection() as conn:
+            row = conn.execute(f"SELECT count(*) FROM obs_records r {join}WHERE {where}",
+                               params).fetchone()
+        return int(row[0]) if row else 0
+
+    def scan(self, spec: ScanSpec) -> bytes:
+        where_sql, params = self._scan_where(spec)
+        if spec.sample is not None:
+            # The records of the smallest hashes of their ids: a top-N sort of the
+            # window's (time, id) keys over its index range, then only the picked
+            # rows are read whole and turned into JSON. Uniform and repeatable. Not
+            # TABLESAMPLE: SYSTEM picks whole blocks (rows logged together come
+            # together), BERNOULLI gives no exact size.
+            pick = ("SELECT r.prediction_time AS st, r.prediction_id AS si FROM obs_records r "
+                    "LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id "
+                    f"WHERE {where_sql} ORDER BY hashtextextended(r.prediction_id, 0), "
+                    f"r.prediction_id LIMIT {int(spec.sample)}")
+            sql = _SCAN_SELECT.replace(
+                "FROM obs_records r", f"FROM ({pick}) p JOIN obs_records r ON r.model = %s "
+                "AND r.prediction_time = p.st AND r.prediction_id = p.si", 1) \
+                + " ORDER BY p.st, p.si"
+            params = [*params, spec.model]
+        else:
+            sql = _SCAN_SELECT + " WHERE " + where_sql
+            sql += (" ORDER BY r.prediction_time DESC, r.prediction_id DESC"
+                    if spec.newest_first else " ORDER BY r.prediction_time, r.prediction_id")
+            if spec.limit is not None:
+                sql += f" LIMIT {int(spec.limit)}"
         chunks: list[bytes] = []
         with self._pool.connection() as conn, conn.cursor() as cur:  # noqa: SIM117
             # CSV with a delimiter and quote JSON never contains raw: lines come out verbatim.
