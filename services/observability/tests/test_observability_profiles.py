@@ -129,7 +129,10 @@ def test_drift_from_profiles_is_within_the_stated_bounds_of_the_exact_drift(
             elif s.method is DriftMethod.KS:
                 assert abs(q.value - s.value) <= ks_bound, (e.column, q.value, s.value)
             elif s.method is DriftMethod.WASSERSTEIN:
-                assert q.value == pytest.approx(s.value, rel=0.05, abs=0.01), e.column
+                # no fixed bound (KLL is randomized and the error depends on the density):
+                # over repeated runs of this test the difference had a standard deviation
+                # of about 0.006 (largest seen 0.017); 0.035 is ~6 of them, not a flake
+                assert abs(q.value - s.value) <= 0.035, (e.column, q.value, s.value)
             else:  # PSI, Jensen-Shannon over sketch deciles
                 assert q.value == pytest.approx(s.value, rel=0.25, abs=0.01), (e.column, s)
     # The shifted columns drift in both modes, by KS far beyond the bound.
