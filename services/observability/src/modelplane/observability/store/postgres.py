@@ -80,7 +80,11 @@ CREATE TABLE IF NOT EXISTS obs_records (
     latency_us bigint,
     attributions jsonb
 ) PARTITION BY RANGE (prediction_time);
-CREATE INDEX IF NOT EXISTS obs_records_model_time ON obs_records (model, prediction_time);
+-- (model, time, id): window scans use its prefix; finding one record by its id and time
+-- (actuals' confusion counts) must not scan every record logged at that instant
+CREATE INDEX IF NOT EXISTS obs_records_model_time_id
+    ON obs_records (model, prediction_time, prediction_id);
+DROP INDEX IF EXISTS obs_records_model_time;
 CREATE TABLE IF NOT EXISTS obs_record_ids (
     prediction_id text PRIMARY KEY,
     model text NOT NULL,
