@@ -240,6 +240,9 @@ async def test_a_prediction_id_opens_its_lineage(dashboard: tuple[str, str]) -> 
         for text in ("run-7f3a", "sha256:9c1e77ab", "rep-42", "PASSED", "git:4be1c0d",
                      "churn-training", "deployment", f"{2399 + 1600:032x}"):
             assert text in page.text, text
+        # the registry's summary is shown, and said not to be the validator's report
+        validation = page.text[page.text.index("id='validation'"):page.text.index("id='rollout'")]
+        assert "rep-42" in validation and "full report is missing" in validation
         missing = page.text[page.text.index("id='missing'"):]
         assert "validation_report" in missing and "not configured in this service" in missing
         assert "serving at 127.0.0.1:1 is unavailable" in missing

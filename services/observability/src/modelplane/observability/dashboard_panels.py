@@ -230,8 +230,10 @@ def render_lineage(lin: PredictionLineage) -> str:
         card("features", "Features", features, "no features"),
         card("version", "Model version (registry)", version, "not known: see below"),
         card("dataset", "Training dataset (featurestore)", dataset, "not known: see below"),
-        card("validation", "Validation report (validator)", validation,
-             "not known: see below"),
+        card("validation", "Validation (registry, report from the validator)", validation,
+             "not known: see below",
+             "<p class='note'>The registry's record of the version's validation; the "
+             "validator's full report is missing: see below.</p>" if val and not rep else ""),
         card("rollout", "Rollout step (serving)", rollout,
              lin.rollout_note or "not known", (f"<p class='note'>{escape(lin.rollout_note)}"
                                                f"{rollout_link}</p>") if ro else ""),
