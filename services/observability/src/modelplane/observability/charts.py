@@ -108,7 +108,10 @@ def bar_chart(bars: Sequence[Bar], *, width: int = 560, title: str = "",
         return _empty(width, 120, title, "nothing to show yet")
     row = 22
     label_w = min(max(len(b.label) for b in bars) * 6.4 + 10, 240)
-    left, right, top = label_w, 110, 30
+    # room right of the longest bar for its value and note (10 px text, ~5.8 px a char)
+    tail = max(len(value_format.format(b.value)) + (len(b.note) + 1 if b.note else 0)
+               for b in bars)
+    left, right, top = label_w, max(60, min(tail * 5.8 + 10, 220)), 30
     height = top + row * len(bars) + 16
     vmax = max([b.value for b in bars] + ([reference] if reference is not None else []) + [1e-12])
     vmin = min([0.0] + [b.value for b in bars]) if axis_min is None else axis_min

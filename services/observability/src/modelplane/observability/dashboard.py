@@ -317,7 +317,7 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
             value = stat.value if stat.method not in (DriftMethod.KS, DriftMethod.CHI_SQUARE) \
                 else 1 - (stat.p_value or 0)
             bars.append(Bar(str(c.column), value, RED if c.drift.drifted else GREEN,
-                            _SHORT[stat.method]))
+                            f"({_SHORT[stat.method]})"))
         bars.sort(key=lambda b: -b.value)
         thr = rt_thresholds_hint(drift)
         recent_part = "last day" if window.end - window.start > timedelta(days=1) \
