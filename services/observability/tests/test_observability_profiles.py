@@ -142,6 +142,31 @@ def test_drift_from_profiles_is_within_the_stated_bounds_of_the_exact_drift(
         and ks.p_value < 1e-6
 
 
+def test_the_rank_error_reported_is_that_of_the_sketches_merged() -> None:
+    """A store written with a smaller KLL k keeps its sketches; a window merging them
+    is as accurate as the smallest k, and says so."""
+    from datasketches import kll_doubles_sketch
+
+    from modelplane.observability.profiles import KLL_K, ColumnProfile
+
+    values = np.random.default_rng(0).normal(size=5_000)
+    new, old = ColumnProfile(), ColumnProfile(numbers=5_000, mean=float(values.mean()),
+                                              m2=float(values.var() * 5_000),
+                                              sketch=kll_doubles_sketch(400))
+    new.add_numbers(values)
+    assert old.sketch is not None
+    old.sketch.update(values)
+    current = Profile(columns={(1, "x"): new})
+    assert rank_error(current) == pytest.approx(
+        kll_doubles_sketch(KLL_K).normalized_rank_error(False)) == rank_error()
+    window = Profile(columns={(1, "x"): ColumnProfile()})
+    window.merge(current)
+    window.merge(Profile(columns={(1, "x"): old}))
+    merged_error = rank_error(window)
+    assert merged_error == pytest.approx(kll_doubles_sketch(400).normalized_rank_error(False))
+    assert merged_error > 2 * rank_error()
+
+
 def test_a_batch_split_in_two_gives_the_profile_of_the_batch(
         tmp_path: Path, make_postgres_database: Callable[[str], str]) -> None:
     batch = _records(6_000, "1", Environment.PRODUCTION, 0.2, 3, hours=24)

@@ -148,7 +148,7 @@ def profile_drift(ev: Evaluations, current: EvaluationFilter, reference: Referen
                                           ref_col.labels <= SMALL_SAMPLE)
         results.append(ColumnDriftResult(col, kind, d))
     return DriftReport(results, ref_p.records, cur_p.records, AnalysisMode.PROFILE,
-                       rank_error(), len(cur_rows) + len(ref_rows))
+                       rank_error(ref_p, cur_p), len(cur_rows) + len(ref_rows))
 
 
 def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[M.Metric],
