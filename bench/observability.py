@@ -138,7 +138,7 @@ def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None
     import grpc
     import psycopg
 
-    from modelplane.observability.store.base import RecordEncoder
+    from modelplane.observability.store.encoding import RecordEncoder
     from modelplane.observability.v1 import observability_pb2 as pb
     from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 

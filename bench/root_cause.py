@@ -44,8 +44,8 @@ from modelplane.observability.records import (
     EvaluationFilter,
     TimeWindow,
 )
-from modelplane.observability.store.base import Catalog
 from modelplane.observability.store.embedded import EmbeddedStore
+from modelplane.observability.store.encoding import Catalog
 
 SLICE_BY = ("city", "merchant_category", "segment", "hour")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,7 +12,8 @@ import pytest
 
 from modelplane.observability.attribution import OCCLUSION, SHAP, Surrogate
 from modelplane.observability.records import PREDICTION, ColumnKind, ColumnRef, ColumnSource
-from modelplane.observability.store.base import Catalog, Frame
+from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.store.frames import Frame
 
 TOL = 1e-9
 

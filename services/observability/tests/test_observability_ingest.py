@@ -15,8 +15,8 @@ import pytest
 
 from modelplane.observability.ingest import RecordIngestor
 from modelplane.observability.records import Environment, EvaluationRecord, IngestResult
-from modelplane.observability.store.base import Catalog
 from modelplane.observability.store.embedded import EmbeddedStore
+from modelplane.observability.store.encoding import Catalog
 
 
 def _ingestor(store: EmbeddedStore | None = None, queue_batches: int = 2) -> RecordIngestor:

@@ -62,8 +62,8 @@ from modelplane.observability.records import (
     describe_slice,
 )
 from modelplane.observability.runtime import ObservabilityRuntime
-from modelplane.observability.store.base import (
-    ScanSpec,
+from modelplane.observability.store.base import ScanSpec
+from modelplane.observability.store.frames import (
     decode_page_token,
     encode_page_token,
     record_from_json,
@@ -515,7 +515,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
 
         def run() -> tuple[list[EvaluationRecord], str]:
             from modelplane.observability.slices import slice_mask
-            from modelplane.observability.store.base import frame_from_ndjson
+            from modelplane.observability.store.frames import frame_from_ndjson
 
             vf, catalog = self._rt.evaluations.validate_filter(f, "filter")
             # with predicates the page is filtered after the scan: the scan is an

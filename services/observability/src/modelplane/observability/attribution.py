@@ -36,7 +36,8 @@ import numpy as np
 from modelplane.kit.errors import FailedPrecondition
 from modelplane.observability.metrics import is_none
 from modelplane.observability.records import PREDICTION, ColumnKind
-from modelplane.observability.store.base import Catalog, Frame
+from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.store.frames import Frame
 
 MIN_RECORDS = 20
 SHAP = "shap"

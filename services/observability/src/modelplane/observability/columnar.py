@@ -39,7 +39,7 @@ from modelplane.observability.records import (
     Rejection,
     label_of,
 )
-from modelplane.observability.store.base import (
+from modelplane.observability.store.encoding import (
     MAX_ID_LENGTH,
     RECORD_COLUMNS,
     SCORE_SOURCE,

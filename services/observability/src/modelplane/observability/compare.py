@@ -49,7 +49,7 @@ from modelplane.observability.evaluations import (
     infer_task,
 )
 from modelplane.observability.records import ColumnRef, EvaluationFilter
-from modelplane.observability.store.base import Frame
+from modelplane.observability.store.frames import Frame
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 1000

@@ -83,7 +83,8 @@ from modelplane.observability.records import (
     TimeWindow,
     describe_slice,
 )
-from modelplane.observability.store.base import ScanSpec, record_from_json
+from modelplane.observability.store.base import ScanSpec
+from modelplane.observability.store.frames import record_from_json
 
 if TYPE_CHECKING:
     from modelplane.observability.runtime import ObservabilityRuntime

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modelplane.observability import metrics as M
-from modelplane.observability.store.base import Frame
+from modelplane.observability.store.frames import Frame
 
 MIN_CALIBRATION = 100
 

@@ -65,14 +65,9 @@ from modelplane.observability.slices import (
     slice_mask,
     validate_predicates,
 )
-from modelplane.observability.store.base import (
-    Catalog,
-    EvaluationStore,
-    Frame,
-    ScanSpec,
-    frame_from_ndjson,
-    to_us,
-)
+from modelplane.observability.store.base import EvaluationStore, ScanSpec
+from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.store.frames import Frame, frame_from_ndjson, to_us
 
 MetricValues = dict[M.Metric, float | None]
 log = logging.getLogger(__name__)

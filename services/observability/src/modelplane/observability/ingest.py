@@ -37,12 +37,8 @@ from modelplane.observability.records import (
     Scalar,
     utcnow,
 )
-from modelplane.observability.store.base import (
-    Catalog,
-    EvaluationStore,
-    RecordEncoder,
-    encode_actuals,
-)
+from modelplane.observability.store.base import EvaluationStore
+from modelplane.observability.store.encoding import Catalog, RecordEncoder, encode_actuals
 
 RecordItem = EvaluationRecord | Rejection
 #: A span name per traced record (or per distinct trace/span pair of a batch).

@@ -30,7 +30,8 @@ from datetime import datetime
 from typing import Protocol
 
 from modelplane.observability.records import EvaluationRecord
-from modelplane.observability.store.base import EvaluationStore, ScanSpec, record_from_json
+from modelplane.observability.store.base import EvaluationStore, ScanSpec
+from modelplane.observability.store.frames import record_from_json
 
 #: rollout states after which the rollout no longer routes traffic
 TERMINAL_ROLLOUT_STATES = frozenset({"ROLLOUT_STATE_PROMOTED", "ROLLOUT_STATE_ROLLED_BACK",

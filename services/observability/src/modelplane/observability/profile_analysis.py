@@ -51,7 +51,8 @@ from modelplane.observability.records import (
 )
 from modelplane.observability.slices import MAX_CATEGORIES as MAX_SLICE_CATEGORIES
 from modelplane.observability.slices import check_column
-from modelplane.observability.store.base import ScanSpec, to_us
+from modelplane.observability.store.base import ScanSpec
+from modelplane.observability.store.frames import to_us
 
 if TYPE_CHECKING:
     from modelplane.observability.evaluations import (

@@ -23,7 +23,8 @@ from modelplane.observability.lineage import LineagePeers
 from modelplane.observability.monitors import AlertHub, AlertRelay, MonitorLease, Monitors
 from modelplane.observability.records import utcnow
 from modelplane.observability.settings import WEBHOOK_ALLOW_SETTING, ObservabilitySettings
-from modelplane.observability.store.base import Catalog, EvaluationStore
+from modelplane.observability.store.base import EvaluationStore
+from modelplane.observability.store.encoding import Catalog
 from modelplane.observability.webhooks import WebhookDispatcher, WebhookSettings
 
 log = logging.getLogger("modelplane.observability")

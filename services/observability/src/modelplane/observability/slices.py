@@ -21,7 +21,7 @@ from modelplane.observability.records import (
     SlicePredicate,
     label_of,
 )
-from modelplane.observability.store.base import Frame
+from modelplane.observability.store.frames import Frame
 
 MAX_CATEGORIES = 20
 

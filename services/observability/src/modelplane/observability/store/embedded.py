@@ -19,23 +19,25 @@ from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
 from modelplane.observability.records import ColumnKind, Environment
 from modelplane.observability.store.base import (
-    ActualRow,
-    Catalog,
-    ConfusionRow,
     DeliveryState,
     EvaluationStore,
     ModelSummary,
     NewDelivery,
-    RecordRow,
     RetentionCutoffs,
     RetentionResult,
     ScanSpec,
     WebhookDelivery,
     alert_filter,
     profile_bounds,
-    record_rows_table,
-    to_us,
 )
+from modelplane.observability.store.encoding import (
+    ActualRow,
+    Catalog,
+    ConfusionRow,
+    RecordRow,
+    record_rows_table,
+)
+from modelplane.observability.store.frames import to_us
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS obs_records (
