@@ -164,7 +164,7 @@ def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None
                         for x in _make_arrow(data, f"bench-arrow{b}", b)]
                     for b in arrow_batches}
         # The same column values the service stores, for the raw COPY.
-        from modelplane.observability.api import record_from_pb
+        from modelplane.observability.convert import record_from_pb
 
         rows, *_ = RecordEncoder({}).encode([record_from_pb(r, i) for i, r in enumerate(recs)], 0)
 

@@ -34,7 +34,7 @@ from modelplane.kit.outbound import OutboundPolicy, OutboundRefused, post_json
 from modelplane.kit.pytest_plugin import rpc_error
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
-from modelplane.observability.api import monitor_from_pb
+from modelplane.observability.convert import monitor_from_pb
 from modelplane.observability.main import build
 from modelplane.observability.records import utcnow
 from modelplane.observability.runtime import ObservabilityRuntime

@@ -198,7 +198,7 @@ async def test_merged_batches_store_what_separate_ones_do(service: Service, form
     message."""
     import time
 
-    from modelplane.observability.api import record_from_pb
+    from modelplane.observability.convert import record_from_pb
     from modelplane.observability.ingest import ArrowRecords
 
     def message(recs: list[pb.EvaluationRecord]) -> Any:
