@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from modelplane.kit.errors import Unavailable
 from modelplane.kit.server import Servicer, ServiceSpec, serve
 from modelplane.kit.settings import ServiceSettings
-from modelplane.registry.api import ModelRegistryApi
+from modelplane.registry.api import RegistryServicer
 from modelplane.registry.events import EventHub, make_probe
 from modelplane.registry.history import RegistryHistory
 from modelplane.registry.mlflow_server import MlflowServer
@@ -35,14 +35,14 @@ class RegistryService:
 
     settings: RegistrySettings
     mlflow: MlflowServer
-    api: ModelRegistryApi = field(init=False)
+    api: RegistryServicer = field(init=False)
     registry: ModelRegistry | None = None
     history: RegistryHistory | None = None
     hub: EventHub | None = None
     watchdog: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self.api = ModelRegistryApi(self.current)
+        self.api = RegistryServicer(self.current)
 
     def current(self) -> ModelRegistry:
         if self.registry is None:

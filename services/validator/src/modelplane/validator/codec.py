@@ -7,8 +7,8 @@ import math
 from datetime import datetime
 from typing import Any
 
-from .policy import CheckConfig, Policy
-from .report import (
+from modelplane.validator.policy import CheckConfig, Policy
+from modelplane.validator.report import (
     Bound,
     CheckResult,
     CheckStatus,
@@ -18,7 +18,7 @@ from .report import (
     ThresholdOutcome,
     ValidationReport,
 )
-from .run import DatasetRef, RunError, RunProgress, RunState, ValidationRun
+from modelplane.validator.run import DatasetRef, RunError, RunProgress, RunState, ValidationRun
 
 
 def _time(value: datetime | None) -> str | None:

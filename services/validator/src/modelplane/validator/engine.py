@@ -23,11 +23,23 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from modelplane.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
-
-from .checks import CATALOG, Check, CheckContext, FeatureParitySource, Predictor, Requirement, Skip
-from .checks.base import DeploymentLoad, HistoricalFeatures, PreviousValidation, ResolvedConfig
-from .policy import CheckConfig, Policy
-from .report import CheckResult, CheckStatus, TaskType
+from modelplane.validator.checks import (
+    CATALOG,
+    Check,
+    CheckContext,
+    FeatureParitySource,
+    Predictor,
+    Requirement,
+    Skip,
+)
+from modelplane.validator.checks.base import (
+    DeploymentLoad,
+    HistoricalFeatures,
+    PreviousValidation,
+    ResolvedConfig,
+)
+from modelplane.validator.policy import CheckConfig, Policy
+from modelplane.validator.report import CheckResult, CheckStatus, TaskType
 
 log = logging.getLogger(__name__)
 

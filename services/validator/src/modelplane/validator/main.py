@@ -9,17 +9,19 @@ from modelplane.kit.clients import channel
 from modelplane.kit.errors import Unavailable
 from modelplane.kit.locations import StoragePolicy
 from modelplane.kit.server import Servicer, ServiceSpec, serve
+from modelplane.validator.adapters.datasets import DatasetSources
+from modelplane.validator.adapters.mlflow_models import MlflowModelLoader
+from modelplane.validator.adapters.observability import (
+    ObservabilityBaselineReader,
+    ObservabilityBaselineSink,
+)
+from modelplane.validator.adapters.registry import RegistryClient
+from modelplane.validator.adapters.serving import ServingLoad
+from modelplane.validator.api import ValidatorServicer
+from modelplane.validator.service import ValidationService
+from modelplane.validator.settings import ValidatorSettings
+from modelplane.validator.store import RunStore
 from modelplane.validator.v1 import validator_pb2_grpc
-
-from .adapters.datasets import DatasetSources
-from .adapters.mlflow_models import MlflowModelLoader
-from .adapters.observability import ObservabilityBaselineReader, ObservabilityBaselineSink
-from .adapters.registry import RegistryClient
-from .adapters.serving import ServingLoad
-from .api import ValidatorApi
-from .service import ValidationService
-from .settings import ValidatorSettings
-from .store import RunStore
 
 log = logging.getLogger("modelplane.validator")
 
@@ -32,7 +34,7 @@ class ValidatorRuntime:
         self.service: ValidationService | None = None
         self.store: RunStore | None = None
         self._channels: list = []
-        self.api = ValidatorApi(self.current)
+        self.api = ValidatorServicer(self.current)
 
     def current(self) -> ValidationService:
         if self.service is None:

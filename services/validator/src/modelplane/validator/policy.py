@@ -27,8 +27,7 @@ from typing import Any
 import yaml
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument
-
-from .report import TaskType
+from modelplane.validator.report import TaskType
 
 DEFAULT_SEED = 42
 DEFAULT_SAMPLE_ROWS = 20_000

@@ -12,14 +12,14 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from .checks.base import (
+from modelplane.validator.checks.base import (
     DeploymentLoad,
     FeatureParitySource,
     HistoricalFeatures,
     PreviousValidation,
 )
-from .report import ValidationReport
-from .run import DatasetRef
+from modelplane.validator.report import ValidationReport
+from modelplane.validator.run import DatasetRef
 
 
 @dataclass

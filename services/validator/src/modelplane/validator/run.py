@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .policy import Policy
-from .report import CheckStatus
+from modelplane.validator.policy import Policy
+from modelplane.validator.report import CheckStatus
 
 
 class RunState(enum.Enum):

@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument, ModelplaneError
-
-from .checks import CATALOG, Check, CheckContext
-from .checks.base import DeploymentLoad, PreviousValidation
-from .codec import report_to_json
-from .engine import (
+from modelplane.validator.checks import CATALOG, Check, CheckContext
+from modelplane.validator.checks.base import DeploymentLoad, PreviousValidation
+from modelplane.validator.codec import report_to_json
+from modelplane.validator.engine import (
     Availability,
     Cancelled,
     ValidationPlan,
@@ -36,8 +35,8 @@ from .engine import (
     plan_validation,
     run_checks,
 )
-from .policy import Policy, parse_policy_text
-from .ports import (
+from modelplane.validator.policy import Policy, parse_policy_text
+from modelplane.validator.ports import (
     BaselineSink,
     BaselineSource,
     DatasetInfo,
@@ -46,9 +45,9 @@ from .ports import (
     ModelRegistry,
     ModelVersionInfo,
 )
-from .report import ValidationReport, overall_status, summarize
-from .run import DatasetRef, RunError, RunProgress, RunState, ValidationRun
-from .store import RunStore
+from modelplane.validator.report import ValidationReport, overall_status, summarize
+from modelplane.validator.run import DatasetRef, RunError, RunProgress, RunState, ValidationRun
+from modelplane.validator.store import RunStore
 
 log = logging.getLogger(__name__)
 

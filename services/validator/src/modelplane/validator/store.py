@@ -17,10 +17,9 @@ from typing import Any
 from modelplane.kit import paging
 from modelplane.kit.errors import NotFound
 from modelplane.kit.pgschema import lock_schema
-
-from .codec import report_from_json, report_to_json, run_from_json, run_to_json
-from .report import CheckStatus, ValidationReport
-from .run import RunState, ValidationRun
+from modelplane.validator.codec import report_from_json, report_to_json, run_from_json, run_to_json
+from modelplane.validator.report import CheckStatus, ValidationReport
+from modelplane.validator.run import RunState, ValidationRun
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS validation_runs (

@@ -20,10 +20,9 @@ from modelplane.kit.arrow_ipc import ArrowBudget, ArrowLimits
 from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.kit.locations import StoragePolicy, read_parquet
 from modelplane.kit.status import raise_from_rpc_error
-
-from ..checks.base import FeatureParitySource, HistoricalFeatures
-from ..ports import DatasetInfo
-from ..run import DatasetRef
+from modelplane.validator.checks.base import FeatureParitySource, HistoricalFeatures
+from modelplane.validator.ports import DatasetInfo
+from modelplane.validator.run import DatasetRef
 
 
 def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:

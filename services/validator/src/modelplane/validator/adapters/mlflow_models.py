@@ -10,9 +10,8 @@ from typing import Any
 import yaml
 
 from modelplane.kit.errors import FailedPrecondition
-
-from ..ports import ModelVersionInfo
-from ..report import ValidationReport
+from modelplane.validator.ports import ModelVersionInfo
+from modelplane.validator.report import ValidationReport
 
 
 class MlflowModelLoader:

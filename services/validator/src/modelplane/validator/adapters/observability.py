@@ -12,9 +12,8 @@ from modelplane.api.v1 import types_pb2
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.observability.v1 import observability_pb2 as ob
 from modelplane.observability.v1 import observability_pb2_grpc as ob_grpc
-
-from ..checks.base import PreviousValidation
-from ..report import ValidationReport
+from modelplane.validator.checks.base import PreviousValidation
+from modelplane.validator.report import ValidationReport
 
 _METRICS = {
     "accuracy": ob.METRIC_ACCURACY, "precision": ob.METRIC_PRECISION, "recall": ob.METRIC_RECALL,

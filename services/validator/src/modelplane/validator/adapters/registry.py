@@ -8,9 +8,8 @@ from modelplane.kit.errors import InvalidArgument, NotFound
 from modelplane.kit.status import raise_from_rpc_error
 from modelplane.registry.v1 import registry_pb2 as pb
 from modelplane.registry.v1 import registry_pb2_grpc as pb_grpc
-
-from ..ports import ModelVersionInfo
-from ..report import CheckStatus, ValidationReport
+from modelplane.validator.ports import ModelVersionInfo
+from modelplane.validator.report import CheckStatus, ValidationReport
 
 _STATUS = {
     CheckStatus.PASS: pb.VALIDATION_STATUS_PASS,

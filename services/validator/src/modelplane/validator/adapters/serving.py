@@ -17,7 +17,7 @@ import grpc
 import pandas as pd
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from ..checks.base import DeploymentLoad, LoadResult
+from modelplane.validator.checks.base import DeploymentLoad, LoadResult
 
 
 def infer_request(deployment: str, frame: pd.DataFrame) -> service_pb2.ModelInferRequest:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from .backtest import BacktestCheck
-from .base import Check, CheckContext, FeatureParitySource, Predictor, Requirement, Skip
-from .bias import BiasCheck
-from .data_quality import DataQualityCheck
-from .drift import FeatureDriftCheck, PredictionDriftCheck
-from .fitting import FittingCheck
-from .importance import FeatureImportanceCheck
-from .leakage import LeakageCheck
-from .metrics import MetricsCheck
-from .parity import FeatureParityCheck
-from .sensitivity import SensitivityCheck
-from .stress import StressCheck
+from modelplane.validator.checks.backtest import BacktestCheck
+from modelplane.validator.checks.base import (
+    Check,
+    CheckContext,
+    FeatureParitySource,
+    Predictor,
+    Requirement,
+    Skip,
+)
+from modelplane.validator.checks.bias import BiasCheck
+from modelplane.validator.checks.data_quality import DataQualityCheck
+from modelplane.validator.checks.drift import FeatureDriftCheck, PredictionDriftCheck
+from modelplane.validator.checks.fitting import FittingCheck
+from modelplane.validator.checks.importance import FeatureImportanceCheck
+from modelplane.validator.checks.leakage import LeakageCheck
+from modelplane.validator.checks.metrics import MetricsCheck
+from modelplane.validator.checks.parity import FeatureParityCheck
+from modelplane.validator.checks.sensitivity import SensitivityCheck
+from modelplane.validator.checks.stress import StressCheck
 
 CATALOG: dict[str, Check] = {
     c.name: c

@@ -13,16 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..report import Bound, CheckResult, CheckStatus, Measurement, SliceResult, TaskType
-from ..statistics import (
-    CLASSIFICATION_METRICS,
-    HIGHER_IS_BETTER,
-    REGRESSION_METRICS,
-    classification_metrics,
-    degradation,
-    regression_metrics,
-)
-from .base import (
+from modelplane.validator.checks.base import (
     Check,
     CheckContext,
     Judge,
@@ -32,7 +23,23 @@ from .base import (
     Skip,
     ThresholdSpec,
 )
-from .metrics import metrics_of
+from modelplane.validator.checks.metrics import metrics_of
+from modelplane.validator.report import (
+    Bound,
+    CheckResult,
+    CheckStatus,
+    Measurement,
+    SliceResult,
+    TaskType,
+)
+from modelplane.validator.statistics import (
+    CLASSIFICATION_METRICS,
+    HIGHER_IS_BETTER,
+    REGRESSION_METRICS,
+    classification_metrics,
+    degradation,
+    regression_metrics,
+)
 
 
 class BacktestCheck(Check):

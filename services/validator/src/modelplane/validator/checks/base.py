@@ -18,9 +18,9 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
-from ..policy import CheckConfig, Policy
-from ..report import Bound, CheckResult, CheckStatus, TaskType, ThresholdOutcome
-from ..statistics import positive_class, regression_metrics
+from modelplane.validator.policy import CheckConfig, Policy
+from modelplane.validator.report import Bound, CheckResult, CheckStatus, TaskType, ThresholdOutcome
+from modelplane.validator.statistics import positive_class, regression_metrics
 
 
 class Requirement(enum.Enum):

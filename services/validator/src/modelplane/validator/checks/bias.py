@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..report import Bound, CheckResult, CheckStatus, Measurement, SliceResult, TaskType
-from ..statistics import slice_masks
-from .base import (
+from modelplane.validator.checks.base import (
     Check,
     CheckContext,
     Judge,
@@ -16,6 +14,15 @@ from .base import (
     Skip,
     ThresholdSpec,
 )
+from modelplane.validator.report import (
+    Bound,
+    CheckResult,
+    CheckStatus,
+    Measurement,
+    SliceResult,
+    TaskType,
+)
+from modelplane.validator.statistics import slice_masks
 
 
 class BiasCheck(Check):

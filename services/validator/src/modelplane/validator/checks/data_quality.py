@@ -8,9 +8,16 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
-from ..report import Bound, CheckResult, Measurement, TaskType
-from ..statistics import is_numeric
-from .base import Check, CheckContext, Judge, ParamSpec, ResolvedConfig, ThresholdSpec
+from modelplane.validator.checks.base import (
+    Check,
+    CheckContext,
+    Judge,
+    ParamSpec,
+    ResolvedConfig,
+    ThresholdSpec,
+)
+from modelplane.validator.report import Bound, CheckResult, Measurement, TaskType
+from modelplane.validator.statistics import is_numeric
 
 
 def encode(frame: pd.DataFrame) -> pd.DataFrame:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..report import Bound, CheckResult, Measurement, TaskType
-from ..statistics import distribution_distance
-from .base import (
+from modelplane.validator.checks.base import (
     Check,
     CheckContext,
     Judge,
@@ -26,6 +24,8 @@ from .base import (
     Skip,
     ThresholdSpec,
 )
+from modelplane.validator.report import Bound, CheckResult, Measurement, TaskType
+from modelplane.validator.statistics import distribution_distance
 
 _DRIFT_LIMITS = (
     ThresholdSpec("max_psi", Bound.UPPER, "Most population stability index allowed", default=0.2),

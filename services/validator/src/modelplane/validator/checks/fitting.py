@@ -9,8 +9,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..report import Bound, CheckResult, Measurement, TaskType
-from .base import (
+from modelplane.validator.checks.base import (
     Check,
     CheckContext,
     Judge,
@@ -22,7 +21,8 @@ from .base import (
     ThresholdSpec,
     primary_score,
 )
-from .data_quality import encode
+from modelplane.validator.checks.data_quality import encode
+from modelplane.validator.report import Bound, CheckResult, Measurement, TaskType
 
 
 class FittingCheck(Check):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..report import Bound, CheckResult, Measurement
-from .base import (
+from modelplane.validator.checks.base import (
     Check,
     CheckContext,
     Judge,
@@ -14,6 +13,7 @@ from .base import (
     ResolvedConfig,
     ThresholdSpec,
 )
+from modelplane.validator.report import Bound, CheckResult, Measurement
 
 
 class FeatureImportanceCheck(Check):

@@ -8,9 +8,16 @@ from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from ..report import Bound, CheckResult, Measurement, TaskType
-from .base import Check, CheckContext, Judge, ParamSpec, ResolvedConfig, ThresholdSpec
-from .data_quality import encode
+from modelplane.validator.checks.base import (
+    Check,
+    CheckContext,
+    Judge,
+    ParamSpec,
+    ResolvedConfig,
+    ThresholdSpec,
+)
+from modelplane.validator.checks.data_quality import encode
+from modelplane.validator.report import Bound, CheckResult, Measurement, TaskType
 
 
 class LeakageCheck(Check):

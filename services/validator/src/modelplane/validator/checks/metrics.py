@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..report import Bound, CheckResult, CheckStatus, Measurement, SliceResult, TaskType
-from ..statistics import (
+from modelplane.validator.checks.base import (
+    Check,
+    CheckContext,
+    Judge,
+    ParamSpec,
+    ResolvedConfig,
+    ThresholdSpec,
+)
+from modelplane.validator.report import (
+    Bound,
+    CheckResult,
+    CheckStatus,
+    Measurement,
+    SliceResult,
+    TaskType,
+)
+from modelplane.validator.statistics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     classification_metrics,
@@ -13,7 +28,6 @@ from ..statistics import (
     regression_metrics,
     slice_masks,
 )
-from .base import Check, CheckContext, Judge, ParamSpec, ResolvedConfig, ThresholdSpec
 
 _ABS_LIMITS = {
     "accuracy": Bound.LOWER, "precision": Bound.LOWER, "recall": Bound.LOWER, "f1": Bound.LOWER,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..report import Bound, CheckResult, Measurement
-from ..statistics import is_numeric
-from .base import (
+from modelplane.validator.checks.base import (
     Check,
     CheckContext,
     Judge,
@@ -17,6 +15,8 @@ from .base import (
     Skip,
     ThresholdSpec,
 )
+from modelplane.validator.report import Bound, CheckResult, Measurement
+from modelplane.validator.statistics import is_numeric
 
 
 def values_agree(a: pd.Series, b: pd.Series, rtol: float, atol: float) -> np.ndarray:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..report import Bound, CheckResult, Measurement, TaskType
-from ..statistics import is_numeric
-from .base import Check, CheckContext, Judge, ParamSpec, ResolvedConfig, ThresholdSpec
+from modelplane.validator.checks.base import (
+    Check,
+    CheckContext,
+    Judge,
+    ParamSpec,
+    ResolvedConfig,
+    ThresholdSpec,
+)
+from modelplane.validator.report import Bound, CheckResult, Measurement, TaskType
+from modelplane.validator.statistics import is_numeric
 
 
 def _change(ctx: CheckContext, before: np.ndarray, after: np.ndarray,

@@ -15,8 +15,16 @@ import time
 
 import numpy as np
 
-from ..report import Bound, CheckResult, Measurement
-from .base import Check, CheckContext, Judge, LoadResult, ParamSpec, ResolvedConfig, ThresholdSpec
+from modelplane.validator.checks.base import (
+    Check,
+    CheckContext,
+    Judge,
+    LoadResult,
+    ParamSpec,
+    ResolvedConfig,
+    ThresholdSpec,
+)
+from modelplane.validator.report import Bound, CheckResult, Measurement
 
 BATCH_SIZES = (1, 32, 1024)
 
