@@ -23,7 +23,7 @@ transaction is rolled back, traffic change included.
 **What happens on each decision** (see ``rollout.decide`` for the rule):
 
 * WAIT - the rollout's ``state_message`` says what for; an event is recorded
-  when the kind of wait changes (duration, samples, actuals, evidence);
+  when the kind of wait changes (duration, requests, samples, actuals, evidence);
 * ADVANCE - the challenger gets the next step's weight;
 * ROLL_BACK - the challenger's weight goes to 0; aliases are not touched;
 * PROMOTE - state PROMOTING is recorded, then the registry is asked to move the
@@ -33,6 +33,11 @@ transaction is rolled back, traffic change included.
   registry's words, challenger weight 0 - never retried. Registry unreachable:
   stays PROMOTING and asks again next tick (moving an alias to the version it
   already points at is harmless, so a promotion cut by a kill is simply redone).
+
+**What each look reads**: the quality and slice counts and, for a proxy check,
+both versions' records (drift, CBPE) from the :class:`EvidenceSource`; for an
+operations check, both versions' request outcomes since the rollout started
+from serving's own store (``DeploymentStore.route_stats``, every replica's).
 
 No grpc here: evidence and the registry come in as :class:`EvidenceSource` and
 :class:`AliasMover` (``rollout_adapters`` has the gRPC ones).
