@@ -45,7 +45,7 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS serving_rollout_events (
         rollout TEXT NOT NULL, sequence BIGINT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (rollout, sequence))""",
-    # request outcomes per deployment, version and 10 s bucket, every replica's summed:
+    # request outcomes per deployment, version and minute, every replica's summed:
     # kind = requests | errors | fallbacks | lat:<latency bucket> (see route_stats)
     """CREATE TABLE IF NOT EXISTS serving_route_stats (
         deployment TEXT NOT NULL, version TEXT NOT NULL, bucket_start BIGINT NOT NULL,
@@ -272,15 +272,15 @@ class DeploymentStore:
         with self._tx() as cur:
             cur.executemany(sql, rows)
 
-    def route_stats(self, deployment: str, version: str, start: float, end: float
-                    ) -> dict[str, int]:
-        """Counts by kind of the buckets that start in ``[start - 10 s, end]`` (Unix
-        seconds): the bucket holding ``start`` is included whole."""
+    def route_stats(self, deployment: str, version: str, start: float, end: float,
+                    bucket_seconds: int = 60) -> dict[str, int]:
+        """Counts by kind of the buckets that start in ``(start - bucket_seconds, end]``
+        (Unix seconds): the bucket holding ``start`` is included whole."""
         with self._tx() as cur:
             cur.execute(self._q("SELECT kind, SUM(count) FROM serving_route_stats WHERE "
                                 "deployment = ? AND version = ? AND bucket_start > ? AND "
                                 "bucket_start <= ? GROUP BY kind"),
-                        (deployment, version, int(start) - 10, int(end)))
+                        (deployment, version, int(start) - bucket_seconds, int(end)))
             return {kind: int(n) for kind, n in cur.fetchall()}
 
     def prune_route_stats(self, before: float) -> int:

@@ -84,7 +84,7 @@ from modelplane.serving.rollout import (
     decide,
     validate,
 )
-from modelplane.serving.route_stats import route_stats_from_counts
+from modelplane.serving.route_stats import BUCKET_SECONDS, route_stats_from_counts
 
 log = logging.getLogger("modelplane.serving.rollouts")
 audit = logging.getLogger("modelplane.serving.audit")
@@ -426,7 +426,7 @@ class Rollouts:
         start = (r.start_time or now).timestamp()
         old, new = await asyncio.gather(*(
             asyncio.to_thread(self.store.route_stats, r.deployment, version, start,
-                              now.timestamp())
+                              now.timestamp(), BUCKET_SECONDS)
             for version in (r.champion_version, r.challenger_version)))
         return route_stats_from_counts(old), route_stats_from_counts(new)
 
