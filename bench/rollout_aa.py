@@ -1,7 +1,7 @@
 """How often the rollout decision rule promotes or rolls back by mistake (simulated, no servers).
 
     uv run python bench/rollout_aa.py [--rollouts 2000] [--alpha 0.05] [--seed 0]
-        [--parts quality,slices,proxy,operations]
+        [--parts quality,slices,proxy,operations,together]
 
 Runs N simulated rollouts through ``modelplane.serving.rollout.decide`` - the
 controller's pure decision function - with the controller's own step logic
@@ -53,6 +53,10 @@ steps advance on time alone (no actuals), so the check looks every tick for
 * A/A (errors 0.5 %), and A/A with a bound of x1 + 0 ms (the caveat: the bound
   must sit above the champion's p99, which is itself estimated);
 * errors 3 % against 0.5 %; slower (median 20 ms against 10 ms).
+
+Last, "together": A/A with the quality check (margin 0), the proxy check (CBPE,
+margin 0) and the operations check on the same rollouts, with actuals: every
+decision is an error; the roll backs add up over the families (union bound).
 """
 
 from __future__ import annotations
@@ -341,6 +345,73 @@ def operations_scenarios(rollouts: int, alpha: float, seed: int) -> None:
           "never promote")
 
 
+def simulate_everything(rng: np.random.Generator, analysis: Analysis) -> str:
+    """One A/A rollout with every check but slices: actuals (both 0.85 right),
+    predictions (binary 70/30, confidences ~ beta, mean 0.85) and request outcomes
+    (errors 0.5 %, lognormal latency, median 10 ms), all from the same sides."""
+    steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
+                start_time=now)
+    shares = np.array([0.7, 0.3])
+    n = np.zeros((2, 2), dtype=np.int64)      # labeled, correct per side
+    cls = np.zeros((2, 2))                    # class counts per side
+    conf = [0.0, 0.0]
+    req = [0, 0]
+    err = [0, 0]
+    lat = [np.zeros(512, dtype=np.int64), np.zeros(512, dtype=np.int64)]
+    for _ in range(MAX_TICKS):
+        now += TICK
+        m1 = int(rng.binomial(PER_TICK, r.step.weight / 100))
+        for side, m in enumerate((PER_TICK - m1, m1)):
+            n[side, 0] += m
+            n[side, 1] += int(rng.binomial(m, P_CHAMPION))
+            cls[side] += rng.multinomial(m, shares)
+            conf[side] += float(rng.beta(17.0, 3.0, size=m).sum())
+            bad = int(rng.binomial(m, 0.005))
+            req[side] += m
+            err[side] += bad
+            us = rng.lognormal(math.log(10_000), 0.4, size=m - bad)
+            b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
+            lat[side] += np.bincount(b, minlength=512)[:512]
+        r0, r1 = int(cls[0].sum()), int(cls[1].sum())
+        proxy = ProxyStats(r0, r1, _js(cls[0], cls[1]), conf[0] / r0 if r0 else None,
+                           conf[1] / r1 if r1 else None)
+        ops = (RouteStats(req[0], err[0], 0, _hist(lat[0])),
+               RouteStats(req[1], err[1], 0, _hist(lat[1])))
+        d = decide(r, Counts(int(n[0, 0]), int(n[0, 1])), Counts(int(n[1, 0]), int(n[1, 1])),
+                   now, proxy=proxy, operations=ops)
+        if d.action is Action.PROMOTE:
+            return "promoted"
+        if d.action is Action.ROLL_BACK:
+            return "rolled back by " + d.reason.split(":")[0] if d.reason.startswith(
+                ("proxy", "operations")) else "rolled back by quality"
+        if d.action is Action.ADVANCE:
+            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
+                        step_start_labeled=int(n[1, 0]), step_start_records=r1)
+    return "undecided"
+
+
+def everything_scenario(rollouts: int, alpha: float, seed: int) -> None:
+    analysis = Analysis(margin=0.0, alpha=alpha, proxy=ProxyCheck(estimated_accuracy=True),
+                        operations=OperationsCheck())
+    rng = np.random.default_rng(seed + 400)
+    started = time.perf_counter()
+    counts: dict[str, int] = {}
+    for _ in range(rollouts):
+        outcome = simulate_everything(rng, analysis)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    rolled = sum(v for k, v in counts.items() if k.startswith("rolled back"))
+    print(f"\nA/A with quality (margin 0), proxy (CBPE margin 0) and operations checks "
+          f"together, {rollouts} runs ({time.perf_counter() - started:.1f} s)")
+    print(f"promoted {counts.get('promoted', 0) / rollouts:.3f}, rolled back "
+          f"{rolled / rollouts:.3f} (" + ", ".join(
+              f"{k.removeprefix('rolled back by ')} {v / rollouts:.3f}"
+              for k, v in sorted(counts.items()) if k.startswith("rolled back"))
+          + f"), undecided {counts.get('undecided', 0) / rollouts:.3f}; every decision is "
+          "an error here")
+
+
 def _z_quantile(q: float) -> float:
     # inverse of the standard normal CDF by bisection (no scipy needed)
     lo, hi = -10.0, 10.0
@@ -358,8 +429,8 @@ def main() -> None:
     ap.add_argument("--rollouts", type=int, default=2000)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--parts", default="quality,slices,proxy,operations",
-                    help="comma-separated: quality, slices, proxy, operations")
+    ap.add_argument("--parts", default="quality,slices,proxy,operations,together",
+                    help="comma-separated: quality, slices, proxy, operations, together")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if "quality" in parts:
@@ -370,6 +441,8 @@ def main() -> None:
         proxy_scenarios(args.rollouts, args.alpha, args.seed)
     if "operations" in parts:
         operations_scenarios(args.rollouts, args.alpha, args.seed)
+    if "together" in parts:
+        everything_scenario(args.rollouts, args.alpha, args.seed)
 
 
 def quality_scenarios(rollouts: int, alpha: float, seed: int) -> None:
