@@ -259,3 +259,15 @@ def test_invalid_proxy_and_operations_checks_name_their_field(analysis: Analysis
         validate(_rollout(analysis))
     assert [v.field for v in info.value.field_violations] == [
         f"rollout.analysis.checks[1].{field}"]
+
+
+def test_once_actuals_suffice_a_prediction_shift_alone_no_longer_rolls_back() -> None:
+    """Proxies stand in for actuals: a better challenger that predicts differently is
+    judged on its accuracy once both sides have min_labeled actuals."""
+    r = dataclasses.replace(_rollout(Analysis(margin=0.02, proxy=ProxyCheck())),
+                            current_step=2, step_start_time=T0 - timedelta(hours=1))
+    shifted = ProxyStats(20000, 10000, 0.3)
+    without = decide(r, Counts(50, 42), Counts(50, 45), T0, proxy=shifted)
+    assert without.action is Action.ROLL_BACK and "drifted" in without.reason
+    with_actuals = decide(r, Counts(20000, 17000), Counts(10000, 8800), T0, proxy=shifted)
+    assert with_actuals.action is Action.PROMOTE, with_actuals.reason

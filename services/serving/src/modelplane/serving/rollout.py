@@ -66,6 +66,11 @@ sides have ``min_records`` records:
   is at least as conservative as the test on actuals. It tests the estimates:
   how well scores are calibrated is not sampling error, the margin covers it.
 
+Proxies stand in for actuals: they act only while either side has fewer than
+``min_labeled`` predictions with an actual. From then on the quality test on
+actuals decides, and a challenger whose predictions differ from the
+champion's (which a better model may well do) is judged on its accuracy.
+
 Proxies roll back; with ``advance_without_actuals`` a step whose actuals have
 not arrived advances once the challenger made ``min_samples`` predictions in it,
 both sides have ``min_records`` and no proxy is against it (drift under its
@@ -702,7 +707,9 @@ def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime,
         why = _operations_worse(a.operations, ops, *(operations or (RouteStats(), RouteStats())))
         if why:
             return Decision(Action.ROLL_BACK, "operations: " + why, "", ev)
-    if a.proxy is not None and prox is not None:
+    # proxies stand in for actuals: once both sides have min_labeled, the quality
+    # test on actuals decides and a prediction shift alone no longer rolls back
+    if a.proxy is not None and prox is not None and not enough:
         why = _proxy_worse(a.proxy, prox)
         if why:
             return Decision(Action.ROLL_BACK, "proxy: " + why, "", ev)
