@@ -1,6 +1,7 @@
 """How often the rollout decision rule promotes or rolls back by mistake (simulated, no servers).
 
     uv run python bench/rollout_aa.py [--rollouts 2000] [--alpha 0.05] [--seed 0]
+        [--parts quality,slices,proxy,operations,together]
 
 Runs N simulated rollouts through ``modelplane.serving.rollout.decide`` - the
 controller's pure decision function - with the controller's own step logic
@@ -32,6 +33,30 @@ same requests spread over five cities with shares 35/25/20/12/8 %, steps held
   (paris) and as good elsewhere (0.06 worse overall), overall margin 0.05, city
   margin 0.05: it should be rolled back, and before the 50 % step; the same
   streams without the slice check for contrast.
+
+Then the proxy check without any actual (``ProxyCheck`` defaults: drift 0.1,
+500 records, CBPE with margin 0, advancing on proxies): each prediction draws a
+class from its side's shares and a confidence (the probability CBPE reads) from
+a beta distribution; steps 5/25/50 % held 3 ticks and 50 predictions. Every
+roll back in an A/A scenario is an error, and no scenario may ever promote:
+
+* A/A, binary (70/30) and A/A, 10 classes (shares ~ 1/rank);
+* drifted: the challenger predicts 55/45 instead of 70/30;
+* estimated worse: same classes, mean confidence 0.80 instead of 0.85.
+
+Then the operations check (``OperationsCheck`` defaults: margins 0, p99 bound
+x1.5 + 5 ms, 200 requests): per request an error with the side's rate and a
+lognormal latency (median 10 ms, sigma 0.4) in the controller's 4.4 % buckets;
+steps advance on time alone (no actuals), so the check looks every tick for
+``MAX_TICKS`` ticks:
+
+* A/A (errors 0.5 %), and A/A with a bound of x1 + 0 ms (the caveat: the bound
+  must sit above the champion's p99, which is itself estimated);
+* errors 3 % against 0.5 %; slower (median 20 ms against 10 ms).
+
+Last, "together": A/A with the quality check (margin 0), the proxy check (CBPE,
+margin 0) and the operations check on the same rollouts, with actuals: every
+decision is an error; the roll backs add up over the families (union bound).
 """
 
 from __future__ import annotations
@@ -46,11 +71,16 @@ import numpy as np
 
 from modelplane.serving.deployment import ModelTarget
 from modelplane.serving.rollout import (
+    BUCKETS_PER_DOUBLING,
     Action,
     Analysis,
     Counts,
+    OperationsCheck,
+    ProxyCheck,
+    ProxyStats,
     Rollout,
     RolloutStep,
+    RouteStats,
     SliceCheck,
     SliceCounts,
     decide,
@@ -166,6 +196,222 @@ def slice_scenarios(rollouts: int, alpha: float, seed: int) -> None:
           "back before the 50 % step is right")
 
 
+def _js(a: np.ndarray, b: np.ndarray) -> float:
+    """Jensen-Shannon distance (base 2) of two count vectors, as observability's drift."""
+    if not a.sum() or not b.sum():
+        return 0.0
+    p, q = a / a.sum(), b / b.sum()
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(p > 0, p * np.log2(p / m), 0.0).sum() + np.where(
+            q > 0, q * np.log2(q / m), 0.0).sum()
+    return math.sqrt(max(kl / 2, 0.0))
+
+
+def simulate_proxy(rng: np.random.Generator, shares0: np.ndarray, shares1: np.ndarray,
+                   conf0: float, conf1: float, analysis: Analysis) -> tuple[str, int]:
+    """One rollout with no actual ever: (outcome, ticks)."""
+    steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
+                start_time=now)
+    c0, c1 = np.zeros(len(shares0)), np.zeros(len(shares1))
+    s0 = s1 = 0.0
+    k = 20.0  # beta concentration of the confidences
+    for tick in range(1, MAX_TICKS + 1):
+        now += TICK
+        m1 = int(rng.binomial(PER_TICK, r.step.weight / 100))
+        m0 = PER_TICK - m1
+        c0 += rng.multinomial(m0, shares0)
+        c1 += rng.multinomial(m1, shares1)
+        s0 += rng.beta(conf0 * k, (1 - conf0) * k, size=m0).sum()
+        s1 += rng.beta(conf1 * k, (1 - conf1) * k, size=m1).sum()
+        n0, n1 = int(c0.sum()), int(c1.sum())
+        proxy = ProxyStats(n0, n1, _js(c0, c1), s0 / n0 if n0 else None,
+                           s1 / n1 if n1 else None)
+        d = decide(r, Counts(), Counts(), now, proxy=proxy)
+        if d.action is Action.PROMOTE:
+            return "promoted", tick
+        if d.action is Action.ROLL_BACK:
+            return "rolled back", tick
+        if d.action is Action.ADVANCE:
+            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
+                        step_start_records=n1)
+    return "undecided", MAX_TICKS
+
+
+def proxy_scenarios(rollouts: int, alpha: float, seed: int) -> None:
+    check = ProxyCheck(estimated_accuracy=True, estimated_margin=0.0,
+                       advance_without_actuals=True)
+    analysis = Analysis(alpha=alpha, proxy=check)
+    binary = np.array([0.7, 0.3])
+    ten = 1 / np.arange(1, 11)
+    ten = ten / ten.sum()
+    scenarios = [
+        ("A/A, binary 70/30", binary, binary, 0.85, 0.85, True),
+        ("A/A, 10 classes", ten, ten, 0.85, 0.85, True),
+        ("drifted 55/45 vs 70/30", binary, np.array([0.55, 0.45]), 0.85, 0.85, False),
+        ("estimated worse 0.80 vs 0.85", binary, binary, 0.85, 0.80, False),
+    ]
+    print(f"\nproxy check, no actuals (drift > {check.max_prediction_drift} after "
+          f"{check.min_records} records a side; CBPE mSPRT, margin 0), advancing on proxies")
+    print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
+          f"{'median ticks to roll back':>26s} {'s':>5s}")
+    for i, (name, sh0, sh1, q0, q1, _aa) in enumerate(scenarios):
+        rng = np.random.default_rng(seed + 200 + i)
+        started = time.perf_counter()
+        counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
+        ticks = []
+        for _ in range(rollouts):
+            outcome, t = simulate_proxy(rng, sh0, sh1, q0, q1, analysis)
+            counts[outcome] += 1
+            if outcome == "rolled back":
+                ticks.append(t)
+        n = rollouts
+        med = f"{np.median(ticks):.0f}" if ticks else "-"
+        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
+              f"{counts['undecided'] / n:10.3f} {med:>26s} "
+              f"{time.perf_counter() - started:5.1f}")
+    print("A/A: every roll back is an error (<= alpha); promoted must be 0 everywhere "
+          "(proxies never promote)")
+
+
+def _hist(counts: np.ndarray) -> tuple[tuple[int, int], ...]:
+    nz = np.nonzero(counts)[0]
+    return tuple((int(b), int(counts[b])) for b in nz)
+
+
+def simulate_operations(rng: np.random.Generator, err0: float, err1: float, med0: float,
+                        med1: float, analysis: Analysis) -> tuple[str, int]:
+    steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 0) for w in (5, 25, 50))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
+                start_time=now)
+    req = [0, 0]
+    err = [0, 0]
+    lat = [np.zeros(512, dtype=np.int64), np.zeros(512, dtype=np.int64)]
+    for tick in range(1, MAX_TICKS + 1):
+        now += TICK
+        m1 = int(rng.binomial(PER_TICK, r.step.weight / 100))
+        for side, (m, e, med) in enumerate(((PER_TICK - m1, err0, med0), (m1, err1, med1))):
+            bad = int(rng.binomial(m, e))
+            req[side] += m
+            err[side] += bad
+            us = rng.lognormal(math.log(med * 1000), 0.4, size=m - bad)
+            b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
+            lat[side] += np.bincount(b, minlength=512)[:512]
+        ops = (RouteStats(req[0], err[0], 0, _hist(lat[0])),
+               RouteStats(req[1], err[1], 0, _hist(lat[1])))
+        d = decide(r, Counts(), Counts(), now, operations=ops)
+        if d.action is Action.PROMOTE:
+            return "promoted", tick
+        if d.action is Action.ROLL_BACK:
+            return "rolled back", tick
+        if d.action is Action.ADVANCE:
+            r = replace(r, current_step=r.current_step + 1, step_start_time=now)
+    return "undecided", MAX_TICKS
+
+
+def operations_scenarios(rollouts: int, alpha: float, seed: int) -> None:
+    default = Analysis(alpha=alpha, operations=OperationsCheck())
+    tight = Analysis(alpha=alpha, operations=OperationsCheck(latency_p99_factor=1.0,
+                                                             latency_p99_slack_ms=0.0))
+    scenarios = [
+        ("A/A, errors 0.5 %", 0.005, 0.005, 10.0, 10.0, default),
+        ("A/A, bound x1 + 0 ms", 0.005, 0.005, 10.0, 10.0, tight),
+        ("errors 3 % vs 0.5 %", 0.005, 0.03, 10.0, 10.0, default),
+        ("slower, median 20 vs 10 ms", 0.005, 0.005, 10.0, 20.0, default),
+    ]
+    print(f"\noperations check (margins 0, p99 bound x1.5 + 5 ms, 200 requests a side; "
+          f"three tests at alpha/3), {MAX_TICKS} looks")
+    print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
+          f"{'median ticks to roll back':>26s} {'s':>5s}")
+    for i, (name, e0, e1, m0, m1, analysis) in enumerate(scenarios):
+        rng = np.random.default_rng(seed + 300 + i)
+        started = time.perf_counter()
+        counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
+        ticks = []
+        for _ in range(rollouts):
+            outcome, t = simulate_operations(rng, e0, e1, m0, m1, analysis)
+            counts[outcome] += 1
+            if outcome == "rolled back":
+                ticks.append(t)
+        n = rollouts
+        med = f"{np.median(ticks):.0f}" if ticks else "-"
+        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
+              f"{counts['undecided'] / n:10.3f} {med:>26s} "
+              f"{time.perf_counter() - started:5.1f}")
+    print("A/A: every roll back is an error (<= alpha with the default bound); operations "
+          "never promote")
+
+
+def simulate_everything(rng: np.random.Generator, analysis: Analysis) -> str:
+    """One A/A rollout with every check but slices: actuals (both 0.85 right),
+    predictions (binary 70/30, confidences ~ beta, mean 0.85) and request outcomes
+    (errors 0.5 %, lognormal latency, median 10 ms), all from the same sides."""
+    steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
+                start_time=now)
+    shares = np.array([0.7, 0.3])
+    n = np.zeros((2, 2), dtype=np.int64)      # labeled, correct per side
+    cls = np.zeros((2, 2))                    # class counts per side
+    conf = [0.0, 0.0]
+    req = [0, 0]
+    err = [0, 0]
+    lat = [np.zeros(512, dtype=np.int64), np.zeros(512, dtype=np.int64)]
+    for _ in range(MAX_TICKS):
+        now += TICK
+        m1 = int(rng.binomial(PER_TICK, r.step.weight / 100))
+        for side, m in enumerate((PER_TICK - m1, m1)):
+            n[side, 0] += m
+            n[side, 1] += int(rng.binomial(m, P_CHAMPION))
+            cls[side] += rng.multinomial(m, shares)
+            conf[side] += float(rng.beta(17.0, 3.0, size=m).sum())
+            bad = int(rng.binomial(m, 0.005))
+            req[side] += m
+            err[side] += bad
+            us = rng.lognormal(math.log(10_000), 0.4, size=m - bad)
+            b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
+            lat[side] += np.bincount(b, minlength=512)[:512]
+        r0, r1 = int(cls[0].sum()), int(cls[1].sum())
+        proxy = ProxyStats(r0, r1, _js(cls[0], cls[1]), conf[0] / r0 if r0 else None,
+                           conf[1] / r1 if r1 else None)
+        ops = (RouteStats(req[0], err[0], 0, _hist(lat[0])),
+               RouteStats(req[1], err[1], 0, _hist(lat[1])))
+        d = decide(r, Counts(int(n[0, 0]), int(n[0, 1])), Counts(int(n[1, 0]), int(n[1, 1])),
+                   now, proxy=proxy, operations=ops)
+        if d.action is Action.PROMOTE:
+            return "promoted"
+        if d.action is Action.ROLL_BACK:
+            return "rolled back by " + d.reason.split(":")[0] if d.reason.startswith(
+                ("proxy", "operations")) else "rolled back by quality"
+        if d.action is Action.ADVANCE:
+            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
+                        step_start_labeled=int(n[1, 0]), step_start_records=r1)
+    return "undecided"
+
+
+def everything_scenario(rollouts: int, alpha: float, seed: int) -> None:
+    analysis = Analysis(margin=0.0, alpha=alpha, proxy=ProxyCheck(estimated_accuracy=True),
+                        operations=OperationsCheck())
+    rng = np.random.default_rng(seed + 400)
+    started = time.perf_counter()
+    counts: dict[str, int] = {}
+    for _ in range(rollouts):
+        outcome = simulate_everything(rng, analysis)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    rolled = sum(v for k, v in counts.items() if k.startswith("rolled back"))
+    print(f"\nA/A with quality (margin 0), proxy (CBPE margin 0) and operations checks "
+          f"together, {rollouts} runs ({time.perf_counter() - started:.1f} s)")
+    print(f"promoted {counts.get('promoted', 0) / rollouts:.3f}, rolled back "
+          f"{rolled / rollouts:.3f} (" + ", ".join(
+              f"{k.removeprefix('rolled back by ')} {v / rollouts:.3f}"
+              for k, v in sorted(counts.items()) if k.startswith("rolled back"))
+          + f"), undecided {counts.get('undecided', 0) / rollouts:.3f}; every decision is "
+          "an error here")
+
+
 def _z_quantile(q: float) -> float:
     # inverse of the standard normal CDF by bisection (no scipy needed)
     lo, hi = -10.0, 10.0
@@ -183,29 +429,45 @@ def main() -> None:
     ap.add_argument("--rollouts", type=int, default=2000)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parts", default="quality,slices,proxy,operations,together",
+                    help="comma-separated: quality, slices, proxy, operations, together")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    if "quality" in parts:
+        quality_scenarios(args.rollouts, args.alpha, args.seed)
+    if "slices" in parts:
+        slice_scenarios(args.rollouts, args.alpha, args.seed)
+    if "proxy" in parts:
+        proxy_scenarios(args.rollouts, args.alpha, args.seed)
+    if "operations" in parts:
+        operations_scenarios(args.rollouts, args.alpha, args.seed)
+    if "together" in parts:
+        everything_scenario(args.rollouts, args.alpha, args.seed)
+
+
+def quality_scenarios(rollouts: int, alpha: float, seed: int) -> None:
     scenarios = [
         ("A/A, margin 0", P_CHAMPION, P_CHAMPION, 0.0, "any decision"),
         ("at the margin 0.02", P_CHAMPION, P_CHAMPION - 0.02, 0.02, "promoted"),
         ("A/A, margin 0.02", P_CHAMPION, P_CHAMPION, 0.02, "rolled back"),
         ("worse by 0.05, margin 0.02", P_CHAMPION, P_CHAMPION - 0.05, 0.02, "promoted"),
     ]
-    print(f"{args.rollouts} simulated rollouts per scenario, alpha={args.alpha}, champion "
+    print(f"{rollouts} simulated rollouts per scenario, alpha={alpha}, champion "
           f"accuracy {P_CHAMPION}, {PER_TICK} labeled predictions per tick, at most "
           f"{MAX_TICKS} ticks")
     print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
           f"{'error rate':>11s} {'peeking z promoted':>19s} {'s':>5s}")
     for i, (name, p0, p1, margin, error) in enumerate(scenarios):
-        rng = np.random.default_rng(args.seed + i)
-        analysis = Analysis(margin=margin, alpha=args.alpha)
+        rng = np.random.default_rng(seed + i)
+        analysis = Analysis(margin=margin, alpha=alpha)
         started = time.perf_counter()
         counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
         peeking = 0
-        for _ in range(args.rollouts):
+        for _ in range(rollouts):
             outcome, peeked = simulate(rng, p0, p1, analysis)
             counts[outcome] += 1
             peeking += peeked
-        n = args.rollouts
+        n = rollouts
         wrong = (counts["promoted"] + counts["rolled back"]) if error == "any decision" \
             else counts[error]
         print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
@@ -213,7 +475,6 @@ def main() -> None:
               f"{time.perf_counter() - started:5.1f}")
     print("error rate: promotions and roll backs (A/A, margin 0), promotions (at the margin), "
           "roll backs (A/A, margin 0.02), promotions (worse); each should be <= alpha")
-    slice_scenarios(args.rollouts, args.alpha, args.seed)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,17 @@ from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.v1 import observability_pb2 as opb
 from modelplane.observability.v1 import observability_pb2_grpc as opb_grpc
-from modelplane.serving.rollout import Counts
+from modelplane.serving.deployment import ModelTarget
+from modelplane.serving.rollout import (
+    Action,
+    Analysis,
+    Counts,
+    ProxyCheck,
+    ProxyStats,
+    Rollout,
+    RolloutStep,
+    decide,
+)
 from modelplane.serving.rollout_adapters import ObservabilityAlerts, ObservabilityEvidence
 
 PROD = opb.ENVIRONMENT_PRODUCTION
@@ -125,3 +135,51 @@ async def test_a_roll_back_alert_is_raised_once_however_often_serving_retries(
         ("rollout/ro-city", "2", opb.ALERT_STATE_FIRING)]
     with pytest.raises(InvalidArgument):
         await alerts.raise_alert("rollout/ro-city", "", "2", "no model", "ro-city@6")
+
+
+def _scored(pid: str, model: str, version: str, t: object, positive: bool,
+            score: float) -> opb.EvaluationRecord:
+    """A binary prediction with the positive class's score, no actual."""
+    return record(pid, model, version, PROD, t, {"x": 0.0}, 1 if positive else 0,
+                  scores={"1": score if positive else 1.0 - score})
+
+
+async def test_proxy_evidence_without_actuals_drift_between_versions_and_cbpe(
+        observability: grpc.aio.Channel) -> None:
+    """A rollout's proxy check with no actual at all: v1 (the champion) predicts the
+    positive class 70 % of the time, confident (0.9); v2 predicts it 40 % of the time,
+    unsure (0.6); v3 like v1. The adapter reads the drift of v2's predictions from
+    v1's (Jensen-Shannon, one ComputeDrift) and each version's accuracy estimated
+    from its scores (ComputeProxyPerformance); fed to the rule, v2 is rolled back
+    with no actual, v3 is not."""
+    stub = opb_grpc.ObservabilityServiceStub(observability)
+    model = "px-model"
+    records = []
+    for version, share, score in (("1", 0.7, 0.9), ("2", 0.4, 0.6), ("3", 0.7, 0.9)):
+        for i in range(600):
+            records.append(_scored(f"px-{version}-{i}", model, version,
+                                   T0 + timedelta(seconds=i % 300), i % 10 < share * 10,
+                                   score))
+    await log(stub, records)
+    evidence = ObservabilityEvidence(observability)
+    start, end = T0 - timedelta(minutes=1), T0 + timedelta(hours=1)
+
+    drifted = await evidence.proxy_stats(model, "1", "2", start, end, estimated=True)
+    assert (drifted.champion_records, drifted.challenger_records) == (600, 600)
+    assert drifted.prediction_drift == pytest.approx(0.258, abs=0.01)  # JS distance, base 2
+    assert drifted.champion_estimated == pytest.approx(0.9, abs=1e-6)
+    assert drifted.challenger_estimated == pytest.approx(0.6, abs=1e-6)
+    same = await evidence.proxy_stats(model, "1", "3", start, end, estimated=False)
+    assert same.prediction_drift < 0.01 and same.challenger_estimated is None
+    # a version without records: nothing yet, not an error
+    nothing = await evidence.proxy_stats(model, "1", "9", start, end, True)
+    assert nothing.challenger_records == 0 and nothing.challenger_estimated is None
+
+    r = Rollout("px", "d", ModelTarget(version="2"), (RolloutStep(10, 0, 50),),
+                Analysis(proxy=ProxyCheck(min_records=500, estimated_accuracy=True)),
+                step_start_time=T0, start_time=T0)
+    d = decide(r, Counts(), Counts(), end, proxy=drifted)
+    assert d.action is Action.ROLL_BACK and "drifted" in d.reason
+    kept = decide(r, Counts(), Counts(), end, proxy=ProxyStats(
+        same.champion_records, same.challenger_records, same.prediction_drift, 0.9, 0.9))
+    assert kept.action is Action.WAIT and "proxy checks never promote" in kept.reason

@@ -1,5 +1,6 @@
 """The dashboard's rollout page (issue #17): steps and weights over time, challenger
-against champion per check with 95 % Wilson intervals, the decision and why; linked
+against champion per check with 95 % Wilson intervals, the proxy and operations
+checks' numbers against their limits, the decision and why; linked
 from the model page; says so when serving is not configured or not reachable.
 
 Serving here is a stand-in gRPC server answering GetRollout, ListRolloutEvents and
@@ -24,6 +25,7 @@ import httpx
 import numpy as np
 import pytest
 from google.protobuf import timestamp_pb2
+from google.protobuf.duration_pb2 import Duration
 
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.dashboard import wilson
@@ -57,7 +59,9 @@ def _rollout() -> spb.Rollout:
         steps=[spb.RolloutStep(weight=w) for w in (5, 25, 50)],
         analysis=spb.RolloutAnalysis(checks=[
             spb.RolloutCheck(quality=spb.QualityCheck(margin=0.02)),
-            spb.RolloutCheck(slice=spb.SliceCheck(feature="city", margin=0.05))], alpha=0.05),
+            spb.RolloutCheck(slice=spb.SliceCheck(feature="city", margin=0.05)),
+            spb.RolloutCheck(proxy=spb.ProxyCheck(max_prediction_drift=0.1, min_records=500)),
+            spb.RolloutCheck(operations=spb.OperationsCheck(min_requests=200))], alpha=0.05),
         state=spb.ROLLOUT_STATE_ROLLED_BACK, current_step=1,
         state_message="rolled back: in the slice city = 'paris', challenger accuracy 0.6100 "
         "(n=310) is worse than the champion's 0.8400 (n=900) by more than the margin 0.05: "
@@ -66,7 +70,16 @@ def _rollout() -> spb.Rollout:
         evidence=spb.RolloutEvidence(
             time=_ts(T0 + timedelta(minutes=50)), champion_labeled=3800, champion_value=0.85,
             challenger_labeled=1270, challenger_value=0.81, difference=-0.04,
-            likelihood_ratio=3.1, threshold=20.0, slices=slices),
+            likelihood_ratio=3.1, threshold=20.0, slices=slices,
+            proxy=spb.RolloutProxyEvidence(champion_records=5200, challenger_records=1700,
+                                           prediction_drift=0.0412, drift_threshold=0.1),
+            operations=spb.RolloutOperationsEvidence(
+                champion_requests=5200, challenger_requests=1700, champion_error_rate=0.001,
+                challenger_error_rate=0.0012, error_likelihood_ratio=0.3,
+                champion_latency_p99=Duration(nanos=12_300_000),
+                challenger_latency_p99=Duration(nanos=14_100_000),
+                latency_bound=Duration(nanos=23_450_000), challenger_over_bound=0.002,
+                threshold=60.0)),
         create_time=_ts(T0), update_time=_ts(T0 + timedelta(minutes=50)), revision=9)
 
 
@@ -152,6 +165,12 @@ async def test_the_rollout_page_shows_steps_checks_and_the_decision(page: str) -
         assert check in html
     assert "worse than the margin" in html and "not decided" in html
     assert "step_started" in html and "alert raised in observability" in html
+    # the proxy and operations checks' numbers, with their limits
+    assert "id='signals'" in html and "prediction drift (Jensen-Shannon)" in html
+    assert "<td>0.0412</td><td>&lt;= 0.1</td>" in html
+    assert "<td>12.3 ms</td><td>14.1 ms</td><td>&lt;= 23.4 ms (0.20% of requests above)" \
+        in html
+    assert "only roll back or hold" in html
     assert "href='/rollouts/fraud-v2'" in model.text                   # linked from the model
     assert "serving has no rollout" in missing.text
 

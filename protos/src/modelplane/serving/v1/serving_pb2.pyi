@@ -131,12 +131,100 @@ class QualityCheck(_message.Message):
     def __init__(self, metric: _Optional[_Union[RolloutMetric, str]] = ..., margin: _Optional[float] = ...) -> None: ...
 
 class RolloutCheck(_message.Message):
-    __slots__ = ("quality", "slice")
+    __slots__ = ("quality", "slice", "proxy", "operations")
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     SLICE_FIELD_NUMBER: _ClassVar[int]
+    PROXY_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     quality: QualityCheck
     slice: SliceCheck
-    def __init__(self, quality: _Optional[_Union[QualityCheck, _Mapping]] = ..., slice: _Optional[_Union[SliceCheck, _Mapping]] = ...) -> None: ...
+    proxy: ProxyCheck
+    operations: OperationsCheck
+    def __init__(self, quality: _Optional[_Union[QualityCheck, _Mapping]] = ..., slice: _Optional[_Union[SliceCheck, _Mapping]] = ..., proxy: _Optional[_Union[ProxyCheck, _Mapping]] = ..., operations: _Optional[_Union[OperationsCheck, _Mapping]] = ...) -> None: ...
+
+class ProxyCheck(_message.Message):
+    __slots__ = ("max_prediction_drift", "min_records", "estimated_accuracy", "estimated_margin", "advance_without_actuals")
+    MAX_PREDICTION_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    MIN_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    ADVANCE_WITHOUT_ACTUALS_FIELD_NUMBER: _ClassVar[int]
+    max_prediction_drift: float
+    min_records: int
+    estimated_accuracy: bool
+    estimated_margin: float
+    advance_without_actuals: bool
+    def __init__(self, max_prediction_drift: _Optional[float] = ..., min_records: _Optional[int] = ..., estimated_accuracy: _Optional[bool] = ..., estimated_margin: _Optional[float] = ..., advance_without_actuals: _Optional[bool] = ...) -> None: ...
+
+class OperationsCheck(_message.Message):
+    __slots__ = ("error_rate_margin", "fallback_rate_margin", "latency_p99_factor", "latency_p99_slack", "min_requests")
+    ERROR_RATE_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_RATE_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_SLACK_FIELD_NUMBER: _ClassVar[int]
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    error_rate_margin: float
+    fallback_rate_margin: float
+    latency_p99_factor: float
+    latency_p99_slack: _duration_pb2.Duration
+    min_requests: int
+    def __init__(self, error_rate_margin: _Optional[float] = ..., fallback_rate_margin: _Optional[float] = ..., latency_p99_factor: _Optional[float] = ..., latency_p99_slack: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_requests: _Optional[int] = ...) -> None: ...
+
+class RolloutProxyEvidence(_message.Message):
+    __slots__ = ("champion_records", "challenger_records", "prediction_drift", "drift_threshold", "estimated", "champion_estimated_accuracy", "challenger_estimated_accuracy", "likelihood_ratio", "threshold", "step_records")
+    CHAMPION_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_ESTIMATED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_ESTIMATED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    LIKELIHOOD_RATIO_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    STEP_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    champion_records: int
+    challenger_records: int
+    prediction_drift: float
+    drift_threshold: float
+    estimated: bool
+    champion_estimated_accuracy: float
+    challenger_estimated_accuracy: float
+    likelihood_ratio: float
+    threshold: float
+    step_records: int
+    def __init__(self, champion_records: _Optional[int] = ..., challenger_records: _Optional[int] = ..., prediction_drift: _Optional[float] = ..., drift_threshold: _Optional[float] = ..., estimated: _Optional[bool] = ..., champion_estimated_accuracy: _Optional[float] = ..., challenger_estimated_accuracy: _Optional[float] = ..., likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ..., step_records: _Optional[int] = ...) -> None: ...
+
+class RolloutOperationsEvidence(_message.Message):
+    __slots__ = ("champion_requests", "challenger_requests", "champion_error_rate", "challenger_error_rate", "error_likelihood_ratio", "champion_fallback_rate", "challenger_fallback_rate", "fallback_likelihood_ratio", "champion_latency_p99", "challenger_latency_p99", "latency_bound", "challenger_over_bound", "latency_likelihood_ratio", "threshold")
+    CHAMPION_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_LIKELIHOOD_RATIO_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_FALLBACK_RATE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_FALLBACK_RATE_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_LIKELIHOOD_RATIO_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_LATENCY_P99_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_LATENCY_P99_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_BOUND_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGER_OVER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_LIKELIHOOD_RATIO_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    champion_requests: int
+    challenger_requests: int
+    champion_error_rate: float
+    challenger_error_rate: float
+    error_likelihood_ratio: float
+    champion_fallback_rate: float
+    challenger_fallback_rate: float
+    fallback_likelihood_ratio: float
+    champion_latency_p99: _duration_pb2.Duration
+    challenger_latency_p99: _duration_pb2.Duration
+    latency_bound: _duration_pb2.Duration
+    challenger_over_bound: float
+    latency_likelihood_ratio: float
+    threshold: float
+    def __init__(self, champion_requests: _Optional[int] = ..., challenger_requests: _Optional[int] = ..., champion_error_rate: _Optional[float] = ..., challenger_error_rate: _Optional[float] = ..., error_likelihood_ratio: _Optional[float] = ..., champion_fallback_rate: _Optional[float] = ..., challenger_fallback_rate: _Optional[float] = ..., fallback_likelihood_ratio: _Optional[float] = ..., champion_latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., challenger_latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_bound: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., challenger_over_bound: _Optional[float] = ..., latency_likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class SliceCheck(_message.Message):
     __slots__ = ("feature", "margin", "min_labeled")
@@ -183,7 +271,7 @@ class RolloutAnalysis(_message.Message):
     def __init__(self, checks: _Optional[_Iterable[_Union[RolloutCheck, _Mapping]]] = ..., alpha: _Optional[float] = ..., mixture_scale: _Optional[float] = ..., min_labeled: _Optional[int] = ...) -> None: ...
 
 class RolloutEvidence(_message.Message):
-    __slots__ = ("time", "champion_labeled", "champion_value", "challenger_labeled", "challenger_value", "difference", "likelihood_ratio", "threshold", "step_labeled", "slices")
+    __slots__ = ("time", "champion_labeled", "champion_value", "challenger_labeled", "challenger_value", "difference", "likelihood_ratio", "threshold", "step_labeled", "slices", "proxy", "operations")
     TIME_FIELD_NUMBER: _ClassVar[int]
     CHAMPION_LABELED_FIELD_NUMBER: _ClassVar[int]
     CHAMPION_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +282,8 @@ class RolloutEvidence(_message.Message):
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     STEP_LABELED_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    PROXY_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     champion_labeled: int
     champion_value: float
@@ -204,7 +294,9 @@ class RolloutEvidence(_message.Message):
     threshold: float
     step_labeled: int
     slices: _containers.RepeatedCompositeFieldContainer[RolloutSliceEvidence]
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., champion_labeled: _Optional[int] = ..., champion_value: _Optional[float] = ..., challenger_labeled: _Optional[int] = ..., challenger_value: _Optional[float] = ..., difference: _Optional[float] = ..., likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ..., step_labeled: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[RolloutSliceEvidence, _Mapping]]] = ...) -> None: ...
+    proxy: RolloutProxyEvidence
+    operations: RolloutOperationsEvidence
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., champion_labeled: _Optional[int] = ..., champion_value: _Optional[float] = ..., challenger_labeled: _Optional[int] = ..., challenger_value: _Optional[float] = ..., difference: _Optional[float] = ..., likelihood_ratio: _Optional[float] = ..., threshold: _Optional[float] = ..., step_labeled: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[RolloutSliceEvidence, _Mapping]]] = ..., proxy: _Optional[_Union[RolloutProxyEvidence, _Mapping]] = ..., operations: _Optional[_Union[RolloutOperationsEvidence, _Mapping]] = ...) -> None: ...
 
 class Rollout(_message.Message):
     __slots__ = ("name", "deployment", "challenger", "champion_alias", "steps", "analysis", "state", "state_message", "current_step", "step_start_time", "challenger_version", "champion_version", "evidence", "create_time", "update_time", "revision", "model")

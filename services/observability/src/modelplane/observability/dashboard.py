@@ -515,6 +515,14 @@ def render_rollout(r: RolloutSummary, events: list[RolloutEventView], now: datet
     checks_table = ("<table><tr><th>check</th><th>champion</th><th>challenger</th>"
                     "<th>difference</th><th>margin</th><th>likelihood ratio / threshold</th>"
                     "<th>test</th></tr>" + "".join(table) + "</table>") if table else ""
+    signals_table = ("<table id='signals'><tr><th>check</th><th>signal</th><th>champion</th>"
+                     "<th>challenger</th><th>limit</th></tr>" + "".join(
+                         f"<tr><td>{escape(g.check)}</td><td>{escape(g.signal)}</td>"
+                         f"<td>{escape(g.champion)}</td><td>{escape(g.challenger)}</td>"
+                         f"<td>{escape(g.limit)}</td></tr>" for g in r.signals)
+                     + "</table><p class='note'>Proxy and operations checks only roll back or "
+                     "hold; promotion needs the quality check on actuals.</p>"
+                     ) if r.signals else ""
     event_rows = "".join(
         f"<tr><td>{e.time:%Y-%m-%d %H:%M:%S}</td><td>{escape(e.type.lower())}</td>"
         f"<td>{e.weight:g}%</td><td>{escape(e.message)}</td><td>{escape(e.actor)}</td></tr>"
@@ -533,7 +541,8 @@ def render_rollout(r: RolloutSummary, events: list[RolloutEventView], now: datet
 <section class='card' id='weights'>{weight_svg}</section>
 <section class='card' id='checks'>{checks_svg}{checks_table}
 <p class='note'>The decision is the sequential test's (likelihood ratio against 1/alpha;
-per slice value k/alpha), not these intervals: they show each side's uncertainty.</p></section>
+per slice value k/alpha), not these intervals: they show each side's uncertainty.</p>
+{signals_table}</section>
 </div>
 <section class='card' id='events' style='margin-top:16px'><table><tr><th>time (UTC)</th>
 <th>event</th><th>weight</th><th>message</th><th>by</th></tr>{event_rows}</table></section>""")

@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import empty_pb2, timestamp_pb2
 
 from modelplane.api.v1 import annotations_pb2 as access_pb2
+from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.serving.batch_job import BatchJob, BatchJobState
 from modelplane.serving.batch_runner import BatchRunner
 from modelplane.serving.bento_export import BentoExporter
@@ -28,9 +29,16 @@ from modelplane.serving.deployment import (
 )
 from modelplane.serving.deployment_service import DeploymentService, DeploymentView
 from modelplane.serving.rollout import (
+    DEFAULT_LATENCY_FACTOR,
+    DEFAULT_LATENCY_SLACK_MS,
+    DEFAULT_MAX_PREDICTION_DRIFT,
+    DEFAULT_MIN_RECORDS,
+    DEFAULT_MIN_REQUESTS,
     Analysis,
     EventType,
     Evidence,
+    OperationsCheck,
+    ProxyCheck,
     Rollout,
     RolloutEvent,
     RolloutState,
@@ -190,10 +198,43 @@ _ROLLOUT_STATE_OUT = {s: getattr(pb, f"ROLLOUT_STATE_{s.value}") for s in Rollou
 _EVENT_TYPE_OUT = {t: getattr(pb, f"ROLLOUT_EVENT_TYPE_{t.value}") for t in EventType}
 
 
+def _one_check(m: Any, kind: str) -> Any:
+    """The analysis' check of ``kind`` (proxy, operations), None; two are an error."""
+    found = [(i, getattr(c, kind)) for i, c in enumerate(m.analysis.checks)
+             if c.HasField(kind)]
+    if len(found) > 1:
+        raise InvalidArgument(
+            f"invalid rollout {m.name!r}: at most one {kind} check",
+            reason="INVALID_ROLLOUT", metadata={"rollout": m.name},
+            field_violations=[FieldViolation(f"rollout.analysis.checks[{found[1][0]}].{kind}",
+                                             f"at most one {kind} check")])
+    return found[0][1] if found else None
+
+
+def _proxy_in(p: Any) -> ProxyCheck | None:
+    if p is None:
+        return None
+    return ProxyCheck(p.max_prediction_drift or DEFAULT_MAX_PREDICTION_DRIFT,
+                      p.min_records or DEFAULT_MIN_RECORDS, p.estimated_accuracy,
+                      p.estimated_margin, p.advance_without_actuals)
+
+
+def _operations_in(o: Any) -> OperationsCheck | None:
+    if o is None:
+        return None
+    slack = (o.latency_p99_slack.seconds * 1e3 + o.latency_p99_slack.nanos / 1e6
+             if o.HasField("latency_p99_slack") else DEFAULT_LATENCY_SLACK_MS)
+    return OperationsCheck(o.error_rate_margin, o.fallback_rate_margin,
+                           o.latency_p99_factor or DEFAULT_LATENCY_FACTOR, slack,
+                           o.min_requests or DEFAULT_MIN_REQUESTS)
+
+
 def rollout_in(m: Any) -> Rollout:
     quality = next((c.quality for c in m.analysis.checks if c.HasField("quality")), None)
     a = m.analysis
     defaults = Analysis()
+    proxy = _proxy_in(_one_check(m, "proxy"))
+    operations = _operations_in(_one_check(m, "operations"))
     return Rollout(
         name=m.name, deployment=m.deployment, challenger=target_in(m.challenger),
         champion_alias=m.champion_alias,
@@ -208,7 +249,8 @@ def rollout_in(m: Any) -> Rollout:
             mixture_scale=a.mixture_scale or defaults.mixture_scale,
             min_labeled=a.min_labeled or defaults.min_labeled,
             slices=tuple(SliceCheck(c.slice.feature, c.slice.margin, c.slice.min_labeled)
-                         for c in m.analysis.checks if c.HasField("slice"))))
+                         for c in m.analysis.checks if c.HasField("slice")),
+            proxy=proxy, operations=operations))
 
 
 def evidence_out(e: Evidence | None) -> pb.RolloutEvidence | None:
@@ -223,7 +265,30 @@ def evidence_out(e: Evidence | None) -> pb.RolloutEvidence | None:
             feature=s.feature, value=s.value, champion_labeled=s.champion.labeled,
             champion_value=s.champion.value, challenger_labeled=s.challenger.labeled,
             challenger_value=s.challenger.value, difference=s.difference,
-            likelihood_ratio=s.likelihood_ratio, threshold=s.threshold) for s in e.slices])
+            likelihood_ratio=s.likelihood_ratio, threshold=s.threshold) for s in e.slices],
+        proxy=pb.RolloutProxyEvidence(
+            champion_records=e.proxy.champion_records,
+            challenger_records=e.proxy.challenger_records,
+            prediction_drift=e.proxy.prediction_drift, drift_threshold=e.proxy.drift_threshold,
+            estimated=e.proxy.estimated,
+            champion_estimated_accuracy=e.proxy.champion_estimated,
+            challenger_estimated_accuracy=e.proxy.challenger_estimated,
+            likelihood_ratio=e.proxy.likelihood_ratio, threshold=e.proxy.threshold,
+            step_records=e.proxy.step_records) if e.proxy is not None else None,
+        operations=pb.RolloutOperationsEvidence(
+            champion_requests=o.champion_requests, challenger_requests=o.challenger_requests,
+            champion_error_rate=o.champion_error_rate,
+            challenger_error_rate=o.challenger_error_rate,
+            error_likelihood_ratio=o.error_likelihood_ratio,
+            champion_fallback_rate=o.champion_fallback_rate,
+            challenger_fallback_rate=o.challenger_fallback_rate,
+            fallback_likelihood_ratio=o.fallback_likelihood_ratio,
+            champion_latency_p99=_duration(o.champion_p99_ms / 1e3),
+            challenger_latency_p99=_duration(o.challenger_p99_ms / 1e3),
+            latency_bound=_duration(o.latency_bound_ms / 1e3),
+            challenger_over_bound=o.challenger_over_bound,
+            latency_likelihood_ratio=o.latency_likelihood_ratio, threshold=o.threshold)
+        if (o := e.operations) is not None else None)
 
 
 def rollout_out(r: Rollout) -> pb.Rollout:
@@ -238,7 +303,19 @@ def rollout_out(r: Rollout) -> pb.Rollout:
                                                             margin=a.margin))]
             + [pb.RolloutCheck(slice=pb.SliceCheck(feature=c.feature, margin=c.margin,
                                                    min_labeled=c.min_labeled))
-               for c in a.slices],
+               for c in a.slices]
+            + ([pb.RolloutCheck(proxy=pb.ProxyCheck(
+                max_prediction_drift=p.max_prediction_drift, min_records=p.min_records,
+                estimated_accuracy=p.estimated_accuracy, estimated_margin=p.estimated_margin,
+                advance_without_actuals=p.advance_without_actuals))]
+               if (p := a.proxy) is not None else [])
+            + ([pb.RolloutCheck(operations=pb.OperationsCheck(
+                error_rate_margin=o.error_rate_margin,
+                fallback_rate_margin=o.fallback_rate_margin,
+                latency_p99_factor=o.latency_p99_factor,
+                latency_p99_slack=_duration(o.latency_p99_slack_ms / 1e3),
+                min_requests=o.min_requests))]
+               if (o := a.operations) is not None else []),
             alpha=a.alpha, mixture_scale=a.mixture_scale, min_labeled=a.min_labeled),
         state=_ROLLOUT_STATE_OUT[r.state], state_message=r.state_message,
         current_step=r.current_step, step_start_time=_ts(r.step_start_time),

@@ -32,6 +32,7 @@ from modelplane.kit.errors import (
     PermissionDenied,
     Unavailable,
 )
+from modelplane.serving import route_stats
 from modelplane.serving.bento_models import BentoModelRepository
 from modelplane.serving.circuit_breaker import CircuitBreaker
 from modelplane.serving.deployment import (
@@ -152,6 +153,8 @@ class DataPlane:
         self.require_validation = False
         self.logger = logger
         self.metrics = metrics
+        #: request outcomes per routed version, added to the shared store by serving's main
+        self.route_stats = route_stats.RouteStatsRecorder()
         self.features = features
         self._runtimes: dict[str, DeploymentRuntime] = {}
         self._shadow_limit = shadow_concurrency
@@ -576,6 +579,8 @@ class DataPlane:
         if req.model_version:
             route = self._pinned_route(rt, req.model_version)
         timeout = d.fallback.timeout_seconds
+        # the version the route sent it to: its outcome counts for the operations check
+        routed = rt.models.get(route.target.key) if d.ensemble is None else None
 
         output: np.ndarray | None = None
         answered: ServableModel | None = None
@@ -606,6 +611,8 @@ class DataPlane:
                     continue
             if output is None:
                 self.metrics.requests.labels(d.name, "", label, "error").inc()
+                if routed is not None:
+                    self.route_stats.record(d.name, routed.version, route_stats.ERROR)
                 raise Unavailable(
                     f"model {d.name!r} could not answer: the routed model failed "
                     f"({fallback_reason}) and no fallback succeeded",
@@ -620,6 +627,9 @@ class DataPlane:
         m.latency.labels(d.name, version).observe(elapsed)
         if fallback_reason:
             m.fallbacks.labels(d.name, version, fallback_reason).inc()
+        if routed is not None:
+            self.route_stats.record(d.name, routed.version, route_stats.FALLBACK
+                                    if fallback_reason else route_stats.OK, elapsed)
         trace_id, span_id = _trace_context()
         written = self.logger.log(PredictionRecord(
             prediction_id, d.name, answered_model, version, "production", time.time(),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +45,12 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS serving_rollout_events (
         rollout TEXT NOT NULL, sequence BIGINT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (rollout, sequence))""",
+    # request outcomes per deployment, version and minute, every replica's summed:
+    # kind = requests | errors | fallbacks | lat:<latency bucket> (see route_stats)
+    """CREATE TABLE IF NOT EXISTS serving_route_stats (
+        deployment TEXT NOT NULL, version TEXT NOT NULL, bucket_start BIGINT NOT NULL,
+        kind TEXT NOT NULL, count BIGINT NOT NULL,
+        PRIMARY KEY (deployment, version, bucket_start, kind))""",
 )
 #: PostgreSQL only: SQLite is one process, its controller needs no lease
 _PG_SCHEMA = (
@@ -251,6 +257,37 @@ class DeploymentStore:
             cur.execute(self._q(sql), args)
             rows = cur.fetchall()
         return [BatchJob.from_dict(json.loads(r[0])) for r in rows]
+
+    # --- request outcomes per version (the operations check) ----------------------------
+    def add_route_stats(self, rows: Iterable[tuple[str, str, int, str, int]]) -> None:
+        """Add counts ``(deployment, version, bucket_start, kind, count)`` to the
+        stored ones (an upsert that adds: replicas add concurrently, none overwrites)."""
+        rows = list(rows)
+        if not rows:
+            return
+        sql = self._q("INSERT INTO serving_route_stats (deployment, version, bucket_start, "
+                      "kind, count) VALUES (?, ?, ?, ?, ?) ON CONFLICT (deployment, version, "
+                      "bucket_start, kind) DO UPDATE SET count = serving_route_stats.count "
+                      "+ excluded.count")
+        with self._tx() as cur:
+            cur.executemany(sql, rows)
+
+    def route_stats(self, deployment: str, version: str, start: float, end: float,
+                    bucket_seconds: int = 60) -> dict[str, int]:
+        """Counts by kind of the buckets that start in ``(start - bucket_seconds, end]``
+        (Unix seconds): the bucket holding ``start`` is included whole."""
+        with self._tx() as cur:
+            cur.execute(self._q("SELECT kind, SUM(count) FROM serving_route_stats WHERE "
+                                "deployment = ? AND version = ? AND bucket_start > ? AND "
+                                "bucket_start <= ? GROUP BY kind"),
+                        (deployment, version, int(start) - bucket_seconds, int(end)))
+            return {kind: int(n) for kind, n in cur.fetchall()}
+
+    def prune_route_stats(self, before: float) -> int:
+        with self._tx() as cur:
+            cur.execute(self._q("DELETE FROM serving_route_stats WHERE bucket_start < ?"),
+                        (int(before),))
+            return int(cur.rowcount or 0)
 
     # --- rollouts -----------------------------------------------------------------------
     # A rollout row carries a revision; every write is a compare-and-set on it

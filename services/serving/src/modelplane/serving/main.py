@@ -178,6 +178,8 @@ class ServingServer:
                                  alerts=self._rollout_alerts)
         self.api.rollouts = self.rollouts
         self._rollout_tasks = [
+            asyncio.create_task(self.plane.route_stats.run(
+                self.store, self.settings.route_stats_flush_seconds), name="route-stats"),
             asyncio.create_task(self.rollout_lease.run(), name="rollout-lease"),
             asyncio.create_task(self.rollouts.run(self.rollout_lease,
                                                   self.settings.rollout_tick_seconds),

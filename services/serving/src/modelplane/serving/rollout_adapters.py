@@ -2,7 +2,9 @@
 
 :class:`ObservabilityEvidence` counts a version's predictions with an actual and
 the correct ones with ``ComputePerformance`` (accuracy x labeled count) over the
-rollout's window, production records only. :class:`RegistryAliasMover` moves the
+rollout's window, production records only; for a proxy check, the prediction
+drift between the two versions (``ComputeDrift``) and the accuracy estimated from
+scores (``ComputeProxyPerformance``), with or without actuals. :class:`RegistryAliasMover` moves the
 champion alias with the registry's ``SetAlias`` under serving's own identity, so
 the registry's gate decides (a version without a PASS validation is refused; no
 override reason is ever sent). :class:`ObservabilityAlerts` raises a roll back's
@@ -11,6 +13,7 @@ alert with observability's ``RaiseAlert`` (idempotent by its key).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import grpc
@@ -22,7 +25,7 @@ from modelplane.kit.status import raise_from_rpc_error
 from modelplane.observability.v1 import observability_pb2 as obs
 from modelplane.observability.v1 import observability_pb2_grpc as obs_grpc
 from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
-from modelplane.serving.rollout import Counts
+from modelplane.serving.rollout import Counts, ProxyStats
 
 TIMEOUT_SECONDS = 30.0
 
@@ -75,6 +78,52 @@ class ObservabilityEvidence:
             kind = value.WhichOneof("kind")
             out[str(getattr(value, kind)) if kind else ""] = _group_counts(g)
         return out
+
+
+    def _filter(self, model: str, version: str, start: datetime, end: datetime
+                ) -> obs.EvaluationFilter:
+        return obs.EvaluationFilter(
+            model=model, versions=[version], environment=obs.ENVIRONMENT_PRODUCTION,
+            window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end)))
+
+    async def _call(self, method: str, request: object) -> object | None:
+        try:
+            return await getattr(self._stub, method)(request, timeout=TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                return None  # no records yet (or no scores to estimate from): nothing yet
+            raise_from_rpc_error(exc)
+
+    async def proxy_stats(self, model: str, champion: str, challenger: str, start: datetime,
+                          end: datetime, estimated: bool) -> ProxyStats:
+        """``ComputeDrift`` of the prediction, the challenger's records against the
+        champion's (same window, production; Jensen-Shannon distance), and with
+        ``estimated`` one ``ComputeProxyPerformance`` per version, each calibrated on
+        its own records' actuals when it has 100 of them (else raw scores), so both
+        sides are estimated the same way."""
+        old = self._filter(model, champion, start, end)
+        new = self._filter(model, challenger, start, end)
+        drift = await self._call("ComputeDrift", obs.ComputeDriftRequest(
+            current=new, reference=obs.ReferenceData(filter=old),
+            columns=[obs.ColumnRef(source=obs.COLUMN_SOURCE_PREDICTION)],
+            methods=[obs.DRIFT_METHOD_JENSEN_SHANNON]))
+        js, n0, n1 = 0.0, 0, 0
+        if isinstance(drift, obs.ComputeDriftResponse):
+            n0, n1 = int(drift.reference_count), int(drift.current_count)
+            js = max((st.value for col in drift.columns for st in col.statistics
+                      if st.method == obs.DRIFT_METHOD_JENSEN_SHANNON), default=0.0)
+        e0 = e1 = None
+        if estimated:
+            e0, e1 = await asyncio.gather(self._estimated(old), self._estimated(new))
+        return ProxyStats(n0, n1, js, e0, e1)
+
+    async def _estimated(self, f: obs.EvaluationFilter) -> float | None:
+        r = await self._call("ComputeProxyPerformance", obs.ComputeProxyPerformanceRequest(
+            current=f, reference=obs.ReferenceData(filter=f)))
+        if not isinstance(r, obs.ComputeProxyPerformanceResponse):
+            return None
+        return next((m.value for m in r.overall.estimated_metrics
+                     if m.metric == obs.METRIC_ACCURACY and m.has_value), None)
 
 
 def _group_counts(g: obs.PerformanceGroup) -> Counts:

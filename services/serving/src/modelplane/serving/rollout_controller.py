@@ -23,7 +23,7 @@ transaction is rolled back, traffic change included.
 **What happens on each decision** (see ``rollout.decide`` for the rule):
 
 * WAIT - the rollout's ``state_message`` says what for; an event is recorded
-  when the kind of wait changes (duration, samples, actuals, evidence);
+  when the kind of wait changes (duration, requests, samples, actuals, evidence);
 * ADVANCE - the challenger gets the next step's weight;
 * ROLL_BACK - the challenger's weight goes to 0; aliases are not touched;
 * PROMOTE - state PROMOTING is recorded, then the registry is asked to move the
@@ -33,6 +33,11 @@ transaction is rolled back, traffic change included.
   registry's words, challenger weight 0 - never retried. Registry unreachable:
   stays PROMOTING and asks again next tick (moving an alias to the version it
   already points at is harmless, so a promotion cut by a kill is simply redone).
+
+**What each look reads**: the quality and slice counts and, for a proxy check,
+both versions' records (drift, CBPE) from the :class:`EvidenceSource`; for an
+operations check, both versions' request outcomes since the rollout started
+from serving's own store (``DeploymentStore.route_stats``, every replica's).
 
 No grpc here: evidence and the registry come in as :class:`EvidenceSource` and
 :class:`AliasMover` (``rollout_adapters`` has the gRPC ones).
@@ -70,13 +75,16 @@ from modelplane.serving.rollout import (
     Counts,
     EventType,
     Evidence,
+    ProxyStats,
     Rollout,
     RolloutEvent,
     RolloutState,
+    RouteStats,
     SliceCounts,
     decide,
     validate,
 )
+from modelplane.serving.route_stats import BUCKET_SECONDS, route_stats_from_counts
 
 log = logging.getLogger("modelplane.serving.rollouts")
 audit = logging.getLogger("modelplane.serving.audit")
@@ -96,6 +104,14 @@ class EvidenceSource(Protocol):
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
                            feature: str) -> dict[str, Counts]:
         """The same counts per value of the categorical ``feature``."""
+        ...
+
+    async def proxy_stats(self, model: str, champion: str, challenger: str, start: datetime,
+                          end: datetime, estimated: bool) -> ProxyStats:
+        """Both versions' records in [start, end), with or without an actual: their
+        counts, the drift of the challenger's predictions from the champion's and,
+        when ``estimated``, the accuracy estimated from scores (only asked when the
+        analysis has a proxy check)."""
         ...
 
 
@@ -388,13 +404,42 @@ class Rollouts:
             return Counts(), Counts(), {}, f" (observability: {exc.message} [{exc.reason}])"
         return champion, challenger, slices, ""
 
+    async def _proxy(self, r: Rollout, now: datetime) -> tuple[ProxyStats | None, str]:
+        if r.analysis.proxy is None:
+            return None, ""
+        if self.evidence is None:
+            return ProxyStats(), ""  # _counts says so already
+        try:
+            stats = await self.evidence.proxy_stats(
+                r.model, r.champion_version, r.challenger_version, r.start_time or now, now,
+                r.analysis.proxy.estimated_accuracy)
+        except ModelplaneError as exc:  # said in the state message; the proxies wait
+            return ProxyStats(), f" (observability's proxies: {exc.message} [{exc.reason}])"
+        return stats, ""
+
+    async def _operations(self, r: Rollout, now: datetime
+                          ) -> tuple[RouteStats, RouteStats] | None:
+        """Both versions' request outcomes since the rollout started, every replica's
+        (the shared store; each replica adds its own every few seconds)."""
+        if r.analysis.operations is None:
+            return None
+        start = (r.start_time or now).timestamp()
+        old, new = await asyncio.gather(*(
+            asyncio.to_thread(self.store.route_stats, r.deployment, version, start,
+                              now.timestamp(), BUCKET_SECONDS)
+            for version in (r.champion_version, r.challenger_version)))
+        return route_stats_from_counts(old), route_stats_from_counts(new)
+
     async def _look(self, r: Rollout) -> None:
         if await asyncio.to_thread(self.store.get, r.deployment) is None:
             raise NotFound(f"deployment {r.deployment!r} was deleted",
                            reason="DEPLOYMENT_NOT_FOUND", metadata={"deployment": r.deployment})
         now = self._clock()
         champion, challenger, slices, note = await self._counts(r, now)
-        d = decide(r, champion, challenger, now, slices)
+        proxy, proxy_note = await self._proxy(r, now)
+        note += proxy_note
+        operations = await self._operations(r, now)
+        d = decide(r, champion, challenger, now, slices, proxy, operations)
         actor = self.actor
         if d.action is Action.WAIT:
             kind = d.kind + ("!" if note else "")
@@ -405,7 +450,9 @@ class Rollouts:
             await self._transition(r, EventType.STEP_STARTED, d.reason, actor=actor,
                                    traffic=True, evidence=d.evidence,
                                    current_step=r.current_step + 1, step_start_time=now,
-                                   step_start_labeled=challenger.labeled, wait_kind="")
+                                   step_start_labeled=challenger.labeled,
+                                   step_start_records=proxy.challenger_records if proxy
+                                   else 0, wait_kind="")
         elif d.action is Action.ROLL_BACK:
             new = await self._transition(r, EventType.ROLLED_BACK, "rolled back: " + d.reason,
                                          actor=actor, traffic=True, evidence=d.evidence,

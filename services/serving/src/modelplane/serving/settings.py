@@ -82,6 +82,8 @@ class ServingSettings:
     rollout_tick_seconds: float = 5.0
     #: the controller's lease: one replica acts; another takes over within this after it dies
     rollout_lease_seconds: float = 10.0
+    #: how often each replica adds its request outcomes per version to the shared store
+    route_stats_flush_seconds: float = 2.0
 
     @property
     def data_dir(self) -> Path:
@@ -127,4 +129,7 @@ class ServingSettings:
                                                    env("ROLLOUT_TICK_SECONDS", "5")),
             rollout_lease_seconds=_positive_seconds("MODELPLANE_SERVING_ROLLOUT_LEASE_SECONDS",
                                                     env("ROLLOUT_LEASE_SECONDS", "10")),
+            route_stats_flush_seconds=_positive_seconds(
+                "MODELPLANE_SERVING_ROUTE_STATS_FLUSH_SECONDS",
+                env("ROUTE_STATS_FLUSH_SECONDS", "2")),
         )

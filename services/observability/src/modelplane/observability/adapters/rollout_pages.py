@@ -46,6 +46,17 @@ class CheckEvidence:
 
 
 @dataclass(frozen=True)
+class SignalEvidence:
+    """One row of a proxy or operations check at the controller's last look, as text."""
+
+    check: str
+    signal: str
+    champion: str
+    challenger: str
+    limit: str
+
+
+@dataclass(frozen=True)
 class RolloutSummary:
     name: str
     deployment: str
@@ -61,6 +72,8 @@ class RolloutSummary:
     create_time: datetime | None
     update_time: datetime | None
     checks: list[CheckEvidence] = field(default_factory=list)
+    #: the proxy and operations checks' numbers (roll back or hold only)
+    signals: list[SignalEvidence] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,45 @@ def _summary(r: spb.Rollout) -> RolloutSummary:
         r.name, r.deployment, r.model or r.challenger.model, _state(r.state),
         r.state_message, r.champion_alias or "champion", r.champion_version,
         r.challenger_version, tuple(s.weight for s in r.steps), r.current_step,
-        r.analysis.alpha, _time(r.create_time), _time(r.update_time), checks)
+        r.analysis.alpha, _time(r.create_time), _time(r.update_time), checks, _signals(r))
+
+
+def _signals(r: spb.Rollout) -> list[SignalEvidence]:
+    out: list[SignalEvidence] = []
+    proxy = next((c.proxy for c in r.analysis.checks if c.HasField("proxy")), None)
+    ev = r.evidence
+    if proxy is not None and ev.HasField("proxy"):
+        p = ev.proxy
+        out += [SignalEvidence("proxy", "records (actuals or not)", str(p.champion_records),
+                               str(p.challenger_records), f">= {proxy.min_records} each"),
+                SignalEvidence("proxy", "prediction drift (Jensen-Shannon)", "reference",
+                               f"{p.prediction_drift:.4f}", f"<= {p.drift_threshold:g}")]
+        if p.estimated:
+            out.append(SignalEvidence(
+                "proxy", "estimated accuracy (CBPE)", f"{p.champion_estimated_accuracy:.4f}",
+                f"{p.challenger_estimated_accuracy:.4f}",
+                f"margin {proxy.estimated_margin:g}; ratio {p.likelihood_ratio:.3g} / "
+                f"{p.threshold:.3g}"))
+    ops = next((c.operations for c in r.analysis.checks if c.HasField("operations")), None)
+    if ops is not None and ev.HasField("operations"):
+        o = ev.operations
+        out += [
+            SignalEvidence("operations", "requests", str(o.champion_requests),
+                           str(o.challenger_requests), f">= {ops.min_requests} each"),
+            SignalEvidence("operations", "error rate", f"{o.champion_error_rate:.4f}",
+                           f"{o.challenger_error_rate:.4f}",
+                           f"margin {ops.error_rate_margin:g}; ratio "
+                           f"{o.error_likelihood_ratio:.3g} / {o.threshold:.3g}"),
+            SignalEvidence("operations", "fallback rate", f"{o.champion_fallback_rate:.4f}",
+                           f"{o.challenger_fallback_rate:.4f}",
+                           f"margin {ops.fallback_rate_margin:g}; ratio "
+                           f"{o.fallback_likelihood_ratio:.3g} / {o.threshold:.3g}"),
+            SignalEvidence("operations", "p99 latency",
+                           f"{o.champion_latency_p99.ToMicroseconds() / 1000:.1f} ms",
+                           f"{o.challenger_latency_p99.ToMicroseconds() / 1000:.1f} ms",
+                           f"<= {o.latency_bound.ToMicroseconds() / 1000:.1f} ms "
+                           f"({o.challenger_over_bound:.2%} of requests above)")]
+    return out
 
 
 class RolloutPageSource:
