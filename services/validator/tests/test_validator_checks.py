@@ -11,6 +11,7 @@ import pytest
 from sklearn.tree import DecisionTreeClassifier
 from validator_testdata import FEATURES, Scenario, make_frame, make_model
 
+from modelplane.kit.errors import InvalidArgument
 from modelplane.validator.checks.base import PreviousValidation
 from modelplane.validator.engine import validate
 from modelplane.validator.policy import CheckConfig, Policy
@@ -62,6 +63,33 @@ def test_metrics_fail_when_worse_than_the_baseline(scenario: Scenario) -> None:
     assert acc.baseline_value is not None and acc.value < acc.baseline_value
     rel = next(t for t in r.thresholds if t.name == "max_relative_degradation")
     assert rel.status == CheckStatus.FAIL and rel.measured > 0.05
+
+
+def test_metrics_compare_only_the_named_metrics_with_the_baseline(scenario: Scenario) -> None:
+    weak = make_model(["x3", "x4"]).fit(scenario.train[["x3", "x4"]], scenario.train["label"])
+    weak_wrapped = _Select(weak, ["x3", "x4"])
+    # the same weaker model: judged on log loss only, the accuracy drop is reported, not judged
+    r = run_one("metrics", weak_wrapped, scenario.test, baseline=scenario.model,
+                feature_columns=FEATURES, thresholds={"max_relative_degradation": 10.0},
+                params={"degradation_metrics": "log_loss"})
+    rel = next(t for t in r.thresholds if t.name == "max_relative_degradation")
+    assert rel.subject == "log_loss" and r.status == CheckStatus.PASS
+    acc = r.measurement("accuracy")
+    assert acc.baseline_value is not None and acc.value < acc.baseline_value
+    strict = run_one("metrics", weak_wrapped, scenario.test, baseline=scenario.model,
+                     feature_columns=FEATURES, params={"degradation_metrics": "accuracy, f1"})
+    rel = next(t for t in strict.thresholds if t.name == "max_relative_degradation")
+    assert strict.status == CheckStatus.FAIL and rel.subject in ("accuracy", "f1")
+
+
+def test_degradation_metrics_naming_no_metric_is_refused_before_the_run(
+        scenario: Scenario) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        run_one("metrics", scenario.model, scenario.test,
+                params={"degradation_metrics": "accuracy,precison"})
+    [violation] = err.value.field_violations
+    assert violation.field.endswith("params.degradation_metrics")
+    assert "precison" in violation.description
 
 
 class _Select:

@@ -108,6 +108,20 @@ def _resolve_config(check: Check, cfg: CheckConfig, path: str,
                                              f"expected {spec.kind.__name__}, got {raw!r}"))
             ok = False
             continue
+        if name == "degradation_metrics" and raw:
+            from modelplane.validator.statistics import (
+                CLASSIFICATION_METRICS,
+                REGRESSION_METRICS,
+            )
+
+            metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS
+            unknown = sorted({m.strip() for m in raw.split(",") if m.strip()} - set(metrics))
+            if unknown:
+                violations.append(FieldViolation(
+                    f"{path}.params.{name}", f"{', '.join(unknown)}: not a metric (they are "
+                    f"{', '.join(metrics)})"))
+                ok = False
+                continue
         if spec.choices and raw not in spec.choices:
             choices = ", ".join(spec.choices)
             violations.append(FieldViolation(f"{path}.params.{name}",

@@ -72,16 +72,28 @@ class MetricsCheck(Check):
     )
     params = (ParamSpec("min_slice_rows", "100", "Slices with fewer rows are reported, not judged",
                         int),
-              ParamSpec("slice_bins", "4", "Quantile bins for numeric slice columns", int))
+              ParamSpec("slice_bins", "4", "Quantile bins for numeric slice columns", int),
+              ParamSpec("degradation_metrics", "",
+                        "Metrics compared with the baseline's (comma-separated, e.g. "
+                        "accuracy,roc_auc); empty = every metric. Precision of a baseline "
+                        "that predicts the positive class a handful of times is noise",
+                        str))
 
     def run(self, ctx: CheckContext, cfg: ResolvedConfig) -> CheckResult:
         judge = Judge(self.thresholds, cfg)
         names = (CLASSIFICATION_METRICS if ctx.task == TaskType.CLASSIFICATION
                  else REGRESSION_METRICS)
+        compared = {m.strip() for m in str(cfg.param("degradation_metrics")).split(",")
+                    if m.strip()}
+        unknown = sorted(compared - set(names))
+        if unknown:
+            raise ValueError(f"degradation_metrics: {', '.join(unknown)} not among this "
+                             f"task's metrics ({', '.join(names)})")
+        compared = compared or set(names)
         everything = slice(None)
         overall = metrics_of(ctx, everything)
         base = metrics_of(ctx, everything, baseline=True) if ctx.baseline is not None else {}
-        measurements = self._judge(judge, overall, base, names, "")
+        measurements = self._judge(judge, overall, base, names, compared)
         slices: list[SliceResult] = []
         min_rows = cfg.param("min_slice_rows")
         for column in ctx.policy.slice_columns:
@@ -93,7 +105,7 @@ class MetricsCheck(Check):
                 sr = SliceResult(column=column, value=value, row_count=len(rows))
                 if len(rows) >= min_rows:
                     sub = Judge(self.thresholds, cfg)
-                    sr.measurements = self._judge(sub, values, base_values, names, "")
+                    sr.measurements = self._judge(sub, values, base_values, names, compared)
                     for outcome in sub.outcomes.values():  # slice breaches count for the check
                         judge.apply(outcome.name, outcome.measured, f"{column}={value}")
                     sr.status = sub.status
@@ -111,15 +123,15 @@ class MetricsCheck(Check):
 
     @staticmethod
     def _judge(judge: Judge, values: dict[str, float], base: dict[str, float],
-               names: tuple[str, ...], subject: str) -> list[Measurement]:
+               names: tuple[str, ...], compared: set[str]) -> list[Measurement]:
         out = []
         for name in names:
             if name not in values:
                 continue
             value = values[name]
-            out.append(Measurement(name, value, subject, base.get(name)))
+            out.append(Measurement(name, value, "", base.get(name)))
             judge.apply(metric_threshold_name(name), value, name)
-            if name in base:
+            if name in base and name in compared:
                 worse, rel = degradation(name, value, base[name])
                 judge.apply("max_degradation", worse, name)
                 judge.apply("max_relative_degradation", rel, name)
