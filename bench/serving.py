@@ -1,6 +1,7 @@
-"""Serving benchmark: the router's cost against a bare BentoML service and against itself.
+"""Serving benchmark: the router's cost against a bare BentoML service, MLServer and itself.
 
     uv run python bench/serving.py [--seconds 8] [--rounds 3] [--concurrency 8] [--features 20]
+        [--sides abcd] [--bento-workers 2] [--mlserver-workers 0] [--profile DIR]
 
 Same scikit-learn model (LogisticRegression), one server process each, same
 concurrency, one load-client process (its own connection per coroutine):
@@ -9,14 +10,25 @@ concurrency, one load-client process (its own connection per coroutine):
       (champion / challenger), fallback chain armed, prediction logging on
       (to a LogRecords sink process);
   (b) a bare ``@bentoml.service`` with one ``@bentoml.api`` calling predict, run
-      by ``bentoml serve`` (1 worker), over HTTP/JSON;
-  (c) modelplane-serving with one route, no fallback, logging off.
+      by ``bentoml serve`` with 2 workers (its best here: when both cores are free
+      it uses both, 1407 req/s at 1.68 cores against at most ~890 with 1 worker),
+      over HTTP/JSON;
+  (c) modelplane-serving with one route, no fallback, logging off;
+  (d) MLServer 1.7.1 with its scikit-learn runtime (what KServe runs for this
+      model), OIP gRPC, the champion as a joblib file, in its own virtual
+      environment under ~/.cache/modelplane-bench (made on first run;
+      ``MODELPLANE_BENCH_CACHE`` moves it). ``parallel_workers: 0`` (inference in
+      the server process) is its fastest setting here; with >= 1 its workers
+      need uvloop < 0.22, which that environment pins.
 
-All three servers run at once and are measured in alternation (a, b, c per round;
-the median round counts), so load from elsewhere on the machine hits each alike.
-Prints throughput, p50 and p99 per side, the CPU seconds the server and the
-client used, and the ratios (targets: a >= 1.5x b; a within 15% of c).
-On 2 cores the client competes with the server: compare figures of one run only.
+All servers run at once and are measured in alternation (a, b, c, d per round),
+so load from elsewhere on the machine hits each alike; every port is a free one.
+Prints every round (throughput, p50, p99, server and client CPU in cores, server
+CPU per request), the median round per side, the ratios round by round (targets:
+a/b >= 3x, a/c >= 0.9, a/d >= 1.5x, every round) and the load average.
+``--profile DIR`` records each side's server with py-spy during its rounds (py-spy
+from PATH or ``uvx``). On 2 cores the client competes with the server: compare
+figures of one run only.
 """
 
 from __future__ import annotations
@@ -36,6 +48,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("MODELPLANE_BENCH_CACHE", Path.home() / ".cache" / "modelplane-bench"))
+MLSERVER_VENV = CACHE / "mlserver-1.7.1"
+# scikit-learn as in our environment, so the champion's joblib file loads as saved;
+# uvloop < 0.22: MLServer 1.7.1's parallel workers fail on 0.22+ ("There is no current
+# event loop in thread 'MainThread'"), which --mlserver-workers >= 1 needs.
+MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
 
 
 def free_port() -> int:
@@ -118,26 +136,46 @@ def client_main(args: argparse.Namespace) -> None:
         return total
 
     me = psutil.Process()
+    profiler = None
+    if args.profile:
+        # 200 samples/s without pausing the server; py-spy's own messages go next to it
+        with open(f"{args.profile}.log", "w") as spy_log:
+            profiler = subprocess.Popen(
+                [*_py_spy(), "record", "--nonblocking", "-r", "200",
+                 *args.profile_flags.split(), "--format", "raw", "-d", str(int(args.seconds)),
+                 "-p", str(args.server_pid), "-o", args.profile],
+                stdout=spy_log, stderr=spy_log)
     s0, c0 = cpu(), me.cpu_times()
     t0 = time.perf_counter()
     lat, errors = asyncio.run(run(args.seconds))
     wall = time.perf_counter() - t0
     s1, c1 = cpu(), me.cpu_times()
+    if profiler is not None:
+        profiler.wait()
     lat.sort()
     print(json.dumps({
         "requests": len(lat), "errors": len(errors), "rps": len(lat) / wall,
         "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0,
         "server_cpu": (s1 - s0) / wall,
+        "server_ms_per_req": (s1 - s0) * 1000 / len(lat) if lat else 0,
         "client_cpu": (c1.user + c1.system - c0.user - c0.system) / wall}))
 
 
+def _py_spy() -> list[str]:
+    import shutil
+
+    exe = shutil.which("py-spy")
+    return [exe] if exe else ["uvx", "py-spy"]
+
+
 def measure(kind: str, target: str, server_pid: int, args: argparse.Namespace,
-            model: str = "") -> dict[str, Any]:
+            model: str = "", profile: str = "") -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--client", "--kind", kind, "--target", target,
            "--model", model, "--server-pid", str(server_pid), "--seconds", str(args.seconds),
            "--warmup", str(args.warmup), "--concurrency", str(args.concurrency),
-           "--features", str(args.features)]
+           "--features", str(args.features),
+           *(["--profile", profile, f"--profile-flags={args.profile_flags}"] if profile else [])]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -164,11 +202,43 @@ SINK = textwrap.dedent("""
     asyncio.run(main())
 """)
 
+# The floor: grpcio's asyncio server answering ModelInfer with a prebuilt response (no
+# decoding, no model), on the same proto, under the same client. "kit" wraps it in the
+# kit's server (OpenTelemetry interceptor, guard, health, reflection) as serving is.
+FLOOR = textwrap.dedent("""
+    import asyncio, sys
+    import grpc, numpy as np
+    from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as g
+    reply = pb.ModelInferResponse(model_name="floor", model_version="1", id="")
+    reply.outputs.add(name="output-0", datatype="INT64", shape=[1])
+    reply.raw_output_contents.append(np.zeros(1, np.int64).tobytes())
+    class Floor(g.GRPCInferenceServiceServicer):
+        async def ModelInfer(self, request, context):
+            return reply
+    async def main():
+        if sys.argv[2] == "kit":
+            from modelplane.kit.server import Servicer, ServiceSpec, running
+            from modelplane.kit.settings import ServiceSettings
+            from modelplane.kit.auth import Role
+            spec = ServiceSpec("floor", [Servicer(g.add_GRPCInferenceServiceServicer_to_server,
+                                                  Floor(), "inference.GRPCInferenceService")],
+                               method_access={"/inference.GRPCInferenceService/ModelInfer":
+                                              Role.READER})
+            from modelplane.kit.telemetry import setup_tracing
+            setup_tracing("floor")  # as serve() does for serving
+            settings = ServiceSettings.from_env("floor").with_listen(sys.argv[1])
+            async with running(spec, settings):
+                await asyncio.Event().wait()
+        s = grpc.aio.server(); g.add_GRPCInferenceServiceServicer_to_server(Floor(), s)
+        s.add_insecure_port(sys.argv[1]); await s.start(); await s.wait_for_termination()
+    asyncio.run(main())
+""")
+
 BARE_SERVICE = textwrap.dedent("""
     import bentoml
     import numpy as np
 
-    @bentoml.service(workers=1)
+    @bentoml.service(workers=WORKERS)
     class Bare:
         model_ref = bentoml.models.BentoModel("bench-churn:latest")
 
@@ -179,6 +249,43 @@ BARE_SERVICE = textwrap.dedent("""
         def predict(self, inputs: np.ndarray) -> np.ndarray:
             return self.model.predict(inputs)
 """)
+
+
+def ensure_mlserver_venv() -> Path:
+    """MLServer's own environment (made once): it pins its own FastAPI, pydantic, uvloop."""
+    python = MLSERVER_VENV / "bin" / "python"
+    marker = MLSERVER_VENV / ".installed"
+    if marker.exists():
+        return MLSERVER_VENV
+    import sklearn
+
+    print(f"creating the MLServer environment in {MLSERVER_VENV} (first run only) ...",
+          flush=True)
+    MLSERVER_VENV.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["uv", "venv", "-q", "--python", "3.11", str(MLSERVER_VENV)], check=True)
+    subprocess.run(["uv", "pip", "install", "-q", "--python", str(python), *MLSERVER_PACKAGES,
+                    f"scikit-learn=={sklearn.__version__}"], check=True)
+    marker.touch()
+    return MLSERVER_VENV
+
+
+def mlserver_repository(tmp: Path, model: Any, workers: int) -> tuple[Path, int, int]:
+    """A model repository for ``mlserver start``: server settings (free ports, no debug
+    logging, no metrics server) and the champion as ``model.joblib``."""
+    import joblib
+
+    root = tmp / "mlserver"
+    (root / "churn").mkdir(parents=True)
+    joblib.dump(model, root / "churn" / "model.joblib")
+    grpc_port, http_port = free_port(), free_port()
+    (root / "settings.json").write_text(json.dumps({
+        "debug": False, "parallel_workers": workers, "grpc_port": grpc_port,
+        "http_port": http_port, "metrics_port": free_port(), "metrics_endpoint": None,
+        "host": "127.0.0.1"}))
+    (root / "churn" / "model-settings.json").write_text(json.dumps({
+        "name": "churn", "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib", "version": "v1"}}))
+    return root, grpc_port, http_port
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
@@ -220,7 +327,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def prepare_models(tmp: Path, n_features: int) -> str:
+def prepare_models(tmp: Path, n_features: int) -> tuple[str, Any]:
     import mlflow
     import mlflow.sklearn
     import numpy as np
@@ -249,7 +356,7 @@ def prepare_models(tmp: Path, n_features: int) -> str:
     import bentoml
 
     bentoml.sklearn.save_model("bench-churn", models[0])
-    return uri
+    return uri, models[0]
 
 
 def create_deployments(address: str) -> None:
@@ -278,19 +385,47 @@ def create_deployments(address: str) -> None:
             stub.CreateDeployment(pb.CreateDeploymentRequest(deployment=d), timeout=120)
 
 
-def report(results: dict[str, dict[str, Any]]) -> None:
-    print(f"{'side':<44}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv cpu':>9}{'cli cpu':>9}"
-          f"{'errors':>8}")
-    names = {"a": "(a) modelplane gRPC, canary+fallback+log",
-             "b": "(b) bare BentoML (bentoml serve, HTTP)",
-             "c": "(c) modelplane gRPC, 1 route, no log"}
-    for k in ("a", "b", "c"):
-        r = results[k]
-        print(f"{names[k]:<44}{r['rps']:>9.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-              f"{r['server_cpu']:>9.2f}{r['client_cpu']:>9.2f}{r['errors']:>8}")
-    a, b, c = results["a"]["rps"], results["b"]["rps"], results["c"]["rps"]
-    print(f"throughput a/b = {a / b:.2f}x (target >= 1.5x)")
-    print(f"throughput a/c = {a / c:.2f} (target >= 0.85: routing+logging within 15%)")
+NAMES = {"a": "(a) modelplane gRPC, canary+fallback+log",
+         "b": "(b) bare BentoML (bentoml serve, HTTP)",
+         "c": "(c) modelplane gRPC, 1 route, no log",
+         "d": "(d) MLServer 1.7.1 sklearn, OIP gRPC",
+         "e": "(e) floor: grpc.aio, prebuilt reply",
+         "f": "(f) floor in the kit's server"}
+TARGETS = {("a", "b"): ("x", 3.0), ("a", "c"): ("", 0.9), ("a", "d"): ("x", 1.5)}
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def report(rounds: dict[str, list[dict[str, Any]]]) -> None:
+    sides = [k for k in NAMES if rounds.get(k)]
+    for side in sides:
+        for i, r in enumerate(rounds[side]):
+            print(f"  {side} round {i + 1}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
+                  f"p99 {r['p99_ms']:.2f} ms, server cpu {r['server_cpu']:.2f} "
+                  f"({r['server_ms_per_req']:.3f} ms/req), client cpu {r['client_cpu']:.2f}, "
+                  f"errors {r['errors']} [{r['load']}]")
+    # Per side, the median round by throughput.
+    print(f"{'side (median round)':<44}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv cpu':>9}"
+          f"{'ms/req':>9}{'cli cpu':>9}{'errors':>8}")
+    for k in sides:
+        rs = rounds[k]
+        r = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
+        print(f"{NAMES[k]:<44}{r['rps']:>9.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+              f"{r['server_cpu']:>9.2f}{r['server_ms_per_req']:>9.3f}{r['client_cpu']:>9.2f}"
+              f"{r['errors']:>8}")
+    # The ratios round by round (the sides of one round ran back to back, so load from
+    # elsewhere on the machine drifts less between them than between rounds).
+    for (x, y), (unit, target) in TARGETS.items():
+        if not (rounds.get(x) and rounds.get(y)):
+            continue
+        per = [ra["rps"] / rb["rps"] for ra, rb in zip(rounds[x], rounds[y], strict=True)]
+        met = "met every round" if min(per) >= target else "NOT met every round"
+        print(f"{x}/{y} per round: {', '.join(f'{v:.2f}{unit}' for v in per)} "
+              f"(min {min(per):.2f}{unit}, median {sorted(per)[len(per) // 2]:.2f}{unit}; "
+              f"target >= {target}{unit}: {met})")
 
 
 def main() -> None:
@@ -300,6 +435,18 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--features", type=int, default=20)
+    p.add_argument("--sides", default="abcd",
+                   help="which sides to run, e.g. 'ad'; 'e' and 'f' measure the floor: an "
+                        "empty ModelInfer servicer, bare (e) and in the kit's server (f)")
+    p.add_argument("--bento-workers", type=int, default=2,
+                   help="bentoml serve workers for (b); 2 is its fastest on 2 cores")
+    p.add_argument("--mlserver-workers", type=int, default=0,
+                   help="MLServer parallel_workers for (d); 0 is its fastest here")
+    p.add_argument("--profile", default="",
+                   help="directory: py-spy raw profiles of each side's server, per round")
+    p.add_argument("--profile-flags", default="--gil",
+                   help="more py-spy record flags, e.g. '--native' ('--gil': only samples "
+                        "holding the GIL, the event loop's bottleneck)")
     p.add_argument("--client", action="store_true")
     p.add_argument("--kind", default="grpc")
     p.add_argument("--target", default="")
@@ -310,72 +457,92 @@ def main() -> None:
         client_main(args)
         return
 
+    sides = [k for k in NAMES if k in args.sides]
     tmp = Path(tempfile.mkdtemp(prefix="mp-bench-serving-"))
     env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
            "MODELPLANE_DATA_DIR": str(tmp / "data"), "MODELPLANE_AUTH": "off",
            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     os.environ.update({k: env[k] for k in ("BENTOML_HOME", "BENTOML_DO_NOT_TRACK")})
+    mlserver_venv = ensure_mlserver_venv() if "d" in sides else None
     print(f"preparing models in {tmp} ...", flush=True)
-    uri = prepare_models(tmp, args.features)
+    uri, champion = prepare_models(tmp, args.features)
     procs: list[subprocess.Popen[bytes]] = []
-    rounds: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
+    rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in sides}
+    targets: dict[str, tuple[str, str, int, str]] = {}  # side: (kind, target, pid, model)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     try:
-        # All three servers up at once (idle ones cost ~nothing), measured in alternation,
-        # so load from elsewhere on the machine hits every side alike.
-        sink_port, grpc_port, http_port = free_port(), free_port(), free_port()
-        sink = subprocess.Popen([sys.executable, "-c", SINK, f"127.0.0.1:{sink_port}"],
-                                env=env, start_new_session=True)
-        procs.append(sink)
-        serving_env = {**env, "MODELPLANE_SERVING_ADDR": f"127.0.0.1:{grpc_port}",
-                       "MODELPLANE_SERVING_HTTP_ADDR": "",
-                       "MODELPLANE_SERVING_MODEL_SOURCE": uri,
-                       "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
-                       "MODELPLANE_SERVING_OBSERVABILITY_TARGET": f"127.0.0.1:{sink_port}",
-                       "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "5",
-                       # the benchmark's model is not validated; the gate is not measured
-                       "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off"}
-        serving = subprocess.Popen([sys.executable, "-m", "modelplane.serving.main"],
-                                   env=serving_env, start_new_session=True,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(serving)
-        svc_dir = tmp / "bare"
-        svc_dir.mkdir()
-        (svc_dir / "service.py").write_text(BARE_SERVICE)
-        bare = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "service:Bare",
-                                 "--port", str(http_port), "--host", "127.0.0.1"],
-                                cwd=svc_dir, env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(bare)
-        wait_port(sink_port, sink)
-        wait_port(grpc_port, serving)
-        create_deployments(f"127.0.0.1:{grpc_port}")
-        wait_port(http_port, bare)
-        wait_ready(f"http://127.0.0.1:{http_port}/readyz", bare)
+        # All servers up at once (idle ones cost ~nothing), measured in alternation, so
+        # load from elsewhere on the machine hits every side alike. Every port is free.
+        serving = None
+        if "a" in sides or "c" in sides:
+            sink_port, grpc_port = free_port(), free_port()
+            sink = subprocess.Popen([sys.executable, "-c", SINK, f"127.0.0.1:{sink_port}"],
+                                    env=env, start_new_session=True)
+            procs.append(sink)
+            serving_env = {**env, "MODELPLANE_SERVING_ADDR": f"127.0.0.1:{grpc_port}",
+                           "MODELPLANE_SERVING_HTTP_ADDR": "",
+                           "MODELPLANE_SERVING_MODEL_SOURCE": uri,
+                           "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
+                           "MODELPLANE_SERVING_OBSERVABILITY_TARGET": f"127.0.0.1:{sink_port}",
+                           "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "5",
+                           # the benchmark's model is not validated; the gate is not measured
+                           "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off"}
+            serving = subprocess.Popen([sys.executable, "-m", "modelplane.serving.main"],
+                                       env=serving_env, start_new_session=True, **quiet)
+            procs.append(serving)
+            wait_port(sink_port, sink)
+            wait_port(grpc_port, serving)
+            create_deployments(f"127.0.0.1:{grpc_port}")
+            targets["a"] = ("grpc", f"127.0.0.1:{grpc_port}", serving.pid, "routed")
+            targets["c"] = ("grpc", f"127.0.0.1:{grpc_port}", serving.pid, "plain")
+        if "b" in sides:
+            http_port = free_port()
+            svc_dir = tmp / "bare"
+            svc_dir.mkdir()
+            (svc_dir / "service.py").write_text(
+                BARE_SERVICE.replace("WORKERS", str(args.bento_workers)))
+            bare = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "service:Bare",
+                                     "--port", str(http_port), "--host", "127.0.0.1"],
+                                    cwd=svc_dir, env=env, start_new_session=True, **quiet)
+            procs.append(bare)
+            wait_port(http_port, bare)
+            wait_ready(f"http://127.0.0.1:{http_port}/readyz", bare)
+            targets["b"] = ("http", f"http://127.0.0.1:{http_port}/predict", bare.pid, "")
+        if mlserver_venv is not None:
+            repo, ml_grpc, ml_http = mlserver_repository(tmp, champion, args.mlserver_workers)
+            ml_env = {k: v for k, v in env.items() if k != "VIRTUAL_ENV"}
+            ml_env["PATH"] = f"{mlserver_venv / 'bin'}:{ml_env.get('PATH', '')}"
+            ml = subprocess.Popen([str(mlserver_venv / "bin" / "mlserver"), "start", str(repo)],
+                                  cwd=repo, env=ml_env, start_new_session=True, **quiet)
+            procs.append(ml)
+            wait_port(ml_grpc, ml)
+            wait_ready(f"http://127.0.0.1:{ml_http}/v2/models/churn/ready", ml)
+            targets["d"] = ("grpc", f"127.0.0.1:{ml_grpc}", ml.pid, "churn")
+        for side, mode in (("e", "bare"), ("f", "kit")):
+            if side in sides:
+                port = free_port()
+                floor = subprocess.Popen([sys.executable, "-c", FLOOR, f"127.0.0.1:{port}", mode],
+                                         env=env, start_new_session=True)
+                procs.append(floor)
+                wait_port(port, floor)
+                targets[side] = ("grpc", f"127.0.0.1:{port}", floor.pid, "floor")
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+        print(f"servers up; {_load()}", flush=True)
         for i in range(args.rounds):
-            print(f"round {i + 1}/{args.rounds}: a, b, c ...", flush=True)
-            rounds["a"].append(measure("grpc", f"127.0.0.1:{grpc_port}", serving.pid, args,
-                                       "routed"))
-            rounds["b"].append(measure("http", f"http://127.0.0.1:{http_port}/predict",
-                                       bare.pid, args))
-            rounds["c"].append(measure("grpc", f"127.0.0.1:{grpc_port}", serving.pid, args,
-                                       "plain"))
+            print(f"round {i + 1}/{args.rounds}: {', '.join(sides)} ...", flush=True)
+            for side in sides:
+                kind, target, pid, model = targets[side]
+                profile = (str(Path(args.profile) / f"{side}-round{i + 1}.txt")
+                           if args.profile else "")
+                r = measure(kind, target, pid, args, model, profile)
+                r["load"] = _load()
+                rounds[side].append(r)
     finally:
         for proc in procs:
             stop(proc)
-    for side, rs in rounds.items():
-        for i, r in enumerate(rs):
-            print(f"  {side} round {i + 1}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
-                  f"p99 {r['p99_ms']:.2f} ms, server cpu {r['server_cpu']:.2f}, "
-                  f"client cpu {r['client_cpu']:.2f}, errors {r['errors']}")
-    # Per side, the median round by throughput.
-    results = {k: sorted(rs, key=lambda r: r["rps"])[len(rs) // 2] for k, rs in rounds.items()}
-    report(results)
-    # The same ratios round by round (sides of one round ran back to back, so load from
-    # elsewhere on the machine drifts less between them than between rounds).
-    for x, y in (("a", "b"), ("a", "c")):
-        paired = sorted(ra["rps"] / rb["rps"] for ra, rb in zip(rounds[x], rounds[y], strict=True))
-        print(f"per round {x}/{y}: {', '.join(f'{v:.2f}' for v in paired)} "
-              f"(median {paired[len(paired) // 2]:.2f})")
+    report(rounds)
+    print(_load())
 
 
 if __name__ == "__main__":

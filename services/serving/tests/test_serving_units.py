@@ -145,3 +145,41 @@ def test_load_failures_are_told_apart_transient_from_permanent():
         assert is_transient(exc)
     else:
         raise AssertionError("nothing should answer there")
+
+
+def test_the_process_runs_on_uvloop_unless_the_settings_say_asyncio(tmp_path):
+    import uvloop
+
+    from modelplane.serving.main import loop_runner
+    from modelplane.serving.settings import ServingSettings
+
+    base = {"MODELPLANE_DATA_DIR": str(tmp_path)}
+    default = ServingSettings.from_env(base)
+    assert default.event_loop == "uvloop" and loop_runner(default) is uvloop.run
+    plain = ServingSettings.from_env({**base, "MODELPLANE_SERVING_EVENT_LOOP": " AsyncIO "})
+    assert plain.event_loop == "asyncio" and loop_runner(plain) is asyncio.run
+    with pytest.raises(ValueError, match="MODELPLANE_SERVING_EVENT_LOOP='trio'"):
+        ServingSettings.from_env({**base, "MODELPLANE_SERVING_EVENT_LOOP": "trio"})
+
+
+def test_grpc_aio_serves_and_calls_on_uvloop():
+    """The server and its peer channels are grpc.aio objects bound to the running loop:
+    the kit's server answers, and a grpc.aio client reaches it, when that loop is uvloop."""
+    import grpc
+    import uvloop
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from modelplane.kit.server import ServiceSpec, running
+    from modelplane.kit.settings import ServiceSettings
+
+    async def main() -> str:
+        assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+        settings = ServiceSettings.from_env("serving", {"MODELPLANE_AUTH": "off"}) \
+            .with_listen("127.0.0.1:0")
+        async with running(ServiceSpec("serving", []), settings) as svc, \
+                grpc.aio.insecure_channel(svc.address) as ch:
+            reply = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(), timeout=10)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    assert uvloop.run(main()) == "SERVING"

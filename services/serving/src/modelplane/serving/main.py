@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from modelplane.serving.settings import ServingSettings
@@ -236,6 +236,25 @@ class ServingServer:
             await asyncio.to_thread(self.store.close)
 
 
+def loop_runner(settings: ServingSettings) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """How the process runs its event loop: uvloop unless the settings say asyncio.
+
+    The inference path is mostly event-loop work per request (gRPC completions, futures,
+    timers, the model workers' thread hand-offs, the prediction log's group commit);
+    uvloop does that work in C. Measured with bench/serving.py, same sitting, rounds
+    alternated: server CPU per routed request 0.81 -> 0.66 ms, per plain request 0.65-0.71
+    -> 0.59-0.61 ms. Where uvloop is not installed (Windows), asyncio's loop runs.
+    """
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("uvloop is not installed; running on asyncio's event loop")
+        else:
+            return uvloop.run
+    return asyncio.run
+
+
 def main() -> None:
     from modelplane.kit.server import serve
 
@@ -246,7 +265,7 @@ def main() -> None:
         server = ServingServer(settings)
         await serve(server.spec, settings.service)
 
-    asyncio.run(run())
+    loop_runner(settings)(run())
 
 
 

@@ -16,6 +16,17 @@ def _peer(value: str | None) -> str:
     return "" if (value or "").strip().lower() in ("", "none", "off") else (value or "")
 
 
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def _event_loop(value: str | None) -> str:
+    loop = (value or "uvloop").strip().lower()
+    if loop not in EVENT_LOOPS:
+        raise ValueError(f"MODELPLANE_SERVING_EVENT_LOOP={value!r}: expected one of "
+                         f"{', '.join(EVENT_LOOPS)}")
+    return loop
+
+
 def _positive(name: str, value: str | None) -> int:
     try:
         number = int(value or "")
@@ -84,6 +95,8 @@ class ServingSettings:
     rollout_lease_seconds: float = 10.0
     #: how often each replica adds its request outcomes per version to the shared store
     route_stats_flush_seconds: float = 2.0
+    #: the process's event loop: "uvloop" (where it is installed; else asyncio's) or "asyncio"
+    event_loop: str = "uvloop"
 
     @property
     def data_dir(self) -> Path:
@@ -132,4 +145,5 @@ class ServingSettings:
             route_stats_flush_seconds=_positive_seconds(
                 "MODELPLANE_SERVING_ROUTE_STATS_FLUSH_SECONDS",
                 env("ROUTE_STATS_FLUSH_SECONDS", "2")),
+            event_loop=_event_loop(env("EVENT_LOOP", "uvloop")),
         )
