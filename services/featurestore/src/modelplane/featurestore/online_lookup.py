@@ -355,23 +355,61 @@ class PostgresOnlineBackend:
 
 
 class RedisOnlineBackend:
-    """Reads Feast's Redis hashes: one pipeline (one round trip) per request."""
+    """Reads Feast's Redis hashes: every key's HMGET sent in one write (one round trip).
+
+    The commands are packed here rather than by redis-py's pipeline: a view's field list
+    is the same on every request, so its RESP encoding is built once per plan and only
+    the key changes per row (redis-py re-encodes all 51 arguments of every HMGET, which
+    was most of a 100 x 50 lookup's CPU). Replies are parsed by the client's parser
+    (hiredis when installed); a dropped connection is retried as the client's retry
+    policy says, as its pipeline would."""
 
     def __init__(self, url: str, project: str) -> None:
         import redis.asyncio as redis
 
         self._client = redis.Redis.from_url(url)
         self._project = project.encode()
+        self._packed: dict[tuple[bytes, ...], tuple[bytes, bytes]] = {}
+
+    def _hmget_parts(self, fields: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+        """(command head, packed fields): ``head + $len(key) key + fields`` is one HMGET."""
+        found = self._packed.get(fields)
+        if found is None:
+            head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2)  # HMGET, key, fields
+            tail = b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
+            if len(self._packed) > 1000:
+                self._packed.clear()
+            found = self._packed[fields] = (head, tail)
+        return found
+
+    async def _round_trip(self, conn: Any, command: bytes, n: int) -> list[Any]:
+        await conn.send_packed_command(command)
+        return [await conn.read_response() for _ in range(n)]
 
     async def read(self, requests: Sequence[tuple[ViewRead, list[bytes]]]) -> list[ViewBlock]:
         from google.protobuf.timestamp_pb2 import Timestamp
 
-        async with self._client.pipeline(transaction=False) as pipe:
-            for view, keys in requests:
-                fields = list(view.redis_fields)
-                for key in keys:
-                    pipe.hmget(key + self._project, fields)  # type: ignore[arg-type]
-            replies = await pipe.execute()
+        parts: list[bytes] = []
+        suffix = self._project
+        for view, keys in requests:
+            head, tail = self._hmget_parts(view.redis_fields)
+            for key in keys:
+                parts += (head, b"$%d\r\n" % (len(key) + len(suffix)), key, suffix, b"\r\n",
+                          tail)
+        n = sum(len(keys) for _, keys in requests)
+        command = b"".join(parts)
+        pool = self._client.connection_pool
+        conn = await pool.get_connection()
+        try:
+            replies = await conn.retry.call_with_retry(
+                lambda: self._round_trip(conn, command, n),
+                lambda _error: conn.disconnect())
+        except BaseException:
+            # A reply left unread would answer the next request on this connection.
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
         out: list[ViewBlock] = []
         i = 0
         ts_cache: dict[bytes, float] = {}
