@@ -502,8 +502,11 @@ class OnlineLookup:
                     column = list(column)
                     for i in expired:
                         column[i] = None
-                stats = [PRESENT if v and v != _NULL_VAL
-                         else (NOT_FOUND if v is None else NULL_VALUE) for v in column]
+                if None in column or b"" in column or _NULL_VAL in column:
+                    stats = [PRESENT if v and v != _NULL_VAL
+                             else (NOT_FOUND if v is None else NULL_VALUE) for v in column]
+                else:  # every value there (the usual case): no Python loop over the rows
+                    stats = [PRESENT] * len(column)
                 for i in expired:
                     stats[i] = OUTSIDE_MAX_AGE
                 values[pos], statuses[pos], seconds[pos] = column, stats, row_seconds

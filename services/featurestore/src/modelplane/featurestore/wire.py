@@ -135,13 +135,11 @@ def _uniform(values: Sequence[bytes | None]) -> int:
     """The common length of ``values`` when all are present, non-empty and equally long, else 0."""
     if not values or None in values:
         return 0
-    first = len(values[0])  # type: ignore[arg-type]
-    if first == 0 or first > 127:
+    lengths = set(map(len, values))  # type: ignore[arg-type]
+    if len(lengths) != 1:
         return 0
-    for v in values:
-        if len(v) != first:  # type: ignore[arg-type]
-            return 0
-    return first
+    first = lengths.pop()
+    return first if 0 < first <= 127 else 0
 
 
 def _our_values(values: Sequence[bytes | None]) -> bytes:
