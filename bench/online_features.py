@@ -10,6 +10,8 @@ throughput, p50/p99 latency, server CPU per request and the ratios.
     uv run python bench/online_features.py --seconds 6          # every store it can reach
     uv run python bench/online_features.py --backends sqlite    # one store
     uv run python bench/online_features.py --feast-sweep        # find feast serve's best setting
+    uv run python bench/online_features.py --floor --ours-only  # + gRPC's floor (ready-made bytes)
+    uv run python bench/online_features.py --ours-only --profile DIR   # py-spy of our server
 
 Redis and PostgreSQL come from ``--redis`` / ``--postgres`` (default
 ``$MODELPLANE_TEST_REDIS`` / ``$MODELPLANE_TEST_POSTGRES``); each run uses its own
@@ -41,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -208,6 +211,7 @@ class Backend:
     env: dict[str, str]
     feast_online: dict[str, object]
     cleanup: list = field(default_factory=list)
+    after_seed: list = field(default_factory=list)
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -258,12 +262,18 @@ def make_backend(name: str, project: str, fs_dir: Path, args: argparse.Namespace
                 conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
         params = PostgresParams(admin.host, admin.port, database, admin.user, admin.password)
+
+        def analyze() -> None:
+            # The steady state autovacuum reaches a little later: planner statistics for the
+            # freshly materialized online table (else the first minutes may scan it whole).
+            with psycopg.connect(params.conninfo, autocommit=True) as conn:
+                conn.execute("ANALYZE")
         url = args.postgres.rsplit("/", 1)[0] + "/" + database
         return Backend(name, {"MODELPLANE_FEATURESTORE_DATABASE_URL": url,
                               "MODELPLANE_FEATURESTORE_ONLINE_STORE": "postgres",
                               "MODELPLANE_FEATURESTORE_OFFLINE_STORE": "duckdb",
                               "MODELPLANE_FEATURESTORE_REGISTRY": "file"},
-                       {"type": "postgres", **params.feast_dict()}, [drop_database])
+                       {"type": "postgres", **params.feast_dict()}, [drop_database], [analyze])
     raise SystemExit(f"unknown backend {name!r}")
 
 
@@ -407,6 +417,8 @@ async def run_backend(name: str, args: argparse.Namespace, settings: list[FeastS
         ours, our_port = await start_ours(tmp, project, backend, args, procs)
         now = datetime.now(UTC)
         await seed(f"127.0.0.1:{our_port}", build_rows(args.entities, now), now)
+        for step in backend.after_seed:
+            step()
         rnd = random.Random(5)
         our_results = {n: await load_ours(our_port, ours.pid, n, args, rnd) for n in args.shapes}
         if args.ours_only:
@@ -438,6 +450,87 @@ async def run_backend(name: str, args: argparse.Namespace, settings: list[FeastS
     return out
 
 
+def serve_floor(port: int, with_kit: bool) -> None:
+    """A server whose GetOnlineFeatures answers with ready-made bytes of the benchmark's
+    response shapes: the CPU gRPC (and, ``with_kit``, the kit's interceptors) costs per
+    request before any lookup. Run as ``--serve-floor PORT 0|1``."""
+    import grpc
+
+    from modelplane.api.v1 import types_pb2
+    from modelplane.featurestore.main import OUR_SERVICE
+    from modelplane.featurestore.v1 import featurestore_pb2 as pb
+    from modelplane.featurestore.v1 import featurestore_pb2_grpc
+    from modelplane.featurestore.wire_handlers import with_wire_responses
+
+    def response(n: int) -> bytes:
+        msg = pb.GetOnlineFeaturesResponse()
+        key = msg.columns.add(name=KEY, statuses=[pb.FEATURE_STATUS_PRESENT] * n)
+        key.values.extend(types_pb2.Value(int64_value=i) for i in range(n))
+        key.event_times.extend(Timestamp() for _ in range(n))
+        for f in range(N_FEATURES):
+            col = msg.columns.add(name=f"f{f}", statuses=[pb.FEATURE_STATUS_PRESENT] * n)
+            col.values.extend(types_pb2.Value(double_value=0.1 * i + f) for i in range(n))
+            col.event_times.extend(Timestamp(seconds=1_800_000_000) for _ in range(n))
+        return msg.SerializeToString()
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ready = {1: response(1), 100: response(100)}
+
+    class Floor(featurestore_pb2_grpc.FeatureStoreServiceServicer):
+        async def GetOnlineFeatures(self, request: Any, context: Any) -> bytes:
+            n = len(request.entities[KEY].values)
+            return ready.get(n) or response(n)
+
+    add = with_wire_responses(featurestore_pb2_grpc.add_FeatureStoreServiceServicer_to_server,
+                              OUR_SERVICE, ["GetOnlineFeatures"])
+    if with_kit:
+        from modelplane.kit.auth import Role
+        from modelplane.kit.server import Servicer, ServiceSpec, serve
+        from modelplane.kit.settings import ServiceSettings
+
+        spec = ServiceSpec(name="featurestore", servicers=[Servicer(add, Floor(), OUR_SERVICE)],
+                           method_access={f"/{OUR_SERVICE}/GetOnlineFeatures": Role.READER})
+        asyncio.run(serve(spec, ServiceSettings.from_env("featurestore")))
+        return
+
+    async def bare() -> None:
+        server = grpc.aio.server()
+        add(Floor(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(bare())
+
+
+async def measure_floor(args: argparse.Namespace) -> None:
+    procs: list[subprocess.Popen] = []
+    rnd = random.Random(5)
+    try:
+        for with_kit, label in ((False, "bare grpc.aio server"),
+                                (True, "kit server (OTel + auth/errors/metrics interceptors)")):
+            port = free_port()
+            env = dict(os.environ, MODELPLANE_AUTH="off", OTEL_SDK_DISABLED="true",
+                       MODELPLANE_FEATURESTORE_ADDR=f"127.0.0.1:{port}",
+                       MODELPLANE_DATA_DIR=tempfile.mkdtemp(prefix="mp-bench-floor-"))
+            proc = subprocess.Popen(  # noqa: ASYNC220 - before any timing
+                [sys.executable, __file__, "--serve-floor", str(port), str(int(with_kit))],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            procs.append(proc)
+            wait_port(port, proc)
+            for n in args.shapes:
+                r = await load_ours(port, proc.pid, n, args, rnd)
+                print(f"floor, {label}: {n}x{N_FEATURES} ready-made response: {r.rps:.1f} req/s, "
+                      f"p50 {r.pct(50):.2f} ms, p99 {r.pct(99):.2f} ms, "
+                      f"{r.cpu_ms_per_request:.3f} ms server CPU/request, "
+                      f"client {r.client_cpu / r.seconds:.2f} cpu/s")
+                sys.stdout.flush()
+    finally:
+        stop(procs)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entities", type=int, default=10_000)
@@ -458,9 +551,15 @@ async def main() -> None:
     parser.add_argument("--feast-sweep", action="store_true",
                         help="try feast serve's settings (workers 1/2/4 x registry TTL) on the "
                              "first backend and print them side by side")
+    parser.add_argument("--floor", action="store_true",
+                        help="also load servers that answer with ready-made bytes (the gRPC "
+                             "floor, bare and with the kit's interceptors)")
     args = parser.parse_args()
     args.shapes = [int(s) for s in args.shapes.split(",")]
+    args.backend_now = "floor"
     print(f"load average before: {os.getloadavg()}")
+    if args.floor:
+        await measure_floor(args)
 
     backends = []
     for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
@@ -491,4 +590,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-floor":
+        serve_floor(int(sys.argv[2]), sys.argv[3] == "1")
+    else:
+        asyncio.run(main())
