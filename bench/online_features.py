@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -447,6 +448,7 @@ async def run_backend(name: str, args: argparse.Namespace, settings: list[FeastS
                 step()
             except Exception as exc:  # noqa: BLE001 - cleanup is best effort, reported
                 print(f"cleanup of {name} failed: {exc}", file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)  # ~100 MB of SQLite and parquet per store
     return out
 
 
@@ -506,14 +508,17 @@ def serve_floor(port: int, with_kit: bool) -> None:
 
 async def measure_floor(args: argparse.Namespace) -> None:
     procs: list[subprocess.Popen] = []
+    cleanup: list[str] = []
     rnd = random.Random(5)
     try:
         for with_kit, label in ((False, "bare grpc.aio server"),
                                 (True, "kit server (OTel + auth/errors/metrics interceptors)")):
             port = free_port()
+            data_dir = tempfile.mkdtemp(prefix="mp-bench-floor-")
+            cleanup.append(data_dir)
             env = dict(os.environ, MODELPLANE_AUTH="off", OTEL_SDK_DISABLED="true",
                        MODELPLANE_FEATURESTORE_ADDR=f"127.0.0.1:{port}",
-                       MODELPLANE_DATA_DIR=tempfile.mkdtemp(prefix="mp-bench-floor-"))
+                       MODELPLANE_DATA_DIR=data_dir)
             proc = subprocess.Popen(  # noqa: ASYNC220 - before any timing
                 [sys.executable, __file__, "--serve-floor", str(port), str(int(with_kit))],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -529,6 +534,8 @@ async def measure_floor(args: argparse.Namespace) -> None:
                 sys.stdout.flush()
     finally:
         stop(procs)
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 async def main() -> None:
