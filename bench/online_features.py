@@ -1,18 +1,30 @@
 """Online feature lookups: modelplane featurestore (gRPC) vs Feast's Python feature server (HTTP).
 
-Both serve the same Feast registry and the same SQLite online store (10k
-entities x 50 float features, materialized once through our API). Each
-scenario runs the same closed-loop load (CONCURRENCY coroutines, each with
-its own connection) against one side, then the other, and prints p50/p99
-latency and throughput for both and the ratios.
+For each online store (embedded SQLite, Redis, PostgreSQL) both servers read
+the same Feast registry and the same online store (10k entities x 50 float
+features, materialized once through our API). Each scenario (1 entity x 50
+features, 100 x 50) runs the same closed-loop load (CONCURRENCY coroutines,
+each with its own connection) against one side, then the other, and prints
+throughput, p50/p99 latency, server CPU per request and the ratios.
 
-    uv run python bench/online_features.py                 # 10k entities, 6 s per run
-    uv run python bench/online_features.py --seconds 10 --entities 20000
+    uv run python bench/online_features.py --seconds 6          # every store it can reach
+    uv run python bench/online_features.py --backends sqlite    # one store
+    uv run python bench/online_features.py --feast-sweep        # find feast serve's best setting
+    uv run python bench/online_features.py --floor --ours-only  # + gRPC's floor (ready-made bytes)
+    uv run python bench/online_features.py --ours-only --profile DIR   # py-spy of our server
 
-Feast is started as the NOTES advise for a fair run:
-``feast serve --no-access-log --max-requests 0`` (one worker, its default).
-The load client runs in this process (one core of the two); its CPU and the
-servers' CPU are printed beside the figures.
+Redis and PostgreSQL come from ``--redis`` / ``--postgres`` (default
+``$MODELPLANE_TEST_REDIS`` / ``$MODELPLANE_TEST_POSTGRES``); each run uses its own
+Feast project (Redis keys deleted afterwards) or its own database (dropped).
+Every server listens on a free port.
+
+``feast serve`` runs at its best setting on this 2-core machine kind, found
+with ``--feast-sweep`` (workers 1/2/4 x registry TTL; see the featurestore
+README): ``-w 2 --registry_ttl_sec 3600 --keep-alive-timeout 30
+--no-access-log --max-requests 0``. ``--max-requests 0`` because its default
+recycles a worker every 1000 requests (a ~1.3 s pause and failed requests);
+no access log because it logs every request otherwise. The load client runs in
+this process; its CPU and the servers' CPU are printed beside the figures.
 """
 
 from __future__ import annotations
@@ -22,15 +34,17 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -81,6 +95,10 @@ class Result:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu / self.requests if self.requests else float("nan")
 
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -171,120 +189,415 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 600) -> None:
     raise SystemExit(f"port {port} did not open")
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--entities", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class FeastSetting:
+    workers: int = 2
+    registry_ttl: int = 3600
+    keep_alive: int = 30
 
+    def args(self) -> list[str]:
+        return ["-w", str(self.workers), "--registry_ttl_sec", str(self.registry_ttl),
+                "--keep-alive-timeout", str(self.keep_alive), "--no-access-log",
+                "--max-requests", "0"]
+
+    def __str__(self) -> str:
+        return "feast serve " + " ".join(self.args())
+
+
+@dataclass
+class Backend:
+    """One online store setup: our server's environment and Feast's online_store block."""
+
+    name: str
+    env: dict[str, str]
+    feast_online: dict[str, object]
+    cleanup: list = field(default_factory=list)
+    after_seed: list = field(default_factory=list)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    procs.clear()
+
+
+def make_backend(name: str, project: str, fs_dir: Path, args: argparse.Namespace) -> Backend:
+    from modelplane.featurestore.feast_config import PostgresParams, redis_connection_string
+
+    if name == "sqlite":
+        return Backend(name, {}, {"type": "sqlite", "path": str(fs_dir / "online_store.db")})
+    if name == "redis":
+        import redis
+
+        def drop_keys(url: str = args.redis, suffix: bytes = project.encode()) -> None:
+            client = redis.Redis.from_url(url)
+            batch = [k for k in client.scan_iter(match=b"*" + suffix, count=1000)
+                     if k.endswith(suffix)]
+            for i in range(0, len(batch), 1000):
+                client.delete(*batch[i:i + 1000])
+            client.close()
+
+        return Backend(name, {"MODELPLANE_FEATURESTORE_ONLINE_STORE": "redis",
+                              "MODELPLANE_FEATURESTORE_REDIS_URL": args.redis},
+                       {"type": "redis", "connection_string": redis_connection_string(args.redis)},
+                       [drop_keys])
+    if name == "postgres":
+        import psycopg
+
+        admin = PostgresParams.from_url(args.postgres)
+        database = f"mp_bench_online_{os.getpid()}"
+        with psycopg.connect(admin.conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {database}")
+
+        def drop_database() -> None:
+            with psycopg.connect(admin.conninfo, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+        params = PostgresParams(admin.host, admin.port, database, admin.user, admin.password)
+
+        def analyze() -> None:
+            # The steady state autovacuum reaches a little later: planner statistics for the
+            # freshly materialized online table (else the first minutes may scan it whole).
+            with psycopg.connect(params.conninfo, autocommit=True) as conn:
+                conn.execute("ANALYZE")
+        url = args.postgres.rsplit("/", 1)[0] + "/" + database
+        return Backend(name, {"MODELPLANE_FEATURESTORE_DATABASE_URL": url,
+                              "MODELPLANE_FEATURESTORE_ONLINE_STORE": "postgres",
+                              "MODELPLANE_FEATURESTORE_OFFLINE_STORE": "duckdb",
+                              "MODELPLANE_FEATURESTORE_REGISTRY": "file"},
+                       {"type": "postgres", **params.feast_dict()}, [drop_database], [analyze])
+    raise SystemExit(f"unknown backend {name!r}")
+
+
+async def start_ours(tmp: Path, project: str, backend: Backend, args: argparse.Namespace,
+                     procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = dict(os.environ, MODELPLANE_DATA_DIR=str(tmp / "data"), MODELPLANE_AUTH="off",
+               MODELPLANE_FEATURESTORE_ADDR=f"127.0.0.1:{port}", MODELPLANE_METRICS_ADDR="",
+               MODELPLANE_FEATURESTORE_PROJECT=project, OTEL_SDK_DISABLED="true")
+    for name in ("DATABASE_URL", "REDIS_URL", "ONLINE_STORE", "OFFLINE_STORE", "REGISTRY"):
+        env.pop(f"MODELPLANE_FEATURESTORE_{name}", None)
+    env.update(backend.env)
+    # Servers start before any timing: blocking Popen is fine here.
+    ours = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "modelplane.featurestore.main"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    procs.append(ours)
+    wait_port(port, ours)
+    return ours, port
+
+
+def start_feast(tmp: Path, project: str, backend: Backend, setting: FeastSetting,
+                procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    repo = tmp / f"feast_repo_{port}"
+    repo.mkdir()
+    (repo / "feature_store.yaml").write_text(json.dumps({
+        "project": project, "provider": "local",
+        "registry": {"registry_type": "file",
+                     "path": str(tmp / "data" / "featurestore" / "registry.db")},
+        "online_store": backend.feast_online,
+        "offline_store": {"type": "duckdb"}, "entity_key_serialization_version": 3}))
+    feast_bin = Path(sys.executable).with_name("feast")
+    feast = subprocess.Popen(
+        [str(feast_bin), "-c", str(repo), "serve", "-p", str(port), *setting.args()],
+        env=dict(os.environ, OTEL_SDK_DISABLED="true"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    procs.append(feast)
+    wait_port(port, feast)
+    return feast, port
+
+
+def features() -> list[str]:
+    return [f"{VIEW}:f{i}" for i in range(N_FEATURES)]
+
+
+async def load_ours(port: int, pid: int, n_keys: int, args: argparse.Namespace,
+                    rnd: random.Random) -> Result:
     import grpc
-    import httpx
 
     from modelplane.api.v1 import types_pb2
     from modelplane.featurestore.v1 import featurestore_pb2 as pb
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
 
-    tmp = Path(tempfile.mkdtemp(prefix="mp-bench-online-"))
-    data_root = tmp / "data"
-    fs_dir = data_root / "featurestore"
-    our_port, feast_port = free_port(), free_port()
-    env = dict(os.environ, MODELPLANE_DATA_DIR=str(data_root), MODELPLANE_AUTH="off",
-               MODELPLANE_FEATURESTORE_ADDR=f"127.0.0.1:{our_port}",
-               MODELPLANE_FEATURESTORE_PROJECT=PROJECT, OTEL_SDK_DISABLED="true")
-    env.pop("MODELPLANE_FEATURESTORE_DATABASE_URL", None)
+    refs = features()
+
+    async def make_grpc():
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}",
+                                            options=[("grpc.use_local_subchannel_pool", 1)])
+        stub = featurestore_pb2_grpc.FeatureStoreServiceStub(channel)
+
+        async def call() -> None:
+            req = pb.GetOnlineFeaturesRequest(feature_refs=refs)
+            req.entities[KEY].values.extend(
+                types_pb2.Value(int64_value=rnd.randint(1, args.entities)) for _ in range(n_keys))
+            resp = await stub.GetOnlineFeatures(req)
+            assert len(resp.columns) == N_FEATURES + 1
+        call.aclose = channel.close  # type: ignore[attr-defined]
+        return call
+
+    spy = None
+    if args.profile:
+        # py-spy samples our server through the warm-up and the timed run (raw collapsed stacks).
+        out = Path(args.profile) / f"{args.backend_now}-{n_keys}x{N_FEATURES}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        spy = subprocess.Popen(  # noqa: ASYNC220 - started before the timed run
+            ["uvx", "py-spy", "record", "--nonblocking", "-r", "200", "--format", "raw",
+             "-d", str(int(args.seconds + 2)), "-o", str(out), "-p", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await asyncio.sleep(1.0)
+    result = await run_load(f"modelplane {n_keys}x{N_FEATURES}", make_grpc, args.concurrency,
+                            args.seconds, pid)
+    if spy is not None:
+        spy.wait()
+    return result
+
+
+async def load_feast(port: int, pid: int, n_keys: int, args: argparse.Namespace,
+                     rnd: random.Random) -> Result:
+    import httpx
+
+    refs = features()
+
+    async def make_http():
+        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+        async def call() -> None:
+            keys = [rnd.randint(1, args.entities) for _ in range(n_keys)]
+            r = await client.post("/get-online-features",
+                                  json={"features": refs, "entities": {KEY: keys}})
+            r.raise_for_status()
+            assert len(r.json()["results"]) == N_FEATURES + 1
+        call.aclose = client.aclose  # type: ignore[attr-defined]
+        return call
+
+    return await run_load(f"feast serve {n_keys}x{N_FEATURES}", make_http, args.concurrency,
+                          args.seconds, pid)
+
+
+def print_results(backend: str, setting: FeastSetting, args: argparse.Namespace,
+                  results: list[tuple[str, Result, Result]]) -> None:
+    print(f"\n== {backend} online store: {args.entities} entities x {N_FEATURES} float features, "
+          f"concurrency {args.concurrency}, {args.seconds:g} s per run\n"
+          f"   baseline: {setting}")
+    head = (f"{'scenario':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>7}"
+            f"{'srv cpu/s':>10}{'srv ms/req':>11}{'cli cpu/s':>10}")
+    print(head)
+    print("-" * len(head))
+    for label, ours_r, feast_r in results:
+        for r in (feast_r, ours_r):
+            print(f"{r.name:<22}{r.rps:>9.1f}{r.pct(50):>9.2f}{r.pct(99):>9.2f}{r.errors:>7}"
+                  f"{r.server_cpu / r.seconds:>10.2f}{r.cpu_ms_per_request:>11.2f}"
+                  f"{r.client_cpu / r.seconds:>10.2f}")
+        print(f"  {backend} {label}: throughput {ours_r.rps / feast_r.rps:.1f}x feast, "
+              f"p99 {ours_r.pct(99) / feast_r.pct(99):.2f} of feast's, "
+              f"server CPU per request {ours_r.cpu_ms_per_request / feast_r.cpu_ms_per_request:.2f}"
+              " of feast's")
+    sys.stdout.flush()
+
+
+async def run_backend(name: str, args: argparse.Namespace, settings: list[FeastSetting],
+                      ) -> list[tuple[FeastSetting, list[tuple[str, Result, Result]]]]:
+    """Seed one store through our server, then load both sides (Feast once per setting)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"mp-bench-online-{name}-"))
+    project = f"bench{os.getpid()}{name}"
+    backend = make_backend(name, project, tmp / "data" / "featurestore", args)
+    args.backend_now = name
     procs: list[subprocess.Popen] = []
+    out = []
     try:
-        # Servers start once, before any timing: blocking Popen is fine here.
-        ours = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "modelplane.featurestore.main"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        procs.append(ours)
-        wait_port(our_port, ours)
+        ours, our_port = await start_ours(tmp, project, backend, args, procs)
         now = datetime.now(UTC)
-        rows = build_rows(args.entities, now)
-        await seed(f"127.0.0.1:{our_port}", rows, now)
-
-        repo = tmp / "feast_repo"
-        repo.mkdir()
-        (repo / "feature_store.yaml").write_text(json.dumps({
-            "project": PROJECT, "provider": "local",
-            "registry": {"registry_type": "file", "path": str(fs_dir / "registry.db")},
-            "online_store": {"type": "sqlite", "path": str(fs_dir / "online_store.db")},
-            "offline_store": {"type": "duckdb"}, "entity_key_serialization_version": 3}))
-        feast_bin = Path(sys.executable).with_name("feast")
-        feast = subprocess.Popen(  # noqa: ASYNC220
-            [str(feast_bin), "-c", str(repo), "serve", "-p", str(feast_port),
-             "--no-access-log", "--max-requests", "0"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        procs.append(feast)
-        wait_port(feast_port, feast)
-
-        features = [f"{VIEW}:f{i}" for i in range(N_FEATURES)]
+        await seed(f"127.0.0.1:{our_port}", build_rows(args.entities, now), now)
+        for step in backend.after_seed:
+            step()
         rnd = random.Random(5)
-        results: list[tuple[str, Result, Result]] = []
-        for n_keys in (1, 100):
-            def keys(n_keys: int = n_keys) -> list[int]:
-                return [rnd.randint(1, args.entities) for _ in range(n_keys)]
-
-            async def make_grpc():
-                channel = grpc.aio.insecure_channel(f"127.0.0.1:{our_port}",
-                                                    options=[("grpc.use_local_subchannel_pool", 1)])
-                stub = featurestore_pb2_grpc.FeatureStoreServiceStub(channel)
-
-                async def call() -> None:
-                    req = pb.GetOnlineFeaturesRequest(feature_refs=features)
-                    req.entities[KEY].values.extend(types_pb2.Value(int64_value=k) for k in keys())
-                    resp = await stub.GetOnlineFeatures(req)
-                    assert len(resp.columns) == N_FEATURES + 1
-                call.aclose = channel.close  # type: ignore[attr-defined]
-                return call
-
-            async def make_http():
-                client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{feast_port}", timeout=30)
-
-                async def call() -> None:
-                    r = await client.post("/get-online-features",
-                                          json={"features": features, "entities": {KEY: keys()}})
-                    r.raise_for_status()
-                    assert len(r.json()["results"]) == N_FEATURES + 1
-                call.aclose = client.aclose  # type: ignore[attr-defined]
-                return call
-
-            label = f"{n_keys}x{N_FEATURES}"
-            feast_res = await run_load(f"feast serve {label}", make_http, args.concurrency,
-                                       args.seconds, feast.pid)
-            our_res = await run_load(f"modelplane {label}", make_grpc, args.concurrency,
-                                     args.seconds, ours.pid)
-            results.append((label, our_res, feast_res))
-
-        print(f"\n{args.entities} entities x {N_FEATURES} float features, SQLite online store, "
-              f"concurrency {args.concurrency}, {args.seconds:.0f} s per run\n")
-        head = (f"{'scenario':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-                f"{'srv cpu/s':>11}{'cli cpu/s':>11}")
-        print(head)
-        print("-" * len(head))
-        for label, ours_r, feast_r in results:
-            for r in (feast_r, ours_r):
-                print(f"{r.name:<26}{r.rps:>9.1f}{r.pct(50):>9.2f}{r.pct(99):>9.2f}{r.errors:>8}"
-                      f"{r.server_cpu / r.seconds:>11.2f}{r.client_cpu / r.seconds:>11.2f}")
-            print(f"{'  ratio ' + label:<26}{ours_r.rps / feast_r.rps:>8.1f}x"
-                  f"{ours_r.pct(50) / feast_r.pct(50):>9.2f}"
-                  f"{ours_r.pct(99) / feast_r.pct(99):>9.2f}"
-                  "   (throughput ours/feast; latency ours/feast)")
-        print()
+        our_results = {n: await load_ours(our_port, ours.pid, n, args, rnd) for n in args.shapes}
+        if args.ours_only:
+            for r in our_results.values():
+                print(f"{name:<9}{r.name:<22}{r.rps:>9.1f} req/s  p50 {r.pct(50):.2f} ms  "
+                      f"p99 {r.pct(99):.2f} ms  {r.cpu_ms_per_request:.3f} ms server CPU/request  "
+                      f"client {r.client_cpu / r.seconds:.2f} cpu/s  errors {r.errors}")
+            settings = []
+        for setting in settings:
+            feast_procs: list[subprocess.Popen] = []
+            feast, feast_port = start_feast(tmp, project, backend, setting, feast_procs)
+            try:
+                results = []
+                for n in args.shapes:
+                    feast_r = await load_feast(feast_port, feast.pid, n, args, rnd)
+                    results.append((f"{n}x{N_FEATURES}", our_results[n], feast_r))
+            finally:
+                stop(feast_procs)
+            out.append((setting, results))
+            if not args.feast_sweep:
+                print_results(name, setting, args, results)
     finally:
-        for p in procs:
+        stop(procs)
+        for step in backend.cleanup:
             try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+                step()
+            except Exception as exc:  # noqa: BLE001 - cleanup is best effort, reported
+                print(f"cleanup of {name} failed: {exc}", file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)  # ~100 MB of SQLite and parquet per store
+    return out
+
+
+def serve_floor(port: int, with_kit: bool) -> None:
+    """A server whose GetOnlineFeatures answers with ready-made bytes of the benchmark's
+    response shapes: the CPU gRPC (and, ``with_kit``, the kit's interceptors) costs per
+    request before any lookup. Run as ``--serve-floor PORT 0|1``."""
+    import grpc
+
+    from modelplane.api.v1 import types_pb2
+    from modelplane.featurestore.main import OUR_SERVICE
+    from modelplane.featurestore.v1 import featurestore_pb2 as pb
+    from modelplane.featurestore.v1 import featurestore_pb2_grpc
+    from modelplane.featurestore.wire_handlers import with_wire_responses
+
+    def response(n: int) -> bytes:
+        msg = pb.GetOnlineFeaturesResponse()
+        key = msg.columns.add(name=KEY, statuses=[pb.FEATURE_STATUS_PRESENT] * n)
+        key.values.extend(types_pb2.Value(int64_value=i) for i in range(n))
+        key.event_times.extend(Timestamp() for _ in range(n))
+        for f in range(N_FEATURES):
+            col = msg.columns.add(name=f"f{f}", statuses=[pb.FEATURE_STATUS_PRESENT] * n)
+            col.values.extend(types_pb2.Value(double_value=0.1 * i + f) for i in range(n))
+            col.event_times.extend(Timestamp(seconds=1_800_000_000) for _ in range(n))
+        return msg.SerializeToString()
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ready = {1: response(1), 100: response(100)}
+
+    class Floor(featurestore_pb2_grpc.FeatureStoreServiceServicer):
+        async def GetOnlineFeatures(self, request: Any, context: Any) -> bytes:
+            n = len(request.entities[KEY].values)
+            return ready.get(n) or response(n)
+
+    add = with_wire_responses(featurestore_pb2_grpc.add_FeatureStoreServiceServicer_to_server,
+                              OUR_SERVICE, ["GetOnlineFeatures"])
+    if with_kit:
+        from modelplane.kit.auth import Role
+        from modelplane.kit.server import Servicer, ServiceSpec, serve
+        from modelplane.kit.settings import ServiceSettings
+
+        spec = ServiceSpec(name="featurestore", servicers=[Servicer(add, Floor(), OUR_SERVICE)],
+                           method_access={f"/{OUR_SERVICE}/GetOnlineFeatures": Role.READER})
+        asyncio.run(serve(spec, ServiceSettings.from_env("featurestore")))
+        return
+
+    async def bare() -> None:
+        server = grpc.aio.server()
+        add(Floor(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(bare())
+
+
+async def measure_floor(args: argparse.Namespace) -> None:
+    procs: list[subprocess.Popen] = []
+    cleanup: list[str] = []
+    rnd = random.Random(5)
+    try:
+        for with_kit, label in ((False, "bare grpc.aio server"),
+                                (True, "kit server (OTel + auth/errors/metrics interceptors)")):
+            port = free_port()
+            data_dir = tempfile.mkdtemp(prefix="mp-bench-floor-")
+            cleanup.append(data_dir)
+            env = dict(os.environ, MODELPLANE_AUTH="off", OTEL_SDK_DISABLED="true",
+                       MODELPLANE_FEATURESTORE_ADDR=f"127.0.0.1:{port}",
+                       MODELPLANE_DATA_DIR=data_dir)
+            proc = subprocess.Popen(  # noqa: ASYNC220 - before any timing
+                [sys.executable, __file__, "--serve-floor", str(port), str(int(with_kit))],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            procs.append(proc)
+            wait_port(port, proc)
+            for n in args.shapes:
+                r = await load_ours(port, proc.pid, n, args, rnd)
+                print(f"floor, {label}: {n}x{N_FEATURES} ready-made response: {r.rps:.1f} req/s, "
+                      f"p50 {r.pct(50):.2f} ms, p99 {r.pct(99):.2f} ms, "
+                      f"{r.cpu_ms_per_request:.3f} ms server CPU/request, "
+                      f"client {r.client_cpu / r.seconds:.2f} cpu/s")
+                sys.stdout.flush()
+    finally:
+        stop(procs)
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entities", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--backends", default="sqlite,redis,postgres",
+                        help="comma-separated online stores (skipped when their URL is unset)")
+    parser.add_argument("--redis", default=os.environ.get("MODELPLANE_TEST_REDIS", ""))
+    parser.add_argument("--postgres", default=os.environ.get("MODELPLANE_TEST_POSTGRES", ""))
+    parser.add_argument("--shapes", default="1,100",
+                        help="entities per request, comma-separated (50 features each)")
+    parser.add_argument("--feast-workers", type=int, default=FeastSetting.workers)
+    parser.add_argument("--feast-registry-ttl", type=int, default=FeastSetting.registry_ttl)
+    parser.add_argument("--feast-keep-alive", type=int, default=FeastSetting.keep_alive)
+    parser.add_argument("--profile", default="",
+                        help="directory: record our server with py-spy (uvx) during its runs")
+    parser.add_argument("--ours-only", action="store_true", help="skip feast serve")
+    parser.add_argument("--feast-sweep", action="store_true",
+                        help="try feast serve's settings (workers 1/2/4 x registry TTL) on the "
+                             "first backend and print them side by side")
+    parser.add_argument("--floor", action="store_true",
+                        help="also load servers that answer with ready-made bytes (the gRPC "
+                             "floor, bare and with the kit's interceptors)")
+    args = parser.parse_args()
+    args.shapes = [int(s) for s in args.shapes.split(",")]
+    args.backend_now = "floor"
+    print(f"load average before: {os.getloadavg()}")
+    if args.floor:
+        await measure_floor(args)
+
+    backends = []
+    for name in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        url = {"redis": args.redis, "postgres": args.postgres}.get(name, "-")
+        if not url:
+            print(f"skipping {name}: give --{name} or set MODELPLANE_TEST_{name.upper()}")
+            continue
+        backends.append(name)
+
+    if args.feast_sweep:
+        settings = [FeastSetting(w, ttl, args.feast_keep_alive)
+                    for w in (1, 2, 4) for ttl in (60, 3600)]
+        runs = await run_backend(backends[0], args, settings)
+        print(f"\nfeast serve settings on {backends[0]}, concurrency {args.concurrency}, "
+              f"{args.seconds:g} s per run (modelplane measured once, for scale)")
+        for setting, results in runs:
+            cells = "  ".join(f"{label}: {f.rps:7.1f} req/s p99 {f.pct(99):7.1f} ms "
+                              f"{f.cpu_ms_per_request:6.1f} ms cpu/req"
+                              for label, _, f in results)
+            print(f"  {' '.join(setting.args()):<75} {cells}")
+        print(f"load average after: {os.getloadavg()}")
+        return
+
+    setting = FeastSetting(args.feast_workers, args.feast_registry_ttl, args.feast_keep_alive)
+    for name in backends:
+        await run_backend(name, args, [setting])
+    print(f"\nload average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-floor":
+        serve_floor(int(sys.argv[2]), sys.argv[3] == "1")
+    else:
+        asyncio.run(main())

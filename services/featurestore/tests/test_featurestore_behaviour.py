@@ -265,6 +265,118 @@ async def test_feast_serving_stub_reads_what_our_rpcs_ingested(featurestore: Any
     assert feast_dict["tag"] == ["a", "b", "c", None]
 
 
+async def _ttl_case(fs: Any, ttl: timedelta) -> tuple[str, str, list[int]]:
+    """A view with TTL ``ttl`` holding: 1 fresh, 2 stale (5 h old), 3 with a null value,
+    5 fresh again; 4 and 6 never written. Returns (key, view, ids asked, 4 repeated)."""
+    entity, view = await make_view(fs, ttl=ttl)
+    key = f"{entity}_id"
+    fresh, stale = NOW - timedelta(minutes=30), NOW - timedelta(hours=5)
+    table = pa.table({
+        key: pa.array([1, 2, 3, 5], pa.int64()),
+        "event_timestamp": pa.array([fresh, stale, fresh, fresh + timedelta(seconds=1)], TS),
+        "value": pa.array([1.5, 2.5, None, 5.5], pa.float64()),
+        "tag": pa.array(["one", "two", "three", None], pa.string()),
+        "count": pa.array([10, 20, 30, 50], pa.int64())})
+    await write_offline(fs, view, table)
+    await materialize(fs, [view], end=NOW, start=NOW - timedelta(days=1))
+    return key, view, [1, 2, 3, 4, 5, 6, 4, 1]
+
+
+async def test_online_answers_equal_feasts_own_including_ttl_nulls_and_missing_keys(
+        featurestore: Any) -> None:
+    """Values, statuses and event times, on both contracts, against Feast's SDK reading the
+    same store: fresh, TTL-expired, null-valued, never-written and repeated entity keys.
+
+    Differences that are ours on purpose (README, "Online path"): Feast 0.67's Python SDK
+    applies no TTL online (a stale row comes back PRESENT with its value; we answer
+    OUTSIDE_MAX_AGE and no value), calls a stored null PRESENT (we say NULL_VALUE) and
+    orders columns by a set's iteration order (ours: the request's)."""
+    fs = featurestore
+    key, view, ids = await _ttl_case(fs, timedelta(hours=2))
+    refs = [f"{view}:count", f"{view}:value", f"{view}:tag"]
+    sdk = fs.core.repository.store.get_online_features(
+        features=refs, entity_rows=[{key: i} for i in ids]).proto
+    expected = dict(zip(sdk.metadata.feature_names.val, sdk.results))
+    stale, empty = ids.index(2), Value_pb2.Value()
+
+    req = feast_pb.GetOnlineFeaturesRequest(features=feast_pb.FeatureList(val=refs))
+    req.entities[key].val.extend(Value_pb2.Value(int64_val=i) for i in ids)
+    got = await fs.feast_stub.GetOnlineFeatures(req)
+    assert list(got.metadata.feature_names.val) == [key, "count", "value", "tag"]
+    assert set(expected) == set(got.metadata.feature_names.val)
+    answers = {}
+    for name, ours_vec in zip(got.metadata.feature_names.val, got.results):
+        feast_vec = expected[name]
+        assert list(ours_vec.event_timestamps) == list(feast_vec.event_timestamps)
+        values, statuses = list(feast_vec.values), list(feast_vec.statuses)
+        if name != key:
+            values[stale] = empty
+            # The status each row must have by the FieldStatus contract: Feast 0.67's SDK
+            # says NOT_FOUND or PRESENT for a never-written key depending on its read path.
+            statuses = [feast_pb.OUTSIDE_MAX_AGE if i == stale
+                        else feast_pb.PRESENT if v != empty
+                        else feast_pb.NULL_VALUE if t.seconds else feast_pb.NOT_FOUND
+                        for i, (v, t) in enumerate(zip(values, feast_vec.event_timestamps))]
+            assert all(theirs in (mine, feast_pb.PRESENT)
+                       for mine, theirs in zip(statuses, feast_vec.statuses))
+        assert list(ours_vec.values) == values, name
+        assert list(ours_vec.statuses) == statuses, name
+        answers[name] = ours_vec
+    assert list(answers["value"].statuses) == [
+        feast_pb.PRESENT, feast_pb.OUTSIDE_MAX_AGE, feast_pb.NULL_VALUE, feast_pb.NOT_FOUND,
+        feast_pb.PRESENT, feast_pb.NOT_FOUND, feast_pb.NOT_FOUND, feast_pb.PRESENT]
+    assert [v.double_val for v in answers["value"].values] == [1.5, 0, 0, 0, 5.5, 0, 0, 1.5]
+    assert answers["value"].event_timestamps[stale].seconds == int(
+        (NOW - timedelta(hours=5)).timestamp())
+
+    # Our contract: the same answer in our types (statuses and values mapped one to one).
+    ours = pb.GetOnlineFeaturesRequest(feature_refs=refs)
+    ours.entities[key].values.extend(types_pb2.Value(int64_value=i) for i in ids)
+    resp = await fs.stub.GetOnlineFeatures(ours)
+    status_map = {feast_pb.PRESENT: pb.FEATURE_STATUS_PRESENT,
+                  feast_pb.NOT_FOUND: pb.FEATURE_STATUS_NOT_FOUND,
+                  feast_pb.OUTSIDE_MAX_AGE: pb.FEATURE_STATUS_OUTSIDE_MAX_AGE,
+                  feast_pb.NULL_VALUE: pb.FEATURE_STATUS_NULL_VALUE}
+    assert [c.name for c in resp.columns] == [key, "count", "value", "tag"]
+    assert [v.int64_value for v in resp.columns[0].values] == ids
+    for col in resp.columns[1:]:
+        feast_vec = answers[col.name]
+        assert list(col.statuses) == [status_map[s] for s in feast_vec.statuses]
+        assert list(col.event_times) == list(feast_vec.event_timestamps)
+        for mine, theirs in zip(col.values, feast_vec.values, strict=True):
+            kind, feast_kind = mine.WhichOneof("kind"), theirs.WhichOneof("val")
+            if feast_kind in (None, "null_val"):
+                assert kind in (None, "null_value")
+            else:
+                assert getattr(mine, kind) == getattr(theirs, feast_kind)
+
+
+async def test_changed_definitions_reach_the_next_lookup(featurestore: Any) -> None:
+    """Cached lookup plans follow ApplyRepo: a shorter TTL expires rows, a new feature
+    becomes readable, a removed one is refused."""
+    fs = featurestore
+    key, view, _ = await _ttl_case(fs, timedelta(hours=2))
+    before = await online(fs, [f"{view}:value"], key, [1, 2])
+    assert before["value"] == [1.5, None]
+
+    entity = key.removesuffix("_id")
+    fv = pb.FeatureView(name=view, entities=[entity], online=True, features=[
+        pb.Feature(name="value", value_type=pb.VALUE_TYPE_DOUBLE),
+        pb.Feature(name="count", value_type=pb.VALUE_TYPE_INT64)])
+    fv.ttl.FromTimedelta(timedelta(minutes=10))
+    await fs.stub.ApplyRepo(pb.ApplyRepoRequest(feature_views=[fv]))
+    after = await online(fs, [f"{view}:value", f"{view}:count"], key, [1, 2])
+    assert after["value"] == [None, None]  # 30 min old: now outside the 10 min TTL
+
+    fv.ttl.FromTimedelta(timedelta(days=1))
+    await fs.stub.ApplyRepo(pb.ApplyRepoRequest(feature_views=[fv]))
+    longer = await online(fs, [f"{view}:value", f"{view}:count"], key, [1, 2])
+    assert longer["value"] == [1.5, 2.5] and longer["count"] == [10, 20]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await online(fs, [f"{view}:tag"], key, [1])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_push_keeps_the_newest_event_per_entity(featurestore: Any) -> None:
     fs = featurestore
     entity, view = await make_view(fs)

@@ -14,6 +14,7 @@ from modelplane.featurestore.definitions import ValueKind
 from modelplane.featurestore.online_lookup import (
     NOT_FOUND,
     NULL_VALUE,
+    OUTSIDE_MAX_AGE,
     PRESENT,
     LookupPlan,
     LookupResult,
@@ -93,3 +94,31 @@ def test_responses_match_the_generated_messages(n: int) -> None:
     assert list(feast.results[3].statuses) == stats[2]
     assert struct.pack("<d", feast.results[1].values[-1].double_val) == struct.pack("<d",
                                                                                     (n - 1) * 0.5)
+
+
+@pytest.mark.parametrize("value", [*FEAST_VALUES, FeastValue(string_val="x" * 300), None],
+                         ids=lambda v: "missing" if v is None else f"{v.WhichOneof('val')}"
+                                                                     f"-{v.ByteSize()}")
+def test_one_row_responses_match_the_generated_messages(value: FeastValue | None) -> None:
+    """The one-row path (each scalar type, a value too long for a one-byte length, nothing
+    stored, every status) parses to what the generated classes build."""
+    raw = None if value is None else value.SerializeToString()
+    statuses = [NOT_FOUND if raw is None else PRESENT, OUTSIDE_MAX_AGE, NULL_VALUE]
+    columns: list[list[bytes | None]] = [[raw], [None], [b""]]
+    result = _result(columns, [[s] for s in statuses], [1_700_000_000.5])
+    result.event_seconds[1] = [1_600_000_000.0]  # a second view's event time
+    ours = pb.GetOnlineFeaturesResponse.FromString(modelplane_response(result))
+    expected = pb.GetOnlineFeaturesResponse(columns=[
+        pb.OnlineFeatureColumn(name="k", values=[types_pb2.Value(int64_value=0)],
+                               statuses=[pb.FEATURE_STATUS_PRESENT], event_times=[Timestamp()]),
+        pb.OnlineFeatureColumn(name="c0", values=[ours_expected(value or FeastValue())],
+                               statuses=[pb.FEATURE_STATUS_NOT_FOUND if raw is None
+                                         else pb.FEATURE_STATUS_PRESENT],
+                               event_times=[Timestamp(seconds=1_700_000_000, nanos=500_000_000)]),
+        pb.OnlineFeatureColumn(name="c1", values=[types_pb2.Value(null_value=True)],
+                               statuses=[pb.FEATURE_STATUS_OUTSIDE_MAX_AGE],
+                               event_times=[Timestamp(seconds=1_600_000_000)]),
+        pb.OnlineFeatureColumn(name="c2", values=[types_pb2.Value(null_value=True)],
+                               statuses=[pb.FEATURE_STATUS_NULL_VALUE],
+                               event_times=[Timestamp(seconds=1_700_000_000, nanos=500_000_000)])])
+    assert ours == expected

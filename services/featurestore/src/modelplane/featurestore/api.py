@@ -393,14 +393,16 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
     # ---------------------------------------------------------------- online
 
     async def GetOnlineFeatures(self, request: pb.GetOnlineFeaturesRequest,
-                                context: Any) -> pb.GetOnlineFeaturesResponse:
+                                context: Any) -> bytes:
+        """The response as wire bytes: registered through ``wire_handlers`` (see main.py),
+        so grpc sends them as they are."""
         online = self.core.online
         plan = await online.plan(request.feature_refs, request.feature_service,
                                  request.full_feature_names)
         entities = {k: [value_to_python(v) for v in vl.values]
                     for k, vl in request.entities.items()}
         result = await online.lookup(plan, entities)
-        return pb.GetOnlineFeaturesResponse.FromString(modelplane_response(result))
+        return modelplane_response(result)
 
     # ---------------------------------------------------------------- datasets
 

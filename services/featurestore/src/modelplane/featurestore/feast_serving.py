@@ -45,10 +45,11 @@ class FeastServingServicer(feast_grpc.ServingServiceServicer):
         return feast_pb.GetFeastServingInfoResponse(version=self._version)
 
     async def GetOnlineFeatures(self, request: feast_pb.GetOnlineFeaturesRequest,
-                                context: Any) -> feast_pb.GetOnlineFeaturesResponse:
+                                context: Any) -> bytes:
         online = self.core.online
         refs = list(request.features.val) if request.HasField("features") else []
         plan = await online.plan(refs, request.feature_service, request.full_feature_names)
         entities = {k: [_python(v) for v in rv.val] for k, rv in request.entities.items()}
         result = await online.lookup(plan, entities)
-        return feast_pb.GetOnlineFeaturesResponse.FromString(feast_response(result))
+        # wire bytes, sent as they are (registered through wire_handlers, see main.py)
+        return feast_response(result)

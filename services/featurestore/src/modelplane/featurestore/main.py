@@ -10,11 +10,13 @@ from modelplane.featurestore.api import FeatureStoreServicer, TableReader
 from modelplane.featurestore.core import FeatureStoreCore
 from modelplane.featurestore.feast_serving import METHOD_ACCESS, SERVICE_NAME, FeastServingServicer
 from modelplane.featurestore.settings import FeatureStoreSettings
+from modelplane.featurestore.wire_handlers import with_wire_responses
 from modelplane.kit.auth import Role
 from modelplane.kit.server import Servicer, ServiceSpec, serve
 from modelplane.kit.settings import ServiceSettings
 
 log = logging.getLogger("modelplane.featurestore")
+OUR_SERVICE = "modelplane.featurestore.v1.FeatureStoreService"
 
 
 def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | None = None
@@ -44,14 +46,17 @@ def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | No
 
     access = dict(METHOD_ACCESS)
     # Our hot path: skip the per-call descriptor lookup (same rule as the contract's option).
-    access["/modelplane.featurestore.v1.FeatureStoreService/GetOnlineFeatures"] = Role.READER
+    access[f"/{OUR_SERVICE}/GetOnlineFeatures"] = Role.READER
     spec = ServiceSpec(
         name="featurestore",
         servicers=[
-            Servicer(featurestore_pb2_grpc.add_FeatureStoreServiceServicer_to_server,
-                     FeatureStoreServicer(core, tables),
-                     "modelplane.featurestore.v1.FeatureStoreService"),
-            Servicer(ServingService_pb2_grpc.add_ServingServiceServicer_to_server,
+            # GetOnlineFeatures answers with wire bytes on both contracts (wire_handlers.py)
+            Servicer(with_wire_responses(
+                         featurestore_pb2_grpc.add_FeatureStoreServiceServicer_to_server,
+                         OUR_SERVICE, ["GetOnlineFeatures"]),
+                     FeatureStoreServicer(core, tables), OUR_SERVICE),
+            Servicer(with_wire_responses(ServingService_pb2_grpc.add_ServingServiceServicer_to_server,
+                                         SERVICE_NAME, ["GetOnlineFeatures"]),
                      FeastServingServicer(core), SERVICE_NAME),
         ],
         on_start=on_start, on_stop=on_stop, method_access=access)

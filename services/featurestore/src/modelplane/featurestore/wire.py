@@ -135,13 +135,11 @@ def _uniform(values: Sequence[bytes | None]) -> int:
     """The common length of ``values`` when all are present, non-empty and equally long, else 0."""
     if not values or None in values:
         return 0
-    first = len(values[0])  # type: ignore[arg-type]
-    if first == 0 or first > 127:
+    lengths = set(map(len, values))  # type: ignore[arg-type]
+    if len(lengths) != 1:
         return 0
-    for v in values:
-        if len(v) != first:  # type: ignore[arg-type]
-            return 0
-    return first
+    first = lengths.pop()
+    return first if 0 < first <= 127 else 0
 
 
 def _our_values(values: Sequence[bytes | None]) -> bytes:
@@ -193,6 +191,46 @@ def _column(body_parts: Sequence[bytes]) -> bytes:
     return b"\x0a" + (bytes((n,)) if n < 0x80 else varint(n)) + body
 
 
+_NAME_FIELDS: dict[tuple[str, ...], list[bytes]] = {}
+# Our status field (tag 3, one status) for each Feast status.
+_ONE_STATUS = {feast: _ld(0x1A, bytes((ours,))) for feast, ours in OUR_STATUS.items()}
+
+
+def _name_fields(names: tuple[str, ...]) -> list[bytes]:
+    """Each column's ``name`` field, built once per distinct column list."""
+    found = _NAME_FIELDS.get(names)
+    if found is None:
+        if len(_NAME_FIELDS) > 1000:
+            _NAME_FIELDS.clear()
+        found = _NAME_FIELDS[names] = [_ld(0x0A, name.encode()) for name in names]
+    return found
+
+
+def _one_row_feature_columns(result: LookupResult) -> list[bytes]:
+    """The feature columns of a one-row response: one pass, one join, no per-column calls
+    for the scalar values whose payload Feast and we encode alike."""
+    parts: list[bytes] = []
+    times: dict[int, bytes] = {}
+    same_payload = _SAME_PAYLOAD
+    one_status = _ONE_STATUS
+    for name_field, vals, stats, secs in zip(_name_fields(result.plan.names), result.values,
+                                             result.statuses, result.event_seconds):
+        time_field = times.get(id(secs))
+        if time_field is None:
+            time_field = times[id(secs)] = _ld(0x22, _timestamp(secs[0]) if secs[0] else b"")
+        v = vals[0]
+        ours = same_payload.get(v[0]) if v else None
+        if ours is not None and v is not None and len(v) < 0x80:
+            value_field = bytes((0x12, len(v), ours)) + v[1:]
+        else:
+            value_field = _ld(0x12, feast_value_to_ours(v))
+        status_field = one_status[stats[0]]
+        size = len(name_field) + len(value_field) + len(status_field) + len(time_field)
+        parts += (b"\x0a" + (bytes((size,)) if size < 0x80 else varint(size)), name_field,
+                  value_field, status_field, time_field)
+    return parts
+
+
 def modelplane_response(result: LookupResult) -> bytes:
     """``modelplane.featurestore.v1.GetOnlineFeaturesResponse`` bytes."""
     columns = []
@@ -203,6 +241,8 @@ def modelplane_response(result: LookupResult) -> bytes:
         columns.append(_column((_cached_ld(0x0A, key.encode()),
                                 b"".join(_ld(0x12, python_value_to_ours(v)) for v in vals),
                                 present, no_times)))
+    if n == 1:
+        return b"".join(columns) + b"".join(_one_row_feature_columns(result))
     ts_cache: dict[int, bytes] = {}
     for name, vals, stats, secs in zip(result.plan.names, result.values, result.statuses,
                                        result.event_seconds):
