@@ -57,7 +57,7 @@ class SimulatedEvidence:
     asked: int = 0
 
     async def counts(self, model: str, version: str, start: datetime,
-                     end: datetime) -> Counts:
+                     end: datetime, metric: str = "ACCURACY") -> Counts:
         self.asked += 1
         return self.table.get((model, version), Counts())
 
@@ -65,7 +65,7 @@ class SimulatedEvidence:
     slices: dict[tuple[str, str, str], dict[str, Counts]] = field(default_factory=dict)
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str) -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY") -> dict[str, Counts]:
         return self.slices.get((model, version, feature), {})
 
 

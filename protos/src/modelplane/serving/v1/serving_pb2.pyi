@@ -19,6 +19,7 @@ class RolloutMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROLLOUT_METRIC_UNSPECIFIED: _ClassVar[RolloutMetric]
     ROLLOUT_METRIC_ACCURACY: _ClassVar[RolloutMetric]
+    ROLLOUT_METRIC_MAE: _ClassVar[RolloutMetric]
 
 class RolloutState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -75,6 +76,7 @@ class BatchJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BATCH_JOB_STATE_FAILED: _ClassVar[BatchJobState]
 ROLLOUT_METRIC_UNSPECIFIED: RolloutMetric
 ROLLOUT_METRIC_ACCURACY: RolloutMetric
+ROLLOUT_METRIC_MAE: RolloutMetric
 ROLLOUT_STATE_UNSPECIFIED: RolloutState
 ROLLOUT_STATE_RUNNING: RolloutState
 ROLLOUT_STATE_PAUSED: RolloutState

@@ -96,13 +96,14 @@ WATCH_POLL_SECONDS = 0.5
 
 class EvidenceSource(Protocol):
     async def counts(self, model: str, version: str, start: datetime,
-                     end: datetime) -> Counts:
+                     end: datetime, metric: str = "ACCURACY") -> Counts:
         """Predictions of ``model`` ``version`` in [start, end) with an actual, and
-        how many were right. Raises Unavailable when it cannot tell."""
+        how many were right (``metric`` "MAE": their MAE and RMSE). Raises
+        Unavailable when it cannot tell."""
         ...
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str) -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY") -> dict[str, Counts]:
         """The same counts per value of the categorical ``feature``."""
         ...
 
@@ -389,15 +390,18 @@ class Rollouts:
         source = self.evidence
         start = r.start_time or now
         try:
+            metric = r.analysis.metric
             champion, challenger = await asyncio.gather(
-                source.counts(r.model, r.champion_version, start, now),
-                source.counts(r.model, r.challenger_version, start, now))
+                source.counts(r.model, r.champion_version, start, now, metric),
+                source.counts(r.model, r.challenger_version, start, now, metric))
             slices: SliceCounts = {}
             for c in r.analysis.slices:  # one call per side and slice check
                 zero = Counts()
                 old, new = await asyncio.gather(
-                    source.slice_counts(r.model, r.champion_version, start, now, c.feature),
-                    source.slice_counts(r.model, r.challenger_version, start, now, c.feature))
+                    source.slice_counts(r.model, r.champion_version, start, now, c.feature,
+                                        metric),
+                    source.slice_counts(r.model, r.challenger_version, start, now, c.feature,
+                                        metric))
                 slices[c.feature] = {v: (old.get(v, zero), new.get(v, zero))
                                      for v in sorted(set(old) | set(new))}
         except ModelplaneError as exc:  # said in the state message; the rule waits
