@@ -241,3 +241,35 @@ async def test_mae_evidence_of_a_regressor_reads_labeled_count_mae_and_rmse(
     slices = {"city": {c: (champion_cities[c], cities[c]) for c in cities}}
     rolled = decide(sliced, old, new, end, slices)
     assert rolled.action is Action.ROLL_BACK and "city = 'oslo'" in rolled.reason
+
+
+async def test_precision_and_recall_evidence_count_the_class_subsets(
+        observability: grpc.aio.Channel) -> None:
+    """Precision of class 1 is accuracy on the records that predicted 1, recall on
+    those whose actual is 1. 300 labeled records of one version: predicted 1 and
+    right 90, predicted 1 and wrong 30, predicted 0 and wrong (actual 1) 60,
+    predicted 0 and right 120; plus unlabeled ones that never count."""
+    stub = opb_grpc.ObservabilityServiceStub(observability)
+    model = "pr-model"
+    records, actuals = [], []
+    cells = [(1, 1, 90), (1, 0, 30), (0, 1, 60), (0, 0, 120)]  # predicted, actual, n
+    i = 0
+    for predicted, actual, n in cells:
+        for _ in range(n):
+            pid = f"pr-{i}"
+            records.append(record(pid, model, "1", PROD, T0 + timedelta(seconds=i % 600),
+                                  {"x": float(i)}, predicted))
+            actuals.append((pid, actual))
+            i += 1
+    for j in range(25):
+        records.append(record(f"pr-unlabeled-{j}", model, "1", PROD, T0, {"x": 0.0}, 1))
+    await log(stub, records)
+    await log_actuals(stub, actuals)
+    evidence = ObservabilityEvidence(observability)
+    start, end = T0 - timedelta(minutes=1), T0 + timedelta(hours=1)
+    assert await evidence.counts(model, "1", start, end, "PRECISION", "1") == Counts(120, 90)
+    assert await evidence.counts(model, "1", start, end, "RECALL", "1") == Counts(150, 90)
+    assert await evidence.counts(model, "1", start, end, "RECALL", "0") == Counts(150, 120)
+    assert await evidence.counts(model, "1", start, end) == Counts(300, 210)
+    # a class never predicted: nothing to decide on yet, not an error
+    assert await evidence.counts(model, "1", start, end, "PRECISION", "7") == Counts()

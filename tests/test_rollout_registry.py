@@ -57,7 +57,8 @@ class SimulatedEvidence:
     asked: int = 0
 
     async def counts(self, model: str, version: str, start: datetime,
-                     end: datetime, metric: str = "ACCURACY") -> Counts:
+                     end: datetime, metric: str = "ACCURACY", positive_class: str = ""
+                     ) -> Counts:
         self.asked += 1
         return self.table.get((model, version), Counts())
 
@@ -65,7 +66,8 @@ class SimulatedEvidence:
     slices: dict[tuple[str, str, str], dict[str, Counts]] = field(default_factory=dict)
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str, metric: str = "ACCURACY") -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY", positive_class: str = ""
+                           ) -> dict[str, Counts]:
         return self.slices.get((model, version, feature), {})
 
 

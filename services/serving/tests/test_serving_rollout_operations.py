@@ -91,11 +91,12 @@ class SimulatedEvidence:
     table: dict[str, Counts] = field(default_factory=dict)
 
     async def counts(self, model: str, version: str, start: datetime, end: datetime,
-                     metric: str = "ACCURACY") -> Counts:
+                     metric: str = "ACCURACY", positive_class: str = "") -> Counts:
         return self.table.get(version, Counts())
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str, metric: str = "ACCURACY") -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY", positive_class: str = ""
+                           ) -> dict[str, Counts]:
         return {}
 
 

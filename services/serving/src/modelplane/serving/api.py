@@ -249,6 +249,7 @@ def rollout_in(m: Any) -> Rollout:
                                 s.min_samples) for s in m.steps),
         analysis=Analysis(
             metric=metric, margin=margin, alpha=a.alpha or defaults.alpha,
+            positive_class=quality.positive_class if quality is not None else "",
             mixture_scale=a.mixture_scale or mixture_default,
             min_labeled=a.min_labeled or defaults.min_labeled,
             slices=tuple(SliceCheck(c.slice.feature, c.slice.margin, c.slice.min_labeled)
@@ -306,8 +307,8 @@ def rollout_out(r: Rollout) -> pb.Rollout:
                               min_samples=s.min_samples) for s in r.steps],
         analysis=pb.RolloutAnalysis(
             checks=[pb.RolloutCheck(quality=pb.QualityCheck(
-                metric=pb.ROLLOUT_METRIC_MAE if a.metric == "MAE"
-                else pb.ROLLOUT_METRIC_ACCURACY, margin=a.margin))]
+                metric=pb.RolloutMetric.Value(f"ROLLOUT_METRIC_{a.metric}"), margin=a.margin,
+                positive_class=a.positive_class))]
             + [pb.RolloutCheck(slice=pb.SliceCheck(feature=c.feature, margin=c.margin,
                                                    min_labeled=c.min_labeled))
                for c in a.slices]

@@ -45,6 +45,14 @@ size ``>= 0`` (the contract's default ``tau`` for MAE is the margin). Slice chec
 take the same metric; the proxies' CBPE estimate is a classifier's accuracy and
 is refused for MAE (the prediction drift check applies as it is).
 
+**Precision and recall** of one ``positive_class`` are accuracies on a subset:
+precision is the share right among the labeled records that predicted the
+class, recall the share right among those whose actual is the class. So the
+counts are ``Counts(n, right)`` on that subset (observability's accuracy under
+a predicate on the prediction or the actual) and the test is accuracy's, with
+``n`` the subset's size. The subset's size is itself random; conditional on it
+the count right is binomial, which is all the normal approximation needs.
+
 **Per-slice checks.** An analysis may add :class:`SliceCheck` s: a categorical
 feature, a margin and a minimum labeled count per value. The same counts are
 taken per value of the feature (champion and challenger, same window) and each
@@ -227,6 +235,8 @@ class Analysis:
     metric: str = "ACCURACY"
     margin: float = 0.0
     alpha: float = DEFAULT_ALPHA
+    #: the class PRECISION and RECALL are of ("" for the other metrics)
+    positive_class: str = ""
     mixture_scale: float = DEFAULT_MIXTURE_SCALE
     min_labeled: int = DEFAULT_MIN_LABELED
     slices: tuple[SliceCheck, ...] = ()
@@ -301,7 +311,7 @@ def count_above_us(hist: tuple[tuple[int, int], ...], bound_us: float) -> int:
 
 
 #: the quality metrics the rule tests, and whether a larger value is better
-METRICS = {"ACCURACY": True, "MAE": False}
+METRICS = {"ACCURACY": True, "MAE": False, "PRECISION": True, "RECALL": True}
 
 
 @dataclass(frozen=True)
@@ -735,7 +745,9 @@ def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime,
     prox = proxy_evidence(r, proxy or ProxyStats()) if a.proxy is not None else None
     ev = Evidence(now, champion, challenger, d, lr, threshold, step_labeled, tuple(per_slice),
                   prox, ops, a.metric)
-    name = _METRIC_NAMES.get(a.metric, a.metric)
+    name = _METRIC_NAMES.get(a.metric, a.metric.lower())
+    if a.metric in ("PRECISION", "RECALL"):
+        name += f" of class {a.positive_class!r}"
     enough = champion.labeled >= a.min_labeled and challenger.labeled >= a.min_labeled
     decided = enough and lr >= threshold
     if decided and d < -a.margin:
@@ -865,7 +877,14 @@ def validate(r: Rollout) -> None:
     share = a.metric != "MAE"
     if a.metric not in METRICS:
         out.append(FieldViolation("rollout.analysis.checks[0].quality.metric",
-                                  "must be ROLLOUT_METRIC_ACCURACY or ROLLOUT_METRIC_MAE"))
+                                  "must be one of ROLLOUT_METRIC_ACCURACY, _MAE, _PRECISION, "
+                                  "_RECALL"))
+    if a.metric in ("PRECISION", "RECALL") and not a.positive_class:
+        out.append(FieldViolation("rollout.analysis.checks[0].quality.positive_class",
+                                  f"required for {a.metric.lower()}: the class it is of"))
+    elif a.metric not in ("PRECISION", "RECALL") and a.positive_class:
+        out.append(FieldViolation("rollout.analysis.checks[0].quality.positive_class",
+                                  "only for precision and recall"))
     if not _margin_ok(a.margin, share):
         out.append(FieldViolation("rollout.analysis.checks[0].quality.margin",
                                   "must be in [0, 1)" if share else "must be >= 0 (MAE units)"))

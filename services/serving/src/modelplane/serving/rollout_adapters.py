@@ -43,13 +43,21 @@ class ObservabilityEvidence:
         self._stub = obs_grpc.ObservabilityServiceStub(channel)
 
     async def _performance(self, model: str, version: str, start: datetime, end: datetime,
-                           slice_by: str = "", metric: str = "ACCURACY"
-                           ) -> obs.ComputePerformanceResponse | None:
+                           slice_by: str = "", metric: str = "ACCURACY",
+                           positive_class: str = "") -> obs.ComputePerformanceResponse | None:
         regression = metric == "MAE"
+        # precision / recall of a class: accuracy on the records that predicted it /
+        # whose actual is it (one predicate), so n is that subset's labeled count
+        subset = {"PRECISION": obs.COLUMN_SOURCE_PREDICTION,
+                  "RECALL": obs.COLUMN_SOURCE_ACTUAL}.get(metric)
+        predicates = [obs.SlicePredicate(
+            column=obs.ColumnRef(source=subset), op=obs.SLICE_OPERATOR_EQUAL,
+            values=[types_pb2.Value(string_value=positive_class)])] if subset else []
         request = obs.ComputePerformanceRequest(
             filter=obs.EvaluationFilter(
                 model=model, versions=[version], environment=obs.ENVIRONMENT_PRODUCTION,
-                window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end))),
+                window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end)),
+                predicates=predicates),
             metrics=[obs.METRIC_MAE, obs.METRIC_RMSE] if regression else [obs.METRIC_ACCURACY],
             task=obs.TASK_TYPE_REGRESSION if regression else obs.TASK_TYPE_CLASSIFICATION,
             slice_by=[obs.ColumnRef(source=obs.COLUMN_SOURCE_FEATURE, name=slice_by)]
@@ -66,16 +74,18 @@ class ObservabilityEvidence:
             raise_from_rpc_error(exc)
 
     async def counts(self, model: str, version: str, start: datetime, end: datetime,
-                     metric: str = "ACCURACY") -> Counts:
-        r = await self._performance(model, version, start, end, metric=metric)
+                     metric: str = "ACCURACY", positive_class: str = "") -> Counts:
+        r = await self._performance(model, version, start, end, metric=metric,
+                                    positive_class=positive_class)
         return Counts() if r is None else _group_counts(r.overall, metric)
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str, metric: str = "ACCURACY") -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY", positive_class: str = ""
+                           ) -> dict[str, Counts]:
         """Per value of ``feature``: one ComputePerformance sliced by it (observability
         lists at most its 20 most frequent values)."""
         r = await self._performance(model, version, start, end, slice_by=feature,
-                                    metric=metric)
+                                    metric=metric, positive_class=positive_class)
         out: dict[str, Counts] = {}
         for g in r.slices if r is not None else ():
             preds = g.slice.predicates
