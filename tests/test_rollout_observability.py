@@ -258,11 +258,13 @@ async def test_precision_and_recall_evidence_count_the_class_subsets(
         for _ in range(n):
             pid = f"pr-{i}"
             records.append(record(pid, model, "1", PROD, T0 + timedelta(seconds=i % 600),
-                                  {"x": float(i)}, predicted))
+                                  {"x": float(i), "city": "oslo" if i % 3 else "rome"},
+                                  predicted))
             actuals.append((pid, actual))
             i += 1
     for j in range(25):
-        records.append(record(f"pr-unlabeled-{j}", model, "1", PROD, T0, {"x": 0.0}, 1))
+        records.append(record(f"pr-unlabeled-{j}", model, "1", PROD, T0,
+                              {"x": 0.0, "city": "oslo"}, 1))
     await log(stub, records)
     await log_actuals(stub, actuals)
     evidence = ObservabilityEvidence(observability)
@@ -273,3 +275,8 @@ async def test_precision_and_recall_evidence_count_the_class_subsets(
     assert await evidence.counts(model, "1", start, end) == Counts(300, 210)
     # a class never predicted: nothing to decide on yet, not an error
     assert await evidence.counts(model, "1", start, end, "PRECISION", "7") == Counts()
+    # a slice check on precision: the same subset, per city (every third record in rome)
+    cities = await evidence.slice_counts(model, "1", start, end, "city", "PRECISION", "1")
+    assert sorted(cities) == ["oslo", "rome"]
+    assert cities["rome"] == Counts(40, 30)  # of the 120 predicted 1, i = 0..119
+    assert cities["oslo"] == Counts(80, 60)
