@@ -1,7 +1,7 @@
 """How often the rollout decision rule promotes or rolls back by mistake (simulated, no servers).
 
     uv run python bench/rollout_aa.py [--rollouts 2000] [--alpha 0.05] [--seed 0]
-        [--parts quality,slices,proxy,operations,together]
+        [--parts quality,mae,slices,proxy,operations,together]
 
 Runs N simulated rollouts through ``modelplane.serving.rollout.decide`` - the
 controller's pure decision function - with the controller's own step logic
@@ -22,6 +22,20 @@ undecided. Scenarios:
 For contrast, the same A/A streams are judged by a fixed-sample one-sided
 z-test looked at after every tick ("peeking"), which is what a script that
 re-checks a dashboard does: its false promotion rate is far above alpha.
+
+Then the same rule on a regressor's MAE (``Analysis(metric="MAE")``, lower is
+better): every labeled prediction has an error drawn from the side's
+distribution, and the rule reads what observability would give it - the
+labeled count, the MAE and the RMSE so far - so the variance of ``|e|`` is
+``RMSE^2 - MAE^2``. Champion errors ~ N(0, 10^2) (MAE 7.98); mixture scale 0.4
+(the target's units), steps as above:
+
+* A/A, margin 0 - any decision is an error;
+* at the margin 0.4 - the challenger's MAE is 0.4 higher: a promotion is an error;
+* A/A, margin 0, Laplace errors (heavier tails, ``|e|`` exponential) - the
+  normal approximation under a skewed ``|e|``: any decision is an error;
+* A/A, margin 0.4 - a promotion is right; MAE higher by 1.0, margin 0.4 - a
+  roll back is right.
 
 Then the per-slice check (``SliceCheck("city", margin, min_labeled=30)``): the
 same requests spread over five cities with shares 35/25/20/12/8 %, steps held
@@ -121,6 +135,77 @@ def simulate(rng: np.random.Generator, p0: float, p1: float, analysis: Analysis
             r = replace(r, current_step=r.current_step + 1, step_start_time=now,
                         step_start_labeled=n1)
     return "undecided", peeked
+
+
+MAE_SIGMA = 10.0
+#: E|e| of N(0, s^2) is s sqrt(2/pi); of Laplace(0, b) it is b
+HALF_NORMAL = math.sqrt(2 / math.pi)
+MAE_TAU = 0.4
+
+
+def _errors(rng: np.random.Generator, kind: str, mae: float, n: int) -> np.ndarray:
+    if kind == "laplace":
+        return rng.laplace(0.0, mae, n)
+    return rng.normal(0.0, mae / HALF_NORMAL, n)
+
+
+def simulate_mae(rng: np.random.Generator, kind: str, mae0: float, mae1: float,
+                 analysis: Analysis) -> str:
+    """One regression rollout judged on MAE: the rule sees (n, MAE, RMSE) per side."""
+    steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
+                start_time=now)
+    sums = np.zeros((2, 3))  # per side: n, sum |e|, sum e^2
+
+    def counts(side: int) -> Counts:
+        n, a, q = sums[side]
+        return Counts(int(n), mae=a / n, rmse=math.sqrt(q / n)) if n else Counts()
+
+    for _ in range(MAX_TICKS):
+        now += TICK
+        m1 = int(rng.binomial(PER_TICK, r.step.weight / 100))
+        for side, m, mae in ((0, PER_TICK - m1, mae0), (1, m1, mae1)):
+            e = _errors(rng, kind, mae, m)
+            sums[side] += (m, np.abs(e).sum(), (e * e).sum())
+        d = decide(r, counts(0), counts(1), now)
+        if d.action is Action.PROMOTE:
+            return "promoted"
+        if d.action is Action.ROLL_BACK:
+            return "rolled back"
+        if d.action is Action.ADVANCE:
+            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
+                        step_start_labeled=int(sums[1][0]))
+    return "undecided"
+
+
+def mae_scenarios(rollouts: int, alpha: float, seed: int) -> None:
+    m0 = MAE_SIGMA * HALF_NORMAL
+    scenarios = [
+        ("MAE A/A, margin 0", "normal", m0, 0.0, "any decision"),
+        ("MAE at the margin 0.4", "normal", m0 + 0.4, 0.4, "promoted"),
+        ("MAE A/A, margin 0, Laplace", "laplace", m0, 0.0, "any decision"),
+        ("MAE A/A, margin 0.4", "normal", m0, 0.4, "rolled back"),
+        ("MAE worse by 1.0, margin 0.4", "normal", m0 + 1.0, 0.4, "promoted"),
+    ]
+    print(f"\nMAE (lower is better): champion MAE {m0:.2f}, mixture scale {MAE_TAU}, "
+          f"{PER_TICK} labeled predictions per tick, at most {MAX_TICKS} ticks")
+    print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
+          f"{'error rate':>11s} {'s':>5s}")
+    for i, (name, kind, m1, margin, error) in enumerate(scenarios):
+        rng = np.random.default_rng(seed + 50 + i)
+        analysis = Analysis(metric="MAE", margin=margin, alpha=alpha, mixture_scale=MAE_TAU)
+        started = time.perf_counter()
+        counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
+        for _ in range(rollouts):
+            counts[simulate_mae(rng, kind, m0, m1, analysis)] += 1
+        n = rollouts
+        wrong = (counts["promoted"] + counts["rolled back"]) if error == "any decision" \
+            else counts[error]
+        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
+              f"{counts['undecided'] / n:10.3f} {wrong / n:11.3f} "
+              f"{time.perf_counter() - started:5.1f}")
+    print("error rate: as for accuracy; each should be <= alpha")
 
 
 CITIES = {"berlin": 0.35, "lyon": 0.25, "paris": 0.20, "oslo": 0.12, "rome": 0.08}
@@ -429,12 +514,14 @@ def main() -> None:
     ap.add_argument("--rollouts", type=int, default=2000)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--parts", default="quality,slices,proxy,operations,together",
-                    help="comma-separated: quality, slices, proxy, operations, together")
+    ap.add_argument("--parts", default="quality,mae,slices,proxy,operations,together",
+                    help="comma-separated: quality, mae, slices, proxy, operations, together")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if "quality" in parts:
         quality_scenarios(args.rollouts, args.alpha, args.seed)
+    if "mae" in parts:
+        mae_scenarios(args.rollouts, args.alpha, args.seed)
     if "slices" in parts:
         slice_scenarios(args.rollouts, args.alpha, args.seed)
     if "proxy" in parts:

@@ -9,6 +9,7 @@ the right ones among them - the counts the sequential test runs on.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -39,6 +40,7 @@ from modelplane.serving.rollout import (
     ProxyStats,
     Rollout,
     RolloutStep,
+    SliceCheck,
     decide,
 )
 from modelplane.serving.rollout_adapters import ObservabilityAlerts, ObservabilityEvidence
@@ -183,3 +185,98 @@ async def test_proxy_evidence_without_actuals_drift_between_versions_and_cbpe(
     kept = decide(r, Counts(), Counts(), end, proxy=ProxyStats(
         same.champion_records, same.challenger_records, same.prediction_drift, 0.9, 0.9))
     assert kept.action is Action.WAIT and "proxy checks never promote" in kept.reason
+
+
+async def test_mae_evidence_of_a_regressor_reads_labeled_count_mae_and_rmse(
+        observability: grpc.aio.Channel) -> None:
+    """A MAE rollout's evidence: regression records with numeric actuals. v1 (the
+    champion) is off by 2 or 6 (MAE 4, RMSE sqrt(20)) everywhere; v2 by 1 or 3 in
+    paris (MAE 2) but by 9 in oslo (overall MAE 3.75); plus unlabeled records that
+    never count. The adapter's counts give the rule the MAE and the spread of |e|
+    (RMSE), and the rule promotes v2 overall but rolls it back by a per-city check."""
+    stub = opb_grpc.ObservabilityServiceStub(observability)
+    model = "reg-model"
+    records, actuals = [], []
+    for version, errors in (("1", (2.0, 6.0)), ("2", (1.0, 3.0))):
+        for i in range(400):
+            pid = f"reg-{version}-{i}"
+            city = "oslo" if i % 4 == 0 else "paris"
+            truth = float(i % 50)
+            off = 9.0 if version == "2" and city == "oslo" else errors[(i // 4) % 2]
+            records.append(record(pid, model, version, PROD, T0 + timedelta(seconds=i),
+                                  {"city": city, "x": float(i)},
+                                  truth + (off if i % 3 else -off)))
+            actuals.append((pid, truth))
+    for i in range(40):
+        records.append(record(f"reg-2-unlabeled-{i}", model, "2", PROD, T0,
+                              {"city": "paris", "x": 0.0}, 100.0))
+    await log(stub, records)
+    await log_actuals(stub, actuals)
+    evidence = ObservabilityEvidence(observability)
+    start, end = T0 - timedelta(minutes=1), T0 + timedelta(hours=1)
+
+    old = await evidence.counts(model, "1", start, end, "MAE")
+    assert (old.labeled, old.mae, old.rmse) == (400, pytest.approx(4.0),
+                                                pytest.approx(20.0 ** 0.5))
+    new = await evidence.counts(model, "2", start, end, "MAE")
+    # paris (300): off by 1 or 3, half each; oslo (100): off by 9
+    assert new.labeled == 400
+    assert new.mae == pytest.approx((150 * 1 + 150 * 3 + 100 * 9) / 400)
+    assert new.rmse == pytest.approx(((150 * 1 + 150 * 9 + 100 * 81) / 400) ** 0.5)
+    cities = await evidence.slice_counts(model, "2", start, end, "city", "MAE")
+    assert sorted(cities) == ["oslo", "paris"]
+    assert cities["oslo"].mae == pytest.approx(9.0)
+    assert cities["paris"].mae == pytest.approx(2.0)
+    assert await evidence.counts(model, "9", start, end, "MAE") == Counts()
+
+    champion_cities = await evidence.slice_counts(model, "1", start, end, "city", "MAE")
+    r = Rollout("reg", "d", ModelTarget(version="2"), (RolloutStep(50, 0, 50),),
+                Analysis(metric="MAE", margin=0.5, mixture_scale=0.5, min_labeled=50),
+                step_start_time=T0, start_time=T0)
+    promoted = decide(r, old, new, end)
+    assert promoted.action is Action.PROMOTE
+    assert promoted.evidence.difference == pytest.approx(4.0 - new.mae)
+    sliced = dataclasses.replace(r, analysis=dataclasses.replace(
+        r.analysis, slices=(SliceCheck("city", 0.5),)))
+    slices = {"city": {c: (champion_cities[c], cities[c]) for c in cities}}
+    rolled = decide(sliced, old, new, end, slices)
+    assert rolled.action is Action.ROLL_BACK and "city = 'oslo'" in rolled.reason
+
+
+async def test_precision_and_recall_evidence_count_the_class_subsets(
+        observability: grpc.aio.Channel) -> None:
+    """Precision of class 1 is accuracy on the records that predicted 1, recall on
+    those whose actual is 1. 300 labeled records of one version: predicted 1 and
+    right 90, predicted 1 and wrong 30, predicted 0 and wrong (actual 1) 60,
+    predicted 0 and right 120; plus unlabeled ones that never count."""
+    stub = opb_grpc.ObservabilityServiceStub(observability)
+    model = "pr-model"
+    records, actuals = [], []
+    cells = [(1, 1, 90), (1, 0, 30), (0, 1, 60), (0, 0, 120)]  # predicted, actual, n
+    i = 0
+    for predicted, actual, n in cells:
+        for _ in range(n):
+            pid = f"pr-{i}"
+            records.append(record(pid, model, "1", PROD, T0 + timedelta(seconds=i % 600),
+                                  {"x": float(i), "city": "oslo" if i % 3 else "rome"},
+                                  predicted))
+            actuals.append((pid, actual))
+            i += 1
+    for j in range(25):
+        records.append(record(f"pr-unlabeled-{j}", model, "1", PROD, T0,
+                              {"x": 0.0, "city": "oslo"}, 1))
+    await log(stub, records)
+    await log_actuals(stub, actuals)
+    evidence = ObservabilityEvidence(observability)
+    start, end = T0 - timedelta(minutes=1), T0 + timedelta(hours=1)
+    assert await evidence.counts(model, "1", start, end, "PRECISION", "1") == Counts(120, 90)
+    assert await evidence.counts(model, "1", start, end, "RECALL", "1") == Counts(150, 90)
+    assert await evidence.counts(model, "1", start, end, "RECALL", "0") == Counts(150, 120)
+    assert await evidence.counts(model, "1", start, end) == Counts(300, 210)
+    # a class never predicted: nothing to decide on yet, not an error
+    assert await evidence.counts(model, "1", start, end, "PRECISION", "7") == Counts()
+    # a slice check on precision: the same subset, per city (every third record in rome)
+    cities = await evidence.slice_counts(model, "1", start, end, "city", "PRECISION", "1")
+    assert sorted(cities) == ["oslo", "rome"]
+    assert cities["rome"] == Counts(40, 30)  # of the 120 predicted 1, i = 0..119
+    assert cities["oslo"] == Counts(80, 60)

@@ -53,19 +53,23 @@ pytestmark = pytest.mark.timeout(900)
 class SimulatedEvidence:
     """Counts per (model, version), as a test sets them; zero when unset."""
 
-    table: dict[tuple[str, str], Counts] = field(default_factory=dict)
+    #: per (model, version), or (model, version, metric) for a metric but accuracy
+    table: dict[tuple[str, ...], Counts] = field(default_factory=dict)
     asked: int = 0
 
     async def counts(self, model: str, version: str, start: datetime,
-                     end: datetime) -> Counts:
+                     end: datetime, metric: str = "ACCURACY", positive_class: str = ""
+                     ) -> Counts:
         self.asked += 1
-        return self.table.get((model, version), Counts())
+        key = (model, version) if metric == "ACCURACY" else (model, version, metric)
+        return self.table.get(key, Counts())
 
     #: per (model, version, feature): counts per value
     slices: dict[tuple[str, str, str], dict[str, Counts]] = field(default_factory=dict)
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str) -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY", positive_class: str = ""
+                           ) -> dict[str, Counts]:
         return self.slices.get((model, version, feature), {})
 
 
@@ -122,7 +126,8 @@ async def env(tmp_path_factory: pytest.TempPathFactory,
         # serving's own identity, as `modelplane up` makes it: a service writer key
         serving_key = add_key(root / "api_keys.json", "serving", Role.WRITER, service=True)
         for name, good in (("ro-good", True), ("ro-worse", True), ("ro-unvalidated", False),
-                           ("ro-nodata", True), ("ro-resume", True), ("ro-city", True)):
+                           ("ro-nodata", True), ("ro-resume", True), ("ro-city", True),
+                           ("ro-mae", True)):
             await _model(reg, name, validate_v2=good)
         settings = ServingSettings.from_env({
             "MODELPLANE_DATA_DIR": str(root / "serving"), "MODELPLANE_AUTH": "off",
@@ -235,6 +240,32 @@ async def test_a_better_challenger_is_promoted_through_the_registry_gate(env: En
             break
         assert time.monotonic() < deadline, d.loaded_models
         await asyncio.sleep(0.2)
+
+
+async def test_a_regressor_with_a_lower_mae_is_promoted_with_maes_in_its_evidence(
+        env: Env) -> None:
+    """ROLLOUT_METRIC_MAE end to end in serving: the controller asks its evidence
+    source for MAE (accuracy counts of the same versions say nothing), promotes
+    through the registry's gate, and the evidence carries MAEs and the oriented
+    difference (champion - challenger)."""
+    model = "ro-mae"
+    await _deploy(env, model)
+    env.evidence.table[(model, "1", "MAE")] = Counts(3000, mae=8.0, rmse=10.0)
+    env.evidence.table[(model, "2", "MAE")] = Counts(3000, mae=7.2, rmse=9.0)
+    rollout = _rollout("mae", model, (10, 50))
+    rollout.analysis.checks[0].quality.CopyFrom(pb.QualityCheck(
+        metric=pb.ROLLOUT_METRIC_MAE, margin=0.5))
+    created = await env.serving.CreateRollout(pb.CreateRolloutRequest(rollout=rollout))
+    assert created.analysis.mixture_scale == 0.5  # MAE's default: the margin, its units
+    r = await _until_state(env, "mae", pb.ROLLOUT_STATE_ROLLED_BACK, pb.ROLLOUT_STATE_PROMOTED)
+    assert r.state == pb.ROLLOUT_STATE_PROMOTED, r.state_message
+    promoting = next(e for e in await _events(env, "mae")
+                     if e.type == pb.ROLLOUT_EVENT_TYPE_PROMOTING)
+    assert "challenger MAE (lower is better) 7.2000 (n=3000) is not worse than the " \
+        "champion's 8.0000" in promoting.message
+    assert (r.evidence.champion_value, r.evidence.challenger_value) == (8.0, 7.2)
+    assert r.evidence.difference == pytest.approx(0.8)
+    assert await _champion(env, model) == 2
 
 
 async def test_a_challenger_worse_overall_is_rolled_back_and_the_alias_stays(env: Env) -> None:

@@ -214,3 +214,37 @@ async def test_the_rollout_page_renders_in_headless_chromium(page: str, tmp_path
     assert orange > 800, "no orange: the weight line / challenger intervals were not drawn"
     assert grey > 200, "no grey: the champion intervals were not drawn"
     assert red > 150, "no red: the rolled back state was not shown"
+
+
+def test_a_mae_rollout_page_reads_lower_as_better() -> None:
+    """A regressor's rollout (ROLLOUT_METRIC_MAE): the values are errors in the
+    target's units, not shares. The better challenger (MAE 7.5 against 8.0, serving's
+    difference +0.5) reads as non-inferior, the axis is not cut at 1, and no Wilson
+    interval (a share's) is drawn."""
+    from modelplane.observability.adapters.rollout_pages import _summary
+    from modelplane.observability.dashboard import render_rollout
+
+    m = spb.Rollout(
+        name="price-v2", deployment="price", model="price-model",
+        challenger=spb.ModelTarget(version="2"),
+        steps=[spb.RolloutStep(weight=w) for w in (10, 50)],
+        analysis=spb.RolloutAnalysis(checks=[spb.RolloutCheck(quality=spb.QualityCheck(
+            metric=spb.ROLLOUT_METRIC_MAE, margin=0.4))], alpha=0.05),
+        state=spb.ROLLOUT_STATE_PROMOTED, champion_version="1", challenger_version="2",
+        evidence=spb.RolloutEvidence(
+            time=_ts(T0), champion_labeled=900, champion_value=8.0, challenger_labeled=700,
+            challenger_value=7.5, difference=0.5, likelihood_ratio=400.0, threshold=20.0))
+    summary = _summary(m)
+    assert summary.metric == "MAE" and not summary.share_metric
+    html = render_rollout(summary, [], T0)
+    assert "MAE per check (lower is better)" in html and "Wilson" not in html
+    assert "<td>+0.5000</td><td>0.4</td>" in html and "non-inferior" in html
+    assert 'fill="#555">8.03<' in html  # the axis spans 7.5..8.0, not cut at 1
+    # precision of a class is a share: Wilson intervals, the class named
+    m.analysis.checks[0].quality.metric = spb.ROLLOUT_METRIC_PRECISION
+    m.analysis.checks[0].quality.positive_class = "fraud"
+    m.evidence.champion_value, m.evidence.challenger_value = 0.80, 0.85
+    m.evidence.difference = 0.05
+    precision = render_rollout(_summary(m), [], T0)
+    assert "Precision of class &#x27;fraud&#x27; per check" in precision
+    assert "Wilson" in precision

@@ -90,11 +90,13 @@ class SimulatedEvidence:
 
     table: dict[str, Counts] = field(default_factory=dict)
 
-    async def counts(self, model: str, version: str, start: datetime, end: datetime) -> Counts:
+    async def counts(self, model: str, version: str, start: datetime, end: datetime,
+                     metric: str = "ACCURACY", positive_class: str = "") -> Counts:
         return self.table.get(version, Counts())
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str) -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY", positive_class: str = ""
+                           ) -> dict[str, Counts]:
         return {}
 
 

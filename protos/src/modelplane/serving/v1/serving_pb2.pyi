@@ -19,6 +19,9 @@ class RolloutMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROLLOUT_METRIC_UNSPECIFIED: _ClassVar[RolloutMetric]
     ROLLOUT_METRIC_ACCURACY: _ClassVar[RolloutMetric]
+    ROLLOUT_METRIC_MAE: _ClassVar[RolloutMetric]
+    ROLLOUT_METRIC_PRECISION: _ClassVar[RolloutMetric]
+    ROLLOUT_METRIC_RECALL: _ClassVar[RolloutMetric]
 
 class RolloutState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -75,6 +78,9 @@ class BatchJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BATCH_JOB_STATE_FAILED: _ClassVar[BatchJobState]
 ROLLOUT_METRIC_UNSPECIFIED: RolloutMetric
 ROLLOUT_METRIC_ACCURACY: RolloutMetric
+ROLLOUT_METRIC_MAE: RolloutMetric
+ROLLOUT_METRIC_PRECISION: RolloutMetric
+ROLLOUT_METRIC_RECALL: RolloutMetric
 ROLLOUT_STATE_UNSPECIFIED: RolloutState
 ROLLOUT_STATE_RUNNING: RolloutState
 ROLLOUT_STATE_PAUSED: RolloutState
@@ -123,12 +129,14 @@ class RolloutStep(_message.Message):
     def __init__(self, weight: _Optional[float] = ..., min_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_samples: _Optional[int] = ...) -> None: ...
 
 class QualityCheck(_message.Message):
-    __slots__ = ("metric", "margin")
+    __slots__ = ("metric", "margin", "positive_class")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     MARGIN_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_CLASS_FIELD_NUMBER: _ClassVar[int]
     metric: RolloutMetric
     margin: float
-    def __init__(self, metric: _Optional[_Union[RolloutMetric, str]] = ..., margin: _Optional[float] = ...) -> None: ...
+    positive_class: str
+    def __init__(self, metric: _Optional[_Union[RolloutMetric, str]] = ..., margin: _Optional[float] = ..., positive_class: _Optional[str] = ...) -> None: ...
 
 class RolloutCheck(_message.Message):
     __slots__ = ("quality", "slice", "proxy", "operations")

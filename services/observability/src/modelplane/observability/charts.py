@@ -187,8 +187,9 @@ class Interval:
 
 
 def interval_chart(rows: Sequence[tuple[str, Sequence[Interval]]], *, width: int = 560,
-                   title: str = "") -> str:
-    """Per row (a check), each side's value as a dot on its interval, on one axis."""
+                   title: str = "", upper: float | None = 1.0) -> str:
+    """Per row (a check), each side's value as a dot on its interval, on one axis
+    (clipped to [0, ``upper``]; ``None`` for values that are not shares, e.g. MAE)."""
     if not rows or not any(sides for _, sides in rows):
         return _empty(width, 120, title, "no evidence yet")
     per_side = 16
@@ -200,7 +201,7 @@ def interval_chart(rows: Sequence[tuple[str, Sequence[Interval]]], *, width: int
     highs = [i.high for _, sides in rows for i in sides]
     v0, v1 = min(lows), max(highs)
     pad = max((v1 - v0) * 0.05, 0.005)
-    v0, v1 = max(v0 - pad, 0.0), min(v1 + pad, 1.0)
+    v0, v1 = max(v0 - pad, 0.0), v1 + pad if upper is None else min(v1 + pad, upper)
     if v1 <= v0:
         v0, v1 = v0 - 0.01, v1 + 0.01
 

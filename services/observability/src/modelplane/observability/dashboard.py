@@ -498,10 +498,14 @@ def render_rollout(r: RolloutSummary, events: list[RolloutEventView], now: datet
         sides = []
         for side, counts, color in (("champion", c.champion, GREY),
                                     ("challenger", c.challenger, ORANGE)):
-            lo, hi = wilson(counts.labeled, counts.value)
+            # a share gets its Wilson interval; a MAE's spread is not in serving's
+            # evidence, so it is drawn as a point
+            lo, hi = (wilson(counts.labeled, counts.value) if r.share_metric
+                      else (counts.value, counts.value))
             sides.append(Interval(side, counts.value, lo, hi, color, f"n={counts.labeled}"))
         rows.append((c.name, sides))
-        diff = c.challenger.value - c.champion.value
+        # serving's difference: > 0 = challenger better, whichever way the metric points
+        diff = c.difference
         verdict = ("worse than the margin" if c.likelihood_ratio >= c.threshold
                    and diff < -c.margin else "non-inferior" if c.likelihood_ratio >= c.threshold
                    and diff > -c.margin else "not decided")
@@ -510,10 +514,14 @@ def render_rollout(r: RolloutSummary, events: list[RolloutEventView], now: datet
                      f"(n={c.challenger.labeled})</td><td>{diff:+.4f}</td><td>{c.margin:g}</td>"
                      f"<td>{c.likelihood_ratio:.3g} / {c.threshold:.3g}</td>"
                      f"<td>{verdict}</td></tr>")
-    checks_svg = interval_chart(rows, title="Accuracy per check: champion vs challenger "
-                                "(95 % Wilson intervals)")
+    metric = r.metric[:1].upper() + r.metric[1:]
+    checks_svg = interval_chart(
+        rows, title=f"{metric} per check: champion vs challenger (95 % Wilson intervals)"
+        if r.share_metric else f"{metric} per check (lower is better): champion vs "
+        "challenger", upper=1.0 if r.share_metric else None)
     checks_table = ("<table><tr><th>check</th><th>champion</th><th>challenger</th>"
-                    "<th>difference</th><th>margin</th><th>likelihood ratio / threshold</th>"
+                    "<th>difference (&gt; 0: challenger better)</th><th>margin</th>"
+                    "<th>likelihood ratio / threshold</th>"
                     "<th>test</th></tr>" + "".join(table) + "</table>") if table else ""
     signals_table = ("<table id='signals'><tr><th>check</th><th>signal</th><th>champion</th>"
                      "<th>challenger</th><th>limit</th></tr>" + "".join(

@@ -233,6 +233,13 @@ def rollout_in(m: Any) -> Rollout:
     quality = next((c.quality for c in m.analysis.checks if c.HasField("quality")), None)
     a = m.analysis
     defaults = Analysis()
+    metric = ("ACCURACY" if quality is None or quality.metric in (
+        pb.ROLLOUT_METRIC_UNSPECIFIED, pb.ROLLOUT_METRIC_ACCURACY)
+        else pb.RolloutMetric.Name(quality.metric).removeprefix("ROLLOUT_METRIC_")
+        if quality.metric in pb.RolloutMetric.values() else str(quality.metric))
+    margin = quality.margin if quality is not None else 0.0
+    # MAE's mixture scale is in the target's units: the margin is the natural size
+    mixture_default = margin if metric == "MAE" and margin > 0 else defaults.mixture_scale
     proxy = _proxy_in(_one_check(m, "proxy"))
     operations = _operations_in(_one_check(m, "operations"))
     return Rollout(
@@ -241,12 +248,9 @@ def rollout_in(m: Any) -> Rollout:
         steps=tuple(RolloutStep(s.weight, s.min_duration.seconds + s.min_duration.nanos / 1e9,
                                 s.min_samples) for s in m.steps),
         analysis=Analysis(
-            metric="ACCURACY" if quality is None or quality.metric in (
-                pb.ROLLOUT_METRIC_UNSPECIFIED, pb.ROLLOUT_METRIC_ACCURACY)
-            else pb.RolloutMetric.Name(quality.metric),
-            margin=quality.margin if quality is not None else 0.0,
-            alpha=a.alpha or defaults.alpha,
-            mixture_scale=a.mixture_scale or defaults.mixture_scale,
+            metric=metric, margin=margin, alpha=a.alpha or defaults.alpha,
+            positive_class=quality.positive_class if quality is not None else "",
+            mixture_scale=a.mixture_scale or mixture_default,
             min_labeled=a.min_labeled or defaults.min_labeled,
             slices=tuple(SliceCheck(c.slice.feature, c.slice.margin, c.slice.min_labeled)
                          for c in m.analysis.checks if c.HasField("slice")),
@@ -257,14 +261,17 @@ def evidence_out(e: Evidence | None) -> pb.RolloutEvidence | None:
     if e is None:
         return None
     return pb.RolloutEvidence(
-        time=_ts(e.time), champion_labeled=e.champion.labeled, champion_value=e.champion.value,
-        challenger_labeled=e.challenger.labeled, challenger_value=e.challenger.value,
+        time=_ts(e.time), champion_labeled=e.champion.labeled,
+        champion_value=e.champion.metric_value(e.metric),
+        challenger_labeled=e.challenger.labeled,
+        challenger_value=e.challenger.metric_value(e.metric),
         difference=e.difference, likelihood_ratio=e.likelihood_ratio, threshold=e.threshold,
         step_labeled=e.step_labeled,
         slices=[pb.RolloutSliceEvidence(
             feature=s.feature, value=s.value, champion_labeled=s.champion.labeled,
-            champion_value=s.champion.value, challenger_labeled=s.challenger.labeled,
-            challenger_value=s.challenger.value, difference=s.difference,
+            champion_value=s.champion.metric_value(e.metric),
+            challenger_labeled=s.challenger.labeled,
+            challenger_value=s.challenger.metric_value(e.metric), difference=s.difference,
             likelihood_ratio=s.likelihood_ratio, threshold=s.threshold) for s in e.slices],
         proxy=pb.RolloutProxyEvidence(
             champion_records=e.proxy.champion_records,
@@ -299,8 +306,9 @@ def rollout_out(r: Rollout) -> pb.Rollout:
         steps=[pb.RolloutStep(weight=s.weight, min_duration=_duration(s.min_duration_seconds),
                               min_samples=s.min_samples) for s in r.steps],
         analysis=pb.RolloutAnalysis(
-            checks=[pb.RolloutCheck(quality=pb.QualityCheck(metric=pb.ROLLOUT_METRIC_ACCURACY,
-                                                            margin=a.margin))]
+            checks=[pb.RolloutCheck(quality=pb.QualityCheck(
+                metric=pb.RolloutMetric.Value(f"ROLLOUT_METRIC_{a.metric}"), margin=a.margin,
+                positive_class=a.positive_class))]
             + [pb.RolloutCheck(slice=pb.SliceCheck(feature=c.feature, margin=c.margin,
                                                    min_labeled=c.min_labeled))
                for c in a.slices]

@@ -32,6 +32,27 @@ So a challenger exactly at the margin is promoted with probability at most
 and the rollout waits at its last step, saying so (it never promotes on no
 data). ``bench/rollout_aa.py`` measures the rates on simulated streams.
 
+**MAE** (a regressor; lower is better). The mSPRT needs only a difference that is
+asymptotically normal with a variance that can be estimated, which a difference
+of two means of absolute errors is. With ``m0``, ``m1`` the champion's and the
+challenger's MAE, ``d = m0 - m1`` (so ``d > 0`` still means the challenger is
+better, and the same ``L`` and rule apply) and ``V = s0^2/n0 + s1^2/n1`` with
+``s^2`` the variance of the absolute error, ``E[e^2] - E[|e|]^2 = RMSE^2 -
+MAE^2``: both come from one ``ComputePerformance`` over the same rows (floored at
+a millionth of the error's scale, squared, so that identical errors never divide
+by 0). The margin and the mixture scale ``tau`` are in the target's units, any
+size ``>= 0`` (the contract's default ``tau`` for MAE is the margin). Slice checks
+take the same metric; the proxies' CBPE estimate is a classifier's accuracy and
+is refused for MAE (the prediction drift check applies as it is).
+
+**Precision and recall** of one ``positive_class`` are accuracies on a subset:
+precision is the share right among the labeled records that predicted the
+class, recall the share right among those whose actual is the class. So the
+counts are ``Counts(n, right)`` on that subset (observability's accuracy under
+a predicate on the prediction or the actual) and the test is accuracy's, with
+``n`` the subset's size. The subset's size is itself random; conditional on it
+the count right is binomial, which is all the normal approximation needs.
+
 **Per-slice checks.** An analysis may add :class:`SliceCheck` s: a categorical
 feature, a margin and a minimum labeled count per value. The same counts are
 taken per value of the feature (champion and challenger, same window) and each
@@ -214,6 +235,8 @@ class Analysis:
     metric: str = "ACCURACY"
     margin: float = 0.0
     alpha: float = DEFAULT_ALPHA
+    #: the class PRECISION and RECALL are of ("" for the other metrics)
+    positive_class: str = ""
     mixture_scale: float = DEFAULT_MIXTURE_SCALE
     min_labeled: int = DEFAULT_MIN_LABELED
     slices: tuple[SliceCheck, ...] = ()
@@ -287,16 +310,28 @@ def count_above_us(hist: tuple[tuple[int, int], ...], bound_us: float) -> int:
     return sum(n for b, n in hist if bucket_lower_us(b) >= bound_us)
 
 
+#: the quality metrics the rule tests, and whether a larger value is better
+METRICS = {"ACCURACY": True, "MAE": False, "PRECISION": True, "RECALL": True}
+
+
 @dataclass(frozen=True)
 class Counts:
-    """Predictions with an actual, and how many of them were right."""
+    """Predictions with an actual: how many were right (a classifier's accuracy), or
+    the mean absolute error and the root mean squared error over them (a
+    regressor's), as observability computes them on the same rows."""
 
     labeled: int = 0
     correct: int = 0
+    mae: float = 0.0
+    rmse: float = 0.0
 
     @property
     def value(self) -> float:
+        """The accuracy."""
         return self.correct / self.labeled if self.labeled else 0.0
+
+    def metric_value(self, metric: str) -> float:
+        return self.mae if metric == "MAE" else self.value
 
 
 @dataclass(frozen=True)
@@ -361,6 +396,8 @@ class Evidence:
     slices: tuple[SliceEvidence, ...] = ()
     proxy: ProxyEvidence | None = None
     operations: OperationsEvidence | None = None
+    #: the quality metric of ``champion``, ``challenger`` and the slices' values
+    metric: str = "ACCURACY"
 
 
 @dataclass(frozen=True)
@@ -485,7 +522,8 @@ def evidence_from_dict(ev: dict[str, Any] | None) -> Evidence | None:
                                         s["likelihood_ratio"], s["threshold"])
                           for s in ev.get("slices", ())),
                     ProxyEvidence(**ev["proxy"]) if ev.get("proxy") else None,
-                    OperationsEvidence(**ev["operations"]) if ev.get("operations") else None)
+                    OperationsEvidence(**ev["operations"]) if ev.get("operations") else None,
+                    ev.get("metric", "ACCURACY"))
 
 
 def _time(value: str | None) -> datetime | None:
@@ -494,16 +532,28 @@ def _time(value: str | None) -> datetime | None:
 
 # --- the sequential test ------------------------------------------------------------------
 def likelihood_ratio(champion: Counts, challenger: Counts, margin: float,
-                     tau: float) -> tuple[float, float]:
-    """``(d, L)``: the difference of accuracies and the mSPRT mixture likelihood ratio
-    against ``delta = -margin`` (see the module docstring)."""
+                     tau: float, metric: str = "ACCURACY") -> tuple[float, float]:
+    """``(d, L)``: the difference of the metric, oriented so that ``d > 0`` means the
+    challenger is better (accuracy: ``p1 - p0``; MAE: ``MAE0 - MAE1``), and the mSPRT
+    mixture likelihood ratio against ``delta = -margin`` (see the module docstring)."""
     if champion.labeled == 0 or challenger.labeled == 0:
         return 0.0, 0.0
-    d = challenger.value - champion.value
+    if metric == "MAE":
+        d = champion.mae - challenger.mae
 
-    def var(c: Counts) -> float:
-        p = (c.correct + 0.5) / (c.labeled + 1.0)
-        return p * (1.0 - p) / c.labeled
+        def var(c: Counts) -> float:
+            # the variance of |e| is E[e^2] - E[|e|]^2 = RMSE^2 - MAE^2 (population form,
+            # as observability's MAE and RMSE are means over the same rows); floored so
+            # that identical errors (or rounding below 0) never divide by 0
+            s2 = c.rmse * c.rmse - c.mae * c.mae
+            floor = max(1e-12, (1e-6 * max(c.mae, c.rmse)) ** 2)
+            return max(s2, floor) / c.labeled
+    else:
+        d = challenger.value - champion.value
+
+        def var(c: Counts) -> float:
+            p = (c.correct + 0.5) / (c.labeled + 1.0)
+            return p * (1.0 - p) / c.labeled
 
     v = var(champion) + var(challenger)
     t2 = tau * tau
@@ -529,7 +579,7 @@ def slice_evidence(a: Analysis, slices: SliceCounts) -> list[SliceEvidence]:
     threshold = max(len(looked), 1) / a.alpha
     out = []
     for c, value, (champion, challenger) in looked:
-        d, lr = likelihood_ratio(champion, challenger, c.margin, a.mixture_scale)
+        d, lr = likelihood_ratio(champion, challenger, c.margin, a.mixture_scale, a.metric)
         out.append(SliceEvidence(c.feature, value, champion, challenger, d, lr, threshold))
     return out
 
@@ -666,6 +716,16 @@ def _proxy_clear(c: ProxyCheck, e: ProxyEvidence) -> str:
     return ""
 
 
+#: how a reason names the metric; a lower-is-better one says so
+_METRIC_NAMES = {"ACCURACY": "accuracy", "MAE": "MAE (lower is better)"}
+
+
+def _difference_phrase(metric: str, d: float) -> str:
+    if metric == "MAE":
+        return f"champion MAE - challenger MAE {d:+.4f}, > 0 = challenger better"
+    return f"difference {d:+.4f}"
+
+
 def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime,
            slices: SliceCounts | None = None, proxy: ProxyStats | None = None,
            operations: tuple[RouteStats, RouteStats] | None = None) -> Decision:
@@ -674,7 +734,7 @@ def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime,
     ``proxy``: both versions' records as observability sees them, actuals or not;
     ``operations``: the champion's and the challenger's request outcomes."""
     a = r.analysis
-    d, lr = likelihood_ratio(champion, challenger, a.margin, a.mixture_scale)
+    d, lr = likelihood_ratio(champion, challenger, a.margin, a.mixture_scale, a.metric)
     threshold = 1.0 / a.alpha
     step_labeled = max(0, challenger.labeled - r.step_start_labeled)
     per_slice = slice_evidence(a, slices or {})
@@ -684,22 +744,27 @@ def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime,
         ops = operations_evidence(a.operations, a.alpha, a.mixture_scale, *ops_stats)
     prox = proxy_evidence(r, proxy or ProxyStats()) if a.proxy is not None else None
     ev = Evidence(now, champion, challenger, d, lr, threshold, step_labeled, tuple(per_slice),
-                  prox, ops)
+                  prox, ops, a.metric)
+    name = _METRIC_NAMES.get(a.metric, a.metric.lower())
+    if a.metric in ("PRECISION", "RECALL"):
+        name += f" of class {a.positive_class!r}"
     enough = champion.labeled >= a.min_labeled and challenger.labeled >= a.min_labeled
     decided = enough and lr >= threshold
     if decided and d < -a.margin:
         return Decision(Action.ROLL_BACK,
-                        f"challenger accuracy {challenger.value:.4f} (n={challenger.labeled}) "
-                        f"is worse than the champion's {champion.value:.4f} "
-                        f"(n={champion.labeled}) by more than the margin {a.margin}: "
+                        f"challenger {name} {challenger.metric_value(a.metric):.4f} "
+                        f"(n={challenger.labeled}) is worse than the champion's "
+                        f"{champion.metric_value(a.metric):.4f} (n={champion.labeled}) by "
+                        f"more than the margin {a.margin}: "
                         f"likelihood ratio {lr:.3g} >= {threshold:.3g}", "", ev)
     bad = _slice_worse(a, per_slice)
     if bad is not None:
         margin = next(c.margin for c in a.slices if c.feature == bad.feature)
         return Decision(Action.ROLL_BACK,
-                        f"in the slice {bad.feature} = {bad.value!r}, challenger accuracy "
-                        f"{bad.challenger.value:.4f} (n={bad.challenger.labeled}) is worse than "
-                        f"the champion's {bad.champion.value:.4f} (n={bad.champion.labeled}) "
+                        f"in the slice {bad.feature} = {bad.value!r}, challenger {name} "
+                        f"{bad.challenger.metric_value(a.metric):.4f} "
+                        f"(n={bad.challenger.labeled}) is worse than the champion's "
+                        f"{bad.champion.metric_value(a.metric):.4f} (n={bad.champion.labeled}) "
                         f"by more than the margin {margin}: likelihood ratio "
                         f"{bad.likelihood_ratio:.3g} >= {bad.threshold:.3g} "
                         f"({len(per_slice)} slice values, alpha/{len(per_slice)})", "", ev)
@@ -762,16 +827,21 @@ def decide(r: Rollout, champion: Counts, challenger: Counts, now: datetime,
                         "actuals", ev)
     if not decided:
         return Decision(Action.WAIT, f"waiting for evidence: likelihood ratio {lr:.3g} of "
-                        f"{threshold:.3g} (difference {d:+.4f}, margin {a.margin}, "
+                        f"{threshold:.3g} ({_difference_phrase(a.metric, d)}, margin {a.margin}, "
                         f"n={champion.labeled}/{challenger.labeled})", "evidence", ev)
     return Decision(Action.PROMOTE,
-                    f"challenger accuracy {challenger.value:.4f} (n={challenger.labeled}) is "
-                    f"not worse than the champion's {champion.value:.4f} "
-                    f"(n={champion.labeled}) by the margin {a.margin}: likelihood ratio "
+                    f"challenger {name} {challenger.metric_value(a.metric):.4f} "
+                    f"(n={challenger.labeled}) is not worse than the champion's "
+                    f"{champion.metric_value(a.metric):.4f} (n={champion.labeled}) by the "
+                    f"margin {a.margin}: likelihood ratio "
                     f"{lr:.3g} >= {threshold:.3g}", "", ev)
 
 
 # --- validation ------------------------------------------------------------------------
+def _margin_ok(margin: float, share: bool) -> bool:
+    return math.isfinite(margin) and margin >= 0 and (margin < 1 or not share)
+
+
 def validate(r: Rollout) -> None:
     """Raise InvalidArgument listing every bad field of a rollout to create."""
     out: list[FieldViolation] = []
@@ -802,16 +872,28 @@ def validate(r: Rollout) -> None:
         if s.min_samples < 0:
             out.append(FieldViolation(f"rollout.steps[{i}].min_samples", "must be >= 0"))
     a = r.analysis
-    if a.metric != "ACCURACY":
+    # accuracy's margin and mixture scale are shares, in [0, 1); MAE's are in the
+    # target's units, any size >= 0
+    share = a.metric != "MAE"
+    if a.metric not in METRICS:
         out.append(FieldViolation("rollout.analysis.checks[0].quality.metric",
-                                  "only ROLLOUT_METRIC_ACCURACY is built"))
-    if not math.isfinite(a.margin) or not 0 <= a.margin < 1:
+                                  "must be one of ROLLOUT_METRIC_ACCURACY, _MAE, _PRECISION, "
+                                  "_RECALL"))
+    if a.metric in ("PRECISION", "RECALL") and not a.positive_class:
+        out.append(FieldViolation("rollout.analysis.checks[0].quality.positive_class",
+                                  f"required for {a.metric.lower()}: the class it is of"))
+    elif a.metric not in ("PRECISION", "RECALL") and a.positive_class:
+        out.append(FieldViolation("rollout.analysis.checks[0].quality.positive_class",
+                                  "only for precision and recall"))
+    if not _margin_ok(a.margin, share):
         out.append(FieldViolation("rollout.analysis.checks[0].quality.margin",
-                                  "must be in [0, 1)"))
+                                  "must be in [0, 1)" if share else "must be >= 0 (MAE units)"))
     if not math.isfinite(a.alpha) or not 0 < a.alpha <= 0.5:
         out.append(FieldViolation("rollout.analysis.alpha", "must be in (0, 0.5]"))
-    if not math.isfinite(a.mixture_scale) or not 0 < a.mixture_scale <= 1:
-        out.append(FieldViolation("rollout.analysis.mixture_scale", "must be in (0, 1]"))
+    if not math.isfinite(a.mixture_scale) or not 0 < a.mixture_scale <= (1 if share
+                                                                         else math.inf):
+        out.append(FieldViolation("rollout.analysis.mixture_scale",
+                                  "must be in (0, 1]" if share else "must be > 0 (MAE units)"))
     if a.min_labeled < 1:
         out.append(FieldViolation("rollout.analysis.min_labeled", "must be >= 1"))
     seen: set[str] = set()
@@ -822,8 +904,9 @@ def validate(r: Rollout) -> None:
         elif c.feature in seen:
             out.append(FieldViolation(f"{where}.feature", f"{c.feature!r} is checked twice"))
         seen.add(c.feature)
-        if not math.isfinite(c.margin) or not 0 <= c.margin < 1:
-            out.append(FieldViolation(f"{where}.margin", "must be in [0, 1)"))
+        if not _margin_ok(c.margin, share):
+            out.append(FieldViolation(f"{where}.margin", "must be in [0, 1)" if share
+                                      else "must be >= 0 (MAE units)"))
         if c.min_labeled < 0:
             out.append(FieldViolation(f"{where}.min_labeled", "must be >= 0"))
     n = len(a.slices) + 1
@@ -836,6 +919,10 @@ def validate(r: Rollout) -> None:
             out.append(FieldViolation(f"{where}.min_records", "must be >= 1"))
         if not math.isfinite(p.estimated_margin) or not 0 <= p.estimated_margin < 1:
             out.append(FieldViolation(f"{where}.estimated_margin", "must be in [0, 1)"))
+        if p.estimated_accuracy and not share:
+            out.append(FieldViolation(f"{where}.estimated_accuracy", "CBPE estimates a "
+                                      "classifier's accuracy; a MAE rollout has no estimate "
+                                      "(the prediction drift check still applies)"))
     if a.operations is not None:
         o, where = a.operations, f"rollout.analysis.checks[{n}].operations"
         for name in ("error_rate_margin", "fallback_rate_margin"):

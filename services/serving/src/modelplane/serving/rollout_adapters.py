@@ -2,7 +2,9 @@
 
 :class:`ObservabilityEvidence` counts a version's predictions with an actual and
 the correct ones with ``ComputePerformance`` (accuracy x labeled count) over the
-rollout's window, production records only; for a proxy check, the prediction
+rollout's window, production records only (for a MAE rollout: the labeled count,
+the MAE and the RMSE of one regression ``ComputePerformance``, from which the
+rule takes the variance of the absolute error, RMSE^2 - MAE^2); for a proxy check, the prediction
 drift between the two versions (``ComputeDrift``) and the accuracy estimated from
 scores (``ComputeProxyPerformance``), with or without actuals. :class:`RegistryAliasMover` moves the
 champion alias with the registry's ``SetAlias`` under serving's own identity, so
@@ -41,12 +43,23 @@ class ObservabilityEvidence:
         self._stub = obs_grpc.ObservabilityServiceStub(channel)
 
     async def _performance(self, model: str, version: str, start: datetime, end: datetime,
-                           slice_by: str = "") -> obs.ComputePerformanceResponse | None:
+                           slice_by: str = "", metric: str = "ACCURACY",
+                           positive_class: str = "") -> obs.ComputePerformanceResponse | None:
+        regression = metric == "MAE"
+        # precision / recall of a class: accuracy on the records that predicted it /
+        # whose actual is it (one predicate), so n is that subset's labeled count
+        subset = {"PRECISION": obs.COLUMN_SOURCE_PREDICTION,
+                  "RECALL": obs.COLUMN_SOURCE_ACTUAL}.get(metric)
+        predicates = [obs.SlicePredicate(
+            column=obs.ColumnRef(source=subset), op=obs.SLICE_OPERATOR_EQUAL,
+            values=[types_pb2.Value(string_value=positive_class)])] if subset else []
         request = obs.ComputePerformanceRequest(
             filter=obs.EvaluationFilter(
                 model=model, versions=[version], environment=obs.ENVIRONMENT_PRODUCTION,
-                window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end))),
-            metrics=[obs.METRIC_ACCURACY], task=obs.TASK_TYPE_CLASSIFICATION,
+                window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end)),
+                predicates=predicates),
+            metrics=[obs.METRIC_MAE, obs.METRIC_RMSE] if regression else [obs.METRIC_ACCURACY],
+            task=obs.TASK_TYPE_REGRESSION if regression else obs.TASK_TYPE_CLASSIFICATION,
             slice_by=[obs.ColumnRef(source=obs.COLUMN_SOURCE_FEATURE, name=slice_by)]
             if slice_by else [])
         try:
@@ -60,15 +73,19 @@ class ObservabilityEvidence:
                 return None
             raise_from_rpc_error(exc)
 
-    async def counts(self, model: str, version: str, start: datetime, end: datetime) -> Counts:
-        r = await self._performance(model, version, start, end)
-        return Counts() if r is None else _group_counts(r.overall)
+    async def counts(self, model: str, version: str, start: datetime, end: datetime,
+                     metric: str = "ACCURACY", positive_class: str = "") -> Counts:
+        r = await self._performance(model, version, start, end, metric=metric,
+                                    positive_class=positive_class)
+        return Counts() if r is None else _group_counts(r.overall, metric)
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str) -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY", positive_class: str = ""
+                           ) -> dict[str, Counts]:
         """Per value of ``feature``: one ComputePerformance sliced by it (observability
         lists at most its 20 most frequent values)."""
-        r = await self._performance(model, version, start, end, slice_by=feature)
+        r = await self._performance(model, version, start, end, slice_by=feature,
+                                    metric=metric, positive_class=positive_class)
         out: dict[str, Counts] = {}
         for g in r.slices if r is not None else ():
             preds = g.slice.predicates
@@ -76,7 +93,7 @@ class ObservabilityEvidence:
                 continue  # a numeric feature's bins: not a categorical slice check
             value = preds[0].values[0]
             kind = value.WhichOneof("kind")
-            out[str(getattr(value, kind)) if kind else ""] = _group_counts(g)
+            out[str(getattr(value, kind)) if kind else ""] = _group_counts(g, metric)
         return out
 
 
@@ -126,10 +143,15 @@ class ObservabilityEvidence:
                      if m.metric == obs.METRIC_ACCURACY and m.has_value), None)
 
 
-def _group_counts(g: obs.PerformanceGroup) -> Counts:
+def _group_counts(g: obs.PerformanceGroup, metric: str = "ACCURACY") -> Counts:
     labeled = int(g.labeled_count)
-    accuracy = next((m.value for m in g.metrics
-                     if m.metric == obs.METRIC_ACCURACY and m.has_value), None)
+    values = {m.metric: m.value for m in g.metrics if m.has_value}
+    if metric == "MAE":
+        mae, rmse = values.get(obs.METRIC_MAE), values.get(obs.METRIC_RMSE)
+        if not labeled or mae is None or rmse is None:
+            return Counts()
+        return Counts(labeled, mae=mae, rmse=rmse)
+    accuracy = values.get(obs.METRIC_ACCURACY)
     if not labeled or accuracy is None:
         return Counts()
     return Counts(labeled, round(accuracy * labeled))

@@ -96,13 +96,17 @@ WATCH_POLL_SECONDS = 0.5
 
 class EvidenceSource(Protocol):
     async def counts(self, model: str, version: str, start: datetime,
-                     end: datetime) -> Counts:
+                     end: datetime, metric: str = "ACCURACY", positive_class: str = ""
+                     ) -> Counts:
         """Predictions of ``model`` ``version`` in [start, end) with an actual, and
-        how many were right. Raises Unavailable when it cannot tell."""
+        how many were right (``metric`` "MAE": their MAE and RMSE; "PRECISION" /
+        "RECALL": only those that predicted / whose actual is ``positive_class``).
+        Raises Unavailable when it cannot tell."""
         ...
 
     async def slice_counts(self, model: str, version: str, start: datetime, end: datetime,
-                           feature: str) -> dict[str, Counts]:
+                           feature: str, metric: str = "ACCURACY", positive_class: str = ""
+                           ) -> dict[str, Counts]:
         """The same counts per value of the categorical ``feature``."""
         ...
 
@@ -389,15 +393,18 @@ class Rollouts:
         source = self.evidence
         start = r.start_time or now
         try:
+            metric, positive = r.analysis.metric, r.analysis.positive_class
             champion, challenger = await asyncio.gather(
-                source.counts(r.model, r.champion_version, start, now),
-                source.counts(r.model, r.challenger_version, start, now))
+                source.counts(r.model, r.champion_version, start, now, metric, positive),
+                source.counts(r.model, r.challenger_version, start, now, metric, positive))
             slices: SliceCounts = {}
             for c in r.analysis.slices:  # one call per side and slice check
                 zero = Counts()
                 old, new = await asyncio.gather(
-                    source.slice_counts(r.model, r.champion_version, start, now, c.feature),
-                    source.slice_counts(r.model, r.challenger_version, start, now, c.feature))
+                    source.slice_counts(r.model, r.champion_version, start, now, c.feature,
+                                        metric, positive),
+                    source.slice_counts(r.model, r.challenger_version, start, now, c.feature,
+                                        metric, positive))
                 slices[c.feature] = {v: (old.get(v, zero), new.get(v, zero))
                                      for v in sorted(set(old) | set(new))}
         except ModelplaneError as exc:  # said in the state message; the rule waits

@@ -43,6 +43,9 @@ class CheckEvidence:
     margin: float
     likelihood_ratio: float
     threshold: float
+    #: serving's, oriented so that > 0 means the challenger is better (for MAE,
+    #: lower is better: champion - challenger)
+    difference: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,13 @@ class RolloutSummary:
     checks: list[CheckEvidence] = field(default_factory=list)
     #: the proxy and operations checks' numbers (roll back or hold only)
     signals: list[SignalEvidence] = field(default_factory=list)
+    #: the quality check's metric as people read it ("accuracy", "MAE", ...)
+    metric: str = "accuracy"
+
+    @property
+    def share_metric(self) -> bool:
+        """A proportion in [0, 1] (Wilson intervals apply); MAE is not."""
+        return self.metric != "MAE"
 
 
 @dataclass(frozen=True)
@@ -106,17 +116,29 @@ def _summary(r: spb.Rollout) -> RolloutSummary:
         checks.append(CheckEvidence(
             "overall", SideCounts(ev.champion_labeled, ev.champion_value),
             SideCounts(ev.challenger_labeled, ev.challenger_value),
-            quality.margin if quality is not None else 0.0, ev.likelihood_ratio, ev.threshold))
+            quality.margin if quality is not None else 0.0, ev.likelihood_ratio, ev.threshold,
+            ev.difference))
         for s in ev.slices:
             checks.append(CheckEvidence(
                 f"{s.feature} = {s.value}", SideCounts(s.champion_labeled, s.champion_value),
                 SideCounts(s.challenger_labeled, s.challenger_value),
-                margins.get(s.feature, 0.0), s.likelihood_ratio, s.threshold))
+                margins.get(s.feature, 0.0), s.likelihood_ratio, s.threshold, s.difference))
     return RolloutSummary(
         r.name, r.deployment, r.model or r.challenger.model, _state(r.state),
         r.state_message, r.champion_alias or "champion", r.champion_version,
         r.challenger_version, tuple(s.weight for s in r.steps), r.current_step,
-        r.analysis.alpha, _time(r.create_time), _time(r.update_time), checks, _signals(r))
+        r.analysis.alpha, _time(r.create_time), _time(r.update_time), checks, _signals(r),
+        _metric(quality))
+
+
+def _metric(quality: spb.QualityCheck | None) -> str:
+    if quality is None or quality.metric in (spb.ROLLOUT_METRIC_UNSPECIFIED,
+                                             spb.ROLLOUT_METRIC_ACCURACY):
+        return "accuracy"
+    if quality.metric == spb.ROLLOUT_METRIC_MAE:
+        return "MAE"
+    name = spb.RolloutMetric.Name(quality.metric).removeprefix("ROLLOUT_METRIC_").lower()
+    return f"{name} of class {quality.positive_class!r}"
 
 
 def _signals(r: spb.Rollout) -> list[SignalEvidence]:
