@@ -78,6 +78,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -343,22 +344,29 @@ def proxy_scenarios(rollouts: int, alpha: float, seed: int) -> None:
     print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
           f"{'median ticks to roll back':>26s} {'s':>5s}")
     for i, (name, sh0, sh1, q0, q1, _aa) in enumerate(scenarios):
-        rng = np.random.default_rng(seed + 200 + i)
-        started = time.perf_counter()
-        counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
-        ticks = []
-        for _ in range(rollouts):
-            outcome, t = simulate_proxy(rng, sh0, sh1, q0, q1, analysis)
-            counts[outcome] += 1
-            if outcome == "rolled back":
-                ticks.append(t)
-        n = rollouts
-        med = f"{np.median(ticks):.0f}" if ticks else "-"
-        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
-              f"{counts['undecided'] / n:10.3f} {med:>26s} "
-              f"{time.perf_counter() - started:5.1f}")
+        _outcome_row(name, rollouts, np.random.default_rng(seed + 200 + i),
+                     lambda rng, a=sh0, b=sh1, c=q0, d=q1: simulate_proxy(rng, a, b, c, d,
+                                                                         analysis))
     print("A/A: every roll back is an error (<= alpha); promoted must be 0 everywhere "
           "(proxies never promote)")
+
+
+def _outcome_row(name: str, rollouts: int, rng: np.random.Generator,
+                 simulate: Callable[[np.random.Generator], tuple[str, int]]) -> None:
+    """Run ``rollouts`` simulations of one scenario; print the share of each outcome and
+    the median tick of the roll backs."""
+    started = time.perf_counter()
+    counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
+    ticks = []
+    for _ in range(rollouts):
+        outcome, t = simulate(rng)
+        counts[outcome] += 1
+        if outcome == "rolled back":
+            ticks.append(t)
+    med = f"{np.median(ticks):.0f}" if ticks else "-"
+    print(f"{name:30s} {counts['promoted'] / rollouts:9.3f} "
+          f"{counts['rolled back'] / rollouts:12.3f} {counts['undecided'] / rollouts:10.3f} "
+          f"{med:>26s} {time.perf_counter() - started:5.1f}")
 
 
 def _hist(counts: np.ndarray) -> tuple[tuple[int, int], ...]:
@@ -412,20 +420,9 @@ def operations_scenarios(rollouts: int, alpha: float, seed: int) -> None:
     print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
           f"{'median ticks to roll back':>26s} {'s':>5s}")
     for i, (name, e0, e1, m0, m1, analysis) in enumerate(scenarios):
-        rng = np.random.default_rng(seed + 300 + i)
-        started = time.perf_counter()
-        counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
-        ticks = []
-        for _ in range(rollouts):
-            outcome, t = simulate_operations(rng, e0, e1, m0, m1, analysis)
-            counts[outcome] += 1
-            if outcome == "rolled back":
-                ticks.append(t)
-        n = rollouts
-        med = f"{np.median(ticks):.0f}" if ticks else "-"
-        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
-              f"{counts['undecided'] / n:10.3f} {med:>26s} "
-              f"{time.perf_counter() - started:5.1f}")
+        _outcome_row(name, rollouts, np.random.default_rng(seed + 300 + i),
+                     lambda rng, a=e0, b=e1, c=m0, d=m1, an=analysis:
+                     simulate_operations(rng, a, b, c, d, an))
     print("A/A: every roll back is an error (<= alpha with the default bound); operations "
           "never promote")
 
