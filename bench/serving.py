@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -470,6 +471,7 @@ def main() -> None:
     rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in sides}
     targets: dict[str, tuple[str, str, int, str]] = {}  # side: (kind, target, pid, model)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    finished = False
     try:
         # All servers up at once (idle ones cost ~nothing), measured in alternation, so
         # load from elsewhere on the machine hits every side alike. Every port is free.
@@ -487,12 +489,22 @@ def main() -> None:
                            "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "5",
                            # the benchmark's model is not validated; the gate is not measured
                            "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off"}
-            serving = subprocess.Popen([sys.executable, "-m", "modelplane.serving.main"],
-                                       env=serving_env, start_new_session=True, **quiet)
+            # serving's own log is kept (not the other sides'): a failure names its cause
+            serving_log = tmp / "serving.log"
+            with serving_log.open("wb") as log_file:
+                serving = subprocess.Popen([sys.executable, "-m", "modelplane.serving.main"],
+                                           env=serving_env, start_new_session=True,
+                                           stdout=log_file, stderr=subprocess.STDOUT)
             procs.append(serving)
             wait_port(sink_port, sink)
             wait_port(grpc_port, serving)
-            create_deployments(f"127.0.0.1:{grpc_port}")
+            try:
+                create_deployments(f"127.0.0.1:{grpc_port}")
+            except Exception:
+                tail = serving_log.read_text(errors="replace").splitlines()[-40:]
+                print(f"creating the deployments failed; the end of {serving_log}:\n"
+                      + "\n".join(tail), file=sys.stderr)
+                raise
             targets["a"] = ("grpc", f"127.0.0.1:{grpc_port}", serving.pid, "routed")
             targets["c"] = ("grpc", f"127.0.0.1:{grpc_port}", serving.pid, "plain")
         if "b" in sides:
@@ -538,9 +550,14 @@ def main() -> None:
                 r = measure(kind, target, pid, args, model, profile)
                 r["load"] = _load()
                 rounds[side].append(r)
+        finished = True
     finally:
         for proc in procs:
             stop(proc)
+        if finished:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp} (models, stores, serving.log) for a look", file=sys.stderr)
     report(rounds)
     print(_load())
 
