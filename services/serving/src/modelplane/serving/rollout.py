@@ -555,10 +555,16 @@ def likelihood_ratio(champion: Counts, challenger: Counts, margin: float,
             p = (c.correct + 0.5) / (c.labeled + 1.0)
             return p * (1.0 - p) / c.labeled
 
-    v = var(champion) + var(challenger)
+    return d, mixture_ratio(d + margin, var(champion) + var(challenger), tau)
+
+
+def mixture_ratio(x: float, v: float, tau: float) -> float:
+    """The mSPRT likelihood ratio of an estimate ``x`` away from its null value, with
+    variance ``v``, under a normal mixture of scale ``tau`` (see the module docstring);
+    the exponent is capped so the ratio stays a finite float."""
     t2 = tau * tau
-    exponent = t2 * (d + margin) ** 2 / (2.0 * v * (v + t2))
-    return d, math.sqrt(v / (v + t2)) * math.exp(min(exponent, 700.0))
+    exponent = t2 * x * x / (2.0 * v * (v + t2))
+    return math.sqrt(v / (v + t2)) * math.exp(min(exponent, 700.0))
 
 
 @dataclass(frozen=True)
@@ -602,10 +608,7 @@ def share_ratio(share: float, n: int, null: float, tau: float) -> float:
     ``H0: p = null`` (normal approximation, null variance)."""
     if n == 0:
         return 0.0
-    v = null * (1.0 - null) / n
-    t2 = tau * tau
-    exponent = t2 * (share - null) ** 2 / (2.0 * v * (v + t2))
-    return math.sqrt(v / (v + t2)) * math.exp(min(exponent, 700.0))
+    return mixture_ratio(share - null, null * (1.0 - null) / n, tau)
 
 
 def _rate(bad: int, n: int) -> float:
