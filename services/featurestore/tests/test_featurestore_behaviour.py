@@ -258,11 +258,20 @@ async def test_feast_serving_stub_reads_what_our_rpcs_ingested(featurestore: Any
     assert cols["value"].event_timestamps[2].seconds == int(NOW.timestamp())
 
     # Feast's own SDK reads the same online store and agrees.
-    feast_dict = fs.core.repository.store.get_online_features(
+    feast_dict = feast_sdk(fs).get_online_features(
         features=[f"{view}:value", f"{view}:tag"],
         entity_rows=[{key: i} for i in (7, 8, 9, 10)]).to_dict()
     assert feast_dict["value"] == [7.5, 8.5, 9.5, None]
     assert feast_dict["tag"] == ["a", "b", "c", None]
+
+
+def feast_sdk(fs: Any) -> Any:
+    """Feast's own SDK over the service's store, its registry cache re-read first: the SQL
+    registry's cache can be refreshed by another thread with a read taken before the view
+    was applied (Feast's refresh is unlocked), and the SDK would then not know the view."""
+    store = fs.core.repository.store
+    store.refresh_registry()
+    return store
 
 
 async def _ttl_case(fs: Any, ttl: timedelta) -> tuple[str, str, list[int]]:
@@ -294,7 +303,7 @@ async def test_online_answers_equal_feasts_own_including_ttl_nulls_and_missing_k
     fs = featurestore
     key, view, ids = await _ttl_case(fs, timedelta(hours=2))
     refs = [f"{view}:count", f"{view}:value", f"{view}:tag"]
-    sdk = fs.core.repository.store.get_online_features(
+    sdk = feast_sdk(fs).get_online_features(
         features=refs, entity_rows=[{key: i} for i in ids]).proto
     expected = dict(zip(sdk.metadata.feature_names.val, sdk.results))
     stale, empty = ids.index(2), Value_pb2.Value()
