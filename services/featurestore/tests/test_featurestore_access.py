@@ -12,7 +12,7 @@ from feast.protos.feast.serving import ServingService_pb2_grpc
 
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.demo_data import arrow_ipc
-from modelplane.featurestore.main import build_spec
+from modelplane.featurestore.runtime import build_spec
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
