@@ -459,7 +459,7 @@ def serve_floor(port: int, with_kit: bool) -> None:
     import grpc
 
     from modelplane.api.v1 import types_pb2
-    from modelplane.featurestore.main import OUR_SERVICE
+    from modelplane.featurestore.runtime import OUR_SERVICE
     from modelplane.featurestore.v1 import featurestore_pb2 as pb
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
     from modelplane.featurestore.wire_handlers import with_wire_responses

@@ -54,7 +54,7 @@ class RunningFeatureStore:
     channel: grpc.aio.Channel
     stub: Any          # modelplane FeatureStoreServiceStub
     feast_stub: Any    # feast.serving.ServingServiceStub
-    core: Any
+    core: Any          # the runtime's parts (runtime.FeatureStoreParts)
     data_dir: Path
 
     def unique(self, prefix: str) -> str:
@@ -100,21 +100,21 @@ async def _start(config: str, tmp: Path, make_db: Any,
                  redis_url: Any) -> tuple[Any, RunningFeatureStore]:
     from feast.protos.feast.serving import ServingService_pb2_grpc
 
-    from modelplane.featurestore.main import build_spec
+    from modelplane.featurestore.runtime import build_spec
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
     from modelplane.kit.server import running
 
     fs_settings = _settings(config, tmp / "data", make_db, redis_url)
     settings = ServiceSettings(service="featurestore", listen="127.0.0.1:0", data_root=tmp,
                                auth_enabled=False)
-    spec, core = build_spec(settings, fs_settings)
+    spec, runtime = build_spec(settings, fs_settings)
     ctx = running(spec, settings)
     svc = await ctx.__aenter__()
     channel = grpc.aio.insecure_channel(svc.address)
     return ctx, RunningFeatureStore(
         config=config, address=svc.address, channel=channel,
         stub=featurestore_pb2_grpc.FeatureStoreServiceStub(channel),
-        feast_stub=ServingService_pb2_grpc.ServingServiceStub(channel), core=core,
+        feast_stub=ServingService_pb2_grpc.ServingServiceStub(channel), core=runtime.current(),
         data_dir=fs_settings.data_dir)
 
 

@@ -12,7 +12,7 @@ from feast.protos.feast.serving import ServingService_pb2_grpc
 
 from modelplane.api.v1 import types_pb2
 from modelplane.featurestore.demo_data import arrow_ipc
-from modelplane.featurestore.main import build_spec
+from modelplane.featurestore.runtime import build_spec
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
@@ -78,3 +78,24 @@ async def test_readers_read_writers_write_and_only_admins_apply_directories(tmp_
         req.entities["acc"].val.add(int64_val=1)
         resp = await feast.GetOnlineFeatures(req, metadata=auth(reader))
         assert resp.results[1].values[0].double_val == 2.0
+
+
+async def test_both_contracts_refuse_calls_as_starting_until_the_runtime_is_built(
+        tmp_path: Any) -> None:
+    from modelplane.kit.errors import Unavailable
+
+    settings = ServiceSettings(service="featurestore", listen="127.0.0.1:0", data_root=tmp_path,
+                               auth_enabled=False)
+    spec, runtime = build_spec(settings, FeatureStoreSettings(data_dir=tmp_path / "fs"))
+    ours, feasts = (s.implementation for s in spec.servicers)
+    with pytest.raises(Unavailable) as info:
+        await ours.ListEntities(pb.ListEntitiesRequest(), None)
+    assert (info.value.reason, info.value.message) == ("STARTING",
+                                                       "the featurestore is still starting")
+    with pytest.raises(Unavailable):
+        await feasts.GetOnlineFeatures(feast_pb.GetOnlineFeaturesRequest(), None)
+    await runtime.start()
+    try:
+        assert list((await ours.ListEntities(pb.ListEntitiesRequest(), None)).entities) == []
+    finally:
+        await runtime.stop()

@@ -518,7 +518,7 @@ async def test_stream_push_reads_ahead_a_bounded_number_of_batches(featurestore:
     def slow_store(spec: Any, keys: dict[str, list[Any]]) -> list[float]:
         leads.append(yielded - (len(leads) + 1))   # messages read beyond this write batch
         time.sleep(0.05)
-        return fs.core.stored_event_seconds(spec, keys)  # type: ignore[no-any-return]
+        return fs.core.writer.stored_event_seconds(spec, keys)  # type: ignore[no-any-return]
 
     async def batches() -> Any:
         nonlocal yielded

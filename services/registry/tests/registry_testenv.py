@@ -23,7 +23,7 @@ from modelplane.kit.clients import channel
 from modelplane.kit.pytest_plugin import rpc_error  # noqa: F401 - the tests import it from here
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
-from modelplane.registry.main import RegistryService, build
+from modelplane.registry.runtime import RegistryRuntime, build
 from modelplane.registry.settings import RegistrySettings
 from modelplane.registry.v1 import registry_pb2_grpc
 
@@ -42,7 +42,7 @@ class RegistryEnv:
     address: str
     mlflow_uri: str
     keys: dict[str, str]
-    service: RegistryService
+    service: RegistryRuntime
     channels: dict[str, grpc.aio.Channel]
 
     def stub(self, who: str = "admin") -> registry_pb2_grpc.ModelRegistryServiceStub:

@@ -319,8 +319,7 @@ async def test_resolve_is_never_stale_after_an_alias_move(
         await in_thread(client.delete_registered_model_alias, name, "challenger")
     err = await rpc_error(reader.ResolveModelUri(pb.ResolveModelUriRequest(uri=uri)))
     assert err.code == "NOT_FOUND" and err.reason == "ALIAS_NOT_FOUND"
-    assert registry.service.registry is not None
-    assert registry.service.registry.resolver.hits >= 2
+    assert registry.service.current().resolver.hits >= 2
 
 
 async def test_bad_input_names_what_is_wrong(registry: RegistryEnv, trained: Trained) -> None:

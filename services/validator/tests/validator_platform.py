@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from modelplane.featurestore.main import build_spec as build_featurestore
+from modelplane.featurestore.runtime import build_spec as build_featurestore
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
 from modelplane.kit.auth import Role, add_key
@@ -29,7 +29,7 @@ from modelplane.observability.v1 import observability_pb2_grpc
 from modelplane.registry.main import build as build_registry
 from modelplane.registry.settings import RegistrySettings
 from modelplane.registry.v1 import registry_pb2_grpc
-from modelplane.validator.main import ValidatorRuntime, build_spec
+from modelplane.validator.runtime import ValidatorRuntime, build_spec
 from modelplane.validator.settings import ValidatorSettings
 from modelplane.validator.v1 import validator_pb2_grpc
 

@@ -1,225 +1,49 @@
-"""gRPC servicer: ``modelplane.featurestore.v1.FeatureStoreService`` over ``FeatureStoreCore``.
+"""gRPC servicer: ``modelplane.featurestore.v1.FeatureStoreService`` over the runtime's
+parts (``runtime.FeatureStoreParts``).
 
-Translation only: protobuf <-> domain specs, blocking domain calls moved to
-a worker thread. Errors are the domain's ``ModelplaneError``s, mapped to
+Messages in (``convert.py``), domain calls (blocking ones moved to a worker thread),
+messages out; nothing else. Errors are the domain's ``ModelplaneError``s, mapped to
 ``google.rpc.Status`` once by the kit's interceptor.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from google.protobuf import empty_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from modelplane.api.v1 import types_pb2
-from modelplane.featurestore.core import FeatureStoreCore
-from modelplane.featurestore.data_quality import QualityReport
-from modelplane.featurestore.datasets import DatasetRecord, EntityRowsFromView
-from modelplane.featurestore.definitions import (
-    EntitySpec,
-    FeatureServiceSpec,
-    FeatureSpec,
-    FeatureViewSpec,
-    ProjectionSpec,
-    SourceKind,
-    SourceSpec,
-    ValueKind,
+from modelplane.featurestore.convert import (
+    TableReader,
+    dataset_to_pb,
+    dt_from_pb,
+    entity_from_pb,
+    entity_to_pb,
+    materialize_progress_to_pb,
+    report_to_pb,
+    service_from_pb,
+    service_to_pb,
+    stream_result_to_pb,
+    ts_to_pb,
+    value_to_python,
+    view_from_pb,
+    view_to_pb,
 )
+from modelplane.featurestore.datasets import EntityRowsFromView
 from modelplane.featurestore.feature_repository import MaterializeEvent
 from modelplane.featurestore.online_stream import RowBatch
 from modelplane.featurestore.v1 import featurestore_pb2 as pb
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
 from modelplane.featurestore.wire import modelplane_response
-from modelplane.kit.arrow_ipc import ArrowLimits, read_ipc_stream
 from modelplane.kit.auth import Role, current_principal
 from modelplane.kit.errors import FieldViolation, InvalidArgument, PermissionDenied
-from modelplane.kit.locations import StoragePolicy, read_parquet
 from modelplane.kit.paging import decode_offset, encode_page_token, page_of, page_size
 
-_KIND_TO_PB = {k: pb.ValueType.Value(f"VALUE_TYPE_{k.value}") for k in ValueKind}
-_PB_TO_KIND = {v: k for k, v in _KIND_TO_PB.items()}
-_SOURCE_TO_PB = {SourceKind.FILE: pb.SOURCE_KIND_FILE, SourceKind.POSTGRES: pb.SOURCE_KIND_POSTGRES}
-_PB_TO_SOURCE = {v: k for k, v in _SOURCE_TO_PB.items()}
-_MAT_STATE = {"RUNNING": pb.MATERIALIZE_STATE_RUNNING, "SUCCEEDED": pb.MATERIALIZE_STATE_SUCCEEDED,
-              "SKIPPED": pb.MATERIALIZE_STATE_SKIPPED}
-_COLUMN_KIND = {"NUMERIC": pb.COLUMN_KIND_NUMERIC, "CATEGORICAL": pb.COLUMN_KIND_CATEGORICAL,
-                "TIMESTAMP": pb.COLUMN_KIND_TIMESTAMP, "BOOL": pb.COLUMN_KIND_BOOL}
-
-
-# ------------------------------------------------------------------ conversions
-
-def _ts(dt: datetime | str | None) -> Timestamp | None:
-    if dt is None or dt == "":
-        return None
-    if isinstance(dt, str):
-        dt = datetime.fromisoformat(dt)
-    out = Timestamp()
-    out.FromDatetime(dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC))
-    return out
-
-
-def _dt(ts: Timestamp, present: bool) -> datetime | None:
-    return ts.ToDatetime(tzinfo=UTC) if present else None
-
-
-def _value_kind(value: int, field: str, default: ValueKind) -> ValueKind:
-    if value == pb.VALUE_TYPE_UNSPECIFIED:
-        return default
-    kind = _PB_TO_KIND.get(value)
-    if kind is None:
-        raise InvalidArgument(f"{field}: unknown value type {value}", reason="BAD_VALUE_TYPE",
-                              field_violations=[FieldViolation(field, "unknown value type")])
-    return kind
-
-
-def entity_from_pb(msg: pb.Entity, field: str = "entity") -> EntitySpec:
-    return EntitySpec(name=msg.name, join_key=msg.join_key,
-                      value_kind=_value_kind(msg.value_type, f"{field}.value_type",
-                                             ValueKind.INT64),
-                      description=msg.description, tags=dict(msg.tags))
-
-
-def entity_to_pb(spec: EntitySpec) -> pb.Entity:
-    return pb.Entity(name=spec.name, join_key=spec.key, value_type=_KIND_TO_PB[spec.value_kind],
-                     description=spec.description, tags=spec.tags,
-                     create_time=_ts(spec.create_time), update_time=_ts(spec.update_time))
-
-
-def view_from_pb(msg: pb.FeatureView, field: str = "feature_view") -> FeatureViewSpec:
-    source = None
-    if msg.HasField("source"):
-        s = msg.source
-        source = SourceSpec(name=s.name, kind=_PB_TO_SOURCE.get(s.kind), path=s.path, table=s.table,
-                            timestamp_field=s.timestamp_field or "event_timestamp",
-                            created_timestamp_column=s.created_timestamp_column)
-    return FeatureViewSpec(
-        name=msg.name, entities=list(msg.entities),
-        features=[FeatureSpec(f.name, _value_kind(f.value_type, f"{field}.features[{i}].value_type",
-                                                  ValueKind.DOUBLE), f.description)
-                  for i, f in enumerate(msg.features)],
-        ttl=msg.ttl.ToTimedelta() if msg.HasField("ttl") else timedelta(0), source=source,
-        online=msg.online,
-        description=msg.description, tags=dict(msg.tags))
-
-
-def view_to_pb(spec: FeatureViewSpec) -> pb.FeatureView:
-    msg = pb.FeatureView(name=spec.name, entities=spec.entities, online=spec.online,
-                         description=spec.description, tags=spec.tags,
-                         create_time=_ts(spec.create_time), update_time=_ts(spec.update_time))
-    msg.features.extend(pb.Feature(name=f.name, value_type=_KIND_TO_PB[f.value_kind],
-                                   description=f.description) for f in spec.features)
-    msg.ttl.FromTimedelta(spec.ttl)
-    if spec.source is not None:
-        s = spec.source
-        kind = _SOURCE_TO_PB[s.kind] if s.kind else pb.SOURCE_KIND_UNSPECIFIED
-        msg.source.CopyFrom(pb.DataSource(name=s.name, kind=kind,
-                                          path=s.path, table=s.table,
-                                          timestamp_field=s.timestamp_field,
-                                          created_timestamp_column=s.created_timestamp_column))
-    for start, end in spec.materialization_intervals:
-        msg.materialization_intervals.add(start_time=_ts(start), end_time=_ts(end))
-    return msg
-
-
-def service_from_pb(msg: pb.FeatureService) -> FeatureServiceSpec:
-    return FeatureServiceSpec(name=msg.name, projections=[ProjectionSpec(p.feature_view,
-                                                                         list(p.features))
-                                                          for p in msg.projections],
-                              description=msg.description, tags=dict(msg.tags))
-
-
-def service_to_pb(spec: FeatureServiceSpec) -> pb.FeatureService:
-    return pb.FeatureService(
-        name=spec.name, description=spec.description, tags=spec.tags,
-        projections=[pb.FeatureViewProjection(feature_view=p.feature_view, features=p.features)
-                     for p in spec.projections],
-        create_time=_ts(spec.create_time), update_time=_ts(spec.update_time))
-
-
-def dataset_to_pb(record: DatasetRecord) -> pb.Dataset:
-    return pb.Dataset(
-        id=record.id, name=record.name, version=record.version, feature_refs=record.feature_refs,
-        feature_service=record.feature_service,
-        time_range=types_pb2.TimeWindow(start_time=_ts(record.time_start),
-                                        end_time=_ts(record.time_end)),
-        row_count=record.row_count, content_hash=record.content_hash,
-        storage_uri=record.storage_uri,
-        columns=[pb.DatasetColumn(name=n, arrow_type=t) for n, t in record.columns],
-        join_keys=record.join_keys, timestamp_column=record.timestamp_column,
-        description=record.description, tags=record.tags, create_time=_ts(record.create_time))
-
-
-def report_to_pb(report: QualityReport, full: bool = True) -> pb.DataQualityReport:
-    msg = pb.DataQualityReport(
-        id=report.id, create_time=_ts(report.create_time), row_count=report.row_count,
-        timestamp_column=report.timestamp_column, entity_columns=report.entity_columns,
-        duplicate_events=report.duplicate_events, entity_count=report.entity_count)
-    if report.dataset:
-        msg.dataset = report.dataset
-    elif report.feature_view:
-        msg.feature_view = report.feature_view
-    elif report.rows_hash:
-        msg.rows_hash = report.rows_hash
-    if report.first_event:
-        msg.time_coverage.CopyFrom(types_pb2.TimeWindow(start_time=_ts(report.first_event),
-                                                        end_time=_ts(report.last_event)))
-    msg.history_length.FromTimedelta(timedelta(seconds=report.history_seconds))
-    msg.gaps.extend(pb.TimeGap(start_time=_ts(a), end_time=_ts(b)) for a, b in report.gaps)
-    if report.label is not None:
-        lab = report.label
-        msg.label.CopyFrom(pb.LabelQuality(
-            label_column=lab.label_column, unlabeled_count=lab.unlabeled_count,
-            unlabeled_fraction=lab.unlabeled_fraction, conflicting_groups=lab.conflicting_groups,
-            conflicting_rows=lab.conflicting_rows,
-            label_counts=[pb.CategoryCount(value=c.value, count=c.count)
-                          for c in lab.label_counts]))
-    if full:
-        for c in report.columns:
-            msg.columns.append(pb.ColumnStatistics(
-                name=c.name, kind=_COLUMN_KIND.get(c.kind, pb.COLUMN_KIND_UNSPECIFIED),
-                arrow_type=c.arrow_type, count=c.count,
-                missing_count=c.missing_count, missing_fraction=c.missing_fraction,
-                distinct_count=c.distinct_count, mean=c.mean, std=c.std, min=c.min, max=c.max,
-                quantile_levels=c.quantile_levels, quantiles=c.quantiles,
-                histogram=[pb.HistogramBin(lower=b.lower, upper=b.upper, count=b.count)
-                           for b in c.histogram],
-                top_categories=[pb.CategoryCount(value=t.value, count=t.count)
-                                for t in c.top_categories]))
-    return msg
-
-
-def value_to_python(value: types_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind is None or kind == "null_value":
-        return None
-    if kind == "timestamp_value":
-        return value.timestamp_value.ToDatetime(tzinfo=UTC)
-    return getattr(value, kind)
-
-
-class TableReader:
-    """``modelplane.api.v1.TableData`` -> Arrow table (inline IPC, or a parquet file the
-    storage policy lets callers name)."""
-
-    def __init__(self, storage: StoragePolicy, arrow_limits: ArrowLimits | None = None) -> None:
-        self.storage = storage
-        self.arrow_limits = arrow_limits or ArrowLimits()
-
-    def read(self, data: types_pb2.TableData, field: str) -> pa.Table:
-        which = data.WhichOneof("source")
-        if which == "arrow_ipc":
-            # size and rows checked batch by batch before anything is inflated
-            return read_ipc_stream(data.arrow_ipc, self.arrow_limits, f"{field}.arrow_ipc")
-        if which == "parquet_uri":
-            where = f"{field}.parquet_uri"
-            return read_parquet(self.storage.readable(data.parquet_uri, where), where)
-        raise InvalidArgument(f"{field}: set arrow_ipc or parquet_uri", reason="TABLE_REQUIRED",
-                              field_violations=[FieldViolation(field, "required")])
+if TYPE_CHECKING:  # runtime.py builds the servicer: imported for the annotation only
+    from modelplane.featurestore.feature_repository import FeatureRepository
+    from modelplane.featurestore.runtime import FeatureStoreParts
 
 
 def _require(value: str, field: str) -> str:
@@ -230,10 +54,14 @@ def _require(value: str, field: str) -> str:
 
 
 class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
-    def __init__(self, core: FeatureStoreCore, tables: TableReader) -> None:
-        self.core = core
-        self.repo = core.repository
+    def __init__(self, parts: Callable[[], FeatureStoreParts], tables: TableReader) -> None:
+        #: the runtime's parts (UNAVAILABLE/STARTING until the runtime has built them)
+        self.parts = parts
         self.tables = tables
+
+    @property
+    def repo(self) -> FeatureRepository:
+        return self.parts().repository
 
     # ---------------------------------------------------------------- definitions
 
@@ -345,15 +173,15 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         count, first, last = await asyncio.to_thread(self.repo.write_offline, view, rows)
         out = pb.WriteOfflineRowsResponse(row_count=count)
         if first is not None:
-            out.event_time_range.CopyFrom(types_pb2.TimeWindow(start_time=_ts(first),
-                                                               end_time=_ts(last)))
+            out.event_time_range.CopyFrom(types_pb2.TimeWindow(start_time=ts_to_pb(first),
+                                                               end_time=ts_to_pb(last)))
         return out
 
     async def PushOnlineRows(self, request: pb.PushOnlineRowsRequest,
                              context: Any) -> pb.PushOnlineRowsResponse:
         view = _require(request.feature_view, "feature_view")
         rows = await asyncio.to_thread(self.tables.read, request.rows, "rows")
-        count = await asyncio.to_thread(self.core.push_online, view, rows, request.also_offline)
+        count = await asyncio.to_thread(self.parts().writer.push, view, rows, request.also_offline)
         return pb.PushOnlineRowsResponse(row_count=count)
 
     async def StreamOnlineRows(self, request_iterator: AsyncIterator[pb.StreamOnlineRowsRequest],
@@ -366,37 +194,29 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
                 yield RowBatch(message.feature_view, rows, message.also_offline)
                 i += 1
 
-        result = await self.core.push_online_stream(batches())
-        return pb.StreamOnlineRowsResponse(
-            received_count=result.received, written_count=result.written,
-            superseded_count=result.superseded, rejected_count=result.rejected_count,
-            rejected=[pb.RejectedRow(index=r.index, field=r.field, reason=r.reason)
-                      for r in result.rejected])
+        return stream_result_to_pb(await self.parts().writer.push_stream(batches()))
 
     async def Materialize(self, request: pb.MaterializeRequest,
                           context: Any) -> AsyncIterator[pb.MaterializeProgress]:
-        events = self.repo.materialize(list(request.feature_views),
-                                       _dt(request.start_time, request.HasField("start_time")),
-                                       _dt(request.end_time, request.HasField("end_time")))
+        events = self.repo.materialize(
+            list(request.feature_views),
+            dt_from_pb(request.start_time, request.HasField("start_time")),
+            dt_from_pb(request.end_time, request.HasField("end_time")))
         done = object()
         while True:
             event: MaterializeEvent | object = await asyncio.to_thread(next, events, done)
             if event is done:
                 return
             assert isinstance(event, MaterializeEvent)
-            yield pb.MaterializeProgress(
-                feature_view=event.feature_view, state=_MAT_STATE[event.state],
-                range=types_pb2.TimeWindow(start_time=_ts(event.start), end_time=_ts(event.end)),
-                rows_written=event.rows_written, views_done=event.views_done,
-                views_total=event.views_total)
+            yield materialize_progress_to_pb(event)
 
     # ---------------------------------------------------------------- online
 
     async def GetOnlineFeatures(self, request: pb.GetOnlineFeaturesRequest,
                                 context: Any) -> bytes:
-        """The response as wire bytes: registered through ``wire_handlers`` (see main.py),
+        """The response as wire bytes: registered through ``wire_handlers`` (see runtime.py),
         so grpc sends them as they are."""
-        online = self.core.online
+        online = self.parts().online
         plan = await online.plan(request.feature_refs, request.feature_service,
                                  request.full_feature_names)
         entities = {k: [value_to_python(v) for v in vl.values]
@@ -419,17 +239,17 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
             from_view = EntityRowsFromView(
                 feature_view=_require(spec.feature_view, "entity_rows_from_view.feature_view"),
                 columns=tuple(spec.columns),
-                start=_dt(window.start_time, window.HasField("start_time")),
-                end=_dt(window.end_time, window.HasField("end_time")))
+                start=dt_from_pb(window.start_time, window.HasField("start_time")),
+                end=dt_from_pb(window.end_time, window.HasField("end_time")))
         record = await asyncio.to_thread(
-            self.core.datasets.create, name=ds.name, refs=list(ds.feature_refs),
+            self.parts().datasets.create, name=ds.name, refs=list(ds.feature_refs),
             service=ds.feature_service, entity_rows=entity_rows, from_view=from_view,
             timestamp_column=request.timestamp_column, description=ds.description,
             tags=dict(ds.tags))
         return dataset_to_pb(record)
 
     async def GetDataset(self, request: pb.GetDatasetRequest, context: Any) -> pb.Dataset:
-        return dataset_to_pb(await asyncio.to_thread(self.core.datasets.get,
+        return dataset_to_pb(await asyncio.to_thread(self.parts().datasets.get,
                                                      _require(request.id, "id")))
 
     async def ListDatasets(self, request: pb.ListDatasetsRequest,
@@ -437,20 +257,21 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
         query = {"kind": "datasets", "name": request.name}
         limit = page_size(request.page_size)
         offset = decode_offset(request.page_token, query)
-        items, more = await asyncio.to_thread(self.core.datasets.list, request.name, limit, offset)
+        items, more = await asyncio.to_thread(self.parts().datasets.list, request.name, limit,
+                                              offset)
         return pb.ListDatasetsResponse(
             datasets=[dataset_to_pb(d) for d in items],
             next_page_token=encode_page_token(offset + len(items) if more else None, query))
 
     async def DeleteDataset(self, request: pb.DeleteDatasetRequest,
                             context: Any) -> empty_pb2.Empty:
-        await asyncio.to_thread(self.core.datasets.delete, _require(request.id, "id"))
+        await asyncio.to_thread(self.parts().datasets.delete, _require(request.id, "id"))
         return empty_pb2.Empty()
 
     async def ReadDataset(self, request: pb.ReadDatasetRequest,
                           context: Any) -> AsyncIterator[pb.ReadDatasetResponse]:
-        chunks = self.core.datasets.read_chunks(_require(request.id, "id"), list(request.columns),
-                                                request.chunk_rows)
+        chunks = self.parts().datasets.read_chunks(_require(request.id, "id"),
+                                                   list(request.columns), request.chunk_rows)
         done = object()
         while True:
             chunk = await asyncio.to_thread(next, chunks, done)
@@ -469,12 +290,12 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
             rows = await asyncio.to_thread(self.tables.read, request.rows, "rows")
         window = request.time_range
         report = await asyncio.to_thread(
-            self.core.compute_quality, dataset=request.dataset if which == "dataset" else "",
+            self.parts().quality.compute, dataset=request.dataset if which == "dataset" else "",
             feature_view=request.feature_view if which == "feature_view" else "", rows=rows,
             label_column=request.label_column, timestamp_column=request.timestamp_column,
             entity_columns=list(request.entity_columns),
-            start=_dt(window.start_time, window.HasField("start_time")),
-            end=_dt(window.end_time, window.HasField("end_time")),
+            start=dt_from_pb(window.start_time, window.HasField("start_time")),
+            end=dt_from_pb(window.end_time, window.HasField("end_time")),
             histogram_bins=request.histogram_bins, top_categories=request.top_categories,
             gap_seconds=request.gap_threshold.ToTimedelta().total_seconds()
             if request.HasField("gap_threshold") else 0.0)
@@ -482,7 +303,7 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
 
     async def GetDataQualityReport(self, request: pb.GetDataQualityReportRequest,
                                    context: Any) -> pb.DataQualityReport:
-        return report_to_pb(await asyncio.to_thread(self.core.get_report,
+        return report_to_pb(await asyncio.to_thread(self.parts().quality.get,
                                                     _require(request.id, "id")))
 
     async def ListDataQualityReports(self, request: pb.ListDataQualityReportsRequest,
@@ -491,7 +312,7 @@ class FeatureStoreServicer(featurestore_pb2_grpc.FeatureStoreServiceServicer):
                  "feature_view": request.feature_view}
         limit = page_size(request.page_size)
         offset = decode_offset(request.page_token, query)
-        items, more = await asyncio.to_thread(self.core.list_reports, request.dataset,
+        items, more = await asyncio.to_thread(self.parts().quality.list, request.dataset,
                                               request.feature_view, limit, offset)
         return pb.ListDataQualityReportsResponse(
             reports=[report_to_pb(r, request.full_view) for r in items],

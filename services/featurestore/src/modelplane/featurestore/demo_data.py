@@ -164,7 +164,7 @@ async def seed_featurestore(stub: Any, data: DemoData | None = None) -> DemoData
     ``stub`` is a ``FeatureStoreServiceStub`` on an aio channel (with a writer key).
     """
     from modelplane.api.v1 import types_pb2
-    from modelplane.featurestore.api import entity_to_pb, service_to_pb, view_to_pb
+    from modelplane.featurestore.convert import entity_to_pb, service_to_pb, view_to_pb
     from modelplane.featurestore.v1 import featurestore_pb2 as pb
 
     data = data or generate()

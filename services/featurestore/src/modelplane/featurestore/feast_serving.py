@@ -6,14 +6,17 @@ Served from the stubs the ``feast`` package ships, so Feast's gRPC clients
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from feast.protos.feast.serving import ServingService_pb2 as feast_pb
 from feast.protos.feast.serving import ServingService_pb2_grpc as feast_grpc
 
-from modelplane.featurestore.core import FeatureStoreCore
 from modelplane.featurestore.wire import feast_response
 from modelplane.kit.auth import Role
+
+if TYPE_CHECKING:  # runtime.py builds the servicer: imported for the annotation only
+    from modelplane.featurestore.runtime import FeatureStoreParts
 
 SERVICE_NAME = "feast.serving.ServingService"
 METHOD_ACCESS = {f"/{SERVICE_NAME}/GetFeastServingInfo": Role.READER,
@@ -36,8 +39,9 @@ def feast_version() -> str:
 
 
 class FeastServingServicer(feast_grpc.ServingServiceServicer):
-    def __init__(self, core: FeatureStoreCore) -> None:
-        self.core = core
+    def __init__(self, parts: Callable[[], FeatureStoreParts]) -> None:
+        #: the runtime's parts (UNAVAILABLE/STARTING until the runtime has built them)
+        self.parts = parts
         self._version = feast_version()
 
     async def GetFeastServingInfo(self, request: feast_pb.GetFeastServingInfoRequest,
@@ -46,10 +50,10 @@ class FeastServingServicer(feast_grpc.ServingServiceServicer):
 
     async def GetOnlineFeatures(self, request: feast_pb.GetOnlineFeaturesRequest,
                                 context: Any) -> bytes:
-        online = self.core.online
+        online = self.parts().online
         refs = list(request.features.val) if request.HasField("features") else []
         plan = await online.plan(refs, request.feature_service, request.full_feature_names)
         entities = {k: [_python(v) for v in rv.val] for k, rv in request.entities.items()}
         result = await online.lookup(plan, entities)
-        # wire bytes, sent as they are (registered through wire_handlers, see main.py)
+        # wire bytes, sent as they are (registered through wire_handlers, see runtime.py)
         return feast_response(result)

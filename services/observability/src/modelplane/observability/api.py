@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import empty_pb2
 
@@ -67,7 +67,6 @@ from modelplane.observability.records import (
     IngestResult,
     Rejection,
 )
-from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.store.base import ScanSpec
 from modelplane.observability.store.frames import (
     decode_page_token,
@@ -77,6 +76,9 @@ from modelplane.observability.store.frames import (
 )
 from modelplane.observability.v1 import observability_pb2 as pb
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:  # runtime.py builds the servicer: imported for the annotation only
+    from modelplane.observability.runtime import ObservabilityRuntime
 
 
 def _page(page_size: int, page_token: str) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """The service's parts wired together: store, ingest, evaluations, monitors,
-the alert hub and the dashboard's HTTP server. Started and stopped by the kit
-hooks (``on_start`` / ``on_stop``).
+the alert hub and the dashboard's HTTP server, on the kit's ``ServiceRuntime``
+(its ``start`` / ``stop`` are the kit server's hooks; ``build`` opens the store,
+starts the background parts and the dashboard, and returns the opened store).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any
 
 from modelplane.kit.locations import StoragePolicy
 from modelplane.kit.outbound import OutboundPolicy
+from modelplane.kit.runtime import ServiceRuntime
+from modelplane.kit.server import Servicer, ServiceSpec
 from modelplane.observability.analysis_limits import AnalysisGate
+from modelplane.observability.api import ObservabilityServicer
 from modelplane.observability.evaluations import Evaluations
 from modelplane.observability.ingest import RecordIngestor
 from modelplane.observability.lineage import LineagePeers
@@ -25,22 +29,11 @@ from modelplane.observability.records import utcnow
 from modelplane.observability.settings import WEBHOOK_ALLOW_SETTING, ObservabilitySettings
 from modelplane.observability.store.base import EvaluationStore
 from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 from modelplane.observability.webhooks import WebhookDispatcher, WebhookSettings
 
 log = logging.getLogger("modelplane.observability")
-
-
-def _quiet_server_class() -> type:
-    import uvicorn
-
-    class QuietServer(uvicorn.Server):
-        """uvicorn without its own signal handlers: the kit owns SIGTERM/SIGINT."""
-
-        @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[no-untyped-def, override]
-            yield
-
-    return QuietServer
+SERVICE_NAME = "modelplane.observability.v1.ObservabilityService"
 
 
 def open_store(settings: ObservabilitySettings) -> EvaluationStore:
@@ -53,9 +46,10 @@ def open_store(settings: ObservabilitySettings) -> EvaluationStore:
     return EmbeddedStore(settings.embedded_path)
 
 
-class ObservabilityRuntime:
+class ObservabilityRuntime(ServiceRuntime[EvaluationStore]):
     def __init__(self, settings: ObservabilitySettings,
                  clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__("observability")
         self.settings = settings
         self.store = open_store(settings)
         #: which parquet files callers may import (ImportRecords, SetBaseline)
@@ -91,20 +85,16 @@ class ObservabilityRuntime:
         self.retention = Retention(self.store, settings.retention, clock)
         self.monitors = Monitors(self.store, self.evaluations, self.hub, clock, self.outbound,
                                  on_delivery=self.webhooks.wake)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._http: Any = None
         self.http_port: int | None = None
         self._registry_channel: Any = None
         #: GetPredictionLineage's peers (channels made in start(), on the service's loop)
         self.lineage_peers = LineagePeers()
-        self._peer_channels: list[Any] = []
-        self._serving_channel: Any = None
         from modelplane.observability.adapters.rollout_pages import RolloutPageSource
 
         #: serving's rollouts for the dashboard (a channel is made at start, if configured)
         self.serving = RolloutPageSource(None)
 
-    async def start(self) -> None:
+    async def build(self) -> EvaluationStore:
         if self.settings.explain_models:
             self._start_model_loader()
         self._start_lineage_peers()
@@ -113,13 +103,12 @@ class ObservabilityRuntime:
         with self.catalog_lock:
             self.catalogs.update(catalogs)
         # The lease also decides who sends webhooks, so it runs with the scheduler off too.
-        self._tasks.append(asyncio.create_task(self.lease.run()))
-        self._tasks.append(asyncio.create_task(self.relay.run()))
-        self._tasks.append(asyncio.create_task(self.webhooks.run()))
-        self._tasks.append(asyncio.create_task(self.retention.run(self.lease)))
+        self.spawn(self.lease.run())
+        self.spawn(self.relay.run())
+        self.spawn(self.webhooks.run())
+        self.spawn(self.retention.run(self.lease))
         if self.settings.monitor_tick_seconds > 0:
-            self._tasks.append(asyncio.create_task(
-                self.monitors.run(self.settings.monitor_tick_seconds, self.lease)))
+            self.spawn(self.monitors.run(self.settings.monitor_tick_seconds, self.lease))
         if self.settings.serving_target:
             self._start_serving_channel(self.settings.serving_target)
         if self.settings.http_addr:
@@ -127,15 +116,15 @@ class ObservabilityRuntime:
         from modelplane.observability.ops_metrics import COLLECTOR
 
         COLLECTOR.add(self)
+        return self.store
 
     def _start_model_loader(self) -> None:
         """Registered versions for ExplainPredictions: a channel to the registry (made
         here, on the service's loop; it connects at the first explanation)."""
-        from modelplane.kit.clients import channel
         from modelplane.observability.adapters.model_loader import RegistryModelLoader
 
         svc = self.settings.service
-        self._registry_channel = channel(svc.target("registry"), svc)
+        self._registry_channel = self.channel(svc.target("registry"), svc)
         self.evaluations.models = RegistryModelLoader(
             self._registry_channel, asyncio.get_running_loop(), svc.data_dir / "models",
             api_key=svc.api_key, cache_size=self.settings.explain_model_cache)
@@ -144,7 +133,6 @@ class ObservabilityRuntime:
         """Channels to the registry, featurestore, validator and serving for
         GetPredictionLineage (they connect at the first call; a peer that is down
         makes that part of the answer missing, not the call fail)."""
-        from modelplane.kit.clients import channel
         from modelplane.observability.adapters.featurestore import FeaturestoreDatasets
         from modelplane.observability.adapters.registry import RegistryVersions
         from modelplane.observability.adapters.serving import ServingRollouts
@@ -155,71 +143,43 @@ class ObservabilityRuntime:
         def peer(name: str) -> Any:
             if name == "registry" and self._registry_channel is not None:
                 return self._registry_channel
-            ch = channel(svc.target(name), svc)
-            self._peer_channels.append(ch)
-            return ch
+            return self.channel(svc.target(name), svc)
 
         self.lineage_peers = LineagePeers(
             RegistryVersions(peer("registry")), FeaturestoreDatasets(peer("featurestore")),
             ValidatorReports(peer("validator")), ServingRollouts(peer("serving")))
+
     def _start_serving_channel(self, target: str) -> None:
         """Serving's rollouts for the dashboard's rollout pages (optional: the pages say
         when serving is not configured or not reachable)."""
-        from modelplane.kit.clients import channel
         from modelplane.observability.adapters.rollout_pages import RolloutPageSource
 
-        self._serving_channel = channel(target, self.settings.service)
-        self.serving = RolloutPageSource(self._serving_channel, target)
+        self.serving = RolloutPageSource(self.channel(target, self.settings.service), target)
 
     async def _start_http(self, addr: str) -> None:
-        import uvicorn
-
         from modelplane.observability.dashboard import dashboard_app
 
-        _QuietServer = _quiet_server_class()
+        server = await self.serve_http(dashboard_app(self), addr, "observability dashboard")
+        self.http_port = server.port
 
-        host, _, port = addr.rpartition(":")
-        config = uvicorn.Config(dashboard_app(self), host=host.strip("[]") or "127.0.0.1",
-                                port=int(port), log_level="warning", access_log=False,
-                                lifespan="off")
-        server = _QuietServer(config)
-        self._http = server
-        self._tasks.append(asyncio.create_task(server.serve()))
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        if server.servers:
-            sock = server.servers[0].sockets[0]
-            self.http_port = int(sock.getsockname()[1])
-            log.info("observability dashboard on http://%s:%s/", config.host, self.http_port)
-
-    async def stop(self) -> None:
+    async def close(self) -> None:
+        # after the dashboard and the background tasks, before the peer channels (kit base)
         from modelplane.observability.ops_metrics import COLLECTOR
 
         COLLECTOR.remove(self)
-        if self._http is not None:
-            self._http.should_exit = True
-        for task in self._tasks:
-            if task.get_coro().__qualname__.startswith("Server.serve"):  # type: ignore[union-attr]
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(task, 5)
-            else:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks.clear()
         self.webhooks.close()
-        if self._registry_channel is not None:
-            with contextlib.suppress(Exception):
-                await self._registry_channel.close()
-        for ch in self._peer_channels:
-            with contextlib.suppress(Exception):
-                await ch.close()
-        if self._serving_channel is not None:
-            with contextlib.suppress(Exception):
-                await self._serving_channel.close()
         with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
             await asyncio.to_thread(self.lease.release)
         await asyncio.to_thread(self.store.close)
         self.executor.shutdown(wait=False)
+
+
+def build(settings: ObservabilitySettings, runtime: ObservabilityRuntime | None = None
+          ) -> tuple[ServiceSpec, ObservabilityRuntime]:
+    rt = runtime or ObservabilityRuntime(settings)
+    spec = ServiceSpec(
+        name="observability",
+        servicers=[Servicer(pb_grpc.add_ObservabilityServiceServicer_to_server,
+                            ObservabilityServicer(rt), SERVICE_NAME)],
+        on_start=rt.start, on_stop=rt.stop)
+    return spec, rt
