@@ -219,7 +219,7 @@ def records_from_arrow(ipc: bytes) -> list[Any]:
     import pyarrow as pa
 
     from modelplane.observability.v1 import observability_pb2 as obs
-    from modelplane.serving.observability_sink import _set_value
+    from modelplane.serving.adapters.observability_sink import _set_value
 
     table = pa.ipc.open_stream(ipc).read_all()
     out = []

@@ -15,9 +15,9 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from opentelemetry.trace import get_current_span as _get_current_span
@@ -45,7 +45,6 @@ from modelplane.serving.deployment import (
     Route,
 )
 from modelplane.serving.model_source import AliasEvent, ModelSource, is_transient
-from modelplane.serving.online_features import OnlineFeatureSource
 from modelplane.serving.prediction_log import PredictionLogger, PredictionRecord
 from modelplane.serving.servable_model import ModelInput, ModelOutputError, ServableModel
 from modelplane.serving.serving_metrics import ServingMetrics
@@ -74,6 +73,19 @@ EXHAUSTED_RETRY_SECONDS = 300.0
 #: (jittered; forever: it is how the registry's return is noticed)
 STREAM_RETRY_INITIAL_SECONDS = 1.0
 STREAM_RETRY_MAX_SECONDS = 30.0
+
+
+class OnlineFeatureSource(Protocol):
+    """Online features for a deployment's feature binding (``adapters.online_features``
+    has the featurestore's client)."""
+
+    async def get_online_features(self, feature_refs: Sequence[str],
+                                  entities: dict[str, np.ndarray],
+                                  full_feature_names: bool) -> dict[str, np.ndarray]:
+        """Feature columns (one value per entity row) by column name."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass

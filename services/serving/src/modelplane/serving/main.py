@@ -54,6 +54,7 @@ class ServingServer:
         from modelplane.kit.clients import channel
         from modelplane.kit.locations import StoragePolicy
         from modelplane.kit.server import Servicer, ServiceSpec
+        from modelplane.serving.adapters.online_features import FeastServingClient
         from modelplane.serving.api import ServingApi
         from modelplane.serving.batch_runner import BatchRunner
         from modelplane.serving.bento_export import BentoExporter
@@ -63,7 +64,6 @@ class ServingServer:
         from modelplane.serving.deployment_store import DeploymentStore
         from modelplane.serving.oip_grpc import METHOD_ACCESS, SERVICE_NAME, InferenceServicer
         from modelplane.serving.oip_http import OipHttpApp
-        from modelplane.serving.online_features import FeastServingClient
         from modelplane.serving.prediction_log import DiscardingSink, PredictionLogger
         from modelplane.serving.serving_metrics import ServingMetrics
         from modelplane.serving.v1 import serving_pb2_grpc
@@ -72,15 +72,15 @@ class ServingServer:
         self.settings = settings
         svc = settings.service
         if alias_mover is None and settings.model_source == "registry":
-            from modelplane.serving.rollout_adapters import RegistryAliasMover
+            from modelplane.serving.adapters.rollout_adapters import RegistryAliasMover
 
             alias_mover = RegistryAliasMover(channel(svc.target("registry"), svc))
         if rollout_evidence is None and settings.observability_target:
-            from modelplane.serving.rollout_adapters import ObservabilityEvidence
+            from modelplane.serving.adapters.rollout_adapters import ObservabilityEvidence
 
             rollout_evidence = ObservabilityEvidence(channel(settings.observability_target, svc))
         if rollout_alerts is None and settings.observability_target:
-            from modelplane.serving.rollout_adapters import ObservabilityAlerts
+            from modelplane.serving.adapters.rollout_adapters import ObservabilityAlerts
 
             rollout_alerts = ObservabilityAlerts(channel(settings.observability_target, svc))
         self._rollout_alerts = rollout_alerts
@@ -88,7 +88,7 @@ class ServingServer:
         self._alias_mover = alias_mover
         if source is None:
             if settings.model_source == "registry":
-                from modelplane.serving.registry_source import RegistryModelSource
+                from modelplane.serving.adapters.registry_source import RegistryModelSource
 
                 source = RegistryModelSource(channel(svc.target("registry"), svc), svc.api_key)
             else:
@@ -98,7 +98,7 @@ class ServingServer:
                                            poll_seconds=settings.alias_poll_seconds)
         if sink is None:
             if settings.observability_target:
-                from modelplane.serving.observability_sink import ObservabilitySink
+                from modelplane.serving.adapters.observability_sink import ObservabilitySink
 
                 sink = ObservabilitySink(channel(settings.observability_target, svc))
             else:
@@ -106,7 +106,7 @@ class ServingServer:
         if features is None and settings.featurestore_target:
             features = FeastServingClient(channel(settings.featurestore_target, svc))
         if dataset_reader is None and settings.featurestore_target:
-            from modelplane.serving.dataset_reader import FeaturestoreDatasetReader
+            from modelplane.serving.adapters.dataset_reader import FeaturestoreDatasetReader
 
             dataset_reader = FeaturestoreDatasetReader(channel(settings.featurestore_target, svc),
                                                        svc.arrow_limits)

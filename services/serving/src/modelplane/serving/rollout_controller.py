@@ -40,7 +40,7 @@ operations check, both versions' request outcomes since the rollout started
 from serving's own store (``DeploymentStore.route_stats``, every replica's).
 
 No grpc here: evidence and the registry come in as :class:`EvidenceSource` and
-:class:`AliasMover` (``rollout_adapters`` has the gRPC ones).
+:class:`AliasMover` (``adapters.rollout_adapters`` has the gRPC ones).
 """
 
 from __future__ import annotations
