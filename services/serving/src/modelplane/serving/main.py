@@ -10,9 +10,13 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from modelplane.kit.errors import Unavailable
 from modelplane.serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from modelplane.serving.control_plane import ControlPlane
 
 log = logging.getLogger("modelplane.serving")
 
@@ -55,7 +59,7 @@ class ServingServer:
         from modelplane.kit.locations import StoragePolicy
         from modelplane.kit.server import Servicer, ServiceSpec
         from modelplane.serving.adapters.online_features import FeastServingClient
-        from modelplane.serving.api import ServingApi
+        from modelplane.serving.api import ServingServicer
         from modelplane.serving.batch_runner import BatchRunner
         from modelplane.serving.bento_export import BentoExporter
         from modelplane.serving.bento_models import BentoModelRepository
@@ -142,9 +146,9 @@ class ServingServer:
         self._BatchRunner = BatchRunner
         #: what callers may name: batch input and output, Bento export paths
         self.storage = StoragePolicy.for_service(svc)
-        self.api = ServingApi(None, None, BentoExporter(self.plane,  # type: ignore[arg-type]
-                                                        settings.data_dir / "bentos",
-                                                        self.storage))
+        self.exporter = BentoExporter(self.plane, settings.data_dir / "bentos", self.storage)
+        self.control: ControlPlane | None = None
+        self.api = ServingServicer(self.current)
         self.spec = ServiceSpec(
             name="serving",
             servicers=[
@@ -154,6 +158,11 @@ class ServingServer:
                          InferenceServicer(self.plane), SERVICE_NAME),
             ],
             on_start=self.start, on_stop=self.stop, method_access=METHOD_ACCESS)
+
+    def current(self) -> ControlPlane:
+        if self.control is None:
+            raise Unavailable("serving is still starting", reason="STARTING")
+        return self.control
 
     @property
     def http_address(self) -> str:
@@ -167,16 +176,15 @@ class ServingServer:
         self.batches = self._BatchRunner(self.store, self.plane,
                                          self.settings.data_dir / "batch-output",
                                          self.storage, self._dataset_reader)
-        self.api.deployments = self.deployments
-        self.api.batches = self.batches
         await self.deployments.start()
+        from modelplane.serving.control_plane import ControlPlane
         from modelplane.serving.rollout_controller import RolloutLease, Rollouts
 
         self.rollout_lease = RolloutLease(self.store, self.settings.rollout_lease_seconds)
         self.rollouts = Rollouts(self.store, self.deployments, evidence=self._rollout_evidence,
                                  aliases=self._alias_mover, holder=self.rollout_lease.holder,
                                  alerts=self._rollout_alerts)
-        self.api.rollouts = self.rollouts
+        self.control = ControlPlane(self.deployments, self.batches, self.rollouts, self.exporter)
         self._rollout_tasks = [
             asyncio.create_task(self.plane.route_stats.run(
                 self.store, self.settings.route_stats_flush_seconds), name="route-stats"),
