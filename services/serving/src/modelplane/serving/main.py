@@ -63,12 +63,13 @@ class ServingServer:
         from modelplane.serving.batch_runner import BatchRunner
         from modelplane.serving.bento_export import BentoExporter
         from modelplane.serving.bento_models import BentoModelRepository
-        from modelplane.serving.data_plane import DataPlane
         from modelplane.serving.deployment_service import DeploymentService
         from modelplane.serving.deployment_store import DeploymentStore
+        from modelplane.serving.loaded_models import LoadedModels
         from modelplane.serving.oip_grpc import METHOD_ACCESS, SERVICE_NAME, InferenceServicer
         from modelplane.serving.oip_http import OipHttpApp
         from modelplane.serving.prediction_log import DiscardingSink, PredictionLogger
+        from modelplane.serving.predictor import Predictor
         from modelplane.serving.serving_metrics import ServingMetrics
         from modelplane.serving.v1 import serving_pb2_grpc
         from modelplane.serving.write_ahead_log import FsyncPolicy
@@ -122,11 +123,12 @@ class ServingServer:
                                                          settings.log_fsync_interval_ms / 1000),
                                        on_rejected=lambda deployment, n: self.metrics.log_rejected
                                        .labels(deployment).inc(n))
-        self.plane = DataPlane(source, BentoModelRepository(
-            workers_per_model=settings.workers_per_model), self.logger, self.metrics, features,
-            load_retry_budget=settings.load_retry_budget,
+        self.models = LoadedModels(
+            source, BentoModelRepository(workers_per_model=settings.workers_per_model),
+            self.metrics, load_retry_budget=settings.load_retry_budget,
             exhausted_retry_seconds=settings.load_retry_exhausted_seconds)
-        self.plane.require_validation = settings.require_validation
+        self.models.require_validation = settings.require_validation
+        self.predictor = Predictor(self.models, self.logger, self.metrics, features)
         self.change_feed: Any = None
         self.store: Any = None
         self._dataset_reader = dataset_reader
@@ -135,7 +137,7 @@ class ServingServer:
         self.rollouts: Any = None
         self.rollout_lease: Any = None
         self._rollout_tasks: list[asyncio.Task[None]] = []
-        self.http = OipHttpApp(self.plane, auth_enabled=svc.auth_enabled,
+        self.http = OipHttpApp(self.predictor, auth_enabled=svc.auth_enabled,
                                keys=ApiKeyStore(svc.api_keys_file) if svc.auth_enabled else None,
                                max_body_bytes=settings.max_body_bytes)
         self._http_server: Any = None
@@ -146,7 +148,7 @@ class ServingServer:
         self._BatchRunner = BatchRunner
         #: what callers may name: batch input and output, Bento export paths
         self.storage = StoragePolicy.for_service(svc)
-        self.exporter = BentoExporter(self.plane, settings.data_dir / "bentos", self.storage)
+        self.exporter = BentoExporter(self.models, settings.data_dir / "bentos", self.storage)
         self.control: ControlPlane | None = None
         self.api = ServingServicer(self.current)
         self.spec = ServiceSpec(
@@ -155,7 +157,7 @@ class ServingServer:
                 Servicer(serving_pb2_grpc.add_ServingServiceServicer_to_server, self.api,
                          "modelplane.serving.v1.ServingService"),
                 Servicer(service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,
-                         InferenceServicer(self.plane), SERVICE_NAME),
+                         InferenceServicer(self.predictor), SERVICE_NAME),
             ],
             on_start=self.start, on_stop=self.stop, method_access=METHOD_ACCESS)
 
@@ -172,8 +174,8 @@ class ServingServer:
     async def start(self) -> None:
         self.store = await asyncio.to_thread(self._DeploymentStore, self.settings.store_url)
         self.deployments = self._DeploymentService(
-            self.store, self.plane, require_validation=self.settings.require_validation)
-        self.batches = self._BatchRunner(self.store, self.plane,
+            self.store, self.models, require_validation=self.settings.require_validation)
+        self.batches = self._BatchRunner(self.store, self.models, self.logger,
                                          self.settings.data_dir / "batch-output",
                                          self.storage, self._dataset_reader)
         await self.deployments.start()
@@ -186,7 +188,7 @@ class ServingServer:
                                  alerts=self._rollout_alerts)
         self.control = ControlPlane(self.deployments, self.batches, self.rollouts, self.exporter)
         self._rollout_tasks = [
-            asyncio.create_task(self.plane.route_stats.run(
+            asyncio.create_task(self.predictor.route_stats.run(
                 self.store, self.settings.route_stats_flush_seconds), name="route-stats"),
             asyncio.create_task(self.rollout_lease.run(), name="rollout-lease"),
             asyncio.create_task(self.rollouts.run(self.rollout_lease,
@@ -200,9 +202,10 @@ class ServingServer:
             self.change_feed = DeploymentChangeFeed(
                 self.settings.store_url, self.deployments.sync, self.deployments.resync,
                 metrics=self.metrics)
-            self.plane.change_feed_state = lambda: dataclasses.asdict(self.change_feed.state())
+            self.models.change_feed_state = lambda: dataclasses.asdict(self.change_feed.state())
             self.change_feed.start()
-        self.plane.start()
+        self.predictor.start()
+        self.models.start()
         if self.settings.http_addr:
             await self._start_http()
 
@@ -239,7 +242,8 @@ class ServingServer:
                 await self._http_task
         if self.batches is not None:
             await self.batches.close()
-        await self.plane.close()  # flushes (or spools) every prediction record
+        await self.predictor.close()  # flushes (or spools) every prediction record
+        await self.models.close()
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
 
