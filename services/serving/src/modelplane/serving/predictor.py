@@ -4,7 +4,8 @@ Transport-neutral (the OIP gRPC servicer and the REST app are thin adapters):
 access check → online features → route choice (weighted / sticky) → model
 call with the deployment's timeout and circuit breaker → fallback chain →
 response with prediction id and answering version; then, off the response
-path, shadows and the prediction log. What is loaded is :mod:`.loaded_models`'.
+path, shadows and the prediction log. The deployments and their models come from
+:mod:`.loaded_models`; this module only reads them.
 """
 
 from __future__ import annotations
