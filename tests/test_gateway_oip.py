@@ -91,7 +91,7 @@ async def _serve_gateway(settings: GatewaySettings) -> tuple[uvicorn.Server, asy
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Any]]:
     from modelplane.kit.server import running
-    from modelplane.serving.main import ServingServer
+    from modelplane.serving.runtime import ServingRuntime
     from modelplane.serving.settings import ServingSettings
     from modelplane.serving.v1 import serving_pb2 as pb
     from modelplane.serving.v1 import serving_pb2_grpc
@@ -113,7 +113,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[
            "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off",
            "BENTOML_HOME": os.environ["BENTOML_HOME"]}
     settings = ServingSettings.from_env(env)
-    serving = ServingServer(settings)
+    serving = ServingRuntime(settings)
     async with running(serving.spec, settings.service) as svc:
         async with grpc.aio.insecure_channel(svc.address) as ch:
             d = await serving_pb2_grpc.ServingServiceStub(ch).CreateDeployment(

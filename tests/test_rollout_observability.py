@@ -31,6 +31,7 @@ from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.v1 import observability_pb2 as opb
 from modelplane.observability.v1 import observability_pb2_grpc as opb_grpc
+from modelplane.serving.adapters.rollout_adapters import ObservabilityAlerts, ObservabilityEvidence
 from modelplane.serving.deployment import ModelTarget
 from modelplane.serving.rollout import (
     Action,
@@ -43,7 +44,6 @@ from modelplane.serving.rollout import (
     SliceCheck,
     decide,
 )
-from modelplane.serving.rollout_adapters import ObservabilityAlerts, ObservabilityEvidence
 
 PROD = opb.ENVIRONMENT_PRODUCTION
 

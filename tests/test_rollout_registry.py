@@ -117,7 +117,7 @@ async def _model(env: RegistryEnv, name: str, *, validate_v2: bool) -> None:
 async def env(tmp_path_factory: pytest.TempPathFactory,
               make_postgres_database: Callable[[str], str]) -> AsyncIterator[Env]:
     from modelplane.kit.server import running
-    from modelplane.serving.main import ServingServer
+    from modelplane.serving.runtime import ServingRuntime
     from modelplane.serving.settings import ServingSettings
 
     root = tmp_path_factory.mktemp("rollouts")
@@ -143,7 +143,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory,
             "MODELPLANE_GRACE_SECONDS": "1", "BENTOML_HOME": os.environ["BENTOML_HOME"]})
         evidence = SimulatedEvidence()
         alerts = SimulatedAlerts()
-        server = ServingServer(settings, rollout_evidence=evidence, rollout_alerts=alerts)
+        server = ServingRuntime(settings, rollout_evidence=evidence, rollout_alerts=alerts)
         async with running(server.spec, settings.service) as svc, \
                 grpc.aio.insecure_channel(svc.address) as ch:
             yield Env(reg, serving_pb2_grpc.ServingServiceStub(ch), evidence, server.store,

@@ -79,7 +79,7 @@ class Serving:
 @pytest.fixture(scope="module")
 async def serving(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serving]:
     from modelplane.kit.server import running
-    from modelplane.serving.main import ServingServer
+    from modelplane.serving.runtime import ServingRuntime
     from modelplane.serving.settings import ServingSettings
 
     tmp = tmp_path_factory.mktemp("gate_serving")
@@ -96,7 +96,7 @@ async def serving(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
         "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
         "MODELPLANE_GRACE_SECONDS": "1", "BENTOML_HOME": os.environ["BENTOML_HOME"]})
     assert settings.require_validation  # the default
-    server = ServingServer(settings)
+    server = ServingRuntime(settings)
     async with running(server.spec, settings.service) as svc, \
             grpc.aio.insecure_channel(svc.address) as ch:
         yield Serving(ch, keys, uri)

@@ -218,7 +218,7 @@ async def serving(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dic
     import logging
     import os
 
-    from modelplane.serving.main import ServingServer
+    from modelplane.serving.runtime import ServingRuntime
     from modelplane.serving.settings import ServingSettings
     from modelplane.serving.v1 import serving_pb2 as pb
     from modelplane.serving.v1 import serving_pb2_grpc
@@ -239,7 +239,7 @@ async def serving(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dic
         # files, not the gate, are under test here: the version is not validated
         "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off",
         "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "0.5", "BENTOML_HOME": os.environ["BENTOML_HOME"]})
-    server = ServingServer(settings)
+    server = ServingRuntime(settings)
     async with running(server.spec, settings.service) as svc, \
             grpc.aio.insecure_channel(svc.address) as ch:
         stub = serving_pb2_grpc.ServingServiceStub(ch)

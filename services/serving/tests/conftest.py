@@ -142,9 +142,9 @@ def serving_settings(tmp: Path, registry_uri: str, **env: str) -> ServingSetting
 @contextlib.asynccontextmanager
 async def run_server(settings: ServingSettings, **inject: Any) -> AsyncIterator[Any]:
     from modelplane.kit.server import running
-    from modelplane.serving.main import ServingServer
+    from modelplane.serving.runtime import ServingRuntime
 
-    server = ServingServer(settings, **inject)
+    server = ServingRuntime(settings, **inject)
     async with running(server.spec, settings.service) as svc:
         server.grpc_address = svc.address
         yield server
@@ -219,7 +219,7 @@ def records_from_arrow(ipc: bytes) -> list[Any]:
     import pyarrow as pa
 
     from modelplane.observability.v1 import observability_pb2 as obs
-    from modelplane.serving.observability_sink import _set_value
+    from modelplane.serving.adapters.observability_sink import _set_value
 
     table = pa.ipc.open_stream(ipc).read_all()
     out = []

@@ -1,4 +1,5 @@
-"""Alias swap under load with no failed request; the prediction log through an outage."""
+"""Alias swap under load with no failed request; the prediction log through an outage;
+the ServingService before and after the runtime has started."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import collections
 
 import grpc
 import numpy as np
+import pytest
 import tritonclient.grpc.aio as tgrpc_aio
 
+from modelplane.kit.errors import Unavailable
+from modelplane.kit.server import running
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 
@@ -141,3 +145,23 @@ async def test_observability_outage_spools_and_exactly_n_records_arrive(make_set
         if c is not None:
             await c.close()
         await obs.stop()
+
+
+async def test_the_serving_service_is_unavailable_starting_until_the_runtime_has_started(
+        make_settings):
+    """The servicer answers from the control plane the runtime builds at start: before
+    that, UNAVAILABLE / STARTING (not an error from a half-built servicer); once started,
+    the control plane's own answers (here NOT_FOUND for an unknown deployment)."""
+    from modelplane.serving.runtime import ServingRuntime
+
+    settings = make_settings()
+    server = ServingRuntime(settings)
+    with pytest.raises(Unavailable) as err:
+        await server.api.GetDeployment(pb.GetDeploymentRequest(name="churn"), None)
+    assert err.value.reason == "STARTING"
+    async with running(server.spec, settings.service) as svc, \
+            grpc.aio.insecure_channel(svc.address) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as rpc:
+            await serving_pb2_grpc.ServingServiceStub(ch).GetDeployment(
+                pb.GetDeploymentRequest(name="no-such-deployment"))
+        assert rpc.value.code() == grpc.StatusCode.NOT_FOUND, rpc.value.details()

@@ -246,7 +246,7 @@ async def test_a_resent_batch_is_stored_once_by_prediction_id(tmp_path, make_pos
     as duplicates, columnar and per-row alike."""
     import psycopg
 
-    from modelplane.serving.observability_sink import ObservabilitySink
+    from modelplane.serving.adapters.observability_sink import ObservabilitySink
 
     dsn = make_postgres_database("mp_dedupe_obs")
     async with await _observability(tmp_path, dsn) as observability:

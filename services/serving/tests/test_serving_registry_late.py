@@ -120,7 +120,7 @@ async def test_deployments_persisted_while_the_registry_is_down_load_once_it_ans
     # Second life: serving starts while nothing answers at the registry's address.
     async with sv.run_server(settings) as server:
         for name in ("late-live", "late-next"):
-            rt = server.plane.find(name)
+            rt = server.models.find(name)
             assert rt is not None and rt.state.value == "LOADING", (name, rt and rt.state)
             assert rt.state_message.startswith("waiting for the registry to answer"), \
                 rt.state_message
@@ -131,15 +131,15 @@ async def test_deployments_persisted_while_the_registry_is_down_load_once_it_ans
         assert status == 503 and body["reason"] == "DEPLOYMENT_NOT_READY", body
 
         # Retried with backoff meanwhile (not only once): the attempt count grows.
-        first = server.plane.find("late-live").attempts
-        await sv.wait_until(lambda: server.plane.find("late-live").attempts > first + 1,
+        first = server.models.find("late-live").attempts
+        await sv.wait_until(lambda: server.models.find("late-live").attempts > first + 1,
                             timeout=30)
 
         # The registry comes back (same address and data, as after `modelplane up`).
         async with reg.up(), grpc.aio.insecure_channel(reg.address) as rch:
             answered = time.monotonic()
             await sv.wait_until(
-                lambda: server.plane.find("late-live").state.value == "READY", timeout=60)
+                lambda: server.models.find("late-live").state.value == "READY", timeout=60)
             ready_after = time.monotonic() - answered
             status, body = await asyncio.to_thread(_rest, server, "late-live/ready")
             assert status == 200 and body == {"name": "late-live", "ready": True,
@@ -151,8 +151,8 @@ async def test_deployments_persisted_while_the_registry_is_down_load_once_it_ans
 
             # The deployment whose alias is gone says so, and waits for the alias.
             await sv.wait_until(
-                lambda: server.plane.find("late-next").state.value == "FAILED", timeout=30)
-            msg = server.plane.find("late-next").state_message
+                lambda: server.models.find("late-next").state.value == "FAILED", timeout=30)
+            msg = server.models.find("late-next").state_message
             assert "does not exist" in msg or "not found" in msg.lower(), msg
             assert "permanent" in msg, msg
             status, body = await asyncio.to_thread(_rest, server, "late-next/ready")
@@ -161,7 +161,7 @@ async def test_deployments_persisted_while_the_registry_is_down_load_once_it_ans
             await reg.stub(rch).SetAlias(registry_pb2.SetAliasRequest(
                 model_name=MODEL, alias="next", version=2), metadata=reg.md)
             await sv.wait_until(
-                lambda: server.plane.find("late-next").state.value == "READY", timeout=30)
+                lambda: server.models.find("late-next").state.value == "READY", timeout=30)
             status, body = await asyncio.to_thread(_rest, server, "late-next/infer", INFER)
             assert status == 200 and body["model_version"] == "2", body
         print(f"late-live ready {ready_after:.1f}s after the registry reported SERVING")

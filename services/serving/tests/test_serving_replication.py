@@ -116,11 +116,11 @@ async def test_a_registry_that_never_answers_spends_the_load_retry_budget_then_f
 
     async with sv.run_server(settings) as server:
         def state() -> DeploymentState:
-            return server.plane.find("orphan").state
+            return server.models.find("orphan").state
 
         # 1st attempt at start, then ~0.5-1 s and ~1-2 s later: the 3rd failure spends it
         await sv.wait_until(lambda: state() is DeploymentState.FAILED, timeout=15)
-        rt = server.plane.find("orphan")
+        rt = server.models.find("orphan")
         assert rt.attempts == 3 and rt.budget_exhausted
         assert rt.state_message.startswith("retry budget spent: 3 attempts failed; last error:")
         assert "registry" in rt.state_message
@@ -143,7 +143,7 @@ async def test_a_registry_that_never_answers_spends_the_load_retry_budget_then_f
         assert model.status_code == 400 and model.json()["state"] == "FAILED"
 
         # An event (the registry stream reconnecting, an alias move) gives a fresh budget.
-        server.plane.retry_now()
-        await sv.wait_until(lambda: server.plane.find("orphan").state
+        server.models.retry_now()
+        await sv.wait_until(lambda: server.models.find("orphan").state
                             is DeploymentState.LOADING, timeout=10)
-        assert server.plane.find("orphan").attempts == 1
+        assert server.models.find("orphan").attempts == 1

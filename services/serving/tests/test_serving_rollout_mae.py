@@ -22,7 +22,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from modelplane.kit.errors import InvalidArgument
-from modelplane.serving.api import evidence_out, rollout_in, rollout_out
+from modelplane.serving.convert import evidence_to_pb, rollout_from_pb, rollout_to_pb
 from modelplane.serving.deployment import ModelTarget
 from modelplane.serving.rollout import (
     Action,
@@ -184,15 +184,15 @@ def test_the_contract_carries_mae_its_margin_and_its_values() -> None:
                    steps=[pb.RolloutStep(weight=50, min_duration=Duration(seconds=0))],
                    analysis=pb.RolloutAnalysis(checks=[pb.RolloutCheck(
                        quality=pb.QualityCheck(metric=pb.ROLLOUT_METRIC_MAE, margin=2.5))]))
-    r = rollout_in(m)
+    r = rollout_from_pb(m)
     # an unset mixture scale for MAE is the margin (target's units), not 0.05
     assert (r.analysis.metric, r.analysis.margin, r.analysis.mixture_scale) == ("MAE", 2.5, 2.5)
     validate(r)
-    back = rollout_out(r)
+    back = rollout_to_pb(r)
     assert back.analysis.checks[0].quality.metric == pb.ROLLOUT_METRIC_MAE
     d = decide(dataclasses.replace(r, step_start_time=T0, start_time=T0),
                Counts(300, mae=8.0, rmse=10.0), Counts(300, mae=7.5, rmse=9.5), T0)
-    ev = evidence_out(d.evidence)
+    ev = evidence_to_pb(d.evidence)
     assert ev is not None
     assert (ev.champion_value, ev.challenger_value, ev.difference) == (8.0, 7.5, 0.5)
     stored = Rollout.from_dict(dataclasses.replace(r, evidence=d.evidence).to_dict())

@@ -15,7 +15,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from modelplane.kit.errors import InvalidArgument
-from modelplane.serving.api import rollout_in, rollout_out
+from modelplane.serving.convert import rollout_from_pb, rollout_to_pb
 from modelplane.serving.deployment import ModelTarget
 from modelplane.serving.rollout import (
     Action,
@@ -72,10 +72,10 @@ def test_the_contract_carries_the_metric_and_its_class() -> None:
                    analysis=pb.RolloutAnalysis(checks=[pb.RolloutCheck(
                        quality=pb.QualityCheck(metric=pb.ROLLOUT_METRIC_RECALL, margin=0.01,
                                                positive_class="1"))]))
-    r = rollout_in(m)
+    r = rollout_from_pb(m)
     assert (r.analysis.metric, r.analysis.positive_class, r.analysis.mixture_scale) == (
         "RECALL", "1", 0.05)
-    q = rollout_out(r).analysis.checks[0].quality
+    q = rollout_to_pb(r).analysis.checks[0].quality
     assert (q.metric, q.positive_class, q.margin) == (pb.ROLLOUT_METRIC_RECALL, "1", 0.01)
     stored = Rollout.from_dict(dataclasses.replace(r, state_message="x").to_dict())
     assert stored.analysis == r.analysis

@@ -11,7 +11,7 @@ import numpy as np
 import tritonclient.grpc as tgrpc
 
 from modelplane.kit.auth import ANONYMOUS_ADMIN
-from modelplane.serving.data_plane import InferenceRequest
+from modelplane.serving.predictor import InferenceRequest
 from modelplane.serving.servable_model import ModelInput
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
@@ -32,7 +32,7 @@ async def _versions(server, n: int, sticky: str | None = None) -> collections.Co
     counts: collections.Counter = collections.Counter()
     for i in range(n):
         params = {"user_id": sticky} if sticky is not None else {}
-        resp = await server.plane.infer(
+        resp = await server.predictor.infer(
             InferenceRequest("churn", ModelInput(1, matrix=X1, matrix_name="x"), str(i), params),
             ANONYMOUS_ADMIN)
         counts[resp.model_version] += 1

@@ -81,11 +81,11 @@ async def _serving(root: Path, environ: dict[str, str]) -> AsyncIterator[str]:
                     "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
                     "BENTOML_HOME": str(root / "bentoml"),
                     "BENTOML_DO_NOT_TRACK": "True"})
-    from modelplane.serving.main import ServingServer
+    from modelplane.serving.runtime import ServingRuntime
     from modelplane.serving.settings import ServingSettings
 
     settings = ServingSettings.from_env(environ)
-    server = ServingServer(settings)
+    server = ServingRuntime(settings)
     async with running(server.spec, settings.service) as svc:
         yield svc.address
 

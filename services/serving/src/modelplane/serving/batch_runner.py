@@ -24,10 +24,11 @@ from modelplane.kit.errors import (
 )
 from modelplane.kit.locations import Location, StoragePolicy, read_parquet
 from modelplane.serving.batch_job import BatchJob, BatchJobState
-from modelplane.serving.data_plane import DataPlane
 from modelplane.serving.deployment import ModelTarget
+from modelplane.serving.deployment_access import check_infer
 from modelplane.serving.deployment_store import DeploymentStore
-from modelplane.serving.prediction_log import PredictionRecord
+from modelplane.serving.loaded_models import LoadedModels
+from modelplane.serving.prediction_log import PredictionLogger, PredictionRecord
 from modelplane.serving.servable_model import ModelInput, ServableModel
 
 log = logging.getLogger("modelplane.serving.batch_runner")
@@ -61,10 +62,12 @@ def _write_new(frame: Any, loc: Location) -> None:
 
 
 class BatchRunner:
-    def __init__(self, store: DeploymentStore, plane: DataPlane, output_dir: Path,
-                 storage: StoragePolicy, dataset_reader: DatasetReader | None = None) -> None:
+    def __init__(self, store: DeploymentStore, models: LoadedModels, logger: PredictionLogger,
+                 output_dir: Path, storage: StoragePolicy,
+                 dataset_reader: DatasetReader | None = None) -> None:
         self.store = store
-        self.plane = plane
+        self.models = models
+        self.logger = logger
         #: where a job without an output_uri writes (server-named)
         self.output_dir = output_dir
         #: what callers may name as input and output (kit locations)
@@ -79,8 +82,8 @@ class BatchRunner:
                                   reason="BATCH_INPUT_INVALID",
                                   field_violations=[FieldViolation("batch_job.input",
                                                                    "exactly one")])
-        rt = self.plane.runtime(deployment)
-        self.plane.check_infer(rt, current_principal(), target)
+        rt = self.models.runtime(deployment)
+        check_infer(rt, current_principal(), target)
         if parquet_uri:
             self.storage.readable(parquet_uri, "batch_job.parquet_uri")
         if output_uri:
@@ -118,12 +121,12 @@ class BatchRunner:
         return jobs[:limit], paging.encode_page_token(offset + limit if more else None, query)
 
     async def _model(self, job: BatchJob) -> ServableModel:
-        rt = self.plane.runtime(job.deployment)
+        rt = self.models.runtime(job.deployment)
         target = job.target or rt.routes[0].target
         model = rt.models.get(target.key)
         if model is None:
-            resolved = await self.plane.source.resolve(target)
-            model = await asyncio.to_thread(self.plane.repository.load, resolved)
+            resolved = await self.models.source.resolve(target)
+            model = await asyncio.to_thread(self.models.repository.load, resolved)
         return model
 
     async def _chunks(self, job: BatchJob) -> AsyncIterator[Any]:
@@ -146,7 +149,7 @@ class BatchRunner:
         try:
             model = await self._model(job)
             job.model, job.model_version = model.model, model.version
-            binding = self.plane.runtime(job.deployment).deployment.features
+            binding = self.models.runtime(job.deployment).deployment.features
             # A matrix model takes the deployment's feature columns, in binding order
             # (a dataset also holds entity keys, timestamps and labels).
             feature_columns = (binding.column_names() if binding is not None
@@ -174,7 +177,7 @@ class BatchRunner:
                 result["model_version"] = model.version
                 parts.append(result)
                 if job.logging_enabled:
-                    await self.plane.logger.log(PredictionRecord(
+                    await self.logger.log(PredictionRecord(
                         pid, job.deployment, model.model, model.version, "batch", time.time(),
                         data, out, elapsed / max(len(df), 1), {}, f"batch:{job.id}"))
                 job.rows_scored += len(df)

@@ -26,8 +26,9 @@ from pathlib import Path
 from modelplane.kit.auth import current_principal
 from modelplane.kit.errors import AlreadyExists
 from modelplane.kit.locations import Location, StoragePolicy
-from modelplane.serving.data_plane import DataPlane
 from modelplane.serving.deployment import ModelTarget
+from modelplane.serving.deployment_access import check_infer
+from modelplane.serving.loaded_models import LoadedModels
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ class ExportedBento:
 
 
 class BentoExporter:
-    def __init__(self, plane: DataPlane, output_dir: Path, storage: StoragePolicy) -> None:
-        self.plane = plane
+    def __init__(self, models: LoadedModels, output_dir: Path, storage: StoragePolicy) -> None:
+        self.models = models
         #: where an export without an output_path goes (server-named)
         self.output_dir = output_dir
         #: what callers may name as output_path (kit locations)
@@ -154,11 +155,11 @@ class BentoExporter:
 
     async def export(self, name: str, target: ModelTarget | None,
                      output_path: str) -> ExportedBento:
-        rt = self.plane.runtime(name)
-        self.plane.check_infer(rt, current_principal(), target)
+        rt = self.models.runtime(name)
+        check_infer(rt, current_principal(), target)
         output = self.storage.writable(output_path, "output_path") if output_path else None
         t = target.resolved_in(rt.deployment.model) if target else rt.routes[0].target
-        resolved = await self.plane.source.resolve(t)
-        tag = await asyncio.to_thread(self.plane.repository.import_model, resolved)
+        resolved = await self.models.source.resolve(t)
+        tag = await asyncio.to_thread(self.models.repository.import_model, resolved)
         return await asyncio.to_thread(self._build, resolved.model, resolved.version, tag,
                                        resolved.source_uri, output)

@@ -41,7 +41,6 @@ from modelplane.kit.errors import (
     NotFound,
     PermissionDenied,
 )
-from modelplane.serving.data_plane import DataPlane, may
 from modelplane.serving.deployment import (
     Deployment,
     DeploymentState,
@@ -50,7 +49,9 @@ from modelplane.serving.deployment import (
     validate,
     validate_traffic_split,
 )
+from modelplane.serving.deployment_access import may
 from modelplane.serving.deployment_store import DeploymentStore
+from modelplane.serving.loaded_models import LoadedModels
 
 log = logging.getLogger("modelplane.serving.deployment_service")
 audit = logging.getLogger("modelplane.serving.audit")
@@ -78,17 +79,17 @@ def _deployment_name(position: object) -> str:
 
 
 class DeploymentService:
-    def __init__(self, store: DeploymentStore, plane: DataPlane, *,
+    def __init__(self, store: DeploymentStore, models: LoadedModels, *,
                  require_validation: bool = True) -> None:
         self.store = store
-        self.plane = plane
+        self.models = models
         self.require_validation = require_validation
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Load every persisted deployment. A failure leaves it not ready, never the server
         down: LOADING and retried with backoff while the registry does not answer, FAILED
-        (retried on alias events) for a permanent reason; see ``DataPlane.install_failed``."""
+        (retried on alias events) for a permanent reason; see ``LoadedModels.install_failed``."""
         deployments = await asyncio.to_thread(self.store.list_deployments)
         for d in deployments:
             await self._load_stored(d)
@@ -97,17 +98,17 @@ class DeploymentService:
         """Apply a stored deployment here: build (reusing what is loaded, aliases checked
         again right after the swap) and swap it in, or install it not ready with a retry
         plan."""
-        previous = self.plane.find(d.name)
+        previous = self.models.find(d.name)
         try:
-            self.plane.install(await self.plane.build(
+            self.models.install(await self.models.build(
                 d, previous if previous is not None and previous.models else None,
                 recheck_aliases=False))
         except ModelplaneError as exc:
-            rt = self.plane.install_failed(d, exc)
+            rt = self.models.install_failed(d, exc)
             log.error("deployment %s could not be loaded: %s", d.name, rt.state_message)
         except Exception as exc:
             log.exception("deployment %s could not be loaded", d.name)
-            self.plane.install_failed(d, exc)
+            self.models.install_failed(d, exc)
 
     # --- replicas: apply what another replica (or this one) committed ------------------
     async def sync(self, name: str, generation: int | None = None) -> None:
@@ -115,14 +116,14 @@ class DeploymentService:
         deleted. ``generation`` (from a notification) short-cuts the read when this
         replica already serves that generation or a newer one."""
         async with self._lock:
-            rt = self.plane.find(name)
+            rt = self.models.find(name)
             if generation is not None and rt is not None \
                     and rt.deployment.generation >= generation:
                 return
             d = await asyncio.to_thread(self.store.get, name)
             if d is None:
                 if rt is not None:
-                    self.plane.remove(name)
+                    self.models.remove(name)
                     log.info("deployment %s was deleted (generation %s); unloaded", name,
                              generation if generation is not None else "?")
                 return
@@ -136,15 +137,15 @@ class DeploymentService:
         """Compare every stored generation with what this replica serves and apply the
         difference (after a reconnect of the change feed: notifications may be missed)."""
         stored = await asyncio.to_thread(self.store.generations)
-        served = {n: rt.deployment.generation for n in self.plane.names
-                  if (rt := self.plane.find(n)) is not None}
+        served = {n: rt.deployment.generation for n in self.models.names
+                  if (rt := self.models.find(n)) is not None}
         for name in sorted(set(stored) | set(served)):
             if stored.get(name) != served.get(name):
                 await self.sync(name)
 
     # --- helpers ------------------------------------------------------------------------
     def view(self, d: Deployment) -> DeploymentView:
-        rt = self.plane.find(d.name)
+        rt = self.models.find(d.name)
         if rt is None:
             return DeploymentView(d, DeploymentState.LOADING, "", [])
         if d.generation and rt.deployment.generation < d.generation:
@@ -183,7 +184,7 @@ class DeploymentService:
         for target in new.answering_targets():
             if target.key in known:
                 continue
-            resolved = await self.plane.source.resolve(target)
+            resolved = await self.models.source.resolve(target)
             if resolved.validation_status != "PASS":
                 unvalidated.append(f"{target.uri} (v{resolved.version}: "
                                    f"{resolved.validation_status or 'no validation'})")
@@ -211,8 +212,8 @@ class DeploymentService:
     async def _apply(self, new: Deployment, *, expected_etag: str | None,
                      also: Callable[[Any], None] | None = None) -> Deployment:
         """Build, persist (which gives the generation), install; returns what was stored."""
-        previous = self.plane.find(new.name)
-        rt = await self.plane.build(new, previous if previous and previous.models else None)
+        previous = self.models.find(new.name)
+        rt = await self.models.build(new, previous if previous and previous.models else None)
         try:
             if expected_etag is None:
                 stored = await asyncio.to_thread(self.store.create, new)
@@ -223,10 +224,10 @@ class DeploymentService:
             # Another replica won the race (exists / etag changed): unload what this
             # attempt loaded, keep what the served version still uses.
             kept = {id(m) for m in previous.models.values()} if previous else set()
-            self.plane.discard_models([m for m in rt.models.values() if id(m) not in kept])
+            self.models.discard_models([m for m in rt.models.values() if id(m) not in kept])
             raise
         rt.deployment = stored
-        self.plane.install(rt)
+        self.models.install(rt)
         return stored
 
     # --- operations ---------------------------------------------------------------------
@@ -311,4 +312,4 @@ class DeploymentService:
                 raise Aborted(f"deployment {name!r} was changed since etag {etag}",
                               reason="ETAG_MISMATCH", metadata={"deployment": name})
             await asyncio.to_thread(self.store.delete, name)
-            self.plane.remove(name)
+            self.models.remove(name)

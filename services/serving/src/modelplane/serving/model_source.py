@@ -2,7 +2,7 @@
 
 :class:`ModelSource` is the seam: :class:`MlflowModelSource` talks to an MLflow
 tracking server / file store directly (polling aliases for changes), and
-``registry_source.RegistryModelSource`` uses the registry service's
+``adapters.registry_source.RegistryModelSource`` uses the registry service's
 ``ResolveModelUri`` / ``WatchModelEvents``. Both hand back a
 :class:`ResolvedModel`: the concrete version and the URI to load it from.
 """

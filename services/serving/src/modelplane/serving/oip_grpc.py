@@ -1,6 +1,6 @@
 """Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``, tritonclient's stubs).
 
-A thin adapter over :class:`DataPlane`: decode tensors, call, encode. Errors
+A thin adapter over :class:`.predictor.Predictor`: decode tensors, call, encode. Errors
 are raised as ``ModelplaneError`` and mapped once by the kit's interceptor.
 """
 
@@ -13,8 +13,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from modelplane.kit.auth import Role, current_principal
 from modelplane.kit.errors import InvalidArgument
-from modelplane.serving.data_plane import OUTPUT_NAME, DataPlane, InferenceRequest
 from modelplane.serving.deployment import DeploymentState
+from modelplane.serving.deployment_access import check_infer
 from modelplane.serving.oip_tensors import (
     DTYPES,
     bad_tensor,
@@ -24,6 +24,7 @@ from modelplane.serving.oip_tensors import (
     reshape,
     to_model_input,
 )
+from modelplane.serving.predictor import OUTPUT_NAME, InferenceRequest, Predictor
 from modelplane.serving.servable_model import ServableModel
 
 SERVICE_NAME = "inference.GRPCInferenceService"
@@ -99,8 +100,8 @@ def tensor_metadata(model: ServableModel | None) -> tuple[list[Any], list[Any]]:
 
 
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, plane: DataPlane) -> None:
-        self.plane = plane
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
         return service_pb2.ServerLiveResponse(live=True)
@@ -113,13 +114,13 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
                                                   extensions=["binary_tensor_data"])
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
-        rt = self.plane.runtime(request.name)
-        self.plane.check_infer(rt, current_principal())
+        rt = self.predictor.models.runtime(request.name)
+        check_infer(rt, current_principal())
         return service_pb2.ModelReadyResponse(ready=rt.state is DeploymentState.READY)
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
-        rt = self.plane.runtime(request.name)
-        self.plane.check_infer(rt, current_principal())
+        rt = self.predictor.models.runtime(request.name)
+        check_infer(rt, current_principal())
         primary = rt.models.get(rt.routes[0].target.key) if rt.routes else None
         if rt.deployment.ensemble is not None:
             primary = rt.models.get(rt.deployment.ensemble_members()[0].key)
@@ -142,9 +143,9 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         if md:
             headers = {k: v for k, v in md if isinstance(v, str)}
         # Resolve the deployment first so an unknown model is NOT_FOUND before tensor checks.
-        self.plane.runtime(request.model_name)
+        self.predictor.models.runtime(request.model_name)
         inputs = to_model_input(decode_inputs(request))
-        resp = await self.plane.infer(
+        resp = await self.predictor.infer(
             InferenceRequest(request.model_name, inputs, request.id, params, headers,
                              request.model_version),
             current_principal())

@@ -1,6 +1,6 @@
 """Open Inference Protocol v2 over REST (with Triton's binary tensor extension) and /metrics.
 
-A Starlette app over the same :class:`DataPlane` as the gRPC adapter, so
+A Starlette app over the same :class:`.predictor.Predictor` as the gRPC adapter, so
 ``tritonclient.http`` and KServe REST clients work unmodified. Keys are checked
 the same way as on gRPC (``authorization: Bearer KEY``, role reader or more,
 then the deployment's own rights). Health and /metrics need no key.
@@ -44,8 +44,8 @@ from modelplane.kit.errors import (
     Unauthenticated,
 )
 from modelplane.kit.settings import DEFAULT_MAX_BODY_BYTES
-from modelplane.serving.data_plane import DataPlane, InferenceRequest
 from modelplane.serving.deployment import DeploymentState
+from modelplane.serving.deployment_access import check_infer
 from modelplane.serving.oip_tensors import (
     DTYPES,
     bad_tensor,
@@ -56,6 +56,7 @@ from modelplane.serving.oip_tensors import (
     reshape,
     to_model_input,
 )
+from modelplane.serving.predictor import InferenceRequest, Predictor
 
 _HTTP_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
                 "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404,
@@ -254,9 +255,9 @@ def _parse_infer_unchecked(body: bytes, header_len: str | None
 
 
 class OipHttpApp:
-    def __init__(self, plane: DataPlane, *, auth_enabled: bool,
+    def __init__(self, predictor: Predictor, *, auth_enabled: bool,
                  keys: ApiKeyStore | None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-        self.plane = plane
+        self.predictor = predictor
         self.auth_enabled = auth_enabled
         self.keys = keys
         self.max_body_bytes = max_body_bytes
@@ -295,23 +296,23 @@ class OipHttpApp:
     async def ready(self, request: Request) -> Response:
         # Beyond OIP's field: the generation each deployment is served at on this replica
         # and the retry state of the registry stream and the deployment change feed.
-        return JSONResponse({"ready": True, **self.plane.readiness()})
+        return JSONResponse({"ready": True, **self.predictor.models.readiness()})
 
     async def server_metadata(self, request: Request) -> Response:
         return JSONResponse({"name": "modelplane-serving", "version": "0.1.0",
                              "extensions": ["binary_tensor_data"]})
 
     async def metrics(self, request: Request) -> Response:
-        self.plane.metrics.logging_queue.set(self.plane.logger.pending)
-        return Response(generate_latest(self.plane.metrics.registry),
+        self.predictor.metrics.logging_queue.set(self.predictor.logger.pending)
+        return Response(generate_latest(self.predictor.metrics.registry),
                         media_type=CONTENT_TYPE_LATEST)
 
     @_traced("/v2/models/{name}/ready")
     async def model_ready(self, request: Request) -> Response:
         try:
             principal = self._principal(request)
-            rt = self.plane.runtime(request.path_params["name"])
-            self.plane.check_infer(rt, principal)
+            rt = self.predictor.models.runtime(request.path_params["name"])
+            check_infer(rt, principal)
         except ModelplaneError as exc:
             return _error(exc)
         ready = rt.state is DeploymentState.READY
@@ -326,8 +327,8 @@ class OipHttpApp:
     async def model_metadata(self, request: Request) -> Response:
         try:
             principal = self._principal(request)
-            rt = self.plane.runtime(request.path_params["name"])
-            self.plane.check_infer(rt, principal)
+            rt = self.predictor.models.runtime(request.path_params["name"])
+            check_infer(rt, principal)
         except ModelplaneError as exc:
             return _error(exc)
         d = rt.deployment
@@ -351,11 +352,11 @@ class OipHttpApp:
         try:
             principal = self._principal(request)
             name = request.path_params["name"]
-            self.plane.runtime(name)
+            self.predictor.models.runtime(name)
             body = await request.body()
             tensors, params, want_binary, request_id = _parse_infer(
                 body, request.headers.get("inference-header-content-length"))
-            resp = await self.plane.infer(
+            resp = await self.predictor.infer(
                 InferenceRequest(name, to_model_input(tensors), request_id,
                                  params, {k.lower(): v for k, v in request.headers.items()},
                                  request.path_params.get("version", "")),

@@ -40,7 +40,7 @@ operations check, both versions' request outcomes since the rollout started
 from serving's own store (``DeploymentStore.route_stats``, every replica's).
 
 No grpc here: evidence and the registry come in as :class:`EvidenceSource` and
-:class:`AliasMover` (``rollout_adapters`` has the gRPC ones).
+:class:`AliasMover` (``adapters.rollout_adapters`` has the gRPC ones).
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ class Rollouts:
             raise AlreadyExists(f"rollout {r.name!r} already exists", reason="ROLLOUT_EXISTS",
                                 metadata={"rollout": r.name})
         champion_alias = r.champion_alias or DEFAULT_CHAMPION_ALIAS
-        source = self.deployments.plane.source
+        source = self.deployments.models.source
         challenger = await source.resolve(r.challenger.resolved_in(model))
         champion = await source.resolve(ModelTarget(model=model, alias=champion_alias))
         if challenger.version == champion.version:

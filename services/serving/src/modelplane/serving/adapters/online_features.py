@@ -4,21 +4,11 @@ contract."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument, ModelplaneError, Unavailable
-
-
-class OnlineFeatureSource(Protocol):
-    async def get_online_features(self, feature_refs: Sequence[str],
-                                  entities: dict[str, np.ndarray],
-                                  full_feature_names: bool) -> dict[str, np.ndarray]:
-        """Feature columns (one value per entity row) by column name."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 def _to_feast_value(v: Any) -> Any:
