@@ -30,6 +30,11 @@ _MERCHANT_P = (0.3, 0.15, 0.25, 0.08, 0.07, 0.15)
 _MERCHANT_RISK = {"grocery": -1.2, "fuel": -0.8, "online": 0.9, "travel": 0.5,
                   "electronics": 1.4, "restaurant": -1.0}
 LABEL_DELAY = timedelta(days=3)
+#: the customers' local hour when the generated history ends (and live traffic is sent).
+#: The ``hour`` feature counts from it, not from the clock: the fraud labels depend on the
+#: hour, so data keyed to the clock made a different data set (and different models and
+#: validation reports) each hour of the day; one hour's data failed a challenger's check.
+LOCAL_HOUR_AT_END = 13
 
 #: what the caller sends with each prediction request (besides the customer key)
 REQUEST_FEATURES = ("amount", "merchant_category", "hour", "city")
@@ -93,12 +98,18 @@ def _customers(rng: np.random.Generator, n: int, id_offset: int) -> Customers:
     return Customers(ids, home, age, limit, segment)
 
 
+def _local_hour(ts: pd.DatetimeIndex, end: pd.Timestamp) -> np.ndarray:
+    """Local hour of each time, the local clock reading ``LOCAL_HOUR_AT_END`` at ``end``."""
+    hours_before = np.floor((ts - end).total_seconds().to_numpy() / 3600).astype(np.int64)
+    return (LOCAL_HOUR_AT_END + hours_before) % 24
+
+
 def _transactions(rng: np.random.Generator, c: Customers, idx: np.ndarray,
-                  ts: pd.DatetimeIndex) -> pd.DataFrame:
+                  ts: pd.DatetimeIndex, end: pd.Timestamp) -> pd.DataFrame:
     n = len(idx)
     merchant = rng.choice(MERCHANTS, size=n, p=_MERCHANT_P)
     amount = np.round(rng.lognormal(3.4, 0.9, size=n) * np.where(merchant == "travel", 4, 1), 2)
-    hour = ts.hour.to_numpy().astype(np.int64)
+    hour = _local_hour(ts, end)
     away = rng.random(n) < 0.12
     city = np.where(away, rng.choice(CITIES, size=n), c.home_city[idx])
     p = fraud_probability(amount, merchant, hour, away, c.age[idx])
@@ -122,7 +133,7 @@ def history(n_customers: int = 300, days: int = 30, txns_per_customer_day: float
     order = np.argsort(offsets)
     idx, offsets = idx[order], offsets[order]
     ts = pd.DatetimeIndex(pd.Timestamp(start) + pd.to_timedelta(offsets, unit="s"))
-    tx = _transactions(rng, c, idx, ts)
+    tx = _transactions(rng, c, idx, ts, pd.Timestamp(end))
     labeled = (tx["event_timestamp"] + LABEL_DELAY) <= pd.Timestamp(end)
     tx[LABEL] = pd.array(tx[LABEL], dtype="Int64")
     tx.loc[~labeled, LABEL] = pd.NA
@@ -154,7 +165,7 @@ def live_traffic(h: History, n: int, seed: int = 11, shift_at: int | None = None
     now = pd.Timestamp(datetime.now(UTC))
     # local hours spread over the day, as if the traffic came at any time
     ts = pd.DatetimeIndex(now - pd.to_timedelta(rng.uniform(0, 86400, size=n), unit="s"))
-    tx = _transactions(rng, h.customers, idx, ts)
+    tx = _transactions(rng, h.customers, idx, ts, now)
     shift_at = n // 2 if shift_at is None else shift_at
     shifted = (np.arange(n) >= shift_at) & (tx["city"].to_numpy() == SHIFTED_CITY)
     k = int(shifted.sum())

@@ -31,8 +31,8 @@ class DemoSize:
 
 #: requests: the most live traffic the two rollouts may use (they stop sending once
 #: decided and the shifted part of the stream is long enough; see demo/rollouts.py)
-SIZES = {"fast": DemoSize(customers=120, days=20, requests=3000, concurrency=8),
-         "full": DemoSize(customers=300, days=30, requests=3000, concurrency=8)}
+SIZES = {"fast": DemoSize(customers=120, days=20, requests=4500, concurrency=8),
+         "full": DemoSize(customers=300, days=30, requests=4500, concurrency=8)}
 
 
 class DemoFailed(Exception):
