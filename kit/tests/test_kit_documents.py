@@ -4,7 +4,6 @@ keyset pages, hooks and notifications in the writing transaction, old tables ope
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 
 from modelplane.kit.documents import Collection, DocumentStore, Transaction
 from modelplane.kit.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
+from modelplane.kit.pytest_plugin import run_sql
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -238,16 +238,7 @@ def test_a_table_made_by_hand_before_the_store_opens_unchanged(url: str) -> None
     ddl = ("CREATE TABLE kit_doc_items (id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
            "create_time TEXT NOT NULL, etag TEXT NOT NULL, body TEXT NOT NULL)")
     row = ("old", "ann", "2025-12-31T00:00:00", "e0", json.dumps({"old": True}))
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        conn.execute(ddl)
-        conn.execute("INSERT INTO kit_doc_items VALUES (?, ?, ?, ?, ?)", row)
-        conn.commit()
-        conn.close()
-    else:
-        with psycopg.connect(url, autocommit=True) as pg:
-            pg.execute(ddl)
-            pg.execute("INSERT INTO kit_doc_items VALUES (%s, %s, %s, %s, %s)", row)
+    run_sql(url, [ddl, ("INSERT INTO kit_doc_items VALUES (?, ?, ?, ?, ?)", row)])
     store = DocumentStore(url, metadata, scope="kit-test", setup=_seed)
     try:
         with store.transaction() as tx:

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import SchemaItem
 
 from modelplane.kit import paging
 from modelplane.kit.errors import Aborted, AlreadyExists, NotFound
@@ -55,6 +56,7 @@ __all__ = [
     "DocumentStore",
     "Transaction",
     "WriteHook",
+    "document_table",
     "is_postgres",
     "sqlalchemy_url",
 ]
@@ -77,6 +79,21 @@ def sqlalchemy_url(url: str) -> sa.URL:
         return sa.make_url(url)
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:") else url
     return sa.URL.create("sqlite", database=path)
+
+
+def document_table(name: str, metadata: sa.MetaData, key: Sequence[str],
+                   columns: Sequence[str] = (), *more: SchemaItem,
+                   body: str = "body") -> sa.Table:
+    """A collection's table: ``key`` and ``columns`` ``TEXT NOT NULL`` (the key the
+    primary key), then ``more`` (other columns, a key part of another type with
+    ``primary_key=True``, indexes, constraints), then the JSON ``body`` column."""
+    return sa.Table(
+        name, metadata,
+        *(sa.Column(c, sa.Text, primary_key=True) for c in key),
+        *(sa.Column(c, sa.Text, nullable=False) for c in columns),
+        *more,
+        sa.Column(body, sa.Text, nullable=False),
+    )
 
 
 @dataclass(frozen=True)
@@ -171,7 +188,7 @@ class Transaction:
     # --- extras in the same transaction -------------------------------------------------
     def execute(self, statement: sa.Executable,
                 params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
-                ) -> sa.CursorResult[Any]:
+                ) -> sa.CursorResult[*tuple[Any, ...]]:
         return self.connection.execute(statement, params)
 
     def notify(self, channel: str, payload: Mapping[str, Any]) -> None:
