@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from modelplane.featurestore.record_store import RecordStore
+from modelplane.kit.pytest_plugin import run_sql
 
 _OLD_SCHEMA = [  # what the store created before kit.documents
     """CREATE TABLE fs_datasets (
@@ -34,27 +35,6 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def _dataset(i: int, name: str = "churn") -> dict[str, Any]:
     return {"id": f"ds{i:02d}", "name": name, "create_time": f"2026-01-01T00:00:{i:02d}"}
-
-
-def _execute(url: str, statements: list[str], rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-    if url.startswith("sqlite"):
-        import sqlite3
-
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        for s in statements:
-            conn.execute(s)
-        for sql, args in rows:
-            conn.execute(sql, args)
-        conn.commit()
-        conn.close()
-    else:
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as pg:
-            for s in statements:
-                pg.execute(s)
-            for sql, args in rows:
-                pg.execute(sql.replace("?", "%s"), args)
 
 
 def test_datasets_take_the_next_version_of_their_name_even_when_added_at_once(url: str) -> None:
@@ -91,7 +71,7 @@ def test_datasets_take_the_next_version_of_their_name_even_when_added_at_once(ur
 
 def test_a_store_written_before_kit_documents_is_read_as_it_is(url: str) -> None:
     old = {**_dataset(1), "version": 1}
-    _execute(url, _OLD_SCHEMA, [
+    run_sql(url, [*_OLD_SCHEMA,
         ("INSERT INTO fs_datasets VALUES (?, ?, ?, ?, ?)",
          (old["id"], old["name"], 1, old["create_time"], json.dumps(old))),
         ("INSERT INTO fs_quality_reports VALUES (?, ?, ?, ?, ?)",

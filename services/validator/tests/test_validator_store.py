@@ -143,30 +143,16 @@ _OLD_SCHEMA = (  # what the store created before kit.documents (tables and index
 def test_a_store_written_before_kit_documents_is_read_and_its_page_tokens_still_hold(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     from modelplane.kit import paging
+    from modelplane.kit.pytest_plugin import run_sql
     from modelplane.validator.codec import run_to_json
 
     runs = [_run(i) for i in range(3)]
     rows = [(r.id, r.model, r.version, r.state.value, r.create_time.isoformat(), run_to_json(r))
             for r in runs]
-    if backend == "sqlite":
-        import sqlite3
-
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        conn = sqlite3.connect(tmp_path / "old.db")
-        for statement in _OLD_SCHEMA:
-            conn.execute(statement)
-        conn.executemany("INSERT INTO validation_runs VALUES (?, ?, ?, ?, ?, ?)", rows)
-        conn.commit()
-        conn.close()
-    else:
-        import psycopg
-
-        url = request.getfixturevalue("make_postgres_database")("mp_validator_old")
-        with psycopg.connect(url, autocommit=True) as pg:
-            for statement in _OLD_SCHEMA:
-                pg.execute(statement)
-            pg.cursor().executemany(
-                "INSERT INTO validation_runs VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    url = (f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite"
+           else request.getfixturevalue("make_postgres_database")("mp_validator_old"))
+    run_sql(url, [*_OLD_SCHEMA,
+                  *(("INSERT INTO validation_runs VALUES (?, ?, ?, ?, ?, ?)", r) for r in rows)])
     store = RunStore(url)
     try:
         assert store.get_run("run001").model == "churn"

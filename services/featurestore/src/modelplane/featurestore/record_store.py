@@ -11,29 +11,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from modelplane.kit.documents import Collection, DocumentStore
+from modelplane.kit.documents import Collection, DocumentStore, document_table
 from modelplane.kit.errors import AlreadyExists
 
 metadata = sa.MetaData()
-_datasets = sa.Table(
-    "fs_datasets", metadata,
-    sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("create_time", sa.Text, nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.UniqueConstraint("name", "version"),
-)
-_reports = sa.Table(
-    "fs_quality_reports", metadata,
-    sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("dataset", sa.Text, nullable=False),
-    sa.Column("feature_view", sa.Text, nullable=False),
-    sa.Column("create_time", sa.Text, nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.Index("fs_quality_reports_dataset", "dataset"),
-    sa.Index("fs_quality_reports_view", "feature_view"),
-)
+_datasets = document_table("fs_datasets", metadata, ["id"], ["name", "create_time"],
+                           sa.Column("version", sa.Integer, nullable=False),
+                           sa.UniqueConstraint("name", "version"), body="payload")
+_reports = document_table("fs_quality_reports", metadata, ["id"],
+                          ["dataset", "feature_view", "create_time"],
+                          sa.Index("fs_quality_reports_dataset", "dataset"),
+                          sa.Index("fs_quality_reports_view", "feature_view"), body="payload")
 DATASETS = Collection(_datasets, body="payload")
 REPORTS = Collection(_reports, body="payload")
 _NEWEST_FIRST = ("-create_time", "-id")

@@ -11,34 +11,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from modelplane.kit.documents import Collection, DocumentStore
+from modelplane.kit.documents import Collection, DocumentStore, document_table
 from modelplane.kit.errors import NotFound
 from modelplane.validator.codec import report_from_json, report_to_json, run_from_json, run_to_json
 from modelplane.validator.report import CheckStatus, ValidationReport
 from modelplane.validator.run import RunState, ValidationRun
 
 metadata = sa.MetaData()
-_runs = sa.Table(
-    "validation_runs", metadata,
-    sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("model", sa.Text, nullable=False),
-    sa.Column("version", sa.Text, nullable=False),
-    sa.Column("state", sa.Text, nullable=False),
-    sa.Column("create_time", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Index("validation_runs_order", "create_time", "id"),
-)
-_reports = sa.Table(
-    "validation_reports", metadata,
-    sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("run_id", sa.Text, nullable=False),
-    sa.Column("model", sa.Text, nullable=False),
-    sa.Column("version", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("create_time", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Index("validation_reports_order", "create_time", "id"),
-)
+_runs = document_table("validation_runs", metadata, ["id"],
+                       ["model", "version", "state", "create_time"],
+                       sa.Index("validation_runs_order", "create_time", "id"))
+_reports = document_table("validation_reports", metadata, ["id"],
+                          ["run_id", "model", "version", "status", "create_time"],
+                          sa.Index("validation_reports_order", "create_time", "id"))
 RUNS = Collection(_runs)
 REPORTS = Collection(_reports)
 #: newest first; the page tokens' keyset
