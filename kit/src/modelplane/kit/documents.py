@@ -2,8 +2,9 @@
 
 A *collection* is one table: a primary key, a JSON body (a ``TEXT`` column) and
 the columns it is looked up, listed and paged by. The services declare their
-tables with ``sqlalchemy.Table`` exactly as they have always been (same names,
-same columns), so a store written before this module opens unchanged.
+tables (``document_table``, or any ``sqlalchemy.Table``) as they have always
+been (same names, same columns), so a store written before this module opens
+unchanged; tables are created only when missing, never altered.
 
     store = DocumentStore(url, metadata, scope="validator")
     with store.transaction() as tx:                  # one transaction, one connection
@@ -21,8 +22,8 @@ In the same transaction: a collection's ``on_write`` hook runs first in every
 write of one of its documents and returns column values stamped on the row
 (serving's store-wide generation counter); ``tx.notify`` sends a PostgreSQL
 notification delivered only if, and when, the transaction commits; ``tx.execute``
-runs any other statement. ``tx.rollback()`` ends the transaction without
-writing anything and without an error.
+runs any other statement. ``tx.rollback()`` has the transaction rolled back,
+not committed, when its block ends (without an error).
 
 URLs: ``sqlite:///path`` or a bare file path; ``postgresql://`` or ``postgres://``
 (psycopg 3). Schema creation runs under ``kit.pgschema.lock_schema`` on
@@ -198,7 +199,7 @@ class Transaction:
             self.connection.execute(sa.select(sa.func.pg_notify(channel, json.dumps(payload))))
 
     def rollback(self) -> None:
-        """Undo everything written in this transaction and end it (without an error)."""
+        """Roll the transaction back instead of committing it when its block ends."""
         self.rolled_back = True
 
     def _stamp(self, coll: Collection, op: str, key: tuple[Any, ...]) -> dict[str, Any]:
