@@ -125,3 +125,44 @@ def test_reports_round_trip_with_nan_and_filter_by_status(store: RunStore) -> No
     assert str(back.checks[0].measurement("psi").value) == "nan"
     assert [r.id for r in store.list_reports(status=CheckStatus.FAIL)[0]] == ["rep002"]
     assert [r.id for r in store.list_reports(model="churn")[0]] == ["rep002", "rep001"]
+
+
+_OLD_SCHEMA = (  # what the store created before kit.documents (tables and indexes unchanged)
+    """CREATE TABLE validation_runs (
+        id TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL,
+        create_time TEXT NOT NULL, body TEXT NOT NULL)""",
+    "CREATE INDEX validation_runs_order ON validation_runs (create_time, id)",
+    """CREATE TABLE validation_reports (
+        id TEXT PRIMARY KEY, run_id TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+        status TEXT NOT NULL, create_time TEXT NOT NULL, body TEXT NOT NULL)""",
+    "CREATE INDEX validation_reports_order ON validation_reports (create_time, id)",
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_store_written_before_kit_documents_is_read_and_its_page_tokens_still_hold(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from modelplane.kit import paging
+    from modelplane.kit.pytest_plugin import run_sql
+    from modelplane.validator.codec import run_to_json
+
+    runs = [_run(i) for i in range(3)]
+    rows = [(r.id, r.model, r.version, r.state.value, r.create_time.isoformat(), run_to_json(r))
+            for r in runs]
+    url = (f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite"
+           else request.getfixturevalue("make_postgres_database")("mp_validator_old"))
+    run_sql(url, [*_OLD_SCHEMA,
+                  *(("INSERT INTO validation_runs VALUES (?, ?, ?, ?, ?, ?)", r) for r in rows)])
+    store = RunStore(url)
+    try:
+        assert store.get_run("run001").model == "churn"
+        # a token the old store issued after run002: [create_time, id] under the same query
+        old_token = paging.encode_page_token(
+            [runs[2].create_time.isoformat(), "run002"],
+            {"kind": "validation_runs", "model": "", "version": "", "state": ""})
+        page, token = store.list_runs(size=5, token=old_token)
+        assert [r.id for r in page] == ["run001", "run000"] and token == ""
+        store.save_run(_run(9))
+        assert [r.id for r in store.list_runs()[0]] == ["run009", "run002", "run001", "run000"]
+    finally:
+        store.close()

@@ -14,7 +14,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -135,6 +135,29 @@ def postgres_url(dsn: str, dbname: str | None = None) -> str:
     port = parts.get("port") or 5432
     db = dbname or parts.get("dbname") or "postgres"
     return f"postgresql://{auth}@{host}:{port}/{db}"
+
+
+def run_sql(url: str, statements: Sequence[str | tuple[str, Sequence[Any]]]) -> None:
+    """Run ``statements`` (SQL with ``?`` placeholders, alone or with their parameters)
+    in one transaction on ``url`` (``sqlite:///path`` or ``postgresql://``), through the
+    drivers, not the code under test: e.g. a store as an earlier version wrote it."""
+    pairs = [(s, ()) if isinstance(s, str) else s for s in statements]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            with conn:
+                for sql, args in pairs:
+                    conn.execute(sql, tuple(args))
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url) as pg, pg.transaction():
+        for sql, args in pairs:
+            pg.execute(sql.replace("?", "%s"), tuple(args))
 
 
 @pytest.fixture(scope="session")
