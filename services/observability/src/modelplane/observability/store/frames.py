@@ -30,7 +30,7 @@ from modelplane.observability.records import (
     EvaluationRecord,
     Scalar,
 )
-from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.store.encoding import SCORE_SOURCE, Catalog
 
 
 @dataclass
@@ -97,14 +97,18 @@ def empty_frame(catalog: Catalog) -> Frame:
     return frame_from_ndjson(b"", catalog)
 
 
-def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
-    features = catalog.features()
-    tags = catalog.tags()
-    scores = catalog.score_keys()
+def _column_kinds(catalog: Catalog) -> dict[ColumnRef, ColumnKind]:
     kinds = catalog.columns()
     pred_kind = kinds.get(ColumnRef(ColumnSource.PREDICTION), ColumnKind.CATEGORICAL)
     kinds[ColumnRef(ColumnSource.PREDICTION)] = pred_kind
     kinds[ColumnRef(ColumnSource.ACTUAL)] = pred_kind
+    return kinds
+
+
+def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
+    features = catalog.features()
+    tags = catalog.tags()
+    scores = catalog.score_keys()
     fields: list[pa.Field] = [
         pa.field("i", pa.string()), pa.field("v", pa.string()), pa.field("e", pa.int64()),
         pa.field("t", pa.int64()), pa.field("pl", pa.string()), pa.field("pn", pa.float64()),
@@ -130,11 +134,32 @@ def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
         chunks = [c.field(name) for c in table.column(col).chunks]
         return pa.chunked_array(chunks, type=schema.field(col).type.field(name).type)
 
-    feature_cols: dict[str, np.ndarray] = {}
-    for name, kind in features.items():
-        arr = struct_field("f", name)
-        feature_cols[name] = (_float_column(arr) if kind is ColumnKind.NUMERIC
-                              else _object_column(arr))
+    typed: dict[tuple[int, str], pa.ChunkedArray] = {}
+    for group, source, names in (("f", int(ColumnSource.FEATURE), list(features)),
+                                 ("s", SCORE_SOURCE, scores),
+                                 ("g", int(ColumnSource.TAG), tags)):
+        for name in names:
+            typed[(source, name)] = struct_field(group, name)
+    return frame_from_arrow(table, catalog, typed)
+
+
+def frame_from_arrow(table: pa.Table, catalog: Catalog,
+                     typed: dict[tuple[int, str], pa.ChunkedArray]) -> Frame:
+    """A frame of ``table``'s record columns (``i v e t pl pn al an``, the keys of the
+    module docstring) and the catalog's features, scores and tags as typed Arrow
+    columns keyed (source, name); a catalog column absent from ``typed`` is missing
+    in every record."""
+    n = table.num_rows
+
+    def numeric(key: tuple[int, str]) -> np.ndarray:
+        arr = typed.get(key)
+        return np.full(n, np.nan) if arr is None else _float_column(arr)
+
+    def objects(key: tuple[int, str]) -> np.ndarray:
+        arr = typed.get(key)
+        return np.full(n, None, dtype=object) if arr is None else _object_column(arr)
+
+    feature = int(ColumnSource.FEATURE)
     return Frame(
         prediction_id=_object_column(table.column("i")),
         version=_object_column(table.column("v")),
@@ -144,10 +169,12 @@ def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
         prediction_number=_float_column(table.column("pn")),
         actual_label=_object_column(table.column("al")),
         actual_number=_float_column(table.column("an")),
-        scores={n: _float_column(struct_field("s", n)) for n in scores},
-        features=feature_cols,
-        tags={n: _object_column(struct_field("g", n)) for n in tags},
-        kinds=kinds,
+        scores={n: numeric((SCORE_SOURCE, n)) for n in catalog.score_keys()},
+        features={name: numeric((feature, name)) if kind is ColumnKind.NUMERIC
+                  else objects((feature, name))
+                  for name, kind in catalog.features().items()},
+        tags={n: objects((int(ColumnSource.TAG), n)) for n in catalog.tags()},
+        kinds=_column_kinds(catalog),
     )
 
 
