@@ -12,12 +12,14 @@ into domain records; and the keyset page tokens of record listings.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from modelplane.kit import paging
@@ -33,6 +35,29 @@ from modelplane.observability.records import (
 from modelplane.observability.store.encoding import SCORE_SOURCE, Catalog
 
 
+class _Taken(Mapping[str, np.ndarray]):
+    """Columns of some of a frame's rows, each indexed when first read: an analysis
+    that takes a slice of the records (root cause takes dozens) copies only the
+    columns it reads."""
+
+    def __init__(self, columns: Mapping[str, np.ndarray], index: np.ndarray) -> None:
+        self._columns = columns
+        self._index = index
+        self._taken: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        column = self._taken.get(name)
+        if column is None:
+            column = self._taken[name] = self._columns[name][self._index]
+        return column
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
 @dataclass
 class Frame:
     """Records of one model as numpy columns (the unit every analysis works on)."""
@@ -45,9 +70,9 @@ class Frame:
     prediction_number: np.ndarray
     actual_label: np.ndarray
     actual_number: np.ndarray
-    scores: dict[str, np.ndarray]
-    features: dict[str, np.ndarray]
-    tags: dict[str, np.ndarray]
+    scores: Mapping[str, np.ndarray]
+    features: Mapping[str, np.ndarray]
+    tags: Mapping[str, np.ndarray]
     kinds: dict[ColumnRef, ColumnKind]
 
     def __len__(self) -> int:
@@ -58,9 +83,8 @@ class Frame:
             self.prediction_id[index], self.version[index], self.environment[index],
             self.time_us[index], self.prediction_label[index], self.prediction_number[index],
             self.actual_label[index], self.actual_number[index],
-            {k: v[index] for k, v in self.scores.items()},
-            {k: v[index] for k, v in self.features.items()},
-            {k: v[index] for k, v in self.tags.items()}, self.kinds)
+            _Taken(self.scores, index), _Taken(self.features, index),
+            _Taken(self.tags, index), self.kinds)
 
     @property
     def has_actual(self) -> np.ndarray:
@@ -79,7 +103,17 @@ class Frame:
         return self.actual_number if numeric else self.actual_label
 
 
-def _object_column(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def _object_column(arr: pa.ChunkedArray | pa.Array, few: bool = True) -> np.ndarray:
+    """Python objects, None where missing. A column of few distinct values (a label,
+    a category: ``few``) makes each once and is indexed into them."""
+    if few and len(arr) and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+                     or pa.types.is_boolean(arr.type)):
+        values = pc.unique(arr)  # a missing value is one of them: None
+        if len(values) * 2 <= len(arr):
+            distinct = np.empty(len(values), dtype=object)
+            distinct[:] = values.to_pylist()
+            index = pc.index_in(arr, value_set=values, skip_nulls=False)
+            return distinct[index.to_numpy(zero_copy_only=False)]
     out = np.empty(len(arr), dtype=object)
     out[:] = arr.to_pylist()
     return out
@@ -161,7 +195,7 @@ def frame_from_arrow(table: pa.Table, catalog: Catalog,
 
     feature = int(ColumnSource.FEATURE)
     return Frame(
-        prediction_id=_object_column(table.column("i")),
+        prediction_id=_object_column(table.column("i"), few=False),
         version=_object_column(table.column("v")),
         environment=table.column("e").to_numpy(zero_copy_only=False).astype(np.int8),
         time_us=table.column("t").to_numpy(zero_copy_only=False).astype(np.int64),
