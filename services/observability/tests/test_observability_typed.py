@@ -1,11 +1,12 @@
-"""Typed columns of the embedded store (#15): every feature, score and tag of a
+"""Typed columns (#15): on the embedded store every feature, score and tag of a
 model's catalog has its own typed column in ``obs_records``; analyses read those
-(Arrow arrays), never the JSON. A store written before them is migrated on open."""
+(Arrow arrays), never the JSON; a store written before them is migrated on open.
+PostgreSQL keeps jsonb and casts its members to typed columns in the scan."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,13 @@ from modelplane.observability.records import (
 from modelplane.observability.store.base import EvaluationStore, ScanSpec
 from modelplane.observability.store.embedded import EmbeddedStore
 from modelplane.observability.store.frames import Frame, frame_from_ndjson
+from modelplane.observability.store.postgres import PostgresStore
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 N = 600
-CITIES = ["lisbon", "porto", 'q"uo/te~', "paris"]
+#: with what a CSV or JSON path could get wrong: quotes, a slash and tilde (JSON
+#: pointer), a comma and a newline, an empty string, "NA" (a null spelling)
+CITIES = ["lisbon", "porto", 'q"uo/te~', "par,is\nx", "", "NA"]
 
 
 def _records(lo: int, hi: int, *, late_column: bool = False) -> list[EvaluationRecord]:
@@ -45,7 +49,7 @@ def _records(lo: int, hi: int, *, late_column: bool = False) -> list[EvaluationR
         late = i >= N // 2
         feats: dict[str, Any] = {
             "x": float(rng.normal(0.7 if late else 0.0)), "count": int(i % 7),
-            "city": CITIES[i % 4], "flag": bool(i % 3), "a/b": 0.25 * (i % 5)}
+            "city": CITIES[i % len(CITIES)], "flag": bool(i % 3), "a/b": 0.25 * (i % 5)}
         if i % 10 == 0:
             feats["x"] = None  # missing
         if i % 13 == 0:
@@ -57,7 +61,7 @@ def _records(lo: int, hi: int, *, late_column: bool = False) -> list[EvaluationR
             prediction_id=f"r{i}", model="fraud", version="1", environment=Environment.PRODUCTION,
             prediction_time=T0 + timedelta(minutes=7 * i), features=feats,
             prediction=int(p > 0.5), scores={"1": p} if i % 4 else {},
-            tags={"region": "eu" if i % 2 else "us"} if i % 6 else {}))
+            tags={"region": "eu" if i % 2 else "NA"} if i % 7 else {}))
     return out
 
 
@@ -75,6 +79,21 @@ def _fill(store: EvaluationStore) -> None:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
     s = EmbeddedStore(tmp_path / "evaluations.duckdb")
+    s.open()
+    _fill(s)
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def either(request: pytest.FixtureRequest, tmp_path: Path,
+           make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
+    """Either store: PostgreSQL reads its jsonb members cast to typed columns."""
+    s: EvaluationStore
+    if request.param == "postgres":
+        s = PostgresStore(make_postgres_database("mp_obs_typed"))
+    else:
+        s = EmbeddedStore(tmp_path / "evaluations.duckdb")
     s.open()
     _fill(s)
     yield s
@@ -113,18 +132,20 @@ SPECS = [ScanSpec("fraud"), ScanSpec("fraud", newest_first=True, limit=50),
 
 @pytest.mark.parametrize("spec", SPECS, ids=["all", "newest", "window", "sample"])
 def test_typed_columns_round_trip_every_kind_missing_values_and_a_later_column(
-        store: EmbeddedStore, spec: ScanSpec) -> None:
+        either: EvaluationStore, spec: ScanSpec) -> None:
+    store = either
     catalog = store.load_catalogs()["fraud"]
     typed = store.scan_frame(spec, catalog)
     _assert_frames_equal(typed, _json_frame(store, spec))
     if spec == SPECS[0]:
         assert np.isnan(typed.features["x"][0]) and typed.features["city"][0] is None
         assert typed.features["city"][2] == 'q"uo/te~' and typed.features["flag"][1] is True
+        assert list(typed.features["city"][3:6]) == ["par,is\nx", "", "NA"]
         assert typed.features["a/b"][3] == 0.75 and typed.features["count"][6] == 6.0
         assert np.isnan(typed.features["late"][: N // 2]).all()
         assert typed.features["late"][N // 2 + 1] == N // 2 + 1
         assert np.isnan(typed.scores["1"][0]) and typed.tags["region"][0] is None
-        assert typed.tags["region"][1] == "eu"
+        assert list(typed.tags["region"][1:3]) == ["eu", "NA"]
 
 
 def test_the_columns_are_typed_and_analyses_do_not_read_the_json(
@@ -161,7 +182,8 @@ def _evaluations(store: EvaluationStore) -> Evaluations:
 
 
 def test_exact_analyses_from_typed_columns_equal_their_json_answers(
-        store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        either: EvaluationStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = either
     typed = _analyses(_evaluations(store))
     # the interface's default: the NDJSON scan parsed (what every analysis read before)
     monkeypatch.setattr(store, "scan_frame", lambda spec, catalog: EvaluationStore.scan_frame(
