@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
+from obs_test_data import open_store
 
 from modelplane.observability import metrics as M
 from modelplane.observability.analysis_limits import AnalysisMode
@@ -31,7 +32,6 @@ from modelplane.observability.records import (
 from modelplane.observability.store.base import EvaluationStore, ScanSpec
 from modelplane.observability.store.embedded import EmbeddedStore
 from modelplane.observability.store.frames import Frame, frame_from_ndjson
-from modelplane.observability.store.postgres import PostgresStore
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 N = 600
@@ -89,12 +89,7 @@ def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
 def either(request: pytest.FixtureRequest, tmp_path: Path,
            make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
     """Either store: PostgreSQL reads its jsonb members cast to typed columns."""
-    s: EvaluationStore
-    if request.param == "postgres":
-        s = PostgresStore(make_postgres_database("mp_obs_typed"))
-    else:
-        s = EmbeddedStore(tmp_path / "evaluations.duckdb")
-    s.open()
+    s = open_store(request.param, tmp_path, make_postgres_database, "mp_obs_typed")
     _fill(s)
     yield s
     s.close()
