@@ -3,6 +3,7 @@
     uv run python bench/observability_scale.py                       # 120k records, embedded
     uv run python bench/observability_scale.py --records 1200000 --stores embedded postgres
     uv run python bench/observability_scale.py --records 10000000 --skip-exact   # the target
+    uv run python bench/observability_scale.py --records 1000000 --layout --stores embedded postgres
 
 Generates ``--records`` classification records over 28 days (no downloads):
 six numeric features (``amount``, ``age``, ``tenure``, ``balance``, ``clicks``,
@@ -261,6 +262,120 @@ def exact_steps(rt: Any, cur: Any, ref: Any) -> None:
     timed("dashboard model page", lambda: build_model_view(rt, MODEL))
 
 
+def layout_bench(n: int, postgres: str | None) -> None:
+    """``--layout``: how fast one model's 14-day window (half of ``n`` records over 28
+    days) is read from each storage layout the typed columns could take (#15): a
+    typed column per catalog column (wide, what the embedded store keeps), typed
+    long tables (one row per record and column), and the JSON / jsonb of today.
+    Best of three, DuckDB in memory; PostgreSQL (a fresh database) when given."""
+    import duckdb
+
+    rng = np.random.default_rng(0)
+    t_us = np.sort(rng.integers(0, DAYS * 86_400_000_000, n)) + int(T0.timestamp() * 1e6)
+    data = {f"f{i}": rng.normal(size=n) for i in range(6)}
+    src = pa.table({"prediction_id": pa.array([f"id-{i}" for i in range(n)]),
+                    "model": pa.array([MODEL] * n),
+                    "prediction_time": pa.array(t_us).cast(pa.timestamp("us", tz="UTC")),
+                    **{k: pa.array(v) for k, v in data.items()},
+                    "city": pa.array(rng.choice(CITIES, n).tolist())})
+    mid = T0 + timedelta(days=DAYS / 2)
+    nums = ", ".join(f"f{i}" for i in range(6))
+
+    def best(label: str, fn: Callable[[], Any]) -> None:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        print(f"  {label:52s} {min(times):7.3f} s  ({load()})", flush=True)
+
+    con = duckdb.connect()
+    con.register("src", src)
+    con.execute("CREATE TABLE wide AS SELECT * FROM src")
+    con.execute("CREATE TABLE js AS SELECT prediction_id, model, prediction_time, json_object("
+                + ", ".join(f"'f{i}', f{i}" for i in range(6)) + ", 'city', city) AS f FROM src")
+    con.execute("CREATE TABLE num AS " + " UNION ALL ".join(
+        f"SELECT prediction_id, model, prediction_time, {i} AS col, f{i} AS v FROM src"
+        for i in range(6)) + " ORDER BY col, prediction_time")
+    con.execute("CREATE TABLE cat AS SELECT prediction_id, model, prediction_time, 6 AS col, "
+                "city AS v FROM src")
+    w = "WHERE model = 'fraud' AND prediction_time >= ? ORDER BY prediction_time, prediction_id"
+    print(f"layout, DuckDB: {n} records, the second half's window read ({load()})")
+    best("wide: one numeric column (fetchnumpy)",
+         lambda: con.execute(f"SELECT f0 FROM wide {w}", [mid]).fetchnumpy())
+    best("wide: six numeric + city + ids (Arrow)", lambda: con.sql(
+        f"SELECT prediction_id, {nums}, city FROM wide {w}", params=[mid]).to_arrow_table())
+    best("long: one numeric column (fetchnumpy)", lambda: con.execute(
+        f"SELECT v FROM num WHERE col = 0 AND {w.removeprefix('WHERE ')}", [mid]).fetchnumpy())
+    best("long: six numeric + city + ids, joined by id (Arrow)", lambda: con.sql(
+        "SELECT r.prediction_id, " + ", ".join(f"v{i}.v" for i in range(7)) + " FROM wide r "
+        + " ".join(f"LEFT JOIN {'num' if i < 6 else 'cat'} v{i} ON v{i}.prediction_id = "
+                   f"r.prediction_id AND v{i}.col = {i}" for i in range(7))
+        + " WHERE r.model = 'fraud' AND r.prediction_time >= ? "
+        "ORDER BY r.prediction_time, r.prediction_id", params=[mid]).to_arrow_table())
+    best("JSON: one numeric column extracted (fetchnumpy)", lambda: con.execute(
+        f"SELECT (f->>'f0')::DOUBLE AS v FROM js {w}", [mid]).fetchnumpy())
+    best("JSON: six numeric + city extracted (Arrow)", lambda: con.sql(
+        "SELECT " + ", ".join(f"(f->>'f{i}')::DOUBLE" for i in range(6))
+        + f", f->>'city' FROM js {w}", params=[mid]).to_arrow_table())
+    best("wide: rows per city and day (GROUP BY)", lambda: con.execute(
+        "SELECT city, epoch_us(prediction_time) // 86400000000, count(*) FROM wide "
+        "WHERE model = 'fraud' GROUP BY ALL").fetchall())
+    con.close()
+    if postgres:
+        layout_postgres(src, postgres, best)
+
+
+def layout_postgres(src: pa.Table, postgres: str, best: Callable[..., None]) -> None:
+    import psycopg
+
+    from modelplane.kit.pytest_plugin import postgres_url
+
+    name = f"mp_obs_layout_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(postgres_url(postgres, name), autocommit=True) as conn:
+            conn.execute("CREATE TABLE wide (prediction_id text, model text, prediction_time "
+                          "timestamptz, " + ", ".join(f"f{i} float8" for i in range(6))
+                          + ", city text)")
+            with conn.cursor().copy("COPY wide FROM STDIN") as copy:
+                for row in zip(*(src.column(c).to_pylist() for c in src.column_names),
+                               strict=True):
+                    copy.write_row(row)
+            conn.execute("CREATE INDEX ON wide (model, prediction_time)")
+            conn.execute("CREATE TABLE js AS SELECT prediction_id, model, prediction_time, "
+                          "jsonb_build_object(" + ", ".join(f"'f{i}', f{i}" for i in range(6))
+                          + ", 'city', city) AS f FROM wide")
+            conn.execute("CREATE INDEX ON js (model, prediction_time)")
+            conn.execute("CREATE TABLE num AS " + " UNION ALL ".join(
+                f"SELECT prediction_id, model, prediction_time, {i} AS col, f{i} AS v FROM wide"
+                for i in range(6)))
+            conn.execute("CREATE INDEX ON num (model, col, prediction_time)")
+            conn.execute("VACUUM ANALYZE")
+            mid = T0 + timedelta(days=DAYS / 2)
+            w = "WHERE model = 'fraud' AND prediction_time >= %s"
+            print(f"layout, PostgreSQL ({load()})")
+
+            def fetch(sql: str) -> Callable[[], Any]:
+                def run() -> Any:
+                    with conn.cursor(binary=True) as cur:
+                        return cur.execute(sql, [mid]).fetchall()
+                return run
+
+            best("wide: one numeric column", fetch(f"SELECT f0 FROM wide {w}"))
+            best("wide: six numeric + city",
+                 fetch(f"SELECT {', '.join(f'f{i}' for i in range(6))}, city FROM wide {w}"))
+            best("long: one numeric column", fetch(f"SELECT v FROM num {w} AND col = 0"))
+            best("jsonb: one numeric column", fetch(f"SELECT (f->>'f0')::float8 FROM js {w}"))
+            best("jsonb: six numeric + city", fetch(
+                "SELECT " + ", ".join(f"(f->>'f{i}')::float8" for i in range(6))
+                + f", f->>'city' FROM js {w}"))
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -274,9 +389,15 @@ def main() -> None:
                     help="MODELPLANE_OBSERVABILITY_EXACT_ROWS for the automatic mode")
     ap.add_argument("--skip-exact", action="store_true",
                     help="only the profile-mode analyses (the exact path reads every record)")
+    ap.add_argument("--layout", action="store_true",
+                    help="only time reading a window from each storage layout (wide typed "
+                         "columns, long typed tables, JSON) of --records records")
     args = ap.parse_args()
     if "postgres" in args.stores and not args.postgres:
         ap.error("postgres: set MODELPLANE_TEST_POSTGRES or --postgres")
+    if args.layout:
+        layout_bench(args.records, args.postgres if "postgres" in args.stores else None)
+        return
     threading.current_thread().name = "bench"
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.stores:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,9 @@ import numpy as np
 from modelplane.api.v1 import types_pb2 as T
 from modelplane.kit.pytest_plugin import rpc_error  # noqa: F401 - the tests import it from here
 from modelplane.observability.runtime import ObservabilityRuntime
+from modelplane.observability.store.base import EvaluationStore
+from modelplane.observability.store.embedded import EmbeddedStore
+from modelplane.observability.store.postgres import PostgresStore
 from modelplane.observability.v1 import observability_pb2 as pb
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 
@@ -65,6 +69,19 @@ async def log_actuals(stub: pb_grpc.ObservabilityServiceStub,
         for i in range(0, len(items), 1000):
             yield pb.LogActualsRequest(actuals=items[i:i + 1000])
     return await stub.LogActuals(gen())
+
+
+def open_store(kind: str, tmp_path: Path, make_postgres_database: Callable[[str], str],
+               prefix: str) -> EvaluationStore:
+    """An opened, empty store: ``embedded`` (a DuckDB file under ``tmp_path``) or
+    ``postgres`` (a new database named from ``prefix``)."""
+    s: EvaluationStore
+    if kind == "postgres":
+        s = PostgresStore(make_postgres_database(prefix))
+    else:
+        s = EmbeddedStore(tmp_path / "evaluations.duckdb")
+    s.open()
+    return s
 
 
 def unique_model(prefix: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from obs_test_data import T0, Service, log, record, rpc_error
+from obs_test_data import T0, Service, log, open_store, record, rpc_error
 
 from modelplane.api.v1 import types_pb2 as T
 from modelplane.kit.errors import InvalidArgument
@@ -67,12 +67,7 @@ def _records(n: int, version: str, env: Environment, shift: float, seed: int,
 @pytest.fixture(params=["embedded", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path,
           make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
-    s: EvaluationStore
-    if request.param == "postgres":
-        s = PostgresStore(make_postgres_database("mp_obs_prof"))
-    else:
-        s = EmbeddedStore(tmp_path / "evaluations.duckdb")
-    s.open()
+    s = open_store(request.param, tmp_path, make_postgres_database, "mp_obs_prof")
     yield s
     s.close()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from obs_test_data import open_store
 
 from modelplane.kit.errors import FailedPrecondition
 from modelplane.observability import metrics as M
@@ -77,12 +78,7 @@ def _records(prefix: str, at: datetime, n: int, seed: int) -> list[EvaluationRec
 @pytest.fixture(params=["embedded", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path,
           make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
-    s: EvaluationStore
-    if request.param == "postgres":
-        s = PostgresStore(make_postgres_database("mp_obs_retention"))
-    else:
-        s = EmbeddedStore(tmp_path / "evaluations.duckdb")
-    s.open()
+    s = open_store(request.param, tmp_path, make_postgres_database, "mp_obs_retention")
     yield s
     s.close()
 

@@ -40,6 +40,8 @@ from modelplane.observability.records import (
 )
 from modelplane.observability.store.base import EvaluationStore, ScanSpec
 from modelplane.observability.store.embedded import EmbeddedStore
+from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.store.frames import Frame
 from modelplane.observability.store.postgres import PostgresStore
 from modelplane.observability.v1 import observability_pb2 as pb
 
@@ -77,20 +79,20 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 class _Spy:
-    """What the store's scans returned (records), per call."""
+    """What the store's scans for analyses returned (records), per call."""
 
     def __init__(self, store: EvaluationStore, monkeypatch: pytest.MonkeyPatch) -> None:
         self.returned: list[int] = []
         self.specs: list[ScanSpec] = []
-        scan = store.scan
+        scan_frame = store.scan_frame
 
-        def spy(spec: ScanSpec) -> bytes:
-            data = scan(spec)
+        def spy(spec: ScanSpec, catalog: Catalog) -> Frame:
+            frame = scan_frame(spec, catalog)
             self.specs.append(spec)
-            self.returned.append(data.count(b"\n"))
-            return data
+            self.returned.append(len(frame))
+            return frame
 
-        monkeypatch.setattr(store, "scan", spy)
+        monkeypatch.setattr(store, "scan_frame", spy)
 
 
 def _under_budget(limit: int, fn: Callable[[], _T]) -> tuple[_T, RowBudget]:

@@ -67,7 +67,7 @@ from modelplane.observability.slices import (
 )
 from modelplane.observability.store.base import EvaluationStore, ScanSpec
 from modelplane.observability.store.encoding import Catalog
-from modelplane.observability.store.frames import Frame, frame_from_ndjson, to_us
+from modelplane.observability.store.frames import Frame, to_us
 
 MetricValues = dict[M.Metric, float | None]
 log = logging.getLogger(__name__)
@@ -415,8 +415,7 @@ class Evaluations:
             share = plan.share(budget)
             if population > share >= 1:  # a uniform sample of the side's share
                 spec = replace(spec, limit=None, sample=share)
-        data = self._store.scan(spec)
-        frame = frame_from_ndjson(data, catalog)
+        frame = self._store.scan_frame(spec, catalog)
         budget.charge(len(frame))
         if plan is not None:
             plan.add(len(frame), population)

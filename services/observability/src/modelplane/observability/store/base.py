@@ -1,7 +1,8 @@
 """The store interface: what a backend (embedded DuckDB, PostgreSQL) must do, and
 the types its methods take and give. A backend only moves rows: it writes rows
-encoded by :mod:`.encoding` and scans a window of one model's records as the
-newline-delimited JSON that :mod:`.frames` parses.
+encoded by :mod:`.encoding`, scans a window of one model's records as the
+newline-delimited JSON that :mod:`.frames` parses, and gives the analyses that
+window as a :class:`~.frames.Frame` (typed columns where the backend keeps them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelplane.observability.records import ColumnKind, Environment, TimeWindow
 from modelplane.observability.store.encoding import ActualRow, Catalog, ConfusionRow, RecordRow
-from modelplane.observability.store.frames import to_us
+from modelplane.observability.store.frames import Frame, frame_from_ndjson, to_us
 
 if TYPE_CHECKING:
     from modelplane.observability.columnar import ColumnarBatch
@@ -265,6 +266,12 @@ class EvaluationStore(AlertStore):
     @abstractmethod
     def scan(self, spec: ScanSpec) -> bytes:
         """NDJSON of the matching records (see the module docstring)."""
+
+    def scan_frame(self, spec: ScanSpec, catalog: Catalog) -> Frame:
+        """The records :meth:`scan` gives, in its order, as a frame of ``catalog``'s
+        columns. This default parses the NDJSON; a backend that keeps typed columns
+        reads them instead (the same values)."""
+        return frame_from_ndjson(self.scan(spec), catalog)
 
     @abstractmethod
     def count_records(self, spec: ScanSpec) -> int:

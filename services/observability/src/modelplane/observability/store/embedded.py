@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
-from modelplane.observability.records import ColumnKind, Environment
+from modelplane.observability.records import ColumnKind, ColumnSource, Environment
 from modelplane.observability.store.base import (
     DeliveryState,
     EvaluationStore,
@@ -31,13 +31,15 @@ from modelplane.observability.store.base import (
     profile_bounds,
 )
 from modelplane.observability.store.encoding import (
+    RECORD_COLUMNS,
+    SCORE_SOURCE,
     ActualRow,
     Catalog,
     ConfusionRow,
     RecordRow,
     record_rows_table,
 )
-from modelplane.observability.store.frames import to_us
+from modelplane.observability.store.frames import Frame, frame_from_arrow, to_us
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS obs_records (
@@ -83,6 +85,11 @@ CREATE TABLE IF NOT EXISTS obs_columns (
     model VARCHAR, source SMALLINT, name VARCHAR, kind SMALLINT,
     PRIMARY KEY (model, source, name)
 );
+CREATE TABLE IF NOT EXISTS obs_typed_columns (
+    model VARCHAR, source SMALLINT, name VARCHAR, col VARCHAR NOT NULL UNIQUE,
+    PRIMARY KEY (model, source, name)
+);
+CREATE SEQUENCE IF NOT EXISTS obs_typed_column_seq;
 CREATE TABLE IF NOT EXISTS obs_documents (
     kind VARCHAR, key VARCHAR, model VARCHAR, doc VARCHAR, seq BIGINT,
     PRIMARY KEY (kind, key)
@@ -139,6 +146,22 @@ GROUP BY ALL
 ON CONFLICT DO UPDATE SET n = n + excluded.n
 """
 
+#: The SQL type of a catalog column's typed column in ``obs_records`` (features by
+#: their kind; tags are strings, scores numbers).
+_TYPED_SQL = {ColumnKind.NUMERIC: "DOUBLE", ColumnKind.CATEGORICAL: "VARCHAR",
+              ColumnKind.BOOLEAN: "BOOLEAN"}
+#: The JSON column of ``obs_records`` a typed column is filled from, by catalog source.
+_TYPED_JSON = {int(ColumnSource.FEATURE): "features", int(ColumnSource.TAG): "tags",
+               SCORE_SOURCE: "scores"}
+
+#: The record columns of a frame (the keys of :mod:`.frames`); typed columns follow.
+_FRAME_SELECT = """
+SELECT r.prediction_id AS i, r.version AS v, r.environment AS e,
+       epoch_us(r.prediction_time) AS t, r.prediction_label AS pl,
+       r.prediction_number AS pn, a.label AS al, a.number AS an{typed}
+FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
+"""
+
 _SCAN_SELECT = """
 SELECT json_object(
     'i', r.prediction_id, 'v', r.version, 'e', r.environment,
@@ -155,16 +178,22 @@ class EmbeddedStore(EvaluationStore):
         self._path = path
         self._lock = threading.Lock()
         self._conn: Any = None
+        #: model -> (catalog source, name) -> (typed column of obs_records, its kind)
+        self._typed: dict[str, dict[tuple[int, str], tuple[str, ColumnKind]]] = {}
 
     def open(self) -> None:
         import duckdb
 
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = duckdb.connect(str(self._path))
-        had_profiles = self._conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'obs_profiles'"
-        ).fetchall()[0][0]
+        had_profiles, had_typed = self._conn.execute(
+            "SELECT count(*) FILTER (table_name = 'obs_profiles'), "
+            "count(*) FILTER (table_name = 'obs_typed_columns') "
+            "FROM information_schema.tables").fetchall()[0]
         self._conn.execute(_SCHEMA)
+        self._typed = self._load_typed()
+        if not had_typed:
+            self._migrate_typed()
         if not had_profiles:
             # A store written before profiles were kept: its records are in no
             # profile; their hours are marked, so profiles never answer for them.
@@ -198,6 +227,77 @@ class EmbeddedStore(EvaluationStore):
         for value in values:
             self._conn.execute("INSERT INTO obs_columns VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                list(value)).fetchall()
+            self._add_typed(value[0], value[1], value[2], ColumnKind(value[3]))
+
+    # -- typed columns ----------------------------------------------------------------
+    # Each feature, tag and score of a model's catalog has its own typed column in
+    # obs_records (c<n>: DOUBLE, VARCHAR or BOOLEAN, NULL for other models' rows),
+    # added when the catalog gains it and filled at insert from the record's JSON;
+    # analyses read these, never the JSON (kept as the record's verbatim form for
+    # GetRecord / ListRecords: it tells an int feature from a double).
+
+    def _load_typed(self) -> dict[str, dict[tuple[int, str], tuple[str, ColumnKind]]]:
+        rows = self._conn.execute(
+            "SELECT t.model, t.source, t.name, t.col, c.kind FROM obs_typed_columns t "
+            "JOIN obs_columns c USING (model, source, name)").fetchall()
+        typed: dict[str, dict[tuple[int, str], tuple[str, ColumnKind]]] = {}
+        for model, source, name, col, kind in rows:
+            typed.setdefault(model, {})[(int(source), name)] = (col, ColumnKind(kind))
+        return typed
+
+    def _add_typed(self, model: str, source: int, name: str, kind: ColumnKind) -> None:
+        """The typed column of a catalog column, added to obs_records if it has none
+        (in the caller's transaction: a rollback must reload :attr:`_typed`)."""
+        if source not in _TYPED_JSON or kind not in _TYPED_SQL \
+                or (source, name) in self._typed.get(model, {}):
+            return
+        seq = self._conn.execute("SELECT nextval('obs_typed_column_seq')").fetchall()[0][0]
+        col = f"c{int(seq)}"
+        self._conn.execute(f"ALTER TABLE obs_records ADD COLUMN {col} {_TYPED_SQL[kind]}")
+        self._conn.execute("INSERT INTO obs_typed_columns VALUES (?, ?, ?, ?)",
+                           [model, source, name, col]).fetchall()
+        self._typed.setdefault(model, {})[(source, name)] = (col, kind)
+
+    def _typed_values(self, models: list[str], row: str) -> tuple[list[str], list[str], list[Any]]:
+        """The typed columns of ``models`` and the SQL expressions (and their bound
+        values) giving each from the JSON columns of the row aliased ``row``."""
+        cols: list[str] = []
+        exprs: list[str] = []
+        params: list[Any] = []
+        for model in models:
+            for (source, name), (col, kind) in self._typed.get(model, {}).items():
+                path = "/" + name.replace("~", "~0").replace("/", "~1")  # a JSON pointer
+                text = f"{row}.{_TYPED_JSON[source]}"
+                value = (f"json_extract_string({text}, ?)" if kind is ColumnKind.CATEGORICAL
+                         else f"TRY_CAST(json_extract({text}, ?) AS {_TYPED_SQL[kind]})")
+                cols.append(col)
+                if len(models) == 1:
+                    exprs.append(value)
+                    params.append(path)
+                else:
+                    exprs.append(f"CASE WHEN {row}.model = ? THEN {value} END")
+                    params.extend([model, path])
+        return cols, exprs, params
+
+    def _migrate_typed(self) -> None:
+        """A store written before typed columns: every catalog column gets its typed
+        column, filled from the stored records' JSON (once, one transaction)."""
+        rows = self._conn.execute("SELECT model, source, name, kind FROM obs_columns "
+                                  "ORDER BY model, source, name").fetchall()
+        self._conn.execute("BEGIN")
+        try:
+            for model, source, name, kind in rows:
+                self._add_typed(model, int(source), name, ColumnKind(kind))
+            for model in self._typed:
+                cols, exprs, params = self._typed_values([model], "obs_records")
+                sets = ", ".join(f"{c} = {e}" for c, e in zip(cols, exprs, strict=True))
+                self._conn.execute(f"UPDATE obs_records SET {sets} WHERE model = ?",
+                                   [*params, model]).fetchall()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self._typed = self._load_typed()
+            raise
 
     def write_records(self, rows: list[RecordRow],
                       new_columns: dict[str, dict[tuple[int, str], ColumnKind]]) -> int:
@@ -213,6 +313,7 @@ class EmbeddedStore(EvaluationStore):
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._typed = self._load_typed()
                 raise
             finally:
                 self._conn.unregister("obs_stage")
@@ -232,6 +333,7 @@ class EmbeddedStore(EvaluationStore):
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._typed = self._load_typed()
                 raise
             finally:
                 self._conn.unregister("obs_stage_columnar")
@@ -246,9 +348,13 @@ class EmbeddedStore(EvaluationStore):
             "ON r.prediction_id = s.prediction_id").to_arrow_table()
         if not fresh.num_rows:
             return 0
+        models = sorted(set(fresh.column("model").unique().to_pylist()))
+        cols, exprs, params = self._typed_values(models, "s")
         self._conn.register("obs_stage_fresh", fresh)
         try:
-            self._conn.execute("INSERT INTO obs_records SELECT * FROM obs_stage_fresh").fetchall()
+            self._conn.execute(
+                f"INSERT INTO obs_records ({', '.join([*RECORD_COLUMNS, *cols])}) "
+                f"SELECT {', '.join(['s.*', *exprs])} FROM obs_stage_fresh s", params).fetchall()
         finally:
             self._conn.unregister("obs_stage_fresh")
         self._merge_profiles(build_profiles(fresh))
@@ -426,7 +532,9 @@ class EmbeddedStore(EvaluationStore):
                 "ON a.prediction_id = r.prediction_id WHERE " + where, params).fetchall()
         return int(rows[0][0])
 
-    def scan(self, spec: ScanSpec) -> bytes:
+    def _scan_sql(self, select: str, spec: ScanSpec) -> tuple[str, list[Any]]:
+        """``select`` (a SELECT from ``obs_records r`` joined to ``obs_actuals a``)
+        over ``spec``'s records, in the order and number :meth:`scan` gives them."""
         where_sql, params = self._scan_where(spec)
         if spec.sample is not None:
             # the records of the smallest hashes of their ids (uniform and repeatable):
@@ -435,24 +543,39 @@ class EmbeddedStore(EvaluationStore):
                     "LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id "
                     f"WHERE {where_sql} ORDER BY hash(r.prediction_id), r.prediction_id "
                     f"LIMIT {int(spec.sample)}")
-            sql = _SCAN_SELECT.replace(
+            return select.replace(
                 "FROM obs_records r", f"FROM ({pick}) p JOIN obs_records r "
-                "ON r.prediction_id = p.si", 1) + " ORDER BY p.st, p.si"
-            with self._lock:
-                table = self._conn.sql(sql, params=params).to_arrow_table()
-            docs = table.column("doc").to_pylist()
-            return ("\n".join(docs) + "\n").encode() if docs else b""
-        sql = _SCAN_SELECT + " WHERE " + where_sql
+                "ON r.prediction_id = p.si", 1) + " ORDER BY p.st, p.si", params
+        sql = select + " WHERE " + where_sql
         if spec.newest_first:
             sql += " ORDER BY r.prediction_time DESC, r.prediction_id DESC"
         else:
             sql += " ORDER BY r.prediction_time, r.prediction_id"
         if spec.limit is not None:
             sql += f" LIMIT {int(spec.limit)}"
+        return sql, params
+
+    def scan(self, spec: ScanSpec) -> bytes:
+        sql, params = self._scan_sql(_SCAN_SELECT, spec)
         with self._lock:
             table = self._conn.sql(sql, params=params).to_arrow_table()
         docs = table.column("doc").to_pylist()
         return ("\n".join(docs) + "\n").encode() if docs else b""
+
+    def scan_frame(self, spec: ScanSpec, catalog: Catalog) -> Frame:
+        """The typed columns of the catalog's features, scores and tags, read as Arrow
+        arrays (no JSON)."""
+        keys = [(int(ColumnSource.FEATURE), n) for n in catalog.features()]
+        keys += [(SCORE_SOURCE, n) for n in catalog.score_keys()]
+        keys += [(int(ColumnSource.TAG), n) for n in catalog.tags()]
+        with self._lock:
+            typed = dict(self._typed.get(spec.model, {}))
+            keys = [k for k in keys if k in typed]
+            sql, params = self._scan_sql(_FRAME_SELECT.format(typed="".join(
+                f", r.{typed[k][0]} AS typed_{i}" for i, k in enumerate(keys))), spec)
+            table = self._conn.sql(sql, params=params).to_arrow_table()
+        return frame_from_arrow(table, catalog,
+                                {k: table.column(f"typed_{i}") for i, k in enumerate(keys)})
 
     def model_of(self, prediction_id: str) -> str | None:
         with self._lock:

@@ -12,12 +12,14 @@ into domain records; and the keyset page tokens of record listings.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from modelplane.kit import paging
@@ -30,7 +32,30 @@ from modelplane.observability.records import (
     EvaluationRecord,
     Scalar,
 )
-from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.store.encoding import SCORE_SOURCE, Catalog
+
+
+class _Taken(Mapping[str, np.ndarray]):
+    """Columns of some of a frame's rows, each indexed when first read: an analysis
+    that takes a slice of the records (root cause takes dozens) copies only the
+    columns it reads."""
+
+    def __init__(self, columns: Mapping[str, np.ndarray], index: np.ndarray) -> None:
+        self._columns = columns
+        self._index = index
+        self._taken: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        column = self._taken.get(name)
+        if column is None:
+            column = self._taken[name] = self._columns[name][self._index]
+        return column
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
 
 
 @dataclass
@@ -45,9 +70,9 @@ class Frame:
     prediction_number: np.ndarray
     actual_label: np.ndarray
     actual_number: np.ndarray
-    scores: dict[str, np.ndarray]
-    features: dict[str, np.ndarray]
-    tags: dict[str, np.ndarray]
+    scores: Mapping[str, np.ndarray]
+    features: Mapping[str, np.ndarray]
+    tags: Mapping[str, np.ndarray]
     kinds: dict[ColumnRef, ColumnKind]
 
     def __len__(self) -> int:
@@ -58,9 +83,8 @@ class Frame:
             self.prediction_id[index], self.version[index], self.environment[index],
             self.time_us[index], self.prediction_label[index], self.prediction_number[index],
             self.actual_label[index], self.actual_number[index],
-            {k: v[index] for k, v in self.scores.items()},
-            {k: v[index] for k, v in self.features.items()},
-            {k: v[index] for k, v in self.tags.items()}, self.kinds)
+            _Taken(self.scores, index), _Taken(self.features, index),
+            _Taken(self.tags, index), self.kinds)
 
     @property
     def has_actual(self) -> np.ndarray:
@@ -79,7 +103,17 @@ class Frame:
         return self.actual_number if numeric else self.actual_label
 
 
-def _object_column(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def _object_column(arr: pa.ChunkedArray | pa.Array, few: bool = True) -> np.ndarray:
+    """Python objects, None where missing. A column of few distinct values (a label,
+    a category: ``few``) makes each once and is indexed into them."""
+    if few and len(arr) and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+                     or pa.types.is_boolean(arr.type)):
+        values = pc.unique(arr)  # a missing value is one of them: None
+        if len(values) * 2 <= len(arr):
+            distinct = np.empty(len(values), dtype=object)
+            distinct[:] = values.to_pylist()
+            index = pc.index_in(arr, value_set=values, skip_nulls=False)
+            return distinct[index.to_numpy(zero_copy_only=False)]
     out = np.empty(len(arr), dtype=object)
     out[:] = arr.to_pylist()
     return out
@@ -97,14 +131,18 @@ def empty_frame(catalog: Catalog) -> Frame:
     return frame_from_ndjson(b"", catalog)
 
 
-def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
-    features = catalog.features()
-    tags = catalog.tags()
-    scores = catalog.score_keys()
+def _column_kinds(catalog: Catalog) -> dict[ColumnRef, ColumnKind]:
     kinds = catalog.columns()
     pred_kind = kinds.get(ColumnRef(ColumnSource.PREDICTION), ColumnKind.CATEGORICAL)
     kinds[ColumnRef(ColumnSource.PREDICTION)] = pred_kind
     kinds[ColumnRef(ColumnSource.ACTUAL)] = pred_kind
+    return kinds
+
+
+def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
+    features = catalog.features()
+    tags = catalog.tags()
+    scores = catalog.score_keys()
     fields: list[pa.Field] = [
         pa.field("i", pa.string()), pa.field("v", pa.string()), pa.field("e", pa.int64()),
         pa.field("t", pa.int64()), pa.field("pl", pa.string()), pa.field("pn", pa.float64()),
@@ -130,13 +168,34 @@ def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
         chunks = [c.field(name) for c in table.column(col).chunks]
         return pa.chunked_array(chunks, type=schema.field(col).type.field(name).type)
 
-    feature_cols: dict[str, np.ndarray] = {}
-    for name, kind in features.items():
-        arr = struct_field("f", name)
-        feature_cols[name] = (_float_column(arr) if kind is ColumnKind.NUMERIC
-                              else _object_column(arr))
+    typed: dict[tuple[int, str], pa.ChunkedArray] = {}
+    for group, source, names in (("f", int(ColumnSource.FEATURE), list(features)),
+                                 ("s", SCORE_SOURCE, scores),
+                                 ("g", int(ColumnSource.TAG), tags)):
+        for name in names:
+            typed[(source, name)] = struct_field(group, name)
+    return frame_from_arrow(table, catalog, typed)
+
+
+def frame_from_arrow(table: pa.Table, catalog: Catalog,
+                     typed: dict[tuple[int, str], pa.ChunkedArray]) -> Frame:
+    """A frame of ``table``'s record columns (``i v e t pl pn al an``, the keys of the
+    module docstring) and the catalog's features, scores and tags as typed Arrow
+    columns keyed (source, name); a catalog column absent from ``typed`` is missing
+    in every record."""
+    n = table.num_rows
+
+    def numeric(key: tuple[int, str]) -> np.ndarray:
+        arr = typed.get(key)
+        return np.full(n, np.nan) if arr is None else _float_column(arr)
+
+    def objects(key: tuple[int, str]) -> np.ndarray:
+        arr = typed.get(key)
+        return np.full(n, None, dtype=object) if arr is None else _object_column(arr)
+
+    feature = int(ColumnSource.FEATURE)
     return Frame(
-        prediction_id=_object_column(table.column("i")),
+        prediction_id=_object_column(table.column("i"), few=False),
         version=_object_column(table.column("v")),
         environment=table.column("e").to_numpy(zero_copy_only=False).astype(np.int8),
         time_us=table.column("t").to_numpy(zero_copy_only=False).astype(np.int64),
@@ -144,10 +203,12 @@ def frame_from_ndjson(data: bytes, catalog: Catalog) -> Frame:
         prediction_number=_float_column(table.column("pn")),
         actual_label=_object_column(table.column("al")),
         actual_number=_float_column(table.column("an")),
-        scores={n: _float_column(struct_field("s", n)) for n in scores},
-        features=feature_cols,
-        tags={n: _object_column(struct_field("g", n)) for n in tags},
-        kinds=kinds,
+        scores={n: numeric((SCORE_SOURCE, n)) for n in catalog.score_keys()},
+        features={name: numeric((feature, name)) if kind is ColumnKind.NUMERIC
+                  else objects((feature, name))
+                  for name, kind in catalog.features().items()},
+        tags={n: objects((int(ColumnSource.TAG), n)) for n in catalog.tags()},
+        kinds=_column_kinds(catalog),
     )
 
 
