@@ -13,10 +13,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from modelplane.kit.errors import Unavailable
+from modelplane.kit.runtime import ServiceRuntime, SideServer
 from modelplane.serving.settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -33,28 +32,15 @@ def configure_bentoml_home(settings: ServingSettings) -> None:
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 
-class _QuietUvicorn:
-    """uvicorn.Server without its own signal handlers (the kit owns SIGTERM)."""
-
-    @staticmethod
-    def make(config: Any) -> Any:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        return Server(config)
-
-
-class ServingRuntime:
-    """Everything the serving process runs, wired together (sources may be injected)."""
+class ServingRuntime(ServiceRuntime["ControlPlane"]):
+    """Everything the serving process runs, wired together (sources may be injected), on
+    the kit's ``ServiceRuntime``: its STARTING guard and the REST side server."""
 
     def __init__(self, settings: ServingSettings, *, source: Any = None, sink: Any = None,
                  features: Any = None, dataset_reader: Any = None,
                  rollout_evidence: Any = None, alias_mover: Any = None,
                  rollout_alerts: Any = None) -> None:
+        super().__init__("serving service")
         configure_bentoml_home(settings)
         from tritonclient.grpc import service_pb2_grpc
 
@@ -140,20 +126,16 @@ class ServingRuntime:
         self.batches: Any = None
         self.rollouts: Any = None
         self.rollout_lease: Any = None
-        self._rollout_tasks: list[asyncio.Task[None]] = []
         self.http = OipHttpApp(self.predictor, auth_enabled=svc.auth_enabled,
                                keys=ApiKeyStore(svc.api_keys_file) if svc.auth_enabled else None,
                                max_body_bytes=settings.max_body_bytes)
-        self._http_server: Any = None
-        self._http_task: asyncio.Task[None] | None = None
-        self.http_port = 0
+        self._http: SideServer | None = None
         self._DeploymentStore = DeploymentStore
         self._DeploymentService = DeploymentService
         self._BatchRunner = BatchRunner
         #: what callers may name: batch input and output, Bento export paths
         self.storage = StoragePolicy.for_service(svc)
         self.exporter = BentoExporter(self.models, settings.data_dir / "bentos", self.storage)
-        self.control: ControlPlane | None = None
         self.api = ServingServicer(self.current)
         self.spec = ServiceSpec(
             name="serving",
@@ -165,17 +147,16 @@ class ServingRuntime:
             ],
             on_start=self.start, on_stop=self.stop, method_access=METHOD_ACCESS)
 
-    def current(self) -> ControlPlane:
-        if self.control is None:
-            raise Unavailable("serving is still starting", reason="STARTING")
-        return self.control
+    @property
+    def http_port(self) -> int:
+        return self._http.port if self._http is not None else 0
 
     @property
     def http_address(self) -> str:
         host = self.settings.http_addr.rsplit(":", 1)[0] or "127.0.0.1"
         return f"{host}:{self.http_port}"
 
-    async def start(self) -> None:
+    async def build(self) -> ControlPlane:
         self.store = await asyncio.to_thread(self._DeploymentStore, self.settings.store_url)
         self.deployments = self._DeploymentService(
             self.store, self.models, require_validation=self.settings.require_validation)
@@ -190,14 +171,12 @@ class ServingRuntime:
         self.rollouts = Rollouts(self.store, self.deployments, evidence=self._rollout_evidence,
                                  aliases=self._alias_mover, holder=self.rollout_lease.holder,
                                  alerts=self._rollout_alerts)
-        self.control = ControlPlane(self.deployments, self.batches, self.rollouts, self.exporter)
-        self._rollout_tasks = [
-            asyncio.create_task(self.predictor.route_stats.run(
-                self.store, self.settings.route_stats_flush_seconds), name="route-stats"),
-            asyncio.create_task(self.rollout_lease.run(), name="rollout-lease"),
-            asyncio.create_task(self.rollouts.run(self.rollout_lease,
-                                                  self.settings.rollout_tick_seconds),
-                                name="rollout-controller")]
+        control = ControlPlane(self.deployments, self.batches, self.rollouts, self.exporter)
+        self.spawn(self.predictor.route_stats.run(
+            self.store, self.settings.route_stats_flush_seconds), "route-stats")
+        self.spawn(self.rollout_lease.run(), "rollout-lease")
+        self.spawn(self.rollouts.run(self.rollout_lease, self.settings.rollout_tick_seconds),
+                   "rollout-controller")
         if self.store.notifies:  # PostgreSQL: other replicas may change deployments too
             import dataclasses
 
@@ -211,39 +190,17 @@ class ServingRuntime:
         self.predictor.start()
         self.models.start()
         if self.settings.http_addr:
-            await self._start_http()
+            self._http = await self.serve_http(self.http.app, self.settings.http_addr,
+                                               "serving REST (OIP v2, /metrics)")
+        return control
 
-    async def _start_http(self) -> None:
-        import uvicorn
-
-        host, _, port = self.settings.http_addr.rpartition(":")
-        config = uvicorn.Config(self.http.app, host=host or "127.0.0.1", port=int(port),
-                                log_level="warning", access_log=False, lifespan="off")
-        server = _QuietUvicorn.make(config)
-        self._http_server = server
-        self._http_task = asyncio.create_task(server.serve(), name="oip-http")
-        while not server.started:
-            if self._http_task.done():
-                self._http_task.result()  # raises the bind error
-            await asyncio.sleep(0.02)
-        self.http_port = server.servers[0].sockets[0].getsockname()[1]
-        log.info("serving REST (OIP v2, /metrics) on %s", self.http_address)
-
-    async def stop(self) -> None:
-        for task in self._rollout_tasks:
-            task.cancel()
-        for task in self._rollout_tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def close(self) -> None:
+        """After the REST server and the background tasks (the base stops them first)."""
         if self.rollout_lease is not None:
             with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
                 await asyncio.to_thread(self.rollout_lease.release)
         if self.change_feed is not None:
             await self.change_feed.close()
-        if self._http_server is not None:
-            self._http_server.should_exit = True
-            if self._http_task is not None:
-                await self._http_task
         if self.batches is not None:
             await self.batches.close()
         await self.predictor.close()  # flushes (or spools) every prediction record
