@@ -5,6 +5,7 @@ Each test makes its own entity/feature view names so they share one server.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -258,19 +259,28 @@ async def test_feast_serving_stub_reads_what_our_rpcs_ingested(featurestore: Any
     assert cols["value"].event_timestamps[2].seconds == int(NOW.timestamp())
 
     # Feast's own SDK reads the same online store and agrees.
-    feast_dict = feast_sdk(fs).get_online_features(
+    feast_dict = feast_sdk(fs, view).get_online_features(
         features=[f"{view}:value", f"{view}:tag"],
         entity_rows=[{key: i} for i in (7, 8, 9, 10)]).to_dict()
     assert feast_dict["value"] == [7.5, 8.5, 9.5, None]
     assert feast_dict["tag"] == ["a", "b", "c", None]
 
 
-def feast_sdk(fs: Any) -> Any:
-    """Feast's own SDK over the service's store, its registry cache re-read first: the SQL
-    registry's cache can be refreshed by another thread with a read taken before the view
-    was applied (Feast's refresh is unlocked), and the SDK would then not know the view."""
+def feast_sdk(fs: Any, view: str) -> Any:
+    """Feast's own SDK over the service's store, once its registry cache knows ``view`` and
+    its entities. The SDK reads through that cache, which can lag the registry: Feast's
+    refresh is unlocked (a read begun before ApplyRepo can land after a newer one) and it
+    swallows its errors. CI saw the SDK say a just-applied entity did not exist."""
     store = fs.core.repository.store
-    store.refresh_registry()
+    for _ in range(50):
+        store.refresh_registry()
+        try:
+            fv = store.get_feature_view(view, allow_registry_cache=True)
+            for entity in fv.entities:
+                store.get_entity(entity, allow_registry_cache=True)
+            return store
+        except Exception:  # noqa: BLE001 - not in the cache yet: refresh again
+            time.sleep(0.1)
     return store
 
 
@@ -303,7 +313,7 @@ async def test_online_answers_equal_feasts_own_including_ttl_nulls_and_missing_k
     fs = featurestore
     key, view, ids = await _ttl_case(fs, timedelta(hours=2))
     refs = [f"{view}:count", f"{view}:value", f"{view}:tag"]
-    sdk = feast_sdk(fs).get_online_features(
+    sdk = feast_sdk(fs, view).get_online_features(
         features=refs, entity_rows=[{key: i} for i in ids]).proto
     expected = dict(zip(sdk.metadata.feature_names.val, sdk.results))
     stale, empty = ids.index(2), Value_pb2.Value()
