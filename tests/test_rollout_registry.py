@@ -35,9 +35,8 @@ from google.protobuf.duration_pb2 import Duration
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "registry" / "tests"))
 
-from registry_testenv import RegistryEnv, log_sklearn_model, registry_env
+from registry_testenv import RegistryEnv, log_sklearn_model
 
-from modelplane.kit.auth import Role, add_key
 from modelplane.kit.errors import Unavailable
 from modelplane.kit.pytest_plugin import rpc_error
 from modelplane.registry.v1 import registry_pb2 as rpb
@@ -115,39 +114,40 @@ async def _model(env: RegistryEnv, name: str, *, validate_v2: bool) -> None:
 
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory,
-              make_postgres_database: Callable[[str], str]) -> AsyncIterator[Env]:
+              make_postgres_database: Callable[[str], str],
+              shared_registry: RegistryEnv) -> AsyncIterator[Env]:
     from modelplane.kit.server import running
     from modelplane.serving.runtime import ServingRuntime
     from modelplane.serving.settings import ServingSettings
 
     root = tmp_path_factory.mktemp("rollouts")
     dsn = make_postgres_database("serving_rollouts")
-    async with registry_env("sqlite", root) as reg:
-        # serving's own identity, as `modelplane up` makes it: a service writer key
-        serving_key = add_key(root / "api_keys.json", "serving", Role.WRITER, service=True)
-        for name, good in (("ro-good", True), ("ro-worse", True), ("ro-unvalidated", False),
-                           ("ro-nodata", True), ("ro-resume", True), ("ro-city", True),
-                           ("ro-mae", True)):
-            await _model(reg, name, validate_v2=good)
-        settings = ServingSettings.from_env({
-            "MODELPLANE_DATA_DIR": str(root / "serving"), "MODELPLANE_AUTH": "off",
-            "MODELPLANE_API_KEY": serving_key,
-            "MODELPLANE_SERVING_ADDR": "127.0.0.1:0", "MODELPLANE_SERVING_HTTP_ADDR": "",
-            "MODELPLANE_SERVING_DATABASE_URL": dsn,
-            "MODELPLANE_SERVING_MODEL_SOURCE": "registry",
-            "MODELPLANE_REGISTRY_TARGET": reg.address,
-            "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
-            "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
-            "MODELPLANE_SERVING_ROLLOUT_TICK_SECONDS": "0.1",
-            "MODELPLANE_SERVING_ROLLOUT_LEASE_SECONDS": "2",
-            "MODELPLANE_GRACE_SECONDS": "1", "BENTOML_HOME": os.environ["BENTOML_HOME"]})
-        evidence = SimulatedEvidence()
-        alerts = SimulatedAlerts()
-        server = ServingRuntime(settings, rollout_evidence=evidence, rollout_alerts=alerts)
-        async with running(server.spec, settings.service) as svc, \
-                grpc.aio.insecure_channel(svc.address) as ch:
-            yield Env(reg, serving_pb2_grpc.ServingServiceStub(ch), evidence, server.store,
-                      alerts)
+    reg = shared_registry
+    # serving's own identity, as `modelplane up` makes it: a service writer key
+    serving_key = reg.service_key("serving")
+    for name, good in (("ro-good", True), ("ro-worse", True), ("ro-unvalidated", False),
+                       ("ro-nodata", True), ("ro-resume", True), ("ro-city", True),
+                       ("ro-mae", True)):
+        await _model(reg, name, validate_v2=good)
+    settings = ServingSettings.from_env({
+        "MODELPLANE_DATA_DIR": str(root / "serving"), "MODELPLANE_AUTH": "off",
+        "MODELPLANE_API_KEY": serving_key,
+        "MODELPLANE_SERVING_ADDR": "127.0.0.1:0", "MODELPLANE_SERVING_HTTP_ADDR": "",
+        "MODELPLANE_SERVING_DATABASE_URL": dsn,
+        "MODELPLANE_SERVING_MODEL_SOURCE": "registry",
+        "MODELPLANE_REGISTRY_TARGET": reg.address,
+        "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
+        "MODELPLANE_SERVING_OBSERVABILITY_TARGET": "none",
+        "MODELPLANE_SERVING_ROLLOUT_TICK_SECONDS": "0.1",
+        "MODELPLANE_SERVING_ROLLOUT_LEASE_SECONDS": "2",
+        "MODELPLANE_GRACE_SECONDS": "1", "BENTOML_HOME": os.environ["BENTOML_HOME"]})
+    evidence = SimulatedEvidence()
+    alerts = SimulatedAlerts()
+    server = ServingRuntime(settings, rollout_evidence=evidence, rollout_alerts=alerts)
+    async with running(server.spec, settings.service) as svc, \
+            grpc.aio.insecure_channel(svc.address) as ch:
+        yield Env(reg, serving_pb2_grpc.ServingServiceStub(ch), evidence, server.store,
+                  alerts)
 
 
 def _rollout(name: str, model: str, weights: tuple[float, ...], *, margin: float = 0.02,

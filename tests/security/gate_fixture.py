@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "registry" / "tests"))
 
-from registry_testenv import RegistryEnv, log_sklearn_model, registry_env
+from registry_testenv import RegistryEnv, log_sklearn_model
 
-from modelplane.kit.auth import Role, add_key
 from modelplane.kit.clients import channel
 from modelplane.registry.v1 import registry_pb2 as pb
 from modelplane.registry.v1 import registry_pb2_grpc
@@ -64,23 +62,22 @@ class Gate:
         }
 
 
-async def gate_registry(root: Path) -> AsyncIterator[Gate]:
-    async with registry_env("sqlite", root) as env:
-        keys = dict(env.keys)
-        keys_file = root / "api_keys.json"
-        # Service identities as `modelplane up` creates them, and a person's admin key.
-        for name, role in (("validator", Role.WRITER), ("serving", Role.WRITER)):
-            if name not in keys:
-                keys[name] = add_key(keys_file, name, role, service=True)
-        gate = Gate(env, keys)  # its channels are closed with the env's
-        for _ in range(2):
-            log_sklearn_model(env, "gate-tests", MODEL, {})
-        await gate.stub("validator").AttachValidation(pb.AttachValidationRequest(
-            model_name=MODEL, version=1, validation=pb.ValidationSummary(
-                report_id="rep-real-1", status=pb.VALIDATION_STATUS_PASS,
-                report_uri="file:///reports/rep-real-1.json", summary="checks ran")))
-        await gate.stub("admin").SetAlias(pb.SetAliasRequest(
-            model_name=MODEL, alias="champion", version=1))
-        await gate.stub("writer").SetAlias(pb.SetAliasRequest(
-            model_name=MODEL, alias="challenger", version=1))
-        yield gate
+async def open_gate(env: RegistryEnv) -> Gate:
+    """The gate's model on ``env`` (the session's shared registry: the attack tests of
+    every module compare their own before and after, so they can share one)."""
+    keys = dict(env.keys)
+    # Service identities as `modelplane up` creates them, and a person's admin key.
+    for name in ("validator", "serving"):
+        keys[name] = env.service_key(name)
+    gate = Gate(env, keys)  # its channels are closed with the env's
+    for _ in range(2):
+        log_sklearn_model(env, "gate-tests", MODEL, {})
+    await gate.stub("validator").AttachValidation(pb.AttachValidationRequest(
+        model_name=MODEL, version=1, validation=pb.ValidationSummary(
+            report_id="rep-real-1", status=pb.VALIDATION_STATUS_PASS,
+            report_uri="file:///reports/rep-real-1.json", summary="checks ran")))
+    await gate.stub("admin").SetAlias(pb.SetAliasRequest(
+        model_name=MODEL, alias="champion", version=1))
+    await gate.stub("writer").SetAlias(pb.SetAliasRequest(
+        model_name=MODEL, alias="challenger", version=1))
+    return gate

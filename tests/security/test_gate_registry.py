@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gate_fixture import MODEL, Gate, gate_registry
+from gate_fixture import MODEL, Gate
 
 from modelplane.kit.pytest_plugin import rpc_error
 from modelplane.registry.v1 import registry_pb2 as pb
@@ -23,15 +22,10 @@ from modelplane.registry.v1 import registry_pb2 as pb
 API = "/api/2.0/mlflow"
 
 
-# The module's registry (an mlflow server and two logged models) takes minutes to
-# start on a loaded machine; pytest-timeout counts that setup against the first test.
+# The shared registry (an mlflow server) and the gate's two logged models take minutes
+# to set up on a loaded machine when this module is the first to ask for them;
+# pytest-timeout counts that setup against the first test.
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(scope="module")
-async def gate(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gate]:
-    async for g in gate_registry(tmp_path_factory.mktemp("gate")):
-        yield g
 
 
 def _forged(report: str = "rep-made-up") -> pb.AttachValidationRequest:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gate_fixture import Gate, gate_registry
+from gate_fixture import Gate
 
 from modelplane.kit.auth import Role
 from modelplane.registry.mlflow_routes import (
@@ -40,15 +39,10 @@ MUTATING = [(rule, method) for rule, method in mutating_rules(_mlflow_app())
             if (route_key(rule), method) not in READ_ROUTES]
 
 
-# The module's registry (an mlflow server and two logged models) takes minutes to
-# start on a loaded machine; pytest-timeout counts that setup against the first test.
+# The shared registry (an mlflow server) and the gate's two logged models take minutes
+# to set up on a loaded machine when this module is the first to ask for them;
+# pytest-timeout counts that setup against the first test.
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(scope="module")
-async def gate(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gate]:
-    async for g in gate_registry(tmp_path_factory.mktemp("routes")):
-        yield g
 
 
 def test_the_route_table_is_mlflows_own_and_unknown_routes_need_admin() -> None:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "registry" / "tests"))
 
 from obs_test_data import T0, log, log_actuals, record, rpc_error
-from registry_testenv import RegistryEnv, in_thread, log_sklearn_model, registry_env
+from registry_testenv import RegistryEnv, in_thread, log_sklearn_model
 
 from modelplane.kit.clients import channel
 from modelplane.kit.errors import InvalidArgument, NotFound, Unauthenticated
@@ -63,34 +63,35 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+async def env(tmp_path_factory: pytest.TempPathFactory,
+              shared_registry: RegistryEnv) -> AsyncIterator[Env]:
     root = tmp_path_factory.mktemp("lineage")
-    async with registry_env("sqlite", root / "registry") as reg:
-        model = reg.name("lineage")
-        run_id, _ = await in_thread(log_sklearn_model, reg, "exp-lineage", None, {})
-        mv = await reg.stub("writer").CreateModelVersion(rpb.CreateModelVersionRequest(
-            model_name=model, run_id=run_id, lineage=rpb.Lineage(
-                dataset_id="ds-lineage-7",
-                feature_refs=["transactions:amount", "customers:age"])))
-        await reg.stub("validator").AttachValidation(rpb.AttachValidationRequest(
-            model_name=model, version=mv.version, validation=rpb.ValidationSummary(
-                report_id="vr-lineage-1", status=rpb.VALIDATION_STATUS_PASS,
-                report_uri="file:///reports/vr-lineage-1.json", summary="checks ran")))
-        down = f"127.0.0.1:{_closed_port()}"
-        svc = ServiceSettings.from_env("observability", {
-            "MODELPLANE_DATA_DIR": str(root / "obs"), "MODELPLANE_AUTH": "on",
-            "MODELPLANE_API_KEYS_FILE": str(root / "registry" / "api_keys.json"),
-            "MODELPLANE_API_KEY": reg.keys["reader"],
-            "MODELPLANE_REGISTRY_TARGET": reg.address,
-            "MODELPLANE_FEATURESTORE_TARGET": down, "MODELPLANE_VALIDATOR_TARGET": down,
-            "MODELPLANE_SERVING_TARGET": down}).with_listen("127.0.0.1:0")
-        settings = ObservabilitySettings(svc, http_addr=None, monitor_tick_seconds=0)
-        spec, _ = build(settings)
-        async with running(spec, svc) as server:
-            env = Env(reg, server.address, model)
-            yield env
-            for ch in env.channels.values():
-                await ch.close()
+    reg = shared_registry
+    model = reg.name("lineage")
+    run_id, _ = await in_thread(log_sklearn_model, reg, "exp-lineage", None, {})
+    mv = await reg.stub("writer").CreateModelVersion(rpb.CreateModelVersionRequest(
+        model_name=model, run_id=run_id, lineage=rpb.Lineage(
+            dataset_id="ds-lineage-7",
+            feature_refs=["transactions:amount", "customers:age"])))
+    await reg.stub("validator").AttachValidation(rpb.AttachValidationRequest(
+        model_name=model, version=mv.version, validation=rpb.ValidationSummary(
+            report_id="vr-lineage-1", status=rpb.VALIDATION_STATUS_PASS,
+            report_uri="file:///reports/vr-lineage-1.json", summary="checks ran")))
+    down = f"127.0.0.1:{_closed_port()}"
+    svc = ServiceSettings.from_env("observability", {
+        "MODELPLANE_DATA_DIR": str(root / "obs"), "MODELPLANE_AUTH": "on",
+        "MODELPLANE_API_KEYS_FILE": str(reg.keys_file),
+        "MODELPLANE_API_KEY": reg.keys["reader"],
+        "MODELPLANE_REGISTRY_TARGET": reg.address,
+        "MODELPLANE_FEATURESTORE_TARGET": down, "MODELPLANE_VALIDATOR_TARGET": down,
+        "MODELPLANE_SERVING_TARGET": down}).with_listen("127.0.0.1:0")
+    settings = ObservabilitySettings(svc, http_addr=None, monitor_tick_seconds=0)
+    spec, _ = build(settings)
+    async with running(spec, svc) as server:
+        env = Env(reg, server.address, model)
+        yield env
+        for ch in env.channels.values():
+            await ch.close()
 
 
 async def test_lineage_of_a_logged_prediction_names_run_dataset_and_validation_report(

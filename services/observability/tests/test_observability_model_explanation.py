@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "registry" / "tests"))
 
 from obs_test_data import T0, log, log_actuals, record, rpc_error
-from registry_testenv import RegistryEnv, in_thread, registry_env
+from registry_testenv import RegistryEnv, in_thread
 
 from modelplane.kit.errors import FailedPrecondition
 from modelplane.kit.server import running
@@ -66,19 +66,20 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+async def env(tmp_path_factory: pytest.TempPathFactory,
+              shared_registry: RegistryEnv) -> AsyncIterator[Env]:
     root = tmp_path_factory.mktemp("explain")
-    async with registry_env("sqlite", root / "registry") as reg:
-        svc = ServiceSettings.from_env("observability", {
-            "MODELPLANE_DATA_DIR": str(root / "obs"), "MODELPLANE_AUTH": "off",
-            "MODELPLANE_REGISTRY_TARGET": reg.address,
-            "MODELPLANE_API_KEY": reg.keys["reader"]}).with_listen("127.0.0.1:0")
-        settings = ObservabilitySettings(svc, http_addr=None, monitor_tick_seconds=0)
-        spec, _ = build(settings)
-        async with running(spec, svc) as server:
-            channel = grpc.aio.insecure_channel(server.address)
-            yield Env(reg, pb_grpc.ObservabilityServiceStub(channel))
-            await channel.close()
+    reg = shared_registry
+    svc = ServiceSettings.from_env("observability", {
+        "MODELPLANE_DATA_DIR": str(root / "obs"), "MODELPLANE_AUTH": "off",
+        "MODELPLANE_REGISTRY_TARGET": reg.address,
+        "MODELPLANE_API_KEY": reg.keys["reader"]}).with_listen("127.0.0.1:0")
+    settings = ObservabilitySettings(svc, http_addr=None, monitor_tick_seconds=0)
+    spec, _ = build(settings)
+    async with running(spec, svc) as server:
+        channel = grpc.aio.insecure_channel(server.address)
+        yield Env(reg, pb_grpc.ObservabilityServiceStub(channel))
+        await channel.close()
 
 
 def _data(n: int, seed: int) -> Any:

@@ -1,7 +1,11 @@
 """A real registry for tests: the gRPC service in-process, a real ``mlflow server`` child.
 
-One per test module and backend (starting MLflow is slow); the stock MLflow
-client talks to it over REST with API keys, exactly as data scientists do.
+Starting MLflow is slow (10-15 s, more on a loaded machine), so the modules that
+only register and read models share one per session (``shared_registry`` in the
+root ``conftest.py``) and keep apart by their own model and experiment names;
+modules that stop, restart or reconfigure the registry start their own with
+``registry_env``. The stock MLflow client talks to it over REST with API keys,
+exactly as data scientists do.
 """
 
 from __future__ import annotations
@@ -44,9 +48,18 @@ class RegistryEnv:
     keys: dict[str, str]
     service: RegistryRuntime
     channels: dict[str, grpc.aio.Channel]
+    keys_file: Path
 
     def stub(self, who: str = "admin") -> registry_pb2_grpc.ModelRegistryServiceStub:
         return registry_pb2_grpc.ModelRegistryServiceStub(self.channels[who])
+
+    def service_key(self, name: str) -> str:
+        """The key of the service identity ``name`` (a writer, as ``modelplane up`` makes
+        them), added to the keys file the first time it is asked for: on a shared
+        registry every module gets the same key, none replaces another's."""
+        if name not in self.keys:
+            self.keys[name] = add_key(self.keys_file, name, Role.WRITER, service=True)
+        return self.keys[name]
 
     def name(self, base: str) -> str:
         return f"{base}-{self.backend}"
@@ -110,7 +123,7 @@ async def registry_env(backend: str, root: Path, database_url: str | None = None
                     for who, key in keys.items()}
         try:
             yield RegistryEnv(backend, svc.address, settings.mlflow_uri, keys, service,
-                              channels)
+                              channels, keys_file)
         finally:
             for ch in channels.values():
                 await ch.close()

@@ -5,49 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import socket
 
 import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc.aio as tgrpc_aio
 
-from modelplane.kit.auth import Role, add_key
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 
 X = np.random.default_rng(8).normal(size=(1, 4))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-async def registry_service(tmp_path_factory):
-    from modelplane.kit.server import running
-    from modelplane.kit.settings import ServiceSettings
-    from modelplane.registry.main import build
-    from modelplane.registry.settings import RegistrySettings
-
-    root = tmp_path_factory.mktemp("registry")
-    keys_file = root / "api_keys.json"
-    admin = add_key(keys_file, "admin", Role.ADMIN)
-    environ = {**os.environ, "MODELPLANE_DATA_DIR": str(root / "data"),
-               "MODELPLANE_AUTH": "on", "MODELPLANE_API_KEYS_FILE": str(keys_file),
-               "MODELPLANE_REGISTRY_ADDR": "127.0.0.1:0",
-               "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{_free_port()}",
-               "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "1",
-               "MODELPLANE_REGISTRY_EVENT_POLL_SECONDS": "0.05",
-               "MODELPLANE_REGISTRY_PROTECTED_ALIASES": "champion"}
-    environ.pop("MLFLOW_TRACKING_URI", None)
-    settings = RegistrySettings.from_service(ServiceSettings.from_env("registry", environ))
-    spec, _ = build(settings)
-    async with running(spec, settings.service) as svc:
-        yield svc.address, settings.mlflow_uri, admin
+def registry_service(shared_registry):
+    """The session's shared registry (this module's model and experiment names are its own)."""
+    return shared_registry.address, shared_registry.mlflow_uri, shared_registry.keys["admin"]
 
 
 @pytest.mark.timeout(600)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from registry_testenv import RegistryEnv
 from validator_platform import Platform, platform
 from validator_testdata import FEATURES, make_frame, make_model
 
@@ -117,7 +118,8 @@ async def _feature_history(p: Platform, suffix: str) -> tuple[str, pd.DataFrame]
 
 
 @pytest.fixture(scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Any]]:
+async def env(tmp_path_factory: pytest.TempPathFactory,
+              shared_registry: RegistryEnv) -> AsyncIterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("validator-real")
     train = make_frame(3000, seed=21)
     # v1 was validated on data whose x0 (the most important feature) sits 1.5 higher than
@@ -128,7 +130,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[st
     train.to_parquet(root / "train.parquet")
     previous.to_parquet(root / "previous.parquet")
     current.to_parquet(root / "current.parquet")
-    async with platform(root, serving=True) as p:
+    async with platform(root, shared_registry, serving=True) as p:
         suffix = uuid.uuid4().hex[:6]
         model, broken = f"churn-{suffix}", f"broken-{suffix}"
         await asyncio.to_thread(_log_models, p, model, broken, train)

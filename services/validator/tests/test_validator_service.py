@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from registry_testenv import RegistryEnv
 from validator_platform import Platform, platform
 from validator_testdata import FEATURES, make_frame, make_model
 
@@ -49,14 +50,15 @@ checks:
 
 
 @pytest.fixture(scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Any]]:
+async def env(tmp_path_factory: pytest.TempPathFactory,
+              shared_registry: RegistryEnv) -> AsyncIterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("validator-platform")
     train, test = make_frame(3000, seed=11), make_frame(2000, seed=12, start="2026-04-01")
     train.to_parquet(root / "train.parquet")
     test.to_parquet(root / "test.parquet")
     test[["x0", "x1", "label"]].to_parquet(root / "narrow.parquet")
     (root / "policy.yaml").write_text(POLICY)
-    async with platform(root) as p:
+    async with platform(root, shared_registry) as p:
         model = f"churn-{uuid.uuid4().hex[:6]}"
         await asyncio.to_thread(_log_model, p, model, train, 1.0)
         await asyncio.to_thread(_log_model, p, model, train, 0.5)

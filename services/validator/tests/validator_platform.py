@@ -1,13 +1,12 @@
-"""A real platform slice for the validator's tests: the registry (gRPC in-process plus its
-real ``mlflow server`` child), the featurestore (embedded Feast stores), observability,
-optionally serving (BentoML, models from the registry) and the validator, all with API
-keys."""
+"""A real platform slice for the validator's tests: the registry (the session's shared one,
+gRPC in-process plus its real ``mlflow server`` child), the featurestore (embedded Feast
+stores), observability, optionally serving (BentoML, models from the registry) and the
+validator, all with API keys."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,29 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from registry_testenv import RegistryEnv
 
 from modelplane.featurestore.runtime import build_spec as build_featurestore
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.featurestore.v1 import featurestore_pb2_grpc
-from modelplane.kit.auth import Role, add_key
 from modelplane.kit.clients import channel
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.main import build as build_observability
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.v1 import observability_pb2_grpc
-from modelplane.registry.main import build as build_registry
-from modelplane.registry.settings import RegistrySettings
 from modelplane.registry.v1 import registry_pb2_grpc
 from modelplane.validator.runtime import ValidatorRuntime, build_spec
 from modelplane.validator.settings import ValidatorSettings
 from modelplane.validator.v1 import validator_pb2_grpc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -91,23 +82,22 @@ async def _serving(root: Path, environ: dict[str, str]) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def platform(root: Path, validator_database_url: str | None = None,
+async def platform(root: Path, registry: RegistryEnv, validator_database_url: str | None = None,
                    serving: bool = False) -> AsyncIterator[Platform]:
-    keys_file = root / "api_keys.json"
-    admin = add_key(keys_file, "admin-key", Role.ADMIN)
-    reader = add_key(keys_file, "reader-key", Role.READER)
+    """The services around ``registry`` (the session's shared one: the tests' model names
+    are their own), all checking that registry's API keys."""
+    keys_file = registry.keys_file
+    admin, reader = registry.keys["admin"], registry.keys["reader"]
     # The validator runs with its own service identity: the registry accepts validation
     # results only from it (never from a person's key, admin or not).
-    validator_key = add_key(keys_file, "validator", Role.WRITER, service=True)
+    validator_key = registry.service_key("validator")
     environ = {
         **os.environ,
         "MODELPLANE_DATA_DIR": str(root / "data"),
         "MODELPLANE_AUTH": "on",
         "MODELPLANE_API_KEYS_FILE": str(keys_file),
         "MODELPLANE_API_KEY": admin,
-        "MODELPLANE_REGISTRY_ADDR": "127.0.0.1:0",
-        "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{free_port()}",
-        "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "1",
+        "MODELPLANE_REGISTRY_TARGET": registry.address,
         "MODELPLANE_OBSERVABILITY_ADDR": "127.0.0.1:0",
         "MODELPLANE_OBSERVABILITY_HTTP_ADDR": "off",
         "MODELPLANE_VALIDATOR_ADDR": "127.0.0.1:0",
@@ -117,18 +107,14 @@ async def platform(root: Path, validator_database_url: str | None = None,
     environ.pop("MLFLOW_TRACKING_URI", None)
     if validator_database_url:
         environ["MODELPLANE_VALIDATOR_DATABASE_URL"] = validator_database_url
-    registry_settings = RegistrySettings.from_service(ServiceSettings.from_env("registry", environ))
-    registry_spec, _ = build_registry(registry_settings)
     obs_settings = ObservabilitySettings.from_service(ServiceSettings.from_env("observability",
                                                                                environ))
     obs_spec, _ = build_observability(obs_settings)
     fs_service = ServiceSettings.from_env("featurestore", environ)
     fs_spec, _ = build_featurestore(fs_service, FeatureStoreSettings(
         data_dir=fs_service.data_dir, project="v" + uuid.uuid4().hex[:8]))
-    async with running(registry_spec, registry_settings.service) as reg, \
-            running(obs_spec, obs_settings.service) as obs, \
+    async with running(obs_spec, obs_settings.service) as obs, \
             running(fs_spec, fs_service) as fs:
-        environ["MODELPLANE_REGISTRY_TARGET"] = reg.address
         environ["MODELPLANE_OBSERVABILITY_TARGET"] = obs.address
         environ["MODELPLANE_FEATURESTORE_TARGET"] = fs.address
         serving_address = ""
@@ -142,14 +128,14 @@ async def platform(root: Path, validator_database_url: str | None = None,
                 "validator", {**environ, "MODELPLANE_API_KEY": validator_key}))
             val = await stack.enter_async_context(
                 running(build_spec(ValidatorRuntime(settings)), settings.service))
-            service = registry_settings.service  # the test talks with the admin key
+            service = obs_settings.service  # its key is the admin's: the test talks with it
             channels = [channel(address, service, tracing=False) for address in
-                        (val.address, reg.address, obs.address, fs.address, serving_address)
+                        (val.address, registry.address, obs.address, fs.address, serving_address)
                         if address]
             try:
                 yield Platform(
                     root=root, environ=environ, admin_key=admin, reader_key=reader,
-                    mlflow_uri=registry_settings.mlflow_uri, validator_address=val.address,
+                    mlflow_uri=registry.mlflow_uri, validator_address=val.address,
                     validator=validator_pb2_grpc.ValidatorServiceStub(channels[0]),
                     registry=registry_pb2_grpc.ModelRegistryServiceStub(channels[1]),
                     observability=observability_pb2_grpc.ObservabilityServiceStub(channels[2]),
