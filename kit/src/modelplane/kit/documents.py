@@ -76,10 +76,11 @@ def sqlalchemy_url(url: str) -> sa.URL:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return sa.make_url("postgresql+psycopg://" + url[len(prefix):])
-    if url.startswith("postgresql+psycopg://"):
+    if url.startswith("sqlite:"):
+        return sa.URL.create("sqlite", database=url.removeprefix("sqlite:///"))
+    if "://" in url:  # any other SQLAlchemy URL (postgresql+psycopg://, ...), as given
         return sa.make_url(url)
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:") else url
-    return sa.URL.create("sqlite", database=path)
+    return sa.URL.create("sqlite", database=url)
 
 
 def document_table(name: str, metadata: sa.MetaData, key: Sequence[str],

@@ -120,10 +120,8 @@ class PostgresChangeProbe:
 
 def make_probe(history: RegistryHistory) -> ChangeProbe:
     if history.postgres:
-        from modelplane.registry.settings import sqlalchemy_url
-
-        url = sqlalchemy_url(history.url).replace("postgresql+psycopg://", "postgresql://", 1)
-        return PostgresChangeProbe(url)
+        # libpq's URL form: postgres://, postgresql:// or SQLAlchemy's postgresql+psycopg://
+        return PostgresChangeProbe("postgresql://" + history.url.split("://", 1)[1])
     path = history.engine.url.database
     assert path, "SQLite registry database needs a file path"
     return SqliteChangeProbe(path)

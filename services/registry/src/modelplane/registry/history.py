@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
+from modelplane.kit.documents import is_postgres, sqlalchemy_url
 from modelplane.registry.model import (
     AliasChange,
     ChangeOrigin,
@@ -32,7 +33,6 @@ from modelplane.registry.model import (
     ValidationStatus,
     ValidationSummary,
 )
-from modelplane.registry.settings import is_postgres, sqlalchemy_url
 
 log = logging.getLogger("modelplane.registry.history")
 

@@ -23,22 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelplane.kit.auth import Role
+from modelplane.kit.documents import is_postgres
 from modelplane.kit.settings import ServiceSettings
 from modelplane.registry.promotion import PromotionGate
 
 DEFAULT_MLFLOW_ADDR = "127.0.0.1:7110"
-
-
-def sqlalchemy_url(url: str) -> str:
-    """Our own tables use psycopg 3; MLflow's URL form stays as given."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith(("postgresql", "postgres://"))
 
 
 @dataclass(frozen=True)
