@@ -380,7 +380,12 @@ class Rollouts:
             except Aborted:
                 log.info("rollout %s changed while this controller looked; next tick", r.name)
             except NotFound as exc:  # the deployment is gone
-                await self._transition(r, EventType.FAILED, f"cannot continue: {exc.message}",
+                # It may go between _look's check and a later step of the look (which then
+                # says "not found"): say what happened, whichever step noticed.
+                gone = await asyncio.to_thread(self.store.get, r.deployment) is None
+                message = (f"deployment {r.deployment!r} was deleted" if gone
+                           else exc.message)
+                await self._transition(r, EventType.FAILED, f"cannot continue: {message}",
                                        actor=self.actor, traffic=False,
                                        state=RolloutState.FAILED)
             except Exception:
