@@ -40,7 +40,8 @@ def open_store(settings: ObservabilitySettings) -> EvaluationStore:
     if settings.database_url:
         from modelplane.observability.store.postgres import PostgresStore
 
-        return PostgresStore(settings.database_url, settings.db_pool_size)
+        return PostgresStore(settings.database_url, settings.db_pool_size,
+                             max_record_columns=settings.max_record_columns)
     from modelplane.observability.store.embedded import EmbeddedStore
 
     return EmbeddedStore(settings.embedded_path)

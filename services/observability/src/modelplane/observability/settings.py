@@ -9,6 +9,7 @@
 | ``MODELPLANE_OBSERVABILITY_MONITOR_TICK_SECONDS`` | ``5`` | how often due monitors are looked for |
 | ``MODELPLANE_OBSERVABILITY_ANALYSIS_THREADS`` | ``2`` | threads computing drift columns in parallel |
 | ``MODELPLANE_OBSERVABILITY_DB_POOL_SIZE`` | ``4`` | PostgreSQL connections |
+| ``MODELPLANE_OBSERVABILITY_MAX_RECORD_COLUMNS`` | ``1500`` | PostgreSQL: columns ``obs_records`` may reach (at most 1600); catalog columns past it get no typed column |
 | ``MODELPLANE_OBSERVABILITY_MONITOR_LEASE_SECONDS`` | ``10`` | the monitor scheduler's lease: one replica evaluates; another takes over within this time after it dies |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW`` | unset | webhook targets allowed although not public: comma-separated CIDRs, addresses, host names (``*.example.com``) |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_WORKERS`` | ``4`` | webhook calls in flight at once (a bounded pool) |
@@ -90,6 +91,7 @@ class ObservabilitySettings:
     monitor_tick_seconds: float = 5.0
     analysis_threads: int = 2
     db_pool_size: int = 4
+    max_record_columns: int = 1500
     monitor_lease_seconds: float = 10.0
     webhook_allow: tuple[str, ...] = ()
     webhook_workers: int = 4
@@ -134,6 +136,7 @@ class ObservabilitySettings:
             monitor_tick_seconds=float(service.env("MONITOR_TICK_SECONDS", "5") or 5),
             analysis_threads=int(service.env("ANALYSIS_THREADS", "2") or 2),
             db_pool_size=int(service.env("DB_POOL_SIZE", "4") or 4),
+            max_record_columns=int(service.env("MAX_RECORD_COLUMNS", "1500") or 1500),
             monitor_lease_seconds=float(service.env("MONITOR_LEASE_SECONDS", "10") or 10),
             webhook_allow=tuple(a.strip() for a in (service.env("WEBHOOK_ALLOW") or "").split(",")
                                 if a.strip()),

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,7 +43,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from modelplane.kit.pgschema import lock_schema
-from modelplane.observability.columnar import ColumnarBatch, record_table
+from modelplane.observability.columnar import (
+    BOOLEAN,
+    DOUBLE,
+    INTEGER,
+    STRING,
+    ColumnarBatch,
+    record_table,
+)
 from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
 from modelplane.observability.store.base import (
@@ -136,6 +145,17 @@ CREATE TABLE IF NOT EXISTS obs_columns (
     model text, source smallint, name text, kind smallint,
     PRIMARY KEY (model, source, name)
 );
+-- the typed column (c<n> of obs_records) of a catalog column; ready once the rows
+-- stored before it existed (a store migrated from jsonb) have it filled
+CREATE TABLE IF NOT EXISTS obs_typed_columns (
+    model text, source smallint, name text, col text NOT NULL UNIQUE, ready boolean NOT NULL,
+    PRIMARY KEY (model, source, name)
+);
+CREATE SEQUENCE IF NOT EXISTS obs_typed_column_seq;
+-- how far the fill of a model's not-ready typed columns got (its last row's key)
+CREATE TABLE IF NOT EXISTS obs_typed_backfill (
+    model text PRIMARY KEY, after_time timestamptz, after_id text
+);
 CREATE TABLE IF NOT EXISTS obs_documents (
     kind text, key text, model text, doc jsonb, seq bigserial,
     PRIMARY KEY (kind, key)
@@ -194,6 +214,8 @@ ALERT_CHANNEL = "obs_alerts"
 _STAGE_ACTUALS = ("CREATE TEMP TABLE IF NOT EXISTS obs_stage_actuals "
                   "(LIKE obs_actuals) ON COMMIT DELETE ROWS")
 
+_log = logging.getLogger(__name__)
+
 _SCAN_SELECT = """
 SELECT json_build_object(
     'i', r.prediction_id, 'v', r.version, 'e', r.environment,
@@ -215,9 +237,51 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 _FRAME_TYPES = {"i": pa.string(), "v": pa.string(), "e": pa.int16(), "t": pa.int64(),
                 "pl": pa.string(), "pn": pa.float64(), "al": pa.string(), "an": pa.float64()}
-_JSONB_CAST = {ColumnKind.NUMERIC: ("({})::float8", pa.float64()),
-               ColumnKind.CATEGORICAL: ("{}", pa.string()),
-               ColumnKind.BOOLEAN: ("({})::boolean", pa.bool_())}
+
+#: Typed columns (``c<n>`` of ``obs_records``): the SQL and Arrow type of a catalog
+#: column's by its kind (tags are categorical, scores numeric), and the jsonb
+#: column its values come from, by catalog source.
+_TYPED_SQL = {ColumnKind.NUMERIC: "double precision", ColumnKind.CATEGORICAL: "text",
+              ColumnKind.BOOLEAN: "boolean"}
+_TYPED_ARROW = {ColumnKind.NUMERIC: pa.float64(), ColumnKind.CATEGORICAL: pa.string(),
+                ColumnKind.BOOLEAN: pa.bool_()}
+_TYPED_JSONB = {int(ColumnSource.FEATURE): "features", int(ColumnSource.TAG): "tags",
+                SCORE_SOURCE: "scores"}
+#: The jsonb type a member must have to give a typed value (else NULL: a value of
+#: another kind, which the catalog rejects at ingest, is never cast), and the cast.
+_JSONB_TYPE = {ColumnKind.NUMERIC: ("number", "::float8"), ColumnKind.CATEGORICAL: ("string", ""),
+               ColumnKind.BOOLEAN: ("boolean", "::boolean")}
+#: The default cap on ``obs_records``' columns (PostgreSQL's hard limit is 1,600,
+#: dropped columns included); catalog columns past it stay jsonb only.
+MAX_RECORD_COLUMNS = 1500
+_POSTGRES_MAX_COLUMNS = 1600
+_BASE_COLUMN_COUNT = len(RECORD_COLUMNS)
+
+
+def _jsonb_value(row: str, source: int, kind: ColumnKind) -> str:
+    """SQL of a catalog column's typed value read from its jsonb member in the row
+    aliased ``row``; two placeholders, both the column's name."""
+    json_type, cast = _JSONB_TYPE[kind]
+    member = f"{row}.{_TYPED_JSONB[source]}"
+    return (f"CASE WHEN jsonb_typeof({member} -> %s) = '{json_type}' "
+            f"THEN ({member} ->> %s){cast} END")
+
+
+def _typed_value(value: Any, kind: ColumnKind) -> Any:
+    """A parsed JSON member as its typed column's value (None if of another kind)."""
+    if kind is ColumnKind.NUMERIC:
+        return float(value) if isinstance(value, (int, float)) \
+            and not isinstance(value, bool) else None
+    if kind is ColumnKind.BOOLEAN:
+        return value if isinstance(value, bool) else None
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class _Typed:
+    col: str  # c<n>, generated
+    kind: ColumnKind
+    ready: bool  # every stored row has it filled (else readers cast the jsonb member)
 
 
 #: Confusion cells of the records in the temp table ``obs_confusion_delta``
@@ -330,6 +394,27 @@ def _column_rows(new_columns: dict[str, dict[tuple[int, str], ColumnKind]]
                   for (s, n), k in cols.items())
 
 
+def _columnar_keys(batch: ColumnarBatch) -> dict[str, set[tuple[int, str]]]:
+    """Per model of a columnar batch, the (catalog source, name) of the features,
+    scores and tags its rows carry a value of (Arrow kernels, no per-row Python)."""
+    t = batch.table
+    if t.num_rows == 0:
+        return {}
+    sources = {"features": int(ColumnSource.FEATURE), "scores": SCORE_SOURCE,
+               "tags": int(ColumnSource.TAG)}
+    members = [m for m in batch.members if m.group in sources]
+    models = pc.unique(t.column("model")).to_pylist()
+    out: dict[str, set[tuple[int, str]]] = {}
+    for model in models:
+        mask = pc.equal(t.column("model"), model) if len(models) > 1 else None
+        keys = out.setdefault(model, set())
+        for m in members:
+            valid = pc.is_valid(t.column(m.column))
+            if pc.any(valid if mask is None else pc.and_(valid, mask)).as_py():
+                keys.add((sources[m.group], m.key))
+    return out
+
+
 def _csv(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, batch_size=8192))
@@ -401,9 +486,22 @@ def _merge_profiles(cur: Any, profiles: dict[ProfileKey, Profile]) -> None:
 
 
 class PostgresStore(EvaluationStore):
-    def __init__(self, url: str, pool_size: int = 4) -> None:
+    def __init__(self, url: str, pool_size: int = 4, *,
+                 max_record_columns: int = MAX_RECORD_COLUMNS,
+                 backfill_rows: int = 20_000) -> None:
         self._url = url
         self._pool_size = pool_size
+        #: at most this many columns in obs_records (dropped ones count, as in
+        #: PostgreSQL's limit): a catalog column past it gets no typed column
+        self._max_record_columns = min(int(max_record_columns), _POSTGRES_MAX_COLUMNS)
+        #: rows a transaction of the typed columns' fill (migration) updates
+        self._backfill_rows = max(int(backfill_rows), 1)
+        #: model -> (catalog source, name) -> its typed column (a copy of
+        #: obs_typed_columns; each model's dict is replaced whole, never mutated)
+        self._typed: dict[str, dict[tuple[int, str], _Typed]] = {}
+        #: catalog columns found past the column cap (looked up again on restart)
+        self._untyped: dict[str, set[tuple[int, str]]] = {}
+        self._typed_lock = threading.Lock()
         self._pool: Any = None
         self._partitions: set[str] = set()
         self._partition_lock = threading.Lock()
@@ -438,6 +536,183 @@ class PostgresStore(EvaluationStore):
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'obs_records'"
             ).fetchall()
             self._partitions = {r[0] for r in rows}
+            # A store written before typed columns (or with catalog columns that
+            # were past the column cap): their typed columns are added here, not
+            # ready until the fill below has been through the stored rows.
+            missing = conn.execute(
+                "SELECT c.model, c.source, c.name FROM obs_columns c WHERE c.source IN "
+                "(1, 2, 5) AND c.kind IN (1, 2, 3) AND NOT EXISTS (SELECT 1 FROM "
+                "obs_typed_columns t WHERE t.model = c.model AND t.source = c.source "
+                "AND t.name = c.name)").fetchall()
+            if missing:
+                added = self._add_typed(conn, [(m, int(s), n) for m, s, n in missing],
+                                        ready=False)
+                # a fill under way restarts: its rows before the cursor lack these
+                conn.execute("DELETE FROM obs_typed_backfill WHERE model = ANY(%s)",
+                             [sorted({m for m, _, _ in added})])
+        with self._pool.connection() as conn:
+            self._refresh_typed(conn, None)
+            pending = [r[0] for r in conn.execute(
+                "SELECT DISTINCT model FROM obs_typed_columns WHERE NOT ready ORDER BY 1")]
+            for model in pending:
+                while not self._backfill_step(conn, model):
+                    pass
+            if pending:
+                self._refresh_typed(conn, pending)
+
+    # -- typed columns ------------------------------------------------------------
+    # Every feature, score and tag of a model's catalog has its typed column c<n>
+    # in obs_records (double precision, text, boolean; NULL in other models' rows),
+    # added on the partitioned parent (PostgreSQL adds it to every partition) under
+    # the schema's advisory lock, by whichever replica first stores the catalog
+    # column, and filled at ingest. The analyses read these; the jsonb columns stay
+    # the record's verbatim form (GetRecord, ListRecords, the confusion counts).
+
+    def _refresh_typed(self, conn: Any, models: Iterable[str] | None) -> None:
+        """Reload the typed columns of ``models`` (all if None) from the store."""
+        sql = ("SELECT t.model, t.source, t.name, t.col, c.kind, t.ready "
+               "FROM obs_typed_columns t JOIN obs_columns c USING (model, source, name)")
+        wanted = None if models is None else sorted(set(models))
+        rows = conn.execute(sql + (" WHERE t.model = ANY(%s)" if wanted is not None else ""),
+                            [wanted] if wanted is not None else []).fetchall()
+        typed: dict[str, dict[tuple[int, str], _Typed]] = {m: {} for m in wanted or ()}
+        for model, source, name, col, kind, ready in rows:
+            typed.setdefault(model, {})[(int(source), name)] = _Typed(
+                col, ColumnKind(kind), bool(ready))
+        with self._typed_lock:
+            if wanted is None:
+                self._typed = typed
+            else:
+                self._typed.update(typed)
+
+    def _add_typed(self, conn: Any, keys: list[tuple[str, int, str]], *, ready: bool
+                   ) -> list[tuple[str, int, str]]:
+        """Add the typed columns of these catalog columns that have none (in the
+        caller's transaction, which holds the schema lock): the kind is the stored
+        catalog's. Past the column cap a column gets none (logged). The added ones."""
+        if not keys:
+            return []
+        rows = conn.execute(
+            "SELECT c.model, c.source, c.name, c.kind FROM obs_columns c "
+            "JOIN unnest(%s::text[], %s::smallint[], %s::text[]) AS k(m, s, n) "
+            "ON c.model = k.m AND c.source = k.s AND c.name = k.n "
+            "WHERE c.source IN (1, 2, 5) AND c.kind IN (1, 2, 3) AND NOT EXISTS "
+            "(SELECT 1 FROM obs_typed_columns t WHERE t.model = c.model "
+            "AND t.source = c.source AND t.name = c.name) "
+            "ORDER BY c.model COLLATE \"C\", c.source, c.name COLLATE \"C\"",
+            [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]]).fetchall()
+        row = conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = "
+                           "'obs_records'::regclass AND attnum > 0").fetchone()
+        columns = int(row[0]) if row else 0
+        added: list[tuple[str, int, str]] = []
+        over: list[tuple[str, int, str]] = []
+        for model, source, name, kind in rows:
+            if columns >= self._max_record_columns:
+                over.append((model, int(source), name))
+                continue
+            seq = conn.execute("SELECT nextval('obs_typed_column_seq')").fetchone()
+            col = f"c{int(seq[0])}"  # generated: caller text never becomes SQL
+            conn.execute(f"ALTER TABLE obs_records ADD COLUMN {col} "
+                         f"{_TYPED_SQL[ColumnKind(kind)]}")
+            conn.execute("INSERT INTO obs_typed_columns VALUES (%s, %s, %s, %s, %s)",
+                         [model, source, name, col, ready])
+            columns += 1
+            added.append((model, int(source), name))
+        if over:
+            _log.warning(
+                "obs_records has %d of its %d columns: %d catalog column(s) get no typed "
+                "column and are read from jsonb (slower), e.g. model %r %r; raise "
+                "max_record_columns (PostgreSQL allows 1600) or move models to another "
+                "database", columns, self._max_record_columns, len(over), over[0][0],
+                over[0][2])
+            with self._typed_lock:
+                for model, source, name in over:
+                    self._untyped.setdefault(model, set()).add((source, name))
+        return added
+
+    def _ensure_typed(self, conn: Any,
+                      new_columns: dict[str, dict[tuple[int, str], ColumnKind]],
+                      seen: dict[str, set[tuple[int, str]]]) -> None:
+        """Typed columns for the catalog columns a batch brings (``new_columns``) and
+        for the keys its rows carry (``seen``; another replica may have added them):
+        looked up, then added in a short transaction of their own under the schema
+        lock (ALTER TABLE locks obs_records until commit), before the batch's write.
+        Two replicas adding the same column: the second finds the first's."""
+        def missing() -> list[tuple[str, int, str]]:
+            with self._typed_lock:
+                out = []
+                for model in sorted(set(new_columns) | set(seen)):
+                    known = self._typed.get(model, {})
+                    over = self._untyped.get(model, set())
+                    keys = set(new_columns.get(model, {})) | seen.get(model, set())
+                    out += [(model, s, n) for s, n in sorted(keys) if s in _TYPED_JSONB
+                            and (s, n) not in known and (s, n) not in over]
+            return out
+
+        todo = missing()
+        if not todo:
+            return
+        self._refresh_typed(conn, {m for m, _, _ in todo})
+        todo = missing()
+        if not todo:
+            return
+        catalog = _column_rows({m: {k: kd for k, kd in cols.items() if k[0] in _TYPED_JSONB}
+                                for m, cols in new_columns.items()})
+        with conn.transaction(), conn.cursor() as cur:
+            lock_schema(cur, "observability")
+            if catalog:  # the stored kind decides the column's type (first writer wins)
+                cur.executemany("INSERT INTO obs_columns VALUES (%s, %s, %s, %s) "
+                                "ON CONFLICT DO NOTHING", catalog)
+            self._add_typed(conn, todo, ready=True)
+        self._refresh_typed(conn, {m for m, _, _ in todo})
+
+    def _typed_layout(self, models: Iterable[str]
+                      ) -> list[tuple[str, str, int, str, ColumnKind]]:
+        """(model, column, source, name, kind) of these models' typed columns."""
+        with self._typed_lock:
+            return [(m, t.col, s, n, t.kind) for m in sorted(set(models))
+                    for (s, n), t in sorted(self._typed.get(m, {}).items())]
+
+    def _backfill_step(self, conn: Any, model: str) -> bool:
+        """Fill one batch of a model's not-ready typed columns from the jsonb, in key
+        order ((time, id), the index's), and move the model's cursor past it, in one
+        transaction; True once none is left (its columns marked ready). The cursor row
+        is locked for the batch: replicas opening at once take turns, each going on
+        from where the last committed; one killed half-way loses its batch only."""
+        with conn.transaction():
+            conn.execute("INSERT INTO obs_typed_backfill (model) VALUES (%s) "
+                         "ON CONFLICT DO NOTHING", [model])
+            cursor = conn.execute("SELECT after_time, after_id FROM obs_typed_backfill "
+                                  "WHERE model = %s FOR UPDATE", [model]).fetchone()
+            cols = conn.execute(
+                "SELECT t.source, t.name, t.col, c.kind FROM obs_typed_columns t "
+                "JOIN obs_columns c USING (model, source, name) "
+                "WHERE t.model = %s AND NOT t.ready ORDER BY t.col", [model]).fetchall()
+            if not cols:
+                conn.execute("DELETE FROM obs_typed_backfill WHERE model = %s", [model])
+                return True
+            after = cursor is not None and cursor[0] is not None
+            lower = " AND (r.prediction_time, r.prediction_id) > (%s, %s)" if after else ""
+            lower_params = [cursor[0], cursor[1]] if after and cursor else []
+            bound = conn.execute(
+                "SELECT r.prediction_time, r.prediction_id FROM obs_records r "
+                f"WHERE r.model = %s{lower} ORDER BY r.prediction_time, r.prediction_id "
+                "OFFSET %s LIMIT 1", [model, *lower_params, self._backfill_rows - 1]
+            ).fetchone()
+            sets = ", ".join(f"{col} = {_jsonb_value('r', int(s), ColumnKind(k))}"
+                             for s, _, col, k in cols)
+            names = [n for _, n, _, _ in cols for _ in range(2)]
+            upper = " AND (r.prediction_time, r.prediction_id) <= (%s, %s)" if bound else ""
+            conn.execute(f"UPDATE obs_records r SET {sets} WHERE r.model = %s{lower}{upper}",
+                         [*names, model, *lower_params, *(bound or ())])
+            if bound is not None:
+                conn.execute("UPDATE obs_typed_backfill SET after_time = %s, after_id = %s "
+                             "WHERE model = %s", [bound[0], bound[1], model])
+                return False
+            conn.execute("UPDATE obs_typed_columns SET ready = true WHERE model = %s "
+                         "AND col = ANY(%s)", [model, [c for _, _, c, _ in cols]])
+            conn.execute("DELETE FROM obs_typed_backfill WHERE model = %s", [model])
+            return True
 
     def close(self) -> None:
         with self._lease_lock:
@@ -552,9 +827,19 @@ class PostgresStore(EvaluationStore):
         columns = _column_rows(new_columns)
         if not rows and not columns:
             return 0
+        # each row's features, scores and tags, parsed (their typed columns' values)
+        groups = [{int(ColumnSource.FEATURE): json.loads(r[5]),
+                   SCORE_SOURCE: json.loads(r[8]) if r[8] else {},
+                   int(ColumnSource.TAG): json.loads(r[9]) if r[9] else {}} for r in rows]
+        seen: dict[str, set[tuple[int, str]]] = {}
+        for r, g in zip(rows, groups, strict=True):
+            keys = seen.setdefault(r[1], set())
+            for source, values in g.items():
+                keys.update((source, n) for n in values)
         with self._pool.connection() as conn:
             if rows:
                 self._ensure_partitions(conn, {r[4] for r in rows})
+            self._ensure_typed(conn, new_columns, seen)
             with conn.transaction(), conn.cursor() as cur:
                 if columns:
                     cur.executemany("INSERT INTO obs_columns VALUES (%s, %s, %s, %s) "
@@ -580,11 +865,20 @@ class PostgresStore(EvaluationStore):
                 if not fresh:
                     return 0
                 fresh_rows = [row for row in rows if row[0] in fresh]
-                with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
-                              ) as copy:
+                layout = self._typed_layout({r[1] for r in fresh_rows})
+                by_model: dict[str, list[tuple[int, int, str, ColumnKind]]] = {}
+                for i, (model, _, source, name, kind) in enumerate(layout):
+                    by_model.setdefault(model, []).append((i, source, name, kind))
+                cols = ", ".join([*RECORD_COLUMNS, *(c for _, c, _, _, _ in layout)])
+                with cur.copy(f"COPY obs_records ({cols}) FROM STDIN") as copy:
                     write = copy.write_row
-                    for row in fresh_rows:
-                        write(row)
+                    for row, g in zip(rows, groups, strict=True):
+                        if row[0] not in fresh:
+                            continue
+                        typed: list[Any] = [None] * len(layout)
+                        for i, source, name, kind in by_model.get(row[1], ()):
+                            typed[i] = _typed_value(g[source].get(name), kind)
+                        write((*row, *typed))
                 _merge_profiles(cur, build_profiles(record_rows_table(fresh_rows)))
                 _records_confusion(cur, [r[0] for r in fresh_rows])
                 return len(fresh)
@@ -600,6 +894,9 @@ class PostgresStore(EvaluationStore):
             if table.num_rows:
                 self._ensure_partitions(conn, {_EPOCH + timedelta(microseconds=us)
                                                for us in batch.months()})
+            self._ensure_typed(conn, batch.new_columns, _columnar_keys(batch))
+            if table.num_rows:
+                records = self._with_typed(batch, records)
             with conn.transaction(), conn.cursor() as cur:
                 if columns:
                     cur.executemany("INSERT INTO obs_columns VALUES (%s, %s, %s, %s) "
@@ -619,12 +916,42 @@ class PostgresStore(EvaluationStore):
                 if records.num_rows:
                     # The CSV's times are UTC wall clock (Arrow writes zone-less ones
                     # ~50x faster); the pool's sessions run in UTC.
-                    with cur.copy(f"COPY obs_records ({', '.join(RECORD_COLUMNS)}) "
+                    with cur.copy(f"COPY obs_records ({', '.join(records.column_names)}) "
                                   f"FROM STDIN (FORMAT csv)") as copy:
                         copy.write(memoryview(_csv(records)))
                     _merge_profiles(cur, build_profiles(records))
                     _records_confusion(cur, records.column("prediction_id").to_pylist())
                 return int(records.num_rows)
+
+    def _with_typed(self, batch: ColumnarBatch, records: pa.Table) -> pa.Table:
+        """``records`` with the typed columns of the batch's models appended (named
+        c<n>), built from the batch's member columns by Arrow kernels: a double that
+        is not finite is NULL (the JSON leaves it out), an integer becomes a double, a
+        member of another kind than its column NULL; other models' rows NULL."""
+        t = batch.table
+        models = pc.unique(t.column("model")).to_pylist()
+        members = {(m.group, m.key): m for m in batch.members}
+        group_of = {s: g for s, g in _TYPED_JSONB.items()}
+        for model, col, source, name, kind in self._typed_layout(models):
+            member = members.get((group_of[source], name))
+            arrow_type = _TYPED_ARROW[kind]
+            values: Any = None
+            if member is not None:
+                v = t.column(member.column)
+                if kind is ColumnKind.NUMERIC and member.value_type == DOUBLE:
+                    values = pc.if_else(pc.is_finite(v), v, pa.scalar(None, pa.float64()))
+                elif kind is ColumnKind.NUMERIC and member.value_type == INTEGER:
+                    values = v.cast(pa.float64(), safe=False)
+                elif (kind is ColumnKind.CATEGORICAL and member.value_type == STRING) or (
+                        kind is ColumnKind.BOOLEAN and member.value_type == BOOLEAN):
+                    values = v
+            if values is None:
+                values = pa.nulls(t.num_rows, arrow_type)
+            elif len(models) > 1:
+                values = pc.if_else(pc.equal(t.column("model"), model), values,
+                                    pa.scalar(None, arrow_type))
+            records = records.append_column(col, values)
+        return records
 
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
@@ -740,22 +1067,35 @@ class PostgresStore(EvaluationStore):
         return self._copy_out(sql, params, "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'")
 
     def scan_frame(self, spec: ScanSpec, catalog: Catalog) -> Frame:
-        """The catalog's features, scores and tags cast from their jsonb members in
-        the query, copied out as CSV and parsed by Arrow's CSV reader into typed
+        """The catalog's features, scores and tags read from their typed columns (a
+        column not ready yet, or past the column cap, cast from its jsonb member in
+        the query), copied out as CSV and parsed by Arrow's CSV reader into typed
         columns (no JSON text leaves the server, no per-row Python)."""
-        columns = [((int(ColumnSource.FEATURE), n), "features", k)
-                   for n, k in catalog.features().items() if k in _JSONB_CAST]
-        columns += [((SCORE_SOURCE, n), "scores", ColumnKind.NUMERIC)
-                    for n in catalog.score_keys()]
-        columns += [((int(ColumnSource.TAG), n), "tags", ColumnKind.CATEGORICAL)
+        columns = [((int(ColumnSource.FEATURE), n), k)
+                   for n, k in catalog.features().items() if k in _TYPED_SQL]
+        columns += [((SCORE_SOURCE, n), ColumnKind.NUMERIC) for n in catalog.score_keys()]
+        columns += [((int(ColumnSource.TAG), n), ColumnKind.CATEGORICAL)
                     for n in catalog.tags()]
+        with self._typed_lock:
+            typed = self._typed.get(spec.model, {})
+        if any(key not in typed or not typed[key].ready for key, _ in columns):
+            # another replica may have added or filled them since
+            with self._pool.connection() as conn:
+                self._refresh_typed(conn, [spec.model])
+            with self._typed_lock:
+                typed = self._typed.get(spec.model, {})
         types = dict(_FRAME_TYPES)
         typed_sql = ""
         names: list[Any] = []
-        for i, ((_, name), member, kind) in enumerate(columns):
-            cast, types[f"typed_{i}"] = _JSONB_CAST[kind]
-            typed_sql += ", " + cast.format(f"r.{member} ->> %s")
-            names.append(name)
+        for i, (key, kind) in enumerate(columns):
+            t = typed.get(key)
+            if t is not None and t.ready:
+                kind = t.kind
+                typed_sql += f", r.{t.col}"
+            else:
+                typed_sql += ", " + _jsonb_value("r", key[0], kind)
+                names += [key[1], key[1]]
+            types[f"typed_{i}"] = _TYPED_ARROW[kind]
         sql, params = self._scan_sql(_FRAME_SELECT.format(typed=typed_sql), spec)
         data = self._copy_out(sql, [*names, *params], "FORMAT csv")
         if data:
@@ -773,7 +1113,7 @@ class PostgresStore(EvaluationStore):
         else:
             table = pa.schema(list(types.items())).empty_table()
         return frame_from_arrow(table, catalog, {
-            key: table.column(f"typed_{i}") for i, (key, _, _) in enumerate(columns)})
+            key: table.column(f"typed_{i}") for i, (key, _) in enumerate(columns)})
 
     def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
         where, params = _profile_where(spec)
