@@ -380,8 +380,15 @@ def test_postgres_replicas_adding_the_same_columns_at_once_both_succeed_and_agre
         RecordIngestor(replicas[0], {}, threading.Lock()).write_records(_records(0, 100))
         ingestors = [RecordIngestor(r, r.load_catalogs(), threading.Lock()) for r in replicas]
         errors: list[BaseException] = []
-        for round_ in range(4):
-            # each round both replicas bring the same two new features at once
+        for round_ in range(6):
+            # each round both replicas bring the same new feature and tag at once;
+            # from round 3 on the catalog has them already, with no typed column (as
+            # a replica of the version before typed columns would leave them): only
+            # the schema lock then keeps the two from adding a column each
+            if round_ >= 3:
+                with _pg(replicas[0]) as conn:
+                    conn.execute("INSERT INTO obs_columns VALUES ('fraud', 1, %s, 1), "
+                                 "('fraud', 2, %s, 2)", [f"new{round_}", f"t{round_}"])
             barrier = threading.Barrier(2)
 
             def write(k: int, round_: int = round_, barrier: threading.Barrier = barrier
@@ -404,7 +411,7 @@ def test_postgres_replicas_adding_the_same_columns_at_once_both_succeed_and_agre
                 t.join()
         assert errors == []
         typed = _typed_columns(replicas[0])
-        assert {f"new{i}" for i in range(4)} | {f"t{i}" for i in range(4)} <= set(typed)
+        assert {f"new{i}" for i in range(6)} | {f"t{i}" for i in range(6)} <= set(typed)
         with _pg(replicas[0]) as conn:
             n_typed = conn.execute("SELECT count(*) FROM obs_typed_columns").fetchone()
             n_cols = conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = "
@@ -416,7 +423,7 @@ def test_postgres_replicas_adding_the_same_columns_at_once_both_succeed_and_agre
                 == {n: col for n, (col, _, _) in typed.items()}
         _assert_frames_equal(frames[0], frames[1])
         _assert_frames_equal(frames[0], _json_frame(replicas[0], ScanSpec("fraud")))
-        assert frames[0].features["new3"][-1] == 499.0
+        assert frames[0].features["new5"][-1] == 699.0
     finally:
         for r in replicas:
             r.close()
