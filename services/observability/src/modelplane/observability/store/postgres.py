@@ -255,7 +255,8 @@ _JSONB_TYPE = {ColumnKind.NUMERIC: ("number", "::float8"), ColumnKind.CATEGORICA
 #: dropped columns included); catalog columns past it stay jsonb only.
 MAX_RECORD_COLUMNS = 1500
 _POSTGRES_MAX_COLUMNS = 1600
-_BASE_COLUMN_COUNT = len(RECORD_COLUMNS)
+#: work_mem of a frame's scan (its sort); a session setting, for that query only
+_SCAN_WORK_MEM = "128MB"
 
 
 def _jsonb_value(row: str, source: int, kind: ColumnKind) -> str:
@@ -1053,9 +1054,12 @@ class PostgresStore(EvaluationStore):
             sql += f" LIMIT {int(spec.limit)}"
         return sql, params
 
-    def _copy_out(self, sql: str, params: list[Any], options: str) -> bytes:
+    def _copy_out(self, sql: str, params: list[Any], options: str, work_mem: str = ""
+                  ) -> bytes:
         chunks: list[bytes] = []
-        with self._pool.connection() as conn, conn.cursor() as cur:  # noqa: SIM117
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if work_mem:  # a digit string and a unit, ours (SET takes no parameter)
+                cur.execute(f"SET LOCAL work_mem = '{work_mem}'")
             with cur.copy(f"COPY ({sql}) TO STDOUT ({options})", params) as copy:
                 for data in copy:
                     chunks.append(bytes(data))
@@ -1097,7 +1101,9 @@ class PostgresStore(EvaluationStore):
                 names += [key[1], key[1]]
             types[f"typed_{i}"] = _TYPED_ARROW[kind]
         sql, params = self._scan_sql(_FRAME_SELECT.format(typed=typed_sql), spec)
-        data = self._copy_out(sql, [*names, *params], "FORMAT csv")
+        # the window's (time, id) sort in memory: at 500k rows the default 4MB
+        # spilled it to disk (external merge, ~70 MB)
+        data = self._copy_out(sql, [*names, *params], "FORMAT csv", _SCAN_WORK_MEM)
         if data:
             # PostgreSQL's CSV: NULL is an empty field, an empty string a quoted one
             # (""); booleans are t / f; float8 prints the shortest exact digits.
