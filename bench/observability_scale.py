@@ -121,7 +121,7 @@ def timed(label: str, fn: Callable[[], Any]) -> Any:
 
 
 def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
-                postgres: str | None, workdir: Path) -> None:
+                postgres: str | None, workdir: Path, analyze: bool = False) -> None:
     from modelplane.kit.settings import ServiceSettings
     from modelplane.observability import metrics as M
     try:
@@ -181,6 +181,13 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
         dt = time.perf_counter() - t
         print(f"  import actuals (with confusion counts) {dt:6.2f} s  {n / dt:9.0f} act/s",
               flush=True)
+        if analyze and db:  # the statistics autovacuum would have gathered by now
+            import psycopg
+
+            t = time.perf_counter()
+            with psycopg.connect(db, autocommit=True) as conn:
+                conn.execute("ANALYZE")
+            print(f"  ANALYZE {time.perf_counter() - t:8.2f} s", flush=True)
         ev = rt.evaluations
         mid = T0 + timedelta(days=DAYS / 2)
         cur = EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION,
@@ -392,6 +399,10 @@ def main() -> None:
     ap.add_argument("--layout", action="store_true",
                     help="only time reading a window from each storage layout (wide typed "
                          "columns, long typed tables, JSON) of --records records")
+    ap.add_argument("--analyze", action="store_true",
+                    help="PostgreSQL: ANALYZE after the import, before the analyses (what "
+                         "autovacuum does after a bulk load; without it a server with "
+                         "autovacuum off plans the scans on no statistics)")
     args = ap.parse_args()
     if "postgres" in args.stores and not args.postgres:
         ap.error("postgres: set MODELPLANE_TEST_POSTGRES or --postgres")
@@ -402,7 +413,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.stores:
             bench_store(backend, args.records, args.exact_rows, args.skip_exact,
-                        args.postgres, Path(tmp))
+                        args.postgres, Path(tmp), args.analyze)
 
 
 if __name__ == "__main__":
