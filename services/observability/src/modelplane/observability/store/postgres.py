@@ -5,8 +5,10 @@ Schema, chosen for time-window and slice queries:
 * ``obs_records`` is range-partitioned by ``prediction_time`` (one partition a
   month, created on demand), indexed on ``(model, prediction_time)``: every
   analysis reads one model's window, so a scan touches the partitions of that
-  window only. Features, scores and tags are ``jsonb``; slice predicates are
-  evaluated vectorised on the scanned window (typed, never SQL text).
+  window only. Features, scores and tags are ``jsonb`` (the record's verbatim
+  form) and each catalog column also has its typed column ``c<n>`` (see
+  "typed columns" in :class:`PostgresStore`), which the analyses read; slice
+  predicates are evaluated vectorised on the scanned window (never SQL text).
 * ``obs_record_ids`` (prediction id primary key) makes ingest idempotent
   across partitions: a prediction id logged twice is stored once.
 * ``obs_actuals`` (prediction id primary key) is joined at query time, so an
@@ -23,7 +25,8 @@ same way (a CSV of the Arrow columns, by Arrow's writer); the fresh rows are the
 written by Arrow's C++ CSV writer straight into ``COPY obs_records``, their
 features / scores / tags / attributions JSON built by Arrow kernels so that it
 parses to the jsonb the per-record path stores (an integral double keeps its
-``.0``; a missing value — null, NaN, infinity — is left out of the object).
+``.0``; a missing value — null, NaN, infinity — is left out of the object),
+and the typed columns appended by Arrow kernels.
 """
 
 from __future__ import annotations
