@@ -262,14 +262,28 @@ NANNYML_SCRIPT = textwrap.dedent("""
     warnings.filterwarnings("ignore")
     import numpy as np, pandas as pd, nannyml as nml
     d = np.load(sys.argv[1])
-    ref = pd.DataFrame({"p": d["ref_p"], "y_pred": d["ref_pred"], "y": d["ref_y"]})
-    ana = pd.DataFrame({"p": d["ana_p"], "y_pred": d["ana_pred"]})
+    classes = [str(c) for c in range(d["ref_p"].shape[1])]
+    labels = np.array(classes)
+    def frame(p, pred, y=None):
+        cols = {f"p{c}": p[:, int(c)] for c in classes}
+        cols["y_pred"] = labels[pred]
+        if y is not None:
+            cols["y"] = labels[y]
+        return pd.DataFrame(cols)
+    ref = frame(d["ref_p"], d["ref_pred"], d["ref_y"])
+    ana = frame(d["ana_p"], d["ana_pred"])
+    if len(classes) == 2:  # binary: the positive class's score, labels as 0 / 1
+        ref["y_pred"], ana["y_pred"] = d["ref_pred"], d["ana_pred"]
+        ref["y"] = d["ref_y"]
+        kw = dict(y_pred_proba="p1", problem_type="classification_binary")
+    else:
+        kw = dict(y_pred_proba={c: f"p{c}" for c in classes},
+                  problem_type="classification_multiclass")
     metrics = ["roc_auc", "f1", "precision", "recall", "accuracy"]
     best, out = float("inf"), None
     for _ in range(int(sys.argv[2])):
         t0 = time.process_time()
-        est = nml.CBPE(metrics=metrics, y_pred_proba="p", y_pred="y_pred", y_true="y",
-                       problem_type="classification_binary", chunk_number=1)
+        est = nml.CBPE(metrics=metrics, y_pred="y_pred", y_true="y", chunk_number=1, **kw)
         est.fit(ref)
         res = est.estimate(ana).filter(period="analysis").to_df()
         best = min(best, time.process_time() - t0)
@@ -288,37 +302,48 @@ def nannyml_python() -> Path:
 
 
 def bench_cbpe(args: argparse.Namespace) -> None:
+    for classes in (2, args.classes):
+        cbpe_case(args, classes)
+
+
+def cbpe_case(args: argparse.Namespace, k: int) -> None:
     from modelplane.observability import metrics as M
     from modelplane.observability.estimation import ScoreEstimator
     from modelplane.observability.store.frames import Frame
 
     rng = np.random.default_rng(args.seed)
+    weights = rng.normal(size=(4, k))
 
     def sample(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        z = rng.normal(size=n) * 1.5
-        y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
-        p = 1 / (1 + np.exp(-2 * z))  # over-confident scores: calibration matters
-        return p, (p >= 0.5).astype(int), y
+        z = rng.normal(size=(n, 4)) @ weights
+        truth = np.exp(z - z.max(axis=1, keepdims=True))
+        truth /= truth.sum(axis=1, keepdims=True)
+        y = (rng.random((n, 1)) > truth.cumsum(axis=1)).sum(axis=1).clip(0, k - 1)
+        p = np.exp(2 * (z - z.max(axis=1, keepdims=True)))  # over-confident scores
+        p /= p.sum(axis=1, keepdims=True)
+        return p, p.argmax(axis=1), y
+
+    labels = np.array([str(c) for c in range(k)], dtype=object)
 
     def frame(p: np.ndarray, pred: np.ndarray, y: np.ndarray | None) -> Frame:
         n = len(p)
-        labels = np.array(["0", "1"], dtype=object)
         nothing = np.full(n, np.nan)
         return Frame(np.arange(n).astype(str).astype(object), np.full(n, "1", dtype=object),
                      np.full(n, "production", dtype=object), np.arange(n, dtype=np.int64),
                      labels[pred], nothing,
                      labels[y] if y is not None else np.full(n, None, dtype=object), nothing,
-                     {"1": p, "0": 1 - p}, {}, {}, {})
+                     {str(c): p[:, c] for c in range(k)}, {}, {}, {})
 
     ref_p, ref_pred, ref_y = sample(args.rows)
     ana_p, ana_pred, _ = sample(args.rows)
     reference, analysis = frame(ref_p, ref_pred, ref_y), frame(ana_p, ana_pred, None)
+    positive = "1" if k == 2 else None
 
     names = {M.Metric.ROC_AUC: "roc_auc", M.Metric.F1: "f1", M.Metric.PRECISION: "precision",
              M.Metric.RECALL: "recall", M.Metric.ACCURACY: "accuracy"}
 
     def ours() -> dict[str, float | None]:
-        estimate = ScoreEstimator.fit(reference, "1").estimate(analysis)
+        estimate = ScoreEstimator.fit(reference, positive).estimate(analysis)
         return {name: estimate[m] for m, name in names.items()}
 
     ours_cpu, a = cpu_per_call(ours, args.repeat)
@@ -332,16 +357,16 @@ def bench_cbpe(args: argparse.Namespace) -> None:
         done = subprocess.run([str(python), str(script), str(path), str(args.repeat)],
                               check=True, capture_output=True, text=True)
     b = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"CBPE: ours (estimation.ScoreEstimator) vs NannyML {b['version']} CBPE, binary, "
+    kind = "binary" if k == 2 else f"{k} classes (macro averages)"
+    print(f"CBPE: ours (estimation.ScoreEstimator) vs NannyML {b['version']} CBPE, {kind}, "
           f"{args.rows} reference rows (labeled) and {args.rows} analysis rows, "
           "over-confident scores (both calibrate with isotonic regression)")
     agree = True
-    for k, v in b["metrics"].items():
-        mine = a[k]
-        print(f"  {k}: ours {mine:.12f}, NannyML {v:.12f}")
+    for key, v in b["metrics"].items():
+        mine = a[key]
+        print(f"  {key}: ours {mine:.12f}, NannyML {v:.12f}")
         agree = agree and mine is not None and abs(mine - v) <= 1e-9
     report("numpy", ours_cpu, "NannyML", b["cpu"], agree)
-
 
 # --- transcoding ----------------------------------------------------------------------------
 
