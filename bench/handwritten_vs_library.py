@@ -79,7 +79,7 @@ def bench_breaker(args: argparse.Namespace) -> None:
     now = [0.0]
 
     def ours_run(outcomes: list[bool]) -> int:
-        """Calls let through before the breaker opened (len(outcomes) if it never did)."""
+        """Index of the first call the breaker refused (len(outcomes) if none)."""
         cb = CircuitBreaker(settings, clock=lambda: now[0])
         for i, ok in enumerate(outcomes):
             now[0] += 0.01
@@ -98,6 +98,8 @@ def bench_breaker(args: argparse.Namespace) -> None:
         return None
 
     def lib_run(outcomes: list[bool]) -> int:
+        """Index of the first call pybreaker refused or failed with CircuitBreakerError
+        (it raises that on the call that trips it)."""
         # pybreaker counts consecutive failures: fail_max=10 is its nearest to "half of
         # the last 20 calls failed".
         cb = pybreaker.CircuitBreaker(fail_max=10, reset_timeout=5)
@@ -120,8 +122,8 @@ def bench_breaker(args: argparse.Namespace) -> None:
     print("circuit breaker: ours (error rate over a window, minimum 20 calls, threshold 0.5) "
           f"vs pybreaker {version('pybreaker')} (fail_max=10 consecutive)")
     for name, outcomes in cases.items():
-        print(f"  {name}: calls before open: ours {ours_run(outcomes)}, "
-              f"pybreaker {lib_run(outcomes)} (of {len(outcomes)})")
+        print(f"  {name}: index of the first call refused: ours {ours_run(outcomes)}, "
+              f"pybreaker {lib_run(outcomes)} ({len(outcomes)} = none of {len(outcomes)})")
     healthy = [True] * 10_000
     ours_cpu, _ = cpu_per_call(lambda: ours_run(healthy), args.repeat)
     lib_cpu, _ = cpu_per_call(lambda: lib_run(healthy), args.repeat)
