@@ -18,9 +18,7 @@ from typing import Any
 from modelplane.kit.locations import StoragePolicy
 from modelplane.kit.outbound import OutboundPolicy
 from modelplane.kit.runtime import ServiceRuntime
-from modelplane.kit.server import Servicer, ServiceSpec
 from modelplane.observability.analysis_limits import AnalysisGate
-from modelplane.observability.api import ObservabilityServicer
 from modelplane.observability.evaluations import Evaluations
 from modelplane.observability.ingest import RecordIngestor
 from modelplane.observability.lineage import LineagePeers
@@ -29,11 +27,9 @@ from modelplane.observability.records import utcnow
 from modelplane.observability.settings import WEBHOOK_ALLOW_SETTING, ObservabilitySettings
 from modelplane.observability.store.base import EvaluationStore
 from modelplane.observability.store.encoding import Catalog
-from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 from modelplane.observability.webhooks import WebhookDispatcher, WebhookSettings
 
 log = logging.getLogger("modelplane.observability")
-SERVICE_NAME = "modelplane.observability.v1.ObservabilityService"
 
 
 def open_store(settings: ObservabilitySettings) -> EvaluationStore:
@@ -173,13 +169,3 @@ class ObservabilityRuntime(ServiceRuntime[EvaluationStore]):
         await asyncio.to_thread(self.store.close)
         self.executor.shutdown(wait=False)
 
-
-def build(settings: ObservabilitySettings, runtime: ObservabilityRuntime | None = None
-          ) -> tuple[ServiceSpec, ObservabilityRuntime]:
-    rt = runtime or ObservabilityRuntime(settings)
-    spec = ServiceSpec(
-        name="observability",
-        servicers=[Servicer(pb_grpc.add_ObservabilityServiceServicer_to_server,
-                            ObservabilityServicer(rt), SERVICE_NAME)],
-        on_start=rt.start, on_stop=rt.stop)
-    return spec, rt
