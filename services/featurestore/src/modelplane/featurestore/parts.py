@@ -6,6 +6,7 @@ settings by :func:`assemble`. ``runtime.py`` builds them at start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from modelplane.featurestore.datasets import DatasetStore
@@ -47,14 +48,24 @@ def online_backend(settings: FeatureStoreSettings) -> OnlineBackend:
     return SqliteOnlineBackend(str(settings.data_dir / "online_store.db"))
 
 
-def assemble(settings: FeatureStoreSettings) -> FeatureStoreParts:
-    """The parts, from the settings (blocking: Feast's registry and stores are opened)."""
+#: registers a closer for a part just opened (``ServiceRuntime.closing``)
+Closing = Callable[[Callable[[], object], str], None]
+
+
+def assemble(settings: FeatureStoreSettings, closing: Closing) -> FeatureStoreParts:
+    """The parts, from the settings (blocking: Feast's registry and stores are opened).
+    Each part that holds connections is given to ``closing`` as soon as it is open,
+    so one that fails to open does not leak those made before it."""
     repository = FeatureRepository(settings)
+    closing(repository.close, "the Feast repository")
     url = settings.database_url or f"sqlite:///{settings.data_dir / 'featurestore.db'}"
     records = RecordStore(url)
+    closing(records.close, "the record store")
     datasets = DatasetStore(repository, records, settings.dataset_root)
     plans = LookupPlans(repository, settings.project)
-    online = OnlineLookup(online_backend(settings), plans.plan_for,
+    backend = online_backend(settings)
+    closing(backend.close, "the online store")
+    online = OnlineLookup(backend, plans.plan_for,
                           EntityKeyCodec(settings.entity_key_cache_size),
                           cached_plan=plans.cached)
     return FeatureStoreParts(

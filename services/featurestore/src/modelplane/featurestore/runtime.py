@@ -35,7 +35,9 @@ class FeatureStoreRuntime(ServiceRuntime[FeatureStoreParts]):
         self.settings = settings
 
     async def build(self) -> FeatureStoreParts:
-        parts = assemble(self.settings)
+        # the parts are registered with the base as they open: stop closes them (the
+        # online store, the record store, the repository), and so does a failed start
+        parts = assemble(self.settings, self.closing)
         self.spawn(self._refresh_definitions_forever(parts.repository), "feast-registry-refresh")
         if self.settings.repo_path:
             applied = await asyncio.to_thread(parts.repository.apply_directory,
@@ -52,14 +54,6 @@ class FeatureStoreRuntime(ServiceRuntime[FeatureStoreParts]):
                 await asyncio.to_thread(repository.refresh)
             except Exception:  # keep serving from the last good definitions
                 log.warning("registry refresh failed", exc_info=True)
-
-    async def close(self) -> None:
-        if not self.started:
-            return
-        parts = self.current()
-        await parts.online.backend.close()
-        parts.records.close()
-        parts.repository.close()
 
 
 def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | None = None
