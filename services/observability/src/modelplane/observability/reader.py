@@ -147,16 +147,8 @@ class EvaluationReader:
         return self.get_baseline(baseline.model, baseline.version)
 
     def get_baseline(self, model: str, version: str) -> Baseline:
-        if not model:
-            raise invalid("model", "required")
-        if not version:
-            raise invalid("version", "required")
-        doc = self._store.get_document(BASELINE_KIND, baseline_key(model, version))
-        if doc is None:
-            raise NotFound(f"model {model!r} version {version!r} has no baseline",
-                           reason="BASELINE_NOT_FOUND", metadata={"model": model,
-                                                                 "version": version})
-        baseline = Baseline.from_dict(doc)
+        """A stored baseline with the count of its reference records."""
+        baseline = self._baseline_document(model, version)
         try:
             frame, _ = self.load(baseline.reference_filter(), "baseline.reference")
             baseline.record_count = len(frame)
