@@ -371,7 +371,7 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                                ref_key, _records_in(store, live), tuple(present))
     analyses = cache.get(key) if cache is not None else None
     if analyses is None:
-        analyses = _analyses(ev, catalog, live, bucket, reference, ref_name, doc)
+        analyses = _analyses(ev, store, catalog, live, bucket, reference, ref_name, doc)
         if cache is not None:
             cache.put(key, analyses)
     metric = analyses.metric
@@ -393,7 +393,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                      profiled=analyses.profiled, analyses=analyses, cache_key=key)
 
 
-def _analyses(ev: Evaluations, catalog: Catalog, live: EvaluationFilter, bucket: timedelta,
+def _analyses(ev: Evaluations, store: EvaluationStore, catalog: Catalog,
+              live: EvaluationFilter, bucket: timedelta,
               reference: Reference | None, ref_name: str, baseline: Mapping[str, object] | None,
               ) -> PageAnalyses:
     """Performance over time, drift per feature and the worst slices of ``live``."""
@@ -405,10 +406,14 @@ def _analyses(ev: Evaluations, catalog: Catalog, live: EvaluationFilter, bucket:
     categorical += [ColumnRef(ColumnSource.TAG, n) for n in catalog.tags()]
     numeric = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(features)
                if features[n] is ColumnKind.NUMERIC]
-    # Over time and by categorical slices in one call, so that the evaluations may
-    # answer from the hourly profiles and their confusion counts (automatic mode:
-    # past MODELPLANE_OBSERVABILITY_EXACT_ROWS records).
-    perf = ev.performance(live, bucket=bucket, slice_by=categorical)
+    # Over time and by slice in one call. Past MODELPLANE_OBSERVABILITY_EXACT_ROWS
+    # records (the profiles' count, the evaluations' own rule) by categorical slices
+    # only, so that the evaluations answer from the hourly profiles and confusion
+    # counts; else the records are read once for numeric slices too (were the count
+    # wrong, the answer would still be right: numeric slices make it exact).
+    large = _records_in(store, live) > ev.exact_rows
+    perf = ev.performance(live, bucket=bucket,
+                          slice_by=categorical if large else [*categorical, *numeric])
     profiled = perf.mode is AnalysisMode.PROFILE
     slices = list(perf.slices)
     if profiled:  # profiles count categorical values only
@@ -416,7 +421,7 @@ def _analyses(ev: Evaluations, catalog: Catalog, live: EvaluationFilter, bucket:
                      "(MODELPLANE_OBSERVABILITY_EXACT_ROWS): performance comes from the hourly "
                      "profiles; slices by numeric features and estimated performance need "
                      "the records themselves - narrow the range to see them")
-    elif numeric:  # the records were read: a few records, their numeric slices too
+    elif large and numeric:  # the profiles could not answer: the records, numeric too
         slices += ev.performance(live, slice_by=numeric).slices
     metric = M.Metric.ACCURACY if perf.task is M.TaskType.CLASSIFICATION else M.Metric.MAE
     realized = [(g.window.start, v) for g in perf.windows
