@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -571,6 +572,21 @@ class EmbeddedStore(EvaluationStore):
         return sql, params
 
     def scan(self, spec: ScanSpec) -> bytes:
+        if spec.limit is not None and spec.has_actual is None and spec.sample is None \
+                and not spec.prediction_ids:
+            # A page of records (the dashboard's newest, ListRecords): its ids first,
+            # from the records alone; joined to the actuals before the sort, every
+            # actual is scanned (0.6-4.6 s at 10M records, against 0.02 s this way).
+            where, params = self._scan_where(spec)
+            order = " DESC" if spec.newest_first else ""
+            with self._lock:
+                ids = [r[0] for r in self._conn.execute(
+                    f"SELECT r.prediction_id FROM obs_records r WHERE {where} ORDER BY "
+                    f"r.prediction_time{order}, r.prediction_id{order} "
+                    f"LIMIT {int(spec.limit)}", params).fetchall()]
+            if not ids:
+                return b""
+            spec = replace(spec, prediction_ids=tuple(ids), limit=None)
         sql, params = self._scan_sql(_SCAN_SELECT, spec)
         with self._lock:
             table = self._conn.sql(sql, params=params).to_arrow_table()
