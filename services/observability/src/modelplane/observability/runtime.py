@@ -39,7 +39,8 @@ def open_store(settings: ObservabilitySettings) -> EvaluationStore:
         return PostgresStore(settings.database_url, settings.db_pool_size)
     from modelplane.observability.store.embedded import EmbeddedStore
 
-    return EmbeddedStore(settings.embedded_path)
+    return EmbeddedStore(settings.embedded_path, settings.duckdb_memory_limit,
+                         settings.duckdb_threads)
 
 
 class ObservabilityRuntime(ServiceRuntime[EvaluationStore]):
