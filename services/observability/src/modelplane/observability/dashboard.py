@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
@@ -88,10 +88,27 @@ from modelplane.observability.store.base import ScanSpec
 from modelplane.observability.store.frames import record_from_json
 
 if TYPE_CHECKING:
+    from modelplane.observability.adapters.rollout_pages import RolloutPageSource
+    from modelplane.observability.analysis_limits import AnalysisGate
     from modelplane.observability.evaluations import Evaluations
-    from modelplane.observability.runtime import ObservabilityRuntime
+    from modelplane.observability.lineage import LineagePeers
+    from modelplane.observability.monitors import Monitors
+    from modelplane.observability.settings import ObservabilitySettings
     from modelplane.observability.store.base import EvaluationStore
     from modelplane.observability.store.encoding import Catalog
+
+
+class ObservabilityRuntime(Protocol):
+    """What the dashboard reads of the service's runtime (``runtime.ObservabilityRuntime``,
+    which starts the dashboard: a protocol here, so neither module imports the other)."""
+
+    settings: ObservabilitySettings
+    store: EvaluationStore
+    evaluations: Evaluations
+    analyses: AnalysisGate
+    monitors: Monitors
+    lineage_peers: LineagePeers
+    serving: RolloutPageSource
 
 log = logging.getLogger("modelplane.observability.dashboard")
 COOKIE = "modelplane_session"
