@@ -264,17 +264,25 @@ class _Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if call.error is not None:
                 raise call.error
             yield
-        except grpc.aio.AbortError:
-            if call.code == "OK":
-                call.code = _code_name(context)
-            raise
-        except asyncio.CancelledError:
-            call.code = "CANCELLED"
-            raise
-        except Exception as exc:  # noqa: BLE001 - the one place errors are mapped
-            await self._fail(context, call, rpc.method, exc)
+        except BaseException as exc:  # noqa: BLE001 - _settle raises on all but errors
+            await self._settle(context, call, rpc, exc)
         finally:
             self._end(rpc, call, call.code)
+
+    async def _settle(self, context: grpc.aio.ServicerContext, call: _Call, rpc: _Method,
+                      exc: BaseException) -> None:
+        """What a call raised: an abort or a cancellation goes on with its code noted;
+        any other exception is answered as its status (``_fail``)."""
+        if isinstance(exc, grpc.aio.AbortError):
+            if call.code == "OK":
+                call.code = _code_name(context)
+            raise exc
+        if isinstance(exc, asyncio.CancelledError):
+            call.code = "CANCELLED"
+            raise exc
+        if not isinstance(exc, Exception):  # GeneratorExit of a stream closed early, ...
+            raise exc
+        await self._fail(context, call, rpc.method, exc)  # the one place errors are mapped
 
     def _wrap(self, handler: Any, rpc: _Method) -> Any:
         serializers = {"request_deserializer": handler.request_deserializer,
@@ -282,7 +290,7 @@ class _Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         if handler.unary_unary or handler.stream_unary:
             behavior = handler.unary_unary or handler.stream_unary
-            begin, end, fail = self._begin, self._end, self._fail
+            begin, end, settle = self._begin, self._end, self._settle
             is_coroutine = inspect.iscoroutinefunction(behavior)
 
             # The hot path: written out rather than through ``_guarded``, whose context
@@ -296,15 +304,8 @@ class _Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     if is_coroutine or inspect.isawaitable(result):
                         result = await result
                     return result
-                except grpc.aio.AbortError:
-                    if call.code == "OK":
-                        call.code = _code_name(context)
-                    raise
-                except asyncio.CancelledError:
-                    call.code = "CANCELLED"
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the one place errors are mapped
-                    await fail(context, call, rpc.method, exc)
+                except BaseException as exc:  # noqa: BLE001 - settle raises on all but errors
+                    await settle(context, call, rpc, exc)
                 finally:
                     end(rpc, call, call.code)
 
