@@ -1,5 +1,5 @@
 # The everyday commands; CI (.ci/run) runs the same checks, then the tests.
-#   make check          lockfile, ruff, mypy, generated stubs fresh, buf lint, buf breaking
+#   make check          lockfile, ruff, mypy, import cycles, generated stubs fresh, buf lint, buf breaking
 #   make test           the README's test command (the whole suite: slow, needs PostgreSQL)
 #   make protos         regenerate the stubs after editing a .proto (commit the output)
 #   make bench          the standalone benchmarks in README.md (slow); one: make bench BENCH=registry
@@ -18,6 +18,7 @@ lint:
 
 types:
 	$(UV) run mypy
+	$(UV) run python tools/import_cycles.py
 
 contracts:
 	$(UV) run python protos/build.py check

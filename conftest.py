@@ -3,6 +3,7 @@ under the repository root, whichever package directory is run)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "services" / "registry" / "tests"))
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A parallel worker inherits the environment of the process that started it, whose
+    # conftests set BENTOML_HOME to a directory of their own: each worker keeps its own
+    # BentoML store instead (the conftests below set it again, per process).
+    os.environ.pop("BENTOML_HOME", None)
 
 from registry_testenv import RegistryEnv, registry_env
 

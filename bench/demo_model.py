@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from modelplane.cli.demo.data import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, history
 from modelplane.cli.demo.training import build_model, model_frame
+from modelplane.kit.demo_data import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, history
 
 
 @dataclass

@@ -4,7 +4,7 @@
 
 Trains the demo's challenger (``modelplane.cli.demo.training.build_model``:
 StandardScaler + OneHotEncoder + LogisticRegression over 6 numeric and 3
-categorical features) on ``modelplane.cli.demo.data.history`` and explains the first records
+categorical features) on ``modelplane.kit.demo_data.history`` and explains the first records
 with ``model_explanation.explain_model`` — the permutation explainer the
 service uses for a non-tree model — under a few budgets. Prints CPU and wall
 time (compare CPU: this machine kind is shared), and the additivity error
@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 from demo_model import demo_model
 
-from modelplane.cli.demo.data import CATEGORICAL_FEATURES
+from modelplane.kit.demo_data import CATEGORICAL_FEATURES
 from modelplane.observability.model_explanation import (
     ExplainBudget,
     ModelAttribution,

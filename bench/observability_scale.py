@@ -19,9 +19,21 @@ what ``LogRecords`` with ``arrow_ipc`` runs, profiles included) and the actuals
 through ``write_actuals``. Then, second half against first half:
 
 * drift in automatic mode (profiles past ``--exact-rows``) and in PROFILE mode;
-* drift, root cause (accuracy, by city / amount / age), performance by day and
-  by city, and the dashboard's model page, all on the exact path (they read
-  the records), unless ``--skip-exact``.
+* the dashboard's model page as a user loads it: HTTP GETs through the real
+  dashboard server (its Starlette app under uvicorn, on a free local port) for
+  the whole range, 7 days and the last day, each cold (first load) and warm
+  (loaded again, nothing new stored); ``--training`` records of the TRAINING
+  environment (the first days' distribution) are the page's drift and root
+  cause reference;
+* drift, root cause (accuracy, by city / amount / age) and performance by day
+  and by city on the exact path (they read the records), unless ``--skip-exact``.
+
+``--data-dir DIR`` keeps the stores in DIR: a store that already holds the
+records (a previous run's) is not imported again, so the analyses and the page
+can be timed again on the same 10M records without a 10-minute import (its
+peak RSS is then that of the analyses alone). The embedded store's DuckDB
+buffer limit is ``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT`` (its default
+unless set).
 
 Prints each time, the mode that answered, the peak RSS after each step
 (``resource.getrusage``: a process-wide peak, so the profile-mode steps run
@@ -51,6 +63,8 @@ CITIES = ["lisbon", "porto", "madrid", "paris", "berlin", "rome"]
 SHIFTED = "porto"
 MODEL = "fraud"
 CHUNK = 100_000
+#: the dashboard page's ranges: (label, query string)
+PAGE_RANGES = (("all (28 days)", ""), ("7 days", "?days=7"), ("last day", "?days=1"))
 
 
 def generate(lo: int, hi: int, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -81,14 +95,16 @@ def generate(lo: int, hi: int, n: int) -> tuple[dict[str, np.ndarray], np.ndarra
     return cols, actual
 
 
-def arrow_chunk(cols: dict[str, np.ndarray], lo: int, hi: int, run: str) -> pa.Table:
-    """The chunk's records in the columnar contract (``cols`` are the chunk's)."""
+def arrow_chunk(cols: dict[str, np.ndarray], lo: int, hi: int, run: str,
+                environment: int = 3) -> pa.Table:
+    """The chunk's records in the columnar contract (``cols`` are the chunk's);
+    environment 3 is PRODUCTION, 1 TRAINING."""
     n = hi - lo
     out: dict[str, Any] = {
         "prediction_id": pa.array([f"{run}-{i}" for i in range(lo, hi)], pa.string()),
         "model": pa.array([MODEL] * n, pa.string()),
         "version": pa.array(["1"] * n, pa.string()),
-        "environment": pa.array(np.full(n, 3, np.int8)),
+        "environment": pa.array(np.full(n, environment, np.int8)),
         "prediction_time": pa.array(cols["_t"]).cast(pa.timestamp("us", tz="UTC")),
         "prediction": pa.array(cols["_pred"]),
         "score.1": pa.array(cols["_p"]),
@@ -120,8 +136,44 @@ def timed(label: str, fn: Callable[[], Any]) -> Any:
     return out
 
 
+def import_records(rt: Any, n: int, training: int, main: bool) -> None:
+    """The records (production), their actuals, then the training records (the
+    page's reference: the first days' distribution, ids of their own)."""
+    from modelplane.observability.records import Actual
+
+    run = uuid.uuid4().hex[:6]
+    t = time.perf_counter()
+    stored = 0
+    for lo in range(0, n, CHUNK):
+        hi = min(lo + CHUNK, n)
+        cols, _ = generate(lo, hi, n)
+        stored += rt.ingestor.write_columnar(arrow_chunk(cols, lo, hi, run)).accepted
+    dt = time.perf_counter() - t
+    what = "(main: no profiles)" if main else "(with profiles)    "
+    print(f"  import records {what} {dt:8.2f} s  {stored / dt:9.0f} rec/s  "
+          f"peak RSS {rss_mb():7.0f} MB  ({load()})", flush=True)
+    t = time.perf_counter()
+    for lo in range(0, n, CHUNK):
+        hi = min(lo + CHUNK, n)
+        _, actual = generate(lo, hi, n)
+        rt.ingestor.write_actuals([Actual(f"{run}-{lo + i}", int(a))
+                                   for i, a in enumerate(actual.tolist())])
+    dt = time.perf_counter() - t
+    print(f"  import actuals (with confusion counts) {dt:6.2f} s  {n / dt:9.0f} act/s  "
+          f"peak RSS {rss_mb():7.0f} MB  ({load()})", flush=True)
+    for lo in range(0, training, CHUNK):
+        hi = min(lo + CHUNK, training)
+        cols, actual = generate(lo, hi, n)  # the first of the 28 days
+        rt.ingestor.write_columnar(arrow_chunk(cols, lo, hi, f"train-{run}", environment=1))
+        rt.ingestor.write_actuals([Actual(f"train-{run}-{lo + i}", int(a))
+                                   for i, a in enumerate(actual.tolist())])
+
+
 def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
-                postgres: str | None, workdir: Path, analyze: bool = False) -> None:
+                postgres: str | None, workdir: Path, training: int = 0,
+                analyze: bool = False) -> None:
+    import dataclasses
+
     from modelplane.kit.settings import ServiceSettings
     from modelplane.observability import metrics as M
     try:
@@ -130,7 +182,6 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
         AnalysisMode = None  # type: ignore[assignment,misc]
     from modelplane.observability.evaluations import Reference
     from modelplane.observability.records import (
-        Actual,
         ColumnRef,
         ColumnSource,
         Environment,
@@ -138,7 +189,7 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
         TimeWindow,
     )
     from modelplane.observability.runtime import ObservabilityRuntime
-    from modelplane.observability.settings import ObservabilitySettings
+    from modelplane.observability.settings import KEEP_EVERYTHING, ObservabilitySettings
 
     db = None
     if backend == "postgres":
@@ -154,33 +205,24 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
     svc = ServiceSettings.from_env("observability", {
         "MODELPLANE_DATA_DIR": str(workdir / backend), "MODELPLANE_AUTH": "off"})
     extra: dict[str, Any] = {} if AnalysisMode is None else {"exact_rows": exact_rows}
-    settings = ObservabilitySettings(svc, database_url=db, http_addr=None,
-                                     monitor_tick_seconds=0,
-                                     max_analysis_rows=max(5_000_000, 2 * n), **extra)
+    # the environment's settings (MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT...),
+    # then the bench's: no dashboard of the runtime's own, no monitors, no retention
+    settings = dataclasses.replace(
+        ObservabilitySettings.from_service(svc), database_url=db, http_addr=None,
+        monitor_tick_seconds=0, max_analysis_rows=max(5_000_000, 2 * n),
+        retention=KEEP_EVERYTHING, **extra)
+    held = db is None and settings.embedded_path.exists()
     rt = ObservabilityRuntime(settings)
     rt.store.open()
     try:
-        print(f"{backend}: {n} records over {DAYS} days ({load()})", flush=True)
-        run = uuid.uuid4().hex[:6]
-        t = time.perf_counter()
-        stored = 0
-        for lo in range(0, n, CHUNK):
-            hi = min(lo + CHUNK, n)
-            cols, _ = generate(lo, hi, n)
-            stored += rt.ingestor.write_columnar(arrow_chunk(cols, lo, hi, run)).accepted
-        dt = time.perf_counter() - t
-        what = "(main: no profiles)" if AnalysisMode is None else "(with profiles)    "
-        print(f"  import records {what} {dt:8.2f} s  {stored / dt:9.0f} rec/s  "
-              f"peak RSS {rss_mb():7.0f} MB  ({load()})", flush=True)
-        t = time.perf_counter()
-        for lo in range(0, n, CHUNK):
-            hi = min(lo + CHUNK, n)
-            _, actual = generate(lo, hi, n)
-            rt.ingestor.write_actuals([Actual(f"{run}-{lo + i}", int(a))
-                                       for i, a in enumerate(actual.tolist())])
-        dt = time.perf_counter() - t
-        print(f"  import actuals (with confusion counts) {dt:6.2f} s  {n / dt:9.0f} act/s",
-              flush=True)
+        memory = getattr(settings, "duckdb_memory_limit", "DuckDB's default")
+        print(f"{backend}: {n} records over {DAYS} days, {training} training records "
+              f"(DuckDB memory limit {memory if db is None else '-'}; {load()})", flush=True)
+        if held:
+            print(f"  kept store {settings.embedded_path}: imported by an earlier run",
+                  flush=True)
+        else:
+            import_records(rt, n, training, AnalysisMode is None)
         if analyze and db:  # the statistics autovacuum would have gathered by now
             import psycopg
 
@@ -196,6 +238,7 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
                                                 TimeWindow(T0, mid)))
         if AnalysisMode is None:
             timed("drift (main's exact path)", lambda: ev.drift(cur, ref))
+            page_steps(rt)
             exact_steps(rt, cur, ref)
             return
         rep = timed("drift, automatic mode", lambda: ev.drift(cur, ref))
@@ -219,6 +262,7 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
             first = rc.slices[0].display_name if rc.slices else "(none)"
             print(f"    first slice: {first}; names the shifted slice first: "
                   f"{SHIFTED in first}")
+        page_steps(rt)
         if skip_exact:
             return
         exact = timed("drift, EXACT mode (main's path)",
@@ -241,9 +285,8 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
 
 
 def exact_steps(rt: Any, cur: Any, ref: Any) -> None:
-    """Root cause, performance and the dashboard page: the exact path (the records)."""
+    """Root cause and performance on the exact path (the records)."""
     from modelplane.observability import metrics as M
-    from modelplane.observability.dashboard import build_model_view
     from modelplane.observability.records import (
         ColumnRef,
         ColumnSource,
@@ -266,7 +309,52 @@ def exact_steps(rt: Any, cur: Any, ref: Any) -> None:
     timed("performance by day and city, exact", lambda: ev.performance(
         EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION), bucket=timedelta(days=1),
         slice_by=[ColumnRef(ColumnSource.FEATURE, "city")], **exact))
-    timed("dashboard model page", lambda: build_model_view(rt, MODEL))
+
+
+def page_steps(rt: Any) -> None:
+    """The dashboard's model page as a browser gets it: the runtime's dashboard app
+    served by uvicorn on a free port of this process, each range fetched twice over
+    HTTP (cold: its first load; warm: again, with nothing new stored)."""
+    import socket
+    import urllib.request
+
+    import uvicorn
+
+    from modelplane.observability.dashboard import dashboard_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(dashboard_app(rt), log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:  # readiness of the server, not of a result
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the dashboard server did not start")
+        time.sleep(0.01)
+
+    def get(query: str) -> Callable[[], Any]:
+        def fetch() -> Any:
+            url = f"http://127.0.0.1:{port}/models/{MODEL}{query}"
+            with urllib.request.urlopen(url, timeout=600) as resp:
+                body = resp.read().decode()
+            if resp.status != 200 or "id='performance'" not in body:
+                raise RuntimeError(f"GET {url}: HTTP {resp.status}")
+            return body
+        return fetch
+
+    try:
+        for label, query in PAGE_RANGES:
+            body = timed(f"dashboard page {label}, cold (HTTP GET)", get(query))
+            timed(f"dashboard page {label}, warm (HTTP GET)", get(query))
+            how = "hourly profiles" if "hourly profiles" in body else "records"
+            print(f"    {len(body) // 1024} KiB; performance from the {how}", flush=True)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
 
 
 def layout_bench(n: int, postgres: str | None) -> None:
@@ -394,6 +482,11 @@ def main() -> None:
                          "$MODELPLANE_TEST_POSTGRES")
     ap.add_argument("--exact-rows", type=int, default=200_000,
                     help="MODELPLANE_OBSERVABILITY_EXACT_ROWS for the automatic mode")
+    ap.add_argument("--training", type=int, default=100_000,
+                    help="TRAINING-environment records: the dashboard page's reference")
+    ap.add_argument("--data-dir", type=Path, default=None,
+                    help="keep the stores here (default: a temporary directory); an "
+                         "embedded store already there is used as it is, not imported again")
     ap.add_argument("--skip-exact", action="store_true",
                     help="only the profile-mode analyses (the exact path reads every record)")
     ap.add_argument("--layout", action="store_true",
@@ -413,7 +506,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.stores:
             bench_store(backend, args.records, args.exact_rows, args.skip_exact,
-                        args.postgres, Path(tmp), args.analyze)
+                        args.postgres, args.data_dir or Path(tmp), args.training,
+                        args.analyze)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     uv run python bench/root_cause.py                          # 40 seeds, 500 and 800 a side
     uv run python bench/root_cause.py --seeds 60 --sides 500 --depth 2
 
-Each run generates the lifecycle demo's data (``modelplane.cli.demo.data``:
+Each run generates the lifecycle demo's data (``modelplane.kit.demo_data``:
 transactions in five cities; from the midpoint on, Porto's amounts grow 4-8x,
 most go to electronics and half are fraud), fits a logistic regression on the
 history's numeric features (the demo's champion), logs the predictions and the
@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 from sklearn.linear_model import LogisticRegression
 
-from modelplane.cli.demo import data as D
+from modelplane.kit import demo_data as D
 from modelplane.observability import metrics as M
 from modelplane.observability.evaluations import Evaluations, Reference
 from modelplane.observability.ingest import RecordIngestor

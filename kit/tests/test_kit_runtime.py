@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -161,3 +162,91 @@ async def test_side_server_on_a_taken_port_fails_its_start() -> None:
         assert (await http_get(first.port, "/x")).endswith("hello /x")
     finally:
         await first.stop()
+
+
+class Warehouse(ServiceRuntime[str]):
+    """A build that opens a listening socket, a SQLite file and a channel, then fails
+    (or not): what it opened is registered with ``closing``."""
+
+    def __init__(self, db: Any, *, fail: bool) -> None:
+        super().__init__("warehouse")
+        self.db_path = db
+        self.fail = fail
+        self.events: list[str] = []
+        self.listener: asyncio.Server | None = None
+        self.db: sqlite3.Connection | None = None
+        self.peer: grpc.aio.Channel | None = None
+        self.listen_port = 0
+
+    async def build(self) -> str:
+        self.listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        self.listen_port = int(self.listener.sockets[0].getsockname()[1])
+
+        async def close_listener() -> None:
+            assert self.listener is not None
+            self.listener.close()
+            await self.listener.wait_closed()
+            self.events.append("listener closed")
+
+        self.closing(close_listener, "the listener")
+        self.db = sqlite3.connect(self.db_path, check_same_thread=False)
+        db = self.db
+
+        def close_db() -> None:
+            db.close()
+            self.events.append("db closed")
+
+        self.closing(close_db, "the database")
+        self.closing(self._broken_closer, "a part that fails to close")
+        self.peer = self.channel("127.0.0.1:1", ServiceSettings(
+            service="warehouse", listen="127.0.0.1:0", data_root=self.db_path.parent,
+            auth_enabled=False))
+        if self.fail:
+            raise RuntimeError("the shelves are missing")
+        return "open"
+
+    def _broken_closer(self) -> None:
+        self.events.append("broken closer ran")
+        raise OSError("already gone")
+
+    async def close(self) -> None:
+        self.events.append("closed")
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_a_start_that_fails_midway_closes_what_its_build_opened(tmp_path: Any) -> None:
+    rt = Warehouse(tmp_path / "w.db", fail=True)
+    port = _free_port()
+    settings = ServiceSettings(service="warehouse", listen=f"127.0.0.1:{port}",
+                               data_root=tmp_path, auth_enabled=False)
+    spec = ServiceSpec("warehouse", [], on_start=rt.start, on_stop=rt.stop)
+    with pytest.raises(RuntimeError, match="shelves are missing"):
+        async with running(spec, settings):
+            pytest.fail("the service must not start")
+    assert rt.listener is not None and rt.db is not None and rt.peer is not None
+    assert _refused(rt.listen_port)
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        rt.db.execute("select 1")
+    # newest first, a failing closer does not stop the others, close() is not called
+    assert rt.events == ["broken closer ran", "db closed", "listener closed"]
+    assert rt.peer.get_state() is grpc.ChannelConnectivity.SHUTDOWN
+
+
+async def test_stop_closes_the_registered_parts_after_close_and_before_channels(
+        tmp_path: Any) -> None:
+    rt = Warehouse(tmp_path / "w.db", fail=False)
+    await rt.start()
+    assert rt.current() == "open"
+    assert rt.peer is not None and rt.peer.get_state() is not grpc.ChannelConnectivity.SHUTDOWN
+    port = rt.listen_port
+    assert not _refused(port)
+    await rt.stop()
+    assert rt.events == ["closed", "broken closer ran", "db closed", "listener closed"]
+    assert _refused(port)
+    assert rt.peer.get_state() is grpc.ChannelConnectivity.SHUTDOWN
+    await rt.stop()  # once
+    assert rt.events.count("db closed") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -11,6 +12,10 @@ import grpc
 import pytest
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from modelplane.kit.auth import Role, add_key, current_principal
 from modelplane.kit.clients import channel
@@ -25,6 +30,7 @@ from modelplane.kit.errors import (
 from modelplane.kit.server import Servicer, ServiceSpec, running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.kit.status import raise_from_rpc_error
+from modelplane.kit.telemetry import setup_tracing
 
 SVC = "test.kit.v1.Echo"
 READ, WRITE, STREAM, BROKEN = (f"/{SVC}/Read", f"/{SVC}/Write", f"/{SVC}/Count",
@@ -40,7 +46,8 @@ class Echo:
         if request.value == "bad":
             raise InvalidArgument("bad request", field_violations=[
                 FieldViolation("dataset.feature_refs[2]", "unknown feature view 'x'")])
-        return S(value=f"{current_principal().name}:{request.value}")
+        with trace.get_tracer("kittest").start_as_current_span("echo.read"):
+            return S(value=f"{current_principal().name}:{request.value}")
 
     async def write(self, request: S, context: grpc.aio.ServicerContext) -> S:
         return S(value=f"wrote {request.value} as {current_principal().role.name}")
@@ -321,3 +328,49 @@ def test_sigterm_while_starting_abandons_the_start_at_once(tmp_path: Path) -> No
     assert proc.returncode == 0, out
     assert "start abandoned" in out and "exited" in out
     assert elapsed < 10, elapsed
+
+
+async def test_each_call_is_a_server_span_continuing_the_callers_trace(
+        tmp_path: Path, keys: dict[str, str]) -> None:
+    """The guard's span: the caller's W3C trace continued, OpenTelemetry's RPC attributes,
+    the handler's own spans beneath it, and an error status for the server's failures
+    only (a caller's NOT_FOUND is not the server's error)."""
+    exporter = InMemorySpanExporter()
+    setup_tracing("kittest", [SimpleSpanProcessor(exporter)])
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    traced = (("traceparent", f"00-{trace_id}-{parent_id}-01"),)
+
+    async def call(method: str, value: str, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        async with channel(svc.address, api_key=keys["reader"], tracing=False) as ch:
+            stub = ch.unary_unary(method, request_serializer=S.SerializeToString,
+                                  response_deserializer=S.FromString)
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await stub(S(value=value), metadata=metadata)
+
+    async with running(_spec(), _settings(tmp_path, keys)) as svc:
+        await call(READ, "x", traced)
+        await call(READ, "missing")
+        await call(BROKEN, "x", traced)
+    spans = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER
+             and s.name.startswith(f"/{SVC}/")]
+    read_ok, read_missing, broken = spans
+    assert read_ok.name == READ
+    assert f"{read_ok.context.trace_id:032x}" == trace_id
+    assert read_ok.parent is not None and f"{read_ok.parent.span_id:016x}" == parent_id
+    assert dict(read_ok.attributes or {}) | {"net.peer.port": "-"} == {
+        "rpc.system": "grpc", "rpc.service": SVC, "rpc.method": "Read",
+        "rpc.grpc.status_code": 0, "net.peer.ip": "127.0.0.1", "net.peer.port": "-",
+        "net.peer.name": "localhost", "rpc.user_agent": read_ok.attributes["rpc.user_agent"]}
+    child = next(s for s in exporter.get_finished_spans() if s.name == "echo.read")
+    assert child.parent is not None and child.parent.span_id == read_ok.context.span_id
+
+    # no traceparent: a new trace; the caller's error leaves the status unset
+    assert f"{read_missing.context.trace_id:032x}" != trace_id
+    assert read_missing.attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert read_missing.status.status_code == StatusCode.UNSET
+
+    assert f"{broken.context.trace_id:032x}" == trace_id
+    assert broken.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
+    assert broken.status.status_code == StatusCode.ERROR
+    assert [e.name for e in broken.events] == ["exception"]
+    assert broken.events[0].attributes["exception.type"] == "RuntimeError"

@@ -52,6 +52,7 @@ class Replica:
     http_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    dsn: str
 
     def readiness(self) -> dict[str, Any]:
         return httpx.get(f"{self.http_url}/v2/health/ready", timeout=5.0).json()
@@ -120,7 +121,7 @@ def _start_replica(name: str, tmp: Path, dsn: str, mlflow_uri: str, base_port: i
         process = subprocess.Popen([sys.executable, "-m", "modelplane.serving.main"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
     return Replica(name, f"127.0.0.1:{base_port}", f"http://127.0.0.1:{base_port + 1}",
-                   process, log_path)
+                   process, log_path, dsn)
 
 
 def _wait_ready(replica: Replica, timeout: float = START_TIMEOUT_SECONDS) -> None:
@@ -321,7 +322,7 @@ async def test_a_deployment_deleted_on_b_stops_on_a(replicas):
 
 
 async def test_a_change_missed_while_the_listener_was_down_is_applied_after_reconnect(
-        replicas, postgres_server_dsn):
+        replicas):
     a, b = replicas
     import psycopg
 
@@ -336,11 +337,13 @@ async def test_a_change_missed_while_the_listener_was_down_is_applied_after_reco
         before = b.readiness()["deployment_sync"]["reconnects"]
 
         # Cut both replicas' LISTEN connections, then change the split at once: the
-        # notification reaches nobody; the reconnect's resync must repair it.
-        with psycopg.connect(postgres_server_dsn, autocommit=True) as admin:
+        # notification reaches nobody; the reconnect's resync must repair it. Only this
+        # store's listeners: other tests' replicas (parallel workers) keep theirs.
+        with psycopg.connect(a.dsn, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'modelplane-serving-deployment-feed'").fetchone()
+                "WHERE application_name = 'modelplane-serving-deployment-feed' "
+                "AND datname = current_database()").fetchone()
         assert killed is not None and killed[0] >= 2
         start = time.monotonic()
         await control_a.SetTrafficSplit(pb.SetTrafficSplitRequest(

@@ -259,29 +259,32 @@ async def test_feast_serving_stub_reads_what_our_rpcs_ingested(featurestore: Any
     assert cols["value"].event_timestamps[2].seconds == int(NOW.timestamp())
 
     # Feast's own SDK reads the same online store and agrees.
-    feast_dict = feast_sdk(fs, view).get_online_features(
-        features=[f"{view}:value", f"{view}:tag"],
+    feast_dict = feast_sdk_online(
+        fs, features=[f"{view}:value", f"{view}:tag"],
         entity_rows=[{key: i} for i in (7, 8, 9, 10)]).to_dict()
     assert feast_dict["value"] == [7.5, 8.5, 9.5, None]
     assert feast_dict["tag"] == ["a", "b", "c", None]
 
 
-def feast_sdk(fs: Any, view: str) -> Any:
-    """Feast's own SDK over the service's store, once its registry cache knows ``view`` and
-    its entities. The SDK reads through that cache, which can lag the registry: Feast's
-    refresh is unlocked (a read begun before ApplyRepo can land after a newer one) and it
-    swallows its errors. CI saw the SDK say a just-applied entity did not exist."""
+def feast_sdk_online(fs: Any, features: list[str], entity_rows: list[dict[str, Any]]) -> Any:
+    """Feast's own SDK's ``get_online_features`` over the service's store, asked again
+    (after a registry refresh) while it says a just-applied view or entity does not exist.
+    The SDK reads through its registry cache, which can lag the registry: Feast's refresh
+    is unlocked (a read begun before ApplyRepo can land after a newer one, also between a
+    check of the cache and the call) and it swallows its errors. CI saw the SDK say a
+    just-applied entity did not exist. Any other error, or the same one for 5 s, fails."""
+    from feast.errors import EntityNotFoundException, FeatureViewNotFoundException
+
     store = fs.core.repository.store
-    for _ in range(50):
-        store.refresh_registry()
+    deadline = time.monotonic() + 5.0
+    while True:
         try:
-            fv = store.get_feature_view(view, allow_registry_cache=True)
-            for entity in fv.entities:
-                store.get_entity(entity, allow_registry_cache=True)
-            return store
-        except Exception:  # noqa: BLE001 - not in the cache yet: refresh again
+            return store.get_online_features(features=features, entity_rows=entity_rows)
+        except (EntityNotFoundException, FeatureViewNotFoundException):
+            if time.monotonic() > deadline:
+                raise
             time.sleep(0.1)
-    return store
+            store.refresh_registry()
 
 
 async def _ttl_case(fs: Any, ttl: timedelta) -> tuple[str, str, list[int]]:
@@ -313,8 +316,7 @@ async def test_online_answers_equal_feasts_own_including_ttl_nulls_and_missing_k
     fs = featurestore
     key, view, ids = await _ttl_case(fs, timedelta(hours=2))
     refs = [f"{view}:count", f"{view}:value", f"{view}:tag"]
-    sdk = feast_sdk(fs, view).get_online_features(
-        features=refs, entity_rows=[{key: i} for i in ids]).proto
+    sdk = feast_sdk_online(fs, features=refs, entity_rows=[{key: i} for i in ids]).proto
     expected = dict(zip(sdk.metadata.feature_names.val, sdk.results))
     stale, empty = ids.index(2), Value_pb2.Value()
 

@@ -16,7 +16,8 @@ from obs_test_data import Service
 
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
-from modelplane.observability.runtime import ObservabilityRuntime, build
+from modelplane.observability.main import build
+from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 

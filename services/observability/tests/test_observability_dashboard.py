@@ -91,7 +91,8 @@ async def dashboard(tmp_path_factory: pytest.TempPathFactory
 
 async def test_dashboard_requires_an_api_key(dashboard: tuple[str, str, Path]) -> None:
     base, key, _ = dashboard
-    async with httpx.AsyncClient(base_url=base, follow_redirects=False) as client:
+    # the page is computed on a first load: httpx's 5 s default is short on a busy machine
+    async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=120) as client:
         assert (await client.get(f"/models/{MODEL}")).status_code == 401
         assert (await client.get("/", params={"key": "wrong"})).status_code == 401
         login = await client.get(f"/models/{MODEL}", params={"key": key})

@@ -32,7 +32,7 @@ from modelplane.kit.clients import channel
 from modelplane.kit.errors import InvalidArgument, NotFound, Unauthenticated
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
-from modelplane.observability.runtime import build
+from modelplane.observability.main import build
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.v1 import observability_pb2 as pb
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc

@@ -46,7 +46,7 @@ from registry_testenv import RegistryEnv, in_thread
 from modelplane.kit.errors import FailedPrecondition
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
-from modelplane.observability.runtime import build
+from modelplane.observability.main import build
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.v1 import observability_pb2 as pb
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc

@@ -26,8 +26,9 @@ from obs_test_data import drift_monitor, drifted_model
 
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
+from modelplane.observability.main import build
 from modelplane.observability.records import utcnow
-from modelplane.observability.runtime import ObservabilityRuntime, build
+from modelplane.observability.runtime import ObservabilityRuntime
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.store.base import DeliveryState
 from modelplane.observability.v1 import observability_pb2 as pb

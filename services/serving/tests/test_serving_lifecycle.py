@@ -165,3 +165,19 @@ async def test_the_serving_service_is_unavailable_starting_until_the_runtime_has
             await serving_pb2_grpc.ServingServiceStub(ch).GetDeployment(
                 pb.GetDeploymentRequest(name="no-such-deployment"))
         assert rpc.value.code() == grpc.StatusCode.NOT_FOUND, rpc.value.details()
+
+
+async def test_stop_closes_the_channels_to_the_peers_made_by_the_runtime(make_settings):
+    """The clients of observability (prediction log, rollout evidence and alerts) and
+    of the featurestore (online features, datasets) use channels the runtime made
+    through the kit base: the runtime's stop closes all of them."""
+    from modelplane.serving.runtime import ServingRuntime
+
+    settings = make_settings(MODELPLANE_SERVING_OBSERVABILITY_TARGET="127.0.0.1:1",
+                             MODELPLANE_SERVING_FEATURESTORE_TARGET="127.0.0.1:1")
+    server = ServingRuntime(settings)
+    channels = list(server._channels)
+    assert len(channels) == 5  # observability x3, featurestore x2 (the model source: MLflow)
+    async with running(server.spec, settings.service):
+        assert all(ch.get_state() is not grpc.ChannelConnectivity.SHUTDOWN for ch in channels)
+    assert [ch.get_state() for ch in channels] == [grpc.ChannelConnectivity.SHUTDOWN] * 5

@@ -116,3 +116,59 @@ async def test_bad_input_and_unknown_model_get_oip_errors(make_settings, sv):
             ]
 
         assert await asyncio.to_thread(http_calls) == [404, 400, 400]
+
+
+async def test_a_version_of_the_same_name_from_another_registry_is_not_served_from_the_store(
+        make_settings, sv, registry, tmp_path):
+    """BentoML's model store, shared by two registries (or kept across a model deleted and
+    registered again, when MLflow counts versions from 1 again), holds ``churn:v1`` of
+    the first: the second's ``churn`` v1 must be imported and served, not the first's."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    X, _ = sv.make_data(5, 20)
+    first = LogisticRegression(C=1.0).fit(*sv.make_data(0))
+    train_x, train_y = sv.make_data(0)
+    flipped = LogisticRegression(C=1.0).fit(train_x, 1 - train_y)
+    assert (first.predict(X) != flipped.predict(X)).all()
+
+    other_uri = f"sqlite:///{tmp_path / 'other-registry.db'}"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        mlflow.set_tracking_uri(other_uri)
+        mlflow.set_registry_uri(other_uri)
+        client = MlflowClient(other_uri, other_uri)
+        experiment = client.create_experiment(
+            "other", artifact_location=(tmp_path / "other-artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            mlflow.sklearn.log_model(flipped, name="model", registered_model_name="churn",
+                                     signature=infer_signature(train_x, flipped.predict(X[:1])))
+        client.set_registered_model_alias("churn", "champion", "1")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+    def predict(address: str) -> np.ndarray:
+        c = tgrpc.InferenceServerClient(address)
+        inp = tgrpc.InferInput("input-0", list(X.shape), "FP64")
+        inp.set_data_from_numpy(X)
+        out = c.infer("churn", [inp]).as_numpy("output-0")
+        c.close()
+        return out
+
+    for i, (source, expected) in enumerate(((registry.uri, first), (other_uri, flipped))):
+        data_dir = tmp_path / f"serving-{i}"  # its own deployments; BentoML's store shared
+        data_dir.mkdir()
+        settings = make_settings(MODELPLANE_SERVING_MODEL_SOURCE=source,
+                                 MODELPLANE_DATA_DIR=str(data_dir))
+        async with sv.run_server(settings) as server:
+            async with grpc.aio.insecure_channel(server.grpc_address) as ch:
+                d = await _create(serving_pb2_grpc.ServingServiceStub(ch), name="churn",
+                                  model="churn")
+                assert [(m.version, m.bento_model_tag) for m in d.loaded_models] == [
+                    ("1", "churn:v1")]
+            np.testing.assert_array_equal(await asyncio.to_thread(predict, server.grpc_address),
+                                          expected.predict(X))

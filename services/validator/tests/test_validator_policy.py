@@ -121,9 +121,10 @@ protected_attributes: [gender]
 event_timestamp_column: event_time
 entity_columns: [customer_id]
 checks: [metrics, prediction_drift, feature_drift, feature_importance, sensitivity,
-         {check: stress, params: {duration_s: 0.05}}, bias, data_quality, leakage, fitting,
-         backtest]
-""")
+         {check: stress, params: {duration_s: 0.05}, thresholds: {max_p99_ms_batch_1: 5000}},
+         bias, data_quality, leakage, fitting, backtest]
+""")  # stress's default 100 ms p99 is a latency target, not what this test is about: a
+      # busy CI machine (parallel workers) can exceed it; the stress check has its own tests
     results = validate(scenario.model, scenario.test, policy, baseline=scenario.model,
                        training=scenario.train)
     assert [r.check for r in results] == [c for c in CATALOG if c != "feature_parity"]

@@ -11,13 +11,17 @@ The base owns what every service needs around that, written once:
 - ``start()`` / ``stop()``: the kit server's ``on_start`` / ``on_stop`` hooks;
   ``stop`` runs once (a second call does nothing) and releases, in this order,
   the side HTTP servers, the background tasks (cancelled), the subclass's own
-  parts (:meth:`~ServiceRuntime.close`) and the channels to peers, last because
-  ``close`` may still wait for calls that use them;
+  parts (:meth:`~ServiceRuntime.close`, then what it registered with
+  :meth:`~ServiceRuntime.closing`, newest first) and the channels to peers, last
+  because those may still wait for calls that use them;
 - :meth:`~ServiceRuntime.channel` / :meth:`~ServiceRuntime.spawn` /
-  :meth:`~ServiceRuntime.serve_http`: a peer channel, a background task, an ASGI
-  app on a :class:`SideServer`, each released by ``stop``. When ``build`` fails
-  (or a stop abandons it), what these made is released at once: the kit server
-  calls ``on_stop`` only after a finished start.
+  :meth:`~ServiceRuntime.serve_http` / :meth:`~ServiceRuntime.closing`: a peer
+  channel, a background task, an ASGI app on a :class:`SideServer`, and any other
+  part ``build`` opens (a store, an engine, a child process), each released by
+  ``stop``. When ``build`` fails (or a stop abandons it), what these made so far
+  is released at once, in the same order (without ``close``, which may assume a
+  finished build): the kit server calls ``on_stop`` only after a finished start,
+  so a part ``build`` opens without registering it leaks when a later step fails.
 
 :class:`SideServer` is the quiet uvicorn beside the gRPC port (a dashboard, a
 REST endpoint): no signal handlers of its own (the kit owns SIGTERM/SIGINT), no
@@ -30,6 +34,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -150,6 +155,8 @@ class ServiceRuntime(abc.ABC, Generic[T]):
         self._channels: list[grpc.aio.Channel] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._side_servers: list[SideServer] = []
+        #: (what, its closer) registered by ``closing``, oldest first
+        self._closers: list[tuple[str, Callable[[], object]]] = []
         self._stopped = False
 
     # ---------------------------------------------------------------- the domain object
@@ -186,7 +193,8 @@ class ServiceRuntime(abc.ABC, Generic[T]):
         self._current = current
 
     async def stop(self) -> None:
-        """``on_stop``: side servers, tasks, :meth:`close`, channels; runs once."""
+        """``on_stop``: side servers, tasks, :meth:`close`, the registered closers,
+        channels; runs once."""
         if self._stopped:
             return
         self._stopped = True
@@ -195,13 +203,18 @@ class ServiceRuntime(abc.ABC, Generic[T]):
         try:
             await self.close()
         finally:
-            await self._close_channels()
+            try:
+                await self._run_closers()
+            finally:
+                await self._close_channels()
 
     # ---------------------------------------------------------------- what the base owns
 
     def channel(self, target: str, settings: ServiceSettings) -> grpc.aio.Channel:
-        """A channel to a peer (``kit.clients.channel``), closed by ``stop``. Make it in
-        ``build`` or later: an aio channel belongs to the loop it was made on."""
+        """A channel to a peer (``kit.clients.channel``), closed by ``stop`` (and by a
+        failed start). Make it in the loop the service runs in: in ``build``, or in the
+        constructor of a runtime made inside that loop (an aio channel belongs to the
+        loop it was made on)."""
         ch = make_channel(target, settings)
         self._channels.append(ch)
         return ch
@@ -220,10 +233,31 @@ class ServiceRuntime(abc.ABC, Generic[T]):
         await server.start()
         return server
 
+    def closing(self, close: Callable[[], object], what: str) -> None:
+        """Register the closer of a part ``build`` has just opened (a store, an
+        engine, a child process): ``stop`` calls it, newest first, after
+        :meth:`close`; a failed ``build`` calls it at once. ``close`` may return an
+        awaitable (awaited); a blocking one belongs in ``asyncio.to_thread``. A
+        closer that fails is logged and the others still run."""
+        self._closers.append((what, close))
+
+    async def _run_closers(self) -> None:
+        closers, self._closers = self._closers, []
+        for what, close in reversed(closers):
+            try:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # one part failing to close must not leak the others
+                log.warning("closing %s of the %s failed", what, self.name, exc_info=True)
+
     async def _release_owned(self) -> None:
         await self._stop_side_servers()
         await self._cancel_tasks()
-        await self._close_channels()
+        try:
+            await self._run_closers()
+        finally:
+            await self._close_channels()
 
     async def _stop_side_servers(self) -> None:
         servers, self._side_servers = self._side_servers, []

@@ -5,7 +5,6 @@
 | `command.py` | `modelplane demo`: arguments, the platform's health, the JSON summary |
 | `story.py` | the eleven stages in order; the decisions are the rollouts' (serving's) |
 | `session.py` | the line to the platform: channels, stubs, progress bars, RPC errors, sizes |
-| `data.py` | generated card transactions, customer snapshots, live traffic with a shift |
 | `training.py` | the data scientist's part: scikit-learn models, logged with stock MLflow |
 | `features.py` | steps 1-3: featurestore definitions, ingest, materialize, point-in-time Datasets |
 | `models.py` | steps 4-7: train, register with lineage, validate, the gated champion |
@@ -13,6 +12,9 @@
 | `traffic.py` | serving: the deployment, live traffic through the gateway |
 | `analysis.py` | observability: actuals, performance, drift, root cause, a monitor |
 | `report.py` | what is printed: the tables and the URLs to look at |
+
+Its data come from the one generator, ``modelplane.kit.demo_data`` (card
+transactions, customer snapshots, live traffic with a shift).
 
 Its dependencies (scikit-learn, the MLflow client, pandas, pyarrow) are the CLI's
 ``demo`` extra; :func:`missing_modules` says which are absent before anything

@@ -71,7 +71,7 @@ def _filter(versions: list[str] | None = None, start: datetime | None = None,
 
 async def analyse(demo: Demo, t0: datetime, shift_time: datetime, t1: datetime,
                   versions: dict[str, str]) -> dict[str, Any]:
-    from modelplane.cli.demo.data import SHIFTED_CITY
+    from modelplane.kit.demo_data import SHIFTED_CITY
     from modelplane.observability.v1 import observability_pb2 as ob
 
     obs = demo.stub("observability")

@@ -74,8 +74,8 @@ async def read_dataset(demo: Demo, dataset_id: str) -> Any:
 
 async def stage_data(demo: Demo) -> Any:
     from modelplane.api.v1 import types_pb2
-    from modelplane.cli.demo import data as demo_data
     from modelplane.featurestore.v1 import featurestore_pb2 as fs
+    from modelplane.kit import demo_data
 
     demo.stage(1, "Generate card transactions (5 cities, fraud label known 3 days later)")
     size = demo.size
@@ -96,8 +96,11 @@ async def stage_data(demo: Demo) -> Any:
         entities=[customer], feature_views=views, feature_services=[service])))
     demo.console.print(f"applied {len(applied.entities)} entity, {len(applied.feature_views)} "
                        f"feature views, {len(applied.feature_services)} feature service")
-    tables = {"transactions": tx, "customer_profile": history.customer_profile,
-              "customer_activity": history.customer_activity}
+    # each view gets its own columns (the generator makes more than this demo's views keep)
+    generated = {"transactions": tx, "customer_profile": history.customer_profile,
+                 "customer_activity": history.customer_activity}
+    tables = {v.name: generated[v.name][["customer_id", "event_timestamp",
+                                         *(f.name for f in v.features)]] for v in views}
     with demo.progress() as progress:
         task = progress.add_task("ingest offline rows", total=sum(len(t) for t in tables.values()))
         for name, df in tables.items():

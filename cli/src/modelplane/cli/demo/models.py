@@ -72,8 +72,8 @@ async def train_register(demo: Demo, kind: str, datasets: dict[str, Any],
     """``train``: the training frame when not the featurestore Dataset's as read."""
     from google.protobuf import field_mask_pb2
 
-    from modelplane.cli.demo import data as demo_data
     from modelplane.cli.demo.training import train_and_log
+    from modelplane.kit import demo_data
     from modelplane.registry.v1 import registry_pb2 as rg
 
     refs = list(demo_data.ONLINE_FEATURE_REFS)
@@ -161,7 +161,7 @@ async def _watch_validation(demo: Demo, validator: Any, run: Any, version: int) 
 
 
 async def deploy_staging(demo: Demo, version: int) -> None:
-    from modelplane.cli.demo import data as demo_data
+    from modelplane.kit import demo_data
     from modelplane.serving.v1 import serving_pb2 as sv
 
     await remove_staging(demo)

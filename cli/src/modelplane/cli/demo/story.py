@@ -23,7 +23,7 @@ from modelplane.cli.demo.traffic import deploy
 async def run(demo: Demo) -> dict[str, Any]:
     from rich.progress import Progress  # noqa: F401 - fail early when rich is missing
 
-    from modelplane.cli.demo import data as demo_data
+    from modelplane.kit import demo_data
     from modelplane.registry.v1 import registry_pb2 as rg
     from modelplane.validator.v1 import validator_pb2 as vd
 

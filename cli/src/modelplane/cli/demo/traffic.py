@@ -39,7 +39,7 @@ async def wait_ready(demo: Demo, progress: Any, task: Any, timeout: float = 300,
 
 
 async def deploy(demo: Demo) -> Any:
-    from modelplane.cli.demo import data as demo_data
+    from modelplane.kit import demo_data
     from modelplane.serving.v1 import serving_pb2 as sv
 
     serving = demo.stub("serving")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelplane.cli.demo.data import (
+from modelplane.kit.demo_data import (
     CATEGORICAL_FEATURES,
     LABEL,
     MODEL_FEATURES,

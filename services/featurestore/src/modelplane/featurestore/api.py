@@ -1,5 +1,5 @@
 """gRPC servicer: ``modelplane.featurestore.v1.FeatureStoreService`` over the runtime's
-parts (``runtime.FeatureStoreParts``).
+parts (``parts.FeatureStoreParts``).
 
 Messages in (``convert.py``), domain calls (blocking ones moved to a worker thread),
 messages out; nothing else. Errors are the domain's ``ModelplaneError``s, mapped to
@@ -41,9 +41,9 @@ from modelplane.kit.auth import Role, current_principal
 from modelplane.kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 from modelplane.kit.paging import decode_offset, encode_page_token, page_of, page_size
 
-if TYPE_CHECKING:  # runtime.py builds the servicer: imported for the annotation only
+if TYPE_CHECKING:
     from modelplane.featurestore.feature_repository import FeatureRepository
-    from modelplane.featurestore.runtime import FeatureStoreParts
+    from modelplane.featurestore.parts import FeatureStoreParts
 
 
 def _require(value: str, field: str) -> str:

@@ -1,8 +1,10 @@
 """A small generated feature repo for demos, tests and benchmarks (no downloads).
 
-Card transactions of customers in a few cities, with a fraud label that
-arrives three days after the transaction (so the most recent rows are still
-unlabeled). Three feature views keyed by ``customer``:
+The rows are ``modelplane.kit.demo_data``'s (the one generator, shared with the
+CLI's lifecycle demo; its values do not depend on the hour it runs): card
+transactions of customers in five cities, with a fraud label that arrives three
+days after the transaction (so the most recent rows are still unlabeled). Three
+feature views keyed by ``customer``:
 
 * ``transactions``: one row per transaction (amount, merchant category, hour,
   city, the delayed ``is_fraud`` label) - the spine of training sets;
@@ -18,10 +20,9 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -33,12 +34,8 @@ from modelplane.featurestore.definitions import (
     ProjectionSpec,
     ValueKind,
 )
+from modelplane.kit import demo_data
 
-CITIES = ("Lisbon", "Porto", "Madrid", "Paris", "Berlin")
-MERCHANTS = ("grocery", "fuel", "online", "travel", "electronics", "restaurant")
-_MERCHANT_RISK = {"grocery": -1.0, "fuel": -0.6, "online": 0.6, "travel": 0.4,
-                  "electronics": 0.9, "restaurant": -0.8}
-LABEL_DELAY = timedelta(days=3)
 TS = pa.timestamp("us", tz="UTC")
 
 ACTIVITY_FEATURES = ("txn_count_7d", "avg_amount_7d", "max_amount_7d", "night_share_7d")
@@ -91,62 +88,21 @@ def definitions() -> tuple[list[EntitySpec], list[FeatureViewSpec], list[Feature
 
 def generate(n_customers: int = 300, days: int = 30, txns_per_customer_day: float = 0.8,
              seed: int = 7, end: datetime | None = None) -> DemoData:
-    rng = np.random.default_rng(seed)
-    end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(days=days)
-    ids = np.arange(1, n_customers + 1, dtype=np.int64)
-    home = rng.choice(CITIES, size=n_customers)
-    age = rng.integers(18, 85, size=n_customers)
-    limit = np.round(rng.lognormal(8.0, 0.5, size=n_customers), 2)
-    segment = np.where(limit > 5000, "premium", np.where(age < 30, "young", "standard"))
+    """The kit generator's history (``end`` defaults to this hour), as the three views'
+    Arrow tables."""
+    h = demo_data.history(n_customers, days, txns_per_customer_day, seed, end)
+    columns = {"transactions": TRANSACTION_FEATURES, "customer_profile": PROFILE_FEATURES,
+               "customer_activity": ACTIVITY_FEATURES}
 
-    n = int(n_customers * days * txns_per_customer_day)
-    cust_idx = rng.integers(0, n_customers, size=n)
-    offsets = np.sort(rng.uniform(0, days * 86400, size=n))
-    ts = pd.to_datetime(start) + pd.to_timedelta(offsets, unit="s")
-    merchant = rng.choice(MERCHANTS, size=n, p=[0.3, 0.15, 0.25, 0.08, 0.07, 0.15])
-    amount = np.round(rng.lognormal(3.3, 0.9, size=n) * np.where(merchant == "travel", 4, 1), 2)
-    hour = ts.hour.to_numpy().astype(np.int64)
-    away = rng.random(n) < 0.1
-    city = np.where(away, rng.choice(CITIES, size=n), home[cust_idx])
-    risk = (-4.2 + 0.9 * np.log1p(amount / 50) + np.vectorize(_MERCHANT_RISK.get)(merchant)
-            + 0.8 * ((hour < 6) | (hour > 22)) + 1.0 * away - 0.01 * (age[cust_idx] - 40))
-    fraud = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(np.int64)
-    labeled = (ts + LABEL_DELAY) <= pd.Timestamp(end)
-    tx = pd.DataFrame({
-        "customer_id": ids[cust_idx], "event_timestamp": ts, "amount": amount,
-        "merchant_category": merchant, "hour": hour, "city": city,
-        "is_fraud": pd.array(np.where(labeled, fraud, 0), dtype="Int64"),
-    })
-    tx.loc[~labeled, "is_fraud"] = pd.NA
-
-    snapshots = []
-    for d in range(days + 1):
-        day = pd.Timestamp(start) + pd.Timedelta(days=d)
-        snapshots.append(pd.DataFrame({
-            "customer_id": ids, "event_timestamp": day, "age": age.astype(np.int64),
-            "credit_limit": np.round(limit * (1 + 0.002 * d), 2), "home_city": home,
-            "segment": segment}))
-    profile = pd.concat(snapshots, ignore_index=True)
-
-    activity_parts = []
-    for cid, group in tx.groupby("customer_id", sort=False):
-        g = group.set_index("event_timestamp").sort_index()
-        roll = g["amount"].rolling("7D")
-        night = ((g["hour"] < 6) | (g["hour"] > 22)).astype(float).rolling("7D").mean()
-        activity_parts.append(pd.DataFrame({
-            "customer_id": cid, "event_timestamp": g.index,
-            "txn_count_7d": roll.count().astype(np.int64).to_numpy(),
-            "avg_amount_7d": np.round(roll.mean().to_numpy(), 2),
-            "max_amount_7d": roll.max().to_numpy(), "night_share_7d": night.to_numpy()}))
-    activity = pd.concat(activity_parts, ignore_index=True).sort_values("event_timestamp")
-
-    def arrow(df: pd.DataFrame) -> pa.Table:
-        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    def arrow(view: str, df: pd.DataFrame) -> pa.Table:
+        df = df[["customer_id", "event_timestamp", *columns[view]]].reset_index(drop=True)
+        table = pa.Table.from_pandas(df, preserve_index=False)
         return table.set_column(table.column_names.index("event_timestamp"), "event_timestamp",
                                 table.column("event_timestamp").cast(TS, safe=False))
 
-    return DemoData(arrow(tx), arrow(profile), arrow(activity), start, end)
+    return DemoData(arrow("transactions", h.transactions),
+                    arrow("customer_profile", h.customer_profile),
+                    arrow("customer_activity", h.customer_activity), h.start, h.end)
 
 
 def arrow_ipc(table: pa.Table) -> bytes:

@@ -15,8 +15,8 @@ from feast.protos.feast.serving import ServingService_pb2_grpc as feast_grpc
 from modelplane.featurestore.wire import feast_response
 from modelplane.kit.auth import Role
 
-if TYPE_CHECKING:  # runtime.py builds the servicer: imported for the annotation only
-    from modelplane.featurestore.runtime import FeatureStoreParts
+if TYPE_CHECKING:
+    from modelplane.featurestore.parts import FeatureStoreParts
 
 SERVICE_NAME = "feast.serving.ServingService"
 METHOD_ACCESS = {f"/{SERVICE_NAME}/GetFeastServingInfo": Role.READER,

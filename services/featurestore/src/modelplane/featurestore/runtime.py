@@ -1,10 +1,9 @@
 """The featurestore's parts wired together, on the kit's ``ServiceRuntime``.
 
-Settings -> the Feast repository (``feature_repository.py``), the record store,
-datasets, lookup plans, the online backend and lookup, online writes and quality
-reports (:class:`FeatureStoreParts`, what both servicers call). ``build`` makes
-them in the server's loop, starts the definitions refresher and applies the
-configured repo directory (``MODELPLANE_FEATURESTORE_REPO``); until then calls are
+Settings -> the parts both servicers call (``parts.py``: the Feast repository,
+record store, datasets, lookup plans, online lookup, writes, quality reports).
+``build`` makes them in the server's loop, starts the definitions refresher
+and applies the configured repo directory (``MODELPLANE_FEATURESTORE_REPO``); until then calls are
 refused ``UNAVAILABLE``/``STARTING``. ``build_spec`` is the kit server's spec: our
 contract and Feast's ``feast.serving.ServingService`` on one port.
 """
@@ -13,26 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from modelplane.featurestore.api import FeatureStoreServicer
 from modelplane.featurestore.convert import TableReader
-from modelplane.featurestore.datasets import DatasetStore
-from modelplane.featurestore.feast_config import PostgresParams
 from modelplane.featurestore.feast_serving import METHOD_ACCESS, SERVICE_NAME, FeastServingServicer
 from modelplane.featurestore.feature_repository import FeatureRepository
-from modelplane.featurestore.lookup_plans import LookupPlans
-from modelplane.featurestore.online_lookup import (
-    EntityKeyCodec,
-    OnlineBackend,
-    OnlineLookup,
-    PostgresOnlineBackend,
-    RedisOnlineBackend,
-    SqliteOnlineBackend,
-)
-from modelplane.featurestore.online_writes import OnlineWriter
-from modelplane.featurestore.quality_reports import QualityReports
-from modelplane.featurestore.record_store import RecordStore
+from modelplane.featurestore.parts import FeatureStoreParts, assemble
 from modelplane.featurestore.settings import FeatureStoreSettings
 from modelplane.featurestore.wire_handlers import with_wire_responses
 from modelplane.kit.auth import Role
@@ -44,50 +29,15 @@ log = logging.getLogger("modelplane.featurestore")
 OUR_SERVICE = "modelplane.featurestore.v1.FeatureStoreService"
 
 
-@dataclass(frozen=True)
-class FeatureStoreParts:
-    """What the servicers call, built once per process."""
-
-    repository: FeatureRepository
-    records: RecordStore
-    datasets: DatasetStore
-    plans: LookupPlans
-    online: OnlineLookup
-    writer: OnlineWriter
-    quality: QualityReports
-
-
-def online_backend(settings: FeatureStoreSettings) -> OnlineBackend:
-    if settings.online_store == "redis":
-        return RedisOnlineBackend(settings.redis_url, settings.project)
-    if settings.online_store == "postgres":
-        return PostgresOnlineBackend(PostgresParams.from_url(settings.database_url).conninfo)
-    return SqliteOnlineBackend(str(settings.data_dir / "online_store.db"))
-
-
-def assemble(settings: FeatureStoreSettings) -> FeatureStoreParts:
-    """The parts, from the settings (blocking: Feast's registry and stores are opened)."""
-    repository = FeatureRepository(settings)
-    url = settings.database_url or f"sqlite:///{settings.data_dir / 'featurestore.db'}"
-    records = RecordStore(url)
-    datasets = DatasetStore(repository, records, settings.dataset_root)
-    plans = LookupPlans(repository, settings.project)
-    online = OnlineLookup(online_backend(settings), plans.plan_for,
-                          EntityKeyCodec(settings.entity_key_cache_size),
-                          cached_plan=plans.cached)
-    return FeatureStoreParts(
-        repository=repository, records=records, datasets=datasets, plans=plans, online=online,
-        writer=OnlineWriter(repository, settings.stream_batch_rows),
-        quality=QualityReports(repository, datasets, records))
-
-
 class FeatureStoreRuntime(ServiceRuntime[FeatureStoreParts]):
     def __init__(self, settings: FeatureStoreSettings) -> None:
         super().__init__("featurestore")
         self.settings = settings
 
     async def build(self) -> FeatureStoreParts:
-        parts = assemble(self.settings)
+        # the parts are registered with the base as they open: stop closes them (the
+        # online store, the record store, the repository), and so does a failed start
+        parts = assemble(self.settings, self.closing)
         self.spawn(self._refresh_definitions_forever(parts.repository), "feast-registry-refresh")
         if self.settings.repo_path:
             applied = await asyncio.to_thread(parts.repository.apply_directory,
@@ -104,14 +54,6 @@ class FeatureStoreRuntime(ServiceRuntime[FeatureStoreParts]):
                 await asyncio.to_thread(repository.refresh)
             except Exception:  # keep serving from the last good definitions
                 log.warning("registry refresh failed", exc_info=True)
-
-    async def close(self) -> None:
-        if not self.started:
-            return
-        parts = self.current()
-        await parts.online.backend.close()
-        parts.records.close()
-        parts.repository.close()
 
 
 def build_spec(settings: ServiceSettings, fs_settings: FeatureStoreSettings | None = None

@@ -17,6 +17,7 @@ from modelplane.kit import paging
 from modelplane.kit.errors import NotFound
 from modelplane.observability import metrics as M
 from modelplane.observability.analysis_limits import RowBudget
+from modelplane.observability.baselines import Baseline
 from modelplane.observability.columnar import read_ipc
 from modelplane.observability.convert import (
     ATTRIBUTION_METHOD_PB,
@@ -50,10 +51,6 @@ from modelplane.observability.convert import (
     wire_enum,
 )
 from modelplane.observability.drift import DriftMethod
-from modelplane.observability.evaluations import (
-    Baseline,
-    Explainer,
-)
 from modelplane.observability.ingest import ArrowRecords, read_table
 from modelplane.observability.lineage import load_record, prediction_lineage
 from modelplane.observability.monitors import (
@@ -67,6 +64,7 @@ from modelplane.observability.records import (
     IngestResult,
     Rejection,
 )
+from modelplane.observability.reports import Explainer
 from modelplane.observability.store.base import ScanSpec
 from modelplane.observability.store.frames import (
     decode_page_token,
@@ -77,7 +75,7 @@ from modelplane.observability.store.frames import (
 from modelplane.observability.v1 import observability_pb2 as pb
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 
-if TYPE_CHECKING:  # runtime.py builds the servicer: imported for the annotation only
+if TYPE_CHECKING:
     from modelplane.observability.runtime import ObservabilityRuntime
 
 

@@ -3,7 +3,7 @@
 Each side is the request's filter narrowed to one version, loaded once (both
 reads charged to the running analysis's row budget). On those two frames the
 existing analyses run unchanged: the metrics of ComputePerformance
-(``Evaluations._metric_values``), the drift of ComputeDrift (challenger against
+(``frame_analysis.metric_values``), the drift of ComputeDrift (challenger against
 champion) and the root cause of ComputeRootCause (champion as reference,
 challenger as current, on one metric).
 
@@ -41,14 +41,18 @@ import numpy as np
 from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.observability import metrics as M
 from modelplane.observability.drift import DriftThresholds
-from modelplane.observability.evaluations import (
+from modelplane.observability.evaluations import Evaluations
+from modelplane.observability.frame_analysis import (
     DEFAULT_THRESHOLDS,
-    ColumnDriftResult,
-    Evaluations,
-    RootCauseReport,
+    check_metrics,
+    drift_of,
     infer_task,
+    metric_values,
 )
+from modelplane.observability.frame_analysis import drift_columns as columns_to_drift
 from modelplane.observability.records import ColumnRef, EvaluationFilter
+from modelplane.observability.reports import ColumnDriftResult, RootCauseReport
+from modelplane.observability.root_cause import root_cause_of
 from modelplane.observability.store.frames import Frame
 
 DEFAULT_CONFIDENCE = 0.95
@@ -193,14 +197,14 @@ def compare_versions(evaluations: Evaluations, f: EvaluationFilter, champion: st
     ref, catalog = evaluations.load(replace(f, versions=(champion,)), "champion_version")
     cur, _ = evaluations.load(replace(f, versions=(challenger,)), "challenger_version")
     task = infer_task(cur if len(cur) else ref, catalog, task)
-    ms = evaluations._check_metrics(metrics, task, "metrics")
+    ms = check_metrics(metrics, task, "metrics")
     rc_metric = root_cause_metric
     if rc_metric is M.Metric.UNSPECIFIED:
         rc_metric = M.Metric.ACCURACY if task is M.TaskType.CLASSIFICATION else M.Metric.MAE
-    evaluations._check_metrics([rc_metric], task, "root_cause_metric")
+    check_metrics([rc_metric], task, "root_cause_metric")
 
     def values(fr: Frame) -> tuple[int, dict[M.Metric, float | None]]:
-        return evaluations._metric_values(fr, task, ms, positive, average)
+        return metric_values(fr, task, ms, positive, average)
 
     ref_labeled, ref_values = values(ref)
     cur_labeled, cur_values = values(cur)
@@ -230,12 +234,12 @@ def compare_versions(evaluations: Evaluations, f: EvaluationFilter, champion: st
             m, IntervalMethod.BOOTSTRAP, _percentile(ref_boot[m], a, alpha),
             _percentile(cur_boot[m], b, alpha),
             _percentile(cur_boot[m] - ref_boot[m], diff, alpha)))
-    drift = evaluations._drift_of(
-        ref, cur, evaluations._drift_columns(catalog, drift_columns, f.model, "drift_columns"),
-        (), thresholds, 10)
-    rc = evaluations.root_cause_of(ref, cur, catalog, f.model, rc_metric, None,
-                                   root_cause_columns, max_slices or 10, 2,
-                                   min_slice_size or 30, 4, positive, "root_cause_columns")
+    drift = drift_of(
+        ref, cur, columns_to_drift(catalog, drift_columns, f.model, "drift_columns"),
+        (), thresholds, 10, evaluations.executor)
+    rc = root_cause_of(ref, cur, catalog, f.model, rc_metric, None, root_cause_columns,
+                       max_slices or 10, 2, min_slice_size or 30, 4, positive,
+                       "root_cause_columns")
     return VersionComparison(task, level, n_boot if boot else 0, len(ref), ref_labeled, len(cur),
                              cur_labeled, out, drift, rc_metric, rc)
 

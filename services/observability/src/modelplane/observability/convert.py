@@ -17,20 +17,8 @@ from modelplane.kit.errors import FieldViolation, InvalidArgument
 from modelplane.observability import metrics as M
 from modelplane.observability.analysis_limits import AnalysisMode
 from modelplane.observability.attribution import OCCLUSION
+from modelplane.observability.baselines import Baseline, Reference
 from modelplane.observability.drift import DriftMethod, DriftThresholds
-from modelplane.observability.evaluations import (
-    FIDELITY_ACCURACY_AGAINST_ACTUAL,
-    FIDELITY_ACCURACY_AGAINST_LOGGED,
-    FIDELITY_R2_AGAINST_ACTUAL,
-    FIDELITY_R2_AGAINST_LOGGED,
-    FIDELITY_R2_AGAINST_MODEL,
-    SURROGATE_TREE_SHAP,
-    Baseline,
-    ColumnDriftResult,
-    PerformanceGroup,
-    ProxyGroup,
-    Reference,
-)
 from modelplane.observability.ingest import ImportColumns
 from modelplane.observability.lineage import PredictionLineage
 from modelplane.observability.model_explanation import PERMUTATION_SHAP, TREE_SHAP
@@ -54,6 +42,17 @@ from modelplane.observability.records import (
     SlicePredicate,
     TimeWindow,
     describe_slice,
+)
+from modelplane.observability.reports import (
+    FIDELITY_ACCURACY_AGAINST_ACTUAL,
+    FIDELITY_ACCURACY_AGAINST_LOGGED,
+    FIDELITY_R2_AGAINST_ACTUAL,
+    FIDELITY_R2_AGAINST_LOGGED,
+    FIDELITY_R2_AGAINST_MODEL,
+    SURROGATE_TREE_SHAP,
+    ColumnDriftResult,
+    PerformanceGroup,
+    ProxyGroup,
 )
 from modelplane.observability.v1 import observability_pb2 as pb
 

@@ -19,11 +19,12 @@ import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
@@ -70,7 +71,7 @@ from modelplane.observability.dashboard_params import (
     window_for,
 )
 from modelplane.observability.drift import DriftMethod
-from modelplane.observability.evaluations import Reference
+from modelplane.observability.evaluations import Baseline, Reference
 from modelplane.observability.lineage import load_record, prediction_lineage
 from modelplane.observability.monitors import AlertState
 from modelplane.observability.records import (
@@ -87,8 +88,27 @@ from modelplane.observability.store.base import ScanSpec
 from modelplane.observability.store.frames import record_from_json
 
 if TYPE_CHECKING:
-    from modelplane.observability.runtime import ObservabilityRuntime
+    from modelplane.observability.adapters.rollout_pages import RolloutPageSource
+    from modelplane.observability.analysis_limits import AnalysisGate
+    from modelplane.observability.evaluations import Evaluations
+    from modelplane.observability.lineage import LineagePeers
+    from modelplane.observability.monitors import Monitors
+    from modelplane.observability.settings import ObservabilitySettings
     from modelplane.observability.store.base import EvaluationStore
+    from modelplane.observability.store.encoding import Catalog
+
+
+class ObservabilityRuntime(Protocol):
+    """What the dashboard reads of the service's runtime (``runtime.ObservabilityRuntime``,
+    which starts the dashboard: a protocol here, so neither module imports the other)."""
+
+    settings: ObservabilitySettings
+    store: EvaluationStore
+    evaluations: Evaluations
+    analyses: AnalysisGate
+    monitors: Monitors
+    lineage_peers: LineagePeers
+    serving: RolloutPageSource
 
 log = logging.getLogger("modelplane.observability.dashboard")
 COOKIE = "modelplane_session"
@@ -183,6 +203,24 @@ def _page(title: str, body: str) -> str:
 
 
 @dataclass
+class PageAnalyses:
+    """What the model page computes from the evaluations for one window: kept by
+    :class:`ModelPageCache`."""
+
+    performance_svg: str
+    drift_svg: str
+    slices_svg: str
+    notes: list[str]
+    #: performance was answered from the hourly profiles (the range is large)
+    profiled: bool
+    #: records with an actual in the window
+    labeled: int
+    metric: M.Metric
+    #: the "why is it worse" panel, once computed (None: not yet)
+    why: WhyView | None = None
+
+
+@dataclass
 class ModelView:
     model: str
     meta: str
@@ -206,6 +244,57 @@ class ModelView:
     recent: list[EvaluationRecord] = field(default_factory=list)
     #: performance was answered from the hourly profiles (the range is large)
     profiled: bool = False
+    #: the page's analyses, and the key they are cached under
+    analyses: PageAnalyses | None = None
+    cache_key: tuple[object, ...] = ()
+
+
+#: model pages' analyses kept per process (the least recently used go first)
+PAGE_CACHE_ENTRIES = 64
+
+
+class ModelPageCache:
+    """The model page's analyses per window, in this process.
+
+    The key holds what the analyses read: the model, window, bucket, versions,
+    environment, the reference (a baseline's stored document, or the reference
+    records' filter), and a marker of the data: the profiles' record counts of the
+    window and of the reference, read from the store on every page load (a
+    profile-count query: the hours' rows, not the records). A record stored by any
+    replica changes its hour's count, so the next load on every replica misses
+    and recomputes. An actual changes no profile count (it moves confusion counts),
+    so entries also expire ``ttl_seconds`` after they were computed: a new actual
+    shows within that time. ``ttl_seconds`` 0 keeps nothing."""
+
+    def __init__(self, ttl_seconds: float, entries: int = PAGE_CACHE_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._entries = max(entries, 1)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[object, ...], tuple[float, PageAnalyses]] = \
+            OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> PageAnalyses | None:
+        with self._lock:
+            hit = self._kept.get(key)
+            if hit is None:
+                return None
+            if self._clock() - hit[0] >= self.ttl_seconds:
+                del self._kept[key]
+                return None
+            self._kept.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: tuple[object, ...], analyses: PageAnalyses) -> None:
+        if self.ttl_seconds <= 0 or not key:
+            return
+        with self._lock:
+            old = self._kept.get(key)
+            self._kept[key] = (old[0] if old else self._clock(), analyses)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._entries:
+                self._kept.popitem(last=False)
 
 
 _SHORT = {DriftMethod.WASSERSTEIN: "wasserstein/sd", DriftMethod.JENSEN_SHANNON: "JS",
@@ -217,16 +306,27 @@ def _color_for(metric: M.Metric, value: float, overall: float) -> str:
     return RED if worse else GREEN
 
 
-def _span(store: EvaluationStore, model: str, versions: tuple[str, ...], env: Environment
-          ) -> tuple[datetime | None, datetime | None]:
-    """The first and last prediction time of the page's records (two one-row reads)."""
-    out: list[datetime | None] = []
-    for newest in (False, True):
-        data = store.scan(ScanSpec(model, versions, env, limit=1, newest_first=newest))
+def _records_in(store: EvaluationStore, f: EvaluationFilter) -> int:
+    """Records of ``f``'s model, versions, environment and window (whole hours) as the
+    profiles count them, with those of hours stored before profiles were kept."""
+    counted, missing = store.profile_count(ScanSpec(f.model, f.versions, f.environment,
+                                                    f.window))
+    return counted + missing
+
+
+def _recent(store: EvaluationStore, live: EvaluationFilter) -> list[EvaluationRecord]:
+    """The window's newest :data:`RECENT` records: looked for in its last hour, then
+    its last day, then the whole window, so that a large window is not sorted whole."""
+    end, start = live.window.end, live.window.start
+    assert end is not None and start is not None  # window_for sets both
+    for back in (timedelta(hours=1), timedelta(days=1), None):
+        lo = start if back is None else max(start, end - back)
+        data = store.scan(ScanSpec(live.model, live.versions, live.environment,
+                                   TimeWindow(lo, end), limit=RECENT, newest_first=True))
         lines = [ln for ln in data.splitlines() if ln.strip()]
-        out.append(record_from_json(json.loads(lines[0]), model).prediction_time
-                   if lines else None)
-    return out[0], out[1]
+        if len(lines) >= RECENT or back is None or lo == start:
+            return [record_from_json(json.loads(ln), live.model) for ln in lines]
+    return []  # pragma: no cover - the loop's last turn returns
 
 
 def _version_key(v: str) -> tuple[int, int | str]:
@@ -234,63 +334,119 @@ def _version_key(v: str) -> tuple[int, int | str]:
 
 
 def build_model_view(rt: ObservabilityRuntime, model: str,
-                     params: Mapping[str, str] | None = None) -> ModelView:
+                     params: Mapping[str, str] | None = None,
+                     cache: ModelPageCache | None = None) -> ModelView:
+    """The model page. Reads that do not grow with the records come first (the
+    catalog, profile counts, the time span, the baseline document); the analyses
+    (performance, drift, worst slices; the "why" panel is added by the caller)
+    come from ``cache`` when it holds them for this window and data, else they are
+    computed (from the hourly profiles when the range is past the exact limit);
+    the alerts and the newest predictions are read on every load."""
     ev = rt.evaluations
+    store = rt.store
     catalog = ev.catalog(model, "model")
-    summary = next((s for s in rt.store.summaries() if s.model == model), None)
-    if summary is None or summary.last_time is None:
+    counts = {e: _records_in(store, EvaluationFilter(model, environment=e))
+              for e in (Environment.TRAINING, Environment.VALIDATION, Environment.PRODUCTION)}
+    total = _records_in(store, EvaluationFilter(model))
+    first_all, last_all = store.record_span(ScanSpec(model))
+    if not total or last_all is None:
         raise ModelplaneError(f"model {model!r} has no records")
-    envs = set(summary.environments)
+    envs = {e for e, n in counts.items() if n}
     env = Environment.PRODUCTION if Environment.PRODUCTION in envs else Environment.UNSPECIFIED
     versions = sorted(catalog.versions(), key=_version_key)
     page = parse_range(params or {}, versions)
     latest = page.version or (versions[-1] if versions else "")
-    notes: list[str] = []
-    first, last = _span(rt.store, model, (page.version,) if page.version else (), env)
-    window, bucket = window_for(page, first or summary.first_time or summary.last_time,
-                                last or summary.last_time)
+    first, last = store.record_span(ScanSpec(model, (page.version,) if page.version else (),
+                                             env))
+    window, bucket = window_for(page, first or first_all or last_all, last or last_all)
     live = EvaluationFilter(model, (page.version,) if page.version else (), env, window)
+    # Reference: the version's baseline, else training, else validation records.
+    reference: Reference | None = None
+    ref_name = ""
+    ref_key: object = None
+    doc = store.get_document("baseline", f"{model}\x1f{latest}")
+    if doc is not None:
+        baseline = Baseline.from_dict(doc)
+        ref_key = ("baseline", json.dumps(doc, sort_keys=True),
+                   _records_in(store, baseline.reference_filter()))
+        if ref_key[2]:
+            reference = Reference(baseline=(model, latest))
+            ref_name = f"validation baseline of {latest}"
+    if reference is None:
+        for candidate in (Environment.TRAINING, Environment.VALIDATION):
+            if candidate in envs and candidate is not env:
+                ref_filter = EvaluationFilter(model, environment=candidate)
+                reference = Reference(filter=ref_filter)
+                ref_name = f"{candidate.name.lower()} records"
+                ref_key = (ref_key, candidate, counts[candidate])
+                break
+    # The versions with records in the window (the newest ten are looked at).
+    present = [v for v in versions[-10:] if not page.version
+               and _records_in(store, replace_window(EvaluationFilter(model, (v,), env),
+                                                      window))]
+    key: tuple[object, ...] = (model, window.start, window.end, bucket, live.versions, env,
+                               ref_key, _records_in(store, live), tuple(present))
+    analyses = cache.get(key) if cache is not None else None
+    if analyses is None:
+        analyses = _analyses(ev, store, catalog, live, bucket, reference, ref_name, doc)
+        if cache is not None:
+            cache.put(key, analyses)
+    metric = analyses.metric
+    alerts = rt.monitors.alerts(model)
+    marks = [Mark(a.create_time, a.message, RED if a.state is AlertState.FIRING else GREY)
+             for a in alerts]
+    rows = [f"<tr><td><span class='pill {a.state.name.lower()}'>{a.state.name.lower()}</span>"
+            f"</td><td>{a.create_time:%Y-%m-%d %H:%M}</td><td>{escape(a.message)}</td></tr>"
+            for a in alerts[:10]]
+    assert first_all is not None
+    meta = (f"{total} records; {analyses.labeled} with actuals in the range shown; versions "
+            f"{', '.join(versions)}; {first_all:%Y-%m-%d %H:%M} → "
+            f"{last_all:%Y-%m-%d %H:%M} UTC")
+    return ModelView(model, meta, analyses.performance_svg, analyses.drift_svg,
+                     analyses.slices_svg, timeline(marks, title="Alerts"), rows,
+                     list(analyses.notes), page=page, versions=versions, window=window,
+                     bucket=bucket, live=live, reference=reference, reference_name=ref_name,
+                     metric=metric, versions_in_window=present, recent=_recent(store, live),
+                     profiled=analyses.profiled, analyses=analyses, cache_key=key)
+
+
+def _analyses(ev: Evaluations, store: EvaluationStore, catalog: Catalog,
+              live: EvaluationFilter, bucket: timedelta,
+              reference: Reference | None, ref_name: str, baseline: Mapping[str, object] | None,
+              ) -> PageAnalyses:
+    """Performance over time, drift per feature and the worst slices of ``live``."""
+    notes: list[str] = []
+    window = live.window
     features = catalog.features()
     categorical = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(features)
                    if features[n] is not ColumnKind.NUMERIC]
     categorical += [ColumnRef(ColumnSource.TAG, n) for n in catalog.tags()]
     numeric = [ColumnRef(ColumnSource.FEATURE, n) for n in sorted(features)
                if features[n] is ColumnKind.NUMERIC]
-    # Over time without slices, so that the evaluations may answer from the hourly
-    # profiles (automatic mode: past MODELPLANE_OBSERVABILITY_EXACT_ROWS records).
-    perf = ev.performance(live, bucket=bucket)
+    # Over time and by slice in one call. Past MODELPLANE_OBSERVABILITY_EXACT_ROWS
+    # records (the profiles' count, the evaluations' own rule) by categorical slices
+    # only, so that the evaluations answer from the hourly profiles and confusion
+    # counts; else the records are read once for numeric slices too (were the count
+    # wrong, the answer would still be right: numeric slices make it exact).
+    large = _records_in(store, live) > ev.exact_rows
+    perf = ev.performance(live, bucket=bucket,
+                          slice_by=categorical if large else [*categorical, *numeric])
     profiled = perf.mode is AnalysisMode.PROFILE
+    slices = list(perf.slices)
     if profiled:  # profiles count categorical values only
-        sliced = ev.performance(live, slice_by=categorical)
         notes.append(f"this range holds more than {ev.exact_rows} records "
                      "(MODELPLANE_OBSERVABILITY_EXACT_ROWS): performance comes from the hourly "
                      "profiles; slices by numeric features and estimated performance need "
                      "the records themselves - narrow the range to see them")
-    else:
-        sliced = ev.performance(live, slice_by=[*categorical, *numeric])
+    elif large and numeric:  # the profiles could not answer: the records, numeric too
+        slices += ev.performance(live, slice_by=numeric).slices
     metric = M.Metric.ACCURACY if perf.task is M.TaskType.CLASSIFICATION else M.Metric.MAE
     realized = [(g.window.start, v) for g in perf.windows
                 if g.window and g.window.start and (v := g.metrics.get(metric)) is not None]
     series = [Series(f"{metric.name.lower()} (with actuals)", realized, BLUE)]
     threshold = None
-    # Reference: the version's baseline, else training, else validation records.
-    reference: Reference | None = None
-    ref_name = ""
-    try:
-        baseline = ev.get_baseline(model, latest)
-        if baseline.record_count:
-            reference = Reference(baseline=(model, latest))
-            ref_name = f"validation baseline of {latest}"
-        if metric in baseline.metrics:
-            threshold = baseline.metrics[metric]
-    except ModelplaneError:
-        pass
-    if reference is None:
-        for candidate in (Environment.TRAINING, Environment.VALIDATION):
-            if candidate in envs and candidate is not env:
-                reference = Reference(filter=EvaluationFilter(model, environment=candidate))
-                ref_name = f"{candidate.name.lower()} records"
-                break
+    if baseline is not None:
+        threshold = Baseline.from_dict(dict(baseline)).metrics.get(metric)
     if reference is not None and catalog.score_keys() and perf.task is M.TaskType.CLASSIFICATION \
             and not profiled:  # estimation reads the records
         try:
@@ -331,8 +487,7 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                      "records")
     # Worst slices by the metric, against the overall value.
     overall = perf.overall.metrics.get(metric)
-    worst = [g for g in sliced.slices
-             if g.labeled_count >= 30 and g.metrics.get(metric) is not None]
+    worst = [g for g in slices if g.labeled_count >= 30 and g.metrics.get(metric) is not None]
     worst.sort(key=lambda g: float(g.metrics[metric] or 0.0) if metric not in M.HIGHER_IS_BETTER
                else -float(g.metrics[metric] or 0.0))  # never None: filtered above
     worst = worst[::-1][:10] if worst else []
@@ -343,27 +498,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
     slices_svg = bar_chart(slice_bars, title=f"Worst slices - {metric.name.lower()}",
                            reference=overall, reference_label="overall",
                            axis_min=lowest * 0.9 if metric in M.HIGHER_IS_BETTER else None)
-    alerts = rt.monitors.alerts(model)
-    marks = [Mark(a.create_time, a.message, RED if a.state is AlertState.FIRING else GREY)
-             for a in alerts]
-    rows = [f"<tr><td><span class='pill {a.state.name.lower()}'>{a.state.name.lower()}</span>"
-            f"</td><td>{a.create_time:%Y-%m-%d %H:%M}</td><td>{escape(a.message)}</td></tr>"
-            for a in alerts[:10]]
-    meta = (f"{summary.record_count} records, {summary.actual_count} with actuals; versions "
-            f"{', '.join(versions)}; {summary.first_time:%Y-%m-%d %H:%M} → "
-            f"{summary.last_time:%Y-%m-%d %H:%M} UTC")
-    # Which versions have records in the window (the newest ten are looked at).
-    present = [v for v in versions[-10:] if not page.version and rt.store.scan(ScanSpec(
-        model, (v,), env, window, limit=1)).strip()]
-    recent_data = rt.store.scan(ScanSpec(model, live.versions, env, window, limit=RECENT,
-                                         newest_first=True))
-    recent = [record_from_json(json.loads(ln), model)
-              for ln in recent_data.splitlines() if ln.strip()]
-    return ModelView(model, meta, perf_svg, drift_svg, slices_svg,
-                     timeline(marks, title="Alerts"), rows, notes, page=page, versions=versions,
-                     window=window, bucket=bucket, live=live, reference=reference,
-                     reference_name=ref_name, metric=metric, versions_in_window=present,
-                     recent=recent, profiled=profiled)
+    return PageAnalyses(perf_svg, drift_svg, slices_svg, notes, profiled,
+                        perf.overall.labeled_count, metric)
 
 
 def replace_window(f: EvaluationFilter, window: TimeWindow) -> EvaluationFilter:
@@ -560,6 +696,7 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
     settings = rt.settings.service
     keys = ApiKeyStore(settings.api_keys_file) if settings.auth_enabled else None
     sessions = DashboardSessions(rt.store)
+    cache = ModelPageCache(rt.settings.dashboard_cache_seconds)
 
     def authorized(request: Request) -> tuple[bool, str | None]:
         """(may see the page, a new session token to set when this is a ?key= login)."""
@@ -629,17 +766,24 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
         params = dict(request.query_params)
 
         async def render() -> str:
-            view = await rt.analyses.run(build_model_view, rt, model, params)
+            view = await rt.analyses.run(build_model_view, rt, model, params, cache)
             why_html = ""
-            if view.live is not None:
-                # each its own analysis (slot and row budget): over budget, it says so alone
-                why = WhyView(view.metric, view.reference_name, profiled=view.profiled)
-                for part in (why_root_cause, why_compare):
-                    try:
-                        await rt.analyses.run(part, rt.evaluations, view.live, view.reference,
-                                              view.versions_in_window, why)
-                    except ModelplaneError as exc:  # too many analyses at once
-                        why.notes.append(exc.message)
+            if view.live is not None and view.analyses is not None:
+                why = view.analyses.why
+                if why is None:
+                    # each its own analysis (slot and row budget): over budget, it says so
+                    why = WhyView(view.metric, view.reference_name, profiled=view.profiled)
+                    refused = False
+                    for part in (why_root_cause, why_compare):
+                        try:
+                            await rt.analyses.run(part, rt.evaluations, view.live,
+                                                  view.reference, view.versions_in_window, why)
+                        except ModelplaneError as exc:  # too many analyses at once
+                            why.notes.append(exc.message)
+                            refused = True
+                    if not refused:  # a refusal is for now: the next load tries again
+                        view.analyses.why = why
+                        cache.put(view.cache_key, view.analyses)
                 why_html = render_why(why)
             return render_model(view, await rollouts_links(rt, model), why_html)
         return await guard(request, render)

@@ -9,8 +9,9 @@ records (isotonic regression, one-vs-rest for multiclass) when it has at
 least ``MIN_CALIBRATION`` of them; otherwise they are taken as they are.
 
 Estimated metrics: accuracy, precision, recall, F1 (binary: positive class;
-multiclass: macro) and ROC AUC (binary: the area under the expected ROC curve
-over score thresholds).
+multiclass: macro) and ROC AUC (the area under the expected ROC curve over
+thresholds on the model's own score, the records' labels expected from the
+calibrated probabilities; multiclass: the macro mean one-vs-rest).
 """
 
 from __future__ import annotations
@@ -80,10 +81,11 @@ class ScoreEstimator:
             return out
         if len(self.classes) <= 2 and self.positive is not None:
             p = self._probability(frame, self.positive)
-            if p is None:
+            score = _class_score(frame, self.positive, self.classes, self.positive)
+            if p is None or score is None:
                 return out
             ok = ~np.isnan(p)
-            p = p[ok]
+            p, score = p[ok], score[ok]
             pred = frame.prediction_label[ok]
             is_pos = np.where(M.is_none(pred), p >= 0.5, pred == self.positive)
             tp = float(p[is_pos].sum())
@@ -95,7 +97,7 @@ class ScoreEstimator:
             out[M.Metric.PRECISION] = tp / (tp + fp) if tp + fp else 0.0
             out[M.Metric.RECALL] = tp / (tp + fn) if tp + fn else 0.0
             out[M.Metric.F1] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-            out[M.Metric.ROC_AUC] = expected_roc_auc(p)
+            out[M.Metric.ROC_AUC] = expected_roc_auc(p, score)
             return out
         probs = {c: self._probability(frame, c) for c in self.classes}
         if any(v is None for v in probs.values()):
@@ -121,7 +123,12 @@ class ScoreEstimator:
         out[M.Metric.PRECISION] = float(np.mean(precs))
         out[M.Metric.RECALL] = float(np.mean(recs))
         out[M.Metric.F1] = float(np.mean(f1s))
-        aucs = [expected_roc_auc(matrix[:, k]) for k in range(len(self.classes))]
+        # thresholds on the model's own score of each class, expected labels from the
+        # calibrated, normalized probabilities (which rank records differently)
+        aucs = [expected_roc_auc(matrix[:, k],
+                                 np.nan_to_num(_class_score(frame, c, self.classes,
+                                                            self.positive)))  # type: ignore[arg-type]
+                for k, c in enumerate(self.classes)]
         known = [a for a in aucs if a is not None]
         out[M.Metric.ROC_AUC] = float(np.mean(known)) if len(known) == len(aucs) else None
         return out
@@ -137,17 +144,19 @@ def _class_score(frame: Frame, c: str, classes: list[str], positive: str | None
     return None
 
 
-def expected_roc_auc(p: np.ndarray) -> float | None:
-    """Area under the ROC curve expected when each record is positive with probability p."""
+def expected_roc_auc(p: np.ndarray, score: np.ndarray | None = None) -> float | None:
+    """Area under the ROC curve expected when each record is positive with probability p,
+    over thresholds on the model's ``score`` (default: p itself)."""
     if len(p) == 0:
         return None
     pos, neg = p.sum(), (1 - p).sum()
     if pos <= 0 or neg <= 0:
         return None
-    order = np.argsort(-p, kind="stable")
-    ps = p[order]
+    s = p if score is None else score
+    order = np.argsort(-s, kind="stable")
+    ps, ss = p[order], s[order]
     # One threshold per distinct score: cumulative expected TP / FP at its last record.
-    last = np.append(ps[1:] != ps[:-1], True)
+    last = np.append(ss[1:] != ss[:-1], True)
     tpr = np.concatenate([[0.0], np.cumsum(ps)[last] / pos])
     fpr = np.concatenate([[0.0], np.cumsum(1 - ps)[last] / neg])
     return float(np.trapezoid(tpr, fpr))

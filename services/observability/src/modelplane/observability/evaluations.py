@@ -1,22 +1,21 @@
-"""The evaluation store's read side: typed filters validated against what the
-store holds, frames loaded for them, and every analysis over those frames
-(performance, proxy performance, drift, root cause, attribution, baselines).
+"""The analyses over the evaluation store: performance, proxy performance,
+drift, root cause and attribution, on the read side's filters and frames
+(:mod:`.reader`). The report types are in :mod:`.reports`, baselines in
+:mod:`.baselines`, the root-cause algorithm in :mod:`.root_cause`, the building
+blocks over loaded frames in :mod:`.frame_analysis`; the profile-answered
+variants in :mod:`.profile_analysis`.
 
 Blocking (numpy, SQL): the api layer calls these methods from a thread.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from enum import IntEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,24 +25,26 @@ from modelplane.observability.analysis_limits import (
     DEFAULT_EXACT_ROWS,
     DEFAULT_MAX_ANALYSIS_ROWS,
     AnalysisMode,
-    RowBudget,
-    Sampling,
-    current_sampling,
     sampling,
 )
-from modelplane.observability.drift import (
-    DriftMethod,
-    DriftThresholds,
-    SampleDrift,
-    categorical_drift,
-    drift_many,
-    numeric_drift,
+from modelplane.observability.baselines import BASELINE_KIND, Baseline, Reference, baseline_key
+from modelplane.observability.drift import DriftMethod, DriftThresholds, numeric_drift
+from modelplane.observability.frame_analysis import (
+    DEFAULT_THRESHOLDS,
+    buckets,
+    check_metrics,
+    drift_columns,
+    drift_of,
+    infer_task,
+    invalid,
+    metric_values,
 )
 from modelplane.observability.model_explanation import (
     ExplainBudget,
     ModelLoader,
     ModelUnavailable,
 )
+from modelplane.observability.reader import EvaluationReader
 from modelplane.observability.records import (
     PREDICTION,
     ColumnKind,
@@ -51,278 +52,49 @@ from modelplane.observability.records import (
     ColumnSource,
     Environment,
     EvaluationFilter,
-    SlicePredicate,
-    TimeWindow,
-    describe_slice,
     utcnow,
 )
+from modelplane.observability.reports import (
+    FIDELITY_ACCURACY_AGAINST_ACTUAL,
+    FIDELITY_ACCURACY_AGAINST_LOGGED,
+    FIDELITY_R2_AGAINST_ACTUAL,
+    FIDELITY_R2_AGAINST_LOGGED,
+    FIDELITY_R2_AGAINST_MODEL,
+    SURROGATE_TREE_SHAP,
+    ColumnDriftResult,
+    DriftReport,
+    Explainer,
+    ExplanationReport,
+    Importance,
+    ImportanceReport,
+    PerformanceGroup,
+    PerformanceReport,
+    ProxyGroup,
+    ProxyReport,
+    RootCauseReport,
+    SliceContribution,
+    stamp,
+)
+from modelplane.observability.root_cause import root_cause_of
+from modelplane.observability.slices import candidate_slices, check_column, slice_mask
+from modelplane.observability.store.base import EvaluationStore
+from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.store.frames import Frame
 
 if TYPE_CHECKING:
     from modelplane.observability.attribution import Surrogate
-from modelplane.observability.slices import (
-    candidate_slices,
-    check_column,
-    slice_mask,
-    validate_predicates,
-)
-from modelplane.observability.store.base import EvaluationStore, ScanSpec
-from modelplane.observability.store.encoding import Catalog
-from modelplane.observability.store.frames import Frame, to_us
 
-MetricValues = dict[M.Metric, float | None]
+__all__ = [  # the names callers import from here (the types live in the modules above)
+    "Baseline", "Evaluations", "Reference", "RootCauseReport", "SliceContribution",
+]
+
 log = logging.getLogger(__name__)
-DEFAULT_THRESHOLDS = DriftThresholds()
-
-
-def _bad(field: str, description: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
-    return InvalidArgument(f"{field}: {description}", reason=reason,
-                           field_violations=[FieldViolation(field, description)])
-
-
-@dataclass(frozen=True)
-class Reference:
-    """What an analysis compares against: a filter, or a version's baseline."""
-
-    filter: EvaluationFilter | None = None
-    baseline: tuple[str, str] | None = None
-
-
-@dataclass
-class Baseline:
-    model: str
-    version: str
-    reference: EvaluationFilter | None = None
-    metrics: dict[M.Metric, float] = field(default_factory=dict)
-    validation_report_id: str = ""
-    update_time: datetime | None = None
-    record_count: int = 0
-
-    def reference_filter(self) -> EvaluationFilter:
-        return self.reference or EvaluationFilter(self.model, (self.version,),
-                                                  Environment.VALIDATION)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"model": self.model, "version": self.version,
-                "reference": self.reference.to_dict() if self.reference else None,
-                "metrics": {int(k): v for k, v in self.metrics.items()},
-                "validation_report_id": self.validation_report_id,
-                "update_time": self.update_time.isoformat() if self.update_time else None}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> Baseline:
-        ref = d.get("reference")
-        metrics = d.get("metrics") or {}
-        assert isinstance(metrics, dict)
-        ut = d.get("update_time")
-        return cls(str(d["model"]), str(d["version"]),
-                   EvaluationFilter.from_dict(ref) if isinstance(ref, dict) else None,
-                   {M.Metric(int(k)): float(v) for k, v in metrics.items()},
-                   str(d.get("validation_report_id") or ""),
-                   datetime.fromisoformat(str(ut)) if ut else None)
-
-
-@dataclass
-class PerformanceGroup:
-    record_count: int
-    labeled_count: int
-    metrics: MetricValues
-    window: TimeWindow | None = None
-    slice: tuple[SlicePredicate, ...] | None = None
-
-
-@dataclass
-class PerformanceReport:
-    task: M.TaskType
-    overall: PerformanceGroup
-    windows: list[PerformanceGroup]
-    slices: list[PerformanceGroup]
-    mode: AnalysisMode = AnalysisMode.EXACT
-    #: SAMPLE: records read (all sides) and records in the windows they were drawn from
-    sample_size: int = 0
-    population_size: int = 0
-
-
-@dataclass
-class ColumnDriftResult:
-    column: ColumnRef
-    kind: ColumnKind
-    drift: SampleDrift
-
-
-@dataclass
-class DriftReport:
-    columns: list[ColumnDriftResult]
-    reference_count: int
-    current_count: int
-    mode: AnalysisMode = AnalysisMode.EXACT
-    #: PROFILE: the sketches' normalized rank error ε
-    rank_error: float = 0.0
-    #: PROFILE: hourly profiles merged (both sides)
-    profile_buckets: int = 0
-    #: SAMPLE: records read (both sides) and records in the windows
-    sample_size: int = 0
-    population_size: int = 0
-
-    @property
-    def drifted_share(self) -> float:
-        if not self.columns:
-            return 0.0
-        return sum(c.drift.drifted for c in self.columns) / len(self.columns)
-
-
-@dataclass
-class ProxyGroup:
-    record_count: int
-    estimated: MetricValues
-    prediction_drift: list[ColumnDriftResult]
-    window: TimeWindow | None = None
-
-
-@dataclass
-class ProxyReport:
-    overall: ProxyGroup
-    windows: list[ProxyGroup]
-    reference_metrics: MetricValues
-    calibrated: bool
-    mode: AnalysisMode = AnalysisMode.EXACT
-    sample_size: int = 0
-    population_size: int = 0
-
-
-@dataclass
-class SliceContribution:
-    slice: tuple[SlicePredicate, ...]
-    contribution: float
-    contribution_share: float
-    reference_count: int
-    current_count: int
-    reference_value: float
-    current_value: float
-    #: share of the change / the slice's share of the records (the larger side)
-    lift: float = 0.0
-    #: what the slices are ranked by (see ``_contribution``)
-    score: float = 0.0
-
-    @property
-    def display_name(self) -> str:
-        return describe_slice(self.slice)
-
-
-@dataclass
-class RootCauseReport:
-    reference_value: float
-    current_value: float
-    slices: list[SliceContribution]
-    mode: AnalysisMode = AnalysisMode.EXACT
-    sample_size: int = 0
-    population_size: int = 0
-
-
-@dataclass
-class Importance:
-    feature: str
-    value: float
-    std: float = 0.0
-
-
-class Explainer(IntEnum):
-    """What ExplainPredictions and ComputeFeatureImportance explain (numbers as
-    in the contract)."""
-
-    UNSPECIFIED = 0  # the model; the surrogate when it cannot be loaded
-    MODEL = 1  # the model, or FAILED_PRECONDITION
-    SURROGATE = 2
-
-
-#: what a surrogate's fidelity was measured against
-FIDELITY_R2_AGAINST_MODEL = "r2_against_model"
-FIDELITY_ACCURACY_AGAINST_LOGGED = "accuracy_against_logged"
-FIDELITY_R2_AGAINST_LOGGED = "r2_against_logged"
-FIDELITY_ACCURACY_AGAINST_ACTUAL = "accuracy_against_actual"
-FIDELITY_R2_AGAINST_ACTUAL = "r2_against_actual"
-#: a surrogate's per-prediction methods, as reported
-SURROGATE_TREE_SHAP = "surrogate_tree_shap"
 #: versions one call explains with their own models
 MAX_EXPLAINED_VERSIONS = 4
 
 
-@dataclass
-class ImportanceReport:
-    importances: list[Importance]
-    #: the surrogate's, when one answered (else 0)
-    fidelity: float
-    record_count: int
-    #: MODEL (the records' own versions) or SURROGATE
-    explainer: Explainer = Explainer.SURROGATE
-    #: FIDELITY_* when a surrogate answered
-    fidelity_measure: str = ""
-    #: why a surrogate answered although the model was asked for
-    fallback_reason: str = ""
-    #: the score whose drop is the importance, in words
-    scoring: str = ""
-    #: the versions whose models were explained
-    versions: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ExplanationReport:
-    attributions: dict[str, dict[str, float]]
-    fidelity: float
-    #: model_explanation.TREE_SHAP / PERMUTATION_SHAP (the model), or
-    #: SURROGATE_TREE_SHAP / attribution.OCCLUSION (a surrogate).
-    method: str = "occlusion"
-    #: FIDELITY_* when a surrogate answered
-    fidelity_measure: str = ""
-    explained_output: str = ""
-    #: why a surrogate answered although the model was asked for
-    fallback_reason: str = ""
-    #: per prediction id: the version explained, the output and its expected value
-    versions: dict[str, str] = field(default_factory=dict)
-    outputs: dict[str, float] = field(default_factory=dict)
-    expected: dict[str, float] = field(default_factory=dict)
-
-
-def infer_task(frame: Frame, catalog: Catalog, task: M.TaskType) -> M.TaskType:
-    if task is not M.TaskType.UNSPECIFIED:
-        return task
-    if catalog.score_keys():
-        return M.TaskType.CLASSIFICATION
-    kind = frame.kinds.get(PREDICTION, ColumnKind.CATEGORICAL)
-    return M.TaskType.REGRESSION if kind is ColumnKind.NUMERIC else M.TaskType.CLASSIFICATION
-
-
-def _buckets(frame: Frame, bucket: timedelta, window: TimeWindow
-             ) -> list[tuple[TimeWindow, np.ndarray]]:
-    if len(frame) == 0:
-        return []
-    width = int(bucket.total_seconds() * 1_000_000)
-    start = to_us(window.start) if window.start else int(frame.time_us.min()) // width * width
-    idx = (frame.time_us - start) // width
-    out = []
-    for b in np.unique(idx):
-        lo = start + int(b) * width
-        out.append((TimeWindow(_from_us(lo), _from_us(lo + width)), np.flatnonzero(idx == b)))
-    return out
-
-
-def _from_us(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
-
-
-_Report = TypeVar("_Report", PerformanceReport, DriftReport, RootCauseReport, ProxyReport)
-
-
-def _stamp(report: _Report, plan: Sampling | None) -> _Report:
-    """SAMPLE and the sizes when a read of the analysis was sampled, else EXACT."""
-    if plan is not None and plan.sampled:
-        report.mode = AnalysisMode.SAMPLE
-        report.sample_size = plan.sample_size
-        report.population_size = plan.population_size
-    return report
-
-
-class Evaluations:
-    """The read side of the evaluation store and the analyses over it."""
+class Evaluations(EvaluationReader):
+    """The analyses over the evaluation store's read side."""
 
     def __init__(self, store: EvaluationStore, catalogs: dict[str, Catalog],
                  catalog_lock: threading.Lock, executor: Executor | None = None,
@@ -332,205 +104,15 @@ class Evaluations:
                  explain_budget: ExplainBudget | None = None,
                  exact_rows: int = DEFAULT_EXACT_ROWS,
                  record_retention_days: int = 0) -> None:
-        self._store = store
-        #: records older than this many days are deleted (0: kept forever)
-        self.record_retention_days = record_retention_days
-        self._max_rows = max_rows
-        #: AUTO mode: windows with more records than this are answered from profiles
-        self.exact_rows = exact_rows
-        self._catalogs = catalogs
-        self._catalog_lock = catalog_lock
-        self._executor = executor
-        self._clock = clock
+        super().__init__(store, catalogs, catalog_lock, clock, max_rows,
+                         exact_rows=exact_rows, record_retention_days=record_retention_days)
+        #: runs the drift of several columns at once (None: one after another)
+        self.executor = executor
         #: registered model versions, for explaining the model itself (None: off)
         self.models = models
         self.explain_budget = explain_budget or ExplainBudget()
 
-    # -- filters and frames -------------------------------------------------
-
-    def refresh_catalogs(self) -> None:
-        """Merge the store's catalogs into this replica's: another replica sharing the
-        store may have ingested models, versions or columns this one has not seen."""
-        stored = self._store.load_catalogs()
-        with self._catalog_lock:
-            for model, catalog in stored.items():
-                self._catalogs.setdefault(model, Catalog()).kinds.update(catalog.kinds)
-
-    def catalog(self, model: str, path: str = "filter.model") -> Catalog:
-        if not model:
-            raise _bad(path, "required")
-        with self._catalog_lock:
-            catalog = self._catalogs.get(model)
-        if catalog is None:
-            self.refresh_catalogs()
-            with self._catalog_lock:
-                catalog = self._catalogs.get(model)
-        if catalog is None:
-            raise NotFound(f"model {model!r} has no records in the evaluation store",
-                           reason="MODEL_NOT_FOUND", metadata={"model": model})
-        with self._catalog_lock:
-            return Catalog(dict(catalog.kinds))
-
-    def validate_filter(self, f: EvaluationFilter, path: str = "filter"
-                        ) -> tuple[EvaluationFilter, Catalog]:
-        catalog = self.catalog(f.model, f"{path}.model")
-        known = set(catalog.versions())
-        if not known.issuperset(f.versions):  # logged through another replica since?
-            self.refresh_catalogs()
-            catalog = self.catalog(f.model, f"{path}.model")
-            known = set(catalog.versions())
-        for i, v in enumerate(f.versions):
-            if v not in known:
-                raise NotFound(f"model {f.model!r} has no version {v!r} in the evaluation store "
-                               f"({path}.versions[{i}])", reason="VERSION_NOT_FOUND",
-                               metadata={"model": f.model, "version": v})
-        f.window.validate(f"{path}.window")
-        columns = catalog.columns()
-        columns.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
-        preds = validate_predicates(f.predicates, columns, f.model, f"{path}.predicates")
-        return replace(f, predicates=tuple(preds)), catalog
-
-    def rows_expired(self, window: TimeWindow) -> bool:
-        """Whether records of ``window`` may be deleted by retention."""
-        from modelplane.observability.retention import window_expired
-
-        return window_expired(window, self.record_retention_days, self._clock())
-
-    def load(self, f: EvaluationFilter, path: str = "filter", *,
-             has_actual: bool | None = None) -> tuple[Frame, Catalog]:
-        f, catalog = self.validate_filter(f, path)
-        if self.rows_expired(f.window):
-            from modelplane.observability.retention import records_expired
-
-            raise records_expired(f.window, self.record_retention_days, self._clock(),
-                                  f"{path}.window")
-        # charged to the running analysis's row budget: never more than it and one row read
-        budget = RowBudget.current(self._max_rows)
-        spec = ScanSpec(f.model, f.versions, f.environment, f.window,
-                        has_actual=has_actual, limit=budget.scan_limit)
-        plan = current_sampling()
-        population = 0
-        if plan is not None:
-            population = self._store.count_records(spec)
-            share = plan.share(budget)
-            if population > share >= 1:  # a uniform sample of the side's share
-                spec = replace(spec, limit=None, sample=share)
-        frame = self._store.scan_frame(spec, catalog)
-        budget.charge(len(frame))
-        if plan is not None:
-            plan.add(len(frame), population)
-        if f.predicates:
-            frame = frame.take(np.flatnonzero(slice_mask(frame, f.predicates)))
-        return frame, catalog
-
-    # -- baselines ----------------------------------------------------------
-
-    def set_baseline(self, baseline: Baseline) -> Baseline:
-        if not baseline.model:
-            raise _bad("baseline.model", "required")
-        if not baseline.version:
-            raise _bad("baseline.version", "required")
-        if baseline.reference is not None:
-            if baseline.reference.model != baseline.model:
-                raise _bad("baseline.reference.model", "must be the baseline's model")
-            self.validate_filter(baseline.reference, "baseline.reference")
-        baseline.update_time = self._clock()
-        self._store.put_document("baseline", f"{baseline.model}\x1f{baseline.version}",
-                                 baseline.model, baseline.to_dict())
-        return self.get_baseline(baseline.model, baseline.version)
-
-    def get_baseline(self, model: str, version: str) -> Baseline:
-        if not model:
-            raise _bad("model", "required")
-        if not version:
-            raise _bad("version", "required")
-        doc = self._store.get_document("baseline", f"{model}\x1f{version}")
-        if doc is None:
-            raise NotFound(f"model {model!r} version {version!r} has no baseline",
-                           reason="BASELINE_NOT_FOUND", metadata={"model": model,
-                                                                 "version": version})
-        baseline = Baseline.from_dict(doc)
-        try:
-            frame, _ = self.load(baseline.reference_filter(), "baseline.reference")
-            baseline.record_count = len(frame)
-        except NotFound:
-            baseline.record_count = 0
-        return baseline
-
-    def load_reference(self, reference: Reference | None, current: EvaluationFilter,
-                       path: str = "reference") -> tuple[Frame, Baseline | None]:
-        ref_filter, baseline, ref_path = self.reference_filter(reference, current, path)
-        frame, _ = self.load(ref_filter, ref_path)
-        return frame, baseline
-
-    def reference_filter(self, reference: Reference | None, current: EvaluationFilter,
-                         path: str = "reference"
-                         ) -> tuple[EvaluationFilter, Baseline | None, str]:
-        """The reference's filter (without reading records), its baseline if it
-        came from one, and the request path its errors are reported under."""
-        if reference is not None and reference.filter is not None:
-            return reference.filter, None, f"{path}.filter"
-        if reference is not None and reference.baseline is not None:
-            model, version = reference.baseline
-            baseline = self._baseline_document(model, version)
-        else:
-            versions = current.versions
-            if len(versions) != 1:
-                catalog = self.catalog(current.model)
-                versions = tuple(catalog.versions()) if len(catalog.versions()) == 1 else versions
-            if len(versions) != 1:
-                raise FailedPrecondition(
-                    f"{path}: unset, and the default (the baseline of the current version) "
-                    f"needs exactly one version in the current filter",
-                    reason="REFERENCE_REQUIRED", metadata={"model": current.model})
-            try:
-                baseline = self._baseline_document(current.model, versions[0])
-            except NotFound:
-                raise FailedPrecondition(
-                    f"{path}: unset, and model {current.model!r} version {versions[0]!r} has "
-                    f"no baseline (SetBaseline, or pass a reference filter)",
-                    reason="BASELINE_NOT_FOUND",
-                    metadata={"model": current.model, "version": versions[0]}) from None
-        return baseline.reference_filter(), baseline, f"{path}.baseline"
-
-    def _baseline_document(self, model: str, version: str) -> Baseline:
-        """A stored baseline without its record count (get_baseline reads that)."""
-        if not model:
-            raise _bad("model", "required")
-        if not version:
-            raise _bad("version", "required")
-        doc = self._store.get_document("baseline", f"{model}\x1f{version}")
-        if doc is None:
-            raise NotFound(f"model {model!r} version {version!r} has no baseline",
-                           reason="BASELINE_NOT_FOUND", metadata={"model": model,
-                                                                 "version": version})
-        return Baseline.from_dict(doc)
-
     # -- performance --------------------------------------------------------
-
-    def _metric_values(self, frame: Frame, task: M.TaskType, metrics: Sequence[M.Metric],
-                       positive: str | None, average: M.ClassAverage) -> tuple[int, MetricValues]:
-        if task is M.TaskType.REGRESSION:
-            ok = ~np.isnan(frame.actual_number) & ~np.isnan(frame.prediction_number)
-            return int(ok.sum()), M.regression_metrics(
-                frame.actual_number[ok], frame.prediction_number[ok], metrics)
-        ok = ~M.is_none(frame.actual_label) & ~M.is_none(frame.prediction_label)
-        idx = np.flatnonzero(ok)
-        data = M.ClassificationData(frame.actual_label[idx], frame.prediction_label[idx],
-                                    {k: v[idx] for k, v in frame.scores.items()})
-        return len(idx), M.classification_metrics(data, metrics, positive or None, average)
-
-    def _check_metrics(self, metrics: Sequence[M.Metric], task: M.TaskType, path: str
-                       ) -> list[M.Metric]:
-        allowed = M.metrics_for(task)
-        if not metrics:
-            return list(allowed)
-        for i, m in enumerate(metrics):
-            if m not in allowed:
-                raise _bad(f"{path}[{i}]", f"{m.name} does not apply to "
-                           f"{task.name.lower()} (use one of "
-                           f"{', '.join(a.name for a in allowed)})", "METRIC_NOT_APPLICABLE")
-        return list(metrics)
 
     def performance(self, f: EvaluationFilter, metrics: Sequence[M.Metric] = (),
                     task: M.TaskType = M.TaskType.UNSPECIFIED, positive: str = "",
@@ -539,7 +121,7 @@ class Evaluations:
                     slice_bins: int = 4, mode: AnalysisMode = AnalysisMode.UNSPECIFIED
                     ) -> PerformanceReport:
         if bucket is not None and bucket <= timedelta(0):
-            raise _bad("bucket", "must be positive")
+            raise invalid("bucket", "must be positive")
         if mode in (AnalysisMode.UNSPECIFIED, AnalysisMode.PROFILE):
             from modelplane.observability.profile_analysis import profile_performance
 
@@ -550,16 +132,16 @@ class Evaluations:
         with sampling(mode, 1) as plan:
             frame, catalog = self.load(f)
         task = infer_task(frame, catalog, task)
-        ms = self._check_metrics(metrics, task, "metrics")
+        ms = check_metrics(metrics, task, "metrics")
 
         def group(fr: Frame) -> PerformanceGroup:
-            labeled, values = self._metric_values(fr, task, ms, positive, average)
+            labeled, values = metric_values(fr, task, ms, positive, average)
             return PerformanceGroup(len(fr), labeled, values)
 
         overall = group(frame)
         windows = []
         if bucket is not None:
-            for win, idx in _buckets(frame, bucket, f.window):
+            for win, idx in buckets(frame, bucket, f.window):
                 g = group(frame.take(idx))
                 g.window = win
                 windows.append(g)
@@ -572,43 +154,16 @@ class Evaluations:
                 g = group(frame.take(np.flatnonzero(slice_mask(frame, preds))))
                 g.slice = preds
                 slices.append(g)
-        return _stamp(PerformanceReport(task, overall, windows, slices), plan)
+        return stamp(PerformanceReport(task, overall, windows, slices), plan)
 
     # -- drift --------------------------------------------------------------
-
-    def _drift_columns(self, catalog: Catalog, columns: Sequence[ColumnRef], model: str,
-                       path: str) -> list[tuple[ColumnRef, ColumnKind]]:
-        kinds = catalog.columns()
-        kinds.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
-        if columns:
-            return [(c, check_column(c, kinds, model, f"{path}[{i}]"))
-                    for i, c in enumerate(columns)]
-        out = [(ColumnRef(ColumnSource.FEATURE, n), k)
-               for n, k in sorted(catalog.features().items())]
-        out.append((PREDICTION, kinds[PREDICTION]))
-        return out
-
-    def _drift_of(self, ref: Frame, cur: Frame, columns: Sequence[tuple[ColumnRef, ColumnKind]],
-                  methods: Sequence[DriftMethod], thresholds: DriftThresholds, bins: int
-                  ) -> list[ColumnDriftResult]:
-        pairs = []
-        for col, kind in columns:
-            numeric = kind is ColumnKind.NUMERIC
-            r = ref.column(col) if col in ref.kinds or col.source in (
-                ColumnSource.PREDICTION, ColumnSource.ACTUAL) else None
-            c = cur.column(col)
-            if r is None:
-                r = np.empty(0, dtype=np.float64 if numeric else object)
-            pairs.append((r, c, numeric))
-        drifts = drift_many(pairs, methods or None, thresholds, bins, self._executor)
-        return [ColumnDriftResult(col, kind, d) for (col, kind), d in zip(columns, drifts)]
 
     def drift(self, current: EvaluationFilter, reference: Reference | None = None,
               columns: Sequence[ColumnRef] = (), methods: Sequence[DriftMethod] = (),
               thresholds: DriftThresholds = DEFAULT_THRESHOLDS, bins: int = 10,
               mode: AnalysisMode = AnalysisMode.UNSPECIFIED) -> DriftReport:
         if bins < 0 or bins > 1000:
-            raise _bad("bins", "must be between 1 and 1000 (0 = 10)")
+            raise invalid("bins", "must be between 1 and 1000 (0 = 10)")
         if mode in (AnalysisMode.UNSPECIFIED, AnalysisMode.PROFILE):
             from modelplane.observability.profile_analysis import profile_drift
 
@@ -619,17 +174,17 @@ class Evaluations:
         with sampling(mode, 2) as plan:
             cur, catalog = self.load(current, "current")
             ref, _ = self.load_reference(reference, current)
-        cols = self._drift_columns(catalog, columns, current.model, "columns")
+        cols = drift_columns(catalog, columns, current.model, "columns")
         if reference is not None and reference.filter is not None \
                 and reference.filter.model != current.model:
             ref_catalog = self.catalog(reference.filter.model, "reference.filter.model")
             ref_kinds = ref_catalog.columns()
             for i, (c, _kind) in enumerate(cols):
                 if c.source in (ColumnSource.FEATURE, ColumnSource.TAG) and c not in ref_kinds:
-                    raise _bad(f"columns[{i}]", f"reference model "
+                    raise invalid(f"columns[{i}]", f"reference model "
                                f"{reference.filter.model!r} has no column {c}", "UNKNOWN_COLUMN")
-        results = self._drift_of(ref, cur, cols, methods, thresholds, bins or 10)
-        return _stamp(DriftReport(results, len(ref), len(cur)), plan)
+        results = drift_of(ref, cur, cols, methods, thresholds, bins or 10, self.executor)
+        return stamp(DriftReport(results, len(ref), len(cur)), plan)
 
     # -- proxy performance ----------------------------------------------------
 
@@ -653,7 +208,7 @@ class Evaluations:
                 f"{current.model!r} logs no scores", reason="SCORES_REQUIRED",
                 metadata={"model": current.model})
         estimator = ScoreEstimator.fit(ref, positive or None)
-        _, ref_metrics = self._metric_values(ref, M.TaskType.CLASSIFICATION,
+        _, ref_metrics = metric_values(ref, M.TaskType.CLASSIFICATION,
                                              M.CLASSIFICATION_METRICS, estimator.positive,
                                              M.ClassAverage.UNSPECIFIED)
         kinds = catalog.columns()
@@ -661,7 +216,7 @@ class Evaluations:
             (PREDICTION, kinds.get(PREDICTION, ColumnKind.CATEGORICAL))]
 
         def group(fr: Frame) -> ProxyGroup:
-            drift = self._drift_of(ref, fr, pred_cols, (), thresholds, 10)
+            drift = drift_of(ref, fr, pred_cols, (), thresholds, 10, self.executor)
             if estimator.positive is not None and estimator.positive in fr.scores:
                 score_drift = numeric_drift(ref.scores.get(estimator.positive, np.empty(0)),
                                             fr.scores[estimator.positive],
@@ -674,12 +229,12 @@ class Evaluations:
         windows = []
         if bucket is not None:
             if bucket <= timedelta(0):
-                raise _bad("bucket", "must be positive")
-            for win, idx in _buckets(cur, bucket, current.window):
+                raise invalid("bucket", "must be positive")
+            for win, idx in buckets(cur, bucket, current.window):
                 g = group(cur.take(idx))
                 g.window = win
                 windows.append(g)
-        return _stamp(ProxyReport(overall, windows, ref_metrics, estimator.calibrated), plan)
+        return stamp(ProxyReport(overall, windows, ref_metrics, estimator.calibrated), plan)
 
     # -- root cause ---------------------------------------------------------
 
@@ -699,130 +254,9 @@ class Evaluations:
         with sampling(mode, 2) as plan:
             cur, catalog = self.load(current, "current")
             ref, _ = self.load_reference(reference, current)
-        return _stamp(self.root_cause_of(ref, cur, catalog, current.model, metric,
+        return stamp(root_cause_of(ref, cur, catalog, current.model, metric,
                                          drift_column, columns, max_slices, max_depth,
                                          min_slice_size, bins, positive), plan)
-
-    def root_cause_of(self, ref: Frame, cur: Frame, catalog: Catalog, model: str,
-                      metric: M.Metric | None = None, drift_column: ColumnRef | None = None,
-                      columns: Sequence[ColumnRef] = (), max_slices: int = 10,
-                      max_depth: int = 2, min_slice_size: int = 30, bins: int = 4,
-                      positive: str = "", path: str = "columns") -> RootCauseReport:
-        """:meth:`root_cause` over frames already loaded (CompareVersions' two versions)."""
-        kinds = catalog.columns()
-        kinds.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
-        if columns:
-            cols = [(c, check_column(c, kinds, model, f"{path}[{i}]"))
-                    for i, c in enumerate(columns)]
-        else:
-            cols = [(c, k) for c, k in sorted(kinds.items())
-                    if c.source in (ColumnSource.FEATURE, ColumnSource.TAG)]
-        objective = self._objective(cur, catalog, metric, drift_column, kinds, model,
-                                    positive)
-        degrade, within, is_drift, sign = objective
-        overall_change = degrade(ref, cur)
-        singles: list[SliceContribution] = []
-        col_of: dict[int, ColumnRef] = {}
-        for col, kind in cols:
-            for preds in candidate_slices(col, kind, [ref, cur], bins or 4):
-                c = self._contribution(ref, cur, preds, degrade, within, is_drift, sign,
-                                       overall_change, min_slice_size)
-                if c is not None:
-                    col_of[id(c)] = col
-                    singles.append(c)
-        singles.sort(key=_rank)
-        found = list(singles)
-        if max_depth != 1:
-            top = [s for s in singles if s.contribution > 0][:8]
-            for a, b in itertools.combinations(top, 2):
-                if col_of[id(a)] == col_of[id(b)]:
-                    continue
-                c = self._contribution(ref, cur, a.slice + b.slice, degrade, within,
-                                       is_drift, sign, overall_change, min_slice_size)
-                # the simpler slice stays first unless the pair is clearly more to blame
-                if c is not None and c.score > _PAIR_MARGIN * max(a.score, b.score):
-                    found.append(c)
-        found.sort(key=_rank)
-        ref_value, cur_value = within(ref), within(cur)
-        return RootCauseReport(ref_value, cur_value, found[:max_slices or 10])
-
-    def _objective(self, cur: Frame, catalog: Catalog, metric: M.Metric | None,
-                   drift_column: ColumnRef | None, kinds: dict[ColumnRef, ColumnKind],
-                   model: str, positive: str
-                   ) -> tuple[Callable[[Frame, Frame], float], Callable[[Frame], float], bool,
-                              float]:
-        """(how much worse the current side is, the objective on one side, whether it
-        is drift, and for a metric +1 when higher is better, -1 when lower is)."""
-        if metric is not None and metric is not M.Metric.UNSPECIFIED:
-            task = infer_task(cur, catalog, M.TaskType.UNSPECIFIED)
-            self._check_metrics([metric], task, "objective.metric")
-            sign = 1.0 if metric in M.HIGHER_IS_BETTER else -1.0
-
-            def value(fr: Frame) -> float:
-                _, vals = self._metric_values(fr, task, [metric], positive,
-                                              M.ClassAverage.UNSPECIFIED)
-                v = vals[metric]
-                return float("nan") if v is None else v
-
-            def degrade(r: Frame, c: Frame) -> float:
-                return sign * (value(r) - value(c))
-
-            return degrade, value, False, sign
-        col = drift_column or PREDICTION
-        kind = check_column(col, kinds, model, "objective.drift_column")
-        numeric = kind is ColumnKind.NUMERIC
-
-        def statistic(r: Frame, c: Frame) -> float:
-            if numeric:
-                d = numeric_drift(r.column(col), c.column(col), [DriftMethod.WASSERSTEIN])
-                s = d.statistic(DriftMethod.WASSERSTEIN)
-            else:
-                d = categorical_drift(r.column(col), c.column(col), [DriftMethod.JENSEN_SHANNON])
-                s = d.statistic(DriftMethod.JENSEN_SHANNON)
-            return 0.0 if s is None else s.value
-
-        return statistic, lambda fr: float(len(fr)), True, 1.0
-
-    def _contribution(self, ref: Frame, cur: Frame, preds: tuple[SlicePredicate, ...],
-                      degrade: Callable[[Frame, Frame], float], within: Callable[[Frame], float],
-                      is_drift: bool, sign: float, overall: float, min_size: int
-                      ) -> SliceContribution | None:
-        rm = slice_mask(ref, preds)
-        cm = slice_mask(cur, preds)
-        n_ref, n_cur = int(rm.sum()), int(cm.sum())
-        if n_cur < (min_size or 30) or n_cur == len(cur):
-            return None
-        rest = degrade(ref.take(np.flatnonzero(~rm)), cur.take(np.flatnonzero(~cm)))
-        if math.isnan(rest) or math.isnan(overall):
-            return None
-        contribution = overall - rest
-        share = contribution / overall if overall else 0.0
-        # the slice's share of the records, on the side where it is larger: a slice
-        # that traffic moved into must not look more concentrated than it is
-        records = max(n_ref / len(ref) if len(ref) else 0.0, n_cur / len(cur))
-        lift = share / records
-        if is_drift:  # drift objective: the slice's share of records on each side
-            ref_value = n_ref / len(ref) if len(ref) else 0.0
-            cur_value = n_cur / len(cur)
-            # How far the slice's share of the drift exceeds its share of the
-            # records: a segment with most of the records carries most of any drift
-            # (score about 0); a city with a fifth of the records and most of the
-            # drift comes first.
-            score = max(share - records, 0.0)
-        else:
-            ref_value = within(ref.take(np.flatnonzero(rm))) if n_ref else float("nan")
-            cur_value = within(cur.take(np.flatnonzero(cm)))
-            # How much more the metric dropped inside the slice than outside it,
-            # squared and weighted by w(1-w): the split criterion of a regression
-            # tree on the drop, for accuracy roughly proportional to the squared
-            # z-score of the difference. Leaving the slice out (the contribution)
-            # cannot tell a large segment that holds most of the affected records,
-            # or whose rest happened to improve, from the small slice where the
-            # drop is. (The drop inside is degrade() of the values just computed.)
-            gap = sign * (ref_value - cur_value) - rest
-            score = records * (1.0 - records) * gap * gap if gap > 0 else 0.0
-        return SliceContribution(preds, contribution, share, n_ref, n_cur, ref_value,
-                                 cur_value, lift, score)
 
     # -- attribution --------------------------------------------------------
 
@@ -988,7 +422,7 @@ class Evaluations:
     def _versions(self, frame: Frame) -> list[str]:
         versions = sorted({str(v) for v in frame.version.tolist()})
         if len(versions) > MAX_EXPLAINED_VERSIONS:
-            raise _bad("filter.versions", f"the records span {len(versions)} versions; "
+            raise invalid("filter.versions", f"the records span {len(versions)} versions; "
                        f"explain at most {MAX_EXPLAINED_VERSIONS} at once")
         return versions
 
@@ -1010,7 +444,7 @@ class Evaluations:
             names = model_features(obj, list(kinds))
             rows = np.flatnonzero(target.version == version)
             if named and len(rows) > budget.max_rows and not is_tree_model(obj):
-                raise _bad("prediction_ids", f"{len(rows)} predictions of version {version}: "
+                raise invalid("prediction_ids", f"{len(rows)} predictions of version {version}: "
                            f"at most {budget.max_rows} per call are explained by permutation "
                            f"SHAP (MODELPLANE_OBSERVABILITY_EXPLAIN_MAX_ROWS)")
             background = self._background(model, version, names, frame)
@@ -1044,7 +478,7 @@ class Evaluations:
         training records, else its records among those ``loaded`` for the request):
         the permutation explainer's background, sampled there to the budget."""
         filters = []
-        doc = self._store.get_document("baseline", f"{model}\x1f{version}")
+        doc = self._store.get_document(BASELINE_KIND, baseline_key(model, version))
         if doc is not None:
             filters.append(Baseline.from_dict(doc).reference_filter())
         filters += [EvaluationFilter(model, (version,), env) for env in
@@ -1097,13 +531,6 @@ class Evaluations:
         return surrogate.fidelity_against(outputs, classes)
 
 
-#: a pair of slices is listed only when it outscores both of its single slices this much
-_PAIR_MARGIN = 1.5
-
-
-def _rank(s: SliceContribution) -> tuple[float, float]:
-    """Highest score first; slices that score 0 (no concentration) by contribution."""
-    return (-s.score, -s.contribution)
 
 
 def _sample(frame: Frame, n: int, seed: int) -> Frame:

@@ -53,8 +53,9 @@ from modelplane.kit.errors import FieldViolation, InvalidArgument, NotFound
 from modelplane.kit.lease import Lease
 from modelplane.kit.outbound import OutboundPolicy
 from modelplane.observability import metrics as M
+from modelplane.observability.baselines import Reference
 from modelplane.observability.drift import TESTS, DriftMethod
-from modelplane.observability.evaluations import Evaluations, Reference
+from modelplane.observability.evaluations import Evaluations
 from modelplane.observability.records import (
     PREDICTION,
     ColumnRef,

@@ -21,29 +21,41 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from modelplane.observability.runtime import ObservabilityRuntime
+    from modelplane.observability.monitors import AlertRelay, MonitorLease
+    from modelplane.observability.retention import Retention
+    from modelplane.observability.webhooks import WebhookDispatcher
 
 PREFIX = "modelplane_observability_"
 OUTCOMES = ("delivered", "retried", "failed", "refused")
 
 
+class ReplicaParts(Protocol):
+    """The background parts of a replica read here (``runtime.ObservabilityRuntime``
+    registers itself; the runtime imports this module, so not the other way round)."""
+
+    lease: MonitorLease
+    relay: AlertRelay
+    webhooks: WebhookDispatcher
+    retention: Retention
+
+
 class _RuntimeCollector(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._runtimes: list[ObservabilityRuntime] = []
+        self._runtimes: list[ReplicaParts] = []
 
-    def add(self, rt: ObservabilityRuntime) -> None:
+    def add(self, rt: ReplicaParts) -> None:
         with self._lock:
             self._runtimes.append(rt)
 
-    def remove(self, rt: ObservabilityRuntime) -> None:
+    def remove(self, rt: ReplicaParts) -> None:
         with self._lock:
             if rt in self._runtimes:
                 self._runtimes.remove(rt)

@@ -27,6 +27,7 @@ from modelplane.observability.drift import (
     DriftMethod,
     DriftThresholds,
 )
+from modelplane.observability.frame_analysis import check_metrics, drift_columns
 from modelplane.observability.profiles import (
     HOUR_US,
     OTHER,
@@ -49,19 +50,23 @@ from modelplane.observability.records import (
     SlicePredicate,
     TimeWindow,
 )
+from modelplane.observability.reports import (
+    ColumnDriftResult,
+    DriftReport,
+    PerformanceGroup,
+    PerformanceReport,
+    RootCauseReport,
+    SliceContribution,
+)
+from modelplane.observability.root_cause import rank
 from modelplane.observability.slices import MAX_CATEGORIES as MAX_SLICE_CATEGORIES
 from modelplane.observability.slices import check_column
 from modelplane.observability.store.base import ScanSpec
 from modelplane.observability.store.frames import to_us
 
 if TYPE_CHECKING:
-    from modelplane.observability.evaluations import (
-        DriftReport,
-        Evaluations,
-        PerformanceReport,
-        Reference,
-        RootCauseReport,
-    )
+    from modelplane.observability.baselines import Reference
+    from modelplane.observability.reader import EvaluationReader
 
 #: (predicted, actual) label pairs and their counts
 Pairs = dict[tuple[str, str], int]
@@ -76,7 +81,7 @@ def _from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
-def _profiles_answer(ev: Evaluations, specs: Sequence[ScanSpec], forced: bool) -> bool:
+def _profiles_answer(ev: EvaluationReader, specs: Sequence[ScanSpec], forced: bool) -> bool:
     """Whether the profiles answer: they must count every record of the windows
     (a store written before profiles were kept has hours they miss); in automatic
     mode, one side must also hold more records than the exact limit, or a window
@@ -97,13 +102,11 @@ def _spec(f: EvaluationFilter) -> ScanSpec:
     return ScanSpec(f.model, f.versions, f.environment, f.window)
 
 
-def profile_drift(ev: Evaluations, current: EvaluationFilter, reference: Reference | None,
+def profile_drift(ev: EvaluationReader, current: EvaluationFilter, reference: Reference | None,
                   columns: Sequence[ColumnRef], methods: Sequence[DriftMethod],
                   thresholds: DriftThresholds, bins: int, mode: AnalysisMode
                   ) -> DriftReport | None:
     """Drift from profiles, or None when the exact path should answer."""
-    from modelplane.observability.evaluations import ColumnDriftResult, DriftReport
-
     forced = mode is AnalysisMode.PROFILE
     cur_f, catalog = ev.validate_filter(current, "current")
     ref_f, _, ref_path = ev.reference_filter(reference, current)
@@ -113,7 +116,7 @@ def profile_drift(ev: Evaluations, current: EvaluationFilter, reference: Referen
             raise _refuse("profiles summarise whole windows of a model, version and "
                           "environment; a filter with predicates needs EXACT mode")
         return None
-    cols = ev._drift_columns(catalog, columns, current.model, "columns")
+    cols = drift_columns(catalog, columns, current.model, "columns")
     if any(c.source is ColumnSource.ACTUAL for c, _ in cols):
         if forced:
             raise _refuse("profiles do not keep actuals; drift of the actual needs EXACT mode")
@@ -152,7 +155,7 @@ def profile_drift(ev: Evaluations, current: EvaluationFilter, reference: Referen
                        rank_error(ref_p, cur_p), len(cur_rows) + len(ref_rows))
 
 
-def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[M.Metric],
+def profile_performance(ev: EvaluationReader, f: EvaluationFilter, metrics: Sequence[M.Metric],
                         task: M.TaskType, positive: str, average: M.ClassAverage,
                         bucket: timedelta | None, slice_by: Sequence[ColumnRef],
                         mode: AnalysisMode) -> PerformanceReport | None:
@@ -160,8 +163,6 @@ def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[
     when the exact path should answer. Accuracy, precision, recall and F1 are the
     exact path's numbers over the window widened to whole hours; ROC AUC and log
     loss need the scores and come back without a value."""
-    from modelplane.observability.evaluations import PerformanceGroup, PerformanceReport
-
     forced = mode is AnalysisMode.PROFILE
 
     def cannot(why: str) -> PerformanceReport | None:
@@ -193,7 +194,7 @@ def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[
     if not _profiles_answer(ev, [spec], forced):
         return None
     task = M.TaskType.CLASSIFICATION
-    ms = ev._check_metrics(metrics, task, "metrics")
+    ms = check_metrics(metrics, task, "metrics")
     scores = catalog.score_keys()
     headers = [(b, *profile_header(blob)) for b, blob in store.profile_rows(spec)]
     cells = store.confusion_rows(spec)
@@ -252,7 +253,7 @@ def profile_performance(ev: Evaluations, f: EvaluationFilter, metrics: Sequence[
     return PerformanceReport(task, overall, windows, slices, AnalysisMode.PROFILE)
 
 
-def profile_root_cause(ev: Evaluations, current: EvaluationFilter, reference: Reference | None,
+def profile_root_cause(ev: EvaluationReader, current: EvaluationFilter, reference: Reference | None,
                        metric: M.Metric | None, drift_column: ColumnRef | None,
                        columns: Sequence[ColumnRef], max_slices: int, max_depth: int,
                        min_slice_size: int, positive: str, mode: AnalysisMode
@@ -261,12 +262,6 @@ def profile_root_cause(ev: Evaluations, current: EvaluationFilter, reference: Re
     from the confusion counts (the exact path's contribution, share, lift and score:
     each needs the metric inside a slice and outside it, which the counts give by
     subtraction), or None when the exact path should answer."""
-    from modelplane.observability.evaluations import (
-        RootCauseReport,
-        SliceContribution,
-        _rank,
-    )
-
     forced = mode is AnalysisMode.PROFILE
 
     def cannot(why: str) -> RootCauseReport | None:
@@ -289,7 +284,7 @@ def profile_root_cause(ev: Evaluations, current: EvaluationFilter, reference: Re
     kinds = catalog.columns()
     if kinds.get(PREDICTION) is ColumnKind.NUMERIC:
         return cannot("profiles keep classification counts only; regression needs EXACT mode")
-    ev._check_metrics([metric], M.TaskType.CLASSIFICATION, "objective.metric")
+    check_metrics([metric], M.TaskType.CLASSIFICATION, "objective.metric")
     if metric in (M.Metric.ROC_AUC, M.Metric.LOG_LOSS):
         return cannot(f"{metric.name} needs the scores; profiles keep counts")
     if columns:
@@ -368,6 +363,6 @@ def profile_root_cause(ev: Evaluations, current: EvaluationFilter, reference: Re
             found.append(SliceContribution(
                 (SlicePredicate(col, SliceOperator.EQUAL, (wanted,)),), contribution, share,
                 n_ref, n_cur, ref_value, cur_value, lift, score))
-    found.sort(key=_rank)
+    found.sort(key=rank)
     return RootCauseReport(value(ref_total), value(cur_total), found[:max_slices or 10],
                            AnalysisMode.PROFILE)

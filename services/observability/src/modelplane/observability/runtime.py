@@ -18,9 +18,7 @@ from typing import Any
 from modelplane.kit.locations import StoragePolicy
 from modelplane.kit.outbound import OutboundPolicy
 from modelplane.kit.runtime import ServiceRuntime
-from modelplane.kit.server import Servicer, ServiceSpec
 from modelplane.observability.analysis_limits import AnalysisGate
-from modelplane.observability.api import ObservabilityServicer
 from modelplane.observability.evaluations import Evaluations
 from modelplane.observability.ingest import RecordIngestor
 from modelplane.observability.lineage import LineagePeers
@@ -29,11 +27,9 @@ from modelplane.observability.records import utcnow
 from modelplane.observability.settings import WEBHOOK_ALLOW_SETTING, ObservabilitySettings
 from modelplane.observability.store.base import EvaluationStore
 from modelplane.observability.store.encoding import Catalog
-from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
 from modelplane.observability.webhooks import WebhookDispatcher, WebhookSettings
 
 log = logging.getLogger("modelplane.observability")
-SERVICE_NAME = "modelplane.observability.v1.ObservabilityService"
 
 
 def open_store(settings: ObservabilitySettings) -> EvaluationStore:
@@ -44,7 +40,8 @@ def open_store(settings: ObservabilitySettings) -> EvaluationStore:
                              max_record_columns=settings.max_record_columns)
     from modelplane.observability.store.embedded import EmbeddedStore
 
-    return EmbeddedStore(settings.embedded_path)
+    return EmbeddedStore(settings.embedded_path, settings.duckdb_memory_limit,
+                         settings.duckdb_threads)
 
 
 class ObservabilityRuntime(ServiceRuntime[EvaluationStore]):
@@ -96,13 +93,21 @@ class ObservabilityRuntime(ServiceRuntime[EvaluationStore]):
         self.serving = RolloutPageSource(None)
 
     async def build(self) -> EvaluationStore:
+        # What this opens is registered with the base as it opens; stop (after the
+        # dashboard and the background tasks, before the peer channels) and a start
+        # that fails midway close it newest first: the metrics collector, webhooks,
+        # the lease (handed over at once), the store, the analysis threads.
+        self.closing(lambda: self.executor.shutdown(wait=False), "the analysis threads")
         if self.settings.explain_models:
             self._start_model_loader()
         self._start_lineage_peers()
         await asyncio.to_thread(self.store.open)
+        self.closing(lambda: asyncio.to_thread(self.store.close), "the evaluation store")
         catalogs = await asyncio.to_thread(self.store.load_catalogs)
         with self.catalog_lock:
             self.catalogs.update(catalogs)
+        self.closing(self._release_lease, "the monitor lease")
+        self.closing(self.webhooks.close, "the webhook dispatcher")
         # The lease also decides who sends webhooks, so it runs with the scheduler off too.
         self.spawn(self.lease.run())
         self.spawn(self.relay.run())
@@ -117,7 +122,12 @@ class ObservabilityRuntime(ServiceRuntime[EvaluationStore]):
         from modelplane.observability.ops_metrics import COLLECTOR
 
         COLLECTOR.add(self)
+        self.closing(lambda: COLLECTOR.remove(self), "the operations metrics")
         return self.store
+
+    async def _release_lease(self) -> None:
+        with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
+            await asyncio.to_thread(self.lease.release)
 
     def _start_model_loader(self) -> None:
         """Registered versions for ExplainPredictions: a channel to the registry (made
@@ -162,25 +172,3 @@ class ObservabilityRuntime(ServiceRuntime[EvaluationStore]):
 
         server = await self.serve_http(dashboard_app(self), addr, "observability dashboard")
         self.http_port = server.port
-
-    async def close(self) -> None:
-        # after the dashboard and the background tasks, before the peer channels (kit base)
-        from modelplane.observability.ops_metrics import COLLECTOR
-
-        COLLECTOR.remove(self)
-        self.webhooks.close()
-        with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
-            await asyncio.to_thread(self.lease.release)
-        await asyncio.to_thread(self.store.close)
-        self.executor.shutdown(wait=False)
-
-
-def build(settings: ObservabilitySettings, runtime: ObservabilityRuntime | None = None
-          ) -> tuple[ServiceSpec, ObservabilityRuntime]:
-    rt = runtime or ObservabilityRuntime(settings)
-    spec = ServiceSpec(
-        name="observability",
-        servicers=[Servicer(pb_grpc.add_ObservabilityServiceServicer_to_server,
-                            ObservabilityServicer(rt), SERVICE_NAME)],
-        on_start=rt.start, on_stop=rt.stop)
-    return spec, rt

@@ -4,12 +4,15 @@
 |---|---|---|
 | ``MODELPLANE_OBSERVABILITY_DATABASE_URL`` | unset | PostgreSQL URL; unset = embedded DuckDB file ``<data dir>/observability/evaluations.duckdb`` |
 | ``MODELPLANE_OBSERVABILITY_HTTP_ADDR`` | ``127.0.0.1:7115`` | dashboard listen address; ``off`` disables it |
+| ``MODELPLANE_OBSERVABILITY_DASHBOARD_CACHE_SECONDS`` | ``60`` | longest reuse of a model page's analyses for one window (new records end it at once; new actuals within this time); ``0`` = no cache |
 | ``MODELPLANE_OBSERVABILITY_INGEST_QUEUE_BATCHES`` | ``4`` | batches buffered per ingest stream (backpressure) |
 | ``MODELPLANE_OBSERVABILITY_INGEST_WRITERS`` | ``2`` | batches of one stream written concurrently (own transactions) |
 | ``MODELPLANE_OBSERVABILITY_MONITOR_TICK_SECONDS`` | ``5`` | how often due monitors are looked for |
 | ``MODELPLANE_OBSERVABILITY_ANALYSIS_THREADS`` | ``2`` | threads computing drift columns in parallel |
 | ``MODELPLANE_OBSERVABILITY_DB_POOL_SIZE`` | ``4`` | PostgreSQL connections |
 | ``MODELPLANE_OBSERVABILITY_MAX_RECORD_COLUMNS`` | ``1500`` | PostgreSQL: columns ``obs_records`` may reach (at most 1600); catalog columns past it get no typed column |
+| ``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT`` | ``512MB`` | the embedded store's DuckDB buffer limit (DuckDB's ``memory_limit``); past it DuckDB writes buffers out |
+| ``MODELPLANE_OBSERVABILITY_DUCKDB_THREADS`` | unset | DuckDB's worker threads in the embedded store; unset = one per core |
 | ``MODELPLANE_OBSERVABILITY_MONITOR_LEASE_SECONDS`` | ``10`` | the monitor scheduler's lease: one replica evaluates; another takes over within this time after it dies |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW`` | unset | webhook targets allowed although not public: comma-separated CIDRs, addresses, host names (``*.example.com``) |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_WORKERS`` | ``4`` | webhook calls in flight at once (a bounded pool) |
@@ -52,8 +55,12 @@ from modelplane.observability.retention import (
     DEFAULT_RETENTION_INTERVAL_SECONDS,
     RetentionSettings,
 )
+from modelplane.observability.store.embedded import DEFAULT_DUCKDB_MEMORY_LIMIT
 
 DEFAULT_HTTP_ADDR = "127.0.0.1:7115"
+#: how long the dashboard reuses a model page's analyses at most (see
+#: dashboard.ModelPageCache: new records end it at once)
+DEFAULT_PAGE_CACHE_SECONDS = 60.0
 KEEP_EVERYTHING = RetentionSettings(0, 0, 0)
 WEBHOOK_ALLOW_SETTING = "MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW"
 
@@ -67,6 +74,17 @@ def _days(service: ServiceSettings, name: str, default: int) -> int:
     if value < 0:
         raise ValueError(f"MODELPLANE_OBSERVABILITY_{name} must be 0 (keep forever) or more, "
                          f"not {value}")
+    return value
+
+
+def _seconds(service: ServiceSettings, name: str, default: float) -> float:
+    raw = service.env(name, "") or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"MODELPLANE_OBSERVABILITY_{name}={raw!r} is not a number") from None
+    if not value >= 0:
+        raise ValueError(f"MODELPLANE_OBSERVABILITY_{name} must be 0 or more, not {value}")
     return value
 
 
@@ -86,12 +104,15 @@ class ObservabilitySettings:
     service: ServiceSettings
     database_url: str | None = None
     http_addr: str | None = DEFAULT_HTTP_ADDR
+    dashboard_cache_seconds: float = DEFAULT_PAGE_CACHE_SECONDS
     ingest_queue_batches: int = 4
     ingest_writers: int = 2
     monitor_tick_seconds: float = 5.0
     analysis_threads: int = 2
     db_pool_size: int = 4
     max_record_columns: int = 1500
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    duckdb_threads: int | None = None
     monitor_lease_seconds: float = 10.0
     webhook_allow: tuple[str, ...] = ()
     webhook_workers: int = 4
@@ -131,12 +152,18 @@ class ObservabilitySettings:
             service=service,
             database_url=service.env("DATABASE_URL"),
             http_addr=None if (http or "").lower() in ("off", "none", "") else http,
+            dashboard_cache_seconds=_seconds(service, "DASHBOARD_CACHE_SECONDS",
+                                             DEFAULT_PAGE_CACHE_SECONDS),
             ingest_queue_batches=int(service.env("INGEST_QUEUE_BATCHES", "4") or 4),
             ingest_writers=int(service.env("INGEST_WRITERS", "2") or 2),
             monitor_tick_seconds=float(service.env("MONITOR_TICK_SECONDS", "5") or 5),
             analysis_threads=int(service.env("ANALYSIS_THREADS", "2") or 2),
             db_pool_size=int(service.env("DB_POOL_SIZE", "4") or 4),
             max_record_columns=int(service.env("MAX_RECORD_COLUMNS", "1500") or 1500),
+            duckdb_memory_limit=service.env("DUCKDB_MEMORY_LIMIT", "")
+            or DEFAULT_DUCKDB_MEMORY_LIMIT,
+            duckdb_threads=(_at_least_one(service, "DUCKDB_THREADS", 1)
+                            if service.env("DUCKDB_THREADS", "") else None),
             monitor_lease_seconds=float(service.env("MONITOR_LEASE_SECONDS", "10") or 10),
             webhook_allow=tuple(a.strip() for a in (service.env("WEBHOOK_ALLOW") or "").split(",")
                                 if a.strip()),

@@ -39,33 +39,27 @@ class RegistryRuntime(ServiceRuntime[ModelRegistry]):
         self.hub: EventHub | None = None
 
     async def build(self) -> ModelRegistry:
+        # Each part is registered with the base as it opens: stop closes them newest
+        # first (the hub, MLflow, the history), and so does a start that fails midway.
+        # The MLflow watchdog is a spawned task, cancelled by the base before them.
         s = self.settings
-        self.history = RegistryHistory(s.database_url)
-        await asyncio.to_thread(self.history.create_tables)
+        history = self.history = RegistryHistory(s.database_url)
+        self.closing(history.close, "the registry history")
+        await asyncio.to_thread(history.create_tables)
+        self.closing(self.mlflow.stop, "the MLflow server")
         self.mlflow.launch()
-        try:
-            # Importing MLflow here takes as long as the server's own start: overlap them.
-            # The store itself is opened only once the server has migrated the database.
-            await asyncio.gather(asyncio.to_thread(_import_mlflow), self.mlflow.wait_ready())
-            store = await asyncio.to_thread(MlflowModelStore, s.backend_store_uri,
-                                            s.artifacts_destination,
-                                            frozenset(s.protected_aliases))
-            self.hub = EventHub(self.history, make_probe(self.history), s.event_poll_seconds)
-            await self.hub.start()
-            self.spawn(self.mlflow.supervise(), "mlflow-watchdog")
-            return ModelRegistry(store, self.history, self.hub, s.promotion_gate(),
-                                 s.mlflow_uri, s.cache_size)
-        except BaseException:
-            await self.mlflow.stop()
-            raise
-
-    async def close(self) -> None:
-        # the MLflow watchdog is a spawned task: the base has cancelled it already
-        if self.hub is not None:
-            await self.hub.stop()
-        await self.mlflow.stop()
-        if self.history is not None:
-            self.history.close()
+        # Importing MLflow here takes as long as the server's own start: overlap them.
+        # The store itself is opened only once the server has migrated the database.
+        await asyncio.gather(asyncio.to_thread(_import_mlflow), self.mlflow.wait_ready())
+        store = await asyncio.to_thread(MlflowModelStore, s.backend_store_uri,
+                                        s.artifacts_destination,
+                                        frozenset(s.protected_aliases))
+        hub = self.hub = EventHub(history, make_probe(history), s.event_poll_seconds)
+        self.closing(hub.stop, "the registry event hub")
+        await hub.start()
+        self.spawn(self.mlflow.supervise(), "mlflow-watchdog")
+        return ModelRegistry(store, history, hub, s.promotion_gate(), s.mlflow_uri,
+                             s.cache_size)
 
 
 def _import_mlflow() -> None:

@@ -4,7 +4,9 @@ A scikit-learn MLflow model is saved with BentoML's native ``bentoml.sklearn``
 flavour (no pyfunc schema enforcement on the hot path); anything else goes
 through ``bentoml.mlflow.import_model`` and runs as an MLflow pyfunc. A version
 already in the store (tag ``<model>:v<version>``) is loaded without touching
-the registry's artifacts again.
+the registry's artifacts again, if it came from the same source and run; one
+that did not (another registry sharing the store, a model registered again
+after a delete) is imported again.
 """
 
 from __future__ import annotations
@@ -75,10 +77,22 @@ class BentoModelRepository:
         tag = bento_tag(resolved.model, resolved.version)
         with self._lock(tag):
             try:
-                bentoml.models.get(tag)
-                return tag
+                stored = bentoml.models.get(tag)
             except BentoNotFound:
-                pass
+                stored = None
+            if stored is not None:
+                held = stored.info.metadata
+                if (held.get("source_uri"), held.get("run_id")) == (resolved.source_uri,
+                                                                    resolved.run_id):
+                    return tag
+                # The same name and version from another registry, or from a model deleted
+                # and registered again (MLflow then counts versions from 1 again): serving
+                # it would answer with another model's predictions.
+                log.warning("BentoML's store holds %s from %s (run %s), not %s v%s from %s "
+                            "(run %s): importing it again", tag, held.get("source_uri"),
+                            held.get("run_id"), resolved.model, resolved.version,
+                            resolved.source_uri, resolved.run_id)
+                bentoml.models.delete(tag)
             import mlflow.models
 
             try:

@@ -34,7 +34,9 @@ def configure_bentoml_home(settings: ServingSettings) -> None:
 
 class ServingRuntime(ServiceRuntime["ControlPlane"]):
     """Everything the serving process runs, wired together (sources may be injected), on
-    the kit's ``ServiceRuntime``: its STARTING guard and the REST side server."""
+    the kit's ``ServiceRuntime``: its STARTING guard, the REST side server, and the peer
+    channels (made here through the base's ``channel``, so ``stop`` closes them; make the
+    runtime inside the running loop, as ``main`` does)."""
 
     def __init__(self, settings: ServingSettings, *, source: Any = None, sink: Any = None,
                  features: Any = None, dataset_reader: Any = None,
@@ -45,7 +47,6 @@ class ServingRuntime(ServiceRuntime["ControlPlane"]):
         from tritonclient.grpc import service_pb2_grpc
 
         from modelplane.kit.auth import ApiKeyStore
-        from modelplane.kit.clients import channel
         from modelplane.kit.locations import StoragePolicy
         from modelplane.kit.server import Servicer, ServiceSpec
         from modelplane.serving.adapters.online_features import FeastServingClient
@@ -69,15 +70,16 @@ class ServingRuntime(ServiceRuntime["ControlPlane"]):
         if alias_mover is None and settings.model_source == "registry":
             from modelplane.serving.adapters.rollout_adapters import RegistryAliasMover
 
-            alias_mover = RegistryAliasMover(channel(svc.target("registry"), svc))
+            alias_mover = RegistryAliasMover(self.channel(svc.target("registry"), svc))
         if rollout_evidence is None and settings.observability_target:
             from modelplane.serving.adapters.rollout_adapters import ObservabilityEvidence
 
-            rollout_evidence = ObservabilityEvidence(channel(settings.observability_target, svc))
+            rollout_evidence = ObservabilityEvidence(
+                self.channel(settings.observability_target, svc))
         if rollout_alerts is None and settings.observability_target:
             from modelplane.serving.adapters.rollout_adapters import ObservabilityAlerts
 
-            rollout_alerts = ObservabilityAlerts(channel(settings.observability_target, svc))
+            rollout_alerts = ObservabilityAlerts(self.channel(settings.observability_target, svc))
         self._rollout_alerts = rollout_alerts
         self._rollout_evidence = rollout_evidence
         self._alias_mover = alias_mover
@@ -85,7 +87,8 @@ class ServingRuntime(ServiceRuntime["ControlPlane"]):
             if settings.model_source == "registry":
                 from modelplane.serving.adapters.registry_source import RegistryModelSource
 
-                source = RegistryModelSource(channel(svc.target("registry"), svc), svc.api_key)
+                source = RegistryModelSource(self.channel(svc.target("registry"), svc),
+                                             svc.api_key)
             else:
                 from modelplane.serving.model_source import MlflowModelSource
 
@@ -95,16 +98,16 @@ class ServingRuntime(ServiceRuntime["ControlPlane"]):
             if settings.observability_target:
                 from modelplane.serving.adapters.observability_sink import ObservabilitySink
 
-                sink = ObservabilitySink(channel(settings.observability_target, svc))
+                sink = ObservabilitySink(self.channel(settings.observability_target, svc))
             else:
                 sink = DiscardingSink()
         if features is None and settings.featurestore_target:
-            features = FeastServingClient(channel(settings.featurestore_target, svc))
+            features = FeastServingClient(self.channel(settings.featurestore_target, svc))
         if dataset_reader is None and settings.featurestore_target:
             from modelplane.serving.adapters.dataset_reader import FeaturestoreDatasetReader
 
-            dataset_reader = FeaturestoreDatasetReader(channel(settings.featurestore_target, svc),
-                                                       svc.arrow_limits)
+            dataset_reader = FeaturestoreDatasetReader(
+                self.channel(settings.featurestore_target, svc), svc.arrow_limits)
         self.metrics = ServingMetrics()
         self.logger = PredictionLogger(sink, settings.spool_dir,
                                        batch_size=settings.log_batch_size,
@@ -157,17 +160,28 @@ class ServingRuntime(ServiceRuntime["ControlPlane"]):
         return f"{host}:{self.http_port}"
 
     async def build(self) -> ControlPlane:
-        self.store = await asyncio.to_thread(self._DeploymentStore, self.settings.store_url)
+        # Each part is registered with the base as it opens; stop (after the REST server
+        # and the background tasks, before the peer channels) and a start that fails
+        # midway close them newest first: the change feed, the rollout lease (handed
+        # over at once), batches, the predictor (flushes or spools every prediction
+        # record), the loaded models, the store.
+        store = self.store = await asyncio.to_thread(self._DeploymentStore,
+                                                     self.settings.store_url)
+        self.closing(lambda: asyncio.to_thread(store.close), "the deployment store")
+        self.closing(self.models.close, "the loaded models")
+        self.closing(self.predictor.close, "the predictor")
         self.deployments = self._DeploymentService(
             self.store, self.models, require_validation=self.settings.require_validation)
         self.batches = self._BatchRunner(self.store, self.models, self.logger,
                                          self.settings.data_dir / "batch-output",
                                          self.storage, self._dataset_reader)
+        self.closing(self.batches.close, "the batch jobs")
         await self.deployments.start()
         from modelplane.serving.control_plane import ControlPlane
         from modelplane.serving.rollout_controller import RolloutLease, Rollouts
 
         self.rollout_lease = RolloutLease(self.store, self.settings.rollout_lease_seconds)
+        self.closing(self._release_rollout_lease, "the rollout lease")
         self.rollouts = Rollouts(self.store, self.deployments, evidence=self._rollout_evidence,
                                  aliases=self._alias_mover, holder=self.rollout_lease.holder,
                                  alerts=self._rollout_alerts)
@@ -186,6 +200,7 @@ class ServingRuntime(ServiceRuntime["ControlPlane"]):
                 self.settings.store_url, self.deployments.sync, self.deployments.resync,
                 metrics=self.metrics)
             self.models.change_feed_state = lambda: dataclasses.asdict(self.change_feed.state())
+            self.closing(self.change_feed.close, "the deployment change feed")
             self.change_feed.start()
         self.predictor.start()
         self.models.start()
@@ -194,16 +209,6 @@ class ServingRuntime(ServiceRuntime["ControlPlane"]):
                                                "serving REST (OIP v2, /metrics)")
         return control
 
-    async def close(self) -> None:
-        """After the REST server and the background tasks (the base stops them first)."""
-        if self.rollout_lease is not None:
-            with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
-                await asyncio.to_thread(self.rollout_lease.release)
-        if self.change_feed is not None:
-            await self.change_feed.close()
-        if self.batches is not None:
-            await self.batches.close()
-        await self.predictor.close()  # flushes (or spools) every prediction record
-        await self.models.close()
-        if self.store is not None:
-            await asyncio.to_thread(self.store.close)
+    async def _release_rollout_lease(self) -> None:
+        with contextlib.suppress(Exception):  # a clean stop hands the lease over at once
+            await asyncio.to_thread(self.rollout_lease.release)

@@ -42,7 +42,11 @@ class ValidatorRuntime(ServiceRuntime[ValidationService]):
     async def build(self) -> ValidationService:
         s = self.settings
         svc = s.service
-        self.store = await asyncio.to_thread(RunStore, s.database_url)
+        # Registered with the base as they open, closed newest first by stop and by a
+        # start that fails later: the runs end (cancelled, awaited) before the store
+        # closes, and both before the channels they use (the base closes those last).
+        store = self.store = await asyncio.to_thread(RunStore, s.database_url)
+        self.closing(lambda: asyncio.to_thread(store.close), "the run store")
         registry_channel = self.channel(svc.target("registry"), svc)
         fs_channel = self.channel(svc.target("featurestore"), svc) if s.featurestore else None
         sink = None
@@ -62,15 +66,9 @@ class ValidatorRuntime(ServiceRuntime[ValidationService]):
                            arrow_limits=svc.arrow_limits), sink,
             max_concurrent_runs=s.max_concurrent_runs,
             max_baseline_rows=s.max_baseline_rows, baseline_source=reader, deployments=load)
+        self.closing(service.close, "the validation runs")
         await service.recover()
         return service
-
-    async def close(self) -> None:
-        # the runs end (cancelled, awaited) while the channels they use are still open
-        if self.started:
-            await self.current().close()
-        if self.store is not None:
-            await asyncio.to_thread(self.store.close)
 
 
 def build_spec(runtime: ValidatorRuntime) -> ServiceSpec:

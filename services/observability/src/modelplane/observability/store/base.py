@@ -296,6 +296,24 @@ class EvaluationStore(AlertStore):
         records of the same hours that no profile counts (stored before profiles
         were kept: a store opened for the first time by this version marks them)."""
 
+    def record_span(self, spec: ScanSpec) -> tuple[datetime | None, datetime | None]:
+        """The first and last prediction time of ``spec``'s model, versions and
+        environment (its window is not used); (None, None) without records. This
+        default reads the oldest and the newest record (two one-record scans: an
+        index walk on PostgreSQL); a backend may answer with one aggregate."""
+        import json
+
+        from modelplane.observability.store.frames import record_from_json
+
+        out: list[datetime | None] = []
+        for newest in (False, True):
+            data = self.scan(ScanSpec(spec.model, spec.versions, spec.environment, limit=1,
+                                      newest_first=newest))
+            lines = [ln for ln in data.splitlines() if ln.strip()]
+            out.append(record_from_json(json.loads(lines[0]), spec.model).prediction_time
+                       if lines else None)
+        return out[0], out[1]
+
     @abstractmethod
     def model_of(self, prediction_id: str) -> str | None: ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,9 +174,24 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 
 
+#: DuckDB's buffer-pool limit by default (``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT``):
+#: DuckDB's own default is 80 % of the machine's memory, which a 10M-record import
+#: fills with buffers (1.4 GB peak RSS); past this limit DuckDB evicts to the file
+#: and its temporary directory instead
+DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
+
+
 class EmbeddedStore(EvaluationStore):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
+                 threads: int | None = None) -> None:
         self._path = path
+        #: DuckDB's connection settings: its buffer limit and worker threads (None =
+        #: one per core); insertion order is not kept (every read says its ORDER BY),
+        #: which lets large inserts and scans stream instead of buffering
+        self._config: dict[str, Any] = {"memory_limit": memory_limit,
+                                        "preserve_insertion_order": False}
+        if threads is not None:
+            self._config["threads"] = threads
         self._lock = threading.Lock()
         self._conn: Any = None
         #: model -> (catalog source, name) -> (typed column of obs_records, its kind)
@@ -185,7 +201,7 @@ class EmbeddedStore(EvaluationStore):
         import duckdb
 
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = duckdb.connect(str(self._path))
+        self._conn = duckdb.connect(str(self._path), config=self._config)
         had_profiles, had_typed = self._conn.execute(
             "SELECT count(*) FILTER (table_name = 'obs_profiles'), "
             "count(*) FILTER (table_name = 'obs_typed_columns') "
@@ -556,6 +572,21 @@ class EmbeddedStore(EvaluationStore):
         return sql, params
 
     def scan(self, spec: ScanSpec) -> bytes:
+        if spec.limit is not None and spec.has_actual is None and spec.sample is None \
+                and not spec.prediction_ids:
+            # A page of records (the dashboard's newest, ListRecords): its ids first,
+            # from the records alone; joined to the actuals before the sort, every
+            # actual is scanned (0.6-4.6 s at 10M records, against 0.02 s this way).
+            where, params = self._scan_where(spec)
+            order = " DESC" if spec.newest_first else ""
+            with self._lock:
+                ids = [r[0] for r in self._conn.execute(
+                    f"SELECT r.prediction_id FROM obs_records r WHERE {where} ORDER BY "
+                    f"r.prediction_time{order}, r.prediction_id{order} "
+                    f"LIMIT {int(spec.limit)}", params).fetchall()]
+            if not ids:
+                return b""
+            spec = replace(spec, prediction_ids=tuple(ids), limit=None)
         sql, params = self._scan_sql(_SCAN_SELECT, spec)
         with self._lock:
             table = self._conn.sql(sql, params=params).to_arrow_table()
@@ -576,6 +607,16 @@ class EmbeddedStore(EvaluationStore):
             table = self._conn.sql(sql, params=params).to_arrow_table()
         return frame_from_arrow(table, catalog,
                                 {k: table.column(f"typed_{i}") for i, k in enumerate(keys)})
+
+    def record_span(self, spec: ScanSpec) -> tuple[datetime | None, datetime | None]:
+        """One aggregate over the time column (no actuals join, no record built)."""
+        where, params = self._scan_where(ScanSpec(spec.model, spec.versions,
+                                                  spec.environment))
+        with self._lock:
+            row = self._conn.execute("SELECT min(r.prediction_time), max(r.prediction_time) "
+                                     "FROM obs_records r WHERE " + where, params).fetchall()[0]
+        return (row[0].astimezone(UTC) if row[0] else None,
+                row[1].astimezone(UTC) if row[1] else None)
 
     def model_of(self, prediction_id: str) -> str | None:
         with self._lock:

@@ -43,6 +43,27 @@ def mixed_type(values: pd.Series) -> bool:
     return len(kinds) > 1
 
 
+def confident_mislabels(proba: np.ndarray, given_idx: np.ndarray, margin: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows likely mislabeled, by confident learning (Northcutt et al.), and the class
+    each row's confident argmax picks (every row's; -1 where no class is confident).
+
+    A class's threshold is the mean out-of-fold probability of that class among the
+    rows labeled with it; a row is flagged when another class clears its threshold, is
+    the likeliest of the classes that do, and leads the given label's probability by at
+    least ``margin``. With no margin (any lead) this flags the rows cleanlab's
+    ``find_label_issues(filter_by="confident_learning")`` flags: see the validator
+    README's design notes for why it is kept here."""
+    rows = np.arange(len(given_idx))
+    per_class = np.array([proba[given_idx == j, j].mean() for j in range(proba.shape[1])])
+    confident = np.where(proba >= per_class, proba, -1.0)
+    best = np.where(confident.max(axis=1) >= 0, confident.argmax(axis=1), -1)
+    given = proba[rows, given_idx]
+    lead = proba[rows, np.maximum(best, 0)] - given
+    flagged = np.flatnonzero((best >= 0) & (best != given_idx) & (lead >= margin))
+    return flagged, best
+
+
 class DataQualityCheck(Check):
     name = "data_quality"
     title = "Label errors and feature quality"
@@ -154,18 +175,8 @@ class DataQualityCheck(Check):
                                                    random_state=ctx.seed)
             folds = StratifiedKFold(3, shuffle=True, random_state=ctx.seed)
             proba = cross_val_predict(model, x, y, cv=folds, method="predict_proba")
-            given_idx = np.searchsorted(labels, y)
-            # Confident learning (Northcutt et al.): a class's threshold is the mean
-            # out-of-fold probability of that class among the rows labeled with it; a row is
-            # a likely mislabel when another class clears its threshold and beats the given one.
-            per_class = np.array([proba[given_idx == j, j].mean() for j in range(len(labels))])
-            confident = np.where(proba >= per_class, proba, -1.0)
-            best = confident.argmax(axis=1)
-            has_confident = confident.max(axis=1) >= 0
-            margin = cfg.param("mislabel_margin")
-            given = proba[np.arange(len(y)), given_idx]
-            flagged = np.flatnonzero(has_confident & (best != given_idx)
-                                     & (proba[np.arange(len(y)), best] - given >= margin))
+            flagged, best = confident_mislabels(proba, np.searchsorted(labels, y),
+                                                cfg.param("mislabel_margin"))
             return [(int(i), (f"label {y[i]!r}, cross-validated {proba[i, best[i]]:.2f} for "
                               f"{labels[best[i]]!r}")) for i in flagged]
         model = HistGradientBoostingRegressor(max_iter=50, max_leaf_nodes=15, random_state=ctx.seed)

@@ -1,10 +1,18 @@
-"""Generated data for the lifecycle demo (no downloads): card transactions in five cities.
+"""Generated card transactions in five cities (no downloads): the one data generator
+of the lifecycle demo (``modelplane demo``), the featurestore's demo repository
+(``modelplane.featurestore.demo_data``), tests and benchmarks.
 
 History (offline, for training): one row per transaction with its event time,
 the customer key, amount, merchant category, local hour, city and the fraud
 label, which arrives ``LABEL_DELAY`` after the transaction (the most recent
 rows are still unlabeled). Beside it, daily customer snapshots (age, credit
-limit, segment) and 7-day activity per customer (count, mean amount).
+limit, home city, segment) and 7-day activity per customer (count, mean and
+maximum amount, share of night transactions). A caller writes the columns its
+feature views have.
+
+The values do not depend on the wall clock: the ``hour`` feature counts from
+``LOCAL_HOUR_AT_END`` at the history's end, so one seed gives one data set
+whatever time it runs (only the event times move with ``end``).
 
 Live traffic (for serving): new transactions of the same customers. From
 ``shift_at`` on, the transactions in ``SHIFTED_CITY`` change: amounts grow
@@ -17,9 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+#: a numpy array of any shape and type
+Array = np.ndarray[Any, Any]
 
 CITIES = ("Lisbon", "Porto", "Madrid", "Paris", "Berlin")
 SHIFTED_CITY = "Porto"
@@ -50,11 +62,11 @@ LABEL = "is_fraud"
 
 @dataclass
 class Customers:
-    ids: np.ndarray
-    home_city: np.ndarray
-    age: np.ndarray
-    credit_limit: np.ndarray
-    segment: np.ndarray
+    ids: Array
+    home_city: Array
+    age: Array
+    credit_limit: Array
+    segment: Array
 
 
 @dataclass
@@ -77,16 +89,20 @@ class LiveTraffic:
     starts."""
 
     rows: pd.DataFrame
-    labels: np.ndarray
+    labels: Array
     shift_at: int
 
 
-def fraud_probability(amount: np.ndarray, merchant: np.ndarray, hour: np.ndarray,
-                      away: np.ndarray, age: np.ndarray) -> np.ndarray:
+def fraud_probability(amount: Array, merchant: Array, hour: Array,
+                      away: Array, age: Array) -> Array:
     risk = (-3.2 + 1.3 * np.log1p(amount / 60.0)
             + 2.2 * np.vectorize(_MERCHANT_RISK.get)(merchant)
-            + 1.5 * ((hour < 6) | (hour > 22)) + 0.5 * away - 0.015 * (age - 45))
-    return 1.0 / (1.0 + np.exp(-risk))
+            + 1.5 * _night(hour) + 0.5 * away - 0.015 * (age - 45))
+    return np.asarray(1.0 / (1.0 + np.exp(-risk)))
+
+
+def _night(hour: Array) -> Array:
+    return (hour < 6) | (hour > 22)
 
 
 def _customers(rng: np.random.Generator, n: int, id_offset: int) -> Customers:
@@ -98,13 +114,13 @@ def _customers(rng: np.random.Generator, n: int, id_offset: int) -> Customers:
     return Customers(ids, home, age, limit, segment)
 
 
-def _local_hour(ts: pd.DatetimeIndex, end: pd.Timestamp) -> np.ndarray:
+def _local_hour(ts: pd.DatetimeIndex, end: pd.Timestamp) -> Array:
     """Local hour of each time, the local clock reading ``LOCAL_HOUR_AT_END`` at ``end``."""
     hours_before = np.floor((ts - end).total_seconds().to_numpy() / 3600).astype(np.int64)
-    return (LOCAL_HOUR_AT_END + hours_before) % 24
+    return np.asarray((LOCAL_HOUR_AT_END + hours_before) % 24)
 
 
-def _transactions(rng: np.random.Generator, c: Customers, idx: np.ndarray,
+def _transactions(rng: np.random.Generator, c: Customers, idx: Array,
                   ts: pd.DatetimeIndex, end: pd.Timestamp) -> pd.DataFrame:
     n = len(idx)
     merchant = rng.choice(MERCHANTS, size=n, p=_MERCHANT_P)
@@ -142,16 +158,20 @@ def history(n_customers: int = 300, days: int = 30, txns_per_customer_day: float
     profile = pd.concat([pd.DataFrame({
         "customer_id": c.ids, "event_timestamp": day, "age": c.age,
         "credit_limit": np.round(c.credit_limit * (1 + 0.002 * d), 2),
+        "home_city": c.home_city,
         "segment": c.segment}) for d, day in enumerate(days_index)], ignore_index=True)
 
     parts = []
     for cid, group in tx.groupby("customer_id", sort=False):
         g = group.set_index("event_timestamp").sort_index()
         roll = g["amount"].rolling("7D")
+        night = _night(g["hour"].to_numpy()).astype(float)
         parts.append(pd.DataFrame({
             "customer_id": cid, "event_timestamp": g.index,
             "txn_count_7d": roll.count().astype(np.int64).to_numpy(),
-            "avg_amount_7d": np.round(roll.mean().to_numpy(), 2)}))
+            "avg_amount_7d": np.round(roll.mean().to_numpy(), 2),
+            "max_amount_7d": roll.max().to_numpy(),
+            "night_share_7d": pd.Series(night, index=g.index).rolling("7D").mean().to_numpy()}))
     activity = pd.concat(parts, ignore_index=True).sort_values("event_timestamp",
                                                                 ignore_index=True)
     return History(tx, profile, activity, c, start, end)

@@ -1,0 +1,206 @@
+"""The evaluation store's read side: typed filters validated against what the
+store holds (catalogs shared with the ingest side, refreshed from the store when
+another replica knows more), the frames loaded for them under the running
+analysis's row budget and sampling plan, and the baselines analyses compare
+against. The analyses themselves are in :mod:`.evaluations`.
+
+Blocking (SQL): callers run these from a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+import numpy as np
+
+from modelplane.kit.errors import FailedPrecondition, NotFound
+from modelplane.observability.analysis_limits import (
+    DEFAULT_EXACT_ROWS,
+    DEFAULT_MAX_ANALYSIS_ROWS,
+    RowBudget,
+    current_sampling,
+)
+from modelplane.observability.baselines import BASELINE_KIND, Baseline, Reference, baseline_key
+from modelplane.observability.frame_analysis import invalid
+from modelplane.observability.records import (
+    PREDICTION,
+    ColumnKind,
+    EvaluationFilter,
+    TimeWindow,
+    utcnow,
+)
+from modelplane.observability.retention import records_expired, window_expired
+from modelplane.observability.slices import slice_mask, validate_predicates
+from modelplane.observability.store.base import EvaluationStore, ScanSpec
+from modelplane.observability.store.encoding import Catalog
+from modelplane.observability.store.frames import Frame
+
+
+class EvaluationReader:
+    """Filters, frames and baselines of the evaluation store (see the module doc)."""
+
+    def __init__(self, store: EvaluationStore, catalogs: dict[str, Catalog],
+                 catalog_lock: threading.Lock, clock: Callable[[], datetime] = utcnow,
+                 max_rows: int = DEFAULT_MAX_ANALYSIS_ROWS, *,
+                 exact_rows: int = DEFAULT_EXACT_ROWS,
+                 record_retention_days: int = 0) -> None:
+        self._store = store
+        #: records older than this many days are deleted (0: kept forever)
+        self.record_retention_days = record_retention_days
+        self._max_rows = max_rows
+        #: AUTO mode: windows with more records than this are answered from profiles
+        self.exact_rows = exact_rows
+        self._catalogs = catalogs
+        self._catalog_lock = catalog_lock
+        self._clock = clock
+
+    # -- filters and frames -------------------------------------------------
+
+    def refresh_catalogs(self) -> None:
+        """Merge the store's catalogs into this replica's: another replica sharing the
+        store may have ingested models, versions or columns this one has not seen."""
+        stored = self._store.load_catalogs()
+        with self._catalog_lock:
+            for model, catalog in stored.items():
+                self._catalogs.setdefault(model, Catalog()).kinds.update(catalog.kinds)
+
+    def catalog(self, model: str, path: str = "filter.model") -> Catalog:
+        if not model:
+            raise invalid(path, "required")
+        with self._catalog_lock:
+            catalog = self._catalogs.get(model)
+        if catalog is None:
+            self.refresh_catalogs()
+            with self._catalog_lock:
+                catalog = self._catalogs.get(model)
+        if catalog is None:
+            raise NotFound(f"model {model!r} has no records in the evaluation store",
+                           reason="MODEL_NOT_FOUND", metadata={"model": model})
+        with self._catalog_lock:
+            return Catalog(dict(catalog.kinds))
+
+    def validate_filter(self, f: EvaluationFilter, path: str = "filter"
+                        ) -> tuple[EvaluationFilter, Catalog]:
+        catalog = self.catalog(f.model, f"{path}.model")
+        known = set(catalog.versions())
+        if not known.issuperset(f.versions):  # logged through another replica since?
+            self.refresh_catalogs()
+            catalog = self.catalog(f.model, f"{path}.model")
+            known = set(catalog.versions())
+        for i, v in enumerate(f.versions):
+            if v not in known:
+                raise NotFound(f"model {f.model!r} has no version {v!r} in the evaluation store "
+                               f"({path}.versions[{i}])", reason="VERSION_NOT_FOUND",
+                               metadata={"model": f.model, "version": v})
+        f.window.validate(f"{path}.window")
+        columns = catalog.columns()
+        columns.setdefault(PREDICTION, ColumnKind.CATEGORICAL)
+        preds = validate_predicates(f.predicates, columns, f.model, f"{path}.predicates")
+        return replace(f, predicates=tuple(preds)), catalog
+
+    def rows_expired(self, window: TimeWindow) -> bool:
+        """Whether records of ``window`` may be deleted by retention."""
+        return window_expired(window, self.record_retention_days, self._clock())
+
+    def load(self, f: EvaluationFilter, path: str = "filter", *,
+             has_actual: bool | None = None) -> tuple[Frame, Catalog]:
+        f, catalog = self.validate_filter(f, path)
+        if self.rows_expired(f.window):
+            raise records_expired(f.window, self.record_retention_days, self._clock(),
+                                  f"{path}.window")
+        # charged to the running analysis's row budget: never more than it and one row read
+        budget = RowBudget.current(self._max_rows)
+        spec = ScanSpec(f.model, f.versions, f.environment, f.window,
+                        has_actual=has_actual, limit=budget.scan_limit)
+        plan = current_sampling()
+        population = 0
+        if plan is not None:
+            population = self._store.count_records(spec)
+            share = plan.share(budget)
+            if population > share >= 1:  # a uniform sample of the side's share
+                spec = replace(spec, limit=None, sample=share)
+        frame = self._store.scan_frame(spec, catalog)
+        budget.charge(len(frame))
+        if plan is not None:
+            plan.add(len(frame), population)
+        if f.predicates:
+            frame = frame.take(np.flatnonzero(slice_mask(frame, f.predicates)))
+        return frame, catalog
+
+    # -- baselines ----------------------------------------------------------
+
+    def set_baseline(self, baseline: Baseline) -> Baseline:
+        if not baseline.model:
+            raise invalid("baseline.model", "required")
+        if not baseline.version:
+            raise invalid("baseline.version", "required")
+        if baseline.reference is not None:
+            if baseline.reference.model != baseline.model:
+                raise invalid("baseline.reference.model", "must be the baseline's model")
+            self.validate_filter(baseline.reference, "baseline.reference")
+        baseline.update_time = self._clock()
+        self._store.put_document(BASELINE_KIND, baseline_key(baseline.model, baseline.version),
+                                 baseline.model, baseline.to_dict())
+        return self.get_baseline(baseline.model, baseline.version)
+
+    def get_baseline(self, model: str, version: str) -> Baseline:
+        """A stored baseline with the count of its reference records."""
+        baseline = self._baseline_document(model, version)
+        try:
+            frame, _ = self.load(baseline.reference_filter(), "baseline.reference")
+            baseline.record_count = len(frame)
+        except NotFound:
+            baseline.record_count = 0
+        return baseline
+
+    def load_reference(self, reference: Reference | None, current: EvaluationFilter,
+                       path: str = "reference") -> tuple[Frame, Baseline | None]:
+        ref_filter, baseline, ref_path = self.reference_filter(reference, current, path)
+        frame, _ = self.load(ref_filter, ref_path)
+        return frame, baseline
+
+    def reference_filter(self, reference: Reference | None, current: EvaluationFilter,
+                         path: str = "reference"
+                         ) -> tuple[EvaluationFilter, Baseline | None, str]:
+        """The reference's filter (without reading records), its baseline if it
+        came from one, and the request path its errors are reported under."""
+        if reference is not None and reference.filter is not None:
+            return reference.filter, None, f"{path}.filter"
+        if reference is not None and reference.baseline is not None:
+            model, version = reference.baseline
+            baseline = self._baseline_document(model, version)
+        else:
+            versions = current.versions
+            if len(versions) != 1:
+                catalog = self.catalog(current.model)
+                versions = tuple(catalog.versions()) if len(catalog.versions()) == 1 else versions
+            if len(versions) != 1:
+                raise FailedPrecondition(
+                    f"{path}: unset, and the default (the baseline of the current version) "
+                    f"needs exactly one version in the current filter",
+                    reason="REFERENCE_REQUIRED", metadata={"model": current.model})
+            try:
+                baseline = self._baseline_document(current.model, versions[0])
+            except NotFound:
+                raise FailedPrecondition(
+                    f"{path}: unset, and model {current.model!r} version {versions[0]!r} has "
+                    f"no baseline (SetBaseline, or pass a reference filter)",
+                    reason="BASELINE_NOT_FOUND",
+                    metadata={"model": current.model, "version": versions[0]}) from None
+        return baseline.reference_filter(), baseline, f"{path}.baseline"
+
+    def _baseline_document(self, model: str, version: str) -> Baseline:
+        """A stored baseline without its record count (get_baseline reads that)."""
+        if not model:
+            raise invalid("model", "required")
+        if not version:
+            raise invalid("version", "required")
+        doc = self._store.get_document(BASELINE_KIND, baseline_key(model, version))
+        if doc is None:
+            raise NotFound(f"model {model!r} version {version!r} has no baseline",
+                           reason="BASELINE_NOT_FOUND", metadata={"model": model,
+                                                                 "version": version})
+        return Baseline.from_dict(doc)
