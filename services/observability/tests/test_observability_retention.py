@@ -188,9 +188,11 @@ async def test_only_the_lease_holder_deletes(
     tasks: list[asyncio.Task[None]] = []
     try:
         _fill(b)  # b caches the months' partitions
-        lease_a, lease_b = MonitorLease(a, 5, "replica-a"), MonitorLease(b, 5, "replica-b")
+        lease_a, lease_b = MonitorLease(a, 30, "replica-a"), MonitorLease(b, 30, "replica-b")
         tasks.append(asyncio.create_task(lease_a.run()))
-        for _ in range(100):
+        # Generous bounds (a 30 s lease, 30 s waits that end as soon as the thing
+        # happens): a busy machine must not let a's lease lapse to b mid-test.
+        for _ in range(600):
             if lease_a.held():
                 break
             await asyncio.sleep(0.05)
@@ -204,7 +206,7 @@ async def test_only_the_lease_holder_deletes(
         assert _ids(a, OLDER - DAY, OLD + DAY) == 600  # nothing deleted
         holder = Retention(a, settings, clock=lambda: NOW)
         tasks.append(asyncio.create_task(holder.run(lease_a)))
-        for _ in range(100):
+        for _ in range(600):
             if holder.passes:
                 break
             await asyncio.sleep(0.05)
