@@ -384,11 +384,13 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
     present = [v for v in versions[-10:] if not page.version
                and _records_in(store, replace_window(EvaluationFilter(model, (v,), env),
                                                       window))]
+    live_records = _records_in(store, live)
     key: tuple[object, ...] = (model, window.start, window.end, bucket, live.versions, env,
-                               ref_key, _records_in(store, live), tuple(present))
+                               ref_key, live_records, tuple(present))
     analyses = cache.get(key) if cache is not None else None
     if analyses is None:
-        analyses = _analyses(ev, store, catalog, live, bucket, reference, ref_name, doc)
+        analyses = _analyses(ev, catalog, live, live_records, bucket, reference, ref_name,
+                             doc)
         if cache is not None:
             cache.put(key, analyses)
     metric = analyses.metric
@@ -410,8 +412,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                      profiled=analyses.profiled, analyses=analyses, cache_key=key)
 
 
-def _analyses(ev: Evaluations, store: EvaluationStore, catalog: Catalog,
-              live: EvaluationFilter, bucket: timedelta,
+def _analyses(ev: Evaluations, catalog: Catalog, live: EvaluationFilter, live_records: int,
+              bucket: timedelta,
               reference: Reference | None, ref_name: str, baseline: Mapping[str, object] | None,
               ) -> PageAnalyses:
     """Performance over time, drift per feature and the worst slices of ``live``."""
@@ -428,7 +430,7 @@ def _analyses(ev: Evaluations, store: EvaluationStore, catalog: Catalog,
     # only, so that the evaluations answer from the hourly profiles and confusion
     # counts; else the records are read once for numeric slices too (were the count
     # wrong, the answer would still be right: numeric slices make it exact).
-    large = _records_in(store, live) > ev.exact_rows
+    large = live_records > ev.exact_rows
     perf = ev.performance(live, bucket=bucket,
                           slice_by=categorical if large else [*categorical, *numeric])
     profiled = perf.mode is AnalysisMode.PROFILE

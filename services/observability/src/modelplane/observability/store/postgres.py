@@ -404,8 +404,7 @@ def _columnar_keys(batch: ColumnarBatch) -> dict[str, set[tuple[int, str]]]:
     t = batch.table
     if t.num_rows == 0:
         return {}
-    sources = {"features": int(ColumnSource.FEATURE), "scores": SCORE_SOURCE,
-               "tags": int(ColumnSource.TAG)}
+    sources = {group: source for source, group in _TYPED_JSONB.items()}
     members = [m for m in batch.members if m.group in sources]
     models = pc.unique(t.column("model")).to_pylist()
     out: dict[str, set[tuple[int, str]]] = {}
@@ -935,9 +934,8 @@ class PostgresStore(EvaluationStore):
         t = batch.table
         models = pc.unique(t.column("model")).to_pylist()
         members = {(m.group, m.key): m for m in batch.members}
-        group_of = {s: g for s, g in _TYPED_JSONB.items()}
         for model, col, source, name, kind in self._typed_layout(models):
-            member = members.get((group_of[source], name))
+            member = members.get((_TYPED_JSONB[source], name))
             arrow_type = _TYPED_ARROW[kind]
             values: Any = None
             if member is not None:
