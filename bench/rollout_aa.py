@@ -79,25 +79,21 @@ import argparse
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
+from rollout_sim import START, city_round, follow, new_rollout
 
-from modelplane.serving.deployment import ModelTarget
 from modelplane.serving.rollout import (
     BUCKETS_PER_DOUBLING,
-    Action,
     Analysis,
     Counts,
     OperationsCheck,
     ProxyCheck,
     ProxyStats,
-    Rollout,
     RolloutStep,
     RouteStats,
     SliceCheck,
-    SliceCounts,
     decide,
 )
 
@@ -111,9 +107,7 @@ def simulate(rng: np.random.Generator, p0: float, p1: float, analysis: Analysis
              ) -> tuple[str, bool]:
     """One rollout: (outcome, whether a peeking z-test would have promoted)."""
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     n0 = x0 = n1 = x1 = 0
     z_crit = _z_quantile(1 - analysis.alpha)
     peeked = False
@@ -128,13 +122,9 @@ def simulate(rng: np.random.Generator, p0: float, p1: float, analysis: Analysis
             se = math.sqrt(max(a0 * (1 - a0) / n0 + a1 * (1 - a1) / n1, 1e-12))
             peeked = (a1 - a0 + analysis.margin) / se > z_crit
         d = decide(r, Counts(n0, x0), Counts(n1, x1), now)
-        if d.action is Action.PROMOTE:
-            return "promoted", peeked
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", peeked
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=n1)
+        ended, r = follow(r, d, now, step_start_labeled=n1)
+        if ended:
+            return ended, peeked
     return "undecided", peeked
 
 
@@ -154,9 +144,7 @@ def simulate_mae(rng: np.random.Generator, kind: str, mae0: float, mae1: float,
                  analysis: Analysis) -> str:
     """One regression rollout judged on MAE: the rule sees (n, MAE, RMSE) per side."""
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     sums = np.zeros((2, 3))  # per side: n, sum |e|, sum e^2
 
     def counts(side: int) -> Counts:
@@ -170,13 +158,9 @@ def simulate_mae(rng: np.random.Generator, kind: str, mae0: float, mae1: float,
             e = _errors(rng, kind, mae, m)
             sums[side] += (m, np.abs(e).sum(), (e * e).sum())
         d = decide(r, counts(0), counts(1), now)
-        if d.action is Action.PROMOTE:
-            return "promoted"
-        if d.action is Action.ROLL_BACK:
-            return "rolled back"
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=int(sums[1][0]))
+        ended, r = follow(r, d, now, step_start_labeled=int(sums[1][0]))
+        if ended:
+            return ended
     return "undecided"
 
 
@@ -218,34 +202,20 @@ def simulate_slices(rng: np.random.Generator, p0: float, p1: dict[str, float],
     """One rollout over cities: (outcome, step it ended at, rolled back by a slice)."""
     steps = tuple(RolloutStep(w, SLICE_STEP_TICKS * TICK.total_seconds(), 50)
                   for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     names = list(CITIES)
     shares = np.array([CITIES[c] for c in names])
     n = np.zeros((len(names), 4), dtype=np.int64)  # n0, x0, n1, x1 per city
     q1 = np.array([p1.get(c, p0) for c in names])
     for _ in range(MAX_TICKS):
         now += TICK
-        per_city = rng.multinomial(PER_TICK, shares)
-        m1 = rng.binomial(per_city, r.step.weight / 100)
-        m0 = per_city - m1
-        n[:, 0] += m0
-        n[:, 1] += rng.binomial(m0, p0)
-        n[:, 2] += m1
-        n[:, 3] += rng.binomial(m1, q1)
-        t = n.sum(axis=0)
-        slices: SliceCounts = {"city": {c: (Counts(int(n[i, 0]), int(n[i, 1])),
-                                            Counts(int(n[i, 2]), int(n[i, 3])))
-                                        for i, c in enumerate(names)}}
-        d = decide(r, Counts(int(t[0]), int(t[1])), Counts(int(t[2]), int(t[3])), now, slices)
-        if d.action is Action.PROMOTE:
-            return "promoted", r.current_step, False
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", r.current_step, d.reason.startswith("in the slice")
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=int(t[2]))
+        champion, challenger, slices = city_round(rng, n, PER_TICK, shares, r.step.weight,
+                                                  p0, q1, names)
+        d = decide(r, champion, challenger, now, slices)
+        ended, r = follow(r, d, now, step_start_labeled=challenger.labeled)
+        if ended:
+            return (ended, r.current_step,
+                    ended == "rolled back" and d.reason.startswith("in the slice"))
     return "undecided", r.current_step, False
 
 
@@ -298,9 +268,7 @@ def simulate_proxy(rng: np.random.Generator, shares0: np.ndarray, shares1: np.nd
                    conf0: float, conf1: float, analysis: Analysis) -> tuple[str, int]:
     """One rollout with no actual ever: (outcome, ticks)."""
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     c0, c1 = np.zeros(len(shares0)), np.zeros(len(shares1))
     s0 = s1 = 0.0
     k = 20.0  # beta concentration of the confidences
@@ -316,13 +284,9 @@ def simulate_proxy(rng: np.random.Generator, shares0: np.ndarray, shares1: np.nd
         proxy = ProxyStats(n0, n1, _js(c0, c1), s0 / n0 if n0 else None,
                            s1 / n1 if n1 else None)
         d = decide(r, Counts(), Counts(), now, proxy=proxy)
-        if d.action is Action.PROMOTE:
-            return "promoted", tick
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", tick
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_records=n1)
+        ended, r = follow(r, d, now, step_start_records=n1)
+        if ended:
+            return ended, tick
     return "undecided", MAX_TICKS
 
 
@@ -374,12 +338,22 @@ def _hist(counts: np.ndarray) -> tuple[tuple[int, int], ...]:
     return tuple((int(b), int(counts[b])) for b in nz)
 
 
+def _serve(rng: np.random.Generator, m: int, error_rate: float, median_ms: float, side: int,
+           req: list[int], err: list[int], lat: list[np.ndarray]) -> None:
+    """``m`` requests to one side: each an error with ``error_rate``, the others taking a
+    lognormal time (median ``median_ms``, sigma 0.4) counted in the controller's buckets."""
+    bad = int(rng.binomial(m, error_rate))
+    req[side] += m
+    err[side] += bad
+    us = rng.lognormal(math.log(median_ms * 1000), 0.4, size=m - bad)
+    b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
+    lat[side] += np.bincount(b, minlength=512)[:512]
+
+
 def simulate_operations(rng: np.random.Generator, err0: float, err1: float, med0: float,
                         med1: float, analysis: Analysis) -> tuple[str, int]:
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 0) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     req = [0, 0]
     err = [0, 0]
     lat = [np.zeros(512, dtype=np.int64), np.zeros(512, dtype=np.int64)]
@@ -387,21 +361,13 @@ def simulate_operations(rng: np.random.Generator, err0: float, err1: float, med0
         now += TICK
         m1 = int(rng.binomial(PER_TICK, r.step.weight / 100))
         for side, (m, e, med) in enumerate(((PER_TICK - m1, err0, med0), (m1, err1, med1))):
-            bad = int(rng.binomial(m, e))
-            req[side] += m
-            err[side] += bad
-            us = rng.lognormal(math.log(med * 1000), 0.4, size=m - bad)
-            b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
-            lat[side] += np.bincount(b, minlength=512)[:512]
+            _serve(rng, m, e, med, side, req, err, lat)
         ops = (RouteStats(req[0], err[0], 0, _hist(lat[0])),
                RouteStats(req[1], err[1], 0, _hist(lat[1])))
         d = decide(r, Counts(), Counts(), now, operations=ops)
-        if d.action is Action.PROMOTE:
-            return "promoted", tick
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", tick
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now)
+        ended, r = follow(r, d, now)
+        if ended:
+            return ended, tick
     return "undecided", MAX_TICKS
 
 
@@ -432,9 +398,7 @@ def simulate_everything(rng: np.random.Generator, analysis: Analysis) -> str:
     predictions (binary 70/30, confidences ~ beta, mean 0.85) and request outcomes
     (errors 0.5 %, lognormal latency, median 10 ms), all from the same sides."""
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     shares = np.array([0.7, 0.3])
     n = np.zeros((2, 2), dtype=np.int64)      # labeled, correct per side
     cls = np.zeros((2, 2))                    # class counts per side
@@ -450,12 +414,7 @@ def simulate_everything(rng: np.random.Generator, analysis: Analysis) -> str:
             n[side, 1] += int(rng.binomial(m, P_CHAMPION))
             cls[side] += rng.multinomial(m, shares)
             conf[side] += float(rng.beta(17.0, 3.0, size=m).sum())
-            bad = int(rng.binomial(m, 0.005))
-            req[side] += m
-            err[side] += bad
-            us = rng.lognormal(math.log(10_000), 0.4, size=m - bad)
-            b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
-            lat[side] += np.bincount(b, minlength=512)[:512]
+            _serve(rng, m, 0.005, 10.0, side, req, err, lat)
         r0, r1 = int(cls[0].sum()), int(cls[1].sum())
         proxy = ProxyStats(r0, r1, _js(cls[0], cls[1]), conf[0] / r0 if r0 else None,
                            conf[1] / r1 if r1 else None)
@@ -463,14 +422,12 @@ def simulate_everything(rng: np.random.Generator, analysis: Analysis) -> str:
                RouteStats(req[1], err[1], 0, _hist(lat[1])))
         d = decide(r, Counts(int(n[0, 0]), int(n[0, 1])), Counts(int(n[1, 0]), int(n[1, 1])),
                    now, proxy=proxy, operations=ops)
-        if d.action is Action.PROMOTE:
-            return "promoted"
-        if d.action is Action.ROLL_BACK:
+        ended, r = follow(r, d, now, step_start_labeled=int(n[1, 0]), step_start_records=r1)
+        if ended == "rolled back":
             return "rolled back by " + d.reason.split(":")[0] if d.reason.startswith(
                 ("proxy", "operations")) else "rolled back by quality"
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=int(n[1, 0]), step_start_records=r1)
+        if ended:
+            return ended
     return "undecided"
 
 
