@@ -164,6 +164,17 @@ def simulate_mae(rng: np.random.Generator, kind: str, mae0: float, mae1: float,
     return "undecided"
 
 
+def _error_row(name: str, counts: dict[str, int], n: int, error: str, started: float,
+               extra: str = "") -> None:
+    """Print one scenario's share of each outcome and its error rate (``error``: the
+    outcome that is wrong there, or "any decision"), ``extra`` columns, its seconds."""
+    wrong = (counts["promoted"] + counts["rolled back"]) if error == "any decision" \
+        else counts[error]
+    print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
+          f"{counts['undecided'] / n:10.3f} {wrong / n:11.3f} {extra}"
+          f"{time.perf_counter() - started:5.1f}")
+
+
 def mae_scenarios(rollouts: int, alpha: float, seed: int) -> None:
     m0 = MAE_SIGMA * HALF_NORMAL
     scenarios = [
@@ -184,12 +195,7 @@ def mae_scenarios(rollouts: int, alpha: float, seed: int) -> None:
         counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
         for _ in range(rollouts):
             counts[simulate_mae(rng, kind, m0, m1, analysis)] += 1
-        n = rollouts
-        wrong = (counts["promoted"] + counts["rolled back"]) if error == "any decision" \
-            else counts[error]
-        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
-              f"{counts['undecided'] / n:10.3f} {wrong / n:11.3f} "
-              f"{time.perf_counter() - started:5.1f}")
+        _error_row(name, counts, rollouts, error, started)
     print("error rate: as for accuracy; each should be <= alpha")
 
 
@@ -508,12 +514,7 @@ def quality_scenarios(rollouts: int, alpha: float, seed: int) -> None:
             outcome, peeked = simulate(rng, p0, p1, analysis)
             counts[outcome] += 1
             peeking += peeked
-        n = rollouts
-        wrong = (counts["promoted"] + counts["rolled back"]) if error == "any decision" \
-            else counts[error]
-        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
-              f"{counts['undecided'] / n:10.3f} {wrong / n:11.3f} {peeking / n:19.3f} "
-              f"{time.perf_counter() - started:5.1f}")
+        _error_row(name, counts, rollouts, error, started, f"{peeking / rollouts:19.3f} ")
     print("error rate: promotions and roll backs (A/A, margin 0), promotions (at the margin), "
           "roll backs (A/A, margin 0.02), promotions (worse); each should be <= alpha")
 
