@@ -1,19 +1,16 @@
 """The benchmarks' handling of the local processes they start: a free port to give
-one, the CPU seconds it used (from ``/proc``, Linux) and stopping it."""
+one (the kit's test helper), the CPU seconds it used (from ``/proc``, Linux) and
+stopping it."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 
+from modelplane.kit.pytest_plugin import free_port
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (the OS's pick)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["cpu_seconds", "free_port", "stop"]
 
 
 def cpu_seconds(pid: int) -> float:
