@@ -311,14 +311,18 @@ def proxy_scenarios(rollouts: int, alpha: float, seed: int) -> None:
     ]
     print(f"\nproxy check, no actuals (drift > {check.max_prediction_drift} after "
           f"{check.min_records} records a side; CBPE mSPRT, margin 0), advancing on proxies")
-    print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
-          f"{'median ticks to roll back':>26s} {'s':>5s}")
+    print(_OUTCOME_HEADER)
     for i, (name, sh0, sh1, q0, q1, _aa) in enumerate(scenarios):
         _outcome_row(name, rollouts, np.random.default_rng(seed + 200 + i),
                      lambda rng, a=sh0, b=sh1, c=q0, d=q1: simulate_proxy(rng, a, b, c, d,
                                                                          analysis))
     print("A/A: every roll back is an error (<= alpha); promoted must be 0 everywhere "
           "(proxies never promote)")
+
+
+#: the columns _outcome_row prints
+_OUTCOME_HEADER = (f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
+                   f"{'median ticks to roll back':>26s} {'s':>5s}")
 
 
 def _outcome_row(name: str, rollouts: int, rng: np.random.Generator,
@@ -389,8 +393,7 @@ def operations_scenarios(rollouts: int, alpha: float, seed: int) -> None:
     ]
     print(f"\noperations check (margins 0, p99 bound x1.5 + 5 ms, 200 requests a side; "
           f"three tests at alpha/3), {MAX_TICKS} looks")
-    print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
-          f"{'median ticks to roll back':>26s} {'s':>5s}")
+    print(_OUTCOME_HEADER)
     for i, (name, e0, e1, m0, m1, analysis) in enumerate(scenarios):
         _outcome_row(name, rollouts, np.random.default_rng(seed + 300 + i),
                      lambda rng, a=e0, b=e1, c=m0, d=m1, an=analysis:
