@@ -481,18 +481,12 @@ def main() -> None:
                     help="comma-separated: quality, mae, slices, proxy, operations, together")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
-    if "quality" in parts:
-        quality_scenarios(args.rollouts, args.alpha, args.seed)
-    if "mae" in parts:
-        mae_scenarios(args.rollouts, args.alpha, args.seed)
-    if "slices" in parts:
-        slice_scenarios(args.rollouts, args.alpha, args.seed)
-    if "proxy" in parts:
-        proxy_scenarios(args.rollouts, args.alpha, args.seed)
-    if "operations" in parts:
-        operations_scenarios(args.rollouts, args.alpha, args.seed)
-    if "together" in parts:
-        everything_scenario(args.rollouts, args.alpha, args.seed)
+    for part, scenarios in (("quality", quality_scenarios), ("mae", mae_scenarios),
+                            ("slices", slice_scenarios), ("proxy", proxy_scenarios),
+                            ("operations", operations_scenarios),
+                            ("together", everything_scenario)):
+        if part in parts:
+            scenarios(args.rollouts, args.alpha, args.seed)
 
 
 def quality_scenarios(rollouts: int, alpha: float, seed: int) -> None:
