@@ -508,3 +508,47 @@ def test_records_stored_before_profiles_were_kept_are_answered_exactly(
             assert ev.performance(after).overall.record_count == 500
         finally:
             store.close()
+
+
+def _sql(store: EvaluationStore, statement: str) -> list[tuple[object, ...]]:
+    if isinstance(store, PostgresStore):
+        with store._pool.connection() as conn:
+            cur = conn.execute(statement)
+            return cur.fetchall() if cur.description else []
+    assert isinstance(store, EmbeddedStore)
+    return list(store._conn.execute(statement).fetchall())
+
+
+def test_profile_headers_kept_apart_count_what_the_profiles_count(
+        tmp_path: Path, make_postgres_database: Callable[[str], str]) -> None:
+    """Counting reads each profile's header, kept apart from its sketches: the same
+    counts as the profiles' bytes; a store from before headers has them filled when
+    opened; a header that counts other records than its row (a profile merged by
+    an older version, which wrote no header) is not trusted: the bytes answer."""
+    url = make_postgres_database("mp_obs_headers")
+    for make in (lambda: EmbeddedStore(tmp_path / "h.duckdb"), lambda: PostgresStore(url)):
+        store = make()
+        store.open()
+        ingestor, _ = _ingestor(store)
+        ingestor.write_records(_records(1_500, "1", Environment.PRODUCTION, 0.0, 21))
+        ingestor.write_records(_records(700, "2", Environment.TRAINING, 0.3, 22, prefix="b"))
+        spec = ScanSpec("fraud", window=TimeWindow(T0 + timedelta(hours=5),
+                                                   T0 + timedelta(hours=40)))
+        from_bytes = EvaluationStore.profile_headers(store, spec)
+        assert store.profile_headers(spec) == from_bytes
+        assert sum(n for _, n, _ in from_bytes) == store.profile_count(spec)[0] > 1_000
+        city = (int(ColumnSource.FEATURE), "city")
+        assert all(sum(cats[city].values()) == n for _, n, cats in from_bytes)
+        _sql(store, "UPDATE obs_profiles SET header = NULL")  # as a store from before
+        store.close()
+        store = make()
+        store.open()
+        try:
+            assert _sql(store, "SELECT count(*) FROM obs_profiles WHERE header IS NULL") == [(0,)]
+            assert store.profile_headers(spec) == from_bytes
+            _sql(store, "UPDATE obs_profiles SET record_count = record_count + 1 "
+                 "WHERE bucket_start = (SELECT min(bucket_start) FROM obs_profiles)")
+            assert store.profile_headers(spec) == EvaluationStore.profile_headers(store, spec)
+            assert store.profile_headers(spec) == from_bytes  # the bytes' own count
+        finally:
+            store.close()

@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from modelplane.observability.records import ColumnKind, Environment, TimeWindow
+from modelplane.observability.store.aggregation import AggregateQuery, Aggregates, aggregate_frame
 from modelplane.observability.store.encoding import ActualRow, Catalog, ConfusionRow, RecordRow
 from modelplane.observability.store.frames import Frame, frame_from_ndjson, to_us
 
@@ -273,6 +274,19 @@ class EvaluationStore(AlertStore):
         reads them instead (the same values)."""
         return frame_from_ndjson(self.scan(spec), catalog)
 
+    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: AggregateQuery
+                  ) -> Aggregates | None:
+        """Counts, confusion cells and error sums of :meth:`scan`'s records of ``spec``
+        (without its limit) per time bucket and slice value (see :mod:`.aggregation`).
+        A backend computes them in its SQL (GROUP BY) and ignores ``spec.limit``.
+        This default reads the records (at most ``spec.limit``, the analysis's row
+        budget: None past it, and the caller reads them its own way) and counts
+        them in numpy."""
+        frame = self.scan_frame(spec, catalog)
+        if spec.limit is not None and len(frame) >= spec.limit:
+            return None
+        return aggregate_frame(frame, query)
+
     @abstractmethod
     def count_records(self, spec: ScanSpec) -> int:
         """How many records :meth:`scan` of ``spec`` would return without a limit."""
@@ -282,6 +296,16 @@ class EvaluationStore(AlertStore):
         """(bucket start µs, profile bytes) of the profiles in ``spec``'s model,
         versions, environment and window (widened to whole hours, see
         :func:`profile_bounds`); ``spec``'s other fields are not used."""
+
+    def profile_headers(self, spec: ScanSpec) -> list[tuple[int, int, dict[tuple[int, str],
+                                                                        dict[str, int]]]]:
+        """(bucket start µs, record count, category counts per column) of the profiles
+        :meth:`profile_rows` gives, in its order: what counting needs, without the
+        sketches. This default reads the profiles whole; a backend that keeps each
+        profile's JSON header apart reads that alone."""
+        from modelplane.observability.profiles import profile_header
+
+        return [(b, *profile_header(blob)) for b, blob in self.profile_rows(spec)]
 
     @abstractmethod
     def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:

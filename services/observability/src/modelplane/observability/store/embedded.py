@@ -17,8 +17,22 @@ from typing import Any
 import pyarrow as pa
 
 from modelplane.observability.columnar import ColumnarBatch, record_table
-from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
+from modelplane.observability.profiles import (
+    Profile,
+    ProfileKey,
+    build_profiles,
+    header_text,
+    stored_headers,
+)
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
+from modelplane.observability.store.aggregation import (
+    AggregateQuery,
+    Aggregates,
+    AggregateSource,
+    aggregate_sql,
+    aggregates_from_rows,
+    slice_sql,
+)
 from modelplane.observability.store.base import (
     DeliveryState,
     EvaluationStore,
@@ -174,6 +188,9 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 
 
+#: the key columns of obs_profiles
+_PROFILE_KEY = ("model", "version", "environment", "bucket_start")
+
 #: DuckDB's buffer-pool limit by default (``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT``):
 #: DuckDB's own default is 80 % of the machine's memory, which a 10M-record import
 #: fills with buffers (1.4 GB peak RSS); past this limit DuckDB evicts to the file
@@ -207,6 +224,10 @@ class EmbeddedStore(EvaluationStore):
             "count(*) FILTER (table_name = 'obs_typed_columns') "
             "FROM information_schema.tables").fetchall()[0]
         self._conn.execute(_SCHEMA)
+        # each profile's JSON header (counts, categories) apart from its sketches:
+        # counting reads it alone; a store from before it has it filled here
+        self._conn.execute("ALTER TABLE obs_profiles ADD COLUMN IF NOT EXISTS header VARCHAR")
+        self._fill_headers()
         self._typed = self._load_typed()
         if not had_typed:
             self._migrate_typed()
@@ -220,6 +241,35 @@ class EmbeddedStore(EvaluationStore):
         if self._conn.execute("SELECT count(*) FROM obs_documents WHERE kind = 'alert'"
                               ).fetchall()[0][0]:
             self._conn.execute(_MIGRATE_ALERTS)
+
+    def _fill_headers(self, batch: int = 256) -> None:
+        """The headers of profiles stored without one, from their bytes."""
+        keys = self._conn.execute("SELECT model, version, environment, bucket_start FROM "
+                                  "obs_profiles WHERE header IS NULL").fetchall()
+        for i in range(0, len(keys), batch):
+            part = keys[i:i + batch]
+            stage = pa.table({name: pa.array([k[j] for k in part])
+                              for j, name in enumerate(_PROFILE_KEY)})
+            self._conn.register("obs_stage_header_keys", stage)
+            try:
+                blobs = self._conn.execute(
+                    "SELECT p.model, p.version, p.environment, p.bucket_start, p.profile FROM "
+                    "obs_profiles p JOIN obs_stage_header_keys USING (model, version, "
+                    "environment, bucket_start)").fetchall()
+            finally:
+                self._conn.unregister("obs_stage_header_keys")
+            filled = pa.table({**{name: pa.array([b[j] for b in blobs])
+                                  for j, name in enumerate(_PROFILE_KEY)},
+                               "header": pa.array([header_text(bytes(b[4])) for b in blobs],
+                                                  pa.string())})
+            self._conn.register("obs_stage_headers", filled)
+            try:
+                self._conn.execute(
+                    "UPDATE obs_profiles p SET header = s.header FROM obs_stage_headers s "
+                    "WHERE p.model = s.model AND p.version = s.version AND p.environment = "
+                    "s.environment AND p.bucket_start = s.bucket_start").fetchall()
+            finally:
+                self._conn.unregister("obs_stage_headers")
 
     def close(self) -> None:
         # Under the lock: a monitor evaluation may still be running in a worker thread.
@@ -419,7 +469,8 @@ class EmbeddedStore(EvaluationStore):
         blobs = [profiles[k].to_bytes() for k in keys]
         upsert = key_table.append_column(
             "record_count", pa.array([profiles[k].records for k in keys], pa.int64())
-        ).append_column("profile", pa.array(blobs, pa.binary()))
+        ).append_column("profile", pa.array(blobs, pa.binary())).append_column(
+            "header", pa.array([header_text(b) for b in blobs], pa.string()))
         self._conn.register("obs_stage_profiles", upsert)
         try:
             self._conn.execute("INSERT OR REPLACE INTO obs_profiles SELECT * FROM "
@@ -433,6 +484,17 @@ class EmbeddedStore(EvaluationStore):
             rows = self._conn.execute("SELECT bucket_start, profile FROM obs_profiles WHERE "
                                       + where + " ORDER BY bucket_start", params).fetchall()
         return [(int(b), bytes(p)) for b, p in rows]
+
+    def profile_headers(self, spec: ScanSpec) -> list[tuple[int, int, dict[tuple[int, str],
+                                                                        dict[str, int]]]]:
+        """The headers kept apart (no sketch read)."""
+        where, params = self._profile_where(spec)
+        with self._lock:
+            rows = self._conn.execute("SELECT bucket_start, record_count, header FROM "
+                                      "obs_profiles WHERE " + where + " ORDER BY bucket_start",
+                                      params).fetchall()
+        headers = stored_headers(rows)
+        return super().profile_headers(spec) if headers is None else headers
 
     def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
         where, params = self._profile_where(spec)
@@ -607,6 +669,21 @@ class EmbeddedStore(EvaluationStore):
             table = self._conn.sql(sql, params=params).to_arrow_table()
         return frame_from_arrow(table, catalog,
                                 {k: table.column(f"typed_{i}") for i, k in enumerate(keys)})
+
+    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: AggregateQuery
+                  ) -> Aggregates | None:
+        """One GROUP BY (grouping sets) over the window's typed columns, in DuckDB."""
+        where, params = self._scan_where(spec)
+        with self._lock:
+            typed = self._typed.get(spec.model, {})
+            slices = tuple(slice_sql(ref, {k: f"r.{c}" for k, (c, _) in typed.items()})
+                           for ref in query.slices)
+            sql, values = aggregate_sql(query, AggregateSource(
+                "FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = "
+                "r.prediction_id WHERE " + where, "epoch_us(r.prediction_time)", slices, (),
+                tuple(params), "({0} IS NOT NULL AND NOT isnan({0}))"))
+            rows = self._conn.execute(sql, values).fetchall()
+        return aggregates_from_rows(query, rows)
 
     def record_span(self, spec: ScanSpec) -> tuple[datetime | None, datetime | None]:
         """One aggregate over the time column (no actuals join, no record built)."""
