@@ -25,14 +25,7 @@ from modelplane.observability.profiles import (
     stored_headers,
 )
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
-from modelplane.observability.store.aggregation import (
-    AggregateQuery,
-    Aggregates,
-    AggregateSource,
-    aggregate_sql,
-    aggregates_from_rows,
-    slice_sql,
-)
+from modelplane.observability.store import aggregation as agg
 from modelplane.observability.store.base import (
     DeliveryState,
     EvaluationStore,
@@ -188,8 +181,16 @@ FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
 """
 
 
-#: the key columns of obs_profiles
-_PROFILE_KEY = ("model", "version", "environment", "bucket_start")
+
+
+def _key_table(keys: list[Any]) -> pa.Table:
+    """Profile keys (model, version, environment, bucket start) as a table to join."""
+    return pa.table({
+        "model": pa.array([k[0] for k in keys], pa.string()),
+        "version": pa.array([k[1] for k in keys], pa.string()),
+        "environment": pa.array([k[2] for k in keys], pa.int16()),
+        "bucket_start": pa.array([k[3] for k in keys], pa.int64())})
+
 
 #: DuckDB's buffer-pool limit by default (``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT``):
 #: DuckDB's own default is 80 % of the machine's memory, which a 10M-record import
@@ -247,21 +248,9 @@ class EmbeddedStore(EvaluationStore):
         keys = self._conn.execute("SELECT model, version, environment, bucket_start FROM "
                                   "obs_profiles WHERE header IS NULL").fetchall()
         for i in range(0, len(keys), batch):
-            part = keys[i:i + batch]
-            stage = pa.table({name: pa.array([k[j] for k in part])
-                              for j, name in enumerate(_PROFILE_KEY)})
-            self._conn.register("obs_stage_header_keys", stage)
-            try:
-                blobs = self._conn.execute(
-                    "SELECT p.model, p.version, p.environment, p.bucket_start, p.profile FROM "
-                    "obs_profiles p JOIN obs_stage_header_keys USING (model, version, "
-                    "environment, bucket_start)").fetchall()
-            finally:
-                self._conn.unregister("obs_stage_header_keys")
-            filled = pa.table({**{name: pa.array([b[j] for b in blobs])
-                                  for j, name in enumerate(_PROFILE_KEY)},
-                               "header": pa.array([header_text(bytes(b[4])) for b in blobs],
-                                                  pa.string())})
+            blobs = self._stored_profiles(_key_table(keys[i:i + batch]))
+            filled = _key_table([tuple(b[:4]) for b in blobs]).append_column(
+                "header", pa.array([header_text(bytes(b[4])) for b in blobs], pa.string()))
             self._conn.register("obs_stage_headers", filled)
             try:
                 self._conn.execute(
@@ -442,26 +431,26 @@ class EmbeddedStore(EvaluationStore):
             if fresh is not None:
                 self._conn.unregister("obs_stage_fresh")
 
+    def _stored_profiles(self, key_table: pa.Table) -> list[tuple[Any, ...]]:
+        """(model, version, environment, bucket start, profile bytes) of the stored
+        profiles of these keys (a :func:`_key_table`)."""
+        self._conn.register("obs_stage_profile_keys", key_table)
+        try:
+            return list(self._conn.execute(
+                "SELECT p.model, p.version, p.environment, p.bucket_start, p.profile "
+                "FROM obs_profiles p JOIN obs_stage_profile_keys k USING "
+                "(model, version, environment, bucket_start)").fetchall())
+        finally:
+            self._conn.unregister("obs_stage_profile_keys")
+
     def _merge_profiles(self, profiles: dict[ProfileKey, Profile]) -> None:
         """Merge into the stored bucket profiles: one read of the touched buckets, one
         upsert (a statement a bucket costs milliseconds when a batch spans weeks)."""
         if not profiles:
             return
         keys = sorted(profiles)
-        key_table = pa.table({
-            "model": pa.array([k[0] for k in keys], pa.string()),
-            "version": pa.array([k[1] for k in keys], pa.string()),
-            "environment": pa.array([k[2] for k in keys], pa.int16()),
-            "bucket_start": pa.array([k[3] for k in keys], pa.int64())})
-        self._conn.register("obs_stage_profile_keys", key_table)
-        try:
-            stored = self._conn.execute(
-                "SELECT p.model, p.version, p.environment, p.bucket_start, p.profile "
-                "FROM obs_profiles p JOIN obs_stage_profile_keys k USING "
-                "(model, version, environment, bucket_start)").fetchall()
-        finally:
-            self._conn.unregister("obs_stage_profile_keys")
-        for model, version, env, bucket, blob in stored:
+        key_table = _key_table(keys)
+        for model, version, env, bucket, blob in self._stored_profiles(key_table):
             key = (model, version, int(env), int(bucket))
             merged = Profile.from_bytes(bytes(blob))
             merged.merge(profiles[key])
@@ -670,20 +659,20 @@ class EmbeddedStore(EvaluationStore):
         return frame_from_arrow(table, catalog,
                                 {k: table.column(f"typed_{i}") for i, k in enumerate(keys)})
 
-    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: AggregateQuery
-                  ) -> Aggregates | None:
+    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: agg.AggregateQuery
+                  ) -> agg.Aggregates | None:
         """One GROUP BY (grouping sets) over the window's typed columns, in DuckDB."""
         where, params = self._scan_where(spec)
         with self._lock:
             typed = self._typed.get(spec.model, {})
-            slices = tuple(slice_sql(ref, {k: f"r.{c}" for k, (c, _) in typed.items()})
+            slices = tuple(agg.slice_sql(ref, {k: f"r.{c}" for k, (c, _) in typed.items()})
                            for ref in query.slices)
-            sql, values = aggregate_sql(query, AggregateSource(
+            sql, values = agg.aggregate_sql(query, agg.AggregateSource(
                 "FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = "
                 "r.prediction_id WHERE " + where, "epoch_us(r.prediction_time)", slices, (),
                 tuple(params), "({0} IS NOT NULL AND NOT isnan({0}))"))
             rows = self._conn.execute(sql, values).fetchall()
-        return aggregates_from_rows(query, rows)
+        return agg.aggregates_from_rows(query, rows)
 
     def record_span(self, spec: ScanSpec) -> tuple[datetime | None, datetime | None]:
         """One aggregate over the time column (no actuals join, no record built)."""

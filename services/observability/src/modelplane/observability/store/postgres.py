@@ -62,14 +62,7 @@ from modelplane.observability.profiles import (
     stored_headers,
 )
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
-from modelplane.observability.store.aggregation import (
-    AggregateQuery,
-    Aggregates,
-    AggregateSource,
-    aggregate_sql,
-    aggregates_from_rows,
-    slice_sql,
-)
+from modelplane.observability.store import aggregation as agg
 from modelplane.observability.store.base import (
     DeliveryState,
     EvaluationStore,
@@ -1171,8 +1164,8 @@ class PostgresStore(EvaluationStore):
                 typed = self._typed.get(model, {})
         return typed
 
-    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: AggregateQuery
-                  ) -> Aggregates | None:
+    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: agg.AggregateQuery
+                  ) -> agg.Aggregates | None:
         """One GROUP BY (grouping sets) over the window's typed columns (a column not
         ready yet cast from its jsonb member), in PostgreSQL."""
         kinds = catalog.kinds
@@ -1192,11 +1185,11 @@ class PostgresStore(EvaluationStore):
                 exprs[key] = _jsonb_value("r", key[0], kinds[key])
         slices = []
         for ref in query.slices:  # the placeholders' values in the select list's order
-            slices.append(slice_sql(ref, exprs))
+            slices.append(agg.slice_sql(ref, exprs))
             if (int(ref.source), ref.name) in exprs and "%s" in slices[-1]:
                 names += [ref.name, ref.name]
         where, params = self._scan_where(spec)
-        sql, values = aggregate_sql(query, AggregateSource(
+        sql, values = agg.aggregate_sql(query, agg.AggregateSource(
             "FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = "
             "r.prediction_id WHERE " + where,
             "(extract(epoch FROM r.prediction_time) * 1000000)::bigint", tuple(slices),
@@ -1204,7 +1197,7 @@ class PostgresStore(EvaluationStore):
             placeholder="%s", int_div="/"))
         with self._pool.connection() as conn:
             rows = conn.execute(sql, values).fetchall()
-        return aggregates_from_rows(query, rows)
+        return agg.aggregates_from_rows(query, rows)
 
     def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
         where, params = _profile_where(spec)
