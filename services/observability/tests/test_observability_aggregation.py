@@ -216,3 +216,27 @@ def test_the_stores_sql_gives_the_default_aggregates_of_the_records(
         assert sql.rows_read == 0 and default.rows_read == sql.overall.records > 300
         _close(sql, default)
         assert EvaluationStore.aggregate(store, replace(spec, limit=11), catalog, query) is None
+
+
+def test_the_model_list_counts_from_profiles_what_a_join_of_the_records_counts(
+        store: EvaluationStore) -> None:
+    """The model list (``/``) reads the profiles, the confusion counts and the span's
+    hours, not every record joined to its actual; its figures are the join's."""
+    ev = _load(store, 900)
+    expected = {}
+    for model in ("binary", "multi", "reg"):
+        frame, _ = ev.load(EvaluationFilter(model))
+        expected[model] = (sorted(set(frame.version.tolist())),
+                           sorted({Environment(int(e)) for e in frame.environment.tolist()}),
+                           len(frame), int(frame.has_actual.sum()),
+                           int(frame.time_us.min()), int(frame.time_us.max()))
+    got = {s.model: (s.versions, s.environments, s.record_count, s.actual_count,
+                     round(s.first_time.timestamp() * 1e6) if s.first_time else None,
+                     round(s.last_time.timestamp() * 1e6) if s.last_time else None)
+           for s in store.summaries()}
+    assert got == expected
+    for model, (_, envs, *_rest) in expected.items():
+        span = store.record_span(ScanSpec(model, ("2",), envs[-1]))
+        frame, _ = ev.load(EvaluationFilter(model, ("2",), envs[-1]))
+        assert [round(t.timestamp() * 1e6) for t in span if t] == [
+            int(frame.time_us.min()), int(frame.time_us.max())]

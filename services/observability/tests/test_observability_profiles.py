@@ -552,3 +552,36 @@ def test_profile_headers_kept_apart_count_what_the_profiles_count(
             assert store.profile_headers(spec) == from_bytes  # the bytes' own count
         finally:
             store.close()
+
+
+def test_an_embedded_store_from_before_gets_its_profiles_uncompressed_with_headers(
+        tmp_path: Path) -> None:
+    """DuckDB ZSTD-compresses a large BLOB column a row group at a time, so a read
+    of one day's profiles decompressed all of them: a store whose profiles were
+    written compressed and without headers is copied into the uncompressed layout
+    when opened, every profile and count kept."""
+    store = EmbeddedStore(tmp_path / "old.duckdb")
+    store.open()
+    _ingestor(store)[0].write_records(_records(1_200, "1", Environment.PRODUCTION, 0.0, 31))
+    spec = ScanSpec("fraud")
+    before = store.profile_rows(spec)
+    _sql(store, "CREATE TABLE old_layout (model VARCHAR, version VARCHAR, environment "
+         "SMALLINT, bucket_start BIGINT, record_count BIGINT NOT NULL, profile BLOB NOT NULL, "
+         "PRIMARY KEY (model, version, environment, bucket_start)); INSERT INTO old_layout "
+         "SELECT model, version, environment, bucket_start, record_count, profile FROM "
+         "obs_profiles; DROP TABLE obs_profiles; ALTER TABLE old_layout RENAME TO obs_profiles")
+    store.close()
+    store = EmbeddedStore(tmp_path / "old.duckdb")
+    store.open()
+    try:
+        (sql,) = _sql(store, "SELECT sql FROM duckdb_tables() WHERE table_name = 'obs_profiles'")
+        assert "compression uncompressed" in str(sql[0]).lower()
+        assert store.profile_rows(spec) == before
+        assert _sql(store, "SELECT count(*) FROM obs_profiles WHERE header IS NULL") == [(0,)]
+        assert store.profile_headers(spec) == EvaluationStore.profile_headers(store, spec)
+        # and it is written to as before
+        _ingestor(store)[0].write_records(_records(300, "1", Environment.PRODUCTION, 0.0, 32,
+                                                   prefix="n"))
+        assert store.profile_count(spec)[0] == 1_500
+    finally:
+        store.close()

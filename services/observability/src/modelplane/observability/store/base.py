@@ -8,7 +8,7 @@ window as a :class:`~.frames.Frame` (typed columns where the backend keeps them)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +74,41 @@ def alert_filter(placeholder: str, model: str | None, monitor_id: str | None,
             where.append(f"{column} = {placeholder}")
             params.append(value)
     return " AND ".join(where), params
+
+
+#: Per model, from the profiles and the hours marked before profiles were kept: its
+#: versions, environments and records (the model list reads these, not every
+#: record). ``{P}`` is the store's aggregate of distinct values.
+SUMMARY_SQL = """
+WITH p AS (
+    SELECT model, version, environment, bucket_start, record_count AS n FROM obs_profiles
+    UNION ALL
+    SELECT model, version, environment, bucket_start, missing FROM obs_profile_gaps)
+SELECT model, {P}(DISTINCT version), {P}(DISTINCT environment), sum(n)
+FROM p WHERE n > 0 GROUP BY model ORDER BY model
+"""
+#: Records with an actual per model: classifiers (their prediction is a label) from
+#: the confusion counts' every-record cells (records with a predicted and an actual
+#: label); the models' others are counted by a join of their records to the actuals.
+LABELED_SQL = """
+SELECT model, sum(n) FROM obs_confusion WHERE source = 0 GROUP BY model
+"""
+CLASSIFIERS_SQL = """
+SELECT model FROM obs_columns WHERE source = 3 AND name = '' AND kind <> 1
+"""
+
+
+def summaries_of(rows: list[tuple[Any, ...]], labeled: dict[str, int],
+                 span: Callable[[str], tuple[datetime | None, datetime | None]]
+                 ) -> list[ModelSummary]:
+    """ModelSummary of :data:`SUMMARY_SQL`'s rows, ``labeled`` (model -> records with
+    an actual) and ``span(model)`` (its first and last prediction time)."""
+    out = []
+    for model, versions, envs, n in rows:
+        first, last = span(model)
+        out.append(ModelSummary(model, sorted(versions), [Environment(e) for e in sorted(envs)],
+                                int(n), int(labeled.get(model, 0)), first, last))
+    return out
 
 
 @dataclass(frozen=True)
@@ -342,7 +377,10 @@ class EvaluationStore(AlertStore):
     def model_of(self, prediction_id: str) -> str | None: ...
 
     @abstractmethod
-    def summaries(self) -> list[ModelSummary]: ...
+    def summaries(self) -> list[ModelSummary]:
+        """Every model's versions, environments, records and records with an actual
+        (as the profiles count them: records of hours past record retention whose
+        profiles are kept count too), first and last prediction time."""
 
     @abstractmethod
     def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None: ...

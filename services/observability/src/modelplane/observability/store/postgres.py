@@ -64,6 +64,9 @@ from modelplane.observability.profiles import (
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
 from modelplane.observability.store import aggregation as agg
 from modelplane.observability.store.base import (
+    CLASSIFIERS_SQL,
+    LABELED_SQL,
+    SUMMARY_SQL,
     DeliveryState,
     EvaluationStore,
     ModelSummary,
@@ -74,6 +77,7 @@ from modelplane.observability.store.base import (
     WebhookDelivery,
     alert_filter,
     profile_bounds,
+    summaries_of,
 )
 from modelplane.observability.store.encoding import (
     RECORD_COLUMNS,
@@ -1241,15 +1245,20 @@ class PostgresStore(EvaluationStore):
         return row[0] if row else None
 
     def summaries(self) -> list[ModelSummary]:
+        """From the profiles and confusion counts; the records of models that are not
+        classifiers are joined to their actuals (see :data:`~.base.LABELED_SQL`); the
+        span is two index probes a model."""
         with self._pool.connection() as conn:
-            rows = conn.execute("""
-                SELECT r.model, array_agg(DISTINCT r.version), array_agg(DISTINCT r.environment),
-                       count(*), count(a.prediction_id), min(r.prediction_time),
-                       max(r.prediction_time)
-                FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
-                GROUP BY r.model ORDER BY r.model""").fetchall()
-        return [ModelSummary(m, sorted(v), [Environment(e) for e in sorted(envs)], int(n),
-                             int(na), lo, hi) for m, v, envs, n, na, lo, hi in rows]
+            rows = conn.execute(SUMMARY_SQL.format(P="array_agg")).fetchall()
+            labeled = dict(conn.execute(LABELED_SQL).fetchall())
+            classifiers = {r[0] for r in conn.execute(CLASSIFIERS_SQL).fetchall()}
+            others = [r[0] for r in rows if r[0] not in classifiers]
+            if others:
+                labeled.update(conn.execute(
+                    "SELECT r.model, count(*) FROM obs_record_ids r JOIN obs_actuals a "
+                    "ON a.prediction_id = r.prediction_id WHERE r.model = ANY(%s) "
+                    "GROUP BY r.model", [others]).fetchall())
+        return summaries_of(rows, labeled, lambda m: self.record_span(ScanSpec(m)))
 
     def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None:
         values = [(json.dumps(attr), pid, model) for pid, attr in attributions.items()]
