@@ -79,7 +79,7 @@ def alert_filter(placeholder: str, model: str | None, monitor_id: str | None,
 #: Per model, from the profiles and the hours marked before profiles were kept: its
 #: versions, environments and records (the model list reads these, not every
 #: record). ``{P}`` is the store's aggregate of distinct values.
-SUMMARY_SQL = """
+_SUMMARY_SQL = """
 WITH p AS (
     SELECT model, version, environment, bucket_start, record_count AS n FROM obs_profiles
     UNION ALL
@@ -87,28 +87,6 @@ WITH p AS (
 SELECT model, {P}(DISTINCT version), {P}(DISTINCT environment), sum(n)
 FROM p WHERE n > 0 GROUP BY model ORDER BY model
 """
-#: Records with an actual per model: classifiers (their prediction is a label) from
-#: the confusion counts' every-record cells (records with a predicted and an actual
-#: label); the models' others are counted by a join of their records to the actuals.
-LABELED_SQL = """
-SELECT model, sum(n) FROM obs_confusion WHERE source = 0 GROUP BY model
-"""
-CLASSIFIERS_SQL = """
-SELECT model FROM obs_columns WHERE source = 3 AND name = '' AND kind <> 1
-"""
-
-
-def summaries_of(rows: list[tuple[Any, ...]], labeled: dict[str, int],
-                 span: Callable[[str], tuple[datetime | None, datetime | None]]
-                 ) -> list[ModelSummary]:
-    """ModelSummary of :data:`SUMMARY_SQL`'s rows, ``labeled`` (model -> records with
-    an actual) and ``span(model)`` (its first and last prediction time)."""
-    out = []
-    for model, versions, envs, n in rows:
-        first, last = span(model)
-        out.append(ModelSummary(model, sorted(versions), [Environment(e) for e in sorted(envs)],
-                                int(n), int(labeled.get(model, 0)), first, last))
-    return out
 
 
 @dataclass(frozen=True)
@@ -381,6 +359,30 @@ class EvaluationStore(AlertStore):
         """Every model's versions, environments, records and records with an actual
         (as the profiles count them: records of hours past record retention whose
         profiles are kept count too), first and last prediction time."""
+
+    def _summaries(self, fetch: Callable[[str, list[Any]], list[tuple[Any, ...]]],
+                   distinct: str, labeled_join: str) -> list[ModelSummary]:
+        """:meth:`summaries` from the profiles, without a join of every record to its
+        actual: records with an actual are, for classifiers, the confusion counts'
+        every-record cells (records with a predicted and an actual label); only the
+        other models' records are joined to their actuals (``labeled_join``: model,
+        count of the models in its one parameter). ``fetch(sql, params)`` runs a
+        query; ``distinct`` is the store's aggregate of distinct values."""
+        rows = fetch(_SUMMARY_SQL.format(P=distinct), [])
+        labeled = dict(fetch("SELECT model, sum(n) FROM obs_confusion WHERE source = 0 "
+                             "GROUP BY model", []))
+        classifiers = {r[0] for r in fetch("SELECT model FROM obs_columns WHERE source = 3 "
+                                           "AND name = '' AND kind <> 1", [])}
+        others = [r[0] for r in rows if r[0] not in classifiers]
+        if others:
+            labeled.update(dict(fetch(labeled_join, [others])))
+        out = []
+        for model, versions, envs, n in rows:
+            first, last = self.record_span(ScanSpec(model))
+            out.append(ModelSummary(model, sorted(versions),
+                                    [Environment(e) for e in sorted(envs)], int(n),
+                                    int(labeled.get(model, 0)), first, last))
+        return out
 
     @abstractmethod
     def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None: ...

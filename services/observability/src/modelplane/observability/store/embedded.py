@@ -28,9 +28,6 @@ from modelplane.observability.profiles import (
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
 from modelplane.observability.store import aggregation as agg
 from modelplane.observability.store.base import (
-    CLASSIFIERS_SQL,
-    LABELED_SQL,
-    SUMMARY_SQL,
     DeliveryState,
     EvaluationStore,
     ModelSummary,
@@ -41,7 +38,6 @@ from modelplane.observability.store.base import (
     WebhookDelivery,
     alert_filter,
     profile_bounds,
-    summaries_of,
 )
 from modelplane.observability.store.encoding import (
     RECORD_COLUMNS,
@@ -746,19 +742,14 @@ class EmbeddedStore(EvaluationStore):
         return rows[0][0] if rows else None
 
     def summaries(self) -> list[ModelSummary]:
-        """From the profiles and confusion counts; the records of models that are not
-        classifiers are joined to their actuals (see :data:`~.base.LABELED_SQL`)."""
-        with self._lock:
-            rows = self._conn.execute(SUMMARY_SQL.format(P="list")).fetchall()
-            labeled = dict(self._conn.execute(LABELED_SQL).fetchall())
-            classifiers = {r[0] for r in self._conn.execute(CLASSIFIERS_SQL).fetchall()}
-            others = [r[0] for r in rows if r[0] not in classifiers]
-            if others:
-                labeled.update(self._conn.execute(
-                    "SELECT r.model, count(*) FROM obs_records r JOIN obs_actuals a "
-                    "ON a.prediction_id = r.prediction_id WHERE r.model IN "
-                    "(SELECT unnest(?::VARCHAR[])) GROUP BY r.model", [others]).fetchall())
-        return summaries_of(rows, labeled, lambda m: self.record_span(ScanSpec(m)))
+        def fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+            with self._lock:
+                return list(self._conn.execute(sql, params).fetchall())
+
+        return self._summaries(fetch, "list", (
+            "SELECT r.model, count(*) FROM obs_records r JOIN obs_actuals a ON "
+            "a.prediction_id = r.prediction_id WHERE r.model IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY r.model"))
 
     def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None:
         values = [(json.dumps(attr), pid, model) for pid, attr in attributions.items()]

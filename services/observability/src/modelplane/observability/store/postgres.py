@@ -64,9 +64,6 @@ from modelplane.observability.profiles import (
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
 from modelplane.observability.store import aggregation as agg
 from modelplane.observability.store.base import (
-    CLASSIFIERS_SQL,
-    LABELED_SQL,
-    SUMMARY_SQL,
     DeliveryState,
     EvaluationStore,
     ModelSummary,
@@ -77,7 +74,6 @@ from modelplane.observability.store.base import (
     WebhookDelivery,
     alert_filter,
     profile_bounds,
-    summaries_of,
 )
 from modelplane.observability.store.encoding import (
     RECORD_COLUMNS,
@@ -1245,20 +1241,14 @@ class PostgresStore(EvaluationStore):
         return row[0] if row else None
 
     def summaries(self) -> list[ModelSummary]:
-        """From the profiles and confusion counts; the records of models that are not
-        classifiers are joined to their actuals (see :data:`~.base.LABELED_SQL`); the
-        span is two index probes a model."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(SUMMARY_SQL.format(P="array_agg")).fetchall()
-            labeled = dict(conn.execute(LABELED_SQL).fetchall())
-            classifiers = {r[0] for r in conn.execute(CLASSIFIERS_SQL).fetchall()}
-            others = [r[0] for r in rows if r[0] not in classifiers]
-            if others:
-                labeled.update(conn.execute(
-                    "SELECT r.model, count(*) FROM obs_record_ids r JOIN obs_actuals a "
-                    "ON a.prediction_id = r.prediction_id WHERE r.model = ANY(%s) "
-                    "GROUP BY r.model", [others]).fetchall())
-        return summaries_of(rows, labeled, lambda m: self.record_span(ScanSpec(m)))
+        """The span is two index probes a model (:meth:`record_span`)."""
+        def fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+            with self._pool.connection() as conn:
+                return list(conn.execute(sql, params).fetchall())
+
+        return self._summaries(fetch, "array_agg", (
+            "SELECT r.model, count(*) FROM obs_record_ids r JOIN obs_actuals a "
+            "ON a.prediction_id = r.prediction_id WHERE r.model = ANY(%s) GROUP BY r.model"))
 
     def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None:
         values = [(json.dumps(attr), pid, model) for pid, attr in attributions.items()]
