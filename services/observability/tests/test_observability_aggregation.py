@@ -240,3 +240,32 @@ def test_the_model_list_counts_from_profiles_what_a_join_of_the_records_counts(
         frame, _ = ev.load(EvaluationFilter(model, ("2",), envs[-1]))
         assert [round(t.timestamp() * 1e6) for t in span if t] == [
             int(frame.time_us.min()), int(frame.time_us.max())]
+
+
+def test_a_boolean_prediction_is_sliced_by_its_labels(store: EvaluationStore) -> None:
+    """A model predicting true/false: its prediction and actual are labels ("true",
+    "false"), so slicing by them gives both values, and a predicate on the prediction
+    (operand a boolean, as the API types it) selects the records predicted so."""
+    catalogs = store.load_catalogs()
+    lock = threading.Lock()
+    ingestor = RecordIngestor(store, catalogs, lock)
+    recs = [EvaluationRecord(
+        prediction_id=f"b-{i}", model="yesno", version="1", environment=Environment.PRODUCTION,
+        prediction_time=T0 + timedelta(minutes=i), features={"x": float(i)},
+        prediction=i % 3 == 0, scores={}, tags={}) for i in range(60)]
+    ingestor.write_records(recs)
+    ingestor.write_actuals([Actual(f"b-{i}", i % 2 == 0) for i in range(60)])
+    ev = Evaluations(store, catalogs, lock)
+    predicted_true = sum(1 for r in recs if r.prediction)
+    for ref in (PRED, ACT):
+        for mode in (AnalysisMode.EXACT, AnalysisMode.SAMPLE):
+            report = ev.performance(EvaluationFilter("yesno"), mode=mode, slice_by=[ref],
+                                    metrics=[M.Metric.ACCURACY])
+            counts = {s.slice[0].values[0]: s.record_count for s in report.slices}  # type: ignore[index]
+            expected_true = predicted_true if ref == PRED else 30
+            assert counts == {"false": 60 - expected_true, "true": expected_true}, (ref, mode)
+    only_true = EvaluationFilter(
+        "yesno", predicates=(SlicePredicate(PRED, SliceOperator.EQUAL, (True,)),))
+    for mode in (AnalysisMode.EXACT, AnalysisMode.SAMPLE):
+        report = ev.performance(only_true, mode=mode, metrics=[M.Metric.ACCURACY])
+        assert report.overall.record_count == predicted_true, mode

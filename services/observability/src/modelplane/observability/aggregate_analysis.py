@@ -25,7 +25,6 @@ from modelplane.observability.records import (
     PREDICTION,
     ColumnKind,
     ColumnRef,
-    ColumnSource,
     EvaluationFilter,
     SliceOperator,
     SlicePredicate,
@@ -67,10 +66,9 @@ def aggregated_performance(ev: EvaluationReader, f: EvaluationFilter,
     slice_kinds = []
     for i, ref in enumerate(slice_by):
         kind = check_column(ref, kinds, f.model, f"slice_by[{i}]")
-        # numeric slices are the data's quantile bins; the prediction's and actual's
-        # values are labels (text) whatever their kind
-        if kind is ColumnKind.NUMERIC or (kind is ColumnKind.BOOLEAN
-                                          and ref.source is not ColumnSource.FEATURE):
+        # numeric slices are the data's quantile bins (check_column gives a boolean
+        # model's prediction and actual as categories: they are labels)
+        if kind is ColumnKind.NUMERIC:
             return None
         slice_kinds.append(kind)
     width = int(bucket.total_seconds() * 1_000_000) if bucket is not None else None

@@ -39,7 +39,10 @@ def check_column(ref: ColumnRef, kinds: dict[ColumnRef, ColumnKind], model: str,
         if ref.name:
             raise _bad(f"{path}.name", "must be empty for the prediction and the actual",
                        "INVALID_COLUMN")
-        return kinds.get(ColumnRef(ColumnSource.PREDICTION), ColumnKind.CATEGORICAL)
+        label = kinds.get(ColumnRef(ColumnSource.PREDICTION), ColumnKind.CATEGORICAL)
+        # a frame holds a classifier's prediction and actual as labels ("true",
+        # "false" for a boolean model): they slice and compare as categories
+        return ColumnKind.CATEGORICAL if label is ColumnKind.BOOLEAN else label
     if not ref.name:
         raise _bad(f"{path}.name", "required", "INVALID_COLUMN")
     kind = kinds.get(ref)
