@@ -151,15 +151,7 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
     # -- records --------------------------------------------------------------
 
     async def GetRecord(self, request: pb.GetRecordRequest, context: Any) -> pb.EvaluationRecord:
-        pid = request.prediction_id
-        if not pid:
-            raise bad_argument("prediction_id", "required")
-
-        rec = await asyncio.to_thread(load_record, self._rt.store, pid)
-        if rec is None:
-            raise NotFound(f"prediction {pid!r} is not in the evaluation store",
-                           reason="RECORD_NOT_FOUND", metadata={"prediction_id": pid})
-        return record_to_pb(rec)
+        return record_to_pb(await self._record(request.prediction_id))
 
     async def ListRecords(self, request: pb.ListRecordsRequest, context: Any
                           ) -> pb.ListRecordsResponse:
@@ -365,14 +357,19 @@ class ObservabilityServicer(pb_grpc.ObservabilityServiceServicer):
 
     async def GetPredictionLineage(self, request: pb.GetPredictionLineageRequest, context: Any
                                    ) -> pb.PredictionLineage:
-        pid = request.prediction_id
+        rec = await self._record(request.prediction_id)
+        return lineage_to_pb(await prediction_lineage(rec, self._rt.lineage_peers))
+
+    async def _record(self, pid: str) -> EvaluationRecord:
+        """The stored record of a prediction id; INVALID_ARGUMENT without one,
+        NOT_FOUND when the store has none."""
         if not pid:
             raise bad_argument("prediction_id", "required")
         rec = await asyncio.to_thread(load_record, self._rt.store, pid)
         if rec is None:
             raise NotFound(f"prediction {pid!r} is not in the evaluation store",
                            reason="RECORD_NOT_FOUND", metadata={"prediction_id": pid})
-        return lineage_to_pb(await prediction_lineage(rec, self._rt.lineage_peers))
+        return rec
 
     # -- baselines -------------------------------------------------------------
 

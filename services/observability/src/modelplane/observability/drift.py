@@ -320,14 +320,27 @@ def numeric_drift(reference: np.ndarray, current: np.ndarray,
         result.statistics.append(DriftStatistic(DriftMethod.WASSERSTEIN, normed, None,
                                                 thresholds.wasserstein, raw=w))
     if DriftMethod.PSI in methods or DriftMethod.JENSEN_SHANNON in methods:
-        r_share, c_share = quantile_bin_shares(ref_s, cur_s, bins)
-        if DriftMethod.PSI in methods:
-            result.statistics.append(DriftStatistic(DriftMethod.PSI, psi(r_share, c_share),
-                                                    None, thresholds.psi))
-        if DriftMethod.JENSEN_SHANNON in methods:
-            result.statistics.append(DriftStatistic(
-                DriftMethod.JENSEN_SHANNON, jensen_shannon(r_share, c_share), None,
-                thresholds.jensen_shannon))
+        add_binned(result, methods, thresholds, *quantile_bin_shares(ref_s, cur_s, bins))
+    return decided(result)
+
+
+def add_binned(result: SampleDrift, methods: Iterable[DriftMethod],
+               thresholds: DriftThresholds, r_share: np.ndarray, c_share: np.ndarray) -> None:
+    """PSI and Jensen-Shannon of two bin shares, those of ``methods`` (from rows, or
+    from profiles' sketches)."""
+    methods = set(methods)
+    if DriftMethod.PSI in methods:
+        result.statistics.append(DriftStatistic(DriftMethod.PSI, psi(r_share, c_share),
+                                                None, thresholds.psi))
+    if DriftMethod.JENSEN_SHANNON in methods:
+        result.statistics.append(DriftStatistic(
+            DriftMethod.JENSEN_SHANNON, jensen_shannon(r_share, c_share), None,
+            thresholds.jensen_shannon))
+
+
+def decided(result: SampleDrift) -> SampleDrift:
+    """The result, deciding by its first statistic when its decision method was not
+    computed."""
     if result.decision_method not in {s.method for s in result.statistics} and result.statistics:
         result.decision_method = result.statistics[0].method
     return result
@@ -386,9 +399,7 @@ def count_drift(ref_counts: np.ndarray, cur_counts: np.ndarray,
                                              correction=False)
                 result.statistics.append(DriftStatistic(method, float(chi.statistic),
                                                         float(chi.pvalue), thresholds.p_value))
-    if result.decision_method not in {s.method for s in result.statistics} and result.statistics:
-        result.decision_method = result.statistics[0].method
-    return result
+    return decided(result)
 
 
 def drift_many(pairs: Sequence[tuple[np.ndarray, np.ndarray, bool]],

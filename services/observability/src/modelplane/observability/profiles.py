@@ -63,9 +63,9 @@ from modelplane.observability.drift import (
     DriftStatistic,
     DriftThresholds,
     SampleDrift,
+    add_binned,
     count_drift,
-    jensen_shannon,
-    psi,
+    decided,
 )
 from modelplane.observability.records import ColumnSource
 
@@ -360,17 +360,8 @@ def profile_numeric_drift(ref: ColumnProfile, cur: ColumnProfile, methods: Itera
             cdf = np.asarray(sk.get_cdf(edges.tolist(), True), dtype=np.float64)
             return np.clip(np.diff(np.concatenate([[0.0], cdf])), 0.0, 1.0)
 
-        r_share, c_share = shares(ref.sketch), shares(cur.sketch)
-        if DriftMethod.PSI in methods:
-            result.statistics.append(DriftStatistic(DriftMethod.PSI, psi(r_share, c_share),
-                                                    None, thresholds.psi))
-        if DriftMethod.JENSEN_SHANNON in methods:
-            result.statistics.append(DriftStatistic(
-                DriftMethod.JENSEN_SHANNON, jensen_shannon(r_share, c_share), None,
-                thresholds.jensen_shannon))
-    if result.decision_method not in {s.method for s in result.statistics} and result.statistics:
-        result.decision_method = result.statistics[0].method
-    return result
+        add_binned(result, methods, thresholds, shares(ref.sketch), shares(cur.sketch))
+    return decided(result)
 
 
 def profile_categorical_drift(ref: ColumnProfile, cur: ColumnProfile,
