@@ -406,12 +406,11 @@ class ClickHouseStore(EvaluationStore):
     def write_actuals(self, rows: list[ActualRow]) -> tuple[int, int, int]:
         if not rows:
             return 0, 0, 0
-        stage = pa.table({
-            "prediction_id": pa.array([r[0] for r in rows], pa.string()),
-            "label": pa.array([r[1] for r in rows], pa.string()),
-            "number": pa.array([r[2] for r in rows], pa.float64()),
-            "actual_time": pa.array([r[3] for r in rows], pa.timestamp("us", tz="UTC")),
-        })
+        ids, labels, numbers, times = zip(*rows, strict=True)
+        stage = pa.Table.from_arrays(
+            [pa.array(ids, pa.string()), pa.array(labels, pa.string()),
+             pa.array(numbers, pa.float64()), pa.array(times, pa.timestamp("us", tz="UTC"))],
+            names=["prediction_id", "label", "number", "actual_time"])
         with self._write_lock:
             self._stage(self._stage_actuals, stage)
             s = f"{{db}}.{self._stage_actuals}"
@@ -454,16 +453,23 @@ class ClickHouseStore(EvaluationStore):
     # -- scans ------------------------------------------------------------------------
 
     @staticmethod
-    def _scan_where(spec: ScanSpec) -> tuple[str, dict[str, Any]]:
-        """The condition on ``obs_records r`` of ``spec`` (its values bound)."""
-        where = ["r.model = {model:String}"]
+    def _model_where(spec: ScanSpec, row: str = "") -> tuple[list[str], dict[str, Any]]:
+        """The conditions on ``spec``'s model, versions and environment (columns of
+        the row alias ``row``, e.g. ``"r."``) and their bound values."""
+        where = [f"{row}model = {{model:String}}"]
         params: dict[str, Any] = {"model": spec.model}
         if spec.versions:
-            where.append("r.version IN {versions:Array(String)}")
+            where.append(f"{row}version IN {{versions:Array(String)}}")
             params["versions"] = list(spec.versions)
         if spec.environment != Environment.UNSPECIFIED:
-            where.append("r.environment = {env:Int16}")
+            where.append(f"{row}environment = {{env:Int16}}")
             params["env"] = int(spec.environment)
+        return where, params
+
+    @classmethod
+    def _scan_where(cls, spec: ScanSpec) -> tuple[str, dict[str, Any]]:
+        """The condition on ``obs_records r`` of ``spec`` (its values bound)."""
+        where, params = cls._model_where(spec, "r.")
         if spec.window.start is not None:
             where.append("r.prediction_time >= fromUnixTimestamp64Micro({lo:Int64}, 'UTC')")
             params["lo"] = to_us(spec.window.start)
@@ -599,16 +605,9 @@ class ClickHouseStore(EvaluationStore):
 
     # -- profiles and confusion counts ----------------------------------------------
 
-    @staticmethod
-    def _profile_where(spec: ScanSpec) -> tuple[str, dict[str, Any]]:
-        where = ["model = {model:String}"]
-        params: dict[str, Any] = {"model": spec.model}
-        if spec.versions:
-            where.append("version IN {versions:Array(String)}")
-            params["versions"] = list(spec.versions)
-        if spec.environment != Environment.UNSPECIFIED:
-            where.append("environment = {env:Int16}")
-            params["env"] = int(spec.environment)
+    @classmethod
+    def _profile_where(cls, spec: ScanSpec) -> tuple[str, dict[str, Any]]:
+        where, params = cls._model_where(spec)
         lo, hi = profile_bounds(spec.window)
         if lo is not None:
             where.append("bucket_start >= {lo:Int64}")
