@@ -340,17 +340,17 @@ class ClickHouseStore(EvaluationStore):
         merged = dict(profiles)
         for model in sorted({k[0] for k in keys}):
             buckets = [k[3] for k in keys if k[0] == model]
-            for row in self._rows(
-                    "SELECT version, environment, bucket_start, "
-                    "base64Encode(argMax(profile, seq)) AS p FROM {db}.obs_profiles "
-                    "WHERE model = {m:String} AND bucket_start BETWEEN {lo:Int64} AND {hi:Int64} "
-                    "GROUP BY version, environment, bucket_start",
-                    {"m": model, "lo": min(buckets), "hi": max(buckets)}):
-                key = (model, row["version"], int(row["environment"]), int(row["bucket_start"]))
+            rows = self.client.arrow(self._sql(
+                "SELECT version, environment, bucket_start, argMax(profile, seq) AS p "
+                "FROM {db}.obs_profiles WHERE model = {m:String} "
+                "AND bucket_start BETWEEN {lo:Int64} AND {hi:Int64} "
+                "GROUP BY version, environment, bucket_start"),
+                {"m": model, "lo": min(buckets), "hi": max(buckets)}, binary=True).to_pylist()
+            for row in rows:
+                key = (model, row["version"].decode(), int(row["environment"]),
+                       int(row["bucket_start"]))
                 if key in merged:
-                    import base64
-
-                    stored = Profile.from_bytes(base64.b64decode(row["p"]))
+                    stored = Profile.from_bytes(row["p"])
                     stored.merge(merged[key])
                     merged[key] = stored
         seq = _seq()
@@ -618,14 +618,12 @@ class ClickHouseStore(EvaluationStore):
         return " AND ".join(where), params
 
     def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
-        import base64
-
         where, params = self._profile_where(spec)
-        rows = self._rows(
-            "SELECT bucket_start, base64Encode(argMax(profile, seq)) AS p FROM {db}.obs_profiles "
+        rows = self.client.arrow(self._sql(
+            "SELECT bucket_start, argMax(profile, seq) AS p FROM {db}.obs_profiles "
             f"WHERE {where} GROUP BY model, version, environment, bucket_start "
-            "ORDER BY bucket_start", params)
-        return [(int(r["bucket_start"]), base64.b64decode(r["p"])) for r in rows]
+            "ORDER BY bucket_start"), params, binary=True)
+        return list(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True))
 
     def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
         where, params = self._profile_where(spec)

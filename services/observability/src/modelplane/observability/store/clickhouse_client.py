@@ -37,7 +37,10 @@ class ClickHouseClient(Protocol):
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
 
-    def arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table: ...
+    def arrow(self, sql: str, params: dict[str, Any] | None = None,
+              binary: bool = False) -> pa.Table:
+        """The result as Arrow; ``String`` columns as ``binary`` when asked (bytes
+        that are not text), else ``string``. ``sql`` then ends without SETTINGS."""
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         """Insert ``data``'s columns (by name) into ``table`` (qualified)."""
@@ -151,7 +154,10 @@ class ChdbClient:
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._session.query(sql, "Null", params=self._params(params))
 
-    def arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+    def arrow(self, sql: str, params: dict[str, Any] | None = None,
+              binary: bool = False) -> pa.Table:
+        if binary:
+            sql += " SETTINGS output_format_arrow_string_as_string = 0"
         table: pa.Table = self._session.query(sql, "ArrowTable", params=self._params(params))
         return table
 
@@ -199,8 +205,10 @@ class HttpClient:
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._client.command(sql, parameters=params)
 
-    def arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
-        table: pa.Table = self._client.query_arrow(sql, parameters=params, use_strings=True)
+    def arrow(self, sql: str, params: dict[str, Any] | None = None,
+              binary: bool = False) -> pa.Table:
+        table: pa.Table = self._client.query_arrow(sql, parameters=params,
+                                                   use_strings=not binary)
         return table
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
