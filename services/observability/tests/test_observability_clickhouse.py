@@ -169,6 +169,8 @@ def test_late_and_changed_actuals_move_the_counts_once(
             early = ingestor.write_actuals(_actuals(5, 6))  # as sent again below
             assert (early.accepted, early.unmatched) == (1, 1)
             ingestor.write_records(_records(0, 60))
+            frame = store.scan_frame(ScanSpec("fraud"), store.load_catalogs()["fraud"])
+            assert list(frame.prediction_id[frame.has_actual]) == ["r5"]
             late = ingestor.write_actuals(_actuals(0, 60))
             assert (late.accepted, late.duplicates, late.unmatched) == (59, 1, 0)
             again = ingestor.write_actuals(_actuals(0, 60))
