@@ -26,7 +26,7 @@ from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.ingest import RecordIngestor
 from modelplane.observability.main import build
-from modelplane.observability.records import Actual, Environment, TimeWindow
+from modelplane.observability.records import Actual, Environment, EvaluationRecord, TimeWindow
 from modelplane.observability.runtime import ObservabilityRuntime, open_store
 from modelplane.observability.settings import ObservabilitySettings
 from modelplane.observability.store.base import EvaluationStore, RetentionCutoffs, ScanSpec
@@ -395,3 +395,24 @@ def test_open_store_picks_clickhouse_with_its_companion(tmp_path: Path) -> None:
     assert isinstance(store, ClickHouseStore)
     assert isinstance(store._companion, EmbeddedStore)
     assert isinstance(open_store(ObservabilitySettings(svc)), EmbeddedStore)
+
+
+def test_odd_ids_model_names_and_versions_are_bound_as_they_are(
+        chdb_dir: Path, tmp_path: Path) -> None:
+    clickhouse = _clickhouse(chdb_dir, "odd", tmp_path)
+    odd = ["it's", "back\\slash", "new\nline", "tab\tx", "[a,'b']", "{p:String}", "\u00fc\u2713"]
+    model = "m'\\odd\n"
+    ingestor = RecordIngestor(clickhouse, clickhouse.load_catalogs(), threading.Lock())
+    stored = ingestor.write_records([EvaluationRecord(
+        prediction_id=pid, model=model, version=pid, environment=Environment.PRODUCTION,
+        prediction_time=T0 + timedelta(minutes=i), features={"c'o\\l": pid}, prediction=1)
+        for i, pid in enumerate(odd)])
+    assert stored.accepted == len(odd)
+    for pid in odd:
+        assert clickhouse.model_of(pid) == model
+    catalog = clickhouse.load_catalogs()[model]
+    frame = clickhouse.scan_frame(ScanSpec(model, versions=tuple(odd[:3]),
+                                           prediction_ids=tuple(odd)), catalog)
+    assert list(frame.prediction_id) == odd[:3] and list(frame.features["c'o\\l"]) == odd[:3]
+    assert [d["i"] for d in _scanned(clickhouse, ScanSpec(model))] == odd
+    clickhouse.close()
