@@ -118,6 +118,8 @@ _EXTRACT_AS = {ColumnKind.NUMERIC: "Nullable(Float64)",
 _TYPED_JSON = {int(ColumnSource.FEATURE): "features", int(ColumnSource.TAG): "tags",
                SCORE_SOURCE: "scores"}
 
+#: Hour profiles read per query (see :meth:`ClickHouseStore.profile_rows`).
+_PROFILES_A_READ = 24
 #: Settings of every read: an unmatched LEFT JOIN gives NULLs (not empty strings).
 _READ_SETTINGS = " SETTINGS join_use_nulls = 1"
 
@@ -627,12 +629,30 @@ class ClickHouseStore(EvaluationStore):
         return " AND ".join(where), params
 
     def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
+        """The newest row of each hour: their sequences read first, then their
+        blobs a day at a time (read at once, a side's 62 MB of profiles at 10M
+        records took 450-550 MB more RSS in chDB's buffers and copies)."""
         where, params = self._profile_where(spec)
-        rows = self.client.arrow(self._sql(
-            "SELECT bucket_start, argMax(profile, seq) AS p FROM {db}.obs_profiles "
-            f"WHERE {where} GROUP BY model, version, environment, bucket_start "
-            "ORDER BY bucket_start"), params, binary=True)
-        return list(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True))
+        newest = self.client.arrow(self._sql(
+            "SELECT version, environment, bucket_start, max(seq) AS seq "
+            f"FROM {{db}}.obs_profiles WHERE {where} "
+            "GROUP BY version, environment, bucket_start ORDER BY bucket_start"), params)
+        out: list[tuple[int, bytes]] = []
+        for lo in range(0, newest.num_rows, _PROFILES_A_READ):
+            part = newest.slice(lo, _PROFILES_A_READ)
+            rows = self.client.arrow(self._sql(
+                "SELECT bucket_start, profile FROM {db}.obs_profiles "
+                "WHERE model = {model:String} AND (version, environment, bucket_start, seq) "
+                "IN arrayZip({pv:Array(String)}, {pe:Array(Int16)}, {pb:Array(Int64)}, "
+                "{ps:Array(UInt64)}) ORDER BY bucket_start "
+                "LIMIT 1 BY version, environment, bucket_start"),
+                {"model": spec.model, "pv": part.column("version").to_pylist(),
+                 "pe": part.column("environment").to_pylist(),
+                 "pb": part.column("bucket_start").to_pylist(),
+                 "ps": part.column("seq").to_pylist()}, binary=True)
+            out.extend(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(),
+                           strict=True))
+        return out
 
     def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
         where, params = self._profile_where(spec)
