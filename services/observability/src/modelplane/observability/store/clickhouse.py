@@ -83,7 +83,8 @@ CREATE TABLE IF NOT EXISTS {db}.obs_attributions (
 CREATE TABLE IF NOT EXISTS {db}.obs_profiles (
     model String, version String, environment Int16, bucket_start Int64,
     record_count Int64, profile String, seq UInt64
-) ENGINE = ReplacingMergeTree(seq) ORDER BY (model, version, environment, bucket_start);
+) ENGINE = ReplacingMergeTree(seq) ORDER BY (model, version, environment, bucket_start)
+SETTINGS index_granularity = 32;
 CREATE TABLE IF NOT EXISTS {db}.obs_profile_gaps (
     model String, version String, environment Int16, bucket_start Int64, missing Int64
 ) ENGINE = SummingMergeTree(missing) ORDER BY (model, version, environment, bucket_start);
@@ -640,15 +641,18 @@ class ClickHouseStore(EvaluationStore):
         out: list[tuple[int, bytes]] = []
         for lo in range(0, newest.num_rows, _PROFILES_A_READ):
             part = newest.slice(lo, _PROFILES_A_READ)
+            buckets = part.column("bucket_start").to_pylist()
+            # the day's range lets the sorting key skip the other granules of blobs
             rows = self.client.arrow(self._sql(
-                "SELECT bucket_start, profile FROM {db}.obs_profiles "
-                "WHERE model = {model:String} AND (version, environment, bucket_start, seq) "
+                f"SELECT bucket_start, profile FROM {{db}}.obs_profiles WHERE {where} "
+                "AND bucket_start BETWEEN {p_lo:Int64} AND {p_hi:Int64} "
+                "AND (version, environment, bucket_start, seq) "
                 "IN arrayZip({pv:Array(String)}, {pe:Array(Int16)}, {pb:Array(Int64)}, "
                 "{ps:Array(UInt64)}) ORDER BY bucket_start "
                 "LIMIT 1 BY version, environment, bucket_start"),
-                {"model": spec.model, "pv": part.column("version").to_pylist(),
-                 "pe": part.column("environment").to_pylist(),
-                 "pb": part.column("bucket_start").to_pylist(),
+                {**params, "p_lo": buckets[0], "p_hi": buckets[-1],
+                 "pv": part.column("version").to_pylist(),
+                 "pe": part.column("environment").to_pylist(), "pb": buckets,
                  "ps": part.column("seq").to_pylist()}, binary=True)
             out.extend(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(),
                            strict=True))
