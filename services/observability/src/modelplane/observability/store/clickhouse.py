@@ -589,14 +589,16 @@ class ClickHouseStore(EvaluationStore):
         return int(rows[0]["n"])
 
     def record_span(self, spec: ScanSpec) -> tuple[datetime | None, datetime | None]:
-        """One aggregate over the time column."""
+        """The first and the last record in the sorting key's order (read from either
+        end of the model's range, not a min / max over all its rows)."""
         where, params = self._scan_where(ScanSpec(spec.model, spec.versions, spec.environment))
-        row = self._rows(f"SELECT count() AS n, toUnixTimestamp64Micro(min(r.prediction_time)) "
-                         f"AS lo, toUnixTimestamp64Micro(max(r.prediction_time)) AS hi "
-                         f"FROM {{db}}.obs_records AS r WHERE {where}", params)[0]
-        if not row["n"]:
+        ends = [self._rows(
+            f"SELECT toUnixTimestamp64Micro(r.prediction_time) AS t FROM {{db}}.obs_records "
+            f"AS r WHERE {where} ORDER BY r.prediction_time{order} LIMIT 1", params)
+            for order in ("", " DESC")]
+        if not ends[0] or not ends[1]:
             return None, None
-        return _from_us(row["lo"]), _from_us(row["hi"])
+        return _from_us(ends[0][0]["t"]), _from_us(ends[1][0]["t"])
 
     def model_of(self, prediction_id: str) -> str | None:
         rows = self._rows("SELECT model FROM {db}.obs_records WHERE prediction_id = {p:String} "
