@@ -20,23 +20,13 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
+from rollout_sim import START, city_round, follow, new_rollout
 
 from modelplane.cli.demo import rollouts as demo
-from modelplane.serving.deployment import ModelTarget
-from modelplane.serving.rollout import (
-    Action,
-    Analysis,
-    Counts,
-    Rollout,
-    RolloutStep,
-    SliceCheck,
-    SliceCounts,
-    decide,
-)
+from modelplane.serving.rollout import Analysis, RolloutStep, SliceCheck, decide
 
 #: share of the live requests per city (the demo's generated traffic)
 SHARES = {"Lisbon": 0.164, "Porto": 0.189, "Madrid": 0.218, "Paris": 0.203, "Berlin": 0.226}
@@ -58,9 +48,7 @@ def simulate(rng: np.random.Generator, p1: dict[str, float], limit: int
     """One rollout: (outcome, step it ended at, rolled back by a slice, requests sent)."""
     steps = tuple(RolloutStep(w, demo.STEP_SECONDS, n)
                   for w, n in zip(demo.STEPS, demo.STEP_SAMPLES, strict=True))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("demo", "d", ModelTarget(version="2"), steps, analysis(), step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("demo", steps, analysis()), START
     names = list(SHARES)
     shares = np.array([SHARES[c] for c in names])
     shares = shares / shares.sum()
@@ -71,26 +59,14 @@ def simulate(rng: np.random.Generator, p1: dict[str, float], limit: int
     while sent < limit:
         now += TICK
         sent += demo.ROUND
-        per_city = rng.multinomial(demo.ROUND, shares)
-        m1 = rng.binomial(per_city, r.step.weight / 100)
-        m0 = per_city - m1
-        n[:, 0] += m0
-        n[:, 1] += rng.binomial(m0, q0)
-        n[:, 2] += m1
-        n[:, 3] += rng.binomial(m1, q1)
-        t = n.sum(axis=0)
-        slices: SliceCounts = {"city": {c: (Counts(int(n[i, 0]), int(n[i, 1])),
-                                            Counts(int(n[i, 2]), int(n[i, 3])))
-                                        for i, c in enumerate(names)}}
+        champion, challenger, slices = city_round(rng, n, demo.ROUND, shares, r.step.weight,
+                                                  q0, q1, names)
         # one look per round (a new step holds STEP_SECONDS, about a round)
-        d = decide(r, Counts(int(t[0]), int(t[1])), Counts(int(t[2]), int(t[3])), now, slices)
-        if d.action is Action.PROMOTE:
-            return "promoted", r.current_step, False, sent
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", r.current_step, d.reason.startswith("in the slice"), sent
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=int(t[2]))
+        d = decide(r, champion, challenger, now, slices)
+        ended, r = follow(r, d, now, step_start_labeled=challenger.labeled)
+        if ended:
+            return (ended, r.current_step,
+                    ended == "rolled back" and d.reason.startswith("in the slice"), sent)
     return "undecided", r.current_step, False, sent
 
 

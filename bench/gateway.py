@@ -22,29 +22,17 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from keepalive import timed_requests
+from local_processes import cpu_seconds, free_port
 
 MODEL_NAME = "fraud-detector"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- backend process
@@ -197,7 +185,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    grpc_port, http_port = _free_port(), _free_port()
+    grpc_port, http_port = free_port(), free_port()
     env = {**os.environ, "MODELPLANE_AUTH": "off", "MODELPLANE_LOG_LEVEL": "WARNING",
            "MODELPLANE_REGISTRY_TARGET": f"127.0.0.1:{grpc_port}",
            "MODELPLANE_GATEWAY_ADDR": f"127.0.0.1:{http_port}"}
@@ -228,16 +216,16 @@ def main() -> None:
         for round_no in range(1, args.rounds + 1):
             line = []
             for name, make in sides.items():
-                cpu0 = {"backend": _cpu_seconds(backend.pid),
-                        "gateway": _cpu_seconds(gateway.pid)}
+                cpu0 = {"backend": cpu_seconds(backend.pid),
+                        "gateway": cpu_seconds(gateway.pid)}
                 elapsed, latencies, client_cpu = asyncio.run(
                     _run(make, per_round, args.concurrency))
                 total = totals[name]
                 total.elapsed += elapsed
                 total.client += client_cpu
                 total.latencies.extend(latencies)
-                total.backend += _cpu_seconds(backend.pid) - cpu0["backend"]
-                total.gateway += _cpu_seconds(gateway.pid) - cpu0["gateway"]
+                total.backend += cpu_seconds(backend.pid) - cpu0["backend"]
+                total.gateway += cpu_seconds(gateway.pid) - cpu0["gateway"]
                 line.append(f"{name} {per_round / elapsed:6.0f} req/s")
             print(f"  round {round_no}: " + ", ".join(line))
         results: dict[str, float] = {}

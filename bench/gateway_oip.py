@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from keepalive import timed_requests
+from local_processes import cpu_seconds
 
 MODEL = "fraud-detector"
 
@@ -56,11 +57,6 @@ async def _round(address: str, key: str, body: bytes, requests: int, concurrency
     return time.perf_counter() - start, latencies
 
 
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -86,9 +82,9 @@ def main() -> None:
     gw_cpu = dict.fromkeys(sides, 0.0)
     for _ in range(args.rounds):
         for side, address in sides.items():
-            cpu0 = _cpu(gateway_pid)
+            cpu0 = cpu_seconds(gateway_pid)
             seconds, lat = asyncio.run(_round(address, key, body, args.requests, args.concurrency))
-            gw_cpu[side] += _cpu(gateway_pid) - cpu0
+            gw_cpu[side] += cpu_seconds(gateway_pid) - cpu0
             elapsed[side] += seconds
             totals[side] += lat
     rates = {}

@@ -30,7 +30,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from local_processes import cpu_seconds, free_port, stop
 
 CACHE = Path(os.environ.get("MODELPLANE_BENCH_CACHE", Path.home() / ".cache" / "modelplane-bench"))
 EVIDENTLY_VERSION = "0.7.23"
@@ -52,17 +52,6 @@ BATCH = 1000
 
 # ---------------------------------------------------------------------------
 # Ingest
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _bench_data(n: int) -> dict[str, np.ndarray]:
@@ -146,7 +135,7 @@ def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
     url = admin_dsn.rsplit("/", 1)[0] + f"/{db}"
-    port = _free_port()
+    port = free_port()
     tmp = tempfile.mkdtemp(prefix="obs-bench-")
     env = {**os.environ, "MODELPLANE_DATA_DIR": tmp, "MODELPLANE_AUTH": "off",
            "MODELPLANE_OBSERVABILITY_ADDR": f"127.0.0.1:{port}",
@@ -183,11 +172,11 @@ def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None
                                              _make_arrow(warm, "bench-warmup-arrow", 1000)]))
                 await channel.close()
                 return 0.0, None, 0.0
-            cpu0 = _cpu_seconds(server.pid)
+            cpu0 = cpu_seconds(server.pid)
             t = time.perf_counter()
             resp = await stub.LogRecords(_agen(requests))
             elapsed = time.perf_counter() - t
-            cpu = _cpu_seconds(server.pid) - cpu0
+            cpu = cpu_seconds(server.pid) - cpu0
             await channel.close()
             return elapsed, resp, cpu
 
@@ -240,11 +229,7 @@ def bench_ingest(records: int, admin_dsn: str, arrow_batches: list[int]) -> None
                   f"{ours / raw_single:.2f} vs single COPY  ({elapsed:.2f} s, server CPU "
                   f"{cpu:.2f} s)")
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 

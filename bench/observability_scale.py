@@ -21,10 +21,11 @@ what ``LogRecords`` with ``arrow_ipc`` runs, profiles included) and the actuals
 through ``write_actuals``. Then, second half against first half:
 
 * drift in automatic mode (profiles past ``--exact-rows``) and in PROFILE mode;
-* the dashboard's model page as a user loads it: HTTP GETs through the real
-  dashboard server (its Starlette app under uvicorn, on a free local port) for
-  the whole range, 7 days and the last day, each cold (first load) and warm
-  (loaded again, nothing new stored); ``--training`` records of the TRAINING
+* the dashboard's model list (``/``, twice) and its model page as a user loads
+  it: HTTP GETs through the real dashboard server (its Starlette app under
+  uvicorn, on a free local port) for the whole range, 7 days and the last day,
+  each cold (first load) and warm (loaded again, nothing new stored);
+  ``--training`` records of the TRAINING
   environment (the first days' distribution) are the page's drift and root
   cause reference;
 * drift, root cause (accuracy, by city / amount / age) and performance by day
@@ -343,17 +344,20 @@ def page_steps(rt: Any) -> None:
             raise RuntimeError("the dashboard server did not start")
         time.sleep(0.01)
 
-    def get(query: str) -> Callable[[], Any]:
+    def get(query: str, path: str = f"/models/{MODEL}", mark: str = "id='performance'"
+            ) -> Callable[[], Any]:
         def fetch() -> Any:
-            url = f"http://127.0.0.1:{port}/models/{MODEL}{query}"
+            url = f"http://127.0.0.1:{port}{path}{query}"
             with urllib.request.urlopen(url, timeout=600) as resp:
                 body = resp.read().decode()
-            if resp.status != 200 or "id='performance'" not in body:
+            if resp.status != 200 or mark not in body:
                 raise RuntimeError(f"GET {url}: HTTP {resp.status}")
             return body
         return fetch
 
     try:
+        for attempt in ("first", "again"):  # the model list: no cache, every load counts
+            timed(f"model list (GET /), {attempt}", get("", "/", f"/models/{MODEL}"))
         for label, query in PAGE_RANGES:
             body = timed(f"dashboard page {label}, cold (HTTP GET)", get(query))
             timed(f"dashboard page {label}, warm (HTTP GET)", get(query))

@@ -48,24 +48,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from local_processes import cpu_seconds, free_port
 
 N_FEATURES = 50
 VIEW = "bench_features"
 KEY = "customer_id"
 PROJECT = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def tree_cpu(pid: int) -> float:

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,14 +32,10 @@ import time
 from pathlib import Path
 from typing import Any, Self
 
+from local_processes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL, ALIAS = "bench", "challenger"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def summary(name: str, lat: list[float], seconds: float, errors: int) -> dict[str, Any]:

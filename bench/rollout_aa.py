@@ -79,25 +79,21 @@ import argparse
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
+from rollout_sim import START, city_round, follow, new_rollout
 
-from modelplane.serving.deployment import ModelTarget
 from modelplane.serving.rollout import (
     BUCKETS_PER_DOUBLING,
-    Action,
     Analysis,
     Counts,
     OperationsCheck,
     ProxyCheck,
     ProxyStats,
-    Rollout,
     RolloutStep,
     RouteStats,
     SliceCheck,
-    SliceCounts,
     decide,
 )
 
@@ -111,9 +107,7 @@ def simulate(rng: np.random.Generator, p0: float, p1: float, analysis: Analysis
              ) -> tuple[str, bool]:
     """One rollout: (outcome, whether a peeking z-test would have promoted)."""
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     n0 = x0 = n1 = x1 = 0
     z_crit = _z_quantile(1 - analysis.alpha)
     peeked = False
@@ -128,13 +122,9 @@ def simulate(rng: np.random.Generator, p0: float, p1: float, analysis: Analysis
             se = math.sqrt(max(a0 * (1 - a0) / n0 + a1 * (1 - a1) / n1, 1e-12))
             peeked = (a1 - a0 + analysis.margin) / se > z_crit
         d = decide(r, Counts(n0, x0), Counts(n1, x1), now)
-        if d.action is Action.PROMOTE:
-            return "promoted", peeked
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", peeked
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=n1)
+        ended, r = follow(r, d, now, step_start_labeled=n1)
+        if ended:
+            return ended, peeked
     return "undecided", peeked
 
 
@@ -154,9 +144,7 @@ def simulate_mae(rng: np.random.Generator, kind: str, mae0: float, mae1: float,
                  analysis: Analysis) -> str:
     """One regression rollout judged on MAE: the rule sees (n, MAE, RMSE) per side."""
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     sums = np.zeros((2, 3))  # per side: n, sum |e|, sum e^2
 
     def counts(side: int) -> Counts:
@@ -170,14 +158,21 @@ def simulate_mae(rng: np.random.Generator, kind: str, mae0: float, mae1: float,
             e = _errors(rng, kind, mae, m)
             sums[side] += (m, np.abs(e).sum(), (e * e).sum())
         d = decide(r, counts(0), counts(1), now)
-        if d.action is Action.PROMOTE:
-            return "promoted"
-        if d.action is Action.ROLL_BACK:
-            return "rolled back"
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=int(sums[1][0]))
+        ended, r = follow(r, d, now, step_start_labeled=int(sums[1][0]))
+        if ended:
+            return ended
     return "undecided"
+
+
+def _error_row(name: str, counts: dict[str, int], n: int, error: str, started: float,
+               extra: str = "") -> None:
+    """Print one scenario's share of each outcome and its error rate (``error``: the
+    outcome that is wrong there, or "any decision"), ``extra`` columns, its seconds."""
+    wrong = (counts["promoted"] + counts["rolled back"]) if error == "any decision" \
+        else counts[error]
+    print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
+          f"{counts['undecided'] / n:10.3f} {wrong / n:11.3f} {extra}"
+          f"{time.perf_counter() - started:5.1f}")
 
 
 def mae_scenarios(rollouts: int, alpha: float, seed: int) -> None:
@@ -200,12 +195,7 @@ def mae_scenarios(rollouts: int, alpha: float, seed: int) -> None:
         counts = {"promoted": 0, "rolled back": 0, "undecided": 0}
         for _ in range(rollouts):
             counts[simulate_mae(rng, kind, m0, m1, analysis)] += 1
-        n = rollouts
-        wrong = (counts["promoted"] + counts["rolled back"]) if error == "any decision" \
-            else counts[error]
-        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
-              f"{counts['undecided'] / n:10.3f} {wrong / n:11.3f} "
-              f"{time.perf_counter() - started:5.1f}")
+        _error_row(name, counts, rollouts, error, started)
     print("error rate: as for accuracy; each should be <= alpha")
 
 
@@ -218,34 +208,20 @@ def simulate_slices(rng: np.random.Generator, p0: float, p1: dict[str, float],
     """One rollout over cities: (outcome, step it ended at, rolled back by a slice)."""
     steps = tuple(RolloutStep(w, SLICE_STEP_TICKS * TICK.total_seconds(), 50)
                   for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     names = list(CITIES)
     shares = np.array([CITIES[c] for c in names])
     n = np.zeros((len(names), 4), dtype=np.int64)  # n0, x0, n1, x1 per city
     q1 = np.array([p1.get(c, p0) for c in names])
     for _ in range(MAX_TICKS):
         now += TICK
-        per_city = rng.multinomial(PER_TICK, shares)
-        m1 = rng.binomial(per_city, r.step.weight / 100)
-        m0 = per_city - m1
-        n[:, 0] += m0
-        n[:, 1] += rng.binomial(m0, p0)
-        n[:, 2] += m1
-        n[:, 3] += rng.binomial(m1, q1)
-        t = n.sum(axis=0)
-        slices: SliceCounts = {"city": {c: (Counts(int(n[i, 0]), int(n[i, 1])),
-                                            Counts(int(n[i, 2]), int(n[i, 3])))
-                                        for i, c in enumerate(names)}}
-        d = decide(r, Counts(int(t[0]), int(t[1])), Counts(int(t[2]), int(t[3])), now, slices)
-        if d.action is Action.PROMOTE:
-            return "promoted", r.current_step, False
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", r.current_step, d.reason.startswith("in the slice")
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=int(t[2]))
+        champion, challenger, slices = city_round(rng, n, PER_TICK, shares, r.step.weight,
+                                                  p0, q1, names)
+        d = decide(r, champion, challenger, now, slices)
+        ended, r = follow(r, d, now, step_start_labeled=challenger.labeled)
+        if ended:
+            return (ended, r.current_step,
+                    ended == "rolled back" and d.reason.startswith("in the slice"))
     return "undecided", r.current_step, False
 
 
@@ -298,9 +274,7 @@ def simulate_proxy(rng: np.random.Generator, shares0: np.ndarray, shares1: np.nd
                    conf0: float, conf1: float, analysis: Analysis) -> tuple[str, int]:
     """One rollout with no actual ever: (outcome, ticks)."""
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     c0, c1 = np.zeros(len(shares0)), np.zeros(len(shares1))
     s0 = s1 = 0.0
     k = 20.0  # beta concentration of the confidences
@@ -316,13 +290,9 @@ def simulate_proxy(rng: np.random.Generator, shares0: np.ndarray, shares1: np.nd
         proxy = ProxyStats(n0, n1, _js(c0, c1), s0 / n0 if n0 else None,
                            s1 / n1 if n1 else None)
         d = decide(r, Counts(), Counts(), now, proxy=proxy)
-        if d.action is Action.PROMOTE:
-            return "promoted", tick
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", tick
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_records=n1)
+        ended, r = follow(r, d, now, step_start_records=n1)
+        if ended:
+            return ended, tick
     return "undecided", MAX_TICKS
 
 
@@ -341,14 +311,18 @@ def proxy_scenarios(rollouts: int, alpha: float, seed: int) -> None:
     ]
     print(f"\nproxy check, no actuals (drift > {check.max_prediction_drift} after "
           f"{check.min_records} records a side; CBPE mSPRT, margin 0), advancing on proxies")
-    print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
-          f"{'median ticks to roll back':>26s} {'s':>5s}")
+    print(_OUTCOME_HEADER)
     for i, (name, sh0, sh1, q0, q1, _aa) in enumerate(scenarios):
         _outcome_row(name, rollouts, np.random.default_rng(seed + 200 + i),
                      lambda rng, a=sh0, b=sh1, c=q0, d=q1: simulate_proxy(rng, a, b, c, d,
                                                                          analysis))
     print("A/A: every roll back is an error (<= alpha); promoted must be 0 everywhere "
           "(proxies never promote)")
+
+
+#: the columns _outcome_row prints
+_OUTCOME_HEADER = (f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
+                   f"{'median ticks to roll back':>26s} {'s':>5s}")
 
 
 def _outcome_row(name: str, rollouts: int, rng: np.random.Generator,
@@ -374,12 +348,22 @@ def _hist(counts: np.ndarray) -> tuple[tuple[int, int], ...]:
     return tuple((int(b), int(counts[b])) for b in nz)
 
 
+def _serve(rng: np.random.Generator, m: int, error_rate: float, median_ms: float, side: int,
+           req: list[int], err: list[int], lat: list[np.ndarray]) -> None:
+    """``m`` requests to one side: each an error with ``error_rate``, the others taking a
+    lognormal time (median ``median_ms``, sigma 0.4) counted in the controller's buckets."""
+    bad = int(rng.binomial(m, error_rate))
+    req[side] += m
+    err[side] += bad
+    us = rng.lognormal(math.log(median_ms * 1000), 0.4, size=m - bad)
+    b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
+    lat[side] += np.bincount(b, minlength=512)[:512]
+
+
 def simulate_operations(rng: np.random.Generator, err0: float, err1: float, med0: float,
                         med1: float, analysis: Analysis) -> tuple[str, int]:
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 0) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     req = [0, 0]
     err = [0, 0]
     lat = [np.zeros(512, dtype=np.int64), np.zeros(512, dtype=np.int64)]
@@ -387,21 +371,13 @@ def simulate_operations(rng: np.random.Generator, err0: float, err1: float, med0
         now += TICK
         m1 = int(rng.binomial(PER_TICK, r.step.weight / 100))
         for side, (m, e, med) in enumerate(((PER_TICK - m1, err0, med0), (m1, err1, med1))):
-            bad = int(rng.binomial(m, e))
-            req[side] += m
-            err[side] += bad
-            us = rng.lognormal(math.log(med * 1000), 0.4, size=m - bad)
-            b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
-            lat[side] += np.bincount(b, minlength=512)[:512]
+            _serve(rng, m, e, med, side, req, err, lat)
         ops = (RouteStats(req[0], err[0], 0, _hist(lat[0])),
                RouteStats(req[1], err[1], 0, _hist(lat[1])))
         d = decide(r, Counts(), Counts(), now, operations=ops)
-        if d.action is Action.PROMOTE:
-            return "promoted", tick
-        if d.action is Action.ROLL_BACK:
-            return "rolled back", tick
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now)
+        ended, r = follow(r, d, now)
+        if ended:
+            return ended, tick
     return "undecided", MAX_TICKS
 
 
@@ -417,8 +393,7 @@ def operations_scenarios(rollouts: int, alpha: float, seed: int) -> None:
     ]
     print(f"\noperations check (margins 0, p99 bound x1.5 + 5 ms, 200 requests a side; "
           f"three tests at alpha/3), {MAX_TICKS} looks")
-    print(f"{'scenario':30s} {'promoted':>9s} {'rolled back':>12s} {'undecided':>10s} "
-          f"{'median ticks to roll back':>26s} {'s':>5s}")
+    print(_OUTCOME_HEADER)
     for i, (name, e0, e1, m0, m1, analysis) in enumerate(scenarios):
         _outcome_row(name, rollouts, np.random.default_rng(seed + 300 + i),
                      lambda rng, a=e0, b=e1, c=m0, d=m1, an=analysis:
@@ -432,9 +407,7 @@ def simulate_everything(rng: np.random.Generator, analysis: Analysis) -> str:
     predictions (binary 70/30, confidences ~ beta, mean 0.85) and request outcomes
     (errors 0.5 %, lognormal latency, median 10 ms), all from the same sides."""
     steps = tuple(RolloutStep(w, 3 * TICK.total_seconds(), 50) for w in (5, 25, 50))
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    r = Rollout("aa", "d", ModelTarget(version="2"), steps, analysis, step_start_time=now,
-                start_time=now)
+    r, now = new_rollout("aa", steps, analysis), START
     shares = np.array([0.7, 0.3])
     n = np.zeros((2, 2), dtype=np.int64)      # labeled, correct per side
     cls = np.zeros((2, 2))                    # class counts per side
@@ -450,12 +423,7 @@ def simulate_everything(rng: np.random.Generator, analysis: Analysis) -> str:
             n[side, 1] += int(rng.binomial(m, P_CHAMPION))
             cls[side] += rng.multinomial(m, shares)
             conf[side] += float(rng.beta(17.0, 3.0, size=m).sum())
-            bad = int(rng.binomial(m, 0.005))
-            req[side] += m
-            err[side] += bad
-            us = rng.lognormal(math.log(10_000), 0.4, size=m - bad)
-            b = np.floor(BUCKETS_PER_DOUBLING * np.log2(np.maximum(us, 1.0))).astype(int)
-            lat[side] += np.bincount(b, minlength=512)[:512]
+            _serve(rng, m, 0.005, 10.0, side, req, err, lat)
         r0, r1 = int(cls[0].sum()), int(cls[1].sum())
         proxy = ProxyStats(r0, r1, _js(cls[0], cls[1]), conf[0] / r0 if r0 else None,
                            conf[1] / r1 if r1 else None)
@@ -463,14 +431,12 @@ def simulate_everything(rng: np.random.Generator, analysis: Analysis) -> str:
                RouteStats(req[1], err[1], 0, _hist(lat[1])))
         d = decide(r, Counts(int(n[0, 0]), int(n[0, 1])), Counts(int(n[1, 0]), int(n[1, 1])),
                    now, proxy=proxy, operations=ops)
-        if d.action is Action.PROMOTE:
-            return "promoted"
-        if d.action is Action.ROLL_BACK:
+        ended, r = follow(r, d, now, step_start_labeled=int(n[1, 0]), step_start_records=r1)
+        if ended == "rolled back":
             return "rolled back by " + d.reason.split(":")[0] if d.reason.startswith(
                 ("proxy", "operations")) else "rolled back by quality"
-        if d.action is Action.ADVANCE:
-            r = replace(r, current_step=r.current_step + 1, step_start_time=now,
-                        step_start_labeled=int(n[1, 0]), step_start_records=r1)
+        if ended:
+            return ended
     return "undecided"
 
 
@@ -515,18 +481,12 @@ def main() -> None:
                     help="comma-separated: quality, mae, slices, proxy, operations, together")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
-    if "quality" in parts:
-        quality_scenarios(args.rollouts, args.alpha, args.seed)
-    if "mae" in parts:
-        mae_scenarios(args.rollouts, args.alpha, args.seed)
-    if "slices" in parts:
-        slice_scenarios(args.rollouts, args.alpha, args.seed)
-    if "proxy" in parts:
-        proxy_scenarios(args.rollouts, args.alpha, args.seed)
-    if "operations" in parts:
-        operations_scenarios(args.rollouts, args.alpha, args.seed)
-    if "together" in parts:
-        everything_scenario(args.rollouts, args.alpha, args.seed)
+    for part, scenarios in (("quality", quality_scenarios), ("mae", mae_scenarios),
+                            ("slices", slice_scenarios), ("proxy", proxy_scenarios),
+                            ("operations", operations_scenarios),
+                            ("together", everything_scenario)):
+        if part in parts:
+            scenarios(args.rollouts, args.alpha, args.seed)
 
 
 def quality_scenarios(rollouts: int, alpha: float, seed: int) -> None:
@@ -551,12 +511,7 @@ def quality_scenarios(rollouts: int, alpha: float, seed: int) -> None:
             outcome, peeked = simulate(rng, p0, p1, analysis)
             counts[outcome] += 1
             peeking += peeked
-        n = rollouts
-        wrong = (counts["promoted"] + counts["rolled back"]) if error == "any decision" \
-            else counts[error]
-        print(f"{name:30s} {counts['promoted'] / n:9.3f} {counts['rolled back'] / n:12.3f} "
-              f"{counts['undecided'] / n:10.3f} {wrong / n:11.3f} {peeking / n:19.3f} "
-              f"{time.perf_counter() - started:5.1f}")
+        _error_row(name, counts, rollouts, error, started, f"{peeking / rollouts:19.3f} ")
     print("error rate: promotions and roll backs (A/A, margin 0), promotions (at the margin), "
           "roll backs (A/A, margin 0.02), promotions (worse); each should be <= alpha")
 

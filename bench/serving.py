@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from local_processes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("MODELPLANE_BENCH_CACHE", Path.home() / ".cache" / "modelplane-bench"))
 MLSERVER_VENV = CACHE / "mlserver-1.7.1"
@@ -55,12 +57,6 @@ MLSERVER_VENV = CACHE / "mlserver-1.7.1"
 # uvloop < 0.22: MLServer 1.7.1's parallel workers fail on 0.22+ ("There is no current
 # event loop in thread 'MainThread'"), which --mlserver-workers >= 1 needs.
 MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- load client

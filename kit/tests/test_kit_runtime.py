@@ -13,6 +13,7 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from modelplane.kit.errors import Unavailable
+from modelplane.kit.pytest_plugin import free_port
 from modelplane.kit.runtime import ServiceRuntime, SideServer
 from modelplane.kit.server import Servicer, ServiceSpec, running
 from modelplane.kit.settings import ServiceSettings
@@ -85,15 +86,9 @@ def _servicer(rt: Shop) -> Servicer:
     return Servicer(add, rt, SVC)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_calls_are_refused_with_starting_until_build_returns(tmp_path: Any) -> None:
     rt = Shop()
-    port = _free_port()
+    port = free_port()
     settings = ServiceSettings(service="shop", listen=f"127.0.0.1:{port}", data_root=tmp_path,
                                auth_enabled=False)
     spec = ServiceSpec("shop", [_servicer(rt)], on_start=rt.start, on_stop=rt.stop)
@@ -220,7 +215,7 @@ def _refused(port: int) -> bool:
 
 async def test_a_start_that_fails_midway_closes_what_its_build_opened(tmp_path: Any) -> None:
     rt = Warehouse(tmp_path / "w.db", fail=True)
-    port = _free_port()
+    port = free_port()
     settings = ServiceSettings(service="warehouse", listen=f"127.0.0.1:{port}",
                                data_root=tmp_path, auth_enabled=False)
     spec = ServiceSpec("warehouse", [], on_start=rt.start, on_stop=rt.stop)

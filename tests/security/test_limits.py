@@ -189,8 +189,10 @@ def _filter(days: int | None = None) -> pb.EvaluationFilter:
 
 async def test_an_exact_analysis_reading_more_rows_than_its_budget_is_refused(obs):
     exact = pb.ANALYSIS_MODE_EXACT
+    # by a numeric slice: its bins are the records' quantiles, so the records are read
+    amount = pb.ColumnRef(source=pb.COLUMN_SOURCE_FEATURE, name="amount")
     perf = pb.ComputePerformanceRequest(filter=_filter(), metrics=[pb.METRIC_ACCURACY],
-                                        mode=exact)
+                                        slice_by=[amount], mode=exact)
     err = await rpc_error(obs.stub.ComputePerformance(perf))
     assert (err.code, err.reason) == ("RESOURCE_EXHAUSTED", "ANALYSIS_ROW_BUDGET_EXCEEDED")
     assert err.metadata["setting"] == "MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS"
@@ -212,6 +214,10 @@ async def test_an_exact_analysis_reading_more_rows_than_its_budget_is_refused(ob
             source=pb.COLUMN_SOURCE_FEATURE, name="amount")), mode=exact)
     err = await rpc_error(obs.stub.ComputeRootCause(rc))
     assert (err.code, err.reason) == ("RESOURCE_EXHAUSTED", "ANALYSIS_ROW_BUDGET_EXCEEDED")
+    # counts the store's SQL gives (#15 item 2) read no record: exact past the budget
+    counted = await obs.stub.ComputePerformance(pb.ComputePerformanceRequest(
+        filter=_filter(), metrics=[pb.METRIC_ACCURACY], mode=exact))
+    assert counted.mode == exact and counted.overall.record_count == 2000
     # automatic mode (#15 item 4) answers from a uniform sample of at most the budget
     perf.mode = pb.ANALYSIS_MODE_UNSPECIFIED
     sampled = await obs.stub.ComputePerformance(perf)

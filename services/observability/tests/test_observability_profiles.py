@@ -508,3 +508,80 @@ def test_records_stored_before_profiles_were_kept_are_answered_exactly(
             assert ev.performance(after).overall.record_count == 500
         finally:
             store.close()
+
+
+def _sql(store: EvaluationStore, statement: str) -> list[tuple[object, ...]]:
+    if isinstance(store, PostgresStore):
+        with store._pool.connection() as conn:
+            cur = conn.execute(statement)
+            return cur.fetchall() if cur.description else []
+    assert isinstance(store, EmbeddedStore)
+    return list(store._conn.execute(statement).fetchall())
+
+
+def test_profile_headers_kept_apart_count_what_the_profiles_count(
+        tmp_path: Path, make_postgres_database: Callable[[str], str]) -> None:
+    """Counting reads each profile's header, kept apart from its sketches: the same
+    counts as the profiles' bytes; a store from before headers has them filled when
+    opened; a header that counts other records than its row (a profile merged by
+    an older version, which wrote no header) is not trusted: the bytes answer."""
+    url = make_postgres_database("mp_obs_headers")
+    for make in (lambda: EmbeddedStore(tmp_path / "h.duckdb"), lambda: PostgresStore(url)):
+        store = make()
+        store.open()
+        ingestor, _ = _ingestor(store)
+        ingestor.write_records(_records(1_500, "1", Environment.PRODUCTION, 0.0, 21))
+        ingestor.write_records(_records(700, "2", Environment.TRAINING, 0.3, 22, prefix="b"))
+        spec = ScanSpec("fraud", window=TimeWindow(T0 + timedelta(hours=5),
+                                                   T0 + timedelta(hours=40)))
+        from_bytes = EvaluationStore.profile_headers(store, spec)
+        assert store.profile_headers(spec) == from_bytes
+        assert sum(n for _, n, _ in from_bytes) == store.profile_count(spec)[0] > 1_000
+        city = (int(ColumnSource.FEATURE), "city")
+        assert all(sum(cats[city].values()) == n for _, n, cats in from_bytes)
+        _sql(store, "UPDATE obs_profiles SET header = NULL")  # as a store from before
+        store.close()
+        store = make()
+        store.open()
+        try:
+            assert _sql(store, "SELECT count(*) FROM obs_profiles WHERE header IS NULL") == [(0,)]
+            assert store.profile_headers(spec) == from_bytes
+            _sql(store, "UPDATE obs_profiles SET record_count = record_count + 1 "
+                 "WHERE bucket_start = (SELECT min(bucket_start) FROM obs_profiles)")
+            assert store.profile_headers(spec) == EvaluationStore.profile_headers(store, spec)
+            assert store.profile_headers(spec) == from_bytes  # the bytes' own count
+        finally:
+            store.close()
+
+
+def test_an_embedded_store_from_before_gets_its_profiles_uncompressed_with_headers(
+        tmp_path: Path) -> None:
+    """DuckDB ZSTD-compresses a large BLOB column a row group at a time, so a read
+    of one day's profiles decompressed all of them: a store whose profiles were
+    written compressed and without headers is copied into the uncompressed layout
+    when opened, every profile and count kept."""
+    store = EmbeddedStore(tmp_path / "old.duckdb")
+    store.open()
+    _ingestor(store)[0].write_records(_records(1_200, "1", Environment.PRODUCTION, 0.0, 31))
+    spec = ScanSpec("fraud")
+    before = store.profile_rows(spec)
+    _sql(store, "CREATE TABLE old_layout (model VARCHAR, version VARCHAR, environment "
+         "SMALLINT, bucket_start BIGINT, record_count BIGINT NOT NULL, profile BLOB NOT NULL, "
+         "PRIMARY KEY (model, version, environment, bucket_start)); INSERT INTO old_layout "
+         "SELECT model, version, environment, bucket_start, record_count, profile FROM "
+         "obs_profiles; DROP TABLE obs_profiles; ALTER TABLE old_layout RENAME TO obs_profiles")
+    store.close()
+    store = EmbeddedStore(tmp_path / "old.duckdb")
+    store.open()
+    try:
+        (sql,) = _sql(store, "SELECT sql FROM duckdb_tables() WHERE table_name = 'obs_profiles'")
+        assert "compression uncompressed" in str(sql[0]).lower()
+        assert store.profile_rows(spec) == before
+        assert _sql(store, "SELECT count(*) FROM obs_profiles WHERE header IS NULL") == [(0,)]
+        assert store.profile_headers(spec) == EvaluationStore.profile_headers(store, spec)
+        # and it is written to as before
+        _ingestor(store)[0].write_records(_records(300, "1", Environment.PRODUCTION, 0.0, 32,
+                                                   prefix="n"))
+        assert store.profile_count(spec)[0] == 1_500
+    finally:
+        store.close()

@@ -139,12 +139,20 @@ def test_a_sampled_accuracy_is_within_three_standard_errors_and_reads_at_most_th
     again, _ = _under_budget(BUDGET, lambda: ev.performance(
         PROD, [M.Metric.ACCURACY], slice_by=[X]))
     assert again.overall.metrics == rep.overall.metrics
-    # EXACT past the budget: refused as before, having read at most the budget and one
+    # EXACT past the budget: refused when the records must be read (a numeric slice),
+    # having read at most the budget and one
     spy.returned.clear()
     with pytest.raises(ResourceExhausted):
         _under_budget(BUDGET, lambda: ev.performance(PROD, [M.Metric.ACCURACY],
-                                                     mode=AnalysisMode.EXACT))
+                                                     slice_by=[X], mode=AnalysisMode.EXACT))
     assert sum(spy.returned) == BUDGET + 1
+    # what the store's GROUP BY counts reads no record: exact past the budget
+    spy.returned.clear()
+    counted, budget = _under_budget(BUDGET, lambda: ev.performance(
+        PROD, [M.Metric.ACCURACY], mode=AnalysisMode.EXACT))
+    assert counted.mode is AnalysisMode.EXACT and counted.overall.record_count == N
+    assert counted.overall.metrics == exact.overall.metrics
+    assert spy.returned == [] and budget.read == 0
     # under the budget nothing is sampled
     small, _ = _under_budget(10 * N, lambda: ev.performance(
         PROD, [M.Metric.ACCURACY], slice_by=[X]))
@@ -216,8 +224,12 @@ async def test_the_contract_says_sample_and_its_sizes(service: Service) -> None:
         assert (perf.sample_size, perf.population_size) == (200, 600)
         assert perf.overall.record_count == 200
         err = await rpc_error(service.stub.ComputePerformance(pb.ComputePerformanceRequest(
-            filter=f, mode=pb.ANALYSIS_MODE_EXACT)))
+            filter=f, slice_by=numeric, mode=pb.ANALYSIS_MODE_EXACT)))
         assert err.code == "RESOURCE_EXHAUSTED"
+        # counted by the store's SQL, not read: exact past the row budget
+        counted = await service.stub.ComputePerformance(pb.ComputePerformanceRequest(
+            filter=f, mode=pb.ANALYSIS_MODE_EXACT))
+        assert counted.mode == pb.ANALYSIS_MODE_EXACT and counted.overall.record_count == 600
     finally:
         gate.max_rows = saved
     perf = await service.stub.ComputePerformance(pb.ComputePerformanceRequest(

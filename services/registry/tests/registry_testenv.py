@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,10 @@ import grpc
 
 from modelplane.kit.auth import Role, add_key
 from modelplane.kit.clients import channel
-from modelplane.kit.pytest_plugin import rpc_error  # noqa: F401 - the tests import it from here
+from modelplane.kit.pytest_plugin import (
+    free_port,
+    rpc_error,  # noqa: F401 - the tests import it from here
+)
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.registry.runtime import RegistryRuntime, build
@@ -32,12 +34,6 @@ from modelplane.registry.settings import RegistrySettings
 from modelplane.registry.v1 import registry_pb2_grpc
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

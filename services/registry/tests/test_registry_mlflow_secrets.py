@@ -5,38 +5,15 @@ workers) run MLflow's code, not ours."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from modelplane.kit.pytest_plugin import descendants, free_port
 from modelplane.kit.settings import ServiceSettings
 from modelplane.registry.mlflow_server import MlflowServer
 from modelplane.registry.settings import RegistrySettings
 
 CANARY = "pw-canary-7f3a9"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [pid], [pid]
-    while todo:
-        parent = todo.pop()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == parent:
-                found.append(int(entry.name))
-                todo.append(int(entry.name))
-    return found
 
 
 def _with_password(url: str) -> str:
@@ -54,7 +31,7 @@ async def test_backend_password_and_keys_stay_off_the_mlflow_command_line(
                "MODELPLANE_DATA_DIR": str(tmp_path),
                "MODELPLANE_API_KEY": "mp_some_service_key",
                "MODELPLANE_API_KEY_FILE": str(tmp_path / "registry.key"),
-               "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{_free_port()}",
+               "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{free_port()}",
                "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "1",
                "MODELPLANE_REGISTRY_MLFLOW_BACKEND_STORE_URI": backend}
     settings = RegistrySettings.from_service(ServiceSettings.from_env("registry", environ))
@@ -62,7 +39,7 @@ async def test_backend_password_and_keys_stay_off_the_mlflow_command_line(
     await server.start()
     try:
         assert server.pid is not None
-        pids = _descendants(server.pid)
+        pids = [server.pid, *descendants(server.pid)]
         assert len(pids) >= 2  # mlflow's CLI and its uvicorn worker(s)
         for pid in pids:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")

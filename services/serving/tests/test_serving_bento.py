@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from importlib.metadata import version
@@ -20,6 +19,7 @@ import grpc
 import httpx
 import numpy as np
 
+from modelplane.kit.pytest_plugin import free_port
 from modelplane.serving.bento_export import parse_requirements
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
@@ -58,16 +58,10 @@ def _log_pyfunc(registry: Any) -> None:
     registry.set_alias(PYFUNC, "champion", str(info.registered_model_version))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def bentoml_serve(bento_tag: str, log: Path) -> AsyncIterator[str]:
     """``bentoml serve <tag>`` from the local store, in the current environment."""
-    port = _free_port()
+    port = free_port()
     bentoml_cli = Path(sys.executable).parent / "bentoml"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,16 +15,11 @@ import grpc
 import pytest
 
 from modelplane.kit.auth import Role, add_key
+from modelplane.kit.pytest_plugin import free_port
 from modelplane.serving.v1 import serving_pb2 as pb
 from modelplane.serving.v1 import serving_pb2_grpc
 
 MODEL = "late-fraud"  # a name no other module registers (BentoML's store is per session)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LateRegistry:
@@ -38,11 +32,11 @@ class LateRegistry:
 
         keys_file = root / "api_keys.json"
         self.admin = add_key(keys_file, "admin", Role.ADMIN)
-        self.address = f"127.0.0.1:{_free_port()}"
+        self.address = f"127.0.0.1:{free_port()}"
         environ = {**os.environ, "MODELPLANE_DATA_DIR": str(root / "data"),
                    "MODELPLANE_AUTH": "on", "MODELPLANE_API_KEYS_FILE": str(keys_file),
                    "MODELPLANE_REGISTRY_ADDR": self.address,
-                   "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{_free_port()}",
+                   "MODELPLANE_MLFLOW_ADDR": f"127.0.0.1:{free_port()}",
                    "MODELPLANE_REGISTRY_MLFLOW_WORKERS": "1",
                    "MODELPLANE_REGISTRY_EVENT_POLL_SECONDS": "0.05",
                    "MODELPLANE_REGISTRY_PROTECTED_ALIASES": "champion"}

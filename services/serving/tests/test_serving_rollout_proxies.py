@@ -117,6 +117,18 @@ def _rollout(name: str, deployment: str, version: str) -> pb.Rollout:
                                                 advance_without_actuals=True))]))
 
 
+async def _start_rollout(stub: Any, address: str, dep: str, version: str, seed: int) -> None:
+    """Deployment ``dep`` on the champion, a rollout ``<dep>-r`` of ``version`` on it, and
+    1300 requests through serving (no actual is logged)."""
+    await stub.CreateDeployment(pb.CreateDeploymentRequest(deployment=pb.Deployment(
+        name=dep, model=MODEL, traffic_split=pb.TrafficSplit(routes=[
+            pb.Route(target=pb.ModelTarget(alias="champion"), weight=100)]))))
+    await _ready(stub, dep)
+    await stub.CreateRollout(pb.CreateRolloutRequest(rollout=_rollout(f"{dep}-r", dep, version)))
+    await _ready(stub, dep)
+    await asyncio.to_thread(_send, address, dep, 1300, seed)
+
+
 @pytest.fixture
 def settings(make_settings: Callable[..., Any], observability: str,
              make_postgres_database: Callable[[str], str]) -> Any:
@@ -132,14 +144,7 @@ async def test_without_actuals_a_challenger_whose_predictions_differ_is_rolled_b
     async with sv.run_server(settings) as server, \
             grpc.aio.insecure_channel(server.grpc_address) as ch:
         stub = serving_pb2_grpc.ServingServiceStub(ch)
-        await stub.CreateDeployment(pb.CreateDeploymentRequest(deployment=pb.Deployment(
-            name=dep, model=MODEL, traffic_split=pb.TrafficSplit(routes=[
-                pb.Route(target=pb.ModelTarget(alias="champion"), weight=100)]))))
-        await _ready(stub, dep)
-        await stub.CreateRollout(pb.CreateRolloutRequest(
-            rollout=_rollout(f"{dep}-r", dep, versions["sevens"])))
-        await _ready(stub, dep)
-        await asyncio.to_thread(_send, server.grpc_address, dep, 1300, 11)
+        await _start_rollout(stub, server.grpc_address, dep, versions["sevens"], seed=11)
         r = await _until(stub, f"{dep}-r", lambda r: r.state != pb.ROLLOUT_STATE_RUNNING)
         assert r.state == pb.ROLLOUT_STATE_ROLLED_BACK, r.state_message
         assert r.state_message.startswith(
@@ -156,14 +161,7 @@ async def test_without_actuals_a_good_challenger_advances_on_proxies_and_never_p
     async with sv.run_server(settings) as server, \
             grpc.aio.insecure_channel(server.grpc_address) as ch:
         stub = serving_pb2_grpc.ServingServiceStub(ch)
-        await stub.CreateDeployment(pb.CreateDeploymentRequest(deployment=pb.Deployment(
-            name=dep, model=MODEL, traffic_split=pb.TrafficSplit(routes=[
-                pb.Route(target=pb.ModelTarget(alias="champion"), weight=100)]))))
-        await _ready(stub, dep)
-        await stub.CreateRollout(pb.CreateRolloutRequest(
-            rollout=_rollout(f"{dep}-r", dep, versions["good"])))
-        await _ready(stub, dep)
-        await asyncio.to_thread(_send, server.grpc_address, dep, 1300, 12)
+        await _start_rollout(stub, server.grpc_address, dep, versions["good"], seed=12)
         r = await _until(stub, f"{dep}-r", lambda r: r.current_step == 1)
         assert r.current_step == 1 and r.state == pb.ROLLOUT_STATE_RUNNING, r.state_message
         await _ready(stub, dep)

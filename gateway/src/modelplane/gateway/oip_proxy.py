@@ -17,18 +17,15 @@ broke the connection), 503 (serving unreachable or not configured) and 504
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import StatusCode
 
 from modelplane.gateway.gateway_auth import GatewayAuth
 from modelplane.gateway.http_pool import (
@@ -38,7 +35,14 @@ from modelplane.gateway.http_pool import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from modelplane.gateway.rpc_handler import ClientGone, Receive, Scope, Send, read_body
+from modelplane.gateway.rpc_handler import (
+    Receive,
+    RequestEntry,
+    Scope,
+    Send,
+    answer_in_span,
+    read_body,
+)
 from modelplane.gateway.settings import GatewaySettings
 from modelplane.kit.auth import Role
 
@@ -151,35 +155,17 @@ class OipProxy:
             "http.request.method": method, "url.path": path, "http.route": template,
             "modelplane.request_id": request_id, "modelplane.backend": "serving"})
         token = otel_context.attach(trace.set_span_in_context(span, parent))
-        status = 500
-        started = time.perf_counter()
-        try:
-            status = await self._handle(scope, receive, send, method, raw_path, headers,
-                                        lowered, (template, role), request_id, out_headers)
-        except ClientGone:
-            status = 499
-        except asyncio.CancelledError:
-            status = 499
-            raise
-        except Exception:  # the last line of defence: never a stack trace to the caller
-            ref = uuid.uuid4().hex[:12]
-            log.exception("gateway failure on %s %s (reference %s)", method, path, ref)
-            try:
-                status = await _error(send, 500, f"internal gateway error (reference {ref})",
-                                      "GATEWAY_INTERNAL", out_headers)
-            except Exception:  # noqa: BLE001 - the response had started already
-                log.debug("could not send the error response (reference %s)", ref)
-        finally:
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                span.set_status(StatusCode.ERROR)
-            if self._access_log:
-                log.info("%s %s %d", method, path, status, extra={"fields": {
-                    "http_method": method, "path": path, "route": template, "rpc": "oip",
-                    "status": status, "request_id": request_id,
-                    "duration_ms": round((time.perf_counter() - started) * 1e3, 3)}})
-            span.end()
-            otel_context.detach(token)
+
+        async def internal_error(ref: str) -> int:
+            return await _error(send, 500, f"internal gateway error (reference {ref})",
+                                "GATEWAY_INTERNAL", out_headers)
+
+        await answer_in_span(
+            lambda: self._handle(scope, receive, send, method, raw_path, headers, lowered,
+                                 (template, role), request_id, out_headers),
+            internal_error, span, token,
+            RequestEntry(method, path, template, "oip", request_id), log,
+            access_log=self._access_log)
 
     @staticmethod
     def _route(method: str, path: str) -> tuple[str, Role | None] | list[str] | None:

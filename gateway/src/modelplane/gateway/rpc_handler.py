@@ -17,6 +17,8 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import Token
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +30,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import (
     NonRecordingSpan,
+    Span,
     SpanContext,
     SpanKind,
     StatusCode,
@@ -197,36 +200,18 @@ class Transcoder:
             "http.route": binding.template.template, "rpc.system": "grpc",
             "rpc.method": rpc.path, "modelplane.request_id": request_id})
         token = otel_context.attach(trace.set_span_in_context(span, parent))
-        status_code = 500
-        started = time.perf_counter() if self._access_log else 0.0
-        try:
-            status_code = await self._handle(scope, receive, send, binding, path_values, headers,
-                                             request_id, response_headers)
-        except ClientGone:
-            status_code = 499  # nobody left to answer
-        except asyncio.CancelledError:
-            status_code = 499
-            raise
-        except Exception:  # the last line of defence: never a stack trace to the caller
-            ref = uuid.uuid4().hex[:12]
-            log.exception("gateway failure on %s %s (reference %s)", method, path, ref)
-            try:
-                status_code = await self._send_status(send, make_status(
-                    code_pb2.INTERNAL, f"internal gateway error (reference {ref})",
-                    reason="GATEWAY_INTERNAL", metadata={"reference": ref}), response_headers)
-            except Exception:  # noqa: BLE001 - response already started; nothing more to say
-                log.debug("could not send the error response (reference %s)", ref)
-        finally:
-            span.set_attribute("http.response.status_code", status_code)
-            if status_code >= 500:
-                span.set_status(StatusCode.ERROR)
-            if self._access_log:
-                log.info("%s %s %d", method, path, status_code, extra={"fields": {
-                    "http_method": method, "path": path, "route": binding.template.template,
-                    "rpc": rpc.path, "status": status_code, "request_id": request_id,
-                    "duration_ms": round((time.perf_counter() - started) * 1e3, 3)}})
-            span.end()
-            otel_context.detach(token)
+
+        async def internal_error(ref: str) -> int:
+            return await self._send_status(send, make_status(
+                code_pb2.INTERNAL, f"internal gateway error (reference {ref})",
+                reason="GATEWAY_INTERNAL", metadata={"reference": ref}), response_headers)
+
+        await answer_in_span(
+            lambda: self._handle(scope, receive, send, binding, path_values, headers,
+                                 request_id, response_headers),
+            internal_error, span, token,
+            RequestEntry(method, path, binding.template.template, rpc.path, request_id),
+            log, access_log=self._access_log)
 
     async def _no_route(self, send: Send, method: str, path: str,
                         headers: list[tuple[bytes, bytes]]) -> None:
@@ -414,6 +399,56 @@ class Transcoder:
 
 class ClientGone(Exception):
     """The HTTP client disconnected before the answer was complete."""
+
+
+@dataclass(frozen=True)
+class RequestEntry:
+    """One request as its failure and access log lines name it."""
+
+    method: str
+    path: str
+    route: str
+    rpc: str
+    request_id: str
+
+
+async def answer_in_span(handle: Callable[[], Awaitable[int]],
+                         internal_error: Callable[[str], Awaitable[int]], span: Span,
+                         token: Token[otel_context.Context], request: RequestEntry,
+                         logger: logging.Logger, *, access_log: bool) -> None:
+    """Run ``handle`` (it answers the request and returns the HTTP status) inside the
+    request's ``span`` (attached as ``token``), for the transcoded RPCs and the OIP proxy
+    alike. The last line of defence: whatever ``handle`` raises is logged with a reference
+    and answered by ``internal_error(reference)`` (500), never as a stack trace. Then the
+    span gets the status and ends, and the access log (when on) has the request's line."""
+    status = 500
+    started = time.perf_counter() if access_log else 0.0
+    try:
+        status = await handle()
+    except ClientGone:
+        status = 499  # nobody left to answer
+    except asyncio.CancelledError:
+        status = 499
+        raise
+    except Exception:  # the last line of defence: never a stack trace to the caller
+        ref = uuid.uuid4().hex[:12]
+        logger.exception("gateway failure on %s %s (reference %s)", request.method,
+                         request.path, ref)
+        try:
+            status = await internal_error(ref)
+        except Exception:  # noqa: BLE001 - response already started; nothing more to say
+            logger.debug("could not send the error response (reference %s)", ref)
+    finally:
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(StatusCode.ERROR)
+        if access_log:
+            logger.info("%s %s %d", request.method, request.path, status, extra={"fields": {
+                "http_method": request.method, "path": request.path, "route": request.route,
+                "rpc": request.rpc, "status": status, "request_id": request.request_id,
+                "duration_ms": round((time.perf_counter() - started) * 1e3, 3)}})
+        span.end()
+        otel_context.detach(token)
 
 
 async def read_body(receive: Receive, limit: int) -> tuple[bytes | None, int]:

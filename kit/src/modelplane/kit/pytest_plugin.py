@@ -98,6 +98,32 @@ def _mlflow_state_stays_in_its_module() -> Iterator[None]:
             setattr(module, attribute, None)
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (the OS's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, their children...), from ``/proc`` (Linux)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            if ppid == parent:
+                found.append(int(entry.name))
+                todo.append(int(entry.name))
+    return found
+
+
 def free_port_block(size: int = 16) -> int:
     """A base port whose next ``size`` ports are all free on 127.0.0.1."""
     for _ in range(200):

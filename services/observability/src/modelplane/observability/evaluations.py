@@ -129,6 +129,12 @@ class Evaluations(EvaluationReader):
                                          slice_by, mode)
             if report is not None:
                 return report
+        from modelplane.observability.aggregate_analysis import aggregated_performance
+
+        report = aggregated_performance(self, f, metrics, task, positive, average, bucket,
+                                        slice_by, mode)
+        if report is not None:
+            return report
         with sampling(mode, 1) as plan:
             frame, catalog = self.load(f)
         task = infer_task(frame, catalog, task)

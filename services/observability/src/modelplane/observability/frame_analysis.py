@@ -36,11 +36,17 @@ def invalid(field: str, description: str, reason: str = "INVALID_ARGUMENT") -> I
 
 
 def infer_task(frame: Frame, catalog: Catalog, task: M.TaskType) -> M.TaskType:
+    return task_of(catalog, task)
+
+
+def task_of(catalog: Catalog, task: M.TaskType) -> M.TaskType:
+    """The task asked for, else a classifier when the model logs scores or its
+    prediction is not numeric (what the catalog says: no records read)."""
     if task is not M.TaskType.UNSPECIFIED:
         return task
     if catalog.score_keys():
         return M.TaskType.CLASSIFICATION
-    kind = frame.kinds.get(PREDICTION, ColumnKind.CATEGORICAL)
+    kind = catalog.columns().get(PREDICTION, ColumnKind.CATEGORICAL)
     return M.TaskType.REGRESSION if kind is ColumnKind.NUMERIC else M.TaskType.CLASSIFICATION
 
 

@@ -244,6 +244,26 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, metrics: Sequence
     return out
 
 
+def regression_sums_metrics(labeled: int, abs_error: float, squared_error: float,
+                            relative_error: float, metrics: Sequence[Metric]
+                            ) -> dict[Metric, float | None]:
+    """:func:`regression_metrics` from ``labeled`` records' sums of the absolute,
+    squared and relative error (``|e| / max(|actual|, eps)``)."""
+    if labeled == 0:
+        return {m: None for m in metrics}
+    out: dict[Metric, float | None] = {}
+    for metric in metrics:
+        if metric is Metric.MAE:
+            out[metric] = abs_error / labeled
+        elif metric is Metric.RMSE:
+            out[metric] = float(np.sqrt(squared_error / labeled))
+        elif metric is Metric.MAPE:
+            out[metric] = relative_error / labeled
+        else:
+            out[metric] = None
+    return out
+
+
 def confusion_metrics(cells: Mapping[tuple[str, str], int], score_keys: Sequence[str],
                       metrics: Sequence[Metric], positive: str | None = None,
                       average: ClassAverage = ClassAverage.UNSPECIFIED

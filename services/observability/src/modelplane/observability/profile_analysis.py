@@ -35,7 +35,6 @@ from modelplane.observability.profiles import (
     ColumnProfile,
     merge_rows,
     profile_categorical_drift,
-    profile_header,
     profile_numeric_drift,
     rank_error,
 )
@@ -196,7 +195,7 @@ def profile_performance(ev: EvaluationReader, f: EvaluationFilter, metrics: Sequ
     task = M.TaskType.CLASSIFICATION
     ms = check_metrics(metrics, task, "metrics")
     scores = catalog.score_keys()
-    headers = [(b, *profile_header(blob)) for b, blob in store.profile_rows(spec)]
+    headers = store.profile_headers(spec)
     cells = store.confusion_rows(spec)
 
     def metric_values(pairs: dict[tuple[str, str], int]) -> dict[M.Metric, float | None]:
@@ -309,8 +308,7 @@ def profile_root_cause(ev: EvaluationReader, current: EvaluationFilter, referenc
                                       dict[tuple[int, str, str], Pairs]]:
         records = 0
         values: dict[ColumnKey, dict[str, int]] = {}
-        for _, blob in store.profile_rows(spec):
-            n, cats = profile_header(blob)
+        for _, n, cats in store.profile_headers(spec):
             records += n
             for key, counts in cats.items():
                 into = values.setdefault(key, {})

@@ -189,6 +189,12 @@ class Profile:
 
     def to_bytes(self) -> bytes:
         """A JSON header (counts, moments, categories) and the sketches' own bytes."""
+        header, sketches = self.to_parts()
+        return struct.pack("<I", len(header)) + header + sketches
+
+    def to_parts(self) -> tuple[bytes, bytes]:
+        """The JSON header of :meth:`to_bytes` (the stores keep it apart too: what
+        counting needs, without the sketches) and the sketches' bytes."""
         sketches: list[bytes] = []
         cols = []
         for (src, name), col in sorted(self.columns.items()):
@@ -197,7 +203,7 @@ class Profile:
             sketches.append(blob)
             cols.append([src, name, col.numbers, col.mean, col.m2, len(blob), col.categories])
         header = json.dumps({"n": self.records, "c": cols}, separators=(",", ":")).encode()
-        return struct.pack("<I", len(header)) + header + b"".join(sketches)
+        return header, b"".join(sketches)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:
@@ -381,10 +387,42 @@ def merge_rows(rows: Iterable[tuple[Any, bytes]]) -> Profile:
     return merge_all(Profile.from_bytes(bytes(blob)) for _, blob in rows)
 
 
-def profile_header(data: bytes) -> tuple[int, dict[ColumnKey, dict[str, int]]]:
-    """A stored profile's record count and category counts, without its sketches."""
+#: A profile's counts without its sketches: (record count, category counts per column)
+HeaderCounts = tuple[int, dict[ColumnKey, dict[str, int]]]
+
+
+def header_text(data: bytes) -> str:
+    """The JSON header of stored profile bytes ("" for none)."""
     if not data:
-        return 0, {}
+        return ""
     (size,) = struct.unpack_from("<I", data)
-    header = json.loads(data[4:4 + size])
+    return bytes(data[4:4 + size]).decode()
+
+
+def header_counts(text: str | bytes) -> HeaderCounts:
+    """The record count and category counts of a profile's JSON header."""
+    if not text:
+        return 0, {}
+    header = json.loads(text)
     return int(header["n"]), {(int(c[0]), c[1]): dict(c[6]) for c in header["c"] if c[6]}
+
+
+def profile_header(data: bytes) -> HeaderCounts:
+    """A stored profile's record count and category counts, without its sketches."""
+    return header_counts(header_text(data))
+
+
+def stored_headers(rows: Iterable[tuple[int, int, str | None]]
+                   ) -> list[tuple[int, int, dict[ColumnKey, dict[str, int]]]] | None:
+    """(bucket, records, category counts) of stored (bucket, record count, header)
+    rows; None when a header is missing or counts other records than its row (a
+    profile written by a version that kept no header apart): read the profiles."""
+    out = []
+    for bucket, records, text in rows:
+        if text is None:
+            return None
+        n, cats = header_counts(text)
+        if n != records:
+            return None
+        out.append((int(bucket), n, cats))
+    return out

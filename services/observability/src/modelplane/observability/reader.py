@@ -150,8 +150,13 @@ class EvaluationReader:
         """A stored baseline with the count of its reference records."""
         baseline = self._baseline_document(model, version)
         try:
-            frame, _ = self.load(baseline.reference_filter(), "baseline.reference")
-            baseline.record_count = len(frame)
+            f, _ = self.validate_filter(baseline.reference_filter(), "baseline.reference")
+            if f.predicates or self.rows_expired(f.window):  # the records decide (or refuse)
+                frame, _ = self.load(f, "baseline.reference")
+                baseline.record_count = len(frame)
+            else:  # counted by the store, not read
+                baseline.record_count = self._store.count_records(
+                    ScanSpec(f.model, f.versions, f.environment, f.window))
         except NotFound:
             baseline.record_count = 0
         return baseline

@@ -5,10 +5,7 @@ history and change events. Translation only.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
+from modelplane.kit.timestamps import time_to_pb
 from modelplane.registry import model as m
 from modelplane.registry.v1 import registry_pb2 as pb
 
@@ -24,14 +21,6 @@ _ORIGIN_TO_PB = {m.ChangeOrigin.GRPC: pb.CHANGE_ORIGIN_GRPC,
                  m.ChangeOrigin.MLFLOW: pb.CHANGE_ORIGIN_MLFLOW}
 _EVENT_TO_PB = {t: pb.ModelEventType.Value(f"MODEL_EVENT_TYPE_{t.value}") for t in m.EventType}
 EVENT_FROM_PB = {v: k for k, v in _EVENT_TO_PB.items()}
-
-
-def time_to_pb(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
 
 
 def validation_to_pb(v: m.ValidationSummary | None) -> pb.ValidationSummary | None:

@@ -6,13 +6,13 @@ shape needs (a rollout names at most one proxy and one operations check).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 
 from modelplane.api.v1 import annotations_pb2 as access_pb2
 from modelplane.kit.errors import FieldViolation, InvalidArgument
+from modelplane.kit.timestamps import time_to_pb
 from modelplane.serving.batch_job import BatchJob, BatchJobState
 from modelplane.serving.deployment import (
     Access,
@@ -67,14 +67,6 @@ _JOB_STATE_TO_PB = {BatchJobState.PENDING: pb.BATCH_JOB_STATE_PENDING,
 def _seconds_from_pb(d: Any, default: float) -> float:
     value = d.seconds + d.nanos / 1e9
     return value if value > 0 else default
-
-
-def time_to_pb(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def logging_from_pb(value: int) -> bool:

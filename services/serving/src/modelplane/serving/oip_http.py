@@ -46,6 +46,7 @@ from modelplane.kit.errors import (
 from modelplane.kit.settings import DEFAULT_MAX_BODY_BYTES
 from modelplane.serving.deployment import DeploymentState
 from modelplane.serving.deployment_access import check_infer
+from modelplane.serving.loaded_models import DeploymentRuntime
 from modelplane.serving.oip_tensors import (
     DTYPES,
     bad_tensor,
@@ -290,6 +291,14 @@ class OipHttpApp:
             raise PermissionDenied("role too low", reason="ROLE_TOO_LOW")
         return principal
 
+    def _inferable(self, request: Request) -> DeploymentRuntime:
+        """The deployment the path names, once the caller is known and may call it (the
+        model's ready and metadata routes)."""
+        principal = self._principal(request)  # first: an unknown caller learns no names
+        rt = self.predictor.models.runtime(request.path_params["name"])
+        check_infer(rt, principal)
+        return rt
+
     async def live(self, request: Request) -> Response:
         return JSONResponse({"live": True})
 
@@ -310,9 +319,7 @@ class OipHttpApp:
     @_traced("/v2/models/{name}/ready")
     async def model_ready(self, request: Request) -> Response:
         try:
-            principal = self._principal(request)
-            rt = self.predictor.models.runtime(request.path_params["name"])
-            check_infer(rt, principal)
+            rt = self._inferable(request)
         except ModelplaneError as exc:
             return _error(exc)
         ready = rt.state is DeploymentState.READY
@@ -326,9 +333,7 @@ class OipHttpApp:
     @_traced("/v2/models/{name}")
     async def model_metadata(self, request: Request) -> Response:
         try:
-            principal = self._principal(request)
-            rt = self.predictor.models.runtime(request.path_params["name"])
-            check_infer(rt, principal)
+            rt = self._inferable(request)
         except ModelplaneError as exc:
             return _error(exc)
         d = rt.deployment

@@ -5,12 +5,12 @@ policies, dataset references, reports and their checks. Translation only.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 from google.rpc import code_pb2, status_pb2
 
 from modelplane.kit.errors import FieldViolation, InvalidArgument
+from modelplane.kit.timestamps import time_to_pb
 from modelplane.validator.checks import Check
 from modelplane.validator.policy import CheckConfig, Policy
 from modelplane.validator.report import (
@@ -37,14 +37,6 @@ _TASK = {TaskType.CLASSIFICATION: pb.TASK_TYPE_CLASSIFICATION,
          TaskType.REGRESSION: pb.TASK_TYPE_REGRESSION}
 _TASK_BACK = {v: k for k, v in _TASK.items()}
 _BOUND = {Bound.LOWER: pb.THRESHOLD_BOUND_LOWER, Bound.UPPER: pb.THRESHOLD_BOUND_UPPER}
-
-
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
@@ -148,8 +140,8 @@ def run_to_pb(run: ValidationRun) -> pb.ValidationRun:
         resolved_baseline_version=run.resolved_baseline_version,
         registry_attached=run.registry_attached,
         observability_baseline_set=run.observability_baseline_set, notes=run.notes,
-        creator=run.creator, create_time=_ts(run.create_time), start_time=_ts(run.start_time),
-        end_time=_ts(run.end_time))
+        creator=run.creator, create_time=time_to_pb(run.create_time),
+        start_time=time_to_pb(run.start_time), end_time=time_to_pb(run.end_time))
     if run.error is not None:
         code = getattr(code_pb2, run.error.code, code_pb2.UNKNOWN)
         msg.error.CopyFrom(status_pb2.Status(code=code, message=run.error.message))
@@ -194,8 +186,8 @@ def report_to_pb(r: ValidationReport, full: bool = True) -> pb.ValidationReport:
         policy=policy_to_pb(policy_from_stored(r.policy)), status=_STATUS[r.status],
         summary=r.summary, checks=[check_to_pb(c) for c in r.checks] if full else [],
         task=_TASK[r.task], row_count=r.row_count, dataset_sha256=r.dataset_sha256,
-        model_uri=r.model_uri, create_time=_ts(r.create_time), duration=_duration(r.duration_s),
-        report_uri=r.report_uri)
+        model_uri=r.model_uri, create_time=time_to_pb(r.create_time),
+        duration=_duration(r.duration_s), report_uri=r.report_uri)
 
 
 def check_descriptor(check: Check) -> pb.CheckDescriptor:

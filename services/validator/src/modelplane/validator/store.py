@@ -55,20 +55,13 @@ class RunStore:
                       run_to_json(run), update=["state"])
 
     def get_run(self, run_id: str) -> ValidationRun:
-        with self._docs.transaction() as tx:
-            doc = tx.get(RUNS, run_id)
-        if doc is None:
-            raise NotFound(f"validation run {run_id!r} not found", reason="RUN_NOT_FOUND",
-                           metadata={"validation_run": run_id})
-        return run_from_json(doc.body)
+        return run_from_json(self._body(RUNS, run_id, "validation_run", "RUN_NOT_FOUND"))
 
     def list_runs(self, *, model: str = "", version: str = "", state: RunState | None = None,
                   size: int = 0, token: str = "") -> tuple[list[ValidationRun], str]:
         filters = {"model": model, "version": version, "state": state.value if state else ""}
-        with self._docs.transaction() as tx:
-            docs, next_token = tx.page(RUNS, filters=filters, order=_NEWEST_FIRST, size=size,
-                                       token=token, kind=RUNS.name)
-        return [run_from_json(d.body) for d in docs], next_token
+        bodies, next_token = self._page(RUNS, filters, size, token)
+        return [run_from_json(b) for b in bodies], next_token
 
     def unfinished_runs(self) -> list[ValidationRun]:
         with self._docs.transaction() as tx:
@@ -86,17 +79,30 @@ class RunStore:
                       report_to_json(report), update=[])
 
     def get_report(self, report_id: str) -> ValidationReport:
-        with self._docs.transaction() as tx:
-            doc = tx.get(REPORTS, report_id)
-        if doc is None:
-            raise NotFound(f"validation report {report_id!r} not found", reason="REPORT_NOT_FOUND",
-                           metadata={"validation_report": report_id})
-        return report_from_json(doc.body)
+        return report_from_json(self._body(REPORTS, report_id, "validation_report",
+                                           "REPORT_NOT_FOUND"))
 
     def list_reports(self, *, model: str = "", version: str = "", status: CheckStatus | None = None,
                      size: int = 0, token: str = "") -> tuple[list[ValidationReport], str]:
         filters = {"model": model, "version": version, "status": status.name if status else ""}
+        bodies, next_token = self._page(REPORTS, filters, size, token)
+        return [report_from_json(b) for b in bodies], next_token
+
+    # runs and reports alike ------------------------------------------------------------------
+
+    def _body(self, collection: Collection, key: str, kind: str, reason: str) -> str:
+        """The stored JSON of ``key``; NOT_FOUND naming the ``kind`` (``validation_run``...)."""
         with self._docs.transaction() as tx:
-            docs, next_token = tx.page(REPORTS, filters=filters, order=_NEWEST_FIRST, size=size,
-                                       token=token, kind=REPORTS.name)
-        return [report_from_json(d.body) for d in docs], next_token
+            doc = tx.get(collection, key)
+        if doc is None:
+            raise NotFound(f"{kind.replace('_', ' ')} {key!r} not found", reason=reason,
+                           metadata={kind: key})
+        return doc.body
+
+    def _page(self, collection: Collection, filters: dict[str, str], size: int,
+              token: str) -> tuple[list[str], str]:
+        """One page of stored JSON, newest first, and the next page's token."""
+        with self._docs.transaction() as tx:
+            docs, next_token = tx.page(collection, filters=filters, order=_NEWEST_FIRST,
+                                       size=size, token=token, kind=collection.name)
+        return [d.body for d in docs], next_token

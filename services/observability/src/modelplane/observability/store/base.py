@@ -8,7 +8,7 @@ window as a :class:`~.frames.Frame` (typed columns where the backend keeps them)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from modelplane.observability.records import ColumnKind, Environment, TimeWindow
+from modelplane.observability.store.aggregation import AggregateQuery, Aggregates, aggregate_frame
 from modelplane.observability.store.encoding import ActualRow, Catalog, ConfusionRow, RecordRow
 from modelplane.observability.store.frames import Frame, frame_from_ndjson, to_us
 
@@ -73,6 +74,19 @@ def alert_filter(placeholder: str, model: str | None, monitor_id: str | None,
             where.append(f"{column} = {placeholder}")
             params.append(value)
     return " AND ".join(where), params
+
+
+#: Per model, from the profiles and the hours marked before profiles were kept: its
+#: versions, environments and records (the model list reads these, not every
+#: record). ``{P}`` is the store's aggregate of distinct values.
+_SUMMARY_SQL = """
+WITH p AS (
+    SELECT model, version, environment, bucket_start, record_count AS n FROM obs_profiles
+    UNION ALL
+    SELECT model, version, environment, bucket_start, missing FROM obs_profile_gaps)
+SELECT model, {P}(DISTINCT version), {P}(DISTINCT environment), sum(n)
+FROM p WHERE n > 0 GROUP BY model ORDER BY model
+"""
 
 
 @dataclass(frozen=True)
@@ -273,6 +287,19 @@ class EvaluationStore(AlertStore):
         reads them instead (the same values)."""
         return frame_from_ndjson(self.scan(spec), catalog)
 
+    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: AggregateQuery
+                  ) -> Aggregates | None:
+        """Counts, confusion cells and error sums of :meth:`scan`'s records of ``spec``
+        (without its limit) per time bucket and slice value (see :mod:`.aggregation`).
+        A backend computes them in its SQL (GROUP BY) and ignores ``spec.limit``.
+        This default reads the records (at most ``spec.limit``, the analysis's row
+        budget: None past it, and the caller reads them its own way) and counts
+        them in numpy."""
+        frame = self.scan_frame(spec, catalog)
+        if spec.limit is not None and len(frame) >= spec.limit:
+            return None
+        return aggregate_frame(frame, query)
+
     @abstractmethod
     def count_records(self, spec: ScanSpec) -> int:
         """How many records :meth:`scan` of ``spec`` would return without a limit."""
@@ -282,6 +309,16 @@ class EvaluationStore(AlertStore):
         """(bucket start µs, profile bytes) of the profiles in ``spec``'s model,
         versions, environment and window (widened to whole hours, see
         :func:`profile_bounds`); ``spec``'s other fields are not used."""
+
+    def profile_headers(self, spec: ScanSpec) -> list[tuple[int, int, dict[tuple[int, str],
+                                                                        dict[str, int]]]]:
+        """(bucket start µs, record count, category counts per column) of the profiles
+        :meth:`profile_rows` gives, in its order: what counting needs, without the
+        sketches. This default reads the profiles whole; a backend that keeps each
+        profile's JSON header apart reads that alone."""
+        from modelplane.observability.profiles import profile_header
+
+        return [(b, *profile_header(blob)) for b, blob in self.profile_rows(spec)]
 
     @abstractmethod
     def confusion_rows(self, spec: ScanSpec) -> list[ConfusionRow]:
@@ -318,7 +355,34 @@ class EvaluationStore(AlertStore):
     def model_of(self, prediction_id: str) -> str | None: ...
 
     @abstractmethod
-    def summaries(self) -> list[ModelSummary]: ...
+    def summaries(self) -> list[ModelSummary]:
+        """Every model's versions, environments, records and records with an actual
+        (as the profiles count them: records of hours past record retention whose
+        profiles are kept count too), first and last prediction time."""
+
+    def _summaries(self, fetch: Callable[[str, list[Any]], list[tuple[Any, ...]]],
+                   distinct: str, labeled_join: str) -> list[ModelSummary]:
+        """:meth:`summaries` from the profiles, without a join of every record to its
+        actual: records with an actual are, for classifiers, the confusion counts'
+        every-record cells (records with a predicted and an actual label); only the
+        other models' records are joined to their actuals (``labeled_join``: model,
+        count of the models in its one parameter). ``fetch(sql, params)`` runs a
+        query; ``distinct`` is the store's aggregate of distinct values."""
+        rows = fetch(_SUMMARY_SQL.format(P=distinct), [])
+        labeled = dict(fetch("SELECT model, sum(n) FROM obs_confusion WHERE source = 0 "
+                             "GROUP BY model", []))
+        classifiers = {r[0] for r in fetch("SELECT model FROM obs_columns WHERE source = 3 "
+                                           "AND name = '' AND kind <> 1", [])}
+        others = [r[0] for r in rows if r[0] not in classifiers]
+        if others:
+            labeled.update(dict(fetch(labeled_join, [others])))
+        out = []
+        for model, versions, envs, n in rows:
+            first, last = self.record_span(ScanSpec(model))
+            out.append(ModelSummary(model, sorted(versions),
+                                    [Environment(e) for e in sorted(envs)], int(n),
+                                    int(labeled.get(model, 0)), first, last))
+        return out
 
     @abstractmethod
     def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None: ...

@@ -54,8 +54,15 @@ from modelplane.observability.columnar import (
     ColumnarBatch,
     record_table,
 )
-from modelplane.observability.profiles import Profile, ProfileKey, build_profiles
+from modelplane.observability.profiles import (
+    Profile,
+    ProfileKey,
+    build_profiles,
+    header_text,
+    stored_headers,
+)
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
+from modelplane.observability.store import aggregation as agg
 from modelplane.observability.store.base import (
     DeliveryState,
     EvaluationStore,
@@ -116,6 +123,9 @@ CREATE TABLE IF NOT EXISTS obs_profiles (
     profile bytea NOT NULL,
     PRIMARY KEY (model, version, environment, bucket_start)
 );
+-- the profile's JSON header (counts, categories) apart from its sketches: counting
+-- reads it alone (NULL in rows written before it: filled at open, read from profile)
+ALTER TABLE obs_profiles ADD COLUMN IF NOT EXISTS header text;
 CREATE TABLE IF NOT EXISTS obs_profile_gaps (
     model text NOT NULL,
     version text NOT NULL,
@@ -483,9 +493,35 @@ def _merge_profiles(cur: Any, profiles: dict[ProfileKey, Profile]) -> None:
         key = (model, version, int(env), int(bucket))
         stored = Profile.from_bytes(bytes(blob))
         stored.merge(profiles[key])
-        merged.append((stored.records, stored.to_bytes(), *key))
-    cur.executemany("UPDATE obs_profiles SET record_count = %s, profile = %s WHERE model = %s "
-                    "AND version = %s AND environment = %s AND bucket_start = %s", merged)
+        blob = stored.to_bytes()
+        merged.append((stored.records, blob, header_text(blob), *key))
+    cur.executemany("UPDATE obs_profiles SET record_count = %s, profile = %s, header = %s "
+                    "WHERE model = %s AND version = %s AND environment = %s "
+                    "AND bucket_start = %s", merged)
+
+
+def _fill_headers(conn: Any, batch: int = 256) -> None:
+    """The headers of profiles stored without one (by a version before them), from
+    their bytes, in key order, a batch a statement; a row changed meanwhile keeps
+    its own (its record count no longer matches: the update skips it)."""
+    after: tuple[Any, ...] | None = None
+    while True:
+        rows = conn.execute(
+            "SELECT model, version, environment, bucket_start, record_count, profile "
+            "FROM obs_profiles WHERE header IS NULL"
+            + (" AND (model COLLATE \"C\", version COLLATE \"C\", environment, bucket_start)"
+               " > (%s, %s, %s, %s)" if after else "")
+            + " ORDER BY model COLLATE \"C\", version COLLATE \"C\", environment, bucket_start"
+            f" LIMIT {int(batch)}", list(after or ())).fetchall()
+        if not rows:
+            return
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE obs_profiles SET header = %s WHERE model = %s AND version = %s AND "
+                "environment = %s AND bucket_start = %s AND record_count = %s "
+                "AND header IS NULL",
+                [(header_text(bytes(blob)), m, v, e, b, n) for m, v, e, b, n, blob in rows])
+        after = tuple(rows[-1][:4])
 
 
 class PostgresStore(EvaluationStore):
@@ -554,6 +590,7 @@ class PostgresStore(EvaluationStore):
                 conn.execute("DELETE FROM obs_typed_backfill WHERE model = ANY(%s)",
                              [sorted({m for m, _, _ in added})])
         with self._pool.connection() as conn:
+            _fill_headers(conn)
             self._refresh_typed(conn, None)
             pending = [r[0] for r in conn.execute(
                 "SELECT DISTINCT model FROM obs_typed_columns WHERE NOT ready ORDER BY 1")]
@@ -1081,14 +1118,7 @@ class PostgresStore(EvaluationStore):
         columns += [((SCORE_SOURCE, n), ColumnKind.NUMERIC) for n in catalog.score_keys()]
         columns += [((int(ColumnSource.TAG), n), ColumnKind.CATEGORICAL)
                     for n in catalog.tags()]
-        with self._typed_lock:
-            typed = self._typed.get(spec.model, {})
-        if any(key not in typed or not typed[key].ready for key, _ in columns):
-            # another replica may have added or filled them since
-            with self._pool.connection() as conn:
-                self._refresh_typed(conn, [spec.model])
-            with self._typed_lock:
-                typed = self._typed.get(spec.model, {})
+        typed = self._typed_of(spec.model, [key for key, _ in columns])
         types = dict(_FRAME_TYPES)
         typed_sql = ""
         names: list[Any] = []
@@ -1122,6 +1152,53 @@ class PostgresStore(EvaluationStore):
         return frame_from_arrow(table, catalog, {
             key: table.column(f"typed_{i}") for i, (key, _) in enumerate(columns)})
 
+    def _typed_of(self, model: str, keys: list[tuple[int, str]]) -> dict[tuple[int, str], _Typed]:
+        """The model's typed columns, read again from the store when one of ``keys``
+        has none or is not ready (another replica may have added or filled it since)."""
+        with self._typed_lock:
+            typed = self._typed.get(model, {})
+        if any(key not in typed or not typed[key].ready for key in keys):
+            with self._pool.connection() as conn:
+                self._refresh_typed(conn, [model])
+            with self._typed_lock:
+                typed = self._typed.get(model, {})
+        return typed
+
+    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: agg.AggregateQuery
+                  ) -> agg.Aggregates | None:
+        """One GROUP BY (grouping sets) over the window's typed columns (a column not
+        ready yet cast from its jsonb member), in PostgreSQL."""
+        kinds = catalog.kinds
+        keys = [(int(r.source), r.name) for r in query.slices
+                if r.source in (ColumnSource.FEATURE, ColumnSource.TAG)]
+        typed = self._typed_of(spec.model, keys)
+        exprs: dict[tuple[int, str], str] = {}
+        names: list[object] = []
+        for ref in query.slices:
+            key = (int(ref.source), ref.name)
+            if key not in keys:
+                continue
+            t = typed.get(key)
+            if t is not None and t.ready:
+                exprs[key] = f"r.{t.col}"
+            elif key in kinds and kinds[key] in _TYPED_SQL:
+                exprs[key] = _jsonb_value("r", key[0], kinds[key])
+        slices = []
+        for ref in query.slices:  # the placeholders' values in the select list's order
+            slices.append(agg.slice_sql(ref, exprs))
+            if (int(ref.source), ref.name) in exprs and "%s" in slices[-1]:
+                names += [ref.name, ref.name]
+        where, params = self._scan_where(spec)
+        sql, values = agg.aggregate_sql(query, agg.AggregateSource(
+            "FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = "
+            "r.prediction_id WHERE " + where,
+            "(extract(epoch FROM r.prediction_time) * 1000000)::bigint", tuple(slices),
+            tuple(names), tuple(params), "({0} IS NOT NULL AND {0} <> 'NaN'::float8)",
+            placeholder="%s", int_div="/"))
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, values).fetchall()
+        return agg.aggregates_from_rows(query, rows)
+
     def profile_rows(self, spec: ScanSpec) -> list[tuple[int, bytes]]:
         where, params = _profile_where(spec)
         with self._pool.connection() as conn:
@@ -1137,6 +1214,16 @@ class PostgresStore(EvaluationStore):
                 "FROM obs_confusion WHERE " + where + " GROUP BY 1, 2, 3, 4, 5, 6 "
                 "HAVING sum(n) > 0", params).fetchall()
         return [(int(b), int(s), n, v, p, a, int(c)) for b, s, n, v, p, a, c in rows]
+
+    def profile_headers(self, spec: ScanSpec) -> list[tuple[int, int, dict[tuple[int, str],
+                                                                        dict[str, int]]]]:
+        """The headers kept apart (no sketch detoasted)."""
+        where, params = _profile_where(spec)
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT bucket_start, record_count, header FROM obs_profiles "
+                                "WHERE " + where + " ORDER BY bucket_start", params).fetchall()
+        headers = stored_headers(rows)
+        return super().profile_headers(spec) if headers is None else headers
 
     def profile_count(self, spec: ScanSpec) -> tuple[int, int]:
         where, params = _profile_where(spec)
@@ -1154,15 +1241,14 @@ class PostgresStore(EvaluationStore):
         return row[0] if row else None
 
     def summaries(self) -> list[ModelSummary]:
-        with self._pool.connection() as conn:
-            rows = conn.execute("""
-                SELECT r.model, array_agg(DISTINCT r.version), array_agg(DISTINCT r.environment),
-                       count(*), count(a.prediction_id), min(r.prediction_time),
-                       max(r.prediction_time)
-                FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = r.prediction_id
-                GROUP BY r.model ORDER BY r.model""").fetchall()
-        return [ModelSummary(m, sorted(v), [Environment(e) for e in sorted(envs)], int(n),
-                             int(na), lo, hi) for m, v, envs, n, na, lo, hi in rows]
+        """The span is two index probes a model (:meth:`record_span`)."""
+        def fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+            with self._pool.connection() as conn:
+                return list(conn.execute(sql, params).fetchall())
+
+        return self._summaries(fetch, "array_agg", (
+            "SELECT r.model, count(*) FROM obs_record_ids r JOIN obs_actuals a "
+            "ON a.prediction_id = r.prediction_id WHERE r.model = ANY(%s) GROUP BY r.model"))
 
     def set_attributions(self, model: str, attributions: dict[str, dict[str, float]]) -> None:
         values = [(json.dumps(attr), pid, model) for pid, attr in attributions.items()]
