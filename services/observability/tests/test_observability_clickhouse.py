@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from obs_test_data import Service, churn_records, log, log_actuals, record, rpc_error
 from test_observability_typed import CITIES, N, _actuals, _records
+from test_observability_typed import T0 as TYPED_T0  # the typed tests' records start here
 
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
@@ -108,11 +110,11 @@ def test_the_stores_scan_the_same_records(pair: tuple[EmbeddedStore, ClickHouseS
     catalog = embedded.load_catalogs()["fraud"]
     assert clickhouse.load_catalogs()["fraud"] == catalog
     assert {n for (_, n) in catalog.kinds} >= {"late", "a/b", "city"}
-    half = TimeWindow(T0 + timedelta(hours=7), T0 + timedelta(hours=40))
+    half = TimeWindow(TYPED_T0 + timedelta(hours=7), TYPED_T0 + timedelta(hours=40))
     specs = [ScanSpec("fraud"), ScanSpec("fraud", window=half),
              ScanSpec("fraud", ("1",), Environment.PRODUCTION, has_actual=True),
              ScanSpec("fraud", limit=25, newest_first=True),
-             ScanSpec("fraud", before=(int(T0.timestamp() * 1e6) + 3600 * 10**6 * 20, "r9"),
+             ScanSpec("fraud", before=(int(TYPED_T0.timestamp() * 1e6) + 3600 * 10**6 * 20, "r9"),
                       newest_first=True, limit=7),
              ScanSpec("fraud", prediction_ids=("r3", "r599", "nope"))]
     for spec in specs:
@@ -120,6 +122,7 @@ def test_the_stores_scan_the_same_records(pair: tuple[EmbeddedStore, ClickHouseS
                             clickhouse.scan_frame(spec, catalog))
         assert _scanned(embedded, spec) == _scanned(clickhouse, spec)
         assert embedded.count_records(spec) == clickhouse.count_records(spec)
+    assert 0 < clickhouse.count_records(ScanSpec("fraud", window=half)) < N  # not vacuous
     assert embedded.count_records(ScanSpec("fraud", has_actual=False)) == 0 \
         == clickhouse.count_records(ScanSpec("fraud", has_actual=False))
     # every odd city name made it through as it was sent
@@ -137,10 +140,11 @@ def test_profiles_and_confusion_counts_are_the_same(
         pair: tuple[EmbeddedStore, ClickHouseStore]) -> None:
     embedded, clickhouse = pair
     for spec in (ScanSpec("fraud"), ScanSpec("fraud", window=TimeWindow(
-            T0 + timedelta(hours=5, minutes=30), T0 + timedelta(hours=30)))):
+            TYPED_T0 + timedelta(hours=5, minutes=30), TYPED_T0 + timedelta(hours=30)))):
         assert embedded.profile_count(spec) == clickhouse.profile_count(spec)
         assert embedded.profile_rows(spec) == clickhouse.profile_rows(spec)
         assert sorted(embedded.confusion_rows(spec)) == sorted(clickhouse.confusion_rows(spec))
+        assert clickhouse.profile_count(spec)[0] > 0 and clickhouse.confusion_rows(spec)
     assert clickhouse.profile_count(ScanSpec("fraud")) == (N, 0)
 
 
@@ -226,7 +230,7 @@ def test_retention_drops_whole_days_of_records_and_keeps_the_profiles(
         _fill(store).write_actuals(_actuals(0, N))  # 600 records × 7 min: 2 Mar - 4 Mar
         profiles = store.profile_count(ScanSpec("fraud"))
         confusion = sorted(store.confusion_rows(ScanSpec("fraud")))
-        cutoff = T0.replace(month=3, day=3, hour=12)  # 3 Mar is kept: not all of it is older
+        cutoff = TYPED_T0.replace(day=3, hour=12)  # 3 Mar is kept: not all of it is older
         result = store.enforce_retention(RetentionCutoffs(records=cutoff))
         kept = store.scan_frame(ScanSpec("fraud"), store.load_catalogs()["fraud"])
         first_kept = datetime(2026, 3, 3, tzinfo=UTC)
@@ -416,3 +420,26 @@ def test_odd_ids_model_names_and_versions_are_bound_as_they_are(
     assert list(frame.prediction_id) == odd[:3] and list(frame.features["c'o\\l"]) == odd[:3]
     assert [d["i"] for d in _scanned(clickhouse, ScanSpec(model))] == odd
     clickhouse.close()
+
+
+def test_aggregates_are_counted_by_clickhouse_as_by_duckdb(
+        pair: tuple[EmbeddedStore, ClickHouseStore]) -> None:
+    from modelplane.observability.records import ColumnKind, ColumnRef, ColumnSource
+    from modelplane.observability.store.aggregation import AggregateQuery
+
+    embedded, clickhouse = pair
+    catalog = embedded.load_catalogs()["fraud"]
+    query = AggregateQuery(
+        bucket_us=6 * 3600 * 10**6, origin_us=int(TYPED_T0.timestamp() * 1e6),
+        slices=(ColumnRef(ColumnSource.FEATURE, "city"), ColumnRef(ColumnSource.FEATURE, "flag"),
+                ColumnRef(ColumnSource.TAG, "region"), ColumnRef(ColumnSource.PREDICTION)),
+        kinds=(ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL,
+               ColumnKind.CATEGORICAL))
+    spec = ScanSpec("fraud", window=TimeWindow(TYPED_T0 + timedelta(hours=3),
+                                               TYPED_T0 + timedelta(hours=50)),
+                    limit=10)  # a row budget: the store's SQL reads nothing, so it is not used
+    a, b = embedded.aggregate(spec, catalog, query), clickhouse.aggregate(spec, catalog, query)
+    assert a is not None and b is not None and b.rows_read == 0
+    assert (a.overall, a.buckets, a.slices) == (b.overall, b.buckets, b.slices)
+    assert b.overall.records == embedded.count_records(replace(spec, limit=None))
+    assert set(b.slices[1]) == {True, False} and b.overall.records > 300

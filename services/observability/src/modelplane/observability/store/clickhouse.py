@@ -30,6 +30,7 @@ import hashlib
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,7 @@ import pyarrow.compute as pc
 from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.profiles import HOUR_US, Profile, ProfileKey, build_profiles
 from modelplane.observability.records import ColumnKind, ColumnSource, Environment
+from modelplane.observability.store import aggregation as agg
 from modelplane.observability.store.base import (
     DeliveryState,
     EvaluationStore,
@@ -581,6 +583,35 @@ class ClickHouseStore(EvaluationStore):
             "an", actuals.column("an").take(at))
         return frame_from_arrow(table, catalog,
                                 {k: table.column(f"typed_{i}") for i, k in enumerate(keys)})
+
+    def aggregate(self, spec: ScanSpec, catalog: Catalog, query: agg.AggregateQuery
+                  ) -> agg.Aggregates | None:
+        """One GROUP BY (grouping sets) over the window's typed columns and newest
+        actuals, in ClickHouse (``spec``'s limit is not used: nothing is read here)."""
+        where, params = self._scan_where(replace(spec, limit=None, sample=None))
+        typed = {k: (f"CAST(r.{c} AS Nullable(String))" if kind is ColumnKind.CATEGORICAL
+                     else f"r.{c}") for k, (c, kind) in self._typed(spec.model).items()}
+        slices = tuple(agg.slice_sql(ref, typed) for ref in query.slices)
+        ids = f"SELECT prediction_id FROM {{db}}.obs_records AS r WHERE {where}"
+        sql, values = agg.aggregate_sql(query, agg.AggregateSource(
+            f"FROM {{db}}.obs_records AS r LEFT JOIN "
+            f"{_LATEST_ACTUALS.format(db='{db}', ids=ids)} AS a "
+            f"ON a.prediction_id = r.prediction_id WHERE {where}",
+            "toUnixTimestamp64Micro(r.prediction_time)", slices, (), (),
+            "({0} IS NOT NULL AND NOT isNaN({0}))", int_div="DIV"))
+        # aggregate_sql's own values are positional (?): named here, as ClickHouse binds
+        pieces = sql.split("?")
+        if len(pieces) - 1 != len(values):
+            raise AssertionError("aggregate_sql's placeholders and values disagree")
+        named = pieces[0]
+        for i, (value, rest) in enumerate(zip(values, pieces[1:], strict=True)):
+            kind = "Float64" if isinstance(value, float) else "Int64"
+            named += f"{{agg{i}:{kind}}}{rest}"
+            params[f"agg{i}"] = value
+        table = self.client.arrow(self._sql(named + _READ_SETTINGS), params)
+        rows = list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)),
+                        strict=True))
+        return agg.aggregates_from_rows(query, rows)
 
     def count_records(self, spec: ScanSpec) -> int:
         where, params = self._scan_where(spec)
