@@ -4,6 +4,7 @@
     uv run python bench/observability_scale.py --records 1200000 --stores embedded postgres
     uv run python bench/observability_scale.py --records 10000000 --skip-exact   # the target
     uv run python bench/observability_scale.py --records 1000000 --layout --stores embedded postgres
+    uv run python bench/observability_scale.py --records 1200000 --stores chdb   # ClickHouse
 
 Generates ``--records`` classification records over 28 days (no downloads):
 six numeric features (``amount``, ``age``, ``tenure``, ``balance``, ``clicks``,
@@ -13,7 +14,8 @@ Porto's amounts grow 4x and its actuals disagree half the time: the slice
 root cause should name first.
 
 Each store (``embedded`` DuckDB under a temporary directory; ``postgres`` a
-fresh database on ``MODELPLANE_TEST_POSTGRES`` or ``--postgres``) gets the
+fresh database on ``MODELPLANE_TEST_POSTGRES`` or ``--postgres``; ``chdb`` the
+ClickHouse store on chDB, in-process, under the same directory) gets the
 records through the service's columnar ingest (``RecordIngestor.write_columnar``,
 what ``LogRecords`` with ``arrow_ipc`` runs, profiles included) and the actuals
 through ``write_actuals``. Then, second half against first half:
@@ -208,19 +210,25 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
     extra: dict[str, Any] = {} if AnalysisMode is None else {"exact_rows": exact_rows}
     # the environment's settings (MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT...),
     # then the bench's: no dashboard of the runtime's own, no monitors, no retention
+    if backend == "chdb":
+        extra["clickhouse_url"] = f"chdb://{workdir / backend / 'clickhouse'}"
     settings = dataclasses.replace(
         ObservabilitySettings.from_service(svc), database_url=db, http_addr=None,
         monitor_tick_seconds=0, max_analysis_rows=max(5_000_000, 2 * n),
         retention=KEEP_EVERYTHING, **extra)
-    held = db is None and settings.embedded_path.exists()
+    held = backend == "embedded" and settings.embedded_path.exists()
     rt = ObservabilityRuntime(settings)
     rt.store.open()
+    if backend == "chdb":
+        from modelplane.observability.store.base import ScanSpec
+
+        held = rt.store.count_records(ScanSpec(MODEL)) > 0
     try:
         memory = getattr(settings, "duckdb_memory_limit", "DuckDB's default")
         print(f"{backend}: {n} records over {DAYS} days, {training} training records "
               f"(DuckDB memory limit {memory if db is None else '-'}; {load()})", flush=True)
         if held:
-            print(f"  kept store {settings.embedded_path}: imported by an earlier run",
+            print(f"  kept store in {workdir / backend}: imported by an earlier run",
                   flush=True)
         else:
             import_records(rt, n, training, AnalysisMode is None)
@@ -480,7 +488,7 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=120_000)
     ap.add_argument("--stores", nargs="+", default=["embedded"],
-                    choices=["embedded", "postgres"])
+                    choices=["embedded", "postgres", "chdb"])
     ap.add_argument("--postgres", default=os.environ.get("MODELPLANE_TEST_POSTGRES"),
                     help="server DSN (a database is created on it); default "
                          "$MODELPLANE_TEST_POSTGRES")

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,18 @@ log = logging.getLogger("modelplane.observability")
 
 
 def open_store(settings: ObservabilitySettings) -> EvaluationStore:
+    if settings.clickhouse_url:
+        from modelplane.observability.store.clickhouse import ClickHouseStore
+        from modelplane.observability.store.clickhouse_client import ClickHouseLocation
+
+        where = ClickHouseLocation.parse(settings.clickhouse_url, settings.service.data_dir)
+        # alerts, deliveries, the lease and documents: a store with transactions
+        return ClickHouseStore(where.connect,
+                               _open_store(replace(settings, clickhouse_url=None)))
+    return _open_store(settings)
+
+
+def _open_store(settings: ObservabilitySettings) -> EvaluationStore:
     if settings.database_url:
         from modelplane.observability.store.postgres import PostgresStore
 

@@ -3,6 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | ``MODELPLANE_OBSERVABILITY_DATABASE_URL`` | unset | PostgreSQL URL; unset = embedded DuckDB file ``<data dir>/observability/evaluations.duckdb`` |
+| ``MODELPLANE_OBSERVABILITY_CLICKHOUSE_URL`` | unset | the ClickHouse store: ``chdb:///dir`` (chDB in-process; ``chdb:`` = ``<data dir>/observability/clickhouse``; ``?database=`` default ``modelplane``) or ``clickhouse://user:password@host:8123/database`` (a server over HTTP); alerts, deliveries, the lease and documents stay in the DuckDB file, or PostgreSQL when ``DATABASE_URL`` is set too; unset = no ClickHouse |
 | ``MODELPLANE_OBSERVABILITY_HTTP_ADDR`` | ``127.0.0.1:7115`` | dashboard listen address; ``off`` disables it |
 | ``MODELPLANE_OBSERVABILITY_DASHBOARD_CACHE_SECONDS`` | ``60`` | longest reuse of a model page's analyses for one window (new records end it at once; new actuals within this time); ``0`` = no cache |
 | ``MODELPLANE_OBSERVABILITY_INGEST_QUEUE_BATCHES`` | ``4`` | batches buffered per ingest stream (backpressure) |
@@ -103,6 +104,8 @@ def _at_least_one(service: ServiceSettings, name: str, default: int) -> int:
 class ObservabilitySettings:
     service: ServiceSettings
     database_url: str | None = None
+    #: the ClickHouse store (see store/clickhouse_client.py); None = not used
+    clickhouse_url: str | None = None
     http_addr: str | None = DEFAULT_HTTP_ADDR
     dashboard_cache_seconds: float = DEFAULT_PAGE_CACHE_SECONDS
     ingest_queue_batches: int = 4
@@ -151,6 +154,7 @@ class ObservabilitySettings:
         return cls(
             service=service,
             database_url=service.env("DATABASE_URL"),
+            clickhouse_url=service.env("CLICKHOUSE_URL") or None,
             http_addr=None if (http or "").lower() in ("off", "none", "") else http,
             dashboard_cache_seconds=_seconds(service, "DASHBOARD_CACHE_SECONDS",
                                              DEFAULT_PAGE_CACHE_SECONDS),
