@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from modelplane.api.v1 import types_pb2 as T
 from modelplane.kit.pytest_plugin import rpc_error  # noqa: F401 - the tests import it from here
@@ -82,6 +83,20 @@ def open_store(kind: str, tmp_path: Path, make_postgres_database: Callable[[str]
         s = EmbeddedStore(tmp_path / "evaluations.duckdb")
     s.open()
     return s
+
+
+def store_fixture(prefix: str) -> Any:
+    """A test module's ``store`` fixture: each test gets an opened, empty store of
+    each kind (``open_store``), closed after it."""
+
+    @pytest.fixture(params=["embedded", "postgres"])
+    def store(request: pytest.FixtureRequest, tmp_path: Path,
+              make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
+        s = open_store(request.param, tmp_path, make_postgres_database, prefix)
+        yield s
+        s.close()
+
+    return store
 
 
 def unique_model(prefix: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from obs_test_data import T0, open_store
+from obs_test_data import T0, store_fixture
 
 from modelplane.kit.errors import ResourceExhausted
 from modelplane.observability import metrics as M
@@ -49,12 +48,7 @@ PRED = ColumnRef(ColumnSource.PREDICTION)
 ACT = ColumnRef(ColumnSource.ACTUAL)
 
 
-@pytest.fixture(params=["embedded", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path,
-          make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
-    s = open_store(request.param, tmp_path, make_postgres_database, "mp_obs_agg")
-    yield s
-    s.close()
+store = store_fixture("mp_obs_agg")
 
 
 def _load(store: EvaluationStore, n: int = 3_000) -> Evaluations:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from obs_test_data import T0, Service, log, open_store, record, rpc_error
+from obs_test_data import T0, Service, log, record, rpc_error, store_fixture
 
 from modelplane.api.v1 import types_pb2 as T
 from modelplane.kit.errors import InvalidArgument
@@ -64,12 +64,7 @@ def _records(n: int, version: str, env: Environment, shift: float, seed: int,
     return out
 
 
-@pytest.fixture(params=["embedded", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path,
-          make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
-    s = open_store(request.param, tmp_path, make_postgres_database, "mp_obs_prof")
-    yield s
-    s.close()
+store = store_fixture("mp_obs_prof")
 
 
 def _ingestor(store: EvaluationStore) -> tuple[RecordIngestor, Evaluations]:

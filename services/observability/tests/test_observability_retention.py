@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from obs_test_data import open_store
+from obs_test_data import store_fixture
 
 from modelplane.kit.errors import FailedPrecondition
 from modelplane.observability import metrics as M
@@ -75,12 +75,7 @@ def _records(prefix: str, at: datetime, n: int, seed: int) -> list[EvaluationRec
     return out
 
 
-@pytest.fixture(params=["embedded", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path,
-          make_postgres_database: Callable[[str], str]) -> Iterator[EvaluationStore]:
-    s = open_store(request.param, tmp_path, make_postgres_database, "mp_obs_retention")
-    yield s
-    s.close()
+store = store_fixture("mp_obs_retention")
 
 
 def _fill(store: EvaluationStore) -> Evaluations:
