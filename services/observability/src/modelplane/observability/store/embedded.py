@@ -533,15 +533,22 @@ class EmbeddedStore(EvaluationStore):
         return [(int(b), int(s), n, v, p, a, int(c)) for b, s, n, v, p, a, c in rows]
 
     @staticmethod
-    def _profile_where(spec: ScanSpec) -> tuple[str, list[Any]]:
-        where = ["model = ?"]
+    def _model_where(spec: ScanSpec, alias: str = "") -> tuple[list[str], list[Any]]:
+        """The conditions on model, versions and environment, of scans and profiles
+        alike (``alias``: the table's, with its dot)."""
+        where = [f"{alias}model = ?"]
         params: list[Any] = [spec.model]
         if spec.versions:
-            where.append("version IN (SELECT unnest(?::VARCHAR[]))")
+            where.append(f"{alias}version IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(spec.versions))
         if spec.environment != Environment.UNSPECIFIED:
-            where.append("environment = ?")
+            where.append(f"{alias}environment = ?")
             params.append(int(spec.environment))
+        return where, params
+
+    @staticmethod
+    def _profile_where(spec: ScanSpec) -> tuple[str, list[Any]]:
+        where, params = EmbeddedStore._model_where(spec)
         lo, hi = profile_bounds(spec.window)
         if lo is not None:
             where.append("bucket_start >= ?")
@@ -595,14 +602,7 @@ class EmbeddedStore(EvaluationStore):
 
     @staticmethod
     def _scan_where(spec: ScanSpec) -> tuple[str, list[Any]]:
-        where = ["r.model = ?"]
-        params: list[Any] = [spec.model]
-        if spec.versions:
-            where.append("r.version IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(spec.versions))
-        if spec.environment != Environment.UNSPECIFIED:
-            where.append("r.environment = ?")
-            params.append(int(spec.environment))
+        where, params = EmbeddedStore._model_where(spec, "r.")
         if spec.window.start is not None:
             where.append("r.prediction_time >= ?")
             params.append(spec.window.start)
