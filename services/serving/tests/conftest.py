@@ -68,6 +68,19 @@ class Registry:
 
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        #: this store's experiment for the runs logged here (set by the session fixture)
+        self.experiment_id: str | None = None
+
+    def _use(self) -> None:
+        """Point the process's MLflow at this store and its experiment, each time: a test
+        module run before on the same worker may have left another store's experiment id
+        in ``MLFLOW_EXPERIMENT_ID`` (which ``start_run`` would look up here, and fail)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        if self.experiment_id is not None:
+            mlflow.set_experiment(experiment_id=self.experiment_id)
 
     def log_sklearn(self, name: str, C: float = 1.0, seed: int = 0) -> str:
         import mlflow
@@ -77,8 +90,7 @@ class Registry:
 
         X, y = make_data(seed)
         clf = LogisticRegression(C=C).fit(X, y)
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
+        self._use()
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(clf, name="model", registered_model_name=name,
                                             signature=infer_signature(X, clf.predict(X)))
@@ -88,8 +100,7 @@ class Registry:
         import mlflow
         import mlflow.pyfunc
 
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
+        self._use()
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(name="model", python_model=_broken_models()[kind],
                                            registered_model_name=name)
@@ -109,8 +120,8 @@ def registry() -> Registry:
 
     mlflow.set_tracking_uri(reg.uri)
     # Artifacts under the session dir, not ./mlruns of whoever runs the tests.
-    reg.client.create_experiment("serving-tests",
-                                 artifact_location=(_SESSION_DIR / "artifacts").as_uri())
+    reg.experiment_id = reg.client.create_experiment(
+        "serving-tests", artifact_location=(_SESSION_DIR / "artifacts").as_uri())
     mlflow.set_experiment("serving-tests")
     reg.log_sklearn("churn", C=1.0, seed=0)       # v1
     reg.log_sklearn("churn", C=0.01, seed=1)      # v2

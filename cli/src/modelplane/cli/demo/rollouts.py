@@ -138,12 +138,12 @@ async def drive(demo: Demo, run: RolloutRun, traffic: Any, *, records: int,
             records = records + await wait_records(demo, records, len(batch), progress, task)
         # the labels arrive later: once the round's predictions are logged
         actuals = await send_actuals(demo, batch)
+        sent = datetime.now(UTC)
         run.actuals_accepted += int(actuals.accepted_count)
         run.actuals_unmatched += int(actuals.unmatched_count)
         run.predictions += batch
         i = run.next_index = end
-        await asyncio.sleep(1.2)  # the controller looks every second on a local platform
-        run.rollout = await get(demo, run.name)
+        run.rollout = await looked_after(demo, run.name, sent)
         r = run.rollout
         weight = (r.steps[r.current_step].weight
                   if state_name(r.state) in ("RUNNING", "PROMOTING") and r.steps else 0.0)
@@ -154,6 +154,20 @@ async def drive(demo: Demo, run: RolloutRun, traffic: Any, *, records: int,
                            f"({weight:g}%), {state_name(r.state)}: {r.state_message[:150]}")
     run.next_index = i
     return records
+
+
+async def looked_after(demo: Demo, name: str, since: datetime, timeout: float = 10) -> Any:
+    """The rollout once the controller has looked at it after ``since`` (its evidence's
+    time is its last look; on a local platform it looks every second), or once it has
+    left RUNNING (the controller records no look then); after ``timeout`` seconds without
+    a look, the rollout as it stands (the next round's look will count these actuals)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await get(demo, name)
+        if (state_name(r.state) != "RUNNING" or time.monotonic() > deadline
+                or (r.HasField("evidence") and r.evidence.time.ToDatetime(UTC) > since)):
+            return r
+        await asyncio.sleep(0.1)
 
 
 async def wait_terminal(demo: Demo, name: str, timeout: float = 60) -> Any:
