@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services/observabi
 
 from obs_test_data import drift_monitor, drifted_model
 
-from modelplane.kit.pytest_plugin import free_port_block
+from modelplane.kit.pytest_plugin import free_port_block, wait_for
 from modelplane.observability.records import utcnow
 from modelplane.observability.v1 import observability_pb2 as pb
 from modelplane.observability.v1 import observability_pb2_grpc as pb_grpc
@@ -163,14 +163,6 @@ async def cluster(make_postgres_database: Callable[[str], str], receiver: Receiv
                 proc.kill()
                 proc.wait()
 
-
-async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return check()
 
 
 async def test_one_threshold_crossing_gives_one_alert_and_one_webhook(cluster: Cluster) -> None:

@@ -15,7 +15,7 @@ import ipaddress
 import json
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +31,7 @@ from obs_test_data import drift_monitor, drifted_model
 
 from modelplane.kit.errors import PermissionDenied
 from modelplane.kit.outbound import OutboundPolicy, OutboundRefused, post_json
-from modelplane.kit.pytest_plugin import rpc_error
+from modelplane.kit.pytest_plugin import rpc_error, wait_for
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.convert import monitor_from_pb
@@ -120,13 +120,6 @@ async def observability(tmp: Path, allow: tuple[str, ...] = (), max_attempts: in
         finally:
             await channel.close()
 
-
-async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return check()
 
 
 async def test_loopback_webhook_is_refused_by_default_and_never_called(

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from obs_test_data import drift_monitor, drifted_model
 
+from modelplane.kit.pytest_plugin import wait_for
 from modelplane.kit.server import running
 from modelplane.kit.settings import ServiceSettings
 from modelplane.observability.main import build
@@ -89,13 +90,6 @@ def receiver() -> Any:
     server.shutdown()
     server.server_close()
 
-
-async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return check()
 
 
 async def test_two_replicas_evaluating_at_once_store_one_alert_and_one_delivery(

@@ -9,10 +9,12 @@ Redis likewise with ``MODELPLANE_TEST_REDIS``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -96,6 +98,17 @@ def _mlflow_state_stays_in_its_module() -> Iterator[None]:
         module = sys.modules.get(module_name)
         if module is not None and hasattr(module, attribute):
             setattr(module, attribute, None)
+
+
+async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether ``check()`` came true within ``seconds``, asking every 50 ms (an event
+    seen from outside, such as a delivery stored or a lease taken)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
 
 
 def free_port() -> int:
