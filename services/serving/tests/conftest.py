@@ -71,7 +71,7 @@ class Registry:
         #: this store's experiment for the runs logged here (set by the session fixture)
         self.experiment_id: str | None = None
 
-    def _use(self) -> None:
+    def use(self) -> None:
         """Point the process's MLflow at this store and its experiment, each time: a test
         module run before on the same worker may have left another store's experiment id
         in ``MLFLOW_EXPERIMENT_ID`` (which ``start_run`` would look up here, and fail)."""
@@ -90,7 +90,7 @@ class Registry:
 
         X, y = make_data(seed)
         clf = LogisticRegression(C=C).fit(X, y)
-        self._use()
+        self.use()
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(clf, name="model", registered_model_name=name,
                                             signature=infer_signature(X, clf.predict(X)))
@@ -100,7 +100,7 @@ class Registry:
         import mlflow
         import mlflow.pyfunc
 
-        self._use()
+        self.use()
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(name="model", python_model=_broken_models()[kind],
                                            registered_model_name=name)

@@ -49,8 +49,7 @@ def _log_pyfunc(registry: Any) -> None:
     import mlflow
     import mlflow.pyfunc
 
-    mlflow.set_tracking_uri(registry.uri)
-    mlflow.set_registry_uri(registry.uri)
+    registry.use()  # its store and experiment: another module may have left its own
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(name="model", python_model=_linear_model(),
                                        registered_model_name=PYFUNC,

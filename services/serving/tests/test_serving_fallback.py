@@ -145,8 +145,7 @@ def _log_last_column_reader(registry) -> str:
         def predict(self, context, model_input, params=None):
             return np.asarray(model_input, dtype=np.float64)[:, -1] + 100.0
 
-    mlflow.set_tracking_uri(registry.uri)
-    mlflow.set_registry_uri(registry.uri)
+    registry.use()  # its store and experiment: another module may have left its own
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(name="model", python_model=LastColumnPlus100(),
                                        registered_model_name="chain_reader")
