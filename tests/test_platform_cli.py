@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelplane.kit.pytest_plugin import free_port_block
+from modelplane.kit.pytest_plugin import descendants, free_port_block
 
 SERVICES = ("featurestore", "registry", "validator", "serving", "observability")
 # the module's platform starts inside the first test's budget (`up` waits up to 300 s)
@@ -89,22 +89,6 @@ def _environ(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
 
 
-def _children(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                if ppid == parent:
-                    found.append(int(entry.name))
-                    todo.append(int(entry.name))
-    return found
-
-
 def test_first_up_creates_a_private_admin_key_and_prints_it(platform) -> None:
     key_file: Path = platform["data"] / "admin.key"
     key = key_file.read_text().strip()
@@ -142,7 +126,7 @@ def test_each_service_runs_with_its_own_least_role_identity(platform) -> None:
         assert admin.encode() not in everything and own.encode() not in everything
     assert rows["validator"]["role"] == rows["serving"]["role"] == "writer"
     # the MLflow child (the registry's) holds no modelplane key at all
-    mlflow = [pid for pid in _children(state["pids"]["registry"])
+    mlflow = [pid for pid in descendants(state["pids"]["registry"])
               if b"mlflow" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert mlflow
     for pid in mlflow:

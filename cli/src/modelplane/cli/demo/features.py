@@ -10,7 +10,8 @@ from typing import Any
 
 import grpc
 
-from modelplane.cli.demo.session import Demo, arrow_ipc, call, reraise, timestamp
+from modelplane.cli.demo.session import Demo, arrow_ipc, call, reraise
+from modelplane.kit.timestamps import time_to_pb
 
 
 def feature_definitions() -> Any:
@@ -111,8 +112,8 @@ async def stage_data(demo: Demo) -> Any:
         mat = progress.add_task("materialize online store", total=2)
         # the whole history, not "since the last run": a second demo run writes rows older
         # than what the first one materialized
-        request = fs.MaterializeRequest(start_time=timestamp(history.start - timedelta(days=1)),
-                                        end_time=timestamp(history.end + timedelta(seconds=1)))
+        request = fs.MaterializeRequest(start_time=time_to_pb(history.start - timedelta(days=1)),
+                                        end_time=time_to_pb(history.end + timedelta(seconds=1)))
         rows_written = 0
         try:
             async for p in store.Materialize(request):

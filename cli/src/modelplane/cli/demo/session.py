@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 
 from modelplane.cli.platform import Platform
+from modelplane.kit.timestamps import time_to_pb
 
 T = TypeVar("T")
 
@@ -108,22 +109,14 @@ async def reraise(err: Exception) -> None:
     raise err
 
 
-def timestamp(dt: datetime) -> Any:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    t = Timestamp()
-    t.FromDatetime(dt)
-    return t
-
-
 def time_window(start: datetime | None, end: datetime | None) -> Any:
     from modelplane.api.v1 import types_pb2
 
     w = types_pb2.TimeWindow()
     if start is not None:
-        w.start_time.CopyFrom(timestamp(start))
+        w.start_time.CopyFrom(time_to_pb(start))
     if end is not None:
-        w.end_time.CopyFrom(timestamp(end))
+        w.end_time.CopyFrom(time_to_pb(end))
     return w
 
 

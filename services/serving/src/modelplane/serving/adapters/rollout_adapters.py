@@ -19,23 +19,17 @@ import asyncio
 from datetime import datetime
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from modelplane.api.v1 import types_pb2
 from modelplane.kit.errors import Unavailable
 from modelplane.kit.status import raise_from_rpc_error
+from modelplane.kit.timestamps import time_to_pb
 from modelplane.observability.v1 import observability_pb2 as obs
 from modelplane.observability.v1 import observability_pb2_grpc as obs_grpc
 from modelplane.registry.v1 import registry_pb2, registry_pb2_grpc
 from modelplane.serving.rollout import Counts, ProxyStats
 
 TIMEOUT_SECONDS = 30.0
-
-
-def _ts(value: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 class ObservabilityEvidence:
@@ -56,7 +50,7 @@ class ObservabilityEvidence:
         request = obs.ComputePerformanceRequest(
             filter=obs.EvaluationFilter(
                 model=model, versions=[version], environment=obs.ENVIRONMENT_PRODUCTION,
-                window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end)),
+                window=types_pb2.TimeWindow(start_time=time_to_pb(start), end_time=time_to_pb(end)),
                 predicates=predicates),
             metrics=[obs.METRIC_MAE, obs.METRIC_RMSE] if regression else [obs.METRIC_ACCURACY],
             task=obs.TASK_TYPE_REGRESSION if regression else obs.TASK_TYPE_CLASSIFICATION,
@@ -101,7 +95,7 @@ class ObservabilityEvidence:
                 ) -> obs.EvaluationFilter:
         return obs.EvaluationFilter(
             model=model, versions=[version], environment=obs.ENVIRONMENT_PRODUCTION,
-            window=types_pb2.TimeWindow(start_time=_ts(start), end_time=_ts(end)))
+            window=types_pb2.TimeWindow(start_time=time_to_pb(start), end_time=time_to_pb(end)))
 
     async def _call(self, method: str, request: object) -> object | None:
         try:
