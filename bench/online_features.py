@@ -12,6 +12,7 @@ throughput, p50/p99 latency, server CPU per request and the ratios.
     uv run python bench/online_features.py --feast-sweep        # find feast serve's best setting
     uv run python bench/online_features.py --floor --ours-only  # + gRPC's floor (ready-made bytes)
     uv run python bench/online_features.py --ours-only --profile DIR   # py-spy of our server
+    uv run python bench/online_features.py --ours-processes 2   # two featurestore replicas
 
 Redis and PostgreSQL come from ``--redis`` / ``--postgres`` (default
 ``$MODELPLANE_TEST_REDIS`` / ``$MODELPLANE_TEST_POSTGRES``); each run uses its own
@@ -92,8 +93,8 @@ class Result:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
 
-async def run_load(name: str, make_worker, concurrency: int, seconds: float, server_pid: int,
-                   warmup: float = 1.0) -> Result:
+async def run_load(name: str, make_worker, concurrency: int, seconds: float,
+                   server_pids: list[int], warmup: float = 1.0) -> Result:
     workers = [await make_worker() for _ in range(concurrency)]
     latencies: list[float] = []
     errors = 0
@@ -115,13 +116,13 @@ async def run_load(name: str, make_worker, concurrency: int, seconds: float, ser
     stop_at = time.perf_counter() + warmup
     await asyncio.gather(*(loop(w) for w in workers))
     recording = True
-    cpu0, client0 = tree_cpu(server_pid), time.process_time()
+    cpu0, client0 = sum(map(tree_cpu, server_pids)), time.process_time()
     start = time.perf_counter()
     stop_at = start + seconds
     await asyncio.gather(*(loop(w) for w in workers))
     elapsed = time.perf_counter() - start
     result = Result(name, len(latencies), errors, elapsed, latencies,
-                    tree_cpu(server_pid) - cpu0, time.process_time() - client0)
+                    sum(map(tree_cpu, server_pids)) - cpu0, time.process_time() - client0)
     for w in workers:
         close = getattr(w, "aclose", None)
         if close:
@@ -267,7 +268,19 @@ def make_backend(name: str, project: str, fs_dir: Path, args: argparse.Namespace
 
 
 async def start_ours(tmp: Path, project: str, backend: Backend, args: argparse.Namespace,
-                     procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, int]:
+                     procs: list[subprocess.Popen]) -> tuple[list[int], list[int]]:
+    """``--ours-processes`` featurestore processes on one data directory and store, each
+    on its own port (replicas, as behind a Kubernetes Service): their pids and ports."""
+    pids, ports = [], []
+    for _ in range(args.ours_processes):
+        proc, port = start_one_of_ours(tmp, project, backend, procs)
+        pids.append(proc.pid)
+        ports.append(port)
+    return pids, ports
+
+
+def start_one_of_ours(tmp: Path, project: str, backend: Backend,
+                      procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = dict(os.environ, MODELPLANE_DATA_DIR=str(tmp / "data"), MODELPLANE_AUTH="off",
                MODELPLANE_FEATURESTORE_ADDR=f"127.0.0.1:{port}", MODELPLANE_METRICS_ADDR="",
@@ -276,7 +289,7 @@ async def start_ours(tmp: Path, project: str, backend: Backend, args: argparse.N
         env.pop(f"MODELPLANE_FEATURESTORE_{name}", None)
     env.update(backend.env)
     # Servers start before any timing: blocking Popen is fine here.
-    ours = subprocess.Popen(  # noqa: ASYNC220
+    ours = subprocess.Popen(
         [sys.executable, "-m", "modelplane.featurestore.main"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     procs.append(ours)
@@ -309,7 +322,7 @@ def features() -> list[str]:
     return [f"{VIEW}:f{i}" for i in range(N_FEATURES)]
 
 
-async def load_ours(port: int, pid: int, n_keys: int, args: argparse.Namespace,
+async def load_ours(ports: list[int], pids: list[int], n_keys: int, args: argparse.Namespace,
                     rnd: random.Random) -> Result:
     import grpc
 
@@ -318,8 +331,12 @@ async def load_ours(port: int, pid: int, n_keys: int, args: argparse.Namespace,
     from modelplane.featurestore.v1 import featurestore_pb2_grpc
 
     refs = features()
+    connections = 0
 
     async def make_grpc():
+        nonlocal connections
+        port = ports[connections % len(ports)]  # the connections spread over the processes
+        connections += 1
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}",
                                             options=[("grpc.use_local_subchannel_pool", 1)])
         stub = featurestore_pb2_grpc.FeatureStoreServiceStub(channel)
@@ -340,11 +357,11 @@ async def load_ours(port: int, pid: int, n_keys: int, args: argparse.Namespace,
         out.parent.mkdir(parents=True, exist_ok=True)
         spy = subprocess.Popen(  # noqa: ASYNC220 - started before the timed run
             ["uvx", "py-spy", "record", "--nonblocking", "-r", "200", "--format", "raw",
-             "-d", str(int(args.seconds + 2)), "-o", str(out), "-p", str(pid)],
+             "-d", str(int(args.seconds + 2)), "-o", str(out), "-p", str(pids[0])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await asyncio.sleep(1.0)
     result = await run_load(f"modelplane {n_keys}x{N_FEATURES}", make_grpc, args.concurrency,
-                            args.seconds, pid)
+                            args.seconds, pids)
     if spy is not None:
         spy.wait()
     return result
@@ -369,7 +386,7 @@ async def load_feast(port: int, pid: int, n_keys: int, args: argparse.Namespace,
         return call
 
     return await run_load(f"feast serve {n_keys}x{N_FEATURES}", make_http, args.concurrency,
-                          args.seconds, pid)
+                          args.seconds, [pid])
 
 
 def print_results(backend: str, setting: FeastSetting, args: argparse.Namespace,
@@ -403,13 +420,13 @@ async def run_backend(name: str, args: argparse.Namespace, settings: list[FeastS
     procs: list[subprocess.Popen] = []
     out = []
     try:
-        ours, our_port = await start_ours(tmp, project, backend, args, procs)
+        our_pids, our_ports = await start_ours(tmp, project, backend, args, procs)
         now = datetime.now(UTC)
-        await seed(f"127.0.0.1:{our_port}", build_rows(args.entities, now), now)
+        await seed(f"127.0.0.1:{our_ports[0]}", build_rows(args.entities, now), now)
         for step in backend.after_seed:
             step()
         rnd = random.Random(5)
-        our_results = {n: await load_ours(our_port, ours.pid, n, args, rnd) for n in args.shapes}
+        our_results = {n: await load_ours(our_ports, our_pids, n, args, rnd) for n in args.shapes}
         if args.ours_only:
             for r in our_results.values():
                 print(f"{name:<9}{r.name:<22}{r.rps:>9.1f} req/s  p50 {r.pct(50):.2f} ms  "
@@ -514,7 +531,7 @@ async def measure_floor(args: argparse.Namespace) -> None:
             procs.append(proc)
             wait_port(port, proc)
             for n in args.shapes:
-                r = await load_ours(port, proc.pid, n, args, rnd)
+                r = await load_ours([port], [proc.pid], n, args, rnd)
                 print(f"floor, {label}: {n}x{N_FEATURES} ready-made response: {r.rps:.1f} req/s, "
                       f"p50 {r.pct(50):.2f} ms, p99 {r.pct(99):.2f} ms, "
                       f"{r.cpu_ms_per_request:.3f} ms server CPU/request, "
@@ -543,6 +560,9 @@ async def main() -> None:
     parser.add_argument("--profile", default="",
                         help="directory: record our server with py-spy (uvx) during its runs")
     parser.add_argument("--ours-only", action="store_true", help="skip feast serve")
+    parser.add_argument("--ours-processes", type=int, default=1,
+                        help="featurestore processes (replicas on one store, each on its own "
+                             "port); the load's connections spread over them")
     parser.add_argument("--feast-sweep", action="store_true",
                         help="try feast serve's settings (workers 1/2/4 x registry TTL) on the "
                              "first backend and print them side by side")

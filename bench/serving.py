@@ -1,10 +1,14 @@
 """Serving benchmark: the router's cost against a bare BentoML service, MLServer and itself.
 
     uv run python bench/serving.py [--seconds 8] [--rounds 3] [--concurrency 8] [--features 20]
-        [--sides abcd] [--bento-workers 2] [--mlserver-workers 0] [--profile DIR]
+        [--sides abcd] [--bento-workers 2] [--mlserver-workers 0] [--serving-processes 1]
+        [--profile DIR]
 
-Same scikit-learn model (LogisticRegression), one server process each, same
-concurrency, one load-client process (its own connection per coroutine):
+Same scikit-learn model (LogisticRegression), same concurrency, one load-client
+process (its own connection per coroutine). modelplane-serving runs as
+``--serving-processes`` replicas (each its own port and data directory; the
+client's connections spread over them), BentoML with its workers, MLServer as
+one process:
 
   (a) modelplane-serving, OIP gRPC ModelInfer through the router: 90/10 canary
       (champion / challenger), fallback chain armed, prediction logging on
@@ -110,8 +114,10 @@ def client_main(args: argparse.Namespace) -> None:
         errors: list[str] = []
         stop = time.perf_counter() + seconds
         if args.kind == "grpc":
-            workers = [_grpc_worker(args.target, args.model, row, stop, lat, errors)
-                       for _ in range(args.concurrency)]
+            # a comma-separated target is several server processes: connections spread
+            addresses = args.target.split(",")
+            workers = [_grpc_worker(addresses[i % len(addresses)], args.model, row, stop, lat,
+                                    errors) for i in range(args.concurrency)]
         else:
             workers = [_http_worker(args.target, row, stop, lat, errors)
                        for _ in range(args.concurrency)]
@@ -119,8 +125,10 @@ def client_main(args: argparse.Namespace) -> None:
         return lat, errors
 
     asyncio.run(run(args.warmup))
-    server = psutil.Process(args.server_pid)
-    procs = [server, *server.children(recursive=True)]
+    procs = []
+    for pid in args.server_pid.split(","):
+        server = psutil.Process(int(pid))
+        procs += [server, *server.children(recursive=True)]
 
     def cpu() -> float:
         total = 0.0
@@ -140,7 +148,7 @@ def client_main(args: argparse.Namespace) -> None:
             profiler = subprocess.Popen(
                 [*_py_spy(), "record", "--nonblocking", "-r", "200",
                  *args.profile_flags.split(), "--format", "raw", "-d", str(int(args.seconds)),
-                 "-p", str(args.server_pid), "-o", args.profile],
+                 "-p", args.server_pid.split(",")[0], "-o", args.profile],
                 stdout=spy_log, stderr=spy_log)
     s0, c0 = cpu(), me.cpu_times()
     t0 = time.perf_counter()
@@ -166,7 +174,7 @@ def _py_spy() -> list[str]:
     return [exe] if exe else ["uvx", "py-spy"]
 
 
-def measure(kind: str, target: str, server_pid: int, args: argparse.Namespace,
+def measure(kind: str, target: str, server_pid: str, args: argparse.Namespace,
             model: str = "", profile: str = "") -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--client", "--kind", kind, "--target", target,
            "--model", model, "--server-pid", str(server_pid), "--seconds", str(args.seconds),
@@ -382,6 +390,38 @@ def create_deployments(address: str) -> None:
             stub.CreateDeployment(pb.CreateDeploymentRequest(deployment=d), timeout=120)
 
 
+def start_serving(tmp: Path, env: dict[str, str], uri: str, sink_port: int, replica: int,
+                  procs: list[subprocess.Popen[bytes]]) -> tuple[str, int]:
+    """One modelplane-serving process (replica ``replica``: its own port and data
+    directory, the same models and deployments) logging to the sink: its address, pid."""
+    grpc_port = free_port()
+    serving_env = {**env, "MODELPLANE_SERVING_ADDR": f"127.0.0.1:{grpc_port}",
+                   "MODELPLANE_DATA_DIR": str(tmp / f"data-{replica}"),
+                   "MODELPLANE_SERVING_HTTP_ADDR": "",
+                   "MODELPLANE_SERVING_MODEL_SOURCE": uri,
+                   "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
+                   "MODELPLANE_SERVING_OBSERVABILITY_TARGET": f"127.0.0.1:{sink_port}",
+                   "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "5",
+                   # the benchmark's model is not validated; the gate is not measured
+                   "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off"}
+    # serving's own log is kept (not the other sides'): a failure names its cause
+    serving_log = tmp / f"serving-{replica}.log"
+    with serving_log.open("wb") as log_file:
+        serving = subprocess.Popen([sys.executable, "-m", "modelplane.serving.main"],
+                                   env=serving_env, start_new_session=True,
+                                   stdout=log_file, stderr=subprocess.STDOUT)
+    procs.append(serving)
+    wait_port(grpc_port, serving)
+    try:
+        create_deployments(f"127.0.0.1:{grpc_port}")
+    except Exception:
+        tail = serving_log.read_text(errors="replace").splitlines()[-40:]
+        print(f"creating the deployments failed; the end of {serving_log}:\n"
+              + "\n".join(tail), file=sys.stderr)
+        raise
+    return f"127.0.0.1:{grpc_port}", serving.pid
+
+
 NAMES = {"a": "(a) modelplane gRPC, canary+fallback+log",
          "b": "(b) bare BentoML (bentoml serve, HTTP)",
          "c": "(c) modelplane gRPC, 1 route, no log",
@@ -437,6 +477,9 @@ def main() -> None:
                         "empty ModelInfer servicer, bare (e) and in the kit's server (f)")
     p.add_argument("--bento-workers", type=int, default=2,
                    help="bentoml serve workers for (b); 2 is its fastest on 2 cores")
+    p.add_argument("--serving-processes", type=int, default=1,
+                   help="modelplane-serving processes for (a) and (c), each on its own port "
+                        "and data directory (replicas); the client's connections spread")
     p.add_argument("--mlserver-workers", type=int, default=0,
                    help="MLServer parallel_workers for (d); 0 is its fastest here")
     p.add_argument("--profile", default="",
@@ -448,7 +491,7 @@ def main() -> None:
     p.add_argument("--kind", default="grpc")
     p.add_argument("--target", default="")
     p.add_argument("--model", default="")
-    p.add_argument("--server-pid", type=int, default=0)
+    p.add_argument("--server-pid", default="0", help="comma-separated, one per process")
     args = p.parse_args()
     if args.client:
         client_main(args)
@@ -465,44 +508,26 @@ def main() -> None:
     uri, champion = prepare_models(tmp, args.features)
     procs: list[subprocess.Popen[bytes]] = []
     rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in sides}
-    targets: dict[str, tuple[str, str, int, str]] = {}  # side: (kind, target, pid, model)
+    # side: (kind, target, pid, model); several processes: comma-separated targets and pids
+    targets: dict[str, tuple[str, str, str, str]] = {}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     finished = False
     try:
         # All servers up at once (idle ones cost ~nothing), measured in alternation, so
         # load from elsewhere on the machine hits every side alike. Every port is free.
-        serving = None
         if "a" in sides or "c" in sides:
-            sink_port, grpc_port = free_port(), free_port()
+            sink_port = free_port()
             sink = subprocess.Popen([sys.executable, "-c", SINK, f"127.0.0.1:{sink_port}"],
                                     env=env, start_new_session=True)
             procs.append(sink)
-            serving_env = {**env, "MODELPLANE_SERVING_ADDR": f"127.0.0.1:{grpc_port}",
-                           "MODELPLANE_SERVING_HTTP_ADDR": "",
-                           "MODELPLANE_SERVING_MODEL_SOURCE": uri,
-                           "MODELPLANE_SERVING_FEATURESTORE_TARGET": "none",
-                           "MODELPLANE_SERVING_OBSERVABILITY_TARGET": f"127.0.0.1:{sink_port}",
-                           "MODELPLANE_SERVING_ALIAS_POLL_SECONDS": "5",
-                           # the benchmark's model is not validated; the gate is not measured
-                           "MODELPLANE_SERVING_REQUIRE_VALIDATION": "off"}
-            # serving's own log is kept (not the other sides'): a failure names its cause
-            serving_log = tmp / "serving.log"
-            with serving_log.open("wb") as log_file:
-                serving = subprocess.Popen([sys.executable, "-m", "modelplane.serving.main"],
-                                           env=serving_env, start_new_session=True,
-                                           stdout=log_file, stderr=subprocess.STDOUT)
-            procs.append(serving)
             wait_port(sink_port, sink)
-            wait_port(grpc_port, serving)
-            try:
-                create_deployments(f"127.0.0.1:{grpc_port}")
-            except Exception:
-                tail = serving_log.read_text(errors="replace").splitlines()[-40:]
-                print(f"creating the deployments failed; the end of {serving_log}:\n"
-                      + "\n".join(tail), file=sys.stderr)
-                raise
-            targets["a"] = ("grpc", f"127.0.0.1:{grpc_port}", serving.pid, "routed")
-            targets["c"] = ("grpc", f"127.0.0.1:{grpc_port}", serving.pid, "plain")
+            addresses, pids = [], []
+            for r in range(args.serving_processes):
+                address, pid = start_serving(tmp, env, uri, sink_port, r, procs)
+                addresses.append(address)
+                pids.append(str(pid))
+            targets["a"] = ("grpc", ",".join(addresses), ",".join(pids), "routed")
+            targets["c"] = ("grpc", ",".join(addresses), ",".join(pids), "plain")
         if "b" in sides:
             http_port = free_port()
             svc_dir = tmp / "bare"
@@ -515,7 +540,7 @@ def main() -> None:
             procs.append(bare)
             wait_port(http_port, bare)
             wait_ready(f"http://127.0.0.1:{http_port}/readyz", bare)
-            targets["b"] = ("http", f"http://127.0.0.1:{http_port}/predict", bare.pid, "")
+            targets["b"] = ("http", f"http://127.0.0.1:{http_port}/predict", str(bare.pid), "")
         if mlserver_venv is not None:
             repo, ml_grpc, ml_http = mlserver_repository(tmp, champion, args.mlserver_workers)
             ml_env = {k: v for k, v in env.items() if k != "VIRTUAL_ENV"}
@@ -525,7 +550,7 @@ def main() -> None:
             procs.append(ml)
             wait_port(ml_grpc, ml)
             wait_ready(f"http://127.0.0.1:{ml_http}/v2/models/churn/ready", ml)
-            targets["d"] = ("grpc", f"127.0.0.1:{ml_grpc}", ml.pid, "churn")
+            targets["d"] = ("grpc", f"127.0.0.1:{ml_grpc}", str(ml.pid), "churn")
         for side, mode in (("e", "bare"), ("f", "kit")):
             if side in sides:
                 port = free_port()
@@ -533,7 +558,7 @@ def main() -> None:
                                          env=env, start_new_session=True)
                 procs.append(floor)
                 wait_port(port, floor)
-                targets[side] = ("grpc", f"127.0.0.1:{port}", floor.pid, "floor")
+                targets[side] = ("grpc", f"127.0.0.1:{port}", str(floor.pid), "floor")
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
         print(f"servers up; {_load()}", flush=True)
@@ -553,7 +578,7 @@ def main() -> None:
         if finished:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            print(f"kept {tmp} (models, stores, serving.log) for a look", file=sys.stderr)
+            print(f"kept {tmp} (models, stores, serving-N.log) for a look", file=sys.stderr)
     report(rounds)
     print(_load())
 
