@@ -349,13 +349,22 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         from modelplane.serving.v1 import serving_pb2_grpc
 
         async def deploy() -> None:
+            request = spb.CreateDeploymentRequest(deployment=spb.Deployment(
+                name="churn", model="churn", traffic_split=spb.TrafficSplit(routes=[spb.Route(
+                    target=spb.ModelTarget(version="1"), weight=1)])))
             async with grpc.aio.insecure_channel(f"127.0.0.1:{base}") as ch:
-                await serving_pb2_grpc.ServingServiceStub(ch).CreateDeployment(
-                    spb.CreateDeploymentRequest(deployment=spb.Deployment(
-                        name="churn", model="churn",
-                        traffic_split=spb.TrafficSplit(routes=[spb.Route(
-                            target=spb.ModelTarget(version="1"), weight=1)]))),
-                    metadata=(("authorization", f"Bearer {admin}"),))
+                while True:
+                    try:
+                        await serving_pb2_grpc.ServingServiceStub(ch).CreateDeployment(
+                            request, metadata=(("authorization", f"Bearer {admin}"),))
+                        return
+                    except grpc.aio.AioRpcError as exc:
+                        # REST answers before the gRPC service has finished starting
+                        # ("still starting"): nothing was created, ask again
+                        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                            raise
+                        assert time.monotonic() < deadline, "serving's gRPC did not start"
+                        await asyncio.sleep(0.3)
 
         asyncio.run(deploy())
         headers = {"authorization": f"Bearer {reader}"}
