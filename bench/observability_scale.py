@@ -205,8 +205,10 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
         with psycopg.connect(postgres, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         db = postgres_url(postgres, name)
+    # this process's environment (MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT...) with
+    # the bench's data directory and no auth
     svc = ServiceSettings.from_env("observability", {
-        "MODELPLANE_DATA_DIR": str(workdir / backend), "MODELPLANE_AUTH": "off"})
+        **os.environ, "MODELPLANE_DATA_DIR": str(workdir / backend), "MODELPLANE_AUTH": "off"})
     extra: dict[str, Any] = {} if AnalysisMode is None else {"exact_rows": exact_rows}
     # the environment's settings (MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT...),
     # then the bench's: no dashboard of the runtime's own, no monitors, no retention
