@@ -11,22 +11,40 @@ Per group (the whole window, each time bucket, each value of each slice column):
   relative to the actual (``max(|actual|, eps)``): MAE, RMSE and MAPE are these
   sums over that count.
 
-From these the analyses compute accuracy, precision, recall and F1
-(:func:`~..metrics.confusion_metrics`) and MAE, RMSE and MAPE exactly as they do
-on the rows. ROC AUC and log loss need each record's scores: not aggregated.
+* classification with scores (``AggregateQuery.scores``), per (predicted, actual)
+  cell and score key: the records with that score, and the sums of
+  ``-ln(clip(s))``, ``-ln(clip(1 - s))`` and ``-ln(clip(1 - (1 - s)))`` (clip to
+  [eps, 1 - eps] as :func:`~..metrics._log_loss`), and of ``-ln(clip(score of
+  the actual class, 0 if none))``: the log loss of any positive class is a sum
+  of these;
+* per ranking asked for (``AggregateQuery.ranked``: a score key, or one minus
+  it), per actual label: twice the sum of the labeled records' average ranks
+  (ties share the mean of their ranks, as ``scipy.stats.rankdata``) among the
+  group's labeled records with that score: the Mann-Whitney ROC AUC of any
+  positive class is that sum over its records.
 
-The SQL is one statement with GROUPING SETS, the same text on DuckDB and
-PostgreSQL (:func:`aggregate_sql`; each backend gives its FROM / WHERE and the
-expressions of its columns); :func:`aggregates_from_rows` reads its rows back.
+From these the analyses compute accuracy, precision, recall and F1
+(:func:`~..metrics.confusion_metrics`), ROC AUC and log loss
+(:func:`..aggregate_analysis.score_metrics`) and MAE, RMSE and MAPE exactly as
+they do on the rows.
+
+The SQL is one statement with GROUPING SETS, the same text on DuckDB,
+PostgreSQL and ClickHouse (:func:`aggregate_sql`; each backend gives its FROM /
+WHERE and the expressions of its columns), and one more per ranking
+(:func:`rank_sql`: counts per score value in the same grouping sets, then
+cumulative sums over the score's order by window functions);
+:func:`aggregates_from_rows` reads their rows back.
 :func:`aggregate_frame` computes the same from a loaded frame: the default of
 a backend that does not aggregate in its engine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import rankdata
 
 from modelplane.observability.metrics import is_none
 from modelplane.observability.records import ColumnKind, ColumnRef, ColumnSource
@@ -52,6 +70,15 @@ class AggregateQuery:
     #: a group per value (missing values are in no group)
     slices: tuple[ColumnRef, ...] = ()
     kinds: tuple[ColumnKind, ...] = ()
+    #: classification: the score keys whose counts and log-loss sums are wanted
+    scores: tuple[str, ...] = ()
+    #: classification: the rankings whose rank sums are wanted, (score key, ranked
+    #: by one minus it); each key one of ``scores``
+    ranked: tuple[tuple[str, bool], ...] = ()
+
+
+#: (score key, ranked by one minus the score)
+Ranking = tuple[str, bool]
 
 
 @dataclass
@@ -64,11 +91,36 @@ class GroupAggregate:
     abs_error: float = 0.0
     squared_error: float = 0.0
     relative_error: float = 0.0
+    #: classification with scores, among the labeled records (both labels present):
+    #: score key -> actual label -> records with that score
+    scored: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: score key -> actual label -> sums of -ln(clip(s)), -ln(clip(1 - s)) and
+    #: -ln(clip(1 - (1 - s))) over those records
+    loss: dict[str, dict[str, tuple[float, float, float]]] = field(default_factory=dict)
+    #: actual label -> sum of -ln(clip(the score of that label, 0 when missing))
+    true_loss: dict[str, float] = field(default_factory=dict)
+    #: ranking -> actual label -> twice the sum of the records' average ranks
+    ranks: dict[Ranking, dict[str, int]] = field(default_factory=dict)
 
     def add(self, other: GroupAggregate) -> None:
         self.records += other.records
         for k, n in other.cells.items():
             self.cells[k] = self.cells.get(k, 0) + n
+        for key, per in other.scored.items():
+            mine = self.scored.setdefault(key, {})
+            for label, n in per.items():
+                mine[label] = mine.get(label, 0) + n
+        for key, sums in other.loss.items():
+            into = self.loss.setdefault(key, {})
+            for label, (a, b, c) in sums.items():
+                x, y, z = into.get(label, (0.0, 0.0, 0.0))
+                into[label] = (x + a, y + b, z + c)
+        for label, v in other.true_loss.items():
+            self.true_loss[label] = self.true_loss.get(label, 0.0) + v
+        for ranking, per in other.ranks.items():
+            mine = self.ranks.setdefault(ranking, {})
+            for label, n in per.items():
+                mine[label] = mine.get(label, 0) + n
         self.labeled += other.labeled
         self.abs_error += other.abs_error
         self.squared_error += other.squared_error
@@ -102,6 +154,7 @@ def aggregate_frame(frame: Frame, query: AggregateQuery) -> Aggregates:
                  "relative_error": np.abs(err) / np.maximum(np.abs(np.where(ok, y, 1.0)), EPS)}
     else:
         ok = ~is_none(frame.actual_label) & ~is_none(frame.prediction_label)
+        score = {k: frame.scores[k] for k in query.scores}
 
     def group(idx: np.ndarray) -> GroupAggregate:
         g = GroupAggregate(records=len(idx))
@@ -115,6 +168,9 @@ def aggregate_frame(frame: Frame, query: AggregateQuery) -> Aggregates:
             pairs = zip(frame.prediction_label[mine].tolist(), frame.actual_label[mine].tolist())
             for pair in pairs:
                 g.cells[pair] = g.cells.get(pair, 0) + 1
+            if query.scores:
+                score_sums(g, frame.actual_label[mine], {k: v[mine] for k, v in score.items()},
+                           query.ranked)
         return g
 
     out.overall = group(np.arange(n))
@@ -128,6 +184,38 @@ def aggregate_frame(frame: Frame, query: AggregateQuery) -> Aggregates:
         for value in {v for v in col[present].tolist()}:
             out.slices[i][value] = group(np.flatnonzero(present & (col == value)))
     return out
+
+
+def _neg_log(p: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(p, EPS, 1 - EPS))
+
+
+def score_sums(g: GroupAggregate, actual: np.ndarray, scores: dict[str, np.ndarray],
+               ranked: tuple[Ranking, ...]) -> None:
+    """A group's score counts, log-loss sums and rank sums (see :class:`GroupAggregate`)
+    from its labeled records' actual labels and scores (NaN: none), in numpy."""
+    labels = sorted({str(v) for v in actual.tolist()})
+    by_label = {label: actual == label for label in labels}
+    true = np.zeros(len(actual))
+    for key, v in scores.items():
+        has = ~np.isnan(v)
+        x = np.where(has, v, 0.5)
+        terms = (_neg_log(x), _neg_log(1.0 - x), _neg_log(1.0 - (1.0 - x)))
+        g.scored[key] = {}
+        g.loss[key] = {}
+        for label, mask in by_label.items():
+            m = mask & has
+            g.scored[key][label] = int(m.sum())
+            g.loss[key][label] = tuple(float(t[m].sum()) for t in terms)  # type: ignore
+        true = np.where(actual == key, np.nan_to_num(v), true)
+    t = _neg_log(true)
+    g.true_loss = {label: float(t[mask].sum()) for label, mask in by_label.items()}
+    for key, flip in ranked:
+        v = scores[key]
+        has = ~np.isnan(v)
+        ranks = rankdata(1.0 - v[has] if flip else v[has])
+        g.ranks[(key, flip)] = {label: round(2 * float(ranks[mask[has]].sum()))
+                                for label, mask in by_label.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -151,13 +239,19 @@ class AggregateSource:
     placeholder: str = "?"
     #: integer division of two bigints (DuckDB ``//``, PostgreSQL ``/``)
     int_div: str = "//"
+    #: the SQL of each score of ``AggregateQuery.scores`` (same order), and the
+    #: bound values of each one's placeholders (none when not given)
+    scores: tuple[str, ...] = ()
+    score_params: tuple[tuple[object, ...], ...] = ()
+    #: the natural logarithm
+    ln: str = "ln"
 
 
-def aggregate_sql(query: AggregateQuery, src: AggregateSource) -> tuple[str, list[object]]:
-    """One statement (GROUPING SETS) of every group's aggregates; its rows are
-    (grouping bits, bucket?, slice values..., then for classification the predicted
-    label, the actual label and the records; for regression the records, labeled,
-    and the three error sums)."""
+def _window(query: AggregateQuery, src: AggregateSource, scores: tuple[str, ...]
+            ) -> tuple[list[str], str, list[object]]:
+    """The grouping keys, the subquery ``w`` of the window's records (bucket, slice
+    values, then the prediction and actual labels or the regression's error terms,
+    then the scores ``v0``... of ``scores``, NULL when not a number) and its values."""
     ph = src.placeholder
     keys: list[str] = []
     inner = []
@@ -176,19 +270,81 @@ def aggregate_sql(query: AggregateQuery, src: AggregateSource) -> tuple[str, lis
         inner.append(f"CASE WHEN {ok} THEN r.prediction_number - a.number END AS e")
         inner.append(f"CASE WHEN {ok} THEN greatest(abs(a.number), {ph}) END AS y")
         params.append(EPS)
+    else:
+        inner += ["r.prediction_label AS p", "a.label AS l"]
+    for j, key in enumerate(scores):
+        i = query.scores.index(key)
+        expr = src.scores[i]
+        inner.append(f"CASE WHEN {src.is_number.format(expr)} THEN {expr} END AS v{j}")
+        # the expression in the test and as the value: its values as often
+        own = src.score_params[i] if src.score_params else ()
+        params += [*own] * (src.is_number.count("{0}") + 1)
+    sql = f"(SELECT {', '.join(inner)} {src.from_where}) w"
+    return keys, sql, [*params, *src.where_params]
+
+
+def aggregate_sql(query: AggregateQuery, src: AggregateSource) -> tuple[str, list[object]]:
+    """One statement (GROUPING SETS) of every group's aggregates; its rows are
+    (grouping bits, bucket?, slice values..., then for classification the predicted
+    label, the actual label and the records, and with scores per score key the
+    records with it and its three log-loss sums, then the actual class's log-loss
+    sum; for regression the records, labeled, and the three error sums)."""
+    ph = src.placeholder
+    keys, window, params = _window(query, src, query.scores)
+    outer: list[object] = []
+    if query.regression:
         measures = ("count(*), count(e), coalesce(sum(abs(e)), 0), coalesce(sum(e * e), 0), "
                     "coalesce(sum(abs(e) / y), 0)")
         extra: list[str] = []
     else:
-        inner += ["r.prediction_label AS p", "a.label AS l"]
-        measures = "count(*)"
+        parts = ["count(*)"]
+
+        def neg_log(x: str) -> str:
+            outer.extend([EPS, 1.0 - EPS])
+            return f"coalesce(sum(-{src.ln}(least(greatest({x}, {ph}), {ph}))), 0)"
+
+        for j in range(len(query.scores)):
+            v = f"v{j}"
+            parts += [f"count({v})", neg_log(v), neg_log(f"1 - {v}"),
+                      neg_log(f"1 - (1 - {v})")]
+        if query.scores:
+            # the score of the record's actual class (0 when it has none)
+            case = " ".join(f"WHEN {ph} THEN v{j}" for j in range(len(query.scores)))
+            outer += list(query.scores)
+            parts.append(neg_log(f"coalesce(CASE l {case} END, 0)"))
+        measures = ", ".join(parts)
         extra = ["p", "l"]
     sets = [f"({', '.join(extra)})"] + [f"({', '.join([k, *extra])})" for k in keys]
     grouping = f"grouping({', '.join(keys)})" if keys else "0"
-    sql = (f"SELECT {grouping}, {', '.join([*keys, *extra, measures])} FROM "
-           f"(SELECT {', '.join(inner)} {src.from_where}) w "
+    sql = (f"SELECT {grouping}, {', '.join([*keys, *extra, measures])} FROM {window} "
            f"GROUP BY GROUPING SETS ({', '.join(sets)})")
-    return sql, [*params, *src.where_params]
+    return sql, [*outer, *params]
+
+
+def rank_sql(query: AggregateQuery, src: AggregateSource, ranking: Ranking
+             ) -> tuple[str, list[object]]:
+    """One statement of a ranking's rank sums: per group (the grouping sets of
+    :func:`aggregate_sql`) and actual label, among the labeled records with that
+    score, the records and twice the sum of their average ranks. The records are
+    counted per score value (GROUP BY), then each value's rank is the records of
+    lower values plus the mean of its own ranks (window sums over the values'
+    order): no sort of the records themselves. Its rows are (grouping bits,
+    bucket?, slice values..., actual label, records, twice the rank sum)."""
+    key, flip = ranking
+    keys, window, params = _window(query, src, (key,))
+    value = "1 - v0" if flip else "v0"
+    sets = ["(x, l)"] + [f"({k}, x, l)" for k in keys]
+    grouping = f"grouping({', '.join(keys)})" if keys else "0"
+    part = ", ".join(["gb", *keys])
+    counted = (f"SELECT {grouping} AS gb, {', '.join([*keys, 'x', 'l'])}, count(*) AS n "
+               f"FROM (SELECT *, {value} AS x FROM {window}) w2 WHERE p IS NOT NULL AND "
+               f"l IS NOT NULL AND x IS NOT NULL GROUP BY GROUPING SETS ({', '.join(sets)})")
+    ranked = (f"SELECT {part}, l, n, sum(n) OVER (PARTITION BY {part} ORDER BY x RANGE "
+              f"BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS le, sum(n) OVER "
+              f"(PARTITION BY {part}, x) AS eq FROM ({counted}) c")
+    sql = (f"SELECT {part}, l, sum(n), sum(n * (2 * (le - eq) + eq + 1)) FROM ({ranked}) r "
+           f"GROUP BY {part}, l")
+    return sql, params
 
 
 def slice_sql(ref: ColumnRef, typed: dict[tuple[int, str], str]) -> str:
@@ -202,13 +358,38 @@ def slice_sql(ref: ColumnRef, typed: dict[tuple[int, str], str]) -> str:
     return typed.get((int(ref.source), ref.name), "NULL")
 
 
-def aggregates_from_rows(query: AggregateQuery, rows: list[tuple[object, ...]]) -> Aggregates:
-    """The aggregates of :func:`aggregate_sql`'s rows."""
+def _group(out: Aggregates, query: AggregateQuery, bits: int, values: tuple[object, ...]
+           ) -> GroupAggregate | None:
+    """The group of a row with these grouping bits and key values (None: a missing
+    slice value, in no group)."""
+    keys = len(values)
+    # bit k (from the right) of grouping(): the k-th key from the end is not grouped
+    grouped = [j for j in range(keys) if not bits >> (keys - 1 - j) & 1]
+    if not grouped:
+        return out.overall
+    (j,) = grouped
+    value = values[j]
+    if query.bucket_us is not None and j == 0:
+        return out.buckets.setdefault(int(value), GroupAggregate())  # type: ignore
+    if value is None:  # a missing value is in no slice
+        return None
+    i = j - (1 if query.bucket_us is not None else 0)
+    if query.kinds[i] is ColumnKind.BOOLEAN:
+        value = bool(value)
+    return out.slices[i].setdefault(value, GroupAggregate())  # type: ignore
+
+
+def aggregates_from_rows(query: AggregateQuery, rows: list[tuple[object, ...]],
+                         ranks: dict[Ranking, list[tuple[object, ...]]] | None = None
+                         ) -> Aggregates:
+    """The aggregates of :func:`aggregate_sql`'s rows, and of :func:`rank_sql`'s
+    rows of each ranking."""
     out = Aggregates(slices=[{} for _ in query.slices])
     keys = (1 if query.bucket_us is not None else 0) + len(query.slices)
     for row in rows:
-        bits = int(row[0])  # type: ignore[call-overload]
-        values = row[1:1 + keys]
+        into = _group(out, query, int(row[0]), row[1:1 + keys])  # type: ignore[call-overload]
+        if into is None:
+            continue
         rest = row[1 + keys:]
         g = GroupAggregate()
         if query.regression:
@@ -217,25 +398,34 @@ def aggregates_from_rows(query: AggregateQuery, rows: list[tuple[object, ...]]) 
             g.abs_error, g.squared_error = float(sae), float(sse)  # type: ignore[arg-type]
             g.relative_error = float(sre)  # type: ignore[arg-type]
         else:
-            p, a, n = rest
+            p, a, n = rest[:3]
             g.records = int(n)  # type: ignore[call-overload]
             if p is not None and a is not None:
                 g.cells[(str(p), str(a))] = g.records
-        # bit k (from the right) of grouping(): the k-th key from the end is not grouped
-        grouped = [j for j in range(keys) if not bits >> (keys - 1 - j) & 1]
-        if not grouped:
-            into = out.overall
-        else:
-            (j,) = grouped
-            value = values[j]
-            if query.bucket_us is not None and j == 0:
-                into = out.buckets.setdefault(int(value), GroupAggregate())  # type: ignore
-            else:
-                if value is None:  # a missing value is in no slice
-                    continue
-                i = j - (1 if query.bucket_us is not None else 0)
-                if query.kinds[i] is ColumnKind.BOOLEAN:
-                    value = bool(value)
-                into = out.slices[i].setdefault(value, GroupAggregate())  # type: ignore
+                label = str(a)
+                for j, key in enumerate(query.scores):
+                    c, x, y, z = rest[3 + 4 * j:7 + 4 * j]
+                    g.scored[key] = {label: int(c)}  # type: ignore[call-overload]
+                    g.loss[key] = {label: (float(x), float(y), float(z))}  # type: ignore
+                if query.scores:
+                    g.true_loss[label] = float(rest[-1])  # type: ignore[arg-type]
         into.add(g)
+    for ranking, rank_rows in (ranks or {}).items():
+        for row in rank_rows:
+            into = _group(out, query, int(row[0]), row[1:1 + keys])  # type: ignore[call-overload]
+            if into is None:
+                continue
+            actual, _, twice = row[1 + keys:]
+            per = into.ranks.setdefault(ranking, {})
+            per[str(actual)] = per.get(str(actual), 0) + int(twice)  # type: ignore
     return out
+
+
+def run_aggregate(query: AggregateQuery, src: AggregateSource,
+                  execute: Callable[[str, list[object]], list[tuple[object, ...]]]
+                  ) -> Aggregates:
+    """The aggregates of ``query`` by a backend's ``execute`` (SQL text and values
+    -> rows): :func:`aggregate_sql`, then :func:`rank_sql` for each ranking."""
+    rows = execute(*aggregate_sql(query, src))
+    ranks = {ranking: execute(*rank_sql(query, src, ranking)) for ranking in query.ranked}
+    return aggregates_from_rows(query, rows, ranks)
