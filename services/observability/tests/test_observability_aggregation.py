@@ -312,6 +312,13 @@ def _close(a: Aggregates, b: Aggregates) -> None:
         assert (ga.records, ga.cells, ga.labeled) == (gb.records, gb.cells, gb.labeled)
         for name in ("abs_error", "squared_error", "relative_error"):
             assert getattr(ga, name) == pytest.approx(getattr(gb, name), rel=1e-9)
+        assert (ga.scored, ga.ranks) == (gb.scored, gb.ranks)
+        assert ga.true_loss == pytest.approx(gb.true_loss, rel=1e-9)
+        assert ga.loss.keys() == gb.loss.keys()
+        for key, sums in ga.loss.items():
+            assert sums.keys() == gb.loss[key].keys()
+            for label, value in sums.items():
+                assert value == pytest.approx(gb.loss[key][label], rel=1e-9)
 
 
 def test_the_stores_sql_gives_the_default_aggregates_of_the_records(
@@ -320,12 +327,14 @@ def test_the_stores_sql_gives_the_default_aggregates_of_the_records(
     in numpy over the records) is what the SQL gives; past the row budget the
     default gives None, and the caller reads the records its own way."""
     ev = _load(store, 800)
-    for model, regression in (("multi", False), ("reg", True)):
+    for model, regression in (("multi", False), ("reg", True), ("binary", False)):
         catalog = ev.catalog(model)
+        scores = tuple(catalog.score_keys())
         query = AggregateQuery(regression, 4 * 3_600_000_000, 1_800_000_000,
                                (CITY, FLAG, CHANNEL),
                                (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN,
-                                ColumnKind.CATEGORICAL))
+                                ColumnKind.CATEGORICAL), scores,
+                               tuple((k, flip) for k in scores for flip in (False, True)))
         spec = ScanSpec(model, (), Environment.PRODUCTION, TimeWindow(
             T0 + timedelta(minutes=30), T0 + timedelta(days=3)), limit=10_001)
         sql = store.aggregate(spec, catalog, query)
