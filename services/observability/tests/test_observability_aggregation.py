@@ -66,7 +66,8 @@ def _load(store: EvaluationStore, n: int = 3_000) -> Evaluations:
         t = rng.integers(0, 72 * 3600, n)
         recs, actuals = [], []
         for i in range(n):
-            feats: dict[str, float | int | str | bool | None] = {"x": float(x[i]), "flag": bool(x[i] > 0.3)}
+            feats: dict[str, float | int | str | bool | None] = {
+                "x": float(x[i]), "flag": bool(x[i] > 0.3)}
             if i % 17:
                 feats["city"] = str(city[i])
             if model == "multi":

@@ -30,10 +30,9 @@ they do on the rows.
 
 The SQL is one statement with GROUPING SETS, the same text on DuckDB,
 PostgreSQL and ClickHouse (:func:`aggregate_sql`; each backend gives its FROM /
-WHERE and the expressions of its columns), and one more per ranking
-(:func:`rank_sql`: counts per score value in the same grouping sets, then
-cumulative sums over the score's order by window functions);
-:func:`aggregates_from_rows` reads their rows back.
+WHERE and the expressions of its columns; the ranks are window functions over
+each ranked score's order, one sort per group kind, computed in the same
+statement); :func:`aggregates_from_rows` reads its rows back.
 :func:`aggregate_frame` computes the same from a loaded frame: the default of
 a backend that does not aggregate in its engine.
 """
@@ -245,13 +244,21 @@ class AggregateSource:
     score_params: tuple[tuple[object, ...], ...] = ()
     #: the natural logarithm
     ln: str = "ln"
+    #: a text key as a window partitions by it (``{}`` the key): only its equality
+    #: matters, so PostgreSQL compares bytes (COLLATE "C"), not its locale's order
+    text_key: str = "{}"
 
 
-def _window(query: AggregateQuery, src: AggregateSource, scores: tuple[str, ...]
-            ) -> tuple[list[str], str, list[object]]:
+def _window(query: AggregateQuery, src: AggregateSource) -> tuple[list[str], str, list[object]]:
     """The grouping keys, the subquery ``w`` of the window's records (bucket, slice
     values, then the prediction and actual labels or the regression's error terms,
-    then the scores ``v0``... of ``scores``, NULL when not a number) and its values."""
+    then the scores ``v0``... of ``query.scores``, NULL when not a number, then per
+    ranking its ranked value ``z<r>`` of a labeled record with that score and,
+    per group kind (overall, then each key), ``q<r>_<g>``: the record's rank among
+    its group's labeled records with that score, twice the average over ties) and
+    its values. Twice an average rank is ``rank() + count(*)`` over the ranked
+    value's order (the records below it plus one, and the records up to its last
+    tie): one sort per group kind, no self-join."""
     ph = src.placeholder
     keys: list[str] = []
     inner = []
@@ -272,14 +279,28 @@ def _window(query: AggregateQuery, src: AggregateSource, scores: tuple[str, ...]
         params.append(EPS)
     else:
         inner += ["r.prediction_label AS p", "a.label AS l"]
-    for j, key in enumerate(scores):
-        i = query.scores.index(key)
-        expr = src.scores[i]
+    for j, expr in enumerate(src.scores):
         inner.append(f"CASE WHEN {src.is_number.format(expr)} THEN {expr} END AS v{j}")
         # the expression in the test and as the value: its values as often
-        own = src.score_params[i] if src.score_params else ()
+        own = src.score_params[j] if src.score_params else ()
         params += [*own] * (src.is_number.count("{0}") + 1)
     sql = f"(SELECT {', '.join(inner)} {src.from_where}) w"
+    if query.ranked:
+        ranked = []
+        for r, (key, flip) in enumerate(query.ranked):
+            v = f"v{query.scores.index(key)}"
+            ranked.append(f"CASE WHEN p IS NOT NULL AND l IS NOT NULL THEN "
+                          f"{'1 - ' if flip else ''}{v} END AS z{r}")
+        ranks = []
+        text = [query.kinds[i] is not ColumnKind.BOOLEAN for i in range(len(src.slices))]
+        parts = [src.text_key.format(k) if k != "b" and text[int(k[1:])] else k for k in keys]
+        for r in range(len(query.ranked)):
+            for g, part in enumerate(["", *(f", {k}" for k in parts)]):
+                over = (f"OVER (PARTITION BY z{r} IS NULL{part} ORDER BY z{r} RANGE BETWEEN "
+                        "UNBOUNDED PRECEDING AND CURRENT ROW)")
+                ranks.append(f"rank() {over} + count(*) {over} AS q{r}_{g}")
+        sql = (f"(SELECT *, {', '.join(ranks)} FROM (SELECT *, {', '.join(ranked)} "
+               f"FROM {sql}) wz) w")
     return keys, sql, [*params, *src.where_params]
 
 
@@ -288,9 +309,11 @@ def aggregate_sql(query: AggregateQuery, src: AggregateSource) -> tuple[str, lis
     (grouping bits, bucket?, slice values..., then for classification the predicted
     label, the actual label and the records, and with scores per score key the
     records with it and its three log-loss sums, then the actual class's log-loss
-    sum; for regression the records, labeled, and the three error sums)."""
+    sum, then per ranking and group kind (overall, then each key) the sum of twice
+    the records' average ranks; for regression the records, labeled, and the three
+    error sums)."""
     ph = src.placeholder
-    keys, window, params = _window(query, src, query.scores)
+    keys, window, params = _window(query, src)
     outer: list[object] = []
     if query.regression:
         measures = ("count(*), count(e), coalesce(sum(abs(e)), 0), coalesce(sum(e * e), 0), "
@@ -312,6 +335,9 @@ def aggregate_sql(query: AggregateQuery, src: AggregateSource) -> tuple[str, lis
             case = " ".join(f"WHEN {ph} THEN v{j}" for j in range(len(query.scores)))
             outer += list(query.scores)
             parts.append(neg_log(f"coalesce(CASE l {case} END, 0)"))
+        for r in range(len(query.ranked)):
+            parts += [f"coalesce(sum(CASE WHEN z{r} IS NOT NULL THEN q{r}_{g} END), 0)"
+                      for g in range(1 + len(keys))]
         measures = ", ".join(parts)
         extra = ["p", "l"]
     sets = [f"({', '.join(extra)})"] + [f"({', '.join([k, *extra])})" for k in keys]
@@ -319,32 +345,6 @@ def aggregate_sql(query: AggregateQuery, src: AggregateSource) -> tuple[str, lis
     sql = (f"SELECT {grouping}, {', '.join([*keys, *extra, measures])} FROM {window} "
            f"GROUP BY GROUPING SETS ({', '.join(sets)})")
     return sql, [*outer, *params]
-
-
-def rank_sql(query: AggregateQuery, src: AggregateSource, ranking: Ranking
-             ) -> tuple[str, list[object]]:
-    """One statement of a ranking's rank sums: per group (the grouping sets of
-    :func:`aggregate_sql`) and actual label, among the labeled records with that
-    score, the records and twice the sum of their average ranks. The records are
-    counted per score value (GROUP BY), then each value's rank is the records of
-    lower values plus the mean of its own ranks (window sums over the values'
-    order): no sort of the records themselves. Its rows are (grouping bits,
-    bucket?, slice values..., actual label, records, twice the rank sum)."""
-    key, flip = ranking
-    keys, window, params = _window(query, src, (key,))
-    value = "1 - v0" if flip else "v0"
-    sets = ["(x, l)"] + [f"({k}, x, l)" for k in keys]
-    grouping = f"grouping({', '.join(keys)})" if keys else "0"
-    part = ", ".join(["gb", *keys])
-    counted = (f"SELECT {grouping} AS gb, {', '.join([*keys, 'x', 'l'])}, count(*) AS n "
-               f"FROM (SELECT *, {value} AS x FROM {window}) w2 WHERE p IS NOT NULL AND "
-               f"l IS NOT NULL AND x IS NOT NULL GROUP BY GROUPING SETS ({', '.join(sets)})")
-    ranked = (f"SELECT {part}, l, n, sum(n) OVER (PARTITION BY {part} ORDER BY x RANGE "
-              f"BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS le, sum(n) OVER "
-              f"(PARTITION BY {part}, x) AS eq FROM ({counted}) c")
-    sql = (f"SELECT {part}, l, sum(n), sum(n * (2 * (le - eq) + eq + 1)) FROM ({ranked}) r "
-           f"GROUP BY {part}, l")
-    return sql, params
 
 
 def slice_sql(ref: ColumnRef, typed: dict[tuple[int, str], str]) -> str:
@@ -359,35 +359,33 @@ def slice_sql(ref: ColumnRef, typed: dict[tuple[int, str], str]) -> str:
 
 
 def _group(out: Aggregates, query: AggregateQuery, bits: int, values: tuple[object, ...]
-           ) -> GroupAggregate | None:
+           ) -> tuple[GroupAggregate | None, int]:
     """The group of a row with these grouping bits and key values (None: a missing
-    slice value, in no group)."""
+    slice value, in no group), and its kind (0 overall, 1 + the grouped key's index)."""
     keys = len(values)
     # bit k (from the right) of grouping(): the k-th key from the end is not grouped
     grouped = [j for j in range(keys) if not bits >> (keys - 1 - j) & 1]
     if not grouped:
-        return out.overall
+        return out.overall, 0
     (j,) = grouped
     value = values[j]
     if query.bucket_us is not None and j == 0:
-        return out.buckets.setdefault(int(value), GroupAggregate())  # type: ignore
+        return out.buckets.setdefault(int(value), GroupAggregate()), 1  # type: ignore
     if value is None:  # a missing value is in no slice
-        return None
+        return None, 1 + j
     i = j - (1 if query.bucket_us is not None else 0)
     if query.kinds[i] is ColumnKind.BOOLEAN:
         value = bool(value)
-    return out.slices[i].setdefault(value, GroupAggregate())  # type: ignore
+    return out.slices[i].setdefault(value, GroupAggregate()), 1 + j  # type: ignore
 
 
-def aggregates_from_rows(query: AggregateQuery, rows: list[tuple[object, ...]],
-                         ranks: dict[Ranking, list[tuple[object, ...]]] | None = None
-                         ) -> Aggregates:
-    """The aggregates of :func:`aggregate_sql`'s rows, and of :func:`rank_sql`'s
-    rows of each ranking."""
+def aggregates_from_rows(query: AggregateQuery, rows: list[tuple[object, ...]]) -> Aggregates:
+    """The aggregates of :func:`aggregate_sql`'s rows."""
     out = Aggregates(slices=[{} for _ in query.slices])
     keys = (1 if query.bucket_us is not None else 0) + len(query.slices)
+    scored = 3 + 4 * len(query.scores) + (1 if query.scores else 0)
     for row in rows:
-        into = _group(out, query, int(row[0]), row[1:1 + keys])  # type: ignore[call-overload]
+        into, kind = _group(out, query, int(row[0]), row[1:1 + keys])  # type: ignore
         if into is None:
             continue
         rest = row[1 + keys:]
@@ -408,16 +406,11 @@ def aggregates_from_rows(query: AggregateQuery, rows: list[tuple[object, ...]],
                     g.scored[key] = {label: int(c)}  # type: ignore[call-overload]
                     g.loss[key] = {label: (float(x), float(y), float(z))}  # type: ignore
                 if query.scores:
-                    g.true_loss[label] = float(rest[-1])  # type: ignore[arg-type]
+                    g.true_loss[label] = float(rest[scored - 1])  # type: ignore[arg-type]
+                for r, ranking in enumerate(query.ranked):
+                    twice = rest[scored + r * (1 + keys) + kind]
+                    g.ranks[ranking] = {label: int(twice)}  # type: ignore[call-overload]
         into.add(g)
-    for ranking, rank_rows in (ranks or {}).items():
-        for row in rank_rows:
-            into = _group(out, query, int(row[0]), row[1:1 + keys])  # type: ignore[call-overload]
-            if into is None:
-                continue
-            actual, _, twice = row[1 + keys:]
-            per = into.ranks.setdefault(ranking, {})
-            per[str(actual)] = per.get(str(actual), 0) + int(twice)  # type: ignore
     return out
 
 
@@ -425,7 +418,5 @@ def run_aggregate(query: AggregateQuery, src: AggregateSource,
                   execute: Callable[[str, list[object]], list[tuple[object, ...]]]
                   ) -> Aggregates:
     """The aggregates of ``query`` by a backend's ``execute`` (SQL text and values
-    -> rows): :func:`aggregate_sql`, then :func:`rank_sql` for each ranking."""
-    rows = execute(*aggregate_sql(query, src))
-    ranks = {ranking: execute(*rank_sql(query, src, ranking)) for ranking in query.ranked}
-    return aggregates_from_rows(query, rows, ranks)
+    -> rows): :func:`aggregate_sql`'s one statement."""
+    return aggregates_from_rows(query, execute(*aggregate_sql(query, src)))
