@@ -226,7 +226,8 @@ def _load_scored(store: EvaluationStore, n: int = 1_500) -> Evaluations:
                 prediction_id=f"{model}-{i}", model=model, version="1",
                 environment=Environment.PRODUCTION,
                 prediction_time=T0 + timedelta(seconds=int(t[i])),
-                features={"seg": str(seg[i])}, prediction=pred, scores=scores,
+                features={"seg": str(seg[i]), "hi": bool(x[i] > 0.5)}, prediction=pred,
+                scores=scores,
                 tags={"channel": ["web", "app"][i % 2]}))
             if rng.random() < 0.9:
                 actuals.append((f"{model}-{i}", truth))
@@ -242,7 +243,7 @@ def test_roc_auc_and_log_loss_counted_by_the_store_equal_the_records_answer(
     (sklearn's: test_observability_metrics), ties, one-class slices, missing
     scores and clipped log losses included."""
     ev = _load_scored(store)
-    by = [SEG, CHANNEL, PRED, ACT]
+    by = [SEG, CHANNEL, PRED, ACT, ColumnRef(ColumnSource.FEATURE, "hi")]
     seen: dict[str, dict[M.Metric, list[float | None]]] = {}
     for model, kw in (("ties", {}), ("ties", {"positive": "0"}), ("gap", {}),
                       ("gap", {"positive": "0"}), ("three", {}),
