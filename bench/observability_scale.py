@@ -34,9 +34,16 @@ through ``write_actuals``. Then, second half against first half:
 ``--data-dir DIR`` keeps the stores in DIR: a store that already holds the
 records (a previous run's) is not imported again, so the analyses and the page
 can be timed again on the same 10M records without a 10-minute import (its
-peak RSS is then that of the analyses alone). The embedded store's DuckDB
-buffer limit is ``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT`` (its default
-unless set).
+peak RSS is then that of the analyses alone). ``--postgres-db NAME`` does the
+same for PostgreSQL (that database, created if missing, never dropped), and
+``--exact-only`` times only the exact-mode steps (drift EXACT, root cause,
+performance by day and city):
+
+    uv run python bench/observability_scale.py --records 1000000 --stores postgres
+        embedded --data-dir /tmp/auc-data --postgres-db mp_obs_auc_1m --exact-only
+
+(one command line). The embedded store's DuckDB buffer limit is
+``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT`` (its default unless set).
 
 Prints each time, the mode that answered, the peak RSS after each step
 (``resource.getrusage``: a process-wide peak, so the profile-mode steps run
@@ -174,7 +181,8 @@ def import_records(rt: Any, n: int, training: int, main: bool) -> None:
 
 def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
                 postgres: str | None, workdir: Path, training: int = 0,
-                analyze: bool = False) -> None:
+                analyze: bool = False, exact_only: bool = False,
+                postgres_db: str | None = None) -> None:
     import dataclasses
 
     from modelplane.kit.settings import ServiceSettings
@@ -201,9 +209,11 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
         from modelplane.kit.pytest_plugin import postgres_url
 
         assert postgres
-        name = f"mp_obs_scale_{uuid.uuid4().hex[:8]}"
+        name = postgres_db or f"mp_obs_scale_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(postgres, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                [name]).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
         db = postgres_url(postgres, name)
     # this process's environment (MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT...) with
     # the bench's data directory and no auth
@@ -221,7 +231,7 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
     held = backend == "embedded" and settings.embedded_path.exists()
     rt = ObservabilityRuntime(settings)
     rt.store.open()
-    if backend == "chdb":
+    if backend == "chdb" or (backend == "postgres" and postgres_db):
         from modelplane.observability.store.base import ScanSpec
 
         held = rt.store.count_records(ScanSpec(MODEL)) > 0
@@ -230,8 +240,8 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
         print(f"{backend}: {n} records over {DAYS} days, {training} training records "
               f"(DuckDB memory limit {memory if db is None else '-'}; {load()})", flush=True)
         if held:
-            print(f"  kept store in {workdir / backend}: imported by an earlier run",
-                  flush=True)
+            where = f"database {name}" if db else workdir / backend
+            print(f"  kept store in {where}: imported by an earlier run", flush=True)
         else:
             import_records(rt, n, training, AnalysisMode is None)
         if analyze and db:  # the statistics autovacuum would have gathered by now
@@ -247,6 +257,10 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
                                TimeWindow(mid, T0 + timedelta(days=DAYS)))
         ref = Reference(filter=EvaluationFilter(MODEL, ("1",), Environment.PRODUCTION,
                                                 TimeWindow(T0, mid)))
+        if exact_only and AnalysisMode is not None:
+            timed("drift, EXACT mode", lambda: ev.drift(cur, ref, mode=AnalysisMode.EXACT))
+            exact_steps(rt, cur, ref)
+            return
         if AnalysisMode is None:
             timed("drift (main's exact path)", lambda: ev.drift(cur, ref))
             page_steps(rt)
@@ -288,7 +302,7 @@ def bench_store(backend: str, n: int, exact_rows: int, skip_exact: bool,
     finally:
         rt.store.close()
         rt.executor.shutdown()
-        if db is not None:
+        if db is not None and not postgres_db:
             import psycopg
 
             with psycopg.connect(postgres, autocommit=True) as conn:  # type: ignore[arg-type]
@@ -510,6 +524,12 @@ def main() -> None:
                     help="PostgreSQL: ANALYZE after the import, before the analyses (what "
                          "autovacuum does after a bulk load; without it a server with "
                          "autovacuum off plans the scans on no statistics)")
+    ap.add_argument("--exact-only", action="store_true",
+                    help="only the exact-mode analyses (drift EXACT, root cause exact, "
+                         "performance by day and city exact)")
+    ap.add_argument("--postgres-db", default=None,
+                    help="PostgreSQL: keep the records in this database (created if "
+                         "missing, not dropped; not imported again when it holds them)")
     args = ap.parse_args()
     if "postgres" in args.stores and not args.postgres:
         ap.error("postgres: set MODELPLANE_TEST_POSTGRES or --postgres")
@@ -521,7 +541,7 @@ def main() -> None:
         for backend in args.stores:
             bench_store(backend, args.records, args.exact_rows, args.skip_exact,
                         args.postgres, args.data_dir or Path(tmp), args.training,
-                        args.analyze)
+                        args.analyze, args.exact_only, args.postgres_db)
 
 
 if __name__ == "__main__":

@@ -66,11 +66,12 @@ def _load(store: EvaluationStore, n: int = 3_000) -> Evaluations:
         t = rng.integers(0, 72 * 3600, n)
         recs, actuals = [], []
         for i in range(n):
-            feats: dict[str, object] = {"x": float(x[i]), "flag": bool(x[i] > 0.3)}
+            feats: dict[str, float | int | str | bool | None] = {
+                "x": float(x[i]), "flag": bool(x[i] > 0.3)}
             if i % 17:
                 feats["city"] = str(city[i])
             if model == "multi":
-                pred: object = int(np.clip(round(x[i] + 1), 0, 2))
+                pred: float | int = int(np.clip(round(x[i] + 1), 0, 2))
                 scores: dict[str, float] = {}
                 truth: object = pred if rng.random() < 0.7 else int(rng.integers(0, 3))
             elif model == "binary":
@@ -105,6 +106,8 @@ def _same(sql: PerformanceReport, rows: PerformanceReport) -> None:
         for metric, value in r.metrics.items():
             if value is None:
                 assert s.metrics[metric] is None, metric
+            elif np.isnan(value):  # ROC AUC of more classes, a score missing (rankdata)
+                assert np.isnan(s.metrics[metric]), metric  # type: ignore[arg-type]
             else:  # sums of float errors: the order of addition differs
                 assert s.metrics[metric] == pytest.approx(value, rel=1e-9, abs=1e-12), metric
 
@@ -162,14 +165,137 @@ def test_performance_counted_by_the_store_equals_the_records_answer(
     assert empty.overall.record_count == 0 and not empty.windows and not empty.slices
 
 
+SEG = ColumnRef(ColumnSource.FEATURE, "seg")
+
+
+def _load_scored(store: EvaluationStore, n: int = 1_500) -> Evaluations:
+    """Classifiers with scores, and what makes ROC AUC and log loss tricky:
+
+    * ``ties``: binary, the score "1" in steps of 0.1 (ties), some 0 and 1 (log
+      loss clipped); the segment "solo" holds actual 1 only (ROC AUC undefined);
+    * ``gap``: binary with scores "0" and "1"; segment "half" lacks "1" in some
+      records (its positive's score is then one minus "0"'s), segment "none"
+      lacks both in some of the first six hours (ROC AUC and log loss undefined
+      there, overall too), scores within 1e-17 of 0 and 1;
+    * ``three``: three classes, a score per class (softmax, rounded: ties);
+      segment "two" never has actual 2 (one-vs-rest undefined); in the first six
+      hours segment "hole" lacks class 2's score in some records (NaN, as
+      rankdata gives) and segment "odd" has the actual label "9" (log loss and
+      ROC AUC undefined).
+    """
+    catalogs = store.load_catalogs()
+    lock = threading.Lock()
+    ingestor = RecordIngestor(store, catalogs, lock)
+    rng = np.random.default_rng(11)
+    for model in ("ties", "gap", "three"):
+        x = rng.normal(0, 1.5, n)
+        t = rng.integers(0, 48 * 3600, n)
+        seg = rng.choice(["a", "b", "solo" if model == "ties" else "half" if model == "gap"
+                          else "two", "none" if model == "gap" else "hole" if model == "three"
+                          else "c", "odd"], n)
+        recs, actuals = [], []
+        for i in range(n):
+            p1 = float(1 / (1 + np.exp(-x[i])))
+            scores: dict[str, float]
+            if model == "ties":
+                scores = {"1": round(p1, 1)}
+                pred = int(p1 > 0.5)
+                truth = 1 if seg[i] == "solo" else (pred if rng.random() < 0.75 else 1 - pred)
+            elif model == "gap":
+                p1 = [1e-18, 1 - 1e-17, p1, p1, p1][i % 5]
+                scores = {"0": 1 - p1, "1": p1}
+                if seg[i] == "half" and i % 3 == 0:
+                    del scores["1"]
+                if seg[i] == "none" and i % 4 == 0 and t[i] < 6 * 3600:
+                    scores = {}
+                pred = int(p1 > 0.5)
+                truth = pred if rng.random() < 0.8 else 1 - pred
+            else:
+                z = np.array([0.0, x[i], -x[i] + rng.normal(0, 1)])
+                sm = np.exp(z) / np.exp(z).sum()
+                scores = {str(k): round(float(sm[k]), 2) for k in range(3)}
+                if seg[i] == "hole" and i % 6 == 0 and t[i] < 6 * 3600:
+                    del scores["2"]
+                pred = int(np.argmax(sm))
+                truth = pred if rng.random() < 0.7 else int(rng.integers(0, 3))
+                if seg[i] == "two" and truth == 2:
+                    truth = 0
+                if seg[i] == "odd" and i % 7 == 0 and t[i] < 6 * 3600:
+                    truth = 9
+            recs.append(EvaluationRecord(
+                prediction_id=f"{model}-{i}", model=model, version="1",
+                environment=Environment.PRODUCTION,
+                prediction_time=T0 + timedelta(seconds=int(t[i])),
+                features={"seg": str(seg[i]), "hi": bool(x[i] > 0.5)}, prediction=pred,
+                scores=scores,
+                tags={"channel": ["web", "app"][i % 2]}))
+            if rng.random() < 0.9:
+                actuals.append((f"{model}-{i}", truth))
+        ingestor.write_records(recs)
+        ingestor.write_actuals([Actual(pid, v) for pid, v in actuals])  # type: ignore[arg-type]
+    return Evaluations(store, catalogs, lock)
+
+
+def test_roc_auc_and_log_loss_counted_by_the_store_equal_the_records_answer(
+        store: EvaluationStore) -> None:
+    """Every default metric of a classifier with scores, by bucket and slice, from
+    the store's SQL (ten records of row budget: none read) equals the rows' answer
+    (sklearn's: test_observability_metrics), ties, one-class slices, missing
+    scores and clipped log losses included."""
+    ev = _load_scored(store)
+    by = [SEG, CHANNEL, PRED, ACT, ColumnRef(ColumnSource.FEATURE, "hi")]
+    seen: dict[str, dict[M.Metric, list[float | None]]] = {}
+    for model, kw in (("ties", {}), ("ties", {"positive": "0"}), ("gap", {}),
+                      ("gap", {"positive": "0"}), ("three", {}),
+                      ("three", {"average": M.ClassAverage.WEIGHTED})):
+        report = _both(ev, EvaluationFilter(model), bucket=timedelta(hours=6), slice_by=by,
+                       **kw)
+        groups = [report.overall, *report.windows, *report.slices]
+        for metric in (M.Metric.ROC_AUC, M.Metric.LOG_LOSS):
+            seen.setdefault(model, {}).setdefault(metric, []).extend(
+                g.metrics[metric] for g in groups)
+        segs = {g.slice[0].values[0]: g for g in report.slices
+                if g.slice and g.slice[0].column == SEG}
+        if model == "ties":
+            assert segs["solo"].metrics[M.Metric.ROC_AUC] is None
+            assert segs["solo"].metrics[M.Metric.LOG_LOSS] is not None
+        if model == "gap":
+            assert segs["none"].metrics[M.Metric.ROC_AUC] is None
+            assert segs["half"].metrics[M.Metric.ROC_AUC] is not None
+        if model == "three":
+            assert segs["two"].metrics[M.Metric.ROC_AUC] is None
+            assert segs["odd"].metrics[M.Metric.LOG_LOSS] is None
+            assert np.isnan(segs["hole"].metrics[M.Metric.ROC_AUC])  # type: ignore[arg-type]
+    for model, metrics in seen.items():  # many groups have both
+        for metric, values in metrics.items():
+            assert sum(v is not None for v in values) > len(values) / 3, (model, metric)
+
+
+def test_the_overall_roc_auc_and_log_loss_are_sklearns(store: EvaluationStore) -> None:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    ev = _load_scored(store, 600)
+    ev._max_rows = 10  # the store's SQL: no record read
+    report = ev.performance(EvaluationFilter("ties"), mode=AnalysisMode.EXACT)
+    frame = store.scan_frame(ScanSpec("ties"), ev.catalog("ties"))
+    ok = ~M.is_none(frame.actual_label) & ~M.is_none(frame.prediction_label)
+    y = (frame.actual_label[ok] == "1").astype(int)
+    p = frame.scores["1"][ok]
+    assert report.overall.metrics[M.Metric.ROC_AUC] == pytest.approx(
+        roc_auc_score(y, p), rel=1e-12)
+    eps = np.finfo(np.float64).eps
+    assert report.overall.metrics[M.Metric.LOG_LOSS] == pytest.approx(
+        log_loss(y, np.clip(p, eps, 1 - eps)), rel=1e-9)
+
+
 def test_what_the_counts_cannot_give_reads_the_records(store: EvaluationStore) -> None:
     ev = _load(store, 500)
     ev._max_rows = 10
     f = EvaluationFilter("binary")
-    # ROC AUC needs the scores, a numeric slice the values' quantiles, a predicate
-    # the records: each reads them, and ten records are not enough
+    # a numeric slice needs the values' quantiles, a predicate the records: each
+    # reads them, and ten records are not enough
     x = ColumnRef(ColumnSource.FEATURE, "x")
-    for kw in ({}, {"slice_by": [x], "metrics": [M.Metric.ACCURACY]},
+    for kw in ({"slice_by": [x], "metrics": [M.Metric.ACCURACY]},
                {"metrics": [M.Metric.ACCURACY], "f": replace(f, predicates=(
                    SlicePredicate(CITY, SliceOperator.EQUAL, ("city01",)),))}):
         g = kw.pop("f", f)
@@ -188,6 +314,13 @@ def _close(a: Aggregates, b: Aggregates) -> None:
         assert (ga.records, ga.cells, ga.labeled) == (gb.records, gb.cells, gb.labeled)
         for name in ("abs_error", "squared_error", "relative_error"):
             assert getattr(ga, name) == pytest.approx(getattr(gb, name), rel=1e-9)
+        assert (ga.scored, ga.ranks) == (gb.scored, gb.ranks)
+        assert ga.true_loss == pytest.approx(gb.true_loss, rel=1e-9)
+        assert ga.loss.keys() == gb.loss.keys()
+        for key, sums in ga.loss.items():
+            assert sums.keys() == gb.loss[key].keys()
+            for label, value in sums.items():
+                assert value == pytest.approx(gb.loss[key][label], rel=1e-9)
 
 
 def test_the_stores_sql_gives_the_default_aggregates_of_the_records(
@@ -196,12 +329,14 @@ def test_the_stores_sql_gives_the_default_aggregates_of_the_records(
     in numpy over the records) is what the SQL gives; past the row budget the
     default gives None, and the caller reads the records its own way."""
     ev = _load(store, 800)
-    for model, regression in (("multi", False), ("reg", True)):
+    for model, regression in (("multi", False), ("reg", True), ("binary", False)):
         catalog = ev.catalog(model)
+        scores = tuple(catalog.score_keys())
         query = AggregateQuery(regression, 4 * 3_600_000_000, 1_800_000_000,
                                (CITY, FLAG, CHANNEL),
                                (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN,
-                                ColumnKind.CATEGORICAL))
+                                ColumnKind.CATEGORICAL), scores,
+                               tuple((k, flip) for k in scores for flip in (False, True)))
         spec = ScanSpec(model, (), Environment.PRODUCTION, TimeWindow(
             T0 + timedelta(minutes=30), T0 + timedelta(days=3)), limit=10_001)
         sql = store.aggregate(spec, catalog, query)

@@ -335,6 +335,14 @@ async def _both(services: tuple[Service, Service], method: str, request: Any) ->
         for rec in getattr(answer, "records", [answer] if method == "GetRecord" else []):
             assert rec.actual.HasField("actual_time")
             rec.actual.ClearField("actual_time")
+    if method == "ComputePerformance":
+        # exact performance is summed by each store's SQL (log loss: a sum of
+        # logarithms), in its own order of addition: equal to 1e-12, not bit for bit
+        for ga, gb in zip([a.overall, *a.windows, *a.slices],
+                          [b.overall, *b.windows, *b.slices], strict=True):
+            for ma, mb in zip(ga.metrics, gb.metrics, strict=True):
+                assert ma.value == pytest.approx(mb.value, rel=1e-12), (method, ma.metric)
+                mb.value = ma.value
     assert a == b, method
     return a
 
@@ -443,3 +451,26 @@ def test_aggregates_are_counted_by_clickhouse_as_by_duckdb(
     assert (a.overall, a.buckets, a.slices) == (b.overall, b.buckets, b.slices)
     assert b.overall.records == embedded.count_records(replace(spec, limit=None))
     assert set(b.slices[1]) == {True, False} and b.overall.records > 300
+
+
+def test_roc_auc_and_log_loss_are_counted_by_clickhouse_as_the_records_give(
+        chdb_dir: Path, tmp_path: Path) -> None:
+    """The aggregation test's classifiers with scores (ties, one-class slices,
+    missing scores, three classes) on ClickHouse: every default metric by bucket
+    and slice from its SQL equals the answer of the records read into Python."""
+    from test_observability_aggregation import ACT, CHANNEL, PRED, SEG, _both, _load_scored
+
+    from modelplane.observability import metrics as M
+    from modelplane.observability.records import EvaluationFilter
+
+    clickhouse = _clickhouse(chdb_dir, "scored", tmp_path)
+    try:
+        ev = _load_scored(clickhouse, 600)
+        for model, kw in (("ties", {}), ("gap", {}), ("gap", {"positive": "0"}),
+                          ("three", {})):
+            report = _both(ev, EvaluationFilter(model), bucket=timedelta(hours=6),
+                           slice_by=[SEG, CHANNEL, PRED, ACT], **kw)
+            aucs = [g.metrics[M.Metric.ROC_AUC] for g in report.slices]
+            assert sum(a is not None for a in aucs) > 3, model
+    finally:
+        clickhouse.close()

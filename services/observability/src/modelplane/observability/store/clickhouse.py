@@ -592,26 +592,33 @@ class ClickHouseStore(EvaluationStore):
         typed = {k: (f"CAST(r.{c} AS Nullable(String))" if kind is ColumnKind.CATEGORICAL
                      else f"r.{c}") for k, (c, kind) in self._typed(spec.model).items()}
         slices = tuple(agg.slice_sql(ref, typed) for ref in query.slices)
+        scores = tuple(typed.get((SCORE_SOURCE, k), "CAST(NULL AS Nullable(Float64))")
+                       for k in query.scores)
         ids = f"SELECT prediction_id FROM {{db}}.obs_records AS r WHERE {where}"
-        sql, values = agg.aggregate_sql(query, agg.AggregateSource(
+        src = agg.AggregateSource(
             f"FROM {{db}}.obs_records AS r LEFT JOIN "
             f"{_LATEST_ACTUALS.format(db='{db}', ids=ids)} AS a "
             f"ON a.prediction_id = r.prediction_id WHERE {where}",
             "toUnixTimestamp64Micro(r.prediction_time)", slices, (), (),
-            "({0} IS NOT NULL AND NOT isNaN({0}))", int_div="DIV"))
-        # aggregate_sql's own values are positional (?): named here, as ClickHouse binds
-        pieces = sql.split("?")
-        if len(pieces) - 1 != len(values):
-            raise AssertionError("aggregate_sql's placeholders and values disagree")
-        named = pieces[0]
-        for i, (value, rest) in enumerate(zip(values, pieces[1:], strict=True)):
-            kind = "Float64" if isinstance(value, float) else "Int64"
-            named += f"{{agg{i}:{kind}}}{rest}"
-            params[f"agg{i}"] = value
-        table = self.client.arrow(self._sql(named + _READ_SETTINGS), params)
-        rows = list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)),
-                        strict=True))
-        return agg.aggregates_from_rows(query, rows)
+            "({0} IS NOT NULL AND NOT isNaN({0}))", int_div="DIV", scores=scores, ln="log")
+
+        def execute(sql: str, values: list[object]) -> list[tuple[object, ...]]:
+            # aggregate_sql's own values are positional (?): named here, as ClickHouse binds
+            pieces = sql.split("?")
+            if len(pieces) - 1 != len(values):
+                raise AssertionError("aggregate_sql's placeholders and values disagree")
+            named = pieces[0]
+            bound = dict(params)
+            for i, (value, rest) in enumerate(zip(values, pieces[1:], strict=True)):
+                kind = ("Float64" if isinstance(value, float) else
+                        "String" if isinstance(value, str) else "Int64")
+                named += f"{{agg{i}:{kind}}}{rest}"
+                bound[f"agg{i}"] = value
+            table = self.client.arrow(self._sql(named + _READ_SETTINGS), bound)
+            return list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)),
+                            strict=True))
+
+        return agg.run_aggregate(query, src, execute)
 
     def count_records(self, spec: ScanSpec) -> int:
         where, params = self._scan_where(spec)

@@ -696,12 +696,13 @@ class EmbeddedStore(EvaluationStore):
             typed = self._typed.get(spec.model, {})
             slices = tuple(agg.slice_sql(ref, {k: f"r.{c}" for k, (c, _) in typed.items()})
                            for ref in query.slices)
-            sql, values = agg.aggregate_sql(query, agg.AggregateSource(
+            scores = tuple(f"r.{typed[(SCORE_SOURCE, k)][0]}" if (SCORE_SOURCE, k) in typed
+                           else "CAST(NULL AS DOUBLE)" for k in query.scores)
+            return agg.run_aggregate(query, agg.AggregateSource(
                 "FROM obs_records r LEFT JOIN obs_actuals a ON a.prediction_id = "
                 "r.prediction_id WHERE " + where, "epoch_us(r.prediction_time)", slices, (),
-                tuple(params), "({0} IS NOT NULL AND NOT isnan({0}))"))
-            rows = self._conn.execute(sql, values).fetchall()
-        return agg.aggregates_from_rows(query, rows)
+                tuple(params), "({0} IS NOT NULL AND NOT isnan({0}))", scores=scores),
+                lambda sql, values: self._conn.execute(sql, values).fetchall())
 
     def record_span(self, spec: ScanSpec) -> tuple[datetime | None, datetime | None]:
         """The first (last) prediction time, looked for in the first (last) hour the
