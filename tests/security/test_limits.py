@@ -291,7 +291,7 @@ mlflow.set_registry_uri({tracking_uri!r})
 X = np.random.default_rng(0).normal(size=(100, 4)); y = (X[:, 0] > 0).astype(int)
 with mlflow.start_run():
     mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
-                             registered_model_name="churn")
+                             registered_model_name="churn", pip_requirements=["scikit-learn"])
 """
     # MLflow state another test module left in the environment (an experiment id, a
     # registry URI) must not follow the child into this fresh store.
