@@ -40,6 +40,8 @@ def main() -> None:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     store = Path(tempfile.mkdtemp(prefix="bench-model-logging-"))
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    # artifacts beside the store, not in ./mlruns of the working directory
+    mlflow.create_experiment("bench", artifact_location=(store / "artifacts").as_uri())
     mlflow.set_experiment("bench")
     X = np.random.default_rng(0).normal(size=(200, 4))
     y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
