@@ -65,7 +65,8 @@ def _log_model(uri: str, artifacts: Path) -> None:
     clf = LogisticRegression().fit(X, y)
     with mlflow.start_run():
         mlflow.sklearn.log_model(clf, name="model", registered_model_name="churn",
-                                 signature=infer_signature(X, clf.predict(X)))
+                                 signature=infer_signature(X, clf.predict(X)),
+                                 pip_requirements=["scikit-learn"])
     client.set_registered_model_alias("churn", "champion", "1")
 
 

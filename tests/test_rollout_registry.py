@@ -99,9 +99,22 @@ class Env:
     alerts: SimulatedAlerts
 
 
-async def _model(env: RegistryEnv, name: str, *, validate_v2: bool) -> None:
-    for _ in range(2):
-        await asyncio.to_thread(log_sklearn_model, env, "rollouts", name, {})
+def _register(env: RegistryEnv, model_uri: str, name: str) -> None:
+    """A new version of ``name`` from a model already logged (the stock client's
+    ``register_model``, the call ``log_model(registered_model_name=...)`` makes)."""
+    import mlflow
+
+    with env.mlflow_as("writer"):
+        mlflow.register_model(model_uri, name)
+
+
+async def _model(env: RegistryEnv, name: str, sources: tuple[str, str], *,
+                 validate_v2: bool) -> None:
+    """v1 and v2 of ``name``, registered from the two runs the module logged (logging
+    a run per version, 14 in all, took ~2 s each: the evidence is simulated, so what
+    the versions predict does not matter)."""
+    for source in sources:
+        await asyncio.to_thread(_register, env, source, name)
     validator = env.stub("validator")
     for version in (1, 2) if validate_v2 else (1,):
         await validator.AttachValidation(rpb.AttachValidationRequest(
@@ -125,10 +138,13 @@ async def env(tmp_path_factory: pytest.TempPathFactory,
     reg = shared_registry
     # serving's own identity, as `modelplane up` makes it: a service writer key
     serving_key = reg.service_key("serving")
+    runs = [(await asyncio.to_thread(log_sklearn_model, reg, "rollouts", None, {}))[1]
+            for _ in range(2)]
+    sources = (runs[0].model_uri, runs[1].model_uri)
     for name, good in (("ro-good", True), ("ro-worse", True), ("ro-unvalidated", False),
                        ("ro-nodata", True), ("ro-resume", True), ("ro-city", True),
                        ("ro-mae", True)):
-        await _model(reg, name, validate_v2=good)
+        await _model(reg, name, sources, validate_v2=good)
     settings = ServingSettings.from_env({
         "MODELPLANE_DATA_DIR": str(root / "serving"), "MODELPLANE_AUTH": "off",
         "MODELPLANE_API_KEY": serving_key,
@@ -429,8 +445,10 @@ async def test_a_promotion_cut_off_before_the_registry_call_is_finished_on_the_n
     r = env.store.get_rollout("resume")
     assert r is not None and r.revision == paused.revision
     promoting = dataclasses.replace(r, state=RolloutState.PROMOTING, revision=r.revision + 1)
+    when = r.update_time or r.start_time
+    assert when is not None
     env.store.save_rollout(promoting, r.revision, RolloutEvent(
-        "resume", promoting.revision, r.update_time or r.start_time, EventType.PROMOTING,
+        "resume", promoting.revision, when, EventType.PROMOTING,
         RolloutState.PROMOTING, r.current_step, 5.0, "promoting (then the process died)",
         "controller:gone"))
     done = await _until_state(env, "resume", pb.ROLLOUT_STATE_PROMOTED, pb.ROLLOUT_STATE_FAILED)

@@ -2,7 +2,7 @@
 data directory, a tiny model deployed through the registry's MLflow, inference through
 the gateway, the evaluation store counted through observability's contract.
 
-Shared by ``test_platform_supervision.py`` and ``test_platform_replicas.py`` (imported by
+Shared by ``tests/test_platform_cli.py`` and ``test_platform_replicas.py`` (imported by
 path: the tests run in importlib mode).
 """
 

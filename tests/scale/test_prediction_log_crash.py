@@ -59,7 +59,8 @@ def _log_model(tmp: Path) -> str:
     mlflow.set_registry_uri(uri)
     with mlflow.start_run(experiment_id=exp):
         info = mlflow.sklearn.log_model(clf, name="model", registered_model_name="churn",
-                                        signature=infer_signature(x, clf.predict(x)))
+                                        signature=infer_signature(x, clf.predict(x)),
+                                        pip_requirements=["scikit-learn"])
     client.set_registered_model_alias("churn", "champion", str(info.registered_model_version))
     return uri
 

@@ -88,7 +88,8 @@ def _register_model(tmp: Path) -> str:
             clf = LogisticRegression(C=C).fit(X, y)
             with mlflow.start_run():
                 mlflow.sklearn.log_model(clf, name="model", registered_model_name="churn",
-                                         signature=infer_signature(X, clf.predict(X)))
+                                         signature=infer_signature(X, clf.predict(X)),
+                                         pip_requirements=["scikit-learn"])
         client.set_registered_model_alias("churn", "champion", "1")
         client.set_registered_model_alias("churn", "challenger", "2")
     finally:

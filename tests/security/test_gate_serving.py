@@ -52,7 +52,8 @@ def _log_versions(uri: str, artifacts: Path) -> None:
     for _ in range(3):
         with mlflow.start_run():
             mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
-                                     registered_model_name=MODEL)
+                                     registered_model_name=MODEL,
+                                     pip_requirements=["scikit-learn"])
     client.set_model_version_tag(MODEL, "1", "modelplane.validation.status", "PASS")
     client.set_model_version_tag(MODEL, "3", "modelplane.validation.status", "WARN")
     client.set_registered_model_alias(MODEL, "champion", "1")

@@ -281,24 +281,40 @@ async def test_compute_calls_past_the_concurrency_limit_are_refused_with_a_retry
 # -- serving's own OIP REST port, in its own process ----------------------------------------
 
 
-def _log_model(tracking_uri: str) -> None:
-    """A scikit-learn model "churn" v1 in an MLflow registry (run in a child process)."""
-    code = f"""
-import mlflow, mlflow.sklearn, numpy as np
-from sklearn.linear_model import LogisticRegression
-mlflow.set_tracking_uri({tracking_uri!r})
-mlflow.set_registry_uri({tracking_uri!r})
-X = np.random.default_rng(0).normal(size=(100, 4)); y = (X[:, 0] > 0).astype(int)
-with mlflow.start_run():
-    mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
-                             registered_model_name="churn")
-"""
-    # MLflow state another test module left in the environment (an experiment id, a
-    # registry URI) must not follow the child into this fresh store.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=240, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+def _log_model(tracking_uri: str, artifacts: Path) -> None:
+    """A scikit-learn model "churn" v1 in a fresh MLflow registry, logged in this process
+    (a child process importing MLflow and scikit-learn again for it cost more than the
+    logging). MLflow state another test module left (``MLFLOW_*`` variables such as an
+    experiment id, the process's tracking and registry URIs) is set aside meanwhile and
+    put back; the run names its experiment, so no active experiment is left behind."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from mlflow import MlflowClient
+    from mlflow.tracking._model_registry import utils as registry_uris
+    from mlflow.tracking._tracking_service import utils as tracking_uris
+    from sklearn.linear_model import LogisticRegression
+
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_")}
+    # the URIs as set, None included (get_registry_uri() would resolve an unset one to the
+    # tracking URI, and setting that back would pin it)
+    previous = tracking_uris._tracking_uri, registry_uris._registry_uri
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        experiment = MlflowClient(tracking_uri).create_experiment(
+            "limits", artifact_location=artifacts.as_uri())
+        X = np.random.default_rng(0).normal(size=(100, 4))
+        y = (X[:, 0] > 0).astype(int)
+        with mlflow.start_run(experiment_id=experiment):
+            mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model",
+                                     registered_model_name="churn",
+                                     pip_requirements=["scikit-learn"])
+    finally:
+        tracking_uris._tracking_uri, registry_uris._registry_uri = previous
+        for name in [k for k in os.environ if k.startswith("MLFLOW_")]:
+            del os.environ[name]  # the set_*_uri calls above exported theirs
+        os.environ.update(saved)
 
 
 def _body(total: int, chunk: int = 1 * MiB) -> Iterator[bytes]:
@@ -315,7 +331,7 @@ def _body(total: int, chunk: int = 1 * MiB) -> Iterator[bytes]:
 def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("serving-limits")
     tracking = f"sqlite:///{tmp / 'mlflow.db'}"
-    _log_model(tracking)
+    _log_model(tracking, tmp / "artifacts")
     keys = tmp / "keys.json"
     admin = add_key(keys, "admin", Role.ADMIN)
     reader = add_key(keys, "app", Role.READER)

@@ -24,6 +24,11 @@ from modelplane.serving.settings import ServingSettings
 
 N_FEATURES = 4
 
+#: Requirements given to the test models that no Bento is built from. Left out, MLflow infers
+#: them on each log_model (``uv export`` of this workspace: ~2 s a model here), which only the
+#: Bento test needs (it checks the inferred ones of its scikit-learn model).
+PYFUNC_REQUIREMENTS = ["mlflow", "cloudpickle", "numpy", "pandas"]
+
 
 def make_data(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -103,7 +108,8 @@ class Registry:
         self.use()
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(name="model", python_model=_broken_models()[kind],
-                                           registered_model_name=name)
+                                           registered_model_name=name,
+                                           pip_requirements=PYFUNC_REQUIREMENTS)
         return str(info.registered_model_version)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
@@ -199,7 +205,8 @@ def log_two_versions(mlflow_uri: str, key: str, model: str, experiment: str) -> 
             clf = LogisticRegression(C=C).fit(X, y)
             with mlflow.start_run():
                 mlflow.sklearn.log_model(clf, name="model", registered_model_name=model,
-                                         signature=infer_signature(X, clf.predict(X)))
+                                         signature=infer_signature(X, clf.predict(X)),
+                                         pip_requirements=["scikit-learn"])
     finally:
         mlflow.set_tracking_uri(previous_uri)
         mlflow.set_registry_uri(previous_registry)

@@ -148,7 +148,8 @@ def _log_last_column_reader(registry) -> str:
     registry.use()  # its store and experiment: another module may have left its own
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(name="model", python_model=LastColumnPlus100(),
-                                       registered_model_name="chain_reader")
+                                       registered_model_name="chain_reader",
+                                       pip_requirements=["mlflow", "cloudpickle", "numpy"])
     return str(info.registered_model_version)
 
 

@@ -145,7 +145,8 @@ async def test_a_version_of_the_same_name_from_another_registry_is_not_served_fr
             "other", artifact_location=(tmp_path / "other-artifacts").as_uri())
         with mlflow.start_run(experiment_id=experiment):
             mlflow.sklearn.log_model(flipped, name="model", registered_model_name="churn",
-                                     signature=infer_signature(train_x, flipped.predict(X[:1])))
+                                     signature=infer_signature(train_x, flipped.predict(X[:1])),
+                                     pip_requirements=["scikit-learn"])
         client.set_registered_model_alias("churn", "champion", "1")
     finally:
         mlflow.set_tracking_uri(previous[0])

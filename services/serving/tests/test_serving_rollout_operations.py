@@ -77,7 +77,8 @@ def versions(registry: Any) -> dict[str, str]:
     for kind, model in _pyfuncs().items():
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(name="model", python_model=model,
-                                           registered_model_name=MODEL)
+                                           registered_model_name=MODEL,
+                                           pip_requirements=["mlflow", "cloudpickle", "numpy"])
         out[kind] = str(info.registered_model_version)
     out["good"] = registry.log_sklearn(MODEL, C=0.5, seed=2)
     registry.set_alias(MODEL, "champion", out["champion"])

@@ -52,7 +52,8 @@ def versions(registry: Any) -> dict[str, str]:
     out = {"champion": registry.log_sklearn(MODEL, C=1.0, seed=0)}
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(name="model", python_model=_constant(),
-                                       registered_model_name=MODEL)
+                                       registered_model_name=MODEL,
+                                       pip_requirements=["mlflow", "cloudpickle", "numpy"])
     out["sevens"] = str(info.registered_model_version)
     out["good"] = registry.log_sklearn(MODEL, C=0.5, seed=2)
     registry.set_alias(MODEL, "champion", out["champion"])
