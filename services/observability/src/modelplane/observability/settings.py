@@ -12,7 +12,7 @@
 | ``MODELPLANE_OBSERVABILITY_ANALYSIS_THREADS`` | ``2`` | threads computing drift columns in parallel |
 | ``MODELPLANE_OBSERVABILITY_DB_POOL_SIZE`` | ``4`` | PostgreSQL connections |
 | ``MODELPLANE_OBSERVABILITY_MAX_RECORD_COLUMNS`` | ``1500`` | PostgreSQL: columns ``obs_records`` may reach (at most 1600); catalog columns past it get no typed column |
-| ``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT`` | ``512MB`` | the embedded store's DuckDB buffer limit (DuckDB's ``memory_limit``); past it DuckDB writes buffers out |
+| ``MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT`` | ``384MB`` | the embedded store's DuckDB buffer limit (DuckDB's ``memory_limit``); past it DuckDB writes buffers out |
 | ``MODELPLANE_OBSERVABILITY_DUCKDB_THREADS`` | unset | DuckDB's worker threads in the embedded store; unset = one per core |
 | ``MODELPLANE_OBSERVABILITY_MONITOR_LEASE_SECONDS`` | ``10`` | the monitor scheduler's lease: one replica evaluates; another takes over within this time after it dies |
 | ``MODELPLANE_OBSERVABILITY_WEBHOOK_ALLOW`` | unset | webhook targets allowed although not public: comma-separated CIDRs, addresses, host names (``*.example.com``) |
