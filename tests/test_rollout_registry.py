@@ -326,11 +326,14 @@ async def test_a_challenger_worse_in_one_city_is_rolled_back_and_an_alert_raised
     assert r.evidence.slices[1].threshold == pytest.approx(60.0)
     assert r.analysis.checks[1].slice.feature == "city"
     assert await _split(env, model) == [("champion", 100), ("v2", 0)]
+    # the alert is raised in observability first, its event written after: wait for
+    # the event, not for the raise
     deadline = time.monotonic() + 30
-    while not any(k.startswith("city@") for k in env.alerts.raised) \
+    events = await _events(env, "city")
+    while not any("alert raised" in e.message for e in events) \
             and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    events = await _events(env, "city")
+        events = await _events(env, "city")
     types = _types(events)
     assert types[types.index("ROLLED_BACK"):] == ["ROLLED_BACK", "ALERT", "ALERT"], types
     assert "trying again next tick" in events[-2].message
