@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from modelplane.observability import metrics as M
 from modelplane.observability.drift import DriftMethod, categorical_drift, numeric_drift
@@ -32,6 +33,7 @@ from modelplane.observability.store.encoding import Catalog
 from modelplane.observability.store.frames import Frame
 
 _PAIR_MARGIN = 1.5
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def rank(s: SliceContribution) -> tuple[float, float]:
@@ -54,15 +56,13 @@ def root_cause_of(ref: Frame, cur: Frame, catalog: Catalog, model: str,
     else:
         cols = [(c, k) for c, k in sorted(kinds.items())
                 if c.source in (ColumnSource.FEATURE, ColumnSource.TAG)]
-    objective = _objective(cur, catalog, metric, drift_column, kinds, model, positive)
-    degrade, within, is_drift, sign = objective
-    overall_change = degrade(ref, cur)
+    obj = _objective(ref, cur, catalog, metric, drift_column, kinds, model, positive)
+    overall_change = obj.degrade(None, None)
     singles: list[SliceContribution] = []
     col_of: dict[int, ColumnRef] = {}
     for col, kind in cols:
         for preds in candidate_slices(col, kind, [ref, cur], bins or 4):
-            c = _contribution(ref, cur, preds, degrade, within, is_drift, sign,
-                              overall_change, min_slice_size)
+            c = _contribution(ref, cur, preds, obj, overall_change, min_slice_size)
             if c is not None:
                 col_of[id(c)] = col
                 singles.append(c)
@@ -73,61 +73,168 @@ def root_cause_of(ref: Frame, cur: Frame, catalog: Catalog, model: str,
         for a, b in itertools.combinations(top, 2):
             if col_of[id(a)] == col_of[id(b)]:
                 continue
-            c = _contribution(ref, cur, a.slice + b.slice, degrade, within,
-                              is_drift, sign, overall_change, min_slice_size)
+            c = _contribution(ref, cur, a.slice + b.slice, obj, overall_change,
+                              min_slice_size)
             # the simpler slice stays first unless the pair is clearly more to blame
             if c is not None and c.score > _PAIR_MARGIN * max(a.score, b.score):
                 found.append(c)
     found.sort(key=rank)
-    ref_value, cur_value = within(ref), within(cur)
-    return RootCauseReport(ref_value, cur_value, found[:max_slices or 10])
+    return RootCauseReport(obj.within(0, None), obj.within(1, None), found[:max_slices or 10])
 
-def _objective(cur: Frame, catalog: Catalog, metric: M.Metric | None,
+
+Mask = np.ndarray | None  # rows of one side (None: all of them)
+
+
+class _Objective:
+    """What root cause explains, on the rows of either side (0 the reference, 1 the
+    current frame) that a mask picks: ``within`` the objective on one side's rows,
+    ``degrade`` how much worse the current rows are than the reference rows."""
+
+    is_drift = False
+    sign = 1.0
+
+    def within(self, side: int, mask: Mask) -> float:
+        raise NotImplementedError
+
+    def degrade(self, ref_mask: Mask, cur_mask: Mask) -> float:
+        return self.sign * (self.within(0, ref_mask) - self.within(1, cur_mask))
+
+
+class _MetricOnRows(_Objective):
+    """A metric computed on the picked rows themselves (ROC AUC and log loss need
+    every score: no sums give them)."""
+
+    def __init__(self, frames: tuple[Frame, Frame], task: M.TaskType, metric: M.Metric,
+                 positive: str, sign: float) -> None:
+        self.frames, self.task, self.metric = frames, task, metric
+        self.positive, self.sign = positive, sign
+
+    def within(self, side: int, mask: Mask) -> float:
+        fr = self.frames[side]
+        if mask is not None:
+            fr = fr.take(np.flatnonzero(mask))
+        _, vals = metric_values(fr, self.task, [self.metric], self.positive,
+                                M.ClassAverage.UNSPECIFIED)
+        v = vals[self.metric]
+        return float("nan") if v is None else v
+
+
+class _ConfusionCounts(_Objective):
+    """A classification metric from the (predicted, actual) pair counts of the picked
+    rows (:func:`metrics.confusion_metrics`, the same values as on the rows): each
+    row coded once, a slice and its rest are a bincount each, not copies of the frame."""
+
+    def __init__(self, frames: tuple[Frame, Frame], metric: M.Metric, positive: str,
+                 sign: float) -> None:
+        self.metric, self.positive, self.sign = metric, positive, sign
+        present: set[object] = set()
+        for fr in frames:
+            for arr in (fr.prediction_label, fr.actual_label):
+                present.update(pd.unique(arr))
+        present.discard(None)
+        ordered = sorted(present, key=str)
+        self.labels = [str(v) for v in ordered]
+        index = pd.Index(ordered, dtype=object)
+        k = self.k = len(ordered)
+        self.codes = []
+        for fr in frames:
+            # the label's place among the labels, -1 for a missing one (hashed in C)
+            p = index.get_indexer(fr.prediction_label)
+            a = index.get_indexer(fr.actual_label)
+            # unlabeled rows (no actual or no predicted label) go to the extra cell
+            self.codes.append(np.where((p >= 0) & (a >= 0), p * k + a, k * k))
+        self.score_keys = [list(fr.scores) for fr in frames]
+
+    def within(self, side: int, mask: Mask) -> float:
+        codes = self.codes[side] if mask is None else self.codes[side][mask]
+        k = self.k
+        counts = np.bincount(codes, minlength=k * k + 1)[:k * k]
+        cells = {(self.labels[i // k], self.labels[i % k]): int(counts[i])
+                 for i in np.flatnonzero(counts)}
+        v = M.confusion_metrics(cells, self.score_keys[side], [self.metric],
+                                self.positive or None)[self.metric]
+        return float("nan") if v is None else v
+
+
+class _ErrorSums(_Objective):
+    """A regression metric from the picked rows' sums of absolute, squared and
+    relative error (:func:`metrics.regression_sums_metrics`)."""
+
+    def __init__(self, frames: tuple[Frame, Frame], metric: M.Metric, sign: float) -> None:
+        self.metric, self.sign = metric, sign
+        self.rows = []
+        for fr in frames:
+            y, p = fr.actual_number, fr.prediction_number
+            ok = ~np.isnan(y) & ~np.isnan(p)
+            err = np.where(ok, p - y, 0.0)
+            rel = np.abs(err) / np.maximum(np.abs(np.where(ok, y, 1.0)), _EPS)
+            self.rows.append(np.column_stack([ok.astype(np.float64), np.abs(err),
+                                              err * err, rel]))
+
+    def within(self, side: int, mask: Mask) -> float:
+        rows = self.rows[side] if mask is None else self.rows[side][mask]
+        labeled, abs_error, squared, relative = rows.sum(axis=0).tolist()
+        v = M.regression_sums_metrics(int(labeled), abs_error, squared, relative,
+                                      [self.metric])[self.metric]
+        return float("nan") if v is None else v
+
+
+class _Drift(_Objective):
+    """The drift of one column between the sides' picked rows; within a side, its
+    number of rows."""
+
+    is_drift = True
+
+    def __init__(self, frames: tuple[Frame, Frame], col: ColumnRef, numeric: bool) -> None:
+        self.values = (frames[0].column(col), frames[1].column(col))
+        self.numeric = numeric
+
+    def within(self, side: int, mask: Mask) -> float:
+        return float(len(self.values[side]) if mask is None else int(mask.sum()))
+
+    def degrade(self, ref_mask: Mask, cur_mask: Mask) -> float:
+        r, c = self.values
+        r = r if ref_mask is None else r[ref_mask]
+        c = c if cur_mask is None else c[cur_mask]
+        if self.numeric:
+            s = numeric_drift(r, c, [DriftMethod.WASSERSTEIN]).statistic(
+                DriftMethod.WASSERSTEIN)
+        else:
+            s = categorical_drift(r, c, [DriftMethod.JENSEN_SHANNON]).statistic(
+                DriftMethod.JENSEN_SHANNON)
+        return 0.0 if s is None else s.value
+
+
+
+def _objective(ref: Frame, cur: Frame, catalog: Catalog, metric: M.Metric | None,
                drift_column: ColumnRef | None, kinds: dict[ColumnRef, ColumnKind],
-               model: str, positive: str
-               ) -> tuple[Callable[[Frame, Frame], float], Callable[[Frame], float], bool,
-                          float]:
-    """(how much worse the current side is, the objective on one side, whether it
-    is drift, and for a metric +1 when higher is better, -1 when lower is)."""
+               model: str, positive: str) -> _Objective:
+    """The metric's drop (sign +1 when higher is better, -1 when lower is) or the
+    drift of ``drift_column`` (the prediction when neither is given)."""
+    frames = (ref, cur)
     if metric is not None and metric is not M.Metric.UNSPECIFIED:
         task = infer_task(cur, catalog, M.TaskType.UNSPECIFIED)
         check_metrics([metric], task, "objective.metric")
         sign = 1.0 if metric in M.HIGHER_IS_BETTER else -1.0
-
-        def value(fr: Frame) -> float:
-            _, vals = metric_values(fr, task, [metric], positive, M.ClassAverage.UNSPECIFIED)
-            v = vals[metric]
-            return float("nan") if v is None else v
-
-        def degrade(r: Frame, c: Frame) -> float:
-            return sign * (value(r) - value(c))
-
-        return degrade, value, False, sign
+        if task is M.TaskType.REGRESSION:
+            return _ErrorSums(frames, metric, sign)
+        if metric in (M.Metric.ROC_AUC, M.Metric.LOG_LOSS):
+            return _MetricOnRows(frames, task, metric, positive, sign)
+        return _ConfusionCounts(frames, metric, positive, sign)
     col = drift_column or PREDICTION
     kind = check_column(col, kinds, model, "objective.drift_column")
-    numeric = kind is ColumnKind.NUMERIC
+    return _Drift(frames, col, kind is ColumnKind.NUMERIC)
 
-    def statistic(r: Frame, c: Frame) -> float:
-        if numeric:
-            d = numeric_drift(r.column(col), c.column(col), [DriftMethod.WASSERSTEIN])
-            s = d.statistic(DriftMethod.WASSERSTEIN)
-        else:
-            d = categorical_drift(r.column(col), c.column(col), [DriftMethod.JENSEN_SHANNON])
-            s = d.statistic(DriftMethod.JENSEN_SHANNON)
-        return 0.0 if s is None else s.value
-
-    return statistic, lambda fr: float(len(fr)), True, 1.0
 
 def _contribution(ref: Frame, cur: Frame, preds: tuple[SlicePredicate, ...],
-                  degrade: Callable[[Frame, Frame], float], within: Callable[[Frame], float],
-                  is_drift: bool, sign: float, overall: float, min_size: int
+                  obj: _Objective, overall: float, min_size: int
                   ) -> SliceContribution | None:
     rm = slice_mask(ref, preds)
     cm = slice_mask(cur, preds)
     n_ref, n_cur = int(rm.sum()), int(cm.sum())
     if n_cur < (min_size or 30) or n_cur == len(cur):
         return None
-    rest = degrade(ref.take(np.flatnonzero(~rm)), cur.take(np.flatnonzero(~cm)))
+    rest = obj.degrade(~rm, ~cm)
     if math.isnan(rest) or math.isnan(overall):
         return None
     contribution = overall - rest
@@ -136,7 +243,7 @@ def _contribution(ref: Frame, cur: Frame, preds: tuple[SlicePredicate, ...],
     # that traffic moved into must not look more concentrated than it is
     records = max(n_ref / len(ref) if len(ref) else 0.0, n_cur / len(cur))
     lift = share / records
-    if is_drift:  # drift objective: the slice's share of records on each side
+    if obj.is_drift:  # drift objective: the slice's share of records on each side
         ref_value = n_ref / len(ref) if len(ref) else 0.0
         cur_value = n_cur / len(cur)
         # How far the slice's share of the drift exceeds its share of the
@@ -145,8 +252,8 @@ def _contribution(ref: Frame, cur: Frame, preds: tuple[SlicePredicate, ...],
         # drift comes first.
         score = max(share - records, 0.0)
     else:
-        ref_value = within(ref.take(np.flatnonzero(rm))) if n_ref else float("nan")
-        cur_value = within(cur.take(np.flatnonzero(cm)))
+        ref_value = obj.within(0, rm) if n_ref else float("nan")
+        cur_value = obj.within(1, cm)
         # How much more the metric dropped inside the slice than outside it,
         # squared and weighted by w(1-w): the split criterion of a regression
         # tree on the drop, for accuracy roughly proportional to the squared
@@ -154,7 +261,7 @@ def _contribution(ref: Frame, cur: Frame, preds: tuple[SlicePredicate, ...],
         # cannot tell a large segment that holds most of the affected records,
         # or whose rest happened to improve, from the small slice where the
         # drop is. (The drop inside is degrade() of the values just computed.)
-        gap = sign * (ref_value - cur_value) - rest
+        gap = obj.sign * (ref_value - cur_value) - rest
         score = records * (1.0 - records) * gap * gap if gap > 0 else 0.0
     return SliceContribution(preds, contribution, share, n_ref, n_cur, ref_value,
                              cur_value, lift, score)
