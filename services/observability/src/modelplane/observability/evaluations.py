@@ -257,9 +257,14 @@ class Evaluations(EvaluationReader):
                                         positive, mode)
             if report is not None:
                 return report
+        # named columns: only they are read (and the drift's column), scores only for
+        # the metrics that need them
+        read = [*columns, *([drift_column] if drift_column is not None else [])] \
+            if columns else None
+        scores = metric in (M.Metric.ROC_AUC, M.Metric.LOG_LOSS)
         with sampling(mode, 2) as plan:
-            cur, catalog = self.load(current, "current")
-            ref, _ = self.load_reference(reference, current)
+            cur, catalog = self.load(current, "current", columns=read, scores=scores)
+            ref, _ = self.load_reference(reference, current, columns=read, scores=scores)
         return stamp(root_cause_of(ref, cur, catalog, current.model, metric,
                                          drift_column, columns, max_slices, max_depth,
                                          min_slice_size, bins, positive), plan)

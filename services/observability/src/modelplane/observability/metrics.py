@@ -264,6 +264,41 @@ def regression_sums_metrics(labeled: int, abs_error: float, squared_error: float
     return out
 
 
+class LabelPairs:
+    """The (predicted, actual) label pairs of rows, each row coded once as one integer
+    (labels hashed in C, by pandas), so the confusion cells of any rows are a bincount:
+    one pass over a window, not a Python loop per group. ``sides`` are (predicted,
+    actual) object columns of one or more frames; a row missing either label is in
+    no cell."""
+
+    def __init__(self, sides: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        import pandas as pd
+
+        present: set[object] = set()
+        for predicted, actual in sides:
+            present.update(pd.unique(predicted))
+            present.update(pd.unique(actual))
+        present.discard(None)
+        ordered = sorted(present, key=str)
+        self.labels = [str(v) for v in ordered]
+        index = pd.Index(ordered, dtype=object)
+        k = self.k = len(ordered)
+        self.codes: list[np.ndarray] = []
+        for predicted, actual in sides:
+            p = index.get_indexer(predicted)   # -1: missing
+            a = index.get_indexer(actual)
+            self.codes.append(np.where((p >= 0) & (a >= 0), p * k + a, k * k))
+
+    def cells(self, side: int = 0, rows: np.ndarray | None = None) -> dict[tuple[str, str], int]:
+        """Counts per (predicted, actual) pair of ``rows`` (a mask or indices; None:
+        all) of one side."""
+        codes = self.codes[side] if rows is None else self.codes[side][rows]
+        k = self.k
+        counts = np.bincount(codes, minlength=k * k + 1)[:k * k]
+        return {(self.labels[i // k], self.labels[i % k]): int(counts[i])
+                for i in np.flatnonzero(counts).tolist()}
+
+
 def confusion_metrics(cells: Mapping[tuple[str, str], int], score_keys: Sequence[str],
                       metrics: Sequence[Metric], positive: str | None = None,
                       average: ClassAverage = ClassAverage.UNSPECIFIED

@@ -10,7 +10,7 @@ Blocking (SQL): callers run these from a thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -28,6 +28,7 @@ from modelplane.observability.frame_analysis import invalid
 from modelplane.observability.records import (
     PREDICTION,
     ColumnKind,
+    ColumnRef,
     EvaluationFilter,
     TimeWindow,
     utcnow,
@@ -106,7 +107,11 @@ class EvaluationReader:
         return window_expired(window, self.record_retention_days, self._clock())
 
     def load(self, f: EvaluationFilter, path: str = "filter", *,
-             has_actual: bool | None = None) -> tuple[Frame, Catalog]:
+             has_actual: bool | None = None, columns: Sequence[ColumnRef] | None = None,
+             scores: bool = True) -> tuple[Frame, Catalog]:
+        """The records of ``f`` as a frame, and the model's catalog. ``columns``: only
+        these features and tags are read (and those of ``f``'s predicates; None: all of
+        them); ``scores`` False: no score columns. The catalog is the whole one."""
         f, catalog = self.validate_filter(f, path)
         if self.rows_expired(f.window):
             raise records_expired(f.window, self.record_retention_days, self._clock(),
@@ -122,7 +127,12 @@ class EvaluationReader:
             share = plan.share(budget)
             if population > share >= 1:  # a uniform sample of the side's share
                 spec = replace(spec, limit=None, sample=share)
-        frame = self._store.scan_frame(spec, catalog)
+        read = catalog
+        if columns is not None or not scores:
+            wanted = catalog.columns() if columns is None else \
+                [*columns, *(p.column for p in f.predicates)]
+            read = catalog.only(wanted, catalog.score_keys() if scores else ())
+        frame = self._store.scan_frame(spec, read)
         budget.charge(len(frame))
         if plan is not None:
             plan.add(len(frame), population)
@@ -162,9 +172,10 @@ class EvaluationReader:
         return baseline
 
     def load_reference(self, reference: Reference | None, current: EvaluationFilter,
-                       path: str = "reference") -> tuple[Frame, Baseline | None]:
+                       path: str = "reference", *, columns: Sequence[ColumnRef] | None = None,
+                       scores: bool = True) -> tuple[Frame, Baseline | None]:
         ref_filter, baseline, ref_path = self.reference_filter(reference, current, path)
-        frame, _ = self.load(ref_filter, ref_path)
+        frame, _ = self.load(ref_filter, ref_path, columns=columns, scores=scores)
         return frame, baseline
 
     def reference_filter(self, reference: Reference | None, current: EvaluationFilter,

@@ -15,7 +15,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
 from modelplane.observability import metrics as M
 from modelplane.observability.drift import DriftMethod, categorical_drift, numeric_drift
@@ -125,33 +124,14 @@ class _ConfusionCounts(_Objective):
     row coded once, a slice and its rest are a bincount each, not copies of the frame."""
 
     def __init__(self, frames: tuple[Frame, Frame], metric: M.Metric, positive: str,
-                 sign: float) -> None:
+                 sign: float, score_keys: list[str]) -> None:
         self.metric, self.positive, self.sign = metric, positive, sign
-        present: set[object] = set()
-        for fr in frames:
-            for arr in (fr.prediction_label, fr.actual_label):
-                present.update(pd.unique(arr))
-        present.discard(None)
-        ordered = sorted(present, key=str)
-        self.labels = [str(v) for v in ordered]
-        index = pd.Index(ordered, dtype=object)
-        k = self.k = len(ordered)
-        self.codes = []
-        for fr in frames:
-            # the label's place among the labels, -1 for a missing one (hashed in C)
-            p = index.get_indexer(fr.prediction_label)
-            a = index.get_indexer(fr.actual_label)
-            # unlabeled rows (no actual or no predicted label) go to the extra cell
-            self.codes.append(np.where((p >= 0) & (a >= 0), p * k + a, k * k))
-        self.score_keys = [list(fr.scores) for fr in frames]
+        self.pairs = M.LabelPairs([(fr.prediction_label, fr.actual_label) for fr in frames])
+        # the catalog's, as the rows' metric sees them (the frames may be read without)
+        self.score_keys = score_keys
 
     def within(self, side: int, mask: Mask) -> float:
-        codes = self.codes[side] if mask is None else self.codes[side][mask]
-        k = self.k
-        counts = np.bincount(codes, minlength=k * k + 1)[:k * k]
-        cells = {(self.labels[i // k], self.labels[i % k]): int(counts[i])
-                 for i in np.flatnonzero(counts)}
-        v = M.confusion_metrics(cells, self.score_keys[side], [self.metric],
+        v = M.confusion_metrics(self.pairs.cells(side, mask), self.score_keys, [self.metric],
                                 self.positive or None)[self.metric]
         return float("nan") if v is None else v
 
@@ -220,7 +200,7 @@ def _objective(ref: Frame, cur: Frame, catalog: Catalog, metric: M.Metric | None
             return _ErrorSums(frames, metric, sign)
         if metric in (M.Metric.ROC_AUC, M.Metric.LOG_LOSS):
             return _MetricOnRows(frames, task, metric, positive, sign)
-        return _ConfusionCounts(frames, metric, positive, sign)
+        return _ConfusionCounts(frames, metric, positive, sign, catalog.score_keys())
     col = drift_column or PREDICTION
     kind = check_column(col, kinds, model, "objective.drift_column")
     return _Drift(frames, col, kind is ColumnKind.NUMERIC)

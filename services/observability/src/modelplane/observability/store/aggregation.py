@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import rankdata
 
-from modelplane.observability.metrics import is_none
+from modelplane.observability.metrics import LabelPairs, is_none
 from modelplane.observability.records import ColumnKind, ColumnRef, ColumnSource
 from modelplane.observability.store.frames import Frame
 
@@ -154,6 +154,7 @@ def aggregate_frame(frame: Frame, query: AggregateQuery) -> Aggregates:
     else:
         ok = ~is_none(frame.actual_label) & ~is_none(frame.prediction_label)
         score = {k: frame.scores[k] for k in query.scores}
+        pairs = LabelPairs([(frame.prediction_label, frame.actual_label)])
 
     def group(idx: np.ndarray) -> GroupAggregate:
         g = GroupAggregate(records=len(idx))
@@ -164,9 +165,7 @@ def aggregate_frame(frame: Frame, query: AggregateQuery) -> Aggregates:
             g.squared_error = float(parts["squared_error"][mine].sum())
             g.relative_error = float(parts["relative_error"][mine].sum())
         else:
-            pairs = zip(frame.prediction_label[mine].tolist(), frame.actual_label[mine].tolist())
-            for pair in pairs:
-                g.cells[pair] = g.cells.get(pair, 0) + 1
+            g.cells = pairs.cells(0, mine)
             if query.scores:
                 score_sums(g, frame.actual_label[mine], {k: v[mine] for k, v in score.items()},
                            query.ranked)

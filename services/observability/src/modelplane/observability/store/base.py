@@ -295,7 +295,8 @@ class EvaluationStore(AlertStore):
         This default reads the records (at most ``spec.limit``, the analysis's row
         budget: None past it, and the caller reads them its own way) and counts
         them in numpy."""
-        frame = self.scan_frame(spec, catalog)
+        # the columns the groups need, not every feature
+        frame = self.scan_frame(spec, catalog.only(query.slices, query.scores))
         if spec.limit is not None and len(frame) >= spec.limit:
             return None
         return aggregate_frame(frame, query)

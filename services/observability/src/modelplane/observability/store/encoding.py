@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,6 +99,16 @@ class Catalog:
 
     def tags(self) -> list[str]:
         return sorted(name for (src, name) in self.kinds if src == ColumnSource.TAG)
+
+    def only(self, columns: Iterable[ColumnRef], scores: Iterable[str] = ()) -> Catalog:
+        """This catalog with just ``columns`` among its features and tags and ``scores``
+        among its score keys (the prediction, the actual and the versions stay): the
+        columns a scan reads for an analysis that needs a few of them."""
+        keep = {(int(c.source), c.name) for c in columns} \
+            | {(SCORE_SOURCE, k) for k in scores}
+        return Catalog({key: kind for key, kind in self.kinds.items()
+                        if key in keep or key[0] not in (int(ColumnSource.FEATURE),
+                                                         int(ColumnSource.TAG), SCORE_SOURCE)})
 
 
 _NONE_TYPE = type(None)
