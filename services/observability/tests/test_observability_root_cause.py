@@ -140,7 +140,8 @@ def test_pairs_are_scored_from_the_rows_both_predicates_pick() -> None:
     # the drop only where x is high as well: the pair names it better than either part
     inside = (cur.features["city"] == "lyon") & (cur.features["x"] > 0.5)
     cur.prediction_label[inside & (rng.random(len(cur)) < 0.7)] = "1"
-    cur.actual_label[inside] = np.where(rng.random(int(inside.sum())) < 0.5, "0", None)
+    cur.actual_label[inside] = np.array(["0", None], dtype=object)[
+        (rng.random(int(inside.sum())) >= 0.5).astype(int)]
     report = root_cause_of(ref, cur, _catalog(classes, False), "m", M.Metric.ACCURACY,
                            columns=[CITY, X], max_depth=2, max_slices=50, bins=4)
     assert any(len(s.slice) == 2 for s in report.slices)

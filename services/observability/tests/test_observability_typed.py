@@ -33,7 +33,7 @@ from modelplane.observability.records import (
 )
 from modelplane.observability.store.base import EvaluationStore, ScanSpec
 from modelplane.observability.store.embedded import EmbeddedStore
-from modelplane.observability.store.encoding import RECORD_COLUMNS
+from modelplane.observability.store.encoding import RECORD_COLUMNS, Catalog
 from modelplane.observability.store.frames import Frame, frame_from_ndjson
 from modelplane.observability.store.postgres import PostgresStore
 
@@ -564,3 +564,46 @@ def test_postgres_columns_past_the_cap_stay_jsonb_and_get_typed_when_it_is_raise
         _assert_frames_equal(_frame(raised), frame)
     finally:
         raised.close()
+
+
+def test_analyses_naming_columns_read_only_those_and_answer_as_with_every_column(
+        either: EvaluationStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root cause by named columns and the row-read performance groups scan just the
+    columns they use (a store keeps dozens of features: each one read costs at 1M
+    records), with the same answers as a scan of every column."""
+    store = either
+    city = ColumnRef(ColumnSource.FEATURE, "city")
+    cur = EvaluationFilter("fraud", ("1",), Environment.PRODUCTION,
+                           TimeWindow(T0 + timedelta(minutes=7 * N // 2), None))
+    ref = Reference(filter=EvaluationFilter("fraud", ("1",), Environment.PRODUCTION,
+                                            TimeWindow(None, cur.window.start)))
+
+    def answers(ev: Evaluations) -> list[str]:
+        return [repr(r) for r in (
+            ev.root_cause(cur, ref, metric=M.Metric.ACCURACY, columns=[city], max_depth=1,
+                          min_slice_size=5, mode=AnalysisMode.EXACT),
+            ev.root_cause(cur, ref, metric=M.Metric.LOG_LOSS, columns=[city], max_depth=1,
+                          min_slice_size=5, mode=AnalysisMode.EXACT),
+            # performance with scores (ROC AUC) inside the row budget: read and ranked
+            # in numpy on every store
+            ev.performance(EvaluationFilter("fraud"), [M.Metric.ACCURACY, M.Metric.ROC_AUC],
+                           slice_by=[city], mode=AnalysisMode.EXACT))]
+
+    read: list[tuple[list[str], list[str]]] = []
+    scan_frame = store.scan_frame
+
+    def spy(spec: ScanSpec, catalog: Any) -> Frame:
+        read.append((sorted(catalog.features()), catalog.score_keys()))
+        return scan_frame(spec, catalog)
+
+    monkeypatch.setattr(store, "scan_frame", spy)
+    pruned = answers(_evaluations(store))
+    # accuracy: the city alone, no scores (both sides); log loss: the scores too
+    assert read[:4] == [(["city"], []), (["city"], []), (["city"], ["1"]), (["city"], ["1"])]
+    # the performance groups: DuckDB ranks in its SQL, PostgreSQL inside the row
+    # budget reads the window (its slice column and the scores ranked)
+    assert read[4:] == ([(["city"], ["1"])] if isinstance(store, PostgresStore) else [])
+    read.clear()
+    monkeypatch.setattr(Catalog, "only", lambda self, columns, scores=(): self)
+    assert answers(_evaluations(store)) == pruned
+    assert read and all("x" in features and "late" in features for features, _ in read)
