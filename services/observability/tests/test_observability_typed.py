@@ -20,8 +20,10 @@ from obs_test_data import open_store
 
 from modelplane.observability import metrics as M
 from modelplane.observability.analysis_limits import AnalysisMode
+from modelplane.observability.dashboard import replace_window
 from modelplane.observability.evaluations import Evaluations, Reference
 from modelplane.observability.ingest import RecordIngestor
+from modelplane.observability.reader import shared_frames
 from modelplane.observability.records import (
     Actual,
     ColumnRef,
@@ -607,3 +609,49 @@ def test_analyses_naming_columns_read_only_those_and_answer_as_with_every_column
     monkeypatch.setattr(Catalog, "only", lambda self, columns, scores=(): self)
     assert answers(_evaluations(store)) == pruned
     assert read and all("x" in features and "late" in features for features, _ in read)
+
+
+def test_loads_in_a_shared_context_read_a_window_once_and_give_what_a_read_gives(
+        either: EvaluationStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard page's analyses load their window and reference once
+    (``shared_frames``): a load of the same filter, of a window inside a loaded one,
+    or of fewer columns is served from the frame read, and equals a read of its own;
+    one asking for more columns, another filter or outside the window reads."""
+    store = either
+    ev = _evaluations(store)
+    scans: list[ScanSpec] = []
+    scan_frame = store.scan_frame
+
+    def spy(spec: ScanSpec, catalog: Any) -> Frame:
+        scans.append(spec)
+        return scan_frame(spec, catalog)
+
+    monkeypatch.setattr(store, "scan_frame", spy)
+    whole = EvaluationFilter("fraud", ("1",), Environment.PRODUCTION,
+                             TimeWindow(T0, T0 + timedelta(minutes=7 * N)))
+    inside = replace_window(whole, TimeWindow(T0 + timedelta(minutes=7 * 100 + 3),
+                                              T0 + timedelta(minutes=7 * 400)))
+    city = ColumnRef(ColumnSource.FEATURE, "city")
+    fresh = {name: ev.load(f, columns=cols, scores=sc)[0]
+             for name, f, cols, sc in (("whole", whole, None, True),
+                                       ("inside", inside, None, True),
+                                       ("city", inside, [city], False))}
+    scans.clear()
+    with shared_frames() as memo:
+        assert ev.load(whole)[0] is not None and len(scans) == 1
+        _assert_frames_equal(ev.load(inside)[0], fresh["inside"])
+        pruned = ev.load(inside, columns=[city], scores=False)[0]
+        assert len(scans) == 1  # both served from the first read
+        assert len(pruned) == len(fresh["city"])
+        assert pruned.features["city"].tolist() == fresh["city"].features["city"].tolist()
+        ev.load(replace_window(whole, TimeWindow(T0, T0 + timedelta(minutes=7 * N + 1))))
+        ev.load(whole, has_actual=True)
+        assert len(scans) == 3  # a wider window, another actual condition: read
+        assert sum(len(v) for v in memo.values()) == 3
+    with shared_frames() as memo:
+        ev.load(inside, columns=[city], scores=False)
+        ev.load(inside)  # more columns and the scores than held: read again
+        assert len(scans) == 5
+    ev.load(whole)
+    assert len(scans) == 6  # outside the context nothing is shared
+    _assert_frames_equal(ev.load(whole)[0], fresh["whole"])

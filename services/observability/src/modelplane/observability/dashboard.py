@@ -74,6 +74,7 @@ from modelplane.observability.drift import DriftMethod
 from modelplane.observability.evaluations import Baseline, Reference
 from modelplane.observability.lineage import load_record, prediction_lineage
 from modelplane.observability.monitors import AlertState
+from modelplane.observability.reader import SharedFrames, shared_frames
 from modelplane.observability.records import (
     ColumnKind,
     ColumnRef,
@@ -247,6 +248,8 @@ class ModelView:
     #: the page's analyses, and the key they are cached under
     analyses: PageAnalyses | None = None
     cache_key: tuple[object, ...] = ()
+    #: the records the analyses read, for the "why" panel's (this page's only)
+    frames: SharedFrames = field(default_factory=dict, repr=False)
 
 
 #: model pages' analyses kept per process (the least recently used go first)
@@ -388,9 +391,11 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
     key: tuple[object, ...] = (model, window.start, window.end, bucket, live.versions, env,
                                ref_key, live_records, tuple(present))
     analyses = cache.get(key) if cache is not None else None
+    frames: SharedFrames = {}
     if analyses is None:
-        analyses = _analyses(ev, catalog, live, live_records, bucket, reference, ref_name,
-                             doc)
+        with shared_frames(frames):  # the window and the reference read once
+            analyses = _analyses(ev, catalog, live, live_records, bucket, reference,
+                                 ref_name, doc)
         if cache is not None:
             cache.put(key, analyses)
     metric = analyses.metric
@@ -409,7 +414,8 @@ def build_model_view(rt: ObservabilityRuntime, model: str,
                      list(analyses.notes), page=page, versions=versions, window=window,
                      bucket=bucket, live=live, reference=reference, reference_name=ref_name,
                      metric=metric, versions_in_window=present, recent=_recent(store, live),
-                     profiled=analyses.profiled, analyses=analyses, cache_key=key)
+                     profiled=analyses.profiled, analyses=analyses, cache_key=key,
+                     frames=frames)
 
 
 def _analyses(ev: Evaluations, catalog: Catalog, live: EvaluationFilter, live_records: int,
@@ -502,6 +508,14 @@ def _analyses(ev: Evaluations, catalog: Catalog, live: EvaluationFilter, live_re
                            axis_min=lowest * 0.9 if metric in M.HIGHER_IS_BETTER else None)
     return PageAnalyses(perf_svg, drift_svg, slices_svg, notes, profiled,
                         perf.overall.labeled_count, metric)
+
+
+def _sharing(part: Callable[..., None], frames: SharedFrames) -> Callable[..., None]:
+    """``part`` run with the frames the page's analyses read (in the analyses' thread)."""
+    def run(*args: object) -> None:
+        with shared_frames(frames):
+            part(*args)
+    return run
 
 
 def replace_window(f: EvaluationFilter, window: TimeWindow) -> EvaluationFilter:
@@ -778,8 +792,9 @@ def dashboard_app(rt: ObservabilityRuntime) -> Starlette:
                     refused = False
                     for part in (why_root_cause, why_compare):
                         try:
-                            await rt.analyses.run(part, rt.evaluations, view.live,
-                                                  view.reference, view.versions_in_window, why)
+                            await rt.analyses.run(_sharing(part, view.frames), rt.evaluations,
+                                                  view.live, view.reference,
+                                                  view.versions_in_window, why)
                         except ModelplaneError as exc:  # too many analyses at once
                             why.notes.append(exc.message)
                             refused = True

@@ -10,9 +10,12 @@ Blocking (SQL): callers run these from a thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +32,7 @@ from modelplane.observability.records import (
     PREDICTION,
     ColumnKind,
     ColumnRef,
+    ColumnSource,
     EvaluationFilter,
     TimeWindow,
     utcnow,
@@ -37,7 +41,68 @@ from modelplane.observability.retention import records_expired, window_expired
 from modelplane.observability.slices import slice_mask, validate_predicates
 from modelplane.observability.store.base import EvaluationStore, ScanSpec
 from modelplane.observability.store.encoding import Catalog
-from modelplane.observability.store.frames import Frame
+from modelplane.observability.store.frames import Frame, to_us
+
+
+class _Shared(NamedTuple):
+    """A frame read in a :func:`shared_frames` context."""
+
+    frame: Frame
+    window: TimeWindow
+    #: the records read (before the filter's predicates): what a load charges
+    read: int
+    #: the feature and tag columns it holds (None: all of them)
+    columns: frozenset[ColumnRef] | None
+    scores: bool
+
+    def serves(self, window: TimeWindow, columns: Sequence[ColumnRef] | None,
+               scores: bool) -> bool:
+        """Whether this frame holds a load of ``window`` (inside its own) with
+        ``columns`` and ``scores``."""
+        return (self.window.start is None or (window.start is not None
+                                              and window.start >= self.window.start)) \
+            and (self.window.end is None or (window.end is not None
+                                             and window.end <= self.window.end)) \
+            and (self.columns is None or (columns is not None
+                                          and self.columns.issuperset(columns))) \
+            and (self.scores or not scores)
+
+    def within(self, window: TimeWindow) -> tuple[Frame, int]:
+        """The frame's records in ``window`` (in their order), and how many records a
+        read of it would have read."""
+        if window == self.window:
+            return self.frame, self.read
+        t = self.frame.time_us
+        keep = np.ones(len(t), dtype=bool)
+        if window.start is not None:
+            keep &= t >= to_us(window.start)
+        if window.end is not None:
+            keep &= t < to_us(window.end)
+        frame = self.frame.take(np.flatnonzero(keep))
+        # the share of the records read that the window holds (exact without predicates)
+        return frame, len(frame) if len(self.frame) == self.read else self.read
+
+
+#: a load's key (its validated filter but the window, and actual condition) -> what
+#: its loads read
+SharedFrames = dict[str, list[_Shared]]
+_SHARED: ContextVar[SharedFrames | None] = ContextVar("shared_frames", default=None)
+
+
+@contextmanager
+def shared_frames(memo: SharedFrames | None = None) -> Iterator[SharedFrames]:
+    """Within it, a load of a filter already loaded (the same filter and actual
+    condition, and at least the columns asked for) gives the frame read then instead
+    of reading the records again: the analyses of one dashboard page read their
+    window and their reference once. ``memo`` carries the frames on to another
+    thread's analyses (the page's "why" panel). A sampled load is never shared; a
+    shared frame is charged to each analysis's row budget all the same."""
+    memo = {} if memo is None else memo
+    token = _SHARED.set(memo)
+    try:
+        yield memo
+    finally:
+        _SHARED.reset(token)
 
 
 class EvaluationReader:
@@ -121,6 +186,18 @@ class EvaluationReader:
         spec = ScanSpec(f.model, f.versions, f.environment, f.window,
                         has_actual=has_actual, limit=budget.scan_limit)
         plan = current_sampling()
+        wanted = None if columns is None else [*columns, *(p.column for p in f.predicates)]
+        memo = _SHARED.get()
+        key = repr((replace(f, window=TimeWindow()), has_actual))
+        for held in memo.get(key, []) if memo is not None else []:
+            if not held.serves(f.window, wanted, scores):
+                continue
+            frame, records = held.within(f.window)
+            if plan is None or not records > plan.share(budget) >= 1:
+                budget.charge(records)  # as if read again (it would not have been sampled)
+                if plan is not None:
+                    plan.add(records, records)
+                return frame, catalog
         population = 0
         if plan is not None:
             population = self._store.count_records(spec)
@@ -129,15 +206,20 @@ class EvaluationReader:
                 spec = replace(spec, limit=None, sample=share)
         read = catalog
         if columns is not None or not scores:
-            wanted = catalog.columns() if columns is None else \
-                [*columns, *(p.column for p in f.predicates)]
-            read = catalog.only(wanted, catalog.score_keys() if scores else ())
+            read = catalog.only(catalog.columns() if wanted is None else wanted,
+                                catalog.score_keys() if scores else ())
         frame = self._store.scan_frame(spec, read)
         budget.charge(len(frame))
         if plan is not None:
             plan.add(len(frame), population)
+        records = len(frame)
         if f.predicates:
             frame = frame.take(np.flatnonzero(slice_mask(frame, f.predicates)))
+        if memo is not None and spec.sample is None:
+            memo.setdefault(key, []).append(_Shared(
+                frame, f.window, records, None if read is catalog else frozenset(
+                    ColumnRef(ColumnSource(src), name) for src, name in read.kinds
+                    if src in (ColumnSource.FEATURE, ColumnSource.TAG)), scores))
         return frame, catalog
 
     # -- baselines ----------------------------------------------------------
