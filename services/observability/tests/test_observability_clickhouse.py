@@ -343,6 +343,16 @@ async def _both(services: tuple[Service, Service], method: str, request: Any) ->
             for ma, mb in zip(ga.metrics, gb.metrics, strict=True):
                 assert ma.value == pytest.approx(mb.value, rel=1e-12), (method, ma.metric)
                 mb.value = ma.value
+    if method == "ComputeDrift":
+        # a statistic of merged sketches can differ in its last bit from one process to
+        # the next, on either store and on main alike (0.02662878794803477 against
+        # 0.026628787948034766: the same numbers added in another order); equal to 1e-12
+        for ca, cb in zip(a.columns, b.columns, strict=True):
+            for sa, sb in zip(ca.statistics, cb.statistics, strict=True):
+                assert sa.method == sb.method, (method, ca.column)
+                assert sa.value == pytest.approx(sb.value, rel=1e-12), (method, sa.method)
+                assert sa.p_value == pytest.approx(sb.p_value, rel=1e-9), (method, sa.method)
+                sb.value, sb.p_value = sa.value, sa.p_value
     assert a == b, method
     return a
 
