@@ -271,6 +271,11 @@ MAX_RECORD_COLUMNS = 1500
 _POSTGRES_MAX_COLUMNS = 1600
 #: work_mem of a frame's scan (its sort); a session setting, for that query only
 _SCAN_WORK_MEM = "128MB"
+#: random_page_cost of a scan of records (for that query only): the value usual for
+#: SSDs. At PostgreSQL's default (4, spinning disks) the planner hashed every actual
+#: of the table to join a day's window (36k of 1M records: 0.49 s), where looking
+#: each up by its key takes 0.11 s; a 500k-record window went from 1.67 to 1.33 s.
+_SCAN_RANDOM_PAGE_COST = "1.1"
 #: work_mem of the aggregation statement: with ranks, a sort of the window's
 #: labeled records per group kind (a bucket, each slice column, the whole)
 _AGGREGATE_WORK_MEM = "256MB"
@@ -1102,6 +1107,7 @@ class PostgresStore(EvaluationStore):
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             if work_mem:  # a digit string and a unit, ours (SET takes no parameter)
                 cur.execute(f"SET LOCAL work_mem = '{work_mem}'")
+            cur.execute(f"SET LOCAL random_page_cost = {_SCAN_RANDOM_PAGE_COST}")
             with cur.copy(f"COPY ({sql}) TO STDOUT ({options})", params) as copy:
                 for data in copy:
                     chunks.append(bytes(data))
