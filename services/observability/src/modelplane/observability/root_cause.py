@@ -185,7 +185,6 @@ class _Drift(_Objective):
         return 0.0 if s is None else s.value
 
 
-
 def _objective(ref: Frame, cur: Frame, catalog: Catalog, metric: M.Metric | None,
                drift_column: ColumnRef | None, kinds: dict[ColumnRef, ColumnKind],
                model: str, positive: str) -> _Objective:
