@@ -235,3 +235,43 @@ async def test_the_contract_says_sample_and_its_sizes(service: Service) -> None:
     perf = await service.stub.ComputePerformance(pb.ComputePerformanceRequest(
         filter=f, slice_by=numeric))
     assert perf.mode == pb.ANALYSIS_MODE_EXACT and perf.sample_size == 0
+
+
+def test_the_embedded_store_out_of_its_memory_limit_is_resource_exhausted_not_internal(
+        tmp_path: Path) -> None:
+    """A sample's sort and join can need more than DuckDB's buffer limit (at 10M
+    records, automatic mode's default root cause asked for 2.5M a side under 384MB):
+    the read fails with RESOURCE_EXHAUSTED naming the settings, the store stays open
+    and holds every record."""
+    path = tmp_path / "evaluations.duckdb"
+    s = EmbeddedStore(path)
+    s.open()
+    ingestor = RecordIngestor(s, s.load_catalogs(), threading.Lock())
+    n = 20_000
+    for lo in range(0, n, 5000):
+        ingestor.write_records([EvaluationRecord(
+            prediction_id=f"r{i}", model="m", version="1", environment=Environment.PRODUCTION,
+            prediction_time=T0 + timedelta(seconds=i),
+            features={"x": float(i), "city": f"c{i % 50}", "note": "z" * 200},
+            prediction=i % 2) for i in range(lo, min(n, lo + 5000))])
+    s.close()
+    small = EmbeddedStore(path, memory_limit="4MB")
+    small.open()
+    try:
+        catalog = small.load_catalogs()["m"]
+        with pytest.raises(ResourceExhausted) as err:
+            small.scan_frame(ScanSpec("m", sample=n // 2), catalog)
+        assert err.value.reason == "STORE_MEMORY_LIMIT"
+        assert err.value.metadata == {
+            "setting": "MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT", "limit": "4MB"}
+        assert "MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS" in err.value.message
+        assert small.count_records(ScanSpec("m")) == n  # still open, nothing lost
+    finally:
+        small.close()
+    s = EmbeddedStore(path)
+    s.open()
+    try:
+        assert len(s.scan_frame(ScanSpec("m", sample=n // 2), s.load_catalogs()["m"])) \
+            == n // 2
+    finally:
+        s.close()

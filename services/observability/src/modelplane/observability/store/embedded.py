@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from modelplane.kit.errors import ResourceExhausted
 from modelplane.observability.columnar import ColumnarBatch, record_table
 from modelplane.observability.profiles import (
     HOUR_US,
@@ -209,6 +212,7 @@ def _key_table(keys: list[Any]) -> pa.Table:
 #: peaked at 949 MiB of RSS, against 1013 MiB (import) and 1182 MiB (analyses after
 #: it) at 512MB, and the analyses were no slower (the observability README's figures)
 DEFAULT_DUCKDB_MEMORY_LIMIT = "384MB"
+MEMORY_LIMIT_SETTING = "MODELPLANE_OBSERVABILITY_DUCKDB_MEMORY_LIMIT"
 
 
 class EmbeddedStore(EvaluationStore):
@@ -226,6 +230,26 @@ class EmbeddedStore(EvaluationStore):
         self._conn: Any = None
         #: model -> (catalog source, name) -> (typed column of obs_records, its kind)
         self._typed: dict[str, dict[tuple[int, str], tuple[str, ColumnKind]]] = {}
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The store's lock for a read of records. DuckDB out of its buffer limit
+        (a large sample's sort and join can be) is RESOURCE_EXHAUSTED naming the
+        settings to change, not an internal error."""
+        import duckdb
+
+        with self._lock:
+            try:
+                yield
+            except duckdb.OutOfMemoryException as exc:
+                limit = self._config["memory_limit"]
+                raise ResourceExhausted(
+                    f"the embedded store reached its memory limit ({limit}, "
+                    f"{MEMORY_LIMIT_SETTING}) reading the records of this analysis: narrow "
+                    "the filter (window, versions, environment), lower "
+                    "MODELPLANE_OBSERVABILITY_MAX_ANALYSIS_ROWS (automatic mode samples up "
+                    "to it), or raise the limit", reason="STORE_MEMORY_LIMIT",
+                    metadata={"setting": MEMORY_LIMIT_SETTING, "limit": str(limit)}) from exc
 
     def open(self) -> None:
         import duckdb
@@ -624,7 +648,7 @@ class EmbeddedStore(EvaluationStore):
 
     def count_records(self, spec: ScanSpec) -> int:
         where, params = self._scan_where(spec)
-        with self._lock:
+        with self._reading():
             rows = self._conn.execute(
                 "SELECT count(*) FROM obs_records r LEFT JOIN obs_actuals a "
                 "ON a.prediction_id = r.prediction_id WHERE " + where, params).fetchall()
@@ -670,7 +694,7 @@ class EmbeddedStore(EvaluationStore):
                 return b""
             spec = replace(spec, prediction_ids=tuple(ids), limit=None)
         sql, params = self._scan_sql(_SCAN_SELECT, spec)
-        with self._lock:
+        with self._reading():
             table = self._conn.sql(sql, params=params).to_arrow_table()
         docs = table.column("doc").to_pylist()
         return ("\n".join(docs) + "\n").encode() if docs else b""
@@ -681,7 +705,7 @@ class EmbeddedStore(EvaluationStore):
         keys = [(int(ColumnSource.FEATURE), n) for n in catalog.features()]
         keys += [(SCORE_SOURCE, n) for n in catalog.score_keys()]
         keys += [(int(ColumnSource.TAG), n) for n in catalog.tags()]
-        with self._lock:
+        with self._reading():
             typed = dict(self._typed.get(spec.model, {}))
             keys = [k for k in keys if k in typed]
             sql, params = self._scan_sql(_FRAME_SELECT.format(typed="".join(
@@ -694,7 +718,7 @@ class EmbeddedStore(EvaluationStore):
                   ) -> agg.Aggregates | None:
         """One GROUP BY (grouping sets) over the window's typed columns, in DuckDB."""
         where, params = self._scan_where(spec)
-        with self._lock:
+        with self._reading():
             typed = self._typed.get(spec.model, {})
             slices = tuple(agg.slice_sql(ref, {k: f"r.{c}" for k, (c, _) in typed.items()})
                            for ref in query.slices)
