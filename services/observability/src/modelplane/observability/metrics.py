@@ -244,6 +244,17 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, metrics: Sequence
     return out
 
 
+def error_terms(y_true: np.ndarray, y_pred: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: whether both numbers are there, and the absolute, squared and
+    relative error (``|e| / max(|actual|, eps)``; 0 where a number is missing), the
+    terms :func:`regression_sums_metrics` sums."""
+    ok = ~np.isnan(y_true) & ~np.isnan(y_pred)
+    err = np.where(ok, y_pred - y_true, 0.0)
+    relative = np.abs(err) / np.maximum(np.abs(np.where(ok, y_true, 1.0)), _EPS)
+    return ok, np.abs(err), err * err, relative
+
+
 def regression_sums_metrics(labeled: int, abs_error: float, squared_error: float,
                             relative_error: float, metrics: Sequence[Metric]
                             ) -> dict[Metric, float | None]:

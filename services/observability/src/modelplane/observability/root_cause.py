@@ -32,7 +32,6 @@ from modelplane.observability.store.encoding import Catalog
 from modelplane.observability.store.frames import Frame
 
 _PAIR_MARGIN = 1.5
-_EPS = float(np.finfo(np.float64).eps)
 
 
 def rank(s: SliceContribution) -> tuple[float, float]:
@@ -144,12 +143,10 @@ class _ErrorSums(_Objective):
         self.metric, self.sign = metric, sign
         self.rows = []
         for fr in frames:
-            y, p = fr.actual_number, fr.prediction_number
-            ok = ~np.isnan(y) & ~np.isnan(p)
-            err = np.where(ok, p - y, 0.0)
-            rel = np.abs(err) / np.maximum(np.abs(np.where(ok, y, 1.0)), _EPS)
-            self.rows.append(np.column_stack([ok.astype(np.float64), np.abs(err),
-                                              err * err, rel]))
+            ok, abs_error, squared, relative = M.error_terms(fr.actual_number,
+                                                             fr.prediction_number)
+            self.rows.append(np.column_stack([ok.astype(np.float64), abs_error, squared,
+                                              relative]))
 
     def within(self, side: int, mask: Mask) -> float:
         rows = self.rows[side] if mask is None else self.rows[side][mask]

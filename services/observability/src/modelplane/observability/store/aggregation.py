@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import rankdata
 
-from modelplane.observability.metrics import LabelPairs, is_none
+from modelplane.observability.metrics import LabelPairs, error_terms, is_none
 from modelplane.observability.records import ColumnKind, ColumnRef, ColumnSource
 from modelplane.observability.store.frames import Frame
 
@@ -146,11 +146,10 @@ def aggregate_frame(frame: Frame, query: AggregateQuery) -> Aggregates:
     n = len(frame)
     out = Aggregates(slices=[{} for _ in query.slices], rows_read=n)
     if query.regression:
-        y, p = frame.actual_number, frame.prediction_number
-        ok = ~np.isnan(y) & ~np.isnan(p)
-        err = np.where(ok, p - y, 0.0)
-        parts = {"abs_error": np.abs(err), "squared_error": err * err,
-                 "relative_error": np.abs(err) / np.maximum(np.abs(np.where(ok, y, 1.0)), EPS)}
+        ok, abs_error, squared_error, relative_error = error_terms(
+            frame.actual_number, frame.prediction_number)
+        parts = {"abs_error": abs_error, "squared_error": squared_error,
+                 "relative_error": relative_error}
     else:
         ok = ~is_none(frame.actual_label) & ~is_none(frame.prediction_label)
         score = {k: frame.scores[k] for k in query.scores}
